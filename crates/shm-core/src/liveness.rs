@@ -1,0 +1,250 @@
+//! Who owns what, and whether they are still alive.
+//!
+//! A [`ProcessIdentity`] names one process for its whole life: its pid *and* its start time
+//! (clock ticks since boot, from `/proc/<pid>/stat`), packed in one `u64` so it can be
+//! stored in shared memory with one atomic store. A recycled pid has another start time, so
+//! an identity never matches a process that merely inherited a dead peer's pid.
+//!
+//! [`PeerWatch`] answers "is this identity still alive?" through the kernel: it opens a
+//! pidfd on the pid, checks the start time once, and from then on asks the pidfd, which
+//! becomes readable the moment the process exits — even if it was killed by `SIGKILL` and
+//! never ran a destructor.
+//!
+//! # Examples
+//!
+//! ```
+//! use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+//! let me = ProcessIdentity::current()?;
+//! assert_eq!(me.pid(), std::process::id() as i32);
+//! let mut watch = PeerWatch::new();
+//! assert_eq!(watch.check(me), Liveness::Alive);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sys;
+
+/// Bits of a packed identity that hold the pid: Linux pids are below 2^22 (`PID_MAX_LIMIT`).
+const PID_BITS: u32 = 22;
+const PID_MASK: u64 = (1 << PID_BITS) - 1;
+
+/// One process, for its whole life: pid plus start time, packed in a non-zero `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessIdentity(u64);
+
+impl ProcessIdentity {
+    /// The identity of the calling process (recomputed after `fork`).
+    pub fn current() -> io::Result<ProcessIdentity> {
+        /// The identity computed last. Its pid bits say which process computed it, so a
+        /// forked child (another pid) sees a miss and recomputes its own.
+        static CACHE: AtomicU64 = AtomicU64::new(0);
+        let pid = sys::getpid();
+        // Relaxed: the cached value is a pure function of the pid it carries.
+        let cached = CACHE.load(Ordering::Relaxed);
+        if cached != 0 && cached & PID_MASK == pid as u64 {
+            return Ok(ProcessIdentity(cached));
+        }
+        let identity = ProcessIdentity::of_pid(pid)?;
+        CACHE.store(identity.0, Ordering::Relaxed);
+        Ok(identity)
+    }
+
+    /// The identity of the live process `pid` (its start time is read from `/proc`).
+    pub fn of_pid(pid: i32) -> io::Result<ProcessIdentity> {
+        let start = start_time(pid)?;
+        ProcessIdentity::from_parts(pid, start).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "pid or start time out of range")
+        })
+    }
+
+    fn from_parts(pid: i32, start_time: u64) -> Option<ProcessIdentity> {
+        let pid = u64::try_from(pid)
+            .ok()
+            .filter(|p| *p > 0 && *p <= PID_MASK)?;
+        let start = start_time
+            .checked_shl(PID_BITS)
+            .filter(|s| s >> PID_BITS == start_time)?;
+        Some(ProcessIdentity(start | pid))
+    }
+
+    /// The packed form, to store in shared memory.
+    pub fn to_raw(self) -> u64 {
+        self.0
+    }
+
+    /// Unpacks a value read from shared memory; `None` for 0 (nobody) or a pid out of range.
+    /// The value is untrusted: a valid-looking identity may still name nobody alive.
+    pub fn from_raw(raw: u64) -> Option<ProcessIdentity> {
+        (raw & PID_MASK != 0).then_some(ProcessIdentity(raw))
+    }
+
+    /// The process id.
+    pub fn pid(self) -> i32 {
+        // The mask keeps 22 bits, which always fit in an i32.
+        (self.0 & PID_MASK) as i32
+    }
+
+    /// Start time in clock ticks since boot.
+    pub fn start_time(self) -> u64 {
+        self.0 >> PID_BITS
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks after boot.
+fn start_time(pid: i32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces or ')', so parse from
+    // the last ')': the fields after it start with field 3 (state); field 22 is the 20th.
+    let after_name = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))?;
+    after_name
+        .split_whitespace()
+        .nth(19)
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))
+}
+
+/// Whether a watched process is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// The process exists and is the one named (same start time).
+    Alive,
+    /// The process has exited (or its pid now belongs to another process).
+    Dead,
+}
+
+/// Watches one peer process at a time through a pidfd.
+///
+/// Keep one per endpoint (it is private state, never shared). The first check of an
+/// identity opens a pidfd and verifies the start time; later checks of the same identity are
+/// a single `poll` on that pidfd. Where the kernel refuses pidfds, it falls back to
+/// `kill(pid, 0)` plus the start-time check.
+#[derive(Debug, Default)]
+pub struct PeerWatch {
+    watched: Option<(ProcessIdentity, Option<OwnedFd>)>,
+}
+
+impl PeerWatch {
+    /// A watch with nothing cached yet.
+    pub fn new() -> PeerWatch {
+        PeerWatch { watched: None }
+    }
+
+    /// Whether the process `who` is still alive.
+    pub fn check(&mut self, who: ProcessIdentity) -> Liveness {
+        if let Some((identity, pidfd)) = &self.watched {
+            if *identity == who {
+                return match pidfd {
+                    Some(fd) => match sys::pidfd_exited(fd.as_fd()) {
+                        Ok(true) => Liveness::Dead,
+                        Ok(false) => Liveness::Alive,
+                        Err(_) => Self::check_without_pidfd(who),
+                    },
+                    None => Self::check_without_pidfd(who),
+                };
+            }
+        }
+        let pidfd = match sys::pidfd_open(who.pid()) {
+            Ok(fd) => Some(fd),
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Liveness::Dead,
+            Err(_) => None,
+        };
+        // The pidfd (if any) now pins the process: a start-time match proves it is `who`.
+        let same = start_time(who.pid()).is_ok_and(|start| start == who.start_time());
+        if !same {
+            return Liveness::Dead;
+        }
+        let alive = match &pidfd {
+            Some(fd) => !sys::pidfd_exited(fd.as_fd()).unwrap_or(false),
+            None => sys::process_exists(who.pid()),
+        };
+        self.watched = Some((who, pidfd));
+        if alive {
+            Liveness::Alive
+        } else {
+            Liveness::Dead
+        }
+    }
+
+    fn check_without_pidfd(who: ProcessIdentity) -> Liveness {
+        let same = start_time(who.pid()).is_ok_and(|start| start == who.start_time());
+        if same && sys::process_exists(who.pid()) && !is_zombie(who.pid()) {
+            Liveness::Alive
+        } else {
+            Liveness::Dead
+        }
+    }
+}
+
+/// Whether `/proc/<pid>/stat` says the process is a zombie (exited, not yet reaped).
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rfind(')')
+                .map(|i| stat[i + 1..].trim_start().chars().next())?;
+            state.map(|c| c == 'Z' || c == 'X')
+        })
+        .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_round_trips_through_raw() {
+        let me = ProcessIdentity::current().unwrap();
+        assert_eq!(ProcessIdentity::from_raw(me.to_raw()), Some(me));
+        assert_eq!(ProcessIdentity::from_raw(0), None);
+        assert_eq!(me, ProcessIdentity::current().unwrap());
+    }
+
+    #[test]
+    fn wrong_start_time_is_dead() {
+        let me = ProcessIdentity::current().unwrap();
+        let impostor = ProcessIdentity::from_parts(me.pid(), me.start_time() + 1).unwrap();
+        assert_eq!(PeerWatch::new().check(impostor), Liveness::Dead);
+    }
+
+    #[test]
+    fn unknown_pid_is_dead() {
+        let nobody = ProcessIdentity::from_parts(PID_MASK as i32, 1).unwrap();
+        assert_eq!(PeerWatch::new().check(nobody), Liveness::Dead);
+    }
+
+    #[test]
+    fn exited_child_is_dead_once_exited() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let identity = ProcessIdentity::of_pid(child.id() as i32);
+        child.wait().unwrap();
+        // Either it exited before we read its start time, or the watch reports it gone.
+        if let Ok(identity) = identity {
+            assert_eq!(PeerWatch::new().check(identity), Liveness::Dead);
+        }
+    }
+
+    #[test]
+    fn zombie_child_is_dead_before_reaping() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.05")
+            .spawn()
+            .unwrap();
+        let identity = ProcessIdentity::of_pid(child.id() as i32).unwrap();
+        let mut watch = PeerWatch::new();
+        assert_eq!(watch.check(identity), Liveness::Alive);
+        // Not reaped yet: wait for the exit through the watch itself.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while watch.check(identity) == Liveness::Alive {
+            assert!(std::time::Instant::now() < deadline, "exit not seen");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.wait().unwrap();
+    }
+}

@@ -1,0 +1,387 @@
+//! Cross-process notification: a shared futex, an event count that skips the wake syscall
+//! when nobody sleeps, and the wait strategies built on them.
+//!
+//! Everything here lives in shared memory and works between processes: the futex calls do
+//! not use `FUTEX_PRIVATE_FLAG`, so the kernel keys the wait queue on the physical page and
+//! a process that maps the same page can wake us.
+//!
+//! # Examples
+//!
+//! A waiter parks until a flag is set by another thread (or process):
+//!
+//! ```
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::time::{Duration, Instant};
+//! use shm_core::notify::{Event, WaitStrategy};
+//!
+//! let event = Event::new();
+//! let flag = AtomicBool::new(false);
+//! std::thread::scope(|s| {
+//!     s.spawn(|| {
+//!         std::thread::sleep(Duration::from_millis(10));
+//!         flag.store(true, Ordering::SeqCst);
+//!         event.notify();
+//!     });
+//!     let deadline = Instant::now() + Duration::from_secs(10);
+//!     let seen = event.wait_until(&WaitStrategy::default(), Some(deadline), |_| {
+//!         flag.load(Ordering::SeqCst).then_some(())
+//!     });
+//!     assert!(seen.is_ok());
+//! });
+//! ```
+
+use std::io;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+
+use crate::sys::{self, FutexWait};
+
+/// A 32-bit futex word that may live in memory shared between processes.
+///
+/// `#[repr(transparent)]` over `AtomicU32`: any aligned `u32` in a mapping can be viewed as
+/// one with [`Futex::from_atomic`].
+#[repr(transparent)]
+#[derive(Debug, Default)]
+pub struct Futex(AtomicU32);
+
+/// How a [`Futex::wait`] returned without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FutexWake {
+    /// Woken by [`Futex::wake`], by a signal, or spuriously: re-check the condition.
+    Woken,
+    /// The word no longer held the expected value, so the call did not sleep.
+    ValueChanged,
+}
+
+/// Why a [`Futex::wait`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FutexError {
+    /// The deadline passed (possibly before the call).
+    #[error("the wait's deadline passed")]
+    TimedOut,
+    /// The kernel refused the call.
+    #[error("futex call failed: {0}")]
+    Os(#[from] io::Error),
+}
+
+impl Futex {
+    /// A futex holding `value`.
+    pub const fn new(value: u32) -> Futex {
+        Futex(AtomicU32::new(value))
+    }
+
+    /// Views an atomic word (for example one returned by
+    /// [`SharedMemory::atomic_u32`](crate::SharedMemory::atomic_u32)) as a futex.
+    pub fn from_atomic(word: &AtomicU32) -> &Futex {
+        // SAFETY: `Futex` is `repr(transparent)` over `AtomicU32`, so the cast keeps size,
+        // alignment and validity, and the lifetime is carried over unchanged.
+        unsafe { &*(word as *const AtomicU32).cast::<Futex>() }
+    }
+
+    /// The word as an atomic.
+    pub fn word(&self) -> &AtomicU32 {
+        &self.0
+    }
+
+    /// Sleeps while the word holds `expected`, until woken or until `deadline` (monotonic).
+    /// A deadline that has already passed returns [`FutexError::TimedOut`] at once.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use shm_core::notify::{Futex, FutexError, FutexWake};
+    /// let futex = Futex::new(5);
+    /// assert!(matches!(futex.wait(4, None), Ok(FutexWake::ValueChanged)));
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// assert!(matches!(futex.wait(5, Some(soon)), Err(FutexError::TimedOut)));
+    /// ```
+    pub fn wait(&self, expected: u32, deadline: Option<Instant>) -> Result<FutexWake, FutexError> {
+        let timeout = match deadline {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(FutexError::TimedOut),
+            },
+            None => None,
+        };
+        match sys::futex_wait(&self.0, expected, timeout)? {
+            FutexWait::Woken => Ok(FutexWake::Woken),
+            FutexWait::ValueChanged => Ok(FutexWake::ValueChanged),
+            FutexWait::TimedOut => Err(FutexError::TimedOut),
+        }
+    }
+
+    /// Wakes up to `count` waiters, in any process; returns how many were woken.
+    pub fn wake(&self, count: u32) -> Result<usize, FutexError> {
+        let count = i32::try_from(count).unwrap_or(i32::MAX);
+        Ok(sys::futex_wake(&self.0, count)?)
+    }
+}
+
+/// How a waiter waits for a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitStrategy {
+    /// Busy-poll (with `pause`) until the condition holds or the deadline passes. Lowest
+    /// latency; burns a core, and starves the peer when both share one.
+    Spin,
+    /// Poll for up to `spin` (with exponential backoff, then yielding), then sleep on the
+    /// futex. The default: near-spin latency for a busy peer, no CPU burnt by an idle one.
+    SpinThenPark {
+        /// How long to poll before parking.
+        spin: Duration,
+    },
+    /// Sleep on the futex at once: lowest CPU use, a wake-up syscall on every message.
+    Park,
+}
+
+/// The default spin budget: about half a cross-core futex round trip on the reference
+/// machine (~84 µs, guide §5), so spinning never costs more than parking would save.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// How often a long wait re-checks slow conditions ([`Check::Slow`]): peer liveness, say.
+/// It bounds how long a dead peer can go unnoticed by a blocked call.
+pub const SLOW_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+impl Default for WaitStrategy {
+    fn default() -> Self {
+        WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN }
+    }
+}
+
+/// Which kind of check a wait loop asks its condition for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// A hot poll: check only cheap shared state.
+    Fast,
+    /// Called at least every [`SLOW_CHECK_INTERVAL`] of waiting, and once before sleeping:
+    /// also check what costs a syscall (for example, whether the peer is alive).
+    Slow,
+}
+
+/// The deadline of a [`Event::wait_until`] passed before the condition held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timed out waiting for the condition")]
+pub struct WaitTimeout;
+
+/// An event count in shared memory: a futex sequence word plus a count of sleepers, so that
+/// [`notify`](Event::notify) makes a syscall only when somebody sleeps.
+///
+/// All-zero bytes are a valid, idle `Event`.
+#[repr(C, align(8))]
+#[derive(Debug, Default)]
+pub struct Event {
+    /// Bumped by every notification that finds a sleeper; sleepers wait on it.
+    seq: Futex,
+    /// Number of waiters that are about to sleep or sleeping.
+    waiters: AtomicU32,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<Event>() == 8);
+    assert!(std::mem::offset_of!(Event, waiters) == 4);
+};
+
+impl Event {
+    /// An idle event.
+    pub const fn new() -> Event {
+        Event {
+            seq: Futex::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// Views 8 aligned bytes of shared memory as an event.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be 8-byte aligned and valid for reads and writes of 8 bytes for `'a`,
+    /// reached by everyone only as atomics.
+    pub unsafe fn from_ptr<'a>(ptr: *mut u8) -> &'a Event {
+        // SAFETY: the caller guarantees alignment and validity; `Event` is two atomic u32s,
+        // valid for any bit pattern and for concurrent writers.
+        unsafe { &*ptr.cast::<Event>() }
+    }
+
+    /// Wakes every sleeper, if there is one. Call it after publishing the state change
+    /// the waiters wait for. Returns whether a wake syscall was made.
+    ///
+    /// Costs a full fence, plus a syscall only when a waiter has announced itself.
+    pub fn notify(&self) -> bool {
+        // SYNC: waiter flag. This SeqCst fence orders the caller's publishing store before
+        // the load of `waiters`; it pairs with the SeqCst fence in `wait_until` between the
+        // waiter's increment of `waiters` and its re-check of the condition. One of the two
+        // sides must see the other's write, so a wake-up is never lost.
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above.
+        if self.waiters.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        // Release: a sleeper that sees the new sequence number does not sleep.
+        self.seq.0.fetch_add(1, Ordering::Release);
+        // A failing FUTEX_WAKE (EFAULT cannot happen on a live reference) leaves waiters to
+        // their slow-check timeout, so the error is not worth surfacing.
+        let _ = self.seq.wake(u32::MAX);
+        true
+    }
+
+    /// Waits until `poll` returns `Some`, following `strategy`, or until `deadline`.
+    ///
+    /// `poll` is called with [`Check::Fast`] on hot polls and with [`Check::Slow`] at least
+    /// every [`SLOW_CHECK_INTERVAL`] and before each sleep; it may return an error value
+    /// inside its `Some` (for example "peer died") to end the wait.
+    pub fn wait_until<T>(
+        &self,
+        strategy: &WaitStrategy,
+        deadline: Option<Instant>,
+        mut poll: impl FnMut(Check) -> Option<T>,
+    ) -> Result<T, WaitTimeout> {
+        if let Some(ready) = poll(Check::Fast) {
+            return Ok(ready);
+        }
+        let start = Instant::now();
+        let mut next_slow = start + SLOW_CHECK_INTERVAL;
+        let spin_until = match strategy {
+            WaitStrategy::Spin => None,
+            WaitStrategy::SpinThenPark { spin } => Some(start + *spin),
+            WaitStrategy::Park => Some(start),
+        };
+        let backoff = Backoff::new();
+        // Spin phase: poll, checking the clock on each round.
+        loop {
+            let now = Instant::now();
+            if let Some(ready) = self.poll_timed(now, &mut next_slow, &mut poll) {
+                return Ok(ready);
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(WaitTimeout);
+            }
+            if spin_until.is_some_and(|until| now >= until) {
+                break;
+            }
+            match strategy {
+                WaitStrategy::Spin => backoff.spin(),
+                _ => backoff.snooze(),
+            }
+        }
+        // Park phase.
+        loop {
+            // Acquire: a notification that bumped the sequence before this load is seen, so
+            // the futex wait below returns at once instead of sleeping through it.
+            let seq = self.seq.0.load(Ordering::Acquire);
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            // SYNC: waiter flag (see `notify`).
+            fence(Ordering::SeqCst);
+            if let Some(ready) = poll(Check::Slow) {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return Ok(ready);
+            }
+            let now = Instant::now();
+            let slice_end = now + SLOW_CHECK_INTERVAL;
+            let wake_by = deadline.map_or(slice_end, |d| d.min(slice_end));
+            let outcome = self.seq.wait(seq, Some(wake_by));
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            if let Err(FutexError::Os(_)) = outcome {
+                // The kernel refused to sleep (a seccomp filter, say): back off by sleeping
+                // a little rather than turning this loop into a hot spin.
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            if let Some(ready) = poll(Check::Fast) {
+                return Ok(ready);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(WaitTimeout);
+            }
+        }
+    }
+
+    /// One spin-phase poll: a slow check when its interval is due, a fast one otherwise.
+    fn poll_timed<T>(
+        &self,
+        now: Instant,
+        next_slow: &mut Instant,
+        poll: &mut impl FnMut(Check) -> Option<T>,
+    ) -> Option<T> {
+        if now >= *next_slow {
+            *next_slow = now + SLOW_CHECK_INTERVAL;
+            poll(Check::Slow)
+        } else {
+            poll(Check::Fast)
+        }
+    }
+
+    /// Whether some waiter has announced it is about to sleep or sleeping.
+    pub fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::SeqCst) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn notify_without_waiters_makes_no_syscall() {
+        let event = Event::new();
+        assert!(!event.notify());
+    }
+
+    #[test]
+    fn passed_deadline_times_out_without_sleeping() {
+        let futex = Futex::new(0);
+        let past = Instant::now() - Duration::from_millis(1);
+        assert!(matches!(
+            futex.wait(0, Some(past)),
+            Err(FutexError::TimedOut)
+        ));
+    }
+
+    #[test]
+    fn wait_until_times_out_for_every_strategy() {
+        let event = Event::new();
+        for strategy in [
+            WaitStrategy::Spin,
+            WaitStrategy::default(),
+            WaitStrategy::Park,
+        ] {
+            let deadline = Instant::now() + Duration::from_millis(20);
+            let result: Result<(), _> = event.wait_until(&strategy, Some(deadline), |_| None);
+            assert_eq!(result, Err(WaitTimeout), "{strategy:?}");
+            assert!(Instant::now() >= deadline);
+            assert!(!event.has_waiters());
+        }
+    }
+
+    #[test]
+    fn parked_waiter_is_woken_by_notify_from_another_thread() {
+        let event = Event::new();
+        let flag = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                event.wait_until(&WaitStrategy::Park, None, |_| {
+                    flag.load(Ordering::SeqCst).then_some(7)
+                })
+            });
+            // Wait until the waiter has announced itself, so the notify must make a syscall.
+            while !event.has_waiters() {
+                std::thread::yield_now();
+            }
+            flag.store(true, Ordering::SeqCst);
+            assert!(event.notify());
+            assert_eq!(waiter.join().unwrap(), Ok(7));
+        });
+    }
+
+    #[test]
+    fn slow_checks_happen_while_waiting() {
+        let event = Event::new();
+        let mut slow = 0;
+        let result = event.wait_until(&WaitStrategy::Park, None, |check| {
+            if check == Check::Slow {
+                slow += 1;
+            }
+            (slow >= 3).then_some(slow)
+        });
+        assert_eq!(result, Ok(3));
+    }
+}

@@ -1,0 +1,260 @@
+//! Thin wrappers over the Linux calls this crate makes. Nothing here is public API: the
+//! public types ([`crate::Region`], [`crate::notify::Futex`], [`crate::liveness`]) call in
+//! and turn `errno` into typed errors.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// Result of a raw call: the OS error on failure.
+pub(crate) type SysResult<T> = Result<T, io::Error>;
+
+/// The base page size of this machine.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: `sysconf` has no preconditions; `_SC_PAGESIZE` is always supported on Linux.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|s| *s > 0)
+        .unwrap_or(4096)
+}
+
+/// The default huge page size, from `/proc/meminfo` (`Hugepagesize:`), if the kernel has one.
+pub(crate) fn huge_page_size() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("Hugepagesize:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// `mmap(NULL or hint, len, prot, flags, fd, 0)`.
+///
+/// # Safety
+///
+/// With `MAP_FIXED` in `flags`, `addr` must point to a range of `len` bytes this process
+/// has reserved and owns (it is replaced).
+pub(crate) unsafe fn mmap(
+    addr: *mut u8,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+    fd: Option<BorrowedFd<'_>>,
+) -> SysResult<NonNull<u8>> {
+    let raw_fd = fd.map_or(-1, |fd| fd.as_raw_fd());
+    // SAFETY: arguments are plain values; the caller upholds the MAP_FIXED contract above.
+    let ret = unsafe { libc::mmap(addr.cast(), len, prot, flags, raw_fd, 0) };
+    if ret == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(ret.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// `munmap(addr, len)`.
+///
+/// # Safety
+///
+/// `addr .. addr + len` must be a mapping this process owns that nothing will touch again.
+pub(crate) unsafe fn munmap(addr: NonNull<u8>, len: usize) -> SysResult<()> {
+    // SAFETY: the caller guarantees the range is an owned mapping no longer in use.
+    let ret = unsafe { libc::munmap(addr.as_ptr().cast(), len) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `mlock(addr, len)`.
+pub(crate) fn mlock(addr: NonNull<u8>, len: usize) -> SysResult<()> {
+    // SAFETY: `mlock` only changes residency of pages; on a range that is not mapped it fails
+    // with ENOMEM rather than touching memory.
+    let ret = unsafe { libc::mlock(addr.as_ptr().cast(), len) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `open(path, O_RDWR | O_CLOEXEC)`.
+pub(crate) fn open_rdwr(path: &CStr) -> SysResult<OwnedFd> {
+    // SAFETY: `path` is a valid NUL-terminated string; the flags are plain values.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    owned_fd(fd)
+}
+
+/// `memfd_create(name, flags)`.
+pub(crate) fn memfd_create(name: &CStr, flags: libc::c_uint) -> SysResult<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string; the flags are plain values.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    owned_fd(fd)
+}
+
+/// `ftruncate(fd, len)`.
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: usize) -> SysResult<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: plain call on a borrowed, open descriptor.
+    let ret = unsafe { libc::ftruncate(fd.as_raw_fd(), len) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `fstat(fd).st_size`.
+pub(crate) fn file_size(fd: BorrowedFd<'_>) -> SysResult<u64> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `stat` points to writable memory of the right type for `fstat` to fill.
+    let ret = unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fstat` returned 0, so it initialised `stat`.
+    let stat = unsafe { stat.assume_init() };
+    u64::try_from(stat.st_size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// `fcntl(fd, F_ADD_SEALS, seals)`.
+pub(crate) fn add_seals(fd: BorrowedFd<'_>, seals: libc::c_int) -> SysResult<()> {
+    // SAFETY: plain call on a borrowed, open descriptor.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `fcntl(fd, F_GET_SEALS)`.
+pub(crate) fn get_seals(fd: BorrowedFd<'_>) -> SysResult<libc::c_int> {
+    // SAFETY: plain call on a borrowed, open descriptor.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if ret >= 0 {
+        Ok(ret)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What a futex wait ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FutexWait {
+    /// Woken by a `FUTEX_WAKE`, a signal or spuriously: the caller re-checks its condition.
+    Woken,
+    /// The word did not hold the expected value when the kernel looked (`EAGAIN`).
+    ValueChanged,
+    /// The relative timeout expired.
+    TimedOut,
+}
+
+/// `futex(word, FUTEX_WAIT, expected, timeout)`, shared (no `FUTEX_PRIVATE_FLAG`), so a
+/// waker in another process that maps the same page can wake us. The relative timeout is
+/// measured by the kernel against `CLOCK_MONOTONIC`.
+pub(crate) fn futex_wait(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> SysResult<FutexWait> {
+    let timespec = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
+    });
+    let timespec_ptr = timespec
+        .as_ref()
+        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, 4-aligned atomic for the duration of the call; the kernel only
+    // reads it. `timespec_ptr` is null or points to a timespec on our stack.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            timespec_ptr,
+            ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    if ret == 0 {
+        return Ok(FutexWait::Woken);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) => Ok(FutexWait::ValueChanged),
+        Some(libc::ETIMEDOUT) => Ok(FutexWait::TimedOut),
+        Some(libc::EINTR) => Ok(FutexWait::Woken),
+        _ => Err(err),
+    }
+}
+
+/// `futex(word, FUTEX_WAKE, count)`, shared. Returns how many waiters were woken.
+pub(crate) fn futex_wake(word: &AtomicU32, count: i32) -> SysResult<usize> {
+    // SAFETY: `word` is a live, 4-aligned atomic; FUTEX_WAKE does not access its value.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            count,
+            ptr::null::<libc::timespec>(),
+            ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// `getpid()`.
+pub(crate) fn getpid() -> i32 {
+    // SAFETY: `getpid` has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// `pidfd_open(pid, 0)`.
+pub(crate) fn pidfd_open(pid: i32) -> SysResult<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    let fd = RawFd::try_from(ret).map_err(|_| io::Error::last_os_error())?;
+    owned_fd(fd)
+}
+
+/// Whether the process behind `pidfd` has exited: `poll(pidfd, POLLIN, 0)` reports readable
+/// once it has terminated (zombie or reaped).
+pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> SysResult<bool> {
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is one valid pollfd on our stack; timeout 0 never blocks.
+        let ret = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if ret >= 0 {
+            return Ok(ret > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// `kill(pid, 0)`: whether a process with this pid exists (used where pidfd is refused).
+pub(crate) fn process_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 performs only the permission and existence checks.
+    let ret = unsafe { libc::kill(pid, 0) };
+    ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Wraps a returned descriptor, or the errno if it is negative.
+fn owned_fd(fd: RawFd) -> SysResult<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned `fd` to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

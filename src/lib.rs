@@ -1,0 +1,24 @@
+//! # shm-ipc
+//!
+//! Inter-process communication through shared memory on Linux.
+//!
+//! This facade re-exports the member crates so that one dependency brings them all:
+//!
+//! - [`core`] (`shm-core`): shared regions, versioned layout headers, cross-process
+//!   notification and peer liveness.
+//!
+//! ```
+//! use shm_ipc::core::{Region, SharedMemory};
+//!
+//! let region = Region::anonymous(4096)?;
+//! region.write_bytes(0, b"hello")?;
+//! let mut out = [0u8; 5];
+//! region.read_bytes(0, &mut out)?;
+//! assert_eq!(&out, b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(missing_docs)]
+
+pub use shm_core as core;
