@@ -1,0 +1,171 @@
+//! What a run measures and for how long.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::transport::Transport;
+
+/// A traffic pattern between the parent and the child.
+///
+/// Typed-message scenarios (serialised structs through a codec, plain-data messages
+/// through `bytemuck`) will be added here once the typed ring exists: a new variant, its
+/// parent and child loops in [`crate::pattern`], and a name for the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// Round trip: the parent sends `size` bytes, the child echoes them back.
+    #[value(name = "pingpong")]
+    PingPong,
+    /// One-way streaming: the child produces messages as fast as it can, the parent
+    /// consumes them.
+    #[value(name = "stream")]
+    Stream,
+}
+
+impl Pattern {
+    /// All patterns, in the order a run measures them.
+    pub const ALL: [Pattern; 2] = [Pattern::PingPong, Pattern::Stream];
+
+    /// The name used on the command line and in the reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::PingPong => "pingpong",
+            Pattern::Stream => "stream",
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The two CPUs a scenario runs on: the parent on one, the child on the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CpuPair {
+    /// CPU of the parent (the side that measures).
+    pub parent: usize,
+    /// CPU of the forked child.
+    pub child: usize,
+}
+
+impl CpuPair {
+    /// Whether both processes share one CPU.
+    pub fn same_core(&self) -> bool {
+        self.parent == self.child
+    }
+}
+
+/// How many messages a measurement takes, in time and in counts.
+///
+/// The warm-up runs until both `warmup_time` has passed and `warmup_msgs` messages went
+/// through; the measurement then runs until `measure_time` has passed and at least
+/// `min_msgs` were measured, but never beyond `max_msgs`. Tests set the times to zero and
+/// `min_msgs == max_msgs` to get an exact message count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    /// Minimum warm-up time (not measured).
+    pub warmup_time: Duration,
+    /// Minimum number of warm-up messages (not measured).
+    pub warmup_msgs: u64,
+    /// Target measurement time.
+    pub measure_time: Duration,
+    /// Minimum number of measured messages, even if that exceeds `measure_time`.
+    pub min_msgs: u64,
+    /// Maximum number of measured messages.
+    pub max_msgs: u64,
+}
+
+impl Budget {
+    /// The budget of one scenario in a default run (about 2 minutes in all).
+    pub const DEFAULT: Budget = Budget {
+        warmup_time: Duration::from_millis(40),
+        warmup_msgs: 3,
+        measure_time: Duration::from_millis(450),
+        min_msgs: 20,
+        max_msgs: 50_000_000,
+    };
+
+    /// The budget of one scenario in `--quick` mode (the whole run under 30 s).
+    pub const QUICK: Budget = Budget {
+        warmup_time: Duration::from_millis(10),
+        warmup_msgs: 2,
+        measure_time: Duration::from_millis(120),
+        min_msgs: 10,
+        max_msgs: 20_000_000,
+    };
+
+    /// An exact message count with no time component (for tests and verify mode).
+    pub fn exact(warmup_msgs: u64, msgs: u64) -> Budget {
+        Budget {
+            warmup_time: Duration::ZERO,
+            warmup_msgs,
+            measure_time: Duration::ZERO,
+            min_msgs: msgs,
+            max_msgs: msgs,
+        }
+    }
+
+    /// Whether the measurement of `n` messages over `elapsed` is complete.
+    pub(crate) fn done(&self, n: u64, elapsed: Duration) -> bool {
+        n >= self.max_msgs || (n >= self.min_msgs && elapsed >= self.measure_time)
+    }
+
+    /// Whether the warm-up of `n` messages over `elapsed` is complete.
+    pub(crate) fn warm(&self, n: u64, elapsed: Duration) -> bool {
+        n >= self.warmup_msgs && elapsed >= self.warmup_time
+    }
+}
+
+/// Everything a run needs.
+#[derive(Clone)]
+pub struct Config {
+    /// Transports to measure, in the order they alternate within a repetition.
+    pub transports: Vec<&'static dyn Transport>,
+    /// Patterns to measure.
+    pub patterns: Vec<Pattern>,
+    /// Message sizes in bytes.
+    pub sizes: Vec<usize>,
+    /// Repetitions (each runs every transport once per scenario).
+    pub reps: u32,
+    /// CPUs of the parent and of the child.
+    pub cpus: CpuPair,
+    /// Budget of each scenario.
+    pub budget: Budget,
+    /// Budget of each floor measurement (its `measure_time` and counts are used).
+    pub floor_budget: Budget,
+    /// Verify every payload byte (full checksum) instead of a sample per message.
+    pub verify: bool,
+    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+    /// Check at start whether the machine is busy and warn.
+    pub busy_check: bool,
+}
+
+impl Config {
+    /// Whether both processes share one CPU.
+    pub fn same_core(&self) -> bool {
+        self.cpus.same_core()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "transports",
+                &self.transports.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            )
+            .field("patterns", &self.patterns)
+            .field("sizes", &self.sizes)
+            .field("reps", &self.reps)
+            .field("cpus", &self.cpus)
+            .field("budget", &self.budget)
+            .field("floor_budget", &self.floor_budget)
+            .field("verify", &self.verify)
+            .finish_non_exhaustive()
+    }
+}

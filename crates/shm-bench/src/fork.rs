@@ -1,0 +1,189 @@
+//! Forking the benchmark child, pinning processes to CPUs, reaping.
+//!
+//! The child runs one closure (its benchmark loop) and ends with `libc::_exit`: it never
+//! returns into the caller, never runs the parent's destructors or atexit handlers, and
+//! never unwinds out of the closure (a panic becomes exit code [`EXIT_PANIC`]).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
+
+use crate::error::BenchError;
+
+/// Child exit code: the benchmark loop finished normally.
+pub const EXIT_OK: i32 = 0;
+/// Child exit code: a received payload failed verification.
+pub const EXIT_CORRUPT: i32 = 2;
+/// Child exit code: the transport failed (other than the parent closing it).
+pub const EXIT_TRANSPORT: i32 = 3;
+/// Child exit code: the child's loop gave up waiting for the parent.
+pub const EXIT_STALLED: i32 = 4;
+/// Child exit code: the child could not pin itself to its CPU.
+pub const EXIT_PIN: i32 = 90;
+/// Child exit code: the child's closure panicked.
+pub const EXIT_PANIC: i32 = 101;
+
+/// Pins the calling process (all of it, if single-threaded; else the calling thread) to
+/// one CPU.
+pub fn pin_to(cpu: usize) -> nix::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    sched_setaffinity(Pid::from_raw(0), &set)
+}
+
+/// The CPUs this process may run on (its affinity mask).
+pub fn allowed_cpus() -> Vec<usize> {
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Restores the calling thread's affinity mask when dropped.
+pub struct AffinityGuard {
+    saved: Option<CpuSet>,
+}
+
+impl AffinityGuard {
+    /// Saves the current mask and pins to `cpu`.
+    pub fn pin(cpu: usize) -> Result<AffinityGuard, BenchError> {
+        let saved = sched_getaffinity(Pid::from_raw(0)).ok();
+        pin_to(cpu).map_err(|e| BenchError::nix("sched_setaffinity (parent)", e))?;
+        Ok(AffinityGuard { saved })
+    }
+}
+
+impl Drop for AffinityGuard {
+    fn drop(&mut self) {
+        if let Some(set) = &self.saved {
+            let _ = sched_setaffinity(Pid::from_raw(0), set);
+        }
+    }
+}
+
+/// A forked benchmark child, killed and reaped if dropped before [`Child::wait`].
+#[derive(Debug)]
+pub struct Child {
+    pid: Option<Pid>,
+    what: String,
+}
+
+/// Forks a child pinned to `cpu` that runs `body` and exits with its return value.
+///
+/// In the child: the parent-death signal is set to SIGKILL (a child whose parent died
+/// cannot block for ever), SIGPIPE is ignored (a closed peer gives `EPIPE`), the process
+/// is pinned to `cpu`, then `body` runs; its result, or [`EXIT_PANIC`], is passed to
+/// `_exit`.
+///
+/// Contract (the reason this is sound to call from a multi-threaded test binary): `body`
+/// must not take locks that another thread of the parent may hold at the time of the
+/// fork — in practice, it must do its I/O through raw syscalls and preallocated buffers
+/// (no `println!`, no `std::io::stdout`). Heap allocation is tolerated: glibc resets its
+/// malloc locks in the child of `fork`. Tests serialise their forks.
+pub fn spawn<F>(what: &str, cpu: usize, body: F) -> Result<Child, BenchError>
+where
+    F: FnOnce() -> i32,
+{
+    let parent = getpid();
+    // SAFETY: see the contract above: the child runs only `body` (raw syscalls on
+    // descriptors and mappings made before the fork, preallocated buffers) and leaves
+    // through `_exit`, so it never touches state that another thread of the parent might
+    // have left locked, and never returns into the parent's code.
+    match unsafe { fork() } {
+        Err(e) => Err(BenchError::nix("fork", e)),
+        Ok(ForkResult::Child) => {
+            let code = child_main(parent, cpu, body);
+            // SAFETY: `_exit` ends the process at once without running atexit handlers
+            // or destructors that belong to the parent's state; always sound to call.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => Ok(Child {
+            pid: Some(child),
+            what: what.to_string(),
+        }),
+    }
+}
+
+fn child_main<F: FnOnce() -> i32>(parent: Pid, cpu: usize, body: F) -> i32 {
+    // If the parent dies, the kernel kills us: no orphan keeps spinning on a core.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if getppid() != parent {
+        // The parent died before the death signal was armed.
+        return EXIT_STALLED;
+    }
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code; it is
+    // async-signal-safe and affects only this (single-threaded) child.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    if pin_to(cpu).is_err() {
+        return EXIT_PIN;
+    }
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(EXIT_PANIC)
+}
+
+/// Whether the process that forked us is gone (we were re-parented).
+pub(crate) fn parent_gone(parent: Pid) -> bool {
+    getppid() != parent
+}
+
+impl Child {
+    /// The child's pid.
+    pub fn pid(&self) -> Option<Pid> {
+        self.pid
+    }
+
+    /// Waits for the child to exit; `Ok(())` if it exited with [`EXIT_OK`].
+    pub fn wait(mut self) -> Result<(), BenchError> {
+        let Some(pid) = self.pid.take() else {
+            return Ok(());
+        };
+        let status = loop {
+            match waitpid(pid, None) {
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(BenchError::nix("waitpid", e)),
+                Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break s,
+                Ok(_) => continue,
+            }
+        };
+        match status {
+            WaitStatus::Exited(_, EXIT_OK) => Ok(()),
+            WaitStatus::Exited(_, code) => Err(BenchError::Child {
+                what: self.what.clone(),
+                detail: describe_exit(code),
+            }),
+            WaitStatus::Signaled(_, sig, _) => Err(BenchError::Child {
+                what: self.what.clone(),
+                detail: format!("killed by {sig:?}"),
+            }),
+            _ => unreachable!("loop only breaks on exit or signal"),
+        }
+    }
+}
+
+/// A human description of a child exit code.
+pub fn describe_exit(code: i32) -> String {
+    let why = match code {
+        EXIT_CORRUPT => "received a corrupt payload",
+        EXIT_TRANSPORT => "transport error",
+        EXIT_STALLED => "gave up waiting for the parent",
+        EXIT_PIN => "could not pin itself to its CPU",
+        EXIT_PANIC => "panicked",
+        _ => "failed",
+    };
+    format!("exited with code {code} ({why})")
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = kill(pid, Signal::SIGKILL);
+            while let Err(nix::Error::EINTR) = waitpid(pid, None) {}
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! # shm-bench
+//!
+//! The benchmark harness of shm-ipc: it measures shared-memory transports against pipes
+//! and unix sockets, next to the machine's physical floors (cache-line ping-pong between
+//! two processes, a shared-futex round trip, one-core memcpy bandwidth), all in one run.
+//!
+//! Every scenario runs between this process and a child created by `fork`, the two
+//! pinned to different CPUs (or to one CPU with [`Config::same_core`]). Repetitions
+//! alternate the transports (A B A B …) so drift hits all alike; every figure is reported
+//! as the median across repetitions with its min–max.
+//!
+//! The binary `shm-bench` is a thin wrapper over [`cli`] and [`runner::run`]:
+//!
+//! ```no_run
+//! use shm_bench::{cli::Cli, runner};
+//! use clap::Parser;
+//!
+//! let config = Cli::parse_from(["shm-bench", "--quick"]).into_config();
+//! let report = runner::run(&config)?;
+//! print!("{}", shm_bench::report::table::render(&report));
+//! # Ok::<(), shm_bench::BenchError>(())
+//! ```
+//!
+//! New transports implement [`transport::Transport`] in one module and are registered in
+//! [`transport::TRANSPORTS`].
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod floors;
+pub mod fork;
+pub mod machine;
+pub mod pattern;
+pub mod payload;
+pub mod report;
+pub mod runner;
+mod shm;
+pub mod stats;
+pub mod transport;
+
+pub use config::{Budget, Config, CpuPair, Pattern};
+pub use error::BenchError;

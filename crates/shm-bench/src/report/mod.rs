@@ -1,0 +1,158 @@
+//! The results of a run and their renderings (terminal table, JSON, CSV, SVG plot).
+
+pub mod csv;
+pub mod json;
+pub mod plot;
+pub mod table;
+
+use serde::Serialize;
+
+use crate::config::{CpuPair, Pattern};
+use crate::machine::Machine;
+use crate::stats::Summary;
+
+/// A whole run: the JSON document written by `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The machine.
+    pub machine: Machine,
+    /// The floors (median across repetitions).
+    pub floors: Floors,
+    /// One row per transport, pattern and size.
+    pub results: Vec<ResultRow>,
+    /// How the run was made.
+    pub run: RunInfo,
+}
+
+/// The floors: medians across repetitions, with their spread in `ranges`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Floors {
+    /// Cache-line ping-pong round trip between two processes, ns.
+    pub cacheline_rtt_ns: f64,
+    /// Shared-futex WAIT/WAKE round trip, ns.
+    pub futex_rtt_ns: f64,
+    /// One-core memcpy bandwidth (1 MiB buffers), bytes/s.
+    pub memcpy_bytes_per_s: f64,
+    /// Median and min–max of each floor across repetitions.
+    pub ranges: FloorRanges,
+}
+
+/// Spread of the floors across repetitions.
+#[derive(Clone, Debug, Serialize)]
+pub struct FloorRanges {
+    /// Cache-line round trip, ns.
+    pub cacheline_rtt_ns: Summary,
+    /// Futex round trip, ns.
+    pub futex_rtt_ns: Summary,
+    /// memcpy, bytes/s.
+    pub memcpy_bytes_per_s: Summary,
+}
+
+/// The figures of one transport, pattern and size, across repetitions.
+///
+/// Each figure is the median across repetitions of that figure in each repetition.
+/// `min`/`max` are the range of the headline figure (`headline`): p50 for ping-pong,
+/// msgs/s for streaming.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResultRow {
+    /// Transport name.
+    pub transport: String,
+    /// `pingpong` or `stream`.
+    pub pattern: Pattern,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Ping-pong: median round trip, ns. Stream: median per-message interval, ns.
+    pub p50_ns: f64,
+    /// 99th percentile of the same.
+    pub p99_ns: f64,
+    /// 99.9th percentile of the same.
+    pub p999_ns: f64,
+    /// Messages per second (round trips per second for ping-pong).
+    pub msgs_per_s: f64,
+    /// Payload bytes per second in one direction.
+    pub bytes_per_s: f64,
+    /// Wake-up syscalls per message, both sides (0 for pipes and sockets).
+    pub wakes_per_msg: f64,
+    /// Repetitions measured.
+    pub reps: u32,
+    /// Which figure `min`/`max` describe: `p50_ns` or `msgs_per_s`.
+    pub headline: &'static str,
+    /// Smallest headline figure across repetitions.
+    pub min: f64,
+    /// Largest headline figure across repetitions.
+    pub max: f64,
+    /// Speed-up over `pipe` (pipe p50 / this p50, or this msgs/s / pipe msgs/s),
+    /// median of the per-repetition ratios; `null` when pipe was not measured.
+    pub vs_pipe: Option<f64>,
+    /// Ping-pong: this p50 / cache-line round trip. Stream: this bytes/s / memcpy
+    /// bytes/s. Median of the per-repetition ratios.
+    pub vs_floor: Option<f64>,
+    /// Messages measured over all repetitions.
+    pub messages: u64,
+    /// Transport remarks.
+    pub notes: Vec<String>,
+}
+
+/// How the run was made.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunInfo {
+    /// Repetitions.
+    pub reps: u32,
+    /// CPUs of parent and child.
+    pub cpus: CpuPair,
+    /// Whether parent and child shared one CPU.
+    pub same_core: bool,
+    /// Message sizes.
+    pub sizes: Vec<usize>,
+    /// Transports, in alternation order.
+    pub transports: Vec<String>,
+    /// Whether every byte was verified.
+    pub verify: bool,
+    /// Wall time of the run, seconds.
+    pub duration_s: f64,
+    /// Warnings (busy machine, refused settings).
+    pub warnings: Vec<String>,
+    /// The harness version.
+    pub version: &'static str,
+}
+
+/// Formats a duration in ns with a unit (ns, µs, ms, s).
+pub fn fmt_ns(ns: f64) -> String {
+    if !ns.is_finite() {
+        "-".into()
+    } else if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// Formats a rate with an SI prefix (k, M, G).
+pub fn fmt_rate(x: f64) -> String {
+    if !x.is_finite() {
+        "-".into()
+    } else if x >= 1e9 {
+        format!("{:.2} G", x / 1e9)
+    } else if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// Formats a size in bytes (B, KiB, MiB).
+pub fn fmt_size(b: usize) -> String {
+    if b >= 1 << 20 && b % (1 << 20) == 0 {
+        format!("{} MiB", b >> 20)
+    } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        format!("{} KiB", b >> 10)
+    } else {
+        format!("{b} B")
+    }
+}

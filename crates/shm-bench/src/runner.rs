@@ -1,0 +1,266 @@
+//! A whole run: the busy check, then `reps` repetitions, each measuring the floors and
+//! then every scenario with the transports alternated (A B C A B C … for each pattern and
+//! size), then the summaries.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::{Config, Pattern};
+use crate::error::BenchError;
+use crate::floors::{self, FloorSample};
+use crate::machine::{self, Machine};
+use crate::pattern::{run_scenario, Figures};
+use crate::payload::Payload;
+use crate::report::{fmt_size, FloorRanges, Floors, Report, ResultRow, RunInfo};
+use crate::stats::{median, Summary};
+use crate::transport::REFERENCE;
+
+/// One scenario's key: pattern, size and transport index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    pattern: Pattern,
+    size: usize,
+    transport: usize,
+}
+
+/// Checks what the CLI cannot: non-empty lists, sizes within the template.
+pub fn validate(config: &Config) -> Result<(), BenchError> {
+    if config.transports.is_empty() {
+        return Err(BenchError::Config("no transport selected".into()));
+    }
+    if config.patterns.is_empty() {
+        return Err(BenchError::Config("no pattern selected".into()));
+    }
+    if config.sizes.is_empty() || config.sizes.contains(&0) {
+        return Err(BenchError::Config("sizes must be non-empty and > 0".into()));
+    }
+    if config.reps == 0 {
+        return Err(BenchError::Config("reps must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Runs the benchmark described by `config` and returns its report.
+pub fn run(config: &Config) -> Result<Report, BenchError> {
+    validate(config)?;
+    let began = Instant::now();
+    let mut warnings = if config.busy_check {
+        machine::busy_check()
+    } else {
+        Vec::new()
+    };
+    let machine = Machine::detect();
+    let max_size = config.sizes.iter().copied().max().unwrap_or(1);
+    let payload = Payload::new(max_size);
+
+    let keys: Vec<Key> = config
+        .patterns
+        .iter()
+        .flat_map(|&pattern| {
+            config.sizes.iter().flat_map(move |&size| {
+                (0..config.transports.len()).map(move |transport| Key {
+                    pattern,
+                    size,
+                    transport,
+                })
+            })
+        })
+        .collect();
+
+    let steps = u64::from(config.reps) * (keys.len() as u64 + 1);
+    let bar = progress_bar(config.progress, steps);
+
+    let mut floor_samples: Vec<FloorSample> = Vec::new();
+    // figures[rep][key index]
+    let mut figures: Vec<Vec<Figures>> = Vec::new();
+    let mut messages = vec![0u64; keys.len()];
+    let mut notes: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+
+    for rep in 0..config.reps {
+        bar.set_message(format!("rep {}/{} floors", rep + 1, config.reps));
+        floor_samples.push(floors::measure(config.cpus, &config.floor_budget)?);
+        bar.inc(1);
+        let mut row = Vec::with_capacity(keys.len());
+        for (k, key) in keys.iter().enumerate() {
+            let t = config.transports[key.transport];
+            bar.set_message(format!(
+                "rep {}/{} {} {} {}",
+                rep + 1,
+                config.reps,
+                t.name(),
+                key.pattern,
+                fmt_size(key.size)
+            ));
+            let sample = run_scenario(
+                t,
+                key.pattern,
+                key.size,
+                &config.budget,
+                config.cpus,
+                config.verify,
+                &payload,
+            )?;
+            messages[k] += sample.msgs;
+            for n in &sample.notes {
+                if !notes[k].contains(n) {
+                    notes[k].push(n.clone());
+                }
+                if !warnings.contains(n) {
+                    warnings.push(n.clone());
+                }
+            }
+            row.push(sample.figures(key.size));
+            bar.inc(1);
+        }
+        figures.push(row);
+    }
+    bar.finish_and_clear();
+
+    let floors = summarise_floors(&floor_samples);
+    let results = keys
+        .iter()
+        .enumerate()
+        .map(|(k, key)| {
+            summarise_row(
+                config,
+                &keys,
+                k,
+                *key,
+                &figures,
+                &floor_samples,
+                messages[k],
+                notes[k].clone(),
+            )
+        })
+        .collect();
+
+    Ok(Report {
+        machine,
+        floors,
+        results,
+        run: RunInfo {
+            reps: config.reps,
+            cpus: config.cpus,
+            same_core: config.same_core(),
+            sizes: config.sizes.clone(),
+            transports: config
+                .transports
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect(),
+            verify: config.verify,
+            duration_s: began.elapsed().as_secs_f64(),
+            warnings,
+            version: env!("CARGO_PKG_VERSION"),
+        },
+    })
+}
+
+fn progress_bar(enabled: bool, steps: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    // `stderr()` draws nothing when stderr is not a terminal. No steady tick: a ticker
+    // thread would make the parent multi-threaded at every fork.
+    let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn summarise_floors(samples: &[FloorSample]) -> Floors {
+    let summary = |f: fn(&FloorSample) -> f64| {
+        let v: Vec<f64> = samples.iter().map(f).collect();
+        Summary::of(&v).unwrap_or(Summary {
+            median: f64::NAN,
+            min: f64::NAN,
+            max: f64::NAN,
+        })
+    };
+    let ranges = FloorRanges {
+        cacheline_rtt_ns: summary(|s| s.cacheline_rtt_ns),
+        futex_rtt_ns: summary(|s| s.futex_rtt_ns),
+        memcpy_bytes_per_s: summary(|s| s.memcpy_bytes_per_s),
+    };
+    Floors {
+        cacheline_rtt_ns: ranges.cacheline_rtt_ns.median,
+        futex_rtt_ns: ranges.futex_rtt_ns.median,
+        memcpy_bytes_per_s: ranges.memcpy_bytes_per_s.median,
+        ranges,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarise_row(
+    config: &Config,
+    keys: &[Key],
+    k: usize,
+    key: Key,
+    figures: &[Vec<Figures>],
+    floors: &[FloorSample],
+    messages: u64,
+    notes: Vec<String>,
+) -> ResultRow {
+    let col = |f: fn(&Figures) -> f64| -> Vec<f64> { figures.iter().map(|r| f(&r[k])).collect() };
+    let pingpong = key.pattern == Pattern::PingPong;
+    let headline = if pingpong {
+        col(|f| f.p50_ns)
+    } else {
+        col(|f| f.msgs_per_s)
+    };
+    let range = Summary::of(&headline).expect("at least one repetition");
+
+    // The reference scenario: same pattern and size, transport "pipe".
+    let reference = keys.iter().position(|o| {
+        o.pattern == key.pattern
+            && o.size == key.size
+            && config.transports[o.transport].name() == REFERENCE
+    });
+    let vs_pipe = reference.map(|r| {
+        let ratios: Vec<f64> = figures
+            .iter()
+            .map(|rep| {
+                if pingpong {
+                    rep[r].p50_ns / rep[k].p50_ns
+                } else {
+                    rep[k].msgs_per_s / rep[r].msgs_per_s
+                }
+            })
+            .collect();
+        median(&ratios)
+    });
+    let floor_ratios: Vec<f64> = figures
+        .iter()
+        .zip(floors)
+        .map(|(rep, fl)| {
+            if pingpong {
+                rep[k].p50_ns / fl.cacheline_rtt_ns
+            } else {
+                rep[k].bytes_per_s / fl.memcpy_bytes_per_s
+            }
+        })
+        .collect();
+
+    ResultRow {
+        transport: config.transports[key.transport].name().to_string(),
+        pattern: key.pattern,
+        size: key.size,
+        p50_ns: median(&col(|f| f.p50_ns)),
+        p99_ns: median(&col(|f| f.p99_ns)),
+        p999_ns: median(&col(|f| f.p999_ns)),
+        msgs_per_s: median(&col(|f| f.msgs_per_s)),
+        bytes_per_s: median(&col(|f| f.bytes_per_s)),
+        wakes_per_msg: median(&col(|f| f.wakes_per_msg)),
+        reps: figures.len() as u32,
+        headline: if pingpong { "p50_ns" } else { "msgs_per_s" },
+        min: range.min,
+        max: range.max,
+        vs_pipe,
+        vs_floor: Some(median(&floor_ratios)).filter(|x| x.is_finite()),
+        messages,
+        notes,
+    }
+}

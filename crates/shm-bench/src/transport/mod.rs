@@ -1,0 +1,119 @@
+//! Transports: the ways a message gets from one process to the other.
+//!
+//! A transport is a factory ([`Transport`]) that, before the fork, makes a connected
+//! [`Pair`] of [`Endpoint`]s. After the fork the parent keeps [`Pair::parent`] and drops
+//! [`Pair::child`]; the child does the reverse. Dropping an endpoint must release only
+//! the dropping process's share (close its descriptors, unmap its view) and, when the
+//! process that *owns* it drops it, disconnect the peer: the peer's blocked `recv`/`send`
+//! then returns [`TransportError::Disconnected`].
+//!
+//! # Adding a transport
+//!
+//! 1. Write one module in this directory with a type implementing [`Transport`] (and its
+//!    endpoint type implementing [`Endpoint`]).
+//! 2. Add a `static` instance of it to [`TRANSPORTS`].
+//!
+//! The CLI (`--transports`), the runner, the reports and the tests pick it up from that
+//! list. A transport that makes wake-up system calls (futex wakes) counts them in
+//! [`Endpoint::wake_syscalls`]; the reports divide the sum of both sides by the messages.
+
+mod fd;
+pub mod pipe;
+pub mod socket;
+
+use std::io;
+
+/// Why a transport operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The peer closed its endpoint (or died): end of stream.
+    #[error("peer disconnected")]
+    Disconnected,
+    /// The peer's message does not have the expected size (a framing error).
+    #[error("message of {got} bytes where {expected} were expected")]
+    BadLength {
+        /// The size the receiver asked for.
+        expected: usize,
+        /// The size the transport delivered.
+        got: usize,
+    },
+    /// The message is larger than the endpoint was built for.
+    #[error("message of {len} bytes exceeds the transport's maximum of {max}")]
+    TooLarge {
+        /// Requested size.
+        len: usize,
+        /// The maximum passed to [`Transport::connect`].
+        max: usize,
+    },
+    /// An OS error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// One side of a connected transport, used by one process.
+///
+/// Messages are `len` bytes, `1 <= len <= max_msg` (as passed to
+/// [`Transport::connect`]); both sides know `len` in advance, so a byte-stream transport
+/// needs no framing. The payload is handed to closures so that a zero-copy transport can
+/// let the sender write, and the receiver read, the message in place: `fill` must be
+/// given exactly `len` bytes to write every byte of, and `read` exactly the `len` bytes
+/// received.
+pub trait Endpoint {
+    /// Sends one message of `len` bytes whose payload `fill` writes.
+    fn send(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), TransportError>;
+
+    /// Receives one message of `len` bytes and hands its payload to `read`.
+    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&[u8])) -> Result<(), TransportError>;
+
+    /// Receives one message of `len` bytes, hands it to `inspect`, and sends the same
+    /// bytes back (the child side of a round trip). Every byte must be read from the
+    /// incoming message and written to the outgoing one.
+    fn echo(&mut self, len: usize, inspect: &mut dyn FnMut(&[u8])) -> Result<(), TransportError>;
+
+    /// Wake-up system calls (e.g. `FUTEX_WAKE`) this endpoint has made so far. Transports
+    /// whose wake-ups happen inside the kernel's own I/O calls (pipes, sockets) report 0.
+    fn wake_syscalls(&self) -> u64 {
+        0
+    }
+}
+
+/// A connected pair of endpoints made before the fork.
+pub struct Pair {
+    /// The endpoint the parent (the measuring side) keeps.
+    pub parent: Box<dyn Endpoint>,
+    /// The endpoint the child keeps.
+    pub child: Box<dyn Endpoint>,
+    /// Remarks for the report (e.g. "F_SETPIPE_SZ refused, pipe stays 64 KiB").
+    pub notes: Vec<String>,
+}
+
+/// A way to connect two processes. Implementations are stateless factories kept in
+/// `static`s and listed in [`TRANSPORTS`].
+pub trait Transport: Sync {
+    /// Short unique name (CLI and reports), e.g. `pipe-1mib`.
+    fn name(&self) -> &'static str;
+
+    /// One line saying what it is.
+    fn description(&self) -> &'static str;
+
+    /// Makes a connected pair for messages of up to `max_msg` bytes, in the parent,
+    /// before the fork.
+    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError>;
+}
+
+/// Every transport the harness knows, in the order a repetition runs them. The first
+/// one named `pipe` is the reference for the "vs pipe" ratios.
+pub static TRANSPORTS: &[&dyn Transport] = &[&pipe::PIPE, &pipe::PIPE_1MIB, &socket::UNIX_SOCKET];
+
+/// The transport called `name`, if any.
+pub fn by_name(name: &str) -> Option<&'static dyn Transport> {
+    TRANSPORTS.iter().copied().find(|t| t.name() == name)
+}
+
+/// The names of all transports.
+pub fn names() -> Vec<&'static str> {
+    TRANSPORTS.iter().map(|t| t.name()).collect()
+}
+
+/// Name of the reference transport for "vs pipe" ratios.
+pub const REFERENCE: &str = "pipe";
