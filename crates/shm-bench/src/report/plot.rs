@@ -130,7 +130,7 @@ pub fn to_svg(report: &Report) -> Result<String, String> {
             "round trip",
             &lat,
             ("cache-line floor", report.floors.cacheline_rtt_ns),
-            |ns| fmt_ns(ns),
+            fmt_ns,
         )?;
         let thr = series(report, Pattern::Stream, |r| r.bytes_per_s);
         draw_chart(
