@@ -182,9 +182,11 @@ impl Cli {
         let patterns = if self.patterns.is_empty() {
             Pattern::ALL.to_vec()
         } else {
-            let mut p = self.patterns.clone();
-            p.dedup();
-            p
+            // The canonical order, without duplicates.
+            Pattern::ALL
+                .into_iter()
+                .filter(|p| self.patterns.contains(p))
+                .collect()
         };
         let sizes = if !self.sizes.is_empty() {
             let mut s = self.sizes.clone();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{fmt_ns, fmt_rate, fmt_size, Report};
+use super::{fmt_ns, fmt_rate, Report};
 use crate::config::Pattern;
 use crate::error::BenchError;
 
@@ -14,6 +14,29 @@ use crate::error::BenchError;
 const SIZE: (u32, u32) = (1200, 500);
 
 type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+/// Line colours, distinct on white (the later ones for the ring transports).
+const COLORS: [RGBColor; 8] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// An axis label for a size in bytes (the log axis puts ticks at powers of ten).
+fn axis_size(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{} MB", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{} kB", x / 1e3)
+    } else {
+        format!("{x} B")
+    }
+}
 
 /// Per transport, the points (size, value) of `pattern`.
 fn series(report: &Report, pattern: Pattern, value: fn(&super::ResultRow) -> f64) -> Series {
@@ -79,12 +102,12 @@ fn draw_chart<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("message size")
         .y_desc(y_desc)
-        .x_label_formatter(&|x| fmt_size(*x as usize))
+        .x_label_formatter(&|x| axis_size(*x))
         .y_label_formatter(&|y| y_fmt(*y))
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (name, pts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(|e| e.to_string())?

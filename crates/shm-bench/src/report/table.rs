@@ -173,7 +173,7 @@ pub fn render(report: &Report) -> String {
     let rg = &f.ranges;
     let _ = writeln!(
         s,
-        "\nfloors: cache-line RTT {} [{} – {}] | shared-futex RTT {} [{} – {}] | memcpy 1 MiB {}B/s [{}– {}]",
+        "\nfloors: cache-line RTT {} [{} – {}] | shared-futex RTT {} [{} – {}] | memcpy 1 MiB {}B/s [{}B/s – {}B/s]",
         fmt_ns(f.cacheline_rtt_ns),
         fmt_ns(rg.cacheline_rtt_ns.min),
         fmt_ns(rg.cacheline_rtt_ns.max),
