@@ -1,0 +1,97 @@
+//! A tiny single-threaded test runner and helpers shared by this crate's test binaries.
+//!
+//! The safe fork API refuses to fork a multi-threaded process, and libtest runs tests on
+//! threads, so every test binary of this crate is `harness = false`: its `main` calls
+//! [`run`] with its tests, which runs them one after another on the main thread, prints one
+//! line per test and a final `N passed, M failed`, and exits non-zero if any failed.
+
+#![allow(dead_code)]
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_core::{Region, SharedMemory};
+
+/// A generous bound for things that must happen "soon" (a SIGKILLed process disappearing).
+/// Tests never assert that something is fast, only that it happens before this.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `tests` in order and exits the process with their verdict.
+pub fn run(tests: &[(&str, fn())]) -> ! {
+    let mut passed = 0;
+    let mut failed = 0;
+    for (name, test) in tests {
+        match panic::catch_unwind(AssertUnwindSafe(test)) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(payload) => {
+                failed += 1;
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                println!("test {name} ... FAILED: {message}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    std::process::exit(i32::from(failed > 0))
+}
+
+/// One shared page, zeroed, visible to every process forked after it was mapped.
+pub fn shared_page() -> Region {
+    Region::anonymous(4096).expect("map a shared page")
+}
+
+/// The 8-byte word number `index` of `region`.
+pub fn word(region: &Region, index: usize) -> &AtomicU64 {
+    region.atomic_u64(index * 8).expect("word in the page")
+}
+
+/// A 4-byte flag at byte `offset` of `region`.
+pub fn flag(region: &Region, offset: usize) -> &AtomicU32 {
+    region.atomic_u32(offset).expect("flag in the page")
+}
+
+/// Child side: sleeps in short naps until `flag` is non-zero. Used to keep a child alive
+/// for exactly as long as the test wants, without asserting anything about time.
+pub fn block_until_set(flag: &AtomicU32) {
+    while flag.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Child side: never returns (until killed).
+pub fn block_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Polls `condition` until it holds or [`DEADLINE`] passes; returns whether it held.
+pub fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + DEADLINE;
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Whether `pid` is not (or no longer) an unreaped child of this process.
+pub fn not_our_child(pid: i32) -> bool {
+    let mut status = 0;
+    // SAFETY: `status` is a valid int for the kernel to write; WNOHANG never blocks.
+    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    ret == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+}
