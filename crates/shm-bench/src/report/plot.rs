@@ -120,11 +120,13 @@ fn draw_chart<DB: DrawingBackend>(
             .map_err(|e| e.to_string())?;
     }
     if floor.1.is_finite() && floor.1 > 0.0 {
-        let grey = RGBColor(150, 150, 150);
+        let grey = RGBColor(80, 80, 80);
         chart
-            .draw_series(LineSeries::new(
+            .draw_series(DashedLineSeries::new(
                 [(x0, floor.1), (x1, floor.1)],
-                grey.stroke_width(1),
+                6,
+                4,
+                grey.stroke_width(2),
             ))
             .map_err(|e| e.to_string())?
             .label(floor.0)
