@@ -84,7 +84,7 @@ impl Budget {
     pub const DEFAULT: Budget = Budget {
         warmup_time: Duration::from_millis(40),
         warmup_msgs: 3,
-        measure_time: Duration::from_millis(450),
+        measure_time: Duration::from_millis(550),
         min_msgs: 20,
         max_msgs: 50_000_000,
     };
