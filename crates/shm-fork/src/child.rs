@@ -42,10 +42,10 @@ pub enum ExitStatus {
     /// The child was terminated by this signal (`libc::SIGKILL`, ...).
     Signaled(i32),
     /// The closure panicked (exit code [`PANIC_EXIT_CODE`] plus a record in the status page);
-    /// [`Child::panic_message`] has the payload, if it was a string.
+    /// [`Child::failure_message`] has the payload, if it was a string.
     Panicked,
     /// The child could not adopt the values handed to it, so the closure never ran;
-    /// [`Child::panic_message`] has the error text.
+    /// [`Child::failure_message`] has the error text.
     AdoptFailed,
 }
 
@@ -295,8 +295,9 @@ impl Child {
     }
 
     /// The message the child recorded when it panicked (the payload, if it was a `&str` or
-    /// `String`) or failed to adopt its values. `None` before the child is reaped.
-    pub fn panic_message(&self) -> Option<String> {
+    /// `String`), failed to adopt its values, or (worker and pipeline processes) failed
+    /// with an error of its own. `None` before the child is reaped.
+    pub fn failure_message(&self) -> Option<String> {
         self.status?;
         self.report.message()
     }

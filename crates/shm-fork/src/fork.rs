@@ -143,6 +143,16 @@ impl ChildOptions {
         values: E,
         f: impl FnOnce(E) -> i32,
     ) -> Result<Child, ForkError> {
+        self.checked_fork(values, |values, _| f(values))
+    }
+
+    /// [`fork_with`](ChildOptions::fork_with), with the child's closure also given the
+    /// status page, to record a failure before it drops its values.
+    pub(crate) fn checked_fork<E: Inherit>(
+        &self,
+        values: E,
+        f: impl FnOnce(E, &Report) -> i32,
+    ) -> Result<Child, ForkError> {
         let threads = sys::thread_count().map_err(ForkError::ThreadCount)?;
         if threads > 1 {
             return Err(ForkError::MultiThreaded { threads });
@@ -150,7 +160,7 @@ impl ChildOptions {
         // SAFETY: the process has a single thread (this one), so no other thread can hold a
         // lock at the fork, and the child's copy of every lock is in the state this thread
         // left it in — unlocked, since it is not inside any critical section here.
-        unsafe { self.fork_with_unchecked(values, f) }
+        unsafe { self.fork_inner(values, f) }
     }
 
     /// [`fork_with`](ChildOptions::fork_with) without the single-thread check.
@@ -177,6 +187,20 @@ impl ChildOptions {
         &self,
         values: E,
         f: impl FnOnce(E) -> i32,
+    ) -> Result<Child, ForkError> {
+        // SAFETY: forwarded to our caller under the same contract.
+        unsafe { self.fork_inner(values, |values, _| f(values)) }
+    }
+
+    /// The fork itself.
+    ///
+    /// # Safety
+    ///
+    /// As for [`fork_with_unchecked`](ChildOptions::fork_with_unchecked).
+    unsafe fn fork_inner<E: Inherit>(
+        &self,
+        values: E,
+        f: impl FnOnce(E, &Report) -> i32,
     ) -> Result<Child, ForkError> {
         let report = Report::new()?;
         let parent = sys::getpid();
@@ -261,7 +285,7 @@ pub unsafe fn fork_with_unchecked<E: Inherit>(
 /// The child's side of the fork: never returns.
 fn run_child<E: Inherit>(
     values: E,
-    f: impl FnOnce(E) -> i32,
+    f: impl FnOnce(E, &Report) -> i32,
     report: &Report,
     parent: i32,
     kill_on_parent_death: bool,
@@ -281,7 +305,7 @@ fn run_child<E: Inherit>(
         sys::exit_now(ORPHANED_EXIT_CODE);
     }
     let outcome = panic::catch_unwind(AssertUnwindSafe(move || match values.adopt() {
-        Ok(()) => Ok(f(values)),
+        Ok(()) => Ok(f(values, report)),
         Err(err) => {
             // Not adopted: never use (or drop) the values in this process.
             std::mem::forget(values);
@@ -295,7 +319,10 @@ fn run_child<E: Inherit>(
             ADOPT_FAILED_EXIT_CODE
         }
         Err(payload) => {
-            report.record(Outcome::Panicked, payload_text(&*payload));
+            // Unless the closure recorded this panic itself, before dropping its values.
+            if report.outcome() != Outcome::Panicked {
+                report.record(Outcome::Panicked, payload_text(&*payload));
+            }
             // Dropping the payload could panic again, outside any catch_unwind.
             std::mem::forget(payload);
             PANIC_EXIT_CODE
@@ -307,7 +334,7 @@ fn run_child<E: Inherit>(
 }
 
 /// The text of a panic payload (`panic!("...")` payloads are `&str` or `String`).
-fn payload_text(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn payload_text(payload: &(dyn Any + Send)) -> &str {
     if let Some(text) = payload.downcast_ref::<&str>() {
         text
     } else if let Some(text) = payload.downcast_ref::<String>() {

@@ -5,7 +5,7 @@
 //! | offset | size | written by | meaning |
 //! |---|---|---|---|
 //! | 0 | 4 | parent | start gate (futex word): `0` wait, `1` values handed over, go |
-//! | 4 | 4 | child | outcome: `0` none, `1` panicked, `2` adopt failed |
+//! | 4 | 4 | child | outcome: `0` none, `1` panicked, `2` adopt failed, `3` failed |
 //! | 8 | 8 | child | length of the message that follows |
 //! | 16 | ≤ 4080 | child | UTF-8 message (panic payload or adopt error), truncated |
 //!
@@ -39,6 +39,8 @@ pub(crate) enum Outcome {
     Panicked,
     /// [`crate::Inherit::adopt`] failed, so the closure never ran.
     AdoptFailed,
+    /// The closure reported an error of its own (a pipeline stage's `Err`, say).
+    Failed,
 }
 
 impl Outcome {
@@ -47,6 +49,7 @@ impl Outcome {
             Outcome::None => 0,
             Outcome::Panicked => 1,
             Outcome::AdoptFailed => 2,
+            Outcome::Failed => 3,
         }
     }
 
@@ -54,6 +57,7 @@ impl Outcome {
         match raw {
             1 => Outcome::Panicked,
             2 => Outcome::AdoptFailed,
+            3 => Outcome::Failed,
             _ => Outcome::None,
         }
     }
@@ -127,7 +131,9 @@ impl Report {
         }
     }
 
-    /// Parent, after reaping: what the child recorded.
+    /// What the child recorded. Final once the child is reaped; before that, a child may
+    /// record a failure and only then drop its endpoints and exit, so a recorded outcome
+    /// is a reliable early sign.
     pub(crate) fn outcome(&self) -> Outcome {
         self.region
             .atomic_u32(OUTCOME)
@@ -136,7 +142,7 @@ impl Report {
             })
     }
 
-    /// Parent, after reaping: the recorded message, if any.
+    /// The recorded message, if any (see [`outcome`](Report::outcome) on timing).
     pub(crate) fn message(&self) -> Option<String> {
         if self.outcome() == Outcome::None {
             return None;

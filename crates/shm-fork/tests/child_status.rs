@@ -91,18 +91,18 @@ fn kill_is_reported_as_sigkill() {
 
 fn panicking_child_is_panicked() {
     let mut child = fork(|| panic!("boom {}", 7)).unwrap();
-    assert_eq!(child.panic_message(), None, "no message before reaping");
+    assert_eq!(child.failure_message(), None, "no message before reaping");
     let status = child.wait().unwrap();
     assert_eq!(status, ExitStatus::Panicked);
     assert!(status.panicked());
     assert_eq!(status.code(), None);
-    assert_eq!(child.panic_message().as_deref(), Some("boom 7"));
+    assert_eq!(child.failure_message().as_deref(), Some("boom 7"));
 }
 
 fn returning_101_is_not_a_panic() {
     let mut child = fork(|| shm_fork::PANIC_EXIT_CODE).unwrap();
     assert_eq!(child.wait().unwrap(), ExitStatus::Exited(101));
-    assert_eq!(child.panic_message(), None);
+    assert_eq!(child.failure_message(), None);
 }
 
 fn try_wait_is_none_before_exit_and_some_after() {

@@ -208,7 +208,7 @@ fn failed_adopt_is_reported_and_closure_never_runs() {
     .unwrap();
     assert_eq!(child.wait().unwrap(), ExitStatus::AdoptFailed);
     assert_eq!(
-        child.panic_message().as_deref(),
+        child.failure_message().as_deref(),
         Some("probe refuses adoption")
     );
     assert_eq!(record(&page, 0, USED_BY), 0);
