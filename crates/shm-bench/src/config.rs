@@ -77,6 +77,9 @@ pub struct Budget {
     pub min_msgs: u64,
     /// Maximum number of measured messages.
     pub max_msgs: u64,
+    /// Slack of the scenario's watchdog: the child is killed, and the scenario reported
+    /// as stalled, after `4 × (warmup_time + measure_time) + stall_slack`.
+    pub stall_slack: Duration,
 }
 
 impl Budget {
@@ -87,6 +90,7 @@ impl Budget {
         measure_time: Duration::from_millis(550),
         min_msgs: 20,
         max_msgs: 50_000_000,
+        stall_slack: Duration::from_secs(30),
     };
 
     /// The budget of one scenario in `--quick` mode (the whole run under 30 s).
@@ -96,6 +100,7 @@ impl Budget {
         measure_time: Duration::from_millis(120),
         min_msgs: 10,
         max_msgs: 20_000_000,
+        stall_slack: Duration::from_secs(30),
     };
 
     /// An exact message count with no time component (for tests and verify mode).
@@ -106,6 +111,7 @@ impl Budget {
             measure_time: Duration::ZERO,
             min_msgs: msgs,
             max_msgs: msgs,
+            stall_slack: Duration::from_secs(30),
         }
     }
 

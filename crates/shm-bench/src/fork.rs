@@ -5,6 +5,7 @@
 //! never unwinds out of the closure (a panic becomes exit code [`EXIT_PANIC`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::signal::{kill, Signal};
@@ -177,6 +178,55 @@ pub fn describe_exit(code: i32) -> String {
         _ => "failed",
     };
     format!("exited with code {code} ({why})")
+}
+
+/// A sleeping process that SIGKILLs a benchmark child after a deadline, so that a
+/// transport which blocks for ever cannot hang the harness: once the child is dead, the
+/// parent's blocked call returns (EOF for descriptors; a ring must detect the peer's death
+/// through the kernel anyway, GUIDE §3 rule 9).
+///
+/// The watchdog closes every descriptor it inherited before it sleeps, so it keeps no
+/// transport open (a pipe it held would hide the parent's EOF from the child).
+#[derive(Debug)]
+pub struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    /// Arms a watchdog that kills `target` after `after`.
+    pub fn arm(target: &Child, after: Duration) -> Result<Watchdog, BenchError> {
+        let Some(target) = target.pid else {
+            return Err(BenchError::Config("watchdog on a reaped child".into()));
+        };
+        let cpu = allowed_cpus().first().copied().unwrap_or(0);
+        let child = spawn("watchdog", cpu, move || {
+            // SAFETY: close_range only closes descriptors of this process; nothing in
+            // the watchdog uses them afterwards (it only sleeps and sends a signal).
+            unsafe {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            }
+            std::thread::sleep(after);
+            let _ = kill(target, Signal::SIGKILL);
+            EXIT_OK
+        })?;
+        Ok(Watchdog { child })
+    }
+
+    /// Stops the watchdog; returns whether it had already fired.
+    pub fn disarm(mut self) -> bool {
+        let Some(pid) = self.child.pid.take() else {
+            return false;
+        };
+        let _ = kill(pid, Signal::SIGKILL);
+        loop {
+            match waitpid(pid, None) {
+                Err(nix::Error::EINTR) => continue,
+                Ok(WaitStatus::Exited(_, code)) => return code == EXIT_OK,
+                Ok(WaitStatus::Signaled(..)) | Err(_) => return false,
+                Ok(_) => continue,
+            }
+        }
+    }
 }
 
 impl Drop for Child {

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::config::{Budget, CpuPair, Pattern};
 use crate::error::BenchError;
-use crate::fork::{self, AffinityGuard, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
+use crate::fork::{self, AffinityGuard, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::payload::{Checker, Payload};
 use crate::shm::SharedMap;
 use crate::transport::{Endpoint, Pair, Transport, TransportError};
@@ -156,6 +156,8 @@ pub fn run_scenario(
     let mut ep = parent_ep
         .take()
         .expect("parent endpoint present in the parent");
+    let deadline = watchdog_deadline(budget);
+    let dog = Watchdog::arm(&proc, deadline)?;
 
     let mut checker = Checker::new(payload, verify);
     let measured = match pattern {
@@ -166,6 +168,12 @@ pub fn run_scenario(
     // Closing our end is the child's signal to stop.
     drop(ep);
     let child_result = proc.wait();
+    if dog.disarm() {
+        return Err(BenchError::Stalled {
+            what,
+            secs: deadline.as_secs(),
+        });
+    }
     let (msgs, elapsed, hist) = match (measured, child_result) {
         (Ok(m), Ok(())) => m,
         // The child's own account of a failure says more than our EOF.
@@ -190,6 +198,14 @@ pub fn run_scenario(
         wakes: parent_wakes + report.u64_at(R_WAKES).load(Ordering::SeqCst),
         notes,
     })
+}
+
+/// How long a scenario may take before its watchdog kills the child: four times its
+/// budget plus [`Budget::stall_slack`] (30 s by default), far beyond any healthy run (the
+/// slowest healthy case, 1 MiB round trips through a default pipe, takes ~5 ms each), so
+/// it only ends a transport that hangs.
+pub fn watchdog_deadline(budget: &Budget) -> Duration {
+    (budget.warmup_time + budget.measure_time) * 4 + budget.stall_slack
 }
 
 /// Maps a transport error of the parent.

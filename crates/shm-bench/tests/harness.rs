@@ -354,3 +354,88 @@ fn binary_exits_with_code_2_on_bad_arguments() {
         assert!(err.contains("error"), "{args:?}: {err}");
     }
 }
+
+/// A transport whose child endpoint never answers (it sleeps for ever).
+struct Stuck;
+
+struct StuckEnd;
+
+impl Endpoint for StuckEnd {
+    fn send(&mut self, _: usize, _: &mut dyn FnMut(&mut [u8])) -> Result<(), TransportError> {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
+    fn recv(&mut self, _: usize, _: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
+    fn echo(&mut self, _: usize, _: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+impl Transport for Stuck {
+    fn name(&self) -> &'static str {
+        "stuck"
+    }
+
+    fn description(&self) -> &'static str {
+        "a pipe whose child side never answers (tests only)"
+    }
+
+    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
+        let p = transport::pipe::PIPE.connect(max_msg)?;
+        // The child keeps its pipe ends open (inside `_keep`) but never uses them, so the
+        // parent blocks until the watchdog kills the child.
+        struct Hold {
+            _keep: Box<dyn Endpoint>,
+            inner: StuckEnd,
+        }
+        impl Endpoint for Hold {
+            fn send(
+                &mut self,
+                l: usize,
+                f: &mut dyn FnMut(&mut [u8]),
+            ) -> Result<(), TransportError> {
+                self.inner.send(l, f)
+            }
+            fn recv(&mut self, l: usize, f: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+                self.inner.recv(l, f)
+            }
+            fn echo(&mut self, l: usize, f: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+                self.inner.echo(l, f)
+            }
+        }
+        Ok(Pair {
+            parent: p.parent,
+            child: Box::new(Hold {
+                _keep: p.child,
+                inner: StuckEnd,
+            }),
+            notes: Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn stuck_child_is_killed_by_the_watchdog() {
+    let _g = fork_lock();
+    let payload = Payload::new(64);
+    let budget = Budget {
+        stall_slack: Duration::from_millis(300),
+        ..Budget::exact(2, 20)
+    };
+    for pattern in Pattern::ALL {
+        let r = run_scenario(&Stuck, pattern, 64, &budget, cpus(), false, &payload);
+        assert!(
+            matches!(r, Err(BenchError::Stalled { .. })),
+            "{pattern}: {r:?}"
+        );
+    }
+}
