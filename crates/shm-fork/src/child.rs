@@ -22,6 +22,18 @@ pub const PANIC_EXIT_CODE: i32 = 101;
 /// the failure in its status page.
 pub const ADOPT_FAILED_EXIT_CODE: i32 = 102;
 
+/// The exit code of a worker or pipeline process that failed with an error of its own (a
+/// stage's `Err`, a message it could not send); [`Child::failure_message`] has the text.
+pub const FAILED_EXIT_CODE: i32 = 104;
+
+/// The exit code of a pipeline stage whose input broke: the upstream process died or the
+/// channel is corrupt. A consequence of another failure, never the cause.
+pub const UPSTREAM_LOST_EXIT_CODE: i32 = 105;
+
+/// The exit code of a pipeline process whose output broke: the downstream process is gone.
+/// A consequence of another failure, never the cause.
+pub const DOWNSTREAM_LOST_EXIT_CODE: i32 = 106;
+
 /// How a child ended.
 ///
 /// # Examples

@@ -46,6 +46,9 @@ mod inherit;
 mod report;
 mod sys;
 
-pub use child::{Child, ChildError, ExitStatus, OnDrop, ADOPT_FAILED_EXIT_CODE, PANIC_EXIT_CODE};
+pub use child::{
+    Child, ChildError, ExitStatus, OnDrop, ADOPT_FAILED_EXIT_CODE, DOWNSTREAM_LOST_EXIT_CODE,
+    FAILED_EXIT_CODE, PANIC_EXIT_CODE, UPSTREAM_LOST_EXIT_CODE,
+};
 pub use fork::{fork, fork_with, fork_with_unchecked, ChildOptions, ForkError};
 pub use inherit::{Inherit, InheritError};

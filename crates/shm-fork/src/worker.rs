@@ -1,0 +1,383 @@
+//! Workers: forked processes that serve requests over a pair of typed channels.
+//!
+//! ```
+//! let mut worker = shm_fork::spawn_worker(|n: u64| n * n)?;
+//! assert_eq!(worker.call(7)?, 49);
+//! assert!(worker.shutdown()?.success());
+//!
+//! let mut pool = shm_fork::spawn_pool(2, |s: String| s.len())?;
+//! let lengths = pool.map(["a", "bb", "ccc"].map(String::from))?;
+//! assert_eq!(lengths, [1, 2, 3]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+use shm_channel::codec::Codec;
+use shm_channel::typed::{self, DefaultCodec};
+use shm_channel::{ChannelError, RecvError, SendError};
+
+use crate::child::{Child, ExitStatus, FAILED_EXIT_CODE, PANIC_EXIT_CODE};
+use crate::fork::{payload_text, ChildOptions, ForkError};
+use crate::report::{Outcome, Report};
+
+/// Default ring capacity of each direction of a worker's channels, in bytes: room for many
+/// small messages in flight, small enough that a pool of workers stays cheap.
+pub const DEFAULT_WORKER_CAPACITY: usize = 1 << 16;
+
+/// How long a worker whose channel broke is given to finish exiting before it is killed:
+/// it has already dropped (or lost) its endpoints, so it is only unwinding and `_exit`ing.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a worker could not be started or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A pool of zero workers was asked for.
+    #[error("a worker pool needs at least one worker")]
+    NoWorkers,
+    /// The channels could not be created.
+    #[error("cannot create the worker's channels: {0}")]
+    Channel(#[from] ChannelError),
+    /// The worker process could not be forked.
+    #[error("cannot fork the worker: {0}")]
+    Fork(#[from] ForkError),
+    /// The request could not be sent (too large for the ring, or not encodable).
+    #[error("cannot send the request: {0}")]
+    Send(SendError<()>),
+    /// The response could not be received (not decodable, or the ring is corrupt).
+    #[error("cannot receive the response: {0}")]
+    Receive(RecvError),
+    /// The worker process is gone: it panicked in the handler, crashed or was killed.
+    #[error("worker {pid} {status}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Died {
+        /// The worker's pid.
+        pid: i32,
+        /// How it ended.
+        status: ExitStatus,
+        /// Its panic message or error, if it recorded one.
+        message: Option<String>,
+    },
+}
+
+/// Options for [`spawn_worker`] and [`spawn_pool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerOptions {
+    capacity: usize,
+    child: ChildOptions,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions::new()
+    }
+}
+
+impl WorkerOptions {
+    /// [`DEFAULT_WORKER_CAPACITY`] per direction, default [`ChildOptions`].
+    pub fn new() -> WorkerOptions {
+        WorkerOptions {
+            capacity: DEFAULT_WORKER_CAPACITY,
+            child: ChildOptions::new(),
+        }
+    }
+
+    /// The ring capacity of each direction, in bytes (bounds the largest message).
+    pub fn capacity(mut self, bytes: usize) -> WorkerOptions {
+        self.capacity = bytes;
+        self
+    }
+
+    /// How the worker processes are forked (on-drop behaviour, parent-death signal).
+    pub fn child_options(mut self, options: ChildOptions) -> WorkerOptions {
+        self.child = options;
+        self
+    }
+
+    /// Forks one worker running `handler` for every request; see [`spawn_worker`].
+    pub fn spawn<Req, Resp, F>(&self, handler: F) -> Result<Worker<Req, Resp>, WorkerError>
+    where
+        DefaultCodec: Codec<Req> + Codec<Resp>,
+        F: FnMut(Req) -> Resp,
+    {
+        let (requests, worker_requests) = typed::channel::<Req>(self.capacity)?;
+        let (worker_responses, responses) = typed::channel::<Resp>(self.capacity)?;
+        let child = self.child.checked_fork(
+            (worker_requests, worker_responses),
+            |(requests, responses), report| serve(requests, responses, handler, report),
+        )?;
+        Ok(Worker {
+            requests,
+            responses,
+            child,
+        })
+    }
+
+    /// Forks `workers` workers, each running its own clone of `handler`; see [`spawn_pool`].
+    pub fn spawn_pool<Req, Resp, F>(
+        &self,
+        workers: usize,
+        handler: F,
+    ) -> Result<WorkerPool<Req, Resp>, WorkerError>
+    where
+        DefaultCodec: Codec<Req> + Codec<Resp>,
+        F: FnMut(Req) -> Resp + Clone,
+    {
+        if workers == 0 {
+            return Err(WorkerError::NoWorkers);
+        }
+        let workers = (0..workers)
+            .map(|_| self.spawn(handler.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(WorkerPool { workers, next: 0 })
+    }
+}
+
+/// Forks a worker process that answers each request with `handler(request)`, in order.
+///
+/// Requests and responses travel through two typed shared-memory channels (default codec)
+/// of [`DEFAULT_WORKER_CAPACITY`] bytes each. The worker exits (code 0) when the [`Worker`]
+/// handle's request channel is dropped; dropping the handle kills it.
+pub fn spawn_worker<Req, Resp, F>(handler: F) -> Result<Worker<Req, Resp>, WorkerError>
+where
+    DefaultCodec: Codec<Req> + Codec<Resp>,
+    F: FnMut(Req) -> Resp,
+{
+    WorkerOptions::new().spawn(handler)
+}
+
+/// Forks a pool of `workers` worker processes, each running a clone of `handler`.
+/// `workers == 0` is [`WorkerError::NoWorkers`].
+pub fn spawn_pool<Req, Resp, F>(
+    workers: usize,
+    handler: F,
+) -> Result<WorkerPool<Req, Resp>, WorkerError>
+where
+    DefaultCodec: Codec<Req> + Codec<Resp>,
+    F: FnMut(Req) -> Resp + Clone,
+{
+    WorkerOptions::new().spawn_pool(workers, handler)
+}
+
+/// The worker's loop, in the child.
+fn serve<Req, Resp>(
+    mut requests: typed::Receiver<Req>,
+    mut responses: typed::Sender<Resp>,
+    mut handler: impl FnMut(Req) -> Resp,
+    report: &Report,
+) -> i32
+where
+    DefaultCodec: Codec<Req> + Codec<Resp>,
+{
+    loop {
+        let request = match requests.recv() {
+            Ok(request) => request,
+            // The parent dropped its sender: a clean shutdown.
+            Err(RecvError::Disconnected) => return 0,
+            Err(err) => {
+                report.record(Outcome::Failed, &format!("receiving a request: {err}"));
+                return FAILED_EXIT_CODE;
+            }
+        };
+        let response = match panic::catch_unwind(AssertUnwindSafe(|| handler(request))) {
+            Ok(response) => response,
+            Err(payload) => {
+                // Recorded before the endpoints drop, so the parent finds it as soon as it
+                // sees the channel close.
+                report.record(Outcome::Panicked, payload_text(&*payload));
+                std::mem::forget(payload);
+                return PANIC_EXIT_CODE;
+            }
+        };
+        match responses.send(response) {
+            Ok(()) => {}
+            Err(SendError::Disconnected(_)) => return 0,
+            Err(err) => {
+                report.record(Outcome::Failed, &format!("sending a response: {err}"));
+                return FAILED_EXIT_CODE;
+            }
+        }
+    }
+}
+
+/// A worker process and the parent's ends of its channels. Dropping it kills the worker;
+/// [`shutdown`](Worker::shutdown) lets it finish.
+#[derive(Debug)]
+pub struct Worker<Req, Resp> {
+    requests: typed::Sender<Req>,
+    responses: typed::Receiver<Resp>,
+    child: Child,
+}
+
+impl<Req, Resp> Worker<Req, Resp>
+where
+    DefaultCodec: Codec<Req> + Codec<Resp>,
+{
+    /// Sends `request` and waits for the worker's response.
+    ///
+    /// # Errors
+    ///
+    /// [`WorkerError::Died`] if the worker is gone (a panic in the handler, a crash, a
+    /// kill), with how it ended; [`WorkerError::Send`] / [`WorkerError::Receive`] if a
+    /// message could not be encoded, decoded or fit in the ring.
+    pub fn call(&mut self, request: Req) -> Result<Resp, WorkerError> {
+        self.send(request)?;
+        self.receive()
+    }
+
+    fn send(&mut self, request: Req) -> Result<(), WorkerError> {
+        if self.child.status().is_some() {
+            return Err(self.died());
+        }
+        self.requests
+            .send(request)
+            .map_err(|err| self.send_failed(err))
+    }
+
+    fn send_failed(&mut self, err: SendError<Req>) -> WorkerError {
+        match err {
+            SendError::Disconnected(_) | SendError::PeerDied(_) => self.died(),
+            other => WorkerError::Send(other.map(|_| ())),
+        }
+    }
+
+    fn receive(&mut self) -> Result<Resp, WorkerError> {
+        match self.responses.recv() {
+            Ok(response) => Ok(response),
+            Err(RecvError::Disconnected | RecvError::PeerDied) => Err(self.died()),
+            Err(err) => Err(WorkerError::Receive(err)),
+        }
+    }
+
+    /// The worker's channel broke: reap it and say how it ended.
+    fn died(&mut self) -> WorkerError {
+        let pid = self.child.pid();
+        let status = match self.child.wait_timeout(EXIT_GRACE) {
+            Ok(Some(status)) => status,
+            _ => {
+                self.child.kill_and_reap();
+                self.child
+                    .status()
+                    .unwrap_or(ExitStatus::Signaled(libc::SIGKILL))
+            }
+        };
+        WorkerError::Died {
+            pid,
+            status,
+            message: self.child.failure_message(),
+        }
+    }
+
+    /// The worker process.
+    pub fn child(&self) -> &Child {
+        &self.child
+    }
+
+    /// The worker's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    /// Closes the request channel, lets the worker answer what it has and exit, and
+    /// returns how it ended (`Exited(0)` for a clean shutdown). Blocks until it exits.
+    pub fn shutdown(self) -> Result<ExitStatus, WorkerError> {
+        let Worker {
+            requests,
+            responses,
+            mut child,
+        } = self;
+        drop(requests);
+        drop(responses);
+        child.wait().map_err(|err| WorkerError::Died {
+            pid: child.pid(),
+            status: ExitStatus::Signaled(libc::SIGKILL),
+            message: Some(err.to_string()),
+        })
+    }
+}
+
+/// A pool of workers; requests go round-robin.
+#[derive(Debug)]
+pub struct WorkerPool<Req, Resp> {
+    workers: Vec<Worker<Req, Resp>>,
+    /// The worker the next [`call`](WorkerPool::call) goes to.
+    next: usize,
+}
+
+impl<Req, Resp> WorkerPool<Req, Resp>
+where
+    DefaultCodec: Codec<Req> + Codec<Resp>,
+{
+    /// The number of workers (never 0).
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Always `false`: a pool has at least one worker.
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// The workers.
+    pub fn workers(&self) -> &[Worker<Req, Resp>] {
+        &self.workers
+    }
+
+    /// Sends `request` to the next worker (round-robin) and waits for its response.
+    pub fn call(&mut self, request: Req) -> Result<Resp, WorkerError> {
+        let index = self.next;
+        self.next = (self.next + 1) % self.workers.len();
+        self.workers[index].call(request)
+    }
+
+    /// Answers every request, spread round-robin over the workers with many in flight at
+    /// once, and returns the responses in the order of the requests. The first error stops
+    /// it.
+    pub fn map(
+        &mut self,
+        requests: impl IntoIterator<Item = Req>,
+    ) -> Result<Vec<Resp>, WorkerError> {
+        let count = self.workers.len();
+        // Workers with a request in flight, oldest first: since each worker answers in
+        // order, the oldest request's answer is the next one its worker sends.
+        let mut in_flight: VecDeque<usize> = VecDeque::new();
+        let mut responses = Vec::new();
+        for (i, request) in requests.into_iter().enumerate() {
+            let index = (self.next + i) % count;
+            let mut request = request;
+            loop {
+                match self.workers[index].requests.try_send(request) {
+                    Ok(()) => {
+                        in_flight.push_back(index);
+                        break;
+                    }
+                    Err(SendError::Full(back)) => {
+                        request = back;
+                        match in_flight.pop_front() {
+                            // Collect the oldest answer: its worker can always make progress
+                            // (every older answer has been taken), and that frees rings.
+                            Some(oldest) => responses.push(self.workers[oldest].receive()?),
+                            // Nothing in flight: the worker drains its ring on its own.
+                            None => {
+                                self.workers[index].send(request)?;
+                                in_flight.push_back(index);
+                                break;
+                            }
+                        }
+                    }
+                    Err(err) => return Err(self.workers[index].send_failed(err)),
+                }
+            }
+        }
+        while let Some(oldest) = in_flight.pop_front() {
+            responses.push(self.workers[oldest].receive()?);
+        }
+        Ok(responses)
+    }
+
+    /// Shuts every worker down (see [`Worker::shutdown`]) and returns how each ended.
+    pub fn shutdown(self) -> Result<Vec<ExitStatus>, WorkerError> {
+        self.workers.into_iter().map(Worker::shutdown).collect()
+    }
+}
