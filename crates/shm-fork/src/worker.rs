@@ -343,8 +343,9 @@ where
         // order, the oldest request's answer is the next one its worker sends.
         let mut in_flight: VecDeque<usize> = VecDeque::new();
         let mut responses = Vec::new();
-        for (i, request) in requests.into_iter().enumerate() {
-            let index = (self.next + i) % count;
+        for request in requests {
+            let index = self.next;
+            self.next = (self.next + 1) % count;
             let mut request = request;
             loop {
                 match self.workers[index].requests.try_send(request) {
