@@ -1,15 +1,13 @@
 //! shm-core across a real `fork`: regions are shared both ways, futexes wake across
 //! processes, and bad input gets typed errors.
 
-mod common;
-
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::fork_and_wait;
 use shm_core::notify::{Futex, FutexError, FutexWake};
 use shm_core::{Region, RegionError, RegionKind, SharedMemory};
+use shm_testkit::fork_and_wait;
 
 /// Bound on every wait in this file, so a broken implementation fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(10);

@@ -1,0 +1,329 @@
+//! Codecs turn `T` into frame bytes and back, writing straight into a write grant and
+//! reading straight out of a read grant.
+//!
+//! | codec | `T` | encode | decode |
+//! |---|---|---|---|
+//! | [`Bincode`] (default) | `Serialize + DeserializeOwned` | sized, then in place | in place, copying piecewise |
+//! | [`Postcard`] | `Serialize + DeserializeOwned` | sized, then in place | from a private copy of the frame |
+//! | [`Plain`] | `bytemuck::Pod` | one copy | one copy, length checked |
+//!
+//! Decoding never trusts the frame: bytes are copied out of shared memory before the codec
+//! looks at them, and a frame that is not a valid `T` is a [`CodecError`], not a panic.
+
+use crate::CodecError;
+
+/// Encodes `T` into a frame and decodes it back.
+pub trait Codec<T> {
+    /// Exact number of bytes [`encode`](Codec::encode) will write for `value`.
+    fn encoded_len(value: &T) -> Result<usize, CodecError>;
+
+    /// Writes `value` into `out`, which holds exactly `encoded_len(value)` bytes.
+    fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError>;
+
+    /// Reads a `T` from a frame.
+    fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError>;
+}
+
+/// A bounded cursor over a write grant: copies bytes in through a raw pointer, so no
+/// `&mut [u8]` is ever formed over shared memory.
+pub struct FrameWriter<'a> {
+    ptr: *mut u8,
+    len: usize,
+    pos: usize,
+    _grant: std::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl FrameWriter<'_> {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for writes of `len` bytes for the writer's lifetime.
+    pub(crate) unsafe fn new(ptr: *mut u8, len: usize) -> Self {
+        FrameWriter {
+            ptr,
+            len,
+            pos: 0,
+            _grant: std::marker::PhantomData,
+        }
+    }
+
+    /// Appends `bytes`; fails if they do not fit.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        let end = self
+            .pos
+            .checked_add(bytes.len())
+            .filter(|end| *end <= self.len)
+            .ok_or_else(|| CodecError::Encode("encoder wrote more than it announced".into()))?;
+        // SAFETY: `pos .. end` lies inside the `len` bytes the constructor's caller made
+        // valid for writes; `bytes` is private memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(self.pos), bytes.len())
+        };
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.pos
+    }
+}
+
+/// A bounded cursor over a read grant: copies bytes out through a raw pointer.
+pub struct FrameReader<'a> {
+    ptr: *const u8,
+    len: usize,
+    pos: usize,
+    scratch: &'a mut Vec<u8>,
+}
+
+impl<'a> FrameReader<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads of `len` bytes for the reader's lifetime.
+    pub(crate) unsafe fn new(ptr: *const u8, len: usize, scratch: &'a mut Vec<u8>) -> Self {
+        FrameReader {
+            ptr,
+            len,
+            pos: 0,
+            scratch,
+        }
+    }
+
+    /// Length of the whole frame.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.len - self.pos
+    }
+
+    /// Fills `buf` from the frame; fails if the frame has fewer bytes left.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<(), CodecError> {
+        let end = self
+            .pos
+            .checked_add(buf.len())
+            .filter(|end| *end <= self.len)
+            .ok_or_else(|| CodecError::Decode("frame ends inside the value".into()))?;
+        // SAFETY: `pos .. end` lies inside the `len` readable bytes; `buf` is private.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.add(self.pos), buf.as_mut_ptr(), buf.len())
+        };
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Copies the rest of the frame into private scratch memory (reused across messages)
+    /// and returns it, for codecs that decode from a slice.
+    pub fn rest_copied(&mut self) -> &[u8] {
+        let remaining = self.remaining();
+        self.scratch.clear();
+        self.scratch.resize(remaining, 0);
+        // SAFETY: `pos .. len` is readable; the scratch vector holds `remaining` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.add(self.pos),
+                self.scratch.as_mut_ptr(),
+                remaining,
+            )
+        };
+        self.pos = self.len;
+        self.scratch
+    }
+}
+
+/// Plain data (`bytemuck::Pod`): the value's bytes, copied as they are. No codec, no
+/// allocation; the frame must be exactly `size_of::<T>()` bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl<T: bytemuck::Pod> Codec<T> for Plain {
+    fn encoded_len(_: &T) -> Result<usize, CodecError> {
+        Ok(std::mem::size_of::<T>())
+    }
+
+    fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
+        out.write(bytemuck::bytes_of(value))
+    }
+
+    fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
+        if input.len() != std::mem::size_of::<T>() {
+            return Err(CodecError::Length {
+                expected: std::mem::size_of::<T>(),
+                found: input.len(),
+            });
+        }
+        let mut value = T::zeroed();
+        input.read(bytemuck::bytes_of_mut(&mut value))?;
+        Ok(value)
+    }
+}
+
+#[cfg(feature = "bincode")]
+pub use self::bincode_codec::{Bincode, BINCODE_DECODE_LIMIT};
+
+#[cfg(feature = "bincode")]
+mod bincode_codec {
+    use super::{Codec, FrameReader, FrameWriter};
+    use crate::CodecError;
+    use bincode::config::{Configuration, Limit};
+    use bincode::de::read::Reader;
+    use bincode::enc::write::Writer;
+    use bincode::error::{DecodeError, EncodeError};
+
+    /// Most bytes bincode may claim while decoding one message (containers it allocates
+    /// included): 256 MiB. bincode allocates a `Vec` of the length a frame announces before
+    /// reading it, so without a limit a hostile length could exhaust memory.
+    pub const BINCODE_DECODE_LIMIT: usize = 256 << 20;
+
+    type Config = Configuration<
+        bincode::config::LittleEndian,
+        bincode::config::Varint,
+        Limit<BINCODE_DECODE_LIMIT>,
+    >;
+
+    fn config() -> Config {
+        bincode::config::standard().with_limit::<BINCODE_DECODE_LIMIT>()
+    }
+
+    /// serde + bincode 2 (standard configuration: little-endian, varint).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Bincode;
+
+    struct Counter(usize);
+
+    impl Writer for Counter {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+            self.0 += bytes.len();
+            Ok(())
+        }
+    }
+
+    impl Writer for FrameWriter<'_> {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+            FrameWriter::write(self, bytes).map_err(|_| EncodeError::UnexpectedEnd)
+        }
+    }
+
+    impl Reader for FrameReader<'_> {
+        fn read(&mut self, bytes: &mut [u8]) -> Result<(), DecodeError> {
+            FrameReader::read(self, bytes).map_err(|_| DecodeError::UnexpectedEnd {
+                additional: bytes.len(),
+            })
+        }
+    }
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {
+        fn encoded_len(value: &T) -> Result<usize, CodecError> {
+            let mut counter = Counter(0);
+            bincode::serde::encode_into_writer(value, &mut counter, config())
+                .map_err(|e| CodecError::Encode(e.to_string()))?;
+            Ok(counter.0)
+        }
+
+        fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
+            bincode::serde::encode_into_writer(value, out, config())
+                .map_err(|e| CodecError::Encode(e.to_string()))
+        }
+
+        fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
+            let value = bincode::serde::decode_from_reader(&mut *input, config())
+                .map_err(|e| CodecError::Decode(e.to_string()))?;
+            if input.remaining() != 0 {
+                return Err(CodecError::Decode(format!(
+                    "{} bytes left after the value",
+                    input.remaining()
+                )));
+            }
+            Ok(value)
+        }
+    }
+}
+
+#[cfg(feature = "postcard")]
+pub use self::postcard_codec::Postcard;
+
+#[cfg(feature = "postcard")]
+mod postcard_codec {
+    use super::{Codec, FrameReader, FrameWriter};
+    use crate::CodecError;
+    use postcard::ser_flavors::Flavor;
+
+    /// serde + postcard. Decoding copies the frame into a reused private buffer first
+    /// (postcard decodes from a slice); it never allocates more than the frame holds.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Postcard;
+
+    struct Counter(usize);
+
+    impl Flavor for Counter {
+        type Output = usize;
+
+        fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            self.0 += data.len();
+            Ok(())
+        }
+
+        fn finalize(self) -> postcard::Result<usize> {
+            Ok(self.0)
+        }
+    }
+
+    struct InPlace<'w, 'a>(&'w mut FrameWriter<'a>);
+
+    impl Flavor for InPlace<'_, '_> {
+        type Output = ();
+
+        fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+            self.0
+                .write(&[byte])
+                .map_err(|_| postcard::Error::SerializeBufferFull)
+        }
+
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            self.0
+                .write(data)
+                .map_err(|_| postcard::Error::SerializeBufferFull)
+        }
+
+        fn finalize(self) -> postcard::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
+        fn encoded_len(value: &T) -> Result<usize, CodecError> {
+            postcard::serialize_with_flavor(value, Counter(0))
+                .map_err(|e| CodecError::Encode(e.to_string()))
+        }
+
+        fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
+            postcard::serialize_with_flavor(value, InPlace(out))
+                .map_err(|e| CodecError::Encode(e.to_string()))
+        }
+
+        fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
+            let bytes = input.rest_copied();
+            let (value, rest) =
+                postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
+            if !rest.is_empty() {
+                return Err(CodecError::Decode(format!(
+                    "{} bytes left after the value",
+                    rest.len()
+                )));
+            }
+            Ok(value)
+        }
+    }
+}

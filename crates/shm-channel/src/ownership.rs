@@ -1,0 +1,106 @@
+//! Which process owns an endpoint, and whether the peer's owner is alive.
+//!
+//! Each endpoint has an owner slot in shared memory holding a packed
+//! [`ProcessIdentity`] (pid + start time), 0 when unclaimed. Only the process recorded there
+//! owns the endpoint: its drop disconnects the peer. A copy of the endpoint left in another
+//! process (the parent's copy after `fork`, say) finds someone else in the slot and its
+//! drop does nothing. `shm-fork` moves an endpoint to a child with
+//! [`hand_over`] in the parent and [`adopt`] in the child.
+
+use std::sync::atomic::Ordering;
+
+use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+
+use crate::primitive::AtomicU64;
+use crate::OwnershipError;
+
+/// The calling process's identity.
+pub(crate) fn me() -> Result<ProcessIdentity, OwnershipError> {
+    ProcessIdentity::current().map_err(OwnershipError::Identity)
+}
+
+/// Whether the calling process owns the endpoint whose slot this is.
+pub(crate) fn owned_here(slot: &AtomicU64) -> bool {
+    // Acquire: pairs with the Release of the store that recorded the owner.
+    let owner = slot.load(Ordering::Acquire);
+    me().is_ok_and(|me| me.to_raw() == owner)
+}
+
+/// Records the calling process as owner of an unclaimed slot, or of a slot whose owner is
+/// dead (a restarted peer taking over). Refuses a slot owned by a live process — this one
+/// included: two endpoints of one side would break the single-producer/consumer contract.
+pub(crate) fn claim(slot: &AtomicU64, watch: &mut PeerWatch) -> Result<(), OwnershipError> {
+    let me = me()?;
+    // Acquire: see `owned_here`.
+    let current = slot.load(Ordering::Acquire);
+    if let Some(owner) = ProcessIdentity::from_raw(current) {
+        if watch.check(owner) == Liveness::Alive {
+            return Err(OwnershipError::OwnedElsewhere { pid: owner.pid() });
+        }
+    }
+    swap_owner(slot, current, me.to_raw())
+}
+
+/// Gives up ownership when the owning endpoint is dropped, so a new endpoint may attach.
+pub(crate) fn release(slot: &AtomicU64) {
+    // Release: the endpoint's last writes happen before a new owner's claim sees 0.
+    slot.store(0, Ordering::Release);
+}
+
+/// In the process that owns the endpoint: records `to` as its owner from now on.
+pub(crate) fn hand_over(slot: &AtomicU64, to: ProcessIdentity) -> Result<(), OwnershipError> {
+    let me = me()?;
+    // Acquire: see `owned_here`.
+    let current = slot.load(Ordering::Acquire);
+    if current == to.to_raw() {
+        return Ok(());
+    }
+    if current != me.to_raw() {
+        return Err(OwnershipError::OwnedElsewhere {
+            pid: ProcessIdentity::from_raw(current).map_or(0, ProcessIdentity::pid),
+        });
+    }
+    swap_owner(slot, current, to.to_raw())
+}
+
+/// In a child created by `fork`: takes the endpoint over from the parent that forked it.
+pub(crate) fn adopt(slot: &AtomicU64) -> Result<(), OwnershipError> {
+    let me = me()?;
+    // Acquire: see `owned_here`.
+    let current = slot.load(Ordering::Acquire);
+    if current == me.to_raw() {
+        return Ok(());
+    }
+    let parent = std::os::unix::process::parent_id() as i32;
+    match ProcessIdentity::from_raw(current) {
+        Some(owner) if owner.pid() == parent => swap_owner(slot, current, me.to_raw()),
+        None => swap_owner(slot, current, me.to_raw()),
+        Some(owner) => Err(OwnershipError::OwnedElsewhere { pid: owner.pid() }),
+    }
+}
+
+/// Compare-and-swap of the owner; losing to a concurrent change that already made the
+/// slot hold `new` counts as success (the parent's `hand_over` and the child's `adopt`
+/// race to write the same value).
+fn swap_owner(slot: &AtomicU64, current: u64, new: u64) -> Result<(), OwnershipError> {
+    // SYNC: owner recorded. AcqRel: publishes the new owner to `owned_here`/peer checks and
+    // observes the previous owner's writes.
+    match slot.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Ok(()),
+        Err(now) if now == new => Ok(()),
+        Err(now) => Err(OwnershipError::OwnedElsewhere {
+            pid: ProcessIdentity::from_raw(now).map_or(0, ProcessIdentity::pid),
+        }),
+    }
+}
+
+/// The peer's owner, seen from our endpoint: alive, dead, or not attached yet.
+pub(crate) fn peer_dead(slot: &AtomicU64, watch: &mut PeerWatch) -> bool {
+    // Acquire: see `owned_here`. The value is untrusted: at worst a hostile peer names a
+    // live process and we wait (until our deadline) as for any slow peer.
+    let owner = slot.load(Ordering::Acquire);
+    match ProcessIdentity::from_raw(owner) {
+        Some(owner) => watch.check(owner) == Liveness::Dead,
+        None => false,
+    }
+}

@@ -1,0 +1,409 @@
+//! The SPSC byte ring: the algorithm, without blocking, ownership or codecs.
+//!
+//! Indices are byte positions that only grow (`u64`, so they never wrap in practice);
+//! `position & mask` is the offset in the data area. The writer owns `tail`, the reader owns
+//! `head`; each keeps its own copy privately and caches the other's, re-loading the shared
+//! one only when the cache says full (writer) or empty (reader).
+//!
+//! Every value loaded from shared memory is loaded once and validated before use: a shared
+//! index must be 8-aligned, move forward, and stay within `capacity` of ours; a frame header
+//! must decode and its frame must lie inside the published bytes and the data area. A
+//! violation is a [`Corruption`], never an out-of-bounds access.
+
+use std::sync::atomic::Ordering;
+
+use crate::error::Corruption;
+use crate::frame::{frame_len, FrameHeader, FRAME_HEADER_LEN};
+use crate::layout::Shared;
+#[cfg(not(loom))]
+use std::sync::atomic::AtomicU64;
+
+/// Room reserved in the ring for one frame, not yet committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    /// Offset of the frame header in the data area.
+    offset: u64,
+    /// Payload bytes reserved.
+    pub(crate) max_len: usize,
+}
+
+/// A complete frame the reader may copy out, then release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// Offset of the frame header in the data area.
+    offset: u64,
+    /// Payload bytes.
+    pub(crate) len: usize,
+    /// Ring bytes the frame occupies (header, payload, alignment).
+    span: u64,
+}
+
+/// Largest payload a ring of `capacity` bytes can carry: the whole ring less one header.
+pub(crate) fn max_payload(capacity: u64) -> usize {
+    let max = capacity - FRAME_HEADER_LEN as u64;
+    usize::try_from(max.min(u32::MAX as u64)).unwrap_or(usize::MAX)
+}
+
+/// The 8-byte word at `offset` of the data area, as an atomic.
+#[cfg(not(loom))]
+///
+/// Frame header words are atomics so that a peer writing one at the same time as we read it
+/// is not a data race on our side.
+fn header_word(shared: &Shared, offset: u64) -> &AtomicU64 {
+    debug_assert!(offset % 8 == 0 && offset + 8 <= shared.capacity());
+    // SAFETY: callers pass `offset = position & mask` with `position` 8-aligned, so the word
+    // lies 8-aligned inside the data area (capacity is a multiple of 8, the area starts at a
+    // 128-aligned offset of a page-aligned region), which lives as long as `shared`; an
+    // atomic tolerates a peer writing the word concurrently.
+    unsafe { &*shared.data().add(offset as usize).cast::<AtomicU64>() }
+}
+
+#[cfg(loom)]
+fn load_header(shared: &Shared, offset: u64) -> u64 {
+    // SAFETY: as in `header_word`; a std atomic over the heap data area (loom models the
+    // indices that publish it, not the word itself).
+    let word = unsafe {
+        std::sync::atomic::AtomicU64::from_ptr(shared.data().add(offset as usize).cast())
+    };
+    word.load(Ordering::Relaxed)
+}
+
+#[cfg(not(loom))]
+fn load_header(shared: &Shared, offset: u64) -> u64 {
+    // Relaxed: the frame's bytes were published by the Release store of `tail` that our
+    // Acquire load in `Reader::refresh_tail` saw (SYNC: frame published).
+    header_word(shared, offset).load(Ordering::Relaxed)
+}
+
+#[cfg(loom)]
+fn store_header(shared: &Shared, offset: u64, word: u64) {
+    // SAFETY: as in `load_header`.
+    let atomic = unsafe {
+        std::sync::atomic::AtomicU64::from_ptr(shared.data().add(offset as usize).cast())
+    };
+    atomic.store(word, Ordering::Relaxed);
+}
+
+#[cfg(not(loom))]
+fn store_header(shared: &Shared, offset: u64, word: u64) {
+    // Relaxed: published by the Release store of `tail` in `Writer::publish`.
+    header_word(shared, offset).store(word, Ordering::Relaxed);
+}
+
+/// The sending side's private state.
+pub(crate) struct Writer {
+    shared: Shared,
+    /// Next byte position to write: frames below it are written (maybe not yet published).
+    tail: u64,
+    /// The tail last stored in shared memory.
+    published: u64,
+    /// The reader's head as last loaded: a lower bound of the real one.
+    cached_head: u64,
+    mask: u64,
+    /// Wake syscalls made by `publish` (for benchmarks).
+    wakes: u64,
+}
+
+impl Writer {
+    /// Takes over the writing side, starting from the indices in shared memory.
+    pub(crate) fn new(shared: Shared) -> Result<Writer, Corruption> {
+        // Acquire: pairs with our own earlier Release stores if this process wrote before.
+        let tail = shared.producer().tail.load(Ordering::Acquire);
+        let mask = shared.capacity() - 1;
+        let mut writer = Writer {
+            shared,
+            tail,
+            published: tail,
+            cached_head: tail.wrapping_sub(mask + 1),
+            mask,
+            wakes: 0,
+        };
+        if tail % 8 != 0 {
+            return Err(Corruption {
+                what: "tail not 8-byte aligned",
+                value: tail,
+            });
+        }
+        writer.refresh_head()?;
+        Ok(writer)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
+    /// Wake syscalls made so far.
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wakes
+    }
+
+    /// Re-loads the reader's head and validates it against our tail.
+    fn refresh_head(&mut self) -> Result<(), Corruption> {
+        // SYNC: space released. Acquire pairs with the Release store of `head` in
+        // `Reader::release`: the reader's copies out of the bytes below `head` are finished
+        // before we overwrite them.
+        let head = self.shared.consumer().head.load(Ordering::Acquire);
+        let capacity = self.capacity();
+        if head % 8 != 0 {
+            return Err(Corruption {
+                what: "head not 8-byte aligned",
+                value: head,
+            });
+        }
+        // `head` must lie in `[cached_head, tail]`: it never moves back nor passes our tail.
+        if head.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head) {
+            return Err(Corruption {
+                what: "head outside [previous head, tail]",
+                value: head,
+            });
+        }
+        if self.tail.wrapping_sub(head) > capacity {
+            return Err(Corruption {
+                what: "head more than capacity behind tail",
+                value: head,
+            });
+        }
+        self.cached_head = head;
+        Ok(())
+    }
+
+    /// Whether `bytes` more fit after our tail, re-loading the head only if the cache says
+    /// they do not.
+    fn has_room(&mut self, bytes: u64) -> Result<bool, Corruption> {
+        let capacity = self.capacity();
+        if self.tail.wrapping_sub(self.cached_head) + bytes <= capacity {
+            return Ok(true);
+        }
+        self.refresh_head()?;
+        Ok(self.tail.wrapping_sub(self.cached_head) + bytes <= capacity)
+    }
+
+    /// Reserves a contiguous frame for `len` payload bytes, or `None` when the ring has no
+    /// room yet. `len` must be at most `max_payload(capacity)`.
+    ///
+    /// When the frame would cross the end of the ring, a padding frame is written and
+    /// published first, so the reader can free the tail end while we wait.
+    pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+        debug_assert!(len <= max_payload(self.capacity()));
+        let span = frame_len(len as u64);
+        let offset = self.tail & self.mask;
+        let to_end = self.capacity() - offset;
+        if span > to_end {
+            if !self.has_room(to_end)? {
+                return Ok(None);
+            }
+            store_header(
+                &self.shared,
+                offset,
+                FrameHeader::Pad { len: to_end }.encode(),
+            );
+            self.tail += to_end;
+            self.publish();
+        }
+        if !self.has_room(span)? {
+            return Ok(None);
+        }
+        Ok(Some(Slot {
+            offset: self.tail & self.mask,
+            max_len: len,
+        }))
+    }
+
+    /// Where the payload of `slot` goes: valid for `slot.max_len` bytes until commit.
+    pub(crate) fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
+        // SAFETY (of the arithmetic, no access): `slot.offset + 8 + max_len` lies within the
+        // data area, as `try_reserve` checked the frame is contiguous.
+        self.shared
+            .data()
+            .wrapping_add((slot.offset as usize) + FRAME_HEADER_LEN)
+    }
+
+    /// Completes the frame in `slot` with `len <= slot.max_len` payload bytes (already
+    /// written). The frame is visible to the reader after the next `publish`.
+    pub(crate) fn commit(&mut self, slot: Slot, len: usize) {
+        debug_assert!(len <= slot.max_len);
+        debug_assert_eq!(slot.offset, self.tail & self.mask);
+        let len = len.min(slot.max_len) as u64;
+        store_header(
+            &self.shared,
+            slot.offset,
+            FrameHeader::Data { len }.encode(),
+        );
+        self.tail += frame_len(len);
+    }
+
+    /// Makes every committed frame visible to the reader and wakes it if it sleeps.
+    pub(crate) fn publish(&mut self) {
+        if self.tail == self.published {
+            return;
+        }
+        // SYNC: frame published. Release pairs with the Acquire load of `tail` in
+        // `Reader::refresh_tail`: the frame headers and payloads written before are visible
+        // to a reader that sees this tail.
+        self.shared
+            .producer()
+            .tail
+            .store(self.tail, Ordering::Release);
+        self.published = self.tail;
+        if self.shared.events().data.notify() {
+            self.wakes += 1;
+        }
+    }
+}
+
+/// The receiving side's private state.
+pub(crate) struct Reader {
+    shared: Shared,
+    /// Next byte position to read.
+    head: u64,
+    /// The writer's tail as last loaded: an upper bound of what may be read.
+    cached_tail: u64,
+    mask: u64,
+    /// Wake syscalls made by `release` (for benchmarks).
+    wakes: u64,
+}
+
+impl Reader {
+    /// Takes over the reading side, starting from the indices in shared memory.
+    pub(crate) fn new(shared: Shared) -> Result<Reader, Corruption> {
+        // Acquire: pairs with our own earlier Release stores if this process read before.
+        let head = shared.consumer().head.load(Ordering::Acquire);
+        if head % 8 != 0 {
+            return Err(Corruption {
+                what: "head not 8-byte aligned",
+                value: head,
+            });
+        }
+        let mask = shared.capacity() - 1;
+        let mut reader = Reader {
+            shared,
+            head,
+            cached_tail: head,
+            mask,
+            wakes: 0,
+        };
+        reader.refresh_tail()?;
+        Ok(reader)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
+    /// Wake syscalls made so far.
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wakes
+    }
+
+    /// Re-loads the writer's tail and validates it against our head.
+    fn refresh_tail(&mut self) -> Result<(), Corruption> {
+        // SYNC: frame published (see `Writer::publish`).
+        let tail = self.shared.producer().tail.load(Ordering::Acquire);
+        if tail % 8 != 0 {
+            return Err(Corruption {
+                what: "tail not 8-byte aligned",
+                value: tail,
+            });
+        }
+        let available = tail.wrapping_sub(self.head);
+        if available > self.capacity() {
+            return Err(Corruption {
+                what: "tail outside [head, head + capacity]",
+                value: tail,
+            });
+        }
+        if available < self.cached_tail.wrapping_sub(self.head) {
+            return Err(Corruption {
+                what: "tail moved backwards",
+                value: tail,
+            });
+        }
+        self.cached_tail = tail;
+        Ok(())
+    }
+
+    /// The next complete frame, or `None` when nothing is published. Padding frames are
+    /// skipped (and released at once).
+    pub(crate) fn try_peek(&mut self) -> Result<Option<Frame>, Corruption> {
+        loop {
+            if self.head == self.cached_tail {
+                self.refresh_tail()?;
+                if self.head == self.cached_tail {
+                    return Ok(None);
+                }
+            }
+            let offset = self.head & self.mask;
+            let available = self.cached_tail.wrapping_sub(self.head);
+            let to_end = self.capacity() - offset;
+            let word = load_header(&self.shared, offset);
+            match FrameHeader::decode(word) {
+                Some(FrameHeader::Pad { len }) => {
+                    if len != to_end || len > available {
+                        return Err(Corruption {
+                            what: "padding frame of wrong length",
+                            value: word,
+                        });
+                    }
+                    self.head += len;
+                    self.publish_head();
+                }
+                Some(FrameHeader::Data { len }) => {
+                    let span = frame_len(len);
+                    if span > available || span > to_end {
+                        return Err(Corruption {
+                            what: "frame length beyond published bytes",
+                            value: word,
+                        });
+                    }
+                    return Ok(Some(Frame {
+                        offset,
+                        len: len as usize,
+                        span,
+                    }));
+                }
+                None => {
+                    return Err(Corruption {
+                        what: "frame header",
+                        value: word,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Where the payload of `frame` is: valid for `frame.len` bytes until release.
+    pub(crate) fn payload_ptr(&self, frame: &Frame) -> *const u8 {
+        // Arithmetic only: `try_peek` checked the frame lies inside the data area.
+        self.shared
+            .data()
+            .wrapping_add((frame.offset as usize) + FRAME_HEADER_LEN)
+    }
+
+    /// Frees the frame returned by the last `try_peek` for the writer to reuse.
+    pub(crate) fn release(&mut self, frame: Frame) {
+        debug_assert_eq!(frame.offset, self.head & self.mask);
+        self.head += frame.span;
+        self.publish_head();
+    }
+
+    fn publish_head(&mut self) {
+        // SYNC: space released. Release pairs with the Acquire load of `head` in
+        // `Writer::refresh_head`: our copies out of the released bytes happen before the
+        // writer overwrites them.
+        self.shared
+            .consumer()
+            .head
+            .store(self.head, Ordering::Release);
+        if self.shared.events().space.notify() {
+            self.wakes += 1;
+        }
+    }
+}

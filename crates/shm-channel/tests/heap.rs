@@ -1,0 +1,431 @@
+//! The channel in one process, over a heap region (runs under Miri too) and over mappings.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shm_channel::bytes::{self, Builder, Receiver, Sender};
+use shm_channel::codec::{Bincode, Plain, Postcard};
+use shm_channel::{typed, ChannelError, CodecError, RecvError, SendError};
+use shm_core::{HeapRegion, SharedMemory};
+
+/// Offsets of the control block (see `layout.rs`): what a hostile peer would poke.
+const TAIL: usize = 128;
+const HEAD: usize = 256;
+const DATA: usize = 640;
+
+fn heap_channel(capacity: usize) -> (Sender, Receiver, Arc<HeapRegion>) {
+    let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
+    let (tx, rx) = Builder::new(capacity).create_in(heap.clone()).unwrap();
+    (tx, rx, heap)
+}
+
+#[test]
+fn messages_arrive_in_order_and_intact() {
+    let (mut tx, mut rx, _) = heap_channel(256);
+    for round in 0..50u8 {
+        let msg: Vec<u8> = (0..round).collect();
+        tx.send(&msg).unwrap();
+        assert_eq!(rx.recv().unwrap(), msg);
+    }
+}
+
+#[test]
+fn try_recv_on_empty_is_empty_and_try_send_on_full_is_full() {
+    let (mut tx, mut rx, _) = heap_channel(64);
+    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    let mut sent = 0;
+    while tx.try_send(&[7; 8]).is_ok() {
+        sent += 1;
+    }
+    assert_eq!(sent, 4); // 64 bytes / (8 header + 8 payload)
+    assert!(matches!(tx.try_send(&[7; 8]), Err(SendError::Full(()))));
+    assert_eq!(rx.try_recv().unwrap(), [7; 8]);
+    tx.try_send(&[8; 8]).unwrap();
+}
+
+#[test]
+fn message_larger_than_the_ring_is_refused_at_once() {
+    let (mut tx, mut rx, _) = heap_channel(64);
+    assert_eq!(tx.max_message_len(), 56);
+    assert!(matches!(
+        tx.send(&[0; 57]),
+        Err(SendError::TooLarge((), 56))
+    ));
+    assert!(matches!(tx.reserve(1000), Err(SendError::TooLarge((), 56))));
+    // The largest message fits, even after a wrap: the sender publishes a padding frame
+    // to the end of the ring, and once the receiver has skipped it, the message fits.
+    tx.send(&[1; 20]).unwrap();
+    rx.recv().unwrap();
+    assert!(matches!(tx.try_send(&[2; 56]), Err(SendError::Full(()))));
+    assert_eq!(rx.try_recv(), Err(RecvError::Empty)); // skips the padding
+    tx.try_send(&[2; 56]).unwrap();
+    assert_eq!(rx.recv().unwrap(), [2; 56]);
+}
+
+#[test]
+fn empty_messages_are_messages() {
+    let (mut tx, mut rx, _) = heap_channel(64);
+    tx.send(&[]).unwrap();
+    tx.send(b"x").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"");
+    assert_eq!(rx.recv().unwrap(), b"x");
+}
+
+#[test]
+fn frames_wrap_around_with_padding() {
+    let (mut tx, mut rx, _) = heap_channel(128);
+    let message = |i: usize| -> Vec<u8> { (0..(i * 37) % 121).map(|b| (b + i) as u8).collect() };
+    // Sizes up to the largest (120) land at every offset and must pad at the end; a frame
+    // larger than the room left after padding needs the receiver to skip the padding, so
+    // the two sides run on two threads.
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..500 {
+                tx.send(&message(i)).unwrap();
+            }
+        });
+        for i in 0..500 {
+            assert_eq!(rx.recv().unwrap(), message(i), "message {i}");
+        }
+    });
+}
+
+#[test]
+fn write_grant_commits_only_what_was_written() {
+    let (mut tx, mut rx, _) = heap_channel(256);
+    let mut grant = tx.reserve(100).unwrap();
+    assert_eq!(grant.len(), 100);
+    grant.write_at(0, b"abc").unwrap();
+    assert!(grant.write_at(98, b"xyz").is_err());
+    grant.commit(3);
+    assert_eq!(rx.recv().unwrap(), b"abc");
+}
+
+#[test]
+fn write_grant_dropped_without_commit_publishes_nothing() {
+    let (mut tx, mut rx, _) = heap_channel(256);
+    {
+        let mut grant = tx.reserve(10).unwrap();
+        grant.write_at(0, b"discarded!").unwrap();
+    }
+    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    tx.send(b"kept").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"kept");
+}
+
+#[test]
+fn read_grant_releases_space_on_drop() {
+    let (mut tx, mut rx, _) = heap_channel(64);
+    tx.send(&[1; 48]).unwrap();
+    assert!(matches!(tx.try_send(&[2; 48]), Err(SendError::Full(()))));
+    {
+        let frame = rx.read().unwrap();
+        assert_eq!(frame.len(), 48);
+        let mut part = [0u8; 4];
+        frame.read_at(44, &mut part).unwrap();
+        assert_eq!(part, [1; 4]);
+        assert!(frame.read_at(45, &mut part).is_err());
+        // Still held: no room yet.
+        assert!(matches!(tx.try_send(&[2; 48]), Err(SendError::Full(()))));
+    }
+    tx.try_send(&[2; 48]).unwrap();
+}
+
+#[test]
+fn recv_into_a_short_buffer_keeps_the_message() {
+    let (mut tx, mut rx, _) = heap_channel(256);
+    tx.send(b"0123456789").unwrap();
+    let mut small = [0u8; 4];
+    assert_eq!(
+        rx.recv_into(&mut small),
+        Err(RecvError::BufferTooSmall { needed: 10 })
+    );
+    let mut big = [0u8; 16];
+    assert_eq!(rx.recv_into(&mut big).unwrap(), 10);
+    assert_eq!(&big[..10], b"0123456789");
+}
+
+#[test]
+fn dropped_sender_delivers_everything_then_disconnects() {
+    let (mut tx, mut rx, _) = heap_channel(256);
+    for i in 0..5u8 {
+        tx.send(&[i]).unwrap();
+    }
+    drop(tx);
+    let got: Vec<Vec<u8>> = rx.iter().collect();
+    assert_eq!(got, (0..5u8).map(|i| vec![i]).collect::<Vec<_>>());
+    assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
+}
+
+#[test]
+fn dropped_receiver_disconnects_the_sender() {
+    let (mut tx, rx, _) = heap_channel(256);
+    drop(rx);
+    assert!(matches!(tx.send(b"lost"), Err(SendError::Disconnected(()))));
+    assert!(matches!(
+        tx.try_send(b"lost"),
+        Err(SendError::Disconnected(()))
+    ));
+}
+
+#[test]
+fn timeouts_expire() {
+    let (mut tx, mut rx, _) = heap_channel(64);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(20)),
+        Err(RecvError::Timeout)
+    );
+    tx.send(&[0; 56]).unwrap();
+    let err = tx
+        .send_timeout(&[0; 8], Duration::from_millis(20))
+        .unwrap_err();
+    assert!(matches!(err, SendError::Timeout(())));
+}
+
+#[test]
+fn batch_publishes_on_drop() {
+    let (mut tx, mut rx, _) = heap_channel(1024);
+    {
+        let mut batch = tx.batch();
+        for i in 0..10u8 {
+            batch.send(&[i; 3]).unwrap();
+        }
+        let mut grant = batch.reserve(4).unwrap();
+        grant.write_at(0, b"last").unwrap();
+        grant.commit(4);
+        assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    }
+    for i in 0..10u8 {
+        assert_eq!(rx.try_recv().unwrap(), [i; 3]);
+    }
+    assert_eq!(rx.try_recv().unwrap(), b"last");
+}
+
+#[test]
+fn batch_larger_than_the_ring_publishes_as_it_fills() {
+    let (mut tx, mut rx, _) = heap_channel(64);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut batch = tx.batch();
+            for i in 0..100u8 {
+                batch.send(&[i; 8]).unwrap();
+            }
+        });
+        for i in 0..100u8 {
+            assert_eq!(rx.recv().unwrap(), [i; 8]);
+        }
+    });
+}
+
+#[test]
+fn invalid_capacities_are_refused() {
+    for capacity in [0, 8, 100, 1000] {
+        let err = bytes::channel(capacity).unwrap_err();
+        assert!(
+            matches!(err, ChannelError::InvalidCapacity { .. }),
+            "{capacity}: {err}"
+        );
+    }
+    let small = Arc::new(HeapRegion::new(1024).unwrap());
+    let err = Builder::new(1024).create_in(small).unwrap_err();
+    assert!(matches!(
+        err,
+        ChannelError::RegionTooSmall {
+            needed: 1664,
+            len: 1024
+        }
+    ));
+}
+
+#[test]
+fn attach_validates_the_header() {
+    let heap = Arc::new(HeapRegion::new(DATA + 256).unwrap());
+    let err = Receiver::attach(heap.clone()).unwrap_err();
+    assert!(matches!(err, ChannelError::Header(_)), "{err}");
+    let mut tx = Builder::new(256).create_sender_in(heap.clone()).unwrap();
+    let mut rx = Receiver::attach(heap.clone()).unwrap();
+    tx.send(b"attached").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"attached");
+    // A second receiver while this (live) process owns it is refused.
+    assert!(matches!(
+        Receiver::attach(heap.clone()),
+        Err(ChannelError::Ownership(_))
+    ));
+    // Corrupt capacity in the header: refused.
+    heap.atomic_u64(16)
+        .unwrap()
+        .store(1 << 20, Ordering::SeqCst);
+    assert!(matches!(
+        Sender::attach(heap.clone()),
+        Err(ChannelError::RegionTooSmall { .. })
+    ));
+    heap.atomic_u64(16).unwrap().store(100, Ordering::SeqCst);
+    assert!(matches!(
+        Sender::attach(heap),
+        Err(ChannelError::InvalidCapacity { .. })
+    ));
+}
+
+#[test]
+fn garbage_tail_is_corruption() {
+    for garbage in [u64::MAX, 257, 256 + 8, 3, 2 * 256 - 1] {
+        let (mut tx, mut rx, heap) = heap_channel(256);
+        tx.send(b"ok").unwrap();
+        heap.atomic_u64(TAIL)
+            .unwrap()
+            .store(garbage, Ordering::SeqCst);
+        assert!(
+            matches!(rx.try_recv(), Err(RecvError::Corrupted(_)) | Ok(_)),
+            "{garbage:#x}"
+        );
+        // Whatever the first call saw, the garbage tail is refused once it is loaded.
+        let mut saw_corruption = false;
+        for _ in 0..3 {
+            if let Err(RecvError::Corrupted(c)) = rx.try_recv() {
+                saw_corruption = true;
+                assert!(c.to_string().contains("tail"), "{c}");
+            }
+        }
+        assert!(saw_corruption, "{garbage:#x}");
+    }
+}
+
+#[test]
+fn garbage_head_is_corruption() {
+    for garbage in [u64::MAX, 1, 512, 4096] {
+        let (mut tx, _rx, heap) = heap_channel(64);
+        heap.atomic_u64(HEAD)
+            .unwrap()
+            .store(garbage, Ordering::SeqCst);
+        // The sender loads the head when it thinks the ring is full.
+        let mut result = Ok(());
+        for _ in 0..10 {
+            result = tx.try_send(&[0; 8]);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(
+            matches!(result, Err(SendError::Corrupted((), _))),
+            "{garbage:#x}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn garbage_frame_header_is_corruption() {
+    for garbage in [
+        0u64,
+        u64::MAX,
+        0xD1 << 32 | 250,
+        0xD1 << 32 | 0xffff_ffff,
+        0xAD << 32 | 8,
+    ] {
+        let (mut tx, mut rx, heap) = heap_channel(256);
+        tx.send(&[0; 16]).unwrap();
+        heap.atomic_u64(DATA)
+            .unwrap()
+            .store(garbage, Ordering::SeqCst);
+        let err = rx.try_recv().unwrap_err();
+        assert!(
+            matches!(err, RecvError::Corrupted(_)),
+            "{garbage:#x}: {err}"
+        );
+    }
+}
+
+#[test]
+fn typed_round_trips_with_every_codec() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Msg {
+        seq: u64,
+        name: String,
+        values: Vec<f32>,
+        tag: Option<char>,
+    }
+    let msg = |i: u64| Msg {
+        seq: i,
+        name: format!("message {i}"),
+        values: (0..i % 7).map(|v| v as f32 * 0.5).collect(),
+        tag: (i % 2 == 0).then_some('x'),
+    };
+
+    let (mut tx, mut rx) = typed::channel_with::<Msg, Bincode>(512).unwrap();
+    for i in 0..100 {
+        tx.send(msg(i)).unwrap();
+        assert_eq!(rx.recv().unwrap(), msg(i));
+    }
+    let (mut tx, mut rx) = typed::channel_with::<Msg, Postcard>(512).unwrap();
+    for i in 0..100 {
+        tx.send(msg(i)).unwrap();
+        assert_eq!(rx.recv().unwrap(), msg(i));
+    }
+    let (mut tx, mut rx) = typed::channel_with::<[u32; 5], Plain>(512).unwrap();
+    for i in 0..100 {
+        tx.send([i; 5]).unwrap();
+        assert_eq!(rx.recv().unwrap(), [i; 5]);
+    }
+}
+
+#[test]
+fn typed_errors_hand_the_value_back() {
+    let (mut tx, rx) = typed::channel::<String>(64).unwrap();
+    let err = tx.send("x".repeat(100)).unwrap_err();
+    assert!(matches!(&err, SendError::TooLarge(_, 56)));
+    assert_eq!(err.into_inner().len(), 100);
+    drop(rx);
+    let err = tx.send("bye".into()).unwrap_err();
+    assert!(matches!(&err, SendError::Disconnected(s) if s == "bye"));
+}
+
+#[test]
+fn undecodable_frames_are_decode_errors() {
+    let (mut tx, rx) = bytes::channel(256).unwrap();
+    let mut rx_plain = typed::Receiver::<u64, Plain>::from_bytes(rx);
+    tx.send(&[1, 2, 3]).unwrap();
+    assert_eq!(
+        rx_plain.recv(),
+        Err(RecvError::Decode(CodecError::Length {
+            expected: 8,
+            found: 3
+        }))
+    );
+    let mut rx_bincode = typed::Receiver::<String, Bincode>::from_bytes(rx_plain.into_bytes());
+    // A length prefix announcing 2^60 bytes: refused without allocating them.
+    tx.send(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]).unwrap();
+    assert!(matches!(rx_bincode.recv(), Err(RecvError::Decode(_))));
+    tx.send(&[3, 0xff, 0xfe, 0xfd]).unwrap(); // invalid UTF-8
+    assert!(matches!(rx_bincode.recv(), Err(RecvError::Decode(_))));
+    let mut rx_postcard = typed::Receiver::<String, Postcard>::from_bytes(rx_bincode.into_bytes());
+    tx.send(&[0xff, 0xff, 0xff, 0xff, 0x0f]).unwrap();
+    assert!(matches!(rx_postcard.recv(), Err(RecvError::Decode(_))));
+    // The channel carries on after decode errors.
+    tx.send(&[2, b'o', b'k']).unwrap();
+    assert_eq!(rx_postcard.recv().unwrap(), "ok");
+}
+
+#[test]
+fn two_threads_stream_checked_messages() {
+    let count: u32 = if cfg!(miri) { 200 } else { 200_000 };
+    let (mut tx, mut rx, _) = heap_channel(1024);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for seq in 0..count {
+                let len = 4 + (seq as usize * 7) % 60;
+                let mut msg = vec![(seq % 251) as u8; len];
+                msg[..4].copy_from_slice(&seq.to_le_bytes());
+                tx.send(&msg).unwrap();
+            }
+        });
+        let mut buf = [0u8; 64];
+        for seq in 0..count {
+            let len = rx.recv_into(&mut buf).unwrap();
+            assert_eq!(len, 4 + (seq as usize * 7) % 60);
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), seq);
+            assert!(buf[4..len].iter().all(|b| *b == (seq % 251) as u8));
+        }
+        assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    });
+}
