@@ -6,6 +6,9 @@
 //!
 //! - [`core`] (`shm-core`): shared regions, versioned layout headers, cross-process
 //!   notification and peer liveness.
+//! - [`channel`] (`shm-channel`): lock-free shared-memory channels: SPSC byte rings with
+//!   zero-copy grants, typed channels.
+//! - [`fork`] (`shm-fork`): fork children that inherit channel endpoints, workers, pipelines.
 //!
 //! ```
 //! use shm_ipc::core::{Region, SharedMemory};
@@ -21,4 +24,6 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
+pub use shm_channel as channel;
 pub use shm_core as core;
+pub use shm_fork as fork;

@@ -40,11 +40,14 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
+mod channel;
 mod child;
 mod fork;
 mod inherit;
+pub mod pipeline;
 mod report;
 mod sys;
+pub mod worker;
 
 pub use child::{
     Child, ChildError, ExitStatus, OnDrop, ADOPT_FAILED_EXIT_CODE, DOWNSTREAM_LOST_EXIT_CODE,
@@ -52,3 +55,5 @@ pub use child::{
 };
 pub use fork::{fork, fork_with, fork_with_unchecked, ChildOptions, ForkError};
 pub use inherit::{Inherit, InheritError};
+pub use pipeline::{Pipeline, PipelineError, RunningPipeline, StageFailure};
+pub use worker::{spawn_pool, spawn_worker, Worker, WorkerError, WorkerOptions, WorkerPool};
