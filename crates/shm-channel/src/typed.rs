@@ -59,9 +59,7 @@ where
 }
 
 /// Creates a typed channel with codec `C`.
-pub fn channel_with<T, C: Codec<T>>(
-    capacity: usize,
-) -> Result<Pair<T, C>, ChannelError> {
+pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
     let (tx, rx) = bytes::channel(capacity)?;
     Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
 }
