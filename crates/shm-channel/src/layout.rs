@@ -128,6 +128,10 @@ pub(crate) struct Shared {
     control: *mut Control,
     data: *mut u8,
     capacity: u64,
+    /// Under loom, the frame header words live here (one per 8 data bytes) as loom
+    /// atomics, so that the models see — and interleave — every header store and load.
+    #[cfg(loom)]
+    pub(crate) loom_headers: Arc<Vec<AtomicU64>>,
 }
 
 // SAFETY: `Shared` holds pointers into memory kept alive by `memory` (itself Send + Sync);
@@ -204,6 +208,8 @@ impl Shared {
             control,
             data,
             capacity,
+            #[cfg(loom)]
+            loom_headers: Arc::new((0..capacity / 8).map(|_| AtomicU64::new(0)).collect()),
         })
     }
 
@@ -266,6 +272,8 @@ impl Clone for Shared {
             control: self.control,
             data: self.data,
             capacity: self.capacity,
+            #[cfg(loom)]
+            loom_headers: Arc::clone(&self.loom_headers),
         }
     }
 }

@@ -39,6 +39,8 @@ pub mod codec;
 mod error;
 mod frame;
 mod layout;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod ownership;
 mod primitive;
 mod ring;

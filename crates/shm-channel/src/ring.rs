@@ -60,12 +60,8 @@ fn header_word(shared: &Shared, offset: u64) -> &AtomicU64 {
 
 #[cfg(loom)]
 fn load_header(shared: &Shared, offset: u64) -> u64 {
-    // SAFETY: as in `header_word`; a std atomic over the heap data area (loom models the
-    // indices that publish it, not the word itself).
-    let word = unsafe {
-        std::sync::atomic::AtomicU64::from_ptr(shared.data().add(offset as usize).cast())
-    };
-    word.load(Ordering::Relaxed)
+    // Under loom the header words are loom atomics on the side (see `Shared`).
+    shared.loom_headers[(offset / 8) as usize].load(Ordering::Relaxed)
 }
 
 #[cfg(not(loom))]
@@ -77,11 +73,7 @@ fn load_header(shared: &Shared, offset: u64) -> u64 {
 
 #[cfg(loom)]
 fn store_header(shared: &Shared, offset: u64, word: u64) {
-    // SAFETY: as in `load_header`.
-    let atomic = unsafe {
-        std::sync::atomic::AtomicU64::from_ptr(shared.data().add(offset as usize).cast())
-    };
-    atomic.store(word, Ordering::Relaxed);
+    shared.loom_headers[(offset / 8) as usize].store(word, Ordering::Relaxed);
 }
 
 #[cfg(not(loom))]

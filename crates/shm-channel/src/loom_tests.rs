@@ -1,0 +1,182 @@
+//! loom models of the SPSC ring: every interleaving (up to `LOOM_MAX_PREEMPTIONS`) of the
+//! index and flag operations, on a heap region.
+//!
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shm-channel --release --lib loom`
+//! (`scripts/loom` does this in its own target directory).
+
+use std::sync::Arc;
+
+use loom::thread;
+use shm_core::HeapRegion;
+
+use crate::bytes::Builder;
+use crate::layout::{region_len_for, Shared};
+use crate::ring::{Reader, Writer};
+use crate::RecvError;
+
+fn ring(capacity: usize) -> (Writer, Reader) {
+    let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
+    let shared = Shared::create(heap, capacity).unwrap();
+    (
+        Writer::new(shared.clone()).unwrap(),
+        Reader::new(shared).unwrap(),
+    )
+}
+
+/// Sends `msg`, yielding while the ring is full.
+fn send(writer: &mut Writer, msg: &[u8]) {
+    loop {
+        if let Some(slot) = writer.try_reserve(msg.len()).unwrap() {
+            // SAFETY: the slot's payload is valid for `msg.len()` bytes until commit.
+            unsafe {
+                std::ptr::copy_nonoverlapping(msg.as_ptr(), writer.payload_ptr(&slot), msg.len())
+            };
+            writer.commit(slot, msg.len());
+            writer.publish();
+            return;
+        }
+        thread::yield_now();
+    }
+}
+
+/// Receives one message, yielding while the ring is empty.
+fn recv(reader: &mut Reader) -> Vec<u8> {
+    loop {
+        if let Some(frame) = reader.try_peek().unwrap() {
+            let mut out = vec![0u8; frame.len];
+            // SAFETY: the frame's payload is valid for `frame.len` bytes until release.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    reader.payload_ptr(&frame),
+                    out.as_mut_ptr(),
+                    frame.len,
+                )
+            };
+            reader.release(frame);
+            return out;
+        }
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn loom_publish_then_consume_in_order() {
+    loom::model(|| {
+        let (mut writer, mut reader) = ring(64);
+        let producer = thread::spawn(move || {
+            send(&mut writer, b"first!!!");
+            send(&mut writer, b"second");
+        });
+        assert_eq!(recv(&mut reader), b"first!!!");
+        assert_eq!(recv(&mut reader), b"second");
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_wrap_around_at_tiny_capacity() {
+    loom::model(|| {
+        // 32 bytes: a 9-byte message takes 24, so the second must pad and wrap, and the
+        // third reuses space the reader released.
+        let (mut writer, mut reader) = ring(32);
+        let producer = thread::spawn(move || {
+            send(&mut writer, &[1; 9]);
+            send(&mut writer, &[2; 9]);
+            send(&mut writer, &[3; 1]);
+        });
+        assert_eq!(recv(&mut reader), [1; 9]);
+        assert_eq!(recv(&mut reader), [2; 9]);
+        assert_eq!(recv(&mut reader), [3; 1]);
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_uncommitted_frame_is_never_seen() {
+    loom::model(|| {
+        let (mut writer, mut reader) = ring(64);
+        let producer = thread::spawn(move || {
+            send(&mut writer, b"done");
+            // Stops between reserve and commit: writes the payload, never commits.
+            let slot = writer.try_reserve(4).unwrap().unwrap();
+            // SAFETY: the slot is valid for 4 bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(b"half".as_ptr(), writer.payload_ptr(&slot), 4)
+            };
+            writer.publish(); // publishes nothing new
+        });
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            if let Some(frame) = reader.try_peek().unwrap() {
+                let mut out = vec![0u8; frame.len];
+                // SAFETY: valid for `frame.len` bytes until release.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        reader.payload_ptr(&frame),
+                        out.as_mut_ptr(),
+                        frame.len,
+                    )
+                };
+                reader.release(frame);
+                seen.push(out);
+            }
+            thread::yield_now();
+        }
+        producer.join().unwrap();
+        while let Some(frame) = reader.try_peek().unwrap() {
+            reader.release(frame);
+            seen.push(b"?".to_vec());
+        }
+        // Only the committed message, ever.
+        assert!(seen.len() <= 1);
+        assert!(seen.iter().all(|m| m == b"done"));
+    });
+}
+
+#[test]
+fn loom_close_delivers_everything_before_disconnect() {
+    loom::model(|| {
+        let heap = Arc::new(HeapRegion::new(region_len_for(64).unwrap()).unwrap());
+        let (mut tx, mut rx) = Builder::new(64).create_in(heap).unwrap();
+        let producer = thread::spawn(move || {
+            tx.try_send(b"a").unwrap();
+            tx.try_send(b"b").unwrap();
+            drop(tx);
+        });
+        let mut got = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(msg) => got.push(msg),
+                Err(RecvError::Empty) => thread::yield_now(),
+                Err(RecvError::Disconnected) => break,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec()]);
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_receiver_drop_disconnects_sender() {
+    loom::model(|| {
+        let heap = Arc::new(HeapRegion::new(region_len_for(32).unwrap()).unwrap());
+        let (mut tx, rx) = Builder::new(32).create_in(heap).unwrap();
+        let consumer = thread::spawn(move || drop(rx));
+        // Fill, then keep trying: once the drop is visible, every send is Disconnected.
+        let mut disconnected = false;
+        for _ in 0..4 {
+            match tx.try_send(&[0; 8]) {
+                Ok(()) | Err(crate::SendError::Full(())) => thread::yield_now(),
+                Err(crate::SendError::Disconnected(())) => disconnected = true,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        consumer.join().unwrap();
+        assert!(disconnected || tx.try_send(&[0; 8]).is_err());
+        assert!(matches!(
+            tx.try_send(&[0; 1]),
+            Err(crate::SendError::Disconnected(()))
+        ));
+    });
+}
