@@ -1,0 +1,347 @@
+//! The channel across a real `fork`: a million checked messages, typed round trips with
+//! every codec, disconnects both ways, peer death and a peer writing garbage.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use shm_channel::bytes::{self, Receiver, Sender};
+use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
+use shm_channel::{typed, RecvError, SendError};
+use shm_core::liveness::ProcessIdentity;
+use shm_testkit::{fork_child, fork_lock};
+
+/// Generous bound on every wait, so a bug fails the test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Deterministic xorshift, so parent and child agree on the message stream.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// FNV-1a of the payload after the 8-byte sequence number.
+fn checksum(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ *b as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Message `seq`: sequence number, checksum, then `len` pseudo-random bytes.
+fn fill_message(rng: &mut Rng, seq: u64, buf: &mut Vec<u8>) {
+    let len = (rng.next() % 300) as usize;
+    buf.clear();
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    let mut word = rng.next();
+    for i in 0..len {
+        if i % 8 == 0 {
+            word = rng.next();
+        }
+        buf.push((word >> ((i % 8) * 8)) as u8);
+    }
+    let sum = checksum(&buf[12..]);
+    buf[8..12].copy_from_slice(&sum.to_le_bytes());
+}
+
+#[test]
+fn a_million_random_messages_arrive_intact_and_in_order() {
+    const COUNT: u64 = 1_000_000;
+    let (tx, mut rx) = bytes::channel(1 << 16).unwrap();
+    let mut tx = Some(tx);
+    let lock = fork_lock();
+    let child = fork_child(&lock, || {
+        let mut tx = tx.take().unwrap();
+        tx.adopt().unwrap();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut buf = Vec::with_capacity(512);
+        for seq in 0..COUNT {
+            fill_message(&mut rng, seq, &mut buf);
+            if tx.send(&buf).is_err() {
+                return 1;
+            }
+        }
+        drop(tx); // clean close: the parent sees Disconnected after the last message
+        0
+    });
+    tx.as_ref()
+        .unwrap()
+        .hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
+        .unwrap();
+    drop(tx); // the parent's copy: not the owner any more, so no disconnect
+
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut expected = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    for seq in 0..COUNT {
+        let len = rx.recv_into(&mut buf).unwrap();
+        fill_message(&mut rng, seq, &mut expected);
+        let got = &buf[..len];
+        assert_eq!(
+            u64::from_le_bytes(got[..8].try_into().unwrap()),
+            seq,
+            "reordered or lost"
+        );
+        assert_eq!(
+            u32::from_le_bytes(got[8..12].try_into().unwrap()),
+            checksum(&got[12..]),
+            "corrupted message {seq}"
+        );
+        assert_eq!(got, &expected[..], "message {seq}");
+    }
+    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+    assert_eq!(child.wait(), 0);
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+struct Reading {
+    sensor: String,
+    seq: u64,
+    values: Vec<f64>,
+    ok: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Sample {
+    seq: u64,
+    value: f64,
+}
+
+/// Parent sends `items` to a forked child, which echoes each back; the parent checks.
+fn echo_across_fork<T, C>(items: Vec<T>)
+where
+    T: Clone + PartialEq + std::fmt::Debug,
+    C: Codec<T>,
+{
+    let (mut to_child, from_parent) = typed::channel_with::<T, C>(1 << 14).unwrap();
+    let (to_parent, mut from_child) = typed::channel_with::<T, C>(1 << 14).unwrap();
+    let mut child_ends = Some((from_parent, to_parent));
+    let lock = fork_lock();
+    let n = items.len();
+    let child = fork_child(&lock, || {
+        let (mut rx, mut tx) = child_ends.take().unwrap();
+        rx.adopt().unwrap();
+        tx.adopt().unwrap();
+        for _ in 0..n {
+            let Ok(item) = rx.recv() else { return 1 };
+            if tx.send(item).is_err() {
+                return 2;
+            }
+        }
+        0
+    });
+    let identity = ProcessIdentity::of_pid(child.pid()).unwrap();
+    let (rx, tx) = child_ends.take().unwrap();
+    rx.hand_over(identity).unwrap();
+    tx.hand_over(identity).unwrap();
+    drop((rx, tx));
+    for item in items {
+        to_child.send(item.clone()).unwrap();
+        assert_eq!(from_child.recv_timeout(PATIENCE).unwrap(), item);
+    }
+    assert_eq!(child.wait(), 0);
+}
+
+#[test]
+fn typed_round_trips_across_fork_with_every_codec() {
+    let readings: Vec<Reading> = (0..200)
+        .map(|i| Reading {
+            sensor: format!("sensor-{i}"),
+            seq: i,
+            values: (0..i % 10).map(|v| v as f64 / 3.0).collect(),
+            ok: i % 3 == 0,
+        })
+        .collect();
+    echo_across_fork::<Reading, Bincode>(readings.clone());
+    echo_across_fork::<Reading, Postcard>(readings);
+    echo_across_fork::<Sample, Plain>(
+        (0..200)
+            .map(|i| Sample {
+                seq: i,
+                value: i as f64 * 1.5,
+            })
+            .collect(),
+    );
+}
+
+/// Forks a child that owns `endpoint` (adopted) and runs `f` with it; the parent hands the
+/// endpoint over and drops its copy.
+fn fork_owner<E, H>(
+    endpoint: E,
+    hand_over: H,
+    f: impl FnOnce(E) -> i32,
+) -> (shm_testkit::TestChild, std::sync::MutexGuard<'static, ()>)
+where
+    H: Fn(&E, ProcessIdentity),
+    E: Adopt,
+{
+    let mut slot = Some(endpoint);
+    let lock = fork_lock();
+    let child = fork_child(&lock, || {
+        let endpoint = slot.take().unwrap();
+        endpoint.adopt_here();
+        f(endpoint)
+    });
+    let endpoint = slot.take().unwrap();
+    hand_over(&endpoint, ProcessIdentity::of_pid(child.pid()).unwrap());
+    drop(endpoint);
+    (child, lock)
+}
+
+trait Adopt {
+    fn adopt_here(&self);
+}
+
+impl Adopt for Sender {
+    fn adopt_here(&self) {
+        self.adopt().unwrap();
+    }
+}
+
+impl Adopt for Receiver {
+    fn adopt_here(&self) {
+        self.adopt().unwrap();
+    }
+}
+
+#[test]
+fn child_dropping_its_sender_disconnects_the_parent_after_every_message() {
+    let (tx, mut rx) = bytes::channel(1 << 10).unwrap();
+    let (child, _lock) = fork_owner(
+        tx,
+        |tx, to| tx.hand_over(to).unwrap(),
+        |mut tx| {
+            for i in 0..100u32 {
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+            drop(tx);
+            0
+        },
+    );
+    for i in 0..100u32 {
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), i.to_le_bytes());
+    }
+    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+    assert_eq!(child.wait(), 0);
+}
+
+#[test]
+fn child_dropping_its_receiver_disconnects_the_parents_sender() {
+    let (mut tx, rx) = bytes::channel(1 << 10).unwrap();
+    let (child, _lock) = fork_owner(
+        rx,
+        |rx, to| rx.hand_over(to).unwrap(),
+        |mut rx| {
+            let first = rx.recv();
+            drop(rx);
+            i32::from(first.is_err())
+        },
+    );
+    tx.send(b"one").unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    // Once the child has dropped its receiver, sends fail with Disconnected.
+    loop {
+        match tx.send_timeout(b"more", Duration::from_millis(50)) {
+            Err(SendError::Disconnected(())) => break,
+            Ok(()) | Err(SendError::Timeout(())) => {
+                assert!(Instant::now() < deadline, "never disconnected");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(child.wait(), 0);
+}
+
+#[test]
+fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
+    let (tx, mut rx) = bytes::channel(1 << 10).unwrap();
+    let (child, _lock) = fork_owner(
+        tx,
+        |tx, to| tx.hand_over(to).unwrap(),
+        |mut tx| {
+            for i in 0..3u8 {
+                tx.send(&[i]).unwrap();
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        },
+    );
+    for i in 0..3u8 {
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), [i]);
+    }
+    // The receiver is (about to be) blocked in recv; kill the sender from another thread.
+    let pid = child.pid();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: plain syscall on the child's pid, which is not reaped yet (no reuse).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        Instant::now()
+    });
+    let result = rx.recv_timeout(PATIENCE);
+    let seen = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(result, Err(RecvError::PeerDied));
+    eprintln!(
+        "PeerDied seen {:?} after SIGKILL",
+        seen.saturating_duration_since(killed)
+    );
+    assert_eq!(child.wait(), 128 + libc::SIGKILL);
+}
+
+#[test]
+fn sigkill_of_the_receiver_wakes_the_blocked_sender_with_peer_died() {
+    let (mut tx, rx) = bytes::channel(1 << 8).unwrap();
+    let (child, _lock) = fork_owner(
+        rx,
+        |rx, to| rx.hand_over(to).unwrap(),
+        |_rx| loop {
+            std::thread::sleep(Duration::from_secs(1));
+        },
+    );
+    // Fill the ring: the receiver never reads.
+    while tx.try_send(&[0; 24]).is_ok() {}
+    let pid = child.pid();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: plain syscall on the unreaped child's pid.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let result = tx.send_timeout(&[1; 24], PATIENCE);
+    killer.join().unwrap();
+    assert!(matches!(result, Err(SendError::PeerDied(()))), "{result:?}");
+    assert_eq!(child.wait(), 128 + libc::SIGKILL);
+}
+
+#[test]
+fn garbage_written_by_a_peer_is_corruption_not_a_crash() {
+    let (tx, mut rx) = bytes::channel(1 << 10).unwrap();
+    let memory = tx.memory().clone();
+    let (child, _lock) = fork_owner(
+        tx,
+        |tx, to| tx.hand_over(to).unwrap(),
+        |mut tx| {
+            tx.send(b"fine").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            // A hostile peer: the tail index points far past the ring.
+            tx.memory()
+                .atomic_u64(128)
+                .unwrap()
+                .store(u64::MAX - 7, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(200));
+            0
+        },
+    );
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"fine");
+    let result = rx.recv_timeout(PATIENCE);
+    assert!(matches!(result, Err(RecvError::Corrupted(_))), "{result:?}");
+    assert_eq!(child.wait(), 0);
+    drop(memory);
+}
