@@ -53,11 +53,19 @@ impl ProcessIdentity {
     }
 
     /// The identity of the live process `pid` (its start time is read from `/proc`).
+    #[cfg(not(miri))]
     pub fn of_pid(pid: i32) -> io::Result<ProcessIdentity> {
         let start = start_time(pid)?;
         ProcessIdentity::from_parts(pid, start).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "pid or start time out of range")
         })
+    }
+
+    /// Under Miri (no `/proc`, no other processes): the pid with a fixed start time.
+    #[cfg(miri)]
+    pub fn of_pid(pid: i32) -> io::Result<ProcessIdentity> {
+        ProcessIdentity::from_parts(pid, 1)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "pid out of range"))
     }
 
     fn from_parts(pid: i32, start_time: u64) -> Option<ProcessIdentity> {
@@ -94,6 +102,7 @@ impl ProcessIdentity {
 }
 
 /// Field 22 of `/proc/<pid>/stat`: start time in clock ticks after boot.
+#[cfg(not(miri))]
 fn start_time(pid: i32) -> io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) is in parentheses and may hold spaces or ')', so parse from
@@ -136,6 +145,17 @@ impl PeerWatch {
     }
 
     /// Whether the process `who` is still alive.
+    #[cfg(miri)]
+    pub fn check(&mut self, who: ProcessIdentity) -> Liveness {
+        // Miri runs one process and cannot open pidfds: only this process is alive.
+        match ProcessIdentity::current() {
+            Ok(me) if me == who => Liveness::Alive,
+            _ => Liveness::Dead,
+        }
+    }
+
+    /// Whether the process `who` is still alive.
+    #[cfg(not(miri))]
     pub fn check(&mut self, who: ProcessIdentity) -> Liveness {
         if let Some((identity, pidfd)) = &self.watched {
             if *identity == who {
@@ -171,6 +191,7 @@ impl PeerWatch {
         }
     }
 
+    #[cfg(not(miri))]
     fn check_without_pidfd(who: ProcessIdentity) -> Liveness {
         let same = start_time(who.pid()).is_ok_and(|start| start == who.start_time());
         if same && sys::process_exists(who.pid()) && !is_zombie(who.pid()) {
@@ -182,6 +203,7 @@ impl PeerWatch {
 }
 
 /// Whether `/proc/<pid>/stat` says the process is a zombie (exited, not yet reaped).
+#[cfg(not(miri))]
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
