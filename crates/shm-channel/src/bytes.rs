@@ -146,7 +146,7 @@ impl Deadline {
             .map_or(Deadline::Never, Deadline::At)
     }
 
-    fn instant(self) -> Option<Instant> {
+    pub(crate) fn instant(self) -> Option<Instant> {
         match self {
             Deadline::At(at) => Some(at),
             Deadline::Now | Deadline::Never => None,
@@ -323,10 +323,11 @@ impl Sender {
                 SendError::Full(())
             });
         }
-        let shared = self.writer.shared().clone();
+        // Not a clone of `Shared`: bumping its Arc would bounce the count's cache line
+        // between the two sides on every wait. `self` keeps the mapping alive meanwhile.
+        let events = self.writer.shared().events_detached();
         let strategy = self.strategy;
-        let waited = shared
-            .events()
+        let waited = events
             .space
             .wait_until(&strategy, deadline.instant(), |check| {
                 if self.receiver_closed() {
@@ -640,10 +641,10 @@ impl Receiver {
         if let Deadline::Now = deadline {
             return Err(self.empty_reason(true).unwrap_or(RecvError::Empty));
         }
-        let shared = self.reader.shared().clone();
+        // See `Sender::reserve_slot`: no Arc traffic on the wait path.
+        let events = self.reader.shared().events_detached();
         let strategy = self.strategy;
-        let waited = shared
-            .events()
+        let waited = events
             .data
             .wait_until(&strategy, deadline.instant(), |check| {
                 match self.reader.try_peek() {

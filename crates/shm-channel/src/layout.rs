@@ -235,6 +235,18 @@ impl Shared {
         unsafe { &*std::ptr::addr_of!((*self.control).events) }
     }
 
+    /// The event line, borrowed independently of `self`: for wait loops that also need
+    /// `&mut` access to the endpoint that owns this view.
+    ///
+    /// The reference stays valid as long as any `Shared` of this region lives (the `Arc`
+    /// keeps the mapping); callers hold one for the whole wait.
+    pub(crate) fn events_detached<'a>(&self) -> &'a EventLine {
+        // SAFETY: as in `producer`: in bounds, initialised, atomics only. The lifetime is
+        // unbound: the caller keeps an owner of this view (its endpoint) alive while it uses
+        // the reference, so the mapping outlives it.
+        unsafe { &*std::ptr::addr_of!((*self.control).events) }
+    }
+
     /// Start of the data area: valid for `capacity` bytes.
     pub(crate) fn data(&self) -> *mut u8 {
         self.data
@@ -252,7 +264,7 @@ impl Shared {
 }
 
 /// A capacity is a power of two between `MIN_CAPACITY` and `MAX_CAPACITY`.
-fn check_capacity(capacity: u64) -> Result<(), ChannelError> {
+pub(crate) fn check_capacity(capacity: u64) -> Result<(), ChannelError> {
     let reason = if !capacity.is_power_of_two() {
         "must be a power of two"
     } else if capacity < MIN_CAPACITY as u64 {

@@ -138,6 +138,10 @@ pub enum WaitStrategy {
 /// machine (~84 µs, guide §5), so spinning never costs more than parking would save.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
+/// Rounds of the clock-free hot phase of a spinning wait: crossbeam's `Backoff::spin` doubles
+/// its `pause` run each round up to 64, so 7 rounds are 127 pauses (a few µs).
+const HOT_ROUNDS: u32 = 7;
+
 /// How often a long wait re-checks slow conditions ([`Check::Slow`]): peer liveness, say.
 /// It bounds how long a dead peer can go unnoticed by a blocked call.
 pub const SLOW_CHECK_INTERVAL: Duration = Duration::from_millis(10);
@@ -238,6 +242,18 @@ impl Event {
         if let Some(ready) = poll(Check::Fast) {
             return Ok(ready);
         }
+        let backoff = Backoff::new();
+        if *strategy != WaitStrategy::Park {
+            // Hot phase: a few exponentially longer `pause` runs (127 in all, a few µs),
+            // polling between them, without reading the clock: a peer that is mid-message
+            // answers here, and the common case pays no `Instant::now`.
+            for _ in 0..HOT_ROUNDS {
+                backoff.spin();
+                if let Some(ready) = poll(Check::Fast) {
+                    return Ok(ready);
+                }
+            }
+        }
         let start = Instant::now();
         let mut next_slow = start + SLOW_CHECK_INTERVAL;
         let spin_until = match strategy {
@@ -245,8 +261,7 @@ impl Event {
             WaitStrategy::SpinThenPark { spin } => Some(start + *spin),
             WaitStrategy::Park => Some(start),
         };
-        let backoff = Backoff::new();
-        // Spin phase: poll, checking the clock on each round.
+        // Timed spin phase: poll, checking the clock on each round.
         loop {
             let now = Instant::now();
             if let Some(ready) = self.poll_timed(now, &mut next_slow, &mut poll) {
