@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::config::{Budget, Config, CpuPair, Pattern};
 use crate::fork::allowed_cpus;
 use crate::transport;
+use crate::typed;
 
 /// Message sizes of a default run: 8 B, 64 B, 512 B, 4 KiB, 64 KiB, 1 MiB.
 pub const DEFAULT_SIZES: [usize; 6] = [8, 64, 512, 4 << 10, 64 << 10, 1 << 20];
@@ -34,7 +35,8 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
 
-    /// Transports to run, comma-separated (default: all).
+    /// Transports to run, comma-separated (default: all); the typed patterns run the
+    /// typed ones (shm-typed-bincode, shm-typed-postcard, shm-typed-plain, pipe-bincode).
     #[arg(long, value_delimiter = ',', value_parser = parse_transport)]
     pub transports: Vec<String>,
 
@@ -127,12 +129,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 /// Checks a transport name against [`transport::TRANSPORTS`].
 pub fn parse_transport(s: &str) -> Result<String, String> {
     let name = s.trim();
-    if transport::by_name(name).is_some() {
+    if transport::by_name(name).is_some() || typed::by_name(name).is_some() {
         Ok(name.to_string())
     } else {
+        let mut known = transport::names();
+        known.extend(typed::TYPED.iter().map(|t| t.name()));
         Err(format!(
             "unknown transport `{name}`; known: {}",
-            transport::names().join(", ")
+            known.join(", ")
         ))
     }
 }
@@ -167,6 +171,15 @@ pub fn parse_cpus(s: &str) -> Result<CpuList, String> {
 impl Cli {
     /// The run this command line asks for.
     pub fn into_config(self) -> Config {
+        let typed_list = if self.transports.is_empty() {
+            typed::TYPED.to_vec()
+        } else {
+            typed::TYPED
+                .iter()
+                .copied()
+                .filter(|t| self.transports.iter().any(|n| n == t.name()))
+                .collect()
+        };
         let transports = if self.transports.is_empty() {
             transport::TRANSPORTS.to_vec()
         } else {
@@ -227,6 +240,7 @@ impl Cli {
         };
         Config {
             transports,
+            typed: typed_list,
             patterns,
             sizes,
             reps: self.reps,

@@ -6,12 +6,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::transport::Transport;
+use crate::typed::TypedTransport;
 
 /// A traffic pattern between the parent and the child.
 ///
-/// Typed-message scenarios (serialised structs through a codec, plain-data messages
-/// through `bytemuck`) will be added here once the typed ring exists: a new variant, its
-/// parent and child loops in [`crate::pattern`], and a name for the CLI.
+/// The typed patterns run the typed transports of [`crate::typed`] (a struct through
+/// bincode or postcard, a `bytemuck::Pod` struct with no codec, over the shm ring; bincode
+/// over a pipe as the reference) instead of the byte transports; their size is the
+/// encoded size of the value, not one of `--sizes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Pattern {
@@ -22,18 +24,44 @@ pub enum Pattern {
     /// consumes them.
     #[value(name = "stream")]
     Stream,
+    /// Round trip of a typed value: the parent sends it, the child decodes it and sends it
+    /// back re-encoded.
+    #[value(name = "typed-pingpong")]
+    #[serde(rename = "typed-pingpong")]
+    TypedPingPong,
+    /// Streaming typed values from the child to the parent.
+    #[value(name = "typed-stream")]
+    #[serde(rename = "typed-stream")]
+    TypedStream,
 }
 
 impl Pattern {
     /// All patterns, in the order a run measures them.
-    pub const ALL: [Pattern; 2] = [Pattern::PingPong, Pattern::Stream];
+    pub const ALL: [Pattern; 4] = [
+        Pattern::PingPong,
+        Pattern::Stream,
+        Pattern::TypedPingPong,
+        Pattern::TypedStream,
+    ];
 
     /// The name used on the command line and in the reports.
     pub fn name(self) -> &'static str {
         match self {
             Pattern::PingPong => "pingpong",
             Pattern::Stream => "stream",
+            Pattern::TypedPingPong => "typed-pingpong",
+            Pattern::TypedStream => "typed-stream",
         }
+    }
+
+    /// Whether this pattern runs the typed transports.
+    pub fn is_typed(self) -> bool {
+        matches!(self, Pattern::TypedPingPong | Pattern::TypedStream)
+    }
+
+    /// Whether this is a round trip (latency) pattern.
+    pub fn is_round_trip(self) -> bool {
+        matches!(self, Pattern::PingPong | Pattern::TypedPingPong)
     }
 }
 
@@ -131,6 +159,8 @@ impl Budget {
 pub struct Config {
     /// Transports to measure, in the order they alternate within a repetition.
     pub transports: Vec<&'static dyn Transport>,
+    /// Typed transports the typed patterns measure (see [`crate::typed::TYPED`]).
+    pub typed: Vec<&'static dyn TypedTransport>,
     /// Patterns to measure.
     pub patterns: Vec<Pattern>,
     /// Message sizes in bytes.
@@ -164,6 +194,10 @@ impl fmt::Debug for Config {
             .field(
                 "transports",
                 &self.transports.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            )
+            .field(
+                "typed",
+                &self.typed.iter().map(|t| t.name()).collect::<Vec<_>>(),
             )
             .field("patterns", &self.patterns)
             .field("sizes", &self.sizes)

@@ -30,6 +30,7 @@ pub mod error;
 pub mod floors;
 pub mod fork;
 pub mod machine;
+pub mod msg;
 pub mod pattern;
 pub mod payload;
 pub mod report;
@@ -37,6 +38,7 @@ pub mod runner;
 mod shm;
 pub mod stats;
 pub mod transport;
+pub mod typed;
 
 pub use config::{Budget, Config, CpuPair, Pattern};
 pub use error::BenchError;

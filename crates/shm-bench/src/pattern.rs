@@ -27,9 +27,9 @@ use crate::transport::{Endpoint, Pair, Transport, TransportError};
 
 // Layout of the child's report page (written by the child before `_exit`, read by the
 // parent after `waitpid`).
-const R_MSGS: usize = 0;
-const R_VERIFIED: usize = 8;
-const R_WAKES: usize = 16;
+pub(crate) const R_MSGS: usize = 0;
+pub(crate) const R_VERIFIED: usize = 8;
+pub(crate) const R_WAKES: usize = 16;
 const R_FIRST_BAD: usize = 24;
 
 /// The highest value the latency histograms track: 60 s in ns.
@@ -117,6 +117,11 @@ pub fn run_scenario(
             payload.max_len()
         )));
     }
+    if pattern.is_typed() {
+        return Err(BenchError::Config(format!(
+            "{pattern} runs typed transports (crate::typed), not byte transports"
+        )));
+    }
     let name = transport.name();
     let what = format!("{name} {pattern} {size} B");
     let terr = |source| BenchError::Transport {
@@ -142,9 +147,16 @@ pub fn run_scenario(
         let Some(mut ep) = child_ep.take() else {
             return EXIT_TRANSPORT;
         };
+        if ep.adopt().is_err() {
+            return EXIT_TRANSPORT;
+        }
         let code = match pattern {
-            Pattern::PingPong => child_echo(&mut *ep, size, payload, verify, &report),
-            Pattern::Stream => child_produce(&mut *ep, size, payload, &report),
+            Pattern::PingPong | Pattern::TypedPingPong => {
+                child_echo(&mut *ep, size, payload, verify, &report)
+            }
+            Pattern::Stream | Pattern::TypedStream => {
+                child_produce(&mut *ep, size, payload, &report)
+            }
         };
         report
             .u64_at(R_WAKES)
@@ -152,6 +164,11 @@ pub fn run_scenario(
         drop(ep);
         code
     })?;
+    if let (Some(ep), Some(pid)) = (&child_ep, proc.pid()) {
+        // Before our copy is dropped: the child owns its endpoint from now on. If this
+        // fails (the child already died), the child's exit status tells why.
+        let _ = ep.hand_over(pid.as_raw());
+    }
     drop(child_ep.take());
     let mut ep = parent_ep
         .take()
@@ -161,8 +178,12 @@ pub fn run_scenario(
 
     let mut checker = Checker::new(payload, verify);
     let measured = match pattern {
-        Pattern::PingPong => parent_pingpong(&mut *ep, size, budget, payload, &mut checker),
-        Pattern::Stream => parent_consume(&mut *ep, size, budget, &mut checker),
+        Pattern::PingPong | Pattern::TypedPingPong => {
+            parent_pingpong(&mut *ep, size, budget, payload, &mut checker)
+        }
+        Pattern::Stream | Pattern::TypedStream => {
+            parent_consume(&mut *ep, size, budget, &mut checker)
+        }
     };
     let parent_wakes = ep.wake_syscalls();
     // Closing our end is the child's signal to stop.

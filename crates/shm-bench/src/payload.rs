@@ -8,7 +8,10 @@
 //!
 //! The sender writes every byte (a memcpy of the template plus the stamps). The receiver
 //! checks, per message, either the stamps only (cheap: two words, the default) or every
-//! byte (verify mode), and counts the bytes it verified.
+//! byte (verify mode), and counts the bytes it verified. Messages are reached through
+//! [`MsgOut`]/[`MsgIn`], never as slices of shared memory.
+
+use crate::msg::{MsgIn, MsgOut};
 
 /// Mixed into the tail stamp so that head and tail differ even for `seq == 0`.
 const TAIL_MIX: u64 = 0xA5A5_5A5A_DEAD_BEEF;
@@ -38,37 +41,62 @@ impl Payload {
         self.template.len()
     }
 
-    /// Writes message `seq` into `buf` (every byte).
-    pub fn fill(&self, buf: &mut [u8], seq: u64) {
-        let len = buf.len();
-        buf.copy_from_slice(&self.template[..len]);
+    /// Writes message `seq` into `out` (every byte).
+    pub fn fill(&self, out: &mut MsgOut<'_>, seq: u64) {
+        let len = out.len();
+        out.write_at(0, &self.template[..len]);
         let head = seq.to_le_bytes();
         let n = len.min(8);
-        buf[..n].copy_from_slice(&head[..n]);
+        out.write_at(0, &head[..n]);
         if len >= 16 {
-            buf[len - 8..].copy_from_slice(&(seq ^ TAIL_MIX).to_le_bytes());
+            out.write_at(len - 8, &(seq ^ TAIL_MIX).to_le_bytes());
         }
     }
 
-    /// Checks the stamps of message `seq` (two words).
-    pub fn check_sample(&self, buf: &[u8], seq: u64) -> bool {
-        let len = buf.len();
+    /// Writes message `seq` into a private buffer (every byte).
+    pub fn fill_slice(&self, buf: &mut [u8], seq: u64) {
+        self.fill(&mut MsgOut::private(buf), seq);
+    }
+
+    /// Checks the stamps of message `seq` (two words, copied out).
+    pub fn check_sample(&self, msg: &MsgIn<'_>, seq: u64) -> bool {
+        let len = msg.len();
         let n = len.min(8);
-        if buf[..n] != seq.to_le_bytes()[..n] {
+        let mut word = [0u8; 8];
+        msg.read_at(0, &mut word[..n]);
+        if word[..n] != seq.to_le_bytes()[..n] {
             return false;
         }
-        len < 16 || buf[len - 8..] == (seq ^ TAIL_MIX).to_le_bytes()
+        if len < 16 {
+            return true;
+        }
+        msg.read_at(len - 8, &mut word);
+        word == (seq ^ TAIL_MIX).to_le_bytes()
     }
 
-    /// Checks every byte of message `seq`.
-    pub fn check_full(&self, buf: &[u8], seq: u64) -> bool {
-        let len = buf.len();
-        if !self.check_sample(buf, seq) {
+    /// Checks every byte of message `seq`. A message in shared memory is copied out in
+    /// chunks into private memory before it is compared (GUIDE §3 rule 1).
+    pub fn check_full(&self, msg: &MsgIn<'_>, seq: u64) -> bool {
+        let len = msg.len();
+        if !self.check_sample(msg, seq) {
             return false;
         }
         let lo = len.min(8);
         let hi = if len >= 16 { len - 8 } else { len };
-        buf[lo..hi] == self.template[lo..hi]
+        if let Some(buf) = msg.as_private() {
+            return buf[lo..hi] == self.template[lo..hi];
+        }
+        let mut chunk = [0u8; 4096];
+        let mut at = lo;
+        while at < hi {
+            let n = (hi - at).min(chunk.len());
+            msg.read_at(at, &mut chunk[..n]);
+            if chunk[..n] != self.template[at..at + n] {
+                return false;
+            }
+            at += n;
+        }
+        true
     }
 }
 
@@ -97,12 +125,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Checks the next message; returns whether it was good.
+    /// Checks the next message; returns whether it was good. A stamps-only message (see
+    /// [`MsgIn::is_whole`]) gets the stamp check even in full mode, and counts no bytes.
     #[inline]
-    pub fn check(&mut self, buf: &[u8]) -> bool {
+    pub fn check(&mut self, buf: &MsgIn<'_>) -> bool {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let ok = if self.full {
+        let ok = if self.full && buf.is_whole() {
             let ok = self.payload.check_full(buf, seq);
             if ok {
                 self.verified_bytes += buf.len() as u64;
@@ -127,10 +156,11 @@ mod tests {
         let p = Payload::new(4096);
         for len in [1, 7, 8, 9, 15, 16, 17, 64, 4096] {
             let mut b = vec![0u8; len];
-            p.fill(&mut b, 12345);
-            assert!(p.check_sample(&b, 12345), "len {len}");
-            assert!(p.check_full(&b, 12345), "len {len}");
-            assert!(!p.check_full(&b, 12346) || len == 0, "len {len}");
+            p.fill_slice(&mut b, 12345);
+            let m = MsgIn::private(&b);
+            assert!(p.check_sample(&m, 12345), "len {len}");
+            assert!(p.check_full(&m, 12345), "len {len}");
+            assert!(!p.check_full(&m, 12346) || len == 0, "len {len}");
         }
     }
 
@@ -138,10 +168,13 @@ mod tests {
     fn flipped_middle_byte_fails_full_check_only() {
         let p = Payload::new(64);
         let mut b = vec![0u8; 64];
-        p.fill(&mut b, 3);
+        p.fill_slice(&mut b, 3);
         b[30] ^= 1;
-        assert!(p.check_sample(&b, 3));
-        assert!(!p.check_full(&b, 3));
+        assert!(p.check_sample(&MsgIn::private(&b), 3));
+        assert!(!p.check_full(&MsgIn::private(&b), 3));
+        // SAFETY: `b` is valid for 64 bytes and not otherwise borrowed meanwhile.
+        let shared = unsafe { MsgIn::shared(b.as_ptr(), 64) };
+        assert!(!p.check_full(&shared, 3));
     }
 
     #[test]
@@ -149,10 +182,10 @@ mod tests {
         let p = Payload::new(100);
         let mut c = Checker::new(&p, true);
         let mut b = vec![0u8; 100];
-        p.fill(&mut b, 0);
-        assert!(c.check(&b));
-        p.fill(&mut b, 2);
-        assert!(!c.check(&b));
+        p.fill_slice(&mut b, 0);
+        assert!(c.check(&MsgIn::private(&b)));
+        p.fill_slice(&mut b, 2);
+        assert!(!c.check(&MsgIn::private(&b)));
         assert_eq!(c.verified_bytes, 100);
         assert_eq!(c.first_bad, Some(1));
     }

@@ -15,8 +15,10 @@ use crate::payload::Payload;
 use crate::report::{fmt_size, FloorRanges, Floors, Report, ResultRow, RunInfo};
 use crate::stats::{median, Summary};
 use crate::transport::REFERENCE;
+use crate::typed::TYPED_REFERENCE;
 
-/// One scenario's key: pattern, size and transport index.
+/// One scenario's key: pattern, size and transport index (into `Config::transports`, or
+/// into `Config::typed` for a typed pattern).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
     pattern: Pattern,
@@ -24,9 +26,19 @@ struct Key {
     transport: usize,
 }
 
+impl Key {
+    fn name(&self, config: &Config) -> &'static str {
+        if self.pattern.is_typed() {
+            config.typed[self.transport].name()
+        } else {
+            config.transports[self.transport].name()
+        }
+    }
+}
+
 /// Checks what the CLI cannot: non-empty lists, sizes within the template.
 pub fn validate(config: &Config) -> Result<(), BenchError> {
-    if config.transports.is_empty() {
+    if config.transports.is_empty() && config.typed.is_empty() {
         return Err(BenchError::Config("no transport selected".into()));
     }
     if config.patterns.is_empty() {
@@ -57,14 +69,27 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
     let keys: Vec<Key> = config
         .patterns
         .iter()
-        .flat_map(|&pattern| {
-            config.sizes.iter().flat_map(move |&size| {
-                (0..config.transports.len()).map(move |transport| Key {
-                    pattern,
-                    size,
-                    transport,
+        .flat_map(|&pattern| -> Vec<Key> {
+            if pattern.is_typed() {
+                return (0..config.typed.len())
+                    .map(|transport| Key {
+                        pattern,
+                        size: config.typed[transport].encoded_size(),
+                        transport,
+                    })
+                    .collect();
+            }
+            config
+                .sizes
+                .iter()
+                .flat_map(move |&size| {
+                    (0..config.transports.len()).map(move |transport| Key {
+                        pattern,
+                        size,
+                        transport,
+                    })
                 })
-            })
+                .collect()
         })
         .collect();
 
@@ -83,24 +108,32 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
         bar.inc(1);
         let mut row = Vec::with_capacity(keys.len());
         for (k, key) in keys.iter().enumerate() {
-            let t = config.transports[key.transport];
             bar.set_message(format!(
                 "rep {}/{} {} {} {}",
                 rep + 1,
                 config.reps,
-                t.name(),
+                key.name(config),
                 key.pattern,
                 fmt_size(key.size)
             ));
-            let sample = run_scenario(
-                t,
-                key.pattern,
-                key.size,
-                &config.budget,
-                config.cpus,
-                config.verify,
-                &payload,
-            )?;
+            let sample = if key.pattern.is_typed() {
+                config.typed[key.transport].run(
+                    key.pattern,
+                    &config.budget,
+                    config.cpus,
+                    config.verify,
+                )?
+            } else {
+                run_scenario(
+                    config.transports[key.transport],
+                    key.pattern,
+                    key.size,
+                    &config.budget,
+                    config.cpus,
+                    config.verify,
+                    &payload,
+                )?
+            };
             messages[k] += sample.msgs;
             for n in &sample.notes {
                 if !notes[k].contains(n) {
@@ -205,7 +238,7 @@ fn summarise_row(
     notes: Vec<String>,
 ) -> ResultRow {
     let col = |f: fn(&Figures) -> f64| -> Vec<f64> { figures.iter().map(|r| f(&r[k])).collect() };
-    let pingpong = key.pattern == Pattern::PingPong;
+    let pingpong = key.pattern.is_round_trip();
     let headline = if pingpong {
         col(|f| f.p50_ns)
     } else {
@@ -213,11 +246,15 @@ fn summarise_row(
     };
     let range = Summary::of(&headline).expect("at least one repetition");
 
-    // The reference scenario: same pattern and size, transport "pipe".
+    // The reference scenario: same pattern and size, transport "pipe" (typed: same
+    // pattern, "pipe-bincode", whose size is its own encoded size).
     let reference = keys.iter().position(|o| {
         o.pattern == key.pattern
-            && o.size == key.size
-            && config.transports[o.transport].name() == REFERENCE
+            && if key.pattern.is_typed() {
+                o.name(config) == TYPED_REFERENCE
+            } else {
+                o.size == key.size && o.name(config) == REFERENCE
+            }
     });
     let vs_pipe = reference.map(|r| {
         let ratios: Vec<f64> = figures
@@ -245,7 +282,7 @@ fn summarise_row(
         .collect();
 
     ResultRow {
-        transport: config.transports[key.transport].name().to_string(),
+        transport: key.name(config).to_string(),
         pattern: key.pattern,
         size: key.size,
         p50_ns: median(&col(|f| f.p50_ns)),

@@ -17,8 +17,14 @@ use shm_bench::fork::allowed_cpus;
 use shm_bench::pattern::run_scenario;
 use shm_bench::payload::Payload;
 use shm_bench::report::{csv, json, plot};
-use shm_bench::transport::{self, Endpoint, Pair, Transport, TransportError, TRANSPORTS};
+use shm_bench::transport::{
+    self, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError, TRANSPORTS,
+};
+use shm_bench::typed::TYPED;
 use shm_bench::{runner, BenchError, Budget, Config, CpuPair, Pattern};
+
+/// The patterns of the byte transports.
+const BYTE_PATTERNS: [Pattern; 2] = [Pattern::PingPong, Pattern::Stream];
 
 static FORK_LOCK: Mutex<()> = Mutex::new(());
 
@@ -37,6 +43,7 @@ fn cpus() -> CpuPair {
 fn tiny_config(sizes: Vec<usize>) -> Config {
     Config {
         transports: TRANSPORTS.to_vec(),
+        typed: TYPED.to_vec(),
         patterns: Pattern::ALL.to_vec(),
         sizes,
         reps: 1,
@@ -78,16 +85,27 @@ fn json_report_matches_schema() {
     }
 
     let results = doc["results"].as_array().expect("results is an array");
-    assert_eq!(results.len(), TRANSPORTS.len() * Pattern::ALL.len());
+    assert_eq!(results.len(), (TRANSPORTS.len() + TYPED.len()) * 2);
     for r in results {
         let name = r["transport"].as_str().expect("transport is a string");
-        assert!(
-            transport::by_name(name).is_some(),
-            "unknown transport {name}"
-        );
         let pattern = r["pattern"].as_str().expect("pattern is a string");
-        assert!(pattern == "pingpong" || pattern == "stream", "{pattern}");
-        assert_eq!(r["size"].as_u64(), Some(64));
+        if pattern.starts_with("typed-") {
+            let t = shm_bench::typed::by_name(name)
+                .unwrap_or_else(|| panic!("unknown typed transport {name}"));
+            assert!(
+                pattern == "typed-pingpong" || pattern == "typed-stream",
+                "{pattern}"
+            );
+            assert_eq!(r["size"].as_u64(), Some(t.encoded_size() as u64));
+            assert!(num(r, "vs_pipe") > 0.0, "{name}: ratio to pipe-bincode");
+        } else {
+            assert!(
+                transport::by_name(name).is_some(),
+                "unknown transport {name}"
+            );
+            assert!(pattern == "pingpong" || pattern == "stream", "{pattern}");
+            assert_eq!(r["size"].as_u64(), Some(64));
+        }
         assert_eq!(r["reps"].as_u64(), Some(1));
         for field in [
             "p50_ns",
@@ -101,11 +119,12 @@ fn json_report_matches_schema() {
             num(r, field);
         }
         assert!(num(r, "min") <= num(r, "max"));
-        assert_eq!(
-            num(r, "wakes_per_msg"),
-            0.0,
-            "pipes and sockets make no wake syscalls"
-        );
+        let wakes = num(r, "wakes_per_msg");
+        if name.starts_with("shm-") {
+            assert!(wakes.is_finite() && wakes >= 0.0, "{name}: {wakes}");
+        } else {
+            assert_eq!(wakes, 0.0, "pipes and sockets make no wake syscalls");
+        }
     }
 
     // The other renderings of the same report.
@@ -121,6 +140,17 @@ fn json_report_matches_schema() {
 /// Sizes that exercise short stamps, odd lengths, the pipe buffer boundary and 1 MiB.
 const SIZES: [usize; 7] = [1, 8, 15, 100, 4096, 65_536 + 3, 1 << 20];
 
+/// Bytes per message the receiver of `t` verifies one by one in verify mode: all of them,
+/// except for the stamps-only transport, whose messages carry only their stamps (shorter
+/// than 16 bytes, the stamps are the whole message).
+fn verified_per_msg(t: &dyn Transport, size: usize) -> u64 {
+    if t.name() == "shm-zero-copy-stamps" && size >= 16 {
+        0
+    } else {
+        size as u64
+    }
+}
+
 #[test]
 fn every_transport_moves_exact_bytes_in_pingpong() {
     let _g = fork_lock();
@@ -135,10 +165,11 @@ fn every_transport_moves_exact_bytes_in_pingpong() {
             assert_eq!(s.msgs, msgs, "{} {size}", t.name());
             assert_eq!(s.total_msgs, total, "{} {size}", t.name());
             assert_eq!(s.child_msgs, total, "{} {size}", t.name());
-            assert_eq!(s.verified_bytes, total * size as u64, "{} {size}", t.name());
+            let per_msg = verified_per_msg(*t, size);
+            assert_eq!(s.verified_bytes, total * per_msg, "{} {size}", t.name());
             assert_eq!(
                 s.child_verified_bytes,
-                total * size as u64,
+                total * per_msg,
                 "{} {size}",
                 t.name()
             );
@@ -160,7 +191,7 @@ fn every_transport_moves_exact_bytes_in_stream() {
             assert_eq!(s.total_msgs, 3 + msgs, "{} {size}", t.name());
             assert_eq!(
                 s.verified_bytes,
-                (3 + msgs) * size as u64,
+                (3 + msgs) * verified_per_msg(*t, size),
                 "{} {size}",
                 t.name()
             );
@@ -185,7 +216,11 @@ struct FaultyEnd {
 }
 
 impl Endpoint for FaultyEnd {
-    fn send(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), TransportError> {
+    fn send(
+        &mut self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut MsgOut<'_>),
+    ) -> Result<(), TransportError> {
         if self.fail {
             return Err(TransportError::Io(std::io::Error::other("injected")));
         }
@@ -195,19 +230,25 @@ impl Endpoint for FaultyEnd {
         self.inner.send(len, &mut |b| {
             fill(b);
             if corrupt {
-                b[len / 2] ^= 0x10;
+                let mut byte = [0u8];
+                b.read_at(len / 2, &mut byte);
+                b.write_at(len / 2, &[byte[0] ^ 0x10]);
             }
         })
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
         if self.fail {
             return Err(TransportError::Io(std::io::Error::other("injected")));
         }
         self.inner.recv(len, read)
     }
 
-    fn echo(&mut self, len: usize, inspect: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+    fn echo(
+        &mut self,
+        len: usize,
+        inspect: &mut dyn FnMut(&MsgIn<'_>),
+    ) -> Result<(), TransportError> {
         if self.fail {
             return Err(TransportError::Io(std::io::Error::other("injected")));
         }
@@ -276,7 +317,7 @@ fn failing_child_is_reported_not_hung() {
         corrupt_seq: None,
         child_fails: true,
     };
-    for pattern in Pattern::ALL {
+    for pattern in BYTE_PATTERNS {
         let r = run_scenario(
             &t,
             pattern,
@@ -361,19 +402,19 @@ struct Stuck;
 struct StuckEnd;
 
 impl Endpoint for StuckEnd {
-    fn send(&mut self, _: usize, _: &mut dyn FnMut(&mut [u8])) -> Result<(), TransportError> {
+    fn send(&mut self, _: usize, _: &mut dyn FnMut(&mut MsgOut<'_>)) -> Result<(), TransportError> {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
 
-    fn recv(&mut self, _: usize, _: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+    fn recv(&mut self, _: usize, _: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
 
-    fn echo(&mut self, _: usize, _: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+    fn echo(&mut self, _: usize, _: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
@@ -401,14 +442,22 @@ impl Transport for Stuck {
             fn send(
                 &mut self,
                 l: usize,
-                f: &mut dyn FnMut(&mut [u8]),
+                f: &mut dyn FnMut(&mut MsgOut<'_>),
             ) -> Result<(), TransportError> {
                 self.inner.send(l, f)
             }
-            fn recv(&mut self, l: usize, f: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+            fn recv(
+                &mut self,
+                l: usize,
+                f: &mut dyn FnMut(&MsgIn<'_>),
+            ) -> Result<(), TransportError> {
                 self.inner.recv(l, f)
             }
-            fn echo(&mut self, l: usize, f: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+            fn echo(
+                &mut self,
+                l: usize,
+                f: &mut dyn FnMut(&MsgIn<'_>),
+            ) -> Result<(), TransportError> {
                 self.inner.echo(l, f)
             }
         }
@@ -431,11 +480,140 @@ fn stuck_child_is_killed_by_the_watchdog() {
         stall_slack: Duration::from_millis(300),
         ..Budget::exact(2, 20)
     };
-    for pattern in Pattern::ALL {
+    for pattern in BYTE_PATTERNS {
         let r = run_scenario(&Stuck, pattern, 64, &budget, cpus(), false, &payload);
         assert!(
             matches!(r, Err(BenchError::Stalled { .. })),
             "{pattern}: {r:?}"
         );
+    }
+}
+
+#[test]
+fn typed_transports_move_exact_values() {
+    let _g = fork_lock();
+    for t in TYPED {
+        for pattern in [Pattern::TypedPingPong, Pattern::TypedStream] {
+            let s = t
+                .run(pattern, &Budget::exact(3, 40), cpus(), true)
+                .unwrap_or_else(|e| panic!("{} {pattern}: {e}", t.name()));
+            let size = t.encoded_size() as u64;
+            assert_eq!(s.msgs, 40, "{} {pattern}", t.name());
+            assert_eq!(s.total_msgs, 43, "{} {pattern}", t.name());
+            assert_eq!(s.verified_bytes, 43 * size, "{} {pattern}", t.name());
+            if pattern == Pattern::TypedPingPong {
+                assert_eq!(s.child_msgs, 43, "{}", t.name());
+                assert_eq!(s.child_verified_bytes, 43 * size, "{}", t.name());
+            } else {
+                assert!(s.child_msgs >= 43, "{}", t.name());
+            }
+        }
+    }
+}
+
+/// A ring transport whose child process SIGKILLs itself after `after` messages, without
+/// closing its endpoints: the parent must see the death through the ring (`PeerDied`),
+/// not wait for the watchdog.
+struct DyingRing {
+    after: u64,
+}
+
+struct DyingEnd {
+    inner: Box<dyn Endpoint>,
+    left: u64,
+}
+
+impl DyingEnd {
+    fn tick(&mut self) {
+        if self.left == 0 {
+            // SAFETY: kill(2) on our own pid; the process ends at once.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+        self.left -= 1;
+    }
+}
+
+impl Endpoint for DyingEnd {
+    fn send(
+        &mut self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut MsgOut<'_>),
+    ) -> Result<(), TransportError> {
+        self.tick();
+        self.inner.send(len, fill)
+    }
+
+    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+        self.inner.recv(len, read)
+    }
+
+    fn echo(
+        &mut self,
+        len: usize,
+        inspect: &mut dyn FnMut(&MsgIn<'_>),
+    ) -> Result<(), TransportError> {
+        self.tick();
+        self.inner.echo(len, inspect)
+    }
+
+    fn hand_over(&self, child_pid: i32) -> Result<(), TransportError> {
+        self.inner.hand_over(child_pid)
+    }
+
+    fn adopt(&self) -> Result<(), TransportError> {
+        self.inner.adopt()
+    }
+}
+
+impl Transport for DyingRing {
+    fn name(&self) -> &'static str {
+        "dying-ring"
+    }
+
+    fn description(&self) -> &'static str {
+        "shm-spin-park whose child SIGKILLs itself (tests only)"
+    }
+
+    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
+        let p = transport::ring::SHM_SPIN_PARK.connect(max_msg)?;
+        Ok(Pair {
+            parent: p.parent,
+            child: Box::new(DyingEnd {
+                inner: p.child,
+                left: self.after,
+            }),
+            notes: Vec::new(),
+        })
+    }
+}
+
+#[test]
+fn ring_child_killed_mid_scenario_is_reported_not_hung() {
+    let _g = fork_lock();
+    let payload = Payload::new(4096);
+    // A 30 s watchdog: if the ring did not report the dead peer, the scenario would end
+    // as `Stalled` (after 30 s), not as the child's death.
+    let budget = Budget {
+        stall_slack: Duration::from_secs(30),
+        ..Budget::exact(2, 1_000_000)
+    };
+    for pattern in BYTE_PATTERNS {
+        let r = run_scenario(
+            &DyingRing { after: 50 },
+            pattern,
+            4096,
+            &budget,
+            cpus(),
+            false,
+            &payload,
+        );
+        match r {
+            Err(BenchError::Child { detail, .. }) => {
+                assert!(detail.contains("SIGKILL"), "{pattern}: {detail}")
+            }
+            other => panic!("{pattern}: dead ring peer not reported: {other:?}"),
+        }
     }
 }

@@ -209,6 +209,30 @@ pub fn render(report: &Report) -> String {
         );
         s.push_str(&columns(&stream_rows(&st)));
     }
+    let tp: Vec<&ResultRow> = report
+        .results
+        .iter()
+        .filter(|r| r.pattern == Pattern::TypedPingPong)
+        .collect();
+    if !tp.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ntyped ping-pong: a struct sent, decoded, re-encoded and sent back; size = encoded size; vs pipe = pipe-bincode p50 / p50"
+        );
+        s.push_str(&columns(&pingpong_rows(&tp)));
+    }
+    let ts: Vec<&ResultRow> = report
+        .results
+        .iter()
+        .filter(|r| r.pattern == Pattern::TypedStream)
+        .collect();
+    if !ts.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ntyped stream: structs built, encoded, decoded; size = encoded size; vs pipe = msg/s ÷ pipe-bincode msg/s"
+        );
+        s.push_str(&columns(&stream_rows(&ts)));
+    }
     for w in &run.warnings {
         let _ = writeln!(s, "warning: {w}");
     }

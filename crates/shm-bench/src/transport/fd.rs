@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 
-use super::{Endpoint, TransportError};
+use super::{Endpoint, MsgIn, MsgOut, TransportError};
 
 /// An endpoint reading from `rx` and writing to `tx` through a private buffer.
 pub(crate) struct FdEndpoint {
@@ -77,26 +77,34 @@ pub(crate) fn write_all(fd: impl AsFd, buf: &[u8]) -> Result<(), TransportError>
 }
 
 impl Endpoint for FdEndpoint {
-    fn send(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), TransportError> {
+    fn send(
+        &mut self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut MsgOut<'_>),
+    ) -> Result<(), TransportError> {
         self.check_len(len)?;
         let msg = &mut self.buf[..len];
-        fill(msg);
+        fill(&mut MsgOut::private(msg));
         write_all(&self.tx, msg)
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
         self.check_len(len)?;
         let msg = &mut self.buf[..len];
         read_exact(&self.rx, msg)?;
-        read(msg);
+        read(&MsgIn::private(msg));
         Ok(())
     }
 
-    fn echo(&mut self, len: usize, inspect: &mut dyn FnMut(&[u8])) -> Result<(), TransportError> {
+    fn echo(
+        &mut self,
+        len: usize,
+        inspect: &mut dyn FnMut(&MsgIn<'_>),
+    ) -> Result<(), TransportError> {
         self.check_len(len)?;
         let msg = &mut self.buf[..len];
         read_exact(&self.rx, msg)?;
-        inspect(msg);
+        inspect(&MsgIn::private(msg));
         write_all(&self.tx, msg)
     }
 }

@@ -19,9 +19,13 @@
 
 mod fd;
 pub mod pipe;
+pub mod ring;
 pub mod socket;
 
 use std::io;
+
+pub use crate::msg::{MsgIn, MsgOut};
+pub(crate) use fd::{read_exact as fd_read_exact, write_all as fd_write_all};
 
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,12 @@ pub enum TransportError {
         /// The maximum passed to [`Transport::connect`].
         max: usize,
     },
+    /// The peer process died without closing its endpoint (seen through the kernel).
+    #[error("peer process died")]
+    PeerDied,
+    /// The transport's shared state is corrupt, or another failure of the transport.
+    #[error("{0}")]
+    Failed(String),
     /// An OS error.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -57,18 +67,45 @@ pub enum TransportError {
 /// needs no framing. The payload is handed to closures so that a zero-copy transport can
 /// let the sender write, and the receiver read, the message in place: `fill` must be
 /// given exactly `len` bytes to write every byte of, and `read` exactly the `len` bytes
-/// received.
+/// received. The closures get a [`MsgOut`]/[`MsgIn`], not a slice, because in a zero-copy
+/// transport those bytes are shared memory (GUIDE §3 rule 1).
+///
+/// After the fork, the parent calls [`hand_over`](Endpoint::hand_over) on the child's
+/// endpoint (before dropping its copy) and the child calls [`adopt`](Endpoint::adopt) on
+/// it before use, for transports that record their owner in shared memory.
 pub trait Endpoint {
     /// Sends one message of `len` bytes whose payload `fill` writes.
-    fn send(&mut self, len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<(), TransportError>;
+    fn send(
+        &mut self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut MsgOut<'_>),
+    ) -> Result<(), TransportError>;
 
     /// Receives one message of `len` bytes and hands its payload to `read`.
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&[u8])) -> Result<(), TransportError>;
+    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError>;
 
     /// Receives one message of `len` bytes, hands it to `inspect`, and sends the same
     /// bytes back (the child side of a round trip). Every byte must be read from the
     /// incoming message and written to the outgoing one.
-    fn echo(&mut self, len: usize, inspect: &mut dyn FnMut(&[u8])) -> Result<(), TransportError>;
+    fn echo(
+        &mut self,
+        len: usize,
+        inspect: &mut dyn FnMut(&MsgIn<'_>),
+    ) -> Result<(), TransportError>;
+
+    /// In the parent, right after the fork and before the parent drops its copy of this
+    /// (the child's) endpoint: makes process `child_pid` its owner, so that the parent's
+    /// drop does not disconnect it. Default: nothing to do.
+    fn hand_over(&self, child_pid: i32) -> Result<(), TransportError> {
+        let _ = child_pid;
+        Ok(())
+    }
+
+    /// In the child, before it uses this endpoint: takes ownership from the parent.
+    /// Default: nothing to do.
+    fn adopt(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
 
     /// Wake-up system calls (e.g. `FUTEX_WAKE`) this endpoint has made so far. Transports
     /// whose wake-ups happen inside the kernel's own I/O calls (pipes, sockets) report 0.
@@ -103,7 +140,16 @@ pub trait Transport: Sync {
 
 /// Every transport the harness knows, in the order a repetition runs them. The first
 /// one named `pipe` is the reference for the "vs pipe" ratios.
-pub static TRANSPORTS: &[&dyn Transport] = &[&pipe::PIPE, &pipe::PIPE_1MIB, &socket::UNIX_SOCKET];
+pub static TRANSPORTS: &[&dyn Transport] = &[
+    &pipe::PIPE,
+    &pipe::PIPE_1MIB,
+    &socket::UNIX_SOCKET,
+    &ring::SHM_SPIN,
+    &ring::SHM_SPIN_PARK,
+    &ring::SHM_PARK,
+    &ring::SHM_ZERO_COPY,
+    &ring::SHM_ZERO_COPY_STAMPS,
+];
 
 /// The transport called `name`, if any.
 pub fn by_name(name: &str) -> Option<&'static dyn Transport> {

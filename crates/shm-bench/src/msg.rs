@@ -1,0 +1,283 @@
+//! Message buffers handed to the payload code: private memory, or shared memory that is
+//! reached only through a raw pointer.
+//!
+//! A zero-copy transport lets the sender write, and the receiver read, a message in place,
+//! in memory the peer process can write at any time. GUIDE §3 rule 1 forbids forming a
+//! `&mut [u8]` or `&[u8]` over such bytes, so the harness's `fill`/`read` closures do not
+//! get slices: they get a [`MsgOut`] / [`MsgIn`], whose API only copies bytes in
+//! ([`MsgOut::write_at`]) or out ([`MsgIn::read_at`]) through the raw pointer, bounds
+//! checked. Transports that copy through private buffers (pipes, sockets, the copying
+//! rings) wrap their private slice, and [`MsgIn::private`] keeps a fast path for them.
+//!
+//! A third kind serves the "stamps only" zero-copy measurement: a buffer that keeps only
+//! the two sequence stamps (the first and last 8 bytes) of what is written, so a 1 MiB
+//! message costs the ring what an 8 B one does; see `transport::ring`.
+
+use std::marker::PhantomData;
+
+/// Which bytes of a buffer are real.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Extent {
+    /// Every byte.
+    Whole,
+    /// Only `[0, 8)` and `[len - 8, len)`: writes elsewhere are dropped, reads there are
+    /// meaningless.
+    Stamps,
+}
+
+/// Where a message's payload is written: `len` bytes, private or shared.
+///
+/// Invariant: `ptr` is valid for writes (and reads, of what this process wrote) of `len`
+/// bytes for `'a`; when the memory is shared, nothing in this process holds a reference to
+/// it.
+pub struct MsgOut<'a> {
+    ptr: *mut u8,
+    len: usize,
+    extent: Extent,
+    _buf: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> MsgOut<'a> {
+    /// A message in private memory.
+    pub fn private(buf: &'a mut [u8]) -> MsgOut<'a> {
+        MsgOut {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            extent: Extent::Whole,
+            _buf: PhantomData,
+        }
+    }
+
+    /// A message in shared memory, written through `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for writes and reads of `len` bytes for `'a` (a write grant of
+    /// the ring, say), and the caller must form no reference over those bytes meanwhile.
+    pub unsafe fn shared(ptr: *mut u8, len: usize) -> MsgOut<'a> {
+        MsgOut {
+            ptr,
+            len,
+            extent: Extent::Whole,
+            _buf: PhantomData,
+        }
+    }
+
+    /// Like [`shared`](MsgOut::shared), but only the first and last 8 bytes are written:
+    /// every other byte written is dropped.
+    ///
+    /// # Safety
+    ///
+    /// As for [`shared`](MsgOut::shared).
+    pub unsafe fn shared_stamps_only(ptr: *mut u8, len: usize) -> MsgOut<'a> {
+        MsgOut {
+            ptr,
+            len,
+            extent: Extent::Stamps,
+            _buf: PhantomData,
+        }
+    }
+
+    /// Length of the message.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `bytes` into the message at `offset`.
+    ///
+    /// # Panics
+    ///
+    /// If `offset + bytes.len()` exceeds the message (a bug of the caller, not of a peer).
+    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        let end = offset
+            .checked_add(bytes.len())
+            .filter(|&e| e <= self.len)
+            .expect("write inside the message");
+        match self.extent {
+            Extent::Whole => self.copy_in(offset, bytes),
+            Extent::Stamps => {
+                let head_end = self.len.min(8);
+                if offset < head_end {
+                    let n = head_end.min(end) - offset;
+                    self.copy_in(offset, &bytes[..n]);
+                }
+                let tail_start = self.len.saturating_sub(8);
+                if end > tail_start {
+                    let from = offset.max(tail_start);
+                    self.copy_in(from, &bytes[from - offset..]);
+                }
+            }
+        }
+    }
+
+    fn copy_in(&mut self, offset: usize, bytes: &[u8]) {
+        debug_assert!(offset + bytes.len() <= self.len);
+        // SAFETY: `offset + bytes.len() <= len` (checked by the callers), so the
+        // destination lies inside the `len` writable bytes of the invariant; `bytes` is
+        // private memory, so the ranges do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(offset), bytes.len()) };
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of the message back out (what this process
+    /// wrote there, if the memory is private or well-behaved).
+    ///
+    /// # Panics
+    ///
+    /// If the range exceeds the message.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) {
+        offset
+            .checked_add(buf.len())
+            .filter(|&e| e <= self.len)
+            .expect("read inside the message");
+        // SAFETY: inside the `len` readable bytes of the invariant; `buf` is private.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) };
+    }
+}
+
+/// A received message: `len` bytes, private or shared, read only by copying out.
+///
+/// Invariant: `ptr` is valid for reads of `len` bytes for `'a`; when the memory is shared,
+/// nothing in this process holds a reference to it.
+pub struct MsgIn<'a> {
+    ptr: *const u8,
+    len: usize,
+    extent: Extent,
+    private: Option<&'a [u8]>,
+}
+
+impl<'a> MsgIn<'a> {
+    /// A message in private memory.
+    pub fn private(buf: &'a [u8]) -> MsgIn<'a> {
+        MsgIn {
+            ptr: buf.as_ptr(),
+            len: buf.len(),
+            extent: Extent::Whole,
+            private: Some(buf),
+        }
+    }
+
+    /// A message in shared memory, read through `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads of `len` bytes for `'a` (a read grant of the ring,
+    /// say), and the caller must form no reference over those bytes meanwhile.
+    pub unsafe fn shared(ptr: *const u8, len: usize) -> MsgIn<'a> {
+        MsgIn {
+            ptr,
+            len,
+            extent: Extent::Whole,
+            private: None,
+        }
+    }
+
+    /// Like [`shared`](MsgIn::shared), for a message of which only the first and last 8
+    /// bytes were written (see [`MsgOut::shared_stamps_only`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`shared`](MsgIn::shared).
+    pub unsafe fn shared_stamps_only(ptr: *const u8, len: usize) -> MsgIn<'a> {
+        MsgIn {
+            ptr,
+            len,
+            extent: Extent::Stamps,
+            private: None,
+        }
+    }
+
+    /// Length of the message.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether every byte of the message is real: false for a stamps-only message of 16
+    /// bytes or more (shorter ones are all stamp).
+    pub fn is_whole(&self) -> bool {
+        self.extent == Extent::Whole || self.len < 16
+    }
+
+    /// The message as a slice, if it lives in private memory.
+    pub fn as_private(&self) -> Option<&'a [u8]> {
+        self.private
+    }
+
+    /// Copies `buf.len()` bytes at `offset` of the message into `buf`.
+    ///
+    /// # Panics
+    ///
+    /// If the range exceeds the message (a bug of the caller: lengths are known to both
+    /// sides in advance, never read from the peer).
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) {
+        offset
+            .checked_add(buf.len())
+            .filter(|&e| e <= self.len)
+            .expect("read inside the message");
+        // SAFETY: inside the `len` readable bytes of the invariant; `buf` is private, so
+        // the ranges do not overlap. A peer writing the shared bytes meanwhile changes
+        // what we copy, never where.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) };
+    }
+
+    /// Copies the whole message into `out` (which must be `len` bytes long).
+    pub fn copy_to(&self, out: &mut [u8]) {
+        assert_eq!(
+            out.len(),
+            self.len,
+            "copy_to needs a buffer of the message's length"
+        );
+        self.read_at(0, out);
+    }
+
+    /// The raw pointer, for a transport that copies the message on into another ring.
+    pub(crate) fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_only_buffer_keeps_head_and_tail() {
+        let mut mem = vec![0u8; 32];
+        {
+            // SAFETY: `mem` is valid for 32 bytes and not otherwise used while `out` lives.
+            let mut out = unsafe { MsgOut::shared_stamps_only(mem.as_mut_ptr(), 32) };
+            out.write_at(0, &[1u8; 32]);
+            out.write_at(4, &[2u8; 8]);
+            out.write_at(20, &[3u8; 12]);
+        }
+        let mut want = vec![0u8; 32];
+        want[..4].fill(1);
+        want[4..8].fill(2);
+        want[24..].fill(3);
+        assert_eq!(mem, want);
+    }
+
+    #[test]
+    fn private_message_round_trips() {
+        let mut buf = vec![0u8; 16];
+        let mut out = MsgOut::private(&mut buf);
+        out.write_at(3, b"abc");
+        let mut back = [0u8; 3];
+        out.read_at(3, &mut back);
+        assert_eq!(&back, b"abc");
+        let msg = MsgIn::private(&buf);
+        let mut copy = vec![0u8; 16];
+        msg.copy_to(&mut copy);
+        assert_eq!(copy, buf);
+        assert!(msg.is_whole());
+    }
+}
