@@ -41,6 +41,7 @@ mod frame;
 mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
+pub mod mpsc;
 mod ownership;
 mod primitive;
 mod ring;

@@ -1,0 +1,318 @@
+//! The MPSC channel's layout in shared memory.
+//!
+//! ```text
+//! offset    0  LayoutHeader (shm-core), padded to 128 bytes
+//! offset  128  ProducerLine: tail               CAS'd by every producer to claim
+//! offset  256  ConsumerLine: head               written by the receiver on release
+//! offset  384  StatusLine:   receiver owner, sender count, receiver closed
+//! offset  512  EventLine:    data and space events
+//! offset  640  64 SenderSlots of 128 bytes:     owner, claim intent (one line per producer)
+//! offset 8832  data: `capacity` bytes of frames
+//! ```
+//!
+//! The tail line is contended by all producers (that is the cost of one ring); each
+//! producer's intent stores go to its own slot line, which nobody else writes.
+
+use std::mem::{align_of, size_of};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use shm_core::header::{self, LayoutHeader, LayoutSpec};
+use shm_core::notify::Event;
+use shm_core::SharedMemory;
+
+use super::ring::{RingMem, SenderSlot, MAX_SENDERS};
+use crate::frame::FRAME_HEADER_LEN;
+use crate::layout::{check_capacity, ConsumerLine, EventLine, ProducerLine};
+use crate::primitive::{AtomicU32, AtomicU64};
+use crate::ChannelError;
+
+/// Ownership and close state; written rarely.
+#[repr(C, align(128))]
+pub(crate) struct StatusLine {
+    /// `ProcessIdentity` of the process owning the receiver; 0 = unclaimed.
+    pub(crate) receiver_owner: AtomicU64,
+    /// Producer slots in use (claimed and not yet released or reaped).
+    pub(crate) senders: AtomicU32,
+    /// 1 once the receiver was dropped by its owner.
+    pub(crate) receiver_closed: AtomicU32,
+}
+
+/// Room for the shm-core header, on its own line.
+#[repr(C, align(128))]
+struct HeaderSlot([u64; 16]);
+
+/// The control block at offset 0 of the region; reached line by line, never as a whole.
+#[repr(C)]
+struct Control {
+    header: HeaderSlot,
+    producer: ProducerLine,
+    consumer: ConsumerLine,
+    status: StatusLine,
+    events: EventLine,
+    slots: [SenderSlot; MAX_SENDERS],
+}
+
+/// Offset of the data area.
+pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::offset_of;
+    assert!(size_of::<LayoutHeader>() <= size_of::<HeaderSlot>());
+    assert!(offset_of!(Control, producer) == 128);
+    assert!(offset_of!(Control, consumer) == 256);
+    assert!(offset_of!(Control, status) == 384);
+    assert!(offset_of!(StatusLine, senders) == 8);
+    assert!(offset_of!(StatusLine, receiver_closed) == 12);
+    assert!(offset_of!(Control, events) == 512);
+    assert!(offset_of!(Control, slots) == 640);
+    assert!(size_of::<SenderSlot>() == 128);
+    assert!(offset_of!(SenderSlot, intent_start) == 8);
+    assert!(offset_of!(SenderSlot, intent_end) == 16);
+    assert!(DATA_OFFSET == 640 + 64 * 128);
+};
+
+/// The layout this build speaks.
+const MPSC_SPEC: LayoutSpec = LayoutSpec {
+    magic: u64::from_le_bytes(*b"SHMMPSC1"),
+    version: 1,
+    layout_hash: header::layout_hash(&[
+        (size_of::<LayoutHeader>(), align_of::<LayoutHeader>()),
+        (size_of::<Control>(), align_of::<Control>()),
+        (size_of::<StatusLine>(), align_of::<StatusLine>()),
+        (size_of::<SenderSlot>(), align_of::<SenderSlot>()),
+        (MAX_SENDERS, 1),
+        (FRAME_HEADER_LEN, FRAME_HEADER_LEN),
+    ]),
+};
+
+/// Region bytes an MPSC channel of `capacity` needs.
+pub fn region_len_for(capacity: usize) -> Option<usize> {
+    DATA_OFFSET.checked_add(capacity)
+}
+
+/// A validated view of an MPSC channel's memory; the capacity is cached privately.
+pub(crate) struct Shared {
+    memory: Arc<dyn SharedMemory>,
+    control: *mut Control,
+    data: *mut u8,
+    capacity: u64,
+}
+
+// SAFETY: pointers into memory kept alive by `memory` (Send + Sync); everything reached
+// through them is atomic or copied through raw pointers.
+unsafe impl Send for Shared {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Lays out a fresh channel in `memory`, header last.
+    pub(crate) fn create(
+        memory: Arc<dyn SharedMemory>,
+        capacity: usize,
+    ) -> Result<Shared, ChannelError> {
+        check_capacity(capacity as u64)?;
+        let shared = Shared::view(memory, capacity as u64)?;
+        let control = shared.control;
+        // SAFETY: `view` checked the control block lies inside the page-aligned region;
+        // nobody else uses it yet; `addr_of_mut!` + `write` form no reference to
+        // uninitialised lines.
+        unsafe {
+            std::ptr::addr_of_mut!((*control).producer).write(ProducerLine {
+                tail: AtomicU64::new(0),
+            });
+            std::ptr::addr_of_mut!((*control).consumer).write(ConsumerLine {
+                head: AtomicU64::new(0),
+            });
+            std::ptr::addr_of_mut!((*control).status).write(StatusLine {
+                receiver_owner: AtomicU64::new(0),
+                senders: AtomicU32::new(0),
+                receiver_closed: AtomicU32::new(0),
+            });
+            std::ptr::addr_of_mut!((*control).events).write(EventLine {
+                data: Event::new(),
+                space: Event::new(),
+            });
+            let slots = std::ptr::addr_of_mut!((*control).slots).cast::<SenderSlot>();
+            for i in 0..MAX_SENDERS {
+                slots.add(i).write(SenderSlot::new());
+            }
+        }
+        // The data area must be all zero: "header 0" means "nothing written yet".
+        shared.zero(0, shared.capacity);
+        header::write(&*shared.memory, &MPSC_SPEC, capacity as u64)?;
+        Ok(shared)
+    }
+
+    /// Validates the header of an existing channel and returns a view of it.
+    pub(crate) fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
+        let info = header::validate(&*memory, &MPSC_SPEC)?;
+        let capacity = info.capacity_untrusted;
+        check_capacity(capacity)?;
+        Shared::view(memory, capacity)
+    }
+
+    fn view(memory: Arc<dyn SharedMemory>, capacity: u64) -> Result<Shared, ChannelError> {
+        let len = memory.len();
+        let needed = usize::try_from(capacity)
+            .ok()
+            .and_then(region_len_for)
+            .ok_or(ChannelError::InvalidCapacity {
+                capacity,
+                reason: "too large for this address space",
+            })?;
+        let too_small = |_| ChannelError::RegionTooSmall { needed, len };
+        let control = memory
+            .ptr_at(0, DATA_OFFSET)
+            .map_err(too_small)?
+            .cast::<Control>();
+        let data = memory
+            .ptr_at(DATA_OFFSET, capacity as usize)
+            .map_err(too_small)?;
+        Ok(Shared {
+            memory,
+            control,
+            data,
+            capacity,
+        })
+    }
+
+    pub(crate) fn status(&self) -> &StatusLine {
+        // SAFETY: inside the live region (checked in `view`), initialised (by `create` or
+        // the creator whose header `attach` validated; zero bytes are valid too), atomics
+        // only.
+        unsafe { &*std::ptr::addr_of!((*self.control).status) }
+    }
+
+    pub(crate) fn events(&self) -> &EventLine {
+        // SAFETY: as in `status`.
+        unsafe { &*std::ptr::addr_of!((*self.control).events) }
+    }
+
+    pub(crate) fn memory(&self) -> &Arc<dyn SharedMemory> {
+        &self.memory
+    }
+
+    /// Where the payload of the frame whose header is at `offset` starts (arithmetic
+    /// only; the caller keeps `offset + 8 + len <= capacity`).
+    pub(crate) fn payload_ptr(&self, offset: u64) -> *mut u8 {
+        self.data.wrapping_add(offset as usize + FRAME_HEADER_LEN)
+    }
+
+    /// The 8-aligned word at `offset` of the data area, as a std atomic.
+    fn word(&self, offset: u64) -> Option<&std::sync::atomic::AtomicU64> {
+        if offset % 8 != 0 || offset + 8 > self.capacity {
+            return None;
+        }
+        // SAFETY: in bounds (checked) and 8-aligned (data area starts at a 128-aligned
+        // offset of a page-aligned region); valid as long as `self`; atomics tolerate
+        // concurrent writers in other processes.
+        Some(unsafe {
+            std::sync::atomic::AtomicU64::from_ptr(self.data.add(offset as usize).cast())
+        })
+    }
+
+    fn in_bounds(&self, offset: u64, len: usize) -> bool {
+        offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= self.capacity)
+    }
+}
+
+impl RingMem for Shared {
+    fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    fn tail(&self) -> &AtomicU64 {
+        // SAFETY: as in `status`.
+        unsafe { &(*std::ptr::addr_of!((*self.control).producer)).tail }
+    }
+
+    fn head(&self) -> &AtomicU64 {
+        // SAFETY: as in `status`.
+        unsafe { &(*std::ptr::addr_of!((*self.control).consumer)).head }
+    }
+
+    fn slot(&self, index: usize) -> &SenderSlot {
+        let index = index.min(MAX_SENDERS - 1);
+        // SAFETY: as in `status`; `index < MAX_SENDERS` keeps it inside the array.
+        unsafe {
+            &*std::ptr::addr_of!((*self.control).slots)
+                .cast::<SenderSlot>()
+                .add(index)
+        }
+    }
+
+    fn load_word(&self, offset: u64, order: Ordering) -> u64 {
+        self.word(offset).map_or(u64::MAX, |w| w.load(order))
+    }
+
+    fn store_word(&self, offset: u64, word: u64, order: Ordering) {
+        if let Some(w) = self.word(offset) {
+            w.store(word, order);
+        }
+    }
+
+    fn write_bytes(&self, offset: u64, src: &[u8]) {
+        if self.in_bounds(offset, src.len()) {
+            // SAFETY: in bounds (checked); `src` is private memory, so no overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr(),
+                    self.data.add(offset as usize),
+                    src.len(),
+                )
+            };
+        }
+    }
+
+    fn read_bytes(&self, offset: u64, dst: &mut [u8]) {
+        if self.in_bounds(offset, dst.len()) {
+            // SAFETY: in bounds (checked); `dst` is private memory.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.data.add(offset as usize),
+                    dst.as_mut_ptr(),
+                    dst.len(),
+                )
+            };
+        }
+    }
+
+    fn zero(&self, offset: u64, len: u64) {
+        if self.in_bounds(offset, len as usize) {
+            // SAFETY: in bounds (checked). Producers do not touch these released bytes
+            // until they see our Release store of `head` (SYNC: space released).
+            unsafe { std::ptr::write_bytes(self.data.add(offset as usize), 0, len as usize) };
+        }
+    }
+}
+
+impl Clone for Shared {
+    fn clone(&self) -> Shared {
+        Shared {
+            memory: Arc::clone(&self.memory),
+            control: self.control,
+            data: self.data,
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// Finds a free producer slot and claims it for `owner`; counts it as a sender.
+pub(crate) fn claim_free_slot(shared: &Shared, owner: u64) -> Option<usize> {
+    (0..MAX_SENDERS).find(|&i| {
+        shared
+            .slot(i)
+            .owner
+            // SYNC: owner recorded (see `ownership::swap_owner`).
+            .compare_exchange(0, owner, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            && {
+                shared.status().senders.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+    })
+}

@@ -1,0 +1,1 @@
+//! Loom models of the MPSC ring (filled in below).
