@@ -30,7 +30,7 @@ use shm_core::liveness::{PeerWatch, ProcessIdentity};
 use shm_core::notify::{Check, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
-use crate::layout::{region_len_for, Shared};
+use crate::layout::{check_capacity, region_len_for, Shared};
 use crate::ownership;
 use crate::ring::{max_payload, Frame, Reader, Slot, Writer};
 use crate::{ChannelError, Corruption, OwnershipError, RecvError, SendError};
@@ -80,6 +80,8 @@ impl Builder {
 
     /// Creates the channel in a fresh anonymous shared region (inherited across `fork`).
     pub fn create(&self) -> Result<(Sender, Receiver), ChannelError> {
+        // Refuse a bad capacity before mapping anything.
+        check_capacity(self.capacity as u64)?;
         let len = self.region_len().ok_or(ChannelError::InvalidCapacity {
             capacity: self.capacity as u64,
             reason: "too large for this address space",

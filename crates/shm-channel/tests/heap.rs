@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_channel::bytes::{self, Builder, Receiver, Sender};
-use shm_channel::codec::{Bincode, Plain, Postcard};
+use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
 use shm_channel::{typed, ChannelError, CodecError, RecvError, SendError};
 use shm_core::{HeapRegion, SharedMemory};
 
@@ -13,6 +13,12 @@ use shm_core::{HeapRegion, SharedMemory};
 const TAIL: usize = 128;
 const HEAD: usize = 256;
 const DATA: usize = 640;
+
+/// A typed channel over a heap region (so the test also runs under Miri).
+fn typed_heap<T, C: Codec<T>>(capacity: usize) -> (typed::Sender<T, C>, typed::Receiver<T, C>) {
+    let (tx, rx, _) = heap_channel(capacity);
+    (typed::Sender::from_bytes(tx), typed::Receiver::from_bytes(rx))
+}
 
 fn heap_channel(capacity: usize) -> (Sender, Receiver, Arc<HeapRegion>) {
     let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
@@ -352,17 +358,17 @@ fn typed_round_trips_with_every_codec() {
         tag: (i % 2 == 0).then_some('x'),
     };
 
-    let (mut tx, mut rx) = typed::channel_with::<Msg, Bincode>(512).unwrap();
+    let (mut tx, mut rx) = typed_heap::<Msg, Bincode>(512);
     for i in 0..100 {
         tx.send(msg(i)).unwrap();
         assert_eq!(rx.recv().unwrap(), msg(i));
     }
-    let (mut tx, mut rx) = typed::channel_with::<Msg, Postcard>(512).unwrap();
+    let (mut tx, mut rx) = typed_heap::<Msg, Postcard>(512);
     for i in 0..100 {
         tx.send(msg(i)).unwrap();
         assert_eq!(rx.recv().unwrap(), msg(i));
     }
-    let (mut tx, mut rx) = typed::channel_with::<[u32; 5], Plain>(512).unwrap();
+    let (mut tx, mut rx) = typed_heap::<[u32; 5], Plain>(512);
     for i in 0..100 {
         tx.send([i; 5]).unwrap();
         assert_eq!(rx.recv().unwrap(), [i; 5]);
@@ -371,7 +377,7 @@ fn typed_round_trips_with_every_codec() {
 
 #[test]
 fn typed_errors_hand_the_value_back() {
-    let (mut tx, rx) = typed::channel::<String>(64).unwrap();
+    let (mut tx, rx) = typed_heap::<String, Bincode>(64);
     let err = tx.send("x".repeat(100)).unwrap_err();
     assert!(matches!(&err, SendError::TooLarge(_, 56)));
     assert_eq!(err.into_inner().len(), 100);
@@ -382,7 +388,7 @@ fn typed_errors_hand_the_value_back() {
 
 #[test]
 fn undecodable_frames_are_decode_errors() {
-    let (mut tx, rx) = bytes::channel(256).unwrap();
+    let (mut tx, rx, _) = heap_channel(256);
     let mut rx_plain = typed::Receiver::<u64, Plain>::from_bytes(rx);
     tx.send(&[1, 2, 3]).unwrap();
     assert_eq!(
