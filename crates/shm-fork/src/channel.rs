@@ -47,3 +47,43 @@ impl<T, C: Codec<T>> Inherit for typed::Receiver<T, C> {
         typed::Receiver::adopt(self).map_err(InheritError::new)
     }
 }
+
+impl Inherit for shm_channel::mpsc::Sender {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        shm_channel::mpsc::Sender::hand_over(self, child).map_err(InheritError::new)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        shm_channel::mpsc::Sender::adopt(self).map_err(InheritError::new)
+    }
+}
+
+impl Inherit for shm_channel::mpsc::Receiver {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        shm_channel::mpsc::Receiver::hand_over(self, child).map_err(InheritError::new)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        shm_channel::mpsc::Receiver::adopt(self).map_err(InheritError::new)
+    }
+}
+
+impl<T, C: Codec<T>> Inherit for shm_channel::mpsc::typed::Sender<T, C> {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        shm_channel::mpsc::typed::Sender::hand_over(self, child).map_err(InheritError::new)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        shm_channel::mpsc::typed::Sender::adopt(self).map_err(InheritError::new)
+    }
+}
+
+impl<T, C: Codec<T>> Inherit for shm_channel::mpsc::typed::Receiver<T, C> {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        shm_channel::mpsc::typed::Receiver::hand_over(self, child).map_err(InheritError::new)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        shm_channel::mpsc::typed::Receiver::adopt(self).map_err(InheritError::new)
+    }
+}
