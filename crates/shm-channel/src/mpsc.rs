@@ -58,7 +58,7 @@ use crate::ownership;
 use crate::{ChannelError, Corruption, OwnershipError, RecvError, SendError};
 
 mod layout;
-#[cfg(loom)]
+#[cfg(all(test, loom))]
 mod loom;
 mod ring;
 pub mod typed;
