@@ -222,6 +222,7 @@ impl Sender {
     }
 
     /// Sends `msg`, waiting for room as long as it takes.
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
         self.send_with_deadline(msg, Deadline::Never)
     }
@@ -236,6 +237,7 @@ impl Sender {
         self.send_with_deadline(msg, Deadline::after(timeout))
     }
 
+    #[inline]
     fn send_with_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), SendError<()>> {
         let slot = self.reserve_slot(msg.len(), deadline)?;
         let dst = self.writer.payload_ptr(&slot);
@@ -299,6 +301,7 @@ impl Sender {
         Batch { sender: self }
     }
 
+    #[inline]
     pub(crate) fn reserve_slot(
         &mut self,
         len: usize,
@@ -312,11 +315,21 @@ impl Sender {
             return Err(SendError::Disconnected(()));
         }
         match self.writer.try_reserve(len) {
-            Ok(Some(slot)) => return Ok(slot),
-            Ok(None) => {}
-            Err(corruption) => return Err(SendError::Corrupted((), corruption)),
+            Ok(Some(slot)) => Ok(slot),
+            Ok(None) => self.reserve_slot_when_full(len, deadline),
+            Err(corruption) => Err(SendError::Corrupted((), corruption)),
         }
-        // Full. Publish what a batch holds back, so the reader can make room.
+    }
+
+    /// The ring was full: publish, then wait (or not) for room.
+    #[cold]
+    #[inline(never)]
+    fn reserve_slot_when_full(
+        &mut self,
+        len: usize,
+        deadline: Deadline,
+    ) -> Result<Slot, SendError<()>> {
+        // Publish what a batch holds back, so the reader can make room.
         self.writer.publish();
         if let Deadline::Now = deadline {
             return Err(if self.receiver_dead() {
@@ -577,6 +590,7 @@ impl Receiver {
     }
 
     /// Waits for the next message and returns a grant over it.
+    #[inline]
     pub fn read(&mut self) -> Result<ReadGrant<'_>, RecvError> {
         self.read_with_deadline(Deadline::Never)
     }
@@ -608,6 +622,7 @@ impl Receiver {
 
     /// Waits for the next message and copies it into `buf`, returning its length. A message
     /// longer than `buf` stays in the channel: [`RecvError::BufferTooSmall`] says how long.
+    #[inline]
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         let frame = self.read()?;
         if frame.len() > buf.len() {
@@ -624,6 +639,7 @@ impl Receiver {
         Iter { receiver: self }
     }
 
+    #[inline]
     pub(crate) fn read_with_deadline(
         &mut self,
         deadline: Deadline,
@@ -636,10 +652,18 @@ impl Receiver {
         })
     }
 
+    #[inline]
     fn next_frame(&mut self, deadline: Deadline) -> Result<Frame, RecvError> {
-        if let Some(frame) = self.reader.try_peek()? {
-            return Ok(frame);
+        match self.reader.try_peek()? {
+            Some(frame) => Ok(frame),
+            None => self.next_frame_when_empty(deadline),
         }
+    }
+
+    /// The ring was empty: say why (disconnected, dead peer) or wait.
+    #[cold]
+    #[inline(never)]
+    fn next_frame_when_empty(&mut self, deadline: Deadline) -> Result<Frame, RecvError> {
         if let Deadline::Now = deadline {
             return Err(self.empty_reason(true).unwrap_or(RecvError::Empty));
         }
@@ -741,6 +765,7 @@ impl ReadGrant<'_> {
     }
 
     /// Copies the message's first `min(len, buf.len())` bytes into `buf`; returns how many.
+    #[inline]
     pub fn copy_to(&self, buf: &mut [u8]) -> usize {
         let n = self.frame.len.min(buf.len());
         // SAFETY: the frame's `len` bytes lie inside the data area (validated by `try_peek`)
@@ -777,6 +802,7 @@ impl ReadGrant<'_> {
     /// The message's bytes in shared memory, valid for [`len`](ReadGrant::len) bytes while
     /// the grant lives. A hostile peer could change them at any time: copy before you
     /// validate, and never form a `&[u8]` over them.
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.receiver.reader.payload_ptr(&self.frame)
     }

@@ -134,6 +134,7 @@ impl Writer {
     }
 
     /// Re-loads the reader's head and validates it against our tail.
+    #[inline(never)]
     fn refresh_head(&mut self) -> Result<(), Corruption> {
         // SYNC: space released. Acquire pairs with the Release store of `head` in
         // `Reader::release`: the reader's copies out of the bytes below `head` are finished
@@ -165,6 +166,7 @@ impl Writer {
 
     /// Whether `bytes` more fit after our tail, re-loading the head only if the cache says
     /// they do not.
+    #[inline]
     fn has_room(&mut self, bytes: u64) -> Result<bool, Corruption> {
         let capacity = self.capacity();
         if self.tail.wrapping_sub(self.cached_head) + bytes <= capacity {
@@ -179,6 +181,7 @@ impl Writer {
     ///
     /// When the frame would cross the end of the ring, a padding frame is written and
     /// published first, so the reader can free the tail end while we wait.
+    #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         debug_assert!(len <= max_payload(self.capacity()));
         let span = frame_len(len as u64);
@@ -206,6 +209,7 @@ impl Writer {
     }
 
     /// Where the payload of `slot` goes: valid for `slot.max_len` bytes until commit.
+    #[inline]
     pub(crate) fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
         // SAFETY (of the arithmetic, no access): `slot.offset + 8 + max_len` lies within the
         // data area, as `try_reserve` checked the frame is contiguous.
@@ -216,6 +220,7 @@ impl Writer {
 
     /// Completes the frame in `slot` with `len <= slot.max_len` payload bytes (already
     /// written). The frame is visible to the reader after the next `publish`.
+    #[inline]
     pub(crate) fn commit(&mut self, slot: Slot, len: usize) {
         debug_assert!(len <= slot.max_len);
         debug_assert_eq!(slot.offset, self.tail & self.mask);
@@ -229,19 +234,22 @@ impl Writer {
     }
 
     /// Makes every committed frame visible to the reader and wakes it if it sleeps.
+    #[inline]
     pub(crate) fn publish(&mut self) {
         if self.tail == self.published {
             return;
         }
-        // SYNC: frame published. Release pairs with the Acquire load of `tail` in
-        // `Reader::refresh_tail`: the frame headers and payloads written before are visible
-        // to a reader that sees this tail.
+        // SYNC: frame published. The store's Release half pairs with the Acquire load of
+        // `tail` in `Reader::refresh_tail`: the frame headers and payloads written before are
+        // visible to a reader that sees this tail. SeqCst (not just Release) so that the
+        // waiter-flag check below needs no fence (SYNC: waiter flag, see
+        // `Event::notify_after_seqcst`).
         self.shared
             .producer()
             .tail
-            .store(self.tail, Ordering::Release);
+            .store(self.tail, Ordering::SeqCst);
         self.published = self.tail;
-        if self.shared.events().data.notify() {
+        if self.shared.events().data.notify_after_seqcst() {
             self.wakes += 1;
         }
     }
@@ -296,6 +304,7 @@ impl Reader {
     }
 
     /// Re-loads the writer's tail and validates it against our head.
+    #[inline(never)]
     fn refresh_tail(&mut self) -> Result<(), Corruption> {
         // SYNC: frame published (see `Writer::publish`).
         let tail = self.shared.producer().tail.load(Ordering::Acquire);
@@ -324,6 +333,7 @@ impl Reader {
 
     /// The next complete frame, or `None` when nothing is published. Padding frames are
     /// skipped (and released at once).
+    #[inline]
     pub(crate) fn try_peek(&mut self) -> Result<Option<Frame>, Corruption> {
         loop {
             if self.head == self.cached_tail {
@@ -372,6 +382,7 @@ impl Reader {
     }
 
     /// Where the payload of `frame` is: valid for `frame.len` bytes until release.
+    #[inline]
     pub(crate) fn payload_ptr(&self, frame: &Frame) -> *const u8 {
         // Arithmetic only: `try_peek` checked the frame lies inside the data area.
         self.shared
@@ -380,21 +391,24 @@ impl Reader {
     }
 
     /// Frees the frame returned by the last `try_peek` for the writer to reuse.
+    #[inline]
     pub(crate) fn release(&mut self, frame: Frame) {
         debug_assert_eq!(frame.offset, self.head & self.mask);
         self.head += frame.span;
         self.publish_head();
     }
 
+    #[inline]
     fn publish_head(&mut self) {
-        // SYNC: space released. Release pairs with the Acquire load of `head` in
+        // SYNC: space released. The Release half pairs with the Acquire load of `head` in
         // `Writer::refresh_head`: our copies out of the released bytes happen before the
-        // writer overwrites them.
+        // writer overwrites them. SeqCst for the fence-free waiter-flag check below (SYNC:
+        // waiter flag, see `Event::notify_after_seqcst`).
         self.shared
             .consumer()
             .head
-            .store(self.head, Ordering::Release);
-        if self.shared.events().space.notify() {
+            .store(self.head, Ordering::SeqCst);
+        if self.shared.events().space.notify_after_seqcst() {
             self.wakes += 1;
         }
     }
