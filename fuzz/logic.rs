@@ -487,7 +487,9 @@ pub fn script(data: &[u8], make: MakeMemory) {
                 // without a deadline, so only on a ring the model says is empty, with at
                 // most half the ring in the batch (one padding frame fits besides).
                 let count = input.u8() % 4 + 1;
-                let empty = s.model.as_ref().is_some_and(VecDeque::is_empty);
+                // Empty means nothing published and unread, padding frames included.
+                let empty = s.model.as_ref().is_some_and(VecDeque::is_empty)
+                    && load_u64(&*s.memory, HEAD) == load_u64(&*s.memory, TAIL);
                 if let (true, Some(tx)) = (empty, s.tx.as_mut()) {
                     let mut msgs = Vec::new();
                     let mut budget = capacity / 2;
