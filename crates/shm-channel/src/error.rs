@@ -199,6 +199,10 @@ pub enum RecvError {
     /// The codec could not decode the message (which is consumed).
     #[error(transparent)]
     Decode(#[from] CodecError),
+    /// A broadcast receiver fell behind an overwriting sender and missed this many
+    /// messages; the next call continues from the oldest message still in the ring.
+    #[error("the receiver fell behind and missed {0} messages")]
+    Lagged(u64),
 }
 
 impl RecvError {

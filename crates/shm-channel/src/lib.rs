@@ -34,6 +34,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
+pub mod broadcast;
 pub mod bytes;
 pub mod codec;
 mod error;

@@ -87,3 +87,23 @@ impl<T, C: Codec<T>> Inherit for shm_channel::mpsc::typed::Receiver<T, C> {
         shm_channel::mpsc::typed::Receiver::adopt(self).map_err(InheritError::new)
     }
 }
+
+impl Inherit for shm_channel::broadcast::Sender {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        shm_channel::broadcast::Sender::hand_over(self, child).map_err(InheritError::new)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        shm_channel::broadcast::Sender::adopt(self).map_err(InheritError::new)
+    }
+}
+
+impl Inherit for shm_channel::broadcast::Receiver {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        shm_channel::broadcast::Receiver::hand_over(self, child).map_err(InheritError::new)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        shm_channel::broadcast::Receiver::adopt(self).map_err(InheritError::new)
+    }
+}
