@@ -141,6 +141,24 @@ impl Endpoint for Receiver {
     }
 }
 
+impl Endpoint for shm_channel::broadcast::Sender {
+    fn hand_over_to(&self, to: ProcessIdentity) {
+        self.hand_over(to).unwrap();
+    }
+    fn adopt_here(&self) {
+        self.adopt().unwrap();
+    }
+}
+
+impl Endpoint for shm_channel::broadcast::Receiver {
+    fn hand_over_to(&self, to: ProcessIdentity) {
+        self.hand_over(to).unwrap();
+    }
+    fn adopt_here(&self) {
+        self.adopt().unwrap();
+    }
+}
+
 /// Forks a child that adopts `endpoint` and runs `f` with it; the parent hands the endpoint
 /// over and drops its copy (which, no longer owned here, closes nothing).
 fn fork_owner<E: Endpoint>(
@@ -918,4 +936,135 @@ fn mpsc_producers_killed_at_random_points_of_a_stream() {
         rx.abandoned_frames(),
         started.elapsed()
     );
+}
+
+/// Broadcast with back-pressure: one long-lived reader process and 14 reader processes
+/// SIGKILLed one by one at random points while the sender streams. The sender is never
+/// wedged by a dead reader (it is dropped from the back-pressure) and the surviving reader
+/// gets every message intact and in order. (All receivers subscribe before the first send.)
+#[test]
+fn broadcast_readers_killed_at_random_points_of_a_stream() {
+    use shm_channel::broadcast::{self, Policy, MAX_READERS};
+    const MAX: usize = 200;
+    const TOTAL: u64 = 30_000;
+    let (mut tx, survivor) = broadcast::channel(1 << 12, Policy::BackPressure).unwrap();
+    let victims: Vec<_> = (0..MAX_READERS - 2)
+        .map(|_| tx.subscribe().unwrap())
+        .collect();
+    let lock = fork_lock();
+    let survivor = fork_owner(&lock, survivor, |mut rx| {
+        for expected in 0..TOTAL {
+            match rx.recv().map(|m| verify(&m, MAX)) {
+                Ok(Ok(seq)) if seq == expected => {}
+                _ => return 1,
+            }
+        }
+        match rx.recv() {
+            Err(RecvError::Disconnected) => 0,
+            _ => 2,
+        }
+    });
+    let mut children: Vec<TestChild> = victims
+        .into_iter()
+        .map(|rx| {
+            fork_owner(&lock, rx, |mut rx| {
+                // Reads (checking) until killed; a slow reader, so it holds the sender back.
+                for expected in 0.. {
+                    match rx.recv().map(|m| verify(&m, MAX)) {
+                        Ok(Ok(seq)) if seq == expected => {}
+                        _ => return 1,
+                    }
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+                0
+            })
+        })
+        .collect();
+    let mut rng = Rng(0xb0ad_ca57);
+    let mut buf = Vec::new();
+    let started = Instant::now();
+    let mut kills = 0;
+    for seq in 0..TOTAL {
+        message(seq, MAX, &mut buf);
+        tx.send_timeout(&buf, PATIENCE)
+            .unwrap_or_else(|e| panic!("message {seq}: {e:?}"));
+        if seq % 2000 == 1000 && !children.is_empty() {
+            let victim = children.remove(rng.below(children.len() as u64) as usize);
+            kill_and_reap(victim);
+            kills += 1;
+        }
+    }
+    drop(tx);
+    assert_eq!(survivor.wait(), 0);
+    for child in children {
+        kill_and_reap(child);
+        kills += 1;
+    }
+    eprintln!(
+        "broadcast: {kills} readers killed, {TOTAL} messages to the survivor in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Broadcast: the sender process is SIGKILLed at a random point of its stream; both
+/// receivers get every message it published, intact and in order, then `PeerDied`.
+#[test]
+fn broadcast_sender_killed_at_random_points() {
+    use shm_channel::broadcast::{self, Policy};
+    const MAX: usize = 200;
+    let rounds = kills(200) / 20;
+    let mut rng = Rng(0x5e4d_e4);
+    let lock = fork_lock();
+    for _ in 0..rounds {
+        let control = Control::new();
+        let (tx, mut rx1) = broadcast::channel(1 << 12, Policy::BackPressure).unwrap();
+        let mut rx2 = tx.subscribe().unwrap();
+        let child = fork_owner(&lock, tx, |mut tx| {
+            control.set(STAGE, 1);
+            let mut buf = Vec::new();
+            for seq in 0.. {
+                message(seq, MAX, &mut buf);
+                if tx.send(&buf).is_err() {
+                    return 1;
+                }
+                control.set(COUNT, seq + 1);
+            }
+            0
+        });
+        control.wait_for(STAGE, 1);
+        let pid = Pid::from_raw(child.pid());
+        let delay = Duration::from_micros(rng.below(3000));
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            kill(pid, Signal::SIGKILL).unwrap();
+        });
+        // Read alternately from both receivers until both report the death.
+        let mut next = [0u64; 2];
+        let mut done = [false; 2];
+        while !(done[0] && done[1]) {
+            for (i, rx) in [&mut rx1, &mut rx2].into_iter().enumerate() {
+                if done[i] {
+                    continue;
+                }
+                match rx.recv_timeout(PATIENCE) {
+                    Ok(msg) => {
+                        assert_eq!(verify(&msg, MAX).unwrap(), next[i], "receiver {i}");
+                        next[i] += 1;
+                    }
+                    Err(RecvError::PeerDied) => done[i] = true,
+                    Err(other) => panic!("receiver {i}: {other:?}"),
+                }
+            }
+        }
+        killer.join().unwrap();
+        assert_eq!(child.wait(), 128 + libc::SIGKILL);
+        let recorded = control.get(COUNT);
+        for got in next {
+            assert!(
+                got == recorded || got == recorded + 1,
+                "recorded {recorded} sent, {got} delivered"
+            );
+        }
+    }
+    eprintln!("broadcast: {rounds} senders killed");
 }
