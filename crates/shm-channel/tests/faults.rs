@@ -1013,7 +1013,7 @@ fn broadcast_sender_killed_at_random_points() {
     use shm_channel::broadcast::{self, Policy};
     const MAX: usize = 200;
     let rounds = kills(200) / 20;
-    let mut rng = Rng(0x5e4d_e4);
+    let mut rng = Rng(0x005e_4de4);
     let lock = fork_lock();
     for _ in 0..rounds {
         let control = Control::new();
