@@ -426,3 +426,139 @@ fn garbage_racing_our_operations_never_faults_the_victim() {
         control.word(8).load(Ordering::SeqCst)
     );
 }
+
+/// A value from the hostile list, relative to `old` where it says so.
+fn pick_garbage(rng: &mut u64, old: u64) -> u64 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let values = values();
+    apply(values[(*rng % values.len() as u64) as usize], old)
+}
+
+/// Writes garbage into `count` random 8-aligned words of `memory` (any structure's layout:
+/// header, indices, slots, frame headers, payloads).
+fn scatter(memory: &dyn SharedMemory, len: usize, count: usize, rng: &mut u64) {
+    for _ in 0..count {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        // Bias towards the control block, where most of the interesting words are.
+        let span = if *rng % 2 == 0 { 1024.min(len) } else { len };
+        let offset = ((*rng >> 8) as usize % span) & !7;
+        let word = memory.atomic_u64(offset).unwrap();
+        let old = word.load(Ordering::SeqCst);
+        word.store(pick_garbage(rng, old), Ordering::SeqCst);
+    }
+}
+
+/// Runs `victim` in a forked child; its exit status must be 0 (not a panic, not SIGSEGV).
+fn in_child(victim: impl FnOnce() -> u64) {
+    let control = Control::new();
+    let lock = fork_lock();
+    let child = fork_child(&lock, || {
+        let results = victim();
+        control.word(8).store(results, Ordering::SeqCst);
+        0
+    });
+    let status = child.wait();
+    assert_eq!(
+        status, 0,
+        "victim exited with {status} (139 = SIGSEGV, 101 = panic)"
+    );
+    eprintln!(
+        "{} typed errors from garbage",
+        control.word(8).load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn mpsc_garbage_anywhere_is_an_error_never_a_crash() {
+    use shm_channel::mpsc;
+    in_child(|| {
+        let len = mpsc::region_len_for(CAP).unwrap();
+        let memory: Arc<dyn SharedMemory> =
+            Arc::new(Region::options(len).guard_pages(true).anonymous().unwrap());
+        let mut rng = 0x7777_1234_5678_9abcu64;
+        let mut errors = 0;
+        for round in 0..400usize {
+            let (mut tx, mut rx) = mpsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
+            let mut tx2 = tx.try_clone().unwrap();
+            for i in 0..(3 + round % 5) {
+                tx.try_send(&vec![i as u8; 40 + 30 * i]).unwrap();
+                tx2.try_send(&[9; 24]).unwrap();
+                rx.try_recv().unwrap();
+            }
+            scatter(&*memory, len, 1 + round % 4, &mut rng);
+            for _ in 0..3 {
+                if bounded("try_send", || tx.try_send(&[1; 100])).is_err() {
+                    errors += 1;
+                }
+                if bounded("send_timeout", || tx2.send_timeout(&[2; 300], TIMEOUT)).is_err() {
+                    errors += 1;
+                }
+                if let Ok(mut grant) = bounded("try_reserve", || tx.try_reserve(64)) {
+                    grant.write_at(0, &[3; 64]).unwrap();
+                    grant.commit(50);
+                }
+                for _ in 0..3 {
+                    match bounded("recv_timeout", || rx.recv_timeout(TIMEOUT)) {
+                        Ok(msg) => assert!(msg.len() <= CAP),
+                        Err(_) => errors += 1,
+                    }
+                }
+                if let Ok(grant) = bounded("try_read", || rx.try_read()) {
+                    let _ = grant.to_vec();
+                }
+            }
+            let _ = bounded("attach", || mpsc::Sender::attach(memory.clone()));
+            let _ = bounded("attach", || mpsc::Receiver::attach(memory.clone()));
+        }
+        errors
+    });
+}
+
+#[test]
+fn broadcast_garbage_anywhere_is_an_error_never_a_crash() {
+    use shm_channel::broadcast::{self, Policy};
+    in_child(|| {
+        let len = broadcast::region_len_for(CAP).unwrap();
+        let memory: Arc<dyn SharedMemory> =
+            Arc::new(Region::options(len).guard_pages(true).anonymous().unwrap());
+        let mut rng = 0x4242_dead_beef_0101u64;
+        let mut errors = 0;
+        for round in 0..400usize {
+            let policy = if round % 2 == 0 {
+                Policy::BackPressure
+            } else {
+                Policy::Overwrite
+            };
+            let (mut tx, mut rx) = broadcast::channel_in(memory.clone(), CAP, policy).unwrap();
+            let mut rx2 = tx.subscribe().unwrap();
+            for i in 0..(3 + round % 5) {
+                tx.try_send(&vec![i as u8; 40 + 30 * i]).unwrap();
+                rx.try_recv().unwrap();
+                rx2.try_recv().unwrap();
+            }
+            scatter(&*memory, len, 1 + round % 4, &mut rng);
+            for _ in 0..3 {
+                if bounded("try_send", || tx.try_send(&[1; 100])).is_err() {
+                    errors += 1;
+                }
+                if bounded("send_timeout", || tx.send_timeout(&[2; 300], TIMEOUT)).is_err() {
+                    errors += 1;
+                }
+                for rx in [&mut rx, &mut rx2] {
+                    for _ in 0..2 {
+                        match bounded("recv_timeout", || rx.recv_timeout(TIMEOUT)) {
+                            Ok(msg) => assert!(msg.len() <= CAP),
+                            Err(_) => errors += 1,
+                        }
+                    }
+                }
+            }
+            let _ = bounded("subscribe", || tx.subscribe());
+        }
+        errors
+    });
+}
