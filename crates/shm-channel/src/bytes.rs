@@ -156,6 +156,17 @@ impl Deadline {
     }
 }
 
+/// How much an empty/full check asks about the peer's liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Not at all (a hot poll).
+    Skip,
+    /// At most once per slow-check interval (non-blocking calls, which may be polled).
+    Throttled,
+    /// Now (a blocked call's slow check).
+    Now,
+}
+
 /// Counters an endpoint keeps about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -167,7 +178,7 @@ pub struct EndpointStats {
 pub struct Sender {
     writer: Writer,
     strategy: WaitStrategy,
-    watch: PeerWatch,
+    peer: ownership::PeerMonitor,
 }
 
 /// Why `reserve` failed: the reason, without a value to hand back.
@@ -179,7 +190,7 @@ impl Sender {
         Ok(Sender {
             writer,
             strategy,
-            watch: PeerWatch::new(),
+            peer: ownership::PeerMonitor::default(),
         })
     }
 
@@ -332,7 +343,10 @@ impl Sender {
         // Publish what a batch holds back, so the reader can make room.
         self.writer.publish();
         if let Deadline::Now = deadline {
-            return Err(if self.receiver_dead() {
+            let dead = self
+                .peer
+                .dead_throttled(&self.writer.shared().status().receiver_owner);
+            return Err(if dead {
                 SendError::PeerDied(())
             } else {
                 SendError::Full(())
@@ -371,10 +385,8 @@ impl Sender {
     }
 
     fn receiver_dead(&mut self) -> bool {
-        ownership::peer_dead(
-            &self.writer.shared().status().receiver_owner,
-            &mut self.watch,
-        )
+        self.peer
+            .dead_now(&self.writer.shared().status().receiver_owner)
     }
 
     /// In the process that owns this endpoint: makes process `to` its owner (called by
@@ -542,7 +554,7 @@ impl BatchGrant<'_> {
 pub struct Receiver {
     reader: Reader,
     strategy: WaitStrategy,
-    watch: PeerWatch,
+    peer: ownership::PeerMonitor,
 }
 
 impl Receiver {
@@ -551,7 +563,7 @@ impl Receiver {
         Ok(Receiver {
             reader,
             strategy,
-            watch: PeerWatch::new(),
+            peer: ownership::PeerMonitor::default(),
         })
     }
 
@@ -665,7 +677,9 @@ impl Receiver {
     #[inline(never)]
     fn next_frame_when_empty(&mut self, deadline: Deadline) -> Result<Frame, RecvError> {
         if let Deadline::Now = deadline {
-            return Err(self.empty_reason(true).unwrap_or(RecvError::Empty));
+            return Err(self
+                .empty_reason(Liveness::Throttled)
+                .unwrap_or(RecvError::Empty));
         }
         // See `Sender::reserve_slot`: no Arc traffic on the wait path.
         let events = self.reader.shared().events_detached();
@@ -676,22 +690,27 @@ impl Receiver {
                 match self.reader.try_peek() {
                     Ok(Some(frame)) => Some(Ok(frame)),
                     Err(corruption) => Some(Err(RecvError::Corrupted(corruption))),
-                    Ok(None) => self.empty_reason(check == Check::Slow).map(Err),
+                    Ok(None) => {
+                        let liveness = match check {
+                            Check::Slow => Liveness::Now,
+                            Check::Fast => Liveness::Skip,
+                        };
+                        self.empty_reason(liveness).map(Err)
+                    }
                 }
             });
         waited.unwrap_or(Err(RecvError::Timeout))
     }
 
     /// With the ring found empty: `Disconnected` or `PeerDied` if no message can come any
-    /// more (checking liveness only if `check_liveness`), after one last look at the ring.
-    fn empty_reason(&mut self, check_liveness: bool) -> Option<RecvError> {
+    /// more (checking the sender's liveness as `liveness` says), after one last look at the
+    /// ring.
+    fn empty_reason(&mut self, liveness: Liveness) -> Option<RecvError> {
         let status = self.reader.shared().status();
         // Acquire: SYNC: closed (see `Sender::drop`).
         let reason = if status.sender_closed.load(Ordering::Acquire) != 0 {
             RecvError::Disconnected
-        } else if check_liveness
-            && ownership::peer_dead(&self.reader.shared().status().sender_owner, &mut self.watch)
-        {
+        } else if self.sender_dead(liveness) {
             RecvError::PeerDied
         } else {
             return None;
@@ -702,6 +721,15 @@ impl Receiver {
             Ok(None) => Some(reason),
             Ok(Some(_)) => None,
             Err(corruption) => Some(RecvError::Corrupted(corruption)),
+        }
+    }
+
+    fn sender_dead(&mut self, liveness: Liveness) -> bool {
+        let slot = &self.reader.shared().status().sender_owner;
+        match liveness {
+            Liveness::Skip => false,
+            Liveness::Throttled => self.peer.dead_throttled(slot),
+            Liveness::Now => self.peer.dead_now(slot),
         }
     }
 

@@ -104,3 +104,31 @@ pub(crate) fn peer_dead(slot: &AtomicU64, watch: &mut PeerWatch) -> bool {
         None => false,
     }
 }
+
+/// Watches the peer endpoint's owner for an endpoint: a [`PeerWatch`] plus a throttle, so
+/// that non-blocking calls polled in a loop do not make a pidfd syscall on every call.
+#[derive(Debug, Default)]
+pub(crate) struct PeerMonitor {
+    watch: PeerWatch,
+    /// No throttled check before this instant.
+    next_check: Option<std::time::Instant>,
+}
+
+impl PeerMonitor {
+    /// Whether the peer's owner (in `slot`) is dead, checked now.
+    pub(crate) fn dead_now(&mut self, slot: &AtomicU64) -> bool {
+        peer_dead(slot, &mut self.watch)
+    }
+
+    /// Whether the peer's owner is dead, checked at most once per
+    /// [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL) — the same bound as a
+    /// blocked call's; `false` between checks.
+    pub(crate) fn dead_throttled(&mut self, slot: &AtomicU64) -> bool {
+        let now = std::time::Instant::now();
+        if self.next_check.is_some_and(|next| now < next) {
+            return false;
+        }
+        self.next_check = Some(now + shm_core::notify::SLOW_CHECK_INTERVAL);
+        self.dead_now(slot)
+    }
+}
