@@ -17,7 +17,10 @@ const DATA: usize = 640;
 /// A typed channel over a heap region (so the test also runs under Miri).
 fn typed_heap<T, C: Codec<T>>(capacity: usize) -> (typed::Sender<T, C>, typed::Receiver<T, C>) {
     let (tx, rx, _) = heap_channel(capacity);
-    (typed::Sender::from_bytes(tx), typed::Receiver::from_bytes(rx))
+    (
+        typed::Sender::from_bytes(tx),
+        typed::Receiver::from_bytes(rx),
+    )
 }
 
 fn heap_channel(capacity: usize) -> (Sender, Receiver, Arc<HeapRegion>) {
