@@ -32,30 +32,33 @@ use shm_channel::{RecvError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{Region, SharedMemory};
 
-/// Control words shared by the supervisor, the producer and the consumer.
+/// Control words shared by the supervisor, the producer and the consumer. Each writer has
+/// its own 128-byte line: the consumer updates its words on every message, the producer
+/// its own, and sharing one line would make both sides bounce it on every message.
 mod word {
-    /// Next sequence number the consumer expects (every lower one was delivered).
+    /// Next sequence number the consumer expects (every lower one was delivered once, in
+    /// order): the authoritative count of messages received.
     pub const NEXT: usize = 0;
-    /// Messages the producers committed.
-    pub const SENT: usize = 8;
-    /// Messages received intact and in order.
-    pub const RECEIVED: usize = 16;
+    /// Messages handed to the consumer, redeliveries after a consumer death included.
+    pub const DELIVERIES: usize = 8;
     /// Sequence numbers skipped.
-    pub const LOST: usize = 24;
+    pub const LOST: usize = 16;
     /// Messages received twice.
-    pub const DUPLICATED: usize = 32;
+    pub const DUPLICATED: usize = 24;
     /// Messages with a bad checksum or content.
-    pub const CORRUPTED: usize = 40;
+    pub const CORRUPTED: usize = 32;
     /// Frames delivered again after a consumer died holding them.
-    pub const REDELIVERED: usize = 48;
+    pub const REDELIVERED: usize = 40;
     /// Bumped by the consumer each time it finds the producer dead (ring drained).
-    pub const PRODUCER_DEATHS_SEEN: usize = 56;
+    pub const PRODUCER_DEATHS_SEEN: usize = 48;
+    /// Sequence number the producer reached when it finished (all committed below it).
+    pub const SENT: usize = 256;
     /// Set to 1 by a producer or consumer once attached and running.
-    pub const PRODUCER_UP: usize = 64;
+    pub const PRODUCER_UP: usize = 512;
     /// See `PRODUCER_UP`.
-    pub const CONSUMER_UP: usize = 72;
+    pub const CONSUMER_UP: usize = 520;
     /// Total messages to move.
-    pub const TOTAL: usize = 80;
+    pub const TOTAL: usize = 528;
 }
 
 struct Control(Region);
@@ -171,10 +174,7 @@ fn producer(mut tx: Sender, control: &Control, max_len: usize) -> i32 {
     while seq < total {
         fill(seq, max_len, &mut buf);
         match tx.send_timeout(&buf, Duration::from_secs(1)) {
-            Ok(()) => {
-                seq += 1;
-                control.add(word::SENT, 1);
-            }
+            Ok(()) => seq += 1,
             // The consumer is being replaced: retry the same message.
             Err(SendError::Timeout(()) | SendError::PeerDied(())) => {
                 std::thread::sleep(Duration::from_micros(100))
@@ -182,6 +182,7 @@ fn producer(mut tx: Sender, control: &Control, max_len: usize) -> i32 {
             Err(_) => return 1,
         }
     }
+    control.set(word::SENT, seq);
     drop(tx); // clean close: the consumer gets Disconnected after the last message
     0
 }
@@ -236,10 +237,10 @@ fn consumer(mut rx: Receiver, control: &Control, max_len: usize) -> i32 {
             if seq > next {
                 control.add(word::LOST, seq - next);
             }
-            control.add(word::RECEIVED, 1);
             control.set(word::NEXT, seq + 1);
         }
         first = false;
+        control.add(word::DELIVERIES, 1);
         drop(grant); // release only after NEXT records the message
     }
 }
@@ -336,7 +337,7 @@ fn main() {
         options.restarts
     );
     loop {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
         let received = control.get(word::NEXT);
         if last_report.0.elapsed() >= Duration::from_secs(1) {
             let rate = (received - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64();
@@ -388,17 +389,18 @@ fn main() {
     };
     let consumer_status = waitpid(consumer_pid, None);
     let clean = |status: nix::Result<WaitStatus>| matches!(status, Ok(WaitStatus::Exited(_, 0)));
-    let received = control.get(word::RECEIVED);
+    let received = control.get(word::NEXT) - control.get(word::LOST);
     println!(
         "done in {:.1} s: {:.2} M msg/s overall",
         elapsed.as_secs_f64(),
         received as f64 / elapsed.as_secs_f64() / 1e6
     );
     println!(
-        "sent (committed) {}, received {}, lost {}, duplicated {}, corrupted {}, \
-         redelivered after a consumer death {}",
+        "sent (committed) {}, received {} ({} deliveries), lost {}, duplicated {}, \
+         corrupted {}, redelivered after a consumer death {}",
         control.get(word::SENT),
         received,
+        control.get(word::DELIVERIES),
         control.get(word::LOST) + options.messages.saturating_sub(control.get(word::NEXT)),
         control.get(word::DUPLICATED),
         control.get(word::CORRUPTED),
