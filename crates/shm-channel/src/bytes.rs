@@ -248,17 +248,60 @@ impl Sender {
         self.send_with_deadline(msg, Deadline::after(timeout))
     }
 
+    /// Sends `msg` but may leave it unpublished, so that a stream of messages is published
+    /// in batches (one index store and wake check per batch): the message becomes visible
+    /// to the receiver at the latest at the next [`flush`](Sender::flush), the next
+    /// ordinary send or commit, when the ring fills, when an eighth of the ring is pending,
+    /// or when the sender is dropped. Waits for room like [`send`](Sender::send).
+    ///
+    /// For pipelines: send deferred while input is at hand, flush before waiting for more.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = shm_channel::bytes::channel(4096)?;
+    /// tx.send_deferred(b"a")?;
+    /// tx.send_deferred(b"b")?;
+    /// assert!(rx.try_recv().is_err());
+    /// tx.flush();
+    /// assert_eq!(rx.try_recv()?, b"a");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_deferred(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
+        let slot = self.reserve_slot(msg.len(), Deadline::Never)?;
+        self.write_and_commit(slot, msg);
+        self.publish_if_pending();
+        Ok(())
+    }
+
+    /// Publishes every message sent with [`send_deferred`](Sender::send_deferred) so far.
+    pub fn flush(&mut self) {
+        self.writer.publish();
+    }
+
     #[inline]
     fn send_with_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), SendError<()>> {
         let slot = self.reserve_slot(msg.len(), deadline)?;
+        self.write_and_commit(slot, msg);
+        self.writer.publish();
+        Ok(())
+    }
+
+    #[inline]
+    fn write_and_commit(&mut self, slot: Slot, msg: &[u8]) {
         let dst = self.writer.payload_ptr(&slot);
         // SAFETY: `dst` is valid for `slot.max_len == msg.len()` bytes of the data area
         // reserved for us (the reader will not read them before we publish); `msg` is
         // private memory, so the ranges do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) };
         self.writer.commit(slot, msg.len());
-        self.writer.publish();
-        Ok(())
+    }
+
+    /// Publishes deferred messages once an eighth of the ring is pending, so a long
+    /// deferred stream reaches the receiver in steady slices.
+    #[inline]
+    fn publish_if_pending(&mut self) {
+        if self.writer.unpublished() >= self.writer.capacity() / 8 {
+            self.writer.publish();
+        }
     }
 
     /// Reserves room for a message of up to `max_len` bytes, to be written in place and
@@ -487,6 +530,13 @@ impl WriteGrant<'_> {
         let len = len.min(self.slot.max_len);
         self.sender.writer.commit(self.slot, len);
         self.sender.writer.publish();
+    }
+
+    /// Commits, publishing only once enough is pending (see [`Sender::send_deferred`]).
+    pub(crate) fn commit_deferred(self, len: usize) {
+        let len = len.min(self.slot.max_len);
+        self.sender.writer.commit(self.slot, len);
+        self.sender.publish_if_pending();
     }
 
     /// Commits without publishing: for batches (see [`Batch::reserve`]).

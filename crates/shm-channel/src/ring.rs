@@ -234,6 +234,12 @@ impl Writer {
     }
 
     /// Makes every committed frame visible to the reader and wakes it if it sleeps.
+    /// Committed bytes not yet published.
+    #[inline]
+    pub(crate) fn unpublished(&self) -> u64 {
+        self.tail - self.published
+    }
+
     #[inline]
     pub(crate) fn publish(&mut self) {
         if self.tail == self.published {

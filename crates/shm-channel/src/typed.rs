@@ -104,7 +104,27 @@ impl<T, C: Codec<T>> Sender<T, C> {
         self.send_with_deadline(value, Deadline::after(timeout))
     }
 
+    /// Sends `value` but may leave it unpublished, for batched publishing of a stream: see
+    /// [`bytes::Sender::send_deferred`]. Waits for room like [`send`](Sender::send).
+    pub fn send_deferred(&mut self, value: T) -> Result<(), SendError<T>> {
+        self.encode_and_commit(value, Deadline::Never, true)
+    }
+
+    /// Publishes every value sent with [`send_deferred`](Sender::send_deferred) so far.
+    pub fn flush(&mut self) {
+        self.inner.flush();
+    }
+
     fn send_with_deadline(&mut self, value: T, deadline: Deadline) -> Result<(), SendError<T>> {
+        self.encode_and_commit(value, deadline, false)
+    }
+
+    fn encode_and_commit(
+        &mut self,
+        value: T,
+        deadline: Deadline,
+        deferred: bool,
+    ) -> Result<(), SendError<T>> {
         let len = match C::encoded_len(&value) {
             Ok(len) => len,
             Err(e) => return Err(SendError::Encode(value, e)),
@@ -120,7 +140,11 @@ impl<T, C: Codec<T>> Sender<T, C> {
         let written = out.written();
         match encoded {
             Ok(()) if written == len => {
-                grant.commit(len);
+                if deferred {
+                    grant.commit_deferred(len);
+                } else {
+                    grant.commit(len);
+                }
                 Ok(())
             }
             // Dropping the grant uncommitted publishes nothing.

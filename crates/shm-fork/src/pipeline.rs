@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use shm_channel::codec::Codec;
 use shm_channel::typed::{self, DefaultCodec};
 use shm_channel::{ChannelError, RecvError, SendError};
+use shm_core::notify::WaitStrategy;
 
 use crate::child::{
     Child, ExitStatus, DOWNSTREAM_LOST_EXIT_CODE, FAILED_EXIT_CODE, PANIC_EXIT_CODE,
@@ -95,6 +96,7 @@ pub enum PipelineError {
 /// Everything a pipeline needs to start its processes.
 struct Launch {
     capacity: usize,
+    strategy: WaitStrategy,
     options: ChildOptions,
     processes: Vec<Process>,
 }
@@ -113,6 +115,7 @@ type Launcher<T> = Box<dyn FnOnce(&mut Launch) -> Result<typed::Receiver<T>, Pip
 /// A pipeline not started yet, whose output is `T`: a source and zero or more stages.
 pub struct Pipeline<T> {
     capacity: usize,
+    strategy: WaitStrategy,
     stages: usize,
     launch: Launcher<T>,
 }
@@ -138,9 +141,12 @@ where
     {
         Pipeline {
             capacity: DEFAULT_PIPELINE_CAPACITY,
+            strategy: WaitStrategy::default(),
             stages: 0,
             launch: Box::new(move |launch: &mut Launch| {
-                let (sender, receiver) = typed::channel::<T>(launch.capacity)?;
+                let (mut sender, mut receiver) = typed::channel::<T>(launch.capacity)?;
+                sender.set_wait_strategy(launch.strategy);
+                receiver.set_wait_strategy(launch.strategy);
                 let child = launch
                     .options
                     .checked_fork((sender,), move |(sender,), report| {
@@ -160,6 +166,14 @@ where
     /// [`DEFAULT_PIPELINE_CAPACITY`]); it bounds the largest item.
     pub fn capacity(mut self, bytes: usize) -> Pipeline<T> {
         self.capacity = bytes;
+        self
+    }
+
+    /// How every process of the pipeline waits for input or room (default: spin, then
+    /// park). With more processes than cores, spinning steals time from the stage being
+    /// waited for: [`WaitStrategy::Park`] or a short spin can do better there.
+    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Pipeline<T> {
+        self.strategy = strategy;
         self
     }
 
@@ -187,10 +201,13 @@ where
         let upstream = self.launch;
         Pipeline {
             capacity: self.capacity,
+            strategy: self.strategy,
             stages: index,
             launch: Box::new(move |launch: &mut Launch| {
                 let input = upstream(launch)?;
-                let (sender, receiver) = typed::channel::<U>(launch.capacity)?;
+                let (mut sender, mut receiver) = typed::channel::<U>(launch.capacity)?;
+                sender.set_wait_strategy(launch.strategy);
+                receiver.set_wait_strategy(launch.strategy);
                 let child = launch
                     .options
                     .checked_fork((input, sender), move |(input, output), report| {
@@ -216,6 +233,7 @@ where
         }
         let mut launch = Launch {
             capacity: self.capacity,
+            strategy: self.strategy,
             options: ChildOptions::new(),
             processes: Vec::new(),
         };
@@ -280,7 +298,17 @@ where
     DefaultCodec: Codec<A> + Codec<B>,
 {
     loop {
-        let item = match input.recv() {
+        // Natural batching: results go out deferred while input is at hand; before waiting
+        // for more input, what is pending is published.
+        let item = match input.try_recv() {
+            Ok(item) => Ok(item),
+            Err(RecvError::Empty) => {
+                output.flush();
+                input.recv()
+            }
+            Err(err) => Err(err),
+        };
+        let item = match item {
             Ok(item) => item,
             // The upstream process finished: the end of the stream.
             Err(RecvError::Disconnected) => return 0,
@@ -307,12 +335,14 @@ where
     }
 }
 
-/// Sends one item downstream; on failure, the exit code to end with.
+/// Sends one item downstream, deferred (published in batches: by the stage's flush before
+/// it waits for input, by the channel once an eighth of the ring is pending, and when the
+/// sender drops at the end); on failure, the exit code to end with.
 fn forward<T>(output: &mut typed::Sender<T>, item: T, report: &Report) -> Result<(), i32>
 where
     DefaultCodec: Codec<T>,
 {
-    match output.send(item) {
+    match output.send_deferred(item) {
         Ok(()) => Ok(()),
         Err(SendError::Disconnected(_) | SendError::PeerDied(_)) => Err(DOWNSTREAM_LOST_EXIT_CODE),
         Err(err) => {
