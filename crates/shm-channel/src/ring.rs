@@ -1,7 +1,9 @@
 //! The SPSC byte ring: the algorithm, without blocking, ownership or codecs.
 //!
-//! Indices are byte positions that only grow (`u64`, so they never wrap in practice);
-//! `position & mask` is the offset in the data area. The writer owns `tail`, the reader owns
+//! Indices are byte positions that only grow (`u64`: they never wrap in practice, but a
+//! position taken over from shared memory may be anything, so all index arithmetic wraps and
+//! all comparisons are on wrapping differences); `position & mask` is the offset in the data
+//! area (a power-of-two capacity divides 2^64, so wrapping keeps offsets consistent). The writer owns `tail`, the reader owns
 //! `head`; each keeps its own copy privately and caches the other's, re-loading the shared
 //! one only when the cache says full (writer) or empty (reader).
 //!
@@ -196,7 +198,7 @@ impl Writer {
                 offset,
                 FrameHeader::Pad { len: to_end }.encode(),
             );
-            self.tail += to_end;
+            self.tail = self.tail.wrapping_add(to_end);
             self.publish();
         }
         if !self.has_room(span)? {
@@ -230,14 +232,14 @@ impl Writer {
             slot.offset,
             FrameHeader::Data { len }.encode(),
         );
-        self.tail += frame_len(len);
+        self.tail = self.tail.wrapping_add(frame_len(len));
     }
 
     /// Makes every committed frame visible to the reader and wakes it if it sleeps.
     /// Committed bytes not yet published.
     #[inline]
     pub(crate) fn unpublished(&self) -> u64 {
-        self.tail - self.published
+        self.tail.wrapping_sub(self.published)
     }
 
     #[inline]
@@ -360,7 +362,7 @@ impl Reader {
                             value: word,
                         });
                     }
-                    self.head += len;
+                    self.head = self.head.wrapping_add(len);
                     self.publish_head();
                 }
                 Some(FrameHeader::Data { len }) => {
@@ -400,7 +402,7 @@ impl Reader {
     #[inline]
     pub(crate) fn release(&mut self, frame: Frame) {
         debug_assert_eq!(frame.offset, self.head & self.mask);
-        self.head += frame.span;
+        self.head = self.head.wrapping_add(frame.span);
         self.publish_head();
     }
 
