@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use shm_fork::Pipeline;
 
+/// The pipeline's output: each kept item with its label.
+type Labels = Vec<(u32, u8)>;
+
 /// Stage 1: a cheap hash (splitmix64's finaliser) of the item.
 fn mix(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -96,7 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn pipe_pipeline(
     items: u64,
     buffered: bool,
-) -> Result<(Duration, Vec<(u32, u8)>), Box<dyn std::error::Error>> {
+) -> Result<(Duration, Labels), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let mut children = Vec::new();
     let (input, out) = pipe()?;
