@@ -149,6 +149,7 @@ pub static TRANSPORTS: &[&dyn Transport] = &[
     &ring::SHM_PARK,
     &ring::SHM_ZERO_COPY,
     &ring::SHM_ZERO_COPY_STAMPS,
+    &ring::SHM_BATCHED,
 ];
 
 /// The transport called `name`, if any.

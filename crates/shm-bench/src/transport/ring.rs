@@ -7,6 +7,7 @@
 //! | `shm-park` | `Park` | copied, as above |
 //! | `shm-zero-copy` | `SpinThenPark` | written in place through a `WriteGrant`, read in place through a `ReadGrant` |
 //! | `shm-zero-copy-stamps` | `SpinThenPark` | in place, but only the two sequence stamps (first and last 8 bytes) are written and read |
+//! | `shm-batched` | `SpinThenPark` | copied, sent with `send_deferred` (published once an eighth of the ring is pending), flushed before every receive |
 //!
 //! **Rule 1 (no references into shared memory).** The zero-copy endpoints never form a
 //! slice over the ring: the sender's `fill` gets a [`MsgOut`] wrapping the grant's raw
@@ -44,6 +45,8 @@ enum Mode {
     ZeroCopy,
     /// In place, the stamps only.
     ZeroCopyStamps,
+    /// Copied, as `Copy`, but sent deferred and flushed before each receive.
+    Batched,
 }
 
 /// A ring transport: a wait strategy and a way of moving the payload.
@@ -94,6 +97,15 @@ pub static SHM_ZERO_COPY_STAMPS: Ring = Ring {
         "shm ring in place, only the 2 stamp words written/read (ring cost without payload)",
     strategy: WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN },
     mode: Mode::ZeroCopyStamps,
+};
+
+/// `shm-batched`: copying ring with deferred (batched) publishing.
+pub static SHM_BATCHED: Ring = Ring {
+    name: "shm-batched",
+    description:
+        "shm ring, copy in/out, deferred sends published per 1/8 ring, flushed before receiving",
+    strategy: WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN },
+    mode: Mode::Batched,
 };
 
 /// Ring capacity for messages of up to `max_msg` bytes: room for four messages with their
@@ -166,8 +178,31 @@ fn bad_len(expected: usize, got: usize) -> Result<(), TransportError> {
 }
 
 impl RingEnd {
+    /// Whether the payload goes through the private buffer.
+    fn copies(&self) -> bool {
+        matches!(self.mode, Mode::Copy | Mode::Batched)
+    }
+
+    /// Sends the private buffer's first `len` bytes, deferred in batched mode.
+    fn send_buf(&mut self, len: usize) -> Result<(), TransportError> {
+        let msg = &self.buf[..len];
+        let sent = if self.mode == Mode::Batched {
+            self.tx.send_deferred(msg)
+        } else {
+            self.tx.send(msg)
+        };
+        sent.map_err(send_err(len))
+    }
+
+    /// Before waiting for a message: publish what batched mode holds back.
+    fn flush(&mut self) {
+        if self.mode == Mode::Batched {
+            self.tx.flush();
+        }
+    }
+
     fn check_len(&self, len: usize) -> Result<(), TransportError> {
-        if self.mode == Mode::Copy && len > self.buf.len() {
+        if self.copies() && len > self.buf.len() {
             return Err(TransportError::TooLarge {
                 len,
                 max: self.buf.len(),
@@ -206,10 +241,9 @@ impl Endpoint for RingEnd {
         fill: &mut dyn FnMut(&mut MsgOut<'_>),
     ) -> Result<(), TransportError> {
         self.check_len(len)?;
-        if self.mode == Mode::Copy {
-            let msg = &mut self.buf[..len];
-            fill(&mut MsgOut::private(msg));
-            return self.tx.send(msg).map_err(send_err(len));
+        if self.copies() {
+            fill(&mut MsgOut::private(&mut self.buf[..len]));
+            return self.send_buf(len);
         }
         let stamps = self.stamps_only();
         let mut grant = self.tx.reserve(len).map_err(send_err(len))?;
@@ -232,7 +266,8 @@ impl Endpoint for RingEnd {
 
     fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
         self.check_len(len)?;
-        if self.mode == Mode::Copy {
+        self.flush();
+        if self.copies() {
             self.recv_copy(len)?;
             read(&MsgIn::private(&self.buf[..len]));
             return Ok(());
@@ -261,11 +296,11 @@ impl Endpoint for RingEnd {
         inspect: &mut dyn FnMut(&MsgIn<'_>),
     ) -> Result<(), TransportError> {
         self.check_len(len)?;
-        if self.mode == Mode::Copy {
+        self.flush();
+        if self.copies() {
             self.recv_copy(len)?;
-            let msg = &self.buf[..len];
-            inspect(&MsgIn::private(msg));
-            return self.tx.send(msg).map_err(send_err(len));
+            inspect(&MsgIn::private(&self.buf[..len]));
+            return self.send_buf(len);
         }
         let stamps = self.stamps_only();
         let incoming = self.rx.read().map_err(recv_err)?;
