@@ -9,6 +9,8 @@
 //!
 //! Decoding never trusts the frame: bytes are copied out of shared memory before the codec
 //! looks at them, and a frame that is not a valid `T` is a [`CodecError`], not a panic.
+//! The serde codecs also refuse values nested deeper than [`MAX_DECODE_DEPTH`], so a
+//! frame of deeply nested variants of a recursive type cannot overflow the receiver's stack.
 
 use crate::CodecError;
 
@@ -165,11 +167,18 @@ impl<T: bytemuck::Pod> Codec<T> for Plain {
     }
 }
 
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+mod depth;
+
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+pub use self::depth::MAX_DECODE_DEPTH;
+
 #[cfg(feature = "bincode")]
 pub use self::bincode_codec::{Bincode, BINCODE_DECODE_LIMIT};
 
 #[cfg(feature = "bincode")]
 mod bincode_codec {
+    use super::depth::{DepthBudget, DepthLimited, MAX_DECODE_DEPTH};
     use super::{Codec, FrameReader, FrameWriter};
     use crate::CodecError;
     use bincode::config::{Configuration, Limit};
@@ -192,7 +201,8 @@ mod bincode_codec {
         bincode::config::standard().with_limit::<BINCODE_DECODE_LIMIT>()
     }
 
-    /// serde + bincode 2 (standard configuration: little-endian, varint).
+    /// serde + bincode 2 (standard configuration: little-endian, varint). Decoding refuses
+    /// values nested deeper than [`MAX_DECODE_DEPTH`](super::MAX_DECODE_DEPTH).
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Bincode;
 
@@ -233,8 +243,10 @@ mod bincode_codec {
         }
 
         fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
-            let value = bincode::serde::decode_from_reader(&mut *input, config())
-                .map_err(|e| CodecError::Decode(e.to_string()))?;
+            let budget = DepthBudget::new(MAX_DECODE_DEPTH);
+            let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut *input, config());
+            let value = T::deserialize(DepthLimited::new(decoder.as_deserializer(), &budget))
+                .map_err(|e| budget.decode_error(e))?;
             if input.remaining() != 0 {
                 return Err(CodecError::Decode(format!(
                     "{} bytes left after the value",
@@ -251,12 +263,14 @@ pub use self::postcard_codec::Postcard;
 
 #[cfg(feature = "postcard")]
 mod postcard_codec {
+    use super::depth::{DepthBudget, DepthLimited, MAX_DECODE_DEPTH};
     use super::{Codec, FrameReader, FrameWriter};
     use crate::CodecError;
     use postcard::ser_flavors::Flavor;
 
     /// serde + postcard. Decoding copies the frame into a reused private buffer first
-    /// (postcard decodes from a slice); it never allocates more than the frame holds.
+    /// (postcard decodes from a slice); it never allocates more than the frame holds, and
+    /// refuses values nested deeper than [`MAX_DECODE_DEPTH`](super::MAX_DECODE_DEPTH).
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Postcard;
 
@@ -315,8 +329,14 @@ mod postcard_codec {
 
         fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
             let bytes = input.rest_copied();
-            let (value, rest) =
-                postcard::take_from_bytes(bytes).map_err(|e| CodecError::Decode(e.to_string()))?;
+            let budget = DepthBudget::new(MAX_DECODE_DEPTH);
+            let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+            let decoded = T::deserialize(DepthLimited::new(&mut deserializer, &budget));
+            // postcard's error drops custom messages: the budget names the depth limit.
+            let value = decoded.map_err(|e| budget.decode_error(e))?;
+            let rest = deserializer
+                .finalize()
+                .map_err(|e| CodecError::Decode(e.to_string()))?;
             if !rest.is_empty() {
                 return Err(CodecError::Decode(format!(
                     "{} bytes left after the value",

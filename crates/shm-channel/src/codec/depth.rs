@@ -1,0 +1,453 @@
+//! A nesting-depth limit for serde decoding.
+//!
+//! serde has no depth limit of its own: a recursive `T` (a tree, a linked list, an enum
+//! holding a `Box` of itself) is decoded by recursion, one handful of stack frames per level,
+//! so a frame of a few kilobytes nesting tens of thousands of levels overflows the
+//! receiver's stack and aborts the process. A peer must never be able to do that (guide §3),
+//! so the serde codecs decode through [`DepthLimited`], which counts how deep the value
+//! being decoded sits and fails with a decode error past [`MAX_DECODE_DEPTH`].
+//!
+//! How it works: [`DepthLimited`] wraps the format's deserializer and forwards every
+//! `deserialize_*` call with the visitor wrapped. The wrapped visitor forwards every
+//! `visit_*` call, except that the accessors it is handed for nested values (sequences,
+//! maps, enum variants, newtype structs, `Some`) are wrapped too, so that each nested value
+//! is again decoded through a [`DepthLimited`], one level deeper. A value's depth is the
+//! number of containers around it: the message itself is at depth 0, the fields of a
+//! top-level struct at depth 1, and so on.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
+
+use crate::CodecError;
+
+/// Deepest nesting the serde codecs (`Bincode`, `Postcard`) decode: a value inside more than this many containers
+/// (struct or tuple fields, sequence elements, map entries, enum variant contents, newtype
+/// contents, `Some`) makes the frame a [`CodecError::Decode`](crate::CodecError::Decode).
+///
+/// Why 128: real messages nest a handful of levels (a recursive type that legitimately
+/// goes deeper is better sent flattened), and decoding 128 levels stays far from the
+/// default 2 MiB thread stack. Measured in a debug build (the worst case), one level costs
+/// about 1.4 KiB of stack through this limiter with either codec (a recursive enum holding a
+/// `Vec` of itself: 2.7 KiB per tree level, which is two levels here; about 0.3 KiB per
+/// tree level in release), so a message at the limit takes about 180 KiB: under a tenth of
+/// 2 MiB, leaving room for the receiver's callers and for types whose derived visitors have
+/// much bigger frames. A frame nesting deeper is refused when it gets there, before it can
+/// use more stack. (serde_json's default recursion limit is 128 too.)
+pub const MAX_DECODE_DEPTH: usize = 128;
+
+/// Shared by all the wrappers of one decode: the limit, and whether it was hit (so the
+/// codec can say so even when the format's error type drops custom messages, as
+/// postcard's does).
+pub(crate) struct DepthBudget {
+    max: usize,
+    exceeded: Cell<bool>,
+}
+
+impl DepthBudget {
+    /// A budget of `max` levels of nesting.
+    pub(crate) fn new(max: usize) -> Self {
+        DepthBudget {
+            max,
+            exceeded: Cell::new(false),
+        }
+    }
+
+    /// Whether a decode through this budget failed because the value nested too deep.
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded.get()
+    }
+
+    fn message(&self) -> String {
+        format!("the message nests deeper than {} levels", self.max)
+    }
+
+    /// The [`CodecError`] for a decode through this budget that failed with `error`: the
+    /// depth limit if it was hit (whatever the format made of our custom error), else
+    /// `error` itself.
+    pub(crate) fn decode_error(&self, error: impl fmt::Display) -> CodecError {
+        CodecError::Decode(if self.exceeded() {
+            self.message()
+        } else {
+            error.to_string()
+        })
+    }
+
+    fn enter<E: de::Error>(&self, depth: usize) -> Result<(), E> {
+        if depth > self.max {
+            self.exceeded.set(true);
+            Err(E::custom(self.message()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A deserializer for a value at `depth`, failing if `depth` is past the budget.
+pub(crate) struct DepthLimited<'b, D> {
+    inner: D,
+    depth: usize,
+    budget: &'b DepthBudget,
+}
+
+impl<'b, D> DepthLimited<'b, D> {
+    /// Wraps the deserializer of a whole message (depth 0).
+    pub(crate) fn new(inner: D, budget: &'b DepthBudget) -> Self {
+        DepthLimited {
+            inner,
+            depth: 0,
+            budget,
+        }
+    }
+}
+
+/// Forwards `deserialize_*` methods with the visitor wrapped, after checking the depth.
+macro_rules! forward_deserialize {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(
+                self,
+                $($arg: $ty,)*
+                visitor: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.budget.enter(self.depth)?;
+                let visitor = DepthVisitor {
+                    inner: visitor,
+                    depth: self.depth,
+                    budget: self.budget,
+                };
+                self.inner.$method($($arg,)* visitor)
+            }
+        )*
+    };
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
+    type Error = D::Error;
+
+    forward_deserialize! {
+        deserialize_any();
+        deserialize_bool();
+        deserialize_i8();
+        deserialize_i16();
+        deserialize_i32();
+        deserialize_i64();
+        deserialize_i128();
+        deserialize_u8();
+        deserialize_u16();
+        deserialize_u32();
+        deserialize_u64();
+        deserialize_u128();
+        deserialize_f32();
+        deserialize_f64();
+        deserialize_char();
+        deserialize_str();
+        deserialize_string();
+        deserialize_bytes();
+        deserialize_byte_buf();
+        deserialize_option();
+        deserialize_unit();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_seq();
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier();
+        deserialize_ignored_any();
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.inner.is_human_readable()
+    }
+}
+
+/// A seed for a value nested one level inside a container at `depth`.
+struct DepthSeed<'b, S> {
+    inner: S,
+    depth: usize,
+    budget: &'b DepthBudget,
+}
+
+impl<'b, S> DepthSeed<'b, S> {
+    fn nested(inner: S, container_depth: usize, budget: &'b DepthBudget) -> Self {
+        DepthSeed {
+            inner,
+            depth: container_depth + 1,
+            budget,
+        }
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for DepthSeed<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.inner.deserialize(DepthLimited {
+            inner: deserializer,
+            depth: self.depth,
+            budget: self.budget,
+        })
+    }
+}
+
+/// Wraps the accessor a visitor of a container at `depth` is handed, so that the values
+/// inside are decoded one level deeper.
+struct DepthAccess<'b, A> {
+    inner: A,
+    depth: usize,
+    budget: &'b DepthBudget,
+}
+
+impl<'b, A> DepthAccess<'b, A> {
+    fn seed<S>(&self, seed: S) -> DepthSeed<'b, S> {
+        DepthSeed::nested(seed, self.depth, self.budget)
+    }
+
+    fn visitor<V>(&self, visitor: V) -> DepthVisitor<'b, V> {
+        DepthVisitor {
+            inner: visitor,
+            depth: self.depth,
+            budget: self.budget,
+        }
+    }
+}
+
+impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for DepthAccess<'_, A> {
+    type Error = A::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, A::Error> {
+        let seed = self.seed(seed);
+        self.inner.next_element_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for DepthAccess<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let seed = self.seed(seed);
+        self.inner.next_key_seed(seed)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        let seed = self.seed(seed);
+        self.inner.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+impl<'de, 'b, A: de::EnumAccess<'de>> de::EnumAccess<'de> for DepthAccess<'b, A> {
+    type Error = A::Error;
+    type Variant = DepthAccess<'b, A::Variant>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), A::Error> {
+        let DepthAccess {
+            inner,
+            depth,
+            budget,
+        } = self;
+        // The variant's tag is part of the enum value, not nested in it: same depth.
+        let seed = DepthSeed {
+            inner: seed,
+            depth,
+            budget,
+        };
+        let (value, variant) = inner.variant_seed(seed)?;
+        let variant = DepthAccess {
+            inner: variant,
+            depth,
+            budget,
+        };
+        Ok((value, variant))
+    }
+}
+
+impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for DepthAccess<'_, A> {
+    type Error = A::Error;
+
+    fn unit_variant(self) -> Result<(), A::Error> {
+        self.inner.unit_variant()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
+        let seed = self.seed(seed);
+        self.inner.newtype_variant_seed(seed)
+    }
+
+    // The fields of a tuple or struct variant are one level below the enum, as the
+    // content of a newtype variant is: the visitor is handed a sequence or map accessor at
+    // the enum's depth.
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
+        let visitor = self.visitor(visitor);
+        self.inner.tuple_variant(len, visitor)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        let visitor = self.visitor(visitor);
+        self.inner.struct_variant(fields, visitor)
+    }
+}
+
+/// Wraps the visitor of a value at `depth`: scalars pass through; the accessors and
+/// deserializers for nested values are wrapped one level deeper.
+struct DepthVisitor<'b, V> {
+    inner: V,
+    depth: usize,
+    budget: &'b DepthBudget,
+}
+
+impl<'b, V> DepthVisitor<'b, V> {
+    fn access<A>(&self, inner: A) -> DepthAccess<'b, A> {
+        DepthAccess {
+            inner,
+            depth: self.depth,
+            budget: self.budget,
+        }
+    }
+
+    fn nested<D>(&self, inner: D) -> DepthLimited<'b, D> {
+        DepthLimited {
+            inner,
+            depth: self.depth + 1,
+            budget: self.budget,
+        }
+    }
+}
+
+/// Forwards `visit_*` methods that carry no nested value.
+macro_rules! forward_visit {
+    ($($method:ident($($arg:ident: $ty:ty)?);)*) => {
+        $(
+            fn $method<E: de::Error>(self, $($arg: $ty)?) -> Result<V::Value, E> {
+                self.inner.$method($($arg)?)
+            }
+        )*
+    };
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for DepthVisitor<'_, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.expecting(formatter)
+    }
+
+    forward_visit! {
+        visit_bool(v: bool);
+        visit_i8(v: i8);
+        visit_i16(v: i16);
+        visit_i32(v: i32);
+        visit_i64(v: i64);
+        visit_i128(v: i128);
+        visit_u8(v: u8);
+        visit_u16(v: u16);
+        visit_u32(v: u32);
+        visit_u64(v: u64);
+        visit_u128(v: u128);
+        visit_f32(v: f32);
+        visit_f64(v: f64);
+        visit_char(v: char);
+        visit_str(v: &str);
+        visit_borrowed_str(v: &'de str);
+        visit_string(v: String);
+        visit_bytes(v: &[u8]);
+        visit_borrowed_bytes(v: &'de [u8]);
+        visit_byte_buf(v: Vec<u8>);
+        visit_none();
+        visit_unit();
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        let deserializer = self.nested(deserializer);
+        self.inner.visit_some(deserializer)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<V::Value, D::Error> {
+        let deserializer = self.nested(deserializer);
+        self.inner.visit_newtype_struct(deserializer)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        let seq = self.access(seq);
+        self.inner.visit_seq(seq)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        let map = self.access(map);
+        self.inner.visit_map(map)
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        let data = self.access(data);
+        self.inner.visit_enum(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::value::{Error, SeqDeserializer, U8Deserializer};
+    use serde::de::IntoDeserializer;
+
+    fn decode<T: de::DeserializeOwned>(
+        max: usize,
+        deserializer: impl Deserializer<'static, Error = Error>,
+    ) -> (Result<T, Error>, bool) {
+        let budget = DepthBudget::new(max);
+        let result = T::deserialize(DepthLimited::new(deserializer, &budget));
+        (result, budget.exceeded())
+    }
+
+    #[test]
+    fn scalars_are_at_depth_zero() {
+        let (value, exceeded) = decode::<u8>(0, U8Deserializer::<Error>::new(7));
+        assert_eq!(value.unwrap(), 7);
+        assert!(!exceeded);
+    }
+
+    #[test]
+    fn sequence_elements_are_one_level_down() {
+        let seq = || SeqDeserializer::<_, Error>::new(vec![1u8, 2, 3].into_iter());
+        let (value, exceeded) = decode::<Vec<u8>>(1, seq());
+        assert_eq!(value.unwrap(), [1, 2, 3]);
+        assert!(!exceeded);
+
+        let (value, exceeded) = decode::<Vec<u8>>(0, seq());
+        assert!(value.unwrap_err().to_string().contains("deeper than 0"));
+        assert!(exceeded);
+    }
+
+    #[test]
+    fn an_empty_container_at_the_limit_is_fine() {
+        let empty: Vec<u8> = Vec::new();
+        let (value, _) = decode::<Vec<u8>>(0, empty.into_deserializer());
+        assert!(value.unwrap().is_empty());
+    }
+}
