@@ -419,9 +419,13 @@ impl Sender {
             // SYNC: space released. Acquire pairs with the reader's Release store of its
             // cursor: its copies out of the bytes below happen before we overwrite them.
             let cursor = slot.cursor.load(Ordering::Acquire);
-            // A cursor outside [tail - capacity, tail] was overrun (it will see `Lagged`)
-            // or is garbage: it holds nothing back.
-            if cursor > self.tail || self.tail - cursor > capacity {
+            // A cursor beyond our tail is garbage: it holds nothing back. A cursor more than
+            // a capacity behind cannot be a reader's position under back-pressure (we never
+            // pass one); it is the stale cursor of a slot a receiver has just taken in
+            // `Receiver::join` (it stores its start right after) or garbage: it holds
+            // everything back until it moves or its owner is found dead, as a reader that
+            // does not read would.
+            if cursor > self.tail {
                 continue;
             }
             if self.tail + span - cursor > capacity
@@ -468,9 +472,14 @@ impl Sender {
                 }
                 self.oldest += old_span;
             }
-            // SYNC: overwrite announced. Relaxed store + Release fence: a reader whose copy
+            // SYNC: overwrite announced. Release fence after the store: a reader whose copy
             // saw any byte we write below sees this value after its Acquire fence.
-            shared.writer().oldest.store(self.oldest, Ordering::Relaxed);
+            // SYNC: oldest frame. Release store: a reader that loads this value (Acquire, in
+            // `lagged` and `seq_at`) sees the frame at `oldest` and the tail that published
+            // it — without it, that frame may have been written after the last Release
+            // fence (when `oldest` was not raised for a while) and the reader could load a
+            // stale stamp.
+            shared.writer().oldest.store(self.oldest, Ordering::Release);
             fence(Ordering::Release);
         }
         let offset = self.tail & shared.mask();
@@ -542,7 +551,9 @@ pub struct Receiver {
     shared: Shared,
     slot: usize,
     cursor: u64,
-    /// Sequence number of the next message, once known (from the first frame read).
+    /// Sequence number of the message at `cursor`: found at join from the frames still in
+    /// the ring (see `seq_at`), else learnt from the first frame read. While it is unknown
+    /// a `Lagged` count cannot be computed and is reported as 0 (skipped silently).
     next_seq: Option<u64>,
     strategy: WaitStrategy,
     watch: PeerWatch,
@@ -550,16 +561,19 @@ pub struct Receiver {
 
 impl Receiver {
     /// Takes a free reader slot, starting at the current tail.
+    ///
+    /// The slot's cursor is written only once the slot is ours: other slots belong to live
+    /// receivers, whose cursors hold the sender back. Until our store below lands, the
+    /// sender sees the previous owner's cursor (at or behind our start, or more than a
+    /// capacity behind, which holds it back entirely — see `Sender::fits`), so it never
+    /// overwrites bytes at or after our start meanwhile.
     fn join(shared: Shared, strategy: WaitStrategy) -> Result<Receiver, ChannelError> {
         let me = ownership::me()?.to_raw();
-        // Acquire: SYNC: frame published.
-        let first = shared.writer().tail.load(Ordering::Acquire);
         let slot = (0..MAX_READERS)
             .find(|&i| {
-                let slot = shared.reader(i);
-                // Relaxed: published by the CAS below.
-                slot.cursor.store(first, Ordering::Relaxed);
-                slot.owner
+                shared
+                    .reader(i)
+                    .owner
                     .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
             })
@@ -572,11 +586,12 @@ impl Receiver {
         let cursor = shared.writer().tail.load(Ordering::SeqCst);
         // Release: SYNC: space released.
         shared.reader(slot).cursor.store(cursor, Ordering::Release);
+        let next_seq = seq_at(&shared, cursor);
         Ok(Receiver {
             shared,
             slot,
             cursor,
-            next_seq: None,
+            next_seq,
             strategy,
             watch: PeerWatch::new(),
         })
@@ -697,7 +712,7 @@ impl Receiver {
         let oldest = shared.writer().oldest.load(Ordering::Relaxed);
         if oldest > self.cursor || tail - self.cursor > shared.capacity {
             self.lagged()?;
-            return Ok(Some(None)); // nothing missed (first read since joining): go on
+            return Ok(Some(None)); // no count known (see `next_seq`): go on
         }
         if span == 0 || (tag == TAG_DATA && self.next_seq.is_some_and(|s| stamp != s + 1)) {
             return Err(RecvError::Corrupted(Corruption {
@@ -724,7 +739,7 @@ impl Receiver {
     fn lagged(&mut self) -> Result<(), RecvError> {
         let shared = &self.shared;
         loop {
-            // SYNC: overwrite announced (see `read_one`).
+            // SYNC: oldest frame. Acquire pairs with the Release store in `write_frame`.
             let oldest = shared.writer().oldest.load(Ordering::Acquire);
             let tail = shared.writer().tail.load(Ordering::Acquire);
             // `tail` was loaded after `oldest`, so it may be more than a capacity ahead;
@@ -742,7 +757,14 @@ impl Receiver {
                 continue; // overwritten again while we looked
             }
             let first = stamp.wrapping_sub(1);
-            let missed = self.next_seq.map_or(0, |next| first.wrapping_sub(next));
+            // The message at `oldest` comes after the one at our cursor, which is older.
+            let missed = match self.next_seq {
+                None => 0,
+                Some(next) => first.checked_sub(next).ok_or(Corruption {
+                    what: "broadcast stamp at the oldest frame behind our sequence",
+                    value: stamp,
+                })?,
+            };
             self.cursor = oldest;
             self.next_seq = Some(first);
             // Release: SYNC: space released.
@@ -772,6 +794,54 @@ impl Receiver {
     pub fn is_owned_here(&self) -> bool {
         ownership::owned_here(&self.shared.reader(self.slot).owner)
     }
+}
+
+/// The sequence number of the message that will be published at `at` (a tail value loaded
+/// with Acquire), from the stamp of the last frame before it: frames from `oldest` are
+/// walked to `at`, then `oldest` is re-checked (seqlock-style) to know that none was
+/// overwritten during the walk. `None` when it cannot be known: nothing before `at` is
+/// left, the sender overwrote the frames three times in a row while we walked, or they
+/// are garbage (the first read then reports it).
+fn seq_at(shared: &Shared, at: u64) -> Option<u64> {
+    if at == 0 {
+        return Some(0);
+    }
+    for _ in 0..3 {
+        // SYNC: oldest frame. Acquire pairs with the Release store in `write_frame`.
+        let oldest = shared.writer().oldest.load(Ordering::Acquire);
+        // Validated: at most a capacity of frames (at least 16 bytes each) is walked.
+        if oldest >= at || oldest % 16 != 0 || at - oldest > shared.capacity {
+            return None;
+        }
+        let (mut pos, mut next) = (oldest, None);
+        while pos < at {
+            let offset = pos & shared.mask();
+            // Relaxed: published by the tail we loaded (`at`); validated by the re-check.
+            let stamp = shared.word(offset).load(Ordering::Relaxed);
+            let word = shared.word(offset + 8).load(Ordering::Relaxed);
+            let (tag, len) = (word >> 32, word & u32::MAX as u64);
+            let to_end = shared.capacity - offset;
+            let span = match tag {
+                TAG_PAD if len == to_end => len,
+                TAG_DATA if span_of(len) <= to_end => span_of(len),
+                _ => break,
+            };
+            // A message's stamp is its sequence + 1, the next one's; a pad's is the next
+            // message's sequence + 1.
+            next = Some(if tag == TAG_DATA {
+                stamp
+            } else {
+                stamp.wrapping_sub(1)
+            });
+            pos += span;
+        }
+        // SYNC: overwrite announced (see `read_one`).
+        fence(Ordering::Acquire);
+        if shared.writer().oldest.load(Ordering::Relaxed) == oldest {
+            return if pos == at { next } else { None };
+        }
+    }
+    None
 }
 
 fn deadline_is_now(deadline: Deadline) -> bool {
