@@ -19,9 +19,14 @@
 //! call, or on a `try_*` call once the frame has blocked the ring that long. If it is dead,
 //! the frame is skipped (never returned, not even in part), counted in
 //! [`Receiver::abandoned_frames`], and the other senders carry on. Its slot is recycled
-//! once the receiver has passed everything it claimed ([`Receiver::dead_senders`] counts
-//! them). When no sender is left, `recv` returns [`RecvError::Disconnected`] after the
-//! last message, or [`RecvError::PeerDied`] if at least one sender was found dead.
+//! once the receiver has passed (read or skipped) everything it claimed: by the receiver at
+//! its slow checks ([`Receiver::dead_senders`] counts them), or, while the ring is too busy
+//! for the receiver ever to wait, by a new sender ([`Sender::attach`],
+//! [`Sender::try_clone`]) that finds no free slot and takes a dead sender's over (its
+//! place in the sender count passes to the newcomer; it is not counted in
+//! `dead_senders`). When no sender is left, `recv` returns [`RecvError::Disconnected`]
+//! after the last message, or [`RecvError::PeerDied`] if at least one sender was found dead
+//! by the receiver.
 //!
 //! # Examples
 //!
@@ -604,7 +609,12 @@ impl Receiver {
                 self.next_slow = None;
                 Some(Ok(frame))
             }
-            Ok(Peek::Blocked) => None,
+            Ok(Peek::Blocked) => {
+                if slow {
+                    self.reap_dead_senders();
+                }
+                None
+            }
             Ok(Peek::Empty) => self.empty_reason(slow).map(Err),
             Err(corruption) => Some(Err(RecvError::Corrupted(corruption))),
         }
@@ -632,7 +642,10 @@ impl Receiver {
         }
     }
 
-    /// Frees the slots of senders that died, once everything they claimed is passed.
+    /// Frees the slots of senders that died, once everything they claimed is passed. Run on
+    /// every slow check of a waiting call (ring empty or blocked); while the ring stays
+    /// busy there are none, and a new sender takes a dead one's slot over itself
+    /// (`layout::claim_free_slot`).
     fn reap_dead_senders(&mut self) {
         for index in 0..MAX_SENDERS {
             let slot = self.shared.slot(index);

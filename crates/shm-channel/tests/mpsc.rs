@@ -519,3 +519,83 @@ fn producer_killed_mid_frame_does_not_wedge_the_ring() {
         assert_eq!(child.wait(), 0);
     }
 }
+
+/// Regression: the slots of SIGKILLed senders were reclaimed only by the receiver, on a
+/// slow check that found the ring empty, and `claim_free_slot` took only free slots. While
+/// the ring never ran empty (a consumer slower than its producers), after 63 crashed
+/// producers next to one live one, `Sender::attach` failed with "every sender slot of the
+/// channel is taken". Now a new sender takes over a dead sender's slot once the receiver
+/// has passed everything that sender claimed.
+#[test]
+fn slots_of_killed_senders_are_reclaimed_while_the_ring_stays_busy() {
+    let (tx, mut rx) = mpsc::channel(1 << 12).unwrap();
+    let memory = Arc::clone(tx.memory());
+    let stop = Region::anonymous(4096).unwrap();
+    let lock = fork_lock();
+    let mut slot = Some(tx);
+    // A live sender that keeps the ring full.
+    let mut streamer = fork_child(&lock, || {
+        let mut tx = slot.take().unwrap();
+        tx.adopt().unwrap();
+        while stop.atomic_u64(0).unwrap().load(Ordering::SeqCst) == 0 {
+            let _ = tx.send_timeout(&[7; 200], Duration::from_millis(100));
+        }
+        0
+    });
+    slot.take()
+        .unwrap()
+        .hand_over(ProcessIdentity::of_pid(streamer.pid()).unwrap())
+        .unwrap();
+    let mut failure = None;
+    for k in 0..2 * MAX_SENDERS {
+        let up = Region::anonymous(4096).unwrap();
+        let child_memory = Arc::clone(&memory);
+        let mut victim = fork_child(&lock, || {
+            let Ok(_tx) = mpsc::Sender::attach(child_memory) else {
+                return 2;
+            };
+            up.atomic_u64(0).unwrap().store(1, Ordering::SeqCst);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while up.atomic_u64(0).unwrap().load(Ordering::SeqCst) == 0 {
+            if let Some(code) = victim.wait_timeout(Duration::from_millis(1)) {
+                failure = Some(format!(
+                    "sender {k} could not attach (exit {code}): {} senders counted, {} dead reaped",
+                    rx.sender_count(),
+                    rx.dead_senders()
+                ));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "sender {k} hangs");
+        }
+        if failure.is_some() {
+            break;
+        }
+        victim.kill();
+        assert_eq!(victim.wait_timeout(PATIENCE), Some(128 + 9));
+        // The consumer keeps up slowly: a few messages per crash, but the streamer refills
+        // the ring each time, so it never waits (no slow check reaps anything).
+        for _ in 0..3 {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(RecvError::Timeout) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    }
+    stop.atomic_u64(0).unwrap().store(1, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the streamer does not stop"
+        );
+    }
+    assert_eq!(streamer.wait_timeout(PATIENCE), Some(0));
+    if let Some(failure) = failure {
+        panic!("{failure}");
+    }
+}

@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use shm_core::header::{self, LayoutHeader, LayoutSpec};
+use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use shm_core::notify::Event;
 use shm_core::SharedMemory;
 
@@ -301,9 +302,11 @@ impl Clone for Shared {
     }
 }
 
-/// Finds a free producer slot and claims it for `owner`; counts it as a sender.
+/// Finds a free producer slot and claims it for `owner`; counts it as a sender. With no
+/// free slot, takes over the slot of a sender whose process died (see
+/// [`take_over_dead_slot`]).
 pub(crate) fn claim_free_slot(shared: &Shared, owner: u64) -> Option<usize> {
-    (0..MAX_SENDERS).find(|&i| {
+    let free = (0..MAX_SENDERS).find(|&i| {
         shared
             .slot(i)
             .owner
@@ -314,5 +317,40 @@ pub(crate) fn claim_free_slot(shared: &Shared, owner: u64) -> Option<usize> {
                 shared.status().senders.fetch_add(1, Ordering::SeqCst);
                 true
             }
-    })
+    });
+    free.or_else(|| (0..MAX_SENDERS).find(|&i| take_over_dead_slot(shared, i, owner)))
+}
+
+/// Takes producer slot `index` over for `owner` if the process owning it is dead (asked
+/// of the kernel) and the receiver has passed — read, or skipped as abandoned — the last
+/// claim it recorded: then nothing in the ring still names the slot, and its intent is no
+/// longer needed to skip a half-written frame. The slot goes on counting as one sender:
+/// the dead one's place in `senders` becomes ours.
+fn take_over_dead_slot(shared: &Shared, index: usize, owner: u64) -> bool {
+    let slot = shared.slot(index);
+    // Acquire: SYNC: owner recorded (see `ownership::swap_owner`).
+    let dead = slot.owner.load(Ordering::Acquire);
+    let Some(identity) = ProcessIdentity::from_raw(dead) else {
+        return false;
+    };
+    if PeerWatch::new().check(identity) != Liveness::Dead {
+        return false;
+    }
+    // SYNC: claim intent. Acquire pairs with the producers' AcqRel CAS of `tail`: the
+    // intent the dead producer recorded before its last claim is visible (and it writes
+    // no other any more).
+    let tail = shared.tail().load(Ordering::Acquire);
+    // SYNC: space released. Acquire pairs with the receiver's Release store of `head`.
+    let head = shared.head().load(Ordering::Acquire);
+    // Relaxed: SYNC: claim intent (ordered by the Acquire load of `tail` above).
+    let intent_end = slot.intent_end.load(Ordering::Relaxed);
+    // Untrusted words: a head beyond the tail is garbage; then keep the slot as it is.
+    if head > tail || intent_end > head {
+        return false;
+    }
+    slot.owner
+        // SYNC: owner recorded (see `ownership::swap_owner`). The receiver reaping the
+        // same slot races on this CAS: one of us wins, the sender count stays right.
+        .compare_exchange(dead, owner, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
 }
