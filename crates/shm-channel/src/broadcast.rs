@@ -48,8 +48,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(loom)]
+use ::loom::sync::atomic::fence;
 use std::mem::{align_of, size_of};
-use std::sync::atomic::{fence, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +67,9 @@ use crate::layout::{check_capacity, EventLine};
 use crate::ownership;
 use crate::primitive::{AtomicU32, AtomicU64};
 use crate::{ChannelError, Corruption, OwnershipError, RecvError, SendError};
+
+#[cfg(all(test, loom))]
+mod loom;
 
 /// Most receivers a broadcast channel can have at once.
 pub const MAX_READERS: usize = 16;
