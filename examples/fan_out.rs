@@ -16,24 +16,10 @@
 use std::time::Instant;
 
 use shm_channel::broadcast::{self, Policy};
-use shm_core::liveness::ProcessIdentity;
-use shm_fork::{fork, fork_with, Child, Inherit, InheritError};
+use shm_fork::{fork, fork_with, Child};
 
 const MSG: usize = 64;
 const READERS: usize = 2;
-
-/// A broadcast receiver handed over to a forked child (shm-fork has no impl for it yet).
-struct Reader(broadcast::Receiver);
-
-impl Inherit for Reader {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        self.0.hand_over(child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        self.0.adopt().map_err(InheritError::new)
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -87,7 +73,7 @@ fn run_shm(total: u64) -> Result<f64, Box<dyn std::error::Error>> {
     let children: Vec<Child> = receivers
         .into_iter()
         .map(|rx| {
-            fork_with(Reader(rx), move |Reader(mut rx)| {
+            fork_with(rx, move |mut rx| {
                 let mut next = 0u64;
                 while let Ok(m) = rx.recv() {
                     assert_eq!(seq_of(&m), next, "lost or reordered");

@@ -3,107 +3,34 @@
 //! takes ownership in the child.
 
 use shm_channel::codec::Codec;
-use shm_channel::{bytes, typed};
+use shm_channel::{broadcast, bytes, mpsc, typed};
 use shm_core::liveness::ProcessIdentity;
 
 use crate::inherit::{Inherit, InheritError};
 
-impl Inherit for bytes::Sender {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        bytes::Sender::hand_over(self, child).map_err(InheritError::new)
-    }
+/// Implements [`Inherit`] for a channel endpoint type by forwarding to its own
+/// `hand_over`/`adopt` (every endpoint of shm-channel has the pair).
+macro_rules! inherit_endpoint {
+    ($endpoint:ty $(where [$($generics:tt)*])?) => {
+        impl$(<$($generics)*>)? Inherit for $endpoint {
+            fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+                <$endpoint>::hand_over(self, child).map_err(InheritError::new)
+            }
 
-    fn adopt(&self) -> Result<(), InheritError> {
-        bytes::Sender::adopt(self).map_err(InheritError::new)
-    }
+            fn adopt(&self) -> Result<(), InheritError> {
+                <$endpoint>::adopt(self).map_err(InheritError::new)
+            }
+        }
+    };
 }
 
-impl Inherit for bytes::Receiver {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        bytes::Receiver::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        bytes::Receiver::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl<T, C: Codec<T>> Inherit for typed::Sender<T, C> {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        typed::Sender::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        typed::Sender::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl<T, C: Codec<T>> Inherit for typed::Receiver<T, C> {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        typed::Receiver::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        typed::Receiver::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl Inherit for shm_channel::mpsc::Sender {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        shm_channel::mpsc::Sender::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        shm_channel::mpsc::Sender::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl Inherit for shm_channel::mpsc::Receiver {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        shm_channel::mpsc::Receiver::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        shm_channel::mpsc::Receiver::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl<T, C: Codec<T>> Inherit for shm_channel::mpsc::typed::Sender<T, C> {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        shm_channel::mpsc::typed::Sender::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        shm_channel::mpsc::typed::Sender::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl<T, C: Codec<T>> Inherit for shm_channel::mpsc::typed::Receiver<T, C> {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        shm_channel::mpsc::typed::Receiver::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        shm_channel::mpsc::typed::Receiver::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl Inherit for shm_channel::broadcast::Sender {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        shm_channel::broadcast::Sender::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        shm_channel::broadcast::Sender::adopt(self).map_err(InheritError::new)
-    }
-}
-
-impl Inherit for shm_channel::broadcast::Receiver {
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-        shm_channel::broadcast::Receiver::hand_over(self, child).map_err(InheritError::new)
-    }
-
-    fn adopt(&self) -> Result<(), InheritError> {
-        shm_channel::broadcast::Receiver::adopt(self).map_err(InheritError::new)
-    }
-}
+inherit_endpoint!(bytes::Sender);
+inherit_endpoint!(bytes::Receiver);
+inherit_endpoint!(typed::Sender<T, C> where [T, C: Codec<T>]);
+inherit_endpoint!(typed::Receiver<T, C> where [T, C: Codec<T>]);
+inherit_endpoint!(mpsc::Sender);
+inherit_endpoint!(mpsc::Receiver);
+inherit_endpoint!(mpsc::typed::Sender<T, C> where [T, C: Codec<T>]);
+inherit_endpoint!(mpsc::typed::Receiver<T, C> where [T, C: Codec<T>]);
+inherit_endpoint!(broadcast::Sender);
+inherit_endpoint!(broadcast::Receiver);
