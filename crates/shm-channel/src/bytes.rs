@@ -24,7 +24,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shm_core::liveness::{PeerWatch, ProcessIdentity};
 use shm_core::notify::{Check, WaitStrategy};
@@ -130,31 +130,7 @@ impl Builder {
     }
 }
 
-/// Shared wait logic: the deadline of one call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Deadline {
-    /// Do not wait.
-    Now,
-    /// Wait until this instant.
-    At(Instant),
-    /// Wait as long as it takes.
-    Never,
-}
-
-impl Deadline {
-    pub(crate) fn after(timeout: Duration) -> Deadline {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Deadline::Never, Deadline::At)
-    }
-
-    pub(crate) fn instant(self) -> Option<Instant> {
-        match self {
-            Deadline::At(at) => Some(at),
-            Deadline::Now | Deadline::Never => None,
-        }
-    }
-}
+pub(crate) use crate::endpoint::Deadline;
 
 /// How much an empty/full check asks about the peer's liveness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

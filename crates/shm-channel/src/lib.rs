@@ -37,6 +37,7 @@
 pub mod broadcast;
 pub mod bytes;
 pub mod codec;
+pub mod endpoint;
 mod error;
 mod frame;
 mod layout;

@@ -1,4 +1,9 @@
-//! Typed channels: `T` values over the byte ring, encoded in place by a [`Codec`].
+//! Typed channels: `T` values over a byte ring, encoded in place by a [`Codec`].
+//!
+//! [`Sender`] and [`Receiver`] wrap any byte endpoint of this crate (the third type
+//! parameter: the SPSC [`bytes`] endpoints by default, the [`mpsc`](crate::mpsc) ones for
+//! [`mpsc::typed`](crate::mpsc::typed)): encoding goes straight into the ring's write grant
+//! and decoding straight out of its read grant, the same code for every ring.
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -33,9 +38,10 @@ use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::WaitStrategy;
 use shm_core::SharedMemory;
 
-use crate::bytes::{self, Deadline, EndpointStats};
+use crate::bytes::{self, EndpointStats};
 use crate::codec::{Codec, FrameReader, FrameWriter};
-use crate::{ChannelError, OwnershipError, RecvError, SendError};
+use crate::endpoint::{ByteReceiver, ByteSender, Deadline};
+use crate::{ChannelError, CodecError, OwnershipError, RecvError, SendError};
 
 #[cfg(feature = "bincode")]
 /// The default codec: serde + bincode 2.
@@ -64,61 +70,59 @@ pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, Chann
     Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
 }
 
-/// The sending end of a typed channel.
-pub struct Sender<T, C = DefaultCodec> {
-    inner: bytes::Sender,
+/// The sending end of a typed channel over the byte sender `S`.
+pub struct Sender<T, C = DefaultCodec, S = bytes::Sender> {
+    inner: S,
     _types: PhantomData<fn(T, C)>,
 }
 
-impl<T, C: Codec<T>> Sender<T, C> {
+impl<T, C: Codec<T>, S: ByteSender> Sender<T, C, S> {
     /// Wraps a byte sender: its frames will carry `T`s encoded by `C`.
-    pub fn from_bytes(inner: bytes::Sender) -> Self {
+    pub fn from_bytes(inner: S) -> Self {
         Sender {
             inner,
             _types: PhantomData,
         }
     }
 
-    /// Attaches as the sender to a channel created in `memory` by another process.
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        bytes::Sender::attach(memory).map(Sender::from_bytes)
+    /// The byte sender underneath.
+    pub fn into_bytes(self) -> S {
+        self.inner
     }
 
-    /// The byte sender underneath.
-    pub fn into_bytes(self) -> bytes::Sender {
-        self.inner
+    /// The byte sender underneath, borrowed.
+    pub fn as_bytes(&self) -> &S {
+        &self.inner
     }
 
     /// Sends `value`, waiting for room as long as it takes.
     pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_with_deadline(value, Deadline::Never)
+        self.encode_and_commit(value, Deadline::Never, false)
     }
 
     /// Sends `value` if there is room now.
     pub fn try_send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_with_deadline(value, Deadline::Now)
+        self.encode_and_commit(value, Deadline::Now, false)
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
     pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_with_deadline(value, Deadline::after(timeout))
+        self.encode_and_commit(value, Deadline::after(timeout), false)
     }
 
     /// Sends `value` but may leave it unpublished, for batched publishing of a stream: see
-    /// [`bytes::Sender::send_deferred`]. Waits for room like [`send`](Sender::send).
+    /// [`bytes::Sender::send_deferred`] (an MPSC commit is always visible at once).
     pub fn send_deferred(&mut self, value: T) -> Result<(), SendError<T>> {
         self.encode_and_commit(value, Deadline::Never, true)
     }
 
     /// Publishes every value sent with [`send_deferred`](Sender::send_deferred) so far.
     pub fn flush(&mut self) {
-        self.inner.flush();
+        self.inner.flush_frames();
     }
 
-    fn send_with_deadline(&mut self, value: T, deadline: Deadline) -> Result<(), SendError<T>> {
-        self.encode_and_commit(value, deadline, false)
-    }
-
+    /// Sizes `value`, encodes it straight into a frame of exactly that size, and commits
+    /// the frame; nothing is published if encoding fails or writes another length.
     fn encode_and_commit(
         &mut self,
         value: T,
@@ -129,32 +133,22 @@ impl<T, C: Codec<T>> Sender<T, C> {
             Ok(len) => len,
             Err(e) => return Err(SendError::Encode(value, e)),
         };
-        let mut grant = match self.inner.reserve_with_deadline(len, deadline) {
-            Ok(grant) => grant,
-            Err(e) => return Err(e.map(|()| value)),
-        };
-        // SAFETY: the grant's pointer is valid for writes of `len` bytes while it lives, and
-        // the writer does not outlive this block.
-        let mut out = unsafe { FrameWriter::new(grant.as_mut_ptr(), len) };
-        let encoded = C::encode(&value, &mut out);
-        let written = out.written();
-        match encoded {
-            Ok(()) if written == len => {
-                if deferred {
-                    grant.commit_deferred(len);
-                } else {
-                    grant.commit(len);
-                }
-                Ok(())
-            }
-            // Dropping the grant uncommitted publishes nothing.
-            Ok(()) => Err(SendError::Encode(
-                value,
-                crate::CodecError::Encode(format!(
+        let sent = self.inner.send_frame(len, deadline, deferred, |ptr| {
+            // SAFETY: `send_frame` hands a pointer valid for writes of `len` bytes until
+            // it commits, which is after this closure returns.
+            let mut out = unsafe { FrameWriter::new(ptr, len) };
+            C::encode(&value, &mut out)?;
+            match out.written() {
+                written if written == len => Ok(()),
+                written => Err(CodecError::Encode(format!(
                     "encoder announced {len} bytes, wrote {written}"
-                )),
-            )),
-            Err(e) => Err(SendError::Encode(value, e)),
+                ))),
+            }
+        });
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(SendError::Encode(value, e)),
+            Err(e) => Err(e.map(|()| value)),
         }
     }
 
@@ -163,17 +157,12 @@ impl<T, C: Codec<T>> Sender<T, C> {
         self.inner.set_wait_strategy(strategy);
     }
 
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.stats()
-    }
-
-    /// See [`bytes::Sender::hand_over`].
+    /// In the owning process: makes process `to` the owner (see [`Endpoint::hand_over`](crate::endpoint::Endpoint::hand_over)).
     pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
         self.inner.hand_over(to)
     }
 
-    /// See [`bytes::Sender::adopt`].
+    /// In a forked child: takes ownership from the parent (see [`Endpoint::adopt`](crate::endpoint::Endpoint::adopt)).
     pub fn adopt(&self) -> Result<(), OwnershipError> {
         self.inner.adopt()
     }
@@ -184,23 +173,35 @@ impl<T, C: Codec<T>> Sender<T, C> {
     }
 }
 
-impl<T, C> std::fmt::Debug for Sender<T, C> {
+impl<T, C: Codec<T>> Sender<T, C, bytes::Sender> {
+    /// Attaches as the sender to a channel created in `memory` by another process.
+    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
+        bytes::Sender::attach(memory).map(Sender::from_bytes)
+    }
+
+    /// Counters of this endpoint.
+    pub fn stats(&self) -> EndpointStats {
+        self.inner.stats()
+    }
+}
+
+impl<T, C, S: std::fmt::Debug> std::fmt::Debug for Sender<T, C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("typed::Sender").field(&self.inner).finish()
     }
 }
 
-/// The receiving end of a typed channel.
-pub struct Receiver<T, C = DefaultCodec> {
-    inner: bytes::Receiver,
+/// The receiving end of a typed channel over the byte receiver `R`.
+pub struct Receiver<T, C = DefaultCodec, R = bytes::Receiver> {
+    inner: R,
     /// Private copy of a frame, for codecs that decode from a slice; reused.
     scratch: Vec<u8>,
     _types: PhantomData<fn() -> (T, C)>,
 }
 
-impl<T, C: Codec<T>> Receiver<T, C> {
+impl<T, C: Codec<T>, R: ByteReceiver> Receiver<T, C, R> {
     /// Wraps a byte receiver whose frames carry `T`s encoded by `C`.
-    pub fn from_bytes(inner: bytes::Receiver) -> Self {
+    pub fn from_bytes(inner: R) -> Self {
         Receiver {
             inner,
             scratch: Vec::new(),
@@ -208,14 +209,14 @@ impl<T, C: Codec<T>> Receiver<T, C> {
         }
     }
 
-    /// Attaches as the receiver to a channel created in `memory` by another process.
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        bytes::Receiver::attach(memory).map(Receiver::from_bytes)
+    /// The byte receiver underneath.
+    pub fn into_bytes(self) -> R {
+        self.inner
     }
 
-    /// The byte receiver underneath.
-    pub fn into_bytes(self) -> bytes::Receiver {
-        self.inner
+    /// The byte receiver underneath, borrowed (for its counters).
+    pub fn as_bytes(&self) -> &R {
+        &self.inner
     }
 
     /// Waits for the next value.
@@ -234,12 +235,13 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     }
 
     fn recv_with_deadline(&mut self, deadline: Deadline) -> Result<T, RecvError> {
-        let grant = self.inner.read_with_deadline(deadline)?;
-        // SAFETY: the grant's pointer is valid for reads of `grant.len()` bytes while it
-        // lives; the reader is dropped before the grant.
-        let mut input = unsafe { FrameReader::new(grant.as_ptr(), grant.len(), &mut self.scratch) };
-        let value = C::decode(&mut input);
-        drop(grant);
+        let scratch = &mut self.scratch;
+        let value = self.inner.recv_frame(deadline, |ptr, len| {
+            // SAFETY: `recv_frame` hands a pointer valid for reads of `len` bytes until
+            // the frame is released, which is after this closure returns.
+            let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
+            C::decode(&mut input)
+        })?;
         Ok(value?)
     }
 
@@ -253,17 +255,12 @@ impl<T, C: Codec<T>> Receiver<T, C> {
         self.inner.set_wait_strategy(strategy);
     }
 
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.stats()
-    }
-
-    /// See [`bytes::Receiver::hand_over`].
+    /// In the owning process: makes process `to` the owner (see [`Endpoint::hand_over`](crate::endpoint::Endpoint::hand_over)).
     pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
         self.inner.hand_over(to)
     }
 
-    /// See [`bytes::Receiver::adopt`].
+    /// In a forked child: takes ownership from the parent (see [`Endpoint::adopt`](crate::endpoint::Endpoint::adopt)).
     pub fn adopt(&self) -> Result<(), OwnershipError> {
         self.inner.adopt()
     }
@@ -274,7 +271,19 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     }
 }
 
-impl<T, C> std::fmt::Debug for Receiver<T, C> {
+impl<T, C: Codec<T>> Receiver<T, C, bytes::Receiver> {
+    /// Attaches as the receiver to a channel created in `memory` by another process.
+    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
+        bytes::Receiver::attach(memory).map(Receiver::from_bytes)
+    }
+
+    /// Counters of this endpoint.
+    pub fn stats(&self) -> EndpointStats {
+        self.inner.stats()
+    }
+}
+
+impl<T, C, R: std::fmt::Debug> std::fmt::Debug for Receiver<T, C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("typed::Receiver").field(&self.inner).finish()
     }

@@ -3,6 +3,7 @@
 //! takes ownership in the child.
 
 use shm_channel::codec::Codec;
+use shm_channel::endpoint::{ByteReceiver, ByteSender};
 use shm_channel::{broadcast, bytes, mpsc, typed};
 use shm_core::liveness::ProcessIdentity;
 
@@ -26,11 +27,9 @@ macro_rules! inherit_endpoint {
 
 inherit_endpoint!(bytes::Sender);
 inherit_endpoint!(bytes::Receiver);
-inherit_endpoint!(typed::Sender<T, C> where [T, C: Codec<T>]);
-inherit_endpoint!(typed::Receiver<T, C> where [T, C: Codec<T>]);
+inherit_endpoint!(typed::Sender<T, C, S> where [T, C: Codec<T>, S: ByteSender]);
+inherit_endpoint!(typed::Receiver<T, C, R> where [T, C: Codec<T>, R: ByteReceiver]);
 inherit_endpoint!(mpsc::Sender);
 inherit_endpoint!(mpsc::Receiver);
-inherit_endpoint!(mpsc::typed::Sender<T, C> where [T, C: Codec<T>]);
-inherit_endpoint!(mpsc::typed::Receiver<T, C> where [T, C: Codec<T>]);
 inherit_endpoint!(broadcast::Sender);
 inherit_endpoint!(broadcast::Receiver);
