@@ -381,11 +381,19 @@ fn main() {
                 );
                 producer_pid = start_producer(None);
                 producer_kills += 1;
+                println!(
+                    "{:>7.1} s  producer killed and replaced",
+                    started.elapsed().as_secs_f64()
+                );
             } else {
                 kill(consumer_pid, Signal::SIGKILL).expect("kill consumer");
                 let _ = waitpid(consumer_pid, None);
                 consumer_pid = start_consumer(None);
                 consumer_kills += 1;
+                println!(
+                    "{:>7.1} s  consumer killed and replaced",
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
     }
@@ -662,11 +670,19 @@ mod mpsc_soak {
                     killed.push(inc);
                     producers[victim] = start_producer(None);
                     producer_kills += 1;
+                    println!(
+                        "{:>7.1} s  producer {inc} killed and replaced",
+                        started.elapsed().as_secs_f64()
+                    );
                 } else {
                     kill(consumer_pid, Signal::SIGKILL).expect("kill consumer");
                     let _ = waitpid(consumer_pid, None);
                     consumer_pid = start_consumer(None);
                     consumer_kills += 1;
+                    println!(
+                        "{:>7.1} s  consumer killed and replaced",
+                        started.elapsed().as_secs_f64()
+                    );
                 }
             }
         }
