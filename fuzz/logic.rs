@@ -619,6 +619,16 @@ pub enum Command {
     Table(BTreeMap<u16, String>),
 }
 
+/// A recursive type: the codecs must refuse nesting deeper than their limit instead of
+/// overflowing the stack.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+pub enum Tree {
+    /// A leaf.
+    Leaf(u8),
+    /// A node.
+    Node(Vec<Tree>),
+}
+
 /// Plain data.
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
@@ -633,8 +643,8 @@ pub fn codec(data: &[u8]) {
     let Some((&pick, frame)) = data.split_first() else {
         return;
     };
-    let frame = &frame[..frame.len().min(4096)];
-    match pick % 9 {
+    let frame = &frame[..frame.len().min(8000)];
+    match pick % 11 {
         0 => decode_one::<Reading, Bincode>(frame),
         1 => decode_one::<Command, Bincode>(frame),
         2 => decode_one::<(u32, String), Bincode>(frame),
@@ -643,7 +653,9 @@ pub fn codec(data: &[u8]) {
         5 => decode_one::<Command, Postcard>(frame),
         6 => decode_one::<(u32, String), Postcard>(frame),
         7 => decode_one::<Vec<Vec<u8>>, Postcard>(frame),
-        _ => decode_one::<Sample, Plain>(frame),
+        8 => decode_one::<Sample, Plain>(frame),
+        9 => decode_one::<Tree, Bincode>(frame),
+        _ => decode_one::<Tree, Postcard>(frame),
     }
 }
 
