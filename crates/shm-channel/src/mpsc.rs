@@ -7,8 +7,9 @@
 //!
 //! Each sender owns one of [`MAX_SENDERS`] (64) producer slots in the control block, which
 //! records the owning process (for hand-over across `fork` and liveness) and the claim it
-//! is working on. [`Sender::try_clone`] takes a new slot; [`Sender`]'s `Clone` panics when
-//! all 64 are taken.
+//! is working on. [`Sender::try_clone`] takes a new slot, or fails with an error when all 64
+//! are taken. `Sender` is deliberately not `Clone`: other processes can hold the slots, so
+//! a clone can fail, and an infallible `clone` would have to panic.
 //!
 //! # A sender that dies
 //!
@@ -140,8 +141,8 @@ fn corrupt_attach(corruption: Corruption) -> ChannelError {
     ChannelError::Corrupted(corruption)
 }
 
-/// One sending end of an MPSC byte channel. Clone it (in-process) for more senders, and
-/// hand clones to forked children (`shm-fork`'s `Inherit`).
+/// One sending end of an MPSC byte channel. [`try_clone`](Sender::try_clone) it for more
+/// senders, and hand them to forked children (`shm-fork`'s `Inherit`).
 pub struct Sender {
     shared: Shared,
     producer: Producer,
@@ -333,16 +334,6 @@ impl Sender {
     /// Whether the calling process owns this sender.
     pub fn is_owned_here(&self) -> bool {
         ownership::owned_here(self.owner_slot())
-    }
-}
-
-impl Clone for Sender {
-    /// # Panics
-    ///
-    /// When all [`MAX_SENDERS`] producer slots are taken (see [`Sender::try_clone`]).
-    fn clone(&self) -> Sender {
-        self.try_clone()
-            .expect("every MPSC sender slot is taken (MAX_SENDERS = 64)")
     }
 }
 

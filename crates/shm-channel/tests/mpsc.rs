@@ -139,7 +139,7 @@ fn recv_into_a_short_buffer_keeps_the_message() {
 #[test]
 fn receiver_disconnects_after_every_sender_is_dropped() {
     let (mut tx, mut rx, _) = heap_channel(256);
-    let mut tx2 = tx.clone();
+    let mut tx2 = tx.try_clone().unwrap();
     tx.send(b"a").unwrap();
     drop(tx);
     assert_eq!(rx.sender_count(), 1);
@@ -153,7 +153,7 @@ fn receiver_disconnects_after_every_sender_is_dropped() {
 #[test]
 fn dropped_receiver_disconnects_every_sender() {
     let (mut tx, rx, _) = heap_channel(256);
-    let mut tx2 = tx.clone();
+    let mut tx2 = tx.try_clone().unwrap();
     drop(rx);
     assert!(matches!(tx.send(b"x"), Err(SendError::Disconnected(()))));
     assert!(matches!(
@@ -366,7 +366,7 @@ fn attach_validates_the_header_and_adds_a_sender() {
 #[test]
 fn typed_mpsc_round_trips() {
     let (tx, mut rx) = mpsc::typed::channel::<(u64, String)>(4096).unwrap();
-    let mut tx2 = tx.clone();
+    let mut tx2 = tx.try_clone().unwrap();
     let mut tx = tx;
     tx.send((1, "one".into())).unwrap();
     tx2.send((2, "two".into())).unwrap();

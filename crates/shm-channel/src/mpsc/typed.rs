@@ -46,11 +46,3 @@ impl<T, C: Codec<T>> crate::typed::Sender<T, C, mpsc::Sender> {
         self.as_bytes().try_clone().map(Sender::from_bytes)
     }
 }
-
-impl<T, C: Codec<T>> Clone for crate::typed::Sender<T, C, mpsc::Sender> {
-    /// Panics when every producer slot is taken, as [`mpsc::Sender`]'s `Clone` does; use
-    /// [`try_clone`](crate::typed::Sender::try_clone) to get the error instead.
-    fn clone(&self) -> Self {
-        Sender::from_bytes(self.as_bytes().clone())
-    }
-}
