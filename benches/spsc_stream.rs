@@ -2,6 +2,8 @@
 //! unbatched, and plain-data typed), crossbeam-channel `bounded`, and rtrb, in one run.
 //!
 //! `cargo bench --bench spsc_stream`; the figure to compare is throughput (elements/s).
+//! A second group times the ring's hot paths in one thread (send, grants, deferred
+//! sends, typed codecs), without cross-core traffic.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -152,5 +154,59 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The ring's hot paths in one thread (no cross-core traffic): what a send and a receive
+/// cost in instructions.
+fn hot_paths(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spsc_ops_one_thread");
+    group.throughput(Throughput::Elements(1));
+
+    let (mut tx, mut rx) = bytes::channel(RING_BYTES).unwrap();
+    let msg = [7u8; MSG];
+    let mut buf = [0u8; MSG];
+    group.bench_function("send+recv_into 64B", |b| {
+        b.iter(|| {
+            tx.send(black_box(&msg)).unwrap();
+            black_box(rx.recv_into(&mut buf).unwrap());
+        })
+    });
+    group.bench_function("reserve+commit+read 64B", |b| {
+        b.iter(|| {
+            let mut grant = tx.reserve(MSG).unwrap();
+            grant.write_at(0, black_box(&msg)).unwrap();
+            grant.commit(MSG);
+            let frame = rx.read().unwrap();
+            black_box(frame.copy_to(&mut buf));
+        })
+    });
+    group.bench_function("send_deferred x32 + flush + recv x32", |b| {
+        b.iter(|| {
+            for _ in 0..32 {
+                tx.send_deferred(black_box(&msg)).unwrap();
+            }
+            tx.flush();
+            for _ in 0..32 {
+                black_box(rx.recv_into(&mut buf).unwrap());
+            }
+        })
+    });
+
+    let (mut ptx, mut prx) = typed::channel_with::<[u64; 8], Plain>(RING_BYTES).unwrap();
+    group.bench_function("typed plain [u64; 8]", |b| {
+        b.iter(|| {
+            ptx.send(black_box([1; 8])).unwrap();
+            black_box(prx.recv().unwrap());
+        })
+    });
+    let (mut btx, mut brx) = typed::channel::<(u64, String, Vec<u32>)>(RING_BYTES).unwrap();
+    let value = (42u64, "order-1234".to_string(), vec![1u32, 2, 3, 4]);
+    group.bench_function("typed bincode (u64, String, Vec<u32>)", |b| {
+        b.iter(|| {
+            btx.send(black_box(value.clone())).unwrap();
+            black_box(brx.recv().unwrap());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, hot_paths);
 criterion_main!(benches);
