@@ -286,24 +286,23 @@ impl Sender {
                 SendError::Full(())
             });
         }
-        let shared = self.shared.clone();
-        let waited =
-            shared
-                .events()
-                .space
-                .wait_until(&self.strategy.clone(), deadline.instant(), |check| {
-                    if self.receiver_closed() {
-                        return Some(Err(SendError::Disconnected(())));
+        let events = self.shared.events_detached();
+        let strategy = self.strategy;
+        let waited = events
+            .space
+            .wait_until(&strategy, deadline.instant(), |check| {
+                if self.receiver_closed() {
+                    return Some(Err(SendError::Disconnected(())));
+                }
+                match self.producer.try_claim(&self.shared, len) {
+                    Ok(Some(claim)) => Some(Ok(claim)),
+                    Err(corruption) => Some(Err(SendError::Corrupted((), corruption))),
+                    Ok(None) if check == Check::Slow && self.receiver_dead() => {
+                        Some(Err(SendError::PeerDied(())))
                     }
-                    match self.producer.try_claim(&self.shared, len) {
-                        Ok(Some(claim)) => Some(Ok(claim)),
-                        Err(corruption) => Some(Err(SendError::Corrupted((), corruption))),
-                        Ok(None) if check == Check::Slow && self.receiver_dead() => {
-                            Some(Err(SendError::PeerDied(())))
-                        }
-                        Ok(None) => None,
-                    }
-                });
+                    Ok(None) => None,
+                }
+            });
         waited.unwrap_or(Err(SendError::Timeout(())))
     }
 
@@ -566,10 +565,9 @@ impl Receiver {
             }
             return Err(RecvError::Empty);
         }
-        let shared = self.shared.clone();
+        let events = self.shared.events_detached();
         let strategy = self.strategy;
-        let waited = shared
-            .events()
+        let waited = events
             .data
             .wait_until(&strategy, deadline.instant(), |check| {
                 self.poll(check, true)

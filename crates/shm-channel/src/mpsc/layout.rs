@@ -191,6 +191,16 @@ impl Shared {
         unsafe { &*std::ptr::addr_of!((*self.control).events) }
     }
 
+    /// The event line, borrowed independently of `self`, for wait loops that also need
+    /// `&mut` access to the endpoint owning this view (which keeps the mapping alive for
+    /// the whole wait): no `Arc` clone, whose count's line would bounce between processes'
+    /// threads on every wait.
+    pub(crate) fn events_detached<'a>(&self) -> &'a EventLine {
+        // SAFETY: as in `status`; the lifetime is unbound, and callers use the reference
+        // only while the endpoint that owns this view (and its `Arc` of the mapping) lives.
+        unsafe { &*std::ptr::addr_of!((*self.control).events) }
+    }
+
     pub(crate) fn memory(&self) -> &Arc<dyn SharedMemory> {
         &self.memory
     }
