@@ -63,7 +63,7 @@ use shm_core::notify::{Check, Event, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
 use crate::bytes::Deadline;
-use crate::layout::{check_capacity, EventLine};
+use crate::layout::{check_capacity, split_region, EventLine};
 use crate::ownership;
 use crate::primitive::{AtomicU32, AtomicU64};
 use crate::{ChannelError, Corruption, OwnershipError, RecvError, SendError};
@@ -224,22 +224,8 @@ impl Shared {
         capacity: u64,
         policy: Policy,
     ) -> Result<Shared, ChannelError> {
-        let len = memory.len();
-        let needed = usize::try_from(capacity)
-            .ok()
-            .and_then(region_len_for)
-            .ok_or(ChannelError::InvalidCapacity {
-                capacity,
-                reason: "too large for this address space",
-            })?;
-        let too_small = |_| ChannelError::RegionTooSmall { needed, len };
-        let control = memory
-            .ptr_at(0, DATA_OFFSET)
-            .map_err(too_small)?
-            .cast::<Control>();
-        let data = memory
-            .ptr_at(DATA_OFFSET, capacity as usize)
-            .map_err(too_small)?;
+        let (control, data) = split_region(&*memory, DATA_OFFSET, capacity)?;
+        let control = control.cast::<Control>();
         Ok(Shared {
             memory,
             control,

@@ -179,30 +179,14 @@ impl Shared {
 
     /// Validates the header of an existing channel in `memory` and returns a view of it.
     pub(crate) fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        let info = header::validate(&*memory, &SPSC_SPEC)?;
-        let capacity = info.capacity_untrusted;
-        check_capacity(capacity)?;
+        let capacity = attached_capacity(&*memory, &SPSC_SPEC)?;
         Shared::view(memory, capacity)
     }
 
     /// Checks that the control block and `capacity` data bytes fit in `memory`.
     fn view(memory: Arc<dyn SharedMemory>, capacity: u64) -> Result<Shared, ChannelError> {
-        let len = memory.len();
-        let needed = usize::try_from(capacity)
-            .ok()
-            .and_then(region_len_for)
-            .ok_or(ChannelError::InvalidCapacity {
-                capacity,
-                reason: "too large for this address space",
-            })?;
-        let too_small = |_| ChannelError::RegionTooSmall { needed, len };
-        let control = memory
-            .ptr_at(0, DATA_OFFSET)
-            .map_err(too_small)?
-            .cast::<Control>();
-        let data = memory
-            .ptr_at(DATA_OFFSET, capacity as usize)
-            .map_err(too_small)?;
+        let (control, data) = split_region(&*memory, DATA_OFFSET, capacity)?;
+        let control = control.cast::<Control>();
         Ok(Shared {
             memory,
             control,
@@ -261,6 +245,40 @@ impl Shared {
     pub(crate) fn memory(&self) -> &Arc<dyn SharedMemory> {
         &self.memory
     }
+}
+
+/// Splits `memory` into a control block of `data_offset` bytes and a data area of
+/// `capacity` bytes right after it, checking both fit: the layout every channel kind shares.
+pub(crate) fn split_region(
+    memory: &dyn SharedMemory,
+    data_offset: usize,
+    capacity: u64,
+) -> Result<(*mut u8, *mut u8), ChannelError> {
+    let len = memory.len();
+    let needed = usize::try_from(capacity)
+        .ok()
+        .and_then(|capacity| data_offset.checked_add(capacity))
+        .ok_or(ChannelError::InvalidCapacity {
+            capacity,
+            reason: "too large for this address space",
+        })?;
+    let too_small = |_| ChannelError::RegionTooSmall { needed, len };
+    let control = memory.ptr_at(0, data_offset).map_err(too_small)?;
+    let data = memory
+        .ptr_at(data_offset, capacity as usize)
+        .map_err(too_small)?;
+    Ok((control, data))
+}
+
+/// Validates the header of a channel of kind `spec` in `memory` and its capacity; returns
+/// the capacity, which the caller caches privately (never re-read from the header).
+pub(crate) fn attached_capacity(
+    memory: &dyn SharedMemory,
+    spec: &LayoutSpec,
+) -> Result<u64, ChannelError> {
+    let capacity = header::validate(memory, spec)?.capacity_untrusted;
+    check_capacity(capacity)?;
+    Ok(capacity)
 }
 
 /// A capacity is a power of two between `MIN_CAPACITY` and `MAX_CAPACITY`.

@@ -24,7 +24,9 @@ use shm_core::SharedMemory;
 
 use super::ring::{RingMem, SenderSlot, MAX_SENDERS};
 use crate::frame::FRAME_HEADER_LEN;
-use crate::layout::{check_capacity, ConsumerLine, EventLine, ProducerLine};
+use crate::layout::{
+    attached_capacity, check_capacity, split_region, ConsumerLine, EventLine, ProducerLine,
+};
 use crate::primitive::{AtomicU32, AtomicU64};
 use crate::ChannelError;
 
@@ -148,29 +150,13 @@ impl Shared {
 
     /// Validates the header of an existing channel and returns a view of it.
     pub(crate) fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        let info = header::validate(&*memory, &MPSC_SPEC)?;
-        let capacity = info.capacity_untrusted;
-        check_capacity(capacity)?;
+        let capacity = attached_capacity(&*memory, &MPSC_SPEC)?;
         Shared::view(memory, capacity)
     }
 
     fn view(memory: Arc<dyn SharedMemory>, capacity: u64) -> Result<Shared, ChannelError> {
-        let len = memory.len();
-        let needed = usize::try_from(capacity)
-            .ok()
-            .and_then(region_len_for)
-            .ok_or(ChannelError::InvalidCapacity {
-                capacity,
-                reason: "too large for this address space",
-            })?;
-        let too_small = |_| ChannelError::RegionTooSmall { needed, len };
-        let control = memory
-            .ptr_at(0, DATA_OFFSET)
-            .map_err(too_small)?
-            .cast::<Control>();
-        let data = memory
-            .ptr_at(DATA_OFFSET, capacity as usize)
-            .map_err(too_small)?;
+        let (control, data) = split_region(&*memory, DATA_OFFSET, capacity)?;
+        let control = control.cast::<Control>();
         Ok(Shared {
             memory,
             control,
