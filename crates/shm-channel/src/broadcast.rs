@@ -564,6 +564,7 @@ impl Receiver {
         let me = ownership::me()?.to_raw();
         let slot = (0..MAX_READERS)
             .find(|&i| {
+                // Failure Relaxed: a taken slot's owner value is not used, we move on.
                 shared
                     .reader(i)
                     .owner

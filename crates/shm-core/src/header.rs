@@ -223,6 +223,7 @@ pub fn write<M: SharedMemory + ?Sized>(
     header
         .layout_hash
         .store(spec.layout_hash, Ordering::Relaxed);
+    // Relaxed (this and the reserved words): published by the magic's Release store.
     header
         .region_len
         .store(memory.len() as u64, Ordering::Relaxed);
@@ -259,6 +260,7 @@ pub fn validate<M: SharedMemory + ?Sized>(
             expected: spec.version,
         });
     }
+    // Relaxed (here and below): ordered after the Acquire load of the magic.
     let platform = header.platform.load(Ordering::Relaxed);
     let (word_size, endianness) = (platform & 0xff, (platform >> 8) & 0xff);
     if word_size != WORD_SIZE {
@@ -273,6 +275,7 @@ pub fn validate<M: SharedMemory + ?Sized>(
             expected: ENDIANNESS,
         });
     }
+    // Relaxed: as above.
     let hash = header.layout_hash.load(Ordering::Relaxed);
     if hash != spec.layout_hash {
         return Err(HeaderError::LayoutMismatch {
@@ -280,6 +283,7 @@ pub fn validate<M: SharedMemory + ?Sized>(
             expected: spec.layout_hash,
         });
     }
+    // Relaxed: as above.
     let region_len = header.region_len.load(Ordering::Relaxed);
     if region_len > memory.len() as u64 {
         return Err(HeaderError::LengthMismatch {
@@ -288,6 +292,7 @@ pub fn validate<M: SharedMemory + ?Sized>(
         });
     }
     Ok(HeaderInfo {
+        // Relaxed: as above.
         capacity_untrusted: header.capacity.load(Ordering::Relaxed),
         region_len,
     })
