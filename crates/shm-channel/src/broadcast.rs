@@ -70,6 +70,7 @@ use crate::{ChannelError, Corruption, OwnershipError, RecvError, SendError};
 
 #[cfg(all(test, loom))]
 mod loom;
+pub mod typed;
 
 /// Most receivers a broadcast channel can have at once.
 pub const MAX_READERS: usize = 16;
@@ -304,6 +305,7 @@ pub fn channel_in(
         bound: 0,
         strategy: WaitStrategy::default(),
         watches: (0..MAX_READERS).map(|_| PeerWatch::new()).collect(),
+        scratch: Vec::new(),
     };
     Ok((sender, receiver))
 }
@@ -321,6 +323,9 @@ pub struct Sender {
     bound: u64,
     strategy: WaitStrategy,
     watches: Vec<PeerWatch>,
+    /// Private buffer a typed sender encodes into before the copy into the ring (broadcast
+    /// frames have no write grants); reused.
+    scratch: Vec<u8>,
 }
 
 impl Sender {
@@ -352,6 +357,25 @@ impl Sender {
     /// Sends `msg`, waiting at most `timeout` for room.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError<()>> {
         self.send_with_deadline(msg, Deadline::after(timeout))
+    }
+
+    /// Fills a private buffer of `len` bytes with `write`, then sends it (see
+    /// [`ByteSender`](crate::endpoint::ByteSender)).
+    pub(crate) fn send_encoded<E>(
+        &mut self,
+        len: usize,
+        deadline: Deadline,
+        write: impl FnOnce(*mut u8) -> Result<(), E>,
+    ) -> Result<Result<(), E>, SendError<()>> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.resize(len, 0);
+        let result = match write(scratch.as_mut_ptr()) {
+            Ok(()) => self.send_with_deadline(&scratch, deadline).map(Ok),
+            Err(e) => Ok(Err(e)),
+        };
+        self.scratch = scratch;
+        result
     }
 
     fn send_with_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), SendError<()>> {
@@ -616,7 +640,7 @@ impl Receiver {
         self.recv_with_deadline(Deadline::after(timeout))
     }
 
-    fn recv_with_deadline(&mut self, deadline: Deadline) -> Result<Vec<u8>, RecvError> {
+    pub(crate) fn recv_with_deadline(&mut self, deadline: Deadline) -> Result<Vec<u8>, RecvError> {
         if let Some(ready) = self.poll(deadline_is_now(deadline)) {
             return ready;
         }

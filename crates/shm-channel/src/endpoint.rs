@@ -1,6 +1,6 @@
 //! What typed endpoints need of a byte endpoint, so that one typed layer
-//! ([`typed`](crate::typed)) serves every ring: the SPSC byte channel ([`bytes`]) and the
-//! MPSC one ([`mpsc`](crate::mpsc)).
+//! ([`typed`](crate::typed)) serves every ring: the SPSC byte channel ([`bytes`]), the MPSC
+//! one ([`mpsc`](crate::mpsc)) and broadcast ([`broadcast`](crate::broadcast)).
 //!
 //! The traits are sealed: only this crate's endpoints implement them.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::WaitStrategy;
 
-use crate::{bytes, mpsc, OwnershipError, RecvError, SendError};
+use crate::{broadcast, bytes, mpsc, OwnershipError, RecvError, SendError};
 
 /// How long one call may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,8 @@ mod sealed {
     impl Sealed for crate::bytes::Receiver {}
     impl Sealed for crate::mpsc::Sender {}
     impl Sealed for crate::mpsc::Receiver {}
+    impl Sealed for crate::broadcast::Sender {}
+    impl Sealed for crate::broadcast::Receiver {}
 }
 
 /// Ownership and waiting: what every endpoint has.
@@ -115,7 +117,14 @@ macro_rules! forward_endpoint {
     )*};
 }
 
-forward_endpoint!(bytes::Sender, bytes::Receiver, mpsc::Sender, mpsc::Receiver);
+forward_endpoint!(
+    bytes::Sender,
+    bytes::Receiver,
+    mpsc::Sender,
+    mpsc::Receiver,
+    broadcast::Sender,
+    broadcast::Receiver
+);
 
 impl ByteSender for bytes::Sender {
     fn send_frame<E>(
@@ -172,3 +181,30 @@ macro_rules! receive_through_read_grant {
 }
 
 receive_through_read_grant!(bytes::Receiver, mpsc::Receiver);
+
+impl ByteSender for broadcast::Sender {
+    fn send_frame<E>(
+        &mut self,
+        len: usize,
+        deadline: Deadline,
+        _deferred: bool, // every broadcast send publishes
+        write: impl FnOnce(*mut u8) -> Result<(), E>,
+    ) -> Result<Result<(), E>, SendError<()>> {
+        // No write grants in a broadcast ring: encoded into a private buffer, then copied.
+        self.send_encoded(len, deadline, write)
+    }
+
+    fn flush_frames(&mut self) {}
+}
+
+impl ByteReceiver for broadcast::Receiver {
+    fn recv_frame<R>(
+        &mut self,
+        deadline: Deadline,
+        read: impl FnOnce(*const u8, usize) -> R,
+    ) -> Result<R, RecvError> {
+        // Broadcast frames are copied out (and re-validated against overwriting) first.
+        let msg = self.recv_with_deadline(deadline)?;
+        Ok(read(msg.as_ptr(), msg.len()))
+    }
+}

@@ -351,3 +351,67 @@ fn late_receiver_lagging_before_its_first_read_counts_exactly() {
 fn lagged_since(lagged: &mut u64) -> u64 {
     std::mem::take(lagged)
 }
+
+#[test]
+fn typed_broadcast_reaches_every_reader_with_each_codec() {
+    use shm_channel::broadcast::typed;
+    use shm_channel::codec::{Plain, Postcard};
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Quote {
+        symbol: String,
+        price: f64,
+        sizes: Vec<u32>,
+    }
+    let quote = |i: u32| Quote {
+        symbol: format!("S{i}"),
+        price: f64::from(i) * 1.5,
+        sizes: (0..i % 4).collect(),
+    };
+
+    let (mut tx, mut rx1) = typed::channel::<Quote>(4096, Policy::BackPressure).unwrap();
+    let mut rx2 = tx.subscribe().unwrap();
+    for i in 0..50 {
+        tx.send(quote(i)).unwrap();
+        assert_eq!(rx1.recv().unwrap(), quote(i));
+    }
+    for i in 0..50 {
+        assert_eq!(rx2.recv().unwrap(), quote(i));
+    }
+
+    let (mut tx, mut rx) =
+        typed::channel_with::<Quote, Postcard>(4096, Policy::BackPressure).unwrap();
+    tx.send(quote(7)).unwrap();
+    assert_eq!(rx.recv().unwrap(), quote(7));
+
+    let (mut tx, mut rx) =
+        typed::channel_with::<[u64; 4], Plain>(4096, Policy::BackPressure).unwrap();
+    tx.send([1, 2, 3, 4]).unwrap();
+    assert_eq!(rx.recv().unwrap(), [1, 2, 3, 4]);
+}
+
+#[test]
+fn typed_broadcast_reports_lag_then_continues() {
+    use shm_channel::broadcast::typed;
+    use shm_channel::codec::Plain;
+
+    // 256 bytes hold a handful of 8-byte values; the reader falls behind by far more.
+    let (mut tx, mut rx) = typed::channel_with::<u64, Plain>(256, Policy::Overwrite).unwrap();
+    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    for i in 0..100u64 {
+        tx.send(i).unwrap();
+    }
+    let lagged = match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Err(RecvError::Lagged(n)) => n,
+        other => panic!("expected Lagged, got {other:?}"),
+    };
+    assert!(lagged > 0);
+    // Values are their own sequence numbers: after missing `lagged` of them, the reader
+    // continues exactly at value `lagged`, then in order up to the last one sent.
+    let mut expected = lagged;
+    while let Ok(v) = rx.try_recv() {
+        assert_eq!(v, expected);
+        expected += 1;
+    }
+    assert_eq!(expected, 100, "every value after the lag was delivered");
+}

@@ -1,0 +1,55 @@
+//! Typed broadcast: `T` values to every reader, through the generic typed layer
+//! ([`crate::typed`]) over the broadcast byte endpoints.
+//!
+//! Broadcast frames have no write or read grants (a reader must copy a frame out and check
+//! it was not overwritten meanwhile), so a value is encoded into a reused private buffer and
+//! copied in, and decoded from the reader's private copy.
+//!
+//! ```
+//! use shm_channel::broadcast::{typed, Policy};
+//! let (mut tx, mut rx1) = typed::channel::<(u32, String)>(4096, Policy::BackPressure)?;
+//! let mut rx2 = tx.subscribe()?;
+//! tx.send((1, "one".into()))?;
+//! assert_eq!(rx1.recv()?, (1, "one".to_string()));
+//! assert_eq!(rx2.recv()?, (1, "one".to_string()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::broadcast::{self, Policy};
+use crate::codec::Codec;
+use crate::typed::DefaultCodec;
+use crate::ChannelError;
+
+/// The sending end of a typed broadcast channel.
+pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, broadcast::Sender>;
+
+/// A receiving end of a typed broadcast channel.
+pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, broadcast::Receiver>;
+
+/// A sender and a first receiver.
+pub type Pair<T, C = DefaultCodec> = (Sender<T, C>, Receiver<T, C>);
+
+/// Creates a typed broadcast channel of `capacity` bytes with the default codec.
+pub fn channel<T>(capacity: usize, policy: Policy) -> Result<Pair<T>, ChannelError>
+where
+    DefaultCodec: Codec<T>,
+{
+    channel_with::<T, DefaultCodec>(capacity, policy)
+}
+
+/// Creates a typed broadcast channel of `capacity` bytes with codec `C`.
+pub fn channel_with<T, C: Codec<T>>(
+    capacity: usize,
+    policy: Policy,
+) -> Result<Pair<T, C>, ChannelError> {
+    let (tx, rx) = broadcast::channel(capacity, policy)?;
+    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
+}
+
+impl<T, C: Codec<T>> crate::typed::Sender<T, C, broadcast::Sender> {
+    /// A new receiver, starting at the next value sent (see
+    /// [`broadcast::Sender::subscribe`]).
+    pub fn subscribe(&self) -> Result<Receiver<T, C>, ChannelError> {
+        self.as_bytes().subscribe().map(Receiver::from_bytes)
+    }
+}
