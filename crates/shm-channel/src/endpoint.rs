@@ -1,6 +1,6 @@
 //! What typed endpoints need of a byte endpoint, so that one typed layer
 //! ([`typed`](crate::typed)) serves every ring: the SPSC byte channel ([`bytes`]), the MPSC
-//! one ([`mpsc`](crate::mpsc)) and broadcast ([`broadcast`](crate::broadcast)).
+//! one ([`mpsc`]) and broadcast ([`broadcast`]).
 //!
 //! The traits are sealed: only this crate's endpoints implement them.
 

@@ -16,7 +16,7 @@
 //! A sender killed between claim and commit leaves a claimed frame at some point of the
 //! ring. When the receiver is blocked behind it, it asks the kernel (pidfd) whether the
 //! claimer is alive at each slow check — every
-//! [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL) (10 ms) of a blocking
+//! [`SLOW_CHECK_INTERVAL`] (10 ms) of a blocking
 //! call, or on a `try_*` call once the frame has blocked the ring that long. If it is dead,
 //! the frame is skipped (never returned, not even in part), counted in
 //! [`Receiver::abandoned_frames`], and the other senders carry on. Its slot is recycled
