@@ -270,6 +270,10 @@ pub(crate) struct Reader {
     head: u64,
     /// The writer's tail as last loaded: an upper bound of what may be read.
     cached_tail: u64,
+    /// The head last stored in shared memory.
+    published_head: u64,
+    /// Released bytes that may wait before the head is stored (0: store on every release).
+    release_batch: u64,
     mask: u64,
     /// Wake syscalls made by `release` (for benchmarks).
     wakes: u64,
@@ -291,6 +295,8 @@ impl Reader {
             shared,
             head,
             cached_tail: head,
+            published_head: head,
+            release_batch: 0,
             mask,
             wakes: 0,
         };
@@ -347,6 +353,9 @@ impl Reader {
             if self.head == self.cached_tail {
                 self.refresh_tail()?;
                 if self.head == self.cached_tail {
+                    // Empty: whatever was released in a batch is handed back now, before
+                    // the caller returns or waits (a writer may be waiting for it).
+                    self.flush_releases();
                     return Ok(None);
                 }
             }
@@ -403,7 +412,24 @@ impl Reader {
     pub(crate) fn release(&mut self, frame: Frame) {
         debug_assert_eq!(frame.offset, self.head & self.mask);
         self.head = self.head.wrapping_add(frame.span);
-        self.publish_head();
+        if self.head.wrapping_sub(self.published_head) > self.release_batch {
+            self.publish_head();
+        }
+    }
+
+    /// Lets up to `bytes` of released frames wait before the head is stored (0: store it
+    /// on every release). The head is always stored when the ring is found empty and by
+    /// [`flush_releases`](Reader::flush_releases).
+    pub(crate) fn set_release_batch(&mut self, bytes: u64) {
+        self.release_batch = bytes.min(self.capacity() / 2);
+        self.flush_releases();
+    }
+
+    /// Stores the head if released frames wait in a batch.
+    pub(crate) fn flush_releases(&mut self) {
+        if self.head != self.published_head {
+            self.publish_head();
+        }
     }
 
     #[inline]
@@ -416,6 +442,7 @@ impl Reader {
             .consumer()
             .head
             .store(self.head, Ordering::SeqCst);
+        self.published_head = self.head;
         if self.shared.events().space.notify_after_seqcst() {
             self.wakes += 1;
         }

@@ -438,3 +438,39 @@ fn two_threads_stream_checked_messages() {
         assert_eq!(rx.recv(), Err(RecvError::Disconnected));
     });
 }
+
+#[test]
+fn batched_releases_are_handed_back_when_the_batch_fills_or_the_ring_empties() {
+    let (mut tx, mut rx, heap) = heap_channel(256);
+    rx.set_release_batch(64);
+    let head = || heap.atomic_u64(HEAD).unwrap().load(Ordering::SeqCst);
+    for i in 0..4u8 {
+        tx.send(&[i; 8]).unwrap(); // 16-byte frames
+    }
+    assert_eq!(rx.recv().unwrap(), [0; 8]);
+    assert_eq!(head(), 0, "one release waits in the batch");
+    for i in 1..4u8 {
+        assert_eq!(rx.recv().unwrap(), [i; 8]);
+    }
+    // 64 bytes released: the batch is full at the fifth frame or when the ring empties.
+    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(head(), 64, "found empty: every release handed back");
+
+    // A sender blocked on a full ring is released by the receiver's batches.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..200u32 {
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+        });
+        for i in 0..200u32 {
+            assert_eq!(rx.recv().unwrap(), i.to_le_bytes());
+        }
+    });
+    drop(rx);
+    assert_eq!(
+        head(),
+        64 + 200 * 16,
+        "dropping the receiver hands back its batch"
+    );
+}

@@ -7,7 +7,7 @@
 //! | `shm-park` | `Park` | copied, as above |
 //! | `shm-zero-copy` | `SpinThenPark` | written in place through a `WriteGrant`, read in place through a `ReadGrant` |
 //! | `shm-zero-copy-stamps` | `SpinThenPark` | in place, but only the two sequence stamps (first and last 8 bytes) are written and read |
-//! | `shm-batched` | `SpinThenPark` | copied, sent with `send_deferred` (published once an eighth of the ring is pending), flushed before every receive |
+//! | `shm-batched` | `SpinThenPark` | copied, sent with `send_deferred` (published once an eighth of the ring is pending), flushed before every receive; the receiver releases in batches of an eighth of the ring (`set_release_batch`) |
 //!
 //! **Rule 1 (no references into shared memory).** The zero-copy endpoints never form a
 //! slice over the ring: the sender's `fill` gets a [`MsgOut`] wrapping the grant's raw
@@ -129,11 +129,18 @@ impl Transport for Ring {
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
         let (down_tx, down_rx) = builder.create().map_err(failed)?; // parent -> child
         let (up_tx, up_rx) = builder.create().map_err(failed)?; // child -> parent
-        let end = |tx, rx| RingEnd {
-            tx,
-            rx,
-            mode: self.mode,
-            buf: vec![0u8; max_msg],
+        let capacity = ring_capacity(max_msg);
+        let end = |tx, mut rx: Receiver| {
+            if self.mode == Mode::Batched {
+                // Releases batched too: the head stored once per eighth of the ring.
+                rx.set_release_batch(capacity / 8);
+            }
+            RingEnd {
+                tx,
+                rx,
+                mode: self.mode,
+                buf: vec![0u8; max_msg],
+            }
         };
         Ok(Pair {
             parent: Box::new(end(down_tx, up_rx)),
