@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
-use shm_core::notify::{Check, Event, WaitStrategy};
+use shm_core::notify::{Check, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
 use crate::bytes::Deadline;
@@ -204,10 +204,7 @@ impl Shared {
                 sender_closed: AtomicU32::new(0),
                 policy: AtomicU32::new(u32::from(policy == Policy::Overwrite)),
             });
-            std::ptr::addr_of_mut!((*control).events).write(EventLine {
-                data: Event::new(),
-                space: Event::new(),
-            });
+            std::ptr::addr_of_mut!((*control).events).write(EventLine::new());
             let readers = std::ptr::addr_of_mut!((*control).readers).cast::<ReaderSlot>();
             for i in 0..MAX_READERS {
                 readers.add(i).write(ReaderSlot {

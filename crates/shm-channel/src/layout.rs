@@ -67,6 +67,34 @@ pub(crate) struct EventLine {
     pub(crate) space: Event,
 }
 
+impl ProducerLine {
+    /// The line of a fresh channel: nothing published.
+    pub(crate) fn new() -> ProducerLine {
+        ProducerLine {
+            tail: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ConsumerLine {
+    /// The line of a fresh channel: nothing released.
+    pub(crate) fn new() -> ConsumerLine {
+        ConsumerLine {
+            head: AtomicU64::new(0),
+        }
+    }
+}
+
+impl EventLine {
+    /// Both events idle.
+    pub(crate) fn new() -> EventLine {
+        EventLine {
+            data: Event::new(),
+            space: Event::new(),
+        }
+    }
+}
+
 /// Room for the shm-core header, on its own line.
 #[repr(C, align(128))]
 struct HeaderSlot([u64; 16]);
@@ -156,22 +184,15 @@ impl Shared {
         // (we are creating it), and `addr_of_mut!` + `write` forms no reference to the
         // not-yet-initialised lines.
         unsafe {
-            std::ptr::addr_of_mut!((*control).producer).write(ProducerLine {
-                tail: AtomicU64::new(0),
-            });
-            std::ptr::addr_of_mut!((*control).consumer).write(ConsumerLine {
-                head: AtomicU64::new(0),
-            });
+            std::ptr::addr_of_mut!((*control).producer).write(ProducerLine::new());
+            std::ptr::addr_of_mut!((*control).consumer).write(ConsumerLine::new());
             std::ptr::addr_of_mut!((*control).status).write(StatusLine {
                 sender_owner: AtomicU64::new(0),
                 receiver_owner: AtomicU64::new(0),
                 sender_closed: AtomicU32::new(0),
                 receiver_closed: AtomicU32::new(0),
             });
-            std::ptr::addr_of_mut!((*control).events).write(EventLine {
-                data: Event::new(),
-                space: Event::new(),
-            });
+            std::ptr::addr_of_mut!((*control).events).write(EventLine::new());
         }
         header::write(&*shared.memory, &SPSC_SPEC, capacity as u64)?;
         Ok(shared)

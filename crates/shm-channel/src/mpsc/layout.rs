@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
-use shm_core::notify::Event;
 use shm_core::SharedMemory;
 
 use super::ring::{RingMem, SenderSlot, MAX_SENDERS};
@@ -122,21 +121,14 @@ impl Shared {
         // nobody else uses it yet; `addr_of_mut!` + `write` form no reference to
         // uninitialised lines.
         unsafe {
-            std::ptr::addr_of_mut!((*control).producer).write(ProducerLine {
-                tail: AtomicU64::new(0),
-            });
-            std::ptr::addr_of_mut!((*control).consumer).write(ConsumerLine {
-                head: AtomicU64::new(0),
-            });
+            std::ptr::addr_of_mut!((*control).producer).write(ProducerLine::new());
+            std::ptr::addr_of_mut!((*control).consumer).write(ConsumerLine::new());
             std::ptr::addr_of_mut!((*control).status).write(StatusLine {
                 receiver_owner: AtomicU64::new(0),
                 senders: AtomicU32::new(0),
                 receiver_closed: AtomicU32::new(0),
             });
-            std::ptr::addr_of_mut!((*control).events).write(EventLine {
-                data: Event::new(),
-                space: Event::new(),
-            });
+            std::ptr::addr_of_mut!((*control).events).write(EventLine::new());
             let slots = std::ptr::addr_of_mut!((*control).slots).cast::<SenderSlot>();
             for i in 0..MAX_SENDERS {
                 slots.add(i).write(SenderSlot::new());
