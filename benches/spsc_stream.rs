@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shm_channel::{bytes, codec::Plain, typed};
+use shm_channel::{codec::Plain, spsc, typed};
 
 /// Payload bytes per message.
 const MSG: usize = 64;
@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("shm-ring", |b| {
         b.iter_custom(|iters| {
-            let (mut tx, mut rx) = bytes::channel(RING_BYTES).unwrap();
+            let (mut tx, mut rx) = spsc::channel(RING_BYTES).unwrap();
             stream(
                 iters,
                 move |n| {
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("shm-ring-batched", |b| {
         b.iter_custom(|iters| {
-            let (mut tx, mut rx) = bytes::channel(RING_BYTES).unwrap();
+            let (mut tx, mut rx) = spsc::channel(RING_BYTES).unwrap();
             stream(
                 iters,
                 move |n| {
@@ -160,7 +160,7 @@ fn hot_paths(c: &mut Criterion) {
     let mut group = c.benchmark_group("spsc_ops_one_thread");
     group.throughput(Throughput::Elements(1));
 
-    let (mut tx, mut rx) = bytes::channel(RING_BYTES).unwrap();
+    let (mut tx, mut rx) = spsc::channel(RING_BYTES).unwrap();
     let msg = [7u8; MSG];
     let mut buf = [0u8; MSG];
     group.bench_function("send+recv_into 64B", |b| {

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use shm_channel::bytes::{self, Receiver, Sender};
-use shm_channel::{RecvError, SendError};
+use shm_channel::spsc::{self, Receiver, Sender};
+use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{Region, SharedMemory};
 
@@ -180,7 +180,7 @@ fn producer(mut tx: Sender, control: &Control, max_len: usize) -> i32 {
         match tx.send_timeout(&buf, Duration::from_secs(1)) {
             Ok(()) => seq += 1,
             // The consumer is being replaced: retry the same message.
-            Err(SendError::Timeout(()) | SendError::PeerDied(())) => {
+            Err(SendTimeoutError::Timeout(()) | SendTimeoutError::PeerDied(())) => {
                 std::thread::sleep(Duration::from_micros(100))
             }
             Err(_) => return 1,
@@ -201,10 +201,10 @@ fn consumer(mut rx: Receiver, control: &Control, max_len: usize) -> i32 {
     loop {
         let grant = match rx.read_timeout(Duration::from_secs(1)) {
             Ok(grant) => grant,
-            Err(RecvError::Disconnected) => {
+            Err(RecvTimeoutError::Disconnected) => {
                 return i32::from(control.get(word::NEXT) != total);
             }
-            Err(RecvError::PeerDied) => {
+            Err(RecvTimeoutError::PeerDied) => {
                 // Every message the dead producer published has been delivered: tell the
                 // supervisor once, then wait for the new producer.
                 if !dead_seen {
@@ -214,7 +214,7 @@ fn consumer(mut rx: Receiver, control: &Control, max_len: usize) -> i32 {
                 std::thread::sleep(Duration::from_micros(100));
                 continue;
             }
-            Err(RecvError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(_) => return 2,
         };
         dead_seen = false;
@@ -265,7 +265,7 @@ fn main() {
     }
     let control = Control(Region::anonymous(4096).expect("control region"));
     control.set(word::TOTAL, options.messages);
-    let (tx, rx) = bytes::channel(options.capacity).expect("channel");
+    let (tx, rx) = spsc::channel(options.capacity).expect("channel");
     let memory: Arc<dyn SharedMemory> = Arc::clone(tx.memory());
     let max_len = options.max_len.min(tx.max_message_len() - 12);
 
@@ -495,7 +495,7 @@ mod mpsc_soak {
                     seq += 1;
                     table.word(inc, RECORDED).store(seq, Ordering::Relaxed);
                 }
-                Err(SendError::Timeout(()) | SendError::PeerDied(())) => {}
+                Err(SendTimeoutError::Timeout(()) | SendTimeoutError::PeerDied(())) => {}
                 Err(_) => return 1,
             }
         }
@@ -510,10 +510,16 @@ mod mpsc_soak {
         loop {
             let grant = match rx.read_timeout(Duration::from_secs(1)) {
                 Ok(grant) => grant,
-                Err(RecvError::Disconnected | RecvError::PeerDied) if control.get(STOP) != 0 => {
+                Err(RecvTimeoutError::Disconnected | RecvTimeoutError::PeerDied)
+                    if control.get(STOP) != 0 =>
+                {
                     return 0
                 }
-                Err(RecvError::Timeout | RecvError::PeerDied | RecvError::Disconnected) => continue,
+                Err(
+                    RecvTimeoutError::Timeout
+                    | RecvTimeoutError::PeerDied
+                    | RecvTimeoutError::Disconnected,
+                ) => continue,
                 Err(_) => return 2,
             };
             let len = grant.len().min(got.len());

@@ -14,9 +14,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_channel::bytes::{Builder, Receiver, Sender};
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
-use shm_channel::{typed, ChannelError, RecvError, SendError};
+use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::{
+    typed, ChannelError, RecvError, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError,
+    TryRecvError, TrySendError,
+};
 use shm_core::{HeapRegion, SharedMemory};
 
 /// Offsets in the SPSC control block (see `crates/shm-channel/src/layout.rs`).
@@ -139,9 +142,69 @@ fn max_payload(capacity: usize) -> usize {
     capacity - 8
 }
 
+/// A failed call's outcome, whichever call made it (each has its own error type).
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// `Full`, `Empty` or `Timeout`: nothing happened in time.
+    NotNow,
+    Disconnected,
+    TooLarge,
+    /// `recv_into`'s buffer was too small for a message of this length.
+    TooSmall(usize),
+    /// Anything else, by its `Debug` form.
+    Other(String),
+}
+
+/// The [`Failure`] an error stands for.
+trait Classify: std::fmt::Debug {
+    fn classify(&self) -> Failure;
+}
+
+macro_rules! classify_send {
+    ($($error:ident $(:: $not_now:ident)?),*) => {$(
+        impl Classify for $error<()> {
+            fn classify(&self) -> Failure {
+                match self {
+                    $($error::$not_now(()) => Failure::NotNow,)?
+                    $error::Disconnected(()) => Failure::Disconnected,
+                    $error::TooLarge((), _) => Failure::TooLarge,
+                    other => Failure::Other(format!("{other:?}")),
+                }
+            }
+        }
+    )*};
+}
+
+classify_send!(SendError, TrySendError::Full, SendTimeoutError::Timeout);
+
+macro_rules! classify_recv {
+    ($($error:ident $(:: $not_now:ident)?),*) => {$(
+        impl Classify for $error {
+            fn classify(&self) -> Failure {
+                match self {
+                    $($error::$not_now => Failure::NotNow,)?
+                    $error::Disconnected => Failure::Disconnected,
+                    other => Failure::Other(format!("{other:?}")),
+                }
+            }
+        }
+    )*};
+}
+
+classify_recv!(RecvError, TryRecvError::Empty, RecvTimeoutError::Timeout);
+
+impl<E: Classify> Classify for RecvIntoError<E> {
+    fn classify(&self) -> Failure {
+        match self {
+            RecvIntoError::BufferTooSmall { needed } => Failure::TooSmall(*needed),
+            RecvIntoError::Recv(e) => e.classify(),
+        }
+    }
+}
+
 /// Checks what a receive returned on a ring of `capacity`: a message no longer than the
 /// ring can hold, or an error.
-fn check_received(result: &Result<Vec<u8>, RecvError>, capacity: usize) {
+fn check_received<E>(result: &Result<Vec<u8>, E>, capacity: usize) {
     if let Ok(msg) = result {
         assert!(msg.len() <= max_payload(capacity), "{} bytes", msg.len());
     }
@@ -277,11 +340,11 @@ impl Script {
     }
 
     /// Checks a send outcome; while clean, an error must be one a sane channel gives.
-    fn check_send(&mut self, result: Result<(), SendError<()>>, msg: Vec<u8>) {
-        match result {
+    fn check_send(&mut self, result: Result<(), impl Classify>, msg: Vec<u8>) {
+        match result.map_err(|e| e.classify()) {
             Ok(()) => self.sent(msg),
-            Err(SendError::Full(()) | SendError::Timeout(()) | SendError::TooLarge((), _)) => {}
-            Err(SendError::Disconnected(())) => {
+            Err(Failure::NotNow | Failure::TooLarge) => {}
+            Err(Failure::Disconnected) => {
                 assert!(
                     !self.clean() || self.rx.is_none(),
                     "disconnected while clean"
@@ -292,24 +355,24 @@ impl Script {
     }
 
     /// Checks a receive outcome against the model while clean.
-    fn check_recv(&mut self, result: Result<Vec<u8>, RecvError>) {
+    fn check_recv(&mut self, result: Result<Vec<u8>, impl Classify>) {
         check_received(&result, self.capacity);
         let tx_gone = self.tx.is_none();
         let Some(model) = self.model.as_mut() else {
             return;
         };
-        match result {
+        match result.map_err(|e| e.classify()) {
             Ok(msg) => {
                 let expected = model.pop_front();
                 assert_eq!(Some(msg), expected, "reordered, lost or partial message");
             }
-            Err(RecvError::Empty | RecvError::Timeout) => {
+            Err(Failure::NotNow) => {
                 assert!(model.is_empty(), "{} messages not seen", model.len())
             }
-            Err(RecvError::Disconnected) => {
+            Err(Failure::Disconnected) => {
                 assert!(model.is_empty() && tx_gone, "disconnected too early")
             }
-            Err(RecvError::BufferTooSmall { needed }) => {
+            Err(Failure::TooSmall(needed)) => {
                 assert_eq!(Some(needed), model.front().map(Vec::len))
             }
             Err(err) => panic!("{err:?} while clean"),
@@ -427,17 +490,22 @@ pub fn script(data: &[u8], make: MakeMemory) {
                 let written = usize::from(input.u16());
                 let msg = s.message(len);
                 if let Some(tx) = s.tx.as_mut() {
-                    match timed("try_reserve", || tx.try_reserve(len)) {
+                    let outcome = match timed("try_reserve", || tx.try_reserve(len)) {
                         Ok(mut grant) => {
                             assert_eq!(grant.len(), len);
                             assert!(grant.write_at(0, &msg).is_ok());
                             assert!(grant.write_at(len, &[1]).is_err());
-                            if op % 16 == 2 {
-                                let n = written % (len + 1);
+                            let committed = (op % 16 == 2).then(|| written % (len + 1));
+                            if let Some(n) = committed {
                                 grant.commit(n);
-                                s.sent(msg[..n].to_vec());
                             }
+                            Ok(committed)
                         }
+                        Err(err) => Err(err),
+                    };
+                    match outcome {
+                        Ok(Some(n)) => s.sent(msg[..n].to_vec()),
+                        Ok(None) => {}
                         Err(err) => s.check_send(Err(err), Vec::new()),
                     }
                 }
@@ -675,11 +743,11 @@ where
                 Ok(()) => assert_eq!(rx.try_recv().unwrap(), value, "round trip"),
                 // A value decoded from <= 4 KiB may encode larger (never beyond the ring
                 // here, but say so rather than assume).
-                Err(SendError::TooLarge(..) | SendError::Full(_)) => {}
+                Err(TrySendError::TooLarge(..) | TrySendError::Full(_)) => {}
                 Err(err) => panic!("re-encoding a decoded value: {err:?}"),
             }
         }
-        Err(RecvError::Decode(_)) => {}
+        Err(TryRecvError::Decode(_)) => {}
         Err(err) => panic!("decoding {} bytes: {err:?}", frame.len()),
     }
 }

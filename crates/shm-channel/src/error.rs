@@ -1,4 +1,18 @@
-//! The channel's errors, one enum per failure domain. Send errors hand the value back.
+//! The channel's errors, one type per call as in crossbeam-channel and tokio: each lists
+//! only what its call can return. Send errors hand the value back.
+//!
+//! | call | error |
+//! |---|---|
+//! | `send`, `reserve` | [`SendError<T>`] |
+//! | `try_send`, `try_reserve` | [`TrySendError<T>`] (adds `Full`) |
+//! | `send_timeout`, `reserve_timeout` | [`SendTimeoutError<T>`] (adds `Timeout`) |
+//! | `recv`, `read` | [`RecvError`] |
+//! | `try_recv`, `try_read` | [`TryRecvError`] (adds `Empty`) |
+//! | `recv_timeout`, `read_timeout` | [`RecvTimeoutError`] (adds `Timeout`) |
+//! | `recv_into` and its forms | [`RecvIntoError<E>`] (adds `BufferTooSmall` to `E`) |
+//! | broadcast receives | `broadcast::{RecvError, TryRecvError, RecvTimeoutError}` (add `Lagged`) |
+//!
+//! `Encode` and `Decode` come only from typed endpoints.
 
 use std::fmt;
 use std::io;
@@ -8,8 +22,8 @@ use shm_core::RegionError;
 
 /// What a hostile or crashed peer left in shared memory that cannot be right.
 ///
-/// Returned (inside [`SendError::Corrupted`] / [`RecvError::Corrupted`]) instead of reading
-/// out of bounds, panicking or looping: the value named was loaded once and failed its check.
+/// Returned instead of reading out of bounds, panicking or waiting for ever: the value
+/// named was loaded once and failed its check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("corrupted shared state: {what} (value {value:#x})")]
 pub struct Corruption {
@@ -44,6 +58,14 @@ pub enum ChannelError {
         /// Bytes available.
         len: usize,
     },
+    /// Every endpoint slot of this kind is taken by a live process.
+    #[error("all {max} {what} slots of the channel are taken")]
+    NoFreeSlot {
+        /// Which slots: `"sender"` (MPSC) or `"receiver"` (broadcast).
+        what: &'static str,
+        /// How many the channel has.
+        max: usize,
+    },
     /// The endpoint is already owned by a live process.
     #[error(transparent)]
     Ownership(#[from] OwnershipError),
@@ -73,146 +95,13 @@ pub enum OwnershipError {
         /// Pid of the owner.
         pid: i32,
     },
+    /// The calling process already owns this side of the channel through another endpoint:
+    /// two would break the single-producer or single-consumer contract.
+    #[error("this process already owns that endpoint of the channel")]
+    OwnedHere,
     /// The identity of the calling process could not be read from `/proc`.
     #[error("cannot read this process's identity: {0}")]
     Identity(#[source] io::Error),
-}
-
-/// Why a message was not sent. The message is handed back.
-///
-/// Which variants a call can return: [`Full`](SendError::Full) only from `try_*`,
-/// [`Timeout`](SendError::Timeout) only from `*_timeout`; the others from any.
-pub enum SendError<T> {
-    /// The ring has no room now (`try_send`).
-    Full(T),
-    /// The deadline passed before there was room.
-    Timeout(T),
-    /// The receiver was dropped: nothing sent from now on will be read.
-    Disconnected(T),
-    /// The process owning the receiver died without dropping it.
-    PeerDied(T),
-    /// The message is larger than the ring can ever hold (`max` bytes of payload).
-    TooLarge(T, usize),
-    /// The shared state is corrupt (see [`Corruption`]).
-    Corrupted(T, Corruption),
-    /// The codec could not encode the message.
-    Encode(T, CodecError),
-}
-
-impl<T> SendError<T> {
-    /// The message that was not sent.
-    pub fn into_inner(self) -> T {
-        match self {
-            SendError::Full(v)
-            | SendError::Timeout(v)
-            | SendError::Disconnected(v)
-            | SendError::PeerDied(v)
-            | SendError::TooLarge(v, _)
-            | SendError::Corrupted(v, _)
-            | SendError::Encode(v, _) => v,
-        }
-    }
-
-    /// The same error, carrying `value` instead.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
-        match self {
-            SendError::Full(v) => SendError::Full(f(v)),
-            SendError::Timeout(v) => SendError::Timeout(f(v)),
-            SendError::Disconnected(v) => SendError::Disconnected(f(v)),
-            SendError::PeerDied(v) => SendError::PeerDied(f(v)),
-            SendError::TooLarge(v, max) => SendError::TooLarge(f(v), max),
-            SendError::Corrupted(v, c) => SendError::Corrupted(f(v), c),
-            SendError::Encode(v, e) => SendError::Encode(f(v), e),
-        }
-    }
-
-    /// Whether the channel can never carry a message again (disconnected, dead, corrupt).
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            SendError::Disconnected(_) | SendError::PeerDied(_) | SendError::Corrupted(..)
-        )
-    }
-}
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The message itself is not printed: `T` need not be `Debug`.
-        match self {
-            SendError::Full(_) => f.write_str("Full(..)"),
-            SendError::Timeout(_) => f.write_str("Timeout(..)"),
-            SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
-            SendError::PeerDied(_) => f.write_str("PeerDied(..)"),
-            SendError::TooLarge(_, max) => write!(f, "TooLarge(.., {max})"),
-            SendError::Corrupted(_, c) => write!(f, "Corrupted(.., {c:?})"),
-            SendError::Encode(_, e) => write!(f, "Encode(.., {e:?})"),
-        }
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full(_) => f.write_str("sending on a full channel"),
-            SendError::Timeout(_) => f.write_str("timed out waiting for room in the channel"),
-            SendError::Disconnected(_) => f.write_str("sending on a disconnected channel"),
-            SendError::PeerDied(_) => f.write_str("the receiving process died"),
-            SendError::TooLarge(_, max) => {
-                write!(
-                    f,
-                    "message larger than the channel can hold ({max} bytes at most)"
-                )
-            }
-            SendError::Corrupted(_, c) => write!(f, "{c}"),
-            SendError::Encode(_, e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
-
-/// Why no message was received.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecvError {
-    /// No message now (`try_recv`).
-    #[error("receiving on an empty channel")]
-    Empty,
-    /// The deadline passed before a message came.
-    #[error("timed out waiting for a message")]
-    Timeout,
-    /// The sender was dropped and every message it sent has been received.
-    #[error("receiving on a disconnected channel")]
-    Disconnected,
-    /// The process owning the sender died without dropping it; every message it committed
-    /// before dying has been received.
-    #[error("the sending process died")]
-    PeerDied,
-    /// The shared state is corrupt.
-    #[error(transparent)]
-    Corrupted(#[from] Corruption),
-    /// The caller's buffer is smaller than the message (which stays in the channel).
-    #[error("the message needs a buffer of {needed} bytes")]
-    BufferTooSmall {
-        /// Length of the message.
-        needed: usize,
-    },
-    /// The codec could not decode the message (which is consumed).
-    #[error(transparent)]
-    Decode(#[from] CodecError),
-    /// A broadcast receiver fell behind an overwriting sender and missed this many
-    /// messages; the next call continues from the oldest message still in the ring.
-    #[error("the receiver fell behind and missed {0} messages")]
-    Lagged(u64),
-}
-
-impl RecvError {
-    /// Whether the channel can never deliver a message again.
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            RecvError::Disconnected | RecvError::PeerDied | RecvError::Corrupted(_)
-        )
-    }
 }
 
 /// A codec failed to encode or decode a message.
@@ -233,3 +122,413 @@ pub enum CodecError {
         found: usize,
     },
 }
+
+/// What every call error of this crate can say, for code generic over them (a test's tally,
+/// a retry loop).
+///
+/// ```
+/// use shm_channel::{CallError, TryRecvError};
+/// fn worth_retrying(error: &impl CallError) -> bool {
+///     !error.is_fatal()
+/// }
+/// assert!(worth_retrying(&TryRecvError::Empty));
+/// assert!(!worth_retrying(&TryRecvError::Disconnected));
+/// ```
+pub trait CallError: std::error::Error {
+    /// The corruption found, if that is why the call failed.
+    fn corruption(&self) -> Option<Corruption>;
+    /// Whether the channel can never carry a message again.
+    fn is_fatal(&self) -> bool;
+}
+
+/// Why the endpoint core could not send: the failures every send call shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendFatal {
+    Disconnected,
+    PeerDied,
+    TooLarge(usize),
+    Corrupted(Corruption),
+    NotOwner,
+}
+
+/// What the endpoint core reports when a reserve or send did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendFailure {
+    /// No room before the deadline (`Full` without waiting, `Timeout` with).
+    NotNow,
+    /// A failure no waiting can fix.
+    Fatal(SendFatal),
+}
+
+impl From<SendFatal> for SendFailure {
+    fn from(fatal: SendFatal) -> SendFailure {
+        SendFailure::Fatal(fatal)
+    }
+}
+
+/// Defines one send error type: the shared variants plus `$extra` (`Full`, `Timeout`).
+macro_rules! send_error {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($(#[$xdoc:meta])* $extra:ident => $xmsg:literal)? }
+    ) => {
+        $(#[$doc])*
+        pub enum $name<T> {
+            $($(#[$xdoc])* $extra(T),)?
+            /// The receiver was dropped: nothing sent from now on will be read.
+            Disconnected(T),
+            /// The process owning the receiver died without dropping it.
+            PeerDied(T),
+            /// The message is larger than the ring can ever hold (`max` bytes of payload).
+            TooLarge(T, usize),
+            /// The shared state is corrupt (see [`Corruption`]).
+            Corrupted(T, Corruption),
+            /// This process does not own the endpoint: a copy left behind by `fork`, or an
+            /// endpoint handed over to another process.
+            NotOwner(T),
+            /// The codec could not encode the message (typed senders only).
+            Encode(T, CodecError),
+        }
+
+        impl<T> $name<T> {
+            /// The message that was not sent.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $($name::$extra(v) |)?
+                    $name::Disconnected(v)
+                    | $name::PeerDied(v)
+                    | $name::TooLarge(v, _)
+                    | $name::Corrupted(v, _)
+                    | $name::NotOwner(v)
+                    | $name::Encode(v, _) => v,
+                }
+            }
+
+            /// The same error, carrying `f(value)` instead.
+            pub fn map<U>(self, f: impl FnOnce(T) -> U) -> $name<U> {
+                match self {
+                    $($name::$extra(v) => $name::$extra(f(v)),)?
+                    $name::Disconnected(v) => $name::Disconnected(f(v)),
+                    $name::PeerDied(v) => $name::PeerDied(f(v)),
+                    $name::TooLarge(v, max) => $name::TooLarge(f(v), max),
+                    $name::Corrupted(v, c) => $name::Corrupted(f(v), c),
+                    $name::NotOwner(v) => $name::NotOwner(f(v)),
+                    $name::Encode(v, e) => $name::Encode(f(v), e),
+                }
+            }
+
+            /// Whether the channel can never carry a message again (disconnected, dead,
+            /// corrupt, not ours).
+            pub fn is_fatal(&self) -> bool {
+                matches!(
+                    self,
+                    $name::Disconnected(_)
+                        | $name::PeerDied(_)
+                        | $name::Corrupted(..)
+                        | $name::NotOwner(_)
+                )
+            }
+
+            /// The corruption found, if that is why the call failed.
+            pub fn corruption(&self) -> Option<Corruption> {
+                match self {
+                    $name::Corrupted(_, c) => Some(*c),
+                    _ => None,
+                }
+            }
+
+            pub(crate) fn fatal(fatal: SendFatal, value: T) -> $name<T> {
+                match fatal {
+                    SendFatal::Disconnected => $name::Disconnected(value),
+                    SendFatal::PeerDied => $name::PeerDied(value),
+                    SendFatal::TooLarge(max) => $name::TooLarge(value, max),
+                    SendFatal::Corrupted(c) => $name::Corrupted(value, c),
+                    SendFatal::NotOwner => $name::NotOwner(value),
+                }
+            }
+        }
+
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // The message itself is not printed: `T` need not be `Debug`.
+                match self {
+                    $($name::$extra(_) => f.write_str(concat!(stringify!($extra), "(..)")),)?
+                    $name::Disconnected(_) => f.write_str("Disconnected(..)"),
+                    $name::PeerDied(_) => f.write_str("PeerDied(..)"),
+                    $name::TooLarge(_, max) => write!(f, "TooLarge(.., {max})"),
+                    $name::Corrupted(_, c) => write!(f, "Corrupted(.., {c:?})"),
+                    $name::NotOwner(_) => f.write_str("NotOwner(..)"),
+                    $name::Encode(_, e) => write!(f, "Encode(.., {e:?})"),
+                }
+            }
+        }
+
+        impl<T> fmt::Display for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($name::$extra(_) => f.write_str($xmsg),)?
+                    $name::Disconnected(_) => f.write_str("sending on a disconnected channel"),
+                    $name::PeerDied(_) => f.write_str("the receiving process died"),
+                    $name::TooLarge(_, max) => write!(
+                        f,
+                        "message larger than the channel can hold ({max} bytes at most)"
+                    ),
+                    $name::Corrupted(_, c) => write!(f, "{c}"),
+                    $name::NotOwner(_) => {
+                        f.write_str("this process does not own the sending endpoint")
+                    }
+                    $name::Encode(_, e) => write!(f, "{e}"),
+                }
+            }
+        }
+
+        impl<T> std::error::Error for $name<T> {}
+
+        impl<T> CallError for $name<T> {
+            fn corruption(&self) -> Option<Corruption> {
+                $name::corruption(self)
+            }
+
+            fn is_fatal(&self) -> bool {
+                $name::is_fatal(self)
+            }
+        }
+    };
+}
+
+send_error! {
+    /// Why `send` (or `reserve`, which waits as long as it takes) failed. The message is
+    /// handed back.
+    SendError {}
+}
+
+send_error! {
+    /// Why `try_send` (or `try_reserve`) failed. The message is handed back.
+    TrySendError {
+        /// The ring has no room now.
+        Full => "sending on a full channel"
+    }
+}
+
+send_error! {
+    /// Why `send_timeout` (or `reserve_timeout`) failed. The message is handed back.
+    SendTimeoutError {
+        /// The deadline passed before there was room.
+        Timeout => "timed out waiting for room in the channel"
+    }
+}
+
+/// Conversions between a non-blocking or timed send error and the blocking one.
+macro_rules! send_error_conversions {
+    ($($name:ident :: $extra:ident),*) => {$(
+        impl<T> From<SendError<T>> for $name<T> {
+            fn from(error: SendError<T>) -> $name<T> {
+                match error {
+                    SendError::Disconnected(v) => $name::Disconnected(v),
+                    SendError::PeerDied(v) => $name::PeerDied(v),
+                    SendError::TooLarge(v, max) => $name::TooLarge(v, max),
+                    SendError::Corrupted(v, c) => $name::Corrupted(v, c),
+                    SendError::NotOwner(v) => $name::NotOwner(v),
+                    SendError::Encode(v, e) => $name::Encode(v, e),
+                }
+            }
+        }
+
+        impl<T> $name<T> {
+            #[doc = concat!("The error a blocking `send` would give, or `Err(value)` for `", stringify!($extra), "`.")]
+            pub fn into_send_error(self) -> Result<SendError<T>, T> {
+                match self {
+                    $name::$extra(v) => Err(v),
+                    $name::Disconnected(v) => Ok(SendError::Disconnected(v)),
+                    $name::PeerDied(v) => Ok(SendError::PeerDied(v)),
+                    $name::TooLarge(v, max) => Ok(SendError::TooLarge(v, max)),
+                    $name::Corrupted(v, c) => Ok(SendError::Corrupted(v, c)),
+                    $name::NotOwner(v) => Ok(SendError::NotOwner(v)),
+                    $name::Encode(v, e) => Ok(SendError::Encode(v, e)),
+                }
+            }
+        }
+    )*};
+}
+
+send_error_conversions!(TrySendError::Full, SendTimeoutError::Timeout);
+
+/// Why the endpoint core could not receive: the failures every receive call shares, with
+/// the ring's own faults (`F`: a [`Corruption`], or broadcast's, which may be a lag).
+/// (Public in this private module, so it may appear in the sealed traits' bounds.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvFatal<F> {
+    /// See `RecvError::Disconnected`.
+    Disconnected,
+    /// See `RecvError::PeerDied`.
+    PeerDied,
+    /// See `RecvError::NotOwner`.
+    NotOwner,
+    /// The ring's own fault.
+    Ring(F),
+}
+
+/// Defines one receive error type: `$extra` variants, then the shared ones.
+macro_rules! recv_error {
+    (
+        $(#[$doc:meta])*
+        $name:ident { $($(#[$xdoc:meta])* $extra:ident $(($xty:ty))? => $xmsg:literal,)* }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        pub enum $name {
+            $($(#[$xdoc])* #[error($xmsg)] $extra $(($xty))?,)*
+            /// The sender was dropped and every message it sent has been received.
+            #[error("receiving on a disconnected channel")]
+            Disconnected,
+            /// The process owning the sender died without dropping it; every message it
+            /// committed before dying has been received.
+            #[error("the sending process died")]
+            PeerDied,
+            /// The shared state is corrupt.
+            #[error(transparent)]
+            Corrupted(#[from] $crate::Corruption),
+            /// This process does not own the endpoint: a copy left behind by `fork`, or an
+            /// endpoint handed over to another process.
+            #[error("this process does not own the receiving endpoint")]
+            NotOwner,
+            /// The codec could not decode the message, which is consumed (typed receivers
+            /// only).
+            #[error(transparent)]
+            Decode(#[from] $crate::CodecError),
+        }
+
+        impl $name {
+            /// The corruption found, if that is why the call failed.
+            pub fn corruption(&self) -> Option<$crate::Corruption> {
+                match self {
+                    $name::Corrupted(c) => Some(*c),
+                    _ => None,
+                }
+            }
+
+            /// Whether the channel can never deliver a message again.
+            pub fn is_fatal(&self) -> bool {
+                matches!(
+                    self,
+                    $name::Disconnected | $name::PeerDied | $name::Corrupted(_) | $name::NotOwner
+                )
+            }
+        }
+
+        impl $crate::CallError for $name {
+            fn corruption(&self) -> Option<$crate::Corruption> {
+                $name::corruption(self)
+            }
+
+            fn is_fatal(&self) -> bool {
+                $name::is_fatal(self)
+            }
+        }
+    };
+}
+pub(crate) use recv_error;
+
+recv_error! {
+    /// Why `recv` (or `read`) failed.
+    RecvError {}
+}
+
+recv_error! {
+    /// Why `try_recv` (or `try_read`) failed.
+    TryRecvError {
+        /// No message now.
+        Empty => "receiving on an empty channel",
+    }
+}
+
+recv_error! {
+    /// Why `recv_timeout` (or `read_timeout`) failed.
+    RecvTimeoutError {
+        /// The deadline passed before a message came.
+        Timeout => "timed out waiting for a message",
+    }
+}
+
+/// A blocking receive's error as the non-blocking or timed call's (a subset of it).
+macro_rules! recv_error_from_blocking {
+    ($base:ident => $($name:ident),*) => {$(
+        impl From<$base> for $name {
+            fn from(error: $base) -> $name {
+                match error {
+                    $base::Disconnected => $name::Disconnected,
+                    $base::PeerDied => $name::PeerDied,
+                    $base::Corrupted(c) => $name::Corrupted(c),
+                    $base::NotOwner => $name::NotOwner,
+                    $base::Decode(e) => $name::Decode(e),
+                }
+            }
+        }
+    )*};
+}
+
+recv_error_from_blocking!(RecvError => TryRecvError, RecvTimeoutError);
+
+impl<E: CallError> CallError for RecvIntoError<E> {
+    fn corruption(&self) -> Option<Corruption> {
+        match self {
+            RecvIntoError::Recv(e) => e.corruption(),
+            RecvIntoError::BufferTooSmall { .. } => None,
+        }
+    }
+
+    fn is_fatal(&self) -> bool {
+        matches!(self, RecvIntoError::Recv(e) if e.is_fatal())
+    }
+}
+
+/// Why a `recv_into` call failed: the buffer was too small (the message stays in the
+/// channel), or the receive itself failed (`E`: the error of the matching receive call).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecvIntoError<E> {
+    /// The caller's buffer is smaller than the message, which stays in the channel.
+    #[error("the message needs a buffer of {needed} bytes")]
+    BufferTooSmall {
+        /// Length of the message.
+        needed: usize,
+    },
+    /// The receive failed.
+    #[error(transparent)]
+    Recv(#[from] E),
+}
+
+/// The receive error types of a flavor, built from the endpoint core's failures (public in
+/// this private module: a bound of the sealed flavor traits, not nameable by users).
+pub trait FromRecvFatal<F>: Sized + From<CodecError> {
+    /// The error for `fatal`.
+    fn from_fatal(fatal: RecvFatal<F>) -> Self;
+    /// The error for "nothing came in time" (`Empty`, `Timeout`), if the call can return it.
+    fn not_ready() -> Option<Self>;
+}
+
+/// Implements [`FromRecvFatal<Corruption>`] for the receive errors of the rings whose only
+/// fault is a corruption (SPSC and MPSC).
+macro_rules! from_corruption {
+    ($($name:ident => $not_ready:expr),*) => {$(
+        impl FromRecvFatal<Corruption> for $name {
+            fn from_fatal(fatal: RecvFatal<Corruption>) -> $name {
+                match fatal {
+                    RecvFatal::Disconnected => $name::Disconnected,
+                    RecvFatal::PeerDied => $name::PeerDied,
+                    RecvFatal::NotOwner => $name::NotOwner,
+                    RecvFatal::Ring(c) => $name::Corrupted(c),
+                }
+            }
+
+            fn not_ready() -> Option<$name> {
+                $not_ready
+            }
+        }
+    )*};
+}
+
+from_corruption!(
+    RecvError => None,
+    TryRecvError => Some(TryRecvError::Empty),
+    RecvTimeoutError => Some(RecvTimeoutError::Timeout)
+);

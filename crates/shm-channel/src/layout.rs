@@ -1,62 +1,43 @@
-//! The SPSC channel's layout in shared memory, and creating or attaching to it.
+//! What every channel layout shares: the control-block view, the lines it is made of, the
+//! capacity rules, and creating or attaching to a region.
 //!
-//! ```text
-//! offset   0  LayoutHeader (shm-core), padded to 128 bytes
-//! offset 128  ProducerLine: tail                      written by the sender on publish
-//! offset 256  ConsumerLine: head                      written by the receiver on release
-//! offset 384  StatusLine:   owners, closed flags      written rarely (attach, drop)
-//! offset 512  EventLine:    data and space events     touched only around sleeps
-//! offset 640  data: `capacity` bytes of frames
-//! ```
-//!
-//! Head and tail sit on separate 128-byte lines (two 64-byte lines: the adjacent-line
-//! prefetcher pulls pairs) so the sender's and receiver's stores never share a line. The
-//! status line is read on the hot path (is the peer gone?) but written only when an endpoint
-//! changes hands or closes, so it stays shared in both caches.
+//! Every layout starts with the shm-core [`LayoutHeader`] on its own 128-byte line, then
+//! the flavor's control lines (each `#[repr(C, align(128))]`, atomics only), then the data
+//! area of `capacity` bytes. A flavor describes its control block as a `#[repr(C)]` struct
+//! and reaches each line through [`View::line`], never through a reference to the whole
+//! block (the header slot is plain bytes a peer may write).
 
-use std::mem::{align_of, size_of};
+use std::mem::size_of;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::notify::Event;
 use shm_core::SharedMemory;
 
-use crate::frame::FRAME_HEADER_LEN;
-use crate::primitive::{AtomicU32, AtomicU64};
 use crate::ChannelError;
 
 /// Smallest capacity: one frame header plus 8 bytes of payload.
 pub const MIN_CAPACITY: usize = 16;
-/// Largest capacity: 4 GiB, so every payload length fits the frame header's 32-bit field.
+/// Largest capacity: 4 GiB, so every payload length fits a frame header's 32-bit field.
 pub const MAX_CAPACITY: usize = 1 << 32;
 
-/// Written by the sender when it publishes frames.
+/// Room for the shm-core header, on its own line.
 #[repr(C, align(128))]
-pub(crate) struct ProducerLine {
-    /// Bytes ever published; frames below it are complete. Monotonic, a multiple of 8, and
-    /// `tail - head <= capacity`.
-    pub(crate) tail: AtomicU64,
-}
+pub(crate) struct HeaderSlot([u64; 16]);
 
-/// Written by the receiver when it releases frames.
-#[repr(C, align(128))]
-pub(crate) struct ConsumerLine {
-    /// Bytes ever released; the sender may overwrite everything below it. Monotonic.
-    pub(crate) head: AtomicU64,
-}
+const _: () = assert!(size_of::<LayoutHeader>() <= size_of::<HeaderSlot>());
 
-/// Ownership and close state of both endpoints; written rarely.
-#[repr(C, align(128))]
-pub(crate) struct StatusLine {
-    /// `ProcessIdentity` of the process owning the sender; 0 = unclaimed.
-    pub(crate) sender_owner: AtomicU64,
-    /// `ProcessIdentity` of the process owning the receiver; 0 = unclaimed.
-    pub(crate) receiver_owner: AtomicU64,
-    /// 1 once the sender was dropped by its owner.
-    pub(crate) sender_closed: AtomicU32,
-    /// 1 once the receiver was dropped by its owner.
-    pub(crate) receiver_closed: AtomicU32,
-}
+/// A line of a control block: `#[repr(C)]`, made of atomics only.
+///
+/// # Safety
+///
+/// Implementors hold only atomics (or arrays of them), so any bit pattern is a valid value
+/// and concurrent writers in other processes are not a data race on our side.
+pub(crate) unsafe trait Line {}
+
+// SAFETY: two atomic u32s.
+unsafe impl Line for Event {}
 
 /// The two events endpoints sleep on.
 #[repr(C, align(128))]
@@ -67,23 +48,8 @@ pub(crate) struct EventLine {
     pub(crate) space: Event,
 }
 
-impl ProducerLine {
-    /// The line of a fresh channel: nothing published.
-    pub(crate) fn new() -> ProducerLine {
-        ProducerLine {
-            tail: AtomicU64::new(0),
-        }
-    }
-}
-
-impl ConsumerLine {
-    /// The line of a fresh channel: nothing released.
-    pub(crate) fn new() -> ConsumerLine {
-        ConsumerLine {
-            head: AtomicU64::new(0),
-        }
-    }
-}
+// SAFETY: two `Event`s, atomics only.
+unsafe impl Line for EventLine {}
 
 impl EventLine {
     /// Both events idle.
@@ -95,161 +61,119 @@ impl EventLine {
     }
 }
 
-/// Room for the shm-core header, on its own line.
-#[repr(C, align(128))]
-struct HeaderSlot([u64; 16]);
-
-/// The control block at offset 0 of the region. Never referenced as a whole: each line is
-/// reached through its own pointer.
-#[repr(C)]
-pub(crate) struct Control {
-    header: HeaderSlot,
-    producer: ProducerLine,
-    consumer: ConsumerLine,
-    status: StatusLine,
-    events: EventLine,
-}
-
-/// Offset of the data area: right after the control block.
-pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
-
-#[cfg(not(loom))]
-const _: () = {
-    use std::mem::offset_of;
-    assert!(size_of::<LayoutHeader>() <= size_of::<HeaderSlot>());
-    assert!(offset_of!(Control, producer) == 128);
-    assert!(offset_of!(Control, consumer) == 256);
-    assert!(offset_of!(Control, status) == 384);
-    assert!(offset_of!(StatusLine, receiver_owner) == 8);
-    assert!(offset_of!(StatusLine, sender_closed) == 16);
-    assert!(offset_of!(StatusLine, receiver_closed) == 20);
-    assert!(offset_of!(Control, events) == 512);
-    assert!(offset_of!(EventLine, space) == 8);
-    assert!(DATA_OFFSET == 640);
-};
-
-/// The layout this build speaks: bump `version` on any incompatible change.
-pub(crate) const SPSC_SPEC: LayoutSpec = LayoutSpec {
-    magic: u64::from_le_bytes(*b"SHMSPSC1"),
-    version: 1,
-    layout_hash: header::layout_hash(&[
-        (size_of::<LayoutHeader>(), align_of::<LayoutHeader>()),
-        (size_of::<Control>(), align_of::<Control>()),
-        (size_of::<ProducerLine>(), align_of::<ProducerLine>()),
-        (size_of::<ConsumerLine>(), align_of::<ConsumerLine>()),
-        (size_of::<StatusLine>(), align_of::<StatusLine>()),
-        (size_of::<EventLine>(), align_of::<EventLine>()),
-        (FRAME_HEADER_LEN, FRAME_HEADER_LEN),
-    ]),
-};
-
-/// Region bytes a channel of `capacity` needs.
-pub fn region_len_for(capacity: usize) -> Option<usize> {
-    DATA_OFFSET.checked_add(capacity)
-}
-
-/// A validated view of a channel's shared memory: pointers to each line and the data area,
-/// and the capacity, checked once and cached privately (never re-read from the header).
-pub(crate) struct Shared {
+/// A validated view of a channel's region: the control block, the data area and the
+/// capacity, checked once and cached privately (never re-read from the header).
+pub struct View {
     /// Keeps the mapping alive for as long as any pointer below is used.
     memory: Arc<dyn SharedMemory>,
-    control: *mut Control,
+    control: NonNull<u8>,
+    control_len: usize,
     data: *mut u8,
     capacity: u64,
-    /// Under loom, the frame header words live here (one per 8 data bytes) as loom
-    /// atomics, so that the models see — and interleave — every header store and load.
-    #[cfg(loom)]
-    pub(crate) loom_headers: Arc<Vec<AtomicU64>>,
 }
 
-// SAFETY: `Shared` holds pointers into memory kept alive by `memory` (itself Send + Sync);
-// everything reached through them is atomic or accessed through raw-pointer copies, so the
-// view may move between and be shared by threads.
-unsafe impl Send for Shared {}
+// SAFETY: `View` holds pointers into memory kept alive by `memory` (itself Send + Sync);
+// everything reached through them is atomic or copied through raw pointers.
+unsafe impl Send for View {}
 // SAFETY: see `Send`.
-unsafe impl Sync for Shared {}
+unsafe impl Sync for View {}
 
-impl Shared {
-    /// Lays out a fresh channel of `capacity` bytes in `memory` (overwriting it), and writes
-    /// the header last.
-    pub(crate) fn create(
-        memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-    ) -> Result<Shared, ChannelError> {
-        check_capacity(capacity as u64)?;
-        let shared = Shared::view(memory, capacity as u64)?;
-        let control = shared.control;
-        // SAFETY: `view` checked that the control block lies inside the region, which is
-        // page-aligned (so each line's alignment holds). Nothing else uses the region yet
-        // (we are creating it), and `addr_of_mut!` + `write` forms no reference to the
-        // not-yet-initialised lines.
-        unsafe {
-            std::ptr::addr_of_mut!((*control).producer).write(ProducerLine::new());
-            std::ptr::addr_of_mut!((*control).consumer).write(ConsumerLine::new());
-            std::ptr::addr_of_mut!((*control).status).write(StatusLine {
-                sender_owner: AtomicU64::new(0),
-                receiver_owner: AtomicU64::new(0),
-                sender_closed: AtomicU32::new(0),
-                receiver_closed: AtomicU32::new(0),
-            });
-            std::ptr::addr_of_mut!((*control).events).write(EventLine::new());
+impl Clone for View {
+    fn clone(&self) -> View {
+        View {
+            memory: Arc::clone(&self.memory),
+            control: self.control,
+            control_len: self.control_len,
+            data: self.data,
+            capacity: self.capacity,
         }
-        header::write(&*shared.memory, &SPSC_SPEC, capacity as u64)?;
-        Ok(shared)
     }
+}
 
-    /// Validates the header of an existing channel in `memory` and returns a view of it.
-    pub(crate) fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        let capacity = attached_capacity(&*memory, &SPSC_SPEC)?;
-        Shared::view(memory, capacity)
-    }
-
-    /// Checks that the control block and `capacity` data bytes fit in `memory`.
-    fn view(memory: Arc<dyn SharedMemory>, capacity: u64) -> Result<Shared, ChannelError> {
-        let (control, data) = split_region(&*memory, DATA_OFFSET, capacity)?;
-        let control = control.cast::<Control>();
-        Ok(Shared {
+impl View {
+    /// Checks that a control block of `data_offset` bytes and `capacity` data bytes fit in
+    /// `memory`, and that the capacity is one a channel may have.
+    pub(crate) fn new(
+        memory: Arc<dyn SharedMemory>,
+        data_offset: usize,
+        capacity: u64,
+    ) -> Result<View, ChannelError> {
+        check_capacity(capacity)?;
+        let len = memory.len();
+        let needed = region_len(data_offset, capacity)?;
+        let too_small = |_| ChannelError::RegionTooSmall { needed, len };
+        let control = memory.ptr_at(0, data_offset).map_err(too_small)?;
+        let data = memory
+            .ptr_at(data_offset, capacity as usize)
+            .map_err(too_small)?;
+        let control = NonNull::new(control).ok_or(ChannelError::RegionTooSmall { needed, len })?;
+        Ok(View {
             memory,
             control,
+            control_len: data_offset,
             data,
             capacity,
-            #[cfg(loom)]
-            loom_headers: Arc::new((0..capacity / 8).map(|_| AtomicU64::new(0)).collect()),
         })
     }
 
-    pub(crate) fn producer(&self) -> &ProducerLine {
-        // SAFETY: the line lies inside the live region (checked in `view`), is initialised
-        // (by `create`, or by the creator whose header `attach` validated; all-zero bytes are
-        // valid too), and holds only atomics, which tolerate concurrent writers.
-        unsafe { &*std::ptr::addr_of!((*self.control).producer) }
+    /// Validates the header of a channel of kind `spec` in `memory` and views it.
+    pub(crate) fn attach(
+        memory: Arc<dyn SharedMemory>,
+        spec: &LayoutSpec,
+        data_offset: usize,
+    ) -> Result<View, ChannelError> {
+        let capacity = header::validate(&*memory, spec)?.capacity_untrusted;
+        View::new(memory, data_offset, capacity)
     }
 
-    pub(crate) fn consumer(&self) -> &ConsumerLine {
-        // SAFETY: as in `producer`.
-        unsafe { &*std::ptr::addr_of!((*self.control).consumer) }
+    /// Writes the header of kind `spec`: the last step of creating a channel (the magic is
+    /// stored last, with Release, so an attacher that validates it sees the lines).
+    pub(crate) fn publish_header(&self, spec: &LayoutSpec) -> Result<(), ChannelError> {
+        header::write(&*self.memory, spec, self.capacity)?;
+        Ok(())
     }
 
-    pub(crate) fn status(&self) -> &StatusLine {
-        // SAFETY: as in `producer`.
-        unsafe { &*std::ptr::addr_of!((*self.control).status) }
-    }
-
-    pub(crate) fn events(&self) -> &EventLine {
-        // SAFETY: as in `producer`.
-        unsafe { &*std::ptr::addr_of!((*self.control).events) }
-    }
-
-    /// The event line, borrowed independently of `self`: for wait loops that also need
-    /// `&mut` access to the endpoint that owns this view.
+    /// The line of type `T` at `offset` of the control block.
     ///
-    /// The reference stays valid as long as any `Shared` of this region lives (the `Arc`
-    /// keeps the mapping); callers hold one for the whole wait.
-    pub(crate) fn events_detached<'a>(&self) -> &'a EventLine {
-        // SAFETY: as in `producer`: in bounds, initialised, atomics only. The lifetime is
-        // unbound: the caller keeps an owner of this view (its endpoint) alive while it uses
-        // the reference, so the mapping outlives it.
-        unsafe { &*std::ptr::addr_of!((*self.control).events) }
+    /// # Safety
+    ///
+    /// `offset` must be the offset of a `T` in this flavor's control block (checked
+    /// statically with `offset_of!` by each layout), so it is aligned for `T`.
+    pub(crate) unsafe fn line<T: Line>(&self, offset: usize) -> &T {
+        debug_assert!(offset + size_of::<T>() <= self.control_len);
+        debug_assert!(offset % std::mem::align_of::<T>() == 0);
+        // SAFETY: the caller passes the offset of a `T` inside the control block, which lies
+        // inside the live mapping (checked in `new`) at a page-aligned base; `T` is atomics
+        // only (`Line`), valid for any bit pattern and for concurrent writers; the reference
+        // lives no longer than `self`, which keeps the mapping.
+        unsafe { &*self.control.as_ptr().add(offset).cast::<T>() }
+    }
+
+    /// Writes a fresh line of type `T` at `offset` (creating a channel).
+    ///
+    /// # Safety
+    ///
+    /// As for [`line`](View::line); and no other endpoint may use the region yet.
+    pub(crate) unsafe fn init_line<T: Line>(&self, offset: usize, value: T) {
+        debug_assert!(offset + size_of::<T>() <= self.control_len);
+        // SAFETY: in bounds and aligned (the caller's contract); nobody reads the line while
+        // the channel is being created, and `write` forms no reference to the old bytes.
+        unsafe { self.control.as_ptr().add(offset).cast::<T>().write(value) }
+    }
+
+    /// An owned handle on the event at `offset`, for wait loops that also need `&mut`
+    /// access to the endpoint (the handle keeps the mapping alive by itself).
+    ///
+    /// # Safety
+    ///
+    /// As for [`line`](View::line).
+    pub(crate) unsafe fn event(&self, offset: usize) -> EventRef {
+        // SAFETY: forwarded to the caller.
+        let event = NonNull::from(unsafe { self.line::<Event>(offset) });
+        EventRef {
+            _memory: Arc::clone(&self.memory),
+            event,
+        }
     }
 
     /// Start of the data area: valid for `capacity` bytes.
@@ -268,38 +192,36 @@ impl Shared {
     }
 }
 
-/// Splits `memory` into a control block of `data_offset` bytes and a data area of
-/// `capacity` bytes right after it, checking both fit: the layout every channel kind shares.
-pub(crate) fn split_region(
-    memory: &dyn SharedMemory,
-    data_offset: usize,
-    capacity: u64,
-) -> Result<(*mut u8, *mut u8), ChannelError> {
-    let len = memory.len();
-    let needed = usize::try_from(capacity)
+/// An event in a channel's control block, with the mapping it lives in kept alive: owned,
+/// so a wait on it can run while the endpoint it belongs to is borrowed mutably.
+pub struct EventRef {
+    _memory: Arc<dyn SharedMemory>,
+    event: NonNull<Event>,
+}
+
+// SAFETY: the pointer targets an `Event` (atomics only) in a mapping `_memory` keeps alive.
+unsafe impl Send for EventRef {}
+// SAFETY: see `Send`.
+unsafe impl Sync for EventRef {}
+
+impl EventRef {
+    /// The event.
+    pub(crate) fn get(&self) -> &Event {
+        // SAFETY: `View::event` made the pointer from a valid `&Event` in the mapping that
+        // `_memory` keeps alive as long as `self`.
+        unsafe { self.event.as_ref() }
+    }
+}
+
+/// Region bytes a channel whose data area starts at `data_offset` needs for `capacity`.
+pub(crate) fn region_len(data_offset: usize, capacity: u64) -> Result<usize, ChannelError> {
+    usize::try_from(capacity)
         .ok()
         .and_then(|capacity| data_offset.checked_add(capacity))
         .ok_or(ChannelError::InvalidCapacity {
             capacity,
             reason: "too large for this address space",
-        })?;
-    let too_small = |_| ChannelError::RegionTooSmall { needed, len };
-    let control = memory.ptr_at(0, data_offset).map_err(too_small)?;
-    let data = memory
-        .ptr_at(data_offset, capacity as usize)
-        .map_err(too_small)?;
-    Ok((control, data))
-}
-
-/// Validates the header of a channel of kind `spec` in `memory` and its capacity; returns
-/// the capacity, which the caller caches privately (never re-read from the header).
-pub(crate) fn attached_capacity(
-    memory: &dyn SharedMemory,
-    spec: &LayoutSpec,
-) -> Result<u64, ChannelError> {
-    let capacity = header::validate(memory, spec)?.capacity_untrusted;
-    check_capacity(capacity)?;
-    Ok(capacity)
+        })
 }
 
 /// A capacity is a power of two between `MIN_CAPACITY` and `MAX_CAPACITY`.
@@ -314,17 +236,4 @@ pub(crate) fn check_capacity(capacity: u64) -> Result<(), ChannelError> {
         return Ok(());
     };
     Err(ChannelError::InvalidCapacity { capacity, reason })
-}
-
-impl Clone for Shared {
-    fn clone(&self) -> Shared {
-        Shared {
-            memory: Arc::clone(&self.memory),
-            control: self.control,
-            data: self.data,
-            capacity: self.capacity,
-            #[cfg(loom)]
-            loom_headers: Arc::clone(&self.loom_headers),
-        }
-    }
 }

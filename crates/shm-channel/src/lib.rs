@@ -2,19 +2,29 @@
 //!
 //! Lock-free channels through shared memory, between threads or processes.
 //!
-//! - [`bytes`]: variable-length byte frames through a single-producer/single-consumer ring,
-//!   with zero-copy write and read grants and batched publishing.
-//! - [`typed`]: `T` values over the same ring, encoded straight into the ring by a
-//!   [`Codec`](codec::Codec): bincode 2 + serde (default), postcard, or plain data
-//!   (`bytemuck::Pod`) copied without any codec.
+//! Three flavors of ring, one endpoint core:
 //!
-//! Semantics follow crossbeam-channel: errors hand the value back and say why
-//! ([`SendError`], [`RecvError`]); a message larger than the ring is refused at once
-//! (`TooLarge`); when the sender is dropped the receiver still gets every message sent
-//! before, then `Disconnected`; when the receiver is dropped, `send` fails.
+//! - [`spsc`]: variable-length byte frames through a single-producer/single-consumer
+//!   ring, with zero-copy write and read grants and batched publishing;
+//! - [`mpsc`]: many sender processes into one receiver;
+//! - [`broadcast`]: one sender to many receivers, with back-pressure or overwrite-oldest.
+//!
+//! Every flavor's endpoints are the same two types, [`Sender<F>`](Sender) and
+//! [`Receiver<F>`](Receiver) (waiting, deadlines, liveness, ownership and grants are written
+//! once), with a few operations of the flavor's own. [`typed`] carries `T` values over any
+//! of them, encoded straight into the ring by a [`Codec`](codec::Codec): bincode 2 + serde
+//! (default), postcard, or plain data (`bytemuck::Pod`) copied without any codec.
+//!
+//! Semantics follow crossbeam-channel: each call has its own error type, listing only what
+//! it can return, and send errors hand the value back ([`SendError`], [`TrySendError`],
+//! [`SendTimeoutError`], [`RecvError`], [`TryRecvError`], [`RecvTimeoutError`]); a message
+//! larger than the ring is refused at once (`TooLarge`); when the sender is dropped the
+//! receiver still gets every message sent before, then `Disconnected`; when the receiver is
+//! dropped, `send` fails.
 //!
 //! Across `fork`, each endpoint is owned by exactly one process, recorded in shared
-//! memory: the copy left in the other process does not count. A peer process that dies
+//! memory: the copy left in the other process does not count, and using it fails with
+//! `NotOwner`. A peer process that dies
 //! without dropping its endpoint (`SIGKILL`) is seen through the kernel (a pidfd) and
 //! reported as `PeerDied` by the blocked call within
 //! [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL) (10 ms) plus scheduling
@@ -22,7 +32,8 @@
 //!
 //! Nothing a peer writes into shared memory can make this crate read out of bounds, panic
 //! or loop forever: every shared value is loaded once and validated; a bad one is a
-//! [`Corruption`].
+//! [`Corruption`], and no peer-written value keeps a blocked call waiting when no live
+//! process could end the wait.
 //!
 //! ```
 //! let (mut tx, mut rx) = shm_channel::typed::channel::<(u32, String)>(4096)?;
@@ -31,25 +42,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 pub mod broadcast;
-pub mod bytes;
 pub mod codec;
-pub mod endpoint;
+mod endpoint;
 mod error;
 mod frame;
 mod layout;
-#[cfg(all(test, loom))]
-mod loom_tests;
 pub mod mpsc;
-mod ownership;
 mod primitive;
 mod ring;
+pub mod spsc;
 pub mod typed;
 
-pub use error::{
-    ChannelError, CodecError, Corruption, GrantBounds, OwnershipError, RecvError, SendError,
+pub use endpoint::{
+    Batch, BatchGrant, Builder, Deadline, EndpointStats, Flavor, Iter, ReadGrant, Receiver, Sender,
+    WriteGrant,
 };
-pub use layout::{region_len_for, MAX_CAPACITY, MIN_CAPACITY};
+pub use error::{
+    CallError, ChannelError, CodecError, Corruption, GrantBounds, OwnershipError, RecvError,
+    RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+pub use layout::{MAX_CAPACITY, MIN_CAPACITY};

@@ -1,9 +1,11 @@
 //! Typed channels: `T` values over a byte ring, encoded in place by a [`Codec`].
 //!
-//! [`Sender`] and [`Receiver`] wrap any byte endpoint of this crate (the third type
-//! parameter: the SPSC [`bytes`] endpoints by default, the [`mpsc`](crate::mpsc) ones for
-//! [`mpsc::typed`](crate::mpsc::typed)): encoding goes straight into the ring's write grant
-//! and decoding straight out of its read grant, the same code for every ring.
+//! [`Sender`] and [`Receiver`] wrap the byte endpoints of any flavor (the third type
+//! parameter: [`Spsc`] by default; [`mpsc::typed`](crate::mpsc::typed) and
+//! [`broadcast::typed`](crate::broadcast::typed) name the others): encoding goes straight
+//! into the ring's write grant and decoding straight out of the received frame, the same
+//! code for every ring. Errors are the byte endpoints' per-call errors, carrying the value
+//! back (`Encode`, `Decode` for codec failures).
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -38,10 +40,11 @@ use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::WaitStrategy;
 use shm_core::SharedMemory;
 
-use crate::bytes::{self, EndpointStats};
 use crate::codec::{Codec, FrameReader, FrameWriter};
-use crate::endpoint::{ByteReceiver, ByteSender, Deadline};
-use crate::{ChannelError, CodecError, OwnershipError, RecvError, SendError};
+use crate::endpoint::{Deadline, EndpointStats, Flavor, Publish};
+use crate::error::SendFailure;
+use crate::spsc::Spsc;
+use crate::{ChannelError, CodecError, OwnershipError, SendError, SendTimeoutError, TrySendError};
 
 #[cfg(feature = "bincode")]
 /// The default codec: serde + bincode 2.
@@ -54,9 +57,10 @@ pub type DefaultCodec = crate::codec::Postcard;
 pub type DefaultCodec = crate::codec::Plain;
 
 /// Both ends of a typed channel.
-pub type Pair<T, C = DefaultCodec> = (Sender<T, C>, Receiver<T, C>);
+pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
 
-/// Creates a typed channel over a byte ring of `capacity` bytes, with the default codec.
+/// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with the default
+/// codec.
 pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
 where
     DefaultCodec: Codec<T>,
@@ -64,80 +68,119 @@ where
     channel_with::<T, DefaultCodec>(capacity)
 }
 
-/// Creates a typed channel with codec `C`.
+/// Creates a typed SPSC channel with codec `C`.
 pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
-    let (tx, rx) = bytes::channel(capacity)?;
+    let (tx, rx) = crate::spsc::channel(capacity)?;
     Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
 }
 
-/// The sending end of a typed channel over the byte sender `S`.
-pub struct Sender<T, C = DefaultCodec, S = bytes::Sender> {
-    inner: S,
+/// The sending end of a typed channel of flavor `F`.
+pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
+    inner: crate::Sender<F>,
     _types: PhantomData<fn(T, C)>,
 }
 
-impl<T, C: Codec<T>, S: ByteSender> Sender<T, C, S> {
+/// Why a typed send failed, before the value is put back.
+enum TypedFailure {
+    Channel(SendFailure),
+    Encode(CodecError),
+}
+
+impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     /// Wraps a byte sender: its frames will carry `T`s encoded by `C`.
-    pub fn from_bytes(inner: S) -> Self {
+    pub fn from_bytes(inner: crate::Sender<F>) -> Self {
         Sender {
             inner,
             _types: PhantomData,
         }
     }
 
+    /// Attaches as a sender to a channel created in `memory` by another process (see
+    /// [`Sender::attach`](crate::Sender::attach)).
+    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
+        crate::Sender::attach(memory).map(Sender::from_bytes)
+    }
+
     /// The byte sender underneath.
-    pub fn into_bytes(self) -> S {
+    pub fn into_bytes(self) -> crate::Sender<F> {
         self.inner
     }
 
     /// The byte sender underneath, borrowed.
-    pub fn as_bytes(&self) -> &S {
+    pub fn as_bytes(&self) -> &crate::Sender<F> {
         &self.inner
     }
 
     /// Sends `value`, waiting for room as long as it takes.
     pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.encode_and_commit(value, Deadline::Never, false)
+        loop {
+            match self.encode_and_commit(&value, Deadline::Never, Publish::Now) {
+                Ok(()) => return Ok(()),
+                Err(TypedFailure::Channel(SendFailure::NotNow)) => continue,
+                Err(TypedFailure::Channel(SendFailure::Fatal(f))) => {
+                    return Err(SendError::fatal(f, value))
+                }
+                Err(TypedFailure::Encode(e)) => return Err(SendError::Encode(value, e)),
+            }
+        }
     }
 
     /// Sends `value` if there is room now.
-    pub fn try_send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.encode_and_commit(value, Deadline::Now, false)
+    pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T>> {
+        match self.encode_and_commit(&value, Deadline::Now, Publish::Now) {
+            Ok(()) => Ok(()),
+            Err(TypedFailure::Channel(failure)) => {
+                Err(crate::endpoint::try_send_error(failure, value))
+            }
+            Err(TypedFailure::Encode(e)) => Err(TrySendError::Encode(value, e)),
+        }
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
-    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.encode_and_commit(value, Deadline::after(timeout), false)
+    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        match self.encode_and_commit(&value, Deadline::after(timeout), Publish::Now) {
+            Ok(()) => Ok(()),
+            Err(TypedFailure::Channel(failure)) => {
+                Err(crate::endpoint::send_timeout_error(failure, value))
+            }
+            Err(TypedFailure::Encode(e)) => Err(SendTimeoutError::Encode(value, e)),
+        }
     }
 
     /// Sends `value` but may leave it unpublished, for batched publishing of a stream: see
-    /// [`bytes::Sender::send_deferred`] (an MPSC commit is always visible at once).
+    /// [`Sender::send_deferred`](crate::Sender::send_deferred).
     pub fn send_deferred(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.encode_and_commit(value, Deadline::Never, true)
+        loop {
+            match self.encode_and_commit(&value, Deadline::Never, Publish::WhenPending) {
+                Ok(()) => return Ok(()),
+                Err(TypedFailure::Channel(SendFailure::NotNow)) => continue,
+                Err(TypedFailure::Channel(SendFailure::Fatal(f))) => {
+                    return Err(SendError::fatal(f, value))
+                }
+                Err(TypedFailure::Encode(e)) => return Err(SendError::Encode(value, e)),
+            }
+        }
     }
 
     /// Publishes every value sent with [`send_deferred`](Sender::send_deferred) so far.
     pub fn flush(&mut self) {
-        self.inner.flush_frames();
+        self.inner.flush();
     }
 
     /// Sizes `value`, encodes it straight into a frame of exactly that size, and commits
-    /// the frame; nothing is published if encoding fails or writes another length.
+    /// the frame; nothing is delivered if encoding fails or writes another length.
     fn encode_and_commit(
         &mut self,
-        value: T,
+        value: &T,
         deadline: Deadline,
-        deferred: bool,
-    ) -> Result<(), SendError<T>> {
-        let len = match C::encoded_len(&value) {
-            Ok(len) => len,
-            Err(e) => return Err(SendError::Encode(value, e)),
-        };
-        let sent = self.inner.send_frame(len, deadline, deferred, |ptr| {
-            // SAFETY: `send_frame` hands a pointer valid for writes of `len` bytes until
-            // it commits, which is after this closure returns.
+        publish: Publish,
+    ) -> Result<(), TypedFailure> {
+        let len = C::encoded_len(value).map_err(TypedFailure::Encode)?;
+        let sent = self.inner.send_with(len, deadline, publish, |ptr| {
+            // SAFETY: `send_with` hands a pointer valid for writes of `len` bytes until it
+            // commits, which is after this closure returns.
             let mut out = unsafe { FrameWriter::new(ptr, len) };
-            C::encode(&value, &mut out)?;
+            C::encode(value, &mut out)?;
             match out.written() {
                 written if written == len => Ok(()),
                 written => Err(CodecError::Encode(format!(
@@ -147,8 +190,8 @@ impl<T, C: Codec<T>, S: ByteSender> Sender<T, C, S> {
         });
         match sent {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(SendError::Encode(value, e)),
-            Err(e) => Err(e.map(|()| value)),
+            Ok(Err(e)) => Err(TypedFailure::Encode(e)),
+            Err(failure) => Err(TypedFailure::Channel(failure)),
         }
     }
 
@@ -157,12 +200,19 @@ impl<T, C: Codec<T>, S: ByteSender> Sender<T, C, S> {
         self.inner.set_wait_strategy(strategy);
     }
 
-    /// In the owning process: makes process `to` the owner (see [`Endpoint::hand_over`](crate::endpoint::Endpoint::hand_over)).
+    /// Counters of this endpoint.
+    pub fn stats(&self) -> EndpointStats {
+        self.inner.stats()
+    }
+
+    /// In the owning process: makes process `to` the owner (see
+    /// [`Sender::hand_over`](crate::Sender::hand_over)).
     pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
         self.inner.hand_over(to)
     }
 
-    /// In a forked child: takes ownership from the parent (see [`Endpoint::adopt`](crate::endpoint::Endpoint::adopt)).
+    /// In a forked child: takes ownership from the parent (see
+    /// [`Sender::adopt`](crate::Sender::adopt)).
     pub fn adopt(&self) -> Result<(), OwnershipError> {
         self.inner.adopt()
     }
@@ -173,35 +223,23 @@ impl<T, C: Codec<T>, S: ByteSender> Sender<T, C, S> {
     }
 }
 
-impl<T, C: Codec<T>> Sender<T, C, bytes::Sender> {
-    /// Attaches as the sender to a channel created in `memory` by another process.
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        bytes::Sender::attach(memory).map(Sender::from_bytes)
-    }
-
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.stats()
-    }
-}
-
-impl<T, C, S: std::fmt::Debug> std::fmt::Debug for Sender<T, C, S> {
+impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, C, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("typed::Sender").field(&self.inner).finish()
     }
 }
 
-/// The receiving end of a typed channel over the byte receiver `R`.
-pub struct Receiver<T, C = DefaultCodec, R = bytes::Receiver> {
-    inner: R,
+/// The receiving end of a typed channel of flavor `F`.
+pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
+    inner: crate::Receiver<F>,
     /// Private copy of a frame, for codecs that decode from a slice; reused.
     scratch: Vec<u8>,
     _types: PhantomData<fn() -> (T, C)>,
 }
 
-impl<T, C: Codec<T>, R: ByteReceiver> Receiver<T, C, R> {
+impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     /// Wraps a byte receiver whose frames carry `T`s encoded by `C`.
-    pub fn from_bytes(inner: R) -> Self {
+    pub fn from_bytes(inner: crate::Receiver<F>) -> Self {
         Receiver {
             inner,
             scratch: Vec::new(),
@@ -209,40 +247,49 @@ impl<T, C: Codec<T>, R: ByteReceiver> Receiver<T, C, R> {
         }
     }
 
+    /// Attaches as a receiver to a channel created in `memory` by another process (see
+    /// [`Receiver::attach`](crate::Receiver::attach)).
+    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
+        crate::Receiver::attach(memory).map(Receiver::from_bytes)
+    }
+
     /// The byte receiver underneath.
-    pub fn into_bytes(self) -> R {
+    pub fn into_bytes(self) -> crate::Receiver<F> {
         self.inner
     }
 
     /// The byte receiver underneath, borrowed (for its counters).
-    pub fn as_bytes(&self) -> &R {
+    pub fn as_bytes(&self) -> &crate::Receiver<F> {
         &self.inner
     }
 
     /// Waits for the next value.
-    pub fn recv(&mut self) -> Result<T, RecvError> {
-        self.recv_with_deadline(Deadline::Never)
+    pub fn recv(&mut self) -> Result<T, F::RecvError> {
+        self.decode_next(Deadline::Never)
     }
 
     /// The next value, if one is there now.
-    pub fn try_recv(&mut self) -> Result<T, RecvError> {
-        self.recv_with_deadline(Deadline::Now)
+    pub fn try_recv(&mut self) -> Result<T, F::TryRecvError> {
+        self.decode_next(Deadline::Now)
     }
 
     /// Waits at most `timeout` for the next value.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
-        self.recv_with_deadline(Deadline::after(timeout))
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, F::RecvTimeoutError> {
+        self.decode_next(Deadline::after(timeout))
     }
 
-    fn recv_with_deadline(&mut self, deadline: Deadline) -> Result<T, RecvError> {
+    fn decode_next<E: crate::error::FromRecvFatal<crate::endpoint::Fault<F>>>(
+        &mut self,
+        deadline: Deadline,
+    ) -> Result<T, E> {
         let scratch = &mut self.scratch;
-        let value = self.inner.recv_frame(deadline, |ptr, len| {
-            // SAFETY: `recv_frame` hands a pointer valid for reads of `len` bytes until
-            // the frame is released, which is after this closure returns.
+        let value = self.inner.recv_with::<E, _>(deadline, |ptr, len| {
+            // SAFETY: `recv_with` hands a pointer valid for reads of `len` bytes until the
+            // frame is released, which is after this closure returns.
             let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
             C::decode(&mut input)
         })?;
-        Ok(value?)
+        value.map_err(E::from)
     }
 
     /// A blocking iterator over values; it ends when no value can come any more.
@@ -255,12 +302,19 @@ impl<T, C: Codec<T>, R: ByteReceiver> Receiver<T, C, R> {
         self.inner.set_wait_strategy(strategy);
     }
 
-    /// In the owning process: makes process `to` the owner (see [`Endpoint::hand_over`](crate::endpoint::Endpoint::hand_over)).
+    /// Counters of this endpoint.
+    pub fn stats(&self) -> EndpointStats {
+        self.inner.stats()
+    }
+
+    /// In the owning process: makes process `to` the owner (see
+    /// [`Receiver::hand_over`](crate::Receiver::hand_over)).
     pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
         self.inner.hand_over(to)
     }
 
-    /// In a forked child: takes ownership from the parent (see [`Endpoint::adopt`](crate::endpoint::Endpoint::adopt)).
+    /// In a forked child: takes ownership from the parent (see
+    /// [`Receiver::adopt`](crate::Receiver::adopt)).
     pub fn adopt(&self) -> Result<(), OwnershipError> {
         self.inner.adopt()
     }
@@ -271,19 +325,7 @@ impl<T, C: Codec<T>, R: ByteReceiver> Receiver<T, C, R> {
     }
 }
 
-impl<T, C: Codec<T>> Receiver<T, C, bytes::Receiver> {
-    /// Attaches as the receiver to a channel created in `memory` by another process.
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        bytes::Receiver::attach(memory).map(Receiver::from_bytes)
-    }
-
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.stats()
-    }
-}
-
-impl<T, C, R: std::fmt::Debug> std::fmt::Debug for Receiver<T, C, R> {
+impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, C, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("typed::Receiver").field(&self.inner).finish()
     }

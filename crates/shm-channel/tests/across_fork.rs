@@ -4,9 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shm_channel::bytes::{self, Receiver, Sender};
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
-use shm_channel::{typed, RecvError, SendError};
+use shm_channel::spsc::{self, Receiver, Sender};
+use shm_channel::{typed, RecvTimeoutError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock};
 
@@ -52,7 +52,7 @@ fn fill_message(rng: &mut Rng, seq: u64, buf: &mut Vec<u8>) {
 #[test]
 fn a_million_random_messages_arrive_intact_and_in_order() {
     const COUNT: u64 = 1_000_000;
-    let (tx, mut rx) = bytes::channel(1 << 16).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 16).unwrap();
     let mut tx = Some(tx);
     let lock = fork_lock();
     let child = fork_child(&lock, || {
@@ -94,7 +94,10 @@ fn a_million_random_messages_arrive_intact_and_in_order() {
         );
         assert_eq!(got, &expected[..], "message {seq}");
     }
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
     assert_eq!(child.wait(), 0);
 }
 
@@ -212,7 +215,7 @@ impl Adopt for Receiver {
 
 #[test]
 fn child_dropping_its_sender_disconnects_the_parent_after_every_message() {
-    let (tx, mut rx) = bytes::channel(1 << 10).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
     let (child, _lock) = fork_owner(
         tx,
         |tx, to| tx.hand_over(to).unwrap(),
@@ -227,13 +230,16 @@ fn child_dropping_its_sender_disconnects_the_parent_after_every_message() {
     for i in 0..100u32 {
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), i.to_le_bytes());
     }
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
     assert_eq!(child.wait(), 0);
 }
 
 #[test]
 fn child_dropping_its_receiver_disconnects_the_parents_sender() {
-    let (mut tx, rx) = bytes::channel(1 << 10).unwrap();
+    let (mut tx, rx) = spsc::channel(1 << 10).unwrap();
     let (child, _lock) = fork_owner(
         rx,
         |rx, to| rx.hand_over(to).unwrap(),
@@ -248,8 +254,8 @@ fn child_dropping_its_receiver_disconnects_the_parents_sender() {
     // Once the child has dropped its receiver, sends fail with Disconnected.
     loop {
         match tx.send_timeout(b"more", Duration::from_millis(50)) {
-            Err(SendError::Disconnected(())) => break,
-            Ok(()) | Err(SendError::Timeout(())) => {
+            Err(SendTimeoutError::Disconnected(())) => break,
+            Ok(()) | Err(SendTimeoutError::Timeout(())) => {
                 assert!(Instant::now() < deadline, "never disconnected");
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -261,7 +267,7 @@ fn child_dropping_its_receiver_disconnects_the_parents_sender() {
 
 #[test]
 fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
-    let (tx, mut rx) = bytes::channel(1 << 10).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
     let (child, _lock) = fork_owner(
         tx,
         |tx, to| tx.hand_over(to).unwrap(),
@@ -288,7 +294,7 @@ fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
     let result = rx.recv_timeout(PATIENCE);
     let seen = Instant::now();
     let killed = killer.join().unwrap();
-    assert_eq!(result, Err(RecvError::PeerDied));
+    assert_eq!(result, Err(RecvTimeoutError::PeerDied));
     eprintln!(
         "PeerDied seen {:?} after SIGKILL",
         seen.saturating_duration_since(killed)
@@ -298,7 +304,7 @@ fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
 
 #[test]
 fn sigkill_of_the_receiver_wakes_the_blocked_sender_with_peer_died() {
-    let (mut tx, rx) = bytes::channel(1 << 8).unwrap();
+    let (mut tx, rx) = spsc::channel(1 << 8).unwrap();
     let (child, _lock) = fork_owner(
         rx,
         |rx, to| rx.hand_over(to).unwrap(),
@@ -316,13 +322,16 @@ fn sigkill_of_the_receiver_wakes_the_blocked_sender_with_peer_died() {
     });
     let result = tx.send_timeout(&[1; 24], PATIENCE);
     killer.join().unwrap();
-    assert!(matches!(result, Err(SendError::PeerDied(()))), "{result:?}");
+    assert!(
+        matches!(result, Err(SendTimeoutError::PeerDied(()))),
+        "{result:?}"
+    );
     assert_eq!(child.wait(), 128 + libc::SIGKILL);
 }
 
 #[test]
 fn garbage_written_by_a_peer_is_corruption_not_a_crash() {
-    let (tx, mut rx) = bytes::channel(1 << 10).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
     let memory = tx.memory().clone();
     let (child, _lock) = fork_owner(
         tx,
@@ -341,7 +350,10 @@ fn garbage_written_by_a_peer_is_corruption_not_a_crash() {
     );
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"fine");
     let result = rx.recv_timeout(PATIENCE);
-    assert!(matches!(result, Err(RecvError::Corrupted(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(RecvTimeoutError::Corrupted(_))),
+        "{result:?}"
+    );
     assert_eq!(child.wait(), 0);
     drop(memory);
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shm_channel::broadcast::{self, Policy, Receiver, Sender};
-use shm_channel::{RecvError, SendError};
+use shm_channel::broadcast::{self, Policy, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use shm_channel::{SendError, SendTimeoutError, TrySendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock, TestChild};
@@ -20,7 +20,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 fn heap_channel(capacity: usize, policy: Policy) -> (Sender, Receiver, Arc<HeapRegion>) {
     let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
-    let (tx, rx) = broadcast::channel_in(heap.clone(), capacity, policy).unwrap();
+    let (tx, rx) = broadcast::Builder::new(capacity)
+        .policy(policy)
+        .create_in(heap.clone())
+        .unwrap();
     (tx, rx, heap)
 }
 
@@ -48,7 +51,10 @@ fn every_receiver_sees_every_message_with_both_policies() {
             assert_eq!(rx2.recv_timeout(PATIENCE).unwrap(), m, "{policy:?}");
         }
         drop(tx);
-        assert_eq!(rx1.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+        assert_eq!(
+            rx1.recv_timeout(PATIENCE),
+            Err(RecvTimeoutError::Disconnected)
+        );
     }
 }
 
@@ -61,11 +67,11 @@ fn lagging_receiver_gets_lagged_with_the_right_count() {
     for i in 1..=20u64 {
         tx.send(&i.to_le_bytes()).unwrap();
     }
-    assert_eq!(rx.try_recv(), Err(RecvError::Lagged(12)));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Lagged(12)));
     for i in 13..=20u64 {
         assert_eq!(seq_of(&rx.try_recv().unwrap()), i);
     }
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }
 
 #[test]
@@ -75,11 +81,11 @@ fn back_pressure_waits_for_the_slowest_receiver() {
     for i in 0..8u64 {
         tx.try_send(&i.to_le_bytes()).unwrap();
     }
-    assert!(matches!(tx.try_send(&[0; 8]), Err(SendError::Full(()))));
+    assert!(matches!(tx.try_send(&[0; 8]), Err(TrySendError::Full(()))));
     for i in 0..8u64 {
         assert_eq!(seq_of(&fast.try_recv().unwrap()), i);
     }
-    assert!(matches!(tx.try_send(&[0; 8]), Err(SendError::Full(()))));
+    assert!(matches!(tx.try_send(&[0; 8]), Err(TrySendError::Full(()))));
     assert_eq!(seq_of(&slow.try_recv().unwrap()), 0);
     tx.try_send(&8u64.to_le_bytes()).unwrap();
     drop(slow); // leaving frees the sender
@@ -98,7 +104,7 @@ fn late_receiver_starts_at_the_tail() {
     tx.send(b"late").unwrap();
     assert_eq!(rx.recv().unwrap(), b"early");
     assert_eq!(late.recv().unwrap(), b"late");
-    assert_eq!(late.try_recv(), Err(RecvError::Empty));
+    assert_eq!(late.try_recv(), Err(TryRecvError::Empty));
 }
 
 #[test]
@@ -111,7 +117,7 @@ fn dead_reader_is_dropped_from_back_pressure() {
     }
     assert!(matches!(
         tx.send_timeout(&[0; 8], Duration::from_millis(30)),
-        Err(SendError::Timeout(()))
+        Err(SendTimeoutError::Timeout(()))
     ));
     // The reader's process "dies": its slot names a process that no longer exists.
     let dead = ProcessIdentity::current().unwrap().to_raw() + (1 << 22);
@@ -125,11 +131,11 @@ fn dead_reader_is_dropped_from_back_pressure() {
 fn garbage_tail_and_headers_are_corruption() {
     let (tx, mut rx, heap) = heap_channel(256, Policy::Overwrite);
     poke(&heap, TAIL, 8);
-    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupted(_))));
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_))));
     let (mut tx2, mut rx2, heap2) = heap_channel(256, Policy::Overwrite);
     tx2.send(b"hello").unwrap();
     poke(&heap2, DATA + 8, u64::MAX);
-    assert!(matches!(rx2.try_recv(), Err(RecvError::Corrupted(_))));
+    assert!(matches!(rx2.try_recv(), Err(TryRecvError::Corrupted(_))));
     // The sender validates the frames it overwrites.
     for _ in 0..7 {
         tx2.send(b"hello").unwrap();
@@ -166,7 +172,7 @@ fn read_all(rx: &mut Receiver, count: u64) -> i32 {
         }
     }
     match rx.recv_timeout(PATIENCE) {
-        Err(RecvError::Disconnected) => 0,
+        Err(RecvTimeoutError::Disconnected) => 0,
         _ => 2,
     }
 }
@@ -252,9 +258,9 @@ fn overwrite_to_three_reader_processes_accounts_for_every_message() {
                                 std::thread::sleep(Duration::from_micros(200));
                             }
                         }
-                        Err(RecvError::Lagged(n)) => lagged += n,
-                        Err(RecvError::Disconnected) => break,
-                        Err(RecvError::Corrupted(_)) => return 4,
+                        Err(RecvTimeoutError::Lagged(n)) => lagged += n,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                        Err(RecvTimeoutError::Corrupted(_)) => return 4,
                         Err(_) => return 3,
                     }
                 }
@@ -310,7 +316,7 @@ fn subscribing_does_not_move_other_receivers_cursors() {
         loop {
             match tx.try_send(&[sent; 8]) {
                 Ok(()) => sent += 1,
-                Err(SendError::Full(())) => break,
+                Err(TrySendError::Full(())) => break,
                 Err(other) => panic!("{other:?}"),
             }
         }
@@ -321,7 +327,7 @@ fn subscribing_does_not_move_other_receivers_cursors() {
         };
         // Still full for rx1: nothing was read.
         assert!(
-            matches!(tx.try_send(&[0xee; 8]), Err(SendError::Full(()))),
+            matches!(tx.try_send(&[0xee; 8]), Err(TrySendError::Full(()))),
             "after subscribe, the sender overwrote messages rx1 has not read"
         );
         for i in 0..sent {
@@ -343,7 +349,7 @@ fn late_receiver_lagging_before_its_first_read_counts_exactly() {
         tx.send(&i.to_le_bytes()).unwrap();
     }
     // 8 of the 20 messages sent since it joined are still in the ring.
-    assert_eq!(late.try_recv(), Err(RecvError::Lagged(12)));
+    assert_eq!(late.try_recv(), Err(TryRecvError::Lagged(12)));
     assert_eq!(seq_of(&late.try_recv().unwrap()), 42);
 }
 
@@ -397,12 +403,12 @@ fn typed_broadcast_reports_lag_then_continues() {
 
     // 256 bytes hold a handful of 8-byte values; the reader falls behind by far more.
     let (mut tx, mut rx) = typed::channel_with::<u64, Plain>(256, Policy::Overwrite).unwrap();
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     for i in 0..100u64 {
         tx.send(i).unwrap();
     }
     let lagged = match rx.recv_timeout(std::time::Duration::from_secs(5)) {
-        Err(RecvError::Lagged(n)) => n,
+        Err(RecvTimeoutError::Lagged(n)) => n,
         other => panic!("expected Lagged, got {other:?}"),
     };
     assert!(lagged > 0);

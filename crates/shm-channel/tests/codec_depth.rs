@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shm_channel::codec::{Bincode, Codec, Postcard, MAX_DECODE_DEPTH};
-use shm_channel::{bytes, typed, CodecError, RecvError};
+use shm_channel::{spsc, typed, CodecError, TryRecvError};
 use shm_core::HeapRegion;
 use shm_testkit::{fork_child, fork_lock};
 
@@ -17,20 +17,20 @@ const CAPACITY: usize = 4096;
 const DATA: usize = 640;
 
 /// A byte channel over a heap region: the test writes frames a hostile peer could write.
-fn heap_channel(capacity: usize) -> (bytes::Sender, bytes::Receiver) {
+fn heap_channel(capacity: usize) -> (spsc::Sender, spsc::Receiver) {
     let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
-    bytes::Builder::new(capacity).create_in(heap).unwrap()
+    spsc::Builder::new(capacity).create_in(heap).unwrap()
 }
 
 /// Sends `frame` as it is and decodes it as a `T` with `C`.
-fn decode_frame<T, C: Codec<T>>(frame: &[u8]) -> Result<T, RecvError> {
+fn decode_frame<T, C: Codec<T>>(frame: &[u8]) -> Result<T, TryRecvError> {
     let (mut tx, rx) = heap_channel(CAPACITY);
     tx.send(frame).unwrap();
     typed::Receiver::<T, C>::from_bytes(rx).try_recv()
 }
 
 /// Sends `value` through a typed channel and decodes it with `C`.
-fn round_trip<T, C: Codec<T>>(value: T) -> Result<T, RecvError> {
+fn round_trip<T, C: Codec<T>>(value: T) -> Result<T, TryRecvError> {
     let (tx, rx) = heap_channel(CAPACITY);
     let mut tx = typed::Sender::<T, C>::from_bytes(tx);
     let mut rx = typed::Receiver::<T, C>::from_bytes(rx);
@@ -38,9 +38,9 @@ fn round_trip<T, C: Codec<T>>(value: T) -> Result<T, RecvError> {
     rx.try_recv()
 }
 
-fn is_depth_error(result: Result<impl std::fmt::Debug, RecvError>) -> bool {
+fn is_depth_error(result: Result<impl std::fmt::Debug, TryRecvError>) -> bool {
     match result {
-        Err(RecvError::Decode(CodecError::Decode(message))) => {
+        Err(TryRecvError::Decode(CodecError::Decode(message))) => {
             message.contains(&format!("deeper than {MAX_DECODE_DEPTH} levels"))
         }
         _ => false,
@@ -110,10 +110,10 @@ const OTHER_ERROR: i32 = 2;
 fn decode_in_child<T, C: Codec<T>>(frame: &[u8]) -> i32 {
     let lock = fork_lock();
     let child = fork_child(&lock, || {
-        let (mut tx, rx) = bytes::channel(1 << 20).unwrap();
+        let (mut tx, rx) = spsc::channel(1 << 20).unwrap();
         tx.send(frame).unwrap();
         match typed::Receiver::<T, C>::from_bytes(rx).try_recv() {
-            Err(RecvError::Decode(_)) => DECODE_ERROR,
+            Err(TryRecvError::Decode(_)) => DECODE_ERROR,
             Ok(_) => DECODED,
             Err(_) => OTHER_ERROR,
         }
@@ -229,7 +229,7 @@ fn bytes_after_the_value_are_still_refused() {
         decode_frame::<Chain, Postcard>(&frame),
     ] {
         match result {
-            Err(RecvError::Decode(CodecError::Decode(message))) => {
+            Err(TryRecvError::Decode(CodecError::Decode(message))) => {
                 assert!(message.contains("1 bytes left"), "{message}")
             }
             other => panic!("expected a decode error, got {other:?}"),

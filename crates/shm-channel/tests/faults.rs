@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use shm_channel::bytes::{self, Receiver, Sender};
-use shm_channel::{RecvError, SendError};
+use shm_channel::spsc::{self, Receiver, Sender};
+use shm_channel::{RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock, TestChild};
@@ -203,7 +203,7 @@ fn drain_until_peer_died(rx: &mut Receiver, mut next: u64, max_len: usize) -> (u
                 assert_eq!(seq, next, "lost, duplicated or reordered");
                 next += 1;
             }
-            Err(RecvError::PeerDied) => return (next, waited.elapsed()),
+            Err(RecvTimeoutError::PeerDied) => return (next, waited.elapsed()),
             Err(other) => panic!("expected PeerDied after message {next}, got {other:?}"),
         }
     }
@@ -241,7 +241,10 @@ fn recover_sender(
         let msg = rx.recv_timeout(PATIENCE).unwrap();
         assert_eq!(verify(&msg, max_len).unwrap(), seq);
     }
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
     assert_eq!(child.wait(), 0);
 }
 
@@ -262,7 +265,7 @@ fn producer_killed_at(moment: Moment) {
     const MAX: usize = 1000;
     const COMMITTED: u64 = 5;
     let control = Control::new();
-    let (tx, mut rx) = bytes::channel(1 << 14).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 14).unwrap();
     let lock = fork_lock();
     let child = fork_owner(&lock, tx, |mut tx| {
         let mut buf = Vec::new();
@@ -287,7 +290,7 @@ fn producer_killed_at(moment: Moment) {
     assert_eq!(next, COMMITTED, "{moment:?}: committed messages lost");
     eprintln!("{moment:?}: PeerDied {:?} after SIGKILL", killed.elapsed());
     // Still dead, still nothing partial.
-    assert_eq!(rx.try_recv(), Err(RecvError::PeerDied));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::PeerDied));
     // The uncommitted frame is overwritten by the new sender: resume at the same number.
     recover_sender(&lock, &mut rx, COMMITTED, 50, MAX);
 }
@@ -311,7 +314,7 @@ fn producer_killed_between_write_and_commit() {
 fn producer_killed_inside_a_batch_loses_only_the_unpublished_batch() {
     const MAX: usize = 100;
     let control = Control::new();
-    let (tx, mut rx) = bytes::channel(1 << 14).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 14).unwrap();
     let lock = fork_lock();
     let child = fork_owner(&lock, tx, |mut tx| {
         let mut buf = Vec::new();
@@ -339,7 +342,7 @@ fn producer_killed_inside_a_batch_loses_only_the_unpublished_batch() {
 fn consumer_killed_while_the_producer_is_blocked() {
     const MAX: usize = 200;
     let control = Control::new();
-    let (mut tx, rx) = bytes::channel(1 << 12).unwrap();
+    let (mut tx, rx) = spsc::channel(1 << 12).unwrap();
     let lock = fork_lock();
     let child = fork_owner(&lock, rx, |mut rx| {
         for seq in 0..10 {
@@ -357,7 +360,7 @@ fn consumer_killed_while_the_producer_is_blocked() {
         message(seq, MAX, &mut buf);
         match tx.send_timeout(&buf, Duration::from_millis(100)) {
             Ok(()) => seq += 1,
-            Err(SendError::Timeout(())) => {
+            Err(SendTimeoutError::Timeout(())) => {
                 // Full and blocked: the consumer has stopped reading. Kill it while we
                 // block in a long send.
                 control.wait_for(STAGE, 1);
@@ -379,7 +382,10 @@ fn consumer_killed_while_the_producer_is_blocked() {
             Err(other) => panic!("{other:?}"),
         }
     };
-    assert!(matches!(died, Err(SendError::PeerDied(()))), "{died:?}");
+    assert!(
+        matches!(died, Err(SendTimeoutError::PeerDied(()))),
+        "{died:?}"
+    );
     assert_eq!(child.wait(), 128 + libc::SIGKILL);
     // Recovery: a new consumer continues after the 10 messages the dead one released.
     let memory = Arc::clone(tx.memory());
@@ -415,7 +421,7 @@ fn consumer_killed_while_the_producer_is_blocked() {
 fn consumer_killed_holding_a_read_grant_gets_the_message_redelivered() {
     const MAX: usize = 64;
     let control = Control::new();
-    let (mut tx, rx) = bytes::channel(1 << 12).unwrap();
+    let (mut tx, rx) = spsc::channel(1 << 12).unwrap();
     let lock = fork_lock();
     let child = fork_owner(&lock, rx, |mut rx| {
         for _ in 0..3 {
@@ -460,7 +466,7 @@ fn wait_stopped(pid: i32) {
 fn stopped_producer_is_alive_and_resumes_after_sigcont() {
     const MAX: usize = 100;
     let control = Control::new();
-    let (tx, mut rx) = bytes::channel(1 << 12).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 12).unwrap();
     let lock = fork_lock();
     let child = fork_owner(&lock, tx, |mut tx| {
         let mut buf = Vec::new();
@@ -491,11 +497,11 @@ fn stopped_producer_is_alive_and_resumes_after_sigcont() {
                 assert_eq!(verify(&msg, MAX).unwrap(), next);
                 next += 1;
             }
-            Err(RecvError::Timeout) => break 1,
+            Err(RecvTimeoutError::Timeout) => break 1,
             Err(other) => panic!("a stopped producer gave {other:?}"),
         }
     };
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     eprintln!(
         "stopped at message {next} ({} committed), {timeouts} timeout",
         control.get(COUNT)
@@ -506,7 +512,10 @@ fn stopped_producer_is_alive_and_resumes_after_sigcont() {
         assert_eq!(verify(&msg, MAX).unwrap(), next);
         next += 1;
     }
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
     assert_eq!(child.wait(), 0);
 }
 
@@ -514,7 +523,7 @@ fn stopped_producer_is_alive_and_resumes_after_sigcont() {
 fn stopped_consumer_is_alive_and_resumes_after_sigcont() {
     const MAX: usize = 100;
     const TOTAL: u64 = 3000;
-    let (mut tx, rx) = bytes::channel(1 << 11).unwrap();
+    let (mut tx, rx) = spsc::channel(1 << 11).unwrap();
     let lock = fork_lock();
     let child = fork_owner(&lock, rx, |mut rx| {
         for expected in 0..TOTAL {
@@ -543,11 +552,11 @@ fn stopped_consumer_is_alive_and_resumes_after_sigcont() {
         message(seq, MAX, &mut buf);
         match tx.send_timeout(&buf, Duration::from_millis(50)) {
             Ok(()) => seq += 1,
-            Err(SendError::Timeout(())) => timeouts += 1,
+            Err(SendTimeoutError::Timeout(())) => timeouts += 1,
             Err(other) => panic!("a stopped consumer gave {other:?}"),
         }
     }
-    assert!(matches!(tx.try_send(&buf), Err(SendError::Full(()))));
+    assert!(matches!(tx.try_send(&buf), Err(TrySendError::Full(()))));
     kill(Pid::from_raw(child.pid()), Signal::SIGCONT).unwrap();
     while seq < TOTAL {
         message(seq, MAX, &mut buf);
@@ -587,7 +596,7 @@ fn producer_killed_at_random_points_of_a_stream() {
     const MAX: usize = 300;
     let total_kills = kills(200);
     let control = Control::new();
-    let (tx, mut rx) = bytes::channel(1 << 12).unwrap();
+    let (tx, mut rx) = spsc::channel(1 << 12).unwrap();
     let memory = Arc::clone(rx.memory());
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let lock = fork_lock();
@@ -661,7 +670,7 @@ fn consumer_killed_at_random_points_of_a_stream() {
     const MAX: usize = 300;
     let total_kills = kills(200) / 2;
     let control = Control::new();
-    let (mut tx, rx) = bytes::channel(1 << 12).unwrap();
+    let (mut tx, rx) = spsc::channel(1 << 12).unwrap();
     let memory = Arc::clone(tx.memory());
     let mut rng = Rng(0xfeed_5678_1234_0001);
     let lock = fork_lock();
@@ -736,7 +745,7 @@ fn consumer_killed_at_random_points_of_a_stream() {
             message(seq, MAX, &mut buf);
             match tx.send_timeout(&buf, PATIENCE) {
                 Ok(()) => seq += 1,
-                Err(SendError::PeerDied(())) => break,
+                Err(SendTimeoutError::PeerDied(())) => break,
                 Err(other) => panic!("{other:?}"),
             }
         }
@@ -801,7 +810,7 @@ fn mpsc_producers_killed_at_random_points_of_a_stream() {
             message(seq, MAX, &mut buf);
             match tx.send_timeout(&buf, Duration::from_millis(100)) {
                 Ok(()) => seq += 1,
-                Err(SendError::Timeout(())) => {}
+                Err(SendTimeoutError::Timeout(())) => {}
                 Err(_) => return 1,
             }
         }
@@ -877,7 +886,7 @@ fn mpsc_producers_killed_at_random_points_of_a_stream() {
             assert!(Instant::now() < deadline, "victim {k} never claimed");
             match rx.recv_timeout(Duration::from_millis(1)) {
                 Ok(msg) => receive(msg),
-                Err(RecvError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(other) => panic!("{other:?}"),
             }
         }
@@ -891,7 +900,10 @@ fn mpsc_producers_killed_at_random_points_of_a_stream() {
         }
     };
     assert!(
-        matches!(end, RecvError::PeerDied | RecvError::Disconnected),
+        matches!(
+            end,
+            RecvTimeoutError::PeerDied | RecvTimeoutError::Disconnected
+        ),
         "{end:?}"
     );
     assert_eq!(streamer.wait(), 0);
@@ -936,7 +948,7 @@ fn broadcast_readers_killed_at_random_points_of_a_stream() {
             }
         }
         match rx.recv() {
-            Err(RecvError::Disconnected) => 0,
+            Err(broadcast::RecvError::Disconnected) => 0,
             _ => 2,
         }
     });
@@ -1027,7 +1039,7 @@ fn broadcast_sender_killed_at_random_points() {
                         assert_eq!(verify(&msg, MAX).unwrap(), next[i], "receiver {i}");
                         next[i] += 1;
                     }
-                    Err(RecvError::PeerDied) => done[i] = true,
+                    Err(broadcast::RecvTimeoutError::PeerDied) => done[i] = true,
                     Err(other) => panic!("receiver {i}: {other:?}"),
                 }
             }

@@ -4,9 +4,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shm_channel::bytes::{self, Builder, Receiver, Sender};
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
-use shm_channel::{typed, ChannelError, CodecError, RecvError, SendError};
+use shm_channel::spsc::{self, Builder, Receiver, Sender};
+use shm_channel::{
+    typed, ChannelError, CodecError, RecvError, RecvIntoError, RecvTimeoutError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError,
+};
 use shm_core::{HeapRegion, SharedMemory};
 
 /// Offsets of the control block (see `layout.rs`): what a hostile peer would poke.
@@ -42,13 +45,13 @@ fn messages_arrive_in_order_and_intact() {
 #[test]
 fn try_recv_on_empty_is_empty_and_try_send_on_full_is_full() {
     let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     let mut sent = 0;
     while tx.try_send(&[7; 8]).is_ok() {
         sent += 1;
     }
     assert_eq!(sent, 4); // 64 bytes / (8 header + 8 payload)
-    assert!(matches!(tx.try_send(&[7; 8]), Err(SendError::Full(()))));
+    assert!(matches!(tx.try_send(&[7; 8]), Err(TrySendError::Full(()))));
     assert_eq!(rx.try_recv().unwrap(), [7; 8]);
     tx.try_send(&[8; 8]).unwrap();
 }
@@ -66,8 +69,8 @@ fn message_larger_than_the_ring_is_refused_at_once() {
     // to the end of the ring, and once the receiver has skipped it, the message fits.
     tx.send(&[1; 20]).unwrap();
     rx.recv().unwrap();
-    assert!(matches!(tx.try_send(&[2; 56]), Err(SendError::Full(()))));
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty)); // skips the padding
+    assert!(matches!(tx.try_send(&[2; 56]), Err(TrySendError::Full(()))));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty)); // skips the padding
     tx.try_send(&[2; 56]).unwrap();
     assert_eq!(rx.recv().unwrap(), [2; 56]);
 }
@@ -118,7 +121,7 @@ fn write_grant_dropped_without_commit_publishes_nothing() {
         let mut grant = tx.reserve(10).unwrap();
         grant.write_at(0, b"discarded!").unwrap();
     }
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     tx.send(b"kept").unwrap();
     assert_eq!(rx.recv().unwrap(), b"kept");
 }
@@ -127,7 +130,7 @@ fn write_grant_dropped_without_commit_publishes_nothing() {
 fn read_grant_releases_space_on_drop() {
     let (mut tx, mut rx, _) = heap_channel(64);
     tx.send(&[1; 48]).unwrap();
-    assert!(matches!(tx.try_send(&[2; 48]), Err(SendError::Full(()))));
+    assert!(matches!(tx.try_send(&[2; 48]), Err(TrySendError::Full(()))));
     {
         let frame = rx.read().unwrap();
         assert_eq!(frame.len(), 48);
@@ -136,7 +139,7 @@ fn read_grant_releases_space_on_drop() {
         assert_eq!(part, [1; 4]);
         assert!(frame.read_at(45, &mut part).is_err());
         // Still held: no room yet.
-        assert!(matches!(tx.try_send(&[2; 48]), Err(SendError::Full(()))));
+        assert!(matches!(tx.try_send(&[2; 48]), Err(TrySendError::Full(()))));
     }
     tx.try_send(&[2; 48]).unwrap();
 }
@@ -148,7 +151,7 @@ fn recv_into_a_short_buffer_keeps_the_message() {
     let mut small = [0u8; 4];
     assert_eq!(
         rx.recv_into(&mut small),
-        Err(RecvError::BufferTooSmall { needed: 10 })
+        Err(RecvIntoError::BufferTooSmall { needed: 10 })
     );
     let mut big = [0u8; 16];
     assert_eq!(rx.recv_into(&mut big).unwrap(), 10);
@@ -165,7 +168,7 @@ fn dropped_sender_delivers_everything_then_disconnects() {
     let got: Vec<Vec<u8>> = rx.iter().collect();
     assert_eq!(got, (0..5u8).map(|i| vec![i]).collect::<Vec<_>>());
     assert_eq!(rx.recv(), Err(RecvError::Disconnected));
-    assert_eq!(rx.try_recv(), Err(RecvError::Disconnected));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
 }
 
 #[test]
@@ -175,7 +178,7 @@ fn dropped_receiver_disconnects_the_sender() {
     assert!(matches!(tx.send(b"lost"), Err(SendError::Disconnected(()))));
     assert!(matches!(
         tx.try_send(b"lost"),
-        Err(SendError::Disconnected(()))
+        Err(TrySendError::Disconnected(()))
     ));
 }
 
@@ -184,13 +187,13 @@ fn timeouts_expire() {
     let (mut tx, mut rx, _) = heap_channel(64);
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(20)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     tx.send(&[0; 56]).unwrap();
     let err = tx
         .send_timeout(&[0; 8], Duration::from_millis(20))
         .unwrap_err();
-    assert!(matches!(err, SendError::Timeout(())));
+    assert!(matches!(err, SendTimeoutError::Timeout(())));
 }
 
 #[test]
@@ -204,7 +207,7 @@ fn batch_publishes_on_drop() {
         let mut grant = batch.reserve(4).unwrap();
         grant.write_at(0, b"last").unwrap();
         grant.commit(4);
-        assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     }
     for i in 0..10u8 {
         assert_eq!(rx.try_recv().unwrap(), [i; 3]);
@@ -231,7 +234,7 @@ fn batch_larger_than_the_ring_publishes_as_it_fills() {
 #[test]
 fn invalid_capacities_are_refused() {
     for capacity in [0, 8, 100, 1000] {
-        let err = bytes::channel(capacity).unwrap_err();
+        let err = spsc::channel(capacity).unwrap_err();
         assert!(
             matches!(err, ChannelError::InvalidCapacity { .. }),
             "{capacity}: {err}"
@@ -286,13 +289,13 @@ fn garbage_tail_is_corruption() {
             .unwrap()
             .store(garbage, Ordering::SeqCst);
         assert!(
-            matches!(rx.try_recv(), Err(RecvError::Corrupted(_)) | Ok(_)),
+            matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_)) | Ok(_)),
             "{garbage:#x}"
         );
         // Whatever the first call saw, the garbage tail is refused once it is loaded.
         let mut saw_corruption = false;
         for _ in 0..3 {
-            if let Err(RecvError::Corrupted(c)) = rx.try_recv() {
+            if let Err(TryRecvError::Corrupted(c)) = rx.try_recv() {
                 saw_corruption = true;
                 assert!(c.to_string().contains("tail"), "{c}");
             }
@@ -317,7 +320,7 @@ fn garbage_head_is_corruption() {
             }
         }
         assert!(
-            matches!(result, Err(SendError::Corrupted((), _))),
+            matches!(result, Err(TrySendError::Corrupted((), _))),
             "{garbage:#x}: {result:?}"
         );
     }
@@ -339,7 +342,7 @@ fn garbage_frame_header_is_corruption() {
             .store(garbage, Ordering::SeqCst);
         let err = rx.try_recv().unwrap_err();
         assert!(
-            matches!(err, RecvError::Corrupted(_)),
+            matches!(err, TryRecvError::Corrupted(_)),
             "{garbage:#x}: {err}"
         );
     }
@@ -453,7 +456,7 @@ fn batched_releases_are_handed_back_when_the_batch_fills_or_the_ring_empties() {
         assert_eq!(rx.recv().unwrap(), [i; 8]);
     }
     // 64 bytes released: the batch is full at the fifth frame or when the ring empties.
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(head(), 64, "found empty: every release handed back");
 
     // A sender blocked on a full ring is released by the receiver's batches.

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_channel::bytes::{Builder, Receiver, Sender};
-use shm_channel::{ChannelError, RecvError, SendError};
+use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::{CallError, ChannelError};
 use shm_core::{HeapRegion, Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock};
 
@@ -184,21 +184,21 @@ fn bounded<R>(what: &str, f: impl FnOnce() -> R) -> R {
     result
 }
 
-fn count_send(tally: &mut Tally, result: Result<(), SendError<()>>) {
+fn count_send(tally: &mut Tally, result: Result<(), impl CallError>) {
     match result {
         Ok(()) => tally.ok += 1,
-        Err(SendError::Corrupted(..)) => tally.corrupted += 1,
+        Err(err) if err.corruption().is_some() => tally.corrupted += 1,
         Err(_) => tally.refused += 1,
     }
 }
 
-fn count_recv(tally: &mut Tally, result: Result<Vec<u8>, RecvError>) {
+fn count_recv(tally: &mut Tally, result: Result<Vec<u8>, impl CallError>) {
     match result {
         Ok(msg) => {
             assert!(msg.len() <= CAP - 8, "a {}-byte message", msg.len());
             tally.ok += 1;
         }
-        Err(RecvError::Corrupted(_)) => tally.corrupted += 1,
+        Err(err) if err.corruption().is_some() => tally.corrupted += 1,
         Err(_) => tally.refused += 1,
     }
 }
@@ -533,7 +533,10 @@ fn broadcast_garbage_anywhere_is_an_error_never_a_crash() {
             } else {
                 Policy::Overwrite
             };
-            let (mut tx, mut rx) = broadcast::channel_in(memory.clone(), CAP, policy).unwrap();
+            let (mut tx, mut rx) = broadcast::Builder::new(CAP)
+                .policy(policy)
+                .create_in(memory.clone())
+                .unwrap();
             let mut rx2 = tx.subscribe().unwrap();
             for i in 0..(3 + round % 5) {
                 tx.try_send(&vec![i as u8; 40 + 30 * i]).unwrap();

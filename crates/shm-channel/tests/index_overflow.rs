@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use shm_channel::bytes::{Builder, Receiver, Sender};
+use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_core::{HeapRegion, SharedMemory};
 
 const TAIL: usize = 128;

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_channel::mpsc::{self, Builder, Receiver, Sender, MAX_SENDERS};
-use shm_channel::{RecvError, SendError};
+use shm_channel::{
+    RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock};
@@ -76,13 +78,13 @@ fn messages_from_clones_arrive_intact() {
 #[test]
 fn try_recv_on_empty_is_empty_and_try_send_on_full_is_full() {
     let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     let mut sent = 0;
     while tx.try_send(&[7; 8]).is_ok() {
         sent += 1;
     }
     assert_eq!(sent, 4);
-    assert!(matches!(tx.try_send(&[7; 8]), Err(SendError::Full(()))));
+    assert!(matches!(tx.try_send(&[7; 8]), Err(TrySendError::Full(()))));
     assert_eq!(rx.try_recv().unwrap(), [7; 8]);
     tx.try_send(&[8; 8]).unwrap();
 }
@@ -98,8 +100,8 @@ fn message_larger_than_the_ring_is_refused_and_largest_fits_after_wrap() {
     tx.send(&[1; 20]).unwrap();
     assert_eq!(rx.recv().unwrap(), [1; 20]);
     // Needs a pad to the ring end (claimed and committed at once), then the whole ring.
-    assert!(matches!(tx.try_send(&[2; 56]), Err(SendError::Full(()))));
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty)); // skips the padding
+    assert!(matches!(tx.try_send(&[2; 56]), Err(TrySendError::Full(()))));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty)); // skips the padding
     tx.try_send(&[2; 56]).unwrap();
     assert_eq!(rx.recv().unwrap(), [2; 56]);
 }
@@ -119,7 +121,7 @@ fn write_grant_commits_only_what_was_written_and_drop_commits_nothing() {
     tx.send(b"kept").unwrap();
     assert_eq!(rx.recv().unwrap(), b"abc");
     assert_eq!(rx.recv().unwrap(), b"kept");
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(rx.abandoned_frames(), 0);
 }
 
@@ -130,7 +132,7 @@ fn recv_into_a_short_buffer_keeps_the_message() {
     let mut small = [0u8; 4];
     assert_eq!(
         rx.recv_into(&mut small),
-        Err(RecvError::BufferTooSmall { needed: 10 })
+        Err(RecvIntoError::BufferTooSmall { needed: 10 })
     );
     let mut big = [0u8; 16];
     assert_eq!(rx.recv_into(&mut big).unwrap(), 10);
@@ -147,7 +149,10 @@ fn receiver_disconnects_after_every_sender_is_dropped() {
     drop(tx2);
     assert_eq!(rx.recv().unwrap(), b"a");
     assert_eq!(rx.recv().unwrap(), b"b");
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
 }
 
 #[test]
@@ -158,7 +163,7 @@ fn dropped_receiver_disconnects_every_sender() {
     assert!(matches!(tx.send(b"x"), Err(SendError::Disconnected(()))));
     assert!(matches!(
         tx2.try_send(b"x"),
-        Err(SendError::Disconnected(()))
+        Err(TrySendError::Disconnected(()))
     ));
 }
 
@@ -167,12 +172,12 @@ fn timeouts_expire() {
     let (mut tx, mut rx, _) = heap_channel(64);
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(30)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     tx.send(&[0; 56]).unwrap();
     assert!(matches!(
         tx.send_timeout(&[0; 8], Duration::from_millis(30)),
-        Err(SendError::Timeout(()))
+        Err(SendTimeoutError::Timeout(()))
     ));
 }
 
@@ -211,7 +216,7 @@ fn four_threads_with_wrap_around_keep_per_sender_order() {
                     assert!(m[16..].iter().all(|&b| b == 0xEE));
                     next[producer as usize] += 1;
                 }
-                Err(RecvError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => break,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -232,14 +237,14 @@ fn claimed_frame_of_dead_sender_is_skipped_and_counted() {
     // Blocked behind the claim while its owner is alive.
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(30)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     poke(&heap, SLOTS + dying.slot() * 128, dead_identity());
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"after");
     assert_eq!(rx.abandoned_frames(), 1);
     drop(dying); // not owned here any more: no effect
     drop(tx);
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvError::PeerDied));
+    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvTimeoutError::PeerDied));
     assert_eq!(rx.dead_senders(), 1);
 }
 
@@ -256,7 +261,7 @@ fn claim_without_header_of_dead_sender_is_skipped_by_its_intent() {
     tx.send(b"after").unwrap();
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(30)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     poke(&heap, slot, dead_identity());
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"after");
@@ -277,7 +282,7 @@ fn try_recv_notices_a_dead_claimer_after_a_slow_check_interval() {
     let got = loop {
         match rx.try_recv() {
             Ok(m) => break m,
-            Err(RecvError::Empty) => assert!(std::time::Instant::now() < deadline),
+            Err(TryRecvError::Empty) => assert!(std::time::Instant::now() < deadline),
             Err(e) => panic!("{e}"),
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -292,11 +297,11 @@ fn garbage_tail_is_corruption() {
         let (mut tx, mut rx, heap) = heap_channel(256);
         poke(&heap, TAIL, bad);
         assert!(
-            matches!(rx.try_recv(), Err(RecvError::Corrupted(_))),
+            matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_))),
             "tail {bad:#x}"
         );
         assert!(
-            matches!(tx.try_send(b"x"), Err(SendError::Corrupted(..))),
+            matches!(tx.try_send(b"x"), Err(TrySendError::Corrupted(..))),
             "tail {bad:#x}"
         );
     }
@@ -311,7 +316,7 @@ fn garbage_head_is_corruption_for_senders() {
     poke(&heap, HEAD, 5);
     assert!(matches!(
         tx.try_send(&[1; 8]),
-        Err(SendError::Corrupted(..))
+        Err(TrySendError::Corrupted(..))
     ));
 }
 
@@ -328,7 +333,7 @@ fn garbage_frame_headers_are_corruption() {
         tx.send(b"hello").unwrap();
         poke(&heap, DATA, bad);
         assert!(
-            matches!(rx.try_recv(), Err(RecvError::Corrupted(_))),
+            matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_))),
             "header {bad:#x}"
         );
     }
@@ -345,7 +350,7 @@ fn garbage_intent_of_dead_claimer_is_corruption() {
     poke(&heap, slot, dead_identity());
     assert!(matches!(
         rx.recv_timeout(PATIENCE),
-        Err(RecvError::Corrupted(_))
+        Err(RecvTimeoutError::Corrupted(_))
     ));
 }
 
@@ -357,7 +362,7 @@ fn attach_validates_the_header_and_adds_a_sender() {
     attached.send(b"attached").unwrap();
     assert_eq!(rx.recv().unwrap(), b"attached");
     let spsc = Arc::new(HeapRegion::new(DATA + 256).unwrap());
-    shm_channel::bytes::Builder::new(256)
+    shm_channel::spsc::Builder::new(256)
         .create_in(spsc.clone())
         .unwrap();
     assert!(Sender::attach(spsc).is_err());
@@ -427,7 +432,7 @@ fn four_producer_processes_deliver_everything_in_order() {
                 assert_eq!(seq, next[producer as usize], "producer {producer}");
                 next[producer as usize] += 1;
             }
-            Err(RecvError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("{e} after {next:?}"),
         }
     }
@@ -489,7 +494,7 @@ fn producer_killed_mid_frame_does_not_wedge_the_ring() {
     next.insert(9, 100);
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(50)),
-        Err(RecvError::Timeout)
+        Err(RecvTimeoutError::Timeout)
     );
     victim.kill();
     assert_eq!(victim.wait_timeout(PATIENCE), Some(128 + 9));
@@ -504,7 +509,7 @@ fn producer_killed_mid_frame_does_not_wedge_the_ring() {
             Err(e) => break e,
         }
     };
-    assert_eq!(end, RecvError::PeerDied, "{next:?}");
+    assert_eq!(end, RecvTimeoutError::PeerDied, "{next:?}");
     for producer in 0..3 {
         assert_eq!(
             next.get(&producer),
@@ -581,7 +586,7 @@ fn slots_of_killed_senders_are_reclaimed_while_the_ring_stays_busy() {
         for _ in 0..3 {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(_) => std::thread::sleep(Duration::from_millis(5)),
-                Err(RecvError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(other) => panic!("{other:?}"),
             }
         }

@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use shm_channel::codec::Plain;
-use shm_channel::{bytes, typed};
+use shm_channel::{spsc, typed};
 
 struct Counting;
 
@@ -57,7 +57,7 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn steady_state_paths_do_not_allocate() {
-    let (mut tx, mut rx) = bytes::channel(1 << 12).unwrap();
+    let (mut tx, mut rx) = spsc::channel(1 << 12).unwrap();
     let (mut ptx, mut prx) = typed::channel_with::<[u64; 4], Plain>(1 << 12).unwrap();
     let msg = [5u8; 100];
     let mut buf = [0u8; 128];

@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use shm_channel::bytes::Builder;
-use shm_channel::{region_len_for, RecvError, SendError};
+use shm_channel::spsc::region_len_for;
+use shm_channel::spsc::Builder;
+use shm_channel::{TryRecvError, TrySendError};
 use shm_core::HeapRegion;
 
 fn message(index: usize, len: usize) -> Vec<u8> {
@@ -47,10 +48,10 @@ proptest! {
                         in_flight.push_back(msg);
                         break;
                     }
-                    Err(SendError::Full(())) => match rx.try_recv() {
+                    Err(TrySendError::Full(())) => match rx.try_recv() {
                         Ok(got) => check(got, &mut in_flight),
                         // Only a padding frame was there: skipped, now there is room.
-                        Err(RecvError::Empty) => {}
+                        Err(TryRecvError::Empty) => {}
                         Err(other) => panic!("{other}"),
                     },
                     Err(other) => panic!("{other}"),

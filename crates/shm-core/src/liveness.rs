@@ -118,6 +118,40 @@ fn start_time(pid: i32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))
 }
 
+/// Bumped in every child created by `fork` (a `pthread_atfork` child handler), so that an
+/// object can tell cheaply whether it may have been copied into another process since it
+/// last checked who owns it: one private load per call, compared with the value it
+/// recorded.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+extern "C" fn bump_fork_generation() {
+    // Relaxed: the counter is private to this process (the child is single-threaded when
+    // the handler runs) and carries no other data.
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The calling process's fork generation: it changes in every child created by `fork` (via
+/// libc) after the first call, and never otherwise. A value recorded by an object and still
+/// equal now proves the object has not crossed a `fork` since.
+///
+/// The first call registers the `pthread_atfork` handler; if the registration fails (it
+/// cannot, short of memory exhaustion) every call returns 0, which callers treat as "always
+/// re-check".
+///
+/// ```
+/// let generation = shm_core::liveness::fork_generation();
+/// assert_eq!(generation, shm_core::liveness::fork_generation()); // no fork in between
+/// ```
+#[inline]
+pub fn fork_generation() -> u64 {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*REGISTERED.get_or_init(|| sys::at_fork_child(bump_fork_generation).is_ok()) {
+        return 0;
+    }
+    // Relaxed: see `bump_fork_generation`.
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
 /// Whether a watched process is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {

@@ -250,6 +250,19 @@ pub(crate) fn process_exists(pid: i32) -> bool {
     ret == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// `pthread_atfork(None, None, child)`: runs `child` in every child created by `fork(2)`
+/// through libc (not by a raw `clone` syscall).
+pub(crate) fn at_fork_child(child: extern "C" fn()) -> SysResult<()> {
+    // SAFETY: registering a handler has no memory-safety preconditions; `child` is a plain
+    // `extern "C" fn` that lives for the whole program.
+    let ret = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
 /// Wraps a returned descriptor, or the errno if it is negative.
 fn owned_fd(fd: RawFd) -> SysResult<OwnedFd> {
     if fd < 0 {

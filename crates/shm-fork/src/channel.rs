@@ -3,17 +3,14 @@
 //! takes ownership in the child.
 
 use shm_channel::codec::Codec;
-use shm_channel::endpoint::{ByteReceiver, ByteSender};
-use shm_channel::{broadcast, bytes, mpsc, typed};
+use shm_channel::{typed, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 
 use crate::inherit::{Inherit, InheritError};
 
-/// Implements [`Inherit`] for a channel endpoint type by forwarding to its own
-/// `hand_over`/`adopt` (every endpoint of shm-channel has the pair).
 macro_rules! inherit_endpoint {
-    ($endpoint:ty $(where [$($generics:tt)*])?) => {
-        impl$(<$($generics)*>)? Inherit for $endpoint {
+    ($endpoint:ty where [$($generics:tt)*]) => {
+        impl<$($generics)*> Inherit for $endpoint {
             fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
                 <$endpoint>::hand_over(self, child).map_err(InheritError::new)
             }
@@ -25,11 +22,7 @@ macro_rules! inherit_endpoint {
     };
 }
 
-inherit_endpoint!(bytes::Sender);
-inherit_endpoint!(bytes::Receiver);
-inherit_endpoint!(typed::Sender<T, C, S> where [T, C: Codec<T>, S: ByteSender]);
-inherit_endpoint!(typed::Receiver<T, C, R> where [T, C: Codec<T>, R: ByteReceiver]);
-inherit_endpoint!(mpsc::Sender);
-inherit_endpoint!(mpsc::Receiver);
-inherit_endpoint!(broadcast::Sender);
-inherit_endpoint!(broadcast::Receiver);
+inherit_endpoint!(Sender<F> where [F: Flavor]);
+inherit_endpoint!(Receiver<F> where [F: Flavor]);
+inherit_endpoint!(typed::Sender<T, C, F> where [T, C: Codec<T>, F: Flavor]);
+inherit_endpoint!(typed::Receiver<T, C, F> where [T, C: Codec<T>, F: Flavor]);

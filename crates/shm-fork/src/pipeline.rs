@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use shm_channel::codec::Codec;
 use shm_channel::typed::{self, DefaultCodec};
-use shm_channel::{ChannelError, RecvError, SendError};
+use shm_channel::{ChannelError, RecvError, SendError, TryRecvError};
 use shm_core::notify::WaitStrategy;
 
 use crate::child::{
@@ -302,18 +302,20 @@ where
         // for more input, what is pending is published.
         let item = match input.try_recv() {
             Ok(item) => Ok(item),
-            Err(RecvError::Empty) => {
+            Err(TryRecvError::Empty) => {
                 output.flush();
-                input.recv()
+                input.recv().map_err(TryRecvError::from)
             }
             Err(err) => Err(err),
         };
         let item = match item {
             Ok(item) => item,
             // The upstream process finished: the end of the stream.
-            Err(RecvError::Disconnected) => return 0,
+            Err(TryRecvError::Disconnected) => return 0,
             // The upstream process died: its own status says why.
-            Err(RecvError::PeerDied | RecvError::Corrupted(_)) => return UPSTREAM_LOST_EXIT_CODE,
+            Err(TryRecvError::PeerDied | TryRecvError::Corrupted(_)) => {
+                return UPSTREAM_LOST_EXIT_CODE
+            }
             Err(err) => {
                 report.record(Outcome::Failed, &format!("receiving an item: {err}"));
                 return FAILED_EXIT_CODE;

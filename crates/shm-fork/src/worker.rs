@@ -348,26 +348,27 @@ where
             self.next = (self.next + 1) % count;
             let mut request = request;
             loop {
-                match self.workers[index].requests.try_send(request) {
+                let back = match self.workers[index].requests.try_send(request) {
                     Ok(()) => {
                         in_flight.push_back(index);
                         break;
                     }
-                    Err(SendError::Full(back)) => {
-                        request = back;
-                        match in_flight.pop_front() {
-                            // Collect the oldest answer: its worker can always make progress
-                            // (every older answer has been taken), and that frees rings.
-                            Some(oldest) => responses.push(self.workers[oldest].receive()?),
-                            // Nothing in flight: the worker drains its ring on its own.
-                            None => {
-                                self.workers[index].send(request)?;
-                                in_flight.push_back(index);
-                                break;
-                            }
-                        }
+                    Err(err) => match err.into_send_error() {
+                        Err(full) => full,
+                        Ok(err) => return Err(self.workers[index].send_failed(err)),
+                    },
+                };
+                request = back;
+                match in_flight.pop_front() {
+                    // Collect the oldest answer: its worker can always make progress (every
+                    // older answer has been taken), and that frees rings.
+                    Some(oldest) => responses.push(self.workers[oldest].receive()?),
+                    // Nothing in flight: the worker drains its ring on its own.
+                    None => {
+                        self.workers[index].send(request)?;
+                        in_flight.push_back(index);
+                        break;
                     }
-                    Err(err) => return Err(self.workers[index].send_failed(err)),
                 }
             }
         }

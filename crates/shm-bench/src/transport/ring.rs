@@ -29,7 +29,7 @@
 //! does not disconnect them when dropped. A peer killed without closing is reported by the
 //! ring as `PeerDied` within ~10 ms, mapped to [`TransportError::PeerDied`].
 
-use shm_channel::bytes::{Builder, Receiver, Sender};
+use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_channel::{RecvError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{WaitStrategy, DEFAULT_SPIN};

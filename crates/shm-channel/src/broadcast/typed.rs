@@ -1,9 +1,8 @@
 //! Typed broadcast: `T` values to every reader, through the generic typed layer
 //! ([`crate::typed`]) over the broadcast byte endpoints.
 //!
-//! Broadcast frames have no write or read grants (a reader must copy a frame out and check
-//! it was not overwritten meanwhile), so a value is encoded into a reused private buffer and
-//! copied in, and decoded from the reader's private copy.
+//! A value is encoded straight into the ring's write grant, and decoded from the
+//! receiver's private copy of the frame (checked against overwriting).
 //!
 //! ```
 //! use shm_channel::broadcast::{typed, Policy};
@@ -15,16 +14,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::broadcast::{self, Policy};
+use crate::broadcast::{self, Broadcast, Policy};
 use crate::codec::Codec;
 use crate::typed::DefaultCodec;
 use crate::ChannelError;
 
 /// The sending end of a typed broadcast channel.
-pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, broadcast::Sender>;
+pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Broadcast>;
 
 /// A receiving end of a typed broadcast channel.
-pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, broadcast::Receiver>;
+pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Broadcast>;
 
 /// A sender and a first receiver.
 pub type Pair<T, C = DefaultCodec> = (Sender<T, C>, Receiver<T, C>);
@@ -46,7 +45,7 @@ pub fn channel_with<T, C: Codec<T>>(
     Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
 }
 
-impl<T, C: Codec<T>> crate::typed::Sender<T, C, broadcast::Sender> {
+impl<T, C: Codec<T>> crate::typed::Sender<T, C, Broadcast> {
     /// A new receiver, starting at the next value sent (see
     /// [`broadcast::Sender::subscribe`]).
     pub fn subscribe(&self) -> Result<Receiver<T, C>, ChannelError> {

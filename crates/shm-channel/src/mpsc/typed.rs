@@ -13,15 +13,15 @@
 //! ```
 
 use crate::codec::Codec;
-use crate::mpsc;
+use crate::mpsc::{self, Mpsc};
 use crate::typed::DefaultCodec;
 use crate::ChannelError;
 
 /// The sending end of a typed MPSC channel: the generic typed sender over an MPSC sender.
-pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, mpsc::Sender>;
+pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Mpsc>;
 
 /// The receiving end of a typed MPSC channel.
-pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, mpsc::Receiver>;
+pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Mpsc>;
 
 /// Both ends of a typed MPSC channel.
 pub type Pair<T, C = DefaultCodec> = (Sender<T, C>, Receiver<T, C>);
@@ -40,7 +40,7 @@ pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, Chann
     Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
 }
 
-impl<T, C: Codec<T>> crate::typed::Sender<T, C, mpsc::Sender> {
+impl<T, C: Codec<T>> crate::typed::Sender<T, C, Mpsc> {
     /// Another sender in a new producer slot (see [`mpsc::Sender::try_clone`]).
     pub fn try_clone(&self) -> Result<Self, ChannelError> {
         self.as_bytes().try_clone().map(Sender::from_bytes)

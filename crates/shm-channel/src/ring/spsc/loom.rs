@@ -9,10 +9,9 @@ use std::sync::Arc;
 use loom::thread;
 use shm_core::HeapRegion;
 
-use crate::bytes::Builder;
-use crate::layout::{region_len_for, Shared};
-use crate::ring::{Reader, Writer};
-use crate::RecvError;
+use super::{region_len_for, Reader, Shared, Writer};
+use crate::spsc::Builder;
+use crate::TryRecvError;
 
 fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
@@ -166,8 +165,8 @@ fn loom_close_delivers_everything_before_disconnect() {
         loop {
             match rx.try_recv() {
                 Ok(msg) => got.push(msg),
-                Err(RecvError::Empty) => thread::yield_now(),
-                Err(RecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(TryRecvError::Disconnected) => break,
                 Err(other) => panic!("{other}"),
             }
         }
@@ -186,8 +185,8 @@ fn loom_receiver_drop_disconnects_sender() {
         let mut disconnected = false;
         for _ in 0..4 {
             match tx.try_send(&[0; 8]) {
-                Ok(()) | Err(crate::SendError::Full(())) => thread::yield_now(),
-                Err(crate::SendError::Disconnected(())) => disconnected = true,
+                Ok(()) | Err(crate::TrySendError::Full(())) => thread::yield_now(),
+                Err(crate::TrySendError::Disconnected(())) => disconnected = true,
                 Err(other) => panic!("{other}"),
             }
         }
@@ -195,7 +194,7 @@ fn loom_receiver_drop_disconnects_sender() {
         assert!(disconnected || tx.try_send(&[0; 8]).is_err());
         assert!(matches!(
             tx.try_send(&[0; 1]),
-            Err(crate::SendError::Disconnected(()))
+            Err(crate::TrySendError::Disconnected(()))
         ));
     });
 }

@@ -14,15 +14,19 @@ use std::sync::Arc;
 use ::loom::thread;
 use shm_core::HeapRegion;
 
-use super::{channel_in, region_len_for, Policy, Receiver, Sender};
-use crate::{RecvError, SendError};
+use super::{region_len_for, Policy};
+use crate::broadcast::{Builder, Receiver, Sender, TryRecvError};
+use crate::TrySendError;
 
 /// 64 bytes: two frames of an 8-byte message.
 const CAPACITY: usize = 64;
 
 fn channel(policy: Policy) -> (Sender, Receiver) {
     let heap = Arc::new(HeapRegion::new(region_len_for(CAPACITY).unwrap()).unwrap());
-    channel_in(heap, CAPACITY, policy).unwrap()
+    Builder::new(CAPACITY)
+        .policy(policy)
+        .create_in(heap)
+        .unwrap()
 }
 
 /// Sends `0..count`, yielding while the ring is full (back-pressure).
@@ -31,7 +35,7 @@ fn send_all(tx: &mut Sender, count: u64) {
         loop {
             match tx.try_send(&i.to_le_bytes()) {
                 Ok(()) => break,
-                Err(SendError::Full(())) => thread::yield_now(),
+                Err(TrySendError::Full(())) => thread::yield_now(),
                 Err(other) => panic!("{other:?}"),
             }
         }
@@ -50,12 +54,12 @@ fn read_all(rx: &mut Receiver, count: u64) -> (u64, u64) {
                 next += 1;
                 received += 1;
             }
-            Err(RecvError::Lagged(n)) => {
+            Err(TryRecvError::Lagged(n)) => {
                 next += n;
                 missed += n;
             }
-            Err(RecvError::Empty) => thread::yield_now(),
-            Err(RecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => thread::yield_now(),
+            Err(TryRecvError::Disconnected) => break,
             Err(other) => panic!("{other:?}"),
         }
     }
@@ -90,7 +94,7 @@ fn loom_broadcast_subscribe_while_sending_holds_back_and_keeps_the_other_cursor(
         let first = loop {
             match rx1.try_recv() {
                 Ok(m) => break m,
-                Err(RecvError::Empty) => thread::yield_now(),
+                Err(TryRecvError::Empty) => thread::yield_now(),
                 Err(other) => panic!("{other:?}"),
             }
         };
@@ -99,7 +103,7 @@ fn loom_broadcast_subscribe_while_sending_holds_back_and_keeps_the_other_cursor(
         // Still one unread message: exactly one more fits.
         let mut tx = Arc::try_unwrap(tx).ok().unwrap().into_inner().unwrap();
         tx.try_send(&2u64.to_le_bytes()).unwrap();
-        assert!(matches!(tx.try_send(&[0; 8]), Err(SendError::Full(()))));
+        assert!(matches!(tx.try_send(&[0; 8]), Err(TrySendError::Full(()))));
         assert_eq!(rx1.try_recv().unwrap(), 1u64.to_le_bytes());
     });
 }

@@ -13,7 +13,7 @@
 //! The tail line is contended by all producers (that is the cost of one ring); each
 //! producer's intent stores go to its own slot line, which nobody else writes.
 
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, offset_of, size_of};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -21,12 +21,11 @@ use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use shm_core::SharedMemory;
 
-use super::ring::{RingMem, SenderSlot, MAX_SENDERS};
+use super::{before, RingMem, SenderSlot, MAX_SENDERS};
 use crate::frame::FRAME_HEADER_LEN;
-use crate::layout::{
-    attached_capacity, check_capacity, split_region, ConsumerLine, EventLine, ProducerLine,
-};
+use crate::layout::{EventLine, EventRef, HeaderSlot, Line, View};
 use crate::primitive::{AtomicU32, AtomicU64};
+use crate::ring::spsc::layout::{ConsumerLine, ProducerLine};
 use crate::ChannelError;
 
 /// Ownership and close state; written rarely.
@@ -40,9 +39,10 @@ pub(crate) struct StatusLine {
     pub(crate) receiver_closed: AtomicU32,
 }
 
-/// Room for the shm-core header, on its own line.
-#[repr(C, align(128))]
-struct HeaderSlot([u64; 16]);
+// SAFETY: atomics only.
+unsafe impl Line for StatusLine {}
+// SAFETY: atomics only.
+unsafe impl Line for SenderSlot {}
 
 /// The control block at offset 0 of the region; reached line by line, never as a whole.
 #[repr(C)]
@@ -60,8 +60,6 @@ pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
 
 #[cfg(not(loom))]
 const _: () = {
-    use std::mem::offset_of;
-    assert!(size_of::<LayoutHeader>() <= size_of::<HeaderSlot>());
     assert!(offset_of!(Control, producer) == 128);
     assert!(offset_of!(Control, consumer) == 256);
     assert!(offset_of!(Control, status) == 384);
@@ -95,143 +93,159 @@ pub fn region_len_for(capacity: usize) -> Option<usize> {
 }
 
 /// A validated view of an MPSC channel's memory; the capacity is cached privately.
-pub(crate) struct Shared {
-    memory: Arc<dyn SharedMemory>,
-    control: *mut Control,
-    data: *mut u8,
-    capacity: u64,
+#[derive(Clone)]
+pub struct Shared {
+    view: View,
 }
 
-// SAFETY: pointers into memory kept alive by `memory` (Send + Sync); everything reached
-// through them is atomic or copied through raw pointers.
-unsafe impl Send for Shared {}
-// SAFETY: see `Send`.
-unsafe impl Sync for Shared {}
-
 impl Shared {
-    /// Lays out a fresh channel in `memory`, header last.
+    /// Lays out a fresh channel in `memory`, header last. The data area must be all zero
+    /// ("header 0" means "nothing written yet"): cleared here unless `zeroed` says the
+    /// memory is fresh from the kernel (so creating a large channel touches no data page).
     pub(crate) fn create(
         memory: Arc<dyn SharedMemory>,
         capacity: usize,
+        zeroed: bool,
     ) -> Result<Shared, ChannelError> {
-        check_capacity(capacity as u64)?;
-        let shared = Shared::view(memory, capacity as u64)?;
-        let control = shared.control;
-        // SAFETY: `view` checked the control block lies inside the page-aligned region;
-        // nobody else uses it yet; `addr_of_mut!` + `write` form no reference to
-        // uninitialised lines.
+        let shared = Shared {
+            view: View::new(memory, DATA_OFFSET, capacity as u64)?,
+        };
+        let view = &shared.view;
+        // SAFETY: the offsets are those of the lines in `Control` (checked above); nobody
+        // uses the region yet: we are creating it.
         unsafe {
-            std::ptr::addr_of_mut!((*control).producer).write(ProducerLine::new());
-            std::ptr::addr_of_mut!((*control).consumer).write(ConsumerLine::new());
-            std::ptr::addr_of_mut!((*control).status).write(StatusLine {
-                receiver_owner: AtomicU64::new(0),
-                senders: AtomicU32::new(0),
-                receiver_closed: AtomicU32::new(0),
-            });
-            std::ptr::addr_of_mut!((*control).events).write(EventLine::new());
-            let slots = std::ptr::addr_of_mut!((*control).slots).cast::<SenderSlot>();
+            view.init_line(
+                offset_of!(Control, producer),
+                ProducerLine {
+                    tail: AtomicU64::new(0),
+                },
+            );
+            view.init_line(
+                offset_of!(Control, consumer),
+                ConsumerLine {
+                    head: AtomicU64::new(0),
+                },
+            );
+            view.init_line(
+                offset_of!(Control, status),
+                StatusLine {
+                    receiver_owner: AtomicU64::new(0),
+                    senders: AtomicU32::new(0),
+                    receiver_closed: AtomicU32::new(0),
+                },
+            );
+            view.init_line(offset_of!(Control, events), EventLine::new());
             for i in 0..MAX_SENDERS {
-                slots.add(i).write(SenderSlot::new());
+                view.init_line(slot_offset(i), SenderSlot::new());
             }
         }
-        // The data area must be all zero: "header 0" means "nothing written yet".
-        shared.zero(0, shared.capacity);
-        header::write(&*shared.memory, &MPSC_SPEC, capacity as u64)?;
+        if !zeroed {
+            shared.zero(0, shared.capacity());
+        }
+        view.publish_header(&MPSC_SPEC)?;
         Ok(shared)
     }
 
     /// Validates the header of an existing channel and returns a view of it.
     pub(crate) fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        let capacity = attached_capacity(&*memory, &MPSC_SPEC)?;
-        Shared::view(memory, capacity)
-    }
-
-    fn view(memory: Arc<dyn SharedMemory>, capacity: u64) -> Result<Shared, ChannelError> {
-        let (control, data) = split_region(&*memory, DATA_OFFSET, capacity)?;
-        let control = control.cast::<Control>();
         Ok(Shared {
-            memory,
-            control,
-            data,
-            capacity,
+            view: View::attach(memory, &MPSC_SPEC, DATA_OFFSET)?,
         })
     }
 
+    pub(crate) fn view(&self) -> &View {
+        &self.view
+    }
+
     pub(crate) fn status(&self) -> &StatusLine {
-        // SAFETY: inside the live region (checked in `view`), initialised (by `create` or
-        // the creator whose header `attach` validated; zero bytes are valid too), atomics
-        // only.
-        unsafe { &*std::ptr::addr_of!((*self.control).status) }
+        // SAFETY: the offset of `status` in `Control`.
+        unsafe { self.view.line(offset_of!(Control, status)) }
     }
 
     pub(crate) fn events(&self) -> &EventLine {
-        // SAFETY: as in `status`.
-        unsafe { &*std::ptr::addr_of!((*self.control).events) }
+        // SAFETY: the offset of `events` in `Control`.
+        unsafe { self.view.line(offset_of!(Control, events)) }
     }
 
-    /// The event line, borrowed independently of `self`, for wait loops that also need
-    /// `&mut` access to the endpoint owning this view (which keeps the mapping alive for
-    /// the whole wait): no `Arc` clone, whose count's line would bounce between processes'
-    /// threads on every wait.
-    pub(crate) fn events_detached<'a>(&self) -> &'a EventLine {
-        // SAFETY: as in `status`; the lifetime is unbound, and callers use the reference
-        // only while the endpoint that owns this view (and its `Arc` of the mapping) lives.
-        unsafe { &*std::ptr::addr_of!((*self.control).events) }
+    /// The data event (the receiver sleeps on it), as an owned handle.
+    pub(crate) fn data_event(&self) -> EventRef {
+        // SAFETY: the offset of `events.data` in `Control`.
+        unsafe {
+            self.view
+                .event(offset_of!(Control, events) + offset_of!(EventLine, data))
+        }
     }
 
-    pub(crate) fn memory(&self) -> &Arc<dyn SharedMemory> {
-        &self.memory
+    /// The space event (senders sleep on it), as an owned handle.
+    pub(crate) fn space_event(&self) -> EventRef {
+        // SAFETY: the offset of `events.space` in `Control`.
+        unsafe {
+            self.view
+                .event(offset_of!(Control, events) + offset_of!(EventLine, space))
+        }
     }
 
     /// Where the payload of the frame whose header is at `offset` starts (arithmetic
     /// only; the caller keeps `offset + 8 + len <= capacity`).
     pub(crate) fn payload_ptr(&self, offset: u64) -> *mut u8 {
-        self.data.wrapping_add(offset as usize + FRAME_HEADER_LEN)
+        self.view
+            .data()
+            .wrapping_add(offset as usize + FRAME_HEADER_LEN)
     }
 
     /// The 8-aligned word at `offset` of the data area, as a std atomic.
     fn word(&self, offset: u64) -> Option<&std::sync::atomic::AtomicU64> {
-        if offset % 8 != 0 || offset + 8 > self.capacity {
+        if offset % 8 != 0 || offset + 8 > self.capacity() {
             return None;
         }
         // SAFETY: in bounds (checked) and 8-aligned (data area starts at a 128-aligned
         // offset of a page-aligned region); valid as long as `self`; atomics tolerate
         // concurrent writers in other processes.
         Some(unsafe {
-            std::sync::atomic::AtomicU64::from_ptr(self.data.add(offset as usize).cast())
+            std::sync::atomic::AtomicU64::from_ptr(self.view.data().add(offset as usize).cast())
         })
     }
 
     fn in_bounds(&self, offset: u64, len: usize) -> bool {
         offset
             .checked_add(len as u64)
-            .is_some_and(|end| end <= self.capacity)
+            .is_some_and(|end| end <= self.capacity())
     }
+}
+
+/// Offset of producer slot `index` in the control block.
+fn slot_offset(index: usize) -> usize {
+    offset_of!(Control, slots) + index.min(MAX_SENDERS - 1) * size_of::<SenderSlot>()
 }
 
 impl RingMem for Shared {
     fn capacity(&self) -> u64 {
-        self.capacity
+        self.view.capacity()
     }
 
     fn tail(&self) -> &AtomicU64 {
-        // SAFETY: as in `status`.
-        unsafe { &(*std::ptr::addr_of!((*self.control).producer)).tail }
+        // SAFETY: the offset of `producer` in `Control`.
+        unsafe {
+            &self
+                .view
+                .line::<ProducerLine>(offset_of!(Control, producer))
+                .tail
+        }
     }
 
     fn head(&self) -> &AtomicU64 {
-        // SAFETY: as in `status`.
-        unsafe { &(*std::ptr::addr_of!((*self.control).consumer)).head }
+        // SAFETY: the offset of `consumer` in `Control`.
+        unsafe {
+            &self
+                .view
+                .line::<ConsumerLine>(offset_of!(Control, consumer))
+                .head
+        }
     }
 
     fn slot(&self, index: usize) -> &SenderSlot {
-        let index = index.min(MAX_SENDERS - 1);
-        // SAFETY: as in `status`; `index < MAX_SENDERS` keeps it inside the array.
-        unsafe {
-            &*std::ptr::addr_of!((*self.control).slots)
-                .cast::<SenderSlot>()
-                .add(index)
-        }
+        // SAFETY: `slot_offset` clamps `index` below `MAX_SENDERS`: a slot of the array.
+        unsafe { self.view.line(slot_offset(index)) }
     }
 
     fn load_word(&self, offset: u64, order: Ordering) -> u64 {
@@ -244,48 +258,13 @@ impl RingMem for Shared {
         }
     }
 
-    fn write_bytes(&self, offset: u64, src: &[u8]) {
-        if self.in_bounds(offset, src.len()) {
-            // SAFETY: in bounds (checked); `src` is private memory, so no overlap.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    src.as_ptr(),
-                    self.data.add(offset as usize),
-                    src.len(),
-                )
-            };
-        }
-    }
-
-    fn read_bytes(&self, offset: u64, dst: &mut [u8]) {
-        if self.in_bounds(offset, dst.len()) {
-            // SAFETY: in bounds (checked); `dst` is private memory.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.data.add(offset as usize),
-                    dst.as_mut_ptr(),
-                    dst.len(),
-                )
-            };
-        }
-    }
-
     fn zero(&self, offset: u64, len: u64) {
         if self.in_bounds(offset, len as usize) {
             // SAFETY: in bounds (checked). Producers do not touch these released bytes
             // until they see our Release store of `head` (SYNC: space released).
-            unsafe { std::ptr::write_bytes(self.data.add(offset as usize), 0, len as usize) };
-        }
-    }
-}
-
-impl Clone for Shared {
-    fn clone(&self) -> Shared {
-        Shared {
-            memory: Arc::clone(&self.memory),
-            control: self.control,
-            data: self.data,
-            capacity: self.capacity,
+            unsafe {
+                std::ptr::write_bytes(self.view.data().add(offset as usize), 0, len as usize)
+            };
         }
     }
 }
@@ -332,8 +311,10 @@ fn take_over_dead_slot(shared: &Shared, index: usize, owner: u64) -> bool {
     let head = shared.head().load(Ordering::Acquire);
     // Relaxed: SYNC: claim intent (ordered by the Acquire load of `tail` above).
     let intent_end = slot.intent_end.load(Ordering::Relaxed);
+    // Relaxed: SYNC: claim intent (as above).
+    let intent_start = slot.intent_start.load(Ordering::Relaxed);
     // Untrusted words: a head beyond the tail is garbage; then keep the slot as it is.
-    if head > tail || intent_end > head {
+    if before(tail, head) || (intent_start != intent_end && before(head, intent_end)) {
         return false;
     }
     slot.owner

@@ -1,4 +1,5 @@
-//! The SPSC byte ring: the algorithm, without blocking, ownership or codecs.
+//! The SPSC byte ring: the algorithm, without blocking, deadlines or ownership checks
+//! (the endpoint core adds those).
 //!
 //! Indices are byte positions that only grow (`u64`: they never wrap in practice, but a
 //! position taken over from shared memory may be anything, so all index arithmetic wraps and
@@ -14,15 +15,25 @@
 
 use std::sync::atomic::Ordering;
 
+use shm_core::liveness::PeerWatch;
+
+use crate::endpoint::ownership;
 use crate::error::Corruption;
-use crate::frame::{frame_len, FrameHeader, FRAME_HEADER_LEN};
-use crate::layout::Shared;
-#[cfg(not(loom))]
-use std::sync::atomic::AtomicU64;
+use crate::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
+use crate::layout::{EventRef, View};
+use crate::primitive::AtomicU64;
+use crate::ring::{Gone, Peek, RecvRing, SendRing};
+
+pub(crate) mod layout;
+#[cfg(all(test, loom))]
+mod loom;
+
+pub use layout::region_len_for;
+pub use layout::Shared;
 
 /// Room reserved in the ring for one frame, not yet committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Slot {
+pub struct Slot {
     /// Offset of the frame header in the data area.
     offset: u64,
     /// Payload bytes reserved.
@@ -31,7 +42,7 @@ pub(crate) struct Slot {
 
 /// A complete frame the reader may copy out, then release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Frame {
+pub struct Frame {
     /// Offset of the frame header in the data area.
     offset: u64,
     /// Payload bytes.
@@ -40,24 +51,23 @@ pub(crate) struct Frame {
     span: u64,
 }
 
-/// Largest payload a ring of `capacity` bytes can carry: the whole ring less one header.
-pub(crate) fn max_payload(capacity: u64) -> usize {
-    let max = capacity - FRAME_HEADER_LEN as u64;
-    usize::try_from(max.min(u32::MAX as u64)).unwrap_or(usize::MAX)
-}
-
 /// The 8-byte word at `offset` of the data area, as an atomic.
-#[cfg(not(loom))]
 ///
 /// Frame header words are atomics so that a peer writing one at the same time as we read it
 /// is not a data race on our side.
-fn header_word(shared: &Shared, offset: u64) -> &AtomicU64 {
+#[cfg(not(loom))]
+fn header_word(shared: &Shared, offset: u64) -> &std::sync::atomic::AtomicU64 {
     debug_assert!(offset % 8 == 0 && offset + 8 <= shared.capacity());
     // SAFETY: callers pass `offset = position & mask` with `position` 8-aligned, so the word
     // lies 8-aligned inside the data area (capacity is a multiple of 8, the area starts at a
     // 128-aligned offset of a page-aligned region), which lives as long as `shared`; an
     // atomic tolerates a peer writing the word concurrently.
-    unsafe { &*shared.data().add(offset as usize).cast::<AtomicU64>() }
+    unsafe {
+        &*shared
+            .data()
+            .add(offset as usize)
+            .cast::<std::sync::atomic::AtomicU64>()
+    }
 }
 
 #[cfg(loom)]
@@ -85,8 +95,10 @@ fn store_header(shared: &Shared, offset: u64, word: u64) {
 }
 
 /// The sending side's private state.
-pub(crate) struct Writer {
+pub struct Writer {
     shared: Shared,
+    /// Watches the receiver's owner.
+    watch: PeerWatch,
     /// Next byte position to write: frames below it are written (maybe not yet published).
     tail: u64,
     /// The tail last stored in shared memory.
@@ -106,6 +118,7 @@ impl Writer {
         let mask = shared.capacity() - 1;
         let mut writer = Writer {
             shared,
+            watch: PeerWatch::new(),
             tail,
             published: tail,
             cached_head: tail.wrapping_sub(mask + 1),
@@ -122,46 +135,39 @@ impl Writer {
         Ok(writer)
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
     pub(crate) fn capacity(&self) -> u64 {
         self.mask + 1
-    }
-
-    /// Wake syscalls made so far.
-    pub(crate) fn wakes(&self) -> u64 {
-        self.wakes
     }
 
     /// Re-loads the reader's head and validates it against our tail.
     #[inline(never)]
     fn refresh_head(&mut self) -> Result<(), Corruption> {
         // SYNC: space released. Acquire pairs with the Release store of `head` in
-        // `Reader::release`: the reader's copies out of the bytes below `head` are finished
-        // before we overwrite them.
-        let head = self.shared.consumer().head.load(Ordering::Acquire);
+        // `Reader::publish_head`: the reader's copies out of the bytes below `head` are
+        // finished before we overwrite them.
+        let head_untrusted = self.shared.consumer().head.load(Ordering::Acquire);
         let capacity = self.capacity();
-        if head % 8 != 0 {
+        if head_untrusted % 8 != 0 {
             return Err(Corruption {
                 what: "head not 8-byte aligned",
-                value: head,
+                value: head_untrusted,
             });
         }
-        // `head` must lie in `[cached_head, tail]`: it never moves back nor passes our tail.
-        if head.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head) {
+        // The head must lie in `[cached_head, tail]`: it never moves back nor passes our tail.
+        if head_untrusted.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head)
+        {
             return Err(Corruption {
                 what: "head outside [previous head, tail]",
-                value: head,
+                value: head_untrusted,
             });
         }
-        if self.tail.wrapping_sub(head) > capacity {
+        if self.tail.wrapping_sub(head_untrusted) > capacity {
             return Err(Corruption {
                 what: "head more than capacity behind tail",
-                value: head,
+                value: head_untrusted,
             });
         }
+        let head = head_untrusted; // validated
         self.cached_head = head;
         Ok(())
     }
@@ -185,7 +191,7 @@ impl Writer {
     /// published first, so the reader can free the tail end while we wait.
     #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        debug_assert!(len <= max_payload(self.capacity()));
+        debug_assert!(len <= max_payload(self.capacity(), FRAME_HEADER_LEN as u64));
         let span = frame_len(len as u64);
         let offset = self.tail & self.mask;
         let to_end = self.capacity() - offset;
@@ -193,11 +199,7 @@ impl Writer {
             if !self.has_room(to_end)? {
                 return Ok(None);
             }
-            store_header(
-                &self.shared,
-                offset,
-                FrameHeader::Pad { len: to_end }.encode(),
-            );
+            store_header(&self.shared, offset, Word::Pad { len: to_end }.encode());
             self.tail = self.tail.wrapping_add(to_end);
             self.publish();
         }
@@ -230,18 +232,18 @@ impl Writer {
         store_header(
             &self.shared,
             slot.offset,
-            FrameHeader::Data { len }.encode(),
+            Word::Data { len, slot: 0 }.encode(),
         );
         self.tail = self.tail.wrapping_add(frame_len(len));
     }
 
-    /// Makes every committed frame visible to the reader and wakes it if it sleeps.
     /// Committed bytes not yet published.
     #[inline]
     pub(crate) fn unpublished(&self) -> u64 {
         self.tail.wrapping_sub(self.published)
     }
 
+    /// Makes every committed frame visible to the reader and wakes it if it sleeps.
     #[inline]
     pub(crate) fn publish(&mut self) {
         if self.tail == self.published {
@@ -249,9 +251,8 @@ impl Writer {
         }
         // SYNC: frame published. The store's Release half pairs with the Acquire load of
         // `tail` in `Reader::refresh_tail`: the frame headers and payloads written before are
-        // visible to a reader that sees this tail. SeqCst (not just Release) so that the
-        // waiter-flag check below needs no fence (SYNC: waiter flag, see
-        // `Event::notify_after_seqcst`).
+        // visible to a reader that sees this tail. The store is SeqCst (not just Release) so
+        // that the waiter-flag check below needs no fence (see `Event::notify_after_seqcst`).
         self.shared
             .producer()
             .tail
@@ -264,8 +265,10 @@ impl Writer {
 }
 
 /// The receiving side's private state.
-pub(crate) struct Reader {
+pub struct Reader {
     shared: Shared,
+    /// Watches the sender's owner.
+    watch: PeerWatch,
     /// Next byte position to read.
     head: u64,
     /// The writer's tail as last loaded: an upper bound of what may be read.
@@ -293,6 +296,7 @@ impl Reader {
         let mask = shared.capacity() - 1;
         let mut reader = Reader {
             shared,
+            watch: PeerWatch::new(),
             head,
             cached_tail: head,
             published_head: head,
@@ -304,43 +308,35 @@ impl Reader {
         Ok(reader)
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
     pub(crate) fn capacity(&self) -> u64 {
         self.mask + 1
-    }
-
-    /// Wake syscalls made so far.
-    pub(crate) fn wakes(&self) -> u64 {
-        self.wakes
     }
 
     /// Re-loads the writer's tail and validates it against our head.
     #[inline(never)]
     fn refresh_tail(&mut self) -> Result<(), Corruption> {
         // SYNC: frame published (see `Writer::publish`).
-        let tail = self.shared.producer().tail.load(Ordering::Acquire);
-        if tail % 8 != 0 {
+        let tail_untrusted = self.shared.producer().tail.load(Ordering::Acquire);
+        if tail_untrusted % 8 != 0 {
             return Err(Corruption {
                 what: "tail not 8-byte aligned",
-                value: tail,
+                value: tail_untrusted,
             });
         }
-        let available = tail.wrapping_sub(self.head);
+        let available = tail_untrusted.wrapping_sub(self.head);
         if available > self.capacity() {
             return Err(Corruption {
                 what: "tail outside [head, head + capacity]",
-                value: tail,
+                value: tail_untrusted,
             });
         }
         if available < self.cached_tail.wrapping_sub(self.head) {
             return Err(Corruption {
                 what: "tail moved backwards",
-                value: tail,
+                value: tail_untrusted,
             });
         }
+        let tail = tail_untrusted; // validated
         self.cached_tail = tail;
         Ok(())
     }
@@ -363,8 +359,8 @@ impl Reader {
             let available = self.cached_tail.wrapping_sub(self.head);
             let to_end = self.capacity() - offset;
             let word = load_header(&self.shared, offset);
-            match FrameHeader::decode(word) {
-                Some(FrameHeader::Pad { len }) => {
+            match Word::decode(word, 1) {
+                Some(Word::Pad { len }) => {
                     if len != to_end || len > available {
                         return Err(Corruption {
                             what: "padding frame of wrong length",
@@ -374,7 +370,7 @@ impl Reader {
                     self.head = self.head.wrapping_add(len);
                     self.publish_head();
                 }
-                Some(FrameHeader::Data { len }) => {
+                Some(Word::Data { len, .. }) => {
                     let span = frame_len(len);
                     if span > available || span > to_end {
                         return Err(Corruption {
@@ -388,7 +384,7 @@ impl Reader {
                         span,
                     }));
                 }
-                None => {
+                _ => {
                     return Err(Corruption {
                         what: "frame header",
                         value: word,
@@ -436,8 +432,8 @@ impl Reader {
     fn publish_head(&mut self) {
         // SYNC: space released. The Release half pairs with the Acquire load of `head` in
         // `Writer::refresh_head`: our copies out of the released bytes happen before the
-        // writer overwrites them. SeqCst for the fence-free waiter-flag check below (SYNC:
-        // waiter flag, see `Event::notify_after_seqcst`).
+        // writer overwrites them. SeqCst for the fence-free waiter-flag check below (see
+        // `Event::notify_after_seqcst`).
         self.shared
             .consumer()
             .head
@@ -446,5 +442,152 @@ impl Reader {
         if self.shared.events().space.notify_after_seqcst() {
             self.wakes += 1;
         }
+    }
+}
+
+impl SendRing for Writer {
+    type Slot = Slot;
+
+    fn view(&self) -> &View {
+        self.shared.view()
+    }
+
+    fn max_payload(&self) -> usize {
+        max_payload(self.capacity(), FRAME_HEADER_LEN as u64)
+    }
+
+    #[inline]
+    fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+        Writer::try_reserve(self, len)
+    }
+
+    #[inline]
+    fn slot_len(slot: &Slot) -> usize {
+        slot.max_len
+    }
+
+    #[inline]
+    fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
+        Writer::payload_ptr(self, slot)
+    }
+
+    #[inline]
+    fn commit(&mut self, slot: Slot, len: usize) {
+        Writer::commit(self, slot, len);
+    }
+
+    fn abandon(&mut self, _slot: Slot) {
+        // Nothing was written into the ring's indices: the space is simply reused.
+    }
+
+    #[inline]
+    fn publish(&mut self) {
+        Writer::publish(self);
+    }
+
+    #[inline]
+    fn unpublished(&self) -> u64 {
+        Writer::unpublished(self)
+    }
+
+    #[inline]
+    fn receivers_closed(&self) -> bool {
+        // SYNC: closed. Acquire pairs with the Release store in `Reader::close`.
+        self.shared.status().receiver_closed.load(Ordering::Acquire) != 0
+    }
+
+    fn receivers_dead(&mut self) -> bool {
+        ownership::peer_dead(&self.shared.status().receiver_owner, &mut self.watch)
+    }
+
+    fn space_event(&self) -> EventRef {
+        self.shared.space_event()
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.shared.status().sender_owner
+    }
+
+    fn close(&mut self) {
+        self.publish();
+        let status = self.shared.status();
+        // SYNC: closed. Release: a receiver that sees the flag sees every frame published
+        // before it (it re-checks the ring after seeing the flag).
+        status.sender_closed.store(1, Ordering::Release);
+        ownership::release(&status.sender_owner);
+        self.shared.events().data.notify();
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
+
+impl RecvRing for Reader {
+    type Frame = Frame;
+    type Fault = Corruption;
+
+    fn view(&self) -> &View {
+        self.shared.view()
+    }
+
+    #[inline]
+    fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Corruption> {
+        Ok(match Reader::try_peek(self)? {
+            Some(frame) => Peek::Frame(frame),
+            None => Peek::Empty,
+        })
+    }
+
+    #[inline]
+    fn frame_len(frame: &Frame) -> usize {
+        frame.len
+    }
+
+    #[inline]
+    fn payload_ptr(&self, frame: &Frame) -> *const u8 {
+        Reader::payload_ptr(self, frame)
+    }
+
+    #[inline]
+    fn release(&mut self, frame: Frame) {
+        Reader::release(self, frame);
+    }
+
+    fn flush_releases(&mut self) {
+        Reader::flush_releases(self);
+    }
+
+    fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
+        let status = self.shared.status();
+        // SYNC: closed. Acquire pairs with the Release store in `Writer::close`.
+        if status.sender_closed.load(Ordering::Acquire) != 0 {
+            Some(Gone::Disconnected)
+        } else if slow && ownership::peer_dead(&status.sender_owner, &mut self.watch) {
+            Some(Gone::PeerDied)
+        } else {
+            None
+        }
+    }
+
+    fn data_event(&self) -> EventRef {
+        self.shared.data_event()
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.shared.status().receiver_owner
+    }
+
+    fn close(&mut self) {
+        self.flush_releases();
+        let status = self.shared.status();
+        // SYNC: closed. Release pairs with the Acquire load in `Writer::receivers_closed`.
+        status.receiver_closed.store(1, Ordering::Release);
+        ownership::release(&status.receiver_owner);
+        self.shared.events().space.notify();
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
     }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::Ordering;
 
-use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+use shm_core::liveness::{fork_generation, Liveness, PeerWatch, ProcessIdentity};
 
 use crate::primitive::AtomicU64;
 use crate::OwnershipError;
@@ -34,6 +34,9 @@ pub(crate) fn claim(slot: &AtomicU64, watch: &mut PeerWatch) -> Result<(), Owner
     // Acquire: see `owned_here`.
     let current = slot.load(Ordering::Acquire);
     if let Some(owner) = ProcessIdentity::from_raw(current) {
+        if owner == me {
+            return Err(OwnershipError::OwnedHere);
+        }
         if watch.check(owner) == Liveness::Alive {
             return Err(OwnershipError::OwnedElsewhere { pid: owner.pid() });
         }
@@ -105,30 +108,75 @@ pub(crate) fn peer_dead(slot: &AtomicU64, watch: &mut PeerWatch) -> bool {
     }
 }
 
-/// Watches the peer endpoint's owner for an endpoint: a [`PeerWatch`] plus a throttle, so
-/// that non-blocking calls polled in a loop do not make a pidfd syscall on every call.
+/// Paces the slow checks (liveness syscalls) of non-blocking calls, which may be polled in
+/// a loop: at most one per [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL),
+/// the same bound as a blocked call's.
 #[derive(Debug, Default)]
-pub(crate) struct PeerMonitor {
-    watch: PeerWatch,
-    /// No throttled check before this instant.
-    next_check: Option<std::time::Instant>,
+pub(crate) struct Throttle {
+    /// No slow check before this instant.
+    next: Option<std::time::Instant>,
 }
 
-impl PeerMonitor {
-    /// Whether the peer's owner (in `slot`) is dead, checked now.
-    pub(crate) fn dead_now(&mut self, slot: &AtomicU64) -> bool {
-        peer_dead(slot, &mut self.watch)
-    }
-
-    /// Whether the peer's owner is dead, checked at most once per
-    /// [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL) — the same bound as a
-    /// blocked call's; `false` between checks.
-    pub(crate) fn dead_throttled(&mut self, slot: &AtomicU64) -> bool {
+impl Throttle {
+    /// Whether a slow check is due now (and if so, the next one is an interval away).
+    pub(crate) fn due(&mut self) -> bool {
         let now = std::time::Instant::now();
-        if self.next_check.is_some_and(|next| now < next) {
+        if self.next.is_some_and(|next| now < next) {
             return false;
         }
-        self.next_check = Some(now + shm_core::notify::SLOW_CHECK_INTERVAL);
-        self.dead_now(slot)
+        self.next = Some(now + shm_core::notify::SLOW_CHECK_INTERVAL);
+        true
     }
 }
+
+/// The ownership check of an endpoint on use: the fork generation at which this process
+/// last verified it owns the endpoint (0: not verified, check the owner slot).
+///
+/// Private memory: only the process holding this copy of the endpoint reads or writes it.
+#[derive(Debug)]
+pub(crate) struct OwnerCheck {
+    verified: std::sync::atomic::AtomicU64,
+}
+
+impl OwnerCheck {
+    /// A check that verifies on first use.
+    pub(crate) fn new() -> OwnerCheck {
+        OwnerCheck {
+            verified: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Ok` when the calling process owns the endpoint whose owner slot is `slot`: one
+    /// private load and compare while no `fork` happened since the last verification.
+    #[inline]
+    pub(crate) fn verify(&self, slot: &AtomicU64) -> Result<(), NotOwner> {
+        let now = fork_generation();
+        // Relaxed: private to this process, and only a cache of the owner slot's verdict.
+        if now != 0 && self.verified.load(Ordering::Relaxed) == now {
+            return Ok(());
+        }
+        self.verify_slow(slot, now)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn verify_slow(&self, slot: &AtomicU64, now: u64) -> Result<(), NotOwner> {
+        if !owned_here(slot) {
+            return Err(NotOwner);
+        }
+        // Relaxed: see `verify`.
+        self.verified.store(now, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Forgets the verification (after handing the endpoint over): the next use re-reads
+    /// the owner slot.
+    pub(crate) fn forget(&self) {
+        // Relaxed: see `verify`.
+        self.verified.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The calling process does not own the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotOwner;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use loom::sync::atomic::AtomicU64;
 use loom::thread;
 
-use super::ring::{Consumer, Peek, Producer, RingMem, SenderSlot, MAX_SENDERS};
+use super::{Consumer, Frame, Producer, RingMem, SenderSlot, MAX_SENDERS};
+use crate::ring::Peek;
 
 /// The ring's memory as loom atomics, one per 8-byte word.
 struct LoomMem {
@@ -52,6 +53,16 @@ impl RingMem for LoomMem {
     fn store_word(&self, offset: u64, word: u64, order: Ordering) {
         self.words[(offset / 8) as usize].store(word, order);
     }
+    fn zero(&self, offset: u64, len: u64) {
+        for i in 0..len / 8 {
+            // Relaxed: published by the Release store of `head`.
+            self.words[(offset / 8 + i) as usize].store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl LoomMem {
+    /// Copies `src` into the data area at `offset`, word by word.
     fn write_bytes(&self, offset: u64, src: &[u8]) {
         for (i, chunk) in src.chunks(8).enumerate() {
             let mut word = [0u8; 8];
@@ -61,6 +72,7 @@ impl RingMem for LoomMem {
                 .store(u64::from_le_bytes(word), Ordering::Relaxed);
         }
     }
+    /// Copies data-area bytes at `offset` into `dst`.
     fn read_bytes(&self, offset: u64, dst: &mut [u8]) {
         for (i, chunk) in dst.chunks_mut(8).enumerate() {
             // Relaxed: ordered after the Acquire load of the frame header.
@@ -68,12 +80,12 @@ impl RingMem for LoomMem {
             chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
         }
     }
-    fn zero(&self, offset: u64, len: u64) {
-        for i in 0..len / 8 {
-            // Relaxed: published by the Release store of `head`.
-            self.words[(offset / 8 + i) as usize].store(0, Ordering::Relaxed);
-        }
-    }
+}
+
+/// Copies the payload of `frame` out (at most `dst.len()` bytes).
+fn read(mem: &LoomMem, frame: &Frame, dst: &mut [u8]) {
+    let n = frame.len.min(dst.len());
+    mem.read_bytes(frame.offset + 8, &mut dst[..n]);
 }
 
 /// Claims, writes and commits `msg`, yielding while the ring is full.
@@ -93,7 +105,7 @@ fn recv(mem: &LoomMem, consumer: &mut Consumer) -> Vec<u8> {
     loop {
         if let Peek::Frame(frame) = consumer.try_peek(mem, None).unwrap() {
             let mut out = vec![0u8; frame.len];
-            consumer.read(mem, &frame, &mut out);
+            read(mem, &frame, &mut out);
             consumer.release(mem, frame);
             return out;
         }
@@ -149,7 +161,7 @@ fn producer_stopped_between_claim_and_commit_is_never_seen() {
         // Concurrently: the consumer sees B's frame, or nothing; never A's bytes.
         if let Peek::Frame(frame) = consumer.try_peek(&*mem, None).unwrap() {
             let mut out = [0u8; 8];
-            consumer.read(&*mem, &frame, &mut out);
+            read(&mem, &frame, &mut out);
             assert_eq!(out, [7; 8]);
             consumer.release(&*mem, frame);
         }
@@ -162,7 +174,7 @@ fn producer_stopped_between_claim_and_commit_is_never_seen() {
             match consumer.try_peek(&*mem, Some(&mut dead)).unwrap() {
                 Peek::Frame(frame) => {
                     let mut out = [0u8; 8];
-                    consumer.read(&*mem, &frame, &mut out);
+                    read(&mem, &frame, &mut out);
                     assert_eq!(out, [7; 8]);
                     consumer.release(&*mem, frame);
                 }

@@ -1,0 +1,145 @@
+//! The one endpoint core: [`Sender<F>`](Sender) and [`Receiver<F>`](Receiver), generic over
+//! the ring flavor `F` ([`Spsc`](crate::spsc::Spsc), [`Mpsc`](crate::mpsc::Mpsc),
+//! [`Broadcast`](crate::broadcast::Broadcast)).
+//!
+//! Waiting, deadlines, publishing, the liveness policy, ownership checks and `Drop` are
+//! written here once; each flavor's ring (`crate::ring`) only reserves, commits, peeks and
+//! releases. A flavor's public module is a thin face: its builder, its aliases, and the few
+//! operations that are really its own.
+//!
+//! # Liveness policy (every flavor)
+//!
+//! - A blocked call checks the peer's owners through the kernel (pidfd) at every slow
+//!   check: every [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL) (10 ms) of
+//!   waiting and before each sleep.
+//! - A non-blocking call (`try_*`) that finds the ring full or empty makes the same check
+//!   at most once per interval, so a polling loop pays one syscall per 10 ms at most.
+//! - Cheap shared flags (closed, counts) are read on every call that finds the ring full
+//!   or empty.
+//!
+//! # Ownership on use
+//!
+//! After `fork` both processes hold a copy of every endpoint. Each call compares the
+//! process's fork generation ([`fork_generation`](shm_core::liveness::fork_generation), one
+//! private load) with the one the endpoint last verified; only when they differ does it
+//! re-read the owner slot. A copy this process does not own fails with `NotOwner`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shm_core::SharedMemory;
+
+use crate::error::FromRecvFatal;
+use crate::ring::{RecvRing, SendRing};
+use crate::ChannelError;
+
+mod builder;
+mod grant;
+pub(crate) mod ownership;
+mod receiver;
+mod sender;
+
+pub use builder::{Builder, Claim};
+pub(crate) use grant::Publish;
+pub use grant::{Batch, BatchGrant, ReadGrant, WriteGrant};
+pub use receiver::{Iter, Receiver};
+pub(crate) use sender::{send_timeout_error, try_send_error};
+pub use sender::{EndpointStats, Sender};
+
+/// How long one call may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Do not wait.
+    Now,
+    /// Wait until this instant (monotonic clock).
+    At(Instant),
+    /// Wait as long as it takes.
+    Never,
+}
+
+impl Deadline {
+    /// `timeout` from now (as long as it takes if that overflows the clock).
+    pub fn after(timeout: Duration) -> Deadline {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Deadline::Never, Deadline::At)
+    }
+
+    /// The instant to wait until, if any.
+    pub fn instant(self) -> Option<Instant> {
+        match self {
+            Deadline::At(at) => Some(at),
+            Deadline::Now | Deadline::Never => None,
+        }
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::spsc::Spsc {}
+    impl Sealed for crate::mpsc::Mpsc {}
+    impl Sealed for crate::broadcast::Broadcast {}
+}
+
+/// A ring flavor: which ring algorithm an endpoint drives, and the receive errors it
+/// returns (broadcast's can say `Lagged`). Sealed: the flavors are this crate's three.
+pub trait Flavor: sealed::Sealed + Sized + 'static {
+    /// The sending side of the ring.
+    #[doc(hidden)]
+    type Writer: SendRing;
+    /// The receiving side of the ring.
+    #[doc(hidden)]
+    type Reader: RecvRing;
+    /// The error of `recv` and `read`.
+    type RecvError: FromRecvFatal<Fault<Self>> + std::error::Error + Send + Sync + 'static;
+    /// The error of `try_recv` and `try_read`.
+    type TryRecvError: FromRecvFatal<Fault<Self>> + std::error::Error + Send + Sync + 'static;
+    /// The error of `recv_timeout` and `read_timeout`.
+    type RecvTimeoutError: FromRecvFatal<Fault<Self>> + std::error::Error + Send + Sync + 'static;
+    /// The sender's name, for `Debug` output.
+    #[doc(hidden)]
+    const SENDER_NAME: &'static str;
+    /// The receiver's name, for `Debug` output.
+    #[doc(hidden)]
+    const RECEIVER_NAME: &'static str;
+
+    /// The flavor's validated view of its region.
+    #[doc(hidden)]
+    type Shared: Clone;
+    /// Creation options of the flavor (broadcast: its [`Policy`](crate::broadcast::Policy)).
+    #[doc(hidden)]
+    type Options: Clone + Default + std::fmt::Debug;
+
+    /// Region bytes a channel of `capacity` needs, if the sum fits.
+    #[doc(hidden)]
+    fn region_len(capacity: usize) -> Option<usize>;
+
+    /// Checks `capacity` for this flavor, before anything is mapped.
+    #[doc(hidden)]
+    fn check_capacity(capacity: usize) -> Result<(), ChannelError>;
+
+    /// Lays out a fresh channel in `memory` (`zeroed`: the memory is known to be all zero,
+    /// so nothing needs clearing).
+    #[doc(hidden)]
+    fn create(
+        memory: Arc<dyn SharedMemory>,
+        capacity: usize,
+        options: &Self::Options,
+        zeroed: bool,
+    ) -> Result<Self::Shared, ChannelError>;
+
+    /// Validates the header of an existing channel in `memory` and views it.
+    #[doc(hidden)]
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self::Shared, ChannelError>;
+
+    /// The sending side for the calling process.
+    #[doc(hidden)]
+    fn writer(shared: Self::Shared, claim: Claim) -> Result<Self::Writer, ChannelError>;
+
+    /// The receiving side for the calling process.
+    #[doc(hidden)]
+    fn reader(shared: Self::Shared, claim: Claim) -> Result<Self::Reader, ChannelError>;
+}
+
+/// The ring fault type of flavor `F`.
+pub(crate) type Fault<F> = <<F as Flavor>::Reader as RecvRing>::Fault;

@@ -1,0 +1,286 @@
+//! One broadcast receiver's side of the ring: join at the tail, copy each frame out into a
+//! private buffer and check it was not overwritten meanwhile, release by moving the
+//! cursor.
+
+#[cfg(loom)]
+use ::loom::sync::atomic::fence;
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
+use std::sync::atomic::Ordering;
+
+use shm_core::liveness::PeerWatch;
+
+use super::layout::{Policy, Shared, HEADER, MAX_READERS};
+use super::{before, frame_span, seq_at, Fault};
+use crate::endpoint::ownership;
+use crate::frame::Word;
+use crate::layout::{EventRef, View};
+use crate::primitive::AtomicU64;
+use crate::ring::{Gone, Peek, RecvRing};
+use crate::{ChannelError, Corruption};
+
+/// A frame copied out and checked: its message is in the reader's private buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    len: usize,
+    span: u64,
+    stamp: u64,
+}
+
+/// One receiver's private state.
+pub struct Reader {
+    shared: Shared,
+    slot: usize,
+    cursor: u64,
+    /// Sequence number of the message at `cursor`: found at join from the frames still in
+    /// the ring (see `seq_at`), else learnt from the first frame read. While it is unknown
+    /// a `Lagged` count cannot be computed and is reported as 0 (skipped silently).
+    next_seq: Option<u64>,
+    watch: PeerWatch,
+    /// The private copy of the frame at the cursor (reused).
+    copy: Vec<u8>,
+    wakes: u64,
+}
+
+impl Reader {
+    /// Takes a free reader slot, starting at the current tail.
+    ///
+    /// The slot's cursor is written only once the slot is ours: other slots belong to live
+    /// receivers, whose cursors hold the sender back. Until our store below lands, the
+    /// sender sees the previous owner's cursor (at or behind our start, or more than a
+    /// capacity behind, which holds it back entirely — see `Writer::fits`), so it never
+    /// overwrites bytes at or after our start meanwhile.
+    pub(crate) fn join(shared: Shared) -> Result<Reader, ChannelError> {
+        let me = ownership::me()?.to_raw();
+        let slot = (0..MAX_READERS)
+            .find(|&i| {
+                // Failure Relaxed: a taken slot's owner value is not used, we move on.
+                shared
+                    .reader(i)
+                    .owner
+                    .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            })
+            .ok_or(ChannelError::NoFreeSlot {
+                what: "receiver",
+                max: MAX_READERS,
+            })?;
+        // SYNC: reader join (see `Writer::fits`).
+        fence(Ordering::SeqCst);
+        let cursor = shared.writer().tail.load(Ordering::SeqCst);
+        // Release: SYNC: space released.
+        shared.reader(slot).cursor.store(cursor, Ordering::Release);
+        let next_seq = seq_at(&shared, cursor);
+        Ok(Reader {
+            shared,
+            slot,
+            cursor,
+            next_seq,
+            watch: PeerWatch::new(),
+            copy: Vec::new(),
+            wakes: 0,
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Reads the frame at the cursor into the private copy: `None` if nothing is
+    /// published, `Some(None)` for a pad (skipped), `Some(Some(frame))` for a message.
+    fn read_frame(&mut self) -> Result<Option<Option<Frame>>, Fault> {
+        let shared = &self.shared;
+        let capacity = shared.capacity();
+        // SYNC: frame published. Acquire pairs with the Release store in `Writer::publish`.
+        let tail_untrusted = shared.writer().tail.load(Ordering::Acquire);
+        if tail_untrusted == self.cursor {
+            return Ok(None);
+        }
+        if tail_untrusted % 16 != 0 || before(tail_untrusted, self.cursor) {
+            return Err(Fault::Corrupted(Corruption {
+                what: "broadcast tail not aligned or behind our cursor",
+                value: tail_untrusted,
+            }));
+        }
+        let offset = self.cursor & shared.mask();
+        // Relaxed: after the Acquire load of `tail`; validated by the `oldest` re-check.
+        let stamp = shared.word(offset).load(Ordering::Relaxed);
+        let word = shared.word(offset + 8).load(Ordering::Relaxed);
+        let span = frame_span(word, capacity - offset);
+        let within = tail_untrusted.wrapping_sub(self.cursor) <= capacity;
+        let data_len = match Word::decode(word, 1) {
+            Some(Word::Data { len, .. }) if span.is_some() && within => Some(len as usize),
+            _ => None,
+        };
+        if let Some(len) = data_len {
+            self.copy.clear();
+            self.copy.resize(len, 0);
+            // SAFETY: `offset + 16 + len <= capacity` (checked by `frame_span`: the frame
+            // does not cross the ring end); `copy` is private. A concurrent overwrite is
+            // detected below.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    shared.payload_ptr(offset),
+                    self.copy.as_mut_ptr(),
+                    len,
+                )
+            };
+        }
+        // SYNC: overwrite announced. Pairs with the Release fence in
+        // `Writer::announce_overwrite`.
+        fence(Ordering::Acquire);
+        // Relaxed: ordered by the fence above.
+        let oldest = shared.writer().oldest.load(Ordering::Relaxed);
+        if before(self.cursor, oldest) || !within {
+            self.lagged()?;
+            return Ok(Some(None)); // no count known (see `next_seq`): go on
+        }
+        let Some(span) = span else {
+            return Err(Fault::Corrupted(Corruption {
+                what: "broadcast frame header",
+                value: word,
+            }));
+        };
+        match data_len {
+            Some(len) if self.next_seq.is_none_or(|s| stamp == s.wrapping_add(1)) => {
+                Ok(Some(Some(Frame { len, span, stamp })))
+            }
+            Some(_) => Err(Fault::Corrupted(Corruption {
+                what: "broadcast frame stamp out of sequence",
+                value: stamp,
+            })),
+            None => {
+                // A pad: skip it.
+                self.advance(span);
+                Ok(Some(None))
+            }
+        }
+    }
+
+    /// Moves the cursor `span` bytes on and publishes it.
+    fn advance(&mut self, span: u64) {
+        self.cursor = self.cursor.wrapping_add(span);
+        // SYNC: space released. Release pairs with the Acquire load in `Writer::fits`.
+        self.shared
+            .reader(self.slot)
+            .cursor
+            .store(self.cursor, Ordering::Release);
+        if self.shared.policy == Policy::BackPressure && self.shared.events().space.notify() {
+            self.wakes += 1;
+        }
+    }
+
+    /// Overwritten under us: jump to the oldest frame and say how many messages we missed.
+    fn lagged(&mut self) -> Result<(), Fault> {
+        let shared = &self.shared;
+        loop {
+            // SYNC: oldest frame. Acquire pairs with the Release store in
+            // `Writer::announce_overwrite`.
+            let oldest = shared.writer().oldest.load(Ordering::Acquire);
+            let tail = shared.writer().tail.load(Ordering::Acquire);
+            // `tail` was loaded after `oldest`, so it may be more than a capacity ahead;
+            // but the sender raises `oldest` only to frames it published before.
+            if oldest % 16 != 0 || before(tail, oldest) {
+                return Err(Fault::Corrupted(Corruption {
+                    what: "broadcast oldest not aligned or beyond the tail",
+                    value: oldest,
+                }));
+            }
+            // Relaxed: validated by the re-check below.
+            let stamp = shared.word(oldest & shared.mask()).load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            // Relaxed: ordered by the fence above (SYNC: overwrite announced).
+            if shared.writer().oldest.load(Ordering::Relaxed) != oldest {
+                continue; // overwritten again while we looked
+            }
+            let first = stamp.wrapping_sub(1);
+            // The message at `oldest` comes after the one at our cursor, which is older.
+            let missed = match self.next_seq {
+                None => 0,
+                Some(next) => first.checked_sub(next).ok_or(Fault::Corrupted(Corruption {
+                    what: "broadcast stamp at the oldest frame behind our sequence",
+                    value: stamp,
+                }))?,
+            };
+            self.cursor = oldest;
+            self.next_seq = Some(first);
+            // Release: SYNC: space released.
+            shared
+                .reader(self.slot)
+                .cursor
+                .store(oldest, Ordering::Release);
+            return if missed == 0 {
+                Ok(())
+            } else {
+                Err(Fault::Lagged(missed))
+            };
+        }
+    }
+}
+
+impl RecvRing for Reader {
+    type Frame = Frame;
+    type Fault = Fault;
+
+    fn view(&self) -> &View {
+        self.shared.view()
+    }
+
+    fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Fault> {
+        // Bounded: each pad moves the cursor on by at least 16 bytes, and a ring of
+        // `capacity` bytes holds at most `capacity / 16` frames before the tail.
+        for _ in 0..=self.shared.capacity() / HEADER + 1 {
+            match self.read_frame()? {
+                None => return Ok(Peek::Empty),
+                Some(Some(frame)) => return Ok(Peek::Frame(frame)),
+                Some(None) => continue,
+            }
+        }
+        Err(Fault::Corrupted(Corruption {
+            what: "broadcast ring holds more frames than fit",
+            value: self.cursor,
+        }))
+    }
+
+    fn frame_len(frame: &Frame) -> usize {
+        frame.len
+    }
+
+    fn payload_ptr(&self, _frame: &Frame) -> *const u8 {
+        self.copy.as_ptr()
+    }
+
+    fn release(&mut self, frame: Frame) {
+        self.next_seq = Some(frame.stamp);
+        self.advance(frame.span);
+    }
+
+    fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
+        let status = self.shared.status();
+        // SYNC: closed. Acquire pairs with the Release store in `Writer::close`.
+        if status.sender_closed.load(Ordering::Acquire) != 0 {
+            Some(Gone::Disconnected)
+        } else if slow && ownership::peer_dead(&status.sender_owner, &mut self.watch) {
+            Some(Gone::PeerDied)
+        } else {
+            None
+        }
+    }
+
+    fn data_event(&self) -> EventRef {
+        self.shared.data_event()
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.shared.reader(self.slot).owner
+    }
+
+    fn close(&mut self) {
+        ownership::release(&self.shared.reader(self.slot).owner);
+        self.shared.events().space.notify();
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}

@@ -1,0 +1,285 @@
+//! The broadcast sender's side of the ring: reserve room after the slowest live reader (or
+//! announce an overwrite), write in place, publish.
+
+#[cfg(loom)]
+use ::loom::sync::atomic::fence;
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
+use std::sync::atomic::Ordering;
+
+use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+
+use super::layout::{span_of, Policy, Shared, HEADER, MAX_READERS};
+use super::{before, frame_span};
+use crate::endpoint::ownership;
+use crate::frame::{max_payload, Word};
+use crate::layout::{EventRef, View};
+use crate::primitive::AtomicU64;
+use crate::ring::SendRing;
+use crate::Corruption;
+
+/// Room reserved for one broadcast frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// Offset of the frame header in the data area.
+    offset: u64,
+    len: usize,
+}
+
+/// The sender's private state.
+pub struct Writer {
+    shared: Shared,
+    /// Next byte position to write.
+    tail: u64,
+    /// The tail last stored in shared memory.
+    published: u64,
+    /// Sequence number of the next message.
+    seq: u64,
+    /// Start of the oldest frame still intact.
+    oldest: u64,
+    /// Back-pressure: the slowest reader's cursor as last scanned (a lower bound).
+    bound: u64,
+    watches: Vec<PeerWatch>,
+    wakes: u64,
+}
+
+impl Writer {
+    /// The writer of a channel, continuing after what is in the ring (`seq`: the sequence
+    /// number of the next message).
+    pub(crate) fn new(shared: Shared, seq: u64) -> Writer {
+        // Acquire: our own earlier stores, if this process wrote before.
+        let tail = shared.writer().tail.load(Ordering::Acquire);
+        let oldest = shared.writer().oldest.load(Ordering::Acquire);
+        Writer {
+            shared,
+            tail,
+            published: tail,
+            seq,
+            oldest,
+            bound: tail,
+            watches: (0..MAX_READERS).map(|_| PeerWatch::new()).collect(),
+            wakes: 0,
+        }
+    }
+
+    /// Receivers attached now (reader slots with an owner).
+    pub(crate) fn receiver_count(&self) -> usize {
+        (0..MAX_READERS)
+            // Relaxed: a snapshot for the caller.
+            .filter(|&i| self.shared.reader(i).owner.load(Ordering::Relaxed) != 0)
+            .count()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Whether `span` more bytes fit: always under overwrite; under back-pressure after the
+    /// slowest live reader, rescanning the readers if the cached bound says no.
+    fn fits(&mut self, span: u64) -> bool {
+        if self.shared.policy == Policy::Overwrite {
+            return true;
+        }
+        let capacity = self.shared.capacity();
+        if self.tail.wrapping_sub(self.bound) + span <= capacity {
+            return true;
+        }
+        // SYNC: reader join. Pairs with the fence in `Reader::join`: either we see the
+        // joining reader's slot, or it sees our tail and starts at or after it.
+        fence(Ordering::SeqCst);
+        let mut bound = self.tail;
+        for index in 0..MAX_READERS {
+            let slot = self.shared.reader(index);
+            if slot.owner.load(Ordering::SeqCst) == 0 {
+                continue;
+            }
+            // SYNC: space released. Acquire pairs with the reader's Release store of its
+            // cursor: its copies out of the bytes below happen before we overwrite them.
+            let cursor_untrusted = slot.cursor.load(Ordering::Acquire);
+            // A cursor beyond our tail is garbage: it holds nothing back. A cursor more than
+            // a capacity behind cannot be a reader's position under back-pressure (we never
+            // pass one); it is the stale cursor of a slot a receiver has just taken in
+            // `Reader::join` (it stores its start right after) or garbage: it holds
+            // everything back until it moves or its owner is found dead, as a reader that
+            // does not read would.
+            if before(self.tail, cursor_untrusted) {
+                continue;
+            }
+            if before(cursor_untrusted, bound) {
+                bound = cursor_untrusted;
+            }
+        }
+        self.bound = bound;
+        self.tail.wrapping_sub(bound).saturating_add(span) <= capacity
+    }
+
+    /// Under overwrite: raises `oldest` past every frame the next `span` bytes overwrite,
+    /// before they are written.
+    fn announce_overwrite(&mut self, span: u64) -> Result<(), Corruption> {
+        let shared = &self.shared;
+        let end = self.tail.wrapping_add(span);
+        let free_from = end.wrapping_sub(shared.capacity());
+        if !before(self.oldest, free_from) {
+            return Ok(());
+        }
+        // Walk our own frames (a hostile peer may have changed them: validate).
+        while before(self.oldest, free_from) {
+            // Relaxed: our own earlier store.
+            let word = shared
+                .word((self.oldest & shared.mask()) + 8)
+                .load(Ordering::Relaxed);
+            let old_span = frame_span(word, shared.capacity() - (self.oldest & shared.mask()));
+            match old_span {
+                Some(old_span) if old_span <= self.tail.wrapping_sub(self.oldest) => {
+                    self.oldest = self.oldest.wrapping_add(old_span);
+                }
+                _ => {
+                    return Err(Corruption {
+                        what: "broadcast frame header overwritten by a peer",
+                        value: word,
+                    })
+                }
+            }
+        }
+        // SYNC: overwrite announced. Release fence after the store: a reader whose copy saw
+        // any byte we write after this sees this value after its Acquire fence.
+        // SYNC: oldest frame. Release store: a reader that loads this value (Acquire, in
+        // `lagged` and `seq_at`) sees the frame at `oldest` and the tail that published it.
+        shared.writer().oldest.store(self.oldest, Ordering::Release);
+        fence(Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes the frame header at `offset` (published by the next store of `tail`).
+    fn write_header(&self, offset: u64, stamp: u64, word: Word) {
+        // Relaxed: published by the Release store of `tail` in `publish`.
+        self.shared.word(offset).store(stamp, Ordering::Relaxed);
+        self.shared
+            .word(offset + 8)
+            .store(word.encode(), Ordering::Relaxed);
+    }
+
+    /// Frees the reader slots of receivers whose process died (they hold nothing back any
+    /// more).
+    fn reap_dead_readers(&mut self) {
+        for index in 0..MAX_READERS {
+            let slot = self.shared.reader(index);
+            // Acquire: see `ownership::owned_here`.
+            let owner = slot.owner.load(Ordering::Acquire);
+            let Some(identity) = ProcessIdentity::from_raw(owner) else {
+                continue;
+            };
+            if self.watches[index].check(identity) == Liveness::Dead {
+                // SYNC: owner recorded (see `ownership::swap_owner`).
+                let _ = slot
+                    .owner
+                    .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl SendRing for Writer {
+    type Slot = Slot;
+
+    fn view(&self) -> &View {
+        self.shared.view()
+    }
+
+    fn max_payload(&self) -> usize {
+        max_payload(self.shared.capacity(), HEADER)
+    }
+
+    fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+        let span = span_of(len as u64);
+        let offset = self.tail & self.shared.mask();
+        let to_end = self.shared.capacity() - offset;
+        if span > to_end {
+            if !self.fits(to_end) {
+                return Ok(None);
+            }
+            self.announce_overwrite(to_end)?;
+            self.write_header(offset, self.seq + 1, Word::Pad { len: to_end });
+            self.tail = self.tail.wrapping_add(to_end);
+            self.publish();
+        }
+        if !self.fits(span) {
+            return Ok(None);
+        }
+        self.announce_overwrite(span)?;
+        Ok(Some(Slot {
+            offset: self.tail & self.shared.mask(),
+            len,
+        }))
+    }
+
+    fn slot_len(slot: &Slot) -> usize {
+        slot.len
+    }
+
+    fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
+        self.shared.payload_ptr(slot.offset)
+    }
+
+    fn commit(&mut self, slot: Slot, len: usize) {
+        let len = len.min(slot.len) as u64;
+        self.write_header(slot.offset, self.seq + 1, Word::Data { len, slot: 0 });
+        self.seq += 1;
+        self.tail = self.tail.wrapping_add(span_of(len));
+    }
+
+    fn abandon(&mut self, _slot: Slot) {
+        // Nothing published: the space is simply reused.
+    }
+
+    fn publish(&mut self) {
+        if self.tail == self.published {
+            return;
+        }
+        self.published = self.tail;
+        // SYNC: frame published. Release pairs with the Acquire load of `tail` in
+        // `Reader::read_frame`.
+        self.shared
+            .writer()
+            .tail
+            .store(self.tail, Ordering::Release);
+        if self.shared.events().data.notify() {
+            self.wakes += 1;
+        }
+    }
+
+    fn unpublished(&self) -> u64 {
+        self.tail.wrapping_sub(self.published)
+    }
+
+    fn receivers_closed(&self) -> bool {
+        false // receivers come and go; with none, messages are dropped
+    }
+
+    fn receivers_dead(&mut self) -> bool {
+        // Dead readers stop holding the ring back; the retry that follows finds room.
+        self.reap_dead_readers();
+        false
+    }
+
+    fn space_event(&self) -> EventRef {
+        self.shared.space_event()
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.shared.status().sender_owner
+    }
+
+    fn close(&mut self) {
+        self.publish();
+        let status = self.shared.status();
+        // SYNC: closed. Release: a receiver that sees the flag sees every frame before it.
+        status.sender_closed.store(1, Ordering::Release);
+        ownership::release(&status.sender_owner);
+        self.shared.events().data.notify();
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}

@@ -1,0 +1,146 @@
+//! The ring algorithms, apart from the endpoints: each flavor's writer and reader, and the
+//! small contract ([`SendRing`], [`RecvRing`]) through which the one endpoint core
+//! (`crate::endpoint`) drives them.
+//!
+//! A ring does no waiting, keeps no deadlines and knows nothing of ownership checks: it
+//! reserves, commits and publishes; peeks and releases; says whether the other side closed
+//! or died; and closes its own side. The core adds everything else once for every flavor.
+//!
+//! | flavor | writer | reader |
+//! |---|---|---|
+//! | SPSC | [`spsc::Writer`] | [`spsc::Reader`] |
+//! | MPSC | [`mpsc::Producer`] (one per sender) | [`mpsc::Consumer`] |
+//! | broadcast | [`broadcast::Writer`] | [`broadcast::Reader`] (one per receiver) |
+
+use crate::layout::{EventRef, View};
+use crate::primitive::AtomicU64;
+use crate::Corruption;
+
+pub mod broadcast;
+pub mod mpsc;
+pub mod spsc;
+
+/// What a reader found at its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek<F> {
+    /// A complete frame to read.
+    Frame(F),
+    /// Nothing published.
+    Empty,
+    /// A frame is claimed but not committed yet (MPSC: its producer may be slow or dead).
+    Blocked,
+}
+
+/// Why no further message can come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// Every sender was dropped by its owner.
+    Disconnected,
+    /// A sender's process died without dropping it (and no live sender is left).
+    PeerDied,
+}
+
+/// The sending side of a ring, as the endpoint core drives it.
+///
+/// Public in a private module: a sealed contract, not nameable by users.
+pub trait SendRing: Send + Sized {
+    /// Room reserved for one frame, not yet committed.
+    type Slot: Copy;
+
+    /// The channel's region.
+    fn view(&self) -> &View;
+
+    /// The largest payload one frame can carry.
+    fn max_payload(&self) -> usize;
+
+    /// Reserves a contiguous frame for `len <= max_payload()` bytes, or `None` when the
+    /// ring has no room now.
+    fn try_reserve(&mut self, len: usize) -> Result<Option<Self::Slot>, Corruption>;
+
+    /// Payload bytes reserved in `slot`.
+    fn slot_len(slot: &Self::Slot) -> usize;
+
+    /// Where the payload of `slot` goes: valid for `slot_len` bytes until it is committed
+    /// or abandoned.
+    fn payload_ptr(&self, slot: &Self::Slot) -> *mut u8;
+
+    /// Completes `slot` with `len <= slot_len` payload bytes (already written). It becomes
+    /// visible at the next `publish` (or at once, where the commit is the publication).
+    fn commit(&mut self, slot: Self::Slot, len: usize);
+
+    /// Gives `slot` up uncommitted: nothing is delivered, the ring is not held up.
+    fn abandon(&mut self, slot: Self::Slot);
+
+    /// Makes every committed frame visible and wakes a sleeping reader.
+    fn publish(&mut self);
+
+    /// Committed bytes not yet published.
+    fn unpublished(&self) -> u64;
+
+    /// Whether the receiving side was closed by its owner (a cheap shared load).
+    fn receivers_closed(&self) -> bool;
+
+    /// The slow check of a sender that found the ring full: asks the kernel about the
+    /// receiving side's owners (broadcast: drops dead readers from the back-pressure, so a
+    /// retry may find room). `true` when no live receiver can ever make room again.
+    fn receivers_dead(&mut self) -> bool;
+
+    /// The event the sender sleeps on while the ring is full.
+    fn space_event(&self) -> EventRef;
+
+    /// The owner slot of this sending endpoint.
+    fn owner_slot(&self) -> &AtomicU64;
+
+    /// The owner's drop: publish what is pending, mark this side closed (or leave the set
+    /// of senders), release the owner slot and wake the reader.
+    fn close(&mut self);
+
+    /// Wake syscalls made so far (for benchmarks).
+    fn wakes(&self) -> u64;
+}
+
+/// The receiving side of a ring, as the endpoint core drives it.
+pub trait RecvRing: Send + Sized {
+    /// A complete frame the reader may read, then release.
+    type Frame: Copy;
+    /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag.
+    type Fault: Copy;
+
+    /// The channel's region.
+    fn view(&self) -> &View;
+
+    /// The next frame. On a `slow` check the ring may also ask the kernel about producers
+    /// blocking it (MPSC: a frame whose claimer died is skipped).
+    fn try_peek(&mut self, slow: bool) -> Result<Peek<Self::Frame>, Self::Fault>;
+
+    /// Payload bytes of `frame`.
+    fn frame_len(frame: &Self::Frame) -> usize;
+
+    /// Where the payload of `frame` is: valid for `frame_len` bytes until released.
+    fn payload_ptr(&self, frame: &Self::Frame) -> *const u8;
+
+    /// Frees the frame returned by the last `try_peek`.
+    fn release(&mut self, frame: Self::Frame);
+
+    /// Stores a head held back by batched releases.
+    fn flush_releases(&mut self) {}
+
+    /// With the ring found empty: whether no message can come any more. A cheap check
+    /// (closed flags, counts) always; on a `slow` check also the kernel's word on whether
+    /// any sender's owner is alive, so that no peer-written count or flag keeps a wait
+    /// going when no live process could end it.
+    fn senders_gone(&mut self, slow: bool) -> Option<Gone>;
+
+    /// The event the receiver sleeps on while the ring is empty.
+    fn data_event(&self) -> EventRef;
+
+    /// The owner slot of this receiving endpoint.
+    fn owner_slot(&self) -> &AtomicU64;
+
+    /// The owner's drop: flush releases, mark this side closed (or leave), release the
+    /// owner slot and wake the sender.
+    fn close(&mut self);
+
+    /// Wake syscalls made so far (for benchmarks).
+    fn wakes(&self) -> u64;
+}

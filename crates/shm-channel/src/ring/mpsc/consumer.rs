@@ -1,0 +1,239 @@
+//! The MPSC consumer's private state: read frames in claim order, release and zero them,
+//! skip the claims of dead producers, refuse gaps nobody is writing.
+
+use std::sync::atomic::Ordering;
+
+use super::{before, RingMem, MAX_SENDERS};
+use crate::error::Corruption;
+use crate::frame::{frame_len, Word};
+use crate::ring::Peek;
+
+/// A committed frame the consumer may copy out, then release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub(crate) offset: u64,
+    pub(crate) len: usize,
+    pub(crate) span: u64,
+}
+
+/// Whether `at` lies in the claim intent `[start, end)` (wrapping positions).
+fn covers(start: u64, end: u64, at: u64) -> bool {
+    at.wrapping_sub(start) < end.wrapping_sub(start)
+}
+
+/// The consumer's private state.
+pub(crate) struct Consumer {
+    head: u64,
+    cached_tail: u64,
+    mask: u64,
+    /// Frames skipped because their producer died before committing.
+    pub(crate) abandoned: u64,
+}
+
+impl Consumer {
+    pub(crate) fn new<M: RingMem + ?Sized>(mem: &M) -> Result<Consumer, Corruption> {
+        // Acquire: our own earlier releases, if this process consumed before.
+        let head = mem.head().load(Ordering::Acquire);
+        if head % 8 != 0 {
+            return Err(Corruption {
+                what: "mpsc head not 8-byte aligned",
+                value: head,
+            });
+        }
+        let mut consumer = Consumer {
+            head,
+            cached_tail: head,
+            mask: mem.capacity() - 1,
+            abandoned: 0,
+        };
+        consumer.refresh_tail(mem)?;
+        Ok(consumer)
+    }
+
+    fn refresh_tail<M: RingMem + ?Sized>(&mut self, mem: &M) -> Result<(), Corruption> {
+        // SYNC: claim intent. Acquire pairs with the producers' AcqRel CAS of `tail`: the
+        // intents recorded before the claims we see are visible.
+        let tail_untrusted = mem.tail().load(Ordering::Acquire);
+        let available = tail_untrusted.wrapping_sub(self.head);
+        if tail_untrusted % 8 != 0 || available > self.mask + 1 {
+            return Err(Corruption {
+                what: "mpsc tail not aligned or outside [head, head + capacity]",
+                value: tail_untrusted,
+            });
+        }
+        if available < self.cached_tail.wrapping_sub(self.head) {
+            return Err(Corruption {
+                what: "mpsc tail moved backwards",
+                value: tail_untrusted,
+            });
+        }
+        self.cached_tail = tail_untrusted;
+        Ok(())
+    }
+
+    /// The next committed frame. Skips pads and skips; with `is_dead` (a slow check), also
+    /// frames whose producer died before committing (`is_dead(slot)` asks the kernel), and
+    /// reports as corruption a claimed gap no producer's intent covers.
+    pub(crate) fn try_peek<M: RingMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        mut is_dead: Option<&mut dyn FnMut(usize) -> bool>,
+    ) -> Result<Peek<Frame>, Corruption> {
+        loop {
+            if self.head == self.cached_tail {
+                self.refresh_tail(mem)?;
+                if self.head == self.cached_tail {
+                    return Ok(Peek::Empty);
+                }
+            }
+            let offset = self.head & self.mask;
+            let to_end = self.mask + 1 - offset;
+            let room = self.cached_tail.wrapping_sub(self.head).min(to_end);
+            // SYNC: frame committed. Acquire pairs with the Release store in
+            // `Producer::commit` (and of a pad in `try_claim`).
+            let raw = mem.load_word(offset, Ordering::Acquire);
+            let corrupt = |what| Corruption { what, value: raw };
+            let frame_span = |len: u64| {
+                let span = frame_len(len);
+                if span > room {
+                    Err(corrupt("mpsc frame beyond claimed bytes or ring end"))
+                } else {
+                    Ok(span)
+                }
+            };
+            match Word::decode(raw, MAX_SENDERS).ok_or_else(|| corrupt("mpsc frame header"))? {
+                Word::Pad { len } => {
+                    if len != to_end || len > room {
+                        return Err(corrupt("mpsc padding frame of wrong length"));
+                    }
+                    self.release_to(mem, self.head.wrapping_add(len));
+                }
+                Word::Skip { len } => {
+                    let span = frame_span(len)?;
+                    self.release_to(mem, self.head.wrapping_add(span));
+                }
+                Word::Data { len, .. } => {
+                    let span = frame_span(len)?;
+                    return Ok(Peek::Frame(Frame {
+                        offset,
+                        len: len as usize,
+                        span,
+                    }));
+                }
+                Word::Claimed { len, slot } => {
+                    let span = frame_span(len)?;
+                    let dead = match is_dead.as_mut() {
+                        Some(is_dead) => is_dead(slot),
+                        None => false,
+                    };
+                    if !dead {
+                        return Ok(Peek::Blocked);
+                    }
+                    self.abandoned += 1;
+                    self.release_to(mem, self.head.wrapping_add(span));
+                }
+                Word::Empty => {
+                    let Some(is_dead) = is_dead.as_mut() else {
+                        return Ok(Peek::Blocked);
+                    };
+                    match self.intent_covering(mem, &mut **is_dead, room)? {
+                        Covering::DeadUntil(end) => {
+                            self.abandoned += 1;
+                            self.release_to(mem, end);
+                        }
+                        Covering::Live => return Ok(Peek::Blocked),
+                        Covering::Nobody => {
+                            // No intent covers the head: no producer claimed this space, or
+                            // the claimer committed (its newer intent, stored with Release
+                            // after the commit, would then be visible — and so the commit).
+                            // SYNC: frame committed (as above).
+                            let again = mem.load_word(offset, Ordering::Acquire);
+                            if again == 0 {
+                                return Err(Corruption {
+                                    what: "mpsc claimed bytes no producer is writing",
+                                    value: self.head,
+                                });
+                            }
+                            // Committed meanwhile: look again.
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// With header 0 at `head`: whose claim intent covers it.
+    fn intent_covering<M: RingMem + ?Sized>(
+        &self,
+        mem: &M,
+        is_dead: &mut dyn FnMut(usize) -> bool,
+        room: u64,
+    ) -> Result<Covering, Corruption> {
+        let mut end: Option<u64> = None;
+        for index in 0..MAX_SENDERS {
+            let slot = mem.slot(index);
+            // SYNC: claim intent. Acquire pairs with the producers' Release stores of their
+            // intents: what a producer committed before its newest intent is visible.
+            let start = slot.intent_start.load(Ordering::Acquire);
+            let stop = slot.intent_end.load(Ordering::Acquire);
+            if !covers(start, stop, self.head) {
+                continue;
+            }
+            if !is_dead(index) {
+                return Ok(Covering::Live);
+            }
+            // Re-read after the liveness check: the values a dead producer left.
+            // Acquire: SYNC: claim intent (as above).
+            let start = slot.intent_start.load(Ordering::Acquire);
+            let stop = slot.intent_end.load(Ordering::Acquire);
+            if covers(start, stop, self.head) {
+                let nearer = |e: u64| if before(stop, e) { stop } else { e };
+                end = Some(end.map_or(stop, nearer));
+            }
+        }
+        match end {
+            Some(stop) if stop % 8 != 0 || stop.wrapping_sub(self.head) > room => Err(Corruption {
+                what: "mpsc claim intent beyond claimed bytes or ring end",
+                value: stop,
+            }),
+            Some(stop) => Ok(Covering::DeadUntil(stop)),
+            None => Ok(Covering::Nobody),
+        }
+    }
+
+    /// Frees `frame` (returned by the last `try_peek`).
+    pub(crate) fn release<M: RingMem + ?Sized>(&mut self, mem: &M, frame: Frame) {
+        debug_assert_eq!(frame.offset, self.head & self.mask);
+        self.release_to(mem, self.head.wrapping_add(frame.span));
+    }
+
+    /// Zeroes `[head, end)` and publishes `end` as the new head. `end` lies within the
+    /// claimed bytes and does not cross the ring end (checked by the callers).
+    fn release_to<M: RingMem + ?Sized>(&mut self, mem: &M, end: u64) {
+        mem.zero(self.head & self.mask, end.wrapping_sub(self.head));
+        self.head = end;
+        // SYNC: space released. Release pairs with the Acquire load of `head` in
+        // `Producer::refresh_head`: our copies and zeroing happen before producers reuse it.
+        mem.head().store(end, Ordering::Release);
+    }
+
+    /// Whether the consumer has passed everything producer `slot` ever claimed, so the slot
+    /// may be recycled.
+    pub(crate) fn passed_intent<M: RingMem + ?Sized>(&self, mem: &M, slot: usize) -> bool {
+        let slot = mem.slot(slot);
+        // Acquire: SYNC: claim intent; a stale value only delays recycling.
+        let start = slot.intent_start.load(Ordering::Acquire);
+        let end = slot.intent_end.load(Ordering::Acquire);
+        start == end || !before(self.head, end)
+    }
+}
+
+/// Whose claim intent covers a zero header at `head`.
+enum Covering {
+    /// A live producer's: it is still writing.
+    Live,
+    /// Only dead producers': skip to the nearest end of their claims.
+    DeadUntil(u64),
+    /// Nobody's.
+    Nobody,
+}

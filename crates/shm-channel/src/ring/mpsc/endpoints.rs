@@ -1,0 +1,295 @@
+//! The MPSC ring's two sides as the endpoint core drives them: a [`Writer`] per sender (a
+//! producer slot), and the one [`Reader`].
+
+use std::sync::atomic::Ordering;
+
+use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+
+use super::layout::claim_free_slot;
+use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
+use crate::endpoint::ownership;
+use crate::frame::{max_payload, FRAME_HEADER_LEN};
+use crate::layout::{EventRef, View};
+use crate::primitive::AtomicU64;
+use crate::ring::{Gone, Peek, RecvRing, SendRing};
+use crate::{ChannelError, Corruption};
+
+/// One sender's side of the ring: its producer slot and claims.
+pub struct Writer {
+    shared: Shared,
+    producer: Producer,
+    /// Watches the receiver's owner.
+    watch: PeerWatch,
+    /// Bytes committed since the reader was last notified (commits are visible at once;
+    /// the wake check is what `publish` batches).
+    unnotified: u64,
+    wakes: u64,
+}
+
+impl Writer {
+    /// Takes a free producer slot (or a dead sender's) for the calling process.
+    pub(crate) fn new(shared: Shared) -> Result<Writer, ChannelError> {
+        // Validate the indices once before use.
+        Consumer::new(&shared)?;
+        let me = ownership::me()?.to_raw();
+        let slot = claim_free_slot(&shared, me).ok_or(ChannelError::NoFreeSlot {
+            what: "sender",
+            max: MAX_SENDERS,
+        })?;
+        Ok(Writer {
+            producer: Producer::new(&shared, slot),
+            shared,
+            watch: PeerWatch::new(),
+            unnotified: 0,
+            wakes: 0,
+        })
+    }
+
+    /// Another writer of the same channel, in a new slot.
+    pub(crate) fn try_clone(&self) -> Result<Writer, ChannelError> {
+        Writer::new(self.shared.clone())
+    }
+
+    /// The producer slot this writer owns.
+    pub(crate) fn slot(&self) -> usize {
+        self.producer.slot()
+    }
+
+    fn notify(&mut self) {
+        self.unnotified = 0;
+        if self.shared.events().data.notify() {
+            self.wakes += 1;
+        }
+    }
+}
+
+impl SendRing for Writer {
+    type Slot = Claim;
+
+    fn view(&self) -> &View {
+        self.shared.view()
+    }
+
+    fn max_payload(&self) -> usize {
+        max_payload(self.shared.capacity(), FRAME_HEADER_LEN as u64)
+    }
+
+    fn try_reserve(&mut self, len: usize) -> Result<Option<Claim>, Corruption> {
+        self.producer.try_claim(&self.shared, len)
+    }
+
+    fn slot_len(slot: &Claim) -> usize {
+        slot.len
+    }
+
+    fn payload_ptr(&self, slot: &Claim) -> *mut u8 {
+        self.shared.payload_ptr(slot.offset)
+    }
+
+    fn commit(&mut self, slot: Claim, len: usize) {
+        self.producer.commit(&self.shared, slot, len, true);
+        self.unnotified += (len as u64).max(1);
+    }
+
+    fn abandon(&mut self, slot: Claim) {
+        // A skip frame: the reader passes it, nothing is delivered, the ring goes on.
+        self.producer.commit(&self.shared, slot, 0, false);
+        self.notify();
+    }
+
+    fn publish(&mut self) {
+        if self.unnotified != 0 {
+            self.notify();
+        }
+    }
+
+    fn unpublished(&self) -> u64 {
+        self.unnotified
+    }
+
+    fn receivers_closed(&self) -> bool {
+        // SYNC: closed. Acquire pairs with the Release store in `Reader::close`.
+        self.shared.status().receiver_closed.load(Ordering::Acquire) != 0
+    }
+
+    fn receivers_dead(&mut self) -> bool {
+        ownership::peer_dead(&self.shared.status().receiver_owner, &mut self.watch)
+    }
+
+    fn space_event(&self) -> EventRef {
+        self.shared.space_event()
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.shared.slot(self.producer.slot()).owner
+    }
+
+    fn close(&mut self) {
+        self.publish();
+        // SYNC: sender gone. Release (in the RMW below): every frame this sender committed
+        // happens before a receiver that sees the count drop.
+        ownership::release(self.owner_slot());
+        self.shared.status().senders.fetch_sub(1, Ordering::AcqRel);
+        self.shared.events().data.notify();
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
+
+/// The receiving side of the ring.
+pub struct Reader {
+    shared: Shared,
+    consumer: Consumer,
+    /// One kernel watch per producer slot.
+    watches: Vec<PeerWatch>,
+    /// Senders found dead and reaped.
+    pub(crate) dead_senders: u64,
+    wakes: u64,
+}
+
+impl Reader {
+    pub(crate) fn new(shared: Shared) -> Result<Reader, ChannelError> {
+        Ok(Reader {
+            consumer: Consumer::new(&shared)?,
+            shared,
+            watches: (0..MAX_SENDERS).map(|_| PeerWatch::new()).collect(),
+            dead_senders: 0,
+            wakes: 0,
+        })
+    }
+
+    /// Frames skipped because their sender died between claim and commit.
+    pub(crate) fn abandoned_frames(&self) -> u64 {
+        self.consumer.abandoned
+    }
+
+    /// Senders attached according to the shared count (untrusted: for information).
+    pub(crate) fn sender_count(&self) -> u32 {
+        // Relaxed: a snapshot for the caller; nothing is read through it.
+        self.shared.status().senders.load(Ordering::Relaxed)
+    }
+
+    /// Frees the slots of senders that died, once everything they claimed is passed.
+    /// Returns whether any slot still has a live owner.
+    fn reap_dead_senders(&mut self) -> bool {
+        let mut live = false;
+        for index in 0..MAX_SENDERS {
+            let slot = self.shared.slot(index);
+            // Acquire: see `ownership::owned_here`.
+            let owner = slot.owner.load(Ordering::Acquire);
+            let Some(identity) = ProcessIdentity::from_raw(owner) else {
+                continue;
+            };
+            if self.watches[index].check(identity) == Liveness::Alive {
+                live = true;
+                continue;
+            }
+            if self.consumer.passed_intent(&self.shared, index)
+                // SYNC: owner recorded (see `ownership::swap_owner`).
+                && slot
+                    .owner
+                    .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.shared.status().senders.fetch_sub(1, Ordering::AcqRel);
+                self.dead_senders += 1;
+            }
+        }
+        live
+    }
+
+    fn gone(&self) -> Gone {
+        if self.dead_senders > 0 {
+            Gone::PeerDied
+        } else {
+            Gone::Disconnected
+        }
+    }
+}
+
+impl RecvRing for Reader {
+    type Frame = Frame;
+    type Fault = Corruption;
+
+    fn view(&self) -> &View {
+        self.shared.view()
+    }
+
+    fn try_peek(&mut self, slow: bool) -> Result<Peek<Frame>, Corruption> {
+        let Reader {
+            shared,
+            consumer,
+            watches,
+            ..
+        } = self;
+        let mut is_dead = |slot: usize| slot_dead(shared, watches, slot);
+        let is_dead = slow.then_some(&mut is_dead as &mut dyn FnMut(usize) -> bool);
+        let peeked = consumer.try_peek(&*shared, is_dead)?;
+        if slow && peeked == Peek::Blocked {
+            self.reap_dead_senders();
+        }
+        Ok(peeked)
+    }
+
+    fn frame_len(frame: &Frame) -> usize {
+        frame.len
+    }
+
+    fn payload_ptr(&self, frame: &Frame) -> *const u8 {
+        self.shared.payload_ptr(frame.offset)
+    }
+
+    fn release(&mut self, frame: Frame) {
+        self.consumer.release(&self.shared, frame);
+        if self.shared.events().space.notify() {
+            self.wakes += 1;
+        }
+    }
+
+    fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
+        if slow {
+            // Ask the kernel: when no slot has a live owner, no sender can ever commit
+            // again, whatever the (peer-written) count says.
+            if !self.reap_dead_senders() {
+                return Some(self.gone());
+            }
+        }
+        // SYNC: sender gone. Acquire pairs with the release in `Writer::close`.
+        if self.shared.status().senders.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        Some(self.gone())
+    }
+
+    fn data_event(&self) -> EventRef {
+        self.shared.data_event()
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.shared.status().receiver_owner
+    }
+
+    fn close(&mut self) {
+        let status = self.shared.status();
+        // SYNC: closed. Release pairs with the Acquire load in `Writer::receivers_closed`.
+        status.receiver_closed.store(1, Ordering::Release);
+        ownership::release(&status.receiver_owner);
+        self.shared.events().space.notify();
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
+
+/// Whether the process owning producer `slot` is gone (a free slot counts as gone).
+fn slot_dead(shared: &Shared, watches: &mut [PeerWatch], slot: usize) -> bool {
+    // Acquire: see `ownership::owned_here`.
+    let owner = shared.slot(slot).owner.load(Ordering::Acquire);
+    match ProcessIdentity::from_raw(owner) {
+        None => true,
+        Some(identity) => watches[slot].check(identity) == Liveness::Dead,
+    }
+}

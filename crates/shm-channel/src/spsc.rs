@@ -1,0 +1,166 @@
+//! Single producer, single consumer: variable-length byte frames through one ring.
+//!
+//! The fastest flavor: each side caches the other's index and touches the shared one only
+//! when its cache says full or empty; head and tail live on separate 128-byte lines.
+//!
+//! # Examples
+//!
+//! ```
+//! let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+//! tx.send(b"hello")?;
+//! assert_eq!(rx.recv()?, b"hello");
+//!
+//! // Zero-copy: write in place, then commit the length actually written.
+//! let mut grant = tx.reserve(64)?;
+//! grant.write_at(0, b"in place")?;
+//! grant.commit(8);
+//! let frame = rx.read()?;
+//! let mut buf = [0u8; 8];
+//! frame.copy_to(&mut buf);
+//! assert_eq!(&buf, b"in place");
+//! drop(frame); // releases the space
+//!
+//! drop(tx);
+//! assert_eq!(rx.recv(), Err(shm_channel::RecvError::Disconnected));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use shm_core::SharedMemory;
+
+use crate::endpoint::{ownership, Claim, Flavor};
+use crate::layout::check_capacity;
+use crate::ring::spsc::{Reader, Shared, Writer};
+use crate::{ChannelError, Corruption, RecvError, RecvTimeoutError, TryRecvError};
+
+pub use crate::ring::spsc::region_len_for;
+
+/// The SPSC flavor (a marker type: see [`Sender`], [`Receiver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spsc;
+
+/// The sending end of an SPSC channel.
+pub type Sender = crate::Sender<Spsc>;
+/// The receiving end of an SPSC channel.
+pub type Receiver = crate::Receiver<Spsc>;
+/// Options for creating an SPSC channel.
+pub type Builder = crate::Builder<Spsc>;
+/// Room reserved in an SPSC ring, written in place.
+pub type WriteGrant<'a> = crate::WriteGrant<'a, Spsc>;
+/// A received message, still in the SPSC ring.
+pub type ReadGrant<'a> = crate::ReadGrant<'a, Spsc>;
+/// Messages published together.
+pub type Batch<'a> = crate::Batch<'a, Spsc>;
+/// A write grant inside a batch.
+pub type BatchGrant<'a> = crate::BatchGrant<'a, Spsc>;
+
+/// Creates an SPSC channel of `capacity` bytes (a power of two, at least 16) in a fresh
+/// anonymous shared region. Both endpoints are owned by the calling process; after `fork`,
+/// hand one to the child (see `shm-fork`).
+pub fn channel(capacity: usize) -> Result<(Sender, Receiver), ChannelError> {
+    Builder::new(capacity).create()
+}
+
+impl crate::Receiver<Spsc> {
+    /// Releases frames in batches: up to `bytes` (at most half the ring) of consumed frames
+    /// may wait before the ring's head index is stored, saving a locked store per message
+    /// when streaming. The head is stored anyway whenever the ring is found empty (so a
+    /// sender never waits on space the receiver already freed), when a batch fills, and when
+    /// the receiver is dropped. `0` (the default) stores it on every release.
+    ///
+    /// The cost is in crash recovery: if this process dies, a receiver that attaches in its
+    /// place starts again from the last stored head, so up to `bytes` of messages already
+    /// received are delivered again.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// rx.set_release_batch(1024);
+    /// for i in 0..100u8 {
+    ///     tx.send(&[i; 8])?;
+    ///     assert_eq!(rx.recv()?, [i; 8]);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_release_batch(&mut self, bytes: usize) {
+        self.ring.set_release_batch(bytes as u64);
+    }
+}
+
+impl Flavor for Spsc {
+    type Writer = Writer;
+    type Reader = Reader;
+    type RecvError = RecvError;
+    type TryRecvError = TryRecvError;
+    type RecvTimeoutError = RecvTimeoutError;
+    const SENDER_NAME: &'static str = "spsc::Sender";
+    const RECEIVER_NAME: &'static str = "spsc::Receiver";
+    type Shared = Shared;
+    type Options = ();
+
+    fn region_len(capacity: usize) -> Option<usize> {
+        region_len_for(capacity)
+    }
+
+    fn check_capacity(capacity: usize) -> Result<(), ChannelError> {
+        check_capacity(capacity as u64)
+    }
+
+    fn create(
+        memory: Arc<dyn SharedMemory>,
+        capacity: usize,
+        _options: &(),
+        _zeroed: bool,
+    ) -> Result<Shared, ChannelError> {
+        Shared::create(memory, capacity)
+    }
+
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
+        Shared::attach(memory)
+    }
+
+    fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
+        let status = shared.status();
+        claim_owner(&status.sender_owner, claim)?;
+        if claim == Claim::Attach {
+            // Relaxed: a re-attached sender reopens the channel; the receiver re-reads the
+            // flag whenever it finds the ring empty.
+            status.sender_closed.store(0, Ordering::Relaxed);
+        }
+        Writer::new(shared).map_err(corrupt)
+    }
+
+    fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
+        let status = shared.status();
+        claim_owner(&status.receiver_owner, claim)?;
+        if claim == Claim::Attach {
+            // Relaxed: reopening; the sender re-reads the flag on every send.
+            status.receiver_closed.store(0, Ordering::Relaxed);
+        }
+        Reader::new(shared).map_err(corrupt)
+    }
+}
+
+/// Records the calling process as the owner in `slot`: written outright in a channel being
+/// created, claimed (refused while a live process owns it) in an existing one.
+pub(crate) fn claim_owner(
+    slot: &crate::primitive::AtomicU64,
+    claim: Claim,
+) -> Result<(), ChannelError> {
+    match claim {
+        Claim::Create => {
+            let me = ownership::me()?.to_raw();
+            // Relaxed: published to other processes by the fork or attach that follows,
+            // which synchronises (fork copies memory; attach Acquire-loads the header's
+            // magic, stored with Release after this).
+            slot.store(me, Ordering::Relaxed);
+        }
+        Claim::Attach => ownership::claim(slot, &mut shm_core::liveness::PeerWatch::new())?,
+    }
+    Ok(())
+}
+
+fn corrupt(corruption: Corruption) -> ChannelError {
+    ChannelError::Corrupted(corruption)
+}
