@@ -50,7 +50,7 @@ use crate::error::{recv_error, FromRecvFatal, RecvFatal};
 use crate::layout::check_capacity;
 use crate::ring::broadcast::{seq_at, Fault, Reader, Shared, Writer};
 use crate::spsc::claim_owner;
-use crate::{ChannelError, Corruption};
+use crate::ChannelError;
 
 pub mod typed;
 
@@ -217,13 +217,14 @@ impl Flavor for Broadcast {
         if claim == Claim::Create {
             return Ok(Writer::new(shared, 0));
         }
-        // A sender taking over continues the sequence numbers readers expect.
+        // A sender taking over continues the sequence numbers readers expect: from the
+        // frames still in the ring, else from the word its predecessor stored.
         // Acquire: SYNC: frame published (our predecessor's stores).
         let tail = shared.writer().tail.load(Ordering::Acquire);
-        let seq = seq_at(&shared, tail).ok_or(Corruption {
-            what: "broadcast frames before the tail do not give the next sequence number",
-            value: tail,
-        })?;
+        // Relaxed: published by the tail just loaded. Untrusted: a wrong value makes
+        // readers report a stamp out of sequence, nothing worse.
+        let recorded_untrusted = shared.writer().next_seq.load(Ordering::Relaxed);
+        let seq = seq_at(&shared, tail).unwrap_or(recorded_untrusted);
         // Relaxed: reopening; receivers re-read the flag whenever they find the ring empty.
         status.sender_closed.store(0, Ordering::Relaxed);
         Ok(Writer::new(shared, seq))

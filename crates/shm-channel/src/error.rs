@@ -173,6 +173,7 @@ macro_rules! send_error {
         $name:ident { $($(#[$xdoc:meta])* $extra:ident => $xmsg:literal)? }
     ) => {
         $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
         pub enum $name<T> {
             $($(#[$xdoc])* $extra(T),)?
             /// The receiver was dropped: nothing sent from now on will be read.

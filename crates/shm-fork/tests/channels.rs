@@ -3,7 +3,7 @@
 
 mod common;
 
-use shm_channel::{typed, RecvError, SendError};
+use shm_channel::{typed, RecvError, SendError, TryRecvError, TrySendError};
 use shm_fork::{fork_with, ExitStatus};
 
 fn main() {
@@ -23,6 +23,10 @@ fn main() {
         (
             "receiver_killed_makes_send_peer_died",
             receiver_killed_makes_send_peer_died,
+        ),
+        (
+            "endpoint_moved_into_the_closure_without_inherit_is_refused",
+            endpoint_moved_into_the_closure_without_inherit_is_refused,
         ),
     ]);
 }
@@ -109,4 +113,20 @@ fn receiver_killed_makes_send_peer_died() {
         }
     };
     assert!(matches!(err, SendError::PeerDied(7)), "{err:?}");
+}
+
+/// Regression (issue 10): an endpoint captured by `move` in the closure, rather than passed
+/// through `fork_with`'s values, used to work in the child. It is not handed over, so the
+/// child does not own it: every use is refused, and the parent's receiver sees nothing.
+fn endpoint_moved_into_the_closure_without_inherit_is_refused() {
+    let (mut tx, mut rx) = typed::channel::<u32>(4096).unwrap();
+    let mut child = fork_with((), move |()| {
+        let refused = (0..10).all(|n| matches!(tx.try_send(n), Err(TrySendError::NotOwner(_))));
+        i32::from(!refused)
+    })
+    .unwrap();
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    // Nothing from the child; and the parent's own `tx`, moved into the closure that the
+    // parent dropped unrun, closed the channel as the owner's drop does.
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset    0  LayoutHeader (shm-core), padded to 128 bytes
-//! offset  128  WriterLine:  tail, oldest           written by the sender
+//! offset  128  WriterLine:  tail, oldest, next_seq written by the sender
 //! offset  256  StatusLine:  sender owner, closed, policy
 //! offset  384  EventLine:   data and space events
 //! offset  512  16 ReaderSlots of 128 bytes:      owner, cursor (one line per receiver)
@@ -46,6 +46,9 @@ pub(crate) struct WriterLine {
     pub(crate) tail: AtomicU64,
     /// Bytes below this position may be overwritten (raised before overwriting).
     pub(crate) oldest: AtomicU64,
+    /// Sequence number of the next message, stored with every publication: where a sender
+    /// taking over a channel continues when no frame is left to tell it.
+    pub(crate) next_seq: AtomicU64,
 }
 
 /// Ownership and close state.
@@ -96,10 +99,11 @@ const _: () = {
 
 const BROADCAST_SPEC: LayoutSpec = LayoutSpec {
     magic: u64::from_le_bytes(*b"SHMBCST1"),
-    version: 1,
+    version: 2,
     layout_hash: header::layout_hash(&[
         (size_of::<LayoutHeader>(), align_of::<LayoutHeader>()),
         (size_of::<Control>(), align_of::<Control>()),
+        (size_of::<WriterLine>(), align_of::<WriterLine>()),
         (size_of::<ReaderSlot>(), align_of::<ReaderSlot>()),
         (MAX_READERS, 1),
         (HEADER as usize, 8),
@@ -142,6 +146,7 @@ impl Shared {
                 WriterLine {
                     tail: AtomicU64::new(0),
                     oldest: AtomicU64::new(0),
+                    next_seq: AtomicU64::new(0),
                 },
             );
             view.init_line(
