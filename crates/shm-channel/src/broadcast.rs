@@ -41,13 +41,9 @@
 //! ```
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use shm_core::SharedMemory;
-
-use crate::endpoint::{Claim, Flavor};
+use crate::endpoint::{flavor_aliases, Claim, Flavor};
 use crate::error::{recv_error, FromRecvFatal, RecvFatal};
-use crate::layout::check_capacity;
 use crate::ring::broadcast::{seq_at, Fault, Reader, Shared, Writer};
 use crate::spsc::claim_owner;
 use crate::ChannelError;
@@ -60,16 +56,7 @@ pub use crate::ring::broadcast::{region_len_for, Policy, MAX_READERS};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Broadcast;
 
-/// The sending end of a broadcast channel.
-pub type Sender = crate::Sender<Broadcast>;
-/// One receiving end of a broadcast channel.
-pub type Receiver = crate::Receiver<Broadcast>;
-/// Options for creating a broadcast channel.
-pub type Builder = crate::Builder<Broadcast>;
-/// Room reserved in the broadcast ring, written in place.
-pub type WriteGrant<'a> = crate::WriteGrant<'a, Broadcast>;
-/// A received message, in the receiver's private checked copy.
-pub type ReadGrant<'a> = crate::ReadGrant<'a, Broadcast>;
+flavor_aliases!(Broadcast, "a broadcast");
 
 /// Creates a broadcast channel of `capacity` bytes (a power of two, at least 32) in a fresh
 /// anonymous shared region, with its sender and one receiver.
@@ -176,40 +163,8 @@ impl Flavor for Broadcast {
     type RecvError = RecvError;
     type TryRecvError = TryRecvError;
     type RecvTimeoutError = RecvTimeoutError;
-    const SENDER_NAME: &'static str = "broadcast::Sender";
-    const RECEIVER_NAME: &'static str = "broadcast::Receiver";
+    const NAME: &'static str = "broadcast";
     type Shared = Shared;
-    type Options = Policy;
-
-    fn region_len(capacity: usize) -> Option<usize> {
-        region_len_for(capacity)
-    }
-
-    fn check_capacity(capacity: usize) -> Result<(), ChannelError> {
-        check_capacity(capacity as u64)?;
-        if capacity < 32 {
-            return Err(ChannelError::InvalidCapacity {
-                capacity: capacity as u64,
-                reason: "a broadcast ring needs at least 32 bytes",
-            });
-        }
-        Ok(())
-    }
-
-    fn create(
-        memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        policy: &Policy,
-        _zeroed: bool,
-    ) -> Result<Shared, ChannelError> {
-        Shared::create(memory, capacity, *policy)
-    }
-
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        let shared = Shared::attach(memory)?;
-        Broadcast::check_capacity(shared.capacity() as usize)?;
-        Ok(shared)
-    }
 
     fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
         let status = shared.status();

@@ -15,6 +15,7 @@ use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::notify::Event;
 use shm_core::SharedMemory;
 
+use crate::primitive::{AtomicU32, AtomicU64};
 use crate::ChannelError;
 
 /// Smallest capacity: one frame header plus 8 bytes of payload.
@@ -34,14 +35,73 @@ const _: () = assert!(size_of::<LayoutHeader>() <= size_of::<HeaderSlot>());
 ///
 /// Implementors hold only atomics (or arrays of them), so any bit pattern is a valid value
 /// and concurrent writers in other processes are not a data race on our side.
-pub(crate) unsafe trait Line {}
+///
+/// A line's `Default` is its state in a fresh channel: every word zero (idle events,
+/// nobody attached, nothing published).
+pub(crate) unsafe trait Line: Default {}
 
 // SAFETY: two atomic u32s.
 unsafe impl Line for Event {}
 
-/// The two events endpoints sleep on.
+/// Written by the (SPSC or MPSC) sender side when it publishes or claims frames.
+#[derive(Default)]
 #[repr(C, align(128))]
-pub(crate) struct EventLine {
+pub(crate) struct ProducerLine {
+    /// Bytes ever published (SPSC) or claimed (MPSC); a multiple of 8, and
+    /// `tail - head <= capacity` (wrapping differences).
+    pub(crate) tail: AtomicU64,
+}
+
+/// Written by the receiver when it releases frames.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct ConsumerLine {
+    /// Bytes ever released; senders may overwrite everything below it.
+    pub(crate) head: AtomicU64,
+}
+
+/// Ownership and close state of a channel, the same line in every flavor; written rarely
+/// (attach, hand-over, drop), read on the slow paths.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct StatusLine {
+    /// `ProcessIdentity` of the process owning the sender (SPSC, broadcast); 0 = unclaimed.
+    /// MPSC senders own producer slots instead.
+    pub(crate) sender_owner: AtomicU64,
+    /// `ProcessIdentity` of the process owning the receiver (SPSC, MPSC); 0 = unclaimed.
+    /// Broadcast receivers own reader slots instead.
+    pub(crate) receiver_owner: AtomicU64,
+    /// 1 once the sender was dropped by its owner (SPSC, broadcast).
+    pub(crate) sender_closed: AtomicU32,
+    /// 1 once the receiver was dropped by its owner (SPSC, MPSC).
+    pub(crate) receiver_closed: AtomicU32,
+    /// MPSC: producer slots in use (claimed and not yet released or reaped).
+    pub(crate) senders: AtomicU32,
+    /// Broadcast: 0 back-pressure, 1 overwrite.
+    pub(crate) policy: AtomicU32,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(StatusLine, receiver_owner) == 8);
+    assert!(offset_of!(StatusLine, sender_closed) == 16);
+    assert!(offset_of!(StatusLine, receiver_closed) == 20);
+    assert!(offset_of!(StatusLine, senders) == 24);
+    assert!(offset_of!(StatusLine, policy) == 28);
+};
+
+// SAFETY: atomics only.
+unsafe impl Line for StatusLine {}
+// SAFETY: atomics only.
+unsafe impl Line for ProducerLine {}
+// SAFETY: atomics only.
+unsafe impl Line for ConsumerLine {}
+
+/// The two events endpoints sleep on.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub struct EventLine {
     /// The receiver sleeps here for data; the sender notifies after publishing.
     pub(crate) data: Event,
     /// The sender sleeps here for room; the receiver notifies after releasing.
@@ -51,15 +111,45 @@ pub(crate) struct EventLine {
 // SAFETY: two `Event`s, atomics only.
 unsafe impl Line for EventLine {}
 
-impl EventLine {
-    /// Both events idle.
-    pub(crate) fn new() -> EventLine {
-        EventLine {
-            data: Event::new(),
-            space: Event::new(),
-        }
+/// The layout spec of a flavor's region: its magic and version, and a hash over the sizes
+/// and alignments of the shared types every layout has (header, status and event lines,
+/// frame word) plus the flavor's own (`types`: its control block, lines and slots).
+pub(crate) const fn layout_spec(
+    magic: &[u8; 8],
+    version: u32,
+    types: &[(usize, usize)],
+) -> LayoutSpec {
+    let common = header::layout_hash(&[
+        (
+            size_of::<LayoutHeader>(),
+            std::mem::align_of::<LayoutHeader>(),
+        ),
+        (size_of::<HeaderSlot>(), std::mem::align_of::<HeaderSlot>()),
+        (size_of::<StatusLine>(), std::mem::align_of::<StatusLine>()),
+        (size_of::<EventLine>(), std::mem::align_of::<EventLine>()),
+        (
+            crate::frame::FRAME_HEADER_LEN,
+            crate::frame::FRAME_HEADER_LEN,
+        ),
+    ]);
+    LayoutSpec {
+        magic: u64::from_le_bytes(*magic),
+        version,
+        layout_hash: common ^ header::layout_hash(types).rotate_left(17),
     }
 }
+
+/// Static checks of a flavor's control block: `Type { field: offset, ... }` for the offsets
+/// the layout documents (and tests poke).
+macro_rules! assert_offsets {
+    ($($ty:ident { $($field:ident: $offset:expr),* $(,)? }),* $(,)?) => {
+        #[cfg(not(loom))]
+        const _: () = {
+            $($(assert!(std::mem::offset_of!($ty, $field) == $offset);)*)*
+        };
+    };
+}
+pub(crate) use assert_offsets;
 
 /// A validated view of a channel's region: the control block, the data area and the
 /// capacity, checked once and cached privately (never re-read from the header).
@@ -154,11 +244,17 @@ impl View {
     /// # Safety
     ///
     /// As for [`line`](View::line); and no other endpoint may use the region yet.
-    pub(crate) unsafe fn init_line<T: Line>(&self, offset: usize, value: T) {
+    pub(crate) unsafe fn init_line<T: Line>(&self, offset: usize) {
         debug_assert!(offset + size_of::<T>() <= self.control_len);
         // SAFETY: in bounds and aligned (the caller's contract); nobody reads the line while
         // the channel is being created, and `write` forms no reference to the old bytes.
-        unsafe { self.control.as_ptr().add(offset).cast::<T>().write(value) }
+        unsafe {
+            self.control
+                .as_ptr()
+                .add(offset)
+                .cast::<T>()
+                .write(T::default())
+        }
     }
 
     /// An owned handle on the event at `offset`, for wait loops that also need `&mut`
@@ -191,6 +287,105 @@ impl View {
         &self.memory
     }
 }
+
+/// A flavor's region: how it is created and attached, and where its events are. Public in
+/// a private module: part of the sealed flavor contract.
+pub trait ChannelLayout: Clone + Send + Sync + Sized {
+    /// Creation options of the flavor (broadcast: its policy).
+    type Options: Clone + Default + std::fmt::Debug;
+    /// Offset of the data area: the size of the control block.
+    const DATA_OFFSET: usize;
+    /// Offset of the [`EventLine`] in the control block.
+    const EVENTS: usize;
+    /// Smallest capacity of the flavor.
+    const MIN_CAPACITY: usize = MIN_CAPACITY;
+
+    /// Lays out a fresh channel in `memory` (`zeroed`: the memory is known to be all zero,
+    /// so nothing needs clearing), header last.
+    fn create(
+        memory: Arc<dyn SharedMemory>,
+        capacity: usize,
+        options: &Self::Options,
+        zeroed: bool,
+    ) -> Result<Self, ChannelError>;
+
+    /// Validates the header of an existing channel in `memory` and views it.
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError>;
+
+    /// The validated view.
+    fn view(&self) -> &View;
+
+    /// Region bytes a channel of `capacity` needs, if the sum fits.
+    fn region_len(capacity: usize) -> Option<usize> {
+        Self::DATA_OFFSET.checked_add(capacity)
+    }
+
+    /// Checks `capacity` (before anything is mapped): a power of two, at least
+    /// `MIN_CAPACITY`, at most `MAX_CAPACITY`.
+    fn check_capacity(capacity: usize) -> Result<(), ChannelError> {
+        check_capacity(capacity as u64)?;
+        if capacity < Self::MIN_CAPACITY {
+            return Err(ChannelError::InvalidCapacity {
+                capacity: capacity as u64,
+                reason: "below the smallest capacity of this kind of channel",
+            });
+        }
+        Ok(())
+    }
+
+    /// Both events.
+    fn events(&self) -> &EventLine {
+        // SAFETY: `EVENTS` is the offset of the event line in the flavor's control block.
+        unsafe { self.view().line(Self::EVENTS) }
+    }
+
+    /// The data event (receivers sleep on it), as an owned handle.
+    fn data_event(&self) -> EventRef {
+        // SAFETY: the offset of `data` in the event line.
+        unsafe {
+            self.view()
+                .event(Self::EVENTS + std::mem::offset_of!(EventLine, data))
+        }
+    }
+
+    /// The space event (senders sleep on it), as an owned handle.
+    fn space_event(&self) -> EventRef {
+        // SAFETY: the offset of `space` in the event line.
+        unsafe {
+            self.view()
+                .event(Self::EVENTS + std::mem::offset_of!(EventLine, space))
+        }
+    }
+}
+
+/// For a flavor's `Control` block (in scope as `Control`, viewed by `self.view`): an
+/// accessor per line, `name: Type`, and `init_lines`, which writes each listed line fresh,
+/// plus the event line at `events`.
+macro_rules! control_lines {
+    ($($name:ident: $line:ty),* $(,)?) => {
+        $(
+            pub(crate) fn $name(&self) -> &$line {
+                // SAFETY: the offset of the `$name` line in this flavor's `Control` block.
+                unsafe { self.view.line(std::mem::offset_of!(Control, $name)) }
+            }
+        )*
+
+        /// Writes every line of a fresh channel (the flavor adds its slot arrays).
+        ///
+        /// # Safety
+        ///
+        /// Nobody may use the region yet: we are creating it.
+        unsafe fn init_lines(view: &$crate::layout::View) {
+            // SAFETY: the offsets are those of the lines in `Control` (checked statically
+            // by the flavor's layout); the caller guarantees exclusive use.
+            unsafe {
+                $(view.init_line::<$line>(std::mem::offset_of!(Control, $name));)*
+                view.init_line::<$crate::layout::EventLine>(std::mem::offset_of!(Control, events));
+            }
+        }
+    };
+}
+pub(crate) use control_lines;
 
 /// An event in a channel's control block, with the mapping it lives in kept alive: owned,
 /// so a wait on it can run while the endpoint it belongs to is borrowed mutably.

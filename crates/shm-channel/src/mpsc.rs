@@ -52,12 +52,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::sync::Arc;
-
-use shm_core::SharedMemory;
-
-use crate::endpoint::{Claim, Flavor};
-use crate::layout::check_capacity;
+use crate::endpoint::{flavor_aliases, Claim, Flavor};
 use crate::ring::mpsc::{Reader, Shared, Writer};
 use crate::spsc::claim_owner;
 use crate::{ChannelError, RecvError, RecvTimeoutError, TryRecvError};
@@ -70,17 +65,7 @@ pub use crate::ring::mpsc::{region_len_for, MAX_SENDERS};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mpsc;
 
-/// One sending end of an MPSC channel.
-pub type Sender = crate::Sender<Mpsc>;
-/// The receiving end of an MPSC channel.
-pub type Receiver = crate::Receiver<Mpsc>;
-/// Options for creating an MPSC channel.
-pub type Builder = crate::Builder<Mpsc>;
-/// Room claimed in an MPSC ring, written in place; dropped uncommitted, the receiver skips
-/// it.
-pub type WriteGrant<'a> = crate::WriteGrant<'a, Mpsc>;
-/// A received message, still in the MPSC ring.
-pub type ReadGrant<'a> = crate::ReadGrant<'a, Mpsc>;
+flavor_aliases!(Mpsc, "an MPSC");
 
 /// Creates an MPSC byte channel of `capacity` bytes (a power of two, at least 16) in a
 /// fresh anonymous shared region; both endpoints are owned by the calling process.
@@ -130,31 +115,8 @@ impl Flavor for Mpsc {
     type RecvError = RecvError;
     type TryRecvError = TryRecvError;
     type RecvTimeoutError = RecvTimeoutError;
-    const SENDER_NAME: &'static str = "mpsc::Sender";
-    const RECEIVER_NAME: &'static str = "mpsc::Receiver";
+    const NAME: &'static str = "mpsc";
     type Shared = Shared;
-    type Options = ();
-
-    fn region_len(capacity: usize) -> Option<usize> {
-        region_len_for(capacity)
-    }
-
-    fn check_capacity(capacity: usize) -> Result<(), ChannelError> {
-        check_capacity(capacity as u64)
-    }
-
-    fn create(
-        memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        _options: &(),
-        zeroed: bool,
-    ) -> Result<Shared, ChannelError> {
-        Shared::create(memory, capacity, zeroed)
-    }
-
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        Shared::attach(memory)
-    }
 
     fn writer(shared: Shared, _claim: Claim) -> Result<Writer, ChannelError> {
         Writer::new(shared)

@@ -26,12 +26,8 @@
 //! ```
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use shm_core::SharedMemory;
-
-use crate::endpoint::{ownership, Claim, Flavor};
-use crate::layout::check_capacity;
+use crate::endpoint::{flavor_aliases, ownership, Claim, Flavor};
 use crate::ring::spsc::{Reader, Shared, Writer};
 use crate::{ChannelError, Corruption, RecvError, RecvTimeoutError, TryRecvError};
 
@@ -41,20 +37,7 @@ pub use crate::ring::spsc::region_len_for;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spsc;
 
-/// The sending end of an SPSC channel.
-pub type Sender = crate::Sender<Spsc>;
-/// The receiving end of an SPSC channel.
-pub type Receiver = crate::Receiver<Spsc>;
-/// Options for creating an SPSC channel.
-pub type Builder = crate::Builder<Spsc>;
-/// Room reserved in an SPSC ring, written in place.
-pub type WriteGrant<'a> = crate::WriteGrant<'a, Spsc>;
-/// A received message, still in the SPSC ring.
-pub type ReadGrant<'a> = crate::ReadGrant<'a, Spsc>;
-/// Messages published together.
-pub type Batch<'a> = crate::Batch<'a, Spsc>;
-/// A write grant inside a batch.
-pub type BatchGrant<'a> = crate::BatchGrant<'a, Spsc>;
+flavor_aliases!(Spsc, "an SPSC");
 
 /// Creates an SPSC channel of `capacity` bytes (a power of two, at least 16) in a fresh
 /// anonymous shared region. Both endpoints are owned by the calling process; after `fork`,
@@ -94,31 +77,8 @@ impl Flavor for Spsc {
     type RecvError = RecvError;
     type TryRecvError = TryRecvError;
     type RecvTimeoutError = RecvTimeoutError;
-    const SENDER_NAME: &'static str = "spsc::Sender";
-    const RECEIVER_NAME: &'static str = "spsc::Receiver";
+    const NAME: &'static str = "spsc";
     type Shared = Shared;
-    type Options = ();
-
-    fn region_len(capacity: usize) -> Option<usize> {
-        region_len_for(capacity)
-    }
-
-    fn check_capacity(capacity: usize) -> Result<(), ChannelError> {
-        check_capacity(capacity as u64)
-    }
-
-    fn create(
-        memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        _options: &(),
-        _zeroed: bool,
-    ) -> Result<Shared, ChannelError> {
-        Shared::create(memory, capacity)
-    }
-
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        Shared::attach(memory)
-    }
 
     fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
         let status = shared.status();

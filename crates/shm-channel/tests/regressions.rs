@@ -23,7 +23,7 @@ const BOUND: Duration = Duration::from_secs(10);
 /// MPSC control block offsets (see `ring/mpsc/layout.rs`).
 const MPSC_TAIL: usize = 128;
 const MPSC_HEAD: usize = 256;
-const MPSC_SENDERS: usize = 392;
+const MPSC_SENDERS: usize = 408;
 const MPSC_DATA: usize = 640 + 64 * 128;
 /// Broadcast control block offsets (see `ring/broadcast/layout.rs`).
 const BCAST_TAIL: usize = 128;

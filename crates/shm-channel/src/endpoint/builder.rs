@@ -7,6 +7,7 @@ use shm_core::notify::WaitStrategy;
 use shm_core::{Region, SharedMemory};
 
 use super::{Flavor, Receiver, Sender};
+use crate::layout::ChannelLayout;
 use crate::ChannelError;
 
 /// How a ring side is set up for the calling process.
@@ -34,7 +35,7 @@ pub enum Claim {
 pub struct Builder<F: Flavor> {
     capacity: usize,
     strategy: WaitStrategy,
-    pub(crate) options: F::Options,
+    pub(crate) options: <F::Shared as ChannelLayout>::Options,
 }
 
 impl<F: Flavor> Builder<F> {
@@ -56,7 +57,7 @@ impl<F: Flavor> Builder<F> {
 
     /// Bytes of shared memory a channel of this capacity needs.
     pub fn region_len(&self) -> Option<usize> {
-        F::region_len(self.capacity)
+        F::Shared::region_len(self.capacity)
     }
 
     /// Creates the channel in a fresh anonymous shared region (inherited across `fork`):
@@ -102,7 +103,7 @@ impl<F: Flavor> Builder<F> {
     }
 
     fn fresh_region(&self) -> Result<Arc<dyn SharedMemory>, ChannelError> {
-        F::check_capacity(self.capacity)?;
+        F::Shared::check_capacity(self.capacity)?;
         let len = self.region_len().ok_or(ChannelError::InvalidCapacity {
             capacity: self.capacity as u64,
             reason: "too large for this address space",
@@ -115,8 +116,8 @@ impl<F: Flavor> Builder<F> {
         memory: Arc<dyn SharedMemory>,
         zeroed: bool,
     ) -> Result<F::Shared, ChannelError> {
-        F::check_capacity(self.capacity)?;
-        F::create(memory, self.capacity, &self.options, zeroed)
+        F::Shared::check_capacity(self.capacity)?;
+        F::Shared::create(memory, self.capacity, &self.options, zeroed)
     }
 
     fn create_both(
@@ -139,7 +140,7 @@ impl<F: Flavor> Sender<F> {
     /// validating its header. SPSC and broadcast: refused while another live process owns
     /// the sender (a dead one's place is taken over); MPSC: takes a free sender slot.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Sender<F>, ChannelError> {
-        let shared = F::attach(memory)?;
+        let shared = F::Shared::attach(memory)?;
         Ok(Sender::from_ring(
             F::writer(shared, Claim::Attach)?,
             WaitStrategy::default(),
@@ -153,7 +154,7 @@ impl<F: Flavor> Receiver<F> {
     /// receiver (a dead one's place is taken over, continuing after the last message it
     /// released); broadcast: joins as a new receiver at the current tail.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Receiver<F>, ChannelError> {
-        let shared = F::attach(memory)?;
+        let shared = F::Shared::attach(memory)?;
         Ok(Receiver::from_ring(
             F::reader(shared, Claim::Attach)?,
             WaitStrategy::default(),

@@ -24,12 +24,10 @@
 //! private load) with the one the endpoint last verified; only when they differ does it
 //! re-read the owner slot. A copy this process does not own fails with `NotOwner`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_core::SharedMemory;
-
 use crate::error::FromRecvFatal;
+use crate::layout::ChannelLayout;
 use crate::ring::{RecvRing, SendRing};
 use crate::ChannelError;
 
@@ -96,41 +94,12 @@ pub trait Flavor: sealed::Sealed + Sized + 'static {
     type TryRecvError: FromRecvFatal<Fault<Self>> + std::error::Error + Send + Sync + 'static;
     /// The error of `recv_timeout` and `read_timeout`.
     type RecvTimeoutError: FromRecvFatal<Fault<Self>> + std::error::Error + Send + Sync + 'static;
-    /// The sender's name, for `Debug` output.
-    #[doc(hidden)]
-    const SENDER_NAME: &'static str;
-    /// The receiver's name, for `Debug` output.
-    #[doc(hidden)]
-    const RECEIVER_NAME: &'static str;
+    /// The flavor's name (`"spsc"`, `"mpsc"`, `"broadcast"`), for `Debug` output.
+    const NAME: &'static str;
 
     /// The flavor's validated view of its region.
     #[doc(hidden)]
-    type Shared: Clone;
-    /// Creation options of the flavor (broadcast: its [`Policy`](crate::broadcast::Policy)).
-    #[doc(hidden)]
-    type Options: Clone + Default + std::fmt::Debug;
-
-    /// Region bytes a channel of `capacity` needs, if the sum fits.
-    #[doc(hidden)]
-    fn region_len(capacity: usize) -> Option<usize>;
-
-    /// Checks `capacity` for this flavor, before anything is mapped.
-    #[doc(hidden)]
-    fn check_capacity(capacity: usize) -> Result<(), ChannelError>;
-
-    /// Lays out a fresh channel in `memory` (`zeroed`: the memory is known to be all zero,
-    /// so nothing needs clearing).
-    #[doc(hidden)]
-    fn create(
-        memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        options: &Self::Options,
-        zeroed: bool,
-    ) -> Result<Self::Shared, ChannelError>;
-
-    /// Validates the header of an existing channel in `memory` and views it.
-    #[doc(hidden)]
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self::Shared, ChannelError>;
+    type Shared: ChannelLayout;
 
     /// The sending side for the calling process.
     #[doc(hidden)]
@@ -143,3 +112,26 @@ pub trait Flavor: sealed::Sealed + Sized + 'static {
 
 /// The ring fault type of flavor `F`.
 pub(crate) type Fault<F> = <<F as Flavor>::Reader as RecvRing>::Fault;
+
+/// The public aliases of a flavor's face module: `Sender`, `Receiver`, `Builder`,
+/// `WriteGrant`, `ReadGrant`, `Batch`, `BatchGrant`, for flavor `$flavor` (named `$what` in
+/// the docs).
+macro_rules! flavor_aliases {
+    ($flavor:ident, $what:literal) => {
+        #[doc = concat!("The sending end of ", $what, " channel.")]
+        pub type Sender = $crate::Sender<$flavor>;
+        #[doc = concat!("A receiving end of ", $what, " channel.")]
+        pub type Receiver = $crate::Receiver<$flavor>;
+        #[doc = concat!("Options for creating ", $what, " channel.")]
+        pub type Builder = $crate::Builder<$flavor>;
+        #[doc = concat!("Room reserved in ", $what, " ring, written in place.")]
+        pub type WriteGrant<'a> = $crate::WriteGrant<'a, $flavor>;
+        #[doc = concat!("A received message of ", $what, " channel.")]
+        pub type ReadGrant<'a> = $crate::ReadGrant<'a, $flavor>;
+        #[doc = concat!("Messages sent through ", $what, " sender, published together.")]
+        pub type Batch<'a> = $crate::Batch<'a, $flavor>;
+        /// A write grant inside a batch.
+        pub type BatchGrant<'a> = $crate::BatchGrant<'a, $flavor>;
+    };
+}
+pub(crate) use flavor_aliases;

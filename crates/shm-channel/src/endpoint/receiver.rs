@@ -291,7 +291,8 @@ impl<F: Flavor> Drop for Receiver<F> {
 
 impl<F: Flavor> std::fmt::Debug for Receiver<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct(F::RECEIVER_NAME)
+        f.debug_struct("Receiver")
+            .field("flavor", &F::NAME)
             .field("capacity", &self.capacity())
             .field("strategy", &self.strategy)
             .finish_non_exhaustive()

@@ -388,7 +388,8 @@ impl<F: Flavor> Drop for Sender<F> {
 
 impl<F: Flavor> std::fmt::Debug for Sender<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct(F::SENDER_NAME)
+        f.debug_struct("Sender")
+            .field("flavor", &F::NAME)
             .field("capacity", &self.capacity())
             .field("strategy", &self.strategy)
             .finish_non_exhaustive()

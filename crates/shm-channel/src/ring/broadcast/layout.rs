@@ -3,7 +3,7 @@
 //! ```text
 //! offset    0  LayoutHeader (shm-core), padded to 128 bytes
 //! offset  128  WriterLine:  tail, oldest, next_seq written by the sender
-//! offset  256  StatusLine:  sender owner, closed, policy
+//! offset  256  StatusLine:  owners, closed flags, policy (the common status line)
 //! offset  384  EventLine:   data and space events
 //! offset  512  16 ReaderSlots of 128 bytes:      owner, cursor (one line per receiver)
 //! offset 2560  data: `capacity` bytes of frames
@@ -16,11 +16,14 @@
 use std::mem::{align_of, offset_of, size_of};
 use std::sync::Arc;
 
-use shm_core::header::{self, LayoutHeader, LayoutSpec};
+use shm_core::header::LayoutSpec;
 use shm_core::SharedMemory;
 
-use crate::layout::{EventLine, EventRef, HeaderSlot, Line, View};
-use crate::primitive::{AtomicU32, AtomicU64};
+use crate::layout::{
+    assert_offsets, control_lines, layout_spec, ChannelLayout, EventLine, HeaderSlot, Line,
+    StatusLine, View,
+};
+use crate::primitive::AtomicU64;
 use crate::ChannelError;
 
 /// Most receivers a broadcast channel can have at once.
@@ -40,6 +43,7 @@ pub enum Policy {
 }
 
 /// Written by the sender.
+#[derive(Default)]
 #[repr(C, align(128))]
 pub(crate) struct WriterLine {
     /// Bytes ever published. 16-aligned.
@@ -51,16 +55,8 @@ pub(crate) struct WriterLine {
     pub(crate) next_seq: AtomicU64,
 }
 
-/// Ownership and close state.
-#[repr(C, align(128))]
-pub(crate) struct StatusLine {
-    pub(crate) sender_owner: AtomicU64,
-    pub(crate) sender_closed: AtomicU32,
-    /// 0 back-pressure, 1 overwrite.
-    pub(crate) policy: AtomicU32,
-}
-
 /// One receiver's record.
+#[derive(Default)]
 #[repr(C, align(128))]
 pub(crate) struct ReaderSlot {
     /// `ProcessIdentity` of the owning process; 0 = free.
@@ -71,8 +67,7 @@ pub(crate) struct ReaderSlot {
 
 // SAFETY: atomics only.
 unsafe impl Line for WriterLine {}
-// SAFETY: atomics only.
-unsafe impl Line for StatusLine {}
+
 // SAFETY: atomics only.
 unsafe impl Line for ReaderSlot {}
 
@@ -87,32 +82,25 @@ struct Control {
 
 const DATA_OFFSET: usize = size_of::<Control>();
 
-#[cfg(not(loom))]
-const _: () = {
-    assert!(offset_of!(Control, writer) == 128);
-    assert!(offset_of!(Control, status) == 256);
-    assert!(offset_of!(Control, events) == 384);
-    assert!(offset_of!(Control, readers) == 512);
-    assert!(size_of::<ReaderSlot>() == 128);
-    assert!(DATA_OFFSET == 512 + 16 * 128);
-};
+assert_offsets! {
+    Control { writer: 128, status: 256, events: 384, readers: 512 },
+    WriterLine { oldest: 8, next_seq: 16 },
+}
+const _: () = assert!(DATA_OFFSET == 512 + 16 * 128 || cfg!(loom));
 
-const BROADCAST_SPEC: LayoutSpec = LayoutSpec {
-    magic: u64::from_le_bytes(*b"SHMBCST1"),
-    version: 2,
-    layout_hash: header::layout_hash(&[
-        (size_of::<LayoutHeader>(), align_of::<LayoutHeader>()),
+const BROADCAST_SPEC: LayoutSpec = layout_spec(
+    b"SHMBCST1",
+    3,
+    &[
         (size_of::<Control>(), align_of::<Control>()),
-        (size_of::<WriterLine>(), align_of::<WriterLine>()),
-        (size_of::<ReaderSlot>(), align_of::<ReaderSlot>()),
-        (MAX_READERS, 1),
+        (size_of::<ReaderSlot>(), MAX_READERS),
         (HEADER as usize, 8),
-    ]),
-};
+    ],
+);
 
 /// Region bytes a broadcast channel of `capacity` needs.
 pub fn region_len_for(capacity: usize) -> Option<usize> {
-    DATA_OFFSET.checked_add(capacity)
+    Shared::region_len(capacity)
 }
 
 /// Ring bytes of a frame with `len` payload bytes.
@@ -127,58 +115,48 @@ pub struct Shared {
     pub(crate) policy: Policy,
 }
 
-impl Shared {
-    pub(crate) fn create(
+impl ChannelLayout for Shared {
+    type Options = Policy;
+    const DATA_OFFSET: usize = DATA_OFFSET;
+    const EVENTS: usize = offset_of!(Control, events);
+    /// Two frames of an 8-byte message.
+    const MIN_CAPACITY: usize = 32;
+
+    fn create(
         memory: Arc<dyn SharedMemory>,
         capacity: usize,
-        policy: Policy,
+        policy: &Policy,
+        _zeroed: bool,
     ) -> Result<Shared, ChannelError> {
         let shared = Shared {
             view: View::new(memory, DATA_OFFSET, capacity as u64)?,
-            policy,
+            policy: *policy,
         };
-        let view = &shared.view;
-        // SAFETY: the offsets are those of the lines in `Control` (checked above); nobody
-        // uses the region yet: we are creating it.
+        // SAFETY: we are creating the channel: nobody uses the region yet; the slot
+        // offsets are those of the reader slot array.
         unsafe {
-            view.init_line(
-                offset_of!(Control, writer),
-                WriterLine {
-                    tail: AtomicU64::new(0),
-                    oldest: AtomicU64::new(0),
-                    next_seq: AtomicU64::new(0),
-                },
-            );
-            view.init_line(
-                offset_of!(Control, status),
-                StatusLine {
-                    sender_owner: AtomicU64::new(0),
-                    sender_closed: AtomicU32::new(0),
-                    policy: AtomicU32::new(u32::from(policy == Policy::Overwrite)),
-                },
-            );
-            view.init_line(offset_of!(Control, events), EventLine::new());
+            Shared::init_lines(&shared.view);
             for i in 0..MAX_READERS {
-                view.init_line(
-                    reader_offset(i),
-                    ReaderSlot {
-                        owner: AtomicU64::new(0),
-                        cursor: AtomicU64::new(0),
-                    },
-                );
+                shared.view.init_line::<ReaderSlot>(reader_offset(i));
             }
         }
-        view.publish_header(&BROADCAST_SPEC)?;
+        // Relaxed: published by the header's magic, stored with Release after it.
+        shared.status().policy.store(
+            u32::from(*policy == Policy::Overwrite),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        shared.view.publish_header(&BROADCAST_SPEC)?;
         Ok(shared)
     }
 
     /// Validates the header (and the policy word) of an existing channel.
-    pub(crate) fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
         let view = View::attach(memory, &BROADCAST_SPEC, DATA_OFFSET)?;
         let mut shared = Shared {
             view,
             policy: Policy::BackPressure,
         };
+        Shared::check_capacity(shared.capacity() as usize)?;
         // Relaxed: written before the header, whose magic `attach` loaded with Acquire.
         shared.policy = match shared
             .status()
@@ -197,41 +175,15 @@ impl Shared {
         Ok(shared)
     }
 
-    pub(crate) fn view(&self) -> &View {
+    fn view(&self) -> &View {
         &self.view
     }
+}
 
-    pub(crate) fn writer(&self) -> &WriterLine {
-        // SAFETY: the offset of `writer` in `Control`.
-        unsafe { self.view.line(offset_of!(Control, writer)) }
-    }
-
-    pub(crate) fn status(&self) -> &StatusLine {
-        // SAFETY: the offset of `status` in `Control`.
-        unsafe { self.view.line(offset_of!(Control, status)) }
-    }
-
-    pub(crate) fn events(&self) -> &EventLine {
-        // SAFETY: the offset of `events` in `Control`.
-        unsafe { self.view.line(offset_of!(Control, events)) }
-    }
-
-    /// The data event (receivers sleep on it), as an owned handle.
-    pub(crate) fn data_event(&self) -> EventRef {
-        // SAFETY: the offset of `events.data` in `Control`.
-        unsafe {
-            self.view
-                .event(offset_of!(Control, events) + offset_of!(EventLine, data))
-        }
-    }
-
-    /// The space event (the sender sleeps on it), as an owned handle.
-    pub(crate) fn space_event(&self) -> EventRef {
-        // SAFETY: the offset of `events.space` in `Control`.
-        unsafe {
-            self.view
-                .event(offset_of!(Control, events) + offset_of!(EventLine, space))
-        }
+impl Shared {
+    control_lines! {
+        writer: WriterLine,
+        status: StatusLine,
     }
 
     /// Reader slot `index` (clamped below `MAX_READERS`).

@@ -14,6 +14,7 @@ use super::layout::{Policy, Shared, HEADER, MAX_READERS};
 use super::{before, frame_span, seq_at, Fault};
 use crate::endpoint::ownership;
 use crate::frame::Word;
+use crate::layout::ChannelLayout;
 use crate::layout::{EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::ring::{Gone, Peek, RecvRing};

@@ -13,6 +13,7 @@ use super::layout::{span_of, Policy, Shared, HEADER, MAX_READERS};
 use super::{before, frame_span};
 use crate::endpoint::ownership;
 use crate::frame::{max_payload, Word};
+use crate::layout::ChannelLayout;
 use crate::layout::{EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::ring::SendRing;

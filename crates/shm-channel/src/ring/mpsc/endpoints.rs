@@ -9,6 +9,7 @@ use super::layout::claim_free_slot;
 use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
 use crate::endpoint::ownership;
 use crate::frame::{max_payload, FRAME_HEADER_LEN};
+use crate::layout::ChannelLayout;
 use crate::layout::{EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::ring::{Gone, Peek, RecvRing, SendRing};

@@ -4,7 +4,7 @@
 //! offset    0  LayoutHeader (shm-core), padded to 128 bytes
 //! offset  128  ProducerLine: tail               CAS'd by every producer to claim
 //! offset  256  ConsumerLine: head               written by the receiver on release
-//! offset  384  StatusLine:   receiver owner, sender count, receiver closed
+//! offset  384  StatusLine:   owners, closed flags, sender count (the common status line)
 //! offset  512  EventLine:    data and space events
 //! offset  640  64 SenderSlots of 128 bytes:     owner, claim intent (one line per producer)
 //! offset 8832  data: `capacity` bytes of frames
@@ -17,30 +17,19 @@ use std::mem::{align_of, offset_of, size_of};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use shm_core::header::{self, LayoutHeader, LayoutSpec};
+use shm_core::header::LayoutSpec;
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use shm_core::SharedMemory;
 
 use super::{before, RingMem, SenderSlot, MAX_SENDERS};
 use crate::frame::FRAME_HEADER_LEN;
-use crate::layout::{EventLine, EventRef, HeaderSlot, Line, View};
-use crate::primitive::{AtomicU32, AtomicU64};
-use crate::ring::spsc::layout::{ConsumerLine, ProducerLine};
+use crate::layout::{
+    assert_offsets, control_lines, layout_spec, ChannelLayout, ConsumerLine, EventLine, HeaderSlot,
+    Line, ProducerLine, StatusLine, View,
+};
+use crate::primitive::AtomicU64;
 use crate::ChannelError;
 
-/// Ownership and close state; written rarely.
-#[repr(C, align(128))]
-pub(crate) struct StatusLine {
-    /// `ProcessIdentity` of the process owning the receiver; 0 = unclaimed.
-    pub(crate) receiver_owner: AtomicU64,
-    /// Producer slots in use (claimed and not yet released or reaped).
-    pub(crate) senders: AtomicU32,
-    /// 1 once the receiver was dropped by its owner.
-    pub(crate) receiver_closed: AtomicU32,
-}
-
-// SAFETY: atomics only.
-unsafe impl Line for StatusLine {}
 // SAFETY: atomics only.
 unsafe impl Line for SenderSlot {}
 
@@ -58,38 +47,25 @@ struct Control {
 /// Offset of the data area.
 pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
 
-#[cfg(not(loom))]
-const _: () = {
-    assert!(offset_of!(Control, producer) == 128);
-    assert!(offset_of!(Control, consumer) == 256);
-    assert!(offset_of!(Control, status) == 384);
-    assert!(offset_of!(StatusLine, senders) == 8);
-    assert!(offset_of!(StatusLine, receiver_closed) == 12);
-    assert!(offset_of!(Control, events) == 512);
-    assert!(offset_of!(Control, slots) == 640);
-    assert!(size_of::<SenderSlot>() == 128);
-    assert!(offset_of!(SenderSlot, intent_start) == 8);
-    assert!(offset_of!(SenderSlot, intent_end) == 16);
-    assert!(DATA_OFFSET == 640 + 64 * 128);
-};
+assert_offsets! {
+    Control { producer: 128, consumer: 256, status: 384, events: 512, slots: 640 },
+    SenderSlot { intent_start: 8, intent_end: 16 },
+}
+const _: () = assert!(DATA_OFFSET == 640 + 64 * 128 || cfg!(loom));
 
 /// The layout this build speaks.
-const MPSC_SPEC: LayoutSpec = LayoutSpec {
-    magic: u64::from_le_bytes(*b"SHMMPSC1"),
-    version: 1,
-    layout_hash: header::layout_hash(&[
-        (size_of::<LayoutHeader>(), align_of::<LayoutHeader>()),
+const MPSC_SPEC: LayoutSpec = layout_spec(
+    b"SHMMPSC1",
+    2,
+    &[
         (size_of::<Control>(), align_of::<Control>()),
-        (size_of::<StatusLine>(), align_of::<StatusLine>()),
-        (size_of::<SenderSlot>(), align_of::<SenderSlot>()),
-        (MAX_SENDERS, 1),
-        (FRAME_HEADER_LEN, FRAME_HEADER_LEN),
-    ]),
-};
+        (size_of::<SenderSlot>(), MAX_SENDERS),
+    ],
+);
 
 /// Region bytes an MPSC channel of `capacity` needs.
 pub fn region_len_for(capacity: usize) -> Option<usize> {
-    DATA_OFFSET.checked_add(capacity)
+    Shared::region_len(capacity)
 }
 
 /// A validated view of an MPSC channel's memory; the capacity is cached privately.
@@ -98,91 +74,54 @@ pub struct Shared {
     view: View,
 }
 
-impl Shared {
+impl ChannelLayout for Shared {
+    type Options = ();
+    const DATA_OFFSET: usize = DATA_OFFSET;
+    const EVENTS: usize = offset_of!(Control, events);
+
     /// Lays out a fresh channel in `memory`, header last. The data area must be all zero
     /// ("header 0" means "nothing written yet"): cleared here unless `zeroed` says the
     /// memory is fresh from the kernel (so creating a large channel touches no data page).
-    pub(crate) fn create(
+    fn create(
         memory: Arc<dyn SharedMemory>,
         capacity: usize,
+        _options: &(),
         zeroed: bool,
     ) -> Result<Shared, ChannelError> {
         let shared = Shared {
             view: View::new(memory, DATA_OFFSET, capacity as u64)?,
         };
-        let view = &shared.view;
-        // SAFETY: the offsets are those of the lines in `Control` (checked above); nobody
-        // uses the region yet: we are creating it.
+        // SAFETY: we are creating the channel: nobody uses the region yet; the slot
+        // offsets are those of the slot array.
         unsafe {
-            view.init_line(
-                offset_of!(Control, producer),
-                ProducerLine {
-                    tail: AtomicU64::new(0),
-                },
-            );
-            view.init_line(
-                offset_of!(Control, consumer),
-                ConsumerLine {
-                    head: AtomicU64::new(0),
-                },
-            );
-            view.init_line(
-                offset_of!(Control, status),
-                StatusLine {
-                    receiver_owner: AtomicU64::new(0),
-                    senders: AtomicU32::new(0),
-                    receiver_closed: AtomicU32::new(0),
-                },
-            );
-            view.init_line(offset_of!(Control, events), EventLine::new());
+            Shared::init_lines(&shared.view);
             for i in 0..MAX_SENDERS {
-                view.init_line(slot_offset(i), SenderSlot::new());
+                shared.view.init_line::<SenderSlot>(slot_offset(i));
             }
         }
         if !zeroed {
             shared.zero(0, shared.capacity());
         }
-        view.publish_header(&MPSC_SPEC)?;
+        shared.view.publish_header(&MPSC_SPEC)?;
         Ok(shared)
     }
 
-    /// Validates the header of an existing channel and returns a view of it.
-    pub(crate) fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
         Ok(Shared {
             view: View::attach(memory, &MPSC_SPEC, DATA_OFFSET)?,
         })
     }
 
-    pub(crate) fn view(&self) -> &View {
+    fn view(&self) -> &View {
         &self.view
     }
+}
 
-    pub(crate) fn status(&self) -> &StatusLine {
-        // SAFETY: the offset of `status` in `Control`.
-        unsafe { self.view.line(offset_of!(Control, status)) }
-    }
-
-    pub(crate) fn events(&self) -> &EventLine {
-        // SAFETY: the offset of `events` in `Control`.
-        unsafe { self.view.line(offset_of!(Control, events)) }
-    }
-
-    /// The data event (the receiver sleeps on it), as an owned handle.
-    pub(crate) fn data_event(&self) -> EventRef {
-        // SAFETY: the offset of `events.data` in `Control`.
-        unsafe {
-            self.view
-                .event(offset_of!(Control, events) + offset_of!(EventLine, data))
-        }
-    }
-
-    /// The space event (senders sleep on it), as an owned handle.
-    pub(crate) fn space_event(&self) -> EventRef {
-        // SAFETY: the offset of `events.space` in `Control`.
-        unsafe {
-            self.view
-                .event(offset_of!(Control, events) + offset_of!(EventLine, space))
-        }
+impl Shared {
+    control_lines! {
+        producer: ProducerLine,
+        consumer: ConsumerLine,
+        status: StatusLine,
     }
 
     /// Where the payload of the frame whose header is at `offset` starts (arithmetic
@@ -224,23 +163,11 @@ impl RingMem for Shared {
     }
 
     fn tail(&self) -> &AtomicU64 {
-        // SAFETY: the offset of `producer` in `Control`.
-        unsafe {
-            &self
-                .view
-                .line::<ProducerLine>(offset_of!(Control, producer))
-                .tail
-        }
+        &self.producer().tail
     }
 
     fn head(&self) -> &AtomicU64 {
-        // SAFETY: the offset of `consumer` in `Control`.
-        unsafe {
-            &self
-                .view
-                .line::<ConsumerLine>(offset_of!(Control, consumer))
-                .head
-        }
+        &self.consumer().head
     }
 
     fn slot(&self, index: usize) -> &SenderSlot {

@@ -28,7 +28,9 @@ impl LoomMem {
             tail: AtomicU64::new(0),
             head: AtomicU64::new(0),
             // Only the slots a model uses are allocated; `slot` clamps to them.
-            slots: (0..2.min(MAX_SENDERS)).map(|_| SenderSlot::new()).collect(),
+            slots: (0..2.min(MAX_SENDERS))
+                .map(|_| SenderSlot::default())
+                .collect(),
             words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
         })
     }

@@ -69,8 +69,9 @@ pub(crate) fn before(a: u64, b: u64) -> bool {
 }
 
 /// One producer's record in the control block: owner and last claim intent.
+#[derive(Default)]
 #[repr(C, align(128))]
-pub(crate) struct SenderSlot {
+pub struct SenderSlot {
     /// `ProcessIdentity` of the owning process; 0 = free.
     pub(crate) owner: AtomicU64,
     /// Start of the last claim this producer attempted (byte position). With
@@ -78,16 +79,6 @@ pub(crate) struct SenderSlot {
     pub(crate) intent_start: AtomicU64,
     /// End of that claim.
     pub(crate) intent_end: AtomicU64,
-}
-
-impl SenderSlot {
-    pub(crate) fn new() -> SenderSlot {
-        SenderSlot {
-            owner: AtomicU64::new(0),
-            intent_start: AtomicU64::new(0),
-            intent_end: AtomicU64::new(0),
-        }
-    }
 }
 
 /// What the ring needs of its memory. Offsets are into the data area; callers keep them

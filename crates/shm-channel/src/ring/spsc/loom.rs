@@ -10,12 +10,13 @@ use loom::thread;
 use shm_core::HeapRegion;
 
 use super::{region_len_for, Reader, Shared, Writer};
+use crate::layout::ChannelLayout;
 use crate::spsc::Builder;
 use crate::TryRecvError;
 
 fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
-    let shared = Shared::create(heap, capacity).unwrap();
+    let shared = Shared::create(heap, capacity, &(), true).unwrap();
     (
         Writer::new(shared.clone()).unwrap(),
         Reader::new(shared).unwrap(),

@@ -20,6 +20,7 @@ use shm_core::liveness::PeerWatch;
 use crate::endpoint::ownership;
 use crate::error::Corruption;
 use crate::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
+use crate::layout::ChannelLayout;
 use crate::layout::{EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::ring::{Gone, Peek, RecvRing, SendRing};
