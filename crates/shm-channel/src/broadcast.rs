@@ -44,6 +44,7 @@ use std::sync::atomic::Ordering;
 
 use crate::endpoint::{flavor_aliases, Claim, Flavor};
 use crate::error::{recv_error, FromRecvFatal, RecvFatal};
+use crate::layout::ChannelLayout;
 use crate::ring::broadcast::{seq_at, Fault, Reader, Shared, Writer};
 use crate::spsc::claim_owner;
 use crate::ChannelError;

@@ -64,7 +64,7 @@ pub(crate) struct ConsumerLine {
 /// (attach, hand-over, drop), read on the slow paths.
 #[derive(Default)]
 #[repr(C, align(128))]
-pub(crate) struct StatusLine {
+pub struct StatusLine {
     /// `ProcessIdentity` of the process owning the sender (SPSC, broadcast); 0 = unclaimed.
     /// MPSC senders own producer slots instead.
     pub(crate) sender_owner: AtomicU64,
@@ -297,6 +297,8 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     const DATA_OFFSET: usize;
     /// Offset of the [`EventLine`] in the control block.
     const EVENTS: usize;
+    /// Offset of the [`StatusLine`] in the control block.
+    const STATUS: usize;
     /// Smallest capacity of the flavor.
     const MIN_CAPACITY: usize = MIN_CAPACITY;
 
@@ -333,6 +335,12 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
         Ok(())
     }
 
+    /// The status line: owners and closed flags.
+    fn status(&self) -> &StatusLine {
+        // SAFETY: `STATUS` is the offset of the status line in the flavor's control block.
+        unsafe { self.view().line(Self::STATUS) }
+    }
+
     /// Both events.
     fn events(&self) -> &EventLine {
         // SAFETY: `EVENTS` is the offset of the event line in the flavor's control block.
@@ -360,7 +368,7 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
 
 /// For a flavor's `Control` block (in scope as `Control`, viewed by `self.view`): an
 /// accessor per line, `name: Type`, and `init_lines`, which writes each listed line fresh,
-/// plus the event line at `events`.
+/// plus the status line at `status` and the event line at `events`.
 macro_rules! control_lines {
     ($($name:ident: $line:ty),* $(,)?) => {
         $(
@@ -380,6 +388,7 @@ macro_rules! control_lines {
             // by the flavor's layout); the caller guarantees exclusive use.
             unsafe {
                 $(view.init_line::<$line>(std::mem::offset_of!(Control, $name));)*
+                view.init_line::<$crate::layout::StatusLine>(std::mem::offset_of!(Control, status));
                 view.init_line::<$crate::layout::EventLine>(std::mem::offset_of!(Control, events));
             }
         }

@@ -53,6 +53,7 @@
 //! ```
 
 use crate::endpoint::{flavor_aliases, Claim, Flavor};
+use crate::layout::ChannelLayout;
 use crate::ring::mpsc::{Reader, Shared, Writer};
 use crate::spsc::claim_owner;
 use crate::{ChannelError, RecvError, RecvTimeoutError, TryRecvError};

@@ -28,6 +28,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::endpoint::{flavor_aliases, ownership, Claim, Flavor};
+use crate::layout::ChannelLayout;
 use crate::ring::spsc::{Reader, Shared, Writer};
 use crate::{ChannelError, Corruption, RecvError, RecvTimeoutError, TryRecvError};
 

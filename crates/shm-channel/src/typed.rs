@@ -95,34 +95,9 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         }
     }
 
-    /// Attaches as a sender to a channel created in `memory` by another process (see
-    /// [`Sender::attach`](crate::Sender::attach)).
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        crate::Sender::attach(memory).map(Sender::from_bytes)
-    }
-
-    /// The byte sender underneath.
-    pub fn into_bytes(self) -> crate::Sender<F> {
-        self.inner
-    }
-
-    /// The byte sender underneath, borrowed.
-    pub fn as_bytes(&self) -> &crate::Sender<F> {
-        &self.inner
-    }
-
     /// Sends `value`, waiting for room as long as it takes.
     pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
-        loop {
-            match self.encode_and_commit(&value, Deadline::Never, Publish::Now) {
-                Ok(()) => return Ok(()),
-                Err(TypedFailure::Channel(SendFailure::NotNow)) => continue,
-                Err(TypedFailure::Channel(SendFailure::Fatal(f))) => {
-                    return Err(SendError::fatal(f, value))
-                }
-                Err(TypedFailure::Encode(e)) => return Err(SendError::Encode(value, e)),
-            }
-        }
+        self.send_waiting(value, Publish::Now)
     }
 
     /// Sends `value` if there is room now.
@@ -150,8 +125,14 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     /// Sends `value` but may leave it unpublished, for batched publishing of a stream: see
     /// [`Sender::send_deferred`](crate::Sender::send_deferred).
     pub fn send_deferred(&mut self, value: T) -> Result<(), SendError<T>> {
+        self.send_waiting(value, Publish::WhenPending)
+    }
+
+    /// A send without a deadline (it never reports `NotNow`; were it to, it would simply
+    /// wait again).
+    fn send_waiting(&mut self, value: T, publish: Publish) -> Result<(), SendError<T>> {
         loop {
-            match self.encode_and_commit(&value, Deadline::Never, Publish::WhenPending) {
+            match self.encode_and_commit(&value, Deadline::Never, publish) {
                 Ok(()) => return Ok(()),
                 Err(TypedFailure::Channel(SendFailure::NotNow)) => continue,
                 Err(TypedFailure::Channel(SendFailure::Fatal(f))) => {
@@ -194,39 +175,6 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
             Err(failure) => Err(TypedFailure::Channel(failure)),
         }
     }
-
-    /// Changes how this endpoint waits.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.stats()
-    }
-
-    /// In the owning process: makes process `to` the owner (see
-    /// [`Sender::hand_over`](crate::Sender::hand_over)).
-    pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        self.inner.hand_over(to)
-    }
-
-    /// In a forked child: takes ownership from the parent (see
-    /// [`Sender::adopt`](crate::Sender::adopt)).
-    pub fn adopt(&self) -> Result<(), OwnershipError> {
-        self.inner.adopt()
-    }
-
-    /// Whether the calling process owns this endpoint.
-    pub fn is_owned_here(&self) -> bool {
-        self.inner.is_owned_here()
-    }
-}
-
-impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, C, F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("typed::Sender").field(&self.inner).finish()
-    }
 }
 
 /// The receiving end of a typed channel of flavor `F`.
@@ -245,22 +193,6 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
             scratch: Vec::new(),
             _types: PhantomData,
         }
-    }
-
-    /// Attaches as a receiver to a channel created in `memory` by another process (see
-    /// [`Receiver::attach`](crate::Receiver::attach)).
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        crate::Receiver::attach(memory).map(Receiver::from_bytes)
-    }
-
-    /// The byte receiver underneath.
-    pub fn into_bytes(self) -> crate::Receiver<F> {
-        self.inner
-    }
-
-    /// The byte receiver underneath, borrowed (for its counters).
-    pub fn as_bytes(&self) -> &crate::Receiver<F> {
-        &self.inner
     }
 
     /// Waits for the next value.
@@ -296,37 +228,65 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     pub fn iter(&mut self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv().ok())
     }
-
-    /// Changes how this endpoint waits.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        self.inner.stats()
-    }
-
-    /// In the owning process: makes process `to` the owner (see
-    /// [`Receiver::hand_over`](crate::Receiver::hand_over)).
-    pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        self.inner.hand_over(to)
-    }
-
-    /// In a forked child: takes ownership from the parent (see
-    /// [`Receiver::adopt`](crate::Receiver::adopt)).
-    pub fn adopt(&self) -> Result<(), OwnershipError> {
-        self.inner.adopt()
-    }
-
-    /// Whether the calling process owns this endpoint.
-    pub fn is_owned_here(&self) -> bool {
-        self.inner.is_owned_here()
-    }
 }
 
-impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, C, F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("typed::Receiver").field(&self.inner).finish()
-    }
+/// What the typed endpoints have alike, forwarded to the byte endpoint underneath: attach,
+/// the byte endpoint itself, waiting, counters, ownership, `Debug`.
+macro_rules! typed_common {
+    ($typed:ident, $bytes:ident) => {
+        impl<T, C: Codec<T>, F: Flavor> $typed<T, C, F> {
+            #[doc = concat!("Attaches to a channel created in `memory` by another process (see [`", stringify!($bytes), "::attach`](crate::", stringify!($bytes), "::attach)).")]
+            pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
+                crate::$bytes::attach(memory).map($typed::from_bytes)
+            }
+
+            /// The byte endpoint underneath.
+            pub fn into_bytes(self) -> crate::$bytes<F> {
+                self.inner
+            }
+
+            /// The byte endpoint underneath, borrowed.
+            pub fn as_bytes(&self) -> &crate::$bytes<F> {
+                &self.inner
+            }
+
+            /// Changes how this endpoint waits.
+            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+                self.inner.set_wait_strategy(strategy);
+            }
+
+            /// Counters of this endpoint.
+            pub fn stats(&self) -> EndpointStats {
+                self.inner.stats()
+            }
+
+            /// In the owning process: makes process `to` the owner (see
+            /// [`Sender::hand_over`](crate::Sender::hand_over)).
+            pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+                self.inner.hand_over(to)
+            }
+
+            /// In a forked child: takes ownership from the parent (see
+            /// [`Sender::adopt`](crate::Sender::adopt)).
+            pub fn adopt(&self) -> Result<(), OwnershipError> {
+                self.inner.adopt()
+            }
+
+            /// Whether the calling process owns this endpoint.
+            pub fn is_owned_here(&self) -> bool {
+                self.inner.is_owned_here()
+            }
+        }
+
+        impl<T, C, F: Flavor> std::fmt::Debug for $typed<T, C, F> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(concat!("typed::", stringify!($typed)))
+                    .field(&self.inner)
+                    .finish()
+            }
+        }
+    };
 }
+
+typed_common!(Sender, Sender);
+typed_common!(Receiver, Receiver);

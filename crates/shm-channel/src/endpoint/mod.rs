@@ -135,3 +135,80 @@ macro_rules! flavor_aliases {
     };
 }
 pub(crate) use flavor_aliases;
+
+/// What the two endpoints of every flavor have alike, written once: the accessors, the
+/// ownership calls, `Drop` and `Debug`. `$endpoint` is `Sender` or `Receiver`, whose fields
+/// `ring` (a [`SendRing`] or [`RecvRing`]), `strategy` and `owner` it uses.
+macro_rules! endpoint_common {
+    ($endpoint:ident) => {
+        impl<F: Flavor> $endpoint<F> {
+            /// Changes how this endpoint waits.
+            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+                self.strategy = strategy;
+            }
+
+            /// How this endpoint waits.
+            pub fn wait_strategy(&self) -> WaitStrategy {
+                self.strategy
+            }
+
+            /// Capacity of the ring in bytes.
+            pub fn capacity(&self) -> usize {
+                self.ring.view().capacity() as usize
+            }
+
+            /// The shared memory the channel lives in.
+            pub fn memory(&self) -> &Arc<dyn SharedMemory> {
+                self.ring.view().memory()
+            }
+
+            /// Counters of this endpoint.
+            pub fn stats(&self) -> EndpointStats {
+                EndpointStats {
+                    wake_syscalls: self.ring.wakes(),
+                }
+            }
+
+            /// In the process that owns this endpoint: makes process `to` its owner (called
+            /// by `shm-fork` in the parent right after forking the child that takes the
+            /// endpoint). From then on this copy is not the owner: using it fails with
+            /// `NotOwner`, and dropping it does not disconnect the channel.
+            pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+                ownership::hand_over(self.ring.owner_slot(), to)?;
+                self.owner.forget();
+                Ok(())
+            }
+
+            /// In a child created by `fork`: takes ownership of this endpoint from the
+            /// parent.
+            pub fn adopt(&self) -> Result<(), OwnershipError> {
+                ownership::adopt(self.ring.owner_slot())
+            }
+
+            /// Whether the calling process owns this endpoint.
+            pub fn is_owned_here(&self) -> bool {
+                ownership::owned_here(self.ring.owner_slot())
+            }
+        }
+
+        impl<F: Flavor> Drop for $endpoint<F> {
+            fn drop(&mut self) {
+                // A copy in a process that does not own the endpoint: not ours to close.
+                if ownership::owned_here(self.ring.owner_slot()) {
+                    self.ring.close();
+                }
+            }
+        }
+
+        impl<F: Flavor> std::fmt::Debug for $endpoint<F> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($endpoint))
+                    .field("flavor", &F::NAME)
+                    .field("capacity", &self.capacity())
+                    .field("strategy", &self.strategy)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+pub(crate) use endpoint_common;

@@ -11,7 +11,7 @@ use shm_core::SharedMemory;
 use super::grant::ReadGrant;
 use super::ownership::{self, OwnerCheck, Throttle};
 use super::sender::EndpointStats;
-use super::{Deadline, Fault, Flavor};
+use super::{endpoint_common, Deadline, Fault, Flavor};
 use crate::error::{FromRecvFatal, RecvFatal};
 use crate::layout::EventRef;
 use crate::ring::{Gone, Peek, RecvRing};
@@ -50,33 +50,6 @@ impl<F: Flavor> Receiver<F> {
             strategy,
             throttle: Throttle::default(),
             owner: OwnerCheck::new(),
-        }
-    }
-
-    /// Changes how this endpoint waits.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
-    }
-
-    /// How this endpoint waits.
-    pub fn wait_strategy(&self) -> WaitStrategy {
-        self.strategy
-    }
-
-    /// Capacity of the ring in bytes.
-    pub fn capacity(&self) -> usize {
-        self.ring.view().capacity() as usize
-    }
-
-    /// The shared memory the channel lives in.
-    pub fn memory(&self) -> &Arc<dyn SharedMemory> {
-        self.ring.view().memory()
-    }
-
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        EndpointStats {
-            wake_syscalls: self.ring.wakes(),
         }
     }
 
@@ -150,24 +123,6 @@ impl<F: Flavor> Receiver<F> {
     /// the endpoint — [`recv`](Receiver::recv) says which).
     pub fn iter(&mut self) -> Iter<'_, F> {
         Iter { receiver: self }
-    }
-
-    /// In the process that owns this endpoint: makes process `to` its owner (see
-    /// [`Sender::hand_over`](crate::Sender::hand_over)).
-    pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        ownership::hand_over(self.ring.owner_slot(), to)?;
-        self.owner.forget();
-        Ok(())
-    }
-
-    /// In a child created by `fork`: takes ownership of this endpoint from the parent.
-    pub fn adopt(&self) -> Result<(), OwnershipError> {
-        ownership::adopt(self.ring.owner_slot())
-    }
-
-    /// Whether the calling process owns this endpoint.
-    pub fn is_owned_here(&self) -> bool {
-        ownership::owned_here(self.ring.owner_slot())
     }
 
     /// Waits (until `deadline`) for the next message, hands `read` a pointer valid for its
@@ -280,24 +235,7 @@ fn attempt<R: RecvRing>(
     }
 }
 
-impl<F: Flavor> Drop for Receiver<F> {
-    fn drop(&mut self) {
-        // A copy in a process that does not own the endpoint: not ours to close.
-        if ownership::owned_here(self.ring.owner_slot()) {
-            self.ring.close();
-        }
-    }
-}
-
-impl<F: Flavor> std::fmt::Debug for Receiver<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver")
-            .field("flavor", &F::NAME)
-            .field("capacity", &self.capacity())
-            .field("strategy", &self.strategy)
-            .finish_non_exhaustive()
-    }
-}
+endpoint_common!(Receiver);
 
 /// A blocking iterator over received messages (see [`Receiver::iter`]).
 pub struct Iter<'a, F: Flavor> {

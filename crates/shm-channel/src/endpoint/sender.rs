@@ -10,7 +10,7 @@ use shm_core::SharedMemory;
 
 use super::grant::{Batch, Publish, WriteGrant};
 use super::ownership::{self, OwnerCheck, Throttle};
-use super::{Deadline, Flavor};
+use super::{endpoint_common, Deadline, Flavor};
 use crate::error::{SendFailure, SendFatal};
 use crate::layout::EventRef;
 use crate::ring::SendRing;
@@ -54,36 +54,9 @@ impl<F: Flavor> Sender<F> {
         }
     }
 
-    /// Changes how this endpoint waits.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
-    }
-
-    /// How this endpoint waits.
-    pub fn wait_strategy(&self) -> WaitStrategy {
-        self.strategy
-    }
-
-    /// Capacity of the ring in bytes.
-    pub fn capacity(&self) -> usize {
-        self.ring.view().capacity() as usize
-    }
-
     /// The largest message this channel can carry: the capacity less one frame header.
     pub fn max_message_len(&self) -> usize {
         self.ring.max_payload()
-    }
-
-    /// The shared memory the channel lives in.
-    pub fn memory(&self) -> &Arc<dyn SharedMemory> {
-        self.ring.view().memory()
-    }
-
-    /// Counters of this endpoint.
-    pub fn stats(&self) -> EndpointStats {
-        EndpointStats {
-            wake_syscalls: self.ring.wakes(),
-        }
     }
 
     /// Sends `msg`, waiting for room as long as it takes.
@@ -183,26 +156,6 @@ impl<F: Flavor> Sender<F> {
     /// ```
     pub fn batch(&mut self) -> Batch<'_, F> {
         Batch::new(self)
-    }
-
-    /// In the process that owns this endpoint: makes process `to` its owner (called by
-    /// `shm-fork` in the parent right after forking the child that takes the endpoint).
-    /// From then on this copy is not the owner: using it fails with `NotOwner`, and
-    /// dropping it does not disconnect the channel.
-    pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        ownership::hand_over(self.ring.owner_slot(), to)?;
-        self.owner.forget();
-        Ok(())
-    }
-
-    /// In a child created by `fork`: takes ownership of this endpoint from the parent.
-    pub fn adopt(&self) -> Result<(), OwnershipError> {
-        ownership::adopt(self.ring.owner_slot())
-    }
-
-    /// Whether the calling process owns this endpoint.
-    pub fn is_owned_here(&self) -> bool {
-        ownership::owned_here(self.ring.owner_slot())
     }
 
     /// Reserves, copies `msg` in, commits and publishes as `publish` says.
@@ -377,21 +330,4 @@ pub(crate) fn send_timeout_error<T>(failure: SendFailure, value: T) -> SendTimeo
     }
 }
 
-impl<F: Flavor> Drop for Sender<F> {
-    fn drop(&mut self) {
-        // A copy in a process that does not own the endpoint: not ours to close.
-        if ownership::owned_here(self.ring.owner_slot()) {
-            self.ring.close();
-        }
-    }
-}
-
-impl<F: Flavor> std::fmt::Debug for Sender<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender")
-            .field("flavor", &F::NAME)
-            .field("capacity", &self.capacity())
-            .field("strategy", &self.strategy)
-            .finish_non_exhaustive()
-    }
-}
+endpoint_common!(Sender);

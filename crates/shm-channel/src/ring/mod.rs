@@ -12,13 +12,14 @@
 //! | MPSC | [`mpsc::Producer`] (one per sender) | [`mpsc::Consumer`] |
 //! | broadcast | [`broadcast::Writer`] | [`broadcast::Reader`] (one per receiver) |
 
-use crate::layout::{EventRef, View};
+use crate::layout::{ChannelLayout, EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::Corruption;
 
 pub mod broadcast;
 pub mod mpsc;
 pub mod spsc;
+mod status;
 
 /// What a reader found at its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +47,24 @@ pub enum Gone {
 pub trait SendRing: Send + Sized {
     /// Room reserved for one frame, not yet committed.
     type Slot: Copy;
+    /// The flavor's view of its region.
+    type Layout: ChannelLayout;
+
+    /// The channel's region, as the flavor lays it out.
+    fn layout(&self) -> &Self::Layout;
 
     /// The channel's region.
-    fn view(&self) -> &View;
+    fn view(&self) -> &View {
+        self.layout().view()
+    }
 
-    /// The largest payload one frame can carry.
-    fn max_payload(&self) -> usize;
+    /// Bytes of a frame header in this ring.
+    const FRAME_HEADER: u64 = crate::frame::FRAME_HEADER_LEN as u64;
+
+    /// The largest payload one frame can carry: the ring less one header.
+    fn max_payload(&self) -> usize {
+        crate::frame::max_payload(self.view().capacity(), Self::FRAME_HEADER)
+    }
 
     /// Reserves a contiguous frame for `len <= max_payload()` bytes, or `None` when the
     /// ring has no room now.
@@ -78,7 +91,9 @@ pub trait SendRing: Send + Sized {
     fn unpublished(&self) -> u64;
 
     /// Whether the receiving side was closed by its owner (a cheap shared load).
-    fn receivers_closed(&self) -> bool;
+    fn receivers_closed(&self) -> bool {
+        self.layout().status().receiver_is_closed()
+    }
 
     /// The slow check of a sender that found the ring full: asks the kernel about the
     /// receiving side's owners (broadcast: drops dead readers from the back-pressure, so a
@@ -86,14 +101,21 @@ pub trait SendRing: Send + Sized {
     fn receivers_dead(&mut self) -> bool;
 
     /// The event the sender sleeps on while the ring is full.
-    fn space_event(&self) -> EventRef;
+    fn space_event(&self) -> EventRef {
+        self.layout().space_event()
+    }
 
     /// The owner slot of this sending endpoint.
-    fn owner_slot(&self) -> &AtomicU64;
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout().status().sender_owner
+    }
 
     /// The owner's drop: publish what is pending, mark this side closed (or leave the set
     /// of senders), release the owner slot and wake the reader.
-    fn close(&mut self);
+    fn close(&mut self) {
+        self.publish();
+        self.layout().status().close_sender(self.layout().events());
+    }
 
     /// Wake syscalls made so far (for benchmarks).
     fn wakes(&self) -> u64;
@@ -105,9 +127,16 @@ pub trait RecvRing: Send + Sized {
     type Frame: Copy;
     /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag.
     type Fault: Copy;
+    /// The flavor's view of its region.
+    type Layout: ChannelLayout;
+
+    /// The channel's region, as the flavor lays it out.
+    fn layout(&self) -> &Self::Layout;
 
     /// The channel's region.
-    fn view(&self) -> &View;
+    fn view(&self) -> &View {
+        self.layout().view()
+    }
 
     /// The next frame. On a `slow` check the ring may also ask the kernel about producers
     /// blocking it (MPSC: a frame whose claimer died is skipped).
@@ -132,14 +161,23 @@ pub trait RecvRing: Send + Sized {
     fn senders_gone(&mut self, slow: bool) -> Option<Gone>;
 
     /// The event the receiver sleeps on while the ring is empty.
-    fn data_event(&self) -> EventRef;
+    fn data_event(&self) -> EventRef {
+        self.layout().data_event()
+    }
 
     /// The owner slot of this receiving endpoint.
-    fn owner_slot(&self) -> &AtomicU64;
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout().status().receiver_owner
+    }
 
     /// The owner's drop: flush releases, mark this side closed (or leave), release the
     /// owner slot and wake the sender.
-    fn close(&mut self);
+    fn close(&mut self) {
+        self.flush_releases();
+        self.layout()
+            .status()
+            .close_receiver(self.layout().events());
+    }
 
     /// Wake syscalls made so far (for benchmarks).
     fn wakes(&self) -> u64;

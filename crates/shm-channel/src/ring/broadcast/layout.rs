@@ -119,6 +119,7 @@ impl ChannelLayout for Shared {
     type Options = Policy;
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
+    const STATUS: usize = offset_of!(Control, status);
     /// Two frames of an 8-byte message.
     const MIN_CAPACITY: usize = 32;
 
@@ -183,7 +184,6 @@ impl ChannelLayout for Shared {
 impl Shared {
     control_lines! {
         writer: WriterLine,
-        status: StatusLine,
     }
 
     /// Reader slot `index` (clamped below `MAX_READERS`).

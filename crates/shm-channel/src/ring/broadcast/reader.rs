@@ -15,7 +15,6 @@ use super::{before, frame_span, seq_at, Fault};
 use crate::endpoint::ownership;
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
-use crate::layout::{EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::ring::{Gone, Peek, RecvRing};
 use crate::{ChannelError, Corruption};
@@ -222,9 +221,10 @@ impl Reader {
 impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Fault;
+    type Layout = Shared;
 
-    fn view(&self) -> &View {
-        self.shared.view()
+    fn layout(&self) -> &Shared {
+        &self.shared
     }
 
     fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Fault> {
@@ -257,19 +257,7 @@ impl RecvRing for Reader {
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
-        let status = self.shared.status();
-        // SYNC: closed. Acquire pairs with the Release store in `Writer::close`.
-        if status.sender_closed.load(Ordering::Acquire) != 0 {
-            Some(Gone::Disconnected)
-        } else if slow && ownership::peer_dead(&status.sender_owner, &mut self.watch) {
-            Some(Gone::PeerDied)
-        } else {
-            None
-        }
-    }
-
-    fn data_event(&self) -> EventRef {
-        self.shared.data_event()
+        self.shared.status().sender_gone(slow, &mut self.watch)
     }
 
     fn owner_slot(&self) -> &AtomicU64 {

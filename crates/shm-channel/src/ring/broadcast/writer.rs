@@ -11,11 +11,8 @@ use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 
 use super::layout::{span_of, Policy, Shared, HEADER, MAX_READERS};
 use super::{before, frame_span};
-use crate::endpoint::ownership;
-use crate::frame::{max_payload, Word};
+use crate::frame::Word;
 use crate::layout::ChannelLayout;
-use crate::layout::{EventRef, View};
-use crate::primitive::AtomicU64;
 use crate::ring::SendRing;
 use crate::Corruption;
 
@@ -182,13 +179,11 @@ impl Writer {
 
 impl SendRing for Writer {
     type Slot = Slot;
+    type Layout = Shared;
+    const FRAME_HEADER: u64 = HEADER;
 
-    fn view(&self) -> &View {
-        self.shared.view()
-    }
-
-    fn max_payload(&self) -> usize {
-        max_payload(self.shared.capacity(), HEADER)
+    fn layout(&self) -> &Shared {
+        &self.shared
     }
 
     fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
@@ -261,23 +256,6 @@ impl SendRing for Writer {
         // Dead readers stop holding the ring back; the retry that follows finds room.
         self.reap_dead_readers();
         false
-    }
-
-    fn space_event(&self) -> EventRef {
-        self.shared.space_event()
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.shared.status().sender_owner
-    }
-
-    fn close(&mut self) {
-        self.publish();
-        let status = self.shared.status();
-        // SYNC: closed. Release: a receiver that sees the flag sees every frame before it.
-        status.sender_closed.store(1, Ordering::Release);
-        ownership::release(&status.sender_owner);
-        self.shared.events().data.notify();
     }
 
     fn wakes(&self) -> u64 {

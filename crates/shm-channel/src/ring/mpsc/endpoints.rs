@@ -8,9 +8,7 @@ use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use super::layout::claim_free_slot;
 use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
 use crate::endpoint::ownership;
-use crate::frame::{max_payload, FRAME_HEADER_LEN};
 use crate::layout::ChannelLayout;
-use crate::layout::{EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::ring::{Gone, Peek, RecvRing, SendRing};
 use crate::{ChannelError, Corruption};
@@ -66,13 +64,10 @@ impl Writer {
 
 impl SendRing for Writer {
     type Slot = Claim;
+    type Layout = Shared;
 
-    fn view(&self) -> &View {
-        self.shared.view()
-    }
-
-    fn max_payload(&self) -> usize {
-        max_payload(self.shared.capacity(), FRAME_HEADER_LEN as u64)
+    fn layout(&self) -> &Shared {
+        &self.shared
     }
 
     fn try_reserve(&mut self, len: usize) -> Result<Option<Claim>, Corruption> {
@@ -108,17 +103,8 @@ impl SendRing for Writer {
         self.unnotified
     }
 
-    fn receivers_closed(&self) -> bool {
-        // SYNC: closed. Acquire pairs with the Release store in `Reader::close`.
-        self.shared.status().receiver_closed.load(Ordering::Acquire) != 0
-    }
-
     fn receivers_dead(&mut self) -> bool {
-        ownership::peer_dead(&self.shared.status().receiver_owner, &mut self.watch)
-    }
-
-    fn space_event(&self) -> EventRef {
-        self.shared.space_event()
+        self.shared.status().receiver_is_dead(&mut self.watch)
     }
 
     fn owner_slot(&self) -> &AtomicU64 {
@@ -213,9 +199,10 @@ impl Reader {
 impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
+    type Layout = Shared;
 
-    fn view(&self) -> &View {
-        self.shared.view()
+    fn layout(&self) -> &Shared {
+        &self.shared
     }
 
     fn try_peek(&mut self, slow: bool) -> Result<Peek<Frame>, Corruption> {
@@ -262,22 +249,6 @@ impl RecvRing for Reader {
             return None;
         }
         Some(self.gone())
-    }
-
-    fn data_event(&self) -> EventRef {
-        self.shared.data_event()
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.shared.status().receiver_owner
-    }
-
-    fn close(&mut self) {
-        let status = self.shared.status();
-        // SYNC: closed. Release pairs with the Acquire load in `Writer::receivers_closed`.
-        status.receiver_closed.store(1, Ordering::Release);
-        ownership::release(&status.receiver_owner);
-        self.shared.events().space.notify();
     }
 
     fn wakes(&self) -> u64 {

@@ -78,6 +78,7 @@ impl ChannelLayout for Shared {
     type Options = ();
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
+    const STATUS: usize = offset_of!(Control, status);
 
     /// Lays out a fresh channel in `memory`, header last. The data area must be all zero
     /// ("header 0" means "nothing written yet"): cleared here unless `zeroed` says the
@@ -121,7 +122,6 @@ impl Shared {
     control_lines! {
         producer: ProducerLine,
         consumer: ConsumerLine,
-        status: StatusLine,
     }
 
     /// Where the payload of the frame whose header is at `offset` starts (arithmetic

@@ -90,6 +90,26 @@ fn read(mem: &LoomMem, frame: &Frame, dst: &mut [u8]) {
     mem.read_bytes(frame.offset + 8, &mut dst[..n]);
 }
 
+/// Two producer threads (slots 0 and 1) send one 8-byte message each; the consumer gets
+/// both, in either order.
+fn two_producers_send_one_each(mem: &Arc<LoomMem>, consumer: &mut Consumer) {
+    let producers: Vec<_> = (0..2u8)
+        .map(|p| {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                let mut producer = Producer::new(&*mem, p as usize);
+                send(&mem, &mut producer, &[p + 1; 8]);
+            })
+        })
+        .collect();
+    let mut got = [recv(mem, consumer), recv(mem, consumer)];
+    got.sort();
+    assert_eq!(got, [vec![1; 8], vec![2; 8]]);
+    for p in producers {
+        p.join().unwrap();
+    }
+}
+
 /// Claims, writes and commits `msg`, yielding while the ring is full.
 fn send(mem: &LoomMem, producer: &mut Producer, msg: &[u8]) {
     loop {
@@ -120,21 +140,7 @@ fn two_producers_claim_and_commit() {
     loom::model(|| {
         let mem = LoomMem::new(64);
         let mut consumer = Consumer::new(&*mem).unwrap();
-        let producers: Vec<_> = (0..2u8)
-            .map(|p| {
-                let mem = mem.clone();
-                thread::spawn(move || {
-                    let mut producer = Producer::new(&*mem, p as usize);
-                    send(&mem, &mut producer, &[p + 1; 8]);
-                })
-            })
-            .collect();
-        let mut got = [recv(&mem, &mut consumer), recv(&mem, &mut consumer)];
-        got.sort();
-        assert_eq!(got, [vec![1; 8], vec![2; 8]]);
-        for p in producers {
-            p.join().unwrap();
-        }
+        two_producers_send_one_each(&mem, &mut consumer);
         assert_eq!(consumer.try_peek(&*mem, None).unwrap(), Peek::Empty);
     });
 }
@@ -201,20 +207,6 @@ fn two_producers_pad_at_a_tiny_capacity() {
                 assert_eq!(recv(&mem, &mut consumer), Vec::<u8>::new());
             }
         }
-        let producers: Vec<_> = (0..2u8)
-            .map(|p| {
-                let mem = mem.clone();
-                thread::spawn(move || {
-                    let mut producer = Producer::new(&*mem, p as usize);
-                    send(&mem, &mut producer, &[p + 1; 8]);
-                })
-            })
-            .collect();
-        let mut got = [recv(&mem, &mut consumer), recv(&mem, &mut consumer)];
-        got.sort();
-        assert_eq!(got, [vec![1; 8], vec![2; 8]]);
-        for p in producers {
-            p.join().unwrap();
-        }
+        two_producers_send_one_each(&mem, &mut consumer);
     });
 }

@@ -68,6 +68,7 @@ impl ChannelLayout for Shared {
     type Options = ();
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
+    const STATUS: usize = offset_of!(Control, status);
 
     fn create(
         memory: Arc<dyn SharedMemory>,
@@ -111,7 +112,6 @@ impl Shared {
     control_lines! {
         producer: ProducerLine,
         consumer: ConsumerLine,
-        status: StatusLine,
     }
 
     /// Start of the data area: valid for `capacity` bytes.

@@ -73,41 +73,34 @@ fn loom_publish_then_consume_in_order() {
     });
 }
 
+/// Streams `messages` from a writer thread to the reader on a ring of `capacity` bytes,
+/// whose reader releases in batches of `release_batch` bytes.
+fn stream(capacity: usize, release_batch: u64, messages: &'static [&'static [u8]]) {
+    let (mut writer, mut reader) = ring(capacity);
+    reader.set_release_batch(release_batch);
+    let producer = thread::spawn(move || {
+        for msg in messages {
+            send(&mut writer, msg);
+        }
+    });
+    for msg in messages {
+        assert_eq!(recv(&mut reader), *msg);
+    }
+    producer.join().unwrap();
+}
+
 #[test]
 fn loom_batched_releases_never_starve_the_writer() {
-    loom::model(|| {
-        // 32 bytes hold two 16-byte frames; the reader hands space back only per 16 bytes
-        // or when it finds the ring empty, and the writer needs that space to go on.
-        let (mut writer, mut reader) = ring(32);
-        reader.set_release_batch(16);
-        let producer = thread::spawn(move || {
-            send(&mut writer, &[1; 8]);
-            send(&mut writer, &[2; 8]);
-            send(&mut writer, &[3; 8]);
-        });
-        assert_eq!(recv(&mut reader), [1; 8]);
-        assert_eq!(recv(&mut reader), [2; 8]);
-        assert_eq!(recv(&mut reader), [3; 8]);
-        producer.join().unwrap();
-    });
+    // 32 bytes hold two 16-byte frames; the reader hands space back only per 16 bytes or
+    // when it finds the ring empty, and the writer needs that space to go on.
+    loom::model(|| stream(32, 16, &[&[1; 8], &[2; 8], &[3; 8]]));
 }
 
 #[test]
 fn loom_wrap_around_at_tiny_capacity() {
-    loom::model(|| {
-        // 32 bytes: a 9-byte message takes 24, so the second must pad and wrap, and the
-        // third reuses space the reader released.
-        let (mut writer, mut reader) = ring(32);
-        let producer = thread::spawn(move || {
-            send(&mut writer, &[1; 9]);
-            send(&mut writer, &[2; 9]);
-            send(&mut writer, &[3; 1]);
-        });
-        assert_eq!(recv(&mut reader), [1; 9]);
-        assert_eq!(recv(&mut reader), [2; 9]);
-        assert_eq!(recv(&mut reader), [3; 1]);
-        producer.join().unwrap();
-    });
+    // 32 bytes: a 9-byte message takes 24, so the second must pad and wrap, and the third
+    // reuses space the reader released.
+    loom::model(|| stream(32, 0, &[&[1; 9], &[2; 9], &[3; 1]]));
 }
 
 #[test]

@@ -17,12 +17,9 @@ use std::sync::atomic::Ordering;
 
 use shm_core::liveness::PeerWatch;
 
-use crate::endpoint::ownership;
 use crate::error::Corruption;
 use crate::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::layout::ChannelLayout;
-use crate::layout::{EventRef, View};
-use crate::primitive::AtomicU64;
 use crate::ring::{Gone, Peek, RecvRing, SendRing};
 
 pub(crate) mod layout;
@@ -448,13 +445,10 @@ impl Reader {
 
 impl SendRing for Writer {
     type Slot = Slot;
+    type Layout = Shared;
 
-    fn view(&self) -> &View {
-        self.shared.view()
-    }
-
-    fn max_payload(&self) -> usize {
-        max_payload(self.capacity(), FRAME_HEADER_LEN as u64)
+    fn layout(&self) -> &Shared {
+        &self.shared
     }
 
     #[inline]
@@ -491,32 +485,8 @@ impl SendRing for Writer {
         Writer::unpublished(self)
     }
 
-    #[inline]
-    fn receivers_closed(&self) -> bool {
-        // SYNC: closed. Acquire pairs with the Release store in `Reader::close`.
-        self.shared.status().receiver_closed.load(Ordering::Acquire) != 0
-    }
-
     fn receivers_dead(&mut self) -> bool {
-        ownership::peer_dead(&self.shared.status().receiver_owner, &mut self.watch)
-    }
-
-    fn space_event(&self) -> EventRef {
-        self.shared.space_event()
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.shared.status().sender_owner
-    }
-
-    fn close(&mut self) {
-        self.publish();
-        let status = self.shared.status();
-        // SYNC: closed. Release: a receiver that sees the flag sees every frame published
-        // before it (it re-checks the ring after seeing the flag).
-        status.sender_closed.store(1, Ordering::Release);
-        ownership::release(&status.sender_owner);
-        self.shared.events().data.notify();
+        self.shared.status().receiver_is_dead(&mut self.watch)
     }
 
     fn wakes(&self) -> u64 {
@@ -527,9 +497,10 @@ impl SendRing for Writer {
 impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
+    type Layout = Shared;
 
-    fn view(&self) -> &View {
-        self.shared.view()
+    fn layout(&self) -> &Shared {
+        &self.shared
     }
 
     #[inline]
@@ -560,32 +531,7 @@ impl RecvRing for Reader {
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
-        let status = self.shared.status();
-        // SYNC: closed. Acquire pairs with the Release store in `Writer::close`.
-        if status.sender_closed.load(Ordering::Acquire) != 0 {
-            Some(Gone::Disconnected)
-        } else if slow && ownership::peer_dead(&status.sender_owner, &mut self.watch) {
-            Some(Gone::PeerDied)
-        } else {
-            None
-        }
-    }
-
-    fn data_event(&self) -> EventRef {
-        self.shared.data_event()
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.shared.status().receiver_owner
-    }
-
-    fn close(&mut self) {
-        self.flush_releases();
-        let status = self.shared.status();
-        // SYNC: closed. Release pairs with the Acquire load in `Writer::receivers_closed`.
-        status.receiver_closed.store(1, Ordering::Release);
-        ownership::release(&status.receiver_owner);
-        self.shared.events().space.notify();
+        self.shared.status().sender_gone(slow, &mut self.watch)
     }
 
     fn wakes(&self) -> u64 {

@@ -1,0 +1,59 @@
+//! The other side of a ring, as the common status line tells it: closed by its owner, or
+//! owned by a process the kernel says is dead. One implementation for every flavor.
+
+use std::sync::atomic::Ordering;
+
+use shm_core::liveness::PeerWatch;
+
+use super::Gone;
+use crate::endpoint::ownership;
+use crate::layout::{EventLine, StatusLine};
+
+impl StatusLine {
+    /// Whether the receiver was dropped by its owner (SPSC, MPSC).
+    #[inline]
+    pub(crate) fn receiver_is_closed(&self) -> bool {
+        // SYNC: receiver closed. Acquire pairs with the Release store in `close_receiver`:
+        // nothing the receiver did is left for us to wait on.
+        self.receiver_closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the kernel says the receiver's owner died (SPSC, MPSC). An unclaimed slot
+    /// (0) is not dead: a receiver may still attach.
+    pub(crate) fn receiver_is_dead(&self, watch: &mut PeerWatch) -> bool {
+        ownership::peer_dead(&self.receiver_owner, watch)
+    }
+
+    /// Whether the sender is gone (SPSC, broadcast): closed by its owner always; on a
+    /// `slow` check also dead by the kernel's word.
+    pub(crate) fn sender_gone(&self, slow: bool, watch: &mut PeerWatch) -> Option<Gone> {
+        // SYNC: sender closed. Acquire pairs with the Release store in `close_sender`: the
+        // frames published before the close are visible to the last look at the ring.
+        if self.sender_closed.load(Ordering::Acquire) != 0 {
+            Some(Gone::Disconnected)
+        } else if slow && ownership::peer_dead(&self.sender_owner, watch) {
+            Some(Gone::PeerDied)
+        } else {
+            None
+        }
+    }
+
+    /// The sender owner's drop (SPSC, broadcast), after it published everything: mark the
+    /// sender closed, free its owner slot, wake the receivers.
+    pub(crate) fn close_sender(&self, events: &EventLine) {
+        // SYNC: sender closed. Release: a receiver that sees the flag sees every frame
+        // published before it (it re-checks the ring after seeing the flag).
+        self.sender_closed.store(1, Ordering::Release);
+        ownership::release(&self.sender_owner);
+        events.data.notify();
+    }
+
+    /// The receiver owner's drop (SPSC, MPSC), after it stored its head: mark the receiver
+    /// closed, free its owner slot, wake the senders.
+    pub(crate) fn close_receiver(&self, events: &EventLine) {
+        // SYNC: receiver closed. Release: see `receiver_is_closed`.
+        self.receiver_closed.store(1, Ordering::Release);
+        ownership::release(&self.receiver_owner);
+        events.space.notify();
+    }
+}
