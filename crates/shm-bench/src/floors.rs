@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use nix::unistd::{getpid, Pid};
 use serde::Serialize;
 
+use crate::affinity::AffinityGuard;
 use crate::config::{Budget, CpuPair};
 use crate::error::BenchError;
-use crate::fork::{self, AffinityGuard, EXIT_OK, EXIT_STALLED};
+use crate::fork::{self, EXIT_OK, EXIT_STALLED};
 use crate::shm::{futex_wait, futex_wake, SharedMap, LINE};
 
 /// The floors measured in one repetition.

@@ -1,4 +1,4 @@
-//! Forking the benchmark child, pinning processes to CPUs, reaping.
+//! Forking the benchmark child, reaping it, the stall watchdog.
 //!
 //! The child runs one closure (its benchmark loop) and ends with `libc::_exit`: it never
 //! returns into the caller, never runs the parent's destructors or atexit handlers, and
@@ -7,11 +7,11 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
+use crate::affinity::{allowed_cpus, pin_to};
 use crate::error::BenchError;
 
 /// Child exit code: the benchmark loop finished normally.
@@ -26,46 +26,6 @@ pub const EXIT_STALLED: i32 = 4;
 pub const EXIT_PIN: i32 = 90;
 /// Child exit code: the child's closure panicked.
 pub const EXIT_PANIC: i32 = 101;
-
-/// Pins the calling process (all of it, if single-threaded; else the calling thread) to
-/// one CPU.
-pub fn pin_to(cpu: usize) -> nix::Result<()> {
-    let mut set = CpuSet::new();
-    set.set(cpu)?;
-    sched_setaffinity(Pid::from_raw(0), &set)
-}
-
-/// The CPUs this process may run on (its affinity mask).
-pub fn allowed_cpus() -> Vec<usize> {
-    match sched_getaffinity(Pid::from_raw(0)) {
-        Ok(set) => (0..CpuSet::count())
-            .filter(|&c| set.is_set(c).unwrap_or(false))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Restores the calling thread's affinity mask when dropped.
-pub struct AffinityGuard {
-    saved: Option<CpuSet>,
-}
-
-impl AffinityGuard {
-    /// Saves the current mask and pins to `cpu`.
-    pub fn pin(cpu: usize) -> Result<AffinityGuard, BenchError> {
-        let saved = sched_getaffinity(Pid::from_raw(0)).ok();
-        pin_to(cpu).map_err(|e| BenchError::nix("sched_setaffinity (parent)", e))?;
-        Ok(AffinityGuard { saved })
-    }
-}
-
-impl Drop for AffinityGuard {
-    fn drop(&mut self) {
-        if let Some(set) = &self.saved {
-            let _ = sched_setaffinity(Pid::from_raw(0), set);
-        }
-    }
-}
 
 /// A forked benchmark child, killed and reaped if dropped before [`Child::wait`].
 #[derive(Debug)]

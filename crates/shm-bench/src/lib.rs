@@ -24,6 +24,7 @@
 //! New transports implement [`transport::Transport`] in one module and are registered in
 //! [`transport::TRANSPORTS`].
 
+pub mod affinity;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::affinity::AffinityGuard;
 use crate::config::{Budget, CpuPair, Pattern};
 use crate::error::BenchError;
-use crate::fork::{self, AffinityGuard, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
+use crate::fork::{self, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::payload::{Checker, Payload};
 use crate::shm::SharedMap;
 use crate::transport::{Endpoint, Pair, Transport, TransportError};

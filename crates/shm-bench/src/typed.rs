@@ -23,9 +23,10 @@ use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
 use shm_channel::{typed, RecvError, SendError};
 use shm_core::liveness::ProcessIdentity;
 
+use crate::affinity::AffinityGuard;
 use crate::config::{Budget, CpuPair, Pattern};
 use crate::error::BenchError;
-use crate::fork::{self, AffinityGuard, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
+use crate::fork::{self, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::pattern::{new_histogram, watchdog_deadline, Sample, R_MSGS, R_VERIFIED, R_WAKES};
 use crate::shm::SharedMap;
 use crate::transport::ring::ring_capacity;

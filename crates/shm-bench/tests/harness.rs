@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde_json::Value;
+use shm_bench::affinity::allowed_cpus;
 use shm_bench::cli::Cli;
-use shm_bench::fork::allowed_cpus;
 use shm_bench::pattern::run_scenario;
 use shm_bench::payload::Payload;
 use shm_bench::report::{csv, json, plot};
