@@ -1,0 +1,365 @@
+//! Failures are reported, never hung: a corrupt payload, a child whose transport fails, a
+//! child that never answers (the watchdog kills it), a ring child killed mid-scenario (the
+//! ring reports the dead peer). Test-only transports wrap the real ones to inject each
+//! fault.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cpus;
+use shm_bench::pattern::run_scenario;
+use shm_bench::payload::Payload;
+use shm_bench::transport::{self, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use shm_bench::{BenchError, Budget, Pattern};
+
+/// The patterns of the byte transports.
+const BYTE_PATTERNS: [Pattern; 2] = [Pattern::PingPong, Pattern::Stream];
+
+fn main() {
+    common::run(&[
+        (
+            "flipped_payload_bit_is_caught_in_verify_mode",
+            flipped_payload_bit_is_caught_in_verify_mode,
+        ),
+        (
+            "failing_child_is_reported_not_hung",
+            failing_child_is_reported_not_hung,
+        ),
+        (
+            "stuck_child_is_killed_by_the_watchdog",
+            stuck_child_is_killed_by_the_watchdog,
+        ),
+        (
+            "ring_child_killed_mid_scenario_is_reported_not_hung",
+            ring_child_killed_mid_scenario_is_reported_not_hung,
+        ),
+    ]);
+}
+
+/// A test transport wrapping `pipe`: its parent endpoint flips one payload bit of the
+/// message with sequence number `bad_seq` it sends, or its child endpoint fails at once.
+struct Faulty {
+    corrupt_seq: Option<u64>,
+    child_fails: bool,
+}
+
+struct FaultyEnd {
+    inner: Box<dyn Endpoint>,
+    sent: u64,
+    corrupt_seq: Option<u64>,
+    fail: bool,
+}
+
+impl Endpoint for FaultyEnd {
+    fn send(
+        &mut self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut MsgOut<'_>),
+    ) -> Result<(), TransportError> {
+        if self.fail {
+            return Err(TransportError::Io(std::io::Error::other("injected")));
+        }
+        let seq = self.sent;
+        self.sent += 1;
+        let corrupt = self.corrupt_seq == Some(seq);
+        self.inner.send(len, &mut |b| {
+            fill(b);
+            if corrupt {
+                let mut byte = [0u8];
+                b.read_at(len / 2, &mut byte);
+                b.write_at(len / 2, &[byte[0] ^ 0x10]);
+            }
+        })
+    }
+
+    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+        if self.fail {
+            return Err(TransportError::Io(std::io::Error::other("injected")));
+        }
+        self.inner.recv(len, read)
+    }
+
+    fn echo(
+        &mut self,
+        len: usize,
+        inspect: &mut dyn FnMut(&MsgIn<'_>),
+    ) -> Result<(), TransportError> {
+        if self.fail {
+            return Err(TransportError::Io(std::io::Error::other("injected")));
+        }
+        self.inner.echo(len, inspect)
+    }
+}
+
+impl Transport for Faulty {
+    fn name(&self) -> &'static str {
+        "faulty"
+    }
+
+    fn description(&self) -> &'static str {
+        "pipe with injected faults (tests only)"
+    }
+
+    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
+        let p = transport::pipe::PIPE.connect(max_msg)?;
+        Ok(Pair {
+            parent: Box::new(FaultyEnd {
+                inner: p.parent,
+                sent: 0,
+                corrupt_seq: self.corrupt_seq,
+                fail: false,
+            }),
+            child: Box::new(FaultyEnd {
+                inner: p.child,
+                sent: 0,
+                corrupt_seq: None,
+                fail: self.child_fails,
+            }),
+            notes: Vec::new(),
+        })
+    }
+}
+
+fn flipped_payload_bit_is_caught_in_verify_mode() {
+    let payload = Payload::new(4096);
+    let t = Faulty {
+        corrupt_seq: Some(5),
+        child_fails: false,
+    };
+    let r = run_scenario(
+        &t,
+        Pattern::PingPong,
+        1000,
+        &Budget::exact(2, 20),
+        cpus(),
+        true,
+        &payload,
+    );
+    match r {
+        Err(BenchError::Child { detail, .. }) => assert!(detail.contains("corrupt"), "{detail}"),
+        Err(BenchError::Corrupt { seq, .. }) => assert_eq!(seq, 5),
+        other => panic!("corruption not caught: {other:?}"),
+    }
+}
+
+fn failing_child_is_reported_not_hung() {
+    let payload = Payload::new(64);
+    let t = Faulty {
+        corrupt_seq: None,
+        child_fails: true,
+    };
+    for pattern in BYTE_PATTERNS {
+        let r = run_scenario(
+            &t,
+            pattern,
+            64,
+            &Budget::exact(2, 20),
+            cpus(),
+            false,
+            &payload,
+        );
+        match r {
+            Err(BenchError::Child { detail, .. }) => {
+                assert!(detail.contains("transport error"), "{detail}")
+            }
+            other => panic!("{pattern}: child failure not reported: {other:?}"),
+        }
+    }
+}
+
+/// A transport whose child endpoint never answers (it sleeps for ever).
+struct Stuck;
+
+struct StuckEnd;
+
+impl Endpoint for StuckEnd {
+    fn send(&mut self, _: usize, _: &mut dyn FnMut(&mut MsgOut<'_>)) -> Result<(), TransportError> {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
+    fn recv(&mut self, _: usize, _: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
+    fn echo(&mut self, _: usize, _: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+impl Transport for Stuck {
+    fn name(&self) -> &'static str {
+        "stuck"
+    }
+
+    fn description(&self) -> &'static str {
+        "a pipe whose child side never answers (tests only)"
+    }
+
+    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
+        let p = transport::pipe::PIPE.connect(max_msg)?;
+        // The child keeps its pipe ends open (inside `_keep`) but never uses them, so the
+        // parent blocks until the watchdog kills the child.
+        struct Hold {
+            _keep: Box<dyn Endpoint>,
+            inner: StuckEnd,
+        }
+        impl Endpoint for Hold {
+            fn send(
+                &mut self,
+                l: usize,
+                f: &mut dyn FnMut(&mut MsgOut<'_>),
+            ) -> Result<(), TransportError> {
+                self.inner.send(l, f)
+            }
+            fn recv(
+                &mut self,
+                l: usize,
+                f: &mut dyn FnMut(&MsgIn<'_>),
+            ) -> Result<(), TransportError> {
+                self.inner.recv(l, f)
+            }
+            fn echo(
+                &mut self,
+                l: usize,
+                f: &mut dyn FnMut(&MsgIn<'_>),
+            ) -> Result<(), TransportError> {
+                self.inner.echo(l, f)
+            }
+        }
+        Ok(Pair {
+            parent: p.parent,
+            child: Box::new(Hold {
+                _keep: p.child,
+                inner: StuckEnd,
+            }),
+            notes: Vec::new(),
+        })
+    }
+}
+
+fn stuck_child_is_killed_by_the_watchdog() {
+    let payload = Payload::new(64);
+    let budget = Budget {
+        stall_slack: Duration::from_millis(300),
+        ..Budget::exact(2, 20)
+    };
+    for pattern in BYTE_PATTERNS {
+        let r = run_scenario(&Stuck, pattern, 64, &budget, cpus(), false, &payload);
+        assert!(
+            matches!(r, Err(BenchError::Stalled { .. })),
+            "{pattern}: {r:?}"
+        );
+    }
+}
+
+/// A ring transport whose child process SIGKILLs itself after `after` messages, without
+/// closing its endpoints: the parent must see the death through the ring (`PeerDied`),
+/// not wait for the watchdog.
+struct DyingRing {
+    after: u64,
+}
+
+struct DyingEnd {
+    inner: Box<dyn Endpoint>,
+    left: u64,
+}
+
+impl DyingEnd {
+    fn tick(&mut self) {
+        if self.left == 0 {
+            // SAFETY: kill(2) on our own pid; the process ends at once.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+        self.left -= 1;
+    }
+}
+
+impl Endpoint for DyingEnd {
+    fn send(
+        &mut self,
+        len: usize,
+        fill: &mut dyn FnMut(&mut MsgOut<'_>),
+    ) -> Result<(), TransportError> {
+        self.tick();
+        self.inner.send(len, fill)
+    }
+
+    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+        self.inner.recv(len, read)
+    }
+
+    fn echo(
+        &mut self,
+        len: usize,
+        inspect: &mut dyn FnMut(&MsgIn<'_>),
+    ) -> Result<(), TransportError> {
+        self.tick();
+        self.inner.echo(len, inspect)
+    }
+
+    fn hand_over(&self, child_pid: i32) -> Result<(), TransportError> {
+        self.inner.hand_over(child_pid)
+    }
+
+    fn adopt(&self) -> Result<(), TransportError> {
+        self.inner.adopt()
+    }
+}
+
+impl Transport for DyingRing {
+    fn name(&self) -> &'static str {
+        "dying-ring"
+    }
+
+    fn description(&self) -> &'static str {
+        "shm-spin-park whose child SIGKILLs itself (tests only)"
+    }
+
+    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
+        let p = transport::ring::SHM_SPIN_PARK.connect(max_msg)?;
+        Ok(Pair {
+            parent: p.parent,
+            child: Box::new(DyingEnd {
+                inner: p.child,
+                left: self.after,
+            }),
+            notes: Vec::new(),
+        })
+    }
+}
+
+fn ring_child_killed_mid_scenario_is_reported_not_hung() {
+    let payload = Payload::new(4096);
+    // A 30 s watchdog: if the ring did not report the dead peer, the scenario would end
+    // as `Stalled` (after 30 s), not as the child's death.
+    let budget = Budget {
+        stall_slack: Duration::from_secs(30),
+        ..Budget::exact(2, 1_000_000)
+    };
+    for pattern in BYTE_PATTERNS {
+        let r = run_scenario(
+            &DyingRing { after: 50 },
+            pattern,
+            4096,
+            &budget,
+            cpus(),
+            false,
+            &payload,
+        );
+        match r {
+            Err(BenchError::Child { detail, .. }) => {
+                assert!(detail.contains("SIGKILL"), "{pattern}: {detail}")
+            }
+            other => panic!("{pattern}: dead ring peer not reported: {other:?}"),
+        }
+    }
+}
