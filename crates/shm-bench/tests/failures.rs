@@ -12,6 +12,7 @@ use shm_bench::pattern::run_scenario;
 use shm_bench::payload::Payload;
 use shm_bench::transport::{self, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
 use shm_bench::{BenchError, Budget, Pattern};
+use shm_core::liveness::ProcessIdentity;
 
 /// The patterns of the byte transports.
 const BYTE_PATTERNS: [Pattern; 2] = [Pattern::PingPong, Pattern::Stream];
@@ -306,8 +307,8 @@ impl Endpoint for DyingEnd {
         self.inner.echo(len, inspect)
     }
 
-    fn hand_over(&self, child_pid: i32) -> Result<(), TransportError> {
-        self.inner.hand_over(child_pid)
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
+        self.inner.hand_over(child)
     }
 
     fn adopt(&self) -> Result<(), TransportError> {
