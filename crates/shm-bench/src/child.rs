@@ -259,3 +259,34 @@ impl Watchdog {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_described() {
+        assert_eq!(
+            describe(ExitStatus::Exited(EXIT_TRANSPORT), None),
+            "exited with code 3 (transport error)"
+        );
+        assert_eq!(
+            describe(ExitStatus::Exited(EXIT_PIN), None),
+            "exited with code 90 (could not pin itself to its CPU)"
+        );
+        assert_eq!(
+            describe(ExitStatus::Signaled(libc::SIGKILL), None),
+            "killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(
+            describe(ExitStatus::Panicked, Some("boom".into())),
+            "panicked: boom"
+        );
+        assert_eq!(describe(ExitStatus::Panicked, None), "panicked");
+        // A closure that returns 101 did not panic.
+        assert_eq!(
+            describe(ExitStatus::Exited(101), None),
+            "exited with code 101 (failed)"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Failures are reported, never hung: a corrupt payload, a child whose transport fails, a
-//! child that never answers (the watchdog kills it), a ring child killed mid-scenario (the
-//! ring reports the dead peer). Test-only transports wrap the real ones to inject each
-//! fault.
+//! child that panics, a child that cannot pin itself, a child that never answers (the
+//! watchdog kills it), a ring child killed mid-scenario (the ring reports the dead peer),
+//! a harness called from a multi-threaded process (shm-fork refuses to fork). Test-only
+//! transports wrap the real ones to inject each fault.
 
 mod common;
 
@@ -11,8 +12,9 @@ use common::cpus;
 use shm_bench::pattern::run_scenario;
 use shm_bench::payload::Payload;
 use shm_bench::transport::{self, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
-use shm_bench::{BenchError, Budget, Pattern};
+use shm_bench::{BenchError, Budget, CpuPair, Pattern};
 use shm_core::liveness::ProcessIdentity;
+use shm_fork::ForkError;
 
 /// The patterns of the byte transports.
 const BYTE_PATTERNS: [Pattern; 2] = [Pattern::PingPong, Pattern::Stream];
@@ -32,24 +34,56 @@ fn main() {
             stuck_child_is_killed_by_the_watchdog,
         ),
         (
+            "panicking_child_is_reported_as_a_panic",
+            panicking_child_is_reported_as_a_panic,
+        ),
+        ("unpinnable_child_is_reported", unpinnable_child_is_reported),
+        (
             "ring_child_killed_mid_scenario_is_reported_not_hung",
             ring_child_killed_mid_scenario_is_reported_not_hung,
+        ),
+        // Last: it starts (and joins) a thread.
+        (
+            "multi_threaded_caller_is_refused",
+            multi_threaded_caller_is_refused,
         ),
     ]);
 }
 
 /// A test transport wrapping `pipe`: its parent endpoint flips one payload bit of the
-/// message with sequence number `bad_seq` it sends, or its child endpoint fails at once.
+/// message with sequence number `bad_seq` it sends, or its child endpoint fails (or
+/// panics) at once.
 struct Faulty {
     corrupt_seq: Option<u64>,
-    child_fails: bool,
+    child: ChildFault,
+}
+
+/// What the child endpoint of [`Faulty`] does on every call.
+#[derive(Clone, Copy, PartialEq)]
+enum ChildFault {
+    /// Works.
+    None,
+    /// Returns an I/O error.
+    Fails,
+    /// Panics.
+    Panics,
 }
 
 struct FaultyEnd {
     inner: Box<dyn Endpoint>,
     sent: u64,
     corrupt_seq: Option<u64>,
-    fail: bool,
+    fault: ChildFault,
+}
+
+impl FaultyEnd {
+    fn inject(&self) -> Result<(), TransportError> {
+        match self.fault {
+            ChildFault::None => Ok(()),
+            ChildFault::Fails => Err(TransportError::Io(std::io::Error::other("injected"))),
+            ChildFault::Panics => panic!("injected panic"),
+        }
+    }
 }
 
 impl Endpoint for FaultyEnd {
@@ -58,9 +92,7 @@ impl Endpoint for FaultyEnd {
         len: usize,
         fill: &mut dyn FnMut(&mut MsgOut<'_>),
     ) -> Result<(), TransportError> {
-        if self.fail {
-            return Err(TransportError::Io(std::io::Error::other("injected")));
-        }
+        self.inject()?;
         let seq = self.sent;
         self.sent += 1;
         let corrupt = self.corrupt_seq == Some(seq);
@@ -75,9 +107,7 @@ impl Endpoint for FaultyEnd {
     }
 
     fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        if self.fail {
-            return Err(TransportError::Io(std::io::Error::other("injected")));
-        }
+        self.inject()?;
         self.inner.recv(len, read)
     }
 
@@ -86,9 +116,7 @@ impl Endpoint for FaultyEnd {
         len: usize,
         inspect: &mut dyn FnMut(&MsgIn<'_>),
     ) -> Result<(), TransportError> {
-        if self.fail {
-            return Err(TransportError::Io(std::io::Error::other("injected")));
-        }
+        self.inject()?;
         self.inner.echo(len, inspect)
     }
 }
@@ -109,13 +137,13 @@ impl Transport for Faulty {
                 inner: p.parent,
                 sent: 0,
                 corrupt_seq: self.corrupt_seq,
-                fail: false,
+                fault: ChildFault::None,
             }),
             child: Box::new(FaultyEnd {
                 inner: p.child,
                 sent: 0,
                 corrupt_seq: None,
-                fail: self.child_fails,
+                fault: self.child,
             }),
             notes: Vec::new(),
         })
@@ -126,7 +154,7 @@ fn flipped_payload_bit_is_caught_in_verify_mode() {
     let payload = Payload::new(4096);
     let t = Faulty {
         corrupt_seq: Some(5),
-        child_fails: false,
+        child: ChildFault::None,
     };
     let r = run_scenario(
         &t,
@@ -148,7 +176,7 @@ fn failing_child_is_reported_not_hung() {
     let payload = Payload::new(64);
     let t = Faulty {
         corrupt_seq: None,
-        child_fails: true,
+        child: ChildFault::Fails,
     };
     for pattern in BYTE_PATTERNS {
         let r = run_scenario(
@@ -362,5 +390,83 @@ fn ring_child_killed_mid_scenario_is_reported_not_hung() {
             }
             other => panic!("{pattern}: dead ring peer not reported: {other:?}"),
         }
+    }
+}
+
+fn panicking_child_is_reported_as_a_panic() {
+    let payload = Payload::new(64);
+    let t = Faulty {
+        corrupt_seq: None,
+        child: ChildFault::Panics,
+    };
+    for pattern in BYTE_PATTERNS {
+        let r = run_scenario(
+            &t,
+            pattern,
+            64,
+            &Budget::exact(2, 20),
+            cpus(),
+            false,
+            &payload,
+        );
+        match r {
+            Err(BenchError::Child { detail, .. }) => {
+                assert_eq!(detail, "panicked: injected panic", "{pattern}")
+            }
+            other => panic!("{pattern}: child panic not reported: {other:?}"),
+        }
+    }
+}
+
+fn unpinnable_child_is_reported() {
+    let payload = Payload::new(64);
+    // No machine has CPU 4095 in this process's mask (nor in a glibc CpuSet).
+    let cpus = CpuPair {
+        parent: cpus().parent,
+        child: 4095,
+    };
+    let budget = Budget::exact(2, 20);
+    for pattern in BYTE_PATTERNS {
+        let r = run_scenario(
+            &transport::pipe::PIPE,
+            pattern,
+            64,
+            &budget,
+            cpus,
+            false,
+            &payload,
+        );
+        match r {
+            Err(BenchError::Child { detail, .. }) => {
+                assert!(detail.contains("could not pin"), "{pattern}: {detail}")
+            }
+            other => panic!("{pattern}: pin failure not reported: {other:?}"),
+        }
+    }
+}
+
+fn multi_threaded_caller_is_refused() {
+    let payload = Payload::new(64);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let _ = stopped.recv();
+    });
+    let r = run_scenario(
+        &transport::pipe::PIPE,
+        Pattern::PingPong,
+        64,
+        &Budget::exact(2, 20),
+        cpus(),
+        false,
+        &payload,
+    );
+    stop.send(()).unwrap();
+    thread.join().unwrap();
+    match r {
+        Err(BenchError::Fork {
+            source: ForkError::MultiThreaded { threads },
+            ..
+        }) => assert!(threads >= 2, "{threads}"),
+        other => panic!("forked from a multi-threaded process: {other:?}"),
     }
 }
