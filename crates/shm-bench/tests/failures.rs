@@ -1,6 +1,7 @@
 //! Failures are reported, never hung: a corrupt payload, a child whose transport fails, a
 //! child that panics, a child that cannot pin itself, a child that never answers (the
-//! watchdog kills it), a ring child killed mid-scenario (the ring reports the dead peer),
+//! watchdog kills it), a child that does not exit when the parent closes (killed at the
+//! deadline), a ring child killed mid-scenario (the ring reports the dead peer),
 //! a harness called from a multi-threaded process (shm-fork refuses to fork). Test-only
 //! transports wrap the real ones to inject each fault.
 
@@ -39,6 +40,10 @@ fn main() {
         ),
         ("unpinnable_child_is_reported", unpinnable_child_is_reported),
         (
+            "child_that_outlives_the_close_is_killed_at_the_deadline",
+            child_that_outlives_the_close_is_killed_at_the_deadline,
+        ),
+        (
             "ring_child_killed_mid_scenario_is_reported_not_hung",
             ring_child_killed_mid_scenario_is_reported_not_hung,
         ),
@@ -51,8 +56,8 @@ fn main() {
 }
 
 /// A test transport wrapping `pipe`: its parent endpoint flips one payload bit of the
-/// message with sequence number `bad_seq` it sends, or its child endpoint fails (or
-/// panics) at once.
+/// message with sequence number `bad_seq` it sends, or its child endpoint misbehaves
+/// ([`ChildFault`]).
 struct Faulty {
     corrupt_seq: Option<u64>,
     child: ChildFault,
@@ -67,6 +72,8 @@ enum ChildFault {
     Fails,
     /// Panics.
     Panics,
+    /// Works, but when the parent closes, blocks for ever instead of returning.
+    IgnoresClose,
 }
 
 struct FaultyEnd {
@@ -79,10 +86,21 @@ struct FaultyEnd {
 impl FaultyEnd {
     fn inject(&self) -> Result<(), TransportError> {
         match self.fault {
-            ChildFault::None => Ok(()),
+            ChildFault::None | ChildFault::IgnoresClose => Ok(()),
             ChildFault::Fails => Err(TransportError::Io(std::io::Error::other("injected"))),
             ChildFault::Panics => panic!("injected panic"),
         }
+    }
+
+    /// The inner endpoint's result, unless it is the parent's close and we ignore it.
+    fn outcome(&self, r: Result<(), TransportError>) -> Result<(), TransportError> {
+        if self.fault == ChildFault::IgnoresClose && matches!(r, Err(TransportError::Disconnected))
+        {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        r
     }
 }
 
@@ -96,19 +114,21 @@ impl Endpoint for FaultyEnd {
         let seq = self.sent;
         self.sent += 1;
         let corrupt = self.corrupt_seq == Some(seq);
-        self.inner.send(len, &mut |b| {
+        let r = self.inner.send(len, &mut |b| {
             fill(b);
             if corrupt {
                 let mut byte = [0u8];
                 b.read_at(len / 2, &mut byte);
                 b.write_at(len / 2, &[byte[0] ^ 0x10]);
             }
-        })
+        });
+        self.outcome(r)
     }
 
     fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
         self.inject()?;
-        self.inner.recv(len, read)
+        let r = self.inner.recv(len, read);
+        self.outcome(r)
     }
 
     fn echo(
@@ -117,7 +137,8 @@ impl Endpoint for FaultyEnd {
         inspect: &mut dyn FnMut(&MsgIn<'_>),
     ) -> Result<(), TransportError> {
         self.inject()?;
-        self.inner.echo(len, inspect)
+        let r = self.inner.echo(len, inspect);
+        self.outcome(r)
     }
 }
 
@@ -281,6 +302,27 @@ fn stuck_child_is_killed_by_the_watchdog() {
     };
     for pattern in BYTE_PATTERNS {
         let r = run_scenario(&Stuck, pattern, 64, &budget, cpus(), false, &payload);
+        assert!(
+            matches!(r, Err(BenchError::Stalled { .. })),
+            "{pattern}: {r:?}"
+        );
+    }
+}
+
+fn child_that_outlives_the_close_is_killed_at_the_deadline() {
+    // The parent measures to the end and closes; the child does not exit. Waiting for it
+    // is bounded by the scenario's deadline, after which it is killed.
+    let payload = Payload::new(64);
+    let budget = Budget {
+        stall_slack: Duration::from_millis(300),
+        ..Budget::exact(2, 20)
+    };
+    let t = Faulty {
+        corrupt_seq: None,
+        child: ChildFault::IgnoresClose,
+    };
+    for pattern in BYTE_PATTERNS {
+        let r = run_scenario(&t, pattern, 64, &budget, cpus(), false, &payload);
         assert!(
             matches!(r, Err(BenchError::Stalled { .. })),
             "{pattern}: {r:?}"
