@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::affinity::allowed_cpus;
 use crate::config::{Budget, Config, CpuPair, Pattern};
-use crate::fork::allowed_cpus;
 use crate::transport;
 use crate::typed;
 

@@ -35,6 +35,25 @@ pub enum BenchError {
         /// The message size.
         size: usize,
     },
+    /// A benchmark child (or its watchdog) could not be forked; [`shm_fork::ForkError`]
+    /// says why (`MultiThreaded`: the harness was called from a process with threads).
+    #[error("{what}: cannot fork the child: {source}")]
+    Fork {
+        /// The scenario the child was to run.
+        what: String,
+        /// Why shm-fork refused or failed.
+        #[source]
+        source: shm_fork::ForkError,
+    },
+    /// Waiting for a benchmark child failed.
+    #[error("{what}: cannot reap the child: {source}")]
+    Reap {
+        /// The scenario the child ran.
+        what: String,
+        /// Why.
+        #[source]
+        source: shm_fork::ChildError,
+    },
     /// The benchmark child ended abnormally.
     #[error("{what}: child {detail}")]
     Child {

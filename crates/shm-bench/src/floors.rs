@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use nix::unistd::{getpid, Pid};
 use serde::Serialize;
 
+use crate::affinity::AffinityGuard;
+use crate::child::{self, EXIT_OK, EXIT_STALLED};
 use crate::config::{Budget, CpuPair};
 use crate::error::BenchError;
-use crate::fork::{self, AffinityGuard, EXIT_OK, EXIT_STALLED};
 use crate::shm::{futex_wait, futex_wake, SharedMap, LINE};
 
 /// The floors measured in one repetition.
@@ -79,7 +80,7 @@ fn spin_until_changed(
         spins = spins.wrapping_add(1);
         if spins % 4096 == 0 {
             let t = *since.get_or_insert_with(Instant::now);
-            if t.elapsed() > STALL || parent.is_some_and(fork::parent_gone) {
+            if t.elapsed() > STALL || parent.is_some_and(child::parent_gone) {
                 return None;
             }
         }
@@ -98,7 +99,7 @@ pub fn cacheline_rtt(cpus: CpuPair, budget: &Budget) -> Result<f64, BenchError> 
     let same = cpus.same_core();
     let _pin = AffinityGuard::pin(cpus.parent)?;
     let parent = getpid();
-    let child = fork::spawn("cache-line floor", cpus.child, || {
+    let proc = child::spawn("cache-line floor", cpus.child, (), |()| {
         let mut last = 0;
         loop {
             match spin_until_changed(ping, last, same, Some(parent)) {
@@ -148,7 +149,7 @@ pub fn cacheline_rtt(cpus: CpuPair, budget: &Budget) -> Result<f64, BenchError> 
         Ok(start.elapsed().as_nanos() as f64 / n as f64)
     })();
     ping.store(STOP, Ordering::SeqCst);
-    child.wait()?;
+    proc.wait()?;
     result
 }
 
@@ -172,7 +173,7 @@ fn futex_until_changed(
             source,
         })?;
         let t = *since.get_or_insert_with(Instant::now);
-        if t.elapsed() > STALL || parent.is_some_and(fork::parent_gone) {
+        if t.elapsed() > STALL || parent.is_some_and(child::parent_gone) {
             return Ok(None);
         }
     }
@@ -190,7 +191,7 @@ pub fn futex_rtt(cpus: CpuPair, budget: &Budget) -> Result<f64, BenchError> {
     let pong = map.u32_at(3 * LINE);
     let _pin = AffinityGuard::pin(cpus.parent)?;
     let parent = getpid();
-    let child = fork::spawn("futex floor", cpus.child, || {
+    let proc = child::spawn("futex floor", cpus.child, (), |()| {
         let mut last = 0;
         loop {
             match futex_until_changed(ping, last, Some(parent)) {
@@ -243,7 +244,7 @@ pub fn futex_rtt(cpus: CpuPair, budget: &Budget) -> Result<f64, BenchError> {
     })();
     ping.store(STOP32, Ordering::SeqCst);
     let _ = futex_wake(ping, 1);
-    child.wait()?;
+    proc.wait()?;
     result
 }
 

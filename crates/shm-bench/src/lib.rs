@@ -4,8 +4,8 @@
 //! and unix sockets, next to the machine's physical floors (cache-line ping-pong between
 //! two processes, a shared-futex round trip, one-core memcpy bandwidth), all in one run.
 //!
-//! Every scenario runs between this process and a child created by `fork`, the two
-//! pinned to different CPUs (or to one CPU with [`Config::same_core`]). Repetitions
+//! Every scenario runs between this process and a child forked with `shm-fork`
+//! ([`child`]), the two pinned to different CPUs (or to one CPU with [`Config::same_core`]). Repetitions
 //! alternate the transports (A B A B …) so drift hits all alike; every figure is reported
 //! as the median across repetitions with its min–max.
 //!
@@ -24,11 +24,12 @@
 //! New transports implement [`transport::Transport`] in one module and are registered in
 //! [`transport::TRANSPORTS`].
 
+pub mod affinity;
+pub mod child;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod floors;
-pub mod fork;
 pub mod machine;
 pub mod msg;
 pub mod pattern;

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::affinity::AffinityGuard;
+use crate::child::{self, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::config::{Budget, CpuPair, Pattern};
 use crate::error::BenchError;
-use crate::fork::{self, AffinityGuard, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::payload::{Checker, Payload};
 use crate::shm::SharedMap;
 use crate::transport::{Endpoint, Pair, Transport, TransportError};
@@ -130,7 +131,7 @@ pub fn run_scenario(
     };
     let Pair {
         parent,
-        child,
+        child: child_ep,
         notes,
     } = transport.connect(size).map_err(terr)?;
     let report = SharedMap::new(4096).map_err(|source| BenchError::Sys {
@@ -140,16 +141,12 @@ pub fn run_scenario(
     let _pin = AffinityGuard::pin(cpus.parent)?;
 
     let mut parent_ep = Some(parent);
-    let mut child_ep = Some(child);
-    let proc = fork::spawn(&what, cpus.child, || {
-        // The parent's endpoint is not ours: release this process's copy only.
+    // The child's endpoint is handed over to the child (`Endpoint::hand_over`, through
+    // shm-fork's `Inherit`) and adopted there before this closure runs.
+    let proc = child::spawn(&what, cpus.child, child_ep, |mut ep| {
+        // The parent's endpoint is not ours: release this process's copy only (for pipes
+        // and sockets: close the parent's descriptors, so that we see its EOF).
         drop(parent_ep.take());
-        let Some(mut ep) = child_ep.take() else {
-            return EXIT_TRANSPORT;
-        };
-        if ep.adopt().is_err() {
-            return EXIT_TRANSPORT;
-        }
         let code = match pattern {
             Pattern::PingPong | Pattern::TypedPingPong => {
                 child_echo(&mut *ep, size, payload, verify, &report)
@@ -164,12 +161,6 @@ pub fn run_scenario(
         drop(ep);
         code
     })?;
-    if let (Some(ep), Some(pid)) = (&child_ep, proc.pid()) {
-        // Before our copy is dropped: the child owns its endpoint from now on. If this
-        // fails (the child already died), the child's exit status tells why.
-        let _ = ep.hand_over(pid.as_raw());
-    }
-    drop(child_ep.take());
     let mut ep = parent_ep
         .take()
         .expect("parent endpoint present in the parent");
@@ -188,13 +179,8 @@ pub fn run_scenario(
     let parent_wakes = ep.wake_syscalls();
     // Closing our end is the child's signal to stop.
     drop(ep);
-    let child_result = proc.wait();
-    if dog.disarm() {
-        return Err(BenchError::Stalled {
-            what,
-            secs: deadline.as_secs(),
-        });
-    }
+    // `Stalled` if the watchdog fired (or the child outlived the deadline).
+    let child_result = dog.finish(proc);
     let (msgs, elapsed, hist) = match (measured, child_result) {
         (Ok(m), Ok(())) => m,
         // The child's own account of a failure says more than our EOF.

@@ -194,8 +194,9 @@ fn progress_bar(enabled: bool, steps: u64) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
-    // `stderr()` draws nothing when stderr is not a terminal. No steady tick: a ticker
-    // thread would make the parent multi-threaded at every fork.
+    // `stderr()` draws nothing when stderr is not a terminal. No steady tick: indicatif's
+    // ticker is a thread, and shm-fork refuses to fork a multi-threaded process (the bar
+    // is drawn synchronously, from this thread, by `inc` and `set_message`).
     let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}")
     {

@@ -22,10 +22,12 @@ use serde::{Deserialize, Serialize};
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
 use shm_channel::{typed, RecvError, SendError};
 use shm_core::liveness::ProcessIdentity;
+use shm_fork::{Inherit, InheritError};
 
+use crate::affinity::AffinityGuard;
+use crate::child::{self, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::config::{Budget, CpuPair, Pattern};
 use crate::error::BenchError;
-use crate::fork::{self, AffinityGuard, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::pattern::{new_histogram, watchdog_deadline, Sample, R_MSGS, R_VERIFIED, R_WAKES};
 use crate::shm::SharedMap;
 use crate::transport::ring::ring_capacity;
@@ -110,18 +112,13 @@ impl Message for PlainOrder {
     }
 }
 
-/// One side of a typed connection.
-trait TypedEnd<V> {
+/// One side of a typed connection. The child's side is handed over to the child through
+/// [`Inherit`] (shm-fork's `fork_with`).
+trait TypedEnd<V>: Inherit {
     fn send(&mut self, v: V) -> Result<(), TransportError>;
     fn recv(&mut self) -> Result<V, TransportError>;
     fn wakes(&self) -> u64 {
         0
-    }
-    fn hand_over(&self, _child_pid: i32) -> Result<(), TransportError> {
-        Ok(())
-    }
-    fn adopt(&self) -> Result<(), TransportError> {
-        Ok(())
     }
 }
 
@@ -212,10 +209,6 @@ fn recv_err(e: RecvError) -> TransportError {
     }
 }
 
-fn own_err(e: shm_channel::OwnershipError) -> TransportError {
-    TransportError::Failed(e.to_string())
-}
-
 impl<V, C: Codec<V>> TypedEnd<V> for RingEnd<V, C> {
     fn send(&mut self, v: V) -> Result<(), TransportError> {
         self.tx.send(v).map_err(send_err)
@@ -228,16 +221,18 @@ impl<V, C: Codec<V>> TypedEnd<V> for RingEnd<V, C> {
     fn wakes(&self) -> u64 {
         self.tx.stats().wake_syscalls + self.rx.stats().wake_syscalls
     }
+}
 
-    fn hand_over(&self, child_pid: i32) -> Result<(), TransportError> {
-        let child = ProcessIdentity::of_pid(child_pid)?;
-        self.tx.hand_over(child).map_err(own_err)?;
-        self.rx.hand_over(child).map_err(own_err)
+/// Both rings change owner (shm-fork's `Inherit` for the typed endpoints).
+impl<V, C: Codec<V>> Inherit for RingEnd<V, C> {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        Inherit::hand_over(&self.tx, child)?;
+        Inherit::hand_over(&self.rx, child)
     }
 
-    fn adopt(&self) -> Result<(), TransportError> {
-        self.tx.adopt().map_err(own_err)?;
-        self.rx.adopt().map_err(own_err)
+    fn adopt(&self) -> Result<(), InheritError> {
+        Inherit::adopt(&self.tx)?;
+        Inherit::adopt(&self.rx)
     }
 }
 
@@ -298,6 +293,17 @@ struct PipeEnd {
 
 fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
+}
+
+/// Descriptors record no owner: nothing to hand over.
+impl Inherit for PipeEnd {
+    fn hand_over(&self, _child: ProcessIdentity) -> Result<(), InheritError> {
+        Ok(())
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        Ok(())
+    }
 }
 
 impl TypedEnd<Order> for PipeEnd {
@@ -418,7 +424,7 @@ fn run_typed<V: Message, E: TypedEnd<V>>(
     name: &'static str,
     size: usize,
     parent: E,
-    child: E,
+    child_ep: E,
     pattern: Pattern,
     budget: &Budget,
     cpus: CpuPair,
@@ -431,15 +437,10 @@ fn run_typed<V: Message, E: TypedEnd<V>>(
     })?;
     let _pin = AffinityGuard::pin(cpus.parent)?;
     let mut parent_ep = Some(parent);
-    let mut child_ep = Some(child);
-    let proc = fork::spawn(&what, cpus.child, || {
+    // `child_ep` is handed over to the child and adopted there (shm-fork's `Inherit`).
+    let proc = child::spawn(&what, cpus.child, child_ep, |mut ep| {
+        // The parent's endpoint is not ours: release this process's copy only.
         drop(parent_ep.take());
-        let Some(mut ep) = child_ep.take() else {
-            return EXIT_TRANSPORT;
-        };
-        if ep.adopt().is_err() {
-            return EXIT_TRANSPORT;
-        }
         let mut checker = TypedChecker {
             full: verify,
             size,
@@ -482,10 +483,6 @@ fn run_typed<V: Message, E: TypedEnd<V>>(
         drop(ep);
         code
     })?;
-    if let (Some(ep), Some(pid)) = (&child_ep, proc.pid()) {
-        let _ = ep.hand_over(pid.as_raw());
-    }
-    drop(child_ep.take());
     let mut ep = parent_ep.take().expect("parent endpoint in the parent");
     let deadline = watchdog_deadline(budget);
     let dog = Watchdog::arm(&proc, deadline)?;
@@ -542,13 +539,7 @@ fn run_typed<V: Message, E: TypedEnd<V>>(
     })();
     let parent_wakes = ep.wakes();
     drop(ep);
-    let child_result = proc.wait();
-    if dog.disarm() {
-        return Err(BenchError::Stalled {
-            what,
-            secs: deadline.as_secs(),
-        });
-    }
+    let child_result = dog.finish(proc);
     let (msgs, elapsed, hist) = match (measured, child_result) {
         (Ok(m), Ok(())) => m,
         (Err(_), Err(child_err)) => return Err(child_err),

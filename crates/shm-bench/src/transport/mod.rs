@@ -1,8 +1,9 @@
 //! Transports: the ways a message gets from one process to the other.
 //!
 //! A transport is a factory ([`Transport`]) that, before the fork, makes a connected
-//! [`Pair`] of [`Endpoint`]s. After the fork the parent keeps [`Pair::parent`] and drops
-//! [`Pair::child`]; the child does the reverse. Dropping an endpoint must release only
+//! [`Pair`] of [`Endpoint`]s. [`Pair::child`] is moved into the child with shm-fork's
+//! `fork_with` (it implements [`Inherit`]: the parent hands it over and drops its copy);
+//! the parent keeps [`Pair::parent`], whose copy the child drops. Dropping an endpoint must release only
 //! the dropping process's share (close its descriptors, unmap its view) and, when the
 //! process that *owns* it drops it, disconnect the peer: the peer's blocked `recv`/`send`
 //! then returns [`TransportError::Disconnected`].
@@ -23,6 +24,9 @@ pub mod ring;
 pub mod socket;
 
 use std::io;
+
+use shm_core::liveness::ProcessIdentity;
+use shm_fork::{Inherit, InheritError};
 
 pub use crate::msg::{MsgIn, MsgOut};
 pub(crate) use fd::{read_exact as fd_read_exact, write_all as fd_write_all};
@@ -70,9 +74,10 @@ pub enum TransportError {
 /// received. The closures get a [`MsgOut`]/[`MsgIn`], not a slice, because in a zero-copy
 /// transport those bytes are shared memory (GUIDE §3 rule 1).
 ///
-/// After the fork, the parent calls [`hand_over`](Endpoint::hand_over) on the child's
-/// endpoint (before dropping its copy) and the child calls [`adopt`](Endpoint::adopt) on
-/// it before use, for transports that record their owner in shared memory.
+/// Transports that record their owner in shared memory implement
+/// [`hand_over`](Endpoint::hand_over) and [`adopt`](Endpoint::adopt); shm-fork calls them
+/// on the child's endpoint through [`Inherit`] (the parent, right after the fork, before
+/// it drops its copy; the child, before its closure runs and after the hand-over).
 pub trait Endpoint {
     /// Sends one message of `len` bytes whose payload `fill` writes.
     fn send(
@@ -94,10 +99,10 @@ pub trait Endpoint {
     ) -> Result<(), TransportError>;
 
     /// In the parent, right after the fork and before the parent drops its copy of this
-    /// (the child's) endpoint: makes process `child_pid` its owner, so that the parent's
-    /// drop does not disconnect it. Default: nothing to do.
-    fn hand_over(&self, child_pid: i32) -> Result<(), TransportError> {
-        let _ = child_pid;
+    /// (the child's) endpoint: makes process `child` its owner, so that the parent's drop
+    /// does not disconnect it. Default: nothing to do.
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
+        let _ = child;
         Ok(())
     }
 
@@ -111,6 +116,18 @@ pub trait Endpoint {
     /// whose wake-ups happen inside the kernel's own I/O calls (pipes, sockets) report 0.
     fn wake_syscalls(&self) -> u64 {
         0
+    }
+}
+
+/// The child's endpoint crosses the fork through shm-fork's protocol, which calls
+/// [`Endpoint::hand_over`] and [`Endpoint::adopt`].
+impl Inherit for dyn Endpoint {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        Endpoint::hand_over(self, child).map_err(InheritError::new)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        Endpoint::adopt(self).map_err(InheritError::new)
     }
 }
 

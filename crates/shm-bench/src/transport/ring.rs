@@ -25,8 +25,8 @@
 //! receivers check the stamps only and count no verified bytes.
 //!
 //! Ownership across `fork` (GUIDE §3 rule 9): the parent hands the child's endpoints to
-//! the child ([`Endpoint::hand_over`]) and the child adopts them, so the parent's copy
-//! does not disconnect them when dropped. A peer killed without closing is reported by the
+//! the child ([`Endpoint::hand_over`]) and the child adopts them (both called by
+//! shm-fork's `fork_with`), so the parent's copy does not disconnect them when dropped. A peer killed without closing is reported by the
 //! ring as `PeerDied` within ~10 ms, mapped to [`TransportError::PeerDied`].
 
 use shm_channel::spsc::{Builder, Receiver, Sender};
@@ -344,8 +344,7 @@ impl Endpoint for RingEnd {
         self.tx.stats().wake_syscalls + self.rx.stats().wake_syscalls
     }
 
-    fn hand_over(&self, child_pid: i32) -> Result<(), TransportError> {
-        let child = ProcessIdentity::of_pid(child_pid)?;
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
         let failed = |e: shm_channel::OwnershipError| TransportError::Failed(e.to_string());
         self.tx.hand_over(child).map_err(failed)?;
         self.rx.hand_over(child).map_err(failed)

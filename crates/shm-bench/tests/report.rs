@@ -1,0 +1,113 @@
+//! A whole (tiny) run through `runner::run`: the JSON report has the promised shape, and
+//! the CSV, SVG and table renderings of the same report are made. No figure is checked
+//! against a timing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cpus;
+use serde_json::Value;
+use shm_bench::report::{csv, json, plot};
+use shm_bench::transport::{self, TRANSPORTS};
+use shm_bench::typed::TYPED;
+use shm_bench::{runner, Budget, Config, Pattern};
+
+fn main() {
+    common::run(&[("json_report_matches_schema", json_report_matches_schema)]);
+}
+
+fn tiny_config(sizes: Vec<usize>) -> Config {
+    Config {
+        transports: TRANSPORTS.to_vec(),
+        typed: TYPED.to_vec(),
+        patterns: Pattern::ALL.to_vec(),
+        sizes,
+        reps: 1,
+        cpus: cpus(),
+        budget: Budget::exact(2, 20),
+        floor_budget: Budget {
+            warmup_time: Duration::from_millis(1),
+            measure_time: Duration::from_millis(5),
+            ..Budget::exact(2, 20)
+        },
+        verify: false,
+        progress: false,
+        busy_check: false,
+    }
+}
+
+fn num(v: &Value, field: &str) -> f64 {
+    v.get(field)
+        .unwrap_or_else(|| panic!("missing field `{field}` in {v}"))
+        .as_f64()
+        .unwrap_or_else(|| panic!("field `{field}` is not a number in {v}"))
+}
+
+fn json_report_matches_schema() {
+    let report = runner::run(&tiny_config(vec![64])).expect("tiny run");
+    let doc: Value = serde_json::from_str(&json::to_string(&report)).expect("valid JSON");
+
+    let m = &doc["machine"];
+    assert!(m["cpu"].is_string());
+    assert!(m["cores"].is_u64() && m["cores"].as_u64().unwrap() >= 1);
+    assert!(m["kernel"].is_string());
+
+    let f = &doc["floors"];
+    for field in ["cacheline_rtt_ns", "futex_rtt_ns", "memcpy_bytes_per_s"] {
+        let x = num(f, field);
+        assert!(x.is_finite() && x > 0.0, "{field} = {x}");
+    }
+
+    let results = doc["results"].as_array().expect("results is an array");
+    assert_eq!(results.len(), (TRANSPORTS.len() + TYPED.len()) * 2);
+    for r in results {
+        let name = r["transport"].as_str().expect("transport is a string");
+        let pattern = r["pattern"].as_str().expect("pattern is a string");
+        if pattern.starts_with("typed-") {
+            let t = shm_bench::typed::by_name(name)
+                .unwrap_or_else(|| panic!("unknown typed transport {name}"));
+            assert!(
+                pattern == "typed-pingpong" || pattern == "typed-stream",
+                "{pattern}"
+            );
+            assert_eq!(r["size"].as_u64(), Some(t.encoded_size() as u64));
+            assert!(num(r, "vs_pipe") > 0.0, "{name}: ratio to pipe-bincode");
+        } else {
+            assert!(
+                transport::by_name(name).is_some(),
+                "unknown transport {name}"
+            );
+            assert!(pattern == "pingpong" || pattern == "stream", "{pattern}");
+            assert_eq!(r["size"].as_u64(), Some(64));
+        }
+        assert_eq!(r["reps"].as_u64(), Some(1));
+        for field in [
+            "p50_ns",
+            "p99_ns",
+            "msgs_per_s",
+            "bytes_per_s",
+            "wakes_per_msg",
+            "min",
+            "max",
+        ] {
+            num(r, field);
+        }
+        assert!(num(r, "min") <= num(r, "max"));
+        let wakes = num(r, "wakes_per_msg");
+        if name.starts_with("shm-") {
+            assert!(wakes.is_finite() && wakes >= 0.0, "{name}: {wakes}");
+        } else {
+            assert_eq!(wakes, 0.0, "pipes and sockets make no wake syscalls");
+        }
+    }
+
+    // The other renderings of the same report.
+    let csv_text = csv::to_string(&report);
+    assert_eq!(csv_text.lines().count(), 1 + results.len());
+    assert!(csv_text.starts_with(csv::HEADER));
+    let svg = plot::to_svg(&report).expect("plot");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    let table = shm_bench::report::table::render(&report);
+    assert!(table.contains("unix-socket"));
+}
