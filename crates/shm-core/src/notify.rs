@@ -45,6 +45,8 @@ use crossbeam_utils::Backoff;
 use crate::sys::{self, FutexWait};
 
 pub mod handshake;
+#[cfg(test)]
+mod stress_tests;
 
 pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
