@@ -5,6 +5,12 @@
 //! not use `FUTEX_PRIVATE_FLAG`, so the kernel keys the wait queue on the physical page and
 //! a process that maps the same page can wake us.
 //!
+//! Publishing and sleeping meet in a handshake ([`Handshake`], in [`handshake`]) that makes
+//! sure no wake-up is lost: either both sides pay a full barrier ([`Handshake::SeqCst`]:
+//! [`Event::notify`] or [`Event::notify_after_seqcst`] with [`Event::wait_until`]), or only
+//! the side about to sleep does, through `membarrier` ([`Handshake::Membarrier`]:
+//! [`Event::notify_relaxed`] with [`Event::wait_until_with`]).
+//!
 //! # Examples
 //!
 //! A waiter parks until a flag is set by another thread (or process):
@@ -31,12 +37,21 @@
 //! ```
 
 use std::io;
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
 use crate::sys::{self, FutexWait};
+
+pub mod handshake;
+#[cfg(test)]
+mod stress_tests;
+
+pub use handshake::{
+    membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
+    UnknownHandshake, HANDSHAKE_ENV,
+};
 
 /// A 32-bit futex word that may live in memory shared between processes.
 ///
@@ -150,6 +165,13 @@ const HOT_SPIN: Duration = Duration::from_micros(5);
 /// It bounds how long a dead peer can go unnoticed by a blocked call.
 pub const SLOW_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How long a [`Handshake::Membarrier`] waiter sleeps at most when the kernel refused its
+/// `membarrier` call: without the barrier a wake-up may be missed, so the waiter re-checks
+/// this often instead. 1 ms caps the delay a missed wake-up can cause at well under the
+/// 10 ms slow-check slice, for ~1000 extra wake-ups a second of a waiter that only sleeps
+/// this way in a sandbox that revoked the call after the channel chose its handshake.
+const BARRIER_REFUSED_SLICE: Duration = Duration::from_millis(1);
+
 impl Default for WaitStrategy {
     fn default() -> Self {
         WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN }
@@ -238,6 +260,32 @@ impl Event {
         self.wake_if_waiting()
     }
 
+    /// [`notify`](Event::notify) for a channel using [`Handshake::Membarrier`]: no fence and
+    /// no locked instruction, so the caller's publishing store can be a plain `Release`.
+    /// Makes a syscall only when a waiter has announced itself.
+    ///
+    /// The calling process must be registered ([`register_process`], or
+    /// [`Handshake::prepare`]), and waiters must wait with
+    /// [`wait_until_with(Handshake::Membarrier, ..)`](Event::wait_until_with): it is their
+    /// `membarrier` call that orders this side's store before this load.
+    ///
+    /// See the [`handshake`] module for an example.
+    #[inline]
+    pub fn notify_relaxed(&self) -> bool {
+        // SYNC: waiter flag (membarrier). Only keeps the compiler from moving the load below
+        // above the caller's publishing store; the CPU may still let the load pass the store
+        // (x86 store buffer). The waiter's `membarrier` in `wait_until_with` repairs that: it
+        // runs a full barrier here, so either the store was visible before it (the waiter's
+        // re-check sees the state) or this load comes after it (and sees the waiter).
+        compiler_fence(Ordering::SeqCst);
+        // Relaxed: ordered by the handshake above, not by this load; it only has to see an
+        // increment that the waiter's barrier made visible.
+        if self.waiters.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.wake_all()
+    }
+
     #[inline]
     fn wake_if_waiting(&self) -> bool {
         // SeqCst: see `notify` / `notify_after_seqcst` (SYNC: waiter flag).
@@ -258,7 +306,9 @@ impl Event {
         true
     }
 
-    /// Waits until `poll` returns `Some`, following `strategy`, or until `deadline`.
+    /// Waits until `poll` returns `Some`, following `strategy`, or until `deadline`, with
+    /// the [`Handshake::SeqCst`] handshake (publishers use [`notify`](Event::notify) or
+    /// [`notify_after_seqcst`](Event::notify_after_seqcst)).
     ///
     /// `poll` is called with [`Check::Fast`] on hot polls and with [`Check::Slow`] at least
     /// every [`SLOW_CHECK_INTERVAL`] and before each sleep; it may return an error value
@@ -267,6 +317,39 @@ impl Event {
         &self,
         strategy: &WaitStrategy,
         deadline: Option<Instant>,
+        poll: impl FnMut(Check) -> Option<T>,
+    ) -> Result<T, WaitTimeout> {
+        self.wait_until_with(Handshake::SeqCst, strategy, deadline, poll)
+    }
+
+    /// [`wait_until`](Event::wait_until) with the channel's `handshake`: with
+    /// [`Handshake::Membarrier`], publishers use [`notify_relaxed`](Event::notify_relaxed)
+    /// and each sleep is preceded by a `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` call
+    /// (~0.5 µs when no other registered process is running, 5–15 µs when one is, next to
+    /// the futex sleep it precedes); spinning costs the same in both modes.
+    ///
+    /// If the kernel refuses that call at run time (a seccomp filter added after the
+    /// channel chose its handshake), the wait cannot rule out a missed wake-up; it then
+    /// sleeps at most 1 ms at a time and re-checks, so a missed wake-up costs a delay, never
+    /// a hang, and [`membarrier_failures`] counts it.
+    pub fn wait_until_with<T>(
+        &self,
+        handshake: Handshake,
+        strategy: &WaitStrategy,
+        deadline: Option<Instant>,
+        poll: impl FnMut(Check) -> Option<T>,
+    ) -> Result<T, WaitTimeout> {
+        self.wait_sliced(handshake, strategy, deadline, SLOW_CHECK_INTERVAL, poll)
+    }
+
+    /// The wait loop, sleeping at most `park_slice` at a time (tests lengthen it, so that a
+    /// lost wake-up shows as a timeout instead of a slice-long delay).
+    fn wait_sliced<T>(
+        &self,
+        handshake: Handshake,
+        strategy: &WaitStrategy,
+        deadline: Option<Instant>,
+        park_slice: Duration,
         mut poll: impl FnMut(Check) -> Option<T>,
     ) -> Result<T, WaitTimeout> {
         if let Some(ready) = poll(Check::Fast) {
@@ -331,14 +414,20 @@ impl Event {
             // the futex wait below returns at once instead of sleeping through it.
             let seq = self.seq.0.load(Ordering::Acquire);
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            // SYNC: waiter flag (see `notify`).
+            // SYNC: waiter flag (see `notify`). Also orders the increment before the
+            // membarrier below (which begins with a full barrier of its own anyway).
             fence(Ordering::SeqCst);
+            let mut slice = park_slice;
+            // SYNC: waiter flag (membarrier; see `notify_relaxed`).
+            if handshake == Handshake::Membarrier && !handshake::sleeper_barrier() {
+                slice = slice.min(BARRIER_REFUSED_SLICE);
+            }
             if let Some(ready) = poll(Check::Slow) {
                 self.waiters.fetch_sub(1, Ordering::SeqCst);
                 return Ok(ready);
             }
             let now = Instant::now();
-            let slice_end = now + SLOW_CHECK_INTERVAL;
+            let slice_end = now + slice;
             let wake_by = deadline.map_or(slice_end, |d| d.min(slice_end));
             let outcome = self.seq.wait(seq, Some(wake_by));
             self.waiters.fetch_sub(1, Ordering::SeqCst);

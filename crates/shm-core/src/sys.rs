@@ -1,6 +1,6 @@
 //! Thin wrappers over the Linux calls this crate makes. Nothing here is public API: the
-//! public types ([`crate::Region`], [`crate::notify::Futex`], [`crate::liveness`]) call in
-//! and turn `errno` into typed errors.
+//! public types ([`crate::Region`], [`crate::notify::Futex`], [`crate::notify::Handshake`],
+//! [`crate::liveness`]) call in and turn `errno` into typed errors.
 
 use std::ffi::CStr;
 use std::io;
@@ -206,6 +206,31 @@ pub(crate) fn futex_wake(word: &AtomicU32, count: i32) -> SysResult<usize> {
         )
     };
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// `membarrier(2)` commands, from `uapi/linux/membarrier.h` (`enum membarrier_cmd`), as
+/// libc exports them; the assertions pin the kernel ABI values.
+pub(crate) use libc::{
+    MEMBARRIER_CMD_GLOBAL_EXPEDITED, MEMBARRIER_CMD_QUERY, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+};
+
+const _: () = {
+    assert!(MEMBARRIER_CMD_QUERY == 0);
+    assert!(libc::MEMBARRIER_CMD_GLOBAL == 1);
+    assert!(MEMBARRIER_CMD_GLOBAL_EXPEDITED == 2);
+    assert!(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED == 4);
+};
+
+/// `membarrier(cmd, flags, 0)`: the call's non-negative result (a bitmask of the supported
+/// commands for `MEMBARRIER_CMD_QUERY`, 0 otherwise). The third argument, `cpu_id`, is read
+/// only with `MEMBARRIER_CMD_FLAG_CPU` (Linux 5.10+), which this crate never passes.
+pub(crate) fn membarrier(cmd: libc::c_int, flags: libc::c_uint) -> SysResult<libc::c_int> {
+    // SAFETY: plain syscall with integer arguments; it reads and writes no user memory.
+    let ret = unsafe { libc::syscall(libc::SYS_membarrier, cmd, flags, 0 as libc::c_int) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    libc::c_int::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// `getpid()`.
