@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use shm_channel::typed;
 
-/// Alternated runs of each transport (guide §5: at least 5, median and min–max).
+/// Alternated runs of each transport (docs/benchmarks.md: at least 5, median and min–max).
 const RUNS: usize = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

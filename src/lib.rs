@@ -22,7 +22,6 @@
 //! ```
 #![doc = include_str!("../README.md")]
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 pub use shm_channel as channel;

@@ -188,7 +188,7 @@ pub fn describe_exit(code: i32) -> String {
 /// A sleeping process that SIGKILLs a benchmark child after a deadline, so that a
 /// transport which blocks for ever cannot hang the harness: once the child is dead, the
 /// parent's blocked call returns (EOF for descriptors; a ring must detect the peer's death
-/// through the kernel anyway, GUIDE §3 rule 9).
+/// through the kernel anyway, docs/architecture.md, rule 9).
 ///
 /// The watchdog closes every descriptor it inherited before it sleeps, so it keeps no
 /// transport open (a pipe it held would hide the parent's EOF from the child). It is

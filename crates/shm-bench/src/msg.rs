@@ -2,7 +2,7 @@
 //! reached only through a raw pointer.
 //!
 //! A zero-copy transport lets the sender write, and the receiver read, a message in place,
-//! in memory the peer process can write at any time. GUIDE §3 rule 1 forbids forming a
+//! in memory the peer process can write at any time. docs/architecture.md, rule 1 forbids forming a
 //! `&mut [u8]` or `&[u8]` over such bytes, so the harness's `fill`/`read` closures do not
 //! get slices: they get a [`MsgOut`] / [`MsgIn`], whose API only copies bytes in
 //! ([`MsgOut::write_at`]) or out ([`MsgIn::read_at`]) through the raw pointer, bounds

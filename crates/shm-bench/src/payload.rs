@@ -75,7 +75,7 @@ impl Payload {
     }
 
     /// Checks every byte of message `seq`. A message in shared memory is copied out in
-    /// chunks into private memory before it is compared (GUIDE §3 rule 1).
+    /// chunks into private memory before it is compared (docs/architecture.md, rule 1).
     pub fn check_full(&self, msg: &MsgIn<'_>, seq: u64) -> bool {
         let len = msg.len();
         if !self.check_sample(msg, seq) {

@@ -1,6 +1,5 @@
 //! The serde codecs limit nesting depth: a peer's small frame of deeply nested variants of a
-//! recursive type is a `RecvError::Decode`, never a stack overflow in the receiver (guide
-//! §3); messages up to `MAX_DECODE_DEPTH` deep, and realistic ones, still decode.
+//! recursive type is a `RecvError::Decode`, never a stack overflow in the receiver (docs/safety.md); messages up to `MAX_DECODE_DEPTH` deep, and realistic ones, still decode.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

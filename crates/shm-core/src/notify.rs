@@ -150,14 +150,14 @@ pub enum WaitStrategy {
 }
 
 /// The default spin budget: about half a cross-core futex round trip on the reference
-/// machine (~84 µs, guide §5), so spinning never costs more than parking would save.
+/// machine (~84 µs, docs/benchmarks.md), so spinning never costs more than parking would save.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Tight polls between two clock reads in the hot phase of a spinning wait.
 const POLLS_PER_CLOCK_READ: u32 = 64;
 
 /// How long a spinning wait polls tightly before backing off: a few round trips of a cache
-/// line between cores (~110 ns on the reference machine, guide §5), long enough for a peer
+/// line between cores (~110 ns on the reference machine, docs/benchmarks.md), long enough for a peer
 /// that is in the middle of writing a message.
 const HOT_SPIN: Duration = Duration::from_micros(5);
 

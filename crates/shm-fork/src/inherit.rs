@@ -1,4 +1,4 @@
-//! Values that change owner across a fork (guide §3 rule 9).
+//! Values that change owner across a fork (docs/architecture.md, rule 9).
 //!
 //! After `fork` both processes hold a copy of every value. For plain data that is harmless;
 //! for a channel endpoint it is not: exactly one process may own it, and the other copy must

@@ -10,7 +10,7 @@
 //! - [`Child`]: `wait`, `try_wait`, `wait_timeout` (pidfd + `poll`, monotonic clock),
 //!   `kill`; dropping an unreaped handle kills and reaps the child by default ([`OnDrop`]),
 //!   and by default a child dies with its parent (`PR_SET_PDEATHSIG`).
-//! - [`Inherit`]: the hand-over protocol for values moved into a child (guide §3 rule 9):
+//! - [`Inherit`]: the hand-over protocol for values moved into a child (docs/architecture.md, rule 9):
 //!   the parent calls `hand_over(child)` right after the fork and drops its copy, the child
 //!   calls `adopt()` before its closure runs.
 //!
@@ -37,7 +37,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 mod channel;

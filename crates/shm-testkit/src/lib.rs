@@ -8,7 +8,6 @@
 //! `_exit`. (`shm-fork` is the real API; this crate exists so that the lower crates can test
 //! across `fork` without depending on it.)
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]
 
 use std::sync::{Mutex, MutexGuard};

@@ -72,7 +72,7 @@ pub enum TransportError {
 /// let the sender write, and the receiver read, the message in place: `fill` must be
 /// given exactly `len` bytes to write every byte of, and `read` exactly the `len` bytes
 /// received. The closures get a [`MsgOut`]/[`MsgIn`], not a slice, because in a zero-copy
-/// transport those bytes are shared memory (GUIDE §3 rule 1).
+/// transport those bytes are shared memory (docs/architecture.md, rule 1).
 ///
 /// Transports that record their owner in shared memory implement
 /// [`hand_over`](Endpoint::hand_over) and [`adopt`](Endpoint::adopt); shm-fork calls them

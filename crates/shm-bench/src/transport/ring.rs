@@ -24,7 +24,7 @@
 //! reads only those; the other bytes are whatever the ring held. Under `--verify` its
 //! receivers check the stamps only and count no verified bytes.
 //!
-//! Ownership across `fork` (GUIDE §3 rule 9): the parent hands the child's endpoints to
+//! Ownership across `fork` (docs/architecture.md, rule 9): the parent hands the child's endpoints to
 //! the child ([`Endpoint::hand_over`]) and the child adopts them (both called by
 //! shm-fork's `fork_with`), so the parent's copy does not disconnect them when dropped. A peer killed without closing is reported by the
 //! ring as `PeerDied` within ~10 ms, mapped to [`TransportError::PeerDied`].

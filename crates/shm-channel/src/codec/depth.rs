@@ -3,7 +3,7 @@
 //! serde has no depth limit of its own: a recursive `T` (a tree, a linked list, an enum
 //! holding a `Box` of itself) is decoded by recursion, one handful of stack frames per level,
 //! so a frame of a few kilobytes nesting tens of thousands of levels overflows the
-//! receiver's stack and aborts the process. A peer must never be able to do that (guide §3),
+//! receiver's stack and aborts the process. A peer must never be able to do that (docs/safety.md),
 //! so the serde codecs decode through [`DepthLimited`], which counts how deep the value
 //! being decoded sits and fails with a decode error past [`MAX_DECODE_DEPTH`].
 //!

@@ -1,5 +1,5 @@
 //! The wake handshake: how a publisher and a waiter about to sleep make sure that one of
-//! them sees the other's write, so that no wake-up is lost (guide §3 rule 6).
+//! them sees the other's write, so that no wake-up is lost (docs/architecture.md, rule 6).
 //!
 //! The publisher stores its index, then loads the waiter count; the waiter increments the
 //! waiter count, then re-checks the index. Each side needs its store ordered before its
