@@ -42,20 +42,15 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::endpoint::{flavor_aliases, Claim, Flavor};
-use crate::error::{recv_error, FromRecvFatal, RecvFatal};
+use crate::endpoint::{flavor_aliases, flavor_types, Claim, Flavor};
+use crate::error::{from_recv_fatal, recv_error};
 use crate::layout::ChannelLayout;
 use crate::ring::broadcast::{seq_at, Fault, Reader, Shared, Writer};
-use crate::spsc::claim_owner;
 use crate::ChannelError;
 
 pub mod typed;
 
 pub use crate::ring::broadcast::{region_len_for, Policy, MAX_READERS};
-
-/// The broadcast flavor (a marker type: see [`Sender`], [`Receiver`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Broadcast;
 
 flavor_aliases!(Broadcast, "a broadcast");
 
@@ -96,31 +91,26 @@ recv_error! {
     }
 }
 
-/// Implements [`FromRecvFatal<Fault>`] for broadcast's receive errors.
-macro_rules! from_broadcast_fault {
-    ($($name:ident => $not_ready:expr),*) => {$(
-        impl FromRecvFatal<Fault> for $name {
-            fn from_fatal(fatal: RecvFatal<Fault>) -> $name {
-                match fatal {
-                    RecvFatal::Disconnected => $name::Disconnected,
-                    RecvFatal::PeerDied => $name::PeerDied,
-                    RecvFatal::NotOwner => $name::NotOwner,
-                    RecvFatal::Ring(Fault::Corrupted(c)) => $name::Corrupted(c),
-                    RecvFatal::Ring(Fault::Lagged(n)) => $name::Lagged(n),
+/// A broadcast ring fault as each receive error.
+macro_rules! from_fault {
+    ($($name:ident),*) => {$(
+        impl From<Fault> for $name {
+            fn from(fault: Fault) -> $name {
+                match fault {
+                    Fault::Corrupted(c) => $name::Corrupted(c),
+                    Fault::Lagged(n) => $name::Lagged(n),
                 }
-            }
-
-            fn not_ready() -> Option<$name> {
-                $not_ready
             }
         }
     )*};
 }
 
-from_broadcast_fault!(
+from_fault!(RecvError, TryRecvError, RecvTimeoutError);
+
+from_recv_fatal!(Fault:
     RecvError => None,
     TryRecvError => Some(TryRecvError::Empty),
-    RecvTimeoutError => Some(RecvTimeoutError::Timeout)
+    RecvTimeoutError => Some(RecvTimeoutError::Timeout),
 );
 
 impl crate::Builder<Broadcast> {
@@ -159,17 +149,10 @@ impl crate::Receiver<Broadcast> {
 }
 
 impl Flavor for Broadcast {
-    type Writer = Writer;
-    type Reader = Reader;
-    type RecvError = RecvError;
-    type TryRecvError = TryRecvError;
-    type RecvTimeoutError = RecvTimeoutError;
-    const NAME: &'static str = "broadcast";
-    type Shared = Shared;
+    flavor_types!("broadcast", RecvError, TryRecvError, RecvTimeoutError);
 
     fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
-        let status = shared.status();
-        claim_owner(&status.sender_owner, claim)?;
+        shared.status().claim_sender(claim)?;
         if claim == Claim::Create {
             return Ok(Writer::new(shared, 0));
         }
@@ -181,8 +164,6 @@ impl Flavor for Broadcast {
         // readers report a stamp out of sequence, nothing worse.
         let recorded_untrusted = shared.writer().next_seq.load(Ordering::Relaxed);
         let seq = seq_at(&shared, tail).unwrap_or(recorded_untrusted);
-        // Relaxed: reopening; receivers re-read the flag whenever they find the ring empty.
-        status.sender_closed.store(0, Ordering::Relaxed);
         Ok(Writer::new(shared, seq))
     }
 

@@ -507,17 +507,19 @@ pub trait FromRecvFatal<F>: Sized + From<CodecError> {
     fn not_ready() -> Option<Self>;
 }
 
-/// Implements [`FromRecvFatal<Corruption>`] for the receive errors of the rings whose only
-/// fault is a corruption (SPSC and MPSC).
-macro_rules! from_corruption {
-    ($($name:ident => $not_ready:expr),*) => {$(
-        impl FromRecvFatal<Corruption> for $name {
-            fn from_fatal(fatal: RecvFatal<Corruption>) -> $name {
+/// Implements [`FromRecvFatal`] for receive error types: `$fault` is the ring's fault type
+/// (the error must be `From<$fault>`), `$not_ready` what the call reports when nothing
+/// came in time (`None` for a call without a deadline).
+macro_rules! from_recv_fatal {
+    ($fault:ty: $($name:ty => $not_ready:expr),* $(,)?) => {$(
+        impl $crate::error::FromRecvFatal<$fault> for $name {
+            fn from_fatal(fatal: $crate::error::RecvFatal<$fault>) -> $name {
+                use $crate::error::RecvFatal;
                 match fatal {
-                    RecvFatal::Disconnected => $name::Disconnected,
-                    RecvFatal::PeerDied => $name::PeerDied,
-                    RecvFatal::NotOwner => $name::NotOwner,
-                    RecvFatal::Ring(c) => $name::Corrupted(c),
+                    RecvFatal::Disconnected => <$name>::Disconnected,
+                    RecvFatal::PeerDied => <$name>::PeerDied,
+                    RecvFatal::NotOwner => <$name>::NotOwner,
+                    RecvFatal::Ring(fault) => <$name>::from(fault),
                 }
             }
 
@@ -527,9 +529,10 @@ macro_rules! from_corruption {
         }
     )*};
 }
+pub(crate) use from_recv_fatal;
 
-from_corruption!(
+from_recv_fatal!(Corruption:
     RecvError => None,
     TryRecvError => Some(TryRecvError::Empty),
-    RecvTimeoutError => Some(RecvTimeoutError::Timeout)
+    RecvTimeoutError => Some(RecvTimeoutError::Timeout),
 );

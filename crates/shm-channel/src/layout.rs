@@ -140,16 +140,28 @@ pub(crate) const fn layout_spec(
 }
 
 /// Static checks of a flavor's control block: `Type { field: offset, ... }` for the offsets
-/// the layout documents (and tests poke).
+/// the layout documents (and tests poke), and `DATA_OFFSET` (the size of `Control`).
 macro_rules! assert_offsets {
-    ($($ty:ident { $($field:ident: $offset:expr),* $(,)? }),* $(,)?) => {
+    ($($ty:ident { $($field:ident: $offset:expr),* $(,)? }),* $(,)? ; data: $data:expr) => {
         #[cfg(not(loom))]
         const _: () = {
             $($(assert!(std::mem::offset_of!($ty, $field) == $offset);)*)*
+            assert!(DATA_OFFSET == $data);
         };
     };
 }
 pub(crate) use assert_offsets;
+
+/// The offsets every `ChannelLayout` impl gives the same way, from the flavor's `Control`
+/// block and `DATA_OFFSET` in scope.
+macro_rules! layout_offsets {
+    () => {
+        const DATA_OFFSET: usize = DATA_OFFSET;
+        const EVENTS: usize = std::mem::offset_of!(Control, events);
+        const STATUS: usize = std::mem::offset_of!(Control, status);
+    };
+}
+pub(crate) use layout_offsets;
 
 /// A validated view of a channel's region: the control block, the data area and the
 /// capacity, checked once and cached privately (never re-read from the header).

@@ -52,19 +52,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::{flavor_aliases, Claim, Flavor};
+use crate::endpoint::{flavor_aliases, flavor_types, Claim, Flavor};
 use crate::layout::ChannelLayout;
 use crate::ring::mpsc::{Reader, Shared, Writer};
-use crate::spsc::claim_owner;
 use crate::{ChannelError, RecvError, RecvTimeoutError, TryRecvError};
 
 pub mod typed;
 
 pub use crate::ring::mpsc::{region_len_for, MAX_SENDERS};
-
-/// The MPSC flavor (a marker type: see [`Sender`], [`Receiver`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mpsc;
 
 flavor_aliases!(Mpsc, "an MPSC");
 
@@ -111,27 +106,14 @@ impl crate::Receiver<Mpsc> {
 }
 
 impl Flavor for Mpsc {
-    type Writer = Writer;
-    type Reader = Reader;
-    type RecvError = RecvError;
-    type TryRecvError = TryRecvError;
-    type RecvTimeoutError = RecvTimeoutError;
-    const NAME: &'static str = "mpsc";
-    type Shared = Shared;
+    flavor_types!("mpsc", RecvError, TryRecvError, RecvTimeoutError);
 
     fn writer(shared: Shared, _claim: Claim) -> Result<Writer, ChannelError> {
         Writer::new(shared)
     }
 
     fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
-        let status = shared.status();
-        claim_owner(&status.receiver_owner, claim)?;
-        if claim == Claim::Attach {
-            // Relaxed: reopening; senders re-read the flag on every send.
-            status
-                .receiver_closed
-                .store(0, std::sync::atomic::Ordering::Relaxed);
-        }
+        shared.status().claim_receiver(claim)?;
         Reader::new(shared)
     }
 }

@@ -25,18 +25,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::sync::atomic::Ordering;
-
-use crate::endpoint::{flavor_aliases, ownership, Claim, Flavor};
+use crate::endpoint::{flavor_aliases, flavor_types, Claim, Flavor};
 use crate::layout::ChannelLayout;
 use crate::ring::spsc::{Reader, Shared, Writer};
-use crate::{ChannelError, Corruption, RecvError, RecvTimeoutError, TryRecvError};
+use crate::{ChannelError, RecvError, RecvTimeoutError, TryRecvError};
 
 pub use crate::ring::spsc::region_len_for;
-
-/// The SPSC flavor (a marker type: see [`Sender`], [`Receiver`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spsc;
 
 flavor_aliases!(Spsc, "an SPSC");
 
@@ -73,55 +67,15 @@ impl crate::Receiver<Spsc> {
 }
 
 impl Flavor for Spsc {
-    type Writer = Writer;
-    type Reader = Reader;
-    type RecvError = RecvError;
-    type TryRecvError = TryRecvError;
-    type RecvTimeoutError = RecvTimeoutError;
-    const NAME: &'static str = "spsc";
-    type Shared = Shared;
+    flavor_types!("spsc", RecvError, TryRecvError, RecvTimeoutError);
 
     fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
-        let status = shared.status();
-        claim_owner(&status.sender_owner, claim)?;
-        if claim == Claim::Attach {
-            // Relaxed: a re-attached sender reopens the channel; the receiver re-reads the
-            // flag whenever it finds the ring empty.
-            status.sender_closed.store(0, Ordering::Relaxed);
-        }
-        Writer::new(shared).map_err(corrupt)
+        shared.status().claim_sender(claim)?;
+        Ok(Writer::new(shared)?)
     }
 
     fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
-        let status = shared.status();
-        claim_owner(&status.receiver_owner, claim)?;
-        if claim == Claim::Attach {
-            // Relaxed: reopening; the sender re-reads the flag on every send.
-            status.receiver_closed.store(0, Ordering::Relaxed);
-        }
-        Reader::new(shared).map_err(corrupt)
+        shared.status().claim_receiver(claim)?;
+        Ok(Reader::new(shared)?)
     }
-}
-
-/// Records the calling process as the owner in `slot`: written outright in a channel being
-/// created, claimed (refused while a live process owns it) in an existing one.
-pub(crate) fn claim_owner(
-    slot: &crate::primitive::AtomicU64,
-    claim: Claim,
-) -> Result<(), ChannelError> {
-    match claim {
-        Claim::Create => {
-            let me = ownership::me()?.to_raw();
-            // Relaxed: published to other processes by the fork or attach that follows,
-            // which synchronises (fork copies memory; attach Acquire-loads the header's
-            // magic, stored with Release after this).
-            slot.store(me, Ordering::Relaxed);
-        }
-        Claim::Attach => ownership::claim(slot, &mut shm_core::liveness::PeerWatch::new())?,
-    }
-    Ok(())
-}
-
-fn corrupt(corruption: Corruption) -> ChannelError {
-    ChannelError::Corrupted(corruption)
 }

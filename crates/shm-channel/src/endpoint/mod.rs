@@ -113,11 +113,15 @@ pub trait Flavor: sealed::Sealed + Sized + 'static {
 /// The ring fault type of flavor `F`.
 pub(crate) type Fault<F> = <<F as Flavor>::Reader as RecvRing>::Fault;
 
-/// The public aliases of a flavor's face module: `Sender`, `Receiver`, `Builder`,
+/// The marker type and public aliases of a flavor's face module: `Sender`, `Receiver`, `Builder`,
 /// `WriteGrant`, `ReadGrant`, `Batch`, `BatchGrant`, for flavor `$flavor` (named `$what` in
 /// the docs).
 macro_rules! flavor_aliases {
     ($flavor:ident, $what:literal) => {
+        #[doc = concat!("The flavor of ", $what, " channel: a marker type (see [`Sender`], [`Receiver`]).")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $flavor;
+
         #[doc = concat!("The sending end of ", $what, " channel.")]
         pub type Sender = $crate::Sender<$flavor>;
         #[doc = concat!("A receiving end of ", $what, " channel.")]
@@ -212,3 +216,19 @@ macro_rules! endpoint_common {
     };
 }
 pub(crate) use endpoint_common;
+
+/// The associated items every [`Flavor`] impl names the same way: the ring sides
+/// (`Writer`, `Reader`) and layout (`Shared`) in scope, the flavor's name, and its three
+/// receive error types.
+macro_rules! flavor_types {
+    ($name:literal, $recv:ty, $try_recv:ty, $recv_timeout:ty) => {
+        type Writer = Writer;
+        type Reader = Reader;
+        type Shared = Shared;
+        type RecvError = $recv;
+        type TryRecvError = $try_recv;
+        type RecvTimeoutError = $recv_timeout;
+        const NAME: &'static str = $name;
+    };
+}
+pub(crate) use flavor_types;

@@ -108,6 +108,37 @@ pub(crate) fn peer_dead(slot: &AtomicU64, watch: &mut PeerWatch) -> bool {
     }
 }
 
+/// Asks the kernel about the owner of each slot in `slots` (one watch per slot): calls
+/// `dead(index)` for each slot whose owner is dead, and returns whether any slot has a live
+/// owner. Free slots (0) are skipped.
+pub(crate) fn scan_owners<'a>(
+    slots: impl Iterator<Item = &'a AtomicU64>,
+    watches: &mut [PeerWatch],
+    mut dead: impl FnMut(usize, u64),
+) -> bool {
+    let mut live = false;
+    for ((index, slot), watch) in slots.enumerate().zip(watches.iter_mut()) {
+        // Acquire: see `owned_here`.
+        let owner = slot.load(Ordering::Acquire);
+        let Some(identity) = ProcessIdentity::from_raw(owner) else {
+            continue;
+        };
+        match watch.check(identity) {
+            Liveness::Alive => live = true,
+            Liveness::Dead => dead(index, owner),
+        }
+    }
+    live
+}
+
+/// Frees `slot` if it still holds the dead owner `owner` (a concurrent reaper or a new
+/// owner may have got there first); whether this call freed it.
+pub(crate) fn free_dead(slot: &AtomicU64, owner: u64) -> bool {
+    // SYNC: owner recorded (see `swap_owner`). Failure Relaxed: the value is not used.
+    slot.compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+}
+
 /// Paces the slow checks (liveness syscalls) of non-blocking calls, which may be polled in
 /// a loop: at most one per [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL),
 /// the same bound as a blocked call's.

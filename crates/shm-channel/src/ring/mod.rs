@@ -41,17 +41,61 @@ pub enum Gone {
     PeerDied,
 }
 
-/// The sending side of a ring, as the endpoint core drives it.
-///
-/// Public in a private module: a sealed contract, not nameable by users.
-pub trait SendRing: Send + Sized {
-    /// Room reserved for one frame, not yet committed.
-    type Slot: Copy;
+/// Validates a tail index a reader loaded (`tail_untrusted`) against its own `head`, the
+/// tail it saw before (`cached_tail`) and the ring's `capacity`: 8-aligned, at most a
+/// capacity ahead of the head, never moved backwards. Returns the tail, now trusted.
+pub(crate) fn check_tail(
+    tail_untrusted: u64,
+    head: u64,
+    cached_tail: u64,
+    capacity: u64,
+) -> Result<u64, Corruption> {
+    let available = tail_untrusted.wrapping_sub(head);
+    let what = if tail_untrusted % 8 != 0 {
+        "tail not 8-byte aligned"
+    } else if available > capacity {
+        "tail outside [head, head + capacity]"
+    } else if available < cached_tail.wrapping_sub(head) {
+        "tail moved backwards"
+    } else {
+        return Ok(tail_untrusted);
+    };
+    Err(Corruption {
+        what,
+        value: tail_untrusted,
+    })
+}
+
+/// A ring side's view of its channel's region (both sides of every ring have one; see
+/// [`has_layout!`]).
+pub trait HasLayout {
     /// The flavor's view of its region.
     type Layout: ChannelLayout;
 
     /// The channel's region, as the flavor lays it out.
     fn layout(&self) -> &Self::Layout;
+}
+
+/// Implements [`HasLayout`] for ring sides that keep their view in a `shared` field.
+macro_rules! has_layout {
+    ($($side:ty),*) => {$(
+        impl $crate::ring::HasLayout for $side {
+            type Layout = Shared;
+
+            fn layout(&self) -> &Shared {
+                &self.shared
+            }
+        }
+    )*};
+}
+pub(crate) use has_layout;
+
+/// The sending side of a ring, as the endpoint core drives it.
+///
+/// Public in a private module: a sealed contract, not nameable by users.
+pub trait SendRing: HasLayout + Send + Sized {
+    /// Room reserved for one frame, not yet committed.
+    type Slot: Copy;
 
     /// The channel's region.
     fn view(&self) -> &View {
@@ -122,16 +166,11 @@ pub trait SendRing: Send + Sized {
 }
 
 /// The receiving side of a ring, as the endpoint core drives it.
-pub trait RecvRing: Send + Sized {
+pub trait RecvRing: HasLayout + Send + Sized {
     /// A complete frame the reader may read, then release.
     type Frame: Copy;
     /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag.
     type Fault: Copy;
-    /// The flavor's view of its region.
-    type Layout: ChannelLayout;
-
-    /// The channel's region, as the flavor lays it out.
-    fn layout(&self) -> &Self::Layout;
 
     /// The channel's region.
     fn view(&self) -> &View {

@@ -6,8 +6,10 @@ use std::sync::atomic::Ordering;
 use shm_core::liveness::PeerWatch;
 
 use super::Gone;
-use crate::endpoint::ownership;
+use crate::endpoint::{ownership, Claim};
 use crate::layout::{EventLine, StatusLine};
+use crate::primitive::AtomicU64;
+use crate::ChannelError;
 
 impl StatusLine {
     /// Whether the receiver was dropped by its owner (SPSC, MPSC).
@@ -38,6 +40,29 @@ impl StatusLine {
         }
     }
 
+    /// Records the calling process as the sender's owner (see [`claim_owner`]); attaching
+    /// reopens a channel its previous sender closed.
+    pub(crate) fn claim_sender(&self, claim: Claim) -> Result<(), ChannelError> {
+        claim_owner(&self.sender_owner, claim)?;
+        if claim == Claim::Attach {
+            // Relaxed: reopening; the receivers re-read the flag whenever they find the
+            // ring empty, and the owner just recorded is what they check for liveness.
+            self.sender_closed.store(0, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Records the calling process as the receiver's owner; attaching reopens a channel its
+    /// previous receiver closed.
+    pub(crate) fn claim_receiver(&self, claim: Claim) -> Result<(), ChannelError> {
+        claim_owner(&self.receiver_owner, claim)?;
+        if claim == Claim::Attach {
+            // Relaxed: reopening; senders re-read the flag on every send.
+            self.receiver_closed.store(0, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// The sender owner's drop (SPSC, broadcast), after it published everything: mark the
     /// sender closed, free its owner slot, wake the receivers.
     pub(crate) fn close_sender(&self, events: &EventLine) {
@@ -56,4 +81,20 @@ impl StatusLine {
         ownership::release(&self.receiver_owner);
         events.space.notify();
     }
+}
+
+/// Records the calling process as the owner in `slot`: written outright in a channel being
+/// created, claimed (refused while a live process owns it) in an existing one.
+pub(crate) fn claim_owner(slot: &AtomicU64, claim: Claim) -> Result<(), ChannelError> {
+    match claim {
+        Claim::Create => {
+            let me = ownership::me()?.to_raw();
+            // Relaxed: published to other processes by the fork or attach that follows,
+            // which synchronises (fork copies memory; attach Acquire-loads the header's
+            // magic, stored with Release after this).
+            slot.store(me, Ordering::Relaxed);
+        }
+        Claim::Attach => ownership::claim(slot, &mut PeerWatch::new())?,
+    }
+    Ok(())
 }

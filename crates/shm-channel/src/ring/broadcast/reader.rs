@@ -16,7 +16,7 @@ use crate::endpoint::ownership;
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{Gone, Peek, RecvRing};
+use crate::ring::{has_layout, Gone, Peek, RecvRing};
 use crate::{ChannelError, Corruption};
 
 /// A frame copied out and checked: its message is in the reader's private buffer.
@@ -218,14 +218,11 @@ impl Reader {
     }
 }
 
+has_layout!(Reader);
+
 impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Fault;
-    type Layout = Shared;
-
-    fn layout(&self) -> &Shared {
-        &self.shared
-    }
 
     fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Fault> {
         // Bounded: each pad moves the cursor on by at least 16 bytes, and a ring of

@@ -7,13 +7,14 @@ use ::loom::sync::atomic::fence;
 use std::sync::atomic::fence;
 use std::sync::atomic::Ordering;
 
-use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+use shm_core::liveness::PeerWatch;
 
 use super::layout::{span_of, Policy, Shared, HEADER, MAX_READERS};
 use super::{before, frame_span};
+use crate::endpoint::ownership;
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
-use crate::ring::SendRing;
+use crate::ring::{has_layout, SendRing};
 use crate::Corruption;
 
 /// Room reserved for one broadcast frame.
@@ -160,31 +161,19 @@ impl Writer {
     /// Frees the reader slots of receivers whose process died (they hold nothing back any
     /// more).
     fn reap_dead_readers(&mut self) {
-        for index in 0..MAX_READERS {
-            let slot = self.shared.reader(index);
-            // Acquire: see `ownership::owned_here`.
-            let owner = slot.owner.load(Ordering::Acquire);
-            let Some(identity) = ProcessIdentity::from_raw(owner) else {
-                continue;
-            };
-            if self.watches[index].check(identity) == Liveness::Dead {
-                // SYNC: owner recorded (see `ownership::swap_owner`).
-                let _ = slot
-                    .owner
-                    .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed);
-            }
-        }
+        let shared = &self.shared;
+        let slots = (0..MAX_READERS).map(|index| &shared.reader(index).owner);
+        ownership::scan_owners(slots, &mut self.watches, |index, owner| {
+            ownership::free_dead(&shared.reader(index).owner, owner);
+        });
     }
 }
 
+has_layout!(Writer);
+
 impl SendRing for Writer {
     type Slot = Slot;
-    type Layout = Shared;
     const FRAME_HEADER: u64 = HEADER;
-
-    fn layout(&self) -> &Shared {
-        &self.shared
-    }
 
     fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         let span = span_of(len as u64);

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use super::{before, RingMem, MAX_SENDERS};
 use crate::error::Corruption;
 use crate::frame::{frame_len, Word};
-use crate::ring::Peek;
+use crate::ring::{check_tail, Peek};
 
 /// A committed frame the consumer may copy out, then release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,20 +54,7 @@ impl Consumer {
         // SYNC: claim intent. Acquire pairs with the producers' AcqRel CAS of `tail`: the
         // intents recorded before the claims we see are visible.
         let tail_untrusted = mem.tail().load(Ordering::Acquire);
-        let available = tail_untrusted.wrapping_sub(self.head);
-        if tail_untrusted % 8 != 0 || available > self.mask + 1 {
-            return Err(Corruption {
-                what: "mpsc tail not aligned or outside [head, head + capacity]",
-                value: tail_untrusted,
-            });
-        }
-        if available < self.cached_tail.wrapping_sub(self.head) {
-            return Err(Corruption {
-                what: "mpsc tail moved backwards",
-                value: tail_untrusted,
-            });
-        }
-        self.cached_tail = tail_untrusted;
+        self.cached_tail = check_tail(tail_untrusted, self.head, self.cached_tail, self.mask + 1)?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
 use crate::endpoint::ownership;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{Gone, Peek, RecvRing, SendRing};
+use crate::ring::{has_layout, Gone, Peek, RecvRing, SendRing};
 use crate::{ChannelError, Corruption};
 
 /// One sender's side of the ring: its producer slot and claims.
@@ -62,13 +62,10 @@ impl Writer {
     }
 }
 
+has_layout!(Writer, Reader);
+
 impl SendRing for Writer {
     type Slot = Claim;
-    type Layout = Shared;
-
-    fn layout(&self) -> &Shared {
-        &self.shared
-    }
 
     fn try_reserve(&mut self, len: usize) -> Result<Option<Claim>, Corruption> {
         self.producer.try_claim(&self.shared, len)
@@ -161,30 +158,22 @@ impl Reader {
     /// Frees the slots of senders that died, once everything they claimed is passed.
     /// Returns whether any slot still has a live owner.
     fn reap_dead_senders(&mut self) -> bool {
-        let mut live = false;
-        for index in 0..MAX_SENDERS {
-            let slot = self.shared.slot(index);
-            // Acquire: see `ownership::owned_here`.
-            let owner = slot.owner.load(Ordering::Acquire);
-            let Some(identity) = ProcessIdentity::from_raw(owner) else {
-                continue;
-            };
-            if self.watches[index].check(identity) == Liveness::Alive {
-                live = true;
-                continue;
-            }
-            if self.consumer.passed_intent(&self.shared, index)
-                // SYNC: owner recorded (see `ownership::swap_owner`).
-                && slot
-                    .owner
-                    .compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
+        let Reader {
+            shared,
+            consumer,
+            watches,
+            dead_senders,
+            ..
+        } = self;
+        let slots = (0..MAX_SENDERS).map(|index| &shared.slot(index).owner);
+        ownership::scan_owners(slots, watches, |index, owner| {
+            if consumer.passed_intent(&*shared, index)
+                && ownership::free_dead(&shared.slot(index).owner, owner)
             {
-                self.shared.status().senders.fetch_sub(1, Ordering::AcqRel);
-                self.dead_senders += 1;
+                shared.status().senders.fetch_sub(1, Ordering::AcqRel);
+                *dead_senders += 1;
             }
-        }
-        live
+        })
     }
 
     fn gone(&self) -> Gone {
@@ -199,11 +188,6 @@ impl Reader {
 impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
-    type Layout = Shared;
-
-    fn layout(&self) -> &Shared {
-        &self.shared
-    }
 
     fn try_peek(&mut self, slow: bool) -> Result<Peek<Frame>, Corruption> {
         let Reader {

@@ -24,8 +24,8 @@ use shm_core::SharedMemory;
 use super::{before, RingMem, SenderSlot, MAX_SENDERS};
 use crate::frame::FRAME_HEADER_LEN;
 use crate::layout::{
-    assert_offsets, control_lines, layout_spec, ChannelLayout, ConsumerLine, EventLine, HeaderSlot,
-    Line, ProducerLine, StatusLine, View,
+    assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, ConsumerLine,
+    EventLine, HeaderSlot, Line, ProducerLine, StatusLine, View,
 };
 use crate::primitive::AtomicU64;
 use crate::ChannelError;
@@ -50,8 +50,8 @@ pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
 assert_offsets! {
     Control { producer: 128, consumer: 256, status: 384, events: 512, slots: 640 },
     SenderSlot { intent_start: 8, intent_end: 16 },
+    ; data: 640 + 64 * 128
 }
-const _: () = assert!(DATA_OFFSET == 640 + 64 * 128 || cfg!(loom));
 
 /// The layout this build speaks.
 const MPSC_SPEC: LayoutSpec = layout_spec(
@@ -76,9 +76,7 @@ pub struct Shared {
 
 impl ChannelLayout for Shared {
     type Options = ();
-    const DATA_OFFSET: usize = DATA_OFFSET;
-    const EVENTS: usize = offset_of!(Control, events);
-    const STATUS: usize = offset_of!(Control, status);
+    layout_offsets!();
 
     /// Lays out a fresh channel in `memory`, header last. The data area must be all zero
     /// ("header 0" means "nothing written yet"): cleared here unless `zeroed` says the

@@ -14,15 +14,15 @@
 //! status line is read on the hot path (is the peer gone?) but written only when an endpoint
 //! changes hands or closes, so it stays shared in both caches.
 
-use std::mem::{align_of, offset_of, size_of};
+use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
 use shm_core::SharedMemory;
 
 use crate::layout::{
-    assert_offsets, control_lines, layout_spec, ChannelLayout, ConsumerLine, EventLine, HeaderSlot,
-    ProducerLine, StatusLine, View,
+    assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, ConsumerLine,
+    EventLine, HeaderSlot, ProducerLine, StatusLine, View,
 };
 #[cfg(loom)]
 use crate::primitive::AtomicU64;
@@ -44,8 +44,8 @@ pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
 assert_offsets! {
     Control { producer: 128, consumer: 256, status: 384, events: 512 },
     EventLine { space: 8 },
+    ; data: 640
 }
-const _: () = assert!(DATA_OFFSET == 640 || cfg!(loom));
 
 /// The layout this build speaks: bump `version` on any incompatible change.
 const SPSC_SPEC: LayoutSpec = layout_spec(
@@ -66,9 +66,7 @@ pub struct Shared {
 
 impl ChannelLayout for Shared {
     type Options = ();
-    const DATA_OFFSET: usize = DATA_OFFSET;
-    const EVENTS: usize = offset_of!(Control, events);
-    const STATUS: usize = offset_of!(Control, status);
+    layout_offsets!();
 
     fn create(
         memory: Arc<dyn SharedMemory>,

@@ -20,7 +20,7 @@ use shm_core::liveness::PeerWatch;
 use crate::error::Corruption;
 use crate::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::layout::ChannelLayout;
-use crate::ring::{Gone, Peek, RecvRing, SendRing};
+use crate::ring::{check_tail, has_layout, Gone, Peek, RecvRing, SendRing};
 
 pub(crate) mod layout;
 #[cfg(all(test, loom))]
@@ -315,26 +315,7 @@ impl Reader {
     fn refresh_tail(&mut self) -> Result<(), Corruption> {
         // SYNC: frame published (see `Writer::publish`).
         let tail_untrusted = self.shared.producer().tail.load(Ordering::Acquire);
-        if tail_untrusted % 8 != 0 {
-            return Err(Corruption {
-                what: "tail not 8-byte aligned",
-                value: tail_untrusted,
-            });
-        }
-        let available = tail_untrusted.wrapping_sub(self.head);
-        if available > self.capacity() {
-            return Err(Corruption {
-                what: "tail outside [head, head + capacity]",
-                value: tail_untrusted,
-            });
-        }
-        if available < self.cached_tail.wrapping_sub(self.head) {
-            return Err(Corruption {
-                what: "tail moved backwards",
-                value: tail_untrusted,
-            });
-        }
-        let tail = tail_untrusted; // validated
+        let tail = check_tail(tail_untrusted, self.head, self.cached_tail, self.capacity())?;
         self.cached_tail = tail;
         Ok(())
     }
@@ -443,13 +424,10 @@ impl Reader {
     }
 }
 
+has_layout!(Writer, Reader);
+
 impl SendRing for Writer {
     type Slot = Slot;
-    type Layout = Shared;
-
-    fn layout(&self) -> &Shared {
-        &self.shared
-    }
 
     #[inline]
     fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
@@ -497,11 +475,6 @@ impl SendRing for Writer {
 impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
-    type Layout = Shared;
-
-    fn layout(&self) -> &Shared {
-        &self.shared
-    }
 
     #[inline]
     fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Corruption> {
