@@ -133,10 +133,6 @@ impl Writer {
         Ok(writer)
     }
 
-    pub(crate) fn capacity(&self) -> u64 {
-        self.mask + 1
-    }
-
     /// Re-loads the reader's head and validates it against our tail.
     #[inline(never)]
     fn refresh_head(&mut self) -> Result<(), Corruption> {
@@ -144,7 +140,7 @@ impl Writer {
         // `Reader::publish_head`: the reader's copies out of the bytes below `head` are
         // finished before we overwrite them.
         let head_untrusted = self.shared.consumer().head.load(Ordering::Acquire);
-        let capacity = self.capacity();
+        let capacity = self.shared.capacity();
         if head_untrusted % 8 != 0 {
             return Err(Corruption {
                 what: "head not 8-byte aligned",
@@ -174,7 +170,7 @@ impl Writer {
     /// they do not.
     #[inline]
     fn has_room(&mut self, bytes: u64) -> Result<bool, Corruption> {
-        let capacity = self.capacity();
+        let capacity = self.shared.capacity();
         if self.tail.wrapping_sub(self.cached_head) + bytes <= capacity {
             return Ok(true);
         }
@@ -189,10 +185,10 @@ impl Writer {
     /// published first, so the reader can free the tail end while we wait.
     #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        debug_assert!(len <= max_payload(self.capacity(), FRAME_HEADER_LEN as u64));
+        debug_assert!(len <= max_payload(self.shared.capacity(), FRAME_HEADER_LEN as u64));
         let span = frame_len(len as u64);
         let offset = self.tail & self.mask;
-        let to_end = self.capacity() - offset;
+        let to_end = self.shared.capacity() - offset;
         if span > to_end {
             if !self.has_room(to_end)? {
                 return Ok(None);
@@ -306,16 +302,17 @@ impl Reader {
         Ok(reader)
     }
 
-    pub(crate) fn capacity(&self) -> u64 {
-        self.mask + 1
-    }
-
     /// Re-loads the writer's tail and validates it against our head.
     #[inline(never)]
     fn refresh_tail(&mut self) -> Result<(), Corruption> {
         // SYNC: frame published (see `Writer::publish`).
         let tail_untrusted = self.shared.producer().tail.load(Ordering::Acquire);
-        let tail = check_tail(tail_untrusted, self.head, self.cached_tail, self.capacity())?;
+        let tail = check_tail(
+            tail_untrusted,
+            self.head,
+            self.cached_tail,
+            self.shared.capacity(),
+        )?;
         self.cached_tail = tail;
         Ok(())
     }
@@ -336,7 +333,7 @@ impl Reader {
             }
             let offset = self.head & self.mask;
             let available = self.cached_tail.wrapping_sub(self.head);
-            let to_end = self.capacity() - offset;
+            let to_end = self.shared.capacity() - offset;
             let word = load_header(&self.shared, offset);
             match Word::decode(word, 1) {
                 Some(Word::Pad { len }) => {
@@ -396,7 +393,7 @@ impl Reader {
     /// on every release). The head is always stored when the ring is found empty and by
     /// [`flush_releases`](Reader::flush_releases).
     pub(crate) fn set_release_batch(&mut self, bytes: u64) {
-        self.release_batch = bytes.min(self.capacity() / 2);
+        self.release_batch = bytes.min(self.shared.capacity() / 2);
         self.flush_releases();
     }
 
