@@ -15,11 +15,23 @@
 use crate::CodecError;
 
 /// Encodes `T` into a frame and decodes it back.
+///
+/// Typed senders encode in one pass where they can: into room reserved by a guess (twice the
+/// last message's length), committing the length actually written; only a value that does
+/// not fit the guess is sized with [`encoded_len`](Codec::encoded_len) and encoded again.
+/// A codec that knows the length without encoding ([`exact_len`](Codec::exact_len), plain
+/// data) is always reserved at that length.
 pub trait Codec<T> {
     /// Exact number of bytes [`encode`](Codec::encode) will write for `value`.
     fn encoded_len(value: &T) -> Result<usize, CodecError>;
 
-    /// Writes `value` into `out`, which holds exactly `encoded_len(value)` bytes.
+    /// The encoded length, if it is known without encoding (`None`: encode to find out).
+    fn exact_len(_value: &T) -> Option<usize> {
+        None
+    }
+
+    /// Writes `value` into `out`. A value that does not fit fails (and
+    /// [`FrameWriter::overflowed`] says so); nothing is delivered then.
     fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError>;
 
     /// Reads a `T` from a frame.
@@ -32,6 +44,8 @@ pub struct FrameWriter<'a> {
     ptr: *mut u8,
     len: usize,
     pos: usize,
+    /// A write did not fit.
+    overflowed: bool,
     _grant: std::marker::PhantomData<&'a mut [u8]>,
 }
 
@@ -44,17 +58,23 @@ impl FrameWriter<'_> {
             ptr,
             len,
             pos: 0,
+            overflowed: false,
             _grant: std::marker::PhantomData,
         }
     }
 
     /// Appends `bytes`; fails if they do not fit.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
-        let end = self
+        let Some(end) = self
             .pos
             .checked_add(bytes.len())
             .filter(|end| *end <= self.len)
-            .ok_or_else(|| CodecError::Encode("encoder wrote more than it announced".into()))?;
+        else {
+            self.overflowed = true;
+            return Err(CodecError::Encode(
+                "the value does not fit the frame".into(),
+            ));
+        };
         // SAFETY: `pos .. end` lies inside the `len` bytes the constructor's caller made
         // valid for writes; `bytes` is private memory.
         unsafe {
@@ -67,6 +87,11 @@ impl FrameWriter<'_> {
     /// Bytes written so far.
     pub fn written(&self) -> usize {
         self.pos
+    }
+
+    /// Whether a write did not fit: the value is larger than the frame.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 }
 
@@ -150,6 +175,10 @@ impl<T: bytemuck::Pod> Codec<T> for Plain {
         Ok(std::mem::size_of::<T>())
     }
 
+    fn exact_len(_: &T) -> Option<usize> {
+        Some(std::mem::size_of::<T>())
+    }
+
     fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
         out.write(bytemuck::bytes_of(value))
     }
@@ -221,11 +250,20 @@ mod bincode_codec {
         }
     }
 
-    impl Reader for FrameReader<'_> {
+    /// The private copy of a frame, read from the front.
+    struct Private<'a>(&'a [u8]);
+
+    impl Reader for Private<'_> {
+        #[inline]
         fn read(&mut self, bytes: &mut [u8]) -> Result<(), DecodeError> {
-            FrameReader::read(self, bytes).map_err(|_| DecodeError::UnexpectedEnd {
-                additional: bytes.len(),
-            })
+            let Some((head, rest)) = self.0.split_at_checked(bytes.len()) else {
+                return Err(DecodeError::UnexpectedEnd {
+                    additional: bytes.len() - self.0.len(),
+                });
+            };
+            bytes.copy_from_slice(head);
+            self.0 = rest;
+            Ok(())
         }
     }
 
@@ -242,15 +280,18 @@ mod bincode_codec {
                 .map_err(|e| CodecError::Encode(e.to_string()))
         }
 
+        /// Decodes from one private copy of the frame (a single bounds-checked copy out of
+        /// shared memory, then bincode's slice reader), never from shared memory directly.
         fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
+            let mut reader = Private(input.rest_copied());
             let budget = DepthBudget::new(MAX_DECODE_DEPTH);
-            let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut *input, config());
+            let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut reader, config());
             let value = T::deserialize(DepthLimited::new(decoder.as_deserializer(), &budget))
                 .map_err(|e| budget.decode_error(e))?;
-            if input.remaining() != 0 {
+            let left = reader.0.len();
+            if left != 0 {
                 return Err(CodecError::Decode(format!(
-                    "{} bytes left after the value",
-                    input.remaining()
+                    "{left} bytes left after the value"
                 )));
             }
             Ok(value)

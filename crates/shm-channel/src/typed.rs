@@ -77,8 +77,15 @@ pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, Chann
 /// The sending end of a typed channel of flavor `F`.
 pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
     inner: crate::Sender<F>,
+    /// Length of the last value encoded: the next guess reserves twice as much.
+    last_len: usize,
+    /// Whether the last encoding failed for want of room in its frame.
+    overflowed: bool,
     _types: PhantomData<fn(T, C)>,
 }
+
+/// The smallest one-pass guess: room for most small structs, and one cache line.
+const MIN_GUESS: usize = 64;
 
 /// Why a typed send failed, before the value is put back.
 enum TypedFailure {
@@ -91,6 +98,8 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     pub fn from_bytes(inner: crate::Sender<F>) -> Self {
         Sender {
             inner,
+            last_len: 0,
+            overflowed: false,
             _types: PhantomData,
         }
     }
@@ -148,29 +157,69 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         self.inner.flush();
     }
 
-    /// Sizes `value`, encodes it straight into a frame of exactly that size, and commits
-    /// the frame; nothing is delivered if encoding fails or writes another length.
+    /// Encodes `value` straight into the ring and commits it; nothing is delivered if
+    /// encoding fails.
+    ///
+    /// One pass where it can: unless the codec knows the exact length, the value is encoded
+    /// into a frame reserved by a guess — twice the last value's length, at least
+    /// [`MIN_GUESS`], at most a quarter of the ring — taken only if the ring has that room
+    /// now, and the length written is committed. A value that does not fit the guess, or a
+    /// ring without that room, takes the sized path: `encoded_len`, then an exact frame,
+    /// waiting until `deadline` as any send does.
     fn encode_and_commit(
         &mut self,
         value: &T,
         deadline: Deadline,
         publish: Publish,
     ) -> Result<(), TypedFailure> {
-        let len = C::encoded_len(value).map_err(TypedFailure::Encode)?;
+        let exact = C::exact_len(value);
+        if exact.is_none() {
+            let room = self.inner.max_message_len().min(self.inner.capacity() / 4);
+            let guess = self.last_len.saturating_mul(2).max(MIN_GUESS).min(room);
+            if self.last_len <= room {
+                match self.encode_into_frame(value, guess, Deadline::Now, publish) {
+                    Ok(written) => {
+                        self.last_len = written;
+                        return Ok(());
+                    }
+                    Err(TypedFailure::Channel(SendFailure::NotNow)) => {}
+                    Err(TypedFailure::Encode(_)) if self.overflowed => {}
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        let len = match exact {
+            Some(len) => len,
+            None => C::encoded_len(value).map_err(TypedFailure::Encode)?,
+        };
+        self.last_len = len;
+        // A codec that writes fewer bytes than it announced wrote a whole value all the
+        // same: what it wrote is committed.
+        self.encode_into_frame(value, len, deadline, publish)
+            .map(drop)
+    }
+
+    /// Encodes `value` into a frame of `len` bytes (committing what was written); records
+    /// in `self.overflowed` whether it failed for want of room.
+    fn encode_into_frame(
+        &mut self,
+        value: &T,
+        len: usize,
+        deadline: Deadline,
+        publish: Publish,
+    ) -> Result<usize, TypedFailure> {
+        let mut overflowed = false;
         let sent = self.inner.send_with(len, deadline, publish, |ptr| {
             // SAFETY: `send_with` hands a pointer valid for writes of `len` bytes until it
             // commits, which is after this closure returns.
             let mut out = unsafe { FrameWriter::new(ptr, len) };
-            C::encode(value, &mut out)?;
-            match out.written() {
-                written if written == len => Ok(()),
-                written => Err(CodecError::Encode(format!(
-                    "encoder announced {len} bytes, wrote {written}"
-                ))),
-            }
+            let encoded = C::encode(value, &mut out);
+            overflowed = out.overflowed();
+            encoded.map(|()| out.written())
         });
+        self.overflowed = overflowed;
         match sent {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(written)) => Ok(written),
             Ok(Err(e)) => Err(TypedFailure::Encode(e)),
             Err(failure) => Err(TypedFailure::Channel(failure)),
         }

@@ -177,21 +177,22 @@ impl<F: Flavor> Sender<F> {
     }
 
     /// Reserves a frame of `len` bytes (waiting until `deadline`), lets `write` fill it
-    /// through a pointer valid for `len` bytes, and commits it (published as `publish`
-    /// says) if `write` succeeds, or abandons it (nothing delivered) if `write` fails. The
-    /// outer error is the channel's; the inner one is `write`'s.
+    /// through a pointer valid for `len` bytes, and commits the bytes `write` says it wrote
+    /// (published as `publish` says), or abandons the frame (nothing delivered) if `write`
+    /// fails. The outer error is the channel's; the inner one is `write`'s.
     pub(crate) fn send_with<E>(
         &mut self,
         len: usize,
         deadline: Deadline,
         publish: Publish,
-        write: impl FnOnce(*mut u8) -> Result<(), E>,
-    ) -> Result<Result<(), E>, SendFailure> {
+        write: impl FnOnce(*mut u8) -> Result<usize, E>,
+    ) -> Result<Result<usize, E>, SendFailure> {
         let slot = self.reserve_slot(len, deadline)?;
         match write(self.ring.payload_ptr(&slot)) {
-            Ok(()) => {
-                self.commit_slot(slot, len, publish);
-                Ok(Ok(()))
+            Ok(written) => {
+                let written = written.min(len);
+                self.commit_slot(slot, written, publish);
+                Ok(Ok(written))
             }
             Err(e) => {
                 self.ring.abandon(slot);
