@@ -3,6 +3,18 @@
 //! The fastest flavor: each side caches the other's index and touches the shared one only
 //! when its cache says full or empty; head and tail live on separate 128-byte lines.
 //!
+//! # Sizing the ring
+//!
+//! A frame is contiguous in the ring (one that would cross the end is preceded by a pad),
+//! and the receiver frees a frame only when it is done copying it. So the sender can write
+//! message *n + 1* while the receiver copies message *n* only if both fit at once: with
+//! messages near half the capacity, or larger, the two copies take turns instead of
+//! overlapping, and a pad can waste up to one message's worth at the ring end. Give the ring
+//! **at least four times the largest message** for streaming (what `shm-bench` does); for
+//! large messages where even one copy is too many, write them in place with
+//! [`Sender::reserve`](crate::Sender::reserve) and read them with
+//! [`Receiver::read`](crate::Receiver::read).
+//!
 //! # Examples
 //!
 //! ```
