@@ -39,20 +39,22 @@ fn send(writer: &mut Writer, msg: &[u8]) {
     }
 }
 
+/// The next message if one is published: copied out, then released.
+fn try_recv(reader: &mut Reader) -> Option<Vec<u8>> {
+    let frame = reader.try_peek().unwrap()?;
+    let mut out = vec![0u8; frame.len];
+    // SAFETY: the frame's payload is valid for `frame.len` bytes until release.
+    unsafe {
+        std::ptr::copy_nonoverlapping(reader.payload_ptr(&frame), out.as_mut_ptr(), frame.len)
+    };
+    reader.release(frame);
+    Some(out)
+}
+
 /// Receives one message, yielding while the ring is empty.
 fn recv(reader: &mut Reader) -> Vec<u8> {
     loop {
-        if let Some(frame) = reader.try_peek().unwrap() {
-            let mut out = vec![0u8; frame.len];
-            // SAFETY: the frame's payload is valid for `frame.len` bytes until release.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    reader.payload_ptr(&frame),
-                    out.as_mut_ptr(),
-                    frame.len,
-                )
-            };
-            reader.release(frame);
+        if let Some(out) = try_recv(reader) {
             return out;
         }
         thread::yield_now();
@@ -119,17 +121,7 @@ fn loom_uncommitted_frame_is_never_seen() {
         });
         let mut seen = Vec::new();
         for _ in 0..3 {
-            if let Some(frame) = reader.try_peek().unwrap() {
-                let mut out = vec![0u8; frame.len];
-                // SAFETY: valid for `frame.len` bytes until release.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        reader.payload_ptr(&frame),
-                        out.as_mut_ptr(),
-                        frame.len,
-                    )
-                };
-                reader.release(frame);
+            if let Some(out) = try_recv(&mut reader) {
                 seen.push(out);
             }
             thread::yield_now();
