@@ -1,0 +1,344 @@
+//! Fault injection into an SPSC channel across real processes: a producer killed
+//! (SIGKILL) before, during and after a write or inside a batch; a consumer killed while
+//! the producer is blocked or while it holds a read grant; either side stopped (SIGSTOP)
+//! and continued. Each time the survivor never receives a partial, corrupt or reordered
+//! message, gets every message committed before the fault, sees `PeerDied` in its blocked
+//! call, and a new process attaching in place of the dead one makes the channel work again.
+//! (Kills at random points of a stream: `faults_spsc_random.rs`.)
+//!
+//! Nothing here asserts a timing: every wait has a generous deadline ([`PATIENCE`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use shm_channel::spsc::{self, Receiver};
+use shm_channel::{RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use shm_testkit::message::{message, verify};
+use shm_testkit::{fork_child, fork_lock, hang, kill_and_reap, ControlPage};
+
+mod support;
+use support::faults::{
+    drain_until_peer_died, fork_owner, recover_sender, wait_stage, COUNT, PATIENCE, STAGE,
+};
+
+/// How a producer child is stopped for the kill.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    /// After `n` complete messages, before starting the next write.
+    BeforeWrite,
+    /// Half-way through writing the payload of a reserved grant.
+    MidPayload,
+    /// With the whole payload written, before committing the grant.
+    BeforeCommit,
+}
+
+/// A producer is killed at `moment` after 5 committed messages; the receiver gets exactly
+/// those 5, then `PeerDied`; a new sender attaches and the channel works again.
+fn producer_killed_at(moment: Moment) {
+    const MAX: usize = 1000;
+    const COMMITTED: u64 = 5;
+    let control = ControlPage::new();
+    let (tx, mut rx) = spsc::channel(1 << 14).unwrap();
+    let lock = fork_lock();
+    let child = fork_owner(&lock, tx, |mut tx| {
+        let mut buf = Vec::new();
+        for seq in 0..COMMITTED {
+            message(seq, MAX, &mut buf);
+            tx.send(&buf).unwrap();
+        }
+        message(COMMITTED, MAX, &mut buf);
+        let mut grant = tx.reserve(buf.len()).unwrap();
+        match moment {
+            Moment::BeforeWrite => {}
+            Moment::MidPayload => grant.write_at(0, &buf[..buf.len() / 2]).unwrap(),
+            Moment::BeforeCommit => grant.write_at(0, &buf).unwrap(),
+        }
+        control.set(STAGE, 1);
+        hang()
+    });
+    wait_stage(&control, STAGE, 1);
+    let killed = Instant::now();
+    kill_and_reap(child);
+    let (next, _) = drain_until_peer_died(&mut rx, 0, MAX);
+    assert_eq!(next, COMMITTED, "{moment:?}: committed messages lost");
+    eprintln!("{moment:?}: PeerDied {:?} after SIGKILL", killed.elapsed());
+    // Still dead, still nothing partial.
+    assert_eq!(rx.try_recv(), Err(TryRecvError::PeerDied));
+    // The uncommitted frame is overwritten by the new sender: resume at the same number.
+    recover_sender(&lock, &mut rx, COMMITTED, 50, MAX);
+}
+
+#[test]
+fn producer_killed_before_a_write() {
+    producer_killed_at(Moment::BeforeWrite);
+}
+
+#[test]
+fn producer_killed_mid_payload() {
+    producer_killed_at(Moment::MidPayload);
+}
+
+#[test]
+fn producer_killed_between_write_and_commit() {
+    producer_killed_at(Moment::BeforeCommit);
+}
+
+#[test]
+fn producer_killed_inside_a_batch_loses_only_the_unpublished_batch() {
+    const MAX: usize = 100;
+    let control = ControlPage::new();
+    let (tx, mut rx) = spsc::channel(1 << 14).unwrap();
+    let lock = fork_lock();
+    let child = fork_owner(&lock, tx, |mut tx| {
+        let mut buf = Vec::new();
+        for seq in 0..3 {
+            message(seq, MAX, &mut buf);
+            tx.send(&buf).unwrap();
+        }
+        let mut batch = tx.batch();
+        for seq in 3..6 {
+            message(seq, MAX, &mut buf);
+            batch.send(&buf).unwrap();
+        }
+        control.set(STAGE, 1);
+        hang()
+    });
+    wait_stage(&control, STAGE, 1);
+    kill_and_reap(child);
+    // Committed into a batch is not published: the batch dies with its process.
+    let (next, _) = drain_until_peer_died(&mut rx, 0, MAX);
+    assert_eq!(next, 3);
+    recover_sender(&lock, &mut rx, 3, 20, MAX);
+}
+
+#[test]
+fn consumer_killed_while_the_producer_is_blocked_in_send() {
+    const MAX: usize = 200;
+    let control = ControlPage::new();
+    let (mut tx, rx) = spsc::channel(1 << 12).unwrap();
+    let lock = fork_lock();
+    let child = fork_owner(&lock, rx, |mut rx| {
+        for seq in 0..10 {
+            let msg = rx.recv().unwrap();
+            if verify(&msg, MAX) != Ok(seq) {
+                return 1;
+            }
+        }
+        control.set(STAGE, 1);
+        hang()
+    });
+    let mut buf = Vec::new();
+    let mut seq = 0;
+    let died = loop {
+        message(seq, MAX, &mut buf);
+        match tx.send_timeout(&buf, Duration::from_millis(100)) {
+            Ok(()) => seq += 1,
+            Err(SendTimeoutError::Timeout(())) => {
+                // Full and blocked: the consumer has stopped reading. Kill it while we
+                // block in a long send.
+                wait_stage(&control, STAGE, 1);
+                let pid = Pid::from_raw(child.pid());
+                let killer = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    kill(pid, Signal::SIGKILL).unwrap();
+                    Instant::now()
+                });
+                let result = tx.send_timeout(&buf, PATIENCE);
+                let seen = Instant::now();
+                let killed = killer.join().unwrap();
+                eprintln!(
+                    "blocked sender saw the consumer's death {:?} after SIGKILL",
+                    seen.saturating_duration_since(killed)
+                );
+                break result;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        matches!(died, Err(SendTimeoutError::PeerDied(()))),
+        "{died:?}"
+    );
+    assert_eq!(child.wait(), 128 + libc::SIGKILL);
+    // Recovery: a new consumer continues after the 10 messages the dead one released.
+    let memory = Arc::clone(tx.memory());
+    let total = seq + 100;
+    control.set(STAGE, 0);
+    let child = fork_child(&lock, || {
+        let Ok(mut rx) = Receiver::attach(memory) else {
+            return 2;
+        };
+        control.set(STAGE, 1);
+        for expected in 10..total {
+            match rx.recv().map(|m| verify(&m, MAX)) {
+                Ok(Ok(got)) if got == expected => {}
+                _ => return 3,
+            }
+        }
+        match rx.recv() {
+            Err(RecvError::Disconnected) => 0,
+            _ => 4,
+        }
+    });
+    wait_stage(&control, STAGE, 1);
+    while seq < total {
+        message(seq, MAX, &mut buf);
+        tx.send_timeout(&buf, PATIENCE).unwrap();
+        seq += 1;
+    }
+    drop(tx);
+    assert_eq!(child.wait(), 0);
+}
+
+#[test]
+fn consumer_killed_holding_a_read_grant_gets_the_message_redelivered() {
+    const MAX: usize = 64;
+    let control = ControlPage::new();
+    let (mut tx, rx) = spsc::channel(1 << 12).unwrap();
+    let lock = fork_lock();
+    let child = fork_owner(&lock, rx, |mut rx| {
+        for _ in 0..3 {
+            rx.recv().unwrap();
+        }
+        let grant = rx.read().unwrap(); // message 3, never released
+        control.set(STAGE, 1 + grant.len() as u64);
+        hang()
+    });
+    let mut buf = Vec::new();
+    for seq in 0..6 {
+        message(seq, MAX, &mut buf);
+        tx.send(&buf).unwrap();
+    }
+    wait_stage(&control, STAGE, 1);
+    kill_and_reap(child);
+    let memory = Arc::clone(tx.memory());
+    let child = fork_child(&lock, || {
+        let Ok(mut rx) = Receiver::attach(memory) else {
+            return 2;
+        };
+        // At least once: the message the dead consumer held is delivered again.
+        for expected in 3..6 {
+            match rx.recv().map(|m| verify(&m, MAX)) {
+                Ok(Ok(got)) if got == expected => {}
+                _ => return 3,
+            }
+        }
+        0
+    });
+    assert_eq!(child.wait(), 0);
+    drop(tx);
+}
+
+/// Waits until `pid` has stopped (SIGSTOP delivered).
+fn wait_stopped(pid: i32) {
+    let status = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WUNTRACED)).unwrap();
+    assert!(matches!(status, WaitStatus::Stopped(..)), "{status:?}");
+}
+
+#[test]
+fn producer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
+    const MAX: usize = 100;
+    let control = ControlPage::new();
+    let (tx, mut rx) = spsc::channel(1 << 12).unwrap();
+    let lock = fork_lock();
+    let child = fork_owner(&lock, tx, |mut tx| {
+        let mut buf = Vec::new();
+        for seq in 0..2000 {
+            message(seq, MAX, &mut buf);
+            if tx.send(&buf).is_err() {
+                return 1;
+            }
+            control.set(COUNT, seq + 1);
+            if seq % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        0
+    });
+    let mut next = 0;
+    for _ in 0..100 {
+        let msg = rx.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(verify(&msg, MAX).unwrap(), next);
+        next += 1;
+    }
+    kill(Pid::from_raw(child.pid()), Signal::SIGSTOP).unwrap();
+    wait_stopped(child.pid());
+    // Drain what it published before stopping; then a stopped peer is a slow peer.
+    let timeouts = loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(msg) => {
+                assert_eq!(verify(&msg, MAX).unwrap(), next);
+                next += 1;
+            }
+            Err(RecvTimeoutError::Timeout) => break 1,
+            Err(other) => panic!("a stopped producer gave {other:?}"),
+        }
+    };
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    eprintln!(
+        "stopped at message {next} ({} committed), {timeouts} timeout",
+        control.get(COUNT)
+    );
+    kill(Pid::from_raw(child.pid()), Signal::SIGCONT).unwrap();
+    while next < 2000 {
+        let msg = rx.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(verify(&msg, MAX).unwrap(), next);
+        next += 1;
+    }
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    assert_eq!(child.wait(), 0);
+}
+
+#[test]
+fn consumer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
+    const MAX: usize = 100;
+    const TOTAL: u64 = 3000;
+    let (mut tx, rx) = spsc::channel(1 << 11).unwrap();
+    let lock = fork_lock();
+    let child = fork_owner(&lock, rx, |mut rx| {
+        for expected in 0..TOTAL {
+            match rx.recv().map(|m| verify(&m, MAX)) {
+                Ok(Ok(got)) if got == expected => {}
+                _ => return 1,
+            }
+        }
+        match rx.recv() {
+            Err(RecvError::Disconnected) => 0,
+            _ => 2,
+        }
+    });
+    let mut buf = Vec::new();
+    let mut seq = 0;
+    while seq < 20 {
+        message(seq, MAX, &mut buf);
+        tx.send_timeout(&buf, PATIENCE).unwrap();
+        seq += 1;
+    }
+    kill(Pid::from_raw(child.pid()), Signal::SIGSTOP).unwrap();
+    wait_stopped(child.pid());
+    // Fill the ring; then the stopped consumer makes sends time out, never PeerDied.
+    let mut timeouts = 0;
+    while timeouts < 3 {
+        message(seq, MAX, &mut buf);
+        match tx.send_timeout(&buf, Duration::from_millis(50)) {
+            Ok(()) => seq += 1,
+            Err(SendTimeoutError::Timeout(())) => timeouts += 1,
+            Err(other) => panic!("a stopped consumer gave {other:?}"),
+        }
+    }
+    assert!(matches!(tx.try_send(&buf), Err(TrySendError::Full(()))));
+    kill(Pid::from_raw(child.pid()), Signal::SIGCONT).unwrap();
+    while seq < TOTAL {
+        message(seq, MAX, &mut buf);
+        tx.send_timeout(&buf, PATIENCE).unwrap();
+        seq += 1;
+    }
+    drop(tx);
+    assert_eq!(child.wait(), 0);
+}

@@ -1,0 +1,198 @@
+//! The kit's offsets (`shm_testkit::layout`, plain numbers: the kit cannot depend on this
+//! crate) against live channels of every flavor: each named word moves when the channel
+//! does what writes it. If a layout changes and the kit does not, this fails, instead of
+//! the hostile tests and fuzz targets silently poking the wrong words.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shm_channel::{broadcast, mpsc, spsc};
+use shm_core::liveness::ProcessIdentity;
+use shm_core::{HeapRegion, SharedMemory};
+use shm_testkit::layout::{self, event, frame, header};
+use shm_testkit::Words;
+
+mod support;
+use support::Mem;
+
+fn me() -> u64 {
+    ProcessIdentity::current().unwrap().to_raw()
+}
+
+fn heap(len: usize) -> Arc<dyn SharedMemory> {
+    Arc::new(HeapRegion::new(len).unwrap())
+}
+
+/// Waits (bounded) until the u32 at `offset` is `value`.
+fn eventually(mem: Mem, offset: usize, value: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mem.load(layout::Word::u32("waiters", offset)) != value {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+fn check_header(mem: Mem, magic: &[u8; 8], capacity: usize, len: usize) {
+    assert_eq!(mem.load(header::WORDS[0]), u64::from_le_bytes(*magic));
+    assert_eq!(mem.load(header::WORDS[1]), 1, "version");
+    assert_eq!(mem.load_u64(header::CAPACITY), capacity as u64);
+    assert_eq!(mem.load_u64(header::REGION_LEN), len as u64);
+    assert_ne!(mem.load_u64(header::HASH), 0);
+}
+
+#[test]
+fn spsc_offsets_match_the_channel() {
+    use layout::spsc::*;
+    const CAP: usize = 256;
+    assert_eq!(spsc::region_len_for(CAP), Some(region_len(CAP)));
+    let memory = heap(region_len(CAP));
+    let mem = Mem(&*memory);
+    let (mut tx, mut rx) = spsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
+    check_header(mem, b"SHMSPSC1", CAP, region_len(CAP));
+    assert_eq!(mem.load_u64(SENDER_OWNER), me());
+    assert_eq!(mem.load_u64(RECEIVER_OWNER), me());
+    tx.send(b"hello").unwrap();
+    assert_eq!(mem.load_u64(TAIL), frame::frame_len(5));
+    assert_eq!(mem.load_u64(DATA), frame::data(5, 0));
+    assert_eq!(mem.load_u64(HEAD), 0);
+    std::thread::scope(|s| {
+        let rx = &mut rx;
+        let waiter = s.spawn(move || {
+            let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let second = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            (first, second)
+        });
+        // The receiver takes "hello", then sleeps on the data event.
+        assert!(eventually(mem, DATA_EVENT + event::WAITERS, 1));
+        tx.send(b"again").unwrap();
+        let (first, second) = waiter.join().unwrap();
+        assert_eq!((&first[..], &second[..]), (&b"hello"[..], &b"again"[..]));
+    });
+    assert_eq!(mem.load_u64(HEAD), 2 * frame::frame_len(5));
+    assert_ne!(mem.load(WORDS[6]), 0, "the data event's seq moved");
+    while tx.try_send(&[0; 24]).is_ok() {}
+    std::thread::scope(|s| {
+        let tx = &mut tx;
+        let waiter = s.spawn(move || {
+            tx.send_timeout(&[1; 24], Duration::from_secs(10))
+                .map(|_| ())
+        });
+        assert!(eventually(mem, SPACE_EVENT + event::WAITERS, 1));
+        rx.recv().unwrap();
+        waiter.join().unwrap().unwrap();
+    });
+    drop(tx);
+    assert_eq!(mem.load(WORDS[4]), 1, "sender closed");
+    assert_eq!(mem.load_u64(SENDER_OWNER), 0);
+    drop(rx);
+    assert_eq!(mem.load(WORDS[5]), 1, "receiver closed");
+    assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);
+    assert_eq!(
+        WORDS.iter().map(|w| w.offset).collect::<Vec<_>>(),
+        [128, 256, 384, 392, 400, 404, 512, 516, 520, 524]
+    );
+}
+
+#[test]
+fn mpsc_offsets_match_the_channel() {
+    use layout::mpsc::*;
+    const CAP: usize = 256;
+    assert_eq!(mpsc::region_len_for(CAP), Some(region_len(CAP)));
+    assert_eq!(mpsc::MAX_SENDERS, MAX_SENDERS);
+    let memory = heap(region_len(CAP));
+    let mem = Mem(&*memory);
+    let (mut tx, mut rx) = mpsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
+    check_header(mem, b"SHMMPSC1", CAP, region_len(CAP));
+    assert_eq!(mem.load_u64(RECEIVER_OWNER), me());
+    assert_eq!(mem.load(WORDS[3]), 1, "sender count");
+    let tx2 = tx.try_clone().unwrap();
+    assert_eq!(mem.load(WORDS[3]), 2, "sender count");
+    assert_ne!(tx2.slot(), tx.slot());
+    assert_eq!(mem.load(slot_words(tx2.slot())[0]), me());
+    drop(tx2);
+    assert_eq!(mem.load(WORDS[3]), 1, "sender count");
+    let [owner, start0, end0] = slot_words(tx.slot());
+    assert_eq!(mem.load(owner), me());
+    tx.send(b"hello").unwrap();
+    assert_eq!(mem.load_u64(TAIL), frame::frame_len(5));
+    assert_eq!(
+        (mem.load(start0), mem.load(end0)),
+        (0, frame::frame_len(5)),
+        "the claim intent"
+    );
+    assert_eq!(mem.load_u64(DATA), frame::data(5, tx.slot() as u64));
+    assert_eq!(rx.recv().unwrap(), b"hello");
+    assert_eq!(mem.load_u64(HEAD), frame::frame_len(5));
+    assert_eq!(mem.load_u64(DATA), 0, "released bytes are zeroed");
+    std::thread::scope(|s| {
+        let rx = &mut rx;
+        let waiter = s.spawn(move || rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
+        assert!(eventually(mem, DATA_EVENT + event::WAITERS, 1));
+        tx.send(b"wake").unwrap();
+        waiter.join().unwrap().unwrap();
+    });
+    // A sender blocked on a full ring sleeps on the space event.
+    while tx.try_send(&[0; 24]).is_ok() {}
+    std::thread::scope(|s| {
+        let tx = &mut tx;
+        let waiter = s.spawn(move || {
+            tx.send_timeout(&[1; 24], Duration::from_secs(10))
+                .map(|_| ())
+        });
+        assert!(eventually(mem, SPACE_EVENT + event::WAITERS, 1));
+        rx.recv().unwrap();
+        waiter.join().unwrap().unwrap();
+    });
+    drop(rx);
+    assert_eq!(mem.load(WORDS[4]), 1, "receiver closed");
+    assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);
+    assert_eq!(DATA, 8832);
+}
+
+#[test]
+fn broadcast_offsets_match_the_channel() {
+    use layout::broadcast::*;
+    const CAP: usize = 256;
+    assert_eq!(broadcast::region_len_for(CAP), Some(region_len(CAP)));
+    assert_eq!(broadcast::MAX_READERS, MAX_READERS);
+    let memory = heap(region_len(CAP));
+    let mem = Mem(&*memory);
+    let (mut tx, mut rx) = broadcast::Builder::new(CAP)
+        .policy(broadcast::Policy::Overwrite)
+        .create_in(memory.clone())
+        .unwrap();
+    check_header(mem, b"SHMBCST1", CAP, region_len(CAP));
+    assert_eq!(mem.load_u64(SENDER_OWNER), me());
+    assert_eq!(mem.load(WORDS[4]), 1, "policy: overwrite");
+    let [owner, cursor] = reader_words(0);
+    assert_eq!(mem.load(owner), me());
+    tx.send(b"hello").unwrap();
+    assert_eq!(mem.load_u64(TAIL), 32);
+    assert_eq!(mem.load_u64(DATA), 1, "stamp: sequence number + 1");
+    assert_eq!(mem.load_u64(DATA + 8), frame::data(5, 0));
+    assert_eq!(rx.recv().unwrap(), b"hello");
+    assert_eq!(mem.load(cursor), 32);
+    let rx2 = tx.subscribe().unwrap();
+    assert_eq!(mem.load(reader_words(1)[0]), me());
+    drop(rx2);
+    assert_eq!(mem.load(reader_words(1)[0]), 0);
+    std::thread::scope(|s| {
+        let rx = &mut rx;
+        let waiter = s.spawn(move || rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
+        assert!(eventually(mem, DATA_EVENT + event::WAITERS, 1));
+        tx.send(b"wake").unwrap();
+        waiter.join().unwrap().unwrap();
+    });
+    assert_eq!(mem.load_u64(OLDEST), 0);
+    for i in 0..20u8 {
+        tx.send(&[i; 8]).unwrap();
+    }
+    assert!(mem.load_u64(OLDEST) > 0, "overwriting raised oldest");
+    drop(tx);
+    assert_eq!(mem.load(WORDS[3]), 1, "sender closed");
+    assert_eq!(mem.load_u64(SENDER_OWNER), 0);
+    assert_eq!((SPACE_EVENT, DATA), (392, 2560));
+}

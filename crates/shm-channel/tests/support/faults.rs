@@ -1,0 +1,137 @@
+//! Fault-test helpers that need the channel's types: handing an endpoint to a forked
+//! child, draining and recovering an SPSC channel after a producer's death.
+
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use shm_channel::{spsc, Flavor, Receiver, RecvTimeoutError, Sender};
+use shm_core::liveness::ProcessIdentity;
+use shm_testkit::message::{message, verify};
+use shm_testkit::{fork_child, ControlPage, TestChild};
+
+/// An endpoint that a child can adopt.
+pub trait Endpoint {
+    /// In the owner: hands the endpoint over to `to`.
+    fn hand_over_to(&self, to: ProcessIdentity);
+    /// In the child: adopts it.
+    fn adopt_here(&self);
+}
+
+impl<F: Flavor> Endpoint for Sender<F> {
+    fn hand_over_to(&self, to: ProcessIdentity) {
+        self.hand_over(to).unwrap();
+    }
+    fn adopt_here(&self) {
+        self.adopt().unwrap();
+    }
+}
+
+impl<F: Flavor> Endpoint for Receiver<F> {
+    fn hand_over_to(&self, to: ProcessIdentity) {
+        self.hand_over(to).unwrap();
+    }
+    fn adopt_here(&self) {
+        self.adopt().unwrap();
+    }
+}
+
+/// Forks a child that adopts `endpoint` and runs `f` with it; the parent hands the endpoint
+/// over and drops its copy (which, no longer owned here, closes nothing).
+pub fn fork_owner<E: Endpoint>(
+    lock: &MutexGuard<'static, ()>,
+    endpoint: E,
+    f: impl FnOnce(E) -> i32,
+) -> TestChild {
+    let mut slot = Some(endpoint);
+    let child = fork_child(lock, || {
+        let endpoint = slot.take().unwrap();
+        endpoint.adopt_here();
+        f(endpoint)
+    });
+    let endpoint = slot.take().unwrap();
+    endpoint.hand_over_to(ProcessIdentity::of_pid(child.pid()).unwrap());
+    drop(endpoint);
+    child
+}
+
+/// Generous bound on every wait, so a bug fails the test instead of hanging it.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Words of the control page shared with children.
+pub const STAGE: usize = 0;
+/// A count the child publishes (messages committed, or the next sequence it expects).
+pub const COUNT: usize = 8;
+/// Checks failed in children that could not report through their exit code (killed).
+pub const ERRORS: usize = 16;
+/// Messages a consumer child received (for the totals).
+pub const RECEIVED: usize = 24;
+
+/// Waits until the word at `offset` of `control` is at least `value`; panics after
+/// [`PATIENCE`].
+pub fn wait_stage(control: &ControlPage, offset: usize, value: u64) {
+    assert!(
+        control.wait_for(offset, value, PATIENCE),
+        "child never reached {value}"
+    );
+}
+
+/// Receives until the sender is found dead: every message must be intact and in sequence
+/// from `next`. Returns the next expected sequence number and how long `PeerDied` took to
+/// come once the ring ran dry.
+pub fn drain_until_peer_died(
+    rx: &mut spsc::Receiver,
+    mut next: u64,
+    max_len: usize,
+) -> (u64, Duration) {
+    loop {
+        let waited = Instant::now();
+        match rx.recv_timeout(PATIENCE) {
+            Ok(msg) => {
+                let seq = verify(&msg, max_len).unwrap();
+                assert_eq!(seq, next, "lost, duplicated or reordered");
+                next += 1;
+            }
+            Err(RecvTimeoutError::PeerDied) => return (next, waited.elapsed()),
+            Err(other) => panic!("expected PeerDied after message {next}, got {other:?}"),
+        }
+    }
+}
+
+/// A new process attaches as sender in place of the dead one, sends `count` messages from
+/// `first`, and closes cleanly; the parent receives them all, then `Disconnected`.
+pub fn recover_sender(
+    lock: &std::sync::MutexGuard<'static, ()>,
+    rx: &mut spsc::Receiver,
+    first: u64,
+    count: u64,
+    max_len: usize,
+) {
+    let memory = Arc::clone(rx.memory());
+    let control = ControlPage::new();
+    let child = fork_child(lock, || {
+        let Ok(mut tx) = spsc::Sender::attach(memory) else {
+            return 2;
+        };
+        control.set(STAGE, 1);
+        let mut buf = Vec::new();
+        for seq in first..first + count {
+            message(seq, max_len, &mut buf);
+            if tx.send(&buf).is_err() {
+                return 3;
+            }
+        }
+        0
+    });
+    // Until the new sender has attached, the owner slot still names the dead one, and a
+    // receive would rightly report PeerDied again.
+    wait_stage(&control, STAGE, 1);
+    for seq in first..first + count {
+        let msg = rx.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(verify(&msg, max_len).unwrap(), seq);
+    }
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    assert_eq!(child.wait(), 0);
+}

@@ -1,0 +1,304 @@
+//! Byte offsets of every channel flavor's control block, as plain numbers: where a hostile
+//! peer (a test) writes. The authoritative layouts are `offset_of!`-checked in
+//! `shm-channel/src/ring/*/layout.rs` and `shm-core/src/header.rs`; this crate cannot
+//! depend on shm-channel (which dev-depends on it), so the numbers are repeated here once,
+//! and `shm-channel/tests/kit_layout.rs` checks them against live channels.
+
+/// How wide a shared word is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// A `u32` (flags, versions, futex words).
+    U32,
+    /// A `u64` (indices, owners, frame words).
+    U64,
+}
+
+/// One named word of a control block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Word {
+    /// What the word is, for messages (`"tail"`, `"slot 0 intent_end"`).
+    pub name: &'static str,
+    /// Byte offset from the start of the region.
+    pub offset: usize,
+    /// Its width.
+    pub width: Width,
+}
+
+impl Word {
+    /// A `u64` word.
+    pub const fn u64(name: &'static str, offset: usize) -> Word {
+        Word {
+            name,
+            offset,
+            width: Width::U64,
+        }
+    }
+
+    /// A `u32` word.
+    pub const fn u32(name: &'static str, offset: usize) -> Word {
+        Word {
+            name,
+            offset,
+            width: Width::U32,
+        }
+    }
+}
+
+/// The shm-core `LayoutHeader` at offset 0 of every channel (64 bytes, on a 128-byte line).
+pub mod header {
+    use super::Word;
+
+    /// Magic number of the structure (u64).
+    pub const MAGIC: usize = 0;
+    /// Layout version (u32).
+    pub const VERSION: usize = 8;
+    /// Platform word: word size and endianness (u32).
+    pub const PLATFORM: usize = 12;
+    /// Capacity in bytes (u64).
+    pub const CAPACITY: usize = 16;
+    /// Hash of the shared structs' sizes and alignments (u64).
+    pub const HASH: usize = 24;
+    /// Region length the creator saw (u64).
+    pub const REGION_LEN: usize = 32;
+
+    /// Every header word.
+    pub const WORDS: [Word; 6] = [
+        Word::u64("magic", MAGIC),
+        Word::u32("version", VERSION),
+        Word::u32("platform", PLATFORM),
+        Word::u64("capacity", CAPACITY),
+        Word::u64("layout hash", HASH),
+        Word::u64("region length", REGION_LEN),
+    ];
+}
+
+/// An `Event` (shm-core `notify`): two u32s.
+pub mod event {
+    /// Futex sequence word, bumped by notifications that find a sleeper.
+    pub const SEQ: usize = 0;
+    /// Number of waiters about to sleep or sleeping.
+    pub const WAITERS: usize = 4;
+}
+
+/// The SPSC control block (`ring/spsc/layout.rs`).
+pub mod spsc {
+    use super::Word;
+
+    /// Bytes ever published by the sender (u64).
+    pub const TAIL: usize = 128;
+    /// Bytes ever released by the receiver (u64).
+    pub const HEAD: usize = 256;
+    /// Identity of the sender's owner (u64).
+    pub const SENDER_OWNER: usize = 384;
+    /// Identity of the receiver's owner (u64).
+    pub const RECEIVER_OWNER: usize = 392;
+    /// 1 once the sender was dropped (u32).
+    pub const SENDER_CLOSED: usize = 400;
+    /// 1 once the receiver was dropped (u32).
+    pub const RECEIVER_CLOSED: usize = 404;
+    /// Data event: the receiver sleeps on it (seq u32, waiters u32).
+    pub const DATA_EVENT: usize = 512;
+    /// Space event: the sender sleeps on it (seq u32, waiters u32).
+    pub const SPACE_EVENT: usize = 520;
+    /// Start of the frames.
+    pub const DATA: usize = 640;
+    /// Frame header bytes (one frame word).
+    pub const FRAME_HEADER: usize = 8;
+
+    /// Region bytes a channel of `capacity` needs.
+    pub const fn region_len(capacity: usize) -> usize {
+        DATA + capacity
+    }
+
+    /// Every word of the control block after the header.
+    pub const WORDS: [Word; 10] = [
+        Word::u64("tail", TAIL),
+        Word::u64("head", HEAD),
+        Word::u64("sender owner", SENDER_OWNER),
+        Word::u64("receiver owner", RECEIVER_OWNER),
+        Word::u32("sender closed", SENDER_CLOSED),
+        Word::u32("receiver closed", RECEIVER_CLOSED),
+        Word::u32("data event seq", DATA_EVENT),
+        Word::u32("data event waiters", DATA_EVENT + 4),
+        Word::u32("space event seq", SPACE_EVENT),
+        Word::u32("space event waiters", SPACE_EVENT + 4),
+    ];
+}
+
+/// The MPSC control block (`ring/mpsc/layout.rs`).
+pub mod mpsc {
+    use super::Word;
+
+    /// Bytes ever claimed by producers (u64, CAS'd by every producer).
+    pub const TAIL: usize = 128;
+    /// Bytes ever released by the receiver (u64).
+    pub const HEAD: usize = 256;
+    /// Identity of the receiver's owner (u64).
+    pub const RECEIVER_OWNER: usize = 384;
+    /// Producer slots in use (u32).
+    pub const SENDERS: usize = 392;
+    /// 1 once the receiver was dropped (u32).
+    pub const RECEIVER_CLOSED: usize = 396;
+    /// Data event (seq u32, waiters u32).
+    pub const DATA_EVENT: usize = 512;
+    /// Space event (seq u32, waiters u32).
+    pub const SPACE_EVENT: usize = 520;
+    /// First producer slot.
+    pub const SLOTS: usize = 640;
+    /// Bytes of one producer slot.
+    pub const SLOT_LEN: usize = 128;
+    /// Producer slots.
+    pub const MAX_SENDERS: usize = 64;
+    /// In a slot: identity of its owner, 0 = free (u64).
+    pub const SLOT_OWNER: usize = 0;
+    /// In a slot: start of the last claim attempted (u64).
+    pub const SLOT_INTENT_START: usize = 8;
+    /// In a slot: end of that claim (u64).
+    pub const SLOT_INTENT_END: usize = 16;
+    /// Start of the frames.
+    pub const DATA: usize = SLOTS + MAX_SENDERS * SLOT_LEN;
+    /// Frame header bytes (one frame word).
+    pub const FRAME_HEADER: usize = 8;
+
+    /// Offset of producer slot `index`.
+    pub const fn slot(index: usize) -> usize {
+        SLOTS + index * SLOT_LEN
+    }
+
+    /// Region bytes a channel of `capacity` needs.
+    pub const fn region_len(capacity: usize) -> usize {
+        DATA + capacity
+    }
+
+    /// Every word of the control block after the header, but the producer slots.
+    pub const WORDS: [Word; 9] = [
+        Word::u64("tail", TAIL),
+        Word::u64("head", HEAD),
+        Word::u64("receiver owner", RECEIVER_OWNER),
+        Word::u32("sender count", SENDERS),
+        Word::u32("receiver closed", RECEIVER_CLOSED),
+        Word::u32("data event seq", DATA_EVENT),
+        Word::u32("data event waiters", DATA_EVENT + 4),
+        Word::u32("space event seq", SPACE_EVENT),
+        Word::u32("space event waiters", SPACE_EVENT + 4),
+    ];
+
+    /// The three words of producer slot `index`.
+    pub const fn slot_words(index: usize) -> [Word; 3] {
+        let base = slot(index);
+        [
+            Word::u64("slot owner", base + SLOT_OWNER),
+            Word::u64("slot intent_start", base + SLOT_INTENT_START),
+            Word::u64("slot intent_end", base + SLOT_INTENT_END),
+        ]
+    }
+}
+
+/// The broadcast control block (`ring/broadcast/layout.rs`).
+pub mod broadcast {
+    use super::Word;
+
+    /// Bytes ever published (u64, 16-aligned).
+    pub const TAIL: usize = 128;
+    /// Bytes below this may be overwritten (u64).
+    pub const OLDEST: usize = 136;
+    /// Identity of the sender's owner (u64).
+    pub const SENDER_OWNER: usize = 256;
+    /// 1 once the sender was dropped (u32).
+    pub const SENDER_CLOSED: usize = 264;
+    /// 0 back-pressure, 1 overwrite (u32).
+    pub const POLICY: usize = 268;
+    /// Data event (seq u32, waiters u32).
+    pub const DATA_EVENT: usize = 384;
+    /// Space event (seq u32, waiters u32).
+    pub const SPACE_EVENT: usize = 392;
+    /// First reader slot.
+    pub const READERS: usize = 512;
+    /// Bytes of one reader slot.
+    pub const READER_LEN: usize = 128;
+    /// Reader slots.
+    pub const MAX_READERS: usize = 16;
+    /// In a reader slot: identity of its owner, 0 = free (u64).
+    pub const READER_OWNER: usize = 0;
+    /// In a reader slot: next byte position it reads (u64).
+    pub const READER_CURSOR: usize = 8;
+    /// Start of the frames.
+    pub const DATA: usize = READERS + MAX_READERS * READER_LEN;
+    /// Frame header bytes: stamp word (sequence number + 1), then the frame word.
+    pub const FRAME_HEADER: usize = 16;
+
+    /// Offset of reader slot `index`.
+    pub const fn reader(index: usize) -> usize {
+        READERS + index * READER_LEN
+    }
+
+    /// Region bytes a channel of `capacity` needs.
+    pub const fn region_len(capacity: usize) -> usize {
+        DATA + capacity
+    }
+
+    /// Every word of the control block after the header, but the reader slots.
+    pub const WORDS: [Word; 9] = [
+        Word::u64("tail", TAIL),
+        Word::u64("oldest", OLDEST),
+        Word::u64("sender owner", SENDER_OWNER),
+        Word::u32("sender closed", SENDER_CLOSED),
+        Word::u32("policy", POLICY),
+        Word::u32("data event seq", DATA_EVENT),
+        Word::u32("data event waiters", DATA_EVENT + 4),
+        Word::u32("space event seq", SPACE_EVENT),
+        Word::u32("space event waiters", SPACE_EVENT + 4),
+    ];
+
+    /// The two words of reader slot `index`.
+    pub const fn reader_words(index: usize) -> [Word; 2] {
+        let base = reader(index);
+        [
+            Word::u64("reader owner", base + READER_OWNER),
+            Word::u64("reader cursor", base + READER_CURSOR),
+        ]
+    }
+}
+
+/// Frame header words (`shm-channel/src/frame.rs`): length in bits 0..32, tag in 32..40,
+/// producer slot in 40..48 (MPSC), zero above; 0 means nothing written yet.
+pub mod frame {
+    /// Tag of a committed message.
+    pub const TAG_DATA: u64 = 0xD1;
+    /// Tag of a pad up to the ring end.
+    pub const TAG_PAD: u64 = 0xAD;
+    /// Tag of a claimed, uncommitted frame (MPSC).
+    pub const TAG_CLAIMED: u64 = 0xC1;
+    /// Tag of committed filler (MPSC).
+    pub const TAG_SKIP: u64 = 0x5C;
+
+    /// The frame word of `tag` with `len` and producer `slot`.
+    pub const fn word(tag: u64, len: u64, slot: u64) -> u64 {
+        (len & 0xffff_ffff) | (tag << 32) | ((slot & 0xff) << 40)
+    }
+
+    /// A data frame word.
+    pub const fn data(len: u64, slot: u64) -> u64 {
+        word(TAG_DATA, len, slot)
+    }
+
+    /// A pad frame word of `len` bytes.
+    pub const fn pad(len: u64) -> u64 {
+        word(TAG_PAD, len, 0)
+    }
+
+    /// A claimed frame word (MPSC).
+    pub const fn claimed(len: u64, slot: u64) -> u64 {
+        word(TAG_CLAIMED, len, slot)
+    }
+
+    /// A skip frame word (MPSC).
+    pub const fn skip(len: u64) -> u64 {
+        word(TAG_SKIP, len, 0)
+    }
+
+    /// Ring bytes of a frame with `payload` bytes and an 8-byte header (SPSC, MPSC).
+    pub const fn frame_len(payload: u64) -> u64 {
+        8 + payload.next_multiple_of(8)
+    }
+}
