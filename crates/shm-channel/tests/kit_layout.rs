@@ -35,9 +35,9 @@ fn eventually(mem: Mem, offset: usize, value: u64) -> bool {
     true
 }
 
-fn check_header(mem: Mem, magic: &[u8; 8], capacity: usize, len: usize) {
+fn check_header(mem: Mem, magic: &[u8; 8], version: u64, capacity: usize, len: usize) {
     assert_eq!(mem.load(header::WORDS[0]), u64::from_le_bytes(*magic));
-    assert_eq!(mem.load(header::WORDS[1]), 1, "version");
+    assert_eq!(mem.load(header::WORDS[1]), version, "version");
     assert_eq!(mem.load_u64(header::CAPACITY), capacity as u64);
     assert_eq!(mem.load_u64(header::REGION_LEN), len as u64);
     assert_ne!(mem.load_u64(header::HASH), 0);
@@ -51,7 +51,7 @@ fn spsc_offsets_match_the_channel() {
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
     let (mut tx, mut rx) = spsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
-    check_header(mem, b"SHMSPSC1", CAP, region_len(CAP));
+    check_header(mem, b"SHMSPSC1", LAYOUT_VERSION, CAP, region_len(CAP));
     assert_eq!(mem.load_u64(SENDER_OWNER), me());
     assert_eq!(mem.load_u64(RECEIVER_OWNER), me());
     tx.send(b"hello").unwrap();
@@ -105,7 +105,7 @@ fn mpsc_offsets_match_the_channel() {
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
     let (mut tx, mut rx) = mpsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
-    check_header(mem, b"SHMMPSC1", CAP, region_len(CAP));
+    check_header(mem, b"SHMMPSC1", LAYOUT_VERSION, CAP, region_len(CAP));
     assert_eq!(mem.load_u64(RECEIVER_OWNER), me());
     assert_eq!(mem.load(WORDS[3]), 1, "sender count");
     let tx2 = tx.try_clone().unwrap();
@@ -164,7 +164,7 @@ fn broadcast_offsets_match_the_channel() {
         .policy(broadcast::Policy::Overwrite)
         .create_in(memory.clone())
         .unwrap();
-    check_header(mem, b"SHMBCST1", CAP, region_len(CAP));
+    check_header(mem, b"SHMBCST1", LAYOUT_VERSION, CAP, region_len(CAP));
     assert_eq!(mem.load_u64(SENDER_OWNER), me());
     assert_eq!(mem.load(WORDS[4]), 1, "policy: overwrite");
     let [owner, cursor] = reader_words(0);

@@ -82,6 +82,8 @@ pub mod event {
 
 /// The SPSC control block (`ring/spsc/layout.rs`).
 pub mod spsc {
+    /// Layout version of the header.
+    pub const LAYOUT_VERSION: u64 = 2;
     use super::Word;
 
     /// Bytes ever published by the sender (u64).
@@ -127,6 +129,8 @@ pub mod spsc {
 
 /// The MPSC control block (`ring/mpsc/layout.rs`).
 pub mod mpsc {
+    /// Layout version of the header.
+    pub const LAYOUT_VERSION: u64 = 2;
     use super::Word;
 
     /// Bytes ever claimed by producers (u64, CAS'd by every producer).
@@ -134,11 +138,11 @@ pub mod mpsc {
     /// Bytes ever released by the receiver (u64).
     pub const HEAD: usize = 256;
     /// Identity of the receiver's owner (u64).
-    pub const RECEIVER_OWNER: usize = 384;
+    pub const RECEIVER_OWNER: usize = 392;
     /// Producer slots in use (u32).
-    pub const SENDERS: usize = 392;
+    pub const SENDERS: usize = 408;
     /// 1 once the receiver was dropped (u32).
-    pub const RECEIVER_CLOSED: usize = 396;
+    pub const RECEIVER_CLOSED: usize = 404;
     /// Data event (seq u32, waiters u32).
     pub const DATA_EVENT: usize = 512;
     /// Space event (seq u32, waiters u32).
@@ -196,6 +200,8 @@ pub mod mpsc {
 
 /// The broadcast control block (`ring/broadcast/layout.rs`).
 pub mod broadcast {
+    /// Layout version of the header.
+    pub const LAYOUT_VERSION: u64 = 3;
     use super::Word;
 
     /// Bytes ever published (u64, 16-aligned).
@@ -205,9 +211,9 @@ pub mod broadcast {
     /// Identity of the sender's owner (u64).
     pub const SENDER_OWNER: usize = 256;
     /// 1 once the sender was dropped (u32).
-    pub const SENDER_CLOSED: usize = 264;
+    pub const SENDER_CLOSED: usize = 272;
     /// 0 back-pressure, 1 overwrite (u32).
-    pub const POLICY: usize = 268;
+    pub const POLICY: usize = 284;
     /// Data event (seq u32, waiters u32).
     pub const DATA_EVENT: usize = 384;
     /// Space event (seq u32, waiters u32).
