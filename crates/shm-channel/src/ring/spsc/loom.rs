@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use loom::thread;
+use shm_core::notify::Handshake;
 use shm_core::HeapRegion;
 
 use super::{region_len_for, Reader, Shared, Writer};
@@ -16,7 +17,9 @@ use crate::TryRecvError;
 
 fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
-    let shared = Shared::create(heap, capacity, &(), true).unwrap();
+    // loom cannot model `membarrier`: the models run the SeqCst handshake (which is what
+    // every channel uses under `cfg(loom)`, see `layout::effective_handshake`).
+    let shared = Shared::create(heap, capacity, &(), true, Handshake::SeqCst).unwrap();
     (
         Writer::new(shared.clone()).unwrap(),
         Reader::new(shared).unwrap(),
