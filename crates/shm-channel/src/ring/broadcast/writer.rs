@@ -13,7 +13,7 @@ use super::layout::{span_of, Policy, Shared, HEADER, MAX_READERS};
 use super::{before, frame_span};
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
-use crate::ring::SendRing;
+use crate::ring::{notify_after_release, SendRing};
 use crate::Corruption;
 
 /// Room reserved for one broadcast frame.
@@ -239,7 +239,8 @@ impl SendRing for Writer {
             .writer()
             .tail
             .store(self.tail, Ordering::Release);
-        if self.shared.events().data.notify() {
+        // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
+        if notify_after_release(self.shared.handshake(), &self.shared.events().data) {
             self.wakes += 1;
         }
     }

@@ -195,3 +195,27 @@ fn loom_receiver_drop_disconnects_sender() {
         ));
     });
 }
+
+#[test]
+fn loom_channels_always_use_the_seqcst_handshake() {
+    // loom cannot model `membarrier`: under `cfg(loom)` a channel forced to `Membarrier`
+    // still publishes with SeqCst stores, the protocol the models above check.
+    loom::model(|| {
+        let heap = Arc::new(HeapRegion::new(region_len_for(64).unwrap()).unwrap());
+        let (mut tx, mut rx) = Builder::new(64)
+            .handshake(Handshake::Membarrier)
+            .create_in(heap.clone())
+            .unwrap();
+        assert_eq!(tx.handshake(), Handshake::SeqCst);
+        assert_eq!(rx.handshake(), Handshake::SeqCst);
+        let producer = thread::spawn(move || tx.try_send(b"ping").unwrap());
+        loop {
+            match rx.try_recv() {
+                Ok(msg) => break assert_eq!(msg, b"ping"),
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        producer.join().unwrap();
+    });
+}
