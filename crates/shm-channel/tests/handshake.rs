@@ -31,7 +31,7 @@
 //! Each side also counts how the peer met its publication: *woken* (a wake syscall) or
 //! *raced* (the peer was on its way into the sleep, nobody announced: the re-check
 //! decided). In a debug build on the reference machine a 400 ms configuration runs ~20,000
-//! rounds, ~150 of them raced per direction in ping-pong and 1,500–4,000 in the stream.
+//! rounds, ~100–300 of them raced per direction in ping-pong and 500–4,000 in the stream.
 //!
 //! What this can and cannot show: a missing, misplaced or misdirected wake check (no
 //! notification, the waiter count loaded before the index is stored, the wrong event) shows
