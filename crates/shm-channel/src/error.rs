@@ -18,6 +18,7 @@ use std::fmt;
 use std::io;
 
 use shm_core::header::HeaderError;
+use shm_core::notify::MembarrierError;
 use shm_core::RegionError;
 
 /// What a hostile or crashed peer left in shared memory that cannot be right.
@@ -69,9 +70,19 @@ pub enum ChannelError {
     /// The endpoint is already owned by a live process.
     #[error(transparent)]
     Ownership(#[from] OwnershipError),
-    /// The ring's indices are corrupt.
+    /// The ring's indices are corrupt (or the header names a wake handshake this build
+    /// does not know).
     #[error(transparent)]
     Corrupted(#[from] Corruption),
+    /// The channel uses the [`Membarrier`](shm_core::notify::Handshake::Membarrier) wake
+    /// handshake and this process cannot take part in it (the kernel lacks
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, or a sandbox refuses it): its
+    /// notifications could be missed by a sleeping peer, so it may not use the channel.
+    /// Create the channel with [`Handshake::SeqCst`](shm_core::notify::Handshake::SeqCst)
+    /// (`Builder::handshake`, or `SHM_IPC_HANDSHAKE=seqcst` in the creating process) to
+    /// share it with such a process.
+    #[error("this process cannot use the channel's membarrier wake handshake: {0}")]
+    Handshake(#[from] MembarrierError),
 }
 
 /// An access outside a grant's bytes.

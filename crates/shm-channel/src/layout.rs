@@ -12,11 +12,11 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use shm_core::header::{self, LayoutHeader, LayoutSpec};
-use shm_core::notify::Event;
+use shm_core::notify::{Event, Handshake};
 use shm_core::SharedMemory;
 
 use crate::primitive::{AtomicU32, AtomicU64};
-use crate::ChannelError;
+use crate::{ChannelError, Corruption};
 
 /// Smallest capacity: one frame header plus 8 bytes of payload.
 pub const MIN_CAPACITY: usize = 16;
@@ -79,6 +79,10 @@ pub struct StatusLine {
     pub(crate) senders: AtomicU32,
     /// Broadcast: 0 back-pressure, 1 overwrite.
     pub(crate) policy: AtomicU32,
+    /// The channel's wake handshake ([`Handshake::to_u32`]): written by the creator before
+    /// the header's magic is published, read once by every process that attaches, never
+    /// on a hot path. 0 (unwritten) and unknown values are refused at attach.
+    pub(crate) handshake: AtomicU32,
 }
 
 #[cfg(not(loom))]
@@ -89,6 +93,7 @@ const _: () = {
     assert!(offset_of!(StatusLine, receiver_closed) == 20);
     assert!(offset_of!(StatusLine, senders) == 24);
     assert!(offset_of!(StatusLine, policy) == 28);
+    assert!(offset_of!(StatusLine, handshake) == 32);
 };
 
 // SAFETY: atomics only.
@@ -172,6 +177,10 @@ pub struct View {
     control_len: usize,
     data: *mut u8,
     capacity: u64,
+    /// The channel's wake handshake: chosen at creation, or read from the status line and
+    /// validated at attach, then never re-read from shared memory. The calling process is
+    /// prepared for it (registered, for `Membarrier`).
+    handshake: Handshake,
 }
 
 // SAFETY: `View` holds pointers into memory kept alive by `memory` (itself Send + Sync);
@@ -188,6 +197,7 @@ impl Clone for View {
             control_len: self.control_len,
             data: self.data,
             capacity: self.capacity,
+            handshake: self.handshake,
         }
     }
 }
@@ -195,7 +205,7 @@ impl Clone for View {
 impl View {
     /// Checks that a control block of `data_offset` bytes and `capacity` data bytes fit in
     /// `memory`, and that the capacity is one a channel may have.
-    pub(crate) fn new(
+    fn new(
         memory: Arc<dyn SharedMemory>,
         data_offset: usize,
         capacity: u64,
@@ -215,24 +225,77 @@ impl View {
             control_len: data_offset,
             data,
             capacity,
+            handshake: Handshake::SeqCst,
         })
     }
 
-    /// Validates the header of a channel of kind `spec` in `memory` and views it.
+    /// Views the region of a channel being created with a control block of `data_offset`
+    /// bytes and `capacity` data bytes, using `handshake` (from [`creation_handshake`]: the
+    /// calling process is prepared for it). Nothing is written yet.
+    pub(crate) fn create(
+        memory: Arc<dyn SharedMemory>,
+        data_offset: usize,
+        capacity: u64,
+        handshake: Handshake,
+    ) -> Result<View, ChannelError> {
+        let mut view = View::new(memory, data_offset, capacity)?;
+        view.handshake = handshake;
+        Ok(view)
+    }
+
+    /// Validates the header of a channel of kind `spec` in `memory` and views it: also the
+    /// handshake recorded in the status line at `status` (a flavor's `STATUS` offset),
+    /// which the calling process is then prepared for.
     pub(crate) fn attach(
         memory: Arc<dyn SharedMemory>,
         spec: &LayoutSpec,
         data_offset: usize,
+        status: usize,
     ) -> Result<View, ChannelError> {
         let capacity = header::validate(&*memory, spec)?.capacity_untrusted;
-        View::new(memory, data_offset, capacity)
+        let mut view = View::new(memory, data_offset, capacity)?;
+        // SAFETY: `status` is the offset of the status line in the flavor's control block.
+        let line = unsafe { view.line::<StatusLine>(status) };
+        // Relaxed: written before the header, whose magic `header::validate` loaded with
+        // Acquire (SYNC: header published). Loaded once, here.
+        let handshake_untrusted = line.handshake.load(std::sync::atomic::Ordering::Relaxed);
+        let handshake = Handshake::from_u32(handshake_untrusted).ok_or(ChannelError::Corrupted(
+            Corruption {
+                what: "wake handshake word",
+                value: handshake_untrusted.into(),
+            },
+        ))?;
+        let handshake = effective_handshake(handshake);
+        // This process publishes too (each side notifies the other): it must take part.
+        handshake.prepare()?;
+        view.handshake = handshake;
+        Ok(view)
     }
 
-    /// Writes the header of kind `spec`: the last step of creating a channel (the magic is
-    /// stored last, with Release, so an attacher that validates it sees the lines).
-    pub(crate) fn publish_header(&self, spec: &LayoutSpec) -> Result<(), ChannelError> {
+    /// Writes the handshake word into the status line at `status`, then the header of kind
+    /// `spec`: the last step of creating a channel (the magic is stored last, with Release,
+    /// so an attacher that validates it sees the lines and the handshake).
+    pub(crate) fn publish_header(
+        &self,
+        spec: &LayoutSpec,
+        status: usize,
+    ) -> Result<(), ChannelError> {
+        // SAFETY: `status` is the offset of the status line in the flavor's control block.
+        let line = unsafe { self.line::<StatusLine>(status) };
+        // Relaxed: published by the Release store of the magic in `header::write` (SYNC:
+        // header published).
+        line.handshake.store(
+            self.handshake.to_u32(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         header::write(&*self.memory, spec, self.capacity)?;
         Ok(())
+    }
+
+    /// The channel's wake handshake, as cached at creation or attach.
+    #[inline]
+    pub(crate) fn handshake(&self) -> Handshake {
+        self.handshake
     }
 
     /// The line of type `T` at `offset` of the control block.
@@ -300,6 +363,35 @@ impl View {
     }
 }
 
+/// The handshake a new channel uses: `requested` (the builder's option), else what the
+/// machine prefers ([`Handshake::preferred`]: `Membarrier` where the kernel allows it and
+/// `SHM_IPC_HANDSHAKE` does not say `seqcst`); the calling process is prepared for it, so a
+/// `Membarrier` channel is refused here, with a typed error, where this process cannot
+/// register.
+pub(crate) fn creation_handshake(requested: Option<Handshake>) -> Result<Handshake, ChannelError> {
+    let handshake = match requested {
+        Some(handshake) => effective_handshake(handshake),
+        None if cfg!(loom) => Handshake::SeqCst,
+        None => Handshake::preferred(),
+    };
+    handshake.prepare()?;
+    Ok(handshake)
+}
+
+/// The handshake the rings follow for a channel that names `handshake`: the same, except
+/// under `cfg(loom)`, where it is always [`Handshake::SeqCst`]. loom cannot model
+/// `membarrier` (a barrier the kernel runs on other threads' behalf, outside the memory
+/// model), so the models check the rings with `SeqCst` publication, whose orderings they
+/// can see; the `Membarrier` protocol is checked by the stress tests across `fork`.
+#[inline]
+pub(crate) fn effective_handshake(handshake: Handshake) -> Handshake {
+    if cfg!(loom) {
+        Handshake::SeqCst
+    } else {
+        handshake
+    }
+}
+
 /// A flavor's region: how it is created and attached, and where its events are. Public in
 /// a private module: part of the sealed flavor contract.
 pub trait ChannelLayout: Clone + Send + Sync + Sized {
@@ -315,12 +407,14 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     const MIN_CAPACITY: usize = MIN_CAPACITY;
 
     /// Lays out a fresh channel in `memory` (`zeroed`: the memory is known to be all zero,
-    /// so nothing needs clearing), header last.
+    /// so nothing needs clearing) using `handshake` (from [`creation_handshake`]), header
+    /// last.
     fn create(
         memory: Arc<dyn SharedMemory>,
         capacity: usize,
         options: &Self::Options,
         zeroed: bool,
+        handshake: Handshake,
     ) -> Result<Self, ChannelError>;
 
     /// Validates the header of an existing channel in `memory` and views it.
@@ -328,6 +422,12 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
 
     /// The validated view.
     fn view(&self) -> &View;
+
+    /// The channel's wake handshake (cached privately at creation or attach).
+    #[inline]
+    fn handshake(&self) -> Handshake {
+        self.view().handshake()
+    }
 
     /// Region bytes a channel of `capacity` needs, if the sum fits.
     fn region_len(capacity: usize) -> Option<usize> {

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::WaitStrategy;
+use shm_core::notify::{Handshake, WaitStrategy};
 use shm_core::SharedMemory;
 
 use crate::codec::{Codec, FrameReader, FrameWriter};
@@ -307,6 +307,12 @@ macro_rules! typed_common {
             /// Counters of this endpoint.
             pub fn stats(&self) -> EndpointStats {
                 self.inner.stats()
+            }
+
+            /// The channel's wake handshake (see
+            /// [`Sender::handshake`](crate::Sender::handshake)).
+            pub fn handshake(&self) -> Handshake {
+                self.inner.handshake()
             }
 
             /// In the owning process: makes process `to` the owner (see

@@ -83,7 +83,7 @@ pub mod event {
 /// The SPSC control block (`ring/spsc/layout.rs`).
 pub mod spsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 2;
+    pub const LAYOUT_VERSION: u64 = 3;
     use super::Word;
 
     /// Bytes ever published by the sender (u64).
@@ -130,7 +130,7 @@ pub mod spsc {
 /// The MPSC control block (`ring/mpsc/layout.rs`).
 pub mod mpsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 2;
+    pub const LAYOUT_VERSION: u64 = 3;
     use super::Word;
 
     /// Bytes ever claimed by producers (u64, CAS'd by every producer).
@@ -201,7 +201,7 @@ pub mod mpsc {
 /// The broadcast control block (`ring/broadcast/layout.rs`).
 pub mod broadcast {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 3;
+    pub const LAYOUT_VERSION: u64 = 4;
     use super::Word;
 
     /// Bytes ever published (u64, 16-aligned).

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use shm_core::notify::WaitStrategy;
+use shm_core::notify::{Handshake, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
 use super::{Flavor, Receiver, Sender};
-use crate::layout::ChannelLayout;
+use crate::layout::{creation_handshake, ChannelLayout};
 use crate::ChannelError;
 
 /// How a ring side is set up for the calling process.
@@ -35,6 +35,8 @@ pub enum Claim {
 pub struct Builder<F: Flavor> {
     capacity: usize,
     strategy: WaitStrategy,
+    /// `None`: [`Handshake::preferred`] at creation.
+    handshake: Option<Handshake>,
     pub(crate) options: <F::Shared as ChannelLayout>::Options,
 }
 
@@ -45,6 +47,7 @@ impl<F: Flavor> Builder<F> {
         Builder {
             capacity,
             strategy: WaitStrategy::default(),
+            handshake: None,
             options: Default::default(),
         }
     }
@@ -52,6 +55,29 @@ impl<F: Flavor> Builder<F> {
     /// How the endpoints wait when the ring is full or empty (default: spin, then park).
     pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Builder<F> {
         self.strategy = strategy;
+        self
+    }
+
+    /// Forces the channel's wake handshake (see [`shm_core::notify::handshake`]). By
+    /// default each channel takes [`Handshake::preferred`] when it is created:
+    /// [`Membarrier`](Handshake::Membarrier) where the kernel allows it, unless the
+    /// environment variable `SHM_IPC_HANDSHAKE=seqcst` forces [`SeqCst`](Handshake::SeqCst).
+    ///
+    /// The choice is recorded in the shared header: every process that attaches follows
+    /// it. Forcing `Membarrier` where this process cannot register for it makes creation
+    /// fail with [`ChannelError::Handshake`]. (Under `cfg(loom)` channels always use
+    /// `SeqCst`: loom cannot model `membarrier`.)
+    ///
+    /// ```
+    /// use shm_channel::spsc::Builder;
+    /// use shm_core::notify::Handshake;
+    /// let (tx, rx) = Builder::new(4096).handshake(Handshake::SeqCst).create()?;
+    /// assert_eq!(tx.handshake(), Handshake::SeqCst);
+    /// assert_eq!(rx.handshake(), Handshake::SeqCst);
+    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// ```
+    pub fn handshake(mut self, handshake: Handshake) -> Builder<F> {
+        self.handshake = Some(handshake);
         self
     }
 
@@ -117,7 +143,8 @@ impl<F: Flavor> Builder<F> {
         zeroed: bool,
     ) -> Result<F::Shared, ChannelError> {
         F::Shared::check_capacity(self.capacity)?;
-        F::Shared::create(memory, self.capacity, &self.options, zeroed)
+        let handshake = creation_handshake(self.handshake)?;
+        F::Shared::create(memory, self.capacity, &self.options, zeroed, handshake)
     }
 
     fn create_both(

@@ -156,6 +156,23 @@ macro_rules! endpoint_common {
                 self.strategy
             }
 
+            /// The wake handshake this channel uses, as recorded in its header when it was
+            /// created (see [`Builder::handshake`](crate::Builder::handshake)) and followed
+            /// by every process using it.
+            ///
+            /// ```
+            /// use shm_core::notify::Handshake;
+            /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+            /// assert_eq!(tx.handshake(), rx.handshake());
+            /// if std::env::var_os("SHM_IPC_HANDSHAKE").is_none() {
+            ///     assert_eq!(tx.handshake(), Handshake::preferred());
+            /// }
+            /// # Ok::<(), shm_channel::ChannelError>(())
+            /// ```
+            pub fn handshake(&self) -> Handshake {
+                self.handshake
+            }
+
             /// Capacity of the ring in bytes.
             pub fn capacity(&self) -> usize {
                 self.ring.view().capacity() as usize
@@ -185,6 +202,14 @@ macro_rules! endpoint_common {
 
             /// In a child created by `fork`: takes ownership of this endpoint from the
             /// parent.
+            ///
+            /// Nothing else is needed for the channel's wake handshake: a
+            /// [`Membarrier`](Handshake::Membarrier) channel's creator (or attacher) is
+            /// registered for `membarrier`, and the registration belongs to the address
+            /// space, which `fork` copies: the child is registered too (checked on Linux
+            /// 6.18 with `MEMBARRIER_CMD_GET_REGISTRATIONS`, by this crate's `handshake`
+            /// tests). `exec` clears it; an exec'd process reaches the channel through
+            /// `attach`, which registers it.
             pub fn adopt(&self) -> Result<(), OwnershipError> {
                 ownership::adopt(self.ring.owner_slot())
             }
@@ -210,6 +235,7 @@ macro_rules! endpoint_common {
                     .field("flavor", &F::NAME)
                     .field("capacity", &self.capacity())
                     .field("strategy", &self.strategy)
+                    .field("handshake", &self.handshake)
                     .finish_non_exhaustive()
             }
         }

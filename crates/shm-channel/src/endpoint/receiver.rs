@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Check, WaitStrategy};
+use shm_core::notify::{Check, Handshake, WaitStrategy};
 use shm_core::SharedMemory;
 
 use super::grant::ReadGrant;
@@ -13,8 +13,9 @@ use super::ownership::{self, OwnerCheck, Throttle};
 use super::sender::EndpointStats;
 use super::{endpoint_common, Deadline, Fault, Flavor};
 use crate::error::{FromRecvFatal, RecvFatal};
+use crate::layout::ChannelLayout;
 use crate::layout::EventRef;
-use crate::ring::{Gone, Peek, RecvRing};
+use crate::ring::{Gone, HasLayout, Peek, RecvRing};
 use crate::{OwnershipError, RecvIntoError};
 
 type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
@@ -36,6 +37,9 @@ type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 pub struct Receiver<F: Flavor> {
     pub(crate) ring: F::Reader,
     data: EventRef,
+    /// The channel's wake handshake, cached at creation or attach: never re-read from
+    /// shared memory.
+    handshake: Handshake,
     strategy: WaitStrategy,
     throttle: Throttle,
     owner: OwnerCheck,
@@ -46,6 +50,7 @@ impl<F: Flavor> Receiver<F> {
     pub(crate) fn from_ring(ring: F::Reader, strategy: WaitStrategy) -> Receiver<F> {
         Receiver {
             data: ring.data_event(),
+            handshake: ring.layout().handshake(),
             ring,
             strategy,
             throttle: Throttle::default(),
@@ -186,6 +191,7 @@ impl<F: Flavor> Receiver<F> {
         let Receiver {
             ring,
             data,
+            handshake,
             strategy,
             throttle,
             ..
@@ -198,10 +204,14 @@ impl<F: Flavor> Receiver<F> {
             };
             return attempt(ring, check).transpose();
         }
-        match data
+        // The sleeper's half of the wake handshake (SYNC: waiter flag): the sender
+        // publishes with the matching notification.
+        let woken = data
             .get()
-            .wait_until(strategy, deadline.instant(), |check| attempt(ring, check))
-        {
+            .wait_until_with(*handshake, strategy, deadline.instant(), |check| {
+                attempt(ring, check)
+            });
+        match woken {
             Ok(outcome) => outcome.map(Some),
             Err(_timeout) => Ok(None),
         }

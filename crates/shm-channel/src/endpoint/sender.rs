@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Check, WaitStrategy};
+use shm_core::notify::{Check, Handshake, WaitStrategy};
 use shm_core::SharedMemory;
 
 use super::grant::{Batch, Publish, WriteGrant};
 use super::ownership::{self, OwnerCheck, Throttle};
 use super::{endpoint_common, Deadline, Flavor};
 use crate::error::{SendFailure, SendFatal};
+use crate::layout::ChannelLayout;
 use crate::layout::EventRef;
-use crate::ring::SendRing;
+use crate::ring::{HasLayout, SendRing};
 use crate::{Corruption, OwnershipError, SendError, SendTimeoutError, TrySendError};
 
 /// Counters an endpoint keeps about itself.
@@ -36,6 +37,9 @@ pub struct EndpointStats {
 pub struct Sender<F: Flavor> {
     pub(crate) ring: F::Writer,
     space: EventRef,
+    /// The channel's wake handshake, cached at creation or attach: never re-read from
+    /// shared memory.
+    handshake: Handshake,
     strategy: WaitStrategy,
     throttle: Throttle,
     owner: OwnerCheck,
@@ -47,6 +51,7 @@ impl<F: Flavor> Sender<F> {
     pub(crate) fn from_ring(ring: F::Writer, strategy: WaitStrategy) -> Sender<F> {
         Sender {
             space: ring.space_event(),
+            handshake: ring.layout().handshake(),
             ring,
             strategy,
             throttle: Throttle::default(),
@@ -258,6 +263,7 @@ impl<F: Flavor> Sender<F> {
         let Sender {
             ring,
             space,
+            handshake,
             strategy,
             throttle,
             ..
@@ -269,9 +275,11 @@ impl<F: Flavor> Sender<F> {
             }
             .unwrap_or(Err(SendFailure::NotNow));
         }
+        // The sleeper's half of the wake handshake (SYNC: waiter flag): the receiver
+        // publishes its head with the matching notification.
         space
             .get()
-            .wait_until(strategy, deadline.instant(), |check| {
+            .wait_until_with(*handshake, strategy, deadline.instant(), |check| {
                 attempt(ring, len, check)
             })
             .unwrap_or(Err(SendFailure::NotNow))

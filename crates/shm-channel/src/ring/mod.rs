@@ -12,6 +12,10 @@
 //! | MPSC | [`mpsc::Producer`] (one per sender) | [`mpsc::Consumer`] |
 //! | broadcast | [`broadcast::Writer`] | [`broadcast::Reader`] (one per receiver) |
 
+use std::sync::atomic::Ordering;
+
+use shm_core::notify::{Event, Handshake};
+
 use crate::layout::{ChannelLayout, EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::Corruption;
@@ -20,6 +24,54 @@ pub mod broadcast;
 pub mod mpsc;
 pub mod spsc;
 mod status;
+
+/// Stores `value` into `index`, an index a peer may be about to sleep on (the SPSC tail
+/// or head), then wakes the sleepers of `event` if there are any, as the channel's
+/// `handshake` says; whether a wake syscall was made.
+///
+/// The store's Release half is what publishes (each caller names its `SYNC:` pair). What
+/// the handshake adds is the StoreLoad order between this store and the load of the waiter
+/// count (SYNC: waiter flag):
+///
+/// - [`Handshake::Membarrier`]: a plain Release store and a Relaxed load
+///   ([`Event::notify_relaxed`]); the sleeper's `membarrier` orders them for us.
+/// - [`Handshake::SeqCst`]: a SeqCst store (an `xchg` on x86), so the load needs no fence
+///   ([`Event::notify_after_seqcst`]).
+#[inline]
+pub(crate) fn publish_index(
+    handshake: Handshake,
+    index: &AtomicU64,
+    value: u64,
+    event: &Event,
+) -> bool {
+    match handshake {
+        Handshake::Membarrier => {
+            // Release: publishes (the caller's SYNC pair); ordered before the waiter-count
+            // load by the sleeper's barrier (SYNC: waiter flag (membarrier)).
+            index.store(value, Ordering::Release);
+            event.notify_relaxed()
+        }
+        Handshake::SeqCst => {
+            index.store(value, Ordering::SeqCst);
+            event.notify_after_seqcst()
+        }
+    }
+}
+
+/// Wakes the sleepers of `event`, if any, after publishing stores that are only Release
+/// whatever the handshake (the MPSC commit of a frame header, a broadcast tail or cursor):
+/// under [`Handshake::SeqCst`] this costs a full fence ([`Event::notify`]); under
+/// [`Handshake::Membarrier`] nothing but the load ([`Event::notify_relaxed`]).
+///
+/// The rare wake-ups of closing endpoints keep [`Event::notify`] under both handshakes: a
+/// full fence pairs with either kind of sleeper (both fence after announcing themselves).
+#[inline]
+pub(crate) fn notify_after_release(handshake: Handshake, event: &Event) -> bool {
+    match handshake {
+        Handshake::Membarrier => event.notify_relaxed(),
+        Handshake::SeqCst => event.notify(),
+    }
+}
 
 /// What a reader found at its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 //! ```text
 //! offset    0  LayoutHeader (shm-core), padded to 128 bytes
 //! offset  128  WriterLine:  tail, oldest, next_seq written by the sender
-//! offset  256  StatusLine:  owners, closed flags, policy (the common status line)
+//! offset  256  StatusLine:  owners, closed flags, policy, wake handshake (the common
+//!                           status line)
 //! offset  384  EventLine:   data and space events
 //! offset  512  16 ReaderSlots of 128 bytes:      owner, cursor (one line per receiver)
 //! offset 2560  data: `capacity` bytes of frames
@@ -17,6 +18,7 @@ use std::mem::{align_of, offset_of, size_of};
 use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
+use shm_core::notify::Handshake;
 use shm_core::SharedMemory;
 
 use crate::layout::{
@@ -90,7 +92,7 @@ assert_offsets! {
 
 const BROADCAST_SPEC: LayoutSpec = layout_spec(
     b"SHMBCST1",
-    3,
+    4,
     &[
         (size_of::<Control>(), align_of::<Control>()),
         (size_of::<ReaderSlot>(), MAX_READERS),
@@ -126,9 +128,10 @@ impl ChannelLayout for Shared {
         capacity: usize,
         policy: &Policy,
         _zeroed: bool,
+        handshake: Handshake,
     ) -> Result<Shared, ChannelError> {
         let shared = Shared {
-            view: View::new(memory, DATA_OFFSET, capacity as u64)?,
+            view: View::create(memory, DATA_OFFSET, capacity as u64, handshake)?,
             policy: *policy,
         };
         // SAFETY: we are creating the channel: nobody uses the region yet; the slot
@@ -144,13 +147,13 @@ impl ChannelLayout for Shared {
             u32::from(*policy == Policy::Overwrite),
             std::sync::atomic::Ordering::Relaxed,
         );
-        shared.view.publish_header(&BROADCAST_SPEC)?;
+        shared.view.publish_header(&BROADCAST_SPEC, Self::STATUS)?;
         Ok(shared)
     }
 
     /// Validates the header (and the policy word) of an existing channel.
     fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        let view = View::attach(memory, &BROADCAST_SPEC, DATA_OFFSET)?;
+        let view = View::attach(memory, &BROADCAST_SPEC, DATA_OFFSET, Self::STATUS)?;
         let mut shared = Shared {
             view,
             policy: Policy::BackPressure,

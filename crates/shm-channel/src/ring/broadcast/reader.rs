@@ -16,7 +16,7 @@ use crate::endpoint::ownership;
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{has_layout, Gone, Peek, RecvRing};
+use crate::ring::{has_layout, notify_after_release, Gone, Peek, RecvRing};
 use crate::{ChannelError, Corruption};
 
 /// A frame copied out and checked: its message is in the reader's private buffer.
@@ -165,7 +165,10 @@ impl Reader {
             .reader(self.slot)
             .cursor
             .store(self.cursor, Ordering::Release);
-        if self.shared.policy == Policy::BackPressure && self.shared.events().space.notify() {
+        // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
+        if self.shared.policy == Policy::BackPressure
+            && notify_after_release(self.shared.handshake(), &self.shared.events().space)
+        {
             self.wakes += 1;
         }
     }

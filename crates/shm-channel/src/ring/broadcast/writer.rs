@@ -14,7 +14,7 @@ use super::{before, frame_span};
 use crate::endpoint::ownership;
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
-use crate::ring::{has_layout, SendRing};
+use crate::ring::{has_layout, notify_after_release, SendRing};
 use crate::Corruption;
 
 /// Room reserved for one broadcast frame.
@@ -228,7 +228,8 @@ impl SendRing for Writer {
             .writer()
             .tail
             .store(self.tail, Ordering::Release);
-        if self.shared.events().data.notify() {
+        // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
+        if notify_after_release(self.shared.handshake(), &self.shared.events().data) {
             self.wakes += 1;
         }
     }

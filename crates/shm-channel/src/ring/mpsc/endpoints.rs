@@ -10,7 +10,7 @@ use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
 use crate::endpoint::ownership;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{has_layout, Gone, Peek, RecvRing, SendRing};
+use crate::ring::{has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
 use crate::{ChannelError, Corruption};
 
 /// One sender's side of the ring: its producer slot and claims.
@@ -54,9 +54,11 @@ impl Writer {
         self.producer.slot()
     }
 
+    /// Wakes the reader if it sleeps, after commits (Release stores of frame headers, SYNC:
+    /// frame committed), by the channel's handshake (SYNC: waiter flag).
     fn notify(&mut self) {
         self.unnotified = 0;
-        if self.shared.events().data.notify() {
+        if notify_after_release(self.shared.handshake(), &self.shared.events().data) {
             self.wakes += 1;
         }
     }
@@ -214,8 +216,10 @@ impl RecvRing for Reader {
     }
 
     fn release(&mut self, frame: Frame) {
+        // The Release store of `head` (SYNC: space released), then the wake check by the
+        // channel's handshake (SYNC: waiter flag).
         self.consumer.release(&self.shared, frame);
-        if self.shared.events().space.notify() {
+        if notify_after_release(self.shared.handshake(), &self.shared.events().space) {
             self.wakes += 1;
         }
     }

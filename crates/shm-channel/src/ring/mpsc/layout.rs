@@ -4,7 +4,8 @@
 //! offset    0  LayoutHeader (shm-core), padded to 128 bytes
 //! offset  128  ProducerLine: tail               CAS'd by every producer to claim
 //! offset  256  ConsumerLine: head               written by the receiver on release
-//! offset  384  StatusLine:   owners, closed flags, sender count (the common status line)
+//! offset  384  StatusLine:   owners, closed flags, sender count, wake handshake (the
+//!                            common status line)
 //! offset  512  EventLine:    data and space events
 //! offset  640  64 SenderSlots of 128 bytes:     owner, claim intent (one line per producer)
 //! offset 8832  data: `capacity` bytes of frames
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+use shm_core::notify::Handshake;
 use shm_core::SharedMemory;
 
 use super::{before, RingMem, SenderSlot, MAX_SENDERS};
@@ -56,7 +58,7 @@ assert_offsets! {
 /// The layout this build speaks.
 const MPSC_SPEC: LayoutSpec = layout_spec(
     b"SHMMPSC1",
-    2,
+    3,
     &[
         (size_of::<Control>(), align_of::<Control>()),
         (size_of::<SenderSlot>(), MAX_SENDERS),
@@ -86,9 +88,10 @@ impl ChannelLayout for Shared {
         capacity: usize,
         _options: &(),
         zeroed: bool,
+        handshake: Handshake,
     ) -> Result<Shared, ChannelError> {
         let shared = Shared {
-            view: View::new(memory, DATA_OFFSET, capacity as u64)?,
+            view: View::create(memory, DATA_OFFSET, capacity as u64, handshake)?,
         };
         // SAFETY: we are creating the channel: nobody uses the region yet; the slot
         // offsets are those of the slot array.
@@ -101,13 +104,13 @@ impl ChannelLayout for Shared {
         if !zeroed {
             shared.zero(0, shared.capacity());
         }
-        shared.view.publish_header(&MPSC_SPEC)?;
+        shared.view.publish_header(&MPSC_SPEC, Self::STATUS)?;
         Ok(shared)
     }
 
     fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
         Ok(Shared {
-            view: View::attach(memory, &MPSC_SPEC, DATA_OFFSET)?,
+            view: View::attach(memory, &MPSC_SPEC, DATA_OFFSET, Self::STATUS)?,
         })
     }
 

@@ -4,7 +4,8 @@
 //! offset   0  LayoutHeader (shm-core), padded to 128 bytes
 //! offset 128  ProducerLine: tail                      written by the sender on publish
 //! offset 256  ConsumerLine: head                      written by the receiver on release
-//! offset 384  StatusLine:   owners, closed flags      written rarely (attach, drop)
+//! offset 384  StatusLine:   owners, closed flags,     written rarely (attach, drop)
+//!                            wake handshake (+32)
 //! offset 512  EventLine:    data and space events     touched only around sleeps
 //! offset 640  data: `capacity` bytes of frames
 //! ```
@@ -18,6 +19,7 @@ use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
+use shm_core::notify::Handshake;
 use shm_core::SharedMemory;
 
 use crate::layout::{
@@ -50,7 +52,7 @@ assert_offsets! {
 /// The layout this build speaks: bump `version` on any incompatible change.
 const SPSC_SPEC: LayoutSpec = layout_spec(
     b"SHMSPSC1",
-    2,
+    3,
     &[(size_of::<Control>(), align_of::<Control>())],
 );
 
@@ -73,11 +75,13 @@ impl ChannelLayout for Shared {
         capacity: usize,
         _options: &(),
         _zeroed: bool,
+        handshake: Handshake,
     ) -> Result<Shared, ChannelError> {
-        let shared = Shared::from_view(View::new(memory, DATA_OFFSET, capacity as u64)?);
+        let view = View::create(memory, DATA_OFFSET, capacity as u64, handshake)?;
+        let shared = Shared::from_view(view);
         // SAFETY: we are creating the channel: nobody uses the region yet.
         unsafe { Shared::init_lines(&shared.view) };
-        shared.view.publish_header(&SPSC_SPEC)?;
+        shared.view.publish_header(&SPSC_SPEC, Self::STATUS)?;
         Ok(shared)
     }
 
@@ -86,6 +90,7 @@ impl ChannelLayout for Shared {
             memory,
             &SPSC_SPEC,
             DATA_OFFSET,
+            Self::STATUS,
         )?))
     }
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use loom::thread;
+use shm_core::notify::Handshake;
 use shm_core::HeapRegion;
 
 use super::{region_len_for, Reader, Shared, Writer};
@@ -16,7 +17,9 @@ use crate::TryRecvError;
 
 fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
-    let shared = Shared::create(heap, capacity, &(), true).unwrap();
+    // loom cannot model `membarrier`: the models run the SeqCst handshake (which is what
+    // every channel uses under `cfg(loom)`, see `layout::effective_handshake`).
+    let shared = Shared::create(heap, capacity, &(), true, Handshake::SeqCst).unwrap();
     (
         Writer::new(shared.clone()).unwrap(),
         Reader::new(shared).unwrap(),
@@ -182,5 +185,29 @@ fn loom_receiver_drop_disconnects_sender() {
             tx.try_send(&[0; 1]),
             Err(crate::TrySendError::Disconnected(()))
         ));
+    });
+}
+
+#[test]
+fn loom_channels_always_use_the_seqcst_handshake() {
+    // loom cannot model `membarrier`: under `cfg(loom)` a channel forced to `Membarrier`
+    // still publishes with SeqCst stores, the protocol the models above check.
+    loom::model(|| {
+        let heap = Arc::new(HeapRegion::new(region_len_for(64).unwrap()).unwrap());
+        let (mut tx, mut rx) = Builder::new(64)
+            .handshake(Handshake::Membarrier)
+            .create_in(heap.clone())
+            .unwrap();
+        assert_eq!(tx.handshake(), Handshake::SeqCst);
+        assert_eq!(rx.handshake(), Handshake::SeqCst);
+        let producer = thread::spawn(move || tx.try_send(b"ping").unwrap());
+        loop {
+            match rx.try_recv() {
+                Ok(msg) => break assert_eq!(msg, b"ping"),
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        producer.join().unwrap();
     });
 }

@@ -20,7 +20,7 @@ use shm_core::liveness::PeerWatch;
 use crate::error::Corruption;
 use crate::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::layout::ChannelLayout;
-use crate::ring::{check_tail, has_layout, Gone, Peek, RecvRing, SendRing};
+use crate::ring::{check_tail, has_layout, publish_index, Gone, Peek, RecvRing, SendRing};
 
 pub(crate) mod layout;
 #[cfg(all(test, loom))]
@@ -243,16 +243,15 @@ impl Writer {
         if self.tail == self.published {
             return;
         }
+        self.published = self.tail;
         // SYNC: frame published. The store's Release half pairs with the Acquire load of
         // `tail` in `Reader::refresh_tail`: the frame headers and payloads written before are
-        // visible to a reader that sees this tail. The store is SeqCst (not just Release) so
-        // that the waiter-flag check below needs no fence (see `Event::notify_after_seqcst`).
-        self.shared
-            .producer()
-            .tail
-            .store(self.tail, Ordering::SeqCst);
-        self.published = self.tail;
-        if self.shared.events().data.notify_after_seqcst() {
+        // visible to a reader that sees this tail. Release under the membarrier handshake,
+        // SeqCst under the other, so that the waiter-flag check needs no fence either way
+        // (SYNC: waiter flag; see `ring::publish_index`).
+        let shared = &self.shared;
+        let (tail, data) = (&shared.producer().tail, &shared.events().data);
+        if publish_index(shared.handshake(), tail, self.tail, data) {
             self.wakes += 1;
         }
     }
@@ -406,16 +405,14 @@ impl Reader {
 
     #[inline]
     fn publish_head(&mut self) {
+        self.published_head = self.head;
         // SYNC: space released. The Release half pairs with the Acquire load of `head` in
         // `Writer::refresh_head`: our copies out of the released bytes happen before the
-        // writer overwrites them. SeqCst for the fence-free waiter-flag check below (see
-        // `Event::notify_after_seqcst`).
-        self.shared
-            .consumer()
-            .head
-            .store(self.head, Ordering::SeqCst);
-        self.published_head = self.head;
-        if self.shared.events().space.notify_after_seqcst() {
+        // writer overwrites them. Release or SeqCst by the handshake, for the fence-free
+        // waiter-flag check (SYNC: waiter flag; see `ring::publish_index`).
+        let shared = &self.shared;
+        let (head, space) = (&shared.consumer().head, &shared.events().space);
+        if publish_index(shared.handshake(), head, self.head, space) {
             self.wakes += 1;
         }
     }
