@@ -157,10 +157,11 @@ macro_rules! assert_offsets {
 }
 pub(crate) use assert_offsets;
 
-/// The offsets every `ChannelLayout` impl gives the same way, from the flavor's `Control`
-/// block and `DATA_OFFSET` in scope.
+/// The items every `ChannelLayout` impl gives the same way: its options type, and the
+/// offsets from the flavor's `Control` block and `DATA_OFFSET` in scope.
 macro_rules! layout_offsets {
-    () => {
+    (Options = $options:ty) => {
+        type Options = $options;
         const DATA_OFFSET: usize = DATA_OFFSET;
         const EVENTS: usize = std::mem::offset_of!(Control, events);
         const STATUS: usize = std::mem::offset_of!(Control, status);
@@ -392,6 +393,32 @@ pub(crate) fn effective_handshake(handshake: Handshake) -> Handshake {
     }
 }
 
+/// How a channel is to be created: capacity, the flavor's options, whether the memory is
+/// known to be zero, and the wake handshake.
+#[derive(Debug, Clone)]
+pub struct Creation<O> {
+    /// Data bytes of the ring.
+    pub(crate) capacity: usize,
+    /// The flavor's options.
+    pub(crate) options: O,
+    /// The memory is fresh from the kernel (all zero): nothing needs clearing.
+    pub(crate) zeroed: bool,
+    /// The wake handshake the channel will use.
+    pub(crate) handshake: Handshake,
+}
+
+impl<O> Creation<O> {
+    /// The validated view of a fresh channel in `memory` whose data area starts at
+    /// `data_offset`.
+    pub(crate) fn view(
+        &self,
+        memory: Arc<dyn SharedMemory>,
+        data_offset: usize,
+    ) -> Result<View, ChannelError> {
+        View::create(memory, data_offset, self.capacity as u64, self.handshake)
+    }
+}
+
 /// A flavor's region: how it is created and attached, and where its events are. Public in
 /// a private module: part of the sealed flavor contract.
 pub trait ChannelLayout: Clone + Send + Sync + Sized {
@@ -411,10 +438,7 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     /// last.
     fn create(
         memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        options: &Self::Options,
-        zeroed: bool,
-        handshake: Handshake,
+        how: &Creation<Self::Options>,
     ) -> Result<Self, ChannelError>;
 
     /// Validates the header of an existing channel in `memory` and views it.

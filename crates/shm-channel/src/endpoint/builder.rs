@@ -7,7 +7,7 @@ use shm_core::notify::{Handshake, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
 use super::{Flavor, Receiver, Sender};
-use crate::layout::{creation_handshake, ChannelLayout};
+use crate::layout::{creation_handshake, ChannelLayout, Creation};
 use crate::ChannelError;
 
 /// How a ring side is set up for the calling process.
@@ -108,11 +108,8 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
     ) -> Result<Sender<F>, ChannelError> {
-        let shared = self.create_shared(memory, false)?;
-        Ok(Sender::from_ring(
-            F::writer(shared, Claim::Create)?,
-            self.strategy,
-        ))
+        let writer = F::writer(self.create_shared(memory, false)?, Claim::Create)?;
+        Ok(Sender::from_ring(writer, self.strategy))
     }
 
     /// Creates the channel in a caller's region and returns only the receiver; a sender
@@ -121,11 +118,8 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
     ) -> Result<Receiver<F>, ChannelError> {
-        let shared = self.create_shared(memory, false)?;
-        Ok(Receiver::from_ring(
-            F::reader(shared, Claim::Create)?,
-            self.strategy,
-        ))
+        let reader = F::reader(self.create_shared(memory, false)?, Claim::Create)?;
+        Ok(Receiver::from_ring(reader, self.strategy))
     }
 
     fn fresh_region(&self) -> Result<Arc<dyn SharedMemory>, ChannelError> {
@@ -144,7 +138,15 @@ impl<F: Flavor> Builder<F> {
     ) -> Result<F::Shared, ChannelError> {
         F::Shared::check_capacity(self.capacity)?;
         let handshake = creation_handshake(self.handshake)?;
-        F::Shared::create(memory, self.capacity, &self.options, zeroed, handshake)
+        F::Shared::create(
+            memory,
+            &Creation {
+                capacity: self.capacity,
+                options: self.options.clone(),
+                zeroed,
+                handshake,
+            },
+        )
     }
 
     fn create_both(
@@ -167,11 +169,8 @@ impl<F: Flavor> Sender<F> {
     /// validating its header. SPSC and broadcast: refused while another live process owns
     /// the sender (a dead one's place is taken over); MPSC: takes a free sender slot.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Sender<F>, ChannelError> {
-        let shared = F::Shared::attach(memory)?;
-        Ok(Sender::from_ring(
-            F::writer(shared, Claim::Attach)?,
-            WaitStrategy::default(),
-        ))
+        let writer = F::writer(F::Shared::attach(memory)?, Claim::Attach)?;
+        Ok(Sender::from_ring(writer, WaitStrategy::default()))
     }
 }
 
@@ -181,10 +180,7 @@ impl<F: Flavor> Receiver<F> {
     /// receiver (a dead one's place is taken over, continuing after the last message it
     /// released); broadcast: joins as a new receiver at the current tail.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Receiver<F>, ChannelError> {
-        let shared = F::Shared::attach(memory)?;
-        Ok(Receiver::from_ring(
-            F::reader(shared, Claim::Attach)?,
-            WaitStrategy::default(),
-        ))
+        let reader = F::reader(F::Shared::attach(memory)?, Claim::Attach)?;
+        Ok(Receiver::from_ring(reader, WaitStrategy::default()))
     }
 }

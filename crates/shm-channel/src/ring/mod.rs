@@ -126,6 +126,21 @@ pub trait HasLayout {
 
     /// The channel's region, as the flavor lays it out.
     fn layout(&self) -> &Self::Layout;
+
+    /// The channel's region.
+    fn view(&self) -> &View {
+        self.layout().view()
+    }
+
+    /// The event receivers sleep on while the ring is empty.
+    fn data_event(&self) -> EventRef {
+        self.layout().data_event()
+    }
+
+    /// The event senders sleep on while the ring is full.
+    fn space_event(&self) -> EventRef {
+        self.layout().space_event()
+    }
 }
 
 /// Implements [`HasLayout`] for ring sides that keep their view in a `shared` field.
@@ -148,11 +163,6 @@ pub(crate) use has_layout;
 pub trait SendRing: HasLayout + Send + Sized {
     /// Room reserved for one frame, not yet committed.
     type Slot: Copy;
-
-    /// The channel's region.
-    fn view(&self) -> &View {
-        self.layout().view()
-    }
 
     /// Bytes of a frame header in this ring.
     const FRAME_HEADER: u64 = crate::frame::FRAME_HEADER_LEN as u64;
@@ -196,11 +206,6 @@ pub trait SendRing: HasLayout + Send + Sized {
     /// retry may find room). `true` when no live receiver can ever make room again.
     fn receivers_dead(&mut self) -> bool;
 
-    /// The event the sender sleeps on while the ring is full.
-    fn space_event(&self) -> EventRef {
-        self.layout().space_event()
-    }
-
     /// The owner slot of this sending endpoint.
     fn owner_slot(&self) -> &AtomicU64 {
         &self.layout().status().sender_owner
@@ -224,11 +229,6 @@ pub trait RecvRing: HasLayout + Send + Sized {
     /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag.
     type Fault: Copy;
 
-    /// The channel's region.
-    fn view(&self) -> &View {
-        self.layout().view()
-    }
-
     /// The next frame. On a `slow` check the ring may also ask the kernel about producers
     /// blocking it (MPSC: a frame whose claimer died is skipped).
     fn try_peek(&mut self, slow: bool) -> Result<Peek<Self::Frame>, Self::Fault>;
@@ -250,11 +250,6 @@ pub trait RecvRing: HasLayout + Send + Sized {
     /// any sender's owner is alive, so that no peer-written count or flag keeps a wait
     /// going when no live process could end it.
     fn senders_gone(&mut self, slow: bool) -> Option<Gone>;
-
-    /// The event the receiver sleeps on while the ring is empty.
-    fn data_event(&self) -> EventRef {
-        self.layout().data_event()
-    }
 
     /// The owner slot of this receiving endpoint.
     fn owner_slot(&self) -> &AtomicU64 {

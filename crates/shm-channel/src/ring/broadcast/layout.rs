@@ -18,11 +18,10 @@ use std::mem::{align_of, offset_of, size_of};
 use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
-use shm_core::notify::Handshake;
 use shm_core::SharedMemory;
 
 use crate::layout::{
-    assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, EventLine,
+    assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, Creation, EventLine,
     HeaderSlot, Line, StatusLine, View,
 };
 use crate::primitive::AtomicU64;
@@ -90,15 +89,11 @@ assert_offsets! {
     ; data: 512 + 16 * 128
 }
 
-const BROADCAST_SPEC: LayoutSpec = layout_spec(
-    b"SHMBCST1",
-    4,
-    &[
-        (size_of::<Control>(), align_of::<Control>()),
-        (size_of::<ReaderSlot>(), MAX_READERS),
-        (HEADER as usize, 8),
-    ],
-);
+/// Size and alignment of the control block, for the layout hash.
+const CONTROL: (usize, usize) = (size_of::<Control>(), align_of::<Control>());
+const SLOT_LEN: usize = size_of::<ReaderSlot>();
+const TYPES: [(usize, usize); 3] = [CONTROL, (SLOT_LEN, MAX_READERS), (16, 8)];
+const BROADCAST_SPEC: LayoutSpec = layout_spec(b"SHMBCST1", 4, &TYPES);
 
 /// Region bytes a broadcast channel of `capacity` needs.
 pub fn region_len_for(capacity: usize) -> Option<usize> {
@@ -118,21 +113,17 @@ pub struct Shared {
 }
 
 impl ChannelLayout for Shared {
-    type Options = Policy;
-    layout_offsets!();
+    layout_offsets!(Options = Policy);
     /// Two frames of an 8-byte message.
     const MIN_CAPACITY: usize = 32;
 
     fn create(
         memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        policy: &Policy,
-        _zeroed: bool,
-        handshake: Handshake,
+        how: &Creation<Policy>,
     ) -> Result<Shared, ChannelError> {
         let shared = Shared {
-            view: View::create(memory, DATA_OFFSET, capacity as u64, handshake)?,
-            policy: *policy,
+            view: how.view(memory, DATA_OFFSET)?,
+            policy: how.options,
         };
         // SAFETY: we are creating the channel: nobody uses the region yet; the slot
         // offsets are those of the reader slot array.
@@ -144,7 +135,7 @@ impl ChannelLayout for Shared {
         }
         // Relaxed: published by the header's magic, stored with Release after it.
         shared.status().policy.store(
-            u32::from(*policy == Policy::Overwrite),
+            u32::from(how.options == Policy::Overwrite),
             std::sync::atomic::Ordering::Relaxed,
         );
         shared.view.publish_header(&BROADCAST_SPEC, Self::STATUS)?;

@@ -20,14 +20,13 @@ use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
-use shm_core::notify::Handshake;
 use shm_core::SharedMemory;
 
 use super::{before, RingMem, SenderSlot, MAX_SENDERS};
 use crate::frame::FRAME_HEADER_LEN;
 use crate::layout::{
     assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, ConsumerLine,
-    EventLine, HeaderSlot, Line, ProducerLine, StatusLine, View,
+    Creation, EventLine, HeaderSlot, Line, ProducerLine, StatusLine, View,
 };
 use crate::primitive::AtomicU64;
 use crate::ChannelError;
@@ -56,14 +55,11 @@ assert_offsets! {
 }
 
 /// The layout this build speaks.
-const MPSC_SPEC: LayoutSpec = layout_spec(
-    b"SHMMPSC1",
-    3,
-    &[
-        (size_of::<Control>(), align_of::<Control>()),
-        (size_of::<SenderSlot>(), MAX_SENDERS),
-    ],
-);
+/// Size and alignment of the control block, for the layout hash.
+const CONTROL: (usize, usize) = (size_of::<Control>(), align_of::<Control>());
+const MPSC_TYPES: [(usize, usize); 2] = [CONTROL, (SLOT_LEN, MAX_SENDERS)];
+const MPSC_SPEC: LayoutSpec = layout_spec(b"SHMMPSC1", 3, &MPSC_TYPES);
+const SLOT_LEN: usize = size_of::<SenderSlot>();
 
 /// Region bytes an MPSC channel of `capacity` needs.
 pub fn region_len_for(capacity: usize) -> Option<usize> {
@@ -77,21 +73,14 @@ pub struct Shared {
 }
 
 impl ChannelLayout for Shared {
-    type Options = ();
-    layout_offsets!();
+    layout_offsets!(Options = ());
 
     /// Lays out a fresh channel in `memory`, header last. The data area must be all zero
     /// ("header 0" means "nothing written yet"): cleared here unless `zeroed` says the
     /// memory is fresh from the kernel (so creating a large channel touches no data page).
-    fn create(
-        memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        _options: &(),
-        zeroed: bool,
-        handshake: Handshake,
-    ) -> Result<Shared, ChannelError> {
+    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Shared, ChannelError> {
         let shared = Shared {
-            view: View::create(memory, DATA_OFFSET, capacity as u64, handshake)?,
+            view: how.view(memory, DATA_OFFSET)?,
         };
         // SAFETY: we are creating the channel: nobody uses the region yet; the slot
         // offsets are those of the slot array.
@@ -101,7 +90,7 @@ impl ChannelLayout for Shared {
                 shared.view.init_line::<SenderSlot>(slot_offset(i));
             }
         }
-        if !zeroed {
+        if !how.zeroed {
             shared.zero(0, shared.capacity());
         }
         shared.view.publish_header(&MPSC_SPEC, Self::STATUS)?;

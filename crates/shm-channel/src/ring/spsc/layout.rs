@@ -19,12 +19,11 @@ use std::mem::{align_of, size_of};
 use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
-use shm_core::notify::Handshake;
 use shm_core::SharedMemory;
 
 use crate::layout::{
     assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, ConsumerLine,
-    EventLine, HeaderSlot, ProducerLine, StatusLine, View,
+    Creation, EventLine, HeaderSlot, ProducerLine, StatusLine, View,
 };
 #[cfg(loom)]
 use crate::primitive::AtomicU64;
@@ -50,11 +49,9 @@ assert_offsets! {
 }
 
 /// The layout this build speaks: bump `version` on any incompatible change.
-const SPSC_SPEC: LayoutSpec = layout_spec(
-    b"SHMSPSC1",
-    3,
-    &[(size_of::<Control>(), align_of::<Control>())],
-);
+/// Size and alignment of the control block, for the layout hash.
+const CONTROL: (usize, usize) = (size_of::<Control>(), align_of::<Control>());
+const SPSC_SPEC: LayoutSpec = layout_spec(b"SHMSPSC1", 3, &[CONTROL]);
 
 /// A validated view of an SPSC channel's memory.
 #[derive(Clone)]
@@ -67,17 +64,10 @@ pub struct Shared {
 }
 
 impl ChannelLayout for Shared {
-    type Options = ();
-    layout_offsets!();
+    layout_offsets!(Options = ());
 
-    fn create(
-        memory: Arc<dyn SharedMemory>,
-        capacity: usize,
-        _options: &(),
-        _zeroed: bool,
-        handshake: Handshake,
-    ) -> Result<Shared, ChannelError> {
-        let view = View::create(memory, DATA_OFFSET, capacity as u64, handshake)?;
+    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Shared, ChannelError> {
+        let view = how.view(memory, DATA_OFFSET)?;
         let shared = Shared::from_view(view);
         // SAFETY: we are creating the channel: nobody uses the region yet.
         unsafe { Shared::init_lines(&shared.view) };

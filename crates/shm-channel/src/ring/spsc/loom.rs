@@ -19,7 +19,16 @@ fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
     // loom cannot model `membarrier`: the models run the SeqCst handshake (which is what
     // every channel uses under `cfg(loom)`, see `layout::effective_handshake`).
-    let shared = Shared::create(heap, capacity, &(), true, Handshake::SeqCst).unwrap();
+    let shared = Shared::create(
+        heap,
+        &crate::layout::Creation {
+            capacity,
+            options: (),
+            zeroed: true,
+            handshake: Handshake::SeqCst,
+        },
+    )
+    .unwrap();
     (
         Writer::new(shared.clone()).unwrap(),
         Reader::new(shared).unwrap(),
@@ -66,16 +75,7 @@ fn recv(reader: &mut Reader) -> Vec<u8> {
 
 #[test]
 fn loom_publish_then_consume_in_order() {
-    loom::model(|| {
-        let (mut writer, mut reader) = ring(64);
-        let producer = thread::spawn(move || {
-            send(&mut writer, b"first!!!");
-            send(&mut writer, b"second");
-        });
-        assert_eq!(recv(&mut reader), b"first!!!");
-        assert_eq!(recv(&mut reader), b"second");
-        producer.join().unwrap();
-    });
+    loom::model(|| stream(64, 0, &[b"first!!!", b"second"]));
 }
 
 /// Streams `messages` from a writer thread to the reader on a ring of `capacity` bytes,
