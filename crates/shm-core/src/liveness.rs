@@ -23,7 +23,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::sys;
 
@@ -134,8 +134,8 @@ extern "C" fn bump_fork_generation() {
 /// libc) after the first call, and never otherwise. A value recorded by an object and still
 /// equal now proves the object has not crossed a `fork` since.
 ///
-/// The first call registers the `pthread_atfork` handler; if the registration fails (it
-/// cannot, short of memory exhaustion) every call returns 0, which callers treat as "always
+/// The first call registers the `pthread_atfork` handler; while the registration fails (it
+/// cannot, short of memory exhaustion) calls return 0, which callers treat as "always
 /// re-check".
 ///
 /// ```
@@ -144,9 +144,21 @@ extern "C" fn bump_fork_generation() {
 /// ```
 #[inline]
 pub fn fork_generation() -> u64 {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*REGISTERED.get_or_init(|| sys::at_fork_child(bump_fork_generation).is_ok()) {
-        return 0;
+    // Not a `OnceLock`: a child forked while another thread ran the `OnceLock`'s
+    // initialiser would inherit it "running", with no thread left to finish it, and wait
+    // for ever on its first call (seen in multi-threaded test binaries: `pthread_atfork`
+    // blocks while a fork in progress holds libc's handler lock, which widens the window).
+    // Racing first calls may each register the handler; it then runs more than once per
+    // fork, which still changes the generation in every child.
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    // SYNC: fork handler registered. Acquire pairs with the Release store below: a thread
+    // that sees `true` sees the handler registered, so every later fork bumps the count.
+    if !REGISTERED.load(Ordering::Acquire) {
+        if sys::at_fork_child(bump_fork_generation).is_err() {
+            return 0;
+        }
+        // SYNC: fork handler registered (see the load above).
+        REGISTERED.store(true, Ordering::Release);
     }
     // Relaxed: see `bump_fork_generation`.
     FORK_GENERATION.load(Ordering::Relaxed)
