@@ -14,13 +14,10 @@ use shm_channel::{
 };
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
+// Offsets of the control block: the kit's, checked in `kit_layout.rs`.
+use shm_testkit::layout::mpsc::{DATA, HEAD, SLOTS, TAIL};
 use shm_testkit::{fork_child, fork_lock};
 
-/// Offsets of the control block (see `mpsc/layout.rs`): what a hostile peer would poke.
-const TAIL: usize = 128;
-const HEAD: usize = 256;
-const SLOTS: usize = 640;
-const DATA: usize = 640 + 64 * 128;
 /// A generous deadline for every blocking call: never reached unless something hangs.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -35,10 +32,6 @@ fn poke(region: &HeapRegion, offset: usize, value: u64) {
         .atomic_u64(offset)
         .unwrap()
         .store(value, Ordering::SeqCst);
-}
-
-fn peek(region: &HeapRegion, offset: usize) -> u64 {
-    region.atomic_u64(offset).unwrap().load(Ordering::SeqCst)
 }
 
 /// An identity that names no live process: ours with another start time.
@@ -254,7 +247,7 @@ fn claim_without_header_of_dead_sender_is_skipped_by_its_intent() {
     let (mut tx, mut rx, heap) = heap_channel(256);
     let dying = tx.try_clone().unwrap();
     let slot = SLOTS + dying.slot() * 128;
-    let tail = peek(&heap, TAIL);
+    let tail = heap.atomic_u64(TAIL).unwrap().load(Ordering::SeqCst);
     poke(&heap, slot + 8, tail);
     poke(&heap, slot + 16, tail + 32);
     poke(&heap, TAIL, tail + 32);
