@@ -1,9 +1,9 @@
-//! Fuzz target `hostile_peer`: see `fuzz/logic.rs` (shared with `crates/shm-channel/tests/corpus.rs`).
+//! Fuzz target `hostile_peer`: see `fuzz/logic/` (shared with `crates/shm-channel/tests/corpus.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../logic.rs"]
+#[path = "../logic/mod.rs"]
 mod logic;
 
 fuzz_target!(|data: &[u8]| logic::script(data, logic::heap_memory));

@@ -13,9 +13,7 @@ use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock, TestChild};
 
-const TAIL: usize = 128;
-const READERS: usize = 512;
-const DATA: usize = 512 + 16 * 128;
+use shm_testkit::layout::broadcast::{DATA, READERS, TAIL};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn heap_channel(capacity: usize, policy: Policy) -> (Sender, Receiver, Arc<HeapRegion>) {

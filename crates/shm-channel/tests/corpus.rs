@@ -1,14 +1,14 @@
 //! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the same target
-//! bodies as the cargo-fuzz binaries (`fuzz/logic.rs`, included here), so every interesting
+//! bodies as the cargo-fuzz binaries (`fuzz/logic/`, included here), so every interesting
 //! input found by fuzzing stays a regression test on stable, without cargo-fuzz.
 //!
-//! The attach and hostile-peer targets run each input twice: on a heap region (as under
+//! The attach and hostile-peer targets (SPSC, MPSC, broadcast) run each input twice: on a heap region (as under
 //! the fuzzer) and on a shared mapping between `PROT_NONE` guard pages, where any stray
 //! access is a SIGSEGV.
 
 use std::path::{Path, PathBuf};
 
-#[path = "../../../fuzz/logic.rs"]
+#[path = "../../../fuzz/logic/mod.rs"]
 mod logic;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -53,6 +53,22 @@ fn hostile_peer_corpus_replays_cleanly() {
     replay("hostile_peer", |data| {
         logic::script(data, logic::heap_memory);
         logic::script(data, logic::guarded_memory);
+    });
+}
+
+#[test]
+fn hostile_mpsc_corpus_replays_cleanly() {
+    replay("hostile_mpsc", |data| {
+        logic::mpsc(data, logic::heap_memory);
+        logic::mpsc(data, logic::guarded_memory);
+    });
+}
+
+#[test]
+fn hostile_broadcast_corpus_replays_cleanly() {
+    replay("hostile_broadcast", |data| {
+        logic::broadcast(data, logic::heap_memory);
+        logic::broadcast(data, logic::guarded_memory);
     });
 }
 

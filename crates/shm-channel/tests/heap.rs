@@ -12,10 +12,8 @@ use shm_channel::{
 };
 use shm_core::{HeapRegion, SharedMemory};
 
-/// Offsets of the control block (see `layout.rs`): what a hostile peer would poke.
-const TAIL: usize = 128;
-const HEAD: usize = 256;
-const DATA: usize = 640;
+// Offsets of the control block (the kit's, checked in `kit_layout.rs`).
+use shm_testkit::layout::spsc::{DATA, HEAD, TAIL};
 
 /// A typed channel over a heap region (so the test also runs under Miri).
 fn typed_heap<T, C: Codec<T>>(capacity: usize) -> (typed::Sender<T, C>, typed::Receiver<T, C>) {

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_core::{HeapRegion, SharedMemory};
 
-const TAIL: usize = 128;
-const HEAD: usize = 256;
+use shm_testkit::layout::spsc::{HEAD, TAIL};
 
 #[test]
 fn attaching_at_positions_near_u64_max_does_not_panic() {

@@ -222,6 +222,12 @@ impl SendRing for Writer {
             return;
         }
         self.published = self.tail;
+        // Relaxed: published by the Release store of `tail` just below; read only by a
+        // sender taking over (after an Acquire load of `tail`) and by a lagging reader.
+        self.shared
+            .writer()
+            .next_seq
+            .store(self.seq, Ordering::Relaxed);
         // SYNC: frame published. Release pairs with the Acquire load of `tail` in
         // `Reader::read_frame`.
         self.shared

@@ -1,0 +1,105 @@
+//! Target `codec`: codec input.
+
+use std::collections::BTreeMap;
+
+use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
+use shm_channel::spsc::Builder;
+use shm_channel::{typed, TryRecvError, TrySendError};
+use shm_testkit::layout::spsc::DATA;
+
+use super::heap_memory;
+
+/// A sensor reading (strings, vectors, options).
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+pub struct Reading {
+    sensor: String,
+    seq: u64,
+    values: Vec<i32>,
+    ok: bool,
+    unit: Option<char>,
+}
+
+/// A command enum (tagged variants, nested data).
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+pub enum Command {
+    /// Unit variant.
+    Ping,
+    /// Struct variant.
+    Move {
+        /// x.
+        x: i64,
+        /// y.
+        y: i16,
+    },
+    /// Newtype variant.
+    Name(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+    /// A map.
+    Table(BTreeMap<u16, String>),
+}
+
+/// A recursive type: the codecs must refuse nesting deeper than their limit instead of
+/// overflowing the stack.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+pub enum Tree {
+    /// A leaf.
+    Leaf(u8),
+    /// A node.
+    Node(Vec<Tree>),
+}
+
+/// Plain data.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub struct Sample {
+    seq: u64,
+    values: [u32; 4],
+}
+
+/// Decodes `data[1..]` as one frame with the codec and type `data[0]` picks; a decoded
+/// value must survive an encode/decode round trip through the channel.
+pub fn codec(data: &[u8]) {
+    let Some((&pick, frame)) = data.split_first() else {
+        return;
+    };
+    let frame = &frame[..frame.len().min(8000)];
+    match pick % 11 {
+        0 => decode_one::<Reading, Bincode>(frame),
+        1 => decode_one::<Command, Bincode>(frame),
+        2 => decode_one::<(u32, String), Bincode>(frame),
+        3 => decode_one::<Vec<Vec<u8>>, Bincode>(frame),
+        4 => decode_one::<Reading, Postcard>(frame),
+        5 => decode_one::<Command, Postcard>(frame),
+        6 => decode_one::<(u32, String), Postcard>(frame),
+        7 => decode_one::<Vec<Vec<u8>>, Postcard>(frame),
+        8 => decode_one::<Sample, Plain>(frame),
+        9 => decode_one::<Tree, Bincode>(frame),
+        _ => decode_one::<Tree, Postcard>(frame),
+    }
+}
+
+fn decode_one<T, C>(frame: &[u8])
+where
+    T: Clone + PartialEq + std::fmt::Debug,
+    C: Codec<T>,
+{
+    let memory = heap_memory(DATA + 8192);
+    let (mut tx, rx) = Builder::new(8192).create_in(memory).unwrap();
+    tx.try_send(frame).unwrap();
+    let mut rx = typed::Receiver::<T, C>::from_bytes(rx);
+    match rx.try_recv() {
+        Ok(value) => {
+            let mut tx = typed::Sender::<T, C>::from_bytes(tx);
+            match tx.try_send(value.clone()) {
+                Ok(()) => assert_eq!(rx.try_recv().unwrap(), value, "round trip"),
+                // A value decoded from <= 4 KiB may encode larger (never beyond the ring
+                // here, but say so rather than assume).
+                Err(TrySendError::TooLarge(..) | TrySendError::Full(_)) => {}
+                Err(err) => panic!("re-encoding a decoded value: {err:?}"),
+            }
+        }
+        Err(TryRecvError::Decode(_)) => {}
+        Err(err) => panic!("decoding {} bytes: {err:?}", frame.len()),
+    }
+}
