@@ -206,12 +206,9 @@ pub fn script(data: &[u8], make: MakeMemory) {
                     };
                     match outcome {
                         Ok(Some(n)) => s.sent(msg[..n].to_vec()),
-                        // Known defect (reported, regression test on the branch
-                        // `tests-kit-failing`): under overwrite, a grant dropped after it
-                        // announced an overwrite loses the overwritten messages without a
-                        // `Lagged`, and the next message reads as corrupt. Until it is
-                        // fixed, the model stops there.
-                        Ok(None) if s.policy == Policy::Overwrite => s.model = None,
+                        // Under overwrite, a grant dropped after it announced an overwrite
+                        // loses the messages it would have overwritten, reported as `Lagged`
+                        // (regression: tests/hostile_regressions.rs).
                         Ok(None) => {}
                         Err(err) => s.check_send(Err(err), Vec::new()),
                     }
@@ -276,14 +273,9 @@ pub fn script(data: &[u8], make: MakeMemory) {
                 } else {
                     let result = timed("Sender::attach", || Sender::attach(s.memory.clone()));
                     match result {
-                        Ok(tx) => {
-                            s.tx = Some(tx);
-                            // Known defect (reported, regression test on the branch
-                            // `tests-kit-failing`): a re-attached sender ignores the
-                            // back-pressure of unread messages once, overwriting them. Until it
-                            // is fixed, the model stops there.
-                            s.model = None;
-                        }
+                        // A re-attached sender keeps the back-pressure of unread messages
+                        // (regression: tests/hostile_regressions.rs).
+                        Ok(tx) => s.tx = Some(tx),
                         Err(err) => assert!(!s.clean(), "re-attach refused: {err}"),
                     }
                 }

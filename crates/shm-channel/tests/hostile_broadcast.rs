@@ -23,26 +23,8 @@ use shm_testkit::{Garbage, Rng, Words};
 mod support;
 use support::hostile::anywhere::{bounded, in_child, scatter};
 use support::hostile::matrix::{run, Mode};
-use support::hostile::{Bounded, Case, Kind, Kinds, Subject, Target, CAP, TIMEOUT};
+use support::hostile::{Bounded, Kind, Kinds, Subject, Target, CAP, TIMEOUT};
 use support::Mem;
-
-/// Known defect (reported to the channel's owner): a value with pid bits 0 written into
-/// the sender's owner word makes the real sender's drop skip its close (`owned_here` is
-/// false), and reads as "no sender attached yet" to a receiver, whose blocked `recv()` then
-/// waits for an attacher for ever, though the sender it had is gone.
-const PEER_OWNER_ZEROED: &str = "sender owner overwritten with pid 0: the sender's drop does \
-     not close and the blocked receiver waits for an attacher for ever";
-
-/// Known defect (reported to the channel's owner): a reader slot whose owner word is not 0
-/// but has pid bits 0 (`1 << 63`, `0xAD << 32`, a start time alone) counts as a reader in
-/// the back-pressure (`Writer::room` skips only owner 0) but is never reaped
-/// (`reap_dead_readers` skips owners `ProcessIdentity::from_raw` refuses): its cursor holds
-/// a blocked `send()` back for ever, even with every real receiver gone.
-const READER_OWNER_WITHOUT_PID: &str = "reader owner with pid bits 0 holds the back-pressure \
-     and is never reaped: the blocked sender waits for ever";
-
-/// The pid bits of a packed `ProcessIdentity`.
-const PID_MASK: u64 = (1 << 22) - 1;
 
 impl Subject for Broadcast {
     const NAME: &'static str = "broadcast";
@@ -148,22 +130,6 @@ impl Subject for Broadcast {
                 break;
             }
         }
-    }
-
-    fn known_hang(case: &Case, close_only: bool, value: u64) -> Option<&'static str> {
-        let pid_zero = value & PID_MASK == 0;
-        match case.target.name() {
-            "sender owner" if pid_zero && close_only => Some(PEER_OWNER_ZEROED),
-            "reader owner" if pid_zero && value != 0 => Some(READER_OWNER_WITHOUT_PID),
-            _ => None,
-        }
-    }
-
-    fn expect_known_hang(mode: Mode) -> Option<&'static str> {
-        Some(match mode {
-            Mode::Recv => PEER_OWNER_ZEROED,
-            Mode::Send => READER_OWNER_WITHOUT_PID,
-        })
     }
 
     fn own_calls(

@@ -22,20 +22,8 @@ use shm_testkit::{Garbage, Rng, Words};
 mod support;
 use support::hostile::anywhere::{bounded, in_child, scatter};
 use support::hostile::matrix::{run, Mode};
-use support::hostile::{Bounded, Case, Kind, Kinds, Subject, Target, CAP, TIMEOUT};
+use support::hostile::{Bounded, Kind, Kinds, Subject, Target, CAP, TIMEOUT};
 use support::Mem;
-
-/// Known defect (reported to the channel's owner): a value with pid bits 0 (0, `1 << 63`,
-/// `0xAD << 32`) written into the receiver's owner word makes the real receiver's drop skip
-/// its close (`owned_here` is false), and reads as "no receiver attached yet" to a sender,
-/// whose blocked `send()` then waits for an attacher for ever, though the receiver it had
-/// is gone. An owner seen once and later 0 without the closed flag cannot come from honest
-/// peers (close sets the flag before releasing the owner).
-const PEER_OWNER_ZEROED: &str = "receiver owner overwritten with pid 0: the receiver's drop \
-     does not close and the blocked sender waits for an attacher for ever";
-
-/// The pid bits of a packed `ProcessIdentity`.
-const PID_MASK: u64 = (1 << 22) - 1;
 
 impl Subject for Mpsc {
     const NAME: &'static str = "mpsc";
@@ -125,15 +113,6 @@ impl Subject for Mpsc {
     }
 
     fn drain_others(_tx2: &mut mpsc::Sender) {}
-
-    fn known_hang(case: &Case, close_only: bool, value: u64) -> Option<&'static str> {
-        (case.target.name() == "receiver owner" && value & PID_MASK == 0 && close_only)
-            .then_some(PEER_OWNER_ZEROED)
-    }
-
-    fn expect_known_hang(mode: Mode) -> Option<&'static str> {
-        (mode == Mode::Send).then_some(PEER_OWNER_ZEROED)
-    }
 
     fn own_calls(
         tx: &mut mpsc::Sender,

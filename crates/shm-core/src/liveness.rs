@@ -218,6 +218,9 @@ impl PeerWatch {
         let pidfd = match sys::pidfd_open(who.pid()) {
             Ok(fd) => Some(fd),
             Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Liveness::Dead,
+            // EINVAL: the id names a thread, not a process (or the kernel has no pidfds):
+            // only a thread-group leader is a process an owner word can name.
+            Err(_) if !is_process(who.pid()) => return Liveness::Dead,
             Err(_) => None,
         };
         // The pidfd (if any) now pins the process: a start-time match proves it is `who`.
@@ -240,12 +243,26 @@ impl PeerWatch {
     #[cfg(not(miri))]
     fn check_without_pidfd(who: ProcessIdentity) -> Liveness {
         let same = start_time(who.pid()).is_ok_and(|start| start == who.start_time());
-        if same && sys::process_exists(who.pid()) && !is_zombie(who.pid()) {
+        if same && is_process(who.pid()) && sys::process_exists(who.pid()) && !is_zombie(who.pid())
+        {
             Liveness::Alive
         } else {
             Liveness::Dead
         }
     }
+}
+
+/// Whether `pid` names a process (a thread-group leader), not another thread of one: the
+/// `Tgid:` line of `/proc/<pid>/status` (which exists for thread ids too) is `pid` itself.
+#[cfg(not(miri))]
+fn is_process(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Tgid:"))?;
+            line["Tgid:".len()..].trim().parse::<i32>().ok()
+        })
+        .is_some_and(|tgid| tgid == pid)
 }
 
 /// Whether `/proc/<pid>/stat` says the process is a zombie (exited, not yet reaped).
@@ -279,6 +296,24 @@ mod tests {
         let me = ProcessIdentity::current().unwrap();
         let impostor = ProcessIdentity::from_parts(me.pid(), me.start_time() + 1).unwrap();
         assert_eq!(PeerWatch::new().check(impostor), Liveness::Dead);
+    }
+
+    #[test]
+    fn a_thread_id_is_not_a_live_process() {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            tid_tx.send(tid).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let start = start_time(tid).unwrap();
+        let identity = ProcessIdentity::from_parts(tid, start).unwrap();
+        assert_eq!(PeerWatch::new().check(identity), Liveness::Dead);
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
     }
 
     #[test]

@@ -97,17 +97,6 @@ fn swap_owner(slot: &AtomicU64, current: u64, new: u64) -> Result<(), OwnershipE
     }
 }
 
-/// The peer's owner, seen from our endpoint: alive, dead, or not attached yet.
-pub(crate) fn peer_dead(slot: &AtomicU64, watch: &mut PeerWatch) -> bool {
-    // Acquire: see `owned_here`. The value is untrusted: at worst a hostile peer names a
-    // live process and we wait (until our deadline) as for any slow peer.
-    let owner = slot.load(Ordering::Acquire);
-    match ProcessIdentity::from_raw(owner) {
-        Some(owner) => watch.check(owner) == Liveness::Dead,
-        None => false,
-    }
-}
-
 /// Asks the kernel about the owner of each slot in `slots` (one watch per slot): calls
 /// `dead(index)` for each slot whose owner is dead, and returns whether any slot has a live
 /// owner. Free slots (0) are skipped.
@@ -137,6 +126,46 @@ pub(crate) fn free_dead(slot: &AtomicU64, owner: u64) -> bool {
     // SYNC: owner recorded (see `swap_owner`). Failure Relaxed: the value is not used.
     slot.compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
+}
+
+/// Watches the owner of the other side of a channel: the kernel's word on whether it is
+/// alive, and whether the owner slot was emptied without the side being closed.
+///
+/// An honest close sets its side's closed flag before it frees the owner slot; a slot found
+/// empty (or naming no process) after it once named an owner, with the closed flag still
+/// clear, means a peer wrote it — the owner is gone as far as we can ever tell, and no live
+/// process will close the side: reported as dead, never waited on for ever.
+#[derive(Debug, Default)]
+pub(crate) struct PeerMonitor {
+    watch: PeerWatch,
+    /// The slot named an owner once.
+    seen: bool,
+}
+
+impl PeerMonitor {
+    /// A monitor of `slot`, remembering whether it names an owner now.
+    pub(crate) fn new(slot: &AtomicU64) -> PeerMonitor {
+        PeerMonitor {
+            watch: PeerWatch::new(),
+            // Relaxed: a hint only (a later Acquire load decides).
+            seen: ProcessIdentity::from_raw(slot.load(Ordering::Relaxed)).is_some(),
+        }
+    }
+
+    /// Whether the owner in `slot` is gone: dead by the kernel's word, or vanished (see
+    /// the type) while `closed` says the side was not closed.
+    pub(crate) fn gone(&mut self, slot: &AtomicU64, closed: impl FnOnce() -> bool) -> bool {
+        // Acquire: see `owned_here`; an honest close's flag store is ordered before the
+        // Release that freed the slot, so a freed slot seen here comes with its flag.
+        let owner = slot.load(Ordering::Acquire);
+        match ProcessIdentity::from_raw(owner) {
+            Some(identity) => {
+                self.seen = true;
+                self.watch.check(identity) == Liveness::Dead
+            }
+            None => self.seen && !closed(),
+        }
+    }
 }
 
 /// Paces the slow checks (liveness syscalls) of non-blocking calls, which may be polled in

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use shm_core::liveness::PeerWatch;
 
 use super::Gone;
-use crate::endpoint::{ownership, Claim};
+use crate::endpoint::ownership::{self, PeerMonitor};
+use crate::endpoint::Claim;
 use crate::layout::{EventLine, StatusLine};
 use crate::primitive::AtomicU64;
 use crate::ChannelError;
@@ -20,20 +21,21 @@ impl StatusLine {
         self.receiver_closed.load(Ordering::Acquire) != 0
     }
 
-    /// Whether the kernel says the receiver's owner died (SPSC, MPSC). An unclaimed slot
-    /// (0) is not dead: a receiver may still attach.
-    pub(crate) fn receiver_is_dead(&self, watch: &mut PeerWatch) -> bool {
-        ownership::peer_dead(&self.receiver_owner, watch)
+    /// Whether the receiver's owner is gone (SPSC, MPSC): dead by the kernel's word, or its
+    /// slot emptied without a close (see [`PeerMonitor`]). A slot never claimed is not
+    /// gone: a receiver may still attach.
+    pub(crate) fn receiver_is_dead(&self, peer: &mut PeerMonitor) -> bool {
+        peer.gone(&self.receiver_owner, || self.receiver_is_closed())
     }
 
     /// Whether the sender is gone (SPSC, broadcast): closed by its owner always; on a
     /// `slow` check also dead by the kernel's word.
-    pub(crate) fn sender_gone(&self, slow: bool, watch: &mut PeerWatch) -> Option<Gone> {
+    pub(crate) fn sender_gone(&self, slow: bool, peer: &mut PeerMonitor) -> Option<Gone> {
         // SYNC: sender closed. Acquire pairs with the Release store in `close_sender`: the
         // frames published before the close are visible to the last look at the ring.
         if self.sender_closed.load(Ordering::Acquire) != 0 {
             Some(Gone::Disconnected)
-        } else if slow && ownership::peer_dead(&self.sender_owner, watch) {
+        } else if slow && peer.gone(&self.sender_owner, || self.sender_is_closed()) {
             Some(Gone::PeerDied)
         } else {
             None
@@ -61,6 +63,12 @@ impl StatusLine {
             self.receiver_closed.store(0, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Whether the sender was dropped by its owner (SPSC, broadcast).
+    fn sender_is_closed(&self) -> bool {
+        // SYNC: sender closed (see `close_sender`).
+        self.sender_closed.load(Ordering::Acquire) != 0
     }
 
     /// The sender owner's drop (SPSC, broadcast), after it published everything: mark the

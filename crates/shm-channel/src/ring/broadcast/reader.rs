@@ -8,11 +8,9 @@ use ::loom::sync::atomic::fence;
 use std::sync::atomic::fence;
 use std::sync::atomic::Ordering;
 
-use shm_core::liveness::PeerWatch;
-
 use super::layout::{Policy, Shared, HEADER, MAX_READERS};
 use super::{before, frame_span, seq_at, Fault};
-use crate::endpoint::ownership;
+use crate::endpoint::ownership::{self, PeerMonitor};
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
@@ -36,7 +34,7 @@ pub struct Reader {
     /// the ring (see `seq_at`), else learnt from the first frame read. While it is unknown
     /// a `Lagged` count cannot be computed and is reported as 0 (skipped silently).
     next_seq: Option<u64>,
-    watch: PeerWatch,
+    peer: PeerMonitor,
     /// The private copy of the frame at the cursor (reused).
     copy: Vec<u8>,
     wakes: u64,
@@ -72,11 +70,11 @@ impl Reader {
         shared.reader(slot).cursor.store(cursor, Ordering::Release);
         let next_seq = seq_at(&shared, cursor);
         Ok(Reader {
+            peer: PeerMonitor::new(&shared.status().sender_owner),
             shared,
             slot,
             cursor,
             next_seq,
-            watch: PeerWatch::new(),
             copy: Vec::new(),
             wakes: 0,
         })
@@ -189,20 +187,35 @@ impl Reader {
                     value: oldest,
                 }));
             }
-            // Relaxed: validated by the re-check below.
-            let stamp = shared.word(oldest & shared.mask()).load(Ordering::Relaxed);
+            // The sequence number of the message at `oldest`: its frame's stamp less one —
+            // or, when nothing is published there yet (a write grant announced an
+            // overwrite, then was dropped), the writer's next sequence number.
+            let first = if oldest == tail {
+                // Relaxed: published by the `tail` loaded above; re-checked below.
+                let next = shared.writer().next_seq.load(Ordering::Relaxed);
+                // Acquire: SYNC: frame published; nothing was published meanwhile.
+                if shared.writer().tail.load(Ordering::Acquire) != tail {
+                    continue;
+                }
+                next
+            } else {
+                // Relaxed: validated by the re-check below.
+                shared
+                    .word(oldest & shared.mask())
+                    .load(Ordering::Relaxed)
+                    .wrapping_sub(1)
+            };
             fence(Ordering::Acquire);
             // Relaxed: ordered by the fence above (SYNC: overwrite announced).
             if shared.writer().oldest.load(Ordering::Relaxed) != oldest {
                 continue; // overwritten again while we looked
             }
-            let first = stamp.wrapping_sub(1);
             // The message at `oldest` comes after the one at our cursor, which is older.
             let missed = match self.next_seq {
                 None => 0,
                 Some(next) => first.checked_sub(next).ok_or(Fault::Corrupted(Corruption {
                     what: "broadcast stamp at the oldest frame behind our sequence",
-                    value: stamp,
+                    value: first,
                 }))?,
             };
             self.cursor = oldest;
@@ -257,7 +270,7 @@ impl RecvRing for Reader {
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
-        self.shared.status().sender_gone(slow, &mut self.watch)
+        self.shared.status().sender_gone(slow, &mut self.peer)
     }
 
     fn owner_slot(&self) -> &AtomicU64 {

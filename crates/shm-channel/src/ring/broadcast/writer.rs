@@ -7,7 +7,7 @@ use ::loom::sync::atomic::fence;
 use std::sync::atomic::fence;
 use std::sync::atomic::Ordering;
 
-use shm_core::liveness::PeerWatch;
+use shm_core::liveness::{PeerWatch, ProcessIdentity};
 
 use super::layout::{span_of, Policy, Shared, HEADER, MAX_READERS};
 use super::{before, frame_span};
@@ -49,13 +49,16 @@ impl Writer {
         // Acquire: our own earlier stores, if this process wrote before.
         let tail = shared.writer().tail.load(Ordering::Acquire);
         let oldest = shared.writer().oldest.load(Ordering::Acquire);
+        let shared_capacity = shared.capacity();
         Writer {
             shared,
             tail,
             published: tail,
             seq,
             oldest,
-            bound: tail,
+            // Unknown until the readers are scanned: a capacity behind makes the first
+            // room check scan them (a sender taking over must not assume an empty ring).
+            bound: tail.wrapping_sub(shared_capacity),
             watches: (0..MAX_READERS).map(|_| PeerWatch::new()).collect(),
             wakes: 0,
         }
@@ -89,7 +92,9 @@ impl Writer {
         let mut bound = self.tail;
         for index in 0..MAX_READERS {
             let slot = self.shared.reader(index);
-            if slot.owner.load(Ordering::SeqCst) == 0 {
+            // A slot that names no process (0, or pid bits 0: only a peer writes those)
+            // holds nothing back; a live receiver's own slot always names it.
+            if ProcessIdentity::from_raw(slot.owner.load(Ordering::SeqCst)).is_none() {
                 continue;
             }
             // SYNC: space released. Acquire pairs with the reader's Release store of its

@@ -7,7 +7,7 @@ use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 
 use super::layout::claim_free_slot;
 use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
-use crate::endpoint::ownership;
+use crate::endpoint::ownership::{self, PeerMonitor};
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
 use crate::ring::{has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
@@ -18,7 +18,7 @@ pub struct Writer {
     shared: Shared,
     producer: Producer,
     /// Watches the receiver's owner.
-    watch: PeerWatch,
+    peer: PeerMonitor,
     /// Bytes committed since the reader was last notified (commits are visible at once;
     /// the wake check is what `publish` batches).
     unnotified: u64,
@@ -37,8 +37,8 @@ impl Writer {
         })?;
         Ok(Writer {
             producer: Producer::new(&shared, slot),
+            peer: PeerMonitor::new(&shared.status().receiver_owner),
             shared,
-            watch: PeerWatch::new(),
             unnotified: 0,
             wakes: 0,
         })
@@ -103,7 +103,7 @@ impl SendRing for Writer {
     }
 
     fn receivers_dead(&mut self) -> bool {
-        self.shared.status().receiver_is_dead(&mut self.watch)
+        self.shared.status().receiver_is_dead(&mut self.peer)
     }
 
     fn owner_slot(&self) -> &AtomicU64 {

@@ -15,7 +15,7 @@
 
 use std::sync::atomic::Ordering;
 
-use shm_core::liveness::PeerWatch;
+use crate::endpoint::ownership::PeerMonitor;
 
 use crate::error::Corruption;
 use crate::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
@@ -96,7 +96,7 @@ fn store_header(shared: &Shared, offset: u64, word: u64) {
 pub struct Writer {
     shared: Shared,
     /// Watches the receiver's owner.
-    watch: PeerWatch,
+    peer: PeerMonitor,
     /// Next byte position to write: frames below it are written (maybe not yet published).
     tail: u64,
     /// The tail last stored in shared memory.
@@ -115,8 +115,8 @@ impl Writer {
         let tail = shared.producer().tail.load(Ordering::Acquire);
         let mask = shared.capacity() - 1;
         let mut writer = Writer {
+            peer: PeerMonitor::new(&shared.status().receiver_owner),
             shared,
-            watch: PeerWatch::new(),
             tail,
             published: tail,
             cached_head: tail.wrapping_sub(mask + 1),
@@ -261,7 +261,7 @@ impl Writer {
 pub struct Reader {
     shared: Shared,
     /// Watches the sender's owner.
-    watch: PeerWatch,
+    peer: PeerMonitor,
     /// Next byte position to read.
     head: u64,
     /// The writer's tail as last loaded: an upper bound of what may be read.
@@ -288,8 +288,8 @@ impl Reader {
         }
         let mask = shared.capacity() - 1;
         let mut reader = Reader {
+            peer: PeerMonitor::new(&shared.status().sender_owner),
             shared,
-            watch: PeerWatch::new(),
             head,
             cached_tail: head,
             published_head: head,
@@ -458,7 +458,7 @@ impl SendRing for Writer {
     }
 
     fn receivers_dead(&mut self) -> bool {
-        self.shared.status().receiver_is_dead(&mut self.watch)
+        self.shared.status().receiver_is_dead(&mut self.peer)
     }
 
     fn wakes(&self) -> u64 {
@@ -498,7 +498,7 @@ impl RecvRing for Reader {
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
-        self.shared.status().sender_gone(slow, &mut self.watch)
+        self.shared.status().sender_gone(slow, &mut self.peer)
     }
 
     fn wakes(&self) -> u64 {
