@@ -20,16 +20,14 @@ use shm_testkit::{fork_child, fork_lock};
 /// A call that takes longer than this has hung (generous: the machine is shared).
 const BOUND: Duration = Duration::from_secs(10);
 
-/// MPSC control block offsets (see `ring/mpsc/layout.rs`).
-const MPSC_TAIL: usize = 128;
-const MPSC_HEAD: usize = 256;
-const MPSC_SENDERS: usize = 408;
-const MPSC_DATA: usize = 640 + 64 * 128;
-/// Broadcast control block offsets (see `ring/broadcast/layout.rs`).
-const BCAST_TAIL: usize = 128;
-const BCAST_OLDEST: usize = 136;
-const BCAST_NEXT_SEQ: usize = 144;
-const BCAST_DATA: usize = 512 + 16 * 128;
+/// Control block offsets, from the test kit (checked against live channels by
+/// `kit_layout.rs`).
+use shm_testkit::layout::broadcast::{
+    DATA as BCAST_DATA, NEXT_SEQ as BCAST_NEXT_SEQ, OLDEST as BCAST_OLDEST, TAIL as BCAST_TAIL,
+};
+use shm_testkit::layout::mpsc::{
+    DATA as MPSC_DATA, HEAD as MPSC_HEAD, SENDERS as MPSC_SENDERS, TAIL as MPSC_TAIL,
+};
 
 fn poke(memory: &dyn SharedMemory, offset: usize, value: u64) {
     memory

@@ -208,6 +208,8 @@ pub mod broadcast {
     pub const TAIL: usize = 128;
     /// Bytes below this may be overwritten (u64).
     pub const OLDEST: usize = 136;
+    /// Sequence number of the next message (u64), stored with every publication.
+    pub const NEXT_SEQ: usize = 144;
     /// Identity of the sender's owner (u64).
     pub const SENDER_OWNER: usize = 256;
     /// 1 once the sender was dropped (u32).

@@ -92,7 +92,7 @@ assert_offsets! {
 /// Size and alignment of the control block, for the layout hash.
 const CONTROL: (usize, usize) = (size_of::<Control>(), align_of::<Control>());
 const SLOT_LEN: usize = size_of::<ReaderSlot>();
-const TYPES: [(usize, usize); 3] = [CONTROL, (SLOT_LEN, MAX_READERS), (16, 8)];
+const TYPES: [(usize, usize); 3] = [CONTROL, (SLOT_LEN, MAX_READERS), (HEADER as usize, 8)];
 const BROADCAST_SPEC: LayoutSpec = layout_spec(b"SHMBCST1", 4, &TYPES);
 
 /// Region bytes a broadcast channel of `capacity` needs.
@@ -211,5 +211,5 @@ impl Shared {
 }
 
 fn reader_offset(index: usize) -> usize {
-    offset_of!(Control, readers) + index.min(MAX_READERS - 1) * size_of::<ReaderSlot>()
+    offset_of!(Control, readers) + index.min(MAX_READERS - 1) * SLOT_LEN
 }

@@ -172,6 +172,8 @@ impl Reader {
             if consumer.passed_intent(&*shared, index)
                 && ownership::free_dead(&shared.slot(index).owner, owner)
             {
+                // AcqRel: the count is an RMW chain every sender and reaper updates; the
+                // slot freed above (SYNC: owner recorded) comes before it.
                 shared.status().senders.fetch_sub(1, Ordering::AcqRel);
                 *dead_senders += 1;
             }

@@ -144,7 +144,7 @@ impl Shared {
 
 /// Offset of producer slot `index` in the control block.
 fn slot_offset(index: usize) -> usize {
-    offset_of!(Control, slots) + index.min(MAX_SENDERS - 1) * size_of::<SenderSlot>()
+    offset_of!(Control, slots) + index.min(MAX_SENDERS - 1) * SLOT_LEN
 }
 
 impl RingMem for Shared {
