@@ -34,7 +34,7 @@ use shm_channel::{RecvError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{WaitStrategy, DEFAULT_SPIN};
 
-use super::{Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use super::{check_exact, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
 
 /// How an endpoint moves the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +124,10 @@ impl Transport for Ring {
         self.description
     }
 
+    fn nominal(&self) -> bool {
+        self.mode == Mode::ZeroCopyStamps
+    }
+
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let builder = Builder::new(ring_capacity(max_msg)).wait_strategy(self.strategy);
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
@@ -176,14 +180,6 @@ fn recv_err(e: RecvError) -> TransportError {
     }
 }
 
-fn bad_len(expected: usize, got: usize) -> Result<(), TransportError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(TransportError::BadLength { expected, got })
-    }
-}
-
 impl RingEnd {
     /// Whether the payload goes through the private buffer.
     fn copies(&self) -> bool {
@@ -209,11 +205,8 @@ impl RingEnd {
     }
 
     fn check_len(&self, len: usize) -> Result<(), TransportError> {
-        if self.copies() && len > self.buf.len() {
-            return Err(TransportError::TooLarge {
-                len,
-                max: self.buf.len(),
-            });
+        if self.copies() {
+            super::check_fits(len, self.buf.len())?;
         }
         Ok(())
     }
@@ -221,7 +214,7 @@ impl RingEnd {
     /// Copy mode: the next message, copied out of the ring into `buf` (and released).
     fn recv_copy(&mut self, len: usize) -> Result<(), TransportError> {
         let grant = self.rx.read().map_err(recv_err)?;
-        bad_len(len, grant.len())?;
+        check_exact(len, grant.len())?;
         grant.copy_to(&mut self.buf[..len]);
         Ok(())
     }
@@ -281,7 +274,7 @@ impl Endpoint for RingEnd {
         }
         let stamps = self.stamps_only();
         let grant = self.rx.read().map_err(recv_err)?;
-        bad_len(len, grant.len())?;
+        check_exact(len, grant.len())?;
         // SAFETY: the grant's pointer is valid for reads of `len` bytes while the grant
         // lives, and `msg` is dropped before the grant; no reference is formed over it.
         let msg = unsafe {
@@ -311,7 +304,7 @@ impl Endpoint for RingEnd {
         }
         let stamps = self.stamps_only();
         let incoming = self.rx.read().map_err(recv_err)?;
-        bad_len(len, incoming.len())?;
+        check_exact(len, incoming.len())?;
         // SAFETY: as in `recv`: valid for `len` bytes while `incoming` lives.
         let msg = unsafe {
             if stamps {
