@@ -2,7 +2,7 @@
 //!
 //! | name | wait strategy | how the payload moves |
 //! |---|---|---|
-//! | `shm-spin` | `Spin` | copied in (`send`) and out (`read` + `copy_to`) through a private buffer |
+//! | `shm-spin` | `Spin` | copied in (`send`) and out (`recv_into`) through a private buffer |
 //! | `shm-spin-park` | `SpinThenPark` (default, 50 µs) | copied, as above |
 //! | `shm-park` | `Park` | copied, as above |
 //! | `shm-zero-copy` | `SpinThenPark` | written in place through a `WriteGrant`, read in place through a `ReadGrant` |
@@ -30,7 +30,7 @@
 //! ring as `PeerDied` within ~10 ms, mapped to [`TransportError::PeerDied`].
 
 use shm_channel::spsc::{Builder, Receiver, Sender};
-use shm_channel::{RecvError, SendError};
+use shm_channel::{RecvError, RecvIntoError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{WaitStrategy, DEFAULT_SPIN};
 
@@ -39,7 +39,7 @@ use super::{check_exact, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportErro
 /// How an endpoint moves the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Through a private buffer: `send(&buf)`, then `read()` + `copy_to(&mut buf)`.
+    /// Through a private buffer: `send(&buf)`, then `recv_into(&mut buf)`.
     Copy,
     /// In place, every byte.
     ZeroCopy,
@@ -213,10 +213,11 @@ impl RingEnd {
 
     /// Copy mode: the next message, copied out of the ring into `buf` (and released).
     fn recv_copy(&mut self, len: usize) -> Result<(), TransportError> {
-        let grant = self.rx.read().map_err(recv_err)?;
-        check_exact(len, grant.len())?;
-        grant.copy_to(&mut self.buf[..len]);
-        Ok(())
+        match self.rx.recv_into(&mut self.buf[..len]) {
+            Ok(got) => check_exact(len, got),
+            Err(RecvIntoError::BufferTooSmall { needed }) => check_exact(len, needed),
+            Err(RecvIntoError::Recv(e)) => Err(recv_err(e)),
+        }
     }
 
     fn stamps_only(&self) -> bool {
