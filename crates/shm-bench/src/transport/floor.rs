@@ -19,7 +19,7 @@
 
 use std::hint::spin_loop;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use shm_core::liveness::ProcessIdentity;
@@ -32,11 +32,11 @@ use crate::shm::{futex_wait, futex_wake, SharedMap, LINE};
 /// The largest message a floor carries: what fits in its line after the counter.
 pub const MAX_PAYLOAD: usize = 64;
 
-/// Where the payload starts in a line (after the counter word).
+/// Where the payload starts in a line (after the counter word, 8-aligned).
 const PAYLOAD_AT: usize = 8;
 
 /// The counter value that tells the peer its sender is gone.
-const STOP: u64 = u64::MAX;
+const STOP: u32 = u32::MAX;
 
 /// How long one `FUTEX_WAIT` sleeps at most before the waiter re-checks its peer.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -113,20 +113,16 @@ struct FloorEnd {
     in_at: usize,
     wait: Wait,
     /// Counter of the last message sent.
-    sent: u64,
+    sent: u32,
     /// Counter of the last message received.
-    seen: u64,
+    seen: u32,
     /// Whose drop tells the peer this side is gone.
     owner: Owner,
 }
 
 impl FloorEnd {
-    fn counter(&self, line_at: usize) -> &AtomicU64 {
-        self.map.u64_at(line_at)
-    }
-
-    /// The futex word: the counter's low half (x86-64 is little-endian).
-    fn futex_word(&self, line_at: usize) -> &AtomicU32 {
+    /// The line's counter, also the futex word of `floor-futex`.
+    fn counter(&self, line_at: usize) -> &AtomicU32 {
         self.map.u32_at(line_at)
     }
 
@@ -146,7 +142,7 @@ impl FloorEnd {
         self.counter(self.out_at)
             .store(self.sent, Ordering::Release);
         if self.wait == Wait::Futex {
-            futex_wake(self.futex_word(self.out_at), 1)?;
+            futex_wake(self.counter(self.out_at), 1)?;
         }
         Ok(())
     }
@@ -174,9 +170,9 @@ impl FloorEnd {
                     }
                 }
                 Wait::Futex => {
-                    // The counter's low half as the futex value: a store of the next
-                    // counter changes it, so the wait returns (or does not start).
-                    futex_wait(self.futex_word(self.in_at), v as u32, WAIT_SLICE)?;
+                    // A store of the next counter changes the word, so the wait returns
+                    // (or does not start).
+                    futex_wait(self.counter(self.in_at), v, WAIT_SLICE)?;
                 }
             }
             bound.check()?;
@@ -238,7 +234,7 @@ impl Drop for FloorEnd {
         // beyond the word itself).
         self.counter(self.out_at).store(STOP, Ordering::SeqCst);
         if self.wait == Wait::Futex {
-            let _ = futex_wake(self.futex_word(self.out_at), 1);
+            let _ = futex_wake(self.counter(self.out_at), 1);
         }
     }
 }
