@@ -417,6 +417,7 @@ fn summarise_row(
         reps: figures.len() as u32,
         headline: if pingpong { "p50_ns" } else { "msgs_per_s" },
         min: range.min,
+        per_rep: headline.clone(),
         max: range.max,
         vs_pipe,
         vs_floor,

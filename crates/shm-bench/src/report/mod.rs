@@ -98,6 +98,9 @@ pub struct ResultRow {
     pub reps: u32,
     /// Which figure `min`/`max` describe: `p50_ns` or `msgs_per_s`.
     pub headline: &'static str,
+    /// The headline figure of each repetition, in order: ratios between two rows of
+    /// one run can be taken repetition by repetition from these.
+    pub per_rep: Vec<f64>,
     /// Smallest headline figure across repetitions.
     pub min: f64,
     /// Largest headline figure across repetitions.
