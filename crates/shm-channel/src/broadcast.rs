@@ -150,6 +150,7 @@ impl crate::Receiver<Broadcast> {
 
 impl Flavor for Broadcast {
     flavor_types!("broadcast", RecvError, TryRecvError, RecvTimeoutError);
+    const RECEIVER_TRAVELS: bool = false;
 
     fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
         shared.status().claim_sender(claim)?;
@@ -167,7 +168,16 @@ impl Flavor for Broadcast {
         Ok(Writer::new(shared, seq))
     }
 
-    fn reader(shared: Shared, _claim: Claim) -> Result<Reader, ChannelError> {
-        Reader::join(shared)
+    fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
+        match claim {
+            // Handing a broadcast receiver over (its cursor with it) is not supported yet:
+            // a receiver in another process joins with `attach` instead.
+            Claim::Adopt { slot } => Err(ChannelError::NoSuchSlot {
+                what: "handed-over receiver",
+                slot,
+                max: 0,
+            }),
+            Claim::Create | Claim::Attach => Reader::join(shared),
+        }
     }
 }

@@ -108,6 +108,17 @@ pub trait Flavor: sealed::Sealed + Sized + 'static {
     /// The receiving side for the calling process.
     #[doc(hidden)]
     fn reader(shared: Self::Shared, claim: Claim) -> Result<Self::Reader, ChannelError>;
+
+    /// The owner slot a sending side holds (MPSC senders have one each; the others `0`).
+    #[doc(hidden)]
+    fn sender_slot(_writer: &Self::Writer) -> usize {
+        0
+    }
+
+    /// Whether a receiving side can be handed to another process through a
+    /// [`Transfer`](crate::transfer::Transfer) (broadcast receivers cannot yet).
+    #[doc(hidden)]
+    const RECEIVER_TRAVELS: bool = true;
 }
 
 /// The ring fault type of flavor `F`.

@@ -103,6 +103,14 @@ pub(crate) fn claim_owner(slot: &AtomicU64, claim: Claim) -> Result<(), ChannelE
             slot.store(me, Ordering::Relaxed);
         }
         Claim::Attach => ownership::claim(slot, &mut PeerWatch::new())?,
+        Claim::Adopt { slot: 0 } => ownership::adopt(slot)?,
+        Claim::Adopt { slot: index } => {
+            return Err(ChannelError::NoSuchSlot {
+                what: "owner",
+                slot: index,
+                max: 1,
+            })
+        }
     }
     Ok(())
 }

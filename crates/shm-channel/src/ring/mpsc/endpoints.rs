@@ -44,6 +44,27 @@ impl Writer {
         })
     }
 
+    /// The writer of producer slot `slot`, handed to the calling process by its owner
+    /// (see [`Claim::Adopt`](crate::Claim::Adopt)).
+    pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Writer, ChannelError> {
+        if slot >= MAX_SENDERS {
+            return Err(ChannelError::NoSuchSlot {
+                what: "sender",
+                slot,
+                max: MAX_SENDERS,
+            });
+        }
+        Consumer::new(&shared)?;
+        ownership::adopt(&shared.slot(slot).owner)?;
+        Ok(Writer {
+            producer: Producer::new(&shared, slot),
+            peer: PeerMonitor::new(&shared.status().receiver_owner),
+            shared,
+            unnotified: 0,
+            wakes: 0,
+        })
+    }
+
     /// Another writer of the same channel, in a new slot.
     pub(crate) fn try_clone(&self) -> Result<Writer, ChannelError> {
         Writer::new(self.shared.clone())
