@@ -41,6 +41,7 @@
 
 mod channel;
 mod child;
+pub mod exec;
 mod fork;
 mod inherit;
 pub mod pipeline;

@@ -1,0 +1,425 @@
+//! Exec'd children across a real `exec`: this test binary spawns itself in a child mode
+//! (`EXEC_CHILD_MODE`), passing it endpoints through `shm_fork::exec::Command`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::fd::AsRawFd;
+use std::process::Stdio;
+
+use common::DEADLINE;
+use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::{mpsc, RecvTimeoutError, SendTimeoutError};
+use shm_fork::exec::{inherited, Command, InheritedError, ENDPOINTS_VAR};
+use shm_fork::ExitStatus;
+
+/// Set in the child: which child mode to run.
+const MODE: &str = "EXEC_CHILD_MODE";
+
+fn main() {
+    if let Ok(mode) = std::env::var(MODE) {
+        std::process::exit(child(&mode));
+    }
+    common::run(&[
+        (
+            "messages_intact_both_directions",
+            messages_intact_both_directions,
+        ),
+        (
+            "mpsc_sender_travels_with_its_slot",
+            mpsc_sender_travels_with_its_slot,
+        ),
+        (
+            "child_killed_before_attaching_is_peer_died",
+            child_killed_before_attaching_is_peer_died,
+        ),
+        (
+            "child_killed_mid_stream_is_peer_died",
+            child_killed_mid_stream_is_peer_died,
+        ),
+        (
+            "child_exiting_without_attaching_is_peer_died",
+            child_exiting_without_attaching_is_peer_died,
+        ),
+        (
+            "no_descriptor_leaks_into_the_child",
+            no_descriptor_leaks_into_the_child,
+        ),
+        (
+            "no_stray_descriptors_after_both_sides_drop",
+            no_stray_descriptors_after_both_sides_drop,
+        ),
+        (
+            "garbage_variables_are_typed_errors",
+            garbage_variables_are_typed_errors,
+        ),
+        (
+            "wrong_endpoint_type_and_second_take_are_typed_errors",
+            wrong_endpoint_type_and_second_take_are_typed_errors,
+        ),
+        (
+            "anonymous_channel_cannot_be_passed",
+            anonymous_channel_cannot_be_passed,
+        ),
+    ]);
+}
+
+// ---------------------------------------------------------------- child modes
+
+/// Exit codes of the child modes that report an `InheritedError`.
+fn error_code(err: &InheritedError) -> i32 {
+    match err {
+        InheritedError::NoEndpoints => 10,
+        InheritedError::Malformed { .. } => 11,
+        InheritedError::NotForThisProcess { .. } => 12,
+        InheritedError::NotPassed(_) => 13,
+        InheritedError::BadDescriptor { .. } => 14,
+        InheritedError::Rebuild { .. } => 15,
+    }
+}
+
+fn child(mode: &str) -> i32 {
+    match mode {
+        "echo" => {
+            let mut jobs: Receiver = inherited("jobs").expect("jobs");
+            let mut results: Sender = inherited("results").expect("results");
+            while let Ok(msg) = jobs.recv() {
+                results.send(&msg).expect("send back");
+            }
+            0
+        }
+        "mpsc-send" => {
+            let mut out: mpsc::Sender = inherited("out").expect("out");
+            for i in 0..1000u64 {
+                out.send(&message(i)).expect("send");
+            }
+            0
+        }
+        "sleep" => common::block_forever(),
+        "exit-unattached" => 7,
+        "read-ten-then-sleep" => {
+            let mut jobs: Receiver = inherited("jobs").expect("jobs");
+            let mut results: Sender = inherited("results").expect("results");
+            for i in 0..10 {
+                assert_eq!(jobs.recv().expect("job"), message(i));
+            }
+            results.send(b"ready").expect("ready");
+            common::block_forever()
+        }
+        "count-fds" => {
+            // Before anything else opens a descriptor: what exec let through.
+            let fds = open_fds();
+            let mut results: Sender = inherited("results").expect("results");
+            let list: Vec<u8> = fds.iter().flat_map(|fd| fd.to_le_bytes()).collect();
+            results.send(&list).expect("send the list");
+            0
+        }
+        "take" => match inherited::<Receiver>("jobs") {
+            Ok(_) => 0,
+            Err(err) => {
+                eprintln!("{err}");
+                error_code(&err)
+            }
+        },
+        "take-twice" => {
+            let first = inherited::<Receiver>("jobs").map(drop);
+            let second = inherited::<Receiver>("jobs").map(drop);
+            match (first, second) {
+                (Err(err), _) => error_code(&err),
+                (Ok(()), Err(err)) => 20 + error_code(&err),
+                (Ok(()), Ok(())) => 1,
+            }
+        }
+        _ => 2,
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Message `i`: its number, then a pattern; 8 to 207 bytes.
+fn message(i: u64) -> Vec<u8> {
+    let len = 8 + (i as usize * 37) % 200;
+    let mut msg: Vec<u8> = (0..len).map(|j| (i as usize + j * 7) as u8).collect();
+    msg[..8].copy_from_slice(&i.to_le_bytes());
+    msg
+}
+
+/// This test binary, to run in `mode`.
+fn command(mode: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("own path"));
+    command.env(MODE, mode).stdin(Stdio::null());
+    command
+}
+
+/// The open descriptors of this process (without the one reading the directory).
+fn open_fds() -> BTreeSet<i32> {
+    let dir = std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
+    let mut fds: BTreeSet<i32> = dir
+        .map(|entry| {
+            entry
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    // One of them was the directory itself: keep only those still open now.
+    fds.retain(|fd| {
+        // SAFETY: F_GETFD on a descriptor number touches no memory.
+        unsafe { libc::fcntl(*fd, libc::F_GETFD) != -1 }
+    });
+    fds
+}
+
+/// This process's descriptors without `FD_CLOEXEC` (inherited from whoever started the
+/// test: they pass into any child, and are not ours to close).
+fn inheritable_fds() -> BTreeSet<i32> {
+    let mut fds = open_fds();
+    // SAFETY: F_GETFD on a descriptor number touches no memory.
+    fds.retain(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } & libc::FD_CLOEXEC == 0);
+    fds
+}
+
+/// Sends until the send fails; the error (never `Timeout` within [`DEADLINE`]).
+fn send_until_error(tx: &mut Sender) -> SendTimeoutError<()> {
+    loop {
+        if let Err(err) = tx.send_timeout(&[7; 64], DEADLINE) {
+            return err;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+fn messages_intact_both_directions() {
+    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("echo");
+    command.pass("jobs", jobs).unwrap();
+    command.pass("results", results).unwrap();
+    let mut child = command.spawn().unwrap();
+    for i in 0..2000u64 {
+        tx.send_timeout(&message(i), DEADLINE).unwrap();
+        let echoed = rx.recv_timeout(DEADLINE).unwrap();
+        assert_eq!(echoed, message(i), "message {i} changed on the way");
+    }
+    drop(tx);
+    assert!(matches!(
+        rx.recv_timeout(DEADLINE),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(0))
+    );
+}
+
+fn mpsc_sender_travels_with_its_slot() {
+    let (first, mut rx) = mpsc::Builder::new(1 << 14).create_memfd().unwrap();
+    let second = first.try_clone().unwrap();
+    assert_eq!(second.slot(), 1);
+    let mut command = command("mpsc-send");
+    command.pass("out", second).unwrap();
+    let mut child = command.spawn().unwrap();
+    drop(first);
+    for i in 0..1000u64 {
+        assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), message(i));
+    }
+    assert!(matches!(
+        rx.recv_timeout(DEADLINE),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(0))
+    );
+}
+
+fn child_killed_before_attaching_is_peer_died() {
+    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("sleep");
+    command.pass("jobs", jobs).unwrap();
+    command.pass("results", results).unwrap();
+    let mut child = command.spawn().unwrap();
+    child.kill().unwrap();
+    assert!(matches!(
+        send_until_error(&mut tx),
+        SendTimeoutError::PeerDied(())
+    ));
+    assert!(matches!(
+        rx.recv_timeout(DEADLINE),
+        Err(RecvTimeoutError::PeerDied)
+    ));
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+}
+
+fn child_killed_mid_stream_is_peer_died() {
+    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("read-ten-then-sleep");
+    command.pass("jobs", jobs).unwrap();
+    command.pass("results", results).unwrap();
+    let mut child = command.spawn().unwrap();
+    for i in 0..10 {
+        tx.send_timeout(&message(i), DEADLINE).unwrap();
+    }
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), b"ready");
+    child.kill().unwrap();
+    assert!(matches!(
+        send_until_error(&mut tx),
+        SendTimeoutError::PeerDied(())
+    ));
+    assert!(matches!(
+        rx.recv_timeout(DEADLINE),
+        Err(RecvTimeoutError::PeerDied)
+    ));
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+}
+
+fn child_exiting_without_attaching_is_peer_died() {
+    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("exit-unattached");
+    command.pass("jobs", jobs).unwrap();
+    let mut child = command.spawn().unwrap();
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(7))
+    );
+    assert!(matches!(
+        send_until_error(&mut tx),
+        SendTimeoutError::PeerDied(())
+    ));
+}
+
+fn no_descriptor_leaks_into_the_child() {
+    // Descriptors of ours that must not reach the child: a file, another memfd channel.
+    let _file = std::fs::File::open("/proc/self/stat").unwrap();
+    let (_other_tx, _other_rx) = Builder::new(4096).create_memfd().unwrap();
+    let (_tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("count-fds");
+    command.pass("jobs", jobs).unwrap();
+    command.pass("results", results).unwrap();
+    let before = inheritable_fds();
+    let mut child = command.spawn().unwrap();
+    let list = rx.recv_timeout(DEADLINE).unwrap();
+    let in_child: BTreeSet<i32> = list
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(0))
+    );
+    // The child has what any child of ours inherits (descriptors someone opened without
+    // FD_CLOEXEC before this test ran: the standard streams, a jobserver) plus exactly
+    // the two passed memfds.
+    let extra: Vec<i32> = in_child.difference(&before).copied().collect();
+    assert_eq!(
+        extra.len(),
+        2,
+        "child has {in_child:?}, inheritable here {before:?}"
+    );
+    assert!(before.is_subset(&in_child));
+}
+
+fn no_stray_descriptors_after_both_sides_drop() {
+    let before = open_fds();
+    {
+        let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+        let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+        let mut command = command("echo");
+        command.pass("jobs", jobs).unwrap();
+        command.pass("results", results).unwrap();
+        let mut child = command.spawn().unwrap();
+        tx.send(b"one").unwrap();
+        assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), b"one");
+        drop(tx);
+        assert_eq!(
+            child.wait_timeout(DEADLINE).unwrap(),
+            Some(ExitStatus::Exited(0))
+        );
+    }
+    assert_eq!(open_fds(), before);
+}
+
+/// Runs the "take" mode with the variable set to `value`; its exit code.
+fn take_with(value: &str) -> i32 {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(MODE, "take")
+        .env(ENDPOINTS_VAR, value)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.wait().unwrap().code().unwrap()
+}
+
+fn garbage_variables_are_typed_errors() {
+    let me = std::process::id();
+    assert_eq!(take_with("garbage"), 11);
+    assert_eq!(take_with(&format!("ppid={me};jobs=1:spsc.receiver.0")), 11);
+    assert_eq!(take_with(&format!("ppid={me};jobs=3:spsc.nobody.0")), 11);
+    assert_eq!(take_with("ppid=1;jobs=3:spsc.receiver.0"), 12);
+    assert_eq!(take_with(&format!("ppid={me};other=3:spsc.receiver.0")), 13);
+    // Not open in the child (std opens nothing of ours without FD_CLOEXEC).
+    assert_eq!(
+        take_with(&format!("ppid={me};jobs=900:spsc.receiver.0")),
+        14
+    );
+    // Open in the child, but not a memfd: a file this test lets through exec on purpose.
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    let fd = file.as_raw_fd();
+    // SAFETY: F_SETFD on a descriptor we own touches no memory.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
+    assert_eq!(
+        take_with(&format!("ppid={me};jobs={fd}:spsc.receiver.0")),
+        14
+    );
+    drop(file);
+    let mut plain = std::process::Command::new(std::env::current_exe().unwrap());
+    plain.env(MODE, "take").env_remove(ENDPOINTS_VAR);
+    assert_eq!(plain.status().unwrap().code(), Some(10));
+}
+
+fn wrong_endpoint_type_and_second_take_are_typed_errors() {
+    // A sender passed where the child asks for a receiver.
+    let (tx, _rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut take = command("take");
+    take.stderr(Stdio::null());
+    take.pass("jobs", tx).unwrap();
+    let mut child = take.spawn().unwrap();
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(15))
+    );
+
+    let (_tx, rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("take-twice");
+    command.pass("jobs", rx).unwrap();
+    let mut child = command.spawn().unwrap();
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(20 + 13))
+    );
+}
+
+fn anonymous_channel_cannot_be_passed() {
+    let (_tx, rx) = Builder::new(4096).create().unwrap();
+    let mut command = command("take");
+    let err = command.pass("jobs", rx).unwrap_err();
+    assert!(matches!(
+        err,
+        shm_fork::exec::ExecError::Transfer {
+            source: shm_channel::transfer::TransferError::NotFdBacked,
+            ..
+        }
+    ));
+    let (_tx, rx) = Builder::new(4096).create_memfd().unwrap();
+    assert!(matches!(
+        command.pass("bad name", rx),
+        Err(shm_fork::exec::ExecError::BadName(_))
+    ));
+}
