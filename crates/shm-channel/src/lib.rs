@@ -54,6 +54,7 @@ pub mod mpsc;
 mod primitive;
 mod ring;
 pub mod spsc;
+pub mod stream;
 pub mod transfer;
 pub mod typed;
 

@@ -3,6 +3,7 @@
 //! takes ownership in the child.
 
 use shm_channel::codec::Codec;
+use shm_channel::stream::{StreamReader, StreamWriter};
 use shm_channel::{typed, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 
@@ -26,3 +27,5 @@ inherit_endpoint!(Sender<F> where [F: Flavor]);
 inherit_endpoint!(Receiver<F> where [F: Flavor]);
 inherit_endpoint!(typed::Sender<T, C, F> where [T, C: Codec<T>, F: Flavor]);
 inherit_endpoint!(typed::Receiver<T, C, F> where [T, C: Codec<T>, F: Flavor]);
+inherit_endpoint!(StreamWriter where []);
+inherit_endpoint!(StreamReader where []);

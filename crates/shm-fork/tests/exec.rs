@@ -9,6 +9,7 @@ use std::process::Stdio;
 
 use common::DEADLINE;
 use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::stream::StreamReader;
 use shm_channel::{mpsc, RecvTimeoutError, SendTimeoutError};
 use shm_fork::exec::{inherited, Command, InheritedError, ENDPOINTS_VAR};
 use shm_fork::ExitStatus;
@@ -24,6 +25,10 @@ fn main() {
         (
             "messages_intact_both_directions",
             messages_intact_both_directions,
+        ),
+        (
+            "byte_stream_to_exec_child_checksums_equal",
+            byte_stream_to_exec_child_checksums_equal,
         ),
         (
             "mpsc_sender_travels_with_its_slot",
@@ -93,6 +98,15 @@ fn child(mode: &str) -> i32 {
             for i in 0..1000u64 {
                 out.send(&message(i)).expect("send");
             }
+            0
+        }
+        "stream-read" => {
+            let mut bytes: StreamReader = inherited("bytes").expect("bytes");
+            let mut results: Sender = inherited("results").expect("results");
+            let (blocks, hash) = common::read_stream(&mut bytes).expect("read the stream");
+            let mut report = blocks.to_le_bytes().to_vec();
+            report.extend_from_slice(&hash.to_le_bytes());
+            results.send(&report).expect("report");
             0
         }
         "sleep" => common::block_forever(),
@@ -209,6 +223,24 @@ fn messages_intact_both_directions() {
         rx.recv_timeout(DEADLINE),
         Err(RecvTimeoutError::Disconnected)
     ));
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(0))
+    );
+}
+
+fn byte_stream_to_exec_child_checksums_equal() {
+    let (mut writer, bytes) = shm_channel::stream::pipe_memfd(1 << 16).unwrap();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("stream-read");
+    command.pass("bytes", bytes).unwrap();
+    command.pass("results", results).unwrap();
+    let mut child = command.spawn().unwrap();
+    let hash = common::write_stream(&mut writer, 16).unwrap();
+    drop(writer);
+    let report = rx.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(report[..8], 16u64.to_le_bytes());
+    assert_eq!(report[8..], hash.to_le_bytes());
     assert_eq!(
         child.wait_timeout(DEADLINE).unwrap(),
         Some(ExitStatus::Exited(0))
@@ -380,7 +412,10 @@ fn garbage_variables_are_typed_errors() {
     );
     drop(file);
     let mut plain = std::process::Command::new(std::env::current_exe().unwrap());
-    plain.env(MODE, "take").env_remove(ENDPOINTS_VAR);
+    plain
+        .env(MODE, "take")
+        .env_remove(ENDPOINTS_VAR)
+        .stderr(Stdio::null());
     assert_eq!(plain.status().unwrap().code(), Some(10));
 }
 
