@@ -25,6 +25,7 @@ pub mod peers;
 pub mod pipe;
 pub mod ring;
 pub mod socket;
+pub mod stream;
 mod watch;
 
 use std::io;
@@ -206,6 +207,7 @@ pub static TRANSPORTS: &[&dyn Transport] = &[
     &ring::SHM_ZERO_COPY,
     &ring::SHM_ZERO_COPY_STAMPS,
     &ring::SHM_BATCHED,
+    &stream::SHM_STREAM,
     #[cfg(feature = "peers")]
     &peers::ICEORYX2,
     #[cfg(feature = "peers")]
