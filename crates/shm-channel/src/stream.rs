@@ -96,6 +96,31 @@ fn ends(
     Ok((StreamWriter::new(tx), StreamReader::new(rx)))
 }
 
+/// What both ends of a stream offer alike: the ownership calls of the channel end under
+/// them (field `$field`, of type `$channel`), and that channel end.
+macro_rules! stream_end {
+    ($end:ident, $field:ident, $channel:ty) => {
+        impl $end {
+            /// Makes process `to` this end's owner (see
+            /// [`Sender::hand_over`](crate::Sender::hand_over)).
+            pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+                self.$field.hand_over(to)
+            }
+
+            /// In a child created by `fork`: takes ownership of this end (see
+            /// [`Sender::adopt`](crate::Sender::adopt)).
+            pub fn adopt(&self) -> Result<(), OwnershipError> {
+                self.$field.adopt()
+            }
+
+            /// The channel end under the stream.
+            pub fn as_channel(&self) -> &$channel {
+                &self.$field
+            }
+        }
+    };
+}
+
 /// The writing end of a stream ([`io::Write`]). Dropping it ends the stream.
 #[derive(Debug)]
 pub struct StreamWriter {
@@ -119,22 +144,9 @@ impl StreamWriter {
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
     }
-
-    /// See [`Sender::hand_over`](crate::Sender::hand_over).
-    pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        self.tx.hand_over(to)
-    }
-
-    /// See [`Sender::adopt`](crate::Sender::adopt).
-    pub fn adopt(&self) -> Result<(), OwnershipError> {
-        self.tx.adopt()
-    }
-
-    /// The channel under the stream.
-    pub fn as_channel(&self) -> &spsc::Sender {
-        &self.tx
-    }
 }
+
+stream_end!(StreamWriter, tx, spsc::Sender);
 
 impl io::Write for StreamWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -202,22 +214,9 @@ impl StreamReader {
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
     }
-
-    /// See [`Receiver::hand_over`](crate::Receiver::hand_over).
-    pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        self.rx.hand_over(to)
-    }
-
-    /// See [`Receiver::adopt`](crate::Receiver::adopt).
-    pub fn adopt(&self) -> Result<(), OwnershipError> {
-        self.rx.adopt()
-    }
-
-    /// The channel under the stream.
-    pub fn as_channel(&self) -> &spsc::Receiver {
-        &self.rx
-    }
 }
+
+stream_end!(StreamReader, rx, spsc::Receiver);
 
 impl io::Read for StreamReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -165,6 +165,46 @@ fn command(mode: &str) -> Command {
     command
 }
 
+/// Spawns `mode` with a fresh "jobs" channel (we send) and "results" channel (we
+/// receive).
+fn spawn_with_jobs_and_results(mode: &str) -> (Sender, Receiver, shm_fork::Child) {
+    let (tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (results, rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command(mode);
+    command.pass("jobs", jobs).unwrap();
+    command.pass("results", results).unwrap();
+    (tx, rx, command.spawn().unwrap())
+}
+
+/// After the child was killed: both of our endpoints report `PeerDied` (within
+/// [`DEADLINE`], not `Timeout`), and the child's status is the kill.
+fn assert_peer_died(mut tx: Sender, mut rx: Receiver, mut child: shm_fork::Child) {
+    assert!(matches!(
+        send_until_error(&mut tx),
+        SendTimeoutError::PeerDied(())
+    ));
+    assert!(matches!(
+        rx.recv_timeout(DEADLINE),
+        Err(RecvTimeoutError::PeerDied)
+    ));
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+}
+
+/// The child closed its end (`Disconnected`, after every message) and exited with 0.
+fn assert_closed_then_exits_0<F>(rx: &mut shm_channel::Receiver<F>, child: &mut shm_fork::Child)
+where
+    F: shm_channel::Flavor<RecvTimeoutError = RecvTimeoutError>,
+{
+    assert!(matches!(
+        rx.recv_timeout(DEADLINE),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(0))
+    );
+}
+
 /// The open descriptors of this process (without the one reading the directory).
 fn open_fds() -> BTreeSet<i32> {
     let dir = std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd");
@@ -207,26 +247,14 @@ fn send_until_error(tx: &mut Sender) -> SendTimeoutError<()> {
 // ---------------------------------------------------------------- tests
 
 fn messages_intact_both_directions() {
-    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
-    let mut command = command("echo");
-    command.pass("jobs", jobs).unwrap();
-    command.pass("results", results).unwrap();
-    let mut child = command.spawn().unwrap();
+    let (mut tx, mut rx, mut child) = spawn_with_jobs_and_results("echo");
     for i in 0..2000u64 {
         tx.send_timeout(&message(i), DEADLINE).unwrap();
         let echoed = rx.recv_timeout(DEADLINE).unwrap();
         assert_eq!(echoed, message(i), "message {i} changed on the way");
     }
     drop(tx);
-    assert!(matches!(
-        rx.recv_timeout(DEADLINE),
-        Err(RecvTimeoutError::Disconnected)
-    ));
-    assert_eq!(
-        child.wait_timeout(DEADLINE).unwrap(),
-        Some(ExitStatus::Exited(0))
-    );
+    assert_closed_then_exits_0(&mut rx, &mut child);
 }
 
 fn byte_stream_to_exec_child_checksums_equal() {
@@ -258,56 +286,23 @@ fn mpsc_sender_travels_with_its_slot() {
     for i in 0..1000u64 {
         assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), message(i));
     }
-    assert!(matches!(
-        rx.recv_timeout(DEADLINE),
-        Err(RecvTimeoutError::Disconnected)
-    ));
-    assert_eq!(
-        child.wait_timeout(DEADLINE).unwrap(),
-        Some(ExitStatus::Exited(0))
-    );
+    assert_closed_then_exits_0(&mut rx, &mut child);
 }
 
 fn child_killed_before_attaching_is_peer_died() {
-    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
-    let mut command = command("sleep");
-    command.pass("jobs", jobs).unwrap();
-    command.pass("results", results).unwrap();
-    let mut child = command.spawn().unwrap();
+    let (tx, rx, mut child) = spawn_with_jobs_and_results("sleep");
     child.kill().unwrap();
-    assert!(matches!(
-        send_until_error(&mut tx),
-        SendTimeoutError::PeerDied(())
-    ));
-    assert!(matches!(
-        rx.recv_timeout(DEADLINE),
-        Err(RecvTimeoutError::PeerDied)
-    ));
-    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+    assert_peer_died(tx, rx, child);
 }
 
 fn child_killed_mid_stream_is_peer_died() {
-    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
-    let mut command = command("read-ten-then-sleep");
-    command.pass("jobs", jobs).unwrap();
-    command.pass("results", results).unwrap();
-    let mut child = command.spawn().unwrap();
+    let (mut tx, mut rx, mut child) = spawn_with_jobs_and_results("read-ten-then-sleep");
     for i in 0..10 {
         tx.send_timeout(&message(i), DEADLINE).unwrap();
     }
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), b"ready");
     child.kill().unwrap();
-    assert!(matches!(
-        send_until_error(&mut tx),
-        SendTimeoutError::PeerDied(())
-    ));
-    assert!(matches!(
-        rx.recv_timeout(DEADLINE),
-        Err(RecvTimeoutError::PeerDied)
-    ));
-    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+    assert_peer_died(tx, rx, child);
 }
 
 fn child_exiting_without_attaching_is_peer_died() {
@@ -360,12 +355,7 @@ fn no_descriptor_leaks_into_the_child() {
 fn no_stray_descriptors_after_both_sides_drop() {
     let before = open_fds();
     {
-        let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
-        let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
-        let mut command = command("echo");
-        command.pass("jobs", jobs).unwrap();
-        command.pass("results", results).unwrap();
-        let mut child = command.spawn().unwrap();
+        let (mut tx, mut rx, mut child) = spawn_with_jobs_and_results("echo");
         tx.send(b"one").unwrap();
         assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), b"one");
         drop(tx);

@@ -35,13 +35,18 @@ impl Writer {
             what: "sender",
             max: MAX_SENDERS,
         })?;
-        Ok(Writer {
+        Ok(Writer::in_slot(shared, slot))
+    }
+
+    /// The writer of producer slot `slot`, which the calling process owns.
+    fn in_slot(shared: Shared, slot: usize) -> Writer {
+        Writer {
             producer: Producer::new(&shared, slot),
             peer: PeerMonitor::new(&shared.status().receiver_owner),
             shared,
             unnotified: 0,
             wakes: 0,
-        })
+        }
     }
 
     /// The writer of producer slot `slot`, handed to the calling process by its owner
@@ -56,13 +61,7 @@ impl Writer {
         }
         Consumer::new(&shared)?;
         ownership::adopt(&shared.slot(slot).owner)?;
-        Ok(Writer {
-            producer: Producer::new(&shared, slot),
-            peer: PeerMonitor::new(&shared.status().receiver_owner),
-            shared,
-            unnotified: 0,
-            wakes: 0,
-        })
+        Ok(Writer::in_slot(shared, slot))
     }
 
     /// Another writer of the same channel, in a new slot.
