@@ -45,6 +45,7 @@ pub mod exec;
 mod fork;
 mod inherit;
 pub mod pipeline;
+pub mod rendezvous;
 mod report;
 mod sys;
 pub mod worker;
