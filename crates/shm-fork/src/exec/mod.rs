@@ -7,8 +7,8 @@
 //! - the child is *another program*, or this one started afresh (a clean address space, no
 //!   fork-in-a-threaded-process hazards): this module — the channel must live in a memfd
 //!   ([`Builder::create_memfd`](shm_channel::Builder::create_memfd));
-//! - two processes started separately: a rendezvous over a unix socket (not in this crate
-//!   yet), with the same [`Transfer`](shm_channel::transfer::Transfer)s.
+//! - two processes started separately: [`rendezvous`](crate::rendezvous), with the same
+//!   [`Transfer`](shm_channel::transfer::Transfer)s over a unix socket.
 //!
 //! What happens at [`Command::spawn`]: each passed endpoint becomes a
 //! [`Transfer`](shm_channel::transfer::Transfer) (a duplicate of its memfd, close-on-exec);
