@@ -150,7 +150,6 @@ impl crate::Receiver<Broadcast> {
 
 impl Flavor for Broadcast {
     flavor_types!("broadcast", RecvError, TryRecvError, RecvTimeoutError);
-    const RECEIVER_TRAVELS: bool = false;
 
     fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
         shared.status().claim_sender(claim)?;
@@ -170,14 +169,12 @@ impl Flavor for Broadcast {
 
     fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
         match claim {
-            // Handing a broadcast receiver over (its cursor with it) is not supported yet:
-            // a receiver in another process joins with `attach` instead.
-            Claim::Adopt { slot } => Err(ChannelError::NoSuchSlot {
-                what: "handed-over receiver",
-                slot,
-                max: 0,
-            }),
+            Claim::Adopt { slot } => Reader::adopted(shared, slot),
             Claim::Create | Claim::Attach => Reader::join(shared),
         }
+    }
+
+    fn receiver_slot(reader: &Reader) -> usize {
+        reader.slot()
     }
 }

@@ -2,8 +2,7 @@
 //! process that received them over a unix socket.
 //!
 //! A channel created with [`Builder::create_memfd`](crate::Builder::create_memfd) lives in a
-//! sealed memfd. Any of its endpoints (broadcast receivers excepted, for now) can be turned
-//! into a [`Transfer`]: a duplicate of the memfd plus a [`Ticket`] naming the endpoint
+//! sealed memfd. Any of its endpoints can be turned into a [`Transfer`]: a duplicate of the memfd plus a [`Ticket`] naming the endpoint
 //! (flavor, side, owner slot). The channel's wake-ups are futexes inside that memory, so
 //! the memfd is the only descriptor that travels. The process that receives both rebuilds
 //! the endpoint with [`Portable::from_parts`]: the layout header is validated as by
@@ -100,7 +99,8 @@ impl Ticket {
         self.side
     }
 
-    /// The owner slot (an MPSC sender's producer slot; `0` otherwise).
+    /// The owner slot (an MPSC sender's producer slot, a broadcast receiver's reader slot;
+    /// `0` otherwise).
     pub fn slot(&self) -> usize {
         self.slot
     }
@@ -164,7 +164,7 @@ pub enum TransferError {
     /// channel with [`Builder::create_memfd`](crate::Builder::create_memfd).
     #[error("the channel's memory is not a memfd (create it with Builder::create_memfd)")]
     NotFdBacked,
-    /// This kind of endpoint cannot travel (broadcast receivers: attach one instead).
+    /// This endpoint cannot travel in its present state.
     #[error("a {what} cannot be handed to another process")]
     Unsupported {
         /// The endpoint.
@@ -210,7 +210,8 @@ pub trait Portable: Sized {
     ///
     /// [`TransferError::NotFdBacked`] for a channel not in a memfd,
     /// [`TransferError::NotOwner`] for a copy this process does not own,
-    /// [`TransferError::Unsupported`] for a broadcast receiver.
+    /// [`TransferError::Unsupported`] for a stream reader holding bytes it read out of
+    /// its ring.
     fn into_transfer(self) -> Result<Transfer, TransferError>;
 
     /// Rebuilds the endpoint from a received memfd and ticket, in the process it was
@@ -334,11 +335,6 @@ where
     Receiver<F>: Send,
 {
     fn into_transfer(mut self) -> Result<Transfer, TransferError> {
-        if !F::RECEIVER_TRAVELS {
-            return Err(TransferError::Unsupported {
-                what: "broadcast receiver",
-            });
-        }
         if !self.is_owned_here() {
             return Err(TransferError::NotOwner);
         }
@@ -349,7 +345,7 @@ where
             ticket: Ticket {
                 flavor: F::NAME,
                 side: Side::Receiver,
-                slot: 0,
+                slot: F::receiver_slot(&self.ring),
             },
             endpoint: Box::new(self),
         })

@@ -50,14 +50,37 @@ fn anonymous_channels_do_not_travel() {
 }
 
 #[test]
-fn broadcast_receivers_do_not_travel_yet() {
-    let (tx, rx) = broadcast::Builder::new(4096).create_memfd().unwrap();
-    assert!(matches!(
-        rx.into_transfer(),
-        Err(TransferError::Unsupported { .. })
-    ));
+fn broadcast_receivers_travel_with_their_slot() {
+    let (tx, first) = broadcast::Builder::new(4096).create_memfd().unwrap();
+    let second = first.try_clone().unwrap();
+    let transfer = second.into_transfer().unwrap();
+    assert_eq!(transfer.ticket().to_string(), "broadcast.receiver.1");
     let transfer = tx.into_transfer().unwrap();
     assert_eq!(transfer.ticket().to_string(), "broadcast.sender.0");
+}
+
+#[test]
+fn a_broadcast_receiver_slot_out_of_range_or_a_garbage_cursor_is_refused() {
+    use shm_testkit::layout::broadcast::{reader, READER_CURSOR};
+    let (_tx, rx) = broadcast::Builder::new(4096).create_memfd().unwrap();
+    let transfer = rx.into_transfer().unwrap();
+    let fd = || transfer.fd().try_clone_to_owned().unwrap();
+    assert!(matches!(
+        broadcast::Receiver::from_parts(fd(), ticket("broadcast.receiver.16")),
+        Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
+    ));
+    let region = Region::options(0).attach_memfd(fd()).unwrap();
+    let cursor = region.atomic_u64(reader(0) + READER_CURSOR).unwrap();
+    for garbage in [8u64, 1 << 40] {
+        cursor.store(garbage, Ordering::SeqCst);
+        assert!(
+            matches!(
+                broadcast::Receiver::from_parts(fd(), transfer.ticket()),
+                Err(TransferError::Channel(ChannelError::Corrupted(_)))
+            ),
+            "cursor {garbage:#x} accepted"
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use common::DEADLINE;
 use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_channel::stream::StreamReader;
-use shm_channel::{mpsc, RecvTimeoutError, SendTimeoutError};
+use shm_channel::{broadcast, mpsc, RecvTimeoutError, SendTimeoutError};
 use shm_fork::exec::{inherited, Command, InheritedError, ENDPOINTS_VAR};
 use shm_fork::ExitStatus;
 
@@ -29,6 +29,10 @@ fn main() {
         (
             "byte_stream_to_exec_child_checksums_equal",
             byte_stream_to_exec_child_checksums_equal,
+        ),
+        (
+            "broadcast_receiver_travels_with_its_cursor",
+            broadcast_receiver_travels_with_its_cursor,
         ),
         (
             "mpsc_sender_travels_with_its_slot",
@@ -107,6 +111,15 @@ fn child(mode: &str) -> i32 {
             let mut report = blocks.to_le_bytes().to_vec();
             report.extend_from_slice(&hash.to_le_bytes());
             results.send(&report).expect("report");
+            0
+        }
+        "broadcast-read" => {
+            let mut news: broadcast::Receiver = inherited("news").expect("news");
+            let mut results: Sender = inherited("results").expect("results");
+            for i in 0..100 {
+                assert_eq!(news.recv().expect("news"), message(i));
+            }
+            results.send(b"all 100").expect("report");
             0
         }
         "sleep" => common::block_forever(),
@@ -273,6 +286,26 @@ fn byte_stream_to_exec_child_checksums_equal() {
         child.wait_timeout(DEADLINE).unwrap(),
         Some(ExitStatus::Exited(0))
     );
+}
+
+fn broadcast_receiver_travels_with_its_cursor() {
+    let (mut tx, mut first) = broadcast::Builder::new(1 << 16).create_memfd().unwrap();
+    let second = first.try_clone().unwrap();
+    // Sent before the hand-over: the child must see it, from the cursor it inherits.
+    tx.send(&message(0)).unwrap();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("broadcast-read");
+    command.pass("news", second).unwrap();
+    command.pass("results", results).unwrap();
+    let mut child = command.spawn().unwrap();
+    for i in 1..100 {
+        tx.send_timeout(&message(i), DEADLINE).unwrap();
+    }
+    for i in 0..100 {
+        assert_eq!(first.recv().unwrap(), message(i));
+    }
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), b"all 100");
+    assert_closed_then_exits_0(&mut rx, &mut child);
 }
 
 fn mpsc_sender_travels_with_its_slot() {

@@ -115,10 +115,12 @@ pub trait Flavor: sealed::Sealed + Sized + 'static {
         0
     }
 
-    /// Whether a receiving side can be handed to another process through a
-    /// [`Transfer`](crate::transfer::Transfer) (broadcast receivers cannot yet).
+    /// The owner slot a receiving side holds (broadcast receivers have one each; the
+    /// others `0`).
     #[doc(hidden)]
-    const RECEIVER_TRAVELS: bool = true;
+    fn receiver_slot(_reader: &Self::Reader) -> usize {
+        0
+    }
 }
 
 /// The ring fault type of flavor `F`.

@@ -146,8 +146,8 @@ impl Command {
     /// # Errors
     ///
     /// [`ExecError::BadName`], or [`ExecError::Transfer`] when the endpoint cannot travel
-    /// (its channel is not in a memfd, it is a copy this process does not own, or it is a
-    /// broadcast receiver); the endpoint is dropped then.
+    /// (its channel is not in a memfd, or it is a copy this process does not own); the
+    /// endpoint is dropped then.
     pub fn pass(&mut self, name: &str, endpoint: impl Portable) -> Result<&mut Command, ExecError> {
         if !env::valid_name(name) || self.passed.iter().any(|(n, _)| n == name) {
             return Err(ExecError::BadName(name.chars().take(64).collect()));

@@ -80,6 +80,45 @@ impl Reader {
         })
     }
 
+    /// The receiver of reader slot `slot`, handed to the calling process by its owner (see
+    /// [`Claim::Adopt`](crate::Claim::Adopt)): it goes on from the cursor its previous
+    /// owner stored.
+    pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Reader, ChannelError> {
+        if slot >= MAX_READERS {
+            return Err(ChannelError::NoSuchSlot {
+                what: "receiver",
+                slot,
+                max: MAX_READERS,
+            });
+        }
+        ownership::adopt(&shared.reader(slot).owner)?;
+        // Acquire: SYNC: space released (the previous owner's last `advance`).
+        let cursor_untrusted = shared.reader(slot).cursor.load(Ordering::Acquire);
+        // SYNC: frame published.
+        let tail = shared.writer().tail.load(Ordering::Acquire);
+        if cursor_untrusted % 16 != 0 || before(tail, cursor_untrusted) {
+            return Err(ChannelError::Corrupted(Corruption {
+                what: "handed-over broadcast cursor not aligned or ahead of the tail",
+                value: cursor_untrusted,
+            }));
+        }
+        let cursor = cursor_untrusted;
+        Ok(Reader {
+            peer: PeerMonitor::new(&shared.status().sender_owner),
+            next_seq: seq_at(&shared, cursor),
+            shared,
+            slot,
+            cursor,
+            copy: Vec::new(),
+            wakes: 0,
+        })
+    }
+
+    /// The reader slot this receiver owns.
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
+    }
+
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
     }
