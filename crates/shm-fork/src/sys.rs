@@ -177,10 +177,11 @@ pub(crate) fn keep_across_exec(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Sets `FD_CLOEXEC` on `fd`: it does not leak into programs this process runs.
-pub(crate) fn close_on_exec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: F_SETFD on a descriptor we borrow touches no memory.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+/// Sets `FD_CLOEXEC` on descriptor number `fd`: it does not leak into programs this
+/// process runs.
+pub(crate) fn close_on_exec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor number touches no memory; a closed number fails EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -139,6 +139,20 @@ fn child(mode: &str) -> i32 {
             let mut results: Sender = inherited("results").expect("results");
             let list: Vec<u8> = fds.iter().flat_map(|fd| fd.to_le_bytes()).collect();
             results.send(&list).expect("send the list");
+            // Every passed descriptor, taken ("results") or not ("jobs"), is close-on-exec
+            // again: none would leak into a program this one starts.
+            let value = std::env::var(ENDPOINTS_VAR).expect("the variable");
+            let passed: Vec<i32> = value
+                .split(';')
+                .skip(1)
+                .map(|entry| entry.split_once('=').unwrap().1)
+                .map(|rest| rest.split_once(':').unwrap().0.parse().unwrap())
+                .collect();
+            let inheritable = inheritable_fds();
+            let still_inheritable = passed.iter().filter(|fd| inheritable.contains(fd)).count();
+            results
+                .send(&[passed.len() as u8, still_inheritable as u8])
+                .expect("send the count");
             0
         }
         "take" => match inherited::<Receiver>("jobs") {
@@ -365,6 +379,8 @@ fn no_descriptor_leaks_into_the_child() {
     let before = inheritable_fds();
     let mut child = command.spawn().unwrap();
     let list = rx.recv_timeout(DEADLINE).unwrap();
+    // Two passed, none left inheritable after the child's first `inherited`.
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), [2, 0]);
     let in_child: BTreeSet<i32> = list
         .chunks_exact(4)
         .map(|c| i32::from_le_bytes(c.try_into().unwrap()))

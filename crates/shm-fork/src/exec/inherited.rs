@@ -87,9 +87,9 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry::Unread);
 
 /// Takes the endpoint passed to this process under `name` by the parent's
 /// [`Command::spawn`](super::Command::spawn): validates the descriptor (an open memfd),
-/// makes it close-on-exec again (it does not leak into programs this one runs), maps it,
-/// validates the channel's header and takes the endpoint's ownership over. Each name can
-/// be taken once.
+/// maps it, validates the channel's header and takes the endpoint's ownership over. Each
+/// name can be taken once. The first call reads [`ENDPOINTS_VAR`] and makes every memfd
+/// it names close-on-exec again, taken or not: none leaks into programs this one runs.
 ///
 /// # Errors
 ///
@@ -115,13 +115,10 @@ pub fn inherited<T: Portable>(name: &str) -> Result<T, InheritedError> {
     // the variable is our parent's) and inherited across exec; the registry hands each
     // entry out once, so this is the only `OwnedFd` ever made of it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let rebuild_error = |source| InheritedError::Rebuild {
+    T::from_parts(fd, ticket).map_err(|source| InheritedError::Rebuild {
         name: name.to_owned(),
         source,
-    };
-    sys::close_on_exec(std::os::fd::AsFd::as_fd(&fd))
-        .map_err(|err| rebuild_error(TransferError::Duplicate(err)))?;
-    T::from_parts(fd, ticket).map_err(rebuild_error)
+    })
 }
 
 /// Removes `name`'s entry from the registry (reading the environment first if needed).
@@ -158,6 +155,13 @@ fn read_environment() -> Registry {
     let parent = sys::getppid();
     if written_by != parent {
         return Registry::Failed(Failure::NotOurs { written_by, parent });
+    }
+    // Close-on-exec again at once, taken or not: none of them may leak into programs this
+    // one runs (only open memfds: another descriptor at that number is not ours to touch).
+    for entry in &entries {
+        if sys::fd_is_open(entry.fd) && is_memfd(entry.fd) {
+            let _ = sys::close_on_exec(entry.fd);
+        }
     }
     Registry::Read(
         entries

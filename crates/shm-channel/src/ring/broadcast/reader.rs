@@ -92,9 +92,12 @@ impl Reader {
             });
         }
         ownership::adopt(&shared.reader(slot).owner)?;
-        // Acquire: SYNC: space released (the previous owner's last `advance`).
+        // Acquire: SYNC: space released (pairs with the Release store of the previous
+        // owner's last `advance`).
         let cursor_untrusted = shared.reader(slot).cursor.load(Ordering::Acquire);
-        // SYNC: frame published.
+        // Acquire: SYNC: frame published (pairs with the Release store in
+        // `Writer::publish`). Untrusted too, but only compared here; `read_frame` validates
+        // it on every read.
         let tail = shared.writer().tail.load(Ordering::Acquire);
         if cursor_untrusted % 16 != 0 || before(tail, cursor_untrusted) {
             return Err(ChannelError::Corrupted(Corruption {
