@@ -97,6 +97,27 @@ pub enum ExecError {
 /// A [`std::process::Command`] (it derefs to one: `arg`, `env`, `current_dir`, `stdin`,
 /// ...) that also passes channel endpoints to the program. See the [module docs](self).
 ///
+/// ```
+/// use std::time::Duration;
+/// use shm_channel::spsc::Builder;
+/// use shm_channel::SendTimeoutError;
+///
+/// let (mut tx, rx) = Builder::new(4096).create_memfd()?;
+/// // `true` never takes its endpoint; it owns it anyway from `spawn` on.
+/// let mut command = shm_fork::exec::Command::new("true");
+/// command.pass("jobs", rx)?;
+/// let mut child = command.spawn()?;
+/// assert!(child.wait()?.success());
+/// // The owner is gone: once the ring is full, the sender says so.
+/// let err = loop {
+///     if let Err(err) = tx.send_timeout(&[0; 64], Duration::from_secs(30)) {
+///         break err;
+///     }
+/// };
+/// assert!(matches!(err, SendTimeoutError::PeerDied(())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Standard streams set to [`Stdio::piped`](std::process::Stdio::piped) are not kept: the
 /// [`Child`] returned has no pipe handles. Talk to the child through channels, or redirect
 /// its streams to files or [`Stdio::null`](std::process::Stdio::null).
