@@ -35,6 +35,10 @@ fn main() {
         ("another_uid_is_refused", another_uid_is_refused),
         ("timeouts_and_absent_names", timeouts_and_absent_names),
         (
+            "garbage_from_a_peer_is_a_typed_error",
+            garbage_from_a_peer_is_a_typed_error,
+        ),
+        (
             "nothing_is_left_when_both_sides_are_gone",
             nothing_is_left_when_both_sides_are_gone,
         ),
@@ -238,4 +242,67 @@ fn nothing_is_left_when_both_sides_are_gone() {
     assert!(!bound(&name));
     // The name is free again, with nothing to clean up.
     drop(Listener::bind(&name).unwrap());
+}
+
+/// A raw `SOCK_SEQPACKET` client of `name` (not this crate's), to send what it never would.
+fn raw_client(name: &str) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let addr = UnixAddr::new_abstract(format!("shm-ipc/{name}").as_bytes()).unwrap();
+    socket::connect(fd.as_raw_fd(), &addr).unwrap();
+    fd
+}
+
+/// Sends `data` on `socket`, with `fd` attached if given.
+fn raw_send(socket: &std::os::fd::OwnedFd, data: &[u8], fd: Option<std::os::fd::RawFd>) {
+    use nix::sys::socket::{self, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let fds: Vec<std::os::fd::RawFd> = fd.into_iter().collect();
+    let cmsgs: Vec<ControlMessage<'_>> = if fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![ControlMessage::ScmRights(&fds)]
+    };
+    let iov = [std::io::IoSlice::new(data)];
+    socket::sendmsg::<()>(socket.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None).unwrap();
+}
+
+fn garbage_from_a_peer_is_a_typed_error() {
+    use std::os::fd::AsRawFd;
+    let name = fresh_name("garbage");
+    let listener = Listener::bind(&name).unwrap();
+    let raw = raw_client(&name);
+    let connection = listener.accept(DEADLINE).unwrap();
+    let take = || connection.take::<Receiver>("jobs", DEADLINE);
+    // No descriptor.
+    raw_send(&raw, b"jobs\tspsc.receiver.0", None);
+    assert!(matches!(take(), Err(RendezvousError::Protocol(_))));
+    // A descriptor, but garbage text.
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    raw_send(&raw, &[0xff, 0xfe, 0x00], Some(file.as_raw_fd()));
+    assert!(matches!(take(), Err(RendezvousError::Protocol(_))));
+    raw_send(&raw, b"jobs\tnot-a-ticket", Some(file.as_raw_fd()));
+    assert!(matches!(take(), Err(RendezvousError::Transfer(_))));
+    // A well-formed message carrying a file that is not a memfd.
+    raw_send(&raw, b"jobs\tspsc.receiver.0", Some(file.as_raw_fd()));
+    assert!(matches!(take(), Err(RendezvousError::Transfer(_))));
+    // Another name than the one asked for.
+    let (_tx, rx) = Builder::new(4096).create_memfd().unwrap();
+    let transfer = shm_channel::transfer::Portable::into_transfer(rx).unwrap();
+    raw_send(
+        &raw,
+        b"other\tspsc.receiver.0",
+        Some(transfer.fd().as_raw_fd()),
+    );
+    assert!(matches!(take(), Err(RendezvousError::WrongName { .. })));
+    // The peer hangs up.
+    drop(raw);
+    assert!(matches!(take(), Err(RendezvousError::PeerGone)));
 }

@@ -155,11 +155,17 @@ pub enum RendezvousError {
 
 impl RendezvousError {
     /// Whether the error concerns one connection only (a refused, vanished, stalled or
-    /// misbehaving peer): a listener keeps accepting after it.
+    /// misbehaving peer, or no peer before the timeout): a listener keeps accepting after
+    /// it. Socket errors (`Io`: out of descriptors, say) and naming errors are not.
     pub fn is_per_connection(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            RendezvousError::BadName(_) | RendezvousError::NameTaken(_)
+            RendezvousError::Timeout
+                | RendezvousError::Refused { .. }
+                | RendezvousError::PeerGone
+                | RendezvousError::Protocol(_)
+                | RendezvousError::WrongName { .. }
+                | RendezvousError::Transfer(_)
         )
     }
 }
