@@ -103,13 +103,9 @@ pub(crate) fn claim_owner(slot: &AtomicU64, claim: Claim) -> Result<(), ChannelE
             slot.store(me, Ordering::Relaxed);
         }
         Claim::Attach => ownership::claim(slot, &mut PeerWatch::new())?,
-        Claim::Adopt { slot: 0 } => ownership::adopt(slot)?,
         Claim::Adopt { slot: index } => {
-            return Err(ChannelError::NoSuchSlot {
-                what: "owner",
-                slot: index,
-                max: 1,
-            })
+            crate::ring::check_slot("owner", index, 1)?;
+            ownership::adopt(slot)?;
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use crate::endpoint::ownership::{self, PeerMonitor};
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{has_layout, notify_after_release, Gone, Peek, RecvRing};
+use crate::ring::{check_slot, has_layout, notify_after_release, Gone, Peek, RecvRing};
 use crate::{ChannelError, Corruption};
 
 /// A frame copied out and checked: its message is in the reader's private buffer.
@@ -84,13 +84,7 @@ impl Reader {
     /// [`Claim::Adopt`](crate::Claim::Adopt)): it goes on from the cursor its previous
     /// owner stored.
     pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Reader, ChannelError> {
-        if slot >= MAX_READERS {
-            return Err(ChannelError::NoSuchSlot {
-                what: "receiver",
-                slot,
-                max: MAX_READERS,
-            });
-        }
+        check_slot("receiver", slot, MAX_READERS)?;
         ownership::adopt(&shared.reader(slot).owner)?;
         // Acquire: SYNC: space released (pairs with the Release store of the previous
         // owner's last `advance`).

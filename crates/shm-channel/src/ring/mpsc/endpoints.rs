@@ -10,7 +10,7 @@ use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
 use crate::endpoint::ownership::{self, PeerMonitor};
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
+use crate::ring::{check_slot, has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
 use crate::{ChannelError, Corruption};
 
 /// One sender's side of the ring: its producer slot and claims.
@@ -52,13 +52,7 @@ impl Writer {
     /// The writer of producer slot `slot`, handed to the calling process by its owner
     /// (see [`Claim::Adopt`](crate::Claim::Adopt)).
     pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Writer, ChannelError> {
-        if slot >= MAX_SENDERS {
-            return Err(ChannelError::NoSuchSlot {
-                what: "sender",
-                slot,
-                max: MAX_SENDERS,
-            });
-        }
+        check_slot("sender", slot, MAX_SENDERS)?;
         Consumer::new(&shared)?;
         ownership::adopt(&shared.slot(slot).owner)?;
         Ok(Writer::in_slot(shared, slot))
