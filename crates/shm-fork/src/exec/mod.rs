@@ -8,10 +8,10 @@
 //!   fork-in-a-threaded-process hazards): this module — the channel must live in a memfd
 //!   ([`Builder::create_memfd`](shm_channel::Builder::create_memfd));
 //! - two processes started separately: [`rendezvous`](crate::rendezvous), with the same
-//!   [`Transfer`](shm_channel::transfer::Transfer)s over a unix socket.
+//!   [`Transfer`]s over a unix socket.
 //!
 //! What happens at [`Command::spawn`]: each passed endpoint becomes a
-//! [`Transfer`](shm_channel::transfer::Transfer) (a duplicate of its memfd, close-on-exec);
+//! [`Transfer`] (a duplicate of its memfd, close-on-exec);
 //! in the child, between fork and exec, only those descriptors lose `FD_CLOEXEC` — every
 //! other descriptor of this process stays close-on-exec, so nothing else leaks — and the
 //! child is armed to die with its parent (by default). The environment variable
