@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::DEADLINE;
 use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::stream::StreamReader;
 use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_fork::rendezvous::{connect, connect_with, Listener, Policy, RendezvousError};
 
@@ -23,6 +24,10 @@ fn main() {
         (
             "endpoints_reach_a_separate_process_both_directions",
             endpoints_reach_a_separate_process_both_directions,
+        ),
+        (
+            "a_byte_stream_reaches_a_separate_process",
+            a_byte_stream_reaches_a_separate_process,
         ),
         (
             "a_stalled_client_does_not_block_the_next",
@@ -57,6 +62,16 @@ fn run_client(mode: &str, name: &str) -> i32 {
             while let Ok(msg) = jobs.recv() {
                 results.send(&msg).expect("send back");
             }
+            0
+        }
+        "stream" => {
+            let connection = connect(name, DEADLINE).expect("connect");
+            let mut bytes: StreamReader = connection.take("bytes", DEADLINE).expect("bytes");
+            let mut results: Sender = connection.take("results", DEADLINE).expect("results");
+            let (blocks, hash) = common::read_stream(&mut bytes).expect("read the stream");
+            let mut report = blocks.to_le_bytes().to_vec();
+            report.extend_from_slice(&hash.to_le_bytes());
+            results.send(&report).expect("report");
             0
         }
         "stall" => {
@@ -118,6 +133,23 @@ fn endpoints_reach_a_separate_process_both_directions() {
     let connection = listener.accept(DEADLINE).unwrap();
     assert_eq!(connection.peer().pid, child.id() as i32);
     serve_echo(&connection);
+    assert!(child.wait().unwrap().success());
+}
+
+fn a_byte_stream_reaches_a_separate_process() {
+    let name = fresh_name("stream");
+    let listener = Listener::bind(&name).unwrap();
+    let mut child = spawn(&mut client("stream", &name));
+    let connection = listener.accept(DEADLINE).unwrap();
+    let (mut writer, bytes) = shm_channel::stream::pipe_memfd(1 << 16).unwrap();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    connection.pass("bytes", bytes, DEADLINE).unwrap();
+    connection.pass("results", results, DEADLINE).unwrap();
+    let hash = common::write_stream(&mut writer, 8).unwrap();
+    drop(writer);
+    let report = rx.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(report[..8], 8u64.to_le_bytes());
+    assert_eq!(report[8..], hash.to_le_bytes());
     assert!(child.wait().unwrap().success());
 }
 
