@@ -168,10 +168,7 @@ impl Flavor for Broadcast {
     }
 
     fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
-        match claim {
-            Claim::Adopt { slot } => Reader::adopted(shared, slot),
-            Claim::Create | Claim::Attach => Reader::join(shared),
-        }
+        claim.open_slotted(shared, Reader::adopted, Reader::join)
     }
 
     fn receiver_slot(reader: &Reader) -> usize {

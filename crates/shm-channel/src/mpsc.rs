@@ -109,10 +109,7 @@ impl Flavor for Mpsc {
     flavor_types!("mpsc", RecvError, TryRecvError, RecvTimeoutError);
 
     fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
-        match claim {
-            Claim::Adopt { slot } => Writer::adopted(shared, slot),
-            Claim::Create | Claim::Attach => Writer::new(shared),
-        }
+        claim.open_slotted(shared, Writer::adopted, Writer::new)
     }
 
     fn sender_slot(writer: &Writer) -> usize {

@@ -358,28 +358,22 @@ where
     }
 }
 
-impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Sender<T, C, F>
-where
-    Sender<F>: Send,
-{
-    fn into_transfer(self) -> Result<Transfer, TransferError> {
-        self.into_bytes().into_transfer()
-    }
+/// A typed endpoint travels as its byte endpoint.
+macro_rules! portable_typed {
+    ($($side:ident),*) => {$(
+        impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::$side<T, C, F>
+        where
+            $side<F>: Send,
+        {
+            fn into_transfer(self) -> Result<Transfer, TransferError> {
+                self.into_bytes().into_transfer()
+            }
 
-    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError> {
-        Sender::from_parts(fd, ticket).map(Self::from_bytes)
-    }
+            fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError> {
+                $side::from_parts(fd, ticket).map(Self::from_bytes)
+            }
+        }
+    )*};
 }
 
-impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Receiver<T, C, F>
-where
-    Receiver<F>: Send,
-{
-    fn into_transfer(self) -> Result<Transfer, TransferError> {
-        self.into_bytes().into_transfer()
-    }
-
-    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError> {
-        Receiver::from_parts(fd, ticket).map(Self::from_bytes)
-    }
-}
+portable_typed!(Sender, Receiver);

@@ -28,6 +28,23 @@ pub enum Claim {
     },
 }
 
+impl Claim {
+    /// Opens one side of a ring of a flavor whose side has several owner slots:
+    /// `adopted(shared, slot)` for an endpoint handed over, `fresh(shared)` (which finds a
+    /// free slot) otherwise.
+    pub(crate) fn open_slotted<S, E>(
+        self,
+        shared: S,
+        adopted: impl FnOnce(S, usize) -> Result<E, ChannelError>,
+        fresh: impl FnOnce(S) -> Result<E, ChannelError>,
+    ) -> Result<E, ChannelError> {
+        match self {
+            Claim::Adopt { slot } => adopted(shared, slot),
+            Claim::Create | Claim::Attach => fresh(shared),
+        }
+    }
+}
+
 /// Options for creating a channel of flavor `F`.
 ///
 /// ```
