@@ -196,8 +196,11 @@ impl<T: bytemuck::Pod> Codec<T> for Plain {
     }
 }
 
+mod batch;
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 mod depth;
+
+pub use self::batch::BatchCodec;
 
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 pub use self::depth::MAX_DECODE_DEPTH;
@@ -267,12 +270,24 @@ mod bincode_codec {
         }
     }
 
+    /// Bytes `value` takes, bincode-encoded.
+    fn counted<V: serde::Serialize + ?Sized>(value: &V) -> Result<usize, EncodeError> {
+        let mut counter = Counter(0);
+        bincode::serde::encode_into_writer(value, &mut counter, config())?;
+        Ok(counter.0)
+    }
+
+    super::batch::serde_batch_codec!(
+        Bincode,
+        counted::<[T]>,
+        |items: &[T], out: &mut FrameWriter<'_>| {
+            bincode::serde::encode_into_writer(items, out, config())
+        }
+    );
+
     impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {
         fn encoded_len(value: &T) -> Result<usize, CodecError> {
-            let mut counter = Counter(0);
-            bincode::serde::encode_into_writer(value, &mut counter, config())
-                .map_err(|e| CodecError::Encode(e.to_string()))?;
-            Ok(counter.0)
+            counted(value).map_err(|e| CodecError::Encode(e.to_string()))
         }
 
         fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
@@ -356,6 +371,14 @@ mod postcard_codec {
             Ok(())
         }
     }
+
+    super::batch::serde_batch_codec!(
+        Postcard,
+        |items: &[T]| postcard::serialize_with_flavor(items, Counter(0)),
+        |items: &[T], out: &mut FrameWriter<'_>| {
+            postcard::serialize_with_flavor(items, InPlace(out))
+        }
+    );
 
     impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
         fn encoded_len(value: &T) -> Result<usize, CodecError> {

@@ -45,6 +45,7 @@ use crossbeam_utils::Backoff;
 use crate::sys::{self, FutexWait};
 
 pub mod handshake;
+mod machine;
 #[cfg(test)]
 mod stress_tests;
 
@@ -52,6 +53,7 @@ pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
+pub use machine::{available_cores, OVERSUBSCRIBED_SPIN};
 
 /// A 32-bit futex word that may live in memory shared between processes.
 ///
