@@ -34,14 +34,18 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use shm_core::notify::WaitStrategy;
+use shm_core::liveness::ProcessIdentity;
+use shm_core::notify::{Handshake, WaitStrategy};
+use shm_core::SharedMemory;
+use std::sync::Arc;
 
 use crate::codec::{BatchCodec, FrameReader, FrameWriter};
+use crate::endpoint::EndpointStats;
 use crate::endpoint::{Deadline, Fault, Flavor, Publish};
 use crate::error::{FromRecvFatal, SendFailure, SendFatal};
 use crate::spsc::Spsc;
 use crate::typed::DefaultCodec;
-use crate::{ChannelError, CodecError, SendError};
+use crate::{ChannelError, CodecError, OwnershipError, SendError};
 
 /// Both ends of a bulk channel.
 pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
@@ -102,21 +106,6 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
     /// Publishes every frame sent so far.
     pub fn flush(&mut self) {
         self.inner.flush();
-    }
-
-    /// Changes how this endpoint waits.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// The byte endpoint underneath, borrowed.
-    pub fn as_bytes(&self) -> &crate::Sender<F> {
-        &self.inner
-    }
-
-    /// The byte endpoint underneath.
-    pub fn into_bytes(self) -> crate::Sender<F> {
-        self.inner
     }
 
     fn send_frames(&mut self, items: &[T], publish: Publish) -> Result<(), SendError<usize>> {
@@ -232,21 +221,6 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
         Ok(got)
     }
 
-    /// Changes how this endpoint waits.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// The byte endpoint underneath, borrowed.
-    pub fn as_bytes(&self) -> &crate::Receiver<F> {
-        &self.inner
-    }
-
-    /// The byte endpoint underneath.
-    pub fn into_bytes(self) -> crate::Receiver<F> {
-        self.inner
-    }
-
     /// One more frame if there is one now; `None` when the ring is empty or failed (the
     /// failure is for the next call to find, or kept in `pending` if the frame was consumed).
     fn take_now(&mut self, out: &mut Vec<T>) -> Option<usize> {
@@ -297,14 +271,5 @@ fn decode_frame<T, C: BatchCodec<T>>(
     Ok(out.len() - before)
 }
 
-impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, C, F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("bulk::Sender").field(&self.inner).finish()
-    }
-}
-
-impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, C, F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("bulk::Receiver").field(&self.inner).finish()
-    }
-}
+crate::typed::typed_common!(Sender, Sender, BatchCodec, "bulk");
+crate::typed::typed_common!(Receiver, Receiver, BatchCodec, "bulk");

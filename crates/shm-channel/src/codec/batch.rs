@@ -34,7 +34,9 @@ const COUNT_LEN: usize = 8;
 /// Zero-sized items have no bytes to carry a count in: refused on both sides.
 fn check_sized<T>() -> Result<usize, CodecError> {
     match std::mem::size_of::<T>() {
-        0 => Err(CodecError::Encode("zero-sized items cannot be batched".into())),
+        0 => Err(CodecError::Encode(
+            "zero-sized items cannot be batched".into(),
+        )),
         size => Ok(size),
     }
 }
@@ -148,7 +150,10 @@ mod tests {
             let mut input = unsafe { FrameReader::new(buf.as_ptr(), buf.len(), &mut scratch) };
             let mut out: Vec<u64> = vec![9];
             let err = <Plain as BatchCodec<u64>>::decode_batch(&mut input, &mut out);
-            assert!(matches!(err, Err(CodecError::Decode(_))), "{count}: {err:?}");
+            assert!(
+                matches!(err, Err(CodecError::Decode(_))),
+                "{count}: {err:?}"
+            );
             assert_eq!(out, [9]);
         }
     }

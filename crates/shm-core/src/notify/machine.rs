@@ -80,8 +80,14 @@ mod tests {
         };
         assert_eq!(WaitStrategy::for_processes_on(3, 2), short);
         assert_eq!(WaitStrategy::for_processes_on(2, 0), short);
-        assert_eq!(WaitStrategy::for_processes_on(1, 1), WaitStrategy::default());
-        assert_eq!(WaitStrategy::for_processes_on(4, 8), WaitStrategy::default());
+        assert_eq!(
+            WaitStrategy::for_processes_on(1, 1),
+            WaitStrategy::default()
+        );
+        assert_eq!(
+            WaitStrategy::for_processes_on(4, 8),
+            WaitStrategy::default()
+        );
     }
 
     #[test]
