@@ -133,15 +133,32 @@ impl<'a> FrameReader<'a> {
 
     /// Fills `buf` from the frame; fails if the frame has fewer bytes left.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<(), CodecError> {
+        // SAFETY: `buf` is valid for writes of its length (and initialised).
+        unsafe { self.copy_out(buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// [`read`](FrameReader::read) into memory that need not be initialised (the spare
+    /// capacity of a `Vec`, say); on success every byte of `buf` is written.
+    pub fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> Result<(), CodecError> {
+        // SAFETY: `buf` is valid for writes of its length; `MaybeUninit<u8>` has the layout
+        // of `u8`.
+        unsafe { self.copy_out(buf.as_mut_ptr().cast::<u8>(), buf.len()) }
+    }
+
+    /// Copies the next `len` bytes to `dst`.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must be valid for writes of `len` bytes of private memory.
+    unsafe fn copy_out(&mut self, dst: *mut u8, len: usize) -> Result<(), CodecError> {
         let end = self
             .pos
-            .checked_add(buf.len())
+            .checked_add(len)
             .filter(|end| *end <= self.len)
             .ok_or_else(|| CodecError::Decode("frame ends inside the value".into()))?;
-        // SAFETY: `pos .. end` lies inside the `len` readable bytes; `buf` is private.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.add(self.pos), buf.as_mut_ptr(), buf.len())
-        };
+        // SAFETY: `pos .. end` lies inside the `len` readable bytes; `dst` is private and
+        // valid for `len` bytes (the caller's promise).
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(self.pos), dst, len) };
         self.pos = end;
         Ok(())
     }

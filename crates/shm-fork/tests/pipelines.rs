@@ -203,14 +203,19 @@ fn batch_stage_error_is_named() {
         .stage("pass", |n: u64| n)
         .collect()
         .unwrap_err();
+    assert_stage_failure(err, 1, "sum", StageFailure::Error("saw 60000".into()));
+}
+
+/// `err` names stage `index`, called `name`, failing with `failure`.
+fn assert_stage_failure(err: PipelineError, index: usize, name: &str, failure: StageFailure) {
     match err {
         PipelineError::Stage {
-            index,
-            name,
-            failure,
+            index: found_index,
+            name: found_name,
+            failure: found_failure,
         } => {
-            assert_eq!((index, name.as_str()), (1, "sum"));
-            assert_eq!(failure, StageFailure::Error("saw 60000".into()));
+            assert_eq!((found_index, found_name.as_str()), (index, name));
+            assert_eq!(found_failure, failure);
         }
         other => panic!("expected a stage failure, got {other}"),
     }
@@ -234,17 +239,7 @@ fn stage_error_is_named() {
         .stage("pass", |n: u32| n)
         .collect()
         .unwrap_err();
-    match err {
-        PipelineError::Stage {
-            index,
-            name,
-            failure,
-        } => {
-            assert_eq!((index, name.as_str()), (2, "check"));
-            assert_eq!(failure, StageFailure::Error("bad item 1000".into()));
-        }
-        other => panic!("expected a stage failure, got {other}"),
-    }
+    assert_stage_failure(err, 2, "check", StageFailure::Error("bad item 1000".into()));
 }
 
 fn stage_panic_is_named() {

@@ -6,6 +6,8 @@
 //! - [`Bincode`](super::Bincode), [`Postcard`](super::Postcard): the slice serialised as
 //!   one serde sequence (the same bytes as a `Vec<T>`), decoded with the codec's limits.
 
+use std::mem::MaybeUninit;
+
 use super::{FrameReader, FrameWriter, Plain};
 use crate::CodecError;
 
@@ -69,12 +71,20 @@ impl<T: bytemuck::Pod> BatchCodec<T> for Plain {
                     "a batch of {bytes} bytes cannot hold {count_untrusted} items of {size} bytes"
                 ))
             })?;
-        let old = out.len();
-        out.resize(old + count, T::zeroed());
-        if let Err(e) = input.read(bytemuck::cast_slice_mut(&mut out[old..])) {
-            out.truncate(old);
-            return Err(e);
-        }
+        out.reserve(count);
+        // `reserve` made room for `count` items: `count * size == bytes` bytes.
+        let spare = &mut out.spare_capacity_mut()[..count];
+        // SAFETY: the same memory as `spare` (`bytes` bytes, exclusively borrowed), viewed
+        // as bytes that may be uninitialised: `MaybeUninit<u8>` has no validity invariant
+        // and alignment 1.
+        let spare_bytes = unsafe {
+            std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<MaybeUninit<u8>>(), bytes)
+        };
+        input.read_uninit(spare_bytes)?;
+        let len = out.len() + count;
+        // SAFETY: the `count` items after the old length were just written in full, and a
+        // `Pod` type is valid for any bytes.
+        unsafe { out.set_len(len) };
         Ok(())
     }
 }
