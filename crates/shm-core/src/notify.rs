@@ -149,6 +149,13 @@ pub enum WaitStrategy {
     },
     /// Sleep on the futex at once: lowest CPU use, a wake-up syscall on every message.
     Park,
+    /// Poll for up to `spin`, yielding the CPU between polls (no busy phase), then sleep on
+    /// the futex: for processes that share their cores with the peers they wait for (see
+    /// [`WaitStrategy::for_processes`]).
+    YieldThenPark {
+        /// How long to poll (and yield) before parking.
+        spin: Duration,
+    },
 }
 
 /// The default spin budget: about half a cross-core futex round trip on the reference
@@ -368,9 +375,11 @@ impl Event {
                 WaitStrategy::SpinThenPark { spin } => {
                     (started + HOT_SPIN.min(*spin), Some(started + *spin))
                 }
+                WaitStrategy::YieldThenPark { spin } => (started, Some(started + *spin)),
                 _ => (started + HOT_SPIN, None),
             };
-            loop {
+            let yielding = matches!(strategy, WaitStrategy::YieldThenPark { .. });
+            while !yielding {
                 std::hint::spin_loop();
                 polls = polls.wrapping_add(1);
                 if polls % POLLS_PER_CLOCK_READ != 0 {
@@ -390,9 +399,9 @@ impl Event {
                     break;
                 }
             }
-            // Backoff phase (spin-then-park only): crossbeam's `Backoff::snooze` spins in
+            // Backoff phase (spin-then-park): crossbeam's `Backoff::snooze` spins in
             // doubling runs, then yields the CPU — so a peer sharing our core gets to run —
-            // until the spin budget is spent.
+            // until the spin budget is spent. Yield-then-park yields between every poll.
             if let Some(spin_until) = spin_until {
                 let backoff = Backoff::new();
                 loop {
@@ -406,7 +415,11 @@ impl Event {
                     if now >= spin_until {
                         break;
                     }
-                    backoff.snooze();
+                    if yielding {
+                        std::thread::yield_now();
+                    } else {
+                        backoff.snooze();
+                    }
                 }
             }
         }
@@ -498,6 +511,7 @@ mod tests {
             WaitStrategy::Spin,
             WaitStrategy::default(),
             WaitStrategy::Park,
+            WaitStrategy::YieldThenPark { spin: DEFAULT_SPIN },
         ] {
             let deadline = Instant::now() + Duration::from_millis(20);
             let result: Result<(), _> = event.wait_until(&strategy, Some(deadline), |_| None);

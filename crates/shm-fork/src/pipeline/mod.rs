@@ -51,8 +51,8 @@
 //!
 //! By default every process waits as [`WaitStrategy::for_processes`] says for the
 //! pipeline's process count (source, stages and the sink): spin, then park, while every
-//! process has a core; park after a short spin when they outnumber the cores, since a
-//! spinning stage takes the core of one that has work.
+//! process has a core; when they outnumber the cores, never busy-spin (a spinning stage
+//! takes the core of one that has work): yield between polls, then park.
 
 use std::fmt::{self, Display};
 
