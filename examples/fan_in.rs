@@ -110,13 +110,20 @@ fn reap(children: Vec<Child>) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
+/// The MPSC channel of the shm variants: 1 MiB, every process waiting as
+/// `WaitStrategy::for_processes` says, releases batched by an eighth of the ring.
+fn channel(producers: u64) -> Result<(mpsc::Sender, mpsc::Receiver), Failure> {
     let capacity = 1 << 20;
     let (mut tx, mut rx) = mpsc::channel(capacity)?;
     let wait = WaitStrategy::for_processes(producers as usize + 1);
     tx.set_wait_strategy(wait);
     rx.set_wait_strategy(wait);
     rx.set_release_batch(capacity / 8);
+    Ok((tx, rx))
+}
+
+fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
+    let (tx, mut rx) = channel(producers)?;
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
         .map(|p| {
@@ -151,12 +158,7 @@ fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
 }
 
 fn run_shm_bulk(producers: u64, per: u64) -> Result<f64, Failure> {
-    let capacity = 1 << 20;
-    let (mut tx, mut rx) = mpsc::channel(capacity)?;
-    let wait = WaitStrategy::for_processes(producers as usize + 1);
-    tx.set_wait_strategy(wait);
-    rx.set_wait_strategy(wait);
-    rx.set_release_batch(capacity / 8);
+    let (tx, rx) = channel(producers)?;
     let mut rx = bulk::Receiver::<[u8; MSG], Plain, Mpsc>::from_bytes(rx);
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
