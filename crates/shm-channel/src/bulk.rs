@@ -15,8 +15,9 @@
 //! use shm_channel::codec::Plain;
 //!
 //! let (mut tx, mut rx) = bulk::channel_with::<u64, Plain>(1 << 16)?;
-//! let items: Vec<u64> = (0..10_000).collect();
-//! tx.send(&items)?; // several frames: each at most an eighth of the ring
+//! // 40 KB: five frames (each at most an eighth of the ring), all in the ring at once.
+//! let items: Vec<u64> = (0..5_000).collect();
+//! tx.send(&items)?;
 //! drop(tx);
 //! let mut got = Vec::new();
 //! while rx.drain_into(&mut got, usize::MAX).is_ok() {}
@@ -125,7 +126,8 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
                     return Err(SendError::fatal(SendFatal::TooLarge(max), sent));
                 }
                 // Scale down to the budget (codecs are roughly linear), at least halving.
-                count = (count / 2).min(count * budget / len).max(1);
+                let scaled = (count as u128 * budget as u128 / len as u128) as usize;
+                count = (count / 2).min(scaled).max(1);
             };
             self.send_frame(&items[sent..sent + count], len, publish)
                 .map_err(|failure| match failure {

@@ -379,24 +379,26 @@ impl Event {
                 _ => (started + HOT_SPIN, None),
             };
             let yielding = matches!(strategy, WaitStrategy::YieldThenPark { .. });
-            while !yielding {
-                std::hint::spin_loop();
-                polls = polls.wrapping_add(1);
-                if polls % POLLS_PER_CLOCK_READ != 0 {
-                    if let Some(ready) = poll(Check::Fast) {
+            if !yielding {
+                loop {
+                    std::hint::spin_loop();
+                    polls = polls.wrapping_add(1);
+                    if polls % POLLS_PER_CLOCK_READ != 0 {
+                        if let Some(ready) = poll(Check::Fast) {
+                            return Ok(ready);
+                        }
+                        continue;
+                    }
+                    let now = Instant::now();
+                    if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
                         return Ok(ready);
                     }
-                    continue;
-                }
-                let now = Instant::now();
-                if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
-                    return Ok(ready);
-                }
-                if deadline.is_some_and(|d| now >= d) {
-                    return Err(WaitTimeout);
-                }
-                if *strategy != WaitStrategy::Spin && now >= hot_until {
-                    break;
+                    if deadline.is_some_and(|d| now >= d) {
+                        return Err(WaitTimeout);
+                    }
+                    if *strategy != WaitStrategy::Spin && now >= hot_until {
+                        break;
+                    }
                 }
             }
             // Backoff phase (spin-then-park): crossbeam's `Backoff::snooze` spins in

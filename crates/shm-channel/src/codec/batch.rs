@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn plain_batch_with_a_lying_count_is_a_decode_error() {
-        let mut buf = vec![0u8; 8 + 16];
+        let mut buf = [0u8; 8 + 16];
         buf[..8].copy_from_slice(&3u64.to_le_bytes());
         for count in [3u64, u64::MAX, 1 << 61] {
             buf[..8].copy_from_slice(&count.to_le_bytes());

@@ -224,7 +224,8 @@ impl Consumer {
     /// Lets up to `bytes` (at most half the ring) of released frames wait before the head
     /// is stored; stores what waits now.
     pub(crate) fn set_release_batch<M: RingMem + ?Sized>(&mut self, mem: &M, bytes: u64) {
-        self.release_batch = bytes.min((self.mask + 1) / 2);
+        let capacity = self.mask + 1;
+        self.release_batch = bytes.min(capacity / 2);
         self.flush_releases(mem);
     }
 
