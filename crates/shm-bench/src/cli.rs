@@ -64,6 +64,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_busy_check: bool,
 
+    /// Skip the harness-overhead check (the `shm-spin` 8 B round trip and 64 B stream
+    /// through the harness and through a minimal loop, in every repetition).
+    #[arg(long)]
+    pub no_overhead_check: bool,
+
     /// Write the report as JSON to this path.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -250,6 +255,7 @@ impl Cli {
             verify: self.verify,
             progress: true,
             busy_check: !self.no_busy_check,
+            overhead_check: !self.no_overhead_check,
         }
     }
 }

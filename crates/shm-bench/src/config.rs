@@ -183,6 +183,8 @@ pub struct Config {
     pub progress: bool,
     /// Check at start whether the machine is busy and warn.
     pub busy_check: bool,
+    /// Measure the harness's own cost in every repetition ([`crate::overhead`]).
+    pub overhead_check: bool,
 }
 
 impl Config {

@@ -32,6 +32,7 @@ pub mod error;
 pub mod floors;
 pub mod machine;
 pub mod msg;
+pub mod overhead;
 pub mod pattern;
 pub mod payload;
 pub mod report;

@@ -248,7 +248,49 @@ fn corrupt(seq: u64, size: usize) -> BenchError {
     }
 }
 
-type Measured = (u64, Duration, Histogram<u64>);
+pub(crate) type Measured = (u64, Duration, Histogram<u64>);
+
+/// The measuring loop every pattern shares: `step` (one round trip, or one message
+/// received) until warm, then timed batches of `batch` steps until the budget is spent.
+/// Each batch records its mean per-step interval, ns.
+///
+/// A batch of one (a round trip) is timed from a clock read just before it to one just
+/// after it, and recorded outside that interval: its figure is the round trip's latency
+/// plus about one clock read, not the harness's bookkeeping. Longer batches (streams) are
+/// timed end to end, one batch's end the next one's start, so their rate counts
+/// everything the consumer does.
+pub(crate) fn timed_loop(
+    budget: &Budget,
+    batch: u64,
+    mut step: impl FnMut() -> Result<(), BenchError>,
+) -> Result<Measured, BenchError> {
+    let warm_start = Instant::now();
+    let mut n = 0;
+    while !budget.warm(n, warm_start.elapsed()) {
+        step()?;
+        n += 1;
+    }
+    let mut hist = new_histogram();
+    let start = Instant::now();
+    let mut last = start;
+    let mut m = 0u64;
+    loop {
+        let b = batch.min(budget.max_msgs.saturating_sub(m)).max(1);
+        if batch == 1 {
+            last = Instant::now();
+        }
+        for _ in 0..b {
+            step()?;
+        }
+        m += b;
+        let now = Instant::now();
+        hist.saturating_record(((now - last).as_nanos() / u128::from(b)).max(1) as u64);
+        last = now;
+        if budget.done(m, now - start) {
+            return Ok((m, now - start, hist));
+        }
+    }
+}
 
 fn parent_pingpong(
     ep: &mut dyn Endpoint,
@@ -258,7 +300,7 @@ fn parent_pingpong(
     checker: &mut Checker<'_>,
 ) -> Result<Measured, BenchError> {
     let mut seq = 0u64;
-    let mut round_trip = |ep: &mut dyn Endpoint| -> Result<(), BenchError> {
+    timed_loop(budget, 1, || {
         ep.send(size, &mut |b| payload.fill(b, seq))
             .map_err(parent_err)?;
         ep.recv(size, &mut |b| {
@@ -270,28 +312,7 @@ fn parent_pingpong(
         }
         seq += 1;
         Ok(())
-    };
-
-    let warm_start = Instant::now();
-    let mut n = 0;
-    while !budget.warm(n, warm_start.elapsed()) {
-        round_trip(ep)?;
-        n += 1;
-    }
-
-    let mut hist = new_histogram();
-    let start = Instant::now();
-    let mut m = 0u64;
-    loop {
-        let t0 = Instant::now();
-        round_trip(ep)?;
-        let t1 = Instant::now();
-        hist.saturating_record((t1 - t0).as_nanos().max(1) as u64);
-        m += 1;
-        if budget.done(m, t1 - start) {
-            return Ok((m, t1 - start, hist));
-        }
-    }
+    })
 }
 
 /// Messages per timed batch in the stream pattern: 64 KiB worth, between 1 and 64.
@@ -305,7 +326,7 @@ fn parent_consume(
     budget: &Budget,
     checker: &mut Checker<'_>,
 ) -> Result<Measured, BenchError> {
-    let mut recv_one = |ep: &mut dyn Endpoint| -> Result<(), BenchError> {
+    timed_loop(budget, stream_batch(size), || {
         ep.recv(size, &mut |b| {
             checker.check(b);
         })
@@ -314,33 +335,7 @@ fn parent_consume(
             Some(bad) => Err(corrupt(bad, size)),
             None => Ok(()),
         }
-    };
-
-    let warm_start = Instant::now();
-    let mut n = 0;
-    while !budget.warm(n, warm_start.elapsed()) {
-        recv_one(ep)?;
-        n += 1;
-    }
-
-    let batch = stream_batch(size);
-    let mut hist = new_histogram();
-    let start = Instant::now();
-    let mut last = start;
-    let mut m = 0u64;
-    loop {
-        let b = batch.min(budget.max_msgs.saturating_sub(m)).max(1);
-        for _ in 0..b {
-            recv_one(ep)?;
-        }
-        m += b;
-        let now = Instant::now();
-        hist.saturating_record(((now - last).as_nanos() / b as u128).max(1) as u64);
-        last = now;
-        if budget.done(m, now - start) {
-            return Ok((m, now - start, hist));
-        }
-    }
+    })
 }
 
 /// Child side of ping-pong: echo until the parent closes.

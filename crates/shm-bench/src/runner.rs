@@ -10,11 +10,12 @@ use crate::config::{Config, Pattern};
 use crate::error::BenchError;
 use crate::floors::{self, FloorSample};
 use crate::machine::{self, Machine};
+use crate::overhead::{self, OverheadSample};
 use crate::pattern::{run_scenario, Figures};
 use crate::payload::Payload;
-use crate::report::{fmt_size, FloorRanges, Floors, Report, ResultRow, RunInfo};
+use crate::report::{fmt_size, FloorRanges, Floors, Overhead, Report, ResultRow, RunInfo};
 use crate::stats::{median, Summary};
-use crate::transport::REFERENCE;
+use crate::transport::{is_floor, CACHELINE_FLOOR, FUTEX_FLOOR, REFERENCE};
 use crate::typed::TYPED_REFERENCE;
 
 /// One scenario's key: pattern, size and transport index (into `Config::transports`, or
@@ -64,6 +65,11 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
     };
     let machine = Machine::detect();
     let max_size = config.sizes.iter().copied().max().unwrap_or(1);
+    let max_size = if config.overhead_check {
+        max_size.max(overhead::STREAM_SIZE)
+    } else {
+        max_size
+    };
     let payload = Payload::new(max_size);
 
     let keys: Vec<Key> = config
@@ -83,20 +89,23 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
                 .sizes
                 .iter()
                 .flat_map(move |&size| {
-                    (0..config.transports.len()).map(move |transport| Key {
-                        pattern,
-                        size,
-                        transport,
-                    })
+                    (0..config.transports.len())
+                        .filter(move |&t| config.transports[t].supports(pattern, size))
+                        .map(move |transport| Key {
+                            pattern,
+                            size,
+                            transport,
+                        })
                 })
                 .collect()
         })
         .collect();
 
-    let steps = u64::from(config.reps) * (keys.len() as u64 + 1);
+    let steps = u64::from(config.reps) * (keys.len() as u64 + 1 + u64::from(config.overhead_check));
     let bar = progress_bar(config.progress, steps);
 
     let mut floor_samples: Vec<FloorSample> = Vec::new();
+    let mut overhead_samples: Vec<OverheadSample> = Vec::new();
     // figures[rep][key index]
     let mut figures: Vec<Vec<Figures>> = Vec::new();
     let mut messages = vec![0u64; keys.len()];
@@ -106,6 +115,11 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
         bar.set_message(format!("rep {}/{} floors", rep + 1, config.reps));
         floor_samples.push(floors::measure(config.cpus, &config.floor_budget)?);
         bar.inc(1);
+        if config.overhead_check {
+            bar.set_message(format!("rep {}/{} harness overhead", rep + 1, config.reps));
+            overhead_samples.push(overhead::measure(config.cpus, &config.budget, &payload)?);
+            bar.inc(1);
+        }
         let mut row = Vec::with_capacity(keys.len());
         for (k, key) in keys.iter().enumerate() {
             bar.set_message(format!(
@@ -150,8 +164,8 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
     }
     bar.finish_and_clear();
 
-    let floors = summarise_floors(&floor_samples);
-    let results = keys
+    let floors = summarise_floors(config, &keys, &figures, &floor_samples);
+    let results: Vec<ResultRow> = keys
         .iter()
         .enumerate()
         .map(|(k, key)| {
@@ -167,10 +181,12 @@ pub fn run(config: &Config) -> Result<Report, BenchError> {
             )
         })
         .collect();
+    warn_about_floors(&results, &mut warnings);
 
     Ok(Report {
         machine,
         floors,
+        overhead: summarise_overhead(&overhead_samples),
         results,
         run: RunInfo {
             reps: config.reps,
@@ -205,25 +221,130 @@ fn progress_bar(enabled: bool, steps: u64) -> ProgressBar {
     bar
 }
 
-fn summarise_floors(samples: &[FloorSample]) -> Floors {
-    let summary = |f: fn(&FloorSample) -> f64| {
-        let v: Vec<f64> = samples.iter().map(f).collect();
-        Summary::of(&v).unwrap_or(Summary {
+/// The per-repetition p50 of the floor transport `name` in the ping-pong scenario that
+/// bounds messages of `size` bytes: the floor's own scenario of that size, else its
+/// largest one (a floor carries only small messages). `None` if the floor did not run.
+fn floor_column(
+    config: &Config,
+    keys: &[Key],
+    figures: &[Vec<Figures>],
+    name: &str,
+    size: usize,
+) -> Option<Vec<f64>> {
+    let of_floor = |k: &&Key| k.pattern == Pattern::PingPong && k.name(config) == name;
+    let same = keys.iter().position(|k| of_floor(&k) && k.size == size);
+    let largest = || {
+        keys.iter()
+            .enumerate()
+            .filter(|(_, k)| of_floor(k))
+            .max_by_key(|(_, k)| k.size)
+            .map(|(i, _)| i)
+    };
+    let k = same.or_else(largest)?;
+    Some(figures.iter().map(|rep| rep[k].p50_ns).collect())
+}
+
+fn summarise_floors(
+    config: &Config,
+    keys: &[Key],
+    figures: &[Vec<Figures>],
+    samples: &[FloorSample],
+) -> Floors {
+    let summary = |v: Option<Vec<f64>>| {
+        v.and_then(|v| Summary::of(&v)).unwrap_or(Summary {
             median: f64::NAN,
             min: f64::NAN,
             max: f64::NAN,
         })
     };
+    let smallest = config.sizes.first().copied().unwrap_or(8);
     let ranges = FloorRanges {
-        cacheline_rtt_ns: summary(|s| s.cacheline_rtt_ns),
-        futex_rtt_ns: summary(|s| s.futex_rtt_ns),
-        memcpy_bytes_per_s: summary(|s| s.memcpy_bytes_per_s),
+        cacheline_rtt_ns: summary(floor_column(
+            config,
+            keys,
+            figures,
+            CACHELINE_FLOOR,
+            smallest,
+        )),
+        futex_rtt_ns: summary(floor_column(config, keys, figures, FUTEX_FLOOR, smallest)),
+        memcpy_bytes_per_s: summary(Some(samples.iter().map(|s| s.memcpy_bytes_per_s).collect())),
     };
     Floors {
         cacheline_rtt_ns: ranges.cacheline_rtt_ns.median,
         futex_rtt_ns: ranges.futex_rtt_ns.median,
         memcpy_bytes_per_s: ranges.memcpy_bytes_per_s.median,
         ranges,
+    }
+}
+
+/// The harness-overhead check across repetitions; `None` if it did not run.
+fn summarise_overhead(samples: &[OverheadSample]) -> Option<Overhead> {
+    let of =
+        |f: fn(&OverheadSample) -> f64| Summary::of(&samples.iter().map(f).collect::<Vec<_>>());
+    Some(Overhead {
+        harness_rtt_ns: of(|s| s.harness_rtt_ns)?,
+        minimal_rtt_ns: of(|s| s.minimal_rtt_ns)?,
+        rtt_ratio: of(|s| s.harness_rtt_ns / s.minimal_rtt_ns)?,
+        harness_stream_msgs_per_s: of(|s| s.harness_stream_msgs_per_s)?,
+        minimal_stream_msgs_per_s: of(|s| s.minimal_stream_msgs_per_s)?,
+        stream_ratio: of(|s| s.minimal_stream_msgs_per_s / s.harness_stream_msgs_per_s)?,
+    })
+}
+
+/// The median over repetitions of `figure / floor`, each repetition against its own
+/// floor.
+fn per_rep_ratio(figure: &[f64], floor: &[f64]) -> Option<f64> {
+    let ratios: Vec<f64> = figure
+        .iter()
+        .zip(floor)
+        .map(|(f, fl)| f / fl)
+        .filter(|r| r.is_finite())
+        .collect();
+    (!ratios.is_empty()).then(|| median(&ratios))
+}
+
+/// Says when the cache-line floor tells the reader nothing about a figure it bounds:
+/// when it came out above that figure, or varied more across repetitions than the figure
+/// did (on a 2-core VM the cross-core line transfer itself moves with where the vCPUs
+/// land). The figures it bounds tightly are the round trips within [`TIGHT`] of it (the
+/// spinning rings); a pipe's ratio to it is not a bound worth a warning.
+fn warn_about_floors(results: &[ResultRow], warnings: &mut Vec<String>) {
+    /// A round trip within this factor of the floor is bounded by it.
+    const TIGHT: f64 = 10.0;
+    let spread = |r: &ResultRow| r.max / r.min;
+    let floors = results
+        .iter()
+        .filter(|r| r.transport == CACHELINE_FLOOR && r.pattern == Pattern::PingPong);
+    for f in floors {
+        let bounded = results.iter().filter(|r| {
+            r.pattern == Pattern::PingPong
+                && r.size == f.size
+                && !is_floor(&r.transport)
+                && r.p50_ns < TIGHT * f.p50_ns
+        });
+        let names = |pick: &dyn Fn(&ResultRow) -> bool| -> Vec<&str> {
+            bounded
+                .clone()
+                .filter(|r| pick(r))
+                .map(|r| r.transport.as_str())
+                .collect()
+        };
+        let below = names(&|r| r.p50_ns < f.p50_ns);
+        let steadier = names(&|r| spread(r) < spread(f));
+        let at = fmt_size(f.size);
+        if !below.is_empty() {
+            warnings.push(format!(
+                "{CACHELINE_FLOOR} {at}: the floor came out above {}; ratios to it mean nothing in this run",
+                below.join(", ")
+            ));
+        }
+        if !steadier.is_empty() {
+            warnings.push(format!(
+                "{CACHELINE_FLOOR} {at}: the floor varied ×{:.2} across repetitions, more than {}; take their vs-floor ratios as uncertain",
+                spread(f),
+                steadier.join(", ")
+            ));
+        }
     }
 }
 
@@ -270,17 +391,18 @@ fn summarise_row(
             .collect();
         median(&ratios)
     });
-    let floor_ratios: Vec<f64> = figures
-        .iter()
-        .zip(floors)
-        .map(|(rep, fl)| {
-            if pingpong {
-                rep[k].p50_ns / fl.cacheline_rtt_ns
-            } else {
-                rep[k].bytes_per_s / fl.memcpy_bytes_per_s
-            }
-        })
-        .collect();
+    // Each repetition against its own floors (measured in that repetition).
+    let (vs_floor, vs_futex) = if pingpong {
+        let p50 = col(|f| f.p50_ns);
+        let against = |name| {
+            floor_column(config, keys, figures, name, key.size)
+                .and_then(|fl| per_rep_ratio(&p50, &fl))
+        };
+        (against(CACHELINE_FLOOR), against(FUTEX_FLOOR))
+    } else {
+        let memcpy: Vec<f64> = floors.iter().map(|f| f.memcpy_bytes_per_s).collect();
+        (per_rep_ratio(&col(|f| f.bytes_per_s), &memcpy), None)
+    };
 
     ResultRow {
         transport: key.name(config).to_string(),
@@ -295,9 +417,12 @@ fn summarise_row(
         reps: figures.len() as u32,
         headline: if pingpong { "p50_ns" } else { "msgs_per_s" },
         min: range.min,
+        per_rep: headline.clone(),
         max: range.max,
         vs_pipe,
-        vs_floor: Some(median(&floor_ratios)).filter(|x| x.is_finite()),
+        vs_floor,
+        vs_futex,
+        nominal: !key.pattern.is_typed() && config.transports[key.transport].nominal(),
         messages,
         notes,
     }

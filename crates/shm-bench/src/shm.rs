@@ -57,6 +57,15 @@ impl SharedMap {
         self.ptr.as_ptr().wrapping_add(offset).cast::<T>()
     }
 
+    /// A raw pointer to the `len` bytes at `offset` (checked in bounds). The bytes are
+    /// shared with the other process: reach them only through the pointer (copies), never
+    /// through a reference.
+    pub(crate) fn bytes_at(&self, offset: usize, len: usize) -> *mut u8 {
+        let end = offset.checked_add(len).expect("offset overflow");
+        assert!(end <= self.len, "bytes {offset}..{end} out of the mapping");
+        self.ptr.as_ptr().wrapping_add(offset)
+    }
+
     /// The `AtomicU64` at `offset` (must be 8-aligned and in bounds).
     pub(crate) fn u64_at(&self, offset: usize) -> &AtomicU64 {
         let p = self.slot::<AtomicU64>(offset);

@@ -16,7 +16,6 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
@@ -28,7 +27,7 @@ use crate::affinity::AffinityGuard;
 use crate::child::{self, Watchdog, EXIT_CORRUPT, EXIT_OK, EXIT_TRANSPORT};
 use crate::config::{Budget, CpuPair, Pattern};
 use crate::error::BenchError;
-use crate::pattern::{new_histogram, watchdog_deadline, Sample, R_MSGS, R_VERIFIED, R_WAKES};
+use crate::pattern::{timed_loop, watchdog_deadline, Sample, R_MSGS, R_VERIFIED, R_WAKES};
 use crate::shm::SharedMap;
 use crate::transport::ring::ring_capacity;
 use crate::transport::TransportError;
@@ -510,33 +509,10 @@ fn run_typed<V: Message, E: TypedEnd<V>>(
             None => Ok(()),
         }
     };
-    let measured = (|| {
-        let warm_start = Instant::now();
-        let mut n = 0;
-        while !budget.warm(n, warm_start.elapsed()) {
-            step(&mut ep, &mut checker)?;
-            n += 1;
-        }
-        // Ping-pong: every round trip timed; stream: batches of 64 values.
-        let batch = if pingpong { 1 } else { 64 };
-        let mut hist = new_histogram();
-        let start = Instant::now();
-        let mut last = start;
-        let mut m = 0u64;
-        loop {
-            let b = batch.min(budget.max_msgs.saturating_sub(m)).max(1);
-            for _ in 0..b {
-                step(&mut ep, &mut checker)?;
-            }
-            m += b;
-            let now = Instant::now();
-            hist.saturating_record(((now - last).as_nanos() / b as u128).max(1) as u64);
-            last = now;
-            if budget.done(m, now - start) {
-                return Ok((m, now - start, hist));
-            }
-        }
-    })();
+    // Ping-pong: every round trip timed; stream: batches of 64 values.
+    let measured = timed_loop(budget, if pingpong { 1 } else { 64 }, || {
+        step(&mut ep, &mut checker)
+    });
     let parent_wakes = ep.wakes();
     drop(ep);
     let child_result = dog.finish(proc);

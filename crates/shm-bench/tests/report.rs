@@ -34,6 +34,7 @@ fn tiny_config(sizes: Vec<usize>) -> Config {
         verify: false,
         progress: false,
         busy_check: false,
+        overhead_check: true,
     }
 }
 
@@ -60,7 +61,18 @@ fn json_report_matches_schema() {
     }
 
     let results = doc["results"].as_array().expect("results is an array");
-    assert_eq!(results.len(), (TRANSPORTS.len() + TYPED.len()) * 2);
+    // Every transport in both patterns at 64 B, but for the floors, which carry only
+    // round trips; every typed transport in both typed patterns.
+    let byte_rows: usize = [Pattern::PingPong, Pattern::Stream]
+        .iter()
+        .map(|&p| TRANSPORTS.iter().filter(|t| t.supports(p, 64)).count())
+        .sum();
+    assert_eq!(
+        byte_rows,
+        TRANSPORTS.len() * 2 - 2,
+        "two floors, ping-pong only"
+    );
+    assert_eq!(results.len(), byte_rows + TYPED.len() * 2);
     for r in results {
         let name = r["transport"].as_str().expect("transport is a string");
         let pattern = r["pattern"].as_str().expect("pattern is a string");
@@ -106,6 +118,25 @@ fn json_report_matches_schema() {
     let csv_text = csv::to_string(&report);
     assert_eq!(csv_text.lines().count(), 1 + results.len());
     assert!(csv_text.starts_with(csv::HEADER));
+    // The floors and the harness check were measured in the run.
+    for r in results
+        .iter()
+        .filter(|r| transport::is_floor(r["transport"].as_str().unwrap()))
+    {
+        assert_eq!(r["pattern"].as_str(), Some("pingpong"), "{r}");
+        assert!((num(r, "vs_floor") > 0.0), "{r}");
+    }
+    let o = &doc["overhead"];
+    for field in [
+        "harness_rtt_ns",
+        "minimal_rtt_ns",
+        "rtt_ratio",
+        "stream_ratio",
+    ] {
+        let x = num(&o[field], "median");
+        assert!(x.is_finite() && x > 0.0, "overhead {field} = {x}");
+    }
+
     let svg = plot::to_svg(&report).expect("plot");
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
     let table = shm_bench::report::table::render(&report);

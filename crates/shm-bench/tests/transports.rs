@@ -51,7 +51,10 @@ fn verified_per_msg(t: &dyn Transport, size: usize) -> u64 {
 fn every_transport_moves_exact_bytes_in_pingpong() {
     let payload = Payload::new(1 << 20);
     for t in TRANSPORTS {
-        for size in SIZES {
+        for size in SIZES
+            .into_iter()
+            .filter(|&s| t.supports(Pattern::PingPong, s))
+        {
             let msgs = if size > 100_000 { 4 } else { 25 };
             let budget = Budget::exact(2, msgs);
             let s = run_scenario(*t, Pattern::PingPong, size, &budget, cpus(), true, &payload)
@@ -75,7 +78,10 @@ fn every_transport_moves_exact_bytes_in_pingpong() {
 fn every_transport_moves_exact_bytes_in_stream() {
     let payload = Payload::new(1 << 20);
     for t in TRANSPORTS {
-        for size in SIZES {
+        for size in SIZES
+            .into_iter()
+            .filter(|&s| t.supports(Pattern::Stream, s))
+        {
             let msgs = if size > 100_000 { 4 } else { 200 };
             let budget = Budget::exact(3, msgs);
             let s = run_scenario(*t, Pattern::Stream, size, &budget, cpus(), true, &payload)

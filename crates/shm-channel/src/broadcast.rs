@@ -167,7 +167,14 @@ impl Flavor for Broadcast {
         Ok(Writer::new(shared, seq))
     }
 
-    fn reader(shared: Shared, _claim: Claim) -> Result<Reader, ChannelError> {
-        Reader::join(shared)
+    fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
+        match claim {
+            Claim::Adopt { slot } => Reader::adopted(shared, slot),
+            Claim::Create | Claim::Attach => Reader::join(shared),
+        }
+    }
+
+    fn receiver_slot(reader: &Reader) -> usize {
+        reader.slot()
     }
 }

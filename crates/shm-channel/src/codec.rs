@@ -38,6 +38,9 @@ pub trait Codec<T> {
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError>;
 }
 
+/// Writes up to this long are copied inline by [`FrameWriter::write`].
+const SMALL_WRITE: usize = 16;
+
 /// A bounded cursor over a write grant: copies bytes in through a raw pointer, so no
 /// `&mut [u8]` is ever formed over shared memory.
 pub struct FrameWriter<'a> {
@@ -64,6 +67,7 @@ impl FrameWriter<'_> {
     }
 
     /// Appends `bytes`; fails if they do not fit.
+    #[inline]
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
         let Some(end) = self
             .pos
@@ -75,11 +79,21 @@ impl FrameWriter<'_> {
                 "the value does not fit the frame".into(),
             ));
         };
-        // SAFETY: `pos .. end` lies inside the `len` bytes the constructor's caller made
-        // valid for writes; `bytes` is private memory.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(self.pos), bytes.len())
-        };
+        if bytes.len() <= SMALL_WRITE {
+            // A codec writes field by field, most fields a few bytes long: copied inline,
+            // byte by byte, instead of a `memcpy` call each.
+            for (i, &b) in bytes.iter().enumerate() {
+                // SAFETY: `pos + i < end <= len`: inside the bytes the constructor's
+                // caller made valid for writes; a raw write, no reference formed.
+                unsafe { self.ptr.add(self.pos + i).write(b) };
+            }
+        } else {
+            // SAFETY: `pos .. end` lies inside the `len` bytes the constructor's caller
+            // made valid for writes; `bytes` is private memory.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(self.pos), bytes.len())
+            };
+        }
         self.pos = end;
         Ok(())
     }
@@ -284,6 +298,18 @@ mod bincode_codec {
             bytes.copy_from_slice(head);
             self.0 = rest;
             Ok(())
+        }
+
+        // bincode reads varints and strings through these when the reader has them: no
+        // copy of a few bytes through `read` each.
+        #[inline]
+        fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
+            self.0.get(..n)
+        }
+
+        #[inline]
+        fn consume(&mut self, n: usize) {
+            self.0 = self.0.get(n..).unwrap_or_default();
         }
     }
 

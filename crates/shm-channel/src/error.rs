@@ -67,6 +67,16 @@ pub enum ChannelError {
         /// How many the channel has.
         max: usize,
     },
+    /// A handed-over endpoint names an owner slot the channel does not have.
+    #[error("the channel has no {what} slot {slot} (it has {max})")]
+    NoSuchSlot {
+        /// Which slots: `"sender"` (MPSC), `"owner"` (a side with one).
+        what: &'static str,
+        /// The slot named.
+        slot: usize,
+        /// How many the channel has.
+        max: usize,
+    },
     /// The endpoint is already owned by a live process.
     #[error(transparent)]
     Ownership(#[from] OwnershipError),

@@ -55,6 +55,8 @@ pub mod mpsc;
 mod primitive;
 mod ring;
 pub mod spsc;
+pub mod stream;
+pub mod transfer;
 pub mod typed;
 
 pub use endpoint::{

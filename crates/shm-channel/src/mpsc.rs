@@ -128,8 +128,15 @@ impl crate::Receiver<Mpsc> {
 impl Flavor for Mpsc {
     flavor_types!("mpsc", RecvError, TryRecvError, RecvTimeoutError);
 
-    fn writer(shared: Shared, _claim: Claim) -> Result<Writer, ChannelError> {
-        Writer::new(shared)
+    fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
+        match claim {
+            Claim::Adopt { slot } => Writer::adopted(shared, slot),
+            Claim::Create | Claim::Attach => Writer::new(shared),
+        }
+    }
+
+    fn sender_slot(writer: &Writer) -> usize {
+        writer.slot()
     }
 
     fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {

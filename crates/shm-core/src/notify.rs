@@ -369,17 +369,27 @@ impl Event {
             // Hot phase: tight polls, one `pause` apart. Most waits on a busy peer end here,
             // within a few hundred ns; the clock is read only every `POLLS_PER_CLOCK_READ`
             // polls (a `pause` costs ~25 ns on the reference machine, so that is ~2 µs).
+            // The clock starts at the first of those reads, not on entry: a wait that ends
+            // within its first polls (a round trip's, typically) reads no clock at all, and
+            // a message arriving then is not kept waiting behind a `clock_gettime`. The
+            // spin budget and the deadline are therefore counted from ~2 µs in.
             let mut polls: u32 = 0;
-            let started = Instant::now();
-            let (hot_until, spin_until) = match strategy {
-                WaitStrategy::SpinThenPark { spin } => {
-                    (started + HOT_SPIN.min(*spin), Some(started + *spin))
-                }
-                WaitStrategy::YieldThenPark { spin } => (started, Some(started + *spin)),
-                _ => (started + HOT_SPIN, None),
+            let mut clock: Option<(Instant, Instant, Option<Instant>)> = None;
+            let timing = |started: Instant| match strategy {
+                WaitStrategy::SpinThenPark { spin } => (
+                    started,
+                    started + HOT_SPIN.min(*spin),
+                    Some(started + *spin),
+                ),
+                WaitStrategy::YieldThenPark { spin } => (started, started, Some(started + *spin)),
+                _ => (started, started + HOT_SPIN, None),
             };
+            // Yield-then-park has no hot phase: its clock starts now.
             let yielding = matches!(strategy, WaitStrategy::YieldThenPark { .. });
-            if !yielding {
+            let (started, spin_until) = if yielding {
+                let (started, _, spin_until) = timing(Instant::now());
+                (started, spin_until)
+            } else {
                 loop {
                     std::hint::spin_loop();
                     polls = polls.wrapping_add(1);
@@ -390,6 +400,8 @@ impl Event {
                         continue;
                     }
                     let now = Instant::now();
+                    let (started, hot_until, spin_until) =
+                        *clock.get_or_insert_with(|| timing(now));
                     if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
                         return Ok(ready);
                     }
@@ -397,10 +409,10 @@ impl Event {
                         return Err(WaitTimeout);
                     }
                     if *strategy != WaitStrategy::Spin && now >= hot_until {
-                        break;
+                        break (started, spin_until);
                     }
                 }
-            }
+            };
             // Backoff phase (spin-then-park): crossbeam's `Backoff::snooze` spins in
             // doubling runs, then yields the CPU — so a peer sharing our core gets to run —
             // until the spin budget is spent. Yield-then-park yields between every poll.

@@ -459,4 +459,8 @@ unsafe impl SharedMemory for Region {
     fn len(&self) -> usize {
         self.len
     }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Region::fd(self)
+    }
 }

@@ -53,6 +53,13 @@ pub unsafe trait SharedMemory: Send + Sync {
     /// Number of usable bytes.
     fn len(&self) -> usize;
 
+    /// The file descriptor behind the memory, when another process can map it from one (a
+    /// memfd): what travels to that process to share the memory. `None` (the default) for
+    /// memory only `fork` can share (anonymous, `/dev/zero`, heap).
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+
     /// Whether the region has no usable bytes (never the case for the regions of this crate).
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -3,6 +3,7 @@
 //! takes ownership in the child.
 
 use shm_channel::codec::{BatchCodec, Codec};
+use shm_channel::stream::{StreamReader, StreamWriter};
 use shm_channel::{bulk, typed, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 
@@ -28,3 +29,5 @@ inherit_endpoint!(typed::Sender<T, C, F> where [T, C: Codec<T>, F: Flavor]);
 inherit_endpoint!(typed::Receiver<T, C, F> where [T, C: Codec<T>, F: Flavor]);
 inherit_endpoint!(bulk::Sender<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
 inherit_endpoint!(bulk::Receiver<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
+inherit_endpoint!(StreamWriter where []);
+inherit_endpoint!(StreamReader where []);

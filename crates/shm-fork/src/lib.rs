@@ -13,6 +13,10 @@
 //! - [`Inherit`]: the hand-over protocol for values moved into a child (docs/architecture.md, rule 9):
 //!   the parent calls `hand_over(child)` right after the fork and drops its copy, the child
 //!   calls `adopt()` before its closure runs.
+//! - [`exec`]: start *another program* (a [`std::process::Command`]) with channel endpoints
+//!   passed as memfds; the program takes them with [`exec::inherited`].
+//! - [`rendezvous`]: two processes started separately find each other by name (an abstract
+//!   unix socket) and pass endpoints with `SCM_RIGHTS`.
 //!
 //! ## Fork safety
 //!
@@ -41,9 +45,11 @@
 
 mod channel;
 mod child;
+pub mod exec;
 mod fork;
 mod inherit;
 pub mod pipeline;
+pub mod rendezvous;
 mod report;
 mod sys;
 pub mod worker;

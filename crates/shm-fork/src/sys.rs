@@ -3,7 +3,7 @@
 //! typed errors.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -165,6 +165,46 @@ pub(crate) fn waitpid(pid: i32, nohang: bool) -> io::Result<Option<Reaped>> {
 /// The name of signal `signal` (`"SIGKILL"`), if it is a standard one.
 pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
     Signal::try_from(signal).ok().map(Signal::as_str)
+}
+
+/// Between `fork` and `exec` (async-signal-safe: one `fcntl`, no allocation): clears
+/// `FD_CLOEXEC` on `fd`, so that the program about to run inherits it.
+pub(crate) fn keep_across_exec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor number touches no memory; a closed number fails EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets `FD_CLOEXEC` on descriptor number `fd`: it does not leak into programs this
+/// process runs.
+pub(crate) fn close_on_exec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor number touches no memory; a closed number fails EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `fd` is an open descriptor of this process (`F_GETFD` succeeds).
+pub(crate) fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on a descriptor number touches no memory; a closed number fails EBADF.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// Between `fork` and `exec` (async-signal-safe): arms `SIGKILL` on the parent's death and
+/// checks the parent is still `parent` (it may have died before the signal was armed).
+pub(crate) fn die_with_parent(parent: i32) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes integers only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

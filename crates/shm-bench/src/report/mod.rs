@@ -18,6 +18,8 @@ pub struct Report {
     pub machine: Machine,
     /// The floors (median across repetitions).
     pub floors: Floors,
+    /// The harness's own cost ([`crate::overhead`]), `null` when the check was skipped.
+    pub overhead: Option<Overhead>,
     /// One row per transport, pattern and size.
     pub results: Vec<ResultRow>,
     /// How the run was made.
@@ -35,6 +37,25 @@ pub struct Floors {
     pub memcpy_bytes_per_s: f64,
     /// Median and min–max of each floor across repetitions.
     pub ranges: FloorRanges,
+}
+
+/// The harness-overhead check: the `shm-spin` 8 B round trip and 64 B stream through
+/// the harness and through a minimal loop over the same endpoints (means; median and
+/// min–max across repetitions). A ratio of ×1.00 means the harness adds nothing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Overhead {
+    /// Harness: mean round trip, ns.
+    pub harness_rtt_ns: Summary,
+    /// Minimal loop: mean round trip, ns.
+    pub minimal_rtt_ns: Summary,
+    /// Harness round trip ÷ minimal round trip, per repetition.
+    pub rtt_ratio: Summary,
+    /// Harness: stream messages per second.
+    pub harness_stream_msgs_per_s: Summary,
+    /// Minimal loop: stream messages per second.
+    pub minimal_stream_msgs_per_s: Summary,
+    /// Minimal rate ÷ harness rate, per repetition.
+    pub stream_ratio: Summary,
 }
 
 /// Spread of the floors across repetitions.
@@ -77,6 +98,9 @@ pub struct ResultRow {
     pub reps: u32,
     /// Which figure `min`/`max` describe: `p50_ns` or `msgs_per_s`.
     pub headline: &'static str,
+    /// The headline figure of each repetition, in order: ratios between two rows of
+    /// one run can be taken repetition by repetition from these.
+    pub per_rep: Vec<f64>,
     /// Smallest headline figure across repetitions.
     pub min: f64,
     /// Largest headline figure across repetitions.
@@ -87,6 +111,12 @@ pub struct ResultRow {
     /// Ping-pong: this p50 / cache-line round trip. Stream: this bytes/s / memcpy
     /// bytes/s. Median of the per-repetition ratios.
     pub vs_floor: Option<f64>,
+    /// Ping-pong: p50 ÷ the shared-futex floor's p50, each repetition against its own
+    /// (median of the ratios); the bound for transports that park their waiter.
+    pub vs_futex: Option<f64>,
+    /// Nominal figures: the payload was not really written and read (the stamps-only
+    /// ring); the table and the plot mark them.
+    pub nominal: bool,
     /// Messages measured over all repetitions.
     pub messages: u64,
     /// Transport remarks.

@@ -52,6 +52,15 @@ fn ratio(x: Option<f64>) -> String {
     }
 }
 
+/// The row's transport, starred when its figures are nominal (see the footnote).
+fn label(r: &ResultRow) -> String {
+    if r.nominal {
+        format!("{}*", r.transport)
+    } else {
+        r.transport.clone()
+    }
+}
+
 fn wakes(x: f64) -> String {
     if x == 0.0 {
         "0".into()
@@ -71,13 +80,14 @@ fn pingpong_rows(rows: &[&ResultRow]) -> Vec<Vec<String>> {
         "RTT/s",
         "vs pipe",
         "vs floor",
+        "vs futex",
         "wakes/msg",
     ]
     .map(String::from)
     .to_vec()];
     for r in rows {
         out.push(vec![
-            r.transport.clone(),
+            label(r),
             fmt_size(r.size),
             fmt_ns(r.p50_ns),
             format!("[{} – {}]", fmt_ns(r.min), fmt_ns(r.max)),
@@ -86,6 +96,7 @@ fn pingpong_rows(rows: &[&ResultRow]) -> Vec<Vec<String>> {
             fmt_rate(r.msgs_per_s),
             ratio(r.vs_pipe),
             ratio(r.vs_floor),
+            ratio(r.vs_futex),
             wakes(r.wakes_per_msg),
         ]);
     }
@@ -109,7 +120,7 @@ fn stream_rows(rows: &[&ResultRow]) -> Vec<Vec<String>> {
     .to_vec()];
     for r in rows {
         out.push(vec![
-            r.transport.clone(),
+            label(r),
             fmt_size(r.size),
             fmt_rate(r.msgs_per_s),
             format!("[{} – {}]", fmt_rate(r.min), fmt_rate(r.max)),
@@ -173,7 +184,7 @@ pub fn render(report: &Report) -> String {
     let rg = &f.ranges;
     let _ = writeln!(
         s,
-        "\nfloors: cache-line RTT {} [{} – {}] | shared-futex RTT {} [{} – {}] | memcpy 1 MiB {}B/s [{}B/s – {}B/s]",
+        "\nfloors (measured in every repetition, next to the transports): cache-line RTT {} [{} – {}] | shared-futex RTT {} [{} – {}] | memcpy 1 MiB {}B/s [{}B/s – {}B/s]",
         fmt_ns(f.cacheline_rtt_ns),
         fmt_ns(rg.cacheline_rtt_ns.min),
         fmt_ns(rg.cacheline_rtt_ns.max),
@@ -185,6 +196,23 @@ pub fn render(report: &Report) -> String {
         spaced(fmt_rate(rg.memcpy_bytes_per_s.max)),
     );
 
+    if let Some(o) = &report.overhead {
+        let _ = writeln!(
+            s,
+            "harness overhead (shm-spin, harness vs a minimal loop over the same endpoints, means): 8 B RTT {} vs {} ×{:.2} [{:.2} – {:.2}] | 64 B stream {}msg/s vs {}msg/s ×{:.2} [{:.2} – {:.2}]",
+            fmt_ns(o.harness_rtt_ns.median),
+            fmt_ns(o.minimal_rtt_ns.median),
+            o.rtt_ratio.median,
+            o.rtt_ratio.min,
+            o.rtt_ratio.max,
+            spaced(fmt_rate(o.harness_stream_msgs_per_s.median)),
+            spaced(fmt_rate(o.minimal_stream_msgs_per_s.median)),
+            o.stream_ratio.median,
+            o.stream_ratio.min,
+            o.stream_ratio.max,
+        );
+    }
+
     let pp: Vec<&ResultRow> = report
         .results
         .iter()
@@ -193,7 +221,7 @@ pub fn render(report: &Report) -> String {
     if !pp.is_empty() {
         let _ = writeln!(
             s,
-            "\nping-pong: parent sends, child echoes; vs pipe = pipe p50 / p50 (higher is better); vs floor = p50 / cache-line RTT"
+            "\nping-pong: parent sends, child echoes; vs pipe = pipe p50 / p50 (higher is better); vs floor = p50 / floor-cacheline p50, vs futex = p50 / floor-futex p50 (each repetition against its own floor)"
         );
         s.push_str(&columns(&pingpong_rows(&pp)));
     }
@@ -232,6 +260,12 @@ pub fn render(report: &Report) -> String {
             "\ntyped stream: structs built, encoded, decoded; size = encoded size; vs pipe = msg/s ÷ pipe-bincode msg/s"
         );
         s.push_str(&columns(&stream_rows(&ts)));
+    }
+    if report.results.iter().any(|r| r.nominal) {
+        let _ = writeln!(
+            s,
+            "* nominal: only the two sequence stamps of each message are written and read (the ring's own cost, not a user's)"
+        );
     }
     for w in &run.warnings {
         let _ = writeln!(s, "warning: {w}");

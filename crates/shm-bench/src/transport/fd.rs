@@ -26,14 +26,7 @@ impl FdEndpoint {
     }
 
     fn check_len(&self, len: usize) -> Result<(), TransportError> {
-        if len > self.buf.len() {
-            Err(TransportError::TooLarge {
-                len,
-                max: self.buf.len(),
-            })
-        } else {
-            Ok(())
-        }
+        super::check_fits(len, self.buf.len())
     }
 }
 

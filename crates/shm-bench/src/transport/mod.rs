@@ -19,14 +19,21 @@
 //! [`Endpoint::wake_syscalls`]; the reports divide the sum of both sides by the messages.
 
 mod fd;
+pub mod floor;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod pipe;
 pub mod ring;
 pub mod socket;
+pub mod stream;
+mod watch;
 
 use std::io;
 
 use shm_core::liveness::ProcessIdentity;
 use shm_fork::{Inherit, InheritError};
+
+use crate::config::Pattern;
 
 pub use crate::msg::{MsgIn, MsgOut};
 pub(crate) use fd::{read_exact as fd_read_exact, write_all as fd_write_all};
@@ -62,6 +69,22 @@ pub enum TransportError {
     /// An OS error.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// `TooLarge` unless a `len`-byte message fits an endpoint built for `max` bytes.
+pub(crate) fn check_fits(len: usize, max: usize) -> Result<(), TransportError> {
+    if len > max {
+        return Err(TransportError::TooLarge { len, max });
+    }
+    Ok(())
+}
+
+/// `BadLength` unless the message delivered has the `expected` length.
+pub(crate) fn check_exact(expected: usize, got: usize) -> Result<(), TransportError> {
+    if expected != got {
+        return Err(TransportError::BadLength { expected, got });
+    }
+    Ok(())
 }
 
 /// One side of a connected transport, used by one process.
@@ -150,14 +173,31 @@ pub trait Transport: Sync {
     /// One line saying what it is.
     fn description(&self) -> &'static str;
 
+    /// Whether its figures are nominal: the payload is not really written and read (the
+    /// stamps-only ring), so they show the transport's own cost, not a user's. Reports
+    /// mark them. Default: no.
+    fn nominal(&self) -> bool {
+        false
+    }
+
+    /// Whether it can run `pattern` with `size`-byte messages (the floors carry only
+    /// small round trips); the runner skips the scenarios it cannot. Default: all.
+    fn supports(&self, pattern: Pattern, size: usize) -> bool {
+        let _ = (pattern, size);
+        true
+    }
+
     /// Makes a connected pair for messages of up to `max_msg` bytes, in the parent,
     /// before the fork.
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError>;
 }
 
-/// Every transport the harness knows, in the order a repetition runs them. The first
+/// Every transport the harness knows, in the order a repetition runs them (the floors
+/// first, so each repetition measures them next to the transports they bound). The
 /// one named `pipe` is the reference for the "vs pipe" ratios.
 pub static TRANSPORTS: &[&dyn Transport] = &[
+    &floor::FLOOR_CACHELINE,
+    &floor::FLOOR_FUTEX,
     &pipe::PIPE,
     &pipe::PIPE_1MIB,
     &socket::UNIX_SOCKET,
@@ -167,6 +207,13 @@ pub static TRANSPORTS: &[&dyn Transport] = &[
     &ring::SHM_ZERO_COPY,
     &ring::SHM_ZERO_COPY_STAMPS,
     &ring::SHM_BATCHED,
+    &stream::SHM_STREAM,
+    #[cfg(feature = "peers")]
+    &peers::ICEORYX2,
+    #[cfg(feature = "peers")]
+    &peers::SHMEM_IPC,
+    #[cfg(feature = "peers")]
+    &peers::IPC_CHANNEL,
 ];
 
 /// The transport called `name`, if any.
@@ -181,3 +228,14 @@ pub fn names() -> Vec<&'static str> {
 
 /// Name of the reference transport for "vs pipe" ratios.
 pub const REFERENCE: &str = "pipe";
+
+/// Name of the cache-line floor (the "vs floor" ratios of round trips).
+pub const CACHELINE_FLOOR: &str = "floor-cacheline";
+
+/// Name of the shared-futex floor (the "vs futex" ratios of round trips).
+pub const FUTEX_FLOOR: &str = "floor-futex";
+
+/// Whether `name` is one of the floors (measured as transports, reported as floors).
+pub fn is_floor(name: &str) -> bool {
+    name == CACHELINE_FLOOR || name == FUTEX_FLOOR
+}

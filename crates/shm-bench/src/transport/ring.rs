@@ -2,7 +2,7 @@
 //!
 //! | name | wait strategy | how the payload moves |
 //! |---|---|---|
-//! | `shm-spin` | `Spin` | copied in (`send`) and out (`read` + `copy_to`) through a private buffer |
+//! | `shm-spin` | `Spin` | copied in (`send`) and out (`recv_into`) through a private buffer |
 //! | `shm-spin-park` | `SpinThenPark` (default, 50 µs) | copied, as above |
 //! | `shm-park` | `Park` | copied, as above |
 //! | `shm-zero-copy` | `SpinThenPark` | written in place through a `WriteGrant`, read in place through a `ReadGrant` |
@@ -30,16 +30,16 @@
 //! ring as `PeerDied` within ~10 ms, mapped to [`TransportError::PeerDied`].
 
 use shm_channel::spsc::{Builder, Receiver, Sender};
-use shm_channel::{RecvError, SendError};
+use shm_channel::{RecvError, RecvIntoError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{WaitStrategy, DEFAULT_SPIN};
 
-use super::{Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use super::{check_exact, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
 
 /// How an endpoint moves the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Through a private buffer: `send(&buf)`, then `read()` + `copy_to(&mut buf)`.
+    /// Through a private buffer: `send(&buf)`, then `recv_into(&mut buf)`.
     Copy,
     /// In place, every byte.
     ZeroCopy,
@@ -124,6 +124,10 @@ impl Transport for Ring {
         self.description
     }
 
+    fn nominal(&self) -> bool {
+        self.mode == Mode::ZeroCopyStamps
+    }
+
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let builder = Builder::new(ring_capacity(max_msg)).wait_strategy(self.strategy);
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
@@ -176,14 +180,6 @@ fn recv_err(e: RecvError) -> TransportError {
     }
 }
 
-fn bad_len(expected: usize, got: usize) -> Result<(), TransportError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(TransportError::BadLength { expected, got })
-    }
-}
-
 impl RingEnd {
     /// Whether the payload goes through the private buffer.
     fn copies(&self) -> bool {
@@ -209,21 +205,19 @@ impl RingEnd {
     }
 
     fn check_len(&self, len: usize) -> Result<(), TransportError> {
-        if self.copies() && len > self.buf.len() {
-            return Err(TransportError::TooLarge {
-                len,
-                max: self.buf.len(),
-            });
+        if self.copies() {
+            super::check_fits(len, self.buf.len())?;
         }
         Ok(())
     }
 
     /// Copy mode: the next message, copied out of the ring into `buf` (and released).
     fn recv_copy(&mut self, len: usize) -> Result<(), TransportError> {
-        let grant = self.rx.read().map_err(recv_err)?;
-        bad_len(len, grant.len())?;
-        grant.copy_to(&mut self.buf[..len]);
-        Ok(())
+        match self.rx.recv_into(&mut self.buf[..len]) {
+            Ok(got) => check_exact(len, got),
+            Err(RecvIntoError::BufferTooSmall { needed }) => check_exact(len, needed),
+            Err(RecvIntoError::Recv(e)) => Err(recv_err(e)),
+        }
     }
 
     fn stamps_only(&self) -> bool {
@@ -281,7 +275,7 @@ impl Endpoint for RingEnd {
         }
         let stamps = self.stamps_only();
         let grant = self.rx.read().map_err(recv_err)?;
-        bad_len(len, grant.len())?;
+        check_exact(len, grant.len())?;
         // SAFETY: the grant's pointer is valid for reads of `len` bytes while the grant
         // lives, and `msg` is dropped before the grant; no reference is formed over it.
         let msg = unsafe {
@@ -311,7 +305,7 @@ impl Endpoint for RingEnd {
         }
         let stamps = self.stamps_only();
         let incoming = self.rx.read().map_err(recv_err)?;
-        bad_len(len, incoming.len())?;
+        check_exact(len, incoming.len())?;
         // SAFETY: as in `recv`: valid for `len` bytes while `incoming` lives.
         let msg = unsafe {
             if stamps {

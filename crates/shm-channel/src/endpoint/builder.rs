@@ -17,6 +17,15 @@ pub enum Claim {
     Create,
     /// In an existing channel: the slot is claimed, refused while a live process owns it.
     Attach,
+    /// In an existing channel, an endpoint handed to this process (its memfd passed across
+    /// `exec` or a socket): owner slot `slot` of its side (MPSC senders have several, the
+    /// other sides one, `0`) is taken over from the process that handed it — recorded there
+    /// already by its `hand_over`, or still naming this process's parent, which hands it
+    /// over as soon as it knows this process (see [`Sender::adopt`]).
+    Adopt {
+        /// The owner slot (`0` for a side with one).
+        slot: usize,
+    },
 }
 
 /// Options for creating a channel of flavor `F`.
@@ -122,13 +131,37 @@ impl<F: Flavor> Builder<F> {
         Ok(Receiver::from_ring(reader, self.strategy))
     }
 
+    /// Creates the channel in a fresh sealed memfd ([`Region::memfd`]): both endpoints,
+    /// owned by the calling process. Unlike [`create`](Builder::create)'s anonymous
+    /// memory, this channel can reach processes `fork` did not make: its endpoints can be
+    /// turned into a [`Transfer`](crate::transfer::Transfer) (the memfd plus which
+    /// endpoint) and rebuilt there.
+    ///
+    /// ```
+    /// use shm_channel::spsc::Builder;
+    /// let (tx, rx) = Builder::new(4096).create_memfd()?;
+    /// assert!(tx.memory().fd().is_some());
+    /// # drop(rx);
+    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// ```
+    pub fn create_memfd(&self) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
+        let name = format!("shm-ipc-{}", F::NAME);
+        let region = Region::memfd(&name, self.checked_len()?)?;
+        // A fresh memfd reads as zeros, as a fresh anonymous mapping does.
+        self.create_both(Arc::new(region), true)
+    }
+
     fn fresh_region(&self) -> Result<Arc<dyn SharedMemory>, ChannelError> {
+        Ok(Arc::new(Region::anonymous(self.checked_len()?)?))
+    }
+
+    /// The region length for this capacity, after the capacity check.
+    fn checked_len(&self) -> Result<usize, ChannelError> {
         F::Shared::check_capacity(self.capacity)?;
-        let len = self.region_len().ok_or(ChannelError::InvalidCapacity {
+        self.region_len().ok_or(ChannelError::InvalidCapacity {
             capacity: self.capacity as u64,
             reason: "too large for this address space",
-        })?;
-        Ok(Arc::new(Region::anonymous(len)?))
+        })
     }
 
     fn create_shared(

@@ -108,6 +108,19 @@ pub trait Flavor: sealed::Sealed + Sized + 'static {
     /// The receiving side for the calling process.
     #[doc(hidden)]
     fn reader(shared: Self::Shared, claim: Claim) -> Result<Self::Reader, ChannelError>;
+
+    /// The owner slot a sending side holds (MPSC senders have one each; the others `0`).
+    #[doc(hidden)]
+    fn sender_slot(_writer: &Self::Writer) -> usize {
+        0
+    }
+
+    /// The owner slot a receiving side holds (broadcast receivers have one each; the
+    /// others `0`).
+    #[doc(hidden)]
+    fn receiver_slot(_reader: &Self::Reader) -> usize {
+        0
+    }
 }
 
 /// The ring fault type of flavor `F`.

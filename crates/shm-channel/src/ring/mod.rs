@@ -285,3 +285,17 @@ pub trait RecvRing: HasLayout + Send + Sized {
     /// Wake syscalls made so far (for benchmarks).
     fn wakes(&self) -> u64;
 }
+
+/// `Ok` if `slot` is one of the `max` owner slots of kind `what`; a handed-over endpoint
+/// naming another is [`ChannelError::NoSuchSlot`](crate::ChannelError::NoSuchSlot).
+pub(crate) fn check_slot(
+    what: &'static str,
+    slot: usize,
+    max: usize,
+) -> Result<(), crate::ChannelError> {
+    if slot < max {
+        Ok(())
+    } else {
+        Err(crate::ChannelError::NoSuchSlot { what, slot, max })
+    }
+}

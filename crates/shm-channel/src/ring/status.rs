@@ -103,6 +103,10 @@ pub(crate) fn claim_owner(slot: &AtomicU64, claim: Claim) -> Result<(), ChannelE
             slot.store(me, Ordering::Relaxed);
         }
         Claim::Attach => ownership::claim(slot, &mut PeerWatch::new())?,
+        Claim::Adopt { slot: index } => {
+            crate::ring::check_slot("owner", index, 1)?;
+            ownership::adopt(slot)?;
+        }
     }
     Ok(())
 }

@@ -95,3 +95,81 @@ pub fn not_our_child(pid: i32) -> bool {
     let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     ret == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
 }
+
+/// Bytes of one block of the test byte streams.
+pub const BLOCK: usize = 1 << 20;
+
+/// Blocks of the long stream tests: 1 GiB in release builds, 64 MiB in debug builds
+/// (where generating and hashing every byte is ~30x slower).
+pub fn long_stream_blocks() -> u64 {
+    if cfg!(debug_assertions) {
+        64
+    } else {
+        1024
+    }
+}
+
+/// Block `k` of a test stream: xorshift words seeded by `k`.
+pub fn stream_block(k: u64, block: &mut [u8]) {
+    let mut rng = shm_testkit::Rng::new(k.wrapping_add(1).wrapping_mul(0x9e37_79b9));
+    for word in block.chunks_exact_mut(8) {
+        word.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+}
+
+/// FNV-1a over the 8-byte words of whole blocks.
+fn hash_block(mut hash: u64, block: &[u8]) -> u64 {
+    for word in block.chunks_exact(8) {
+        hash = (hash ^ u64::from_le_bytes(word.try_into().unwrap())).wrapping_mul(0x100_0000_01b3);
+    }
+    hash
+}
+
+/// The hash a stream of `blocks` blocks starts from.
+const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Writes `blocks` blocks to `out` in writes of pseudo-random sizes (1 to 70 000 bytes);
+/// the hash of what it wrote.
+pub fn write_stream(out: &mut impl std::io::Write, blocks: u64) -> std::io::Result<u64> {
+    let mut block = vec![0u8; BLOCK];
+    let mut sizes = shm_testkit::Rng::new(7);
+    let mut hash = HASH_SEED;
+    for k in 0..blocks {
+        stream_block(k, &mut block);
+        hash = hash_block(hash, &block);
+        let mut at = 0;
+        while at < BLOCK {
+            let piece = (1 + sizes.below(70_000) as usize).min(BLOCK - at);
+            let n = out.write(&block[at..at + piece])?;
+            at += n;
+        }
+    }
+    out.flush()?;
+    Ok(hash)
+}
+
+/// Reads whole blocks until end of stream, in reads of pseudo-random sizes (1 to
+/// 100 000 bytes): the blocks read and their hash. A stream ending mid-block is an error.
+pub fn read_stream(input: &mut impl std::io::Read) -> std::io::Result<(u64, u64)> {
+    let mut block = vec![0u8; BLOCK];
+    let mut sizes = shm_testkit::Rng::new(11);
+    let mut hash = HASH_SEED;
+    let mut blocks = 0;
+    loop {
+        let mut filled = 0;
+        while filled < BLOCK {
+            let piece = (1 + sizes.below(100_000) as usize).min(BLOCK - filled);
+            let n = input.read(&mut block[filled..filled + piece])?;
+            if n == 0 {
+                return if filled == 0 {
+                    Ok((blocks, hash))
+                } else {
+                    Err(std::io::ErrorKind::UnexpectedEof.into())
+                };
+            }
+            filled += n;
+        }
+        hash = hash_block(hash, &block);
+        blocks += 1;
+    }
+}

@@ -14,7 +14,7 @@ use crate::endpoint::ownership::{self, PeerMonitor};
 use crate::frame::Word;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{has_layout, notify_after_release, Gone, Peek, RecvRing};
+use crate::ring::{check_slot, has_layout, notify_after_release, Gone, Peek, RecvRing};
 use crate::{ChannelError, Corruption};
 
 /// A frame copied out and checked: its message is in the reader's private buffer.
@@ -78,6 +78,42 @@ impl Reader {
             copy: Vec::new(),
             wakes: 0,
         })
+    }
+
+    /// The receiver of reader slot `slot`, handed to the calling process by its owner (see
+    /// [`Claim::Adopt`](crate::Claim::Adopt)): it goes on from the cursor its previous
+    /// owner stored.
+    pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Reader, ChannelError> {
+        check_slot("receiver", slot, MAX_READERS)?;
+        ownership::adopt(&shared.reader(slot).owner)?;
+        // Acquire: SYNC: space released (pairs with the Release store of the previous
+        // owner's last `advance`).
+        let cursor_untrusted = shared.reader(slot).cursor.load(Ordering::Acquire);
+        // Acquire: SYNC: frame published (pairs with the Release store in
+        // `Writer::publish`). Untrusted too, but only compared here; `read_frame` validates
+        // it on every read.
+        let tail = shared.writer().tail.load(Ordering::Acquire);
+        if cursor_untrusted % 16 != 0 || before(tail, cursor_untrusted) {
+            return Err(ChannelError::Corrupted(Corruption {
+                what: "handed-over broadcast cursor not aligned or ahead of the tail",
+                value: cursor_untrusted,
+            }));
+        }
+        let cursor = cursor_untrusted;
+        Ok(Reader {
+            peer: PeerMonitor::new(&shared.status().sender_owner),
+            next_seq: seq_at(&shared, cursor),
+            shared,
+            slot,
+            cursor,
+            copy: Vec::new(),
+            wakes: 0,
+        })
+    }
+
+    /// The reader slot this receiver owns.
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
     }
 
     pub(crate) fn shared(&self) -> &Shared {

@@ -11,7 +11,7 @@ use crate::endpoint::ownership::{self, PeerMonitor};
 use crate::frame::frame_len;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
-use crate::ring::{has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
+use crate::ring::{check_slot, has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
 use crate::{ChannelError, Corruption};
 
 /// One sender's side of the ring: its producer slot and claims.
@@ -36,13 +36,27 @@ impl Writer {
             what: "sender",
             max: MAX_SENDERS,
         })?;
-        Ok(Writer {
+        Ok(Writer::in_slot(shared, slot))
+    }
+
+    /// The writer of producer slot `slot`, which the calling process owns.
+    fn in_slot(shared: Shared, slot: usize) -> Writer {
+        Writer {
             producer: Producer::new(&shared, slot),
             peer: PeerMonitor::new(&shared.status().receiver_owner),
             shared,
             unnotified: 0,
             wakes: 0,
-        })
+        }
+    }
+
+    /// The writer of producer slot `slot`, handed to the calling process by its owner
+    /// (see [`Claim::Adopt`](crate::Claim::Adopt)).
+    pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Writer, ChannelError> {
+        check_slot("sender", slot, MAX_SENDERS)?;
+        Consumer::new(&shared)?;
+        ownership::adopt(&shared.slot(slot).owner)?;
+        Ok(Writer::in_slot(shared, slot))
     }
 
     /// Another writer of the same channel, in a new slot.

@@ -29,6 +29,10 @@ mod loom;
 pub use layout::region_len_for;
 pub use layout::Shared;
 
+/// Frames at least this long (header included) go to the start of the data area when
+/// they find the ring empty ([`Writer::try_reserve`]).
+const REWIND_MIN: u64 = 64 << 10;
+
 /// Room reserved in the ring for one frame, not yet committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
@@ -166,6 +170,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Whether the reader has released everything written, re-loading the head unless
+    /// the cache already says so (one load of the reader's line: asked only before a
+    /// frame of at least [`REWIND_MIN`] bytes, whose copy dwarfs it).
+    fn is_empty(&mut self) -> Result<bool, Corruption> {
+        if self.tail != self.cached_head {
+            self.refresh_head()?;
+        }
+        Ok(self.tail == self.cached_head)
+    }
+
     /// Whether `bytes` more fit after our tail, re-loading the head only if the cache says
     /// they do not.
     #[inline]
@@ -189,7 +203,17 @@ impl Writer {
         let span = frame_len(len as u64);
         let offset = self.tail & self.mask;
         let to_end = self.shared.capacity() - offset;
-        if span > to_end {
+        if span >= REWIND_MIN && span <= offset && self.is_empty()? {
+            // A large frame into an empty ring starts over at the beginning of the data
+            // area, where the last such frame went: memory still in the caches of both
+            // cores, instead of the next stretch of a ring several times its size (a
+            // round trip of 1 MiB messages otherwise walks the whole ring). The padding
+            // to the end needs no publishing of its own: the reader meets it with the
+            // frame, and no one waits for room in an empty ring. `span <= offset` makes
+            // padding and frame fit the empty ring.
+            store_header(&self.shared, offset, Word::Pad { len: to_end }.encode());
+            self.tail = self.tail.wrapping_add(to_end);
+        } else if span > to_end {
             if !self.has_room(to_end)? {
                 return Ok(None);
             }

@@ -1,0 +1,90 @@
+//! What the transports that keep their own state in shared memory (the floors, the
+//! peers) need to end their waits and to disconnect their peer: who owns an endpoint, and
+//! a bounded wait.
+//!
+//! An endpoint is made in the harness (its creator) and one of each pair is handed to the
+//! child; each process keeps a copy of both. Only the owner's drop tells the peer that
+//! this side is gone ([`Owner::is_current`]); a wait gives up when the harness is gone
+//! (seen from the child) or after [`STALL`] without progress.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use nix::unistd::{getpid, Pid};
+use shm_core::liveness::ProcessIdentity;
+
+use super::TransportError;
+use crate::child;
+
+/// How long a side waits without seeing its peer move before it reports a stall.
+/// Generous: a descheduled peer on a loaded 2-core VM can stall for a good fraction of a
+/// second; the harness's watchdog ends a child that hangs longer.
+pub(crate) const STALL: Duration = Duration::from_secs(10);
+
+/// Who owns an endpoint: its creator (the harness) until handed over to the child.
+#[derive(Clone, Debug)]
+pub(crate) struct Owner {
+    creator: Pid,
+    owner: Cell<i32>,
+}
+
+impl Owner {
+    /// Owned by the calling process, which made it.
+    pub(crate) fn here() -> Owner {
+        let creator = getpid();
+        Owner {
+            creator,
+            owner: Cell::new(creator.as_raw()),
+        }
+    }
+
+    /// Makes `child` the owner ([`super::Endpoint::hand_over`]).
+    pub(crate) fn hand_over(&self, child: ProcessIdentity) {
+        self.owner.set(child.pid());
+    }
+
+    /// Whether the calling process owns the endpoint.
+    pub(crate) fn is_current(&self) -> bool {
+        getpid().as_raw() == self.owner.get()
+    }
+
+    /// Whether the calling process made the endpoint (the harness, not its child).
+    pub(crate) fn is_creator(&self) -> bool {
+        getpid() == self.creator
+    }
+
+    /// A bounded wait for this endpoint's peer, starting now.
+    pub(crate) fn wait(&self) -> BoundedWait {
+        BoundedWait {
+            creator: self.creator,
+            in_child: !self.is_creator(),
+            since: None,
+        }
+    }
+}
+
+/// A wait that ends when the harness is gone or nothing moved for [`STALL`].
+#[derive(Debug)]
+pub(crate) struct BoundedWait {
+    creator: Pid,
+    in_child: bool,
+    since: Option<Instant>,
+}
+
+impl BoundedWait {
+    /// Called now and then while waiting (not every poll: it reads the clock):
+    /// `Disconnected` if the harness is gone, `Failed` once the wait has lasted [`STALL`].
+    pub(crate) fn check(&mut self) -> Result<(), TransportError> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if self.in_child && child::parent_gone(self.creator) {
+            return Err(TransportError::Disconnected);
+        }
+        if since.elapsed() > STALL {
+            return Err(TransportError::Failed(format!(
+                "the peer did nothing for {} s",
+                STALL.as_secs()
+            )));
+        }
+        Ok(())
+    }
+}

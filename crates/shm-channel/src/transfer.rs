@@ -1,0 +1,385 @@
+//! Endpoints that travel as file descriptors: to a program started with `exec`, or to a
+//! process that received them over a unix socket.
+//!
+//! A channel created with [`Builder::create_memfd`](crate::Builder::create_memfd) lives in a
+//! sealed memfd. Any of its endpoints can be turned into a [`Transfer`]: a duplicate of the memfd plus a [`Ticket`] naming the endpoint
+//! (flavor, side, owner slot). The channel's wake-ups are futexes inside that memory, so
+//! the memfd is the only descriptor that travels. The process that receives both rebuilds
+//! the endpoint with [`Portable::from_parts`]: the layout header is validated as by
+//! `attach`, and the endpoint's owner slot is taken over.
+//!
+//! Ownership moves in two steps, as across `fork`:
+//!
+//! 1. sending process: [`Transfer::hand_over`], as soon as it knows the receiving process
+//!    (the pid `spawn` returns, a socket's peer credentials). Its copy becomes inert and is
+//!    dropped without disconnecting anyone. If the receiving process then dies, its peer
+//!    sees `PeerDied` within the usual bound, whether or not it ever attached.
+//! 2. receiving process: [`Portable::from_parts`] takes the owner slot over when it names
+//!    the receiving process (handed over already) or that process's parent (an exec'd child
+//!    may get there before the parent's step 1). Any other live owner is refused.
+//!
+//! A `Transfer` dropped without being handed over drops its endpoint: the peer sees the
+//! endpoint closed, as when the endpoint itself is dropped.
+//!
+//! ```
+//! use shm_channel::spsc::{Builder, Receiver};
+//! use shm_channel::transfer::{Portable, Ticket, TransferError};
+//!
+//! let (tx, rx) = Builder::new(4096).create_memfd()?;
+//! let transfer = rx.into_transfer()?;
+//! // What travels: a descriptor (close-on-exec until passed on purpose) and a short text.
+//! assert_eq!(transfer.ticket().to_string(), "spsc.receiver.0");
+//! let ticket: Ticket = "spsc.receiver.0".parse()?;
+//! assert_eq!(ticket, transfer.ticket());
+//! // The process it reaches rebuilds it with `Receiver::from_parts(fd, ticket)` (see
+//! // `shm_fork::exec` for a program started with `exec`); a sender cannot be made of it:
+//! let fd = transfer.fd().try_clone_to_owned()?;
+//! let wrong = shm_channel::spsc::Sender::from_parts(fd, ticket);
+//! assert!(matches!(wrong, Err(TransferError::WrongEndpoint { .. })));
+//! // Dropped without a hand-over, the transfer drops the receiver: the channel closes.
+//! drop(transfer);
+//! # drop(tx);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use shm_core::liveness::ProcessIdentity;
+use shm_core::notify::WaitStrategy;
+use shm_core::Region;
+
+use crate::codec::Codec;
+use crate::endpoint::Claim;
+use crate::layout::ChannelLayout;
+use crate::ring::RecvRing;
+use crate::{ChannelError, Flavor, OwnershipError, Receiver, Sender};
+
+/// Which side of a channel an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// A sending endpoint.
+    Sender,
+    /// A receiving endpoint.
+    Receiver,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Sender => "sender",
+            Side::Receiver => "receiver",
+        }
+    }
+}
+
+/// Which endpoint a [`Transfer`]'s memfd carries: flavor, side and owner slot. Its text
+/// form (`Display`/`FromStr`) is `flavor.side.slot`, e.g. `mpsc.sender.3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    flavor: &'static str,
+    side: Side,
+    slot: usize,
+}
+
+/// The flavors a ticket may name.
+const FLAVORS: [&str; 3] = ["spsc", "mpsc", "broadcast"];
+
+impl Ticket {
+    /// The flavor's name (`"spsc"`, `"mpsc"`, `"broadcast"`).
+    pub fn flavor(&self) -> &'static str {
+        self.flavor
+    }
+
+    /// The side.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The owner slot (an MPSC sender's producer slot, a broadcast receiver's reader slot;
+    /// `0` otherwise).
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// `Ok` if this ticket names an endpoint of flavor `F` on `side`.
+    fn expect<F: Flavor>(&self, side: Side) -> Result<(), TransferError> {
+        if self.flavor == F::NAME && self.side == side {
+            Ok(())
+        } else {
+            Err(TransferError::WrongEndpoint {
+                expected: format!("{}.{}", F::NAME, side.name()),
+                found: *self,
+            })
+        }
+    }
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.flavor, self.side.name(), self.slot)
+    }
+}
+
+impl FromStr for Ticket {
+    type Err = TransferError;
+
+    /// Parses `flavor.side.slot`; anything else is [`TransferError::BadTicket`].
+    fn from_str(text: &str) -> Result<Ticket, TransferError> {
+        let bad = |reason| TransferError::BadTicket {
+            ticket: text.chars().take(64).collect(),
+            reason,
+        };
+        let mut parts = text.split('.');
+        let (Some(flavor), Some(side), Some(slot), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("not of the form flavor.side.slot"));
+        };
+        let flavor = FLAVORS
+            .into_iter()
+            .find(|known| *known == flavor)
+            .ok_or_else(|| bad("unknown flavor"))?;
+        let side = match side {
+            "sender" => Side::Sender,
+            "receiver" => Side::Receiver,
+            _ => return Err(bad("the side is neither sender nor receiver")),
+        };
+        // At most 4 digits: slots are few (the channels' limits are 16 and 64).
+        let slot = (slot.len() <= 4 && slot.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| slot.parse().ok())
+            .flatten()
+            .ok_or_else(|| bad("the slot is not a small decimal number"))?;
+        Ok(Ticket { flavor, side, slot })
+    }
+}
+
+/// Why an endpoint could not be turned into a [`Transfer`], or rebuilt from one.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The channel's memory has no descriptor another process could map: create the
+    /// channel with [`Builder::create_memfd`](crate::Builder::create_memfd).
+    #[error("the channel's memory is not a memfd (create it with Builder::create_memfd)")]
+    NotFdBacked,
+    /// This endpoint cannot travel in its present state.
+    #[error("a {what} cannot be handed to another process")]
+    Unsupported {
+        /// The endpoint.
+        what: &'static str,
+    },
+    /// The endpoint is a copy this process does not own.
+    #[error("the endpoint is a copy this process does not own")]
+    NotOwner,
+    /// Duplicating the memfd failed (`EMFILE`, ...).
+    #[error("cannot duplicate the channel's memfd: {0}")]
+    Duplicate(#[source] io::Error),
+    /// A ticket's text is not one this crate writes.
+    #[error("invalid endpoint ticket {ticket:?}: {reason}")]
+    BadTicket {
+        /// The text (its first 64 characters).
+        ticket: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The ticket names another kind of endpoint than the one asked for.
+    #[error("expected a {expected} endpoint, the descriptor carries a {found}")]
+    WrongEndpoint {
+        /// `flavor.side` asked for.
+        expected: String,
+        /// What the ticket names.
+        found: Ticket,
+    },
+    /// The memfd could not be mapped, or does not hold a compatible channel, or the
+    /// endpoint's owner slot is held by another live process.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The calling process's identity could not be read.
+    #[error(transparent)]
+    Ownership(#[from] OwnershipError),
+}
+
+/// An endpoint that can travel to another process as a descriptor and a [`Ticket`].
+pub trait Portable: Sized {
+    /// Turns the endpoint into what another process needs to rebuild it. The endpoint
+    /// stays alive inside the [`Transfer`] until [`Transfer::hand_over`].
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::NotFdBacked`] for a channel not in a memfd,
+    /// [`TransferError::NotOwner`] for a copy this process does not own,
+    /// [`TransferError::Unsupported`] for a stream reader holding bytes it read out of
+    /// its ring.
+    fn into_transfer(self) -> Result<Transfer, TransferError>;
+
+    /// Rebuilds the endpoint from a received memfd and ticket, in the process it was
+    /// handed to (see the [module docs](self)).
+    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError>;
+}
+
+/// An endpoint on its way to another process: its memfd (a duplicate, close-on-exec) and
+/// [`Ticket`], and the endpoint itself, still owned here until [`hand_over`](Self::hand_over).
+pub struct Transfer {
+    fd: OwnedFd,
+    ticket: Ticket,
+    endpoint: Box<dyn HandOver>,
+}
+
+impl fmt::Debug for Transfer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transfer")
+            .field("fd", &self.fd)
+            .field("ticket", &self.ticket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transfer {
+    /// The memfd to pass (over `exec`, or `SCM_RIGHTS`).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Which endpoint the memfd carries.
+    pub fn ticket(&self) -> Ticket {
+        self.ticket
+    }
+
+    /// Makes process `to` the endpoint's owner and drops this process's copy, which no
+    /// longer disconnects anyone. Succeeds too when `to` (the only other process that holds
+    /// the memfd) has taken the endpoint over already — and even closed it since.
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::Ownership`] if this process's identity cannot be read; the
+    /// endpoint is dropped (and closed) then.
+    pub fn hand_over(self, to: ProcessIdentity) -> Result<(), TransferError> {
+        match self.endpoint.hand_over_to(to) {
+            Ok(()) | Err(OwnershipError::OwnedElsewhere { .. }) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// The endpoint inside a [`Transfer`].
+trait HandOver: Send {
+    fn hand_over_to(&self, to: ProcessIdentity) -> Result<(), OwnershipError>;
+}
+
+impl<F: Flavor> HandOver for Sender<F>
+where
+    Sender<F>: Send,
+{
+    fn hand_over_to(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+        self.hand_over(to)
+    }
+}
+
+impl<F: Flavor> HandOver for Receiver<F>
+where
+    Receiver<F>: Send,
+{
+    fn hand_over_to(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+        self.hand_over(to)
+    }
+}
+
+/// A duplicate of the memfd behind `memory`.
+fn duplicate(memory: &Arc<dyn shm_core::SharedMemory>) -> Result<OwnedFd, TransferError> {
+    let fd = memory.fd().ok_or(TransferError::NotFdBacked)?;
+    // `try_clone_to_owned` duplicates with F_DUPFD_CLOEXEC: the copy does not leak into
+    // programs this process runs, unless passed on purpose.
+    fd.try_clone_to_owned().map_err(TransferError::Duplicate)
+}
+
+/// Maps a received memfd and validates the channel's header.
+fn attach<F: Flavor>(fd: OwnedFd) -> Result<F::Shared, TransferError> {
+    let region = Region::options(0)
+        .attach_memfd(fd)
+        .map_err(ChannelError::from)?;
+    Ok(F::Shared::attach(Arc::new(region))?)
+}
+
+impl<F: Flavor> Portable for Sender<F>
+where
+    Sender<F>: Send,
+{
+    fn into_transfer(mut self) -> Result<Transfer, TransferError> {
+        if !self.is_owned_here() {
+            return Err(TransferError::NotOwner);
+        }
+        self.flush();
+        let ticket = Ticket {
+            flavor: F::NAME,
+            side: Side::Sender,
+            slot: F::sender_slot(&self.ring),
+        };
+        Ok(Transfer {
+            fd: duplicate(self.memory())?,
+            ticket,
+            endpoint: Box::new(self),
+        })
+    }
+
+    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Sender<F>, TransferError> {
+        ticket.expect::<F>(Side::Sender)?;
+        let writer = F::writer(attach::<F>(fd)?, Claim::Adopt { slot: ticket.slot })?;
+        Ok(Sender::from_ring(writer, WaitStrategy::default()))
+    }
+}
+
+impl<F: Flavor> Portable for Receiver<F>
+where
+    Receiver<F>: Send,
+{
+    fn into_transfer(mut self) -> Result<Transfer, TransferError> {
+        if !self.is_owned_here() {
+            return Err(TransferError::NotOwner);
+        }
+        // The receiving process starts from the shared head: store ours first.
+        self.ring.flush_releases();
+        Ok(Transfer {
+            fd: duplicate(self.memory())?,
+            ticket: Ticket {
+                flavor: F::NAME,
+                side: Side::Receiver,
+                slot: F::receiver_slot(&self.ring),
+            },
+            endpoint: Box::new(self),
+        })
+    }
+
+    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Receiver<F>, TransferError> {
+        ticket.expect::<F>(Side::Receiver)?;
+        let reader = F::reader(attach::<F>(fd)?, Claim::Adopt { slot: ticket.slot })?;
+        Ok(Receiver::from_ring(reader, WaitStrategy::default()))
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Sender<T, C, F>
+where
+    Sender<F>: Send,
+{
+    fn into_transfer(self) -> Result<Transfer, TransferError> {
+        self.into_bytes().into_transfer()
+    }
+
+    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError> {
+        Sender::from_parts(fd, ticket).map(Self::from_bytes)
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Receiver<T, C, F>
+where
+    Receiver<F>: Send,
+{
+    fn into_transfer(self) -> Result<Transfer, TransferError> {
+        self.into_bytes().into_transfer()
+    }
+
+    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError> {
+        Receiver::from_parts(fd, ticket).map(Self::from_bytes)
+    }
+}

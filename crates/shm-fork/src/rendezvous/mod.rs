@@ -1,0 +1,398 @@
+//! Unrelated processes: a rendezvous by name. A [`Listener`] bound to a name (a Linux
+//! abstract unix socket: nothing on disk, gone with the last process that holds it, even
+//! after `SIGKILL`) accepts [`Connection`]s; over a connection either side passes channel
+//! endpoints ([`Connection::pass`]) that the other takes by name ([`Connection::take`]),
+//! as memfds with `SCM_RIGHTS`.
+//!
+//! - **Who may connect**: each side checks the other's credentials (`SO_PEERCRED`, recorded
+//!   by the kernel, not claimed by the peer) against a [`Policy`]; by default the same
+//!   user. A refused peer's connection is closed and reported as
+//!   [`RendezvousError::Refused`].
+//! - **Timeouts everywhere**: `accept`, `connect`, `pass` and `take` take one and return
+//!   [`RendezvousError::Timeout`] when it passes.
+//! - **A bad client never blocks the listener**: accepting reads nothing from the client
+//!   (the credentials come from the kernel), every socket is non-blocking, and each
+//!   connection is its own object; an error on one ([`RendezvousError::is_per_connection`])
+//!   says nothing about the next.
+//! - **Ownership**: `pass` hands the endpoint over to the peer's identity *before*
+//!   sending it, so a peer that dies before taking it, or after, is `PeerDied` to the
+//!   channel's other end within the usual bound.
+//!
+//! ```
+//! use std::time::Duration;
+//! use shm_fork::rendezvous::{connect, Listener, RendezvousError};
+//!
+//! let name = format!("doc-{}", std::process::id());
+//! let listener = Listener::bind(&name)?;
+//! assert!(matches!(Listener::bind(&name), Err(RendezvousError::NameTaken(_))));
+//! // A connection completes in the kernel: here this process is both sides.
+//! let client = connect(&name, Duration::from_secs(5))?;
+//! let server = listener.accept(Duration::from_secs(5))?;
+//! assert_eq!(server.peer().pid, std::process::id() as i32);
+//! assert_eq!(client.peer().uid, server.peer().uid);
+//! assert!(matches!(listener.accept(Duration::ZERO), Err(RendezvousError::Timeout)));
+//! drop(listener);
+//! assert!(matches!(
+//!     connect(&name, Duration::ZERO),
+//!     Err(RendezvousError::NoListener(_))
+//! ));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A service and its clients, as separate programs (see `examples/server_client.rs`):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use shm_channel::spsc::{Builder, Receiver};
+//! use shm_fork::rendezvous::{connect, Listener};
+//! let timeout = Duration::from_secs(10);
+//!
+//! // The service:
+//! let listener = Listener::bind("jobs-service")?;
+//! loop {
+//!     let connection = match listener.accept(timeout) {
+//!         Ok(connection) => connection,
+//!         Err(err) if err.is_per_connection() => continue, // one bad client, next one
+//!         Err(err) => return Err(err.into()),
+//!     };
+//!     let (mut tx, rx) = Builder::new(1 << 16).create_memfd()?;
+//!     connection.pass("jobs", rx, timeout)?;
+//!     tx.send(b"job 1")?;
+//! #   break;
+//! }
+//!
+//! // A client:
+//! let connection = connect("jobs-service", timeout)?;
+//! let mut jobs: Receiver = connection.take("jobs", timeout)?;
+//! let job = jobs.recv()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod socket;
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::PollFlags;
+use shm_channel::transfer::{Portable, Ticket, TransferError};
+use shm_core::liveness::ProcessIdentity;
+
+use socket::{Credentials, Received};
+
+/// The prefix of every abstract address this module binds (`@shm-ipc/<name>`).
+const PREFIX: &str = "shm-ipc/";
+
+/// Who may talk to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Processes of our effective user id (the default).
+    #[default]
+    SameUser,
+    /// Processes of this user id.
+    Uid(u32),
+    /// Any process that can reach the socket (abstract sockets: any process in our
+    /// network namespace). Only for endpoints you would hand to anyone.
+    AnyUser,
+}
+
+impl Policy {
+    fn allows(self, uid: u32) -> bool {
+        match self {
+            Policy::SameUser => uid == nix::unistd::geteuid().as_raw(),
+            Policy::Uid(allowed) => uid == allowed,
+            Policy::AnyUser => true,
+        }
+    }
+}
+
+/// Why a rendezvous call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RendezvousError {
+    /// The name is not 1 to 64 of `[A-Za-z0-9_.-]`.
+    #[error("invalid rendezvous name {0:?} (1 to 64 of [A-Za-z0-9_.-])")]
+    BadName(String),
+    /// Another process listens on that name already.
+    #[error("the name {0:?} is taken by another listener")]
+    NameTaken(String),
+    /// Nobody listens on that name.
+    #[error("nobody listens on {0:?}")]
+    NoListener(String),
+    /// The timeout passed.
+    #[error("timed out")]
+    Timeout,
+    /// The peer's credentials do not satisfy the policy; the connection was closed.
+    #[error("refused process {pid} of user {uid} (policy {policy:?})")]
+    Refused {
+        /// The peer's pid.
+        pid: i32,
+        /// The peer's user id.
+        uid: u32,
+        /// The policy it failed.
+        policy: Policy,
+    },
+    /// The peer closed the connection or died.
+    #[error("the peer closed the connection or died")]
+    PeerGone,
+    /// The peer sent something this module does not send.
+    #[error("the peer broke the protocol: {0}")]
+    Protocol(&'static str),
+    /// The endpoint taken is not the one asked for.
+    #[error("expected endpoint {expected:?}, the peer passed {found:?}")]
+    WrongName {
+        /// The name asked for.
+        expected: String,
+        /// The name passed.
+        found: String,
+    },
+    /// The endpoint cannot travel, or does not rebuild from what was received.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// A socket call failed.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl RendezvousError {
+    /// Whether the error concerns one connection only (a refused, vanished, stalled or
+    /// misbehaving peer, or no peer before the timeout): a listener keeps accepting after
+    /// it. Socket errors (`Io`: out of descriptors, say) and naming errors are not.
+    pub fn is_per_connection(&self) -> bool {
+        matches!(
+            self,
+            RendezvousError::Timeout
+                | RendezvousError::Refused { .. }
+                | RendezvousError::PeerGone
+                | RendezvousError::Protocol(_)
+                | RendezvousError::WrongName { .. }
+                | RendezvousError::Transfer(_)
+        )
+    }
+}
+
+fn address(name: &str) -> Result<Vec<u8>, RendezvousError> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !valid {
+        return Err(RendezvousError::BadName(name.chars().take(64).collect()));
+    }
+    Ok(format!("{PREFIX}{name}").into_bytes())
+}
+
+/// A listener bound to a name. Dropping it frees the name.
+#[derive(Debug)]
+pub struct Listener {
+    socket: OwnedFd,
+    policy: Policy,
+}
+
+impl Listener {
+    /// Binds the abstract unix socket `@shm-ipc/<name>`, with [`Policy::SameUser`].
+    pub fn bind(name: &str) -> Result<Listener, RendezvousError> {
+        let address = address(name)?;
+        let socket = socket::listen(&address).map_err(|err| {
+            if err.raw_os_error() == Some(libc::EADDRINUSE) {
+                RendezvousError::NameTaken(name.to_owned())
+            } else {
+                RendezvousError::Io(err)
+            }
+        })?;
+        Ok(Listener {
+            socket,
+            policy: Policy::default(),
+        })
+    }
+
+    /// Who may connect.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// Waits at most `timeout` for a connection, and checks the peer against the policy.
+    ///
+    /// # Errors
+    ///
+    /// [`RendezvousError::Timeout`]; [`RendezvousError::Refused`] (the connection is
+    /// closed; call `accept` again for the next one); [`RendezvousError::PeerGone`] for a
+    /// peer that connected and died before it was accepted.
+    pub fn accept(&self, timeout: Duration) -> Result<Connection, RendezvousError> {
+        let deadline = deadline(timeout);
+        loop {
+            if let Some(socket) = socket::accept(self.socket.as_fd())? {
+                return Connection::checked(socket, self.policy);
+            }
+            if !socket::wait(self.socket.as_fd(), PollFlags::POLLIN, deadline)? {
+                return Err(RendezvousError::Timeout);
+            }
+        }
+    }
+}
+
+/// Connects to the listener bound to `name`, which must satisfy [`Policy::SameUser`].
+pub fn connect(name: &str, timeout: Duration) -> Result<Connection, RendezvousError> {
+    connect_with(name, Policy::SameUser, timeout)
+}
+
+/// Connects to the listener bound to `name`, checking its process against `policy`.
+pub fn connect_with(
+    name: &str,
+    policy: Policy,
+    timeout: Duration,
+) -> Result<Connection, RendezvousError> {
+    let address = address(name)?;
+    match socket::connect(&address, deadline(timeout)) {
+        Ok(Some(socket)) => Connection::checked(socket, policy),
+        Ok(None) => Err(RendezvousError::NoListener(name.to_owned())),
+        Err(err) if err.kind() == io::ErrorKind::TimedOut => Err(RendezvousError::Timeout),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    // A timeout past the clock's range: a day is as good as for ever here.
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400))
+}
+
+/// One connection between two processes, on either side.
+#[derive(Debug)]
+pub struct Connection {
+    socket: OwnedFd,
+    peer: Credentials,
+    identity: ProcessIdentity,
+}
+
+/// The process at the other end of a [`Connection`], as the kernel recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Its pid.
+    pub pid: i32,
+    /// Its user id.
+    pub uid: u32,
+    /// Its group id.
+    pub gid: u32,
+}
+
+impl Connection {
+    /// A connection whose peer passed the policy, with the peer's identity.
+    fn checked(socket: OwnedFd, policy: Policy) -> Result<Connection, RendezvousError> {
+        let peer = socket::peer_credentials(socket.as_fd())?;
+        if !policy.allows(peer.uid) {
+            return Err(RendezvousError::Refused {
+                pid: peer.pid,
+                uid: peer.uid,
+                policy,
+            });
+        }
+        let identity = ProcessIdentity::of_pid(peer.pid).map_err(|_| RendezvousError::PeerGone)?;
+        // With a pidfd of the peer (Linux 6.5), an identity read after the peer died (its
+        // pid reused by another process) is caught: the pidfd says it exited.
+        if socket::peer_pidfd(socket.as_fd()).is_some_and(|pidfd| socket::exited(pidfd.as_fd())) {
+            return Err(RendezvousError::PeerGone);
+        }
+        Ok(Connection {
+            socket,
+            peer,
+            identity,
+        })
+    }
+
+    /// The process at the other end.
+    pub fn peer(&self) -> Peer {
+        Peer {
+            pid: self.peer.pid,
+            uid: self.peer.uid,
+            gid: self.peer.gid,
+        }
+    }
+
+    /// Passes `endpoint` to the peer under `name` (1 to 64 of `[A-Za-z0-9_.-]`): hands it
+    /// over to the peer's identity, then sends its memfd. From the hand-over on the peer
+    /// owns it: if the peer never takes it (it died, or this call timed out), the channel's
+    /// other end sees `PeerDied` once the peer is gone.
+    pub fn pass(
+        &self,
+        name: &str,
+        endpoint: impl Portable,
+        timeout: Duration,
+    ) -> Result<(), RendezvousError> {
+        address(name)?;
+        let deadline = deadline(timeout);
+        let transfer = endpoint.into_transfer()?;
+        let fd = transfer
+            .fd()
+            .try_clone_to_owned()
+            .map_err(TransferError::Duplicate)?;
+        let message = format!("{name}\t{}", transfer.ticket());
+        transfer.hand_over(self.identity)?;
+        loop {
+            match socket::send_with_fd(self.socket.as_fd(), message.as_bytes(), fd.as_fd()) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(err) if is_gone(&err) => return Err(RendezvousError::PeerGone),
+                Err(err) => return Err(err.into()),
+            }
+            if !socket::wait(self.socket.as_fd(), PollFlags::POLLOUT, deadline)? {
+                return Err(RendezvousError::Timeout);
+            }
+        }
+    }
+
+    /// Takes the next endpoint the peer passes, which must be named `name`, and rebuilds
+    /// it (header validated, ownership taken).
+    pub fn take<T: Portable>(&self, name: &str, timeout: Duration) -> Result<T, RendezvousError> {
+        let deadline = deadline(timeout);
+        let (data, fd) = loop {
+            match socket::receive(self.socket.as_fd()) {
+                Ok(Received::Message {
+                    data,
+                    mut fds,
+                    truncated,
+                }) => {
+                    if truncated || fds.len() != 1 {
+                        return Err(RendezvousError::Protocol(
+                            "a message without exactly one descriptor, or truncated",
+                        ));
+                    }
+                    break (data, fds.remove(0));
+                }
+                Ok(Received::Closed) => return Err(RendezvousError::PeerGone),
+                Ok(Received::Nothing) => {}
+                Err(err) if is_gone(&err) => return Err(RendezvousError::PeerGone),
+                Err(err) => return Err(err.into()),
+            }
+            if !socket::wait(self.socket.as_fd(), PollFlags::POLLIN, deadline)? {
+                return Err(RendezvousError::Timeout);
+            }
+        };
+        let (found, ticket) = parse_message(&data)?;
+        if found != name {
+            return Err(RendezvousError::WrongName {
+                expected: name.to_owned(),
+                found: found.to_owned(),
+            });
+        }
+        Ok(T::from_parts(fd, ticket)?)
+    }
+}
+
+/// `name\tticket`, as `pass` writes it.
+fn parse_message(data: &[u8]) -> Result<(&str, Ticket), RendezvousError> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| RendezvousError::Protocol("a message that is not UTF-8"))?;
+    let (name, ticket) = text
+        .split_once('\t')
+        .ok_or(RendezvousError::Protocol("a message without a ticket"))?;
+    address(name).map_err(|_| RendezvousError::Protocol("an invalid endpoint name"))?;
+    Ok((name, ticket.parse()?))
+}
+
+fn is_gone(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)
+    )
+}
