@@ -32,6 +32,7 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use shm_channel::codec::BatchCodec;
 use shm_core::notify::WaitStrategy;
 use shm_fork::{Child, Pipeline};
 
@@ -126,55 +127,27 @@ fn main() -> Result<(), Failure> {
     let digests: Vec<u64> = (0..records).map(record).map(fold).map(digest).collect();
     let local_records = records as f64 / start.elapsed().as_secs_f64() / 1e6;
 
-    let rate = |n: u64, start: Instant| n as f64 / start.elapsed().as_secs_f64() / 1e6;
     let (labels, digests) = (&labels, &digests);
     let small_stages: Stages<u64, u32, Label> = (
         |b, out| out.extend(b.iter().map(|&n| mix(n))),
         select,
         |b, out| out.extend(b.iter().map(|&n| label(n))),
     );
-    let small_pipes = |mode: Mode| {
-        move || -> Result<f64, Failure> {
-            let start = Instant::now();
-            let got = pipe_pipeline(items, small_stages, mode)?;
-            assert!(
-                got == *labels,
-                "the pipe pipeline must compute what one process does"
-            );
-            Ok(rate(items, start))
-        }
-    };
+    let small_pipes =
+        |mode: Mode| move || timed(items, labels, || pipe_pipeline(items, small_stages, mode));
     let small = support::alternate(
         reps,
         &mut [
-            &mut || -> Result<f64, Failure> {
-                let start = Instant::now();
-                let got: Vec<Label> = Pipeline::source_pod(move || 0..items)
-                    .wait_strategy(wait)
-                    .stage("mix", mix)
-                    .stage_batch("select", select)
-                    .stage("label", label)
-                    .collect()?;
-                assert!(
-                    got == *labels,
-                    "the pipeline must compute what one process does"
-                );
-                Ok(rate(items, start))
+            &mut || {
+                timed(items, labels, || {
+                    small_pipeline(Pipeline::source_pod(move || 0..items), wait)
+                })
             },
             &mut small_pipes(Mode::Blocks),
-            &mut || -> Result<f64, Failure> {
-                let start = Instant::now();
-                let got: Vec<Label> = Pipeline::source(move || 0..items)
-                    .wait_strategy(wait)
-                    .stage("mix", mix)
-                    .stage_batch("select", select)
-                    .stage("label", label)
-                    .collect()?;
-                assert!(
-                    got == *labels,
-                    "the pipeline must compute what one process does"
-                );
-                Ok(rate(items, start))
+            &mut || {
+                timed(items, labels, || {
+                    small_pipeline(Pipeline::source(move || 0..items), wait)
+                })
             },
             &mut small_pipes(Mode::Blocks),
             &mut small_pipes(Mode::PerItem),
@@ -188,28 +161,20 @@ fn main() -> Result<(), Failure> {
     let large = support::alternate(
         reps,
         &mut [
-            &mut || -> Result<f64, Failure> {
-                let start = Instant::now();
-                let got: Vec<u64> = Pipeline::source_pod(move || 0..records)
-                    .wait_strategy(wait)
-                    .stage("record", record)
-                    .stage("fold", fold)
-                    .stage("digest", digest)
-                    .collect()?;
-                assert!(
-                    got == *digests,
-                    "the pipeline must compute what one process does"
-                );
-                Ok(rate(records, start))
+            &mut || {
+                timed(records, digests, || {
+                    Ok(Pipeline::source_pod(move || 0..records)
+                        .wait_strategy(wait)
+                        .stage("record", record)
+                        .stage("fold", fold)
+                        .stage("digest", digest)
+                        .collect()?)
+                })
             },
-            &mut || -> Result<f64, Failure> {
-                let start = Instant::now();
-                let got = pipe_pipeline(records, record_stages, Mode::Blocks)?;
-                assert!(
-                    got == *digests,
-                    "the pipe pipeline must compute what one process does"
-                );
-                Ok(rate(records, start))
+            &mut || {
+                timed(records, digests, || {
+                    pipe_pipeline(records, record_stages, Mode::Blocks)
+                })
             },
         ],
     )?;
@@ -237,6 +202,37 @@ fn main() -> Result<(), Failure> {
         "one process: {local_small:.2} M items/s (u64), {local_records:.2} M records/s (256 B)"
     );
     Ok(())
+}
+
+/// Runs `run` on `items` input items, checks its results against the one-process
+/// computation, returns input items per second (millions).
+fn timed<T: PartialEq>(
+    items: u64,
+    expected: &[T],
+    run: impl FnOnce() -> Result<Vec<T>, Failure>,
+) -> Result<f64, Failure> {
+    let start = Instant::now();
+    let got = run()?;
+    let rate = items as f64 / start.elapsed().as_secs_f64() / 1e6;
+    assert!(
+        got == expected,
+        "the pipeline must compute what one process does"
+    );
+    Ok(rate)
+}
+
+/// The small-item pipeline (mix, select, label) from `source`, its channels on whatever
+/// codec `source` chose.
+fn small_pipeline<C>(source: Pipeline<u64, C>, wait: WaitStrategy) -> Result<Vec<Label>, Failure>
+where
+    C: BatchCodec<u64> + BatchCodec<u32> + BatchCodec<Label>,
+{
+    Ok(source
+        .wait_strategy(wait)
+        .stage("mix", mix)
+        .stage_batch("select", select)
+        .stage("label", label)
+        .collect()?)
 }
 
 fn local_labels(items: u64) -> Vec<Label> {
