@@ -1,53 +1,90 @@
 //! Fan-in: N forked producers stream 64-byte messages into one consumer, through one MPSC
-//! shared-memory channel and, for comparison in the same run, through one pipe.
+//! shared-memory channel and, in the same run, through pipes.
 //!
 //! ```text
-//! cargo run --release --example fan_in [messages-per-run] [repetitions]
+//! cargo run --release --example fan_in [messages-per-run (default 4 M)] [repetitions (default 5)]
 //! ```
 //!
-//! For each producer count (1, 2, 4) the two transports are run alternately (A B A B …)
-//! and the median and min–max of the rates are printed, with the ratio of the medians.
+//! For each producer count (1, 2, 4) three transports run alternately (A B C A B C …):
+//!
+//! - **shm**: one MPSC channel; each producer sends runs of 1024 messages (64 KiB) with
+//!   `Sender::send_all` (one claim on the shared tail per run), the consumer releases in
+//!   batches of an eighth of the ring; every process waits as `WaitStrategy::for_processes`
+//!   says for `producers + 1` processes.
+//! - **shm bulk**: the same channel carrying `bulk` frames of 1024 messages (64 KiB) each (the
+//!   producers batch as a `BufWriter` does; `drain_into` on the consumer).
+//! - **buffered pipes** (the best pipe variant, which shm is compared with): one pipe per
+//!   producer, written through a 64 KiB `BufWriter`; the consumer `poll`s them and reads
+//!   64 KiB at a time.
+//! - **one pipe, one `write` per message** (the reference of earlier versions): writes of at
+//!   most `PIPE_BUF` bytes are atomic, so messages never interleave.
+//!
 //! Every message carries its producer and sequence number; the consumer checks that each
-//! producer's messages arrive in order and that none is lost.
+//! producer's messages arrive in order and that none is lost. Printed: M msg/s, median and
+//! min–max over the repetitions, and the ratio of each shm variant to buffered pipes.
 
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use shm_channel::mpsc;
+use shm_channel::bulk;
+use shm_channel::codec::Plain;
+use shm_channel::mpsc::{self, Mpsc};
+use shm_core::notify::WaitStrategy;
 use shm_fork::{fork, fork_with, Child};
 
-const MSG: usize = 64;
+#[path = "support/mod.rs"]
+mod support;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+const MSG: usize = 64;
+/// Messages per `send_all` run or bulk frame: 64 KiB, as much as a pipe's `BufWriter` holds.
+const RUN: usize = 1024;
+
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
-    let total: u64 = args.next().map_or(Ok(2_000_000), |a| a.parse())?;
+    let total: u64 = args.next().map_or(Ok(4_000_000), |a| a.parse())?;
     let reps: usize = args.next().map_or(Ok(5), |a| a.parse())?;
-    println!("fan-in of {total} messages of {MSG} B per run, {reps} runs each (M msg/s)");
-    println!("producers | shm mpsc median [min-max] | pipe median [min-max] | shm/pipe");
+    println!(
+        "fan-in of {total} messages of {MSG} B per run, {reps} runs each, alternated, on {} cores",
+        shm_core::notify::available_cores()
+    );
+    support::header("producers", "M msg/s");
+    let mut reference = Vec::new();
     for producers in [1u64, 2, 4] {
-        let (mut shm, mut pipe) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            shm.push(run_shm(producers, total / producers)?);
-            pipe.push(run_pipe(producers, total / producers)?);
-        }
-        let (s, p) = (summary(&mut shm), summary(&mut pipe));
+        let per = total / producers;
+        let rates = support::alternate(
+            reps,
+            &mut [
+                &mut || run_shm(producers, per),
+                &mut || run_buffered_pipes(producers, per),
+                &mut || run_shm_bulk(producers, per),
+                &mut || run_one_pipe(producers, per),
+            ],
+        )?;
+        support::row(
+            &format!("{producers}, a frame per message"),
+            &rates[0],
+            &rates[1],
+        );
+        support::row(
+            &format!("{producers}, bulk: {RUN} per frame"),
+            &rates[2],
+            &rates[1],
+        );
+        reference.push((producers, rates));
+    }
+    for (producers, rates) in reference {
+        let (p, lo, hi) = support::summary(&rates[3]);
         println!(
-            "{producers:>9} | {:>7.2} [{:.2}-{:.2}] | {:>7.2} [{:.2}-{:.2}] | {:.1}x",
-            s.0,
-            s.1,
-            s.2,
-            p.0,
-            p.1,
-            p.2,
-            s.0 / p.0
+            "reference, {producers} producer(s), one pipe, one write per message: \
+             {p:.2} [{lo:.2}-{hi:.2}] M msg/s; shm against it: {:.1}x",
+            support::summary(&rates[0]).0 / p
         );
     }
     Ok(())
-}
-
-/// Median, min and max, in M msg/s.
-fn summary(rates: &mut [f64]) -> (f64, f64, f64) {
-    rates.sort_by(f64::total_cmp);
-    (rates[rates.len() / 2], rates[0], rates[rates.len() - 1])
 }
 
 fn message(producer: u64, seq: u64) -> [u8; MSG] {
@@ -65,14 +102,42 @@ fn check(next: &mut [u64], m: &[u8]) {
     next[producer] += 1;
 }
 
-fn run_shm(producers: u64, per: u64) -> Result<f64, Box<dyn std::error::Error>> {
-    let (tx, mut rx) = mpsc::channel(1 << 20)?;
+/// Waits for every child; all must have succeeded.
+fn reap(children: Vec<Child>) -> Result<(), Failure> {
+    for mut child in children {
+        assert!(child.wait()?.success());
+    }
+    Ok(())
+}
+
+/// The MPSC channel of the shm variants: 1 MiB, every process waiting as
+/// `WaitStrategy::for_processes` says, releases batched by an eighth of the ring.
+fn channel(producers: u64) -> Result<(mpsc::Sender, mpsc::Receiver), Failure> {
+    let capacity = 1 << 20;
+    let (mut tx, mut rx) = mpsc::channel(capacity)?;
+    let wait = WaitStrategy::for_processes(producers as usize + 1);
+    tx.set_wait_strategy(wait);
+    rx.set_wait_strategy(wait);
+    rx.set_release_batch(capacity / 8);
+    Ok((tx, rx))
+}
+
+fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
+    let (tx, mut rx) = channel(producers)?;
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
         .map(|p| {
             fork_with(tx.try_clone().unwrap(), move |mut tx| {
-                for seq in 0..per {
-                    tx.send(&message(p, seq)).unwrap();
+                let mut run = vec![[0u8; MSG]; RUN];
+                let mut seq = 0;
+                while seq < per {
+                    let n = RUN.min((per - seq) as usize);
+                    for (i, m) in run[..n].iter_mut().enumerate() {
+                        *m = message(p, seq + i as u64);
+                    }
+                    let msgs: Vec<&[u8]> = run[..n].iter().map(|m| m.as_slice()).collect();
+                    tx.send_all(&msgs).unwrap();
+                    seq += n as u64;
                 }
                 0
             })
@@ -88,66 +153,144 @@ fn run_shm(producers: u64, per: u64) -> Result<f64, Box<dyn std::error::Error>> 
     }
     let elapsed = start.elapsed();
     assert_eq!(received, producers * per);
-    for mut child in children {
-        assert!(child.wait()?.success());
-    }
+    reap(children)?;
     Ok(received as f64 / elapsed.as_secs_f64() / 1e6)
 }
 
-fn run_pipe(producers: u64, per: u64) -> Result<f64, Box<dyn std::error::Error>> {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` has room for the two descriptors `pipe` writes.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    let (read_fd, write_fd) = (fds[0], fds[1]);
+fn run_shm_bulk(producers: u64, per: u64) -> Result<f64, Failure> {
+    let (tx, rx) = channel(producers)?;
+    let mut rx = bulk::Receiver::<[u8; MSG], Plain, Mpsc>::from_bytes(rx);
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
         .map(|p| {
-            fork(move || {
-                for seq in 0..per {
-                    let m = message(p, seq);
-                    // One write of at most PIPE_BUF bytes is atomic: messages never interleave.
-                    // SAFETY: `m` is valid for `MSG` bytes; `write_fd` is our open pipe end.
-                    let n = unsafe { libc::write(write_fd, m.as_ptr().cast(), MSG) };
-                    assert_eq!(n, MSG as isize);
+            fork_with(tx.try_clone().unwrap(), move |tx| {
+                let mut tx = bulk::Sender::<[u8; MSG], Plain, Mpsc>::from_bytes(tx);
+                let mut run = Vec::with_capacity(RUN);
+                let mut seq = 0;
+                while seq < per {
+                    run.clear();
+                    run.extend((seq..per.min(seq + RUN as u64)).map(|s| message(p, s)));
+                    tx.send(&run).unwrap();
+                    seq += run.len() as u64;
                 }
                 0
             })
         })
         .collect::<Result<_, _>>()?;
-    // SAFETY: the children hold their own copies; the parent's write end is not used.
-    unsafe { libc::close(write_fd) };
+    drop(tx);
     let mut next = vec![0u64; producers as usize];
-    let mut buf = vec![0u8; 1 << 16];
-    let (mut filled, mut received) = (0usize, 0u64);
-    loop {
-        // SAFETY: `buf[filled..]` is valid for writes of `buf.len() - filled` bytes.
-        let n = unsafe {
-            libc::read(
-                read_fd,
-                buf[filled..].as_mut_ptr().cast(),
-                buf.len() - filled,
-            )
-        };
-        if n <= 0 {
-            break;
+    let mut batch = Vec::new();
+    let mut received = 0;
+    while rx.drain_into(&mut batch, usize::MAX).is_ok() {
+        for m in &batch {
+            check(&mut next, m);
         }
-        filled += n as usize;
-        let whole = filled / MSG * MSG;
-        for m in buf[..whole].chunks_exact(MSG) {
+        received += batch.len() as u64;
+        batch.clear();
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(received, producers * per);
+    reap(children)?;
+    Ok(received as f64 / elapsed.as_secs_f64() / 1e6)
+}
+
+/// One pipe per producer, 64 KiB buffers on both ends; the consumer polls them all.
+fn run_buffered_pipes(producers: u64, per: u64) -> Result<f64, Failure> {
+    let start = Instant::now();
+    let mut inputs: Vec<File> = Vec::new();
+    let mut children = Vec::new();
+    for p in 0..producers {
+        let (input, out) = support::pipe()?;
+        // The read ends already open are the parent's: the child closes its copies.
+        let earlier: Vec<i32> = inputs.iter().map(|f| f.as_raw_fd()).collect();
+        children.push(fork(move || {
+            for fd in earlier {
+                // SAFETY: the child's copy of a read end it never uses, closed once.
+                unsafe { libc::close(fd) };
+            }
+            let mut out = support::buffered(out);
+            for seq in 0..per {
+                out.write_all(&message(p, seq)).unwrap();
+            }
+            out.flush().unwrap();
+            0
+        })?);
+        inputs.push(input);
+    }
+    let mut next = vec![0u64; producers as usize];
+    let mut received = 0u64;
+    let mut partial: Vec<Vec<u8>> = vec![Vec::new(); producers as usize];
+    let mut open: Vec<usize> = (0..inputs.len()).collect();
+    let mut block = vec![0u8; support::PIPE_BUFFER];
+    while !open.is_empty() {
+        let mut fds: Vec<libc::pollfd> = open
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: inputs[i].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if ready < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let mut closed = Vec::new();
+        for (k, fd) in fds.iter().enumerate() {
+            if fd.revents == 0 {
+                continue;
+            }
+            let i = open[k];
+            let n = inputs[i].read(&mut block)?;
+            if n == 0 {
+                closed.push(i);
+                continue;
+            }
+            let pending = &mut partial[i];
+            pending.extend_from_slice(&block[..n]);
+            let whole = pending.len() / MSG * MSG;
+            for m in pending[..whole].chunks_exact(MSG) {
+                check(&mut next, m);
+                received += 1;
+            }
+            pending.drain(..whole);
+        }
+        open.retain(|i| !closed.contains(i));
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(received, producers * per);
+    reap(children)?;
+    Ok(received as f64 / elapsed.as_secs_f64() / 1e6)
+}
+
+/// One pipe shared by every producer, one `write` per message.
+fn run_one_pipe(producers: u64, per: u64) -> Result<f64, Failure> {
+    let (mut input, out) = support::pipe()?;
+    let start = Instant::now();
+    let children: Vec<Child> = (0..producers)
+        .map(|p| {
+            let mut out = out.try_clone()?;
+            Ok(fork(move || {
+                for seq in 0..per {
+                    // One write of at most PIPE_BUF bytes is atomic: no interleaving.
+                    out.write_all(&message(p, seq)).unwrap();
+                }
+                0
+            })?)
+        })
+        .collect::<Result<_, Failure>>()?;
+    drop(out);
+    let mut next = vec![0u64; producers as usize];
+    let mut received = 0u64;
+    support::read_items::<[u8; MSG]>(&mut input, |msgs| {
+        for m in msgs {
             check(&mut next, m);
             received += 1;
         }
-        buf.copy_within(whole..filled, 0);
-        filled -= whole;
-    }
+    })?;
     let elapsed = start.elapsed();
-    // SAFETY: closing our own descriptor once.
-    unsafe { libc::close(read_fd) };
     assert_eq!(received, producers * per);
-    for mut child in children {
-        assert!(child.wait()?.success());
-    }
+    reap(children)?;
     Ok(received as f64 / elapsed.as_secs_f64() / 1e6)
 }

@@ -1,21 +1,61 @@
-//! A three-stage pipeline over generated data, each stage in its own process, checked
-//! against the same computation in one process; prints the throughput of both, and of the
-//! same process pipeline connected by pipes (one `write` per item, as the channels send one
-//! message per item; and buffered, 64 KiB per `write`).
+//! Pipelines of processes (a source, three stages, the parent as sink) over shared memory
+//! and over the best pipe variant, in one run, each result checked against the same
+//! computation in one process.
 //!
 //! ```text
-//! cargo run --release --example pipeline [items]
+//! cargo run --release --example pipeline [items (default 20 M)] [repetitions (default 5)] [auto|park|spin-then-park]
 //! ```
+//!
+//! Three variants, each run against pipes alternately (shm, pipe, shm, pipe, …;
+//! `repetitions` times, default 5):
+//!
+//! - **u64, plain data**: `mix` (u64 → u64), `select` (a batch stage keeping one item in
+//!   four, as u32), `label` (u32 → an 8-byte `Label`), with `Pipeline::source_pod`: no codec.
+//! - **u64, serde**: the same stages with `Pipeline::source` (bincode on every channel).
+//! - **256 B records, plain data**: `record` (u64 → a 256-byte `Record`), `fold` (Record →
+//!   Record), `digest` (Record → u64), with `items / 8` items: the copy cost matters.
+//!
+//! The pipe pipeline is the same processes connected by pipes with 64 KiB buffers on both
+//! ends (`BufWriter` on the write end, 64 KiB per `read`, whole items handed to the stage
+//! at once): the best pipe variant, which the shm figure is compared with.
+//!
+//! The third argument sets how the shm pipeline's processes wait: `auto` (the default,
+//! `WaitStrategy::for_processes`: five processes on fewer than five cores never busy-spin,
+//! they yield between polls, then park), `park`, or `spin-then-park` (the default 50 µs
+//! spin, its first 5 µs busy, whatever the cores).
+//!
+//! Each line prints the items per second (millions; median and min–max over the
+//! repetitions) of both, and the ratio shm / pipe (of the medians, and min–max of each shm
+//! run against the pipe run right after it).
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::time::Instant;
 
-use shm_fork::Pipeline;
+use serde::{Deserialize, Serialize};
+use shm_channel::codec::BatchCodec;
+use shm_core::notify::WaitStrategy;
+use shm_fork::{Child, Pipeline};
 
-/// The pipeline's output: each kept item with its label.
-type Labels = Vec<(u32, u8)>;
+#[path = "support/mod.rs"]
+mod support;
+
+/// A kept item with its label: the output of the small-item pipelines.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable, Serialize, Deserialize,
+)]
+#[repr(C)]
+struct Label {
+    n: u32,
+    label: u32,
+}
+
+/// A 256-byte record, for the variant where the copy cost matters.
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Record {
+    id: u64,
+    words: [u64; 31],
+}
 
 /// Stage 1: a cheap hash (splitmix64's finaliser) of the item.
 fn mix(n: u64) -> u64 {
@@ -25,176 +65,282 @@ fn mix(n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Stage 2: keep one item in four, as its top 32 bits.
-fn select(n: u64) -> Option<u32> {
-    (n % 4 == 0).then_some((n >> 32) as u32)
+/// Stage 2, on a batch: keep one item in four, as its top 32 bits.
+fn select(batch: &[u64], out: &mut Vec<u32>) {
+    out.extend(
+        batch
+            .iter()
+            .filter(|n| *n % 4 == 0)
+            .map(|n| (n >> 32) as u32),
+    );
 }
 
 /// Stage 3: a label for the kept items.
-fn label(n: Option<u32>) -> Option<(u32, u8)> {
-    n.map(|n| (n, (n.count_ones() % 8) as u8))
+fn label(n: u32) -> Label {
+    Label {
+        n,
+        label: n.count_ones() % 8,
+    }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let items: u64 = match std::env::args().nth(1) {
-        Some(arg) => arg.parse()?,
-        None => 2_000_000,
+fn record(id: u64) -> Record {
+    let mut words = [0u64; 31];
+    let mut z = id;
+    for w in &mut words {
+        z = mix(z);
+        *w = z;
+    }
+    Record { id, words }
+}
+
+fn fold(mut r: Record) -> Record {
+    let mut acc = r.id;
+    for w in &mut r.words {
+        acc = acc.rotate_left(7) ^ *w;
+        *w = acc;
+    }
+    r
+}
+
+fn digest(r: Record) -> u64 {
+    r.words.iter().fold(r.id, |acc, w| acc.wrapping_add(*w))
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Failure> {
+    let mut args = std::env::args().skip(1);
+    let items: u64 = args.next().map_or(Ok(20_000_000), |a| a.parse())?;
+    let reps: usize = args.next().map_or(Ok(5), |a| a.parse())?;
+    let records = items / 8;
+    let wait = match args.next().as_deref() {
+        None | Some("auto") => WaitStrategy::for_processes(5),
+        Some("park") => WaitStrategy::Park,
+        Some("spin-then-park") => WaitStrategy::default(),
+        Some(other) => return Err(format!("unknown wait strategy {other}").into()),
     };
 
     let start = Instant::now();
-    let mut piped = Vec::new();
-    Pipeline::source(move || 0..items)
-        .stage("mix", mix)
-        .stage("select", select)
-        .stage("label", label)
-        .run(|item| piped.extend(item))?;
-    let piped_time = start.elapsed();
-
-    let pipes_unbuffered = pipe_pipeline(items, false)?;
-    let pipes_buffered = pipe_pipeline(items, true)?;
-
+    let labels: Vec<Label> = local_labels(items);
+    let local_small = items as f64 / start.elapsed().as_secs_f64() / 1e6;
     let start = Instant::now();
-    let local: Vec<(u32, u8)> = (0..items).map(mix).map(select).filter_map(label).collect();
-    let local_time = start.elapsed();
+    let digests: Vec<u64> = (0..records).map(record).map(fold).map(digest).collect();
+    let local_records = records as f64 / start.elapsed().as_secs_f64() / 1e6;
 
-    assert_eq!(
-        piped, local,
-        "the pipeline must compute what one process computes"
+    let (labels, digests) = (&labels, &digests);
+    let small_stages: Stages<u64, u32, Label> = (
+        |b, out| out.extend(b.iter().map(|&n| mix(n))),
+        select,
+        |b, out| out.extend(b.iter().map(|&n| label(n))),
     );
-    let rate = |secs: f64| items as f64 / secs / 1e6;
-    println!("{items} items, {} kept; results identical", local.len());
-    println!(
-        "pipeline (source + 3 stage processes): {:>8.3} s, {:>7.2} M items/s",
-        piped_time.as_secs_f64(),
-        rate(piped_time.as_secs_f64())
+    let small_pipes =
+        |mode: Mode| move || timed(items, labels, || pipe_pipeline(items, small_stages, mode));
+    let small = support::alternate(
+        reps,
+        &mut [
+            &mut || {
+                timed(items, labels, || {
+                    small_pipeline(Pipeline::source_pod(move || 0..items), wait)
+                })
+            },
+            &mut small_pipes(Mode::Blocks),
+            &mut || {
+                timed(items, labels, || {
+                    small_pipeline(Pipeline::source(move || 0..items), wait)
+                })
+            },
+            &mut small_pipes(Mode::Blocks),
+            &mut small_pipes(Mode::PerItem),
+        ],
+    )?;
+    let record_stages: Stages<Record, Record, u64> = (
+        |b, out| out.extend(b.iter().map(|&n| record(n))),
+        |b, out| out.extend(b.iter().map(|&r| fold(r))),
+        |b, out| out.extend(b.iter().map(|&r| digest(r))),
     );
-    for (name, (time, out)) in [
-        ("pipes, one write per item:           ", &pipes_unbuffered),
-        ("pipes, buffered 64 KiB:              ", &pipes_buffered),
-    ] {
-        assert_eq!(out, &local, "the pipe pipeline must compute the same");
-        println!(
-            "{name}  {:>8.3} s, {:>7.2} M items/s",
-            time.as_secs_f64(),
-            rate(time.as_secs_f64())
-        );
-    }
+    let large = support::alternate(
+        reps,
+        &mut [
+            &mut || {
+                timed(records, digests, || {
+                    Ok(Pipeline::source_pod(move || 0..records)
+                        .wait_strategy(wait)
+                        .stage("record", record)
+                        .stage("fold", fold)
+                        .stage("digest", digest)
+                        .collect()?)
+                })
+            },
+            &mut || {
+                timed(records, digests, || {
+                    pipe_pipeline(records, record_stages, Mode::Blocks)
+                })
+            },
+        ],
+    )?;
+
     println!(
-        "shm pipeline / unbuffered pipes: {:.1}x",
-        pipes_unbuffered.0.as_secs_f64() / piped_time.as_secs_f64()
+        "source + 3 stage processes + the parent as sink, on {} cores, shm waiting {wait:?}; \
+         {reps} runs each, alternated; results identical to one process",
+        shm_core::notify::available_cores()
+    );
+    support::header("pipeline", "M items/s");
+    support::row(&format!("{items} u64, plain data"), &small[0], &small[1]);
+    support::row(
+        &format!("{items} u64, serde (bincode)"),
+        &small[2],
+        &small[3],
+    );
+    support::row(&format!("{records} records of 256 B"), &large[0], &large[1]);
+    let (p, lo, hi) = support::summary(&small[4]);
+    println!(
+        "reference: u64 over pipes buffered 64 KiB, one read_exact/write_all per item \
+         (issue 12's variant): {p:.2} [{lo:.2}-{hi:.2}] M items/s; plain shm against it: {:.2}x",
+        support::summary(&small[0]).0 / p
     );
     println!(
-        "one process:                           {:>8.3} s, {:>7.2} M items/s",
-        local_time.as_secs_f64(),
-        rate(local_time.as_secs_f64())
+        "one process: {local_small:.2} M items/s (u64), {local_records:.2} M records/s (256 B)"
     );
     Ok(())
 }
 
-/// The same pipeline with the stages connected by pipes: fixed-size little-endian records
-/// (8, 5 and 6 bytes), each process forked with `shm_fork::fork`. Each pipe is created just
-/// before the stage that writes it, and its write end moves into that stage's closure (the
-/// parent's copy closes when `fork` returns), so no other process holds it and the reader
-/// sees end-of-file when the writer finishes.
-fn pipe_pipeline(
+/// Runs `run` on `items` input items, checks its results against the one-process
+/// computation, returns input items per second (millions).
+fn timed<T: PartialEq>(
     items: u64,
-    buffered: bool,
-) -> Result<(Duration, Labels), Box<dyn std::error::Error>> {
+    expected: &[T],
+    run: impl FnOnce() -> Result<Vec<T>, Failure>,
+) -> Result<f64, Failure> {
     let start = Instant::now();
+    let got = run()?;
+    let rate = items as f64 / start.elapsed().as_secs_f64() / 1e6;
+    assert!(
+        got == expected,
+        "the pipeline must compute what one process does"
+    );
+    Ok(rate)
+}
+
+/// The small-item pipeline (mix, select, label) from `source`, its channels on whatever
+/// codec `source` chose.
+fn small_pipeline<C>(source: Pipeline<u64, C>, wait: WaitStrategy) -> Result<Vec<Label>, Failure>
+where
+    C: BatchCodec<u64> + BatchCodec<u32> + BatchCodec<Label>,
+{
+    Ok(source
+        .wait_strategy(wait)
+        .stage("mix", mix)
+        .stage_batch("select", select)
+        .stage("label", label)
+        .collect()?)
+}
+
+fn local_labels(items: u64) -> Vec<Label> {
+    let mixed: Vec<u64> = (0..items).map(mix).collect();
+    let mut kept = Vec::new();
+    select(&mixed, &mut kept);
+    kept.into_iter().map(label).collect()
+}
+
+/// A stage of the pipe pipeline: what it does with each run of whole items it reads.
+type PipeStage<A, B> = fn(&[A], &mut Vec<B>);
+
+/// The three stages of a pipe pipeline fed with u64s.
+type Stages<A, B, C> = (PipeStage<u64, A>, PipeStage<A, B>, PipeStage<B, C>);
+
+/// How the pipe pipeline's processes use their 64 KiB buffers.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Every run of whole items a `read` returned goes to the stage at once (the best).
+    Blocks,
+    /// One `read_exact` and one `write_all` per item, through `BufReader`/`BufWriter`.
+    PerItem,
+}
+
+/// The pipe pipeline: a source of `0..items` as u64, three stages, the parent as sink.
+fn pipe_pipeline<A, B, C>(
+    items: u64,
+    stages: Stages<A, B, C>,
+    mode: Mode,
+) -> Result<Vec<C>, Failure>
+where
+    A: bytemuck::Pod,
+    B: bytemuck::Pod,
+    C: bytemuck::Pod,
+{
     let mut children = Vec::new();
-    let (input, out) = pipe()?;
+    let (input, out) = support::pipe()?;
     children.push(shm_fork::fork(move || {
-        let mut out = writer(out, buffered);
-        for n in 0..items {
-            out.write_all(&n.to_le_bytes()).unwrap();
+        let mut out = support::buffered(out);
+        // Blocks: 64 KiB of items per `write_all`; per item: one `write_all` each.
+        let per_write = match mode {
+            Mode::Blocks => (support::PIPE_BUFFER / 8) as u64,
+            Mode::PerItem => 1,
+        };
+        let mut chunk = Vec::new();
+        let mut n = 0;
+        while n < items {
+            chunk.clear();
+            chunk.extend(n..items.min(n + per_write));
+            n += chunk.len() as u64;
+            out.write_all(bytemuck::cast_slice(&chunk)).unwrap();
         }
         out.flush().unwrap();
         0
     })?);
-    let (next, out) = pipe()?;
-    children.push(shm_fork::fork(move || {
-        let (mut input, mut out) = (reader(input, buffered), writer(out, buffered));
-        let mut buf = [0u8; 8];
-        while input.read_exact(&mut buf).is_ok() {
-            out.write_all(&mix(u64::from_le_bytes(buf)).to_le_bytes())
-                .unwrap();
-        }
-        out.flush().unwrap();
-        0
-    })?);
-    let input = next;
-    let (next, out) = pipe()?;
-    children.push(shm_fork::fork(move || {
-        let (mut input, mut out) = (reader(input, buffered), writer(out, buffered));
-        let mut buf = [0u8; 8];
-        while input.read_exact(&mut buf).is_ok() {
-            let mut rec = [0u8; 5];
-            if let Some(v) = select(u64::from_le_bytes(buf)) {
-                rec[0] = 1;
-                rec[1..].copy_from_slice(&v.to_le_bytes());
-            }
-            out.write_all(&rec).unwrap();
-        }
-        out.flush().unwrap();
-        0
-    })?);
-    let input = next;
-    let (next, out) = pipe()?;
-    children.push(shm_fork::fork(move || {
-        let (mut input, mut out) = (reader(input, buffered), writer(out, buffered));
-        let mut rec = [0u8; 5];
-        while input.read_exact(&mut rec).is_ok() {
-            let v = (rec[0] == 1).then(|| u32::from_le_bytes([rec[1], rec[2], rec[3], rec[4]]));
-            let mut rec6 = [0u8; 6];
-            if let Some((n, l)) = label(v) {
-                rec6[0] = 1;
-                rec6[1..5].copy_from_slice(&n.to_le_bytes());
-                rec6[5] = l;
-            }
-            out.write_all(&rec6).unwrap();
-        }
-        out.flush().unwrap();
-        0
-    })?);
-    let mut input = reader(next, true);
+    let input = pipe_stage(input, &mut children, stages.0, mode)?;
+    let input = pipe_stage(input, &mut children, stages.1, mode)?;
+    let mut input = pipe_stage(input, &mut children, stages.2, mode)?;
     let mut results = Vec::new();
-    let mut rec = [0u8; 6];
-    while input.read_exact(&mut rec).is_ok() {
-        if rec[0] == 1 {
-            results.push((u32::from_le_bytes([rec[1], rec[2], rec[3], rec[4]]), rec[5]));
-        }
-    }
-    let elapsed = start.elapsed();
+    read(&mut input, mode, |got| results.extend_from_slice(got))?;
     for mut child in children {
         let status = child.wait()?;
         assert!(status.success(), "pipe stage {status}");
     }
-    Ok((elapsed, results))
+    Ok(results)
 }
 
-fn pipe() -> std::io::Result<(File, File)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for `pipe2` to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned both descriptors to us; each is owned once.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((File::from(r), File::from(w)))
+/// Forks a stage that reads `A`s from `input`, runs `f` on each run of whole items read,
+/// and writes the results to a new pipe, whose read end it returns. The write end moves
+/// into the stage (the parent's copy closes when `fork` returns), so the next process
+/// sees end-of-file when this one finishes.
+fn pipe_stage<A: bytemuck::Pod, B: bytemuck::Pod>(
+    mut input: std::fs::File,
+    children: &mut Vec<Child>,
+    f: PipeStage<A, B>,
+    mode: Mode,
+) -> Result<std::fs::File, Failure> {
+    let (next, out) = support::pipe()?;
+    children.push(shm_fork::fork(move || {
+        let mut out = support::buffered(out);
+        let mut results = Vec::new();
+        read::<A>(&mut input, mode, |batch| {
+            f(batch, &mut results);
+            out.write_all(bytemuck::cast_slice(&results)).unwrap();
+            results.clear();
+        })
+        .unwrap();
+        out.flush().unwrap();
+        0
+    })?);
+    Ok(next)
 }
 
-fn writer(file: File, buffered: bool) -> Box<dyn Write> {
-    if buffered {
-        Box::new(BufWriter::with_capacity(1 << 16, file))
-    } else {
-        Box::new(file)
-    }
-}
-
-fn reader(file: File, buffered: bool) -> Box<dyn Read> {
-    if buffered {
-        Box::new(BufReader::with_capacity(1 << 16, file))
-    } else {
-        Box::new(file)
+/// Reads `A`s until end-of-file as `mode` says, handing them to `each`.
+fn read<A: bytemuck::Pod>(
+    input: &mut std::fs::File,
+    mode: Mode,
+    mut each: impl FnMut(&[A]),
+) -> std::io::Result<()> {
+    match mode {
+        Mode::Blocks => support::read_items(input, each),
+        Mode::PerItem => {
+            let mut input = std::io::BufReader::with_capacity(support::PIPE_BUFFER, input);
+            let mut item = A::zeroed();
+            while input.read_exact(bytemuck::bytes_of_mut(&mut item)).is_ok() {
+                each(std::slice::from_ref(&item));
+            }
+            Ok(())
+        }
     }
 }

@@ -147,15 +147,32 @@ impl<'a> FrameReader<'a> {
 
     /// Fills `buf` from the frame; fails if the frame has fewer bytes left.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<(), CodecError> {
+        // SAFETY: `buf` is valid for writes of its length (and initialised).
+        unsafe { self.copy_out(buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// [`read`](FrameReader::read) into memory that need not be initialised (the spare
+    /// capacity of a `Vec`, say); on success every byte of `buf` is written.
+    pub fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> Result<(), CodecError> {
+        // SAFETY: `buf` is valid for writes of its length; `MaybeUninit<u8>` has the layout
+        // of `u8`.
+        unsafe { self.copy_out(buf.as_mut_ptr().cast::<u8>(), buf.len()) }
+    }
+
+    /// Copies the next `len` bytes to `dst`.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must be valid for writes of `len` bytes of private memory.
+    unsafe fn copy_out(&mut self, dst: *mut u8, len: usize) -> Result<(), CodecError> {
         let end = self
             .pos
-            .checked_add(buf.len())
+            .checked_add(len)
             .filter(|end| *end <= self.len)
             .ok_or_else(|| CodecError::Decode("frame ends inside the value".into()))?;
-        // SAFETY: `pos .. end` lies inside the `len` readable bytes; `buf` is private.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.add(self.pos), buf.as_mut_ptr(), buf.len())
-        };
+        // SAFETY: `pos .. end` lies inside the `len` readable bytes; `dst` is private and
+        // valid for `len` bytes (the caller's promise).
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(self.pos), dst, len) };
         self.pos = end;
         Ok(())
     }
@@ -210,8 +227,11 @@ impl<T: bytemuck::Pod> Codec<T> for Plain {
     }
 }
 
+mod batch;
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 mod depth;
+
+pub use self::batch::BatchCodec;
 
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 pub use self::depth::MAX_DECODE_DEPTH;
@@ -293,12 +313,24 @@ mod bincode_codec {
         }
     }
 
+    /// Bytes `value` takes, bincode-encoded.
+    fn counted<V: serde::Serialize + ?Sized>(value: &V) -> Result<usize, EncodeError> {
+        let mut counter = Counter(0);
+        bincode::serde::encode_into_writer(value, &mut counter, config())?;
+        Ok(counter.0)
+    }
+
+    super::batch::serde_batch_codec!(
+        Bincode,
+        counted::<[T]>,
+        |items: &[T], out: &mut FrameWriter<'_>| {
+            bincode::serde::encode_into_writer(items, out, config())
+        }
+    );
+
     impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {
         fn encoded_len(value: &T) -> Result<usize, CodecError> {
-            let mut counter = Counter(0);
-            bincode::serde::encode_into_writer(value, &mut counter, config())
-                .map_err(|e| CodecError::Encode(e.to_string()))?;
-            Ok(counter.0)
+            counted(value).map_err(|e| CodecError::Encode(e.to_string()))
         }
 
         fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
@@ -382,6 +414,14 @@ mod postcard_codec {
             Ok(())
         }
     }
+
+    super::batch::serde_batch_codec!(
+        Postcard,
+        |items: &[T]| postcard::serialize_with_flavor(items, Counter(0)),
+        |items: &[T], out: &mut FrameWriter<'_>| {
+            postcard::serialize_with_flavor(items, InPlace(out))
+        }
+    );
 
     impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
         fn encoded_len(value: &T) -> Result<usize, CodecError> {

@@ -45,6 +45,7 @@
 #![deny(missing_docs)]
 
 pub mod broadcast;
+pub mod bulk;
 pub mod codec;
 mod endpoint;
 mod error;

@@ -87,6 +87,26 @@ impl crate::Sender<Mpsc> {
 }
 
 impl crate::Receiver<Mpsc> {
+    /// Releases frames in batches, as
+    /// [`spsc::Receiver::set_release_batch`](crate::Receiver::set_release_batch) does: up
+    /// to `bytes` (at most half the ring) of consumed frames may wait before the head is
+    /// stored; it is stored anyway whenever the ring is found empty or blocked, when a batch
+    /// fills, and when the receiver is dropped. `0` (the default) stores it on every
+    /// release.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = shm_channel::mpsc::channel(4096)?;
+    /// rx.set_release_batch(1024);
+    /// for i in 0..100u8 {
+    ///     tx.send(&[i; 8])?;
+    ///     assert_eq!(rx.recv()?, [i; 8]);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_release_batch(&mut self, bytes: usize) {
+        self.ring.set_release_batch(bytes as u64);
+    }
+
     /// Frames skipped because their sender died between claim and commit.
     pub fn abandoned_frames(&self) -> u64 {
         self.ring.abandoned_frames()

@@ -279,11 +279,12 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     }
 }
 
-/// What the typed endpoints have alike, forwarded to the byte endpoint underneath: attach,
-/// the byte endpoint itself, waiting, counters, ownership, `Debug`.
+/// What the typed endpoints (and the bulk ones) have alike, forwarded to the byte endpoint
+/// underneath: attach, the byte endpoint itself, waiting, counters, ownership, `Debug`.
+/// `$codec` is the codec trait of the endpoint's `C`, `$module` its module's name.
 macro_rules! typed_common {
-    ($typed:ident, $bytes:ident) => {
-        impl<T, C: Codec<T>, F: Flavor> $typed<T, C, F> {
+    ($typed:ident, $bytes:ident, $codec:ident, $module:literal) => {
+        impl<T, C: $codec<T>, F: Flavor> $typed<T, C, F> {
             #[doc = concat!("Attaches to a channel created in `memory` by another process (see [`", stringify!($bytes), "::attach`](crate::", stringify!($bytes), "::attach)).")]
             pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
                 crate::$bytes::attach(memory).map($typed::from_bytes)
@@ -335,7 +336,7 @@ macro_rules! typed_common {
 
         impl<T, C, F: Flavor> std::fmt::Debug for $typed<T, C, F> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_tuple(concat!("typed::", stringify!($typed)))
+                f.debug_tuple(concat!($module, "::", stringify!($typed)))
                     .field(&self.inner)
                     .finish()
             }
@@ -343,5 +344,7 @@ macro_rules! typed_common {
     };
 }
 
-typed_common!(Sender, Sender);
-typed_common!(Receiver, Receiver);
+pub(crate) use typed_common;
+
+typed_common!(Sender, Sender, Codec, "typed");
+typed_common!(Receiver, Receiver, Codec, "typed");

@@ -45,6 +45,7 @@ use crossbeam_utils::Backoff;
 use crate::sys::{self, FutexWait};
 
 pub mod handshake;
+mod machine;
 #[cfg(test)]
 mod stress_tests;
 
@@ -52,6 +53,7 @@ pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
+pub use machine::{available_cores, OVERSUBSCRIBED_SPIN};
 
 /// A 32-bit futex word that may live in memory shared between processes.
 ///
@@ -147,6 +149,13 @@ pub enum WaitStrategy {
     },
     /// Sleep on the futex at once: lowest CPU use, a wake-up syscall on every message.
     Park,
+    /// Poll for up to `spin`, yielding the CPU between polls (no busy phase), then sleep on
+    /// the futex: for processes that share their cores with the peers they wait for (see
+    /// [`WaitStrategy::for_processes`]).
+    YieldThenPark {
+        /// How long to poll (and yield) before parking.
+        spin: Duration,
+    },
 }
 
 /// The default spin budget: about half a cross-core futex round trip on the reference
@@ -372,32 +381,41 @@ impl Event {
                     started + HOT_SPIN.min(*spin),
                     Some(started + *spin),
                 ),
+                WaitStrategy::YieldThenPark { spin } => (started, started, Some(started + *spin)),
                 _ => (started, started + HOT_SPIN, None),
             };
-            let (started, spin_until) = loop {
-                std::hint::spin_loop();
-                polls = polls.wrapping_add(1);
-                if polls % POLLS_PER_CLOCK_READ != 0 {
-                    if let Some(ready) = poll(Check::Fast) {
+            // Yield-then-park has no hot phase: its clock starts now.
+            let yielding = matches!(strategy, WaitStrategy::YieldThenPark { .. });
+            let (started, spin_until) = if yielding {
+                let (started, _, spin_until) = timing(Instant::now());
+                (started, spin_until)
+            } else {
+                loop {
+                    std::hint::spin_loop();
+                    polls = polls.wrapping_add(1);
+                    if polls % POLLS_PER_CLOCK_READ != 0 {
+                        if let Some(ready) = poll(Check::Fast) {
+                            return Ok(ready);
+                        }
+                        continue;
+                    }
+                    let now = Instant::now();
+                    let (started, hot_until, spin_until) =
+                        *clock.get_or_insert_with(|| timing(now));
+                    if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
                         return Ok(ready);
                     }
-                    continue;
-                }
-                let now = Instant::now();
-                let (started, hot_until, spin_until) = *clock.get_or_insert_with(|| timing(now));
-                if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
-                    return Ok(ready);
-                }
-                if deadline.is_some_and(|d| now >= d) {
-                    return Err(WaitTimeout);
-                }
-                if *strategy != WaitStrategy::Spin && now >= hot_until {
-                    break (started, spin_until);
+                    if deadline.is_some_and(|d| now >= d) {
+                        return Err(WaitTimeout);
+                    }
+                    if *strategy != WaitStrategy::Spin && now >= hot_until {
+                        break (started, spin_until);
+                    }
                 }
             };
-            // Backoff phase (spin-then-park only): crossbeam's `Backoff::snooze` spins in
+            // Backoff phase (spin-then-park): crossbeam's `Backoff::snooze` spins in
             // doubling runs, then yields the CPU — so a peer sharing our core gets to run —
-            // until the spin budget is spent.
+            // until the spin budget is spent. Yield-then-park yields between every poll.
             if let Some(spin_until) = spin_until {
                 let backoff = Backoff::new();
                 loop {
@@ -411,7 +429,11 @@ impl Event {
                     if now >= spin_until {
                         break;
                     }
-                    backoff.snooze();
+                    if yielding {
+                        std::thread::yield_now();
+                    } else {
+                        backoff.snooze();
+                    }
                 }
             }
         }
@@ -503,6 +525,7 @@ mod tests {
             WaitStrategy::Spin,
             WaitStrategy::default(),
             WaitStrategy::Park,
+            WaitStrategy::YieldThenPark { spin: DEFAULT_SPIN },
         ] {
             let deadline = Instant::now() + Duration::from_millis(20);
             let result: Result<(), _> = event.wait_until(&strategy, Some(deadline), |_| None);

@@ -233,6 +233,21 @@ pub(crate) fn membarrier(cmd: libc::c_int, flags: libc::c_uint) -> SysResult<lib
     libc::c_int::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
+/// How many CPUs the calling thread may run on (its affinity mask), or `None` if the
+/// kernel refused to say.
+pub(crate) fn affinity_cpus() -> Option<usize> {
+    // SAFETY: `cpu_set_t` is a plain bit array: all-zero bytes are a valid, empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid `cpu_set_t` of the size we pass; pid 0 is the caller.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: `set` was filled by the kernel above.
+    let count = unsafe { libc::CPU_COUNT(&set) };
+    usize::try_from(count).ok().filter(|&n| n > 0)
+}
+
 /// `getpid()`.
 pub(crate) fn getpid() -> i32 {
     // SAFETY: `getpid` has no preconditions and cannot fail.

@@ -2,9 +2,9 @@
 //! as the endpoint's owner (so the parent's copy no longer counts), the child's `adopt`
 //! takes ownership in the child.
 
-use shm_channel::codec::Codec;
+use shm_channel::codec::{BatchCodec, Codec};
 use shm_channel::stream::{StreamReader, StreamWriter};
-use shm_channel::{typed, Flavor, Receiver, Sender};
+use shm_channel::{bulk, typed, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 
 use crate::inherit::{Inherit, InheritError};
@@ -27,5 +27,7 @@ inherit_endpoint!(Sender<F> where [F: Flavor]);
 inherit_endpoint!(Receiver<F> where [F: Flavor]);
 inherit_endpoint!(typed::Sender<T, C, F> where [T, C: Codec<T>, F: Flavor]);
 inherit_endpoint!(typed::Receiver<T, C, F> where [T, C: Codec<T>, F: Flavor]);
+inherit_endpoint!(bulk::Sender<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
+inherit_endpoint!(bulk::Receiver<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
 inherit_endpoint!(StreamWriter where []);
 inherit_endpoint!(StreamReader where []);

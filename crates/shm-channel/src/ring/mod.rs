@@ -162,7 +162,7 @@ pub(crate) use has_layout;
 /// Public in a private module: a sealed contract, not nameable by users.
 pub trait SendRing: HasLayout + Send + Sized {
     /// Room reserved for one frame, not yet committed.
-    type Slot: Copy;
+    type Slot: Copy + Send;
 
     /// Bytes of a frame header in this ring.
     const FRAME_HEADER: u64 = crate::frame::FRAME_HEADER_LEN as u64;
@@ -175,6 +175,23 @@ pub trait SendRing: HasLayout + Send + Sized {
     /// Reserves a contiguous frame for `len <= max_payload()` bytes, or `None` when the
     /// ring has no room now.
     fn try_reserve(&mut self, len: usize) -> Result<Option<Self::Slot>, Corruption>;
+
+    /// Reserves frames for the first messages of a run of `count` (message `i` is
+    /// `len_of(i) <= max_payload()` bytes long), pushing one slot per message onto `slots`
+    /// in order; none when the ring has no room for the first now. The caller commits
+    /// every slot, in order, before it reserves again.
+    ///
+    /// By default one frame (one `try_reserve`); MPSC claims as many as fit with one CAS.
+    fn try_reserve_run(
+        &mut self,
+        count: usize,
+        len_of: &dyn Fn(usize) -> usize,
+        slots: &mut Vec<Self::Slot>,
+    ) -> Result<(), Corruption> {
+        debug_assert!(count > 0);
+        slots.extend(self.try_reserve(len_of(0))?);
+        Ok(())
+    }
 
     /// Payload bytes reserved in `slot`.
     fn slot_len(slot: &Self::Slot) -> usize;

@@ -23,7 +23,13 @@ fn covers(start: u64, end: u64, at: u64) -> bool {
 
 /// The consumer's private state.
 pub(crate) struct Consumer {
+    /// Bytes released so far (private; ahead of the shared head by less than
+    /// `release_batch` bytes).
     head: u64,
+    /// The head last stored in shared memory.
+    published_head: u64,
+    /// Released bytes that may wait before the head is stored (0: store on every release).
+    release_batch: u64,
     cached_tail: u64,
     mask: u64,
     /// Frames skipped because their producer died before committing.
@@ -42,6 +48,8 @@ impl Consumer {
         }
         let mut consumer = Consumer {
             head,
+            published_head: head,
+            release_batch: 0,
             cached_tail: head,
             mask: mem.capacity() - 1,
             abandoned: 0,
@@ -70,6 +78,9 @@ impl Consumer {
             if self.head == self.cached_tail {
                 self.refresh_tail(mem)?;
                 if self.head == self.cached_tail {
+                    // Empty: whatever was released in a batch is handed back now, before
+                    // the caller returns or waits (a producer may be waiting for it).
+                    self.flush_releases(mem);
                     return Ok(Peek::Empty);
                 }
             }
@@ -114,6 +125,7 @@ impl Consumer {
                         None => false,
                     };
                     if !dead {
+                        self.flush_releases(mem);
                         return Ok(Peek::Blocked);
                     }
                     self.abandoned += 1;
@@ -121,6 +133,7 @@ impl Consumer {
                 }
                 Word::Empty => {
                     let Some(is_dead) = is_dead.as_mut() else {
+                        self.flush_releases(mem);
                         return Ok(Peek::Blocked);
                     };
                     match self.intent_covering(mem, &mut **is_dead, room)? {
@@ -128,7 +141,10 @@ impl Consumer {
                             self.abandoned += 1;
                             self.release_to(mem, end);
                         }
-                        Covering::Live => return Ok(Peek::Blocked),
+                        Covering::Live => {
+                            self.flush_releases(mem);
+                            return Ok(Peek::Blocked);
+                        }
                         Covering::Nobody => {
                             // No intent covers the head: no producer claimed this space, or
                             // the claimer committed (its newer intent, stored with Release
@@ -194,14 +210,42 @@ impl Consumer {
         self.release_to(mem, self.head.wrapping_add(frame.span));
     }
 
-    /// Zeroes `[head, end)` and publishes `end` as the new head. `end` lies within the
-    /// claimed bytes and does not cross the ring end (checked by the callers).
+    /// Zeroes `[head, end)` and makes `end` the new head, stored in shared memory unless
+    /// it may wait in a batch. `end` lies within the claimed bytes and does not cross the
+    /// ring end (checked by the callers).
     fn release_to<M: RingMem + ?Sized>(&mut self, mem: &M, end: u64) {
         mem.zero(self.head & self.mask, end.wrapping_sub(self.head));
         self.head = end;
+        if self.head.wrapping_sub(self.published_head) > self.release_batch {
+            self.publish_head(mem);
+        }
+    }
+
+    /// Lets up to `bytes` (at most half the ring) of released frames wait before the head
+    /// is stored; stores what waits now.
+    pub(crate) fn set_release_batch<M: RingMem + ?Sized>(&mut self, mem: &M, bytes: u64) {
+        let capacity = self.mask + 1;
+        self.release_batch = bytes.min(capacity / 2);
+        self.flush_releases(mem);
+    }
+
+    /// Stores the head if released frames wait in a batch.
+    pub(crate) fn flush_releases<M: RingMem + ?Sized>(&mut self, mem: &M) {
+        if self.head != self.published_head {
+            self.publish_head(mem);
+        }
+    }
+
+    /// The head last stored in shared memory.
+    pub(crate) fn published_head(&self) -> u64 {
+        self.published_head
+    }
+
+    fn publish_head<M: RingMem + ?Sized>(&mut self, mem: &M) {
+        self.published_head = self.head;
         // SYNC: space released. Release pairs with the Acquire load of `head` in
         // `Producer::refresh_head`: our copies and zeroing happen before producers reuse it.
-        mem.head().store(end, Ordering::Release);
+        mem.head().store(self.head, Ordering::Release);
     }
 
     /// Whether the consumer has passed everything producer `slot` ever claimed, so the slot

@@ -8,6 +8,7 @@ use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use super::layout::claim_free_slot;
 use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
 use crate::endpoint::ownership::{self, PeerMonitor};
+use crate::frame::frame_len;
 use crate::layout::ChannelLayout;
 use crate::primitive::AtomicU64;
 use crate::ring::{check_slot, has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
@@ -85,6 +86,24 @@ impl SendRing for Writer {
 
     fn try_reserve(&mut self, len: usize) -> Result<Option<Claim>, Corruption> {
         self.producer.try_claim(&self.shared, len)
+    }
+
+    fn try_reserve_run(
+        &mut self,
+        count: usize,
+        len_of: &dyn Fn(usize) -> usize,
+        slots: &mut Vec<Claim>,
+    ) -> Result<(), Corruption> {
+        let Some(run) = self.producer.try_claim_run(&self.shared, count, len_of)? else {
+            return Ok(());
+        };
+        let mut offset = run.offset;
+        for i in 0..run.frames {
+            let len = len_of(i);
+            slots.push(Claim { offset, len });
+            offset += frame_len(len as u64);
+        }
+        Ok(())
     }
 
     fn slot_len(slot: &Claim) -> usize {
@@ -194,6 +213,23 @@ impl Reader {
         })
     }
 
+    /// After the Release store of `head` (SYNC: space released), if the head moved from
+    /// `stored`: the wake check by the channel's handshake (SYNC: waiter flag).
+    fn notify_if_stored(&mut self, stored: u64) {
+        if self.consumer.published_head() != stored
+            && notify_after_release(self.shared.handshake(), &self.shared.events().space)
+        {
+            self.wakes += 1;
+        }
+    }
+
+    /// Lets up to `bytes` of released frames wait before the head is stored.
+    pub(crate) fn set_release_batch(&mut self, bytes: u64) {
+        let stored = self.consumer.published_head();
+        self.consumer.set_release_batch(&self.shared, bytes);
+        self.notify_if_stored(stored);
+    }
+
     fn gone(&self) -> Gone {
         if self.dead_senders > 0 {
             Gone::PeerDied
@@ -216,7 +252,12 @@ impl RecvRing for Reader {
         } = self;
         let mut is_dead = |slot: usize| slot_dead(shared, watches, slot);
         let is_dead = slow.then_some(&mut is_dead as &mut dyn FnMut(usize) -> bool);
-        let peeked = consumer.try_peek(&*shared, is_dead)?;
+        let stored = consumer.published_head();
+        let peeked = consumer.try_peek(&*shared, is_dead);
+        // A peek that finds the ring empty or blocked stores a batched head: wake the
+        // producers waiting for that room.
+        self.notify_if_stored(stored);
+        let peeked = peeked?;
         if slow && peeked == Peek::Blocked {
             self.reap_dead_senders();
         }
@@ -232,12 +273,15 @@ impl RecvRing for Reader {
     }
 
     fn release(&mut self, frame: Frame) {
-        // The Release store of `head` (SYNC: space released), then the wake check by the
-        // channel's handshake (SYNC: waiter flag).
+        let stored = self.consumer.published_head();
         self.consumer.release(&self.shared, frame);
-        if notify_after_release(self.shared.handshake(), &self.shared.events().space) {
-            self.wakes += 1;
-        }
+        self.notify_if_stored(stored);
+    }
+
+    fn flush_releases(&mut self) {
+        let stored = self.consumer.published_head();
+        self.consumer.flush_releases(&self.shared);
+        self.notify_if_stored(stored);
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {

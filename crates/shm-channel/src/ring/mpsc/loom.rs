@@ -1,5 +1,6 @@
 //! loom models of the MPSC ring: claim/commit by two producers, a producer that stops
-//! between claim and commit, and padding at a tiny capacity.
+//! between claim and commit, padding at a tiny capacity, and runs of frames claimed with
+//! one CAS (in order; a producer dying between the claim and the commit of its run).
 //!
 //! Every word of the model's memory (indices, slots, frame headers and payload) is a loom
 //! atomic, so the commit marker and the consumer's zeroing are part of the model.
@@ -135,6 +136,25 @@ fn recv(mem: &LoomMem, consumer: &mut Consumer) -> Vec<u8> {
     }
 }
 
+/// Receives every 8-byte message there is, producer `dead` known dead: its claims are
+/// skipped, never waited for.
+fn drain_past(mem: &LoomMem, consumer: &mut Consumer, dead: usize) -> Vec<[u8; 8]> {
+    let mut is_dead = |slot: usize| slot == dead;
+    let mut got = Vec::new();
+    loop {
+        match consumer.try_peek(mem, Some(&mut is_dead)).unwrap() {
+            Peek::Frame(frame) => {
+                let mut out = [0u8; 8];
+                read(mem, &frame, &mut out);
+                got.push(out);
+                consumer.release(mem, frame);
+            }
+            Peek::Empty => return got,
+            Peek::Blocked => panic!("blocked behind a dead producer"),
+        }
+    }
+}
+
 #[test]
 fn two_producers_claim_and_commit() {
     loom::model(|| {
@@ -177,18 +197,8 @@ fn producer_stopped_between_claim_and_commit_is_never_seen() {
         sender.join().unwrap();
         // Once A is known dead, its claim is skipped and B's message (if still there)
         // follows; nothing of A's is ever returned.
-        let mut dead = |slot: usize| slot == 0;
-        loop {
-            match consumer.try_peek(&*mem, Some(&mut dead)).unwrap() {
-                Peek::Frame(frame) => {
-                    let mut out = [0u8; 8];
-                    read(&mem, &frame, &mut out);
-                    assert_eq!(out, [7; 8]);
-                    consumer.release(&*mem, frame);
-                }
-                Peek::Empty => break,
-                Peek::Blocked => panic!("blocked behind a dead producer"),
-            }
+        for out in drain_past(&mem, &mut consumer, 0) {
+            assert_eq!(out, [7; 8]);
         }
         assert_eq!(consumer.abandoned, 1);
     });
@@ -208,5 +218,110 @@ fn two_producers_pad_at_a_tiny_capacity() {
             }
         }
         two_producers_send_one_each(&mem, &mut consumer);
+    });
+}
+
+/// Claims a run of frames for `msgs` with one CAS (yielding while the ring is full), then
+/// writes and commits as many of them as the run holds, in order; how many.
+fn send_run(mem: &LoomMem, producer: &mut Producer, msgs: &[&[u8]]) -> usize {
+    loop {
+        if let Some(run) = producer
+            .try_claim_run(mem, msgs.len(), &|i| msgs[i].len())
+            .unwrap()
+        {
+            let mut offset = run.offset;
+            for msg in &msgs[..run.frames] {
+                mem.write_bytes(offset + 8, msg);
+                let claim = super::Claim {
+                    offset,
+                    len: msg.len(),
+                };
+                producer.commit(mem, claim, msg.len(), true);
+                offset += crate::frame::frame_len(msg.len() as u64);
+            }
+            return run.frames;
+        }
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn two_producers_claim_runs_and_commit_in_order() {
+    loom::model(|| {
+        let mem = LoomMem::new(64);
+        let mut consumer = Consumer::new(&*mem).unwrap();
+        let producers: Vec<_> = (0..2u8)
+            .map(|p| {
+                let mem = mem.clone();
+                thread::spawn(move || {
+                    let mut producer = Producer::new(&*mem, p as usize);
+                    let (a, b) = ([p * 2 + 1; 8], [p * 2 + 2; 8]);
+                    let msgs: [&[u8]; 2] = [&a, &b];
+                    let mut sent = 0;
+                    while sent < msgs.len() {
+                        sent += send_run(&mem, &mut producer, &msgs[sent..]);
+                    }
+                })
+            })
+            .collect();
+        let got: Vec<u8> = (0..4).map(|_| recv(&mem, &mut consumer)[0]).collect();
+        // Each producer's two messages arrive in the order it sent them.
+        for p in 0..2u8 {
+            let first = got.iter().position(|&m| m == p * 2 + 1).unwrap();
+            let second = got.iter().position(|&m| m == p * 2 + 2).unwrap();
+            assert!(first < second, "{got:?}");
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(consumer.try_peek(&*mem, None).unwrap(), Peek::Empty);
+    });
+}
+
+#[test]
+fn producer_dying_inside_a_claimed_run_loses_only_its_uncommitted_frames() {
+    loom::model(|| {
+        let mem = LoomMem::new(64);
+        let mut consumer = Consumer::new(&*mem).unwrap();
+        let dying = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                let mut producer = Producer::new(&*mem, 0);
+                let run = producer.try_claim_run(&*mem, 2, &|_| 8).unwrap().unwrap();
+                assert_eq!(run.frames, 2);
+                // The first frame of the run is committed ...
+                mem.write_bytes(run.offset + 8, &[0xA1; 8]);
+                let first = super::Claim {
+                    offset: run.offset,
+                    len: 8,
+                };
+                producer.commit(&*mem, first, 8, true);
+                // ... the second half-written, then the producer dies: never committed.
+                mem.write_bytes(run.offset + 16 + 8, &[0xEE; 4]);
+            })
+        };
+        let sender = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                let mut producer = Producer::new(&*mem, 1);
+                send(&mem, &mut producer, &[7; 8]);
+            })
+        };
+        // Concurrently: only committed frames, never the dead producer's second one.
+        let mut got = Vec::new();
+        while let Peek::Frame(frame) = consumer.try_peek(&*mem, None).unwrap() {
+            let mut out = [0u8; 8];
+            read(&mem, &frame, &mut out);
+            got.push(out);
+            consumer.release(&*mem, frame);
+        }
+        dying.join().unwrap();
+        sender.join().unwrap();
+        // Once it is known dead, its uncommitted frame is skipped; every committed frame,
+        // its own first one and the other producer's, is delivered.
+        got.extend(drain_past(&mem, &mut consumer, 0));
+        got.sort();
+        assert_eq!(got, [[7; 8], [0xA1; 8]]);
+        assert_eq!(consumer.abandoned, 1);
     });
 }

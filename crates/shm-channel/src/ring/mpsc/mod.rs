@@ -46,6 +46,8 @@ use crate::primitive::AtomicU64;
 
 mod consumer;
 mod endpoints;
+#[cfg(all(test, not(loom)))]
+mod fork_tests;
 pub(crate) mod layout;
 #[cfg(all(test, loom))]
 mod loom;

@@ -16,6 +16,15 @@ pub struct Claim {
     pub(crate) len: usize,
 }
 
+/// Frames claimed together by [`Producer::try_claim_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// Offset of the first frame's header in the data area.
+    pub(crate) offset: u64,
+    /// How many of the messages got a frame (at least one).
+    pub(crate) frames: usize,
+}
+
 /// One producer's private state.
 pub(crate) struct Producer {
     slot: usize,
@@ -71,8 +80,31 @@ impl Producer {
         mem: &M,
         len: usize,
     ) -> Result<Option<Claim>, Corruption> {
+        let run = self.try_claim_run(mem, 1, &|_| len)?;
+        Ok(run.map(|run| Claim {
+            offset: run.offset,
+            len,
+        }))
+    }
+
+    /// Claims, with one CAS on the shared tail, frames for the longest prefix of `count`
+    /// messages (message `i` is `len_of(i) <= max_payload` bytes long) that fits now before
+    /// the ring end; `None` if not even the first fits now.
+    ///
+    /// The frames lie back to back from `run.offset` (frame `i + 1` starts `frame_len` of
+    /// message `i` after frame `i`); each header is already `CLAIMED`. The caller commits
+    /// every one of them, in order, before it claims again: the claim intent covers the
+    /// whole run, so a consumer finding a header still 0 inside it knows whose it is, and
+    /// skips the rest of the run if this producer dies.
+    pub(crate) fn try_claim_run<M: RingMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        count: usize,
+        len_of: &dyn Fn(usize) -> usize,
+    ) -> Result<Option<Run>, Corruption> {
+        debug_assert!(count > 0);
         let capacity = self.mask + 1;
-        let span = frame_len(len as u64);
+        let first = frame_len(len_of(0) as u64);
         let slot = mem.slot(self.slot);
         loop {
             // Relaxed: the value is only a guess for the CAS below, which validates it.
@@ -86,7 +118,7 @@ impl Producer {
             let offset = t & self.mask;
             let to_end = capacity - offset;
             // A frame never crosses the ring end: pad to the end first, as its own claim.
-            let need = if span > to_end { to_end } else { span };
+            let need = if first > to_end { to_end } else { first };
             // Wrapping: a stale `t` behind the head gives a huge difference, "no room".
             let fits = |head: u64| t.wrapping_sub(head) <= capacity - need;
             if !fits(self.cached_head) {
@@ -106,7 +138,22 @@ impl Producer {
                     return Ok(None);
                 }
             }
-            let end = t.wrapping_add(need);
+            // The run: as many whole frames as the free room (by the cached head, a lower
+            // bound) and the ring end allow, at least the first.
+            let (mut span, mut frames) = (need, usize::from(need == first));
+            if need == first {
+                let free = capacity - t.wrapping_sub(self.cached_head);
+                let limit = free.min(to_end);
+                while frames < count {
+                    let next = frame_len(len_of(frames) as u64);
+                    if span + next > limit {
+                        break;
+                    }
+                    span += next;
+                    frames += 1;
+                }
+            }
+            let end = t.wrapping_add(span);
             // SYNC: claim intent. Release, so that a consumer that loads this intent with
             // Acquire (`Consumer::intent_covering`) also sees everything this producer
             // committed before (its earlier frame headers): a newer intent never hides an
@@ -128,7 +175,7 @@ impl Producer {
                 std::hint::spin_loop();
                 continue;
             }
-            if need != span {
+            if frames == 0 {
                 // SYNC: frame committed (a pad is committed at once). Pairs with the
                 // consumer's Acquire load of the header word.
                 mem.store_word(
@@ -138,15 +185,21 @@ impl Producer {
                 );
                 continue;
             }
-            let word = Word::Claimed {
-                len: len as u64,
-                slot: self.slot,
-            };
-            // Relaxed: a claimed header is only a hint for recovery; the fence below keeps
-            // the payload stores after it, so a header still 0 means no payload was written.
-            mem.store_word(offset, word.encode(), Ordering::Relaxed);
+            let mut at = offset;
+            for i in 0..frames {
+                let len = len_of(i) as u64;
+                let word = Word::Claimed {
+                    len,
+                    slot: self.slot,
+                };
+                // Relaxed: a claimed header is only a hint for recovery; the fence below
+                // keeps the payload stores after it, so a header still 0 means no payload
+                // was written.
+                mem.store_word(at, word.encode(), Ordering::Relaxed);
+                at += frame_len(len);
+            }
             fence(Ordering::Release);
-            return Ok(Some(Claim { offset, len }));
+            return Ok(Some(Run { offset, frames }));
         }
     }
 

@@ -1,0 +1,277 @@
+//! Bulk channels: slices of `T` over a byte ring, many items to a frame.
+//!
+//! A [`Sender`] sends a whole slice at once, as few frames as the ring allows (each at most
+//! an eighth of the ring, so that the reader works on one frame while the next is
+//! written); a [`Receiver`] appends what a frame holds to a `Vec<T>`, and
+//! [`drain_into`](Receiver::drain_into) takes every frame at hand in one call. The frame
+//! overhead (header, reserve, commit, release, wake check) is paid per batch, not per item.
+//!
+//! The codec is a [`BatchCodec`]: [`Plain`](crate::codec::Plain) copies `bytemuck::Pod`
+//! items as they are (no encoding at all); [`Bincode`](crate::codec::Bincode) (the default)
+//! and [`Postcard`](crate::codec::Postcard) carry any serde type.
+//!
+//! ```
+//! use shm_channel::bulk;
+//! use shm_channel::codec::Plain;
+//!
+//! let (mut tx, mut rx) = bulk::channel_with::<u64, Plain>(1 << 16)?;
+//! // 40 KB: five frames (each at most an eighth of the ring), all in the ring at once.
+//! let items: Vec<u64> = (0..5_000).collect();
+//! tx.send(&items)?;
+//! drop(tx);
+//! let mut got = Vec::new();
+//! while rx.drain_into(&mut got, usize::MAX).is_ok() {}
+//! assert_eq!(got, items);
+//!
+//! // serde items, with the default codec
+//! let (mut tx, mut rx) = bulk::channel::<String>(1 << 12)?;
+//! tx.send(&["a".to_string(), "b".to_string()])?;
+//! let mut got = Vec::new();
+//! assert_eq!(rx.recv_into(&mut got)?, 2);
+//! assert_eq!(got, ["a", "b"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use shm_core::liveness::ProcessIdentity;
+use shm_core::notify::{Handshake, WaitStrategy};
+use shm_core::SharedMemory;
+use std::sync::Arc;
+
+use crate::codec::{BatchCodec, FrameReader, FrameWriter};
+use crate::endpoint::EndpointStats;
+use crate::endpoint::{Deadline, Fault, Flavor, Publish};
+use crate::error::{FromRecvFatal, SendFailure, SendFatal};
+use crate::spsc::Spsc;
+use crate::typed::DefaultCodec;
+use crate::{ChannelError, CodecError, OwnershipError, SendError};
+
+/// Both ends of a bulk channel.
+pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
+
+/// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with the default codec.
+pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+where
+    DefaultCodec: BatchCodec<T>,
+{
+    channel_with::<T, DefaultCodec>(capacity)
+}
+
+/// Creates a bulk SPSC channel with codec `C`.
+pub fn channel_with<T, C: BatchCodec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
+    let (tx, rx) = crate::spsc::channel(capacity)?;
+    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
+}
+
+/// The share of the ring one frame may take: an eighth, as deferred sends publish (so that
+/// the ring holds several frames and both sides keep busy).
+const FRAME_SHARE: usize = 8;
+
+/// The sending end of a bulk channel of flavor `F`.
+pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
+    inner: crate::Sender<F>,
+    _types: PhantomData<fn(T, C)>,
+}
+
+impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
+    /// Wraps a byte sender: its frames will carry batches of `T`s encoded by `C`.
+    pub fn from_bytes(inner: crate::Sender<F>) -> Self {
+        Sender {
+            inner,
+            _types: PhantomData,
+        }
+    }
+
+    /// Sends every item of `items`, in order, waiting for room as long as it takes, and
+    /// publishes them.
+    ///
+    /// # Errors
+    ///
+    /// The byte sender's errors; `Encode` if the codec fails, `TooLarge` for an item that
+    /// does not fit a frame by itself. Each carries how many items were sent before it.
+    pub fn send(&mut self, items: &[T]) -> Result<(), SendError<usize>> {
+        let sent = self.send_frames(items, Publish::WhenPending);
+        self.inner.flush();
+        sent
+    }
+
+    /// [`send`](Sender::send), but the last frames may stay unpublished until the next
+    /// [`flush`](Sender::flush) or send, when an eighth of the ring is pending, or when the
+    /// sender drops (see [`Sender::send_deferred`](crate::Sender::send_deferred)).
+    pub fn send_deferred(&mut self, items: &[T]) -> Result<(), SendError<usize>> {
+        self.send_frames(items, Publish::WhenPending)
+    }
+
+    /// Publishes every frame sent so far.
+    pub fn flush(&mut self) {
+        self.inner.flush();
+    }
+
+    fn send_frames(&mut self, items: &[T], publish: Publish) -> Result<(), SendError<usize>> {
+        let max = self.inner.max_message_len();
+        let budget = max.min(self.inner.capacity() / FRAME_SHARE);
+        let guess = (budget / std::mem::size_of::<T>().max(1)).max(1);
+        let mut sent = 0;
+        while sent < items.len() {
+            let mut count = guess.min(items.len() - sent);
+            let len = loop {
+                let len = C::batch_len(&items[sent..sent + count])
+                    .map_err(|e| SendError::Encode(sent, e))?;
+                if len <= budget || (count == 1 && len <= max) {
+                    break len;
+                }
+                if count == 1 {
+                    return Err(SendError::fatal(SendFatal::TooLarge(max), sent));
+                }
+                // Scale down to the budget (codecs are roughly linear), at least halving.
+                let scaled = (count as u128 * budget as u128 / len as u128) as usize;
+                count = (count / 2).min(scaled).max(1);
+            };
+            self.send_frame(&items[sent..sent + count], len, publish)
+                .map_err(|failure| match failure {
+                    Failure::Channel(fatal) => SendError::fatal(fatal, sent),
+                    Failure::Encode(e) => SendError::Encode(sent, e),
+                })?;
+            sent += count;
+        }
+        Ok(())
+    }
+
+    /// Encodes `items` into one frame of `len` bytes, waiting for room.
+    fn send_frame(&mut self, items: &[T], len: usize, publish: Publish) -> Result<(), Failure> {
+        loop {
+            let sent = self.inner.send_with(len, Deadline::Never, publish, |ptr| {
+                // SAFETY: `send_with` hands a pointer valid for writes of `len` bytes until
+                // it commits, which is after this closure returns.
+                let mut out = unsafe { FrameWriter::new(ptr, len) };
+                C::encode_batch(items, &mut out).map(|()| out.written())
+            });
+            return match sent {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(Failure::Encode(e)),
+                // A wait without a deadline never times out; were it told so, it waits on.
+                Err(SendFailure::NotNow) => continue,
+                Err(SendFailure::Fatal(fatal)) => Err(Failure::Channel(fatal)),
+            };
+        }
+    }
+}
+
+/// Why one frame could not be sent.
+enum Failure {
+    Channel(SendFatal),
+    Encode(CodecError),
+}
+
+/// The receiving end of a bulk channel of flavor `F`.
+pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
+    inner: crate::Receiver<F>,
+    /// Private copy of a frame, for codecs that decode from a slice; reused.
+    scratch: Vec<u8>,
+    /// A frame that [`drain_into`](Receiver::drain_into) consumed but could not decode,
+    /// after it had already taken items: reported by the next call.
+    pending: Option<CodecError>,
+    _types: PhantomData<fn() -> (T, C)>,
+}
+
+impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
+    /// Wraps a byte receiver whose frames carry batches of `T`s encoded by `C`.
+    pub fn from_bytes(inner: crate::Receiver<F>) -> Self {
+        Receiver {
+            inner,
+            scratch: Vec::new(),
+            pending: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// Waits for the next frame and appends its items to `out`; returns how many.
+    pub fn recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, F::RecvError> {
+        self.decode_next(Deadline::Never, out)
+    }
+
+    /// [`recv_into`](Receiver::recv_into), if a frame is there now.
+    pub fn try_recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, F::TryRecvError> {
+        self.decode_next(Deadline::Now, out)
+    }
+
+    /// [`recv_into`](Receiver::recv_into), waiting at most `timeout`.
+    pub fn recv_timeout_into(
+        &mut self,
+        out: &mut Vec<T>,
+        timeout: Duration,
+    ) -> Result<usize, F::RecvTimeoutError> {
+        self.decode_next(Deadline::after(timeout), out)
+    }
+
+    /// Waits for a frame, then takes every further frame already in the ring, until `out`
+    /// grew by at least `max` items or the ring is empty: the batch a pipeline stage works
+    /// on. Returns how many items were appended (at least one frame's worth).
+    ///
+    /// An error found after some frames were taken (a disconnect, a dead sender, a frame
+    /// that does not decode) is returned by the next call; the items taken come first.
+    pub fn drain_into(&mut self, out: &mut Vec<T>, max: usize) -> Result<usize, F::RecvError> {
+        let mut got = self.recv_into(out)?;
+        while got < max {
+            match self.take_now(out) {
+                Some(n) => got += n,
+                None => break,
+            }
+        }
+        Ok(got)
+    }
+
+    /// One more frame if there is one now; `None` when the ring is empty or failed (the
+    /// failure is for the next call to find, or kept in `pending` if the frame was consumed).
+    fn take_now(&mut self, out: &mut Vec<T>) -> Option<usize> {
+        let scratch = &mut self.scratch;
+        let decoded = self
+            .inner
+            .recv_with::<F::TryRecvError, _>(Deadline::Now, |ptr, len| {
+                decode_frame::<T, C>(ptr, len, scratch, out)
+            });
+        match decoded {
+            Ok(Ok(n)) => Some(n),
+            Ok(Err(e)) => {
+                self.pending = Some(e);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn decode_next<E: FromRecvFatal<Fault<F>>>(
+        &mut self,
+        deadline: Deadline,
+        out: &mut Vec<T>,
+    ) -> Result<usize, E> {
+        if let Some(e) = self.pending.take() {
+            return Err(E::from(e));
+        }
+        let scratch = &mut self.scratch;
+        let decoded = self.inner.recv_with::<E, _>(deadline, |ptr, len| {
+            decode_frame::<T, C>(ptr, len, scratch, out)
+        })?;
+        decoded.map_err(E::from)
+    }
+}
+
+/// Decodes the frame at `ptr` (`len` bytes) onto the end of `out`; how many items it held.
+fn decode_frame<T, C: BatchCodec<T>>(
+    ptr: *const u8,
+    len: usize,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<T>,
+) -> Result<usize, CodecError> {
+    // SAFETY: the callers pass what `recv_with` hands them: a pointer valid for reads of
+    // `len` bytes until the frame is released, which is after this returns.
+    let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
+    let before = out.len();
+    C::decode_batch(&mut input, out)?;
+    Ok(out.len() - before)
+}
+
+crate::typed::typed_common!(Sender, Sender, BatchCodec, "bulk");
+crate::typed::typed_common!(Receiver, Receiver, BatchCodec, "bulk");
