@@ -48,22 +48,7 @@ use crate::spsc::Spsc;
 use crate::typed::DefaultCodec;
 use crate::{ChannelError, CodecError, OwnershipError, SendError};
 
-/// Both ends of a bulk channel.
-pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
-
-/// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with the default codec.
-pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
-where
-    DefaultCodec: BatchCodec<T>,
-{
-    channel_with::<T, DefaultCodec>(capacity)
-}
-
-/// Creates a bulk SPSC channel with codec `C`.
-pub fn channel_with<T, C: BatchCodec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
-    let (tx, rx) = crate::spsc::channel(capacity)?;
-    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
-}
+crate::typed::spsc_constructors!(BatchCodec, "bulk");
 
 /// The share of the ring one frame may take: an eighth, as deferred sends publish (so that
 /// the ring holds several frames and both sides keep busy).

@@ -196,9 +196,6 @@ pub enum TransferError {
     /// endpoint's owner slot is held by another live process.
     #[error(transparent)]
     Channel(#[from] ChannelError),
-    /// The calling process's identity could not be read.
-    #[error(transparent)]
-    Ownership(#[from] OwnershipError),
 }
 
 /// An endpoint that can travel to another process as a descriptor and a [`Ticket`].
@@ -253,12 +250,12 @@ impl Transfer {
     ///
     /// # Errors
     ///
-    /// [`TransferError::Ownership`] if this process's identity cannot be read; the
-    /// endpoint is dropped (and closed) then.
+    /// [`TransferError::Channel`] (`ChannelError::Ownership`) if this process's identity
+    /// cannot be read; the endpoint is dropped (and closed) then.
     pub fn hand_over(self, to: ProcessIdentity) -> Result<(), TransferError> {
         match self.endpoint.hand_over_to(to) {
             Ok(()) | Err(OwnershipError::OwnedElsewhere { .. }) => Ok(()),
-            Err(err) => Err(err.into()),
+            Err(err) => Err(ChannelError::Ownership(err).into()),
         }
     }
 }
@@ -302,61 +299,56 @@ fn attach<F: Flavor>(fd: OwnedFd) -> Result<F::Shared, TransferError> {
     Ok(F::Shared::attach(Arc::new(region))?)
 }
 
-impl<F: Flavor> Portable for Sender<F>
-where
-    Sender<F>: Send,
-{
-    fn into_transfer(mut self) -> Result<Transfer, TransferError> {
-        if !self.is_owned_here() {
-            return Err(TransferError::NotOwner);
-        }
-        self.flush();
-        let ticket = Ticket {
-            flavor: F::NAME,
-            side: Side::Sender,
-            slot: F::sender_slot(&self.ring),
-        };
-        Ok(Transfer {
-            fd: duplicate(self.memory())?,
-            ticket,
-            endpoint: Box::new(self),
-        })
-    }
+/// A byte endpoint travels as a duplicate of its memfd and a ticket naming its side and
+/// owner slot; `$settle` first makes the shared state complete (a sender publishes what
+/// it deferred; a receiver stores its head, from which the receiving process starts).
+macro_rules! portable_bytes {
+    ($end:ident, $side:expr, $settle:ident, $slot:ident, $open:ident) => {
+        impl<F: Flavor> Portable for $end<F>
+        where
+            $end<F>: Send,
+        {
+            fn into_transfer(mut self) -> Result<Transfer, TransferError> {
+                if !self.is_owned_here() {
+                    return Err(TransferError::NotOwner);
+                }
+                $settle(&mut self);
+                Ok(Transfer {
+                    fd: duplicate(self.memory())?,
+                    ticket: Ticket {
+                        flavor: F::NAME,
+                        side: $side,
+                        slot: F::$slot(&self.ring),
+                    },
+                    endpoint: Box::new(self),
+                })
+            }
 
-    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Sender<F>, TransferError> {
-        ticket.expect::<F>(Side::Sender)?;
-        let writer = F::writer(attach::<F>(fd)?, Claim::Adopt { slot: ticket.slot })?;
-        Ok(Sender::from_ring(writer, WaitStrategy::default()))
-    }
+            fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<$end<F>, TransferError> {
+                ticket.expect::<F>($side)?;
+                let ring = F::$open(attach::<F>(fd)?, Claim::Adopt { slot: ticket.slot })?;
+                Ok($end::from_ring(ring, WaitStrategy::default()))
+            }
+        }
+    };
 }
 
-impl<F: Flavor> Portable for Receiver<F>
-where
-    Receiver<F>: Send,
-{
-    fn into_transfer(mut self) -> Result<Transfer, TransferError> {
-        if !self.is_owned_here() {
-            return Err(TransferError::NotOwner);
-        }
-        // The receiving process starts from the shared head: store ours first.
-        self.ring.flush_releases();
-        Ok(Transfer {
-            fd: duplicate(self.memory())?,
-            ticket: Ticket {
-                flavor: F::NAME,
-                side: Side::Receiver,
-                slot: F::receiver_slot(&self.ring),
-            },
-            endpoint: Box::new(self),
-        })
-    }
-
-    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Receiver<F>, TransferError> {
-        ticket.expect::<F>(Side::Receiver)?;
-        let reader = F::reader(attach::<F>(fd)?, Claim::Adopt { slot: ticket.slot })?;
-        Ok(Receiver::from_ring(reader, WaitStrategy::default()))
-    }
+fn settle_sender<F: Flavor>(sender: &mut Sender<F>) {
+    sender.flush();
 }
+
+fn settle_receiver<F: Flavor>(receiver: &mut Receiver<F>) {
+    receiver.ring.flush_releases();
+}
+
+portable_bytes!(Sender, Side::Sender, settle_sender, sender_slot, writer);
+portable_bytes!(
+    Receiver,
+    Side::Receiver,
+    settle_receiver,
+    receiver_slot,
+    reader
+);
 
 /// A typed endpoint travels as its byte endpoint.
 macro_rules! portable_typed {

@@ -56,23 +56,32 @@ pub type DefaultCodec = crate::codec::Postcard;
 /// The default codec: plain data (no serde codec is enabled).
 pub type DefaultCodec = crate::codec::Plain;
 
-/// Both ends of a typed channel.
-pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
+/// `Pair`, `channel` and `channel_with` of a module of endpoints over byte endpoints
+/// (`typed`, `bulk`), whose codecs implement `$codec`.
+macro_rules! spsc_constructors {
+    ($codec:ident, $what:literal) => {
+        #[doc = concat!("Both ends of a ", $what, " channel.")]
+        pub type Pair<T, C = DefaultCodec, F = crate::spsc::Spsc> =
+            (Sender<T, C, F>, Receiver<T, C, F>);
 
-/// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with the default
-/// codec.
-pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
-where
-    DefaultCodec: Codec<T>,
-{
-    channel_with::<T, DefaultCodec>(capacity)
-}
+        #[doc = concat!("Creates a ", $what, " SPSC channel over a byte ring of `capacity` bytes, with the default codec.")]
+        pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+        where
+            DefaultCodec: $codec<T>,
+        {
+            channel_with::<T, DefaultCodec>(capacity)
+        }
 
-/// Creates a typed SPSC channel with codec `C`.
-pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
-    let (tx, rx) = crate::spsc::channel(capacity)?;
-    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
+        #[doc = concat!("Creates a ", $what, " SPSC channel with codec `C`.")]
+        pub fn channel_with<T, C: $codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
+            let (tx, rx) = crate::spsc::channel(capacity)?;
+            Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
+        }
+    };
 }
+pub(crate) use spsc_constructors;
+
+spsc_constructors!(Codec, "typed");
 
 /// The sending end of a typed channel of flavor `F`.
 pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {

@@ -136,6 +136,33 @@ fn recv(mem: &LoomMem, consumer: &mut Consumer) -> Vec<u8> {
     }
 }
 
+/// A loom model over a 64-byte ring, with its consumer.
+fn model_with_consumer(f: impl Fn(Arc<LoomMem>, Consumer) + Sync + Send + 'static) {
+    loom::model(move || {
+        let mem = LoomMem::new(64);
+        let consumer = Consumer::new(&*mem).unwrap();
+        f(mem, consumer);
+    });
+}
+
+/// A thread running `body` with a producer on `slot`.
+fn spawn_producer(
+    mem: &Arc<LoomMem>,
+    slot: usize,
+    body: impl FnOnce(&LoomMem, &mut Producer) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    let mem = Arc::clone(mem);
+    thread::spawn(move || {
+        let mut producer = Producer::new(&*mem, slot);
+        body(&mem, &mut producer);
+    })
+}
+
+/// A thread that sends `msg` from a producer on `slot`.
+fn spawn_sender(mem: &Arc<LoomMem>, slot: usize, msg: [u8; 8]) -> thread::JoinHandle<()> {
+    spawn_producer(mem, slot, move |mem, producer| send(mem, producer, &msg))
+}
+
 /// Receives every 8-byte message there is, producer `dead` known dead: its claims are
 /// skipped, never waited for.
 fn drain_past(mem: &LoomMem, consumer: &mut Consumer, dead: usize) -> Vec<[u8; 8]> {
@@ -157,9 +184,7 @@ fn drain_past(mem: &LoomMem, consumer: &mut Consumer, dead: usize) -> Vec<[u8; 8
 
 #[test]
 fn two_producers_claim_and_commit() {
-    loom::model(|| {
-        let mem = LoomMem::new(64);
-        let mut consumer = Consumer::new(&*mem).unwrap();
+    model_with_consumer(|mem, mut consumer| {
         two_producers_send_one_each(&mem, &mut consumer);
         assert_eq!(consumer.try_peek(&*mem, None).unwrap(), Peek::Empty);
     });
@@ -167,25 +192,13 @@ fn two_producers_claim_and_commit() {
 
 #[test]
 fn producer_stopped_between_claim_and_commit_is_never_seen() {
-    loom::model(|| {
-        let mem = LoomMem::new(64);
-        let mut consumer = Consumer::new(&*mem).unwrap();
-        let stopper = {
-            let mem = mem.clone();
-            thread::spawn(move || {
-                let mut producer = Producer::new(&*mem, 0);
-                let claim = producer.try_claim(&*mem, 8).unwrap().unwrap();
-                mem.write_bytes(claim.offset + 8, &[0xEE; 4]);
-                // Stops here: never commits.
-            })
-        };
-        let sender = {
-            let mem = mem.clone();
-            thread::spawn(move || {
-                let mut producer = Producer::new(&*mem, 1);
-                send(&mem, &mut producer, &[7; 8]);
-            })
-        };
+    model_with_consumer(|mem, mut consumer| {
+        let stopper = spawn_producer(&mem, 0, |mem, producer| {
+            let claim = producer.try_claim(mem, 8).unwrap().unwrap();
+            mem.write_bytes(claim.offset + 8, &[0xEE; 4]);
+            // Stops here: never commits.
+        });
+        let sender = spawn_sender(&mem, 1, [7; 8]);
         // Concurrently: the consumer sees B's frame, or nothing; never A's bytes.
         if let Peek::Frame(frame) = consumer.try_peek(&*mem, None).unwrap() {
             let mut out = [0u8; 8];
@@ -247,9 +260,7 @@ fn send_run(mem: &LoomMem, producer: &mut Producer, msgs: &[&[u8]]) -> usize {
 
 #[test]
 fn two_producers_claim_runs_and_commit_in_order() {
-    loom::model(|| {
-        let mem = LoomMem::new(64);
-        let mut consumer = Consumer::new(&*mem).unwrap();
+    model_with_consumer(|mem, mut consumer| {
         let producers: Vec<_> = (0..2u8)
             .map(|p| {
                 let mem = mem.clone();
@@ -280,33 +291,21 @@ fn two_producers_claim_runs_and_commit_in_order() {
 
 #[test]
 fn producer_dying_inside_a_claimed_run_loses_only_its_uncommitted_frames() {
-    loom::model(|| {
-        let mem = LoomMem::new(64);
-        let mut consumer = Consumer::new(&*mem).unwrap();
-        let dying = {
-            let mem = mem.clone();
-            thread::spawn(move || {
-                let mut producer = Producer::new(&*mem, 0);
-                let run = producer.try_claim_run(&*mem, 2, &|_| 8).unwrap().unwrap();
-                assert_eq!(run.frames, 2);
-                // The first frame of the run is committed ...
-                mem.write_bytes(run.offset + 8, &[0xA1; 8]);
-                let first = super::Claim {
-                    offset: run.offset,
-                    len: 8,
-                };
-                producer.commit(&*mem, first, 8, true);
-                // ... the second half-written, then the producer dies: never committed.
-                mem.write_bytes(run.offset + 16 + 8, &[0xEE; 4]);
-            })
-        };
-        let sender = {
-            let mem = mem.clone();
-            thread::spawn(move || {
-                let mut producer = Producer::new(&*mem, 1);
-                send(&mem, &mut producer, &[7; 8]);
-            })
-        };
+    model_with_consumer(|mem, mut consumer| {
+        let dying = spawn_producer(&mem, 0, |mem, producer| {
+            let run = producer.try_claim_run(mem, 2, &|_| 8).unwrap().unwrap();
+            assert_eq!(run.frames, 2);
+            // The first frame of the run is committed ...
+            mem.write_bytes(run.offset + 8, &[0xA1; 8]);
+            let first = super::Claim {
+                offset: run.offset,
+                len: 8,
+            };
+            producer.commit(mem, first, 8, true);
+            // ... the second half-written, then the producer dies: never committed.
+            mem.write_bytes(run.offset + 16 + 8, &[0xEE; 4]);
+        });
+        let sender = spawn_sender(&mem, 1, [7; 8]);
         // Concurrently: only committed frames, never the dead producer's second one.
         let mut got = Vec::new();
         while let Peek::Frame(frame) = consumer.try_peek(&*mem, None).unwrap() {
