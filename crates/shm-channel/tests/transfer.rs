@@ -173,6 +173,8 @@ fn a_memfd_of_random_bytes_is_refused() {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
+        // Relaxed: garbage written by this thread alone, read after the memfd is passed
+        // (no other thread or process touches it meanwhile).
         region
             .atomic_u64(offset)
             .unwrap()
