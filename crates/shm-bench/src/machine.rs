@@ -5,6 +5,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use serde::Serialize;
+use shm_core::notify::{available_cores, Handshake, WaitStrategy};
 
 /// The machine description written into the reports.
 #[derive(Clone, Debug, Serialize)]
@@ -15,6 +16,14 @@ pub struct Machine {
     pub cores: usize,
     /// Kernel release (`uname -r`).
     pub kernel: String,
+    /// The wake handshake new channels use here: `membarrier`, or `seqcst` (the
+    /// fallback, where membarrier is unavailable or `SHM_IPC_HANDSHAKE=seqcst`).
+    pub handshake: String,
+    /// Cores in this process's affinity mask, which the waiting rule counts.
+    pub affinity_cores: usize,
+    /// How each of the bench's two processes waits by that rule
+    /// (`WaitStrategy::for_processes(2)`).
+    pub wait_rule: String,
 }
 
 impl Machine {
@@ -33,7 +42,19 @@ impl Machine {
         let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "unknown".to_string());
-        Machine { cpu, cores, kernel }
+        let handshake = match Handshake::preferred() {
+            Handshake::Membarrier => "membarrier",
+            Handshake::SeqCst => "seqcst",
+        }
+        .to_string();
+        Machine {
+            cpu,
+            cores,
+            kernel,
+            handshake,
+            affinity_cores: available_cores(),
+            wait_rule: format!("{:?}", WaitStrategy::for_processes(2)),
+        }
     }
 }
 

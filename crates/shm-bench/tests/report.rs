@@ -53,6 +53,13 @@ fn json_report_matches_schema() {
     assert!(m["cpu"].is_string());
     assert!(m["cores"].is_u64() && m["cores"].as_u64().unwrap() >= 1);
     assert!(m["kernel"].is_string());
+    let handshake = m["handshake"].as_str().expect("handshake is a string");
+    assert!(
+        handshake == "membarrier" || handshake == "seqcst",
+        "{handshake}"
+    );
+    assert!(m["affinity_cores"].as_u64().unwrap() >= 1);
+    assert!(m["wait_rule"].is_string());
 
     let f = &doc["floors"];
     for field in ["cacheline_rtt_ns", "futex_rtt_ns", "memcpy_bytes_per_s"] {

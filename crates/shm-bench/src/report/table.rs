@@ -180,6 +180,11 @@ pub fn render(report: &Report) -> String {
         run.reps,
         if run.verify { "; every byte verified" } else { "" },
     );
+    let _ = writeln!(
+        s,
+        "wake handshake: {} (SHM_IPC_HANDSHAKE=seqcst forces the SeqCst fallback); waiting, 2 processes on {} cores: {} (yield-then-park once processes outnumber cores)",
+        m.handshake, m.affinity_cores, m.wait_rule,
+    );
     let f = &report.floors;
     let rg = &f.ranges;
     let _ = writeln!(
