@@ -48,12 +48,14 @@ pub mod handshake;
 mod machine;
 #[cfg(test)]
 mod stress_tests;
+mod throttle;
 
 pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
 pub use machine::{available_cores, OVERSUBSCRIBED_SPIN};
+pub use throttle::Throttle;
 
 /// A 32-bit futex word that may live in memory shared between processes.
 ///

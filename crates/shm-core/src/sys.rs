@@ -248,6 +248,23 @@ pub(crate) fn affinity_cpus() -> Option<usize> {
     usize::try_from(count).ok().filter(|&n| n > 0)
 }
 
+/// `CLOCK_MONOTONIC_COARSE` in ns: the clock at the last tick (a few ms resolution), read
+/// from the vDSO in a few ns; `None` if the kernel refuses it.
+pub(crate) fn coarse_monotonic_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    if r != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
 /// `getpid()`.
 pub(crate) fn getpid() -> i32 {
     // SAFETY: `getpid` has no preconditions and cannot fail.

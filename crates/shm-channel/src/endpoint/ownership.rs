@@ -168,27 +168,6 @@ impl PeerMonitor {
     }
 }
 
-/// Paces the slow checks (liveness syscalls) of non-blocking calls, which may be polled in
-/// a loop: at most one per [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL),
-/// the same bound as a blocked call's.
-#[derive(Debug, Default)]
-pub(crate) struct Throttle {
-    /// No slow check before this instant.
-    next: Option<std::time::Instant>,
-}
-
-impl Throttle {
-    /// Whether a slow check is due now (and if so, the next one is an interval away).
-    pub(crate) fn due(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        if self.next.is_some_and(|next| now < next) {
-            return false;
-        }
-        self.next = Some(now + shm_core::notify::SLOW_CHECK_INTERVAL);
-        true
-    }
-}
-
 /// The ownership check of an endpoint on use: the fork generation at which this process
 /// last verified it owns the endpoint (0: not verified, check the owner slot).
 ///

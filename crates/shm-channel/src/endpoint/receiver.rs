@@ -9,7 +9,7 @@ use shm_core::notify::{Check, Handshake, WaitStrategy};
 use shm_core::SharedMemory;
 
 use super::grant::ReadGrant;
-use super::ownership::{self, OwnerCheck, Throttle};
+use super::ownership::{self, OwnerCheck};
 use super::sender::EndpointStats;
 use super::{endpoint_common, Deadline, Fault, Flavor};
 use crate::error::{FromRecvFatal, RecvFatal};
@@ -17,6 +17,7 @@ use crate::layout::ChannelLayout;
 use crate::layout::EventRef;
 use crate::ring::{Gone, HasLayout, Peek, RecvRing};
 use crate::{OwnershipError, RecvIntoError};
+use shm_core::notify::Throttle;
 
 type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 

@@ -9,13 +9,14 @@ use shm_core::notify::{Check, Handshake, WaitStrategy};
 use shm_core::SharedMemory;
 
 use super::grant::{Batch, Publish, WriteGrant};
-use super::ownership::{self, OwnerCheck, Throttle};
+use super::ownership::{self, OwnerCheck};
 use super::{endpoint_common, Deadline, Flavor};
 use crate::error::{SendFailure, SendFatal};
 use crate::layout::ChannelLayout;
 use crate::layout::EventRef;
 use crate::ring::{HasLayout, SendRing};
 use crate::{Corruption, OwnershipError, SendError, SendTimeoutError, TrySendError};
+use shm_core::notify::Throttle;
 
 /// Counters an endpoint keeps about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
