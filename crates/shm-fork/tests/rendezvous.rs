@@ -10,7 +10,9 @@ use common::DEADLINE;
 use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_channel::stream::StreamReader;
 use shm_channel::{RecvTimeoutError, SendTimeoutError};
-use shm_fork::rendezvous::{connect, connect_with, Listener, Policy, RendezvousError};
+use shm_fork::rendezvous::{
+    connect, connect_path, connect_with, Listener, Policy, RendezvousError,
+};
 
 /// Set in a client: `mode name`.
 const CLIENT: &str = "RENDEZVOUS_CLIENT";
@@ -47,6 +49,14 @@ fn main() {
             "nothing_is_left_when_both_sides_are_gone",
             nothing_is_left_when_both_sides_are_gone,
         ),
+        (
+            "a_path_listener_serves_a_separate_process_and_removes_its_file",
+            a_path_listener_serves_a_separate_process_and_removes_its_file,
+        ),
+        (
+            "a_socket_file_left_by_a_killed_listener_is_replaced",
+            a_socket_file_left_by_a_killed_listener_is_replaced,
+        ),
     ]);
 }
 
@@ -55,15 +65,7 @@ const REFUSED_AS_EXPECTED: i32 = 40;
 
 fn run_client(mode: &str, name: &str) -> i32 {
     match mode {
-        "echo" => {
-            let connection = connect(name, DEADLINE).expect("connect");
-            let mut jobs: Receiver = connection.take("jobs", DEADLINE).expect("jobs");
-            let mut results: Sender = connection.take("results", DEADLINE).expect("results");
-            while let Ok(msg) = jobs.recv() {
-                results.send(&msg).expect("send back");
-            }
-            0
-        }
+        "echo" => echo_client(&connect(name, DEADLINE).expect("connect")),
         "stream" => {
             let connection = connect(name, DEADLINE).expect("connect");
             let mut bytes: StreamReader = connection.take("bytes", DEADLINE).expect("bytes");
@@ -73,6 +75,11 @@ fn run_client(mode: &str, name: &str) -> i32 {
             report.extend_from_slice(&hash.to_le_bytes());
             results.send(&report).expect("report");
             0
+        }
+        "echo-path" => echo_client(&connect_path(name, DEADLINE).expect("connect to the path")),
+        "listen-path" => {
+            let _listener = Listener::bind_path(name).expect("bind the path");
+            common::block_forever()
         }
         "stall" => {
             let _connection = connect(name, DEADLINE).expect("connect");
@@ -88,6 +95,16 @@ fn run_client(mode: &str, name: &str) -> i32 {
         }
         _ => 2,
     }
+}
+
+/// The echo client: takes `jobs` and `results`, sends every job back until `jobs` closes.
+fn echo_client(connection: &shm_fork::rendezvous::Connection) -> i32 {
+    let mut jobs: Receiver = connection.take("jobs", DEADLINE).expect("jobs");
+    let mut results: Sender = connection.take("results", DEADLINE).expect("results");
+    while let Ok(msg) = jobs.recv() {
+        results.send(&msg).expect("send back");
+    }
+    0
 }
 
 /// A fresh name for one test.
@@ -337,4 +354,59 @@ fn garbage_from_a_peer_is_a_typed_error() {
     // The peer hangs up.
     drop(raw);
     assert!(matches!(take(), Err(RendezvousError::PeerGone)));
+}
+
+/// A fresh socket path for one test, in the temporary directory.
+fn fresh_path(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("shm-ipc-{test}-{}.sock", std::process::id()))
+}
+
+fn a_path_listener_serves_a_separate_process_and_removes_its_file() {
+    let path = fresh_path("served");
+    let listener = Listener::bind_path(&path).unwrap();
+    assert!(
+        path.exists(),
+        "the socket file is there while the listener is"
+    );
+    assert!(matches!(
+        Listener::bind_path(&path),
+        Err(RendezvousError::NameTaken(_))
+    ));
+    let mut child = spawn(&mut client("echo-path", path.to_str().unwrap()));
+    let connection = listener.accept(DEADLINE).unwrap();
+    assert_eq!(connection.peer().pid, child.id() as i32);
+    serve_echo(&connection);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    drop(connection);
+    drop(listener);
+    assert!(
+        !path.exists(),
+        "the listener's drop removes its socket file"
+    );
+    assert!(matches!(
+        connect_path(&path, Duration::from_millis(10)),
+        Err(RendezvousError::NoListener(_))
+    ));
+}
+
+fn a_socket_file_left_by_a_killed_listener_is_replaced() {
+    let path = fresh_path("stale");
+    let mut child = spawn(&mut client("listen-path", path.to_str().unwrap()));
+    // Wait (bounded) until the child's listener answers.
+    let start = std::time::Instant::now();
+    while connect_path(&path, Duration::from_millis(10)).is_err() {
+        assert!(start.elapsed() < DEADLINE, "the child never listened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // SIGKILL left the file behind (the limit of a path, documented), but nobody
+    // answers it: the next bind replaces it.
+    assert!(path.exists());
+    let listener = Listener::bind_path(&path).unwrap();
+    let client = connect_path(&path, DEADLINE).unwrap();
+    let server = listener.accept(DEADLINE).unwrap();
+    assert_eq!(server.peer().pid, std::process::id() as i32);
+    drop((client, server, listener));
+    assert!(!path.exists());
 }

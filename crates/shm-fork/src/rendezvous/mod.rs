@@ -1,8 +1,10 @@
 //! Unrelated processes: a rendezvous by name. A [`Listener`] bound to a name (a Linux
 //! abstract unix socket: nothing on disk, gone with the last process that holds it, even
-//! after `SIGKILL`) accepts [`Connection`]s; over a connection either side passes channel
-//! endpoints ([`Connection::pass`]) that the other takes by name ([`Connection::take`]),
-//! as memfds with `SCM_RIGHTS`.
+//! after `SIGKILL`), or to a filesystem path ([`Listener::bind_path`], under
+//! `$XDG_RUNTIME_DIR` say, where the directory's permissions gate who connects), accepts
+//! [`Connection`]s; over a connection either side passes channel endpoints
+//! ([`Connection::pass`]) that the other takes by name ([`Connection::take`]), as memfds
+//! with `SCM_RIGHTS`.
 //!
 //! - **Who may connect**: each side checks the other's credentials (`SO_PEERCRED`, recorded
 //!   by the kernel, not claimed by the peer) against a [`Policy`]; by default the same
@@ -72,13 +74,14 @@ mod socket;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
 use shm_channel::transfer::{Portable, Ticket, TransferError};
 use shm_core::liveness::ProcessIdentity;
 
-use socket::{Credentials, Received};
+use socket::{Address, Credentials, Received};
 
 /// The prefix of every abstract address this module binds (`@shm-ipc/<name>`).
 const PREFIX: &str = "shm-ipc/";
@@ -181,27 +184,61 @@ fn address(name: &str) -> Result<Vec<u8>, RendezvousError> {
     Ok(format!("{PREFIX}{name}").into_bytes())
 }
 
-/// A listener bound to a name. Dropping it frees the name.
+/// A listener bound to a name or a path. Dropping it frees the name (the path: its
+/// socket file is removed).
 #[derive(Debug)]
 pub struct Listener {
     socket: OwnedFd,
     policy: Policy,
+    /// A path listener's socket file and the process that bound it (the only one whose
+    /// drop removes it: a forked copy's drop does not).
+    file: Option<(PathBuf, u32)>,
 }
 
 impl Listener {
     /// Binds the abstract unix socket `@shm-ipc/<name>`, with [`Policy::SameUser`].
     pub fn bind(name: &str) -> Result<Listener, RendezvousError> {
-        let address = address(name)?;
-        let socket = socket::listen(&address).map_err(|err| {
-            if err.raw_os_error() == Some(libc::EADDRINUSE) {
-                RendezvousError::NameTaken(name.to_owned())
-            } else {
-                RendezvousError::Io(err)
-            }
-        })?;
+        let address = Address::Abstract(address(name)?);
+        let socket = socket::listen(&address).map_err(|err| taken_or_io(err, name))?;
         Ok(Listener {
             socket,
             policy: Policy::default(),
+            file: None,
+        })
+    }
+
+    /// Binds a unix socket at the filesystem `path` (under `$XDG_RUNTIME_DIR`, say), with
+    /// [`Policy::SameUser`]; clients reach it with [`connect_path`]. The directory's
+    /// permissions gate who can connect, before the policy does.
+    ///
+    /// Unlike an abstract name, a socket file outlives a listener killed by `SIGKILL`:
+    /// a later `bind_path` finds it stale (nobody answers a connect) and replaces it; the
+    /// listener's drop removes it.
+    ///
+    /// # Errors
+    ///
+    /// [`RendezvousError::NameTaken`] while a live listener answers at `path`;
+    /// [`RendezvousError::Io`] for a path the socket cannot be bound to.
+    pub fn bind_path(path: impl AsRef<Path>) -> Result<Listener, RendezvousError> {
+        // Absolute, as the kernel's socket table lists it (see `socket::listening_at`).
+        let path = std::path::absolute(path.as_ref())?;
+        let address = Address::Path(path.clone());
+        let shown = path.display().to_string();
+        let socket = match socket::listen(&address) {
+            Err(err) if err.raw_os_error() == Some(libc::EADDRINUSE) => {
+                // A file is there: a live listener's, or one a killed listener left.
+                if socket::listening_at(&path)? {
+                    return Err(RendezvousError::NameTaken(shown));
+                }
+                std::fs::remove_file(&path)?;
+                socket::listen(&address).map_err(|err| taken_or_io(err, &shown))?
+            }
+            other => other?,
+        };
+        Ok(Listener {
+            socket,
+            policy: Policy::default(),
+            file: Some((path, std::process::id())),
         })
     }
 
@@ -230,6 +267,49 @@ impl Listener {
     }
 }
 
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some((path, binder)) = &self.file {
+            if *binder == std::process::id() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// `NameTaken` for an address in use, the socket error otherwise.
+fn taken_or_io(err: io::Error, name: &str) -> RendezvousError {
+    if err.raw_os_error() == Some(libc::EADDRINUSE) {
+        RendezvousError::NameTaken(name.to_owned())
+    } else {
+        RendezvousError::Io(err)
+    }
+}
+
+/// Connects to the listener bound at the filesystem `path` ([`Listener::bind_path`]),
+/// which must satisfy [`Policy::SameUser`].
+pub fn connect_path(
+    path: impl AsRef<Path>,
+    timeout: Duration,
+) -> Result<Connection, RendezvousError> {
+    connect_path_with(path, Policy::SameUser, timeout)
+}
+
+/// Connects to the listener bound at `path`, checking its process against `policy`.
+pub fn connect_path_with(
+    path: impl AsRef<Path>,
+    policy: Policy,
+    timeout: Duration,
+) -> Result<Connection, RendezvousError> {
+    let path = path.as_ref();
+    connect_to(
+        &Address::Path(path.to_path_buf()),
+        &path.display().to_string(),
+        policy,
+        timeout,
+    )
+}
+
 /// Connects to the listener bound to `name`, which must satisfy [`Policy::SameUser`].
 pub fn connect(name: &str, timeout: Duration) -> Result<Connection, RendezvousError> {
     connect_with(name, Policy::SameUser, timeout)
@@ -241,8 +321,16 @@ pub fn connect_with(
     policy: Policy,
     timeout: Duration,
 ) -> Result<Connection, RendezvousError> {
-    let address = address(name)?;
-    match socket::connect(&address, deadline(timeout)) {
+    connect_to(&Address::Abstract(address(name)?), name, policy, timeout)
+}
+
+fn connect_to(
+    address: &Address,
+    name: &str,
+    policy: Policy,
+    timeout: Duration,
+) -> Result<Connection, RendezvousError> {
+    match socket::connect(address, deadline(timeout)) {
         Ok(Some(socket)) => Connection::checked(socket, policy),
         Ok(None) => Err(RendezvousError::NoListener(name.to_owned())),
         Err(err) if err.kind() == io::ErrorKind::TimedOut => Err(RendezvousError::Timeout),

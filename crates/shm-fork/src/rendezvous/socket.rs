@@ -1,8 +1,10 @@
-//! The socket calls of the rendezvous (private): abstract `SOCK_SEQPACKET` unix sockets,
-//! non-blocking and close-on-exec, peer credentials, one descriptor per message.
+//! The socket calls of the rendezvous (private): `SOCK_SEQPACKET` unix sockets at abstract
+//! or filesystem addresses, non-blocking and close-on-exec, peer credentials, one
+//! descriptor per message.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -33,18 +35,54 @@ fn new_socket() -> io::Result<OwnedFd> {
     )?)
 }
 
-/// A listening socket bound to the abstract address `name`.
-pub(crate) fn listen(name: &[u8]) -> io::Result<OwnedFd> {
+/// Where a listener is bound.
+#[derive(Debug, Clone)]
+pub(crate) enum Address {
+    /// A Linux abstract address (no file; gone with the last socket bound there).
+    Abstract(Vec<u8>),
+    /// A filesystem path (a socket file, removed by the listener's drop).
+    Path(PathBuf),
+}
+
+impl Address {
+    fn unix(&self) -> io::Result<UnixAddr> {
+        Ok(match self {
+            Address::Abstract(name) => UnixAddr::new_abstract(name)?,
+            Address::Path(path) => UnixAddr::new(path.as_path())?,
+        })
+    }
+}
+
+/// Whether a socket listens at the filesystem `path` (an absolute path), by the kernel's
+/// table of unix sockets in this network namespace (`/proc/net/unix`, flag
+/// `__SO_ACCEPTCON`). Asked without connecting: a probe connection would sit in a live
+/// listener's queue and be accepted as if it were a client.
+pub(crate) fn listening_at(path: &std::path::Path) -> io::Result<bool> {
+    /// `__SO_ACCEPTCON`: the socket is listening.
+    const ACCEPTCON: u32 = 1 << 16;
+    let table = std::fs::read_to_string("/proc/net/unix")?;
+    let wanted = path.as_os_str().to_string_lossy();
+    Ok(table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let flags = fields.get(3).and_then(|f| u32::from_str_radix(f, 16).ok());
+        fields.len() >= 8
+            && fields[7..].join(" ") == wanted
+            && flags.is_some_and(|f| f & ACCEPTCON != 0)
+    }))
+}
+
+/// A listening socket bound to `address`.
+pub(crate) fn listen(address: &Address) -> io::Result<OwnedFd> {
     let fd = new_socket()?;
-    socket::bind(fd.as_raw_fd(), &UnixAddr::new_abstract(name)?)?;
+    socket::bind(fd.as_raw_fd(), &address.unix()?)?;
     socket::listen(&fd, Backlog::new(64).map_err(io::Error::from)?)?;
     Ok(fd)
 }
 
-/// A socket connected to the abstract address `name`, retrying while the listener's
-/// backlog is full (`EAGAIN`) until `deadline`. `Ok(None)`: nobody listens there.
-pub(crate) fn connect(name: &[u8], deadline: Instant) -> io::Result<Option<OwnedFd>> {
-    let addr = UnixAddr::new_abstract(name)?;
+/// A socket connected to `address`, retrying while the listener's backlog is full
+/// (`EAGAIN`) until `deadline`. `Ok(None)`: nobody listens there.
+pub(crate) fn connect(address: &Address, deadline: Instant) -> io::Result<Option<OwnedFd>> {
+    let addr = address.unix()?;
     let fd = new_socket()?;
     let mut nap = Duration::from_millis(1);
     loop {
