@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::cpus;
-use shm_bench::pattern::run_scenario;
+use shm_bench::pattern::{run_scenario, Sample};
 use shm_bench::payload::Payload;
 use shm_bench::transport::{self, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
 use shm_bench::{BenchError, Budget, CpuPair, Pattern};
@@ -19,6 +19,16 @@ use shm_fork::ForkError;
 
 /// The patterns of the byte transports.
 const BYTE_PATTERNS: [Pattern; 2] = [Pattern::PingPong, Pattern::Stream];
+
+/// One scenario of `t` in `pattern` with 64 B messages, stamps checked only.
+fn run_small(
+    t: &dyn Transport,
+    pattern: Pattern,
+    budget: &Budget,
+    payload: &Payload,
+) -> Result<Sample, BenchError> {
+    run_scenario(t, pattern, 64, budget, cpus(), false, payload)
+}
 
 fn main() {
     common::run(&[
@@ -200,15 +210,7 @@ fn failing_child_is_reported_not_hung() {
         child: ChildFault::Fails,
     };
     for pattern in BYTE_PATTERNS {
-        let r = run_scenario(
-            &t,
-            pattern,
-            64,
-            &Budget::exact(2, 20),
-            cpus(),
-            false,
-            &payload,
-        );
+        let r = run_small(&t, pattern, &Budget::exact(2, 20), &payload);
         match r {
             Err(BenchError::Child { detail, .. }) => {
                 assert!(detail.contains("transport error"), "{detail}")
@@ -322,7 +324,7 @@ fn child_that_outlives_the_close_is_killed_at_the_deadline() {
         child: ChildFault::IgnoresClose,
     };
     for pattern in BYTE_PATTERNS {
-        let r = run_scenario(&t, pattern, 64, &budget, cpus(), false, &payload);
+        let r = run_small(&t, pattern, &budget, &payload);
         assert!(
             matches!(r, Err(BenchError::Stalled { .. })),
             "{pattern}: {r:?}"
@@ -442,15 +444,7 @@ fn panicking_child_is_reported_as_a_panic() {
         child: ChildFault::Panics,
     };
     for pattern in BYTE_PATTERNS {
-        let r = run_scenario(
-            &t,
-            pattern,
-            64,
-            &Budget::exact(2, 20),
-            cpus(),
-            false,
-            &payload,
-        );
+        let r = run_small(&t, pattern, &Budget::exact(2, 20), &payload);
         match r {
             Err(BenchError::Child { detail, .. }) => {
                 assert_eq!(detail, "panicked: injected panic", "{pattern}")

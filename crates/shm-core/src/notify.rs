@@ -376,22 +376,22 @@ impl Event {
             // a message arriving then is not kept waiting behind a `clock_gettime`. The
             // spin budget and the deadline are therefore counted from ~2 µs in.
             let mut polls: u32 = 0;
-            let mut clock: Option<(Instant, Instant, Option<Instant>)> = None;
-            let timing = |started: Instant| match strategy {
-                WaitStrategy::SpinThenPark { spin } => (
-                    started,
-                    started + HOT_SPIN.min(*spin),
-                    Some(started + *spin),
-                ),
-                WaitStrategy::YieldThenPark { spin } => (started, started, Some(started + *spin)),
-                _ => (started, started + HOT_SPIN, None),
+            // When the hot phase and the whole spin end, for a wait whose clock started at
+            // `started`.
+            let limits = |started: Instant| match strategy {
+                WaitStrategy::SpinThenPark { spin } => {
+                    (started + HOT_SPIN.min(*spin), Some(started + *spin))
+                }
+                WaitStrategy::YieldThenPark { spin } => (started, Some(started + *spin)),
+                _ => (started + HOT_SPIN, None),
             };
             // Yield-then-park has no hot phase: its clock starts now.
             let yielding = matches!(strategy, WaitStrategy::YieldThenPark { .. });
             let (started, spin_until) = if yielding {
-                let (started, _, spin_until) = timing(Instant::now());
-                (started, spin_until)
+                let now = Instant::now();
+                (now, limits(now).1)
             } else {
+                let mut clock_start: Option<Instant> = None;
                 loop {
                     std::hint::spin_loop();
                     polls = polls.wrapping_add(1);
@@ -402,8 +402,8 @@ impl Event {
                         continue;
                     }
                     let now = Instant::now();
-                    let (started, hot_until, spin_until) =
-                        *clock.get_or_insert_with(|| timing(now));
+                    let started = *clock_start.get_or_insert(now);
+                    let (hot_until, spin_until) = limits(started);
                     if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
                         return Ok(ready);
                     }

@@ -23,6 +23,7 @@ pub mod garbage;
 pub mod layout;
 pub mod message;
 mod rng;
+mod seccomp;
 mod words;
 
 pub use control::ControlPage;
@@ -32,4 +33,5 @@ pub use fork::{
 };
 pub use garbage::{Garbage, Tally};
 pub use rng::Rng;
+pub use seccomp::refuse_membarrier;
 pub use words::Words;
