@@ -163,21 +163,20 @@ impl Transport for Faulty {
 
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let p = transport::pipe::PIPE.connect(max_msg)?;
-        Ok(Pair {
-            parent: Box::new(FaultyEnd {
+        Ok(Pair::new(
+            FaultyEnd {
                 inner: p.parent,
                 sent: 0,
                 corrupt_seq: self.corrupt_seq,
                 fault: ChildFault::None,
-            }),
-            child: Box::new(FaultyEnd {
+            },
+            FaultyEnd {
                 inner: p.child,
                 sent: 0,
                 corrupt_seq: None,
                 fault: self.child,
-            }),
-            notes: Vec::new(),
-        })
+            },
+        ))
     }
 }
 

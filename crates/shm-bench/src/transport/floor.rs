@@ -98,11 +98,7 @@ impl Transport for Floor {
             seen: 0,
             owner: Owner::here(),
         };
-        Ok(Pair {
-            parent: Box::new(end(0, 1)),
-            child: Box::new(end(1, 0)),
-            notes: Vec::new(),
-        })
+        Ok(Pair::new(end(0, 1), end(1, 0)))
     }
 }
 

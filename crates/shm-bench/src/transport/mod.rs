@@ -164,6 +164,17 @@ pub struct Pair {
     pub notes: Vec<String>,
 }
 
+impl Pair {
+    /// A pair with no remarks.
+    pub fn new(parent: impl Endpoint + 'static, child: impl Endpoint + 'static) -> Pair {
+        Pair {
+            parent: Box::new(parent),
+            child: Box::new(child),
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// A way to connect two processes. Implementations are stateless factories kept in
 /// `static`s and listed in [`TRANSPORTS`].
 pub trait Transport: Sync {

@@ -146,11 +146,7 @@ impl Transport for Ring {
                 buf: vec![0u8; max_msg],
             }
         };
-        Ok(Pair {
-            parent: Box::new(end(down_tx, up_rx)),
-            child: Box::new(end(up_tx, down_rx)),
-            notes: Vec::new(),
-        })
+        Ok(Pair::new(end(down_tx, up_rx), end(up_tx, down_rx)))
     }
 }
 

@@ -33,10 +33,9 @@ impl Transport for UnixSocket {
         // descriptor so that its read and write halves are owned separately.
         let a2 = a.try_clone()?;
         let b2 = b.try_clone()?;
-        Ok(Pair {
-            parent: Box::new(FdEndpoint::new(a, a2, max_msg)),
-            child: Box::new(FdEndpoint::new(b, b2, max_msg)),
-            notes: Vec::new(),
-        })
+        Ok(Pair::new(
+            FdEndpoint::new(a, a2, max_msg),
+            FdEndpoint::new(b, b2, max_msg),
+        ))
     }
 }

@@ -38,11 +38,10 @@ impl Transport for ShmStream {
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
         let (down_w, down_r) = pipe(capacity).map_err(failed)?; // parent -> child
         let (up_w, up_r) = pipe(capacity).map_err(failed)?; // child -> parent
-        Ok(Pair {
-            parent: Box::new(StreamEndpoint::new(up_r, down_w, max_msg)),
-            child: Box::new(StreamEndpoint::new(down_r, up_w, max_msg)),
-            notes: Vec::new(),
-        })
+        Ok(Pair::new(
+            StreamEndpoint::new(up_r, down_w, max_msg),
+            StreamEndpoint::new(down_r, up_w, max_msg),
+        ))
     }
 }
 

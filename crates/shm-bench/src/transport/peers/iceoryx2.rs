@@ -68,11 +68,7 @@ impl Transport for Iceoryx2 {
             ports: None,
             owner: Owner::here(),
         };
-        Ok(Pair {
-            parent: Box::new(end(&down, &up)),
-            child: Box::new(end(&up, &down)),
-            notes: Vec::new(),
-        })
+        Ok(Pair::new(end(&down, &up), end(&up, &down)))
     }
 }
 

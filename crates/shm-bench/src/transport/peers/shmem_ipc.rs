@@ -67,11 +67,10 @@ impl Transport for ShmemIpc {
             buf: vec![0; max_msg],
             owner: Owner::here(),
         };
-        Ok(Pair {
-            parent: Box::new(end(down_tx, up_rx, parent_flags)),
-            child: Box::new(end(up_tx, down_rx, child_flags)),
-            notes: Vec::new(),
-        })
+        Ok(Pair::new(
+            end(down_tx, up_rx, parent_flags),
+            end(up_tx, down_rx, child_flags),
+        ))
     }
 }
 
