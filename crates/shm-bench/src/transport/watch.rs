@@ -53,11 +53,13 @@ impl Owner {
         getpid() == self.creator
     }
 
-    /// A bounded wait for this endpoint's peer, starting now.
+    /// A bounded wait for this endpoint's peer, starting now. Free until its first
+    /// [`check`](BoundedWait::check): a wait that ends at once (most, in a round trip)
+    /// makes no system call.
     pub(crate) fn wait(&self) -> BoundedWait {
         BoundedWait {
             creator: self.creator,
-            in_child: !self.is_creator(),
+            in_child: None,
             since: None,
         }
     }
@@ -67,7 +69,8 @@ impl Owner {
 #[derive(Debug)]
 pub(crate) struct BoundedWait {
     creator: Pid,
-    in_child: bool,
+    /// Whether the waiter is the harness's child: asked (`getpid`) at the first check.
+    in_child: Option<bool>,
     since: Option<Instant>,
 }
 
@@ -76,7 +79,9 @@ impl BoundedWait {
     /// `Disconnected` if the harness is gone, `Failed` once the wait has lasted [`STALL`].
     pub(crate) fn check(&mut self) -> Result<(), TransportError> {
         let since = *self.since.get_or_insert_with(Instant::now);
-        if self.in_child && child::parent_gone(self.creator) {
+        let creator = self.creator;
+        let in_child = *self.in_child.get_or_insert_with(|| getpid() != creator);
+        if in_child && child::parent_gone(creator) {
             return Err(TransportError::Disconnected);
         }
         if since.elapsed() > STALL {
