@@ -49,6 +49,7 @@ impl Owner {
     }
 
     /// Whether the calling process made the endpoint (the harness, not its child).
+    #[cfg(feature = "peers")]
     pub(crate) fn is_creator(&self) -> bool {
         getpid() == self.creator
     }
