@@ -15,6 +15,7 @@ use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::notify::{Event, Handshake};
 use shm_core::SharedMemory;
 
+use crate::doorbells::{Doorbells, Wake};
 use crate::primitive::{AtomicU32, AtomicU64};
 use crate::{ChannelError, Corruption};
 
@@ -182,6 +183,8 @@ pub struct View {
     /// validated at attach, then never re-read from shared memory. The calling process is
     /// prepared for it (registered, for `Membarrier`).
     handshake: Handshake,
+    /// The channel's doorbells in this process, if it has them (see `crate::doorbells`).
+    doorbells: Option<Arc<Doorbells>>,
 }
 
 // SAFETY: `View` holds pointers into memory kept alive by `memory` (itself Send + Sync);
@@ -199,6 +202,7 @@ impl Clone for View {
             data: self.data,
             capacity: self.capacity,
             handshake: self.handshake,
+            doorbells: self.doorbells.clone(),
         }
     }
 }
@@ -227,6 +231,7 @@ impl View {
             data,
             capacity,
             handshake: Handshake::SeqCst,
+            doorbells: None,
         })
     }
 
@@ -297,6 +302,17 @@ impl View {
     #[inline]
     pub(crate) fn handshake(&self) -> Handshake {
         self.handshake
+    }
+
+    /// The channel's doorbells in this process, if it has them.
+    pub(crate) fn doorbells(&self) -> Option<&Arc<Doorbells>> {
+        self.doorbells.as_ref()
+    }
+
+    /// Gives the view the channel's doorbells (creating it, or attaching with doorbells
+    /// passed from another process).
+    pub(crate) fn set_doorbells(&mut self, doorbells: Option<Arc<Doorbells>>) {
+        self.doorbells = doorbells;
     }
 
     /// The line of type `T` at `offset` of the control block.
@@ -405,6 +421,8 @@ pub struct Creation<O> {
     pub(crate) zeroed: bool,
     /// The wake handshake the channel will use.
     pub(crate) handshake: Handshake,
+    /// The channel's doorbells, if it is to have them.
+    pub(crate) doorbells: Option<Arc<Doorbells>>,
 }
 
 impl<O> Creation<O> {
@@ -415,7 +433,9 @@ impl<O> Creation<O> {
         memory: Arc<dyn SharedMemory>,
         data_offset: usize,
     ) -> Result<View, ChannelError> {
-        View::create(memory, data_offset, self.capacity as u64, self.handshake)
+        let mut view = View::create(memory, data_offset, self.capacity as u64, self.handshake)?;
+        view.set_doorbells(self.doorbells.clone());
+        Ok(view)
     }
 }
 
@@ -446,6 +466,15 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
 
     /// The validated view.
     fn view(&self) -> &View;
+
+    /// The validated view, to give it doorbells after an attach.
+    fn view_mut(&mut self) -> &mut View;
+
+    /// This layout with the channel's doorbells in this process.
+    fn with_doorbells(mut self, doorbells: Option<Arc<Doorbells>>) -> Self {
+        self.view_mut().set_doorbells(doorbells);
+        self
+    }
 
     /// The channel's wake handshake (cached privately at creation or attach).
     #[inline]
@@ -481,6 +510,22 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     fn events(&self) -> &EventLine {
         // SAFETY: `EVENTS` is the offset of the event line in the flavor's control block.
         unsafe { self.view().line(Self::EVENTS) }
+    }
+
+    /// The data event and its doorbell: what a publishing sender wakes.
+    fn data_wake(&self) -> Wake<'_> {
+        Wake {
+            event: &self.events().data,
+            bell: self.view().doorbells().map(|bells| &bells.data),
+        }
+    }
+
+    /// The space event and its doorbell: what a releasing receiver wakes.
+    fn space_wake(&self) -> Wake<'_> {
+        Wake {
+            event: &self.events().space,
+            bell: self.view().doorbells().map(|bells| &bells.space),
+        }
     }
 
     /// The data event (receivers sleep on it), as an owned handle.

@@ -47,6 +47,7 @@
 pub mod broadcast;
 pub mod bulk;
 pub mod codec;
+mod doorbells;
 mod endpoint;
 mod error;
 mod frame;
@@ -59,6 +60,8 @@ pub mod stream;
 pub mod transfer;
 pub mod typed;
 
+#[cfg(feature = "tokio")]
+pub use endpoint::RecvStream;
 pub use endpoint::{
     Batch, BatchGrant, Builder, Deadline, EndpointStats, Flavor, Iter, ReadGrant, Receiver, Sender,
     WriteGrant,

@@ -270,8 +270,8 @@ impl Portable for StreamWriter {
         self.tx.into_transfer()
     }
 
-    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<StreamWriter, TransferError> {
-        Ok(StreamWriter::new(spsc::Sender::from_parts(fd, ticket)?))
+    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<StreamWriter, TransferError> {
+        Ok(StreamWriter::new(spsc::Sender::from_fds(fds, ticket)?))
     }
 }
 
@@ -286,7 +286,7 @@ impl Portable for StreamReader {
         self.rx.into_transfer()
     }
 
-    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<StreamReader, TransferError> {
-        Ok(StreamReader::new(spsc::Receiver::from_parts(fd, ticket)?))
+    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<StreamReader, TransferError> {
+        Ok(StreamReader::new(spsc::Receiver::from_fds(fds, ticket)?))
     }
 }

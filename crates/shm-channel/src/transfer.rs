@@ -2,11 +2,14 @@
 //! process that received them over a unix socket.
 //!
 //! A channel created with [`Builder::create_memfd`](crate::Builder::create_memfd) lives in a
-//! sealed memfd. Any of its endpoints can be turned into a [`Transfer`]: a duplicate of the memfd plus a [`Ticket`] naming the endpoint
-//! (flavor, side, owner slot). The channel's wake-ups are futexes inside that memory, so
-//! the memfd is the only descriptor that travels. The process that receives both rebuilds
-//! the endpoint with [`Portable::from_parts`]: the layout header is validated as by
-//! `attach`, and the endpoint's owner slot is taken over.
+//! sealed memfd. Any of its endpoints can be turned into a [`Transfer`]: duplicates of its
+//! descriptors plus a [`Ticket`] naming the endpoint (flavor, side, owner slot). The
+//! descriptors are the memfd and, if the channel has them, its two doorbells (the eventfds
+//! that wake async waiters; see [`Builder::doorbells`](crate::Builder::doorbells)): the
+//! synchronous wake-ups are futexes inside the memory itself. The process that receives
+//! them rebuilds the endpoint with [`Portable::from_fds`]: the layout header is validated as
+//! by `attach`, each doorbell is checked to be an eventfd, and the endpoint's owner slot is
+//! taken over.
 //!
 //! Ownership moves in two steps, as across `fork`:
 //!
@@ -25,16 +28,18 @@
 //! use shm_channel::spsc::{Builder, Receiver};
 //! use shm_channel::transfer::{Portable, Ticket, TransferError};
 //!
-//! let (tx, rx) = Builder::new(4096).create_memfd()?;
+//! let (tx, rx) = Builder::new(4096).doorbells(true).create_memfd()?;
 //! let transfer = rx.into_transfer()?;
-//! // What travels: a descriptor (close-on-exec until passed on purpose) and a short text.
+//! // What travels: descriptors (close-on-exec until passed on purpose: the memfd, then the
+//! // two doorbells) and a short text.
+//! assert_eq!(transfer.fds().len(), 3);
 //! assert_eq!(transfer.ticket().to_string(), "spsc.receiver.0");
 //! let ticket: Ticket = "spsc.receiver.0".parse()?;
 //! assert_eq!(ticket, transfer.ticket());
-//! // The process it reaches rebuilds it with `Receiver::from_parts(fd, ticket)` (see
+//! // The process it reaches rebuilds it with `Receiver::from_fds(fds, ticket)` (see
 //! // `shm_fork::exec` for a program started with `exec`); a sender cannot be made of it:
-//! let fd = transfer.fd().try_clone_to_owned()?;
-//! let wrong = shm_channel::spsc::Sender::from_parts(fd, ticket);
+//! let fds = transfer.fds().iter().map(|fd| fd.try_clone_to_owned()).collect::<Result<_, _>>()?;
+//! let wrong = shm_channel::spsc::Sender::from_fds(fds, ticket);
 //! assert!(matches!(wrong, Err(TransferError::WrongEndpoint { .. })));
 //! // Dropped without a hand-over, the transfer drops the receiver: the channel closes.
 //! drop(transfer);
@@ -49,13 +54,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::WaitStrategy;
+use shm_core::notify::{DoorbellError, WaitStrategy};
 use shm_core::Region;
 
 use crate::codec::Codec;
+use crate::doorbells::Doorbells;
 use crate::endpoint::Claim;
 use crate::layout::ChannelLayout;
-use crate::ring::RecvRing;
+use crate::ring::{HasLayout, RecvRing};
 use crate::{ChannelError, Flavor, OwnershipError, Receiver, Sender};
 
 /// Which side of a channel an endpoint is.
@@ -192,6 +198,17 @@ pub enum TransferError {
         /// What the ticket names.
         found: Ticket,
     },
+    /// Not the descriptors of an endpoint: a memfd, optionally followed by two doorbells.
+    #[error(
+        "an endpoint travels as 1 descriptor (its memfd) or 3 (and its doorbells), not {count}"
+    )]
+    Descriptors {
+        /// How many arrived.
+        count: usize,
+    },
+    /// A descriptor passed as a doorbell is not an eventfd.
+    #[error(transparent)]
+    Doorbell(#[from] DoorbellError),
     /// The memfd could not be mapped, or does not hold a compatible channel, or the
     /// endpoint's owner slot is held by another live process.
     #[error(transparent)]
@@ -211,15 +228,23 @@ pub trait Portable: Sized {
     /// its ring.
     fn into_transfer(self) -> Result<Transfer, TransferError>;
 
-    /// Rebuilds the endpoint from a received memfd and ticket, in the process it was
-    /// handed to (see the [module docs](self)).
-    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError>;
+    /// Rebuilds the endpoint from the received descriptors ([`Transfer::fds`]: the memfd,
+    /// then the doorbells if the channel has them) and ticket, in the process it was handed
+    /// to (see the [module docs](self)).
+    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError>;
+
+    /// [`from_fds`](Portable::from_fds) with the memfd alone: async waits on the endpoint
+    /// then re-check every millisecond instead of being rung by the peer.
+    fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError> {
+        Self::from_fds(vec![fd], ticket)
+    }
 }
 
-/// An endpoint on its way to another process: its memfd (a duplicate, close-on-exec) and
-/// [`Ticket`], and the endpoint itself, still owned here until [`hand_over`](Self::hand_over).
+/// An endpoint on its way to another process: its descriptors (duplicates, close-on-exec:
+/// the memfd, then the doorbells if the channel has them) and [`Ticket`], and the endpoint
+/// itself, still owned here until [`hand_over`](Self::hand_over).
 pub struct Transfer {
-    fd: OwnedFd,
+    fds: Vec<OwnedFd>,
     ticket: Ticket,
     endpoint: Box<dyn HandOver>,
 }
@@ -227,16 +252,22 @@ pub struct Transfer {
 impl fmt::Debug for Transfer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transfer")
-            .field("fd", &self.fd)
+            .field("fds", &self.fds)
             .field("ticket", &self.ticket)
             .finish_non_exhaustive()
     }
 }
 
 impl Transfer {
-    /// The memfd to pass (over `exec`, or `SCM_RIGHTS`).
+    /// The memfd to pass (over `exec`, or `SCM_RIGHTS`): the first of [`fds`](Self::fds).
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.fds[0].as_fd()
+    }
+
+    /// Every descriptor to pass, in order: the memfd, then the channel's two doorbells if
+    /// it has them. [`Portable::from_fds`] takes them in this order.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.fds.iter().map(AsFd::as_fd).collect()
     }
 
     /// Which endpoint the memfd carries.
@@ -283,20 +314,39 @@ where
     }
 }
 
-/// A duplicate of the memfd behind `memory`.
-fn duplicate(memory: &Arc<dyn shm_core::SharedMemory>) -> Result<OwnedFd, TransferError> {
+/// Duplicates of the descriptors behind a channel: its memfd (from `memory`), then its
+/// doorbells, if any.
+fn duplicate(
+    memory: &Arc<dyn shm_core::SharedMemory>,
+    doorbells: Option<&Arc<Doorbells>>,
+) -> Result<Vec<OwnedFd>, TransferError> {
     let fd = memory.fd().ok_or(TransferError::NotFdBacked)?;
     // `try_clone_to_owned` duplicates with F_DUPFD_CLOEXEC: the copy does not leak into
     // programs this process runs, unless passed on purpose.
-    fd.try_clone_to_owned().map_err(TransferError::Duplicate)
+    let mut fds = vec![fd.try_clone_to_owned().map_err(TransferError::Duplicate)?];
+    if let Some(doorbells) = doorbells {
+        fds.extend(doorbells.duplicate().map_err(TransferError::Duplicate)?);
+    }
+    Ok(fds)
 }
 
-/// Maps a received memfd and validates the channel's header.
-fn attach<F: Flavor>(fd: OwnedFd) -> Result<F::Shared, TransferError> {
+/// Maps a received memfd, validates the channel's header, and checks and takes the
+/// doorbells that came with it.
+fn attach<F: Flavor>(fds: Vec<OwnedFd>) -> Result<F::Shared, TransferError> {
+    let count = fds.len();
+    let mut fds = fds.into_iter();
+    let (Some(memfd), bells) = (fds.next(), [fds.next(), fds.next(), fds.next()]) else {
+        return Err(TransferError::Descriptors { count });
+    };
+    let doorbells = match bells {
+        [None, None, None] => None,
+        [Some(data), Some(space), None] => Some(Doorbells::from_fds([data, space])?),
+        _ => return Err(TransferError::Descriptors { count }),
+    };
     let region = Region::options(0)
-        .attach_memfd(fd)
+        .attach_memfd(memfd)
         .map_err(ChannelError::from)?;
-    Ok(F::Shared::attach(Arc::new(region))?)
+    Ok(F::Shared::attach(Arc::new(region))?.with_doorbells(doorbells))
 }
 
 /// A byte endpoint travels as a duplicate of its memfd and a ticket naming its side and
@@ -314,7 +364,7 @@ macro_rules! portable_bytes {
                 }
                 $settle(&mut self);
                 Ok(Transfer {
-                    fd: duplicate(self.memory())?,
+                    fds: duplicate(self.memory(), self.ring.view().doorbells())?,
                     ticket: Ticket {
                         flavor: F::NAME,
                         side: $side,
@@ -324,9 +374,9 @@ macro_rules! portable_bytes {
                 })
             }
 
-            fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<$end<F>, TransferError> {
+            fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<$end<F>, TransferError> {
                 ticket.expect::<F>($side)?;
-                let ring = F::$open(attach::<F>(fd)?, Claim::Adopt { slot: ticket.slot })?;
+                let ring = F::$open(attach::<F>(fds)?, Claim::Adopt { slot: ticket.slot })?;
                 Ok($end::from_ring(ring, WaitStrategy::default()))
             }
         }
@@ -361,8 +411,8 @@ macro_rules! portable_typed {
                 self.into_bytes().into_transfer()
             }
 
-            fn from_parts(fd: OwnedFd, ticket: Ticket) -> Result<Self, TransferError> {
-                $side::from_parts(fd, ticket).map(Self::from_bytes)
+            fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
+                $side::from_fds(fds, ticket).map(Self::from_bytes)
             }
         }
     )*};

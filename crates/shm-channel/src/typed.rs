@@ -32,6 +32,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
+#[cfg(feature = "tokio")]
+pub use asynchronous::{RecvStream, SendSink};
+
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;

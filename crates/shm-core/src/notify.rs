@@ -44,12 +44,14 @@ use crossbeam_utils::Backoff;
 
 use crate::sys::{self, FutexWait};
 
+mod doorbell;
 pub mod handshake;
 mod machine;
 #[cfg(test)]
 mod stress_tests;
 mod throttle;
 
+pub use doorbell::{Doorbell, DoorbellError, Ticker};
 pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
@@ -217,6 +219,13 @@ pub struct Event {
     waiters: AtomicU32,
 }
 
+/// The part of [`Event`]'s waiter count that counts futex sleepers; async waiters count in
+/// units of [`ASYNC_WAITER`] above it.
+const SYNC_WAITERS: u32 = ASYNC_WAITER - 1;
+
+/// One async waiter in [`Event`]'s waiter count.
+const ASYNC_WAITER: u32 = 1 << 16;
+
 const _: () = {
     assert!(std::mem::size_of::<Event>() == 8);
     assert!(std::mem::offset_of!(Event, waiters) == 4);
@@ -311,10 +320,55 @@ impl Event {
     fn wake_all(&self) -> bool {
         // Release: a sleeper that sees the new sequence number does not sleep.
         self.seq.0.fetch_add(1, Ordering::Release);
-        // A failing FUTEX_WAKE (EFAULT cannot happen on a live reference) leaves waiters to
-        // their slow-check timeout, so the error is not worth surfacing.
-        let _ = self.seq.wake(u32::MAX);
+        // Relaxed: only tells whether a futex sleeper may be there; the handshake's order was
+        // kept by the caller's load of the same word.
+        if self.waiters.load(Ordering::Relaxed) & SYNC_WAITERS != 0 {
+            // A failing FUTEX_WAKE (EFAULT cannot happen on a live reference) leaves waiters
+            // to their slow-check timeout, so the error is not worth surfacing.
+            let _ = self.seq.wake(u32::MAX);
+        }
         true
+    }
+
+    /// Announces an async waiter (one whose task waits on a [`Doorbell`] instead of the
+    /// futex): from now on every notification reports a waiter, and the notifier rings the
+    /// channel's doorbell ([`ring_if_async`](Event::ring_if_async)). The caller must re-check
+    /// its condition after this call, and [`withdraw_async`](Event::withdraw_async) once,
+    /// when it stops waiting.
+    ///
+    /// This is the sleeper's half of the wake handshake, as in
+    /// [`wait_until_with`](Event::wait_until_with), paid once per wait rather than per
+    /// sleep: `false` if the handshake is [`Handshake::Membarrier`] and the kernel refused
+    /// the barrier, so a notification may be missed and the waiter should re-check often.
+    pub fn announce_async(&self, handshake: Handshake) -> bool {
+        self.waiters.fetch_add(ASYNC_WAITER, Ordering::SeqCst);
+        // SYNC: waiter flag (see `notify`): orders the announcement before the caller's
+        // re-check of its condition.
+        fence(Ordering::SeqCst);
+        // SYNC: waiter flag (membarrier; see `notify_relaxed`).
+        handshake != Handshake::Membarrier || handshake::sleeper_barrier()
+    }
+
+    /// Withdraws an announcement made with [`announce_async`](Event::announce_async).
+    pub fn withdraw_async(&self) {
+        self.waiters.fetch_sub(ASYNC_WAITER, Ordering::SeqCst);
+    }
+
+    /// Whether an async waiter has announced itself.
+    pub fn has_async_waiters(&self) -> bool {
+        // Relaxed: asked after a notification that found a waiter (whose load ordered the
+        // handshake); this load only tells which kind.
+        self.waiters.load(Ordering::Relaxed) >= ASYNC_WAITER
+    }
+
+    /// After a notification that found a waiter: rings `bell` if an async waiter is among
+    /// them; whether it rang.
+    pub fn ring_if_async(&self, bell: &Doorbell) -> io::Result<bool> {
+        if !self.has_async_waiters() {
+            return Ok(false);
+        }
+        bell.ring()?;
+        Ok(true)
     }
 
     /// Waits until `poll` returns `Some`, following `strategy`, or until `deadline`, with

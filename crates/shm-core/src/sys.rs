@@ -320,6 +320,106 @@ pub(crate) fn at_fork_child(child: extern "C" fn()) -> SysResult<()> {
     }
 }
 
+/// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
+pub(crate) fn eventfd() -> SysResult<OwnedFd> {
+    // SAFETY: no pointers; the kernel returns a new descriptor or -1.
+    owned_fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
+}
+
+/// `timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)`.
+pub(crate) fn timerfd() -> SysResult<OwnedFd> {
+    // SAFETY: no pointers; the kernel returns a new descriptor or -1.
+    owned_fd(unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+        )
+    })
+}
+
+/// Arms `timer` to expire every `interval` (the first time one interval from now), or
+/// disarms it (`None`).
+pub(crate) fn timerfd_every(timer: BorrowedFd<'_>, interval: Option<Duration>) -> SysResult<()> {
+    let every = interval.map_or(
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        |interval| libc::timespec {
+            tv_sec: interval.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+            tv_nsec: interval.subsec_nanos().into(),
+        },
+    );
+    let spec = libc::itimerspec {
+        it_interval: every,
+        it_value: every,
+    };
+    // SAFETY: `spec` is a valid itimerspec for the duration of the call; the old value is
+    // not asked for (null).
+    let ret = unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Adds 1 to an eventfd's counter without ever blocking: `O_NONBLOCK` is put back first
+/// if someone sharing the open file took it off (the flag belongs to the open file, which
+/// every process holding the descriptor shares). `EAGAIN` (a counter at its maximum: the
+/// descriptor is readable anyway) is success.
+pub(crate) fn eventfd_add_one(fd: BorrowedFd<'_>) -> SysResult<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFL on a descriptor we hold takes no pointers.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: F_SETFL with an integer argument takes no pointers.
+        if unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of `one`, which outlives the call.
+    let ret = unsafe { libc::write(raw, (&one as *const u64).cast(), 8) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EAGAIN) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Reads (and so resets) the 8-byte counter of a non-blocking eventfd or timerfd; `0` if
+/// there was nothing to read. `O_NONBLOCK` is ensured first, as for [`eventfd_add_one`].
+pub(crate) fn read_counter(fd: BorrowedFd<'_>) -> SysResult<u64> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: as in `eventfd_add_one`.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags >= 0 && flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as in `eventfd_add_one`.
+        unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    }
+    let mut count: u64 = 0;
+    // SAFETY: reads at most 8 bytes into `count`, which outlives the call.
+    let ret = unsafe { libc::read(raw, (&mut count as *mut u64).cast(), 8) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(0),
+            _ => Err(err),
+        };
+    }
+    Ok(count)
+}
+
+/// What `/proc/self/fd/<fd>` links to (`anon_inode:[eventfd]`, `/memfd:name (deleted)`).
+pub(crate) fn fd_target(fd: BorrowedFd<'_>) -> SysResult<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 /// Wraps a returned descriptor, or the errno if it is negative.
 fn owned_fd(fd: RawFd) -> SysResult<OwnedFd> {
     if fd < 0 {

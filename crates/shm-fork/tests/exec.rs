@@ -146,7 +146,8 @@ fn child(mode: &str) -> i32 {
                 .split(';')
                 .skip(1)
                 .map(|entry| entry.split_once('=').unwrap().1)
-                .map(|rest| rest.split_once(':').unwrap().0.parse().unwrap())
+                .flat_map(|rest| rest.split_once(':').unwrap().0.split(','))
+                .map(|fd| fd.parse().unwrap())
                 .collect();
             let inheritable = inheritable_fds();
             let still_inheritable = passed.iter().filter(|fd| inheritable.contains(fd)).count();
@@ -370,17 +371,18 @@ fn child_exiting_without_attaching_is_peer_died() {
 fn no_descriptor_leaks_into_the_child() {
     // Descriptors of ours that must not reach the child: a file, another memfd channel.
     let _file = std::fs::File::open("/proc/self/stat").unwrap();
-    let (_other_tx, _other_rx) = Builder::new(4096).create_memfd().unwrap();
-    let (_tx, jobs) = Builder::new(4096).create_memfd().unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let (_other_tx, _other_rx) = Builder::new(4096).doorbells(true).create_memfd().unwrap();
+    // One endpoint travels with its doorbells (3 descriptors), one without (1).
+    let (_tx, jobs) = Builder::new(4096).doorbells(true).create_memfd().unwrap();
+    let (results, mut rx) = Builder::new(4096).doorbells(false).create_memfd().unwrap();
     let mut command = command("count-fds");
     command.pass("jobs", jobs).unwrap();
     command.pass("results", results).unwrap();
     let before = inheritable_fds();
     let mut child = command.spawn().unwrap();
     let list = rx.recv_timeout(DEADLINE).unwrap();
-    // Two passed, none left inheritable after the child's first `inherited`.
-    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), [2, 0]);
+    // Four passed, none left inheritable after the child's first `inherited`.
+    assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), [4, 0]);
     let in_child: BTreeSet<i32> = list
         .chunks_exact(4)
         .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
@@ -391,11 +393,11 @@ fn no_descriptor_leaks_into_the_child() {
     );
     // The child has what any child of ours inherits (descriptors someone opened without
     // FD_CLOEXEC before this test ran: the standard streams, a jobserver) plus exactly
-    // the two passed memfds.
+    // the four passed descriptors (two memfds, one channel's two doorbells).
     let extra: Vec<i32> = in_child.difference(&before).copied().collect();
     assert_eq!(
         extra.len(),
-        2,
+        4,
         "child has {in_child:?}, inheritable here {before:?}"
     );
     assert!(before.is_subset(&in_child));

@@ -7,8 +7,13 @@ use shm_core::notify::{Handshake, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
 use super::{Flavor, Receiver, Sender};
+use crate::doorbells::Doorbells;
 use crate::layout::{creation_handshake, ChannelLayout, Creation};
 use crate::ChannelError;
+
+/// Whether a [`Builder`] gives its channel doorbells unless told otherwise: with the
+/// `tokio` feature (never under loom, whose models use no descriptors).
+const DOORBELLS_BY_DEFAULT: bool = cfg!(feature = "tokio") && !cfg!(loom);
 
 /// How a ring side is set up for the calling process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub struct Builder<F: Flavor> {
     strategy: WaitStrategy,
     /// `None`: [`Handshake::preferred`] at creation.
     handshake: Option<Handshake>,
+    /// Whether the channel gets doorbells (see [`Builder::doorbells`]).
+    doorbells: bool,
     pub(crate) options: <F::Shared as ChannelLayout>::Options,
 }
 
@@ -74,6 +81,7 @@ impl<F: Flavor> Builder<F> {
             capacity,
             strategy: WaitStrategy::default(),
             handshake: None,
+            doorbells: DOORBELLS_BY_DEFAULT,
             options: Default::default(),
         }
     }
@@ -104,6 +112,29 @@ impl<F: Flavor> Builder<F> {
     /// ```
     pub fn handshake(mut self, handshake: Handshake) -> Builder<F> {
         self.handshake = Some(handshake);
+        self
+    }
+
+    /// Whether the channel gets doorbells: two eventfds (close-on-exec) that its endpoints
+    /// ring when they notify an *async* waiter (`send_async`, `recv_async`, ...). Without
+    /// them an async wait still works, but learns of new messages only by re-checking every
+    /// millisecond. Synchronous waits never use them, and a notifier rings one only while an
+    /// async waiter has announced itself. They travel with the endpoints: inherited across
+    /// `fork`, passed with the memfd by [`transfer`](crate::transfer).
+    ///
+    /// Default: on when this crate is built with its `tokio` feature, off otherwise (a
+    /// program that makes many channels and never awaits them keeps its descriptors).
+    ///
+    /// ```
+    /// use shm_channel::spsc::Builder;
+    /// let (tx, rx) = Builder::new(4096).doorbells(true).create()?;
+    /// assert!(tx.has_doorbells() && rx.has_doorbells());
+    /// let (tx, _rx) = Builder::new(4096).doorbells(false).create()?;
+    /// assert!(!tx.has_doorbells());
+    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// ```
+    pub fn doorbells(mut self, on: bool) -> Builder<F> {
+        self.doorbells = on;
         self
     }
 
@@ -195,6 +226,10 @@ impl<F: Flavor> Builder<F> {
                 options: self.options.clone(),
                 zeroed,
                 handshake,
+                doorbells: match self.doorbells {
+                    true => Some(Doorbells::new().map_err(ChannelError::Doorbell)?),
+                    false => None,
+                },
             },
         )
     }

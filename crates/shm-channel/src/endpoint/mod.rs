@@ -31,12 +31,20 @@ use crate::layout::ChannelLayout;
 use crate::ring::{RecvRing, SendRing};
 use crate::ChannelError;
 
+#[cfg(feature = "tokio")]
+mod async_api;
+#[cfg(feature = "tokio")]
+pub(crate) mod asynchronous;
 mod builder;
 mod grant;
 pub(crate) mod ownership;
 mod receiver;
 mod sender;
 
+#[cfg(feature = "tokio")]
+pub(crate) use async_api::end_at_disconnect;
+#[cfg(feature = "tokio")]
+pub use async_api::RecvStream;
 pub use builder::{Builder, Claim};
 pub(crate) use grant::Publish;
 pub use grant::{Batch, BatchGrant, ReadGrant, WriteGrant};
@@ -194,6 +202,13 @@ macro_rules! endpoint_common {
             /// The shared memory the channel lives in.
             pub fn memory(&self) -> &Arc<dyn SharedMemory> {
                 self.ring.view().memory()
+            }
+
+            /// Whether this endpoint's channel has doorbells in this process (see
+            /// [`Builder::doorbells`](crate::Builder::doorbells)): async waits on it are
+            /// woken by its peer, not by periodic re-checks.
+            pub fn has_doorbells(&self) -> bool {
+                self.ring.view().doorbells().is_some()
             }
 
             /// Counters of this endpoint.

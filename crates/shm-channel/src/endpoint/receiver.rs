@@ -44,6 +44,9 @@ pub struct Receiver<F: Flavor> {
     strategy: WaitStrategy,
     throttle: Throttle,
     owner: OwnerCheck,
+    /// How this endpoint waits in async calls, once it has.
+    #[cfg(feature = "tokio")]
+    pub(crate) async_wait: Option<Box<super::asynchronous::AsyncWait>>,
 }
 
 impl<F: Flavor> Receiver<F> {
@@ -56,6 +59,8 @@ impl<F: Flavor> Receiver<F> {
             strategy,
             throttle: Throttle::default(),
             owner: OwnerCheck::new(),
+            #[cfg(feature = "tokio")]
+            async_wait: None,
         }
     }
 
@@ -171,7 +176,10 @@ impl<F: Flavor> Receiver<F> {
 
     /// The next frame, `None` if none came before `deadline`.
     #[inline]
-    fn next_frame(&mut self, deadline: Deadline) -> Result<Option<Frame<F>>, RecvFatal<Fault<F>>> {
+    pub(crate) fn next_frame(
+        &mut self,
+        deadline: Deadline,
+    ) -> Result<Option<Frame<F>>, RecvFatal<Fault<F>>> {
         if self.owner.verify(self.ring.owner_slot()).is_err() {
             return Err(RecvFatal::NotOwner);
         }

@@ -46,6 +46,9 @@ pub struct Sender<F: Flavor> {
     owner: OwnerCheck,
     /// The slots of the run [`send_all`](Sender::send_all) is writing; reused.
     run: Vec<<F::Writer as SendRing>::Slot>,
+    /// How this endpoint waits in async calls, once it has.
+    #[cfg(feature = "tokio")]
+    pub(crate) async_wait: Option<Box<super::asynchronous::AsyncWait>>,
 }
 
 impl<F: Flavor> Sender<F> {
@@ -60,6 +63,8 @@ impl<F: Flavor> Sender<F> {
             throttle: Throttle::default(),
             owner: OwnerCheck::new(),
             run: Vec::new(),
+            #[cfg(feature = "tokio")]
+            async_wait: None,
         }
     }
 
@@ -258,7 +263,7 @@ impl<F: Flavor> Sender<F> {
 
     /// Copies `msg` into `slot` (reserved for exactly its length) and commits it.
     #[inline]
-    fn write_and_commit(
+    pub(crate) fn write_and_commit(
         &mut self,
         slot: <F::Writer as SendRing>::Slot,
         msg: &[u8],

@@ -14,8 +14,9 @@
 
 use std::sync::atomic::Ordering;
 
-use shm_core::notify::{Event, Handshake};
+use shm_core::notify::Handshake;
 
+use crate::doorbells::Wake;
 use crate::layout::{ChannelLayout, EventRef, View};
 use crate::primitive::AtomicU64;
 use crate::Corruption;
@@ -42,20 +43,21 @@ pub(crate) fn publish_index(
     handshake: Handshake,
     index: &AtomicU64,
     value: u64,
-    event: &Event,
+    wake: Wake<'_>,
 ) -> bool {
-    match handshake {
+    let woke = match handshake {
         Handshake::Membarrier => {
             // Release: publishes (the caller's SYNC pair); ordered before the waiter-count
             // load by the sleeper's barrier (SYNC: waiter flag (membarrier)).
             index.store(value, Ordering::Release);
-            event.notify_relaxed()
+            wake.event.notify_relaxed()
         }
         Handshake::SeqCst => {
             index.store(value, Ordering::SeqCst);
-            event.notify_after_seqcst()
+            wake.event.notify_after_seqcst()
         }
-    }
+    };
+    wake.then_ring(woke)
 }
 
 /// Wakes the sleepers of `event`, if any, after publishing stores that are only Release
@@ -66,11 +68,12 @@ pub(crate) fn publish_index(
 /// The rare wake-ups of closing endpoints keep [`Event::notify`] under both handshakes: a
 /// full fence pairs with either kind of sleeper (both fence after announcing themselves).
 #[inline]
-pub(crate) fn notify_after_release(handshake: Handshake, event: &Event) -> bool {
-    match handshake {
-        Handshake::Membarrier => event.notify_relaxed(),
-        Handshake::SeqCst => event.notify(),
-    }
+pub(crate) fn notify_after_release(handshake: Handshake, wake: Wake<'_>) -> bool {
+    let woke = match handshake {
+        Handshake::Membarrier => wake.event.notify_relaxed(),
+        Handshake::SeqCst => wake.event.notify(),
+    };
+    wake.then_ring(woke)
 }
 
 /// What a reader found at its position.
@@ -232,7 +235,9 @@ pub trait SendRing: HasLayout + Send + Sized {
     /// of senders), release the owner slot and wake the reader.
     fn close(&mut self) {
         self.publish();
-        self.layout().status().close_sender(self.layout().events());
+        self.layout()
+            .status()
+            .close_sender(self.layout().data_wake());
     }
 
     /// Wake syscalls made so far (for benchmarks).
@@ -279,7 +284,7 @@ pub trait RecvRing: HasLayout + Send + Sized {
         self.flush_releases();
         self.layout()
             .status()
-            .close_receiver(self.layout().events());
+            .close_receiver(self.layout().space_wake());
     }
 
     /// Wake syscalls made so far (for benchmarks).

@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use shm_core::liveness::PeerWatch;
 
 use super::Gone;
+use crate::doorbells::Wake;
 use crate::endpoint::ownership::{self, PeerMonitor};
 use crate::endpoint::Claim;
-use crate::layout::{EventLine, StatusLine};
+use crate::layout::StatusLine;
 use crate::primitive::AtomicU64;
 use crate::ChannelError;
 
@@ -73,21 +74,21 @@ impl StatusLine {
 
     /// The sender owner's drop (SPSC, broadcast), after it published everything: mark the
     /// sender closed, free its owner slot, wake the receivers.
-    pub(crate) fn close_sender(&self, events: &EventLine) {
+    pub(crate) fn close_sender(&self, data: Wake<'_>) {
         // SYNC: sender closed. Release: a receiver that sees the flag sees every frame
         // published before it (it re-checks the ring after seeing the flag).
         self.sender_closed.store(1, Ordering::Release);
         ownership::release(&self.sender_owner);
-        events.data.notify();
+        data.notify();
     }
 
     /// The receiver owner's drop (SPSC, MPSC), after it stored its head: mark the receiver
     /// closed, free its owner slot, wake the senders.
-    pub(crate) fn close_receiver(&self, events: &EventLine) {
+    pub(crate) fn close_receiver(&self, space: Wake<'_>) {
         // SYNC: receiver closed. Release: see `receiver_is_closed`.
         self.receiver_closed.store(1, Ordering::Release);
         ownership::release(&self.receiver_owner);
-        events.space.notify();
+        space.notify();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The environment variable that names the descriptors an exec'd child inherits:
-//! `SHM_IPC_ENDPOINTS=ppid=<pid>;<name>=<fd>:<ticket>;...`, e.g.
-//! `ppid=4242;jobs=3:spsc.receiver.0;results=4:spsc.sender.0`.
+//! `SHM_IPC_ENDPOINTS=ppid=<pid>;<name>=<fd>[,<fd>,<fd>]:<ticket>;...`, e.g.
+//! `ppid=4242;jobs=3:spsc.receiver.0;results=4,5,6:spsc.sender.0` — an endpoint's memfd,
+//! then its channel's two doorbells if it has them.
 //!
 //! `ppid` is the spawning process: a grandchild that inherits the variable (but not the
 //! descriptors) finds a parent of another pid and refuses it.
@@ -16,7 +17,8 @@ pub const ENDPOINTS_VAR: &str = "SHM_IPC_ENDPOINTS";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) name: String,
-    pub(crate) fd: RawFd,
+    /// The memfd, then the doorbells (if any).
+    pub(crate) fds: Vec<RawFd>,
     pub(crate) ticket: Ticket,
 }
 
@@ -32,13 +34,20 @@ pub(crate) fn valid_name(name: &str) -> bool {
 pub(crate) fn encode(parent: i32, entries: &[Entry]) -> String {
     let mut value = format!("ppid={parent}");
     for entry in entries {
-        value.push_str(&format!(";{}={}:{}", entry.name, entry.fd, entry.ticket));
+        let fds: Vec<String> = entry.fds.iter().map(RawFd::to_string).collect();
+        value.push_str(&format!(
+            ";{}={}:{}",
+            entry.name,
+            fds.join(","),
+            entry.ticket
+        ));
     }
     value
 }
 
 /// Parses the variable's value: the spawning pid and the entries. Descriptors 0..=2 (the
-/// standard streams) and duplicate names are refused.
+/// standard streams), entries of other than 1 or 3 descriptors, and duplicate names or
+/// descriptors are refused.
 pub(crate) fn parse(value: &str) -> Result<(i32, Vec<Entry>), &'static str> {
     let bad = |reason: &'static str| reason;
     let mut parts = value.split(';');
@@ -51,24 +60,30 @@ pub(crate) fn parse(value: &str) -> Result<(i32, Vec<Entry>), &'static str> {
     let mut entries: Vec<Entry> = Vec::new();
     for part in parts {
         let (name, rest) = part.split_once('=').ok_or(bad("an entry has no '='"))?;
-        let (fd, ticket) = rest.split_once(':').ok_or(bad("an entry has no ':'"))?;
+        let (fds, ticket) = rest.split_once(':').ok_or(bad("an entry has no ':'"))?;
         if !valid_name(name) {
             return Err(bad("an endpoint name is not 1 to 64 of [A-Za-z0-9_-]"));
         }
-        let fd = fd
-            .parse::<RawFd>()
-            .ok()
-            .filter(|fd| *fd > 2)
+        let fds = fds
+            .split(',')
+            .map(|fd| fd.parse::<RawFd>().ok().filter(|fd| *fd > 2))
+            .collect::<Option<Vec<RawFd>>>()
             .ok_or(bad("a descriptor is not a number above 2"))?;
+        if fds.len() != 1 && fds.len() != 3 {
+            return Err(bad("an entry names other than 1 or 3 descriptors"));
+        }
         let ticket = ticket
             .parse()
             .map_err(|_| bad("an entry names an invalid endpoint"))?;
-        if entries.iter().any(|e| e.name == name || e.fd == fd) {
+        let reused = |e: &Entry| e.fds.iter().any(|fd| fds.contains(fd));
+        if fds.iter().enumerate().any(|(i, fd)| fds[..i].contains(fd))
+            || entries.iter().any(|e| e.name == name || reused(e))
+        {
             return Err(bad("a name or descriptor appears twice"));
         }
         entries.push(Entry {
             name: name.to_owned(),
-            fd,
+            fds,
             ticket,
         });
     }
@@ -84,19 +99,19 @@ mod tests {
         let entries = vec![
             Entry {
                 name: "jobs".into(),
-                fd: 7,
+                fds: vec![7],
                 ticket: "spsc.receiver.0".parse().unwrap(),
             },
             Entry {
                 name: "out-2".into(),
-                fd: 9,
+                fds: vec![9, 10, 11],
                 ticket: "mpsc.sender.3".parse().unwrap(),
             },
         ];
         let value = encode(42, &entries);
         assert_eq!(
             value,
-            "ppid=42;jobs=7:spsc.receiver.0;out-2=9:mpsc.sender.3"
+            "ppid=42;jobs=7:spsc.receiver.0;out-2=9,10,11:mpsc.sender.3"
         );
         assert_eq!(parse(&value).unwrap(), (42, entries));
     }
@@ -117,6 +132,11 @@ mod tests {
             "ppid=1;jobs=3:tcp.receiver.0",
             "ppid=1;jobs=3:spsc.receiver.0;jobs=4:spsc.sender.0",
             "ppid=1;a b=3:spsc.receiver.0",
+            "ppid=1;jobs=3,4:spsc.receiver.0",
+            "ppid=1;jobs=3,4,5,6:spsc.receiver.0",
+            "ppid=1;jobs=3,4,4:spsc.receiver.0",
+            "ppid=1;jobs=3,4,5:spsc.receiver.0;out=5:spsc.sender.0",
+            "ppid=1;jobs=3,,5:spsc.receiver.0",
             "ppid=1;=3:spsc.receiver.0",
         ] {
             assert!(parse(value).is_err(), "{value:?} parsed");

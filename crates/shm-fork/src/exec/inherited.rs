@@ -34,8 +34,9 @@ pub enum InheritedError {
     /// No endpoint of that name was passed, or it was taken already.
     #[error("no endpoint named {0:?} was passed to this process (or it was taken already)")]
     NotPassed(String),
-    /// The descriptor the variable names is not an open memfd.
-    #[error("descriptor {fd} named for endpoint {name:?} is not an open memfd")]
+    /// A descriptor the variable names is not open, or not of its kind (the first a
+    /// memfd, the doorbells after it eventfds).
+    #[error("descriptor {fd} named for endpoint {name:?} is not an open memfd or doorbell")]
     BadDescriptor {
         /// The endpoint's name.
         name: String,
@@ -58,7 +59,7 @@ pub enum InheritedError {
 /// each handed out once (so no descriptor is ever owned twice).
 enum Registry {
     Unread,
-    Read(HashMap<String, (RawFd, Ticket)>),
+    Read(HashMap<String, (Vec<RawFd>, Ticket)>),
     /// The variable is missing, malformed or not ours: every call says so.
     Failed(Failure),
 }
@@ -104,25 +105,31 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry::Unread);
 /// assert!(rx.is_err());
 /// ```
 pub fn inherited<T: Portable>(name: &str) -> Result<T, InheritedError> {
-    let (fd, ticket) = take(name)?;
-    if !sys::fd_is_open(fd) || !is_memfd(fd) {
-        return Err(InheritedError::BadDescriptor {
-            name: name.to_owned(),
-            fd,
-        });
+    let (raw, ticket) = take(name)?;
+    for (i, &fd) in raw.iter().enumerate() {
+        if !sys::fd_is_open(fd) || !is_passed_kind(i, fd) {
+            return Err(InheritedError::BadDescriptor {
+                name: name.to_owned(),
+                fd,
+            });
+        }
     }
-    // SAFETY: `fd` is open and a memfd, named for this process by its parent (the pid in
-    // the variable is our parent's) and inherited across exec; the registry hands each
-    // entry out once, so this is the only `OwnedFd` ever made of it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    T::from_parts(fd, ticket).map_err(|source| InheritedError::Rebuild {
+    let fds = raw
+        .into_iter()
+        // SAFETY: each `fd` is open and of the kind passed in its place (a memfd, then
+        // eventfds), named for this process by its parent (the pid in the variable is our
+        // parent's) and inherited across exec; the registry hands each entry out once and
+        // refuses a descriptor named twice, so this is the only `OwnedFd` made of it.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    T::from_fds(fds, ticket).map_err(|source| InheritedError::Rebuild {
         name: name.to_owned(),
         source,
     })
 }
 
 /// Removes `name`'s entry from the registry (reading the environment first if needed).
-fn take(name: &str) -> Result<(RawFd, Ticket), InheritedError> {
+fn take(name: &str) -> Result<(Vec<RawFd>, Ticket), InheritedError> {
     // A poisoned lock only means another thread panicked while holding it; the registry
     // itself is always in a consistent state (every update is one assignment).
     let mut registry = REGISTRY
@@ -159,20 +166,28 @@ fn read_environment() -> Registry {
     // Close-on-exec again at once, taken or not: none of them may leak into programs this
     // one runs (only open memfds: another descriptor at that number is not ours to touch).
     for entry in &entries {
-        if sys::fd_is_open(entry.fd) && is_memfd(entry.fd) {
-            let _ = sys::close_on_exec(entry.fd);
+        for (i, &fd) in entry.fds.iter().enumerate() {
+            if sys::fd_is_open(fd) && is_passed_kind(i, fd) {
+                let _ = sys::close_on_exec(fd);
+            }
         }
     }
     Registry::Read(
         entries
             .into_iter()
-            .map(|entry| (entry.name, (entry.fd, entry.ticket)))
+            .map(|entry| (entry.name, (entry.fds, entry.ticket)))
             .collect(),
     )
 }
 
-/// Whether `fd` is a memfd: `/proc/self/fd/<fd>` links to `/memfd:<name>`.
-fn is_memfd(fd: RawFd) -> bool {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .is_ok_and(|target| target.to_string_lossy().starts_with("/memfd:"))
+/// Whether `fd`, descriptor `i` of an entry, is of the kind passed there: a memfd first
+/// (`/proc/self/fd/<fd>` links to `/memfd:<name>`), eventfds (doorbells) after it.
+fn is_passed_kind(i: usize, fd: RawFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|target| {
+        let target = target.to_string_lossy();
+        match i {
+            0 => target.starts_with("/memfd:"),
+            _ => target == "anon_inode:[eventfd]",
+        }
+    })
 }

@@ -214,11 +214,11 @@ impl Command {
             .iter()
             .map(|(name, transfer)| Entry {
                 name: name.clone(),
-                fd: transfer.fd().as_raw_fd(),
+                fds: transfer.fds().iter().map(AsRawFd::as_raw_fd).collect(),
                 ticket: transfer.ticket(),
             })
             .collect();
-        let fds: Vec<RawFd> = entries.iter().map(|entry| entry.fd).collect();
+        let fds: Vec<RawFd> = entries.iter().flat_map(|entry| entry.fds.clone()).collect();
         self.inner.env(ENDPOINTS_VAR, env::encode(parent, &entries));
         let die_with_parent = self.kill_on_parent_death;
         // SAFETY: the closure runs in the forked child before `exec` and makes only

@@ -398,7 +398,8 @@ impl Connection {
     }
 
     /// Passes `endpoint` to the peer under `name` (1 to 64 of `[A-Za-z0-9_.-]`): hands it
-    /// over to the peer's identity, then sends its memfd. From the hand-over on the peer
+    /// over to the peer's identity, then sends its descriptors (the memfd, and the
+    /// channel's doorbells if it has them). From the hand-over on the peer
     /// owns it: if the peer never takes it (it died, or this call timed out), the channel's
     /// other end sees `PeerDied` once the peer is gone.
     pub fn pass(
@@ -410,14 +411,17 @@ impl Connection {
         address(name)?;
         let deadline = deadline(timeout);
         let transfer = endpoint.into_transfer()?;
-        let fd = transfer
-            .fd()
-            .try_clone_to_owned()
+        let fds = transfer
+            .fds()
+            .iter()
+            .map(|fd| fd.try_clone_to_owned())
+            .collect::<Result<Vec<OwnedFd>, _>>()
             .map_err(TransferError::Duplicate)?;
+        let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
         let message = format!("{name}\t{}", transfer.ticket());
         transfer.hand_over(self.identity)?;
         loop {
-            match socket::send_with_fd(self.socket.as_fd(), message.as_bytes(), fd.as_fd()) {
+            match socket::send_with_fds(self.socket.as_fd(), message.as_bytes(), &fds) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(err) if is_gone(&err) => return Err(RendezvousError::PeerGone),
@@ -433,19 +437,19 @@ impl Connection {
     /// it (header validated, ownership taken).
     pub fn take<T: Portable>(&self, name: &str, timeout: Duration) -> Result<T, RendezvousError> {
         let deadline = deadline(timeout);
-        let (data, fd) = loop {
+        let (data, fds) = loop {
             match socket::receive(self.socket.as_fd()) {
                 Ok(Received::Message {
                     data,
-                    mut fds,
+                    fds,
                     truncated,
                 }) => {
-                    if truncated || fds.len() != 1 {
+                    if truncated || (fds.len() != 1 && fds.len() != 3) {
                         return Err(RendezvousError::Protocol(
-                            "a message without exactly one descriptor, or truncated",
+                            "a message without 1 or 3 descriptors, or truncated",
                         ));
                     }
-                    break (data, fds.remove(0));
+                    break (data, fds);
                 }
                 Ok(Received::Closed) => return Err(RendezvousError::PeerGone),
                 Ok(Received::Nothing) => {}
@@ -463,7 +467,7 @@ impl Connection {
                 found: found.to_owned(),
             });
         }
-        Ok(T::from_parts(fd, ticket)?)
+        Ok(T::from_fds(fds, ticket)?)
     }
 }
 

@@ -150,12 +150,12 @@ pub(crate) fn exited(pidfd: BorrowedFd<'_>) -> bool {
 
 /// Sends `data` with descriptor `fd` attached, without `SIGPIPE`. `Ok(false)`: the
 /// socket's buffer is full (try again once writable).
-pub(crate) fn send_with_fd(
+pub(crate) fn send_with_fds(
     socket: BorrowedFd<'_>,
     data: &[u8],
-    fd: BorrowedFd<'_>,
+    fds: &[BorrowedFd<'_>],
 ) -> io::Result<bool> {
-    let fds = [fd.as_raw_fd()];
+    let fds: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let cmsgs = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(data)];
     match socket::sendmsg::<()>(

@@ -171,6 +171,10 @@ impl ChannelLayout for Shared {
     fn view(&self) -> &View {
         &self.view
     }
+
+    fn view_mut(&mut self) -> &mut View {
+        &mut self.view
+    }
 }
 
 impl Shared {

@@ -201,7 +201,7 @@ impl Reader {
             .store(self.cursor, Ordering::Release);
         // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
         if self.shared.policy == Policy::BackPressure
-            && notify_after_release(self.shared.handshake(), &self.shared.events().space)
+            && notify_after_release(self.shared.handshake(), self.shared.space_wake())
         {
             self.wakes += 1;
         }
@@ -315,7 +315,7 @@ impl RecvRing for Reader {
 
     fn close(&mut self) {
         ownership::release(&self.shared.reader(self.slot).owner);
-        self.shared.events().space.notify();
+        self.shared.space_wake().notify();
     }
 
     fn wakes(&self) -> u64 {

@@ -240,7 +240,7 @@ impl SendRing for Writer {
             .tail
             .store(self.tail, Ordering::Release);
         // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
-        if notify_after_release(self.shared.handshake(), &self.shared.events().data) {
+        if notify_after_release(self.shared.handshake(), self.shared.data_wake()) {
             self.wakes += 1;
         }
     }

@@ -73,7 +73,7 @@ impl Writer {
     /// frame committed), by the channel's handshake (SYNC: waiter flag).
     fn notify(&mut self) {
         self.unnotified = 0;
-        if notify_after_release(self.shared.handshake(), &self.shared.events().data) {
+        if notify_after_release(self.shared.handshake(), self.shared.data_wake()) {
             self.wakes += 1;
         }
     }
@@ -149,7 +149,7 @@ impl SendRing for Writer {
         // happens before a receiver that sees the count drop.
         ownership::release(self.owner_slot());
         self.shared.status().senders.fetch_sub(1, Ordering::AcqRel);
-        self.shared.events().data.notify();
+        self.shared.data_wake().notify();
     }
 
     fn wakes(&self) -> u64 {
@@ -217,7 +217,7 @@ impl Reader {
     /// `stored`: the wake check by the channel's handshake (SYNC: waiter flag).
     fn notify_if_stored(&mut self, stored: u64) {
         if self.consumer.published_head() != stored
-            && notify_after_release(self.shared.handshake(), &self.shared.events().space)
+            && notify_after_release(self.shared.handshake(), self.shared.space_wake())
         {
             self.wakes += 1;
         }

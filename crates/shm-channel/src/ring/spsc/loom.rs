@@ -22,6 +22,7 @@ fn ring(capacity: usize) -> (Writer, Reader) {
     let shared = Shared::create(
         heap,
         &crate::layout::Creation {
+            doorbells: None,
             capacity,
             options: (),
             zeroed: true,

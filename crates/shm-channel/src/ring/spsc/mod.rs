@@ -274,7 +274,7 @@ impl Writer {
         // SeqCst under the other, so that the waiter-flag check needs no fence either way
         // (SYNC: waiter flag; see `ring::publish_index`).
         let shared = &self.shared;
-        let (tail, data) = (&shared.producer().tail, &shared.events().data);
+        let (tail, data) = (&shared.producer().tail, shared.data_wake());
         if publish_index(shared.handshake(), tail, self.tail, data) {
             self.wakes += 1;
         }
@@ -435,7 +435,7 @@ impl Reader {
         // writer overwrites them. Release or SeqCst by the handshake, for the fence-free
         // waiter-flag check (SYNC: waiter flag; see `ring::publish_index`).
         let shared = &self.shared;
-        let (head, space) = (&shared.consumer().head, &shared.events().space);
+        let (head, space) = (&shared.consumer().head, shared.space_wake());
         if publish_index(shared.handshake(), head, self.head, space) {
             self.wakes += 1;
         }

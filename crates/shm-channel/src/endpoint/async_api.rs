@@ -1,0 +1,208 @@
+//! The async operations of the byte endpoints of every flavor (feature `tokio`): send,
+//! reserve, receive, read, and a receiver as a `futures` `Stream`. They wait as described
+//! in `asynchronous`; each takes what it returns in the poll that returns it, so dropping
+//! a pending future loses nothing.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::asynchronous::{poll_retry, retry, stand_down, AsyncWait, Awaitable};
+use super::grant::{Publish, ReadGrant, WriteGrant};
+use super::{Deadline, Fault, Flavor, Receiver, Sender};
+use crate::error::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
+use crate::layout::ChannelLayout;
+use crate::ring::{HasLayout, RecvRing, SendRing};
+use crate::{RecvIntoError, SendError};
+
+type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
+type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
+
+impl<F: Flavor> Awaitable for Sender<F> {
+    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
+        &mut self.async_wait
+    }
+
+    fn new_async_wait(&self) -> AsyncWait {
+        let bell = self
+            .ring
+            .view()
+            .doorbells()
+            .and_then(|b| b.space.try_clone().ok());
+        AsyncWait::new(
+            self.ring.space_event(),
+            bell,
+            self.ring.layout().handshake(),
+        )
+    }
+}
+
+impl<F: Flavor> Awaitable for Receiver<F> {
+    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
+        &mut self.async_wait
+    }
+
+    fn new_async_wait(&self) -> AsyncWait {
+        let bell = self
+            .ring
+            .view()
+            .doorbells()
+            .and_then(|b| b.data.try_clone().ok());
+        AsyncWait::new(self.ring.data_event(), bell, self.ring.layout().handshake())
+    }
+}
+
+impl<F: Flavor> Sender<F> {
+    /// Sends `msg`, waiting for room without blocking the thread (feature `tokio`).
+    /// Dropping the future before it completes sends nothing.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// tx.send_async(b"hello").await?;
+    /// assert_eq!(rx.recv_async().await?, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn send_async(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
+        let slot = self.slot_async(msg.len()).await?;
+        self.write_and_commit(slot, msg, Publish::Now);
+        Ok(())
+    }
+
+    /// [`reserve`](Sender::reserve), waiting without blocking the thread.
+    pub async fn reserve_async(
+        &mut self,
+        max_len: usize,
+    ) -> Result<WriteGrant<'_, F>, SendError<()>> {
+        let slot = self.slot_async(max_len).await?;
+        Ok(WriteGrant::new(self, slot, Publish::Now))
+    }
+
+    /// Reserves room for `len` bytes, waiting without blocking.
+    pub(crate) async fn slot_async(&mut self, len: usize) -> Result<Slot<F>, SendError<()>> {
+        retry(self, move |sender| {
+            sender
+                .poll_slot(len)
+                .map(|r| r.map_err(|f| SendError::fatal(f, ())))
+        })
+        .await
+    }
+
+    /// One non-blocking reserve: `None` for "no room now".
+    pub(crate) fn poll_slot(&mut self, len: usize) -> Option<Result<Slot<F>, SendFatal>> {
+        match self.reserve_slot(len, Deadline::Now) {
+            Ok(slot) => Some(Ok(slot)),
+            Err(SendFailure::NotNow) => None,
+            Err(SendFailure::Fatal(fatal)) => Some(Err(fatal)),
+        }
+    }
+}
+
+impl<F: Flavor> Receiver<F> {
+    /// Waits for the next message without blocking the thread (feature `tokio`), and copies
+    /// it into a new `Vec`. Dropping the future before it completes takes no message.
+    pub async fn recv_async(&mut self) -> Result<Vec<u8>, F::RecvError> {
+        Ok(self.read_async().await?.to_vec())
+    }
+
+    /// [`recv_into`](Receiver::recv_into), waiting without blocking the thread.
+    pub async fn recv_into_async(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<usize, RecvIntoError<F::RecvError>> {
+        self.read_async().await?.copy_whole_into(buf)
+    }
+
+    /// [`read`](Receiver::read), waiting without blocking the thread: a grant over the next
+    /// message, released when the grant is dropped.
+    pub async fn read_async(&mut self) -> Result<ReadGrant<'_, F>, F::RecvError> {
+        let frame = retry(self, |receiver| receiver.poll_frame())
+            .await
+            .map_err(F::RecvError::from_fatal)?;
+        Ok(ReadGrant::new(self, frame))
+    }
+
+    /// One non-blocking look for a frame: `None` for "nothing now".
+    pub(crate) fn poll_frame(&mut self) -> Option<Result<Frame<F>, RecvFatal<Fault<F>>>> {
+        self.next_frame(Deadline::Now).transpose()
+    }
+
+    /// The next message, if one is there now, handed to `read` (a pointer valid for its
+    /// length) and released: `None` for "nothing now". For async receives over this one.
+    pub(crate) fn poll_recv_with<R>(
+        &mut self,
+        read: impl FnOnce(*const u8, usize) -> R,
+    ) -> Option<Result<R, RecvFatal<Fault<F>>>> {
+        Some(self.poll_frame()?.map(|frame| {
+            let out = read(
+                self.ring.payload_ptr(&frame),
+                <F::Reader as RecvRing>::frame_len(&frame),
+            );
+            self.ring.release(frame);
+            out
+        }))
+    }
+
+    /// The messages as a [`Stream`](futures_core::Stream) (feature `tokio`): it ends when
+    /// the senders are gone (`Disconnected`); any other failure is an `Err` item.
+    ///
+    /// ```
+    /// use futures_core::Stream;
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// tx.send(b"a")?;
+    /// tx.send(b"b")?;
+    /// drop(tx);
+    /// let mut stream = rx.stream();
+    /// let mut seen = Vec::new();
+    /// while let Some(msg) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await {
+    ///     seen.push(msg?);
+    /// }
+    /// assert_eq!(seen, [b"a".to_vec(), b"b".to_vec()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stream(&mut self) -> RecvStream<'_, F> {
+        RecvStream { receiver: self }
+    }
+}
+
+/// A receiver's messages as a [`Stream`](futures_core::Stream) (see [`Receiver::stream`]).
+pub struct RecvStream<'a, F: Flavor> {
+    receiver: &'a mut Receiver<F>,
+}
+
+impl<F: Flavor> futures_core::Stream for RecvStream<'_, F> {
+    type Item = Result<Vec<u8>, F::RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let receiver = &mut *self.get_mut().receiver;
+        poll_retry(receiver, cx, |r| r.poll_recv_with(copy_out)).map(end_at_disconnect)
+    }
+}
+
+impl<F: Flavor> Drop for RecvStream<'_, F> {
+    fn drop(&mut self) {
+        stand_down(self.receiver);
+    }
+}
+
+/// The bytes of a frame, copied out.
+fn copy_out(ptr: *const u8, len: usize) -> Vec<u8> {
+    // SAFETY: `poll_recv_with` hands a pointer valid for reads of `len` bytes until the
+    // frame is released, which is after this returns.
+    unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec()
+}
+
+/// A stream's item for a receive's outcome: the end at `Disconnected`.
+pub(crate) fn end_at_disconnect<T, Fault, E: FromRecvFatal<Fault>>(
+    outcome: Result<T, RecvFatal<Fault>>,
+) -> Option<Result<T, E>> {
+    match outcome {
+        Ok(value) => Some(Ok(value)),
+        Err(RecvFatal::Disconnected) => None,
+        Err(fatal) => Some(Err(E::from_fatal(fatal))),
+    }
+}

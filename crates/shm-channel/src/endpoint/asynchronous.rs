@@ -1,0 +1,272 @@
+//! Waiting without blocking a thread (feature `tokio`): how every async operation of every
+//! flavor waits, written once.
+//!
+//! An async operation is the endpoint's non-blocking attempt, retried until it stops
+//! saying "not now". In between, the task sleeps in the reactor:
+//!
+//! 1. a few tight polls (a busy peer's message is often ~100 ns away);
+//! 2. the endpoint announces itself in the channel's event as an *async* waiter
+//!    ([`Event::announce_async`]: the sleeper's half of the wake handshake, once per wait),
+//!    then re-checks;
+//! 3. it waits for the channel's [`Doorbell`] — an eventfd the peer rings when it notifies
+//!    an event with an async waiter announced, registered with tokio through
+//!    [`AsyncFd`] — or for its [`Ticker`], a timerfd that makes the slow checks (a peer
+//!    that died, a corrupt index) every [`SLOW_CHECK_INTERVAL`];
+//! 4. it withdraws the announcement when the operation completes or its future is dropped.
+//!
+//! Operations take what they return in the same poll that returns it, so a future dropped
+//! before completing has taken nothing: cancellation loses no message.
+//!
+//! Without doorbells (a channel built with `doorbells(false)`, or attached to memory
+//! without them) the ticker re-checks every [`UNRUNG_INTERVAL`] instead. Outside a tokio
+//! runtime with its IO driver, the task re-polls cooperatively (it wakes itself): slower,
+//! never stuck.
+
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use shm_core::liveness::fork_generation;
+use shm_core::notify::{Doorbell, Handshake, Ticker, SLOW_CHECK_INTERVAL};
+use std::os::fd::AsRawFd;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::layout::EventRef;
+
+/// How often an async wait without a doorbell re-checks its condition.
+pub(crate) const UNRUNG_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Tight polls before an async wait announces itself.
+const HOT_POLLS: u32 = 64;
+
+/// The descriptors of an async wait, registered with the reactor of the runtime that made
+/// them.
+struct Registered {
+    bell: Option<AsyncFd<Doorbell>>,
+    ticker: AsyncFd<Ticker>,
+    /// The fork generation they were made in: a forked child must not touch them (their
+    /// registrations live in the parent's epoll instance, which the child shares).
+    generation: u64,
+}
+
+/// An endpoint's async wait: the event it announces itself in, and its registered
+/// descriptors, made at its first wait.
+pub(crate) struct AsyncWait {
+    event: EventRef,
+    /// The channel's doorbell for `event`, to clone into this wait's own descriptor.
+    bell: Option<Doorbell>,
+    handshake: Handshake,
+    registered: Option<Registered>,
+    announced: bool,
+}
+
+impl AsyncWait {
+    /// An async wait on `event`, rung by `bell` (a clone of the channel's doorbell, or
+    /// `None`), under the channel's `handshake`.
+    pub(crate) fn new(event: EventRef, bell: Option<Doorbell>, handshake: Handshake) -> AsyncWait {
+        AsyncWait {
+            event,
+            bell,
+            handshake,
+            registered: None,
+            announced: false,
+        }
+    }
+
+    /// Waits (as a poll) until `attempt` returns `Some`.
+    fn poll<R>(&mut self, cx: &mut Context<'_>, mut attempt: impl FnMut() -> Option<R>) -> Poll<R> {
+        if !self.announced {
+            for _ in 0..HOT_POLLS {
+                std::hint::spin_loop();
+                if let Some(ready) = attempt() {
+                    return Poll::Ready(ready);
+                }
+            }
+            let complete = self.event.get().announce_async(self.handshake);
+            self.announced = true;
+            let interval = match self.bell.is_some() && complete {
+                true => SLOW_CHECK_INTERVAL,
+                false => UNRUNG_INTERVAL,
+            };
+            if let Some(registered) = self.registration() {
+                // A ticker that cannot be armed leaves the doorbell (and, without one, the
+                // cooperative re-poll below is not reached): re-arming is tried each wait.
+                let _ = registered.ticker.get_ref().every(Some(interval));
+            }
+            // The re-check after the announcement (SYNC: waiter flag).
+            if let Some(ready) = attempt() {
+                self.stand_down();
+                return Poll::Ready(ready);
+            }
+        }
+        loop {
+            let Some(registered) = self.registration() else {
+                // No reactor to sleep in: come back at once.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            // Both are polled, so that both register the task's waker.
+            let ticked = rung(&registered.ticker, cx, Ticker::take);
+            let rang = match &registered.bell {
+                Some(bell) => rung(bell, cx, Doorbell::take),
+                None => Ok(false),
+            };
+            let (Ok(ticked), Ok(rang)) = (ticked, rang) else {
+                // The runtime that registered them is gone: register afresh in this one.
+                self.registered = None;
+                self.announced = false;
+                self.event.get().withdraw_async();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            if !(ticked || rang) {
+                return Poll::Pending;
+            }
+            if let Some(ready) = attempt() {
+                self.stand_down();
+                return Poll::Ready(ready);
+            }
+        }
+    }
+
+    /// The wait's registered descriptors, made on first use in the current runtime; `None`
+    /// outside a runtime with an IO driver.
+    fn registration(&mut self) -> Option<&Registered> {
+        let generation = fork_generation();
+        if let Some(stale) = self.registered.take_if(|r| r.generation != generation) {
+            // Made before a fork, in the parent's reactor: dropping them would deregister
+            // the parent's descriptors from the epoll instance both processes share.
+            std::mem::forget(stale);
+        }
+        if self.registered.is_none() {
+            self.registered = self.register(generation);
+        }
+        self.registered.as_ref()
+    }
+
+    fn register(&self, generation: u64) -> Option<Registered> {
+        // `AsyncFd` panics outside a runtime: ask first.
+        tokio::runtime::Handle::try_current().ok()?;
+        let ticker = readable(Ticker::new().ok()?)?;
+        let bell = match &self.bell {
+            Some(bell) => Some(readable(bell.try_clone().ok()?)?),
+            None => None,
+        };
+        Some(Registered {
+            bell,
+            ticker,
+            generation,
+        })
+    }
+
+    /// Ends the wait: withdraws the announcement and stops the ticker.
+    fn stand_down(&mut self) {
+        if !self.announced {
+            return;
+        }
+        self.announced = false;
+        self.event.get().withdraw_async();
+        if let Some(registered) = &self.registered {
+            if registered.generation == fork_generation() {
+                let _ = registered.ticker.get_ref().every(None);
+            }
+        }
+    }
+}
+
+impl Drop for AsyncWait {
+    fn drop(&mut self) {
+        self.stand_down();
+        if let Some(stale) = self
+            .registered
+            .take_if(|r| r.generation != fork_generation())
+        {
+            std::mem::forget(stale);
+        }
+    }
+}
+
+/// Whether `fd` became readable: if so its count is taken (with `take`) and its readiness
+/// cleared, so the task is woken again by the next edge; `Err` if the reactor that
+/// registered it is gone.
+fn rung<T: AsRawFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    take: impl Fn(&T) -> std::io::Result<u64>,
+) -> Result<bool, ()> {
+    match fd.poll_read_ready(cx) {
+        Poll::Ready(Ok(mut guard)) => {
+            // A failed read leaves the count: the next ring still makes a new edge.
+            let _ = take(guard.get_inner());
+            guard.clear_ready();
+            Ok(true)
+        }
+        Poll::Ready(Err(_)) => Err(()),
+        Poll::Pending => Ok(false),
+    }
+}
+
+/// Registers `fd` with the current runtime's reactor for readability; `None` if it has no
+/// IO driver.
+fn readable<T: AsRawFd>(fd: T) -> Option<AsyncFd<T>> {
+    // SAFETY: `T` is a `Doorbell` or a `Ticker`: each owns its descriptor (an `OwnedFd`,
+    // closed only when it is dropped, which the `AsyncFd` does after deregistering) and
+    // always reports that same descriptor from `as_raw_fd`.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
+}
+
+/// An endpoint that can wait asynchronously: where its wait lives, and how to make it.
+pub(crate) trait Awaitable {
+    /// The endpoint's wait, if it has waited before.
+    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>>;
+
+    /// A new wait for this endpoint (its side's event and doorbell).
+    fn new_async_wait(&self) -> AsyncWait;
+}
+
+/// One poll of `op` (the endpoint's non-blocking attempt: `None` for "not now"), waiting
+/// for the next chance when it is not ready.
+pub(crate) fn poll_retry<E: Awaitable, R>(
+    endpoint: &mut E,
+    cx: &mut Context<'_>,
+    mut op: impl FnMut(&mut E) -> Option<R>,
+) -> Poll<R> {
+    if let Some(ready) = op(endpoint) {
+        stand_down(endpoint);
+        return Poll::Ready(ready);
+    }
+    let mut wait = match endpoint.async_wait().take() {
+        Some(wait) => wait,
+        None => Box::new(endpoint.new_async_wait()),
+    };
+    let outcome = wait.poll(cx, || op(endpoint));
+    *endpoint.async_wait() = Some(wait);
+    outcome
+}
+
+/// Ends `endpoint`'s async wait, if one is under way (its future completed or was dropped).
+pub(crate) fn stand_down<E: Awaitable>(endpoint: &mut E) {
+    if let Some(wait) = endpoint.async_wait() {
+        wait.stand_down();
+    }
+}
+
+/// Retries `op` until it is ready, as a future; dropping the future ends the wait.
+pub(crate) fn retry<'a, E: Awaitable, R: 'a>(
+    endpoint: &'a mut E,
+    mut op: impl FnMut(&mut E) -> Option<R> + 'a,
+) -> impl Future<Output = R> + 'a {
+    let guard = StandDown(endpoint);
+    std::future::poll_fn(move |cx| poll_retry(&mut *guard.0, cx, &mut op))
+}
+
+/// Ends the wait of the endpoint it borrows when dropped.
+struct StandDown<'a, E: Awaitable>(&'a mut E);
+
+impl<E: Awaitable> Drop for StandDown<'_, E> {
+    fn drop(&mut self) {
+        stand_down(self.0);
+    }
+}

@@ -1,0 +1,230 @@
+//! Typed endpoints, async (feature `tokio`): `send_async`, `recv_async`, a receiver as a
+//! `Stream` of values and a sender as a `Sink` of them. Waiting is the byte endpoints'
+//! (`endpoint::asynchronous`); a value is encoded into the ring, or decoded out of it, in
+//! the poll that completes, so a dropped future loses nothing.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{Receiver, Sender, TypedFailure};
+use crate::codec::{Codec, FrameReader};
+use crate::endpoint::asynchronous::{poll_retry, retry, stand_down, AsyncWait, Awaitable};
+use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor, Publish};
+use crate::error::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
+use crate::{CodecError, SendError};
+
+impl<T, C: Codec<T>, F: Flavor> Awaitable for Sender<T, C, F> {
+    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
+        self.inner.async_wait()
+    }
+
+    fn new_async_wait(&self) -> AsyncWait {
+        self.inner.new_async_wait()
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Awaitable for Receiver<T, C, F> {
+    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
+        self.inner.async_wait()
+    }
+
+    fn new_async_wait(&self) -> AsyncWait {
+        self.inner.new_async_wait()
+    }
+}
+
+/// Why an async typed send failed, before the value is put back.
+enum Failed {
+    Fatal(SendFatal),
+    Encode(CodecError),
+}
+
+impl Failed {
+    fn with<T>(self, value: T) -> SendError<T> {
+        match self {
+            Failed::Fatal(fatal) => SendError::fatal(fatal, value),
+            Failed::Encode(e) => SendError::Encode(value, e),
+        }
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
+    /// Sends `value`, waiting for room without blocking the thread (feature `tokio`).
+    /// Dropping the future before it completes sends nothing.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let (mut tx, mut rx) = shm_channel::typed::channel::<String>(4096)?;
+    /// tx.send_async("hi".to_string()).await?;
+    /// assert_eq!(rx.recv_async().await?, "hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn send_async(&mut self, value: T) -> Result<(), SendError<T>> {
+        let outcome = retry(self, |sender| sender.try_encode(&value)).await;
+        outcome.map_err(|failed| failed.with(value))
+    }
+
+    /// One non-blocking send of `value`: `None` for "no room now".
+    fn try_encode(&mut self, value: &T) -> Option<Result<(), Failed>> {
+        match self.encode_and_commit(value, Deadline::Now, Publish::Now) {
+            Ok(()) => Some(Ok(())),
+            Err(TypedFailure::Channel(SendFailure::NotNow)) => None,
+            Err(TypedFailure::Channel(SendFailure::Fatal(fatal))) => {
+                Some(Err(Failed::Fatal(fatal)))
+            }
+            Err(TypedFailure::Encode(e)) => Some(Err(Failed::Encode(e))),
+        }
+    }
+
+    /// This sender as a [`Sink`](futures_sink::Sink) of values (feature `tokio`): a value
+    /// given to `start_send` is sent by the next `poll_ready`, `poll_flush` or
+    /// `poll_close`, which wait for room; its failure hands the value back.
+    pub fn sink(&mut self) -> SendSink<'_, T, C, F> {
+        SendSink {
+            sender: self,
+            pending: None,
+        }
+    }
+}
+
+/// A typed sender as a [`Sink`](futures_sink::Sink) (see [`Sender::sink`]).
+pub struct SendSink<'a, T, C: Codec<T>, F: Flavor> {
+    sender: &'a mut Sender<T, C, F>,
+    /// The value `start_send` took, not sent yet.
+    pending: Option<T>,
+}
+
+// The pending value is never pinned (no `Pin<&mut T>` is ever made of it): moving the sink
+// cannot break a pin guarantee, whatever `T` is.
+impl<T, C: Codec<T>, F: Flavor> Unpin for SendSink<'_, T, C, F> {}
+
+impl<T, C: Codec<T>, F: Flavor> SendSink<'_, T, C, F> {
+    /// Sends the pending value, if any, waiting for room.
+    fn poll_send_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
+        let Some(value) = &self.pending else {
+            return Poll::Ready(Ok(()));
+        };
+        match poll_retry(self.sender, cx, |sender| sender.try_encode(value)) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(outcome) => {
+                let value = self.pending.take();
+                Poll::Ready(match (outcome, value) {
+                    (Err(failed), Some(value)) => Err(failed.with(value)),
+                    _ => Ok(()),
+                })
+            }
+        }
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> futures_sink::Sink<T> for SendSink<'_, T, C, F> {
+    type Error = SendError<T>;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_send_pending(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
+        let this = self.get_mut();
+        // The `Sink` contract has `poll_ready` return `Ready(Ok)` first, which leaves
+        // nothing pending; a caller that skips it gets this value back, and the earlier
+        // one is still sent by the next poll.
+        if this.pending.is_some() {
+            let misuse = "start_send with a value still pending: call poll_ready first";
+            return Err(SendError::Encode(item, CodecError::Encode(misuse.into())));
+        }
+        this.pending = Some(item);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let this = self.get_mut();
+        let sent = std::task::ready!(this.poll_send_pending(cx));
+        this.sender.flush();
+        Poll::Ready(sent)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Drop for SendSink<'_, T, C, F> {
+    fn drop(&mut self) {
+        stand_down(self.sender);
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
+    /// Waits for the next value without blocking the thread (feature `tokio`). Dropping the
+    /// future before it completes takes no value.
+    pub async fn recv_async(&mut self) -> Result<T, F::RecvError> {
+        retry(self, |receiver| receiver.try_decode())
+            .await
+            .map_err(|fatal| fatal.into_error())
+    }
+
+    /// One non-blocking receive: `None` for "nothing now".
+    fn try_decode(&mut self) -> Option<Result<T, Undecoded<Fault<F>>>> {
+        let scratch = &mut self.scratch;
+        let outcome = self.inner.poll_recv_with(|ptr, len| {
+            // SAFETY: `poll_recv_with` hands a pointer valid for reads of `len` bytes until
+            // the frame is released, which is after this closure returns.
+            let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
+            C::decode(&mut input)
+        })?;
+        Some(match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Undecoded::Codec(e)),
+            Err(fatal) => Err(Undecoded::Fatal(fatal)),
+        })
+    }
+
+    /// The values as a [`Stream`](futures_core::Stream) (feature `tokio`): it ends when the
+    /// senders are gone (`Disconnected`); any other failure is an `Err` item.
+    pub fn stream(&mut self) -> RecvStream<'_, T, C, F> {
+        RecvStream { receiver: self }
+    }
+}
+
+/// Why an async typed receive failed.
+enum Undecoded<Fault> {
+    Fatal(RecvFatal<Fault>),
+    Codec(CodecError),
+}
+
+impl<Fault> Undecoded<Fault> {
+    fn into_error<E: FromRecvFatal<Fault>>(self) -> E {
+        match self {
+            Undecoded::Fatal(fatal) => E::from_fatal(fatal),
+            Undecoded::Codec(e) => E::from(e),
+        }
+    }
+}
+
+/// A typed receiver's values as a [`Stream`](futures_core::Stream) (see
+/// [`Receiver::stream`]).
+pub struct RecvStream<'a, T, C: Codec<T>, F: Flavor> {
+    receiver: &'a mut Receiver<T, C, F>,
+}
+
+impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for RecvStream<'_, T, C, F> {
+    type Item = Result<T, F::RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let receiver = &mut *self.get_mut().receiver;
+        poll_retry(receiver, cx, |r| r.try_decode()).map(|outcome| match outcome {
+            Ok(value) => Some(Ok(value)),
+            Err(Undecoded::Fatal(fatal)) => end_at_disconnect::<T, _, F::RecvError>(Err(fatal)),
+            Err(codec) => Some(Err(codec.into_error())),
+        })
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Drop for RecvStream<'_, T, C, F> {
+    fn drop(&mut self) {
+        stand_down(self.receiver);
+    }
+}

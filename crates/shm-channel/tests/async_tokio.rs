@@ -1,0 +1,296 @@
+//! Async endpoints under tokio's multi-threaded runtime (feature `tokio`): a million
+//! messages, cancelled receives and sends that lose nothing, a dead peer that wakes a
+//! pending future, for every flavor; and the sync side paying nothing.
+#![cfg(feature = "tokio")]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use shm_channel::{broadcast, mpsc, spsc, typed, RecvError, SendError};
+use shm_core::liveness::ProcessIdentity;
+use shm_testkit::{fork_child, fork_lock};
+
+/// Generous bound on every wait, so a bug fails the test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Polls `future` once; its output if it completed (it is dropped either way).
+fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::noop();
+    match future.as_mut().poll(&mut Context::from_waker(waker)) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+#[test]
+fn a_million_messages_between_tasks_arrive_in_order() {
+    const COUNT: u64 = 1_000_000;
+    let (mut tx, mut rx) = spsc::channel(1 << 12).unwrap();
+    assert!(tx.has_doorbells());
+    runtime().block_on(async move {
+        let producer = tokio::spawn(async move {
+            for seq in 0..COUNT {
+                tx.send_async(&seq.to_le_bytes()).await.unwrap();
+            }
+        });
+        let consumer = tokio::spawn(async move {
+            for seq in 0..COUNT {
+                let msg = rx.recv_async().await.unwrap();
+                assert_eq!(msg, seq.to_le_bytes());
+            }
+            assert_eq!(rx.recv_async().await, Err(RecvError::Disconnected));
+        });
+        tokio::time::timeout(PATIENCE, async {
+            producer.await.unwrap();
+            consumer.await.unwrap();
+        })
+        .await
+        .expect("the million messages took longer than the patience");
+    });
+}
+
+#[test]
+fn typed_values_through_mpsc_from_many_tasks() {
+    const PER_SENDER: u64 = 50_000;
+    let (tx, rx) = mpsc::Builder::new(1 << 12).create().unwrap();
+    let mut rx = typed::Receiver::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(rx);
+    runtime().block_on(async move {
+        let mut producers = Vec::new();
+        for id in 0..3u64 {
+            let mut tx = typed::Sender::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(
+                tx.try_clone().unwrap(),
+            );
+            producers.push(tokio::spawn(async move {
+                for seq in 0..PER_SENDER {
+                    tx.send_async((id, seq)).await.unwrap();
+                }
+            }));
+        }
+        drop(tx);
+        let consumer = tokio::spawn(async move {
+            let mut next = [0u64; 3];
+            while let Ok((id, seq)) = rx.recv_async().await {
+                assert_eq!(seq, next[id as usize], "sender {id} out of order");
+                next[id as usize] += 1;
+            }
+            next
+        });
+        let next = tokio::time::timeout(PATIENCE, consumer)
+            .await
+            .expect("fan-in took longer than the patience")
+            .unwrap();
+        assert_eq!(next, [PER_SENDER; 3]);
+        for producer in producers {
+            producer.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn cancelled_receives_lose_nothing() {
+    const COUNT: u64 = 20_000;
+    let (mut tx, mut rx) = spsc::channel(1 << 10).unwrap();
+    runtime().block_on(async move {
+        let producer = tokio::spawn(async move {
+            for seq in 0..COUNT {
+                tx.send_async(&seq.to_le_bytes()).await.unwrap();
+                if seq % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let mut seq = 0;
+        let mut cancelled = 0u64;
+        let deadline = Instant::now() + PATIENCE;
+        while seq < COUNT {
+            assert!(Instant::now() < deadline, "stuck at {seq}");
+            // Race each receive against a very short timer: many are cancelled while
+            // pending (announced as async waiters), some complete.
+            tokio::select! {
+                msg = rx.recv_async() => {
+                    assert_eq!(msg.unwrap(), seq.to_le_bytes());
+                    seq += 1;
+                }
+                _ = tokio::time::sleep(Duration::from_micros(50)) => cancelled += 1,
+            }
+            // A future polled once and dropped: cancelled if pending, and then it must
+            // have taken nothing.
+            if seq % 16 == 0 && seq < COUNT {
+                match poll_once(rx.recv_async()) {
+                    Some(msg) => {
+                        assert_eq!(msg.unwrap(), seq.to_le_bytes());
+                        seq += 1;
+                    }
+                    None => cancelled += 1,
+                }
+            }
+        }
+        producer.await.unwrap();
+        assert_eq!(rx.recv_async().await, Err(RecvError::Disconnected));
+        assert!(
+            cancelled > 0,
+            "no receive was ever cancelled: the test tested nothing"
+        );
+    });
+}
+
+#[test]
+fn cancelled_sends_send_nothing() {
+    let (mut tx, mut rx) = spsc::channel(64).unwrap();
+    let big = [7u8; 40];
+    runtime().block_on(async move {
+        tx.send_async(&big).await.unwrap();
+        // The ring has no room for a second: the future is pending, then dropped.
+        assert!(poll_once(tx.send_async(&big)).is_none());
+        let timed_out = tokio::time::timeout(Duration::from_millis(20), tx.send_async(&big)).await;
+        assert!(timed_out.is_err());
+        assert_eq!(rx.recv_async().await.unwrap(), big);
+        // Only the first message was sent; the ring is empty again.
+        assert!(rx.try_recv().is_err());
+        tx.send_async(b"after").await.unwrap();
+        assert_eq!(rx.recv_async().await.unwrap(), b"after");
+    });
+}
+
+#[test]
+fn broadcast_receivers_wait_asynchronously() {
+    let (mut tx, rx) = broadcast::Builder::new(1 << 12).create().unwrap();
+    let second = rx.try_clone().unwrap();
+    runtime().block_on(async move {
+        let mut tasks = Vec::new();
+        for mut rx in [rx, second] {
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                while let Ok(msg) = rx.recv_async().await {
+                    got.push(msg[0]);
+                }
+                got
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 0..100u8 {
+            tx.send_async(&[i]).await.unwrap();
+        }
+        drop(tx);
+        for task in tasks {
+            let got = tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+            assert_eq!(got, (0..100).collect::<Vec<u8>>());
+        }
+    });
+}
+
+#[test]
+fn a_pending_receive_is_woken_by_the_peer_dying() {
+    let lock = fork_lock();
+    let (tx, mut rx) = spsc::channel(4096).unwrap();
+    let mut tx = Some(tx);
+    let child = fork_child(&lock, || {
+        let tx = tx.take().unwrap();
+        tx.adopt().unwrap();
+        std::thread::sleep(PATIENCE * 2);
+        drop(tx);
+        0
+    });
+    tx.take()
+        .unwrap()
+        .hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
+        .unwrap();
+    runtime().block_on(async {
+        let pending = tokio::spawn(async move { rx.recv_async().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!pending.is_finished());
+        child.kill();
+        let outcome = tokio::time::timeout(PATIENCE, pending)
+            .await
+            .expect("the dead peer did not wake the pending receive")
+            .unwrap();
+        assert_eq!(outcome, Err(RecvError::PeerDied));
+    });
+}
+
+#[test]
+fn a_pending_send_is_woken_by_the_peer_dying() {
+    let lock = fork_lock();
+    let (mut tx, rx) = mpsc::Builder::new(64).create().unwrap();
+    let mut rx = Some(rx);
+    let child = fork_child(&lock, || {
+        let rx = rx.take().unwrap();
+        rx.adopt().unwrap();
+        std::thread::sleep(PATIENCE * 2);
+        drop(rx);
+        0
+    });
+    rx.take()
+        .unwrap()
+        .hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
+        .unwrap();
+    runtime().block_on(async {
+        tx.send_async(&[1; 40]).await.unwrap();
+        let pending = tokio::spawn(async move { tx.send_async(&[2; 40]).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!pending.is_finished());
+        child.kill();
+        let outcome = tokio::time::timeout(PATIENCE, pending)
+            .await
+            .expect("the dead peer did not wake the pending send")
+            .unwrap();
+        assert!(
+            matches!(outcome, Err(SendError::PeerDied(()))),
+            "{outcome:?}"
+        );
+    });
+}
+
+#[test]
+fn sync_peers_make_no_doorbell_calls_while_nobody_awaits() {
+    // Only the wake counters can tell: a sync-only stream makes no wake syscalls at all
+    // when the receiver never sleeps, doorbells or not.
+    let (mut tx, mut rx) = spsc::channel(1 << 12).unwrap();
+    for i in 0..1000u32 {
+        tx.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), i.to_le_bytes());
+    }
+    assert_eq!(tx.stats().wake_syscalls, 0);
+    assert_eq!(rx.stats().wake_syscalls, 0);
+}
+
+#[test]
+fn a_receiver_stream_ends_at_disconnect() {
+    use futures_core::Stream;
+    let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+    runtime().block_on(async move {
+        let consumer = tokio::spawn(async move {
+            let mut stream = rx.stream();
+            let mut got = Vec::new();
+            while let Some(msg) =
+                std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await
+            {
+                got.push(msg.unwrap()[0]);
+            }
+            got
+        });
+        for i in 0..50u8 {
+            tx.send_async(&[i]).await.unwrap();
+            if i % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        drop(tx);
+        let got = tokio::time::timeout(PATIENCE, consumer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, (0..50).collect::<Vec<u8>>());
+    });
+}
