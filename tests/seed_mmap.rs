@@ -2,19 +2,11 @@
 
 use std::process::Command;
 
-/// The example binary, built by `cargo test` next to the test executables.
-fn example_binary() -> std::path::PathBuf {
-    let test_exe = std::env::current_exe().expect("current_exe");
-    let deps = test_exe.parent().expect("deps dir");
-    deps.parent()
-        .expect("profile dir")
-        .join("examples")
-        .join("seed_mmap")
-}
+mod common;
 
 #[test]
 fn seed_mmap_shows_the_childs_view_change() {
-    let output = Command::new(example_binary())
+    let output = Command::new(common::example_binary("seed_mmap"))
         .arg("--fast")
         .output()
         .expect("run the seed_mmap example (cargo test builds it)");

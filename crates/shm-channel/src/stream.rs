@@ -18,7 +18,8 @@
 //! | a copy this process does not own | `Err` of kind [`PermissionDenied`](io::ErrorKind::PermissionDenied) wrapping [`StreamError::NotOwner`] | the same |
 //! | a timeout set and passed | `Err` of kind [`TimedOut`](io::ErrorKind::TimedOut) | the same |
 //!
-//! [`is_peer_died`] tells a dead peer from the other errors.
+//! [`is_peer_died`] tells a dead peer from the other errors. With the `tokio` feature the
+//! ends are also tokio's `AsyncWrite` and `AsyncRead`, with the same errors.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -32,13 +33,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
+
 use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use shm_core::liveness::ProcessIdentity;
 
-use crate::spsc::{self, Builder};
+use crate::endpoint::ReadGrant;
+use crate::spsc::{self, Builder, Spsc};
 use crate::transfer::{Portable, Ticket, Transfer, TransferError};
 use crate::{ChannelError, OwnershipError, RecvTimeoutError, SendTimeoutError};
 
@@ -194,18 +199,51 @@ fn send_error(err: SendTimeoutError<()>) -> io::Error {
 pub struct StreamReader {
     rx: spsc::Receiver,
     /// Bytes of the last frame that did not fit the caller's buffer.
-    pending: Vec<u8>,
-    /// How much of `pending` was read already.
-    pos: usize,
+    leftover: Leftover,
     timeout: Option<Duration>,
+}
+
+/// The bytes of a frame a read could not take, kept for the next.
+#[derive(Debug, Default)]
+struct Leftover {
+    bytes: Vec<u8>,
+    /// How much of `bytes` was read already.
+    pos: usize,
+}
+
+impl Leftover {
+    fn is_empty(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    /// Copies what is left into `buf`; how many bytes.
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = (self.bytes.len() - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+        self.pos += n;
+        n
+    }
+
+    /// Copies `grant` into `buf` and keeps what does not fit; how many bytes went to `buf`.
+    fn read_frame(&mut self, grant: ReadGrant<'_, Spsc>, buf: &mut [u8]) -> io::Result<usize> {
+        let n = grant.copy_to(buf);
+        if n < grant.len() {
+            self.bytes.resize(grant.len() - n, 0);
+            // In bounds: `n + bytes.len() == grant.len()`.
+            grant
+                .read_at(n, &mut self.bytes)
+                .map_err(io::Error::other)?;
+            self.pos = 0;
+        }
+        Ok(n)
+    }
 }
 
 impl StreamReader {
     fn new(rx: spsc::Receiver) -> StreamReader {
         StreamReader {
             rx,
-            pending: Vec::new(),
-            pos: 0,
+            leftover: Leftover::default(),
             timeout: None,
         }
     }
@@ -223,11 +261,8 @@ impl io::Read for StreamReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.pos < self.pending.len() {
-            let n = (self.pending.len() - self.pos).min(buf.len());
-            buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
-            self.pos += n;
-            return Ok(n);
+        if !self.leftover.is_empty() {
+            return Ok(self.leftover.read(buf));
         }
         let timeout = self.timeout.unwrap_or(Duration::MAX);
         let grant = match self.rx.read_timeout(timeout) {
@@ -235,16 +270,7 @@ impl io::Read for StreamReader {
             Err(RecvTimeoutError::Disconnected) => return Ok(0),
             Err(err) => return Err(recv_error(err)),
         };
-        let n = grant.copy_to(buf);
-        if n < grant.len() {
-            self.pending.resize(grant.len() - n, 0);
-            // In bounds: `n + pending.len() == grant.len()`.
-            if let Err(err) = grant.read_at(n, &mut self.pending) {
-                return Err(io::Error::other(err));
-            }
-            self.pos = 0;
-        }
-        Ok(n)
+        self.leftover.read_frame(grant, buf)
     }
 }
 
@@ -277,7 +303,7 @@ impl Portable for StreamWriter {
 
 impl Portable for StreamReader {
     fn into_transfer(self) -> Result<Transfer, TransferError> {
-        if self.pos < self.pending.len() {
+        if !self.leftover.is_empty() {
             // Bytes already taken out of the ring would be lost on the way.
             return Err(TransferError::Unsupported {
                 what: "stream reader holding bytes read out of its ring",

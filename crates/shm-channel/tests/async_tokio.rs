@@ -105,8 +105,10 @@ fn cancelled_receives_lose_nothing() {
         let producer = tokio::spawn(async move {
             for seq in 0..COUNT {
                 tx.send_async(&seq.to_le_bytes()).await.unwrap();
-                if seq % 64 == 0 {
-                    tokio::task::yield_now().await;
+                // Pauses longer than the receiver's timer, so that some receives are
+                // surely cancelled while pending.
+                if seq % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
         });
@@ -292,5 +294,91 @@ fn a_receiver_stream_ends_at_disconnect() {
             .unwrap()
             .unwrap();
         assert_eq!(got, (0..50).collect::<Vec<u8>>());
+    });
+}
+
+#[test]
+fn a_million_messages_from_a_forked_sync_sender_wake_an_async_receiver() {
+    // The doorbell is inherited across fork: the child, synchronous, rings it for the
+    // parent's task.
+    const COUNT: u64 = 1_000_000;
+    let lock = fork_lock();
+    let (tx, mut rx) = spsc::channel(1 << 12).unwrap();
+    let mut tx = Some(tx);
+    let child = fork_child(&lock, || {
+        let mut tx = tx.take().unwrap();
+        tx.adopt().unwrap();
+        for seq in 0..COUNT {
+            if tx.send(&seq.to_le_bytes()).is_err() {
+                return 1;
+            }
+            // Now and then a pause, so the receiver goes pending and must be rung.
+            if seq % 100_000 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        0
+    });
+    tx.take()
+        .unwrap()
+        .hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
+        .unwrap();
+    let received = runtime().block_on(async move {
+        tokio::time::timeout(PATIENCE, async move {
+            let mut seq = 0u64;
+            while let Ok(msg) = rx.recv_async().await {
+                assert_eq!(msg, seq.to_le_bytes());
+                seq += 1;
+            }
+            seq
+        })
+        .await
+        .expect("the stream from the child took longer than the patience")
+    });
+    assert_eq!(received, COUNT);
+    assert_eq!(child.wait(), 0);
+}
+
+#[test]
+fn a_byte_stream_copies_through_async_write_and_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LEN: usize = 8 << 20;
+    let (mut writer, mut reader) = shm_channel::stream::pipe(1 << 14).unwrap();
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 31 % 251) as u8).collect();
+    let expected = data.clone();
+    runtime().block_on(async move {
+        let producer = tokio::spawn(async move {
+            // Odd-sized writes, so frames and reads never line up.
+            for chunk in data.chunks(7777) {
+                writer.write_all(chunk).await.unwrap();
+            }
+            writer.shutdown().await.unwrap();
+        });
+        let mut copied = Vec::with_capacity(LEN);
+        let mut buf = [0u8; 3000];
+        loop {
+            let n = tokio::time::timeout(PATIENCE, reader.read(&mut buf))
+                .await
+                .expect("stuck reading")
+                .unwrap();
+            if n == 0 {
+                break; // end of stream: the writer was dropped
+            }
+            copied.extend_from_slice(&buf[..n]);
+        }
+        producer.await.unwrap();
+        assert_eq!(copied.len(), expected.len());
+        assert!(copied == expected, "the bytes differ");
+    });
+}
+
+#[test]
+fn an_async_write_to_a_dropped_reader_is_a_broken_pipe() {
+    use tokio::io::AsyncWriteExt;
+    let (mut writer, reader) = shm_channel::stream::pipe(1 << 12).unwrap();
+    drop(reader);
+    runtime().block_on(async move {
+        let err = writer.write_all(b"nobody reads").await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     });
 }
