@@ -1,22 +1,28 @@
 //! An async echo service: a tokio server and two tokio clients, separate processes (each a
 //! fresh `std::process::Command` of this binary) that meet by name, with one task per
-//! client on the server and no thread blocked on any channel.
+//! client on the server and no thread blocked on any channel; and the same service over
+//! tokio's unix sockets, as the reference, in the same run.
 //!
 //! ```text
-//! cargo run --release --example tokio_echo
+//! cargo run --release --example tokio_echo [-- --rounds 5]
 //! ```
 //!
 //! The server binds a rendezvous name, starts the clients, and passes each one the
 //! receiver of its request channel and the sender of its reply channel (memfds with their
 //! doorbells, over `SCM_RIGHTS`). A task per client echoes every request with
 //! `recv_async`/`send_async`; each client sends numbered messages, awaits each echo,
-//! checks it and reports its median round trip. The server prints one result line.
+//! checks it and reports its median round trip. Then the same over a tokio `UnixStream`
+//! per client. Rounds alternate the two; the server prints the medians and their ratio.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shm_channel::spsc;
 use shm_fork::rendezvous::{connect, Listener};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENTS: usize = 2;
 const ECHOES: u64 = 10_000;
@@ -31,22 +37,38 @@ fn main() -> Result<(), Error> {
         .enable_all()
         .build()?;
     match args.as_slice() {
-        [mode, name] if mode == "client" => runtime.block_on(client(name)),
-        _ => runtime.block_on(server()),
+        [mode, name] if mode == "shm-client" => runtime.block_on(shm_client(name)),
+        [mode, name] if mode == "unix-client" => runtime.block_on(unix_client(name)),
+        [flag, rounds] if flag == "--rounds" => runtime.block_on(server(rounds.parse()?)),
+        _ => runtime.block_on(server(1)),
     }
 }
 
-async fn server() -> Result<(), Error> {
-    let name = format!("tokio-echo-{}", std::process::id());
-    let listener = Listener::bind(&name)?;
-    let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
-        clients.push(
-            Command::new(std::env::current_exe()?)
-                .args(["client", &name])
-                .spawn()?,
-        );
+async fn server(rounds: usize) -> Result<(), Error> {
+    let mut shm = Vec::new();
+    let mut unix = Vec::new();
+    for round in 0..rounds {
+        let name = format!("tokio-echo-{}-{round}", std::process::id());
+        shm.extend(shm_round(&name).await?);
+        unix.extend(unix_round(&name).await?);
     }
+    let (shm, unix) = (median(&mut shm), median(&mut unix));
+    println!(
+        "tokio_echo: {CLIENTS} client processes x {ECHOES} async echoes x {rounds} round(s), \
+         every one intact, one server task per client"
+    );
+    println!(
+        "median round trip: shm channels {shm:.1} us, tokio UnixStream {unix:.1} us \
+         (unix / shm = {:.2}x, one run)",
+        unix / shm
+    );
+    Ok(())
+}
+
+/// One round over shm channels: the clients' median round trips, in µs.
+async fn shm_round(name: &str) -> Result<Vec<f64>, Error> {
+    let listener = Listener::bind(name)?;
+    let clients = spawn_clients("shm-client", name)?;
     // `accept` blocks (with its timeout): a thread of the blocking pool waits for it.
     let connections = tokio::task::spawn_blocking(move || {
         (0..CLIENTS)
@@ -77,23 +99,83 @@ async fn server() -> Result<(), Error> {
     for echoer in echoers {
         echoed += tokio::time::timeout(TIMEOUT, echoer).await??;
     }
-    for mut client in clients {
-        let status = tokio::task::spawn_blocking(move || client.wait()).await??;
-        if !status.success() {
-            return Err(format!("a client failed: {status}").into());
-        }
-    }
-    if echoed != CLIENTS as u64 * ECHOES {
-        return Err(format!("{echoed} echoes, expected {}", CLIENTS as u64 * ECHOES).into());
-    }
-    println!(
-        "tokio_echo: {CLIENTS} client processes x {ECHOES} async echoes each, every one intact, \
-         one server task per client"
-    );
-    Ok(())
+    check_count(echoed)?;
+    finish(clients).await
 }
 
-async fn client(name: &str) -> Result<(), Error> {
+/// One round over tokio unix sockets (abstract names): the clients' medians, in µs.
+async fn unix_round(name: &str) -> Result<Vec<f64>, Error> {
+    let address = SocketAddr::from_abstract_name(format!("{name}-unix"))?;
+    let listener = std::os::unix::net::UnixListener::bind_addr(&address)?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
+    let clients = spawn_clients("unix-client", name)?;
+    let mut echoers = Vec::new();
+    for _ in 0..CLIENTS {
+        let (mut stream, _) = tokio::time::timeout(TIMEOUT, listener.accept()).await??;
+        echoers.push(tokio::spawn(async move {
+            let mut echoed = 0u64;
+            let mut request = [0u8; 8];
+            while stream.read_exact(&mut request).await.is_ok() {
+                if stream.write_all(&request).await.is_err() {
+                    break;
+                }
+                echoed += 1;
+            }
+            echoed
+        }));
+    }
+    let mut echoed = 0;
+    for echoer in echoers {
+        echoed += tokio::time::timeout(TIMEOUT, echoer).await??;
+    }
+    check_count(echoed)?;
+    finish(clients).await
+}
+
+fn spawn_clients(mode: &str, name: &str) -> Result<Vec<std::process::Child>, Error> {
+    (0..CLIENTS)
+        .map(|_| {
+            Command::new(std::env::current_exe()?)
+                .args([mode, name])
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(Error::from)
+        })
+        .collect()
+}
+
+fn check_count(echoed: u64) -> Result<(), Error> {
+    let expected = CLIENTS as u64 * ECHOES;
+    match echoed == expected {
+        true => Ok(()),
+        false => Err(format!("{echoed} echoes, expected {expected}").into()),
+    }
+}
+
+/// Waits for the clients; their median round trips (each prints `median <µs>`).
+async fn finish(clients: Vec<std::process::Child>) -> Result<Vec<f64>, Error> {
+    let mut medians = Vec::new();
+    for client in clients {
+        let output = tokio::task::spawn_blocking(move || client.wait_with_output()).await??;
+        if !output.status.success() {
+            return Err(format!("a client failed: {}", output.status).into());
+        }
+        for line in BufReader::new(output.stdout.as_slice()).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(us) = line
+                .rsplit_once("median ")
+                .and_then(|(_, v)| v.split(' ').next())
+            {
+                medians.push(us.parse()?);
+            }
+        }
+    }
+    Ok(medians)
+}
+
+async fn shm_client(name: &str) -> Result<(), Error> {
     let connection = connect(name, TIMEOUT)?;
     let mut requests: spsc::Sender = connection.take("requests", TIMEOUT)?;
     let mut replies: spsc::Receiver = connection.take("replies", TIMEOUT)?;
@@ -103,16 +185,45 @@ async fn client(name: &str) -> Result<(), Error> {
         let sent = Instant::now();
         requests.send_async(&message).await?;
         let echo = tokio::time::timeout(TIMEOUT, replies.recv_async()).await??;
-        round_trips.push(sent.elapsed());
+        round_trips.push(sent.elapsed().as_secs_f64() * 1e6);
         if echo != message {
             return Err(format!("echo {seq} came back as {echo:?}").into());
         }
     }
-    round_trips.sort();
-    println!(
-        "client {}: {ECHOES} echoes, median round trip {:.1} us",
-        std::process::id(),
-        round_trips[round_trips.len() / 2].as_secs_f64() * 1e6
-    );
+    report("shm", &mut round_trips);
     Ok(())
+}
+
+async fn unix_client(name: &str) -> Result<(), Error> {
+    let address = SocketAddr::from_abstract_name(format!("{name}-unix"))?;
+    let stream = std::os::unix::net::UnixStream::connect_addr(&address)?;
+    stream.set_nonblocking(true)?;
+    let mut stream = tokio::net::UnixStream::from_std(stream)?;
+    let mut round_trips = Vec::with_capacity(ECHOES as usize);
+    let mut echo = [0u8; 8];
+    for seq in 0..ECHOES {
+        let message = seq.to_le_bytes();
+        let sent = Instant::now();
+        stream.write_all(&message).await?;
+        tokio::time::timeout(TIMEOUT, stream.read_exact(&mut echo)).await??;
+        round_trips.push(sent.elapsed().as_secs_f64() * 1e6);
+        if echo != message {
+            return Err(format!("echo {seq} came back as {echo:?}").into());
+        }
+    }
+    report("unix", &mut round_trips);
+    Ok(())
+}
+
+fn report(mode: &str, round_trips: &mut [f64]) {
+    println!(
+        "client {} ({mode}): {ECHOES} echoes intact, median {:.2} us",
+        std::process::id(),
+        median(round_trips)
+    );
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }

@@ -12,8 +12,14 @@ fn async_echo_service_across_unrelated_processes() {
         .expect("run the tokio_echo example (cargo test builds it)");
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let clients = stdout.lines().filter(|l| l.starts_with("client ")).count();
-    assert_eq!(clients, 2, "{stdout}");
+    // Two clients over shm channels and two over unix sockets, each checking every echo.
+    for mode in ["(shm)", "(unix)"] {
+        let clients = stdout
+            .lines()
+            .filter(|l| l.starts_with("client ") && l.contains(mode) && l.contains("intact"))
+            .count();
+        assert_eq!(clients, 2, "{stdout}");
+    }
     assert!(
         stdout
             .lines()
