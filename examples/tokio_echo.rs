@@ -11,8 +11,11 @@
 //! receiver of its request channel and the sender of its reply channel (memfds with their
 //! doorbells, over `SCM_RIGHTS`). A task per client echoes every request with
 //! `recv_async`/`send_async`; each client sends numbered messages, awaits each echo,
-//! checks it and reports its median round trip. Then the same over a tokio `UnixStream`
-//! per client. Rounds alternate the two; the server prints the medians and their ratio.
+//! checks it and reports its median round trip. Every round runs the channels twice — with
+//! the default wait (a task polls, yielding to the runtime, for up to 50 µs before it
+//! sleeps on the doorbell) and with `WaitStrategy::Park` (every wait sleeps on the doorbell:
+//! the reactor path alone) — and then the same service over a tokio `UnixStream` per
+//! client. The server prints the medians and their ratios.
 
 use std::io::{BufRead, BufReader};
 use std::os::linux::net::SocketAddrExt;
@@ -21,6 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shm_channel::spsc;
+use shm_core::notify::WaitStrategy;
 use shm_fork::rendezvous::{connect, Listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -37,7 +41,9 @@ fn main() -> Result<(), Error> {
         .enable_all()
         .build()?;
     match args.as_slice() {
-        [mode, name] if mode == "shm-client" => runtime.block_on(shm_client(name)),
+        [mode, name, wait] if mode == "shm-client" => {
+            runtime.block_on(shm_client(name, wait == "park"))
+        }
         [mode, name] if mode == "unix-client" => runtime.block_on(unix_client(name)),
         [flag, rounds] if flag == "--rounds" => runtime.block_on(server(rounds.parse()?)),
         _ => runtime.block_on(server(1)),
@@ -45,30 +51,32 @@ fn main() -> Result<(), Error> {
 }
 
 async fn server(rounds: usize) -> Result<(), Error> {
-    let mut shm = Vec::new();
-    let mut unix = Vec::new();
+    let (mut shm, mut parked, mut unix) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let name = format!("tokio-echo-{}-{round}", std::process::id());
-        shm.extend(shm_round(&name).await?);
+        shm.extend(shm_round(&format!("{name}-spin"), false).await?);
+        parked.extend(shm_round(&format!("{name}-park"), true).await?);
         unix.extend(unix_round(&name).await?);
     }
-    let (shm, unix) = (median(&mut shm), median(&mut unix));
+    let (shm, parked, unix) = (median(&mut shm), median(&mut parked), median(&mut unix));
     println!(
         "tokio_echo: {CLIENTS} client processes x {ECHOES} async echoes x {rounds} round(s), \
          every one intact, one server task per client"
     );
     println!(
-        "median round trip: shm channels {shm:.1} us, tokio UnixStream {unix:.1} us \
-         (unix / shm = {:.2}x, one run)",
-        unix / shm
+        "median round trip: shm channels {shm:.2} us (parked on the doorbell: {parked:.2} us), \
+         tokio UnixStream {unix:.2} us; unix / shm = {:.1}x, unix / parked = {:.2}x (one run)",
+        unix / shm,
+        unix / parked
     );
     Ok(())
 }
 
 /// One round over shm channels: the clients' median round trips, in µs.
-async fn shm_round(name: &str) -> Result<Vec<f64>, Error> {
+async fn shm_round(name: &str, park: bool) -> Result<Vec<f64>, Error> {
     let listener = Listener::bind(name)?;
-    let clients = spawn_clients("shm-client", name)?;
+    let wait = if park { "park" } else { "default" };
+    let clients = spawn_clients(&["shm-client", name, wait])?;
     // `accept` blocks (with its timeout): a thread of the blocking pool waits for it.
     let connections = tokio::task::spawn_blocking(move || {
         (0..CLIENTS)
@@ -83,6 +91,8 @@ async fn shm_round(name: &str) -> Result<Vec<f64>, Error> {
         let (mut replies, reply_rx) = spsc::Builder::new(1 << 14).doorbells(true).create_memfd()?;
         connection.pass("requests", request_tx, TIMEOUT)?;
         connection.pass("replies", reply_rx, TIMEOUT)?;
+        requests.set_wait_strategy(strategy(park));
+        replies.set_wait_strategy(strategy(park));
         echoers.push(tokio::spawn(async move {
             let mut echoed = 0u64;
             // Until the client drops its sender (or dies: `PeerDied` ends it too).
@@ -109,7 +119,7 @@ async fn unix_round(name: &str) -> Result<Vec<f64>, Error> {
     let listener = std::os::unix::net::UnixListener::bind_addr(&address)?;
     listener.set_nonblocking(true)?;
     let listener = tokio::net::UnixListener::from_std(listener)?;
-    let clients = spawn_clients("unix-client", name)?;
+    let clients = spawn_clients(&["unix-client", name])?;
     let mut echoers = Vec::new();
     for _ in 0..CLIENTS {
         let (mut stream, _) = tokio::time::timeout(TIMEOUT, listener.accept()).await??;
@@ -133,11 +143,11 @@ async fn unix_round(name: &str) -> Result<Vec<f64>, Error> {
     finish(clients).await
 }
 
-fn spawn_clients(mode: &str, name: &str) -> Result<Vec<std::process::Child>, Error> {
+fn spawn_clients(args: &[&str]) -> Result<Vec<std::process::Child>, Error> {
     (0..CLIENTS)
         .map(|_| {
             Command::new(std::env::current_exe()?)
-                .args([mode, name])
+                .args(args)
                 .stdout(Stdio::piped())
                 .spawn()
                 .map_err(Error::from)
@@ -175,10 +185,21 @@ async fn finish(clients: Vec<std::process::Child>) -> Result<Vec<f64>, Error> {
     Ok(medians)
 }
 
-async fn shm_client(name: &str) -> Result<(), Error> {
+/// The endpoints' wait: the default, or every wait asleep on the doorbell.
+fn strategy(park: bool) -> WaitStrategy {
+    if park {
+        WaitStrategy::Park
+    } else {
+        WaitStrategy::default()
+    }
+}
+
+async fn shm_client(name: &str, park: bool) -> Result<(), Error> {
     let connection = connect(name, TIMEOUT)?;
     let mut requests: spsc::Sender = connection.take("requests", TIMEOUT)?;
     let mut replies: spsc::Receiver = connection.take("replies", TIMEOUT)?;
+    requests.set_wait_strategy(strategy(park));
+    replies.set_wait_strategy(strategy(park));
     let mut round_trips = Vec::with_capacity(ECHOES as usize);
     for seq in 0..ECHOES {
         let message = seq.to_le_bytes();
@@ -190,7 +211,7 @@ async fn shm_client(name: &str) -> Result<(), Error> {
             return Err(format!("echo {seq} came back as {echo:?}").into());
         }
     }
-    report("shm", &mut round_trips);
+    report(if park { "shm, parked" } else { "shm" }, &mut round_trips);
     Ok(())
 }
 

@@ -12,8 +12,8 @@ fn async_echo_service_across_unrelated_processes() {
         .expect("run the tokio_echo example (cargo test builds it)");
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
-    // Two clients over shm channels and two over unix sockets, each checking every echo.
-    for mode in ["(shm)", "(unix)"] {
+    // Two clients over shm channels (twice: default wait, parked) and two over unix sockets, each checking every echo.
+    for mode in ["(shm)", "(shm, parked)", "(unix)"] {
         let clients = stdout
             .lines()
             .filter(|l| l.starts_with("client ") && l.contains(mode) && l.contains("intact"))

@@ -6,50 +6,43 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use shm_core::notify::WaitStrategy;
+
 use super::asynchronous::{poll_retry, retry, stand_down, AsyncWait, Awaitable};
 use super::grant::{Publish, ReadGrant, WriteGrant};
 use super::{Deadline, Fault, Flavor, Receiver, Sender};
 use crate::error::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
-use crate::layout::ChannelLayout;
 use crate::ring::{HasLayout, RecvRing, SendRing};
 use crate::{RecvIntoError, SendError};
 
 type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
 
-impl<F: Flavor> Awaitable for Sender<F> {
-    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
-        &mut self.async_wait
-    }
+/// The async side of the endpoint core, the same for both ends: `$event` and `$bell` name
+/// the event and doorbell the end waits on (`space` for senders, `data` for receivers).
+macro_rules! awaitable {
+    ($end:ident, $event:ident, $bell:ident) => {
+        impl<F: Flavor> Awaitable for $end<F> {
+            fn wait_strategy(&self) -> WaitStrategy {
+                // The inherent accessor (inherent methods come first).
+                self.wait_strategy()
+            }
 
-    fn new_async_wait(&self) -> AsyncWait {
-        let bell = self
-            .ring
-            .view()
-            .doorbells()
-            .and_then(|b| b.space.try_clone().ok());
-        AsyncWait::new(
-            self.ring.space_event(),
-            bell,
-            self.ring.layout().handshake(),
-        )
-    }
+            fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
+                &mut self.async_wait
+            }
+
+            fn new_async_wait(&self) -> AsyncWait {
+                let view = self.ring.view();
+                let bell = view.doorbells().and_then(|b| b.$bell.try_clone().ok());
+                AsyncWait::new(self.ring.$event(), bell, view.handshake())
+            }
+        }
+    };
 }
 
-impl<F: Flavor> Awaitable for Receiver<F> {
-    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
-        &mut self.async_wait
-    }
-
-    fn new_async_wait(&self) -> AsyncWait {
-        let bell = self
-            .ring
-            .view()
-            .doorbells()
-            .and_then(|b| b.data.try_clone().ok());
-        AsyncWait::new(self.ring.data_event(), bell, self.ring.layout().handshake())
-    }
-}
+awaitable!(Sender, space_event, space);
+awaitable!(Receiver, data_event, data);
 
 impl<F: Flavor> Sender<F> {
     /// Sends `msg`, waiting for room without blocking the thread (feature `tokio`).

@@ -4,7 +4,10 @@
 //! An async operation is the endpoint's non-blocking attempt, retried until it stops
 //! saying "not now". In between, the task sleeps in the reactor:
 //!
-//! 1. a few tight polls (a busy peer's message is often ~100 ns away);
+//! 1. a few tight polls (a busy peer's message is often ~100 ns away), then, as the
+//!    endpoint's [`WaitStrategy`] says, polls that yield to the runtime between them
+//!    (the task wakes itself: other tasks run, no thread is held) for up to its spin
+//!    budget — 50 µs by default; [`WaitStrategy::Park`] skips both and sleeps at once;
 //! 2. the endpoint announces itself in the channel's event as an *async* waiter
 //!    ([`Event::announce_async`]: the sleeper's half of the wake handshake, once per wait),
 //!    then re-checks;
@@ -24,10 +27,10 @@
 
 use std::future::Future;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shm_core::liveness::fork_generation;
-use shm_core::notify::{Doorbell, Handshake, Ticker, SLOW_CHECK_INTERVAL};
+use shm_core::notify::{Doorbell, Handshake, Ticker, WaitStrategy, SLOW_CHECK_INTERVAL};
 use std::os::fd::AsRawFd;
 
 use tokio::io::unix::AsyncFd;
@@ -60,6 +63,8 @@ pub(crate) struct AsyncWait {
     handshake: Handshake,
     registered: Option<Registered>,
     announced: bool,
+    /// When the yielding polls of the current wait began.
+    spinning_since: Option<Instant>,
 }
 
 impl AsyncWait {
@@ -72,18 +77,41 @@ impl AsyncWait {
             handshake,
             registered: None,
             announced: false,
+            spinning_since: None,
         }
     }
 
     /// Waits (as a poll) until `attempt` returns `Some`.
-    fn poll<R>(&mut self, cx: &mut Context<'_>, mut attempt: impl FnMut() -> Option<R>) -> Poll<R> {
+    fn poll<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        strategy: WaitStrategy,
+        mut attempt: impl FnMut() -> Option<R>,
+    ) -> Poll<R> {
         if !self.announced {
-            for _ in 0..HOT_POLLS {
+            // `Park` sleeps at once, as a synchronous wait does.
+            let hot_polls = if strategy == WaitStrategy::Park { 0 } else { HOT_POLLS };
+            for _ in 0..hot_polls {
                 std::hint::spin_loop();
                 if let Some(ready) = attempt() {
+                    self.spinning_since = None;
                     return Poll::Ready(ready);
                 }
             }
+            let budget = match strategy {
+                WaitStrategy::Spin => None,
+                WaitStrategy::SpinThenPark { spin } | WaitStrategy::YieldThenPark { spin } => {
+                    Some(spin)
+                }
+                WaitStrategy::Park => Some(Duration::ZERO),
+            };
+            let since = *self.spinning_since.get_or_insert_with(Instant::now);
+            if budget.is_none_or(|budget| since.elapsed() < budget) {
+                // Yield to the runtime and come back: a poll, not a sleep.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.spinning_since = None;
             let complete = self.event.get().announce_async(self.handshake);
             self.announced = true;
             let interval = match self.bell.is_some() && complete {
@@ -163,6 +191,7 @@ impl AsyncWait {
 
     /// Ends the wait: withdraws the announcement and stops the ticker.
     fn stand_down(&mut self) {
+        self.spinning_since = None;
         if !self.announced {
             return;
         }
@@ -224,6 +253,9 @@ pub(crate) trait Awaitable {
 
     /// A new wait for this endpoint (its side's event and doorbell).
     fn new_async_wait(&self) -> AsyncWait;
+
+    /// How the endpoint waits (its spin budget before it sleeps in the reactor).
+    fn wait_strategy(&self) -> WaitStrategy;
 }
 
 /// One poll of `op` (the endpoint's non-blocking attempt: `None` for "not now"), waiting
@@ -241,7 +273,8 @@ pub(crate) fn poll_retry<E: Awaitable, R>(
         Some(wait) => wait,
         None => Box::new(endpoint.new_async_wait()),
     };
-    let outcome = wait.poll(cx, || op(endpoint));
+    let strategy = endpoint.wait_strategy();
+    let outcome = wait.poll(cx, strategy, || op(endpoint));
     *endpoint.async_wait() = Some(wait);
     outcome
 }

@@ -4,6 +4,8 @@
 //! the poll that completes, so a dropped future loses nothing.
 
 use std::pin::Pin;
+
+use shm_core::notify::WaitStrategy;
 use std::task::{Context, Poll};
 
 use super::{Receiver, Sender, TypedFailure};
@@ -21,6 +23,10 @@ impl<T, C: Codec<T>, F: Flavor> Awaitable for Sender<T, C, F> {
     fn new_async_wait(&self) -> AsyncWait {
         self.inner.new_async_wait()
     }
+
+    fn wait_strategy(&self) -> WaitStrategy {
+        self.inner.wait_strategy()
+    }
 }
 
 impl<T, C: Codec<T>, F: Flavor> Awaitable for Receiver<T, C, F> {
@@ -30,6 +36,10 @@ impl<T, C: Codec<T>, F: Flavor> Awaitable for Receiver<T, C, F> {
 
     fn new_async_wait(&self) -> AsyncWait {
         self.inner.new_async_wait()
+    }
+
+    fn wait_strategy(&self) -> WaitStrategy {
+        self.inner.wait_strategy()
     }
 }
 
