@@ -382,3 +382,37 @@ fn an_async_write_to_a_dropped_reader_is_a_broken_pipe() {
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     });
 }
+
+#[test]
+fn parked_waits_are_woken_through_the_doorbell() {
+    // `Park`: no polling at all, every wait sleeps in the reactor until the peer rings.
+    const COUNT: u64 = 100_000;
+    let (mut tx, mut rx) = spsc::Builder::new(1 << 10)
+        .wait_strategy(shm_core::notify::WaitStrategy::Park)
+        .create()
+        .unwrap();
+    runtime().block_on(async move {
+        let producer = tokio::spawn(async move {
+            for seq in 0..COUNT {
+                tx.send_async(&seq.to_le_bytes()).await.unwrap();
+            }
+            tx.stats().wake_syscalls
+        });
+        let consumer = tokio::spawn(async move {
+            for seq in 0..COUNT {
+                assert_eq!(rx.recv_async().await.unwrap(), seq.to_le_bytes());
+            }
+            rx.stats().wake_syscalls
+        });
+        let (rang_receiver, rang_sender) = tokio::time::timeout(PATIENCE, async {
+            (producer.await.unwrap(), consumer.await.unwrap())
+        })
+        .await
+        .expect("parked waits were not woken");
+        // Both sides announced themselves and were rung at least once.
+        assert!(
+            rang_receiver > 0 && rang_sender > 0,
+            "{rang_receiver} {rang_sender}"
+        );
+    });
+}

@@ -90,7 +90,11 @@ impl AsyncWait {
     ) -> Poll<R> {
         if !self.announced {
             // `Park` sleeps at once, as a synchronous wait does.
-            let hot_polls = if strategy == WaitStrategy::Park { 0 } else { HOT_POLLS };
+            let hot_polls = if strategy == WaitStrategy::Park {
+                0
+            } else {
+                HOT_POLLS
+            };
             for _ in 0..hot_polls {
                 std::hint::spin_loop();
                 if let Some(ready) = attempt() {
