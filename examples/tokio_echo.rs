@@ -105,12 +105,7 @@ async fn shm_round(name: &str, park: bool) -> Result<Vec<f64>, Error> {
             echoed
         }));
     }
-    let mut echoed = 0;
-    for echoer in echoers {
-        echoed += tokio::time::timeout(TIMEOUT, echoer).await??;
-    }
-    check_count(echoed)?;
-    finish(clients).await
+    finish(echoers, clients).await
 }
 
 /// One round over tokio unix sockets (abstract names): the clients' medians, in µs.
@@ -135,12 +130,7 @@ async fn unix_round(name: &str) -> Result<Vec<f64>, Error> {
             echoed
         }));
     }
-    let mut echoed = 0;
-    for echoer in echoers {
-        echoed += tokio::time::timeout(TIMEOUT, echoer).await??;
-    }
-    check_count(echoed)?;
-    finish(clients).await
+    finish(echoers, clients).await
 }
 
 fn spawn_clients(args: &[&str]) -> Result<Vec<std::process::Child>, Error> {
@@ -155,16 +145,20 @@ fn spawn_clients(args: &[&str]) -> Result<Vec<std::process::Child>, Error> {
         .collect()
 }
 
-fn check_count(echoed: u64) -> Result<(), Error> {
-    let expected = CLIENTS as u64 * ECHOES;
-    match echoed == expected {
-        true => Ok(()),
-        false => Err(format!("{echoed} echoes, expected {expected}").into()),
+/// Waits for the echo tasks (checking they echoed every message) and the clients; the
+/// clients' median round trips (each prints `median <µs>`).
+async fn finish(
+    echoers: Vec<tokio::task::JoinHandle<u64>>,
+    clients: Vec<std::process::Child>,
+) -> Result<Vec<f64>, Error> {
+    let mut echoed = 0;
+    for echoer in echoers {
+        echoed += tokio::time::timeout(TIMEOUT, echoer).await??;
     }
-}
-
-/// Waits for the clients; their median round trips (each prints `median <µs>`).
-async fn finish(clients: Vec<std::process::Child>) -> Result<Vec<f64>, Error> {
+    let expected = CLIENTS as u64 * ECHOES;
+    if echoed != expected {
+        return Err(format!("{echoed} echoes, expected {expected}").into());
+    }
     let mut medians = Vec::new();
     for client in clients {
         let output = tokio::task::spawn_blocking(move || client.wait_with_output()).await??;

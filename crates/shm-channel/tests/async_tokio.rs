@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use shm_channel::{broadcast, mpsc, spsc, typed, RecvError, SendError};
+use shm_channel::{broadcast, mpsc, spsc, typed, Flavor, OwnershipError, RecvError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock};
 
@@ -192,66 +192,87 @@ fn broadcast_receivers_wait_asynchronously() {
     });
 }
 
-#[test]
-fn a_pending_receive_is_woken_by_the_peer_dying() {
+/// An endpoint a forked child can take over.
+trait Handed: Send + 'static {
+    fn adopt(&self) -> Result<(), OwnershipError>;
+    fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError>;
+}
+
+impl<F: Flavor> Handed for shm_channel::Sender<F> {
+    fn adopt(&self) -> Result<(), OwnershipError> {
+        shm_channel::Sender::adopt(self)
+    }
+    fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+        shm_channel::Sender::hand_over(self, to)
+    }
+}
+
+impl<F: Flavor> Handed for shm_channel::Receiver<F> {
+    fn adopt(&self) -> Result<(), OwnershipError> {
+        shm_channel::Receiver::adopt(self)
+    }
+    fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+        shm_channel::Receiver::hand_over(self, to)
+    }
+}
+
+/// Hands `end` to a forked child that owns it and sleeps; starts `pending` (a future that
+/// must wait on that peer), kills the child, and returns what the woken future returned.
+fn outcome_when_the_peer_dies<E: Handed, T: Send + 'static>(
+    end: E,
+    pending: impl Future<Output = T> + Send + 'static,
+) -> T {
     let lock = fork_lock();
-    let (tx, mut rx) = spsc::channel(4096).unwrap();
-    let mut tx = Some(tx);
+    let mut end = Some(end);
     let child = fork_child(&lock, || {
-        let tx = tx.take().unwrap();
-        tx.adopt().unwrap();
+        let end = end.take().unwrap();
+        end.adopt().unwrap();
         std::thread::sleep(PATIENCE * 2);
-        drop(tx);
+        drop(end);
         0
     });
-    tx.take()
+    end.take()
         .unwrap()
         .hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
         .unwrap();
     runtime().block_on(async {
-        let pending = tokio::spawn(async move { rx.recv_async().await });
+        let pending = tokio::spawn(pending);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!pending.is_finished());
+        assert!(
+            !pending.is_finished(),
+            "the future did not wait for its peer"
+        );
         child.kill();
-        let outcome = tokio::time::timeout(PATIENCE, pending)
+        tokio::time::timeout(PATIENCE, pending)
             .await
-            .expect("the dead peer did not wake the pending receive")
-            .unwrap();
-        assert_eq!(outcome, Err(RecvError::PeerDied));
-    });
+            .expect("the dead peer did not wake the pending future")
+            .unwrap()
+    })
+}
+
+#[test]
+fn a_pending_receive_is_woken_by_the_peer_dying() {
+    let (tx, mut rx) = spsc::channel(4096).unwrap();
+    let outcome = outcome_when_the_peer_dies(tx, async move { rx.recv_async().await });
+    assert_eq!(outcome, Err(RecvError::PeerDied));
 }
 
 #[test]
 fn a_pending_send_is_woken_by_the_peer_dying() {
-    let lock = fork_lock();
     let (mut tx, rx) = mpsc::Builder::new(64).create().unwrap();
-    let mut rx = Some(rx);
-    let child = fork_child(&lock, || {
-        let rx = rx.take().unwrap();
-        rx.adopt().unwrap();
-        std::thread::sleep(PATIENCE * 2);
-        drop(rx);
-        0
-    });
-    rx.take()
-        .unwrap()
-        .hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
-        .unwrap();
-    runtime().block_on(async {
-        tx.send_async(&[1; 40]).await.unwrap();
-        let pending = tokio::spawn(async move { tx.send_async(&[2; 40]).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!pending.is_finished());
-        child.kill();
-        let outcome = tokio::time::timeout(PATIENCE, pending)
-            .await
-            .expect("the dead peer did not wake the pending send")
-            .unwrap();
-        assert!(
-            matches!(outcome, Err(SendError::PeerDied(()))),
-            "{outcome:?}"
-        );
-    });
+    tx.try_send(&[1; 40]).unwrap(); // the ring is full now
+    let outcome = outcome_when_the_peer_dies(rx, async move { tx.send_async(&[2; 40]).await });
+    assert!(
+        matches!(outcome, Err(SendError::PeerDied(()))),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_pending_broadcast_receive_is_woken_by_the_writer_dying() {
+    let (tx, mut rx) = broadcast::Builder::new(1 << 12).create().unwrap();
+    let outcome = outcome_when_the_peer_dies(tx, async move { rx.recv_async().await });
+    assert!(outcome.is_err(), "{outcome:?}");
 }
 
 #[test]

@@ -15,33 +15,26 @@ use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor, Publish};
 use crate::error::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use crate::{CodecError, SendError};
 
-impl<T, C: Codec<T>, F: Flavor> Awaitable for Sender<T, C, F> {
-    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
-        self.inner.async_wait()
-    }
+/// A typed end waits as the byte end under it does.
+macro_rules! awaitable_typed {
+    ($($end:ident),*) => {$(
+        impl<T, C: Codec<T>, F: Flavor> Awaitable for $end<T, C, F> {
+            fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
+                self.inner.async_wait()
+            }
 
-    fn new_async_wait(&self) -> AsyncWait {
-        self.inner.new_async_wait()
-    }
+            fn new_async_wait(&self) -> AsyncWait {
+                self.inner.new_async_wait()
+            }
 
-    fn wait_strategy(&self) -> WaitStrategy {
-        self.inner.wait_strategy()
-    }
+            fn wait_strategy(&self) -> WaitStrategy {
+                self.inner.wait_strategy()
+            }
+        }
+    )*};
 }
 
-impl<T, C: Codec<T>, F: Flavor> Awaitable for Receiver<T, C, F> {
-    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
-        self.inner.async_wait()
-    }
-
-    fn new_async_wait(&self) -> AsyncWait {
-        self.inner.new_async_wait()
-    }
-
-    fn wait_strategy(&self) -> WaitStrategy {
-        self.inner.wait_strategy()
-    }
-}
+awaitable_typed!(Sender, Receiver);
 
 /// Why an async typed send failed, before the value is put back.
 enum Failed {
