@@ -62,7 +62,10 @@ pub(crate) struct AsyncWait {
     bell: Option<Doorbell>,
     handshake: Handshake,
     registered: Option<Registered>,
-    announced: bool,
+    /// The fork generation this wait announced itself in, while it is announced: a copy
+    /// inherited by a forked child is not the child's to withdraw (the parent's waiter
+    /// would lose its doorbell).
+    announced: Option<u64>,
     /// When the yielding polls of the current wait began.
     spinning_since: Option<Instant>,
 }
@@ -76,7 +79,7 @@ impl AsyncWait {
             bell,
             handshake,
             registered: None,
-            announced: false,
+            announced: None,
             spinning_since: None,
         }
     }
@@ -88,7 +91,7 @@ impl AsyncWait {
         strategy: WaitStrategy,
         mut attempt: impl FnMut() -> Option<R>,
     ) -> Poll<R> {
-        if !self.announced {
+        if !self.is_announced() {
             // `Park` sleeps at once, as a synchronous wait does.
             let hot_polls = if strategy == WaitStrategy::Park {
                 0
@@ -117,7 +120,7 @@ impl AsyncWait {
             }
             self.spinning_since = None;
             let complete = self.event.get().announce_async(self.handshake);
-            self.announced = true;
+            self.announced = Some(fork_generation());
             let interval = match self.bell.is_some() && complete {
                 true => SLOW_CHECK_INTERVAL,
                 false => UNRUNG_INTERVAL,
@@ -148,8 +151,7 @@ impl AsyncWait {
             let (Ok(ticked), Ok(rang)) = (ticked, rang) else {
                 // The runtime that registered them is gone: register afresh in this one.
                 self.registered = None;
-                self.announced = false;
-                self.event.get().withdraw_async();
+                self.stand_down();
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             };
@@ -193,13 +195,17 @@ impl AsyncWait {
         })
     }
 
+    /// Whether this process has announced this wait.
+    fn is_announced(&self) -> bool {
+        self.announced == Some(fork_generation())
+    }
+
     /// Ends the wait: withdraws the announcement and stops the ticker.
     fn stand_down(&mut self) {
         self.spinning_since = None;
-        if !self.announced {
+        if self.announced.take() != Some(fork_generation()) {
             return;
         }
-        self.announced = false;
         self.event.get().withdraw_async();
         if let Some(registered) = &self.registered {
             if registered.generation == fork_generation() {
