@@ -123,6 +123,8 @@ where
     let mut pump = Pump {
         receiver,
         publisher,
+        session: session.clone(),
+        key: key.to_string(),
         header: FrameHeader {
             kind: FrameKind::Data,
             layout: options.layout,
@@ -206,6 +208,9 @@ impl Drop for Exporter {
 struct Pump<F: Flavor> {
     receiver: Receiver<F>,
     publisher: zenoh::pubsub::Publisher<'static>,
+    /// For the end-of-stream frame, put with congestion control `Block` even in drop mode.
+    session: Session,
+    key: String,
     header: FrameHeader,
     wait_for_importer: bool,
     matched: Arc<AtomicBool>,
@@ -267,6 +272,12 @@ where
             ..self.header
         };
         header.write(0, &mut frame);
-        self.publisher.put(frame).wait().map_err(BridgeError::zenoh)
+        // Never dropped, even in drop mode: importers learn the stream's length from it.
+        // It follows the publisher's frames on the same key and link, in order.
+        self.session
+            .put(self.key.as_str(), frame)
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .map_err(BridgeError::zenoh)
     }
 }
