@@ -34,10 +34,14 @@ fn main() {
         exporter_role();
         return;
     }
-    let tests: [(&str, fn()); 5] = [
+    let tests: [(&str, fn()); 6] = [
         (
             "hundred_thousand_checked_messages_arrive_in_order_then_kill_and_restart",
             hundred_thousand_checked_messages_arrive_in_order_then_kill_and_restart,
+        ),
+        (
+            "an_importer_that_connects_reconnects_to_a_restarted_listening_exporter",
+            an_importer_that_connects_reconnects_to_a_restarted_listening_exporter,
         ),
         (
             "fan_in_from_three_exporter_processes_keeps_each_order",
@@ -76,16 +80,16 @@ fn main() {
 /// The child: export checked messages `tag(id, 0..count)` on `key`, then hold.
 fn exporter_role() {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} unset"));
-    let endpoint = var("SHM_BRIDGE_CONNECT");
+    let endpoint = var("SHM_BRIDGE_ENDPOINT");
     let key = var("SHM_BRIDGE_KEY");
     let id: u64 = var("SHM_BRIDGE_ID").parse().unwrap();
     let count: u64 = var("SHM_BRIDGE_COUNT").parse().unwrap();
     let layout = Layout::new(var("SHM_BRIDGE_LAYOUT").parse().unwrap());
-    let session = Config::loopback_peer()
-        .connect(&endpoint)
-        .unwrap()
-        .open()
-        .unwrap();
+    let config = match var("SHM_BRIDGE_SIDE").as_str() {
+        "listen" => Config::loopback_peer().listen(&endpoint),
+        _ => Config::loopback_peer().connect(&endpoint),
+    };
+    let session = config.unwrap().open().unwrap();
     let (mut tx, rx) = shm_channel::spsc::channel(CAPACITY).unwrap();
     let options = ExportOptions {
         layout,
@@ -104,11 +108,25 @@ fn exporter_role() {
     assert_eq!(report.forwarded, count);
 }
 
-/// An exporter process (see [`exporter_role`]).
+/// An exporter process that connects to `endpoint` (see [`exporter_role`]).
 fn spawn_exporter(endpoint: &str, key: &str, id: u64, count: u64, layout: u32) -> Child {
+    spawn_exporter_on("connect", endpoint, key, id, count, layout)
+}
+
+/// An exporter process that connects to (`side` = `"connect"`) or listens on (`"listen"`)
+/// `endpoint`.
+fn spawn_exporter_on(
+    side: &str,
+    endpoint: &str,
+    key: &str,
+    id: u64,
+    count: u64,
+    layout: u32,
+) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .env("SHM_BRIDGE_ROLE", "exporter")
-        .env("SHM_BRIDGE_CONNECT", endpoint)
+        .env("SHM_BRIDGE_SIDE", side)
+        .env("SHM_BRIDGE_ENDPOINT", endpoint)
         .env("SHM_BRIDGE_KEY", key)
         .env("SHM_BRIDGE_ID", id.to_string())
         .env("SHM_BRIDGE_COUNT", count.to_string())
@@ -203,6 +221,29 @@ fn hundred_thousand_checked_messages_arrive_in_order_then_kill_and_restart() {
         ),
         (0, 0, 0, 0)
     );
+}
+
+fn an_importer_that_connects_reconnects_to_a_restarted_listening_exporter() {
+    // The other topology: the exporter listens, the importer connects and must redial
+    // (zenoh's connect retry) when the exporter comes back on the same endpoint.
+    let endpoint = free_loopback_endpoint().unwrap();
+    let session = Config::loopback_peer()
+        .connect(&endpoint)
+        .unwrap()
+        .open()
+        .unwrap();
+    let key = "test/reconnect";
+    let mut importer = import(&session, key, CAPACITY, ImportOptions::default()).unwrap();
+    let mut first = spawn_exporter_on("listen", &endpoint, key, 1, 1_000, 0);
+    receive_in_order(&mut importer, 1, 0, 1_000);
+    first.kill().unwrap();
+    time_until(&mut importer, &ImportError::RemoteGone);
+    first.wait().unwrap();
+    let second = spawn_exporter_on("listen", &endpoint, key, 2, 1_000, 0);
+    assert!(importer.wait_for_exporter(PER_MESSAGE), "did not reconnect");
+    receive_in_order(&mut importer, 2, 0, 1_000);
+    finish(second);
+    time_until(&mut importer, &ImportError::RemoteClosed);
 }
 
 fn fan_in_from_three_exporter_processes_keeps_each_order() {
