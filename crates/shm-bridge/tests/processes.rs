@@ -161,6 +161,15 @@ fn listening_session() -> (shm_bridge::zenoh::Session, String) {
     (session, endpoint)
 }
 
+/// A session that connects to `endpoint`.
+fn connected_session(endpoint: &str) -> shm_bridge::zenoh::Session {
+    Config::loopback_peer()
+        .connect(endpoint)
+        .unwrap()
+        .open()
+        .unwrap()
+}
+
 /// Receives `count` checked messages of producer `id`, in order from `first`.
 fn receive_in_order(importer: &mut Importer, id: u64, first: u64, count: u64) {
     receive_checked(importer, id, first, count, MAX_LEN);
@@ -227,11 +236,7 @@ fn an_importer_that_connects_reconnects_to_a_restarted_listening_exporter() {
     // The other topology: the exporter listens, the importer connects and must redial
     // (zenoh's connect retry) when the exporter comes back on the same endpoint.
     let endpoint = free_loopback_endpoint().unwrap();
-    let session = Config::loopback_peer()
-        .connect(&endpoint)
-        .unwrap()
-        .open()
-        .unwrap();
+    let session = connected_session(&endpoint);
     let key = "test/reconnect";
     let mut importer = import(&session, key, CAPACITY, ImportOptions::default()).unwrap();
     let mut first = spawn_exporter_on("listen", &endpoint, key, 1, 1_000, 0);
@@ -301,11 +306,7 @@ fn mismatched_layout_and_garbage_are_refused_and_counted() {
 
     // Garbage put straight on the key by a plain zenoh peer.
     use shm_bridge::zenoh::Wait;
-    let raw = Config::loopback_peer()
-        .connect(&endpoint)
-        .unwrap()
-        .open()
-        .unwrap();
+    let raw = connected_session(&endpoint);
     let deadline = Instant::now() + PER_MESSAGE;
     let refusal = loop {
         raw.put(key, b"not a bridge frame".to_vec()).wait().unwrap();
@@ -331,11 +332,7 @@ fn mismatched_layout_and_garbage_are_refused_and_counted() {
 
 fn drop_mode_counts_what_a_full_local_channel_drops() {
     let (there, endpoint) = listening_session();
-    let here = Config::loopback_peer()
-        .connect(&endpoint)
-        .unwrap()
-        .open()
-        .unwrap();
+    let here = connected_session(&endpoint);
     let key = "test/drop";
     let count = 20_000;
     let import_options = ImportOptions {
@@ -384,11 +381,7 @@ fn drop_mode_counts_what_a_full_local_channel_drops() {
 
 fn a_slow_consumer_slows_the_producer_and_loses_nothing() {
     let (there, endpoint) = listening_session();
-    let here = Config::loopback_peer()
-        .connect(&endpoint)
-        .unwrap()
-        .open()
-        .unwrap();
+    let here = connected_session(&endpoint);
     let key = "test/back-pressure";
     // 50,000 messages of 1 KiB on average: 50 MB, more than the local rings, zenoh's queues
     // and loopback TCP's buffers (a few MB at most) hold together.
