@@ -14,9 +14,12 @@ use crate::BridgeError;
 ///
 /// ```
 /// use shm_bridge::Config;
+/// use std::time::Duration;
 /// let config = Config::loopback_peer()
 ///     .listen("tcp/127.0.0.1:0")?
-///     .connect("tcp/127.0.0.1:7447")?;
+///     .connect("tcp/127.0.0.1:7447")?
+///     .mode("peer")?
+///     .lease(Duration::from_secs(3))?;
 /// let connect = config.as_zenoh().get_json("connect/endpoints").map_err(|e| e.to_string())?;
 /// assert!(connect.contains("7447"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -57,7 +57,9 @@ pub struct ExportReport {
 
 /// A running export: a thread reading a local channel and publishing on a zenoh key.
 /// Dropping it stops the thread (as [`stop`](Exporter::stop) does) and withdraws its
-/// liveliness token, which importers see as the exporter going away.
+/// liveliness token, which importers see as the exporter going away. Both wait for a `put`
+/// held by back-pressure: at most zenoh's `block/wait_before_close` (5 s by default), after
+/// which zenoh closes the congested link.
 #[derive(Debug)]
 pub struct Exporter {
     publisher: u64,
