@@ -1,0 +1,306 @@
+//! [`import`]: a local receiver fed by a zenoh subscriber, and what it says when the remote
+//! side goes away.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shm_channel::codec::Codec;
+use shm_channel::{spsc, typed, RecvTimeoutError, TryRecvError};
+use zenoh::{Session, Wait};
+
+use crate::liveness;
+use crate::{BridgeError, Delivery, ImportError, Layout};
+
+mod intake;
+
+use intake::Shared;
+
+/// How often a waiting receive looks at who is exporting: the remote-gone bound is zenoh's
+/// detection time plus this.
+pub const STATUS_POLL: Duration = Duration::from_millis(20);
+
+/// Options of [`import`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// The layout/codec tag frames must carry; frames of any other are refused and counted.
+    pub layout: Layout,
+    /// [`Delivery::Block`] (the default): a full local channel holds zenoh's delivery back,
+    /// which slows the exporters (congestion control `Block`). [`Delivery::Drop`]: a frame
+    /// that finds the local channel full is dropped and counted
+    /// ([`ImportStats::dropped`]).
+    pub delivery: Delivery,
+}
+
+impl Default for ImportOptions {
+    fn default() -> ImportOptions {
+        ImportOptions {
+            layout: Layout::BYTES,
+            delivery: Delivery::Block,
+        }
+    }
+}
+
+/// Who is exporting on an importer's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteStatus {
+    /// No exporter of this importer's layout has been seen yet.
+    Waiting,
+    /// This many exporters are alive.
+    Alive {
+        /// How many.
+        exporters: usize,
+    },
+    /// Every exporter seen is gone; the last one went without ending its stream.
+    Gone,
+    /// Every exporter seen is gone; the last one ended its stream cleanly first.
+    Closed,
+}
+
+/// Counters of an importer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportStats {
+    /// Frames put into the local channel.
+    pub delivered: u64,
+    /// Frames dropped because the local channel was full ([`Delivery::Drop`] only).
+    pub dropped: u64,
+    /// Frames longer than the local channel can ever hold, dropped.
+    pub oversized: u64,
+    /// Frames refused for their header (layout, version, garbage).
+    pub refused: u64,
+    /// Frames never received: gaps in a publisher's sequence numbers (dropped on the way
+    /// in drop mode, sent before this importer subscribed, or lost when zenoh closed a
+    /// congested link).
+    pub missed: u64,
+    /// Frames with a sequence number already passed, discarded.
+    pub out_of_order: u64,
+}
+
+/// The local receiving end an [`Importer`] reads: its byte channel, or a typed view of it.
+/// Implemented for [`spsc::Receiver`] and [`typed::Receiver`] over SPSC.
+pub trait LocalReceiver {
+    /// What a receive returns.
+    type Item;
+    /// Waits at most `timeout`; `Ok(None)` when nothing came.
+    fn recv_for(&mut self, timeout: Duration) -> Result<Option<Self::Item>, ImportError>;
+    /// `Ok(None)` when nothing is there now.
+    fn try_take(&mut self) -> Result<Option<Self::Item>, ImportError>;
+}
+
+impl LocalReceiver for spsc::Receiver {
+    type Item = Vec<u8>;
+
+    fn recv_for(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, ImportError> {
+        timed(self.recv_timeout(timeout))
+    }
+
+    fn try_take(&mut self) -> Result<Option<Vec<u8>>, ImportError> {
+        now(self.try_recv())
+    }
+}
+
+impl<T, C: Codec<T>> LocalReceiver for typed::Receiver<T, C, spsc::Spsc> {
+    type Item = T;
+
+    fn recv_for(&mut self, timeout: Duration) -> Result<Option<T>, ImportError> {
+        timed(self.recv_timeout(timeout))
+    }
+
+    fn try_take(&mut self) -> Result<Option<T>, ImportError> {
+        now(self.try_recv())
+    }
+}
+
+fn timed<T>(result: Result<T, RecvTimeoutError>) -> Result<Option<T>, ImportError> {
+    match result {
+        Ok(item) => Ok(Some(item)),
+        Err(RecvTimeoutError::Timeout) => Ok(None),
+        Err(RecvTimeoutError::Decode(e)) => Err(ImportError::Decode(e)),
+        Err(e) => Err(ImportError::Local(e.to_string())),
+    }
+}
+
+fn now<T>(result: Result<T, TryRecvError>) -> Result<Option<T>, ImportError> {
+    match result {
+        Ok(item) => Ok(Some(item)),
+        Err(TryRecvError::Empty) => Ok(None),
+        Err(TryRecvError::Decode(e)) => Err(ImportError::Decode(e)),
+        Err(e) => Err(ImportError::Local(e.to_string())),
+    }
+}
+
+/// A local receiver fed from a zenoh key (see [`import`]).
+///
+/// Receives return every frame delivered, in each publisher's order; when the local
+/// channel is empty they say why nothing comes: [`ImportError::RemoteGone`] or
+/// [`ImportError::RemoteClosed`] while no exporter is alive (not final: once one comes
+/// back, receiving resumes), [`ImportError::Refused`] once per publisher sending frames
+/// this importer refuses.
+pub struct Importer<R = spsc::Receiver> {
+    // Dropped first: a callback blocked on a full local channel then returns, and the
+    // subscribers below can be undeclared.
+    rx: R,
+    shared: Arc<Shared>,
+    _data: zenoh::pubsub::Subscriber<()>,
+    _tokens: zenoh::pubsub::Subscriber<()>,
+}
+
+impl<R> std::fmt::Debug for Importer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Importer")
+            .field("status", &self.status())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Subscribes to `key` (a key expression: `"plant/*/temperature"` fans in every matching
+/// exporter) and returns an [`Importer`] whose local channel holds `capacity` bytes (a
+/// power of two, at least 16; frames longer than about a quarter of it cannot be held).
+///
+/// ```no_run
+/// use shm_bridge::{import, Config, ImportError, ImportOptions};
+/// use std::time::Duration;
+/// let session = Config::loopback_peer().listen("tcp/127.0.0.1:7447")?.open()?;
+/// let mut importer = import(&session, "demo/frames", 1 << 16, ImportOptions::default())?;
+/// match importer.recv_timeout(Duration::from_secs(5)) {
+///     Ok(frame) => println!("{} bytes", frame.len()),
+///     Err(ImportError::RemoteGone) => println!("the exporter went away"),
+///     Err(other) => println!("{other}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn import(
+    session: &Session,
+    key: &str,
+    capacity: usize,
+    options: ImportOptions,
+) -> Result<Importer, BridgeError> {
+    let (tx, rx) = spsc::channel(capacity)?;
+    let shared = Arc::new(Shared::new(options.layout, options.delivery, tx));
+    let on_token = Arc::clone(&shared);
+    let tokens = session
+        .liveliness()
+        .declare_subscriber(liveness::token_pattern(key))
+        .history(true)
+        .callback(move |sample| on_token.on_token(&sample))
+        .wait()
+        .map_err(BridgeError::zenoh)?;
+    let on_sample = Arc::clone(&shared);
+    let data = session
+        .declare_subscriber(key.to_string())
+        .callback(move |sample| on_sample.on_sample(&sample))
+        .wait()
+        .map_err(BridgeError::zenoh)?;
+    Ok(Importer {
+        rx,
+        shared,
+        _data: data,
+        _tokens: tokens,
+    })
+}
+
+impl Importer {
+    /// Decodes frames as `T` with codec `C` (the exporters' layout tag should name `C`
+    /// and `T`, e.g. [`Layout::named`]).
+    pub fn typed<T, C: Codec<T>>(self) -> Importer<typed::Receiver<T, C, spsc::Spsc>> {
+        Importer {
+            rx: typed::Receiver::from_bytes(self.rx),
+            shared: self.shared,
+            _data: self._data,
+            _tokens: self._tokens,
+        }
+    }
+}
+
+impl<R> Importer<R> {
+    /// Who is exporting now.
+    pub fn status(&self) -> RemoteStatus {
+        self.shared.status()
+    }
+
+    /// Waits until at least one exporter is alive; `false` if none came within `timeout`.
+    pub fn wait_for_exporter(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if matches!(self.status(), RemoteStatus::Alive { .. }) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(STATUS_POLL / 4);
+        }
+    }
+
+    /// The importer's counters.
+    pub fn stats(&self) -> ImportStats {
+        let c = &self.shared.counters;
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        ImportStats {
+            delivered: load(&c.delivered),
+            dropped: load(&c.dropped),
+            oversized: load(&c.oversized),
+            refused: load(&c.refused),
+            missed: load(&c.missed),
+            out_of_order: load(&c.out_of_order),
+        }
+    }
+}
+
+impl<R: LocalReceiver> Importer<R> {
+    /// Waits for the next frame, or for the reason none comes (see [`Importer`]); only a
+    /// `Waiting` or `Alive` status keeps it waiting.
+    pub fn recv(&mut self) -> Result<R::Item, ImportError> {
+        self.recv_until(None)
+    }
+
+    /// [`recv`](Importer::recv), waiting at most `timeout` ([`ImportError::Timeout`]).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<R::Item, ImportError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// The next frame if one is there now ([`ImportError::Timeout`] if not), or why none
+    /// can come.
+    pub fn try_recv(&mut self) -> Result<R::Item, ImportError> {
+        self.recv_until(Some(Instant::now()))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<R::Item, ImportError> {
+        loop {
+            if let Some(refusal) = self.shared.take_refusal() {
+                return Err(refusal);
+            }
+            if let Some(item) = self.rx.try_take()? {
+                return Ok(item);
+            }
+            let gone = match self.shared.status() {
+                RemoteStatus::Gone => Some(ImportError::RemoteGone),
+                RemoteStatus::Closed => Some(ImportError::RemoteClosed),
+                RemoteStatus::Waiting | RemoteStatus::Alive { .. } => None,
+            };
+            if let Some(gone) = gone {
+                // One last look: frames delivered before the exporter went come first.
+                return match self.rx.try_take()? {
+                    Some(item) => Ok(item),
+                    None => Err(gone),
+                };
+            }
+            let slice = match deadline {
+                None => STATUS_POLL,
+                Some(at) => match at.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(STATUS_POLL),
+                    _ => return Err(ImportError::Timeout),
+                },
+            };
+            if let Some(item) = self.rx.recv_for(slice)? {
+                return Ok(item);
+            }
+        }
+    }
+
+    /// The local receiving end, e.g. to look at its stats.
+    pub fn local(&self) -> &R {
+        &self.rx
+    }
+}
