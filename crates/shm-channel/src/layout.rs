@@ -19,6 +19,12 @@ use crate::doorbells::{Doorbells, Wake};
 use crate::primitive::{AtomicU32, AtomicU64};
 use crate::{ChannelError, Corruption};
 
+mod creation;
+
+pub(crate) use creation::{
+    check_capacity, creation_handshake, effective_handshake, region_len, Creation,
+};
+
 /// Smallest capacity: one frame header plus 8 bytes of payload.
 pub const MIN_CAPACITY: usize = 16;
 /// Largest capacity: 4 GiB, so every payload length fits a frame header's 32-bit field.
@@ -380,65 +386,6 @@ impl View {
     }
 }
 
-/// The handshake a new channel uses: `requested` (the builder's option), else what the
-/// machine prefers ([`Handshake::preferred`]: `Membarrier` where the kernel allows it and
-/// `SHM_IPC_HANDSHAKE` does not say `seqcst`); the calling process is prepared for it, so a
-/// `Membarrier` channel is refused here, with a typed error, where this process cannot
-/// register.
-pub(crate) fn creation_handshake(requested: Option<Handshake>) -> Result<Handshake, ChannelError> {
-    let handshake = match requested {
-        Some(handshake) => effective_handshake(handshake),
-        None if cfg!(loom) => Handshake::SeqCst,
-        None => Handshake::preferred(),
-    };
-    handshake.prepare()?;
-    Ok(handshake)
-}
-
-/// The handshake the rings follow for a channel that names `handshake`: the same, except
-/// under `cfg(loom)`, where it is always [`Handshake::SeqCst`]. loom cannot model
-/// `membarrier` (a barrier the kernel runs on other threads' behalf, outside the memory
-/// model), so the models check the rings with `SeqCst` publication, whose orderings they
-/// can see; the `Membarrier` protocol is checked by the stress tests across `fork`.
-#[inline]
-pub(crate) fn effective_handshake(handshake: Handshake) -> Handshake {
-    if cfg!(loom) {
-        Handshake::SeqCst
-    } else {
-        handshake
-    }
-}
-
-/// How a channel is to be created: capacity, the flavor's options, whether the memory is
-/// known to be zero, and the wake handshake.
-#[derive(Debug, Clone)]
-pub struct Creation<O> {
-    /// Data bytes of the ring.
-    pub(crate) capacity: usize,
-    /// The flavor's options.
-    pub(crate) options: O,
-    /// The memory is fresh from the kernel (all zero): nothing needs clearing.
-    pub(crate) zeroed: bool,
-    /// The wake handshake the channel will use.
-    pub(crate) handshake: Handshake,
-    /// The channel's doorbells, if it is to have them.
-    pub(crate) doorbells: Option<Arc<Doorbells>>,
-}
-
-impl<O> Creation<O> {
-    /// The validated view of a fresh channel in `memory` whose data area starts at
-    /// `data_offset`.
-    pub(crate) fn view(
-        &self,
-        memory: Arc<dyn SharedMemory>,
-        data_offset: usize,
-    ) -> Result<View, ChannelError> {
-        let mut view = View::create(memory, data_offset, self.capacity as u64, self.handshake)?;
-        view.set_doorbells(self.doorbells.clone());
-        Ok(view)
-    }
-}
-
 /// A flavor's region: how it is created and attached, and where its events are. Public in
 /// a private module: part of the sealed flavor contract.
 pub trait ChannelLayout: Clone + Send + Sync + Sized {
@@ -596,29 +543,4 @@ impl EventRef {
         // `_memory` keeps alive as long as `self`.
         unsafe { self.event.as_ref() }
     }
-}
-
-/// Region bytes a channel whose data area starts at `data_offset` needs for `capacity`.
-pub(crate) fn region_len(data_offset: usize, capacity: u64) -> Result<usize, ChannelError> {
-    usize::try_from(capacity)
-        .ok()
-        .and_then(|capacity| data_offset.checked_add(capacity))
-        .ok_or(ChannelError::InvalidCapacity {
-            capacity,
-            reason: "too large for this address space",
-        })
-}
-
-/// A capacity is a power of two between `MIN_CAPACITY` and `MAX_CAPACITY`.
-pub(crate) fn check_capacity(capacity: u64) -> Result<(), ChannelError> {
-    let reason = if !capacity.is_power_of_two() {
-        "must be a power of two"
-    } else if capacity < MIN_CAPACITY as u64 {
-        "must be at least 16 bytes"
-    } else if capacity > MAX_CAPACITY as u64 {
-        "must be at most 4 GiB"
-    } else {
-        return Ok(());
-    };
-    Err(ChannelError::InvalidCapacity { capacity, reason })
 }

@@ -42,9 +42,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::sys::{self, FutexWait};
-
 mod doorbell;
+mod futex;
 pub mod handshake;
 mod machine;
 #[cfg(test)]
@@ -52,92 +51,13 @@ mod stress_tests;
 mod throttle;
 
 pub use doorbell::{Doorbell, DoorbellError, Ticker};
+pub use futex::{Futex, FutexError, FutexWake};
 pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
 pub use machine::{available_cores, OVERSUBSCRIBED_SPIN};
 pub use throttle::Throttle;
-
-/// A 32-bit futex word that may live in memory shared between processes.
-///
-/// `#[repr(transparent)]` over `AtomicU32`: any aligned `u32` in a mapping can be viewed as
-/// one with [`Futex::from_atomic`].
-#[repr(transparent)]
-#[derive(Debug, Default)]
-pub struct Futex(AtomicU32);
-
-/// How a [`Futex::wait`] returned without error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FutexWake {
-    /// Woken by [`Futex::wake`], by a signal, or spuriously: re-check the condition.
-    Woken,
-    /// The word no longer held the expected value, so the call did not sleep.
-    ValueChanged,
-}
-
-/// Why a [`Futex::wait`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FutexError {
-    /// The deadline passed (possibly before the call).
-    #[error("the wait's deadline passed")]
-    TimedOut,
-    /// The kernel refused the call.
-    #[error("futex call failed: {0}")]
-    Os(#[from] io::Error),
-}
-
-impl Futex {
-    /// A futex holding `value`.
-    pub const fn new(value: u32) -> Futex {
-        Futex(AtomicU32::new(value))
-    }
-
-    /// Views an atomic word (for example one returned by
-    /// [`SharedMemory::atomic_u32`](crate::SharedMemory::atomic_u32)) as a futex.
-    pub fn from_atomic(word: &AtomicU32) -> &Futex {
-        // SAFETY: `Futex` is `repr(transparent)` over `AtomicU32`, so the cast keeps size,
-        // alignment and validity, and the lifetime is carried over unchanged.
-        unsafe { &*(word as *const AtomicU32).cast::<Futex>() }
-    }
-
-    /// The word as an atomic.
-    pub fn word(&self) -> &AtomicU32 {
-        &self.0
-    }
-
-    /// Sleeps while the word holds `expected`, until woken or until `deadline` (monotonic).
-    /// A deadline that has already passed returns [`FutexError::TimedOut`] at once.
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// use shm_core::notify::{Futex, FutexError, FutexWake};
-    /// let futex = Futex::new(5);
-    /// assert!(matches!(futex.wait(4, None), Ok(FutexWake::ValueChanged)));
-    /// let soon = Instant::now() + Duration::from_millis(1);
-    /// assert!(matches!(futex.wait(5, Some(soon)), Err(FutexError::TimedOut)));
-    /// ```
-    pub fn wait(&self, expected: u32, deadline: Option<Instant>) -> Result<FutexWake, FutexError> {
-        let timeout = match deadline {
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => return Err(FutexError::TimedOut),
-            },
-            None => None,
-        };
-        match sys::futex_wait(&self.0, expected, timeout)? {
-            FutexWait::Woken => Ok(FutexWake::Woken),
-            FutexWait::ValueChanged => Ok(FutexWake::ValueChanged),
-            FutexWait::TimedOut => Err(FutexError::TimedOut),
-        }
-    }
-
-    /// Wakes up to `count` waiters, in any process; returns how many were woken.
-    pub fn wake(&self, count: u32) -> Result<usize, FutexError> {
-        let count = i32::try_from(count).unwrap_or(i32::MAX);
-        Ok(sys::futex_wake(&self.0, count)?)
-    }
-}
 
 /// How a waiter waits for a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +239,7 @@ impl Event {
     #[inline(never)]
     fn wake_all(&self) -> bool {
         // Release: a sleeper that sees the new sequence number does not sleep.
-        self.seq.0.fetch_add(1, Ordering::Release);
+        self.seq.word().fetch_add(1, Ordering::Release);
         // Relaxed: only tells whether a futex sleeper may be there; the handshake's order was
         // kept by the caller's load of the same word.
         if self.waiters.load(Ordering::Relaxed) & SYNC_WAITERS != 0 {
@@ -497,7 +417,7 @@ impl Event {
         loop {
             // Acquire: a notification that bumped the sequence before this load is seen, so
             // the futex wait below returns at once instead of sleeping through it.
-            let seq = self.seq.0.load(Ordering::Acquire);
+            let seq = self.seq.word().load(Ordering::Acquire);
             self.waiters.fetch_add(1, Ordering::SeqCst);
             // SYNC: waiter flag (see `notify`). Also orders the increment before the
             // membarrier below (which begins with a full barrier of its own anyway).
