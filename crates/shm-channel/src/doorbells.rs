@@ -1,7 +1,9 @@
-//! A channel's doorbells in this process: the two eventfds ([`Doorbell`]) its peers ring
-//! when they notify an async waiter, one per event (data: receivers wait; space: senders
-//! wait). Created with the channel, inherited across `fork`, passed with the memfd across
-//! `exec` and unix sockets (`crate::transfer`); process-local, never in shared memory.
+//! A channel's doorbells in this process: the two ends of a [`Doorbell`] pair its peers
+//! ring when they notify an async waiter. Senders ring the data event through the sender
+//! end and wait for space on it; receivers ring the space event through the receiver end
+//! and wait for data on it (a ring reaches the other end only). Created with the channel,
+//! inherited across `fork`, passed with the memfd across `exec` and unix sockets
+//! (`crate::transfer`); process-local, never in shared memory.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -13,32 +15,38 @@ use shm_core::notify::{Doorbell, DoorbellError, Event};
 /// contract).
 #[derive(Debug)]
 pub struct Doorbells {
-    pub(crate) data: Doorbell,
-    pub(crate) space: Doorbell,
+    /// Rung by senders (data published); senders wait on it for space.
+    pub(crate) sender_end: Doorbell,
+    /// Rung by receivers (space released); receivers wait on it for data.
+    pub(crate) receiver_end: Doorbell,
 }
 
 impl Doorbells {
     /// Fresh doorbells for a channel being created.
     pub(crate) fn new() -> io::Result<Arc<Doorbells>> {
+        let (sender_end, receiver_end) = Doorbell::pair()?;
         Ok(Arc::new(Doorbells {
-            data: Doorbell::new()?,
-            space: Doorbell::new()?,
+            sender_end,
+            receiver_end,
         }))
     }
 
-    /// Duplicates of both descriptors (close-on-exec), data first, to pass on.
+    /// Duplicates of both descriptors (close-on-exec), the sender end first, to pass on.
     pub(crate) fn duplicate(&self) -> io::Result<[OwnedFd; 2]> {
         Ok([
-            self.data.try_clone()?.into_fd(),
-            self.space.try_clone()?.into_fd(),
+            self.sender_end.try_clone()?.into_fd(),
+            self.receiver_end.try_clone()?.into_fd(),
         ])
     }
 
-    /// Doorbells received from another process (data first), each checked to be an eventfd.
-    pub(crate) fn from_fds([data, space]: [OwnedFd; 2]) -> Result<Arc<Doorbells>, DoorbellError> {
+    /// Doorbells received from another process (the sender end first), each checked to be
+    /// a unix datagram socket.
+    pub(crate) fn from_fds(
+        [sender_end, receiver_end]: [OwnedFd; 2],
+    ) -> Result<Arc<Doorbells>, DoorbellError> {
         Ok(Arc::new(Doorbells {
-            data: Doorbell::from_fd(data)?,
-            space: Doorbell::from_fd(space)?,
+            sender_end: Doorbell::from_fd(sender_end)?,
+            receiver_end: Doorbell::from_fd(receiver_end)?,
         }))
     }
 }

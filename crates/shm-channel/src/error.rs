@@ -93,7 +93,7 @@ pub enum ChannelError {
     /// share it with such a process.
     #[error("this process cannot use the channel's membarrier wake handshake: {0}")]
     Handshake(#[from] MembarrierError),
-    /// The channel's doorbells (the eventfds that wake async waiters) could not be created
+    /// The channel's doorbells (the socket pair that wakes async waiters) could not be created
     /// (`EMFILE`, say): create it with [`Builder::doorbells(false)`](crate::Builder::doorbells)
     /// where no endpoint will be awaited.
     #[error("cannot create the channel's doorbells: {0}")]

@@ -463,7 +463,7 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     fn data_wake(&self) -> Wake<'_> {
         Wake {
             event: &self.events().data,
-            bell: self.view().doorbells().map(|bells| &bells.data),
+            bell: self.view().doorbells().map(|bells| &bells.sender_end),
         }
     }
 
@@ -471,7 +471,7 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     fn space_wake(&self) -> Wake<'_> {
         Wake {
             event: &self.events().space,
-            bell: self.view().doorbells().map(|bells| &bells.space),
+            bell: self.view().doorbells().map(|bells| &bells.receiver_end),
         }
     }
 

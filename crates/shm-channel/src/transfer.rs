@@ -4,12 +4,12 @@
 //! A channel created with [`Builder::create_memfd`](crate::Builder::create_memfd) lives in a
 //! sealed memfd. Any of its endpoints can be turned into a [`Transfer`]: duplicates of its
 //! descriptors plus a [`Ticket`] naming the endpoint (flavor, side, owner slot). The
-//! descriptors are the memfd and, if the channel has them, its two doorbells (the eventfds
-//! that wake async waiters; see [`Builder::doorbells`](crate::Builder::doorbells)): the
-//! synchronous wake-ups are futexes inside the memory itself. The process that receives
-//! them rebuilds the endpoint with [`Portable::from_fds`]: the layout header is validated as
-//! by `attach`, each doorbell is checked to be an eventfd, and the endpoint's owner slot is
-//! taken over.
+//! descriptors are the memfd and, if the channel has them, the two ends of its doorbell (a
+//! unix datagram socket pair that wakes async waiters; see
+//! [`Builder::doorbells`](crate::Builder::doorbells)): the synchronous wake-ups are futexes
+//! inside the memory itself. The process that receives them rebuilds the endpoint with
+//! [`Portable::from_fds`]: the layout header is validated as by `attach`, each doorbell end
+//! is checked to be a unix datagram socket, and the endpoint's owner slot is taken over.
 //!
 //! Ownership moves in two steps, as across `fork`:
 //!
@@ -206,7 +206,7 @@ pub enum TransferError {
         /// How many arrived.
         count: usize,
     },
-    /// A descriptor passed as a doorbell is not an eventfd.
+    /// A descriptor passed as a doorbell is not a unix datagram socket.
     #[error(transparent)]
     Doorbell(#[from] DoorbellError),
     /// The memfd could not be mapped, or does not hold a compatible channel, or the

@@ -437,3 +437,70 @@ fn parked_waits_are_woken_through_the_doorbell() {
         );
     });
 }
+
+/// Runs `future` on a current-thread runtime with IO and no timer, failing the test (not
+/// hanging it) if it has not completed after `PATIENCE`.
+fn within_patience<T>(runtime: &tokio::runtime::Runtime, future: impl Future<Output = T>) -> T {
+    let (alarm, rung) = tokio::sync::oneshot::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(PATIENCE);
+        let _ = alarm.send(());
+    });
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            biased;
+            _ = rung => None,
+            value = future => Some(value),
+        }
+    });
+    drop(watchdog); // detached: it only sends to a receiver that may be gone
+    outcome.expect("the future was not woken within the patience")
+}
+
+#[test]
+fn a_wait_moved_to_another_runtime_is_woken_there() {
+    let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+    let io_only = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
+    };
+    // The first runtime stays alive, but nobody drives it after its first wait.
+    let first = io_only();
+    tx.send(b"one").unwrap();
+    assert_eq!(first.block_on(rx.recv_async()).unwrap(), b"one");
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        tx.send(b"two").unwrap();
+        tx
+    });
+    let second = io_only();
+    assert_eq!(within_patience(&second, rx.recv_async()).unwrap(), b"two");
+    drop(sender.join().unwrap());
+    drop(first);
+}
+
+#[test]
+fn a_sender_without_doorbells_still_wakes_an_async_receiver() {
+    let builder = spsc::Builder::new(4096)
+        .doorbells(true)
+        .wait_strategy(shm_core::notify::WaitStrategy::Park);
+    let memory: std::sync::Arc<dyn shm_core::SharedMemory> =
+        std::sync::Arc::new(shm_core::Region::anonymous(builder.region_len().unwrap()).unwrap());
+    let mut rx = builder.create_receiver_in(memory.clone()).unwrap();
+    // A sender attached to the memory alone: it has no doorbells, so it cannot ring.
+    let mut tx = spsc::Sender::attach(memory).unwrap();
+    assert!(!tx.has_doorbells() && rx.has_doorbells());
+    let sender = std::thread::spawn(move || {
+        for i in 0..20u8 {
+            std::thread::sleep(Duration::from_millis(3));
+            tx.send(&[i]).unwrap();
+        }
+    });
+    let runtime = runtime();
+    for i in 0..20u8 {
+        assert_eq!(within_patience(&runtime, rx.recv_async()).unwrap(), [i]);
+    }
+    sender.join().unwrap();
+}

@@ -274,6 +274,14 @@ impl Event {
         self.waiters.fetch_sub(ASYNC_WAITER, Ordering::SeqCst);
     }
 
+    /// The event's sequence number: bumped by every notification that found a waiter.
+    /// An async waiter that sees it move without its doorbell ringing knows a notifier
+    /// without the doorbell is about.
+    pub fn sequence(&self) -> u32 {
+        // Relaxed: a hint for how often to re-check, ordering nothing.
+        self.seq.word().load(Ordering::Relaxed)
+    }
+
     /// Whether an async waiter has announced itself.
     pub fn has_async_waiters(&self) -> bool {
         // Relaxed: asked after a notification that found a waiter (whose load ordered the

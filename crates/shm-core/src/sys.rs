@@ -320,10 +320,81 @@ pub(crate) fn at_fork_child(child: extern "C" fn()) -> SysResult<()> {
     }
 }
 
-/// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
-pub(crate) fn eventfd() -> SysResult<OwnedFd> {
-    // SAFETY: no pointers; the kernel returns a new descriptor or -1.
-    owned_fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
+/// `socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK)`: two connected ends.
+pub(crate) fn datagram_pair() -> SysResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as RawFd; 2];
+    let kind = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: `fds` has room for the two descriptors the call writes.
+    let ret = unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((owned_fd(fds[0])?, owned_fd(fds[1])?))
+}
+
+/// Sends a one-byte datagram on `socket` without ever blocking (`MSG_DONTWAIT`: per call,
+/// whatever flags the shared open file has). A full queue (`EAGAIN`, `ENOBUFS`) is success:
+/// the other end is readable already.
+pub(crate) fn send_byte_now(socket: BorrowedFd<'_>) -> SysResult<()> {
+    let byte = 1u8;
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: sends the one byte of `byte`, which outlives the call.
+    let ret = unsafe { libc::send(socket.as_raw_fd(), (&byte as *const u8).cast(), 1, flags) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if !matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Receives and discards up to `max` datagrams waiting on `socket` without ever blocking
+/// (`MSG_DONTWAIT`); how many there were.
+pub(crate) fn drain_datagrams(socket: BorrowedFd<'_>, max: u64) -> SysResult<u64> {
+    let mut buf = [0u8; 16];
+    let mut count = 0;
+    while count < max {
+        // SAFETY: receives at most `buf.len()` bytes into `buf`, which outlives the call.
+        let ret = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(count),
+                _ => Err(err),
+            };
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Whether `fd` is a unix datagram socket (`SO_DOMAIN` `AF_UNIX`, `SO_TYPE` `SOCK_DGRAM`).
+pub(crate) fn is_unix_datagram_socket(fd: BorrowedFd<'_>) -> bool {
+    let option = |name: libc::c_int| {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are valid for the call, `len` giving `value`'s size.
+        let ret = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                name,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (ret == 0).then_some(value)
+    };
+    option(libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+        && option(libc::SO_TYPE) == Some(libc::SOCK_DGRAM)
 }
 
 /// `timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)`.
@@ -363,48 +434,12 @@ pub(crate) fn timerfd_every(timer: BorrowedFd<'_>, interval: Option<Duration>) -
     Ok(())
 }
 
-/// Adds 1 to an eventfd's counter without ever blocking: `O_NONBLOCK` is put back first
-/// if someone sharing the open file took it off (the flag belongs to the open file, which
-/// every process holding the descriptor shares). `EAGAIN` (a counter at its maximum: the
-/// descriptor is readable anyway) is success.
-pub(crate) fn eventfd_add_one(fd: BorrowedFd<'_>) -> SysResult<()> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: F_GETFL on a descriptor we hold takes no pointers.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: F_SETFL with an integer argument takes no pointers.
-        if unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    let one: u64 = 1;
-    // SAFETY: writes the 8 bytes of `one`, which outlives the call.
-    let ret = unsafe { libc::write(raw, (&one as *const u64).cast(), 8) };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EAGAIN) {
-            return Err(err);
-        }
-    }
-    Ok(())
-}
-
-/// Reads (and so resets) the 8-byte counter of a non-blocking eventfd or timerfd; `0` if
-/// there was nothing to read. `O_NONBLOCK` is ensured first, as for [`eventfd_add_one`].
-pub(crate) fn read_counter(fd: BorrowedFd<'_>) -> SysResult<u64> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: as in `eventfd_add_one`.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    if flags >= 0 && flags & libc::O_NONBLOCK == 0 {
-        // SAFETY: as in `eventfd_add_one`.
-        unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) };
-    }
+/// Reads (and so resets) the expiry count of a non-blocking timerfd this process made
+/// (never shared with a peer); `0` if it has not expired.
+pub(crate) fn read_timer(fd: BorrowedFd<'_>) -> SysResult<u64> {
     let mut count: u64 = 0;
     // SAFETY: reads at most 8 bytes into `count`, which outlives the call.
-    let ret = unsafe { libc::read(raw, (&mut count as *mut u64).cast(), 8) };
+    let ret = unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
     if ret < 0 {
         let err = io::Error::last_os_error();
         return match err.raw_os_error() {
@@ -413,11 +448,6 @@ pub(crate) fn read_counter(fd: BorrowedFd<'_>) -> SysResult<u64> {
         };
     }
     Ok(count)
-}
-
-/// What `/proc/self/fd/<fd>` links to (`anon_inode:[eventfd]`, `/memfd:name (deleted)`).
-pub(crate) fn fd_target(fd: BorrowedFd<'_>) -> SysResult<std::path::PathBuf> {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// Wraps a returned descriptor, or the errno if it is negative.

@@ -19,7 +19,8 @@ type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
 
 /// The async side of the endpoint core, the same for both ends: `$event` and `$bell` name
-/// the event and doorbell the end waits on (`space` for senders, `data` for receivers).
+/// the event and the doorbell end the endpoint waits on (space and the sender end for
+/// senders, data and the receiver end for receivers).
 macro_rules! awaitable {
     ($end:ident, $event:ident, $bell:ident) => {
         impl<F: Flavor> Awaitable for $end<F> {
@@ -41,8 +42,8 @@ macro_rules! awaitable {
     };
 }
 
-awaitable!(Sender, space_event, space);
-awaitable!(Receiver, data_event, data);
+awaitable!(Sender, space_event, sender_end);
+awaitable!(Receiver, data_event, receiver_end);
 
 impl<F: Flavor> Sender<F> {
     /// Sends `msg`, waiting for room without blocking the thread (feature `tokio`).

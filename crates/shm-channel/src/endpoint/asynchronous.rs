@@ -11,19 +11,27 @@
 //! 2. the endpoint announces itself in the channel's event as an *async* waiter
 //!    ([`Event::announce_async`]: the sleeper's half of the wake handshake, once per wait),
 //!    then re-checks;
-//! 3. it waits for the channel's [`Doorbell`] — an eventfd the peer rings when it notifies
-//!    an event with an async waiter announced, registered with tokio through
+//! 3. it waits for the channel's [`Doorbell`] — its end of a unix datagram socket pair,
+//!    which the peer rings when it notifies an event with an async waiter announced,
+//!    registered with tokio through
 //!    [`AsyncFd`] — or for its [`Ticker`], a timerfd that makes the slow checks (a peer
 //!    that died, a corrupt index) every [`SLOW_CHECK_INTERVAL`];
 //! 4. it withdraws the announcement when the operation completes or its future is dropped.
+//!
+//! A poll-based use (`Stream`, `Sink`, `AsyncRead`, `AsyncWrite`) left pending and not
+//! polled again keeps its announcement until it is polled again or dropped: meanwhile the
+//! peer rings the doorbell for each publish (a syscall), as for any pending wait.
 //!
 //! Operations take what they return in the same poll that returns it, so a future dropped
 //! before completing has taken nothing: cancellation loses no message.
 //!
 //! Without doorbells (a channel built with `doorbells(false)`, or attached to memory
-//! without them) the ticker re-checks every [`UNRUNG_INTERVAL`] instead. Outside a tokio
-//! runtime with its IO driver, the task re-polls cooperatively (it wakes itself): slower,
-//! never stuck.
+//! without them) the ticker re-checks every [`UNRUNG_INTERVAL`] instead; so does a wait
+//! that sees the event notified with no ring (a peer attached without the doorbells, which
+//! cannot ring them). Outside a tokio runtime the task re-polls cooperatively (it wakes
+//! itself, without announcing): slower, never stuck. Inside one, the runtime must have its
+//! IO driver enabled, as for every tokio IO type (tokio panics otherwise). A wait moved to
+//! another runtime registers again there.
 
 use std::future::Future;
 use std::task::{Context, Poll};
@@ -52,6 +60,9 @@ struct Registered {
     /// The fork generation they were made in: a forked child must not touch them (their
     /// registrations live in the parent's epoll instance, which the child shares).
     generation: u64,
+    /// The runtime whose reactor they are registered with: polled from another one, they
+    /// would be woken only if that one is driven.
+    runtime: tokio::runtime::Id,
 }
 
 /// An endpoint's async wait: the event it announces itself in, and its registered
@@ -68,6 +79,11 @@ pub(crate) struct AsyncWait {
     announced: Option<u64>,
     /// When the yielding polls of the current wait began.
     spinning_since: Option<Instant>,
+    /// The event's sequence number at the last tick, and whether the doorbell rang since:
+    /// a sequence that moved with no ring means a notifier without doorbells.
+    seen: (u32, bool),
+    /// A notifier without doorbells was seen: re-check every [`UNRUNG_INTERVAL`].
+    unrung: bool,
 }
 
 impl AsyncWait {
@@ -81,6 +97,8 @@ impl AsyncWait {
             registered: None,
             announced: None,
             spinning_since: None,
+            seen: (0, false),
+            unrung: false,
         }
     }
 
@@ -119,17 +137,16 @@ impl AsyncWait {
                 return Poll::Pending;
             }
             self.spinning_since = None;
+            if self.registration().is_none() {
+                // No reactor to sleep in: come back at once, unannounced (nobody rings).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let complete = self.event.get().announce_async(self.handshake);
             self.announced = Some(fork_generation());
-            let interval = match self.bell.is_some() && complete {
-                true => SLOW_CHECK_INTERVAL,
-                false => UNRUNG_INTERVAL,
-            };
-            if let Some(registered) = self.registration() {
-                // A ticker that cannot be armed leaves the doorbell (and, without one, the
-                // cooperative re-poll below is not reached): re-arming is tried each wait.
-                let _ = registered.ticker.get_ref().every(Some(interval));
-            }
+            self.unrung |= self.bell.is_none() || !complete;
+            self.seen = (self.event.get().sequence(), false);
+            self.arm_ticker();
             // The re-check after the announcement (SYNC: waiter flag).
             if let Some(ready) = attempt() {
                 self.stand_down();
@@ -158,6 +175,16 @@ impl AsyncWait {
             if !(ticked || rang) {
                 return Poll::Pending;
             }
+            self.seen.1 |= rang;
+            if ticked {
+                let sequence = self.event.get().sequence();
+                if !self.unrung && sequence != self.seen.0 && !self.seen.1 {
+                    // Notified, never rung: a peer without the doorbells. Check often.
+                    self.unrung = true;
+                    self.arm_ticker();
+                }
+                self.seen = (sequence, false);
+            }
             if let Some(ready) = attempt() {
                 self.stand_down();
                 return Poll::Ready(ready);
@@ -165,8 +192,21 @@ impl AsyncWait {
         }
     }
 
-    /// The wait's registered descriptors, made on first use in the current runtime; `None`
-    /// outside a runtime with an IO driver.
+    /// Starts the ticker at the interval the wait needs.
+    fn arm_ticker(&self) {
+        let interval = match self.unrung {
+            true => UNRUNG_INTERVAL,
+            false => SLOW_CHECK_INTERVAL,
+        };
+        if let Some(registered) = &self.registered {
+            // A ticker that cannot be armed (it cannot fail on a timerfd we own) would
+            // leave the wait to its doorbell; arming is tried again at every wait.
+            let _ = registered.ticker.get_ref().every(Some(interval));
+        }
+    }
+
+    /// The wait's registered descriptors, made on first use in the current runtime (again
+    /// if the wait moved to another runtime); `None` outside a runtime.
     fn registration(&mut self) -> Option<&Registered> {
         let generation = fork_generation();
         if let Some(stale) = self.registered.take_if(|r| r.generation != generation) {
@@ -174,15 +214,28 @@ impl AsyncWait {
             // the parent's descriptors from the epoll instance both processes share.
             std::mem::forget(stale);
         }
+        // `AsyncFd` panics outside a runtime: ask first.
+        let runtime = tokio::runtime::Handle::try_current().ok()?.id();
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|r| r.runtime != runtime)
+        {
+            // Registered with another runtime's reactor, which may not be driven: this
+            // process's own registration, so it is dropped (deregistered) normally.
+            self.registered = None;
+        }
         if self.registered.is_none() {
-            self.registered = self.register(generation);
+            self.registered = self.register(generation, runtime);
+            if self.is_announced() {
+                // A wait moved here while announced: its new ticker starts now.
+                self.arm_ticker();
+            }
         }
         self.registered.as_ref()
     }
 
-    fn register(&self, generation: u64) -> Option<Registered> {
-        // `AsyncFd` panics outside a runtime: ask first.
-        tokio::runtime::Handle::try_current().ok()?;
+    fn register(&self, generation: u64, runtime: tokio::runtime::Id) -> Option<Registered> {
         let ticker = readable(Ticker::new().ok()?)?;
         let bell = match &self.bell {
             Some(bell) => Some(readable(bell.try_clone().ok()?)?),
@@ -192,6 +245,7 @@ impl AsyncWait {
             bell,
             ticker,
             generation,
+            runtime,
         })
     }
 
@@ -247,8 +301,8 @@ fn rung<T: AsRawFd>(
     }
 }
 
-/// Registers `fd` with the current runtime's reactor for readability; `None` if it has no
-/// IO driver.
+/// Registers `fd` with the current runtime's reactor for readability (tokio panics if the
+/// runtime has no IO driver).
 fn readable<T: AsRawFd>(fd: T) -> Option<AsyncFd<T>> {
     // SAFETY: `T` is a `Doorbell` or a `Ticker`: each owns its descriptor (an `OwnedFd`,
     // closed only when it is dropped, which the `AsyncFd` does after deregistering) and

@@ -92,7 +92,9 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     }
 }
 
-/// A typed sender as a [`Sink`](futures_sink::Sink) (see [`Sender::sink`]).
+/// A typed sender as a [`Sink`](futures_sink::Sink) (see [`Sender::sink`]). A value taken
+/// by `start_send` is sent by the next `poll_ready`/`poll_flush`/`poll_close`; a sink
+/// dropped before that drops the value unsent (flush or close it first).
 pub struct SendSink<'a, T, C: Codec<T>, F: Flavor> {
     sender: &'a mut Sender<T, C, F>,
     /// The value `start_send` took, not sent yet.

@@ -2,24 +2,30 @@
 //! thread: a [`Doorbell`] rung by the peer that notifies an [`Event`](super::Event), and a
 //! [`Ticker`] for the periodic slow checks (peer liveness) a blocked wait makes.
 //!
-//! A doorbell is an eventfd shared with the peer processes (inherited across `fork`,
-//! passed across `exec` or a unix socket). The notifier rings it only when an *async*
-//! waiter has announced itself in the event ([`Event::announce_async`](super::Event::announce_async)):
-//! synchronous users never make the call.
+//! A doorbell is one end of a unix datagram socket pair shared with the peer processes
+//! (inherited across `fork`, passed across `exec` or a unix socket): ringing one end makes
+//! the other readable. The notifier rings only when an *async* waiter has announced itself
+//! in the event ([`Event::announce_async`](super::Event::announce_async)): synchronous
+//! users never make the call.
+//!
+//! Why a socket pair and not an eventfd: an eventfd's `O_NONBLOCK` belongs to the open
+//! file every holder shares, so a peer could clear it and make our `write` (its counter
+//! full) or `read` block for ever; a socket's `MSG_DONTWAIT` is per call, out of the
+//! peer's reach.
 //!
 //! ```
-//! use shm_core::notify::{Doorbell, Event};
+//! use shm_core::notify::{Doorbell, Event, Handshake};
 //!
 //! let event = Event::new();
-//! let bell = Doorbell::new()?;
+//! let (notifier_end, waiter_end) = Doorbell::pair()?;
 //! // Nobody waits asynchronously: notifying rings nothing.
 //! event.notify();
-//! assert!(!event.ring_if_async(&bell)?);
+//! assert!(!event.ring_if_async(&notifier_end)?);
 //! // An async waiter announces itself; now a notification rings the doorbell.
-//! event.announce_async(shm_core::notify::Handshake::SeqCst);
+//! event.announce_async(Handshake::SeqCst);
 //! assert!(event.notify());
-//! assert!(event.ring_if_async(&bell)?);
-//! assert_eq!(bell.take()?, 1);
+//! assert!(event.ring_if_async(&notifier_end)?);
+//! assert_eq!(waiter_end.take()?, 1);
 //! event.withdraw_async();
 //! # Ok::<(), std::io::Error>(())
 //! ```
@@ -30,10 +36,13 @@ use std::time::Duration;
 
 use crate::sys;
 
-/// An eventfd a peer process rings when it notifies an event an async waiter waits on.
-///
-/// Readable (to `poll`/epoll) once rung; every ring is a new edge for an edge-triggered
-/// reactor, so waiters need not drain it. Cloning shares the same doorbell.
+/// The most rings one [`Doorbell::take`] drains: a peer that rings without pause cannot
+/// keep a waiter in the call.
+const MAX_DRAIN: u64 = 1024;
+
+/// One end of a doorbell: ringing it makes the other end readable (to `poll`/epoll; every
+/// ring is a new edge for an edge-triggered reactor). Neither ringing nor taking ever
+/// blocks, whatever a peer holding the same sockets does to their flags.
 #[derive(Debug)]
 pub struct Doorbell {
     fd: OwnedFd,
@@ -42,61 +51,44 @@ pub struct Doorbell {
 /// Why a received descriptor is not a doorbell.
 #[derive(Debug, thiserror::Error)]
 pub enum DoorbellError {
-    /// The descriptor is not an eventfd (what `/proc/self/fd` says it is instead).
-    #[error("descriptor {fd} is not an eventfd (it is {target:?})")]
-    NotAnEventfd {
+    /// The descriptor is not a unix datagram socket.
+    #[error("descriptor {fd} is not a unix datagram socket (a doorbell)")]
+    NotADoorbell {
         /// The descriptor number.
         fd: RawFd,
-        /// Its `/proc/self/fd` link.
-        target: String,
-    },
-    /// `/proc/self/fd` could not be read.
-    #[error("cannot inspect descriptor {fd}: {source}")]
-    Inspect {
-        /// The descriptor number.
-        fd: RawFd,
-        /// The error.
-        #[source]
-        source: io::Error,
     },
 }
 
 impl Doorbell {
-    /// A new doorbell (close-on-exec, non-blocking).
-    pub fn new() -> io::Result<Doorbell> {
-        Ok(Doorbell {
-            fd: sys::eventfd()?,
-        })
+    /// The two ends of a new doorbell (close-on-exec, non-blocking).
+    pub fn pair() -> io::Result<(Doorbell, Doorbell)> {
+        let (a, b) = sys::datagram_pair()?;
+        Ok((Doorbell { fd: a }, Doorbell { fd: b }))
     }
 
-    /// Adopts a descriptor received from another process, after checking that it is an
-    /// eventfd: ringing any other kind of file would write 8 bytes into it.
+    /// Adopts a descriptor received from another process, after checking that it is a
+    /// unix datagram socket: ringing any other kind of file would write into it.
     pub fn from_fd(fd: OwnedFd) -> Result<Doorbell, DoorbellError> {
-        let raw = fd.as_raw_fd();
-        let target = sys::fd_target(fd.as_fd())
-            .map_err(|source| DoorbellError::Inspect { fd: raw, source })?;
-        if target.as_os_str() != "anon_inode:[eventfd]" {
-            return Err(DoorbellError::NotAnEventfd {
-                fd: raw,
-                target: target.to_string_lossy().into_owned(),
-            });
+        if !sys::is_unix_datagram_socket(fd.as_fd()) {
+            return Err(DoorbellError::NotADoorbell { fd: fd.as_raw_fd() });
         }
         Ok(Doorbell { fd })
     }
 
-    /// Rings: makes the descriptor readable. Never blocks, even if a peer cleared the
-    /// shared `O_NONBLOCK` flag (it is set again first).
+    /// Rings: makes the other end readable. Never blocks (a full queue means the other
+    /// end is readable already).
     pub fn ring(&self) -> io::Result<()> {
-        sys::eventfd_add_one(self.fd.as_fd())
+        sys::send_byte_now(self.fd.as_fd())
     }
 
-    /// Reads and resets the count of rings since the last `take` (0 if none).
+    /// Takes the rings that reached this end since the last `take` (0 if none; at most
+    /// 1024 per call). Never blocks.
     pub fn take(&self) -> io::Result<u64> {
-        sys::read_counter(self.fd.as_fd())
+        sys::drain_datagrams(self.fd.as_fd(), MAX_DRAIN)
     }
 
-    /// A second descriptor for the same doorbell (close-on-exec): to pass to another
-    /// process, or to register with a second reactor.
+    /// A second descriptor for the same end (close-on-exec): to pass to another process,
+    /// or to register with a reactor of its own.
     pub fn try_clone(&self) -> io::Result<Doorbell> {
         Ok(Doorbell {
             fd: self.fd.try_clone()?,
@@ -122,7 +114,8 @@ impl AsRawFd for Doorbell {
 }
 
 /// A timerfd that becomes readable every interval while armed: the clock of an async wait's
-/// slow checks, without depending on a runtime's timer.
+/// slow checks, without depending on a runtime's timer. Private to the process that made
+/// it (never passed to a peer).
 #[derive(Debug)]
 pub struct Ticker {
     fd: OwnedFd,
@@ -143,7 +136,7 @@ impl Ticker {
 
     /// Ticks since the last `take` (0 if none); makes the descriptor unreadable again.
     pub fn take(&self) -> io::Result<u64> {
-        sys::read_counter(self.fd.as_fd())
+        sys::read_timer(self.fd.as_fd())
     }
 }
 
@@ -164,47 +157,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_ring_is_counted_and_taken_once() {
-        let bell = Doorbell::new().unwrap();
-        assert_eq!(bell.take().unwrap(), 0);
-        bell.ring().unwrap();
-        bell.ring().unwrap();
-        assert_eq!(bell.take().unwrap(), 2);
-        assert_eq!(bell.take().unwrap(), 0);
+    fn a_ring_reaches_the_other_end_and_is_taken_once() {
+        let (a, b) = Doorbell::pair().unwrap();
+        assert_eq!(b.take().unwrap(), 0);
+        a.ring().unwrap();
+        a.ring().unwrap();
+        assert_eq!(a.take().unwrap(), 0, "a ring does not reach its own end");
+        assert_eq!(b.take().unwrap(), 2);
+        assert_eq!(b.take().unwrap(), 0);
+        b.ring().unwrap();
+        assert_eq!(a.take().unwrap(), 1);
     }
 
     #[test]
     fn a_clone_rings_the_same_doorbell() {
-        let bell = Doorbell::new().unwrap();
-        bell.try_clone().unwrap().ring().unwrap();
-        assert_eq!(bell.take().unwrap(), 1);
+        let (a, b) = Doorbell::pair().unwrap();
+        a.try_clone().unwrap().ring().unwrap();
+        assert_eq!(b.take().unwrap(), 1);
     }
 
     #[test]
     fn other_descriptors_are_refused() {
         let file = std::fs::File::open("/proc/self/stat").unwrap();
         let refused = Doorbell::from_fd(OwnedFd::from(file));
-        assert!(matches!(refused, Err(DoorbellError::NotAnEventfd { .. })));
-        let bell = Doorbell::new().unwrap();
-        assert!(Doorbell::from_fd(bell.into_fd()).is_ok());
+        assert!(matches!(refused, Err(DoorbellError::NotADoorbell { .. })));
+        let stream = std::os::unix::net::UnixStream::pair().unwrap().0;
+        assert!(Doorbell::from_fd(OwnedFd::from(stream)).is_err());
+        let (a, _b) = Doorbell::pair().unwrap();
+        assert!(Doorbell::from_fd(a.into_fd()).is_ok());
     }
 
     #[test]
-    fn ringing_never_blocks_even_with_o_nonblock_cleared() {
-        let bell = Doorbell::new().unwrap();
-        let raw = bell.as_raw_fd();
-        // A peer sharing the open file clears O_NONBLOCK and fills the counter.
-        // SAFETY: F_SETFL on a descriptor we hold.
-        unsafe { libc::fcntl(raw, libc::F_SETFL, 0) };
-        let near_max: u64 = u64::MAX - 1;
-        // SAFETY: writes the 8 bytes of `near_max`.
-        let wrote = unsafe { libc::write(raw, (&near_max as *const u64).cast(), 8) };
-        assert_eq!(wrote, 8);
-        // SAFETY: F_SETFL again: blocking, as the hostile peer left it.
-        unsafe { libc::fcntl(raw, libc::F_SETFL, 0) };
-        // A blocking write would hang here for ever; ours returns.
-        bell.ring().unwrap();
-        assert_eq!(bell.take().unwrap(), near_max);
+    fn neither_ringing_nor_taking_blocks_whatever_the_shared_flags() {
+        let (a, b) = Doorbell::pair().unwrap();
+        // A peer sharing the open files clears O_NONBLOCK on both ends...
+        for raw in [a.as_raw_fd(), b.as_raw_fd()] {
+            // SAFETY: F_SETFL on a descriptor we hold.
+            unsafe { libc::fcntl(raw, libc::F_SETFL, 0) };
+        }
+        // ...then nothing is there to take: a blocking read would hang here.
+        assert_eq!(b.take().unwrap(), 0);
+        // ...and it fills the queue: a blocking send would hang here.
+        for _ in 0..100_000 {
+            a.ring().unwrap();
+        }
+        let taken = b.take().unwrap();
+        assert!(taken > 0 && taken <= MAX_DRAIN, "{taken}");
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub enum InheritedError {
     #[error("no endpoint named {0:?} was passed to this process (or it was taken already)")]
     NotPassed(String),
     /// A descriptor the variable names is not open, or not of its kind (the first a
-    /// memfd, the doorbells after it eventfds).
+    /// memfd, the doorbell ends after it sockets).
     #[error("descriptor {fd} named for endpoint {name:?} is not an open memfd or doorbell")]
     BadDescriptor {
         /// The endpoint's name.
@@ -117,7 +117,7 @@ pub fn inherited<T: Portable>(name: &str) -> Result<T, InheritedError> {
     let fds = raw
         .into_iter()
         // SAFETY: each `fd` is open and of the kind passed in its place (a memfd, then
-        // eventfds), named for this process by its parent (the pid in the variable is our
+        // sockets), named for this process by its parent (the pid in the variable is our
         // parent's) and inherited across exec; the registry hands each entry out once and
         // refuses a descriptor named twice, so this is the only `OwnedFd` made of it.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
@@ -181,13 +181,14 @@ fn read_environment() -> Registry {
 }
 
 /// Whether `fd`, descriptor `i` of an entry, is of the kind passed there: a memfd first
-/// (`/proc/self/fd/<fd>` links to `/memfd:<name>`), eventfds (doorbells) after it.
+/// (`/proc/self/fd/<fd>` links to `/memfd:<name>`), sockets (the doorbell ends) after it;
+/// `Portable::from_fds` then checks they are unix datagram sockets.
 fn is_passed_kind(i: usize, fd: RawFd) -> bool {
     std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|target| {
         let target = target.to_string_lossy();
         match i {
             0 => target.starts_with("/memfd:"),
-            _ => target == "anon_inode:[eventfd]",
+            _ => target.starts_with("socket:"),
         }
     })
 }
