@@ -164,6 +164,7 @@ impl Exporter {
 
     /// Frames forwarded so far.
     pub fn forwarded(&self) -> u64 {
+        // Relaxed: a statistic, read or bumped alone; it orders nothing.
         self.counters.forwarded.load(Ordering::Relaxed)
     }
 
@@ -192,6 +193,7 @@ impl Exporter {
             None => None,
         };
         Ok(ExportReport {
+            // Relaxed: a statistic, read or bumped alone; it orders nothing.
             forwarded: self.counters.forwarded.load(Ordering::Relaxed),
             local_end,
         })
@@ -261,6 +263,7 @@ where
                 .wait()
                 .map_err(BridgeError::zenoh)?;
             self.header.seq += 1;
+            // Relaxed: a statistic, read or bumped alone; it orders nothing.
             self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
         }
         Ok(None)

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use shm_core::notify::{Doorbell, DoorbellError, Event};
 
+use crate::layout::View;
+
 /// The doorbells of one channel (public in a private module: part of the sealed layout
 /// contract).
 #[derive(Debug)]
@@ -51,12 +53,30 @@ impl Doorbells {
     }
 }
 
-/// An event of a channel together with its doorbell in this process (if the channel has
-/// doorbells here): what a notifier wakes.
+/// Which end of a channel's doorbell an event is rung through:
+/// [`Doorbells::sender_end`] or [`Doorbells::receiver_end`].
+pub(crate) type End = fn(&Doorbells) -> &Doorbell;
+
+impl Doorbells {
+    /// The end senders ring (data published) and wait on for space.
+    pub(crate) fn sender_end(&self) -> &Doorbell {
+        &self.sender_end
+    }
+
+    /// The end receivers ring (space released) and wait on for data.
+    pub(crate) fn receiver_end(&self) -> &Doorbell {
+        &self.receiver_end
+    }
+}
+
+/// An event of a channel, and where its doorbell is if the channel has one here: what a
+/// notifier wakes. The doorbell is looked up only on the cold path, after a notification
+/// that found a waiter; the publishing path just carries the references.
 #[derive(Clone, Copy)]
 pub struct Wake<'a> {
     pub(crate) event: &'a Event,
-    pub(crate) bell: Option<&'a Doorbell>,
+    pub(crate) view: &'a View,
+    pub(crate) end: End,
 }
 
 impl Wake<'_> {
@@ -73,11 +93,11 @@ impl Wake<'_> {
     #[cold]
     #[inline(never)]
     fn ring_async(self) {
-        if let Some(bell) = self.bell {
+        if let Some(doorbells) = self.view.doorbells() {
             // A doorbell that cannot be rung (EBADF cannot happen on a descriptor we own)
             // leaves the async waiter to its slow-check ticks, as a failing FUTEX_WAKE
             // leaves a sleeper to its slice: a delay, not a hang.
-            let _ = self.event.ring_if_async(bell);
+            let _ = self.event.ring_if_async((self.end)(doorbells));
         }
     }
 

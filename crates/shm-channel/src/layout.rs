@@ -463,7 +463,8 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     fn data_wake(&self) -> Wake<'_> {
         Wake {
             event: &self.events().data,
-            bell: self.view().doorbells().map(|bells| &bells.sender_end),
+            view: self.view(),
+            end: Doorbells::sender_end,
         }
     }
 
@@ -471,7 +472,8 @@ pub trait ChannelLayout: Clone + Send + Sync + Sized {
     fn space_wake(&self) -> Wake<'_> {
         Wake {
             event: &self.events().space,
-            bell: self.view().doorbells().map(|bells| &bells.receiver_end),
+            view: self.view(),
+            end: Doorbells::receiver_end,
         }
     }
 

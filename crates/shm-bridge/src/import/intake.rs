@@ -104,12 +104,14 @@ impl Shared {
         if header.seq < *next {
             // Never delivered out of order (TCP links do not reorder; a restarted
             // publisher takes a new id).
+            // Relaxed: a statistic, read or bumped alone; it orders nothing.
             self.counters.out_of_order.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let missed = header.seq - *next;
         *next = header.seq.saturating_add(1);
         if missed > 0 {
+            // Relaxed: a statistic, read or bumped alone; it orders nothing.
             self.counters.missed.fetch_add(missed, Ordering::Relaxed);
         }
         if header.kind == FrameKind::End {
@@ -132,6 +134,7 @@ impl Shared {
             Err(false) if payload.len() > data.tx.max_message_len() => &self.counters.oversized,
             Err(false) => &self.counters.dropped,
         };
+        // Relaxed: a statistic, read or bumped alone; it orders nothing.
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -185,6 +188,7 @@ impl Shared {
     }
 
     fn refuse(&self, publisher: u64, reason: HeaderError) {
+        // Relaxed: a statistic, read or bumped alone; it orders nothing.
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         Self::queue_refusal(&mut lock(&self.presence), publisher, reason);
     }

@@ -236,6 +236,7 @@ impl<R> Importer<R> {
     /// The importer's counters.
     pub fn stats(&self) -> ImportStats {
         let c = &self.shared.counters;
+        // Relaxed: a statistic, read or bumped alone; it orders nothing.
         let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
         ImportStats {
             delivered: load(&c.delivered),

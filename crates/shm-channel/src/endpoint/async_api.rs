@@ -4,6 +4,7 @@
 //! a pending future loses nothing.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use shm_core::notify::WaitStrategy;
@@ -11,6 +12,7 @@ use shm_core::notify::WaitStrategy;
 use super::asynchronous::{poll_retry, retry, stand_down, AsyncWait, Awaitable};
 use super::grant::{Publish, ReadGrant, WriteGrant};
 use super::{Deadline, Fault, Flavor, Receiver, Sender};
+use crate::doorbells::{Doorbells, End};
 use crate::error::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use crate::ring::{HasLayout, RecvRing, SendRing};
 use crate::{RecvIntoError, SendError};
@@ -35,7 +37,9 @@ macro_rules! awaitable {
 
             fn new_async_wait(&self) -> AsyncWait {
                 let view = self.ring.view();
-                let bell = view.doorbells().and_then(|b| b.$bell.try_clone().ok());
+                let bell = view
+                    .doorbells()
+                    .map(|bells| (Arc::clone(bells), Doorbells::$bell as End));
                 AsyncWait::new(self.ring.$event(), bell, view.handshake())
             }
         }

@@ -34,6 +34,7 @@
 //! another runtime registers again there.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ use std::os::fd::AsRawFd;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::doorbells::{Doorbells, End};
 use crate::layout::EventRef;
 
 /// How often an async wait without a doorbell re-checks its condition.
@@ -69,8 +71,9 @@ struct Registered {
 /// descriptors, made at its first wait.
 pub(crate) struct AsyncWait {
     event: EventRef,
-    /// The channel's doorbell for `event`, to clone into this wait's own descriptor.
-    bell: Option<Doorbell>,
+    /// The channel's doorbells, and the end that rings for `event`: a duplicate of it is
+    /// registered with the reactor.
+    bell: Option<(Arc<Doorbells>, End)>,
     handshake: Handshake,
     registered: Option<Registered>,
     /// The fork generation this wait announced itself in, while it is announced: a copy
@@ -87,9 +90,13 @@ pub(crate) struct AsyncWait {
 }
 
 impl AsyncWait {
-    /// An async wait on `event`, rung by `bell` (a clone of the channel's doorbell, or
-    /// `None`), under the channel's `handshake`.
-    pub(crate) fn new(event: EventRef, bell: Option<Doorbell>, handshake: Handshake) -> AsyncWait {
+    /// An async wait on `event`, rung through `bell` (the channel's doorbells and the end
+    /// to wait on, or `None`), under the channel's `handshake`.
+    pub(crate) fn new(
+        event: EventRef,
+        bell: Option<(Arc<Doorbells>, End)>,
+        handshake: Handshake,
+    ) -> AsyncWait {
         AsyncWait {
             event,
             bell,
@@ -238,7 +245,7 @@ impl AsyncWait {
     fn register(&self, generation: u64, runtime: tokio::runtime::Id) -> Option<Registered> {
         let ticker = readable(Ticker::new().ok()?)?;
         let bell = match &self.bell {
-            Some(bell) => Some(readable(bell.try_clone().ok()?)?),
+            Some((doorbells, end)) => Some(readable(end(doorbells).try_clone().ok()?)?),
             None => None,
         };
         Some(Registered {
