@@ -35,20 +35,29 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Handshake, WaitStrategy};
-use shm_core::SharedMemory;
-use std::sync::Arc;
-
 use crate::codec::{BatchCodec, FrameReader, FrameWriter};
-use crate::endpoint::EndpointStats;
-use crate::endpoint::{Deadline, Fault, Flavor, Publish};
-use crate::error::{FromRecvFatal, SendFailure, SendFatal};
+use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
+use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 use crate::spsc::Spsc;
-use crate::typed::DefaultCodec;
-use crate::{ChannelError, CodecError, OwnershipError, SendError};
+use crate::typed::{DefaultCodec, FromDecodeError, RecvError, SendError};
+use crate::{ChannelError, CodecError, RecvTimeoutError, TryRecvError};
 
-crate::typed::spsc_constructors!(BatchCodec, "bulk");
+/// Both ends of a bulk channel.
+pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
+
+/// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with the default codec.
+pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+where
+    DefaultCodec: BatchCodec<T>,
+{
+    channel_with::<T, DefaultCodec>(capacity)
+}
+
+/// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
+pub fn channel_with<T, C: BatchCodec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
+    let (tx, rx) = crate::spsc::channel(capacity)?;
+    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
+}
 
 /// The share of the ring one frame may take: an eighth, as deferred sends publish (so that
 /// the ring holds several frames and both sides keep busy).
@@ -74,8 +83,9 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
     ///
     /// # Errors
     ///
-    /// The byte sender's errors; `Encode` if the codec fails, `TooLarge` for an item that
-    /// does not fit a frame by itself. Each carries how many items were sent before it.
+    /// The byte sender's errors ([`SendError::Send`]), `TooLarge` among them for an item
+    /// that does not fit a frame by itself; [`SendError::Encode`] if the codec fails. Each
+    /// carries how many items were sent before it.
     pub fn send(&mut self, items: &[T]) -> Result<(), SendError<usize>> {
         let sent = self.send_frames(items, Publish::WhenPending);
         self.inner.flush();
@@ -108,7 +118,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
                     break len;
                 }
                 if count == 1 {
-                    return Err(SendError::fatal(SendFatal::TooLarge(max), sent));
+                    return Err(SendError::Send(SendFatal::TooLarge(max).with(sent)));
                 }
                 // Scale down to the budget (codecs are roughly linear), at least halving.
                 let scaled = (count as u128 * budget as u128 / len as u128) as usize;
@@ -116,7 +126,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
             };
             self.send_frame(&items[sent..sent + count], len, publish)
                 .map_err(|failure| match failure {
-                    Failure::Channel(fatal) => SendError::fatal(fatal, sent),
+                    Failure::Channel(fatal) => SendError::Send(fatal.with(sent)),
                     Failure::Encode(e) => SendError::Encode(sent, e),
                 })?;
             sent += count;
@@ -173,12 +183,15 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
     }
 
     /// Waits for the next frame and appends its items to `out`; returns how many.
-    pub fn recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, F::RecvError> {
+    pub fn recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, RecvError<F::RecvError>> {
         self.decode_next(Deadline::Never, out)
     }
 
     /// [`recv_into`](Receiver::recv_into), if a frame is there now.
-    pub fn try_recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, F::TryRecvError> {
+    pub fn try_recv_into(
+        &mut self,
+        out: &mut Vec<T>,
+    ) -> Result<usize, TryRecvError<RecvError<F::RecvError>>> {
         self.decode_next(Deadline::Now, out)
     }
 
@@ -187,7 +200,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
         &mut self,
         out: &mut Vec<T>,
         timeout: Duration,
-    ) -> Result<usize, F::RecvTimeoutError> {
+    ) -> Result<usize, RecvTimeoutError<RecvError<F::RecvError>>> {
         self.decode_next(Deadline::after(timeout), out)
     }
 
@@ -197,7 +210,11 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
     ///
     /// An error found after some frames were taken (a disconnect, a dead sender, a frame
     /// that does not decode) is returned by the next call; the items taken come first.
-    pub fn drain_into(&mut self, out: &mut Vec<T>, max: usize) -> Result<usize, F::RecvError> {
+    pub fn drain_into(
+        &mut self,
+        out: &mut Vec<T>,
+        max: usize,
+    ) -> Result<usize, RecvError<F::RecvError>> {
         let mut got = self.recv_into(out)?;
         while got < max {
             match self.take_now(out) {
@@ -214,7 +231,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
         let scratch = &mut self.scratch;
         let decoded = self
             .inner
-            .recv_with::<F::TryRecvError, _>(Deadline::Now, |ptr, len| {
+            .recv_with::<TryRecvError<F::RecvError>, _>(Deadline::Now, |ptr, len| {
                 decode_frame::<T, C>(ptr, len, scratch, out)
             });
         match decoded {
@@ -227,19 +244,19 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
         }
     }
 
-    fn decode_next<E: FromRecvFatal<Fault<F>>>(
+    fn decode_next<E: FromRecvFatal<Fault<F>> + FromDecodeError>(
         &mut self,
         deadline: Deadline,
         out: &mut Vec<T>,
     ) -> Result<usize, E> {
         if let Some(e) = self.pending.take() {
-            return Err(E::from(e));
+            return Err(E::from_decode(e));
         }
         let scratch = &mut self.scratch;
         let decoded = self.inner.recv_with::<E, _>(deadline, |ptr, len| {
             decode_frame::<T, C>(ptr, len, scratch, out)
         })?;
-        decoded.map_err(E::from)
+        decoded.map_err(E::from_decode)
     }
 }
 
@@ -258,5 +275,40 @@ fn decode_frame<T, C: BatchCodec<T>>(
     Ok(out.len() - before)
 }
 
-crate::typed::typed_common!(Sender, Sender, BatchCodec, "bulk");
-crate::typed::typed_common!(Receiver, Receiver, BatchCodec, "bulk");
+impl<T, C, F: Flavor> Sender<T, C, F> {
+    /// The byte sender underneath.
+    pub fn into_bytes(self) -> crate::Sender<F> {
+        self.inner
+    }
+}
+
+impl<T, C, F: Flavor> Receiver<T, C, F> {
+    /// The byte receiver underneath.
+    pub fn into_bytes(self) -> crate::Receiver<F> {
+        self.inner
+    }
+}
+
+impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
+    fn parts(&self) -> &dyn Parts {
+        self.inner.parts()
+    }
+}
+
+impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
+    fn parts(&self) -> &dyn Parts {
+        self.inner.parts()
+    }
+}
+
+impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, C, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("bulk::Sender").field(&self.inner).finish()
+    }
+}
+
+impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, C, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("bulk::Receiver").field(&self.inner).finish()
+    }
+}

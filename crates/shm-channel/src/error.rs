@@ -1,18 +1,22 @@
-//! The channel's errors, one type per call as in crossbeam-channel and tokio: each lists
-//! only what its call can return. Send errors hand the value back.
+//! The channel's errors. Each call returns its own type, listing what that call can
+//! return, as in crossbeam-channel, tokio and std: the blocking call's error says why the
+//! message can never pass; the non-blocking and timed calls add their one "not now" case
+//! (`Empty`/`Full`, `Timeout`) and otherwise carry the blocking call's error. Send errors
+//! hand the message back.
 //!
 //! | call | error |
 //! |---|---|
 //! | `send`, `reserve` | [`SendError<T>`] |
-//! | `try_send`, `try_reserve` | [`TrySendError<T>`] (adds `Full`) |
-//! | `send_timeout`, `reserve_timeout` | [`SendTimeoutError<T>`] (adds `Timeout`) |
-//! | `recv`, `read` | [`RecvError`] |
-//! | `try_recv`, `try_read` | [`TryRecvError`] (adds `Empty`) |
-//! | `recv_timeout`, `read_timeout` | [`RecvTimeoutError`] (adds `Timeout`) |
-//! | `recv_into` and its forms | [`RecvIntoError<E>`] (adds `BufferTooSmall` to `E`) |
-//! | broadcast receives | `broadcast::{RecvError, TryRecvError, RecvTimeoutError}` (add `Lagged`) |
+//! | `try_send`, `try_reserve` | [`TrySendError<T>`]: `Full`, or the `SendError` |
+//! | `send_timeout`, `reserve_timeout` | [`SendTimeoutError<T>`]: `Timeout`, or the `SendError` |
+//! | `recv`, `read` | [`RecvError`] (broadcast: [`broadcast::RecvError`](crate::broadcast::RecvError), which adds `Lagged`) |
+//! | `try_recv`, `try_read` | [`TryRecvError`]: `Empty`, or the `recv` error |
+//! | `recv_timeout`, `read_timeout` | [`RecvTimeoutError`]: `Timeout`, or the `recv` error |
+//! | `recv_into` | [`RecvIntoError<E>`]: `BufferTooSmall`, or `E` |
+//! | typed endpoints | the same, with the typed layer's [`typed::SendError`](crate::typed::SendError) (adds `Encode`) and [`typed::RecvError`](crate::typed::RecvError) (adds `Decode`) in place of the byte ones |
 //!
-//! `Encode` and `Decode` come only from typed endpoints.
+//! Code generic over the calls (a retry loop, a test's tally) asks any of them
+//! [`CallError::is_fatal`] and [`CallError::corruption`].
 
 use std::fmt;
 use std::io;
@@ -149,364 +153,241 @@ pub enum CodecError {
     },
 }
 
-/// What every call error of this crate can say, for code generic over them (a test's tally,
-/// a retry loop).
+/// What every call error of this crate can say, for code generic over them (a retry loop, a
+/// test's tally).
 ///
 /// ```
-/// use shm_channel::{CallError, TryRecvError};
+/// use shm_channel::{CallError, RecvError, TryRecvError};
 /// fn worth_retrying(error: &impl CallError) -> bool {
 ///     !error.is_fatal()
 /// }
-/// assert!(worth_retrying(&TryRecvError::Empty));
-/// assert!(!worth_retrying(&TryRecvError::Disconnected));
+/// assert!(worth_retrying(&TryRecvError::<RecvError>::Empty));
+/// assert!(!worth_retrying(&TryRecvError::Recv(RecvError::Disconnected)));
 /// ```
 pub trait CallError: std::error::Error {
+    /// The error of the blocking call carried inside this one, if that is why this call
+    /// failed (a non-blocking or timed call's error that is not "not now").
+    fn blocking_error(&self) -> Option<&dyn CallError> {
+        None
+    }
+
     /// The corruption found, if that is why the call failed.
-    fn corruption(&self) -> Option<Corruption>;
-    /// Whether the channel can never carry a message again.
-    fn is_fatal(&self) -> bool;
-}
+    fn corruption(&self) -> Option<Corruption> {
+        self.blocking_error().and_then(CallError::corruption)
+    }
 
-/// Why the endpoint core could not send: the failures every send call shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SendFatal {
-    Disconnected,
-    PeerDied,
-    TooLarge(usize),
-    Corrupted(Corruption),
-    NotOwner,
-}
-
-/// What the endpoint core reports when a reserve or send did not happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SendFailure {
-    /// No room before the deadline (`Full` without waiting, `Timeout` with).
-    NotNow,
-    /// A failure no waiting can fix.
-    Fatal(SendFatal),
-}
-
-impl From<SendFatal> for SendFailure {
-    fn from(fatal: SendFatal) -> SendFailure {
-        SendFailure::Fatal(fatal)
+    /// Whether the channel can never carry a message again (disconnected, dead peer,
+    /// corrupt, not ours); `false` for a failure of this message or this moment only.
+    fn is_fatal(&self) -> bool {
+        self.blocking_error().is_some_and(CallError::is_fatal)
     }
 }
 
-/// Defines one send error type: the shared variants plus `$extra` (`Full`, `Timeout`).
-macro_rules! send_error {
-    (
-        $(#[$doc:meta])*
-        $name:ident { $($(#[$xdoc:meta])* $extra:ident => $xmsg:literal)? }
-    ) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
-        pub enum $name<T> {
-            $($(#[$xdoc])* $extra(T),)?
-            /// The receiver was dropped: nothing sent from now on will be read.
-            Disconnected(T),
-            /// The process owning the receiver died without dropping it.
-            PeerDied(T),
-            /// The message is larger than the ring can ever hold (`max` bytes of payload).
-            TooLarge(T, usize),
-            /// The shared state is corrupt (see [`Corruption`]).
-            Corrupted(T, Corruption),
-            /// This process does not own the endpoint: a copy left behind by `fork`, or an
-            /// endpoint handed over to another process.
-            NotOwner(T),
-            /// The codec could not encode the message (typed senders only).
-            Encode(T, CodecError),
-        }
-
-        impl<T> $name<T> {
-            /// The message that was not sent.
-            pub fn into_inner(self) -> T {
-                match self {
-                    $($name::$extra(v) |)?
-                    $name::Disconnected(v)
-                    | $name::PeerDied(v)
-                    | $name::TooLarge(v, _)
-                    | $name::Corrupted(v, _)
-                    | $name::NotOwner(v)
-                    | $name::Encode(v, _) => v,
-                }
-            }
-
-            /// The same error, carrying `f(value)` instead.
-            pub fn map<U>(self, f: impl FnOnce(T) -> U) -> $name<U> {
-                match self {
-                    $($name::$extra(v) => $name::$extra(f(v)),)?
-                    $name::Disconnected(v) => $name::Disconnected(f(v)),
-                    $name::PeerDied(v) => $name::PeerDied(f(v)),
-                    $name::TooLarge(v, max) => $name::TooLarge(f(v), max),
-                    $name::Corrupted(v, c) => $name::Corrupted(f(v), c),
-                    $name::NotOwner(v) => $name::NotOwner(f(v)),
-                    $name::Encode(v, e) => $name::Encode(f(v), e),
-                }
-            }
-
-            /// Whether the channel can never carry a message again (disconnected, dead,
-            /// corrupt, not ours).
-            pub fn is_fatal(&self) -> bool {
-                matches!(
-                    self,
-                    $name::Disconnected(_)
-                        | $name::PeerDied(_)
-                        | $name::Corrupted(..)
-                        | $name::NotOwner(_)
-                )
-            }
-
-            /// The corruption found, if that is why the call failed.
-            pub fn corruption(&self) -> Option<Corruption> {
-                match self {
-                    $name::Corrupted(_, c) => Some(*c),
-                    _ => None,
-                }
-            }
-
-            pub(crate) fn fatal(fatal: SendFatal, value: T) -> $name<T> {
-                match fatal {
-                    SendFatal::Disconnected => $name::Disconnected(value),
-                    SendFatal::PeerDied => $name::PeerDied(value),
-                    SendFatal::TooLarge(max) => $name::TooLarge(value, max),
-                    SendFatal::Corrupted(c) => $name::Corrupted(value, c),
-                    SendFatal::NotOwner => $name::NotOwner(value),
-                }
-            }
-        }
-
-        impl<T> fmt::Debug for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                // The message itself is not printed: `T` need not be `Debug`.
-                match self {
-                    $($name::$extra(_) => f.write_str(concat!(stringify!($extra), "(..)")),)?
-                    $name::Disconnected(_) => f.write_str("Disconnected(..)"),
-                    $name::PeerDied(_) => f.write_str("PeerDied(..)"),
-                    $name::TooLarge(_, max) => write!(f, "TooLarge(.., {max})"),
-                    $name::Corrupted(_, c) => write!(f, "Corrupted(.., {c:?})"),
-                    $name::NotOwner(_) => f.write_str("NotOwner(..)"),
-                    $name::Encode(_, e) => write!(f, "Encode(.., {e:?})"),
-                }
-            }
-        }
-
-        impl<T> fmt::Display for $name<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $($name::$extra(_) => f.write_str($xmsg),)?
-                    $name::Disconnected(_) => f.write_str("sending on a disconnected channel"),
-                    $name::PeerDied(_) => f.write_str("the receiving process died"),
-                    $name::TooLarge(_, max) => write!(
-                        f,
-                        "message larger than the channel can hold ({max} bytes at most)"
-                    ),
-                    $name::Corrupted(_, c) => write!(f, "{c}"),
-                    $name::NotOwner(_) => {
-                        f.write_str("this process does not own the sending endpoint")
-                    }
-                    $name::Encode(_, e) => write!(f, "{e}"),
-                }
-            }
-        }
-
-        impl<T> std::error::Error for $name<T> {}
-
-        impl<T> CallError for $name<T> {
-            fn corruption(&self) -> Option<Corruption> {
-                $name::corruption(self)
-            }
-
-            fn is_fatal(&self) -> bool {
-                $name::is_fatal(self)
-            }
-        }
-    };
+/// Why `send` (or `reserve`, which waits as long as it takes) failed: the message can never
+/// be sent. It is handed back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// The receiver was dropped: nothing sent from now on will be read.
+    Disconnected(T),
+    /// The process owning the receiver died without dropping it.
+    PeerDied(T),
+    /// The message is larger than the ring can ever hold (`max` bytes of payload).
+    TooLarge(T, usize),
+    /// The shared state is corrupt (see [`Corruption`]).
+    Corrupted(T, Corruption),
+    /// This process does not own the endpoint: a copy left behind by `fork`, or an endpoint
+    /// handed over to another process.
+    NotOwner(T),
 }
 
-send_error! {
-    /// Why `send` (or `reserve`, which waits as long as it takes) failed. The message is
-    /// handed back.
-    SendError {}
-}
+impl<T> SendError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Disconnected(v)
+            | SendError::PeerDied(v)
+            | SendError::TooLarge(v, _)
+            | SendError::Corrupted(v, _)
+            | SendError::NotOwner(v) => v,
+        }
+    }
 
-send_error! {
-    /// Why `try_send` (or `try_reserve`) failed. The message is handed back.
-    TrySendError {
-        /// The ring has no room now.
-        Full => "sending on a full channel"
+    /// The same error, carrying `f(value)` instead.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
+        match self {
+            SendError::Disconnected(v) => SendError::Disconnected(f(v)),
+            SendError::PeerDied(v) => SendError::PeerDied(f(v)),
+            SendError::TooLarge(v, max) => SendError::TooLarge(f(v), max),
+            SendError::Corrupted(v, c) => SendError::Corrupted(f(v), c),
+            SendError::NotOwner(v) => SendError::NotOwner(f(v)),
+        }
     }
 }
 
-send_error! {
-    /// Why `send_timeout` (or `reserve_timeout`) failed. The message is handed back.
-    SendTimeoutError {
-        /// The deadline passed before there was room.
-        Timeout => "timed out waiting for room in the channel"
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Disconnected(_) => f.write_str("sending on a disconnected channel"),
+            SendError::PeerDied(_) => f.write_str("the receiving process died"),
+            SendError::TooLarge(_, max) => write!(
+                f,
+                "message larger than the channel can hold ({max} bytes at most)"
+            ),
+            SendError::Corrupted(_, c) => write!(f, "{c}"),
+            SendError::NotOwner(_) => f.write_str("this process does not own the sending endpoint"),
+        }
     }
 }
 
-/// Conversions between a non-blocking or timed send error and the blocking one.
-macro_rules! send_error_conversions {
-    ($($name:ident :: $extra:ident),*) => {$(
-        impl<T> From<SendError<T>> for $name<T> {
-            fn from(error: SendError<T>) -> $name<T> {
-                match error {
-                    SendError::Disconnected(v) => $name::Disconnected(v),
-                    SendError::PeerDied(v) => $name::PeerDied(v),
-                    SendError::TooLarge(v, max) => $name::TooLarge(v, max),
-                    SendError::Corrupted(v, c) => $name::Corrupted(v, c),
-                    SendError::NotOwner(v) => $name::NotOwner(v),
-                    SendError::Encode(v, e) => $name::Encode(v, e),
-                }
-            }
+// The message itself is never printed: `T` need not be `Debug`.
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            SendError::PeerDied(_) => f.write_str("PeerDied(..)"),
+            SendError::TooLarge(_, max) => write!(f, "TooLarge(.., {max})"),
+            SendError::Corrupted(_, c) => write!(f, "Corrupted(.., {c:?})"),
+            SendError::NotOwner(_) => f.write_str("NotOwner(..)"),
         }
-
-        impl<T> $name<T> {
-            #[doc = concat!("The error a blocking `send` would give, or `Err(value)` for `", stringify!($extra), "`.")]
-            pub fn into_send_error(self) -> Result<SendError<T>, T> {
-                match self {
-                    $name::$extra(v) => Err(v),
-                    $name::Disconnected(v) => Ok(SendError::Disconnected(v)),
-                    $name::PeerDied(v) => Ok(SendError::PeerDied(v)),
-                    $name::TooLarge(v, max) => Ok(SendError::TooLarge(v, max)),
-                    $name::Corrupted(v, c) => Ok(SendError::Corrupted(v, c)),
-                    $name::NotOwner(v) => Ok(SendError::NotOwner(v)),
-                    $name::Encode(v, e) => Ok(SendError::Encode(v, e)),
-                }
-            }
-        }
-    )*};
-}
-
-send_error_conversions!(TrySendError::Full, SendTimeoutError::Timeout);
-
-/// Why the endpoint core could not receive: the failures every receive call shares, with
-/// the ring's own faults (`F`: a [`Corruption`], or broadcast's, which may be a lag).
-/// (Public in this private module, so it may appear in the sealed traits' bounds.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvFatal<F> {
-    /// See `RecvError::Disconnected`.
-    Disconnected,
-    /// See `RecvError::PeerDied`.
-    PeerDied,
-    /// See `RecvError::NotOwner`.
-    NotOwner,
-    /// The ring's own fault.
-    Ring(F),
-}
-
-/// Defines one receive error type: `$extra` variants, then the shared ones.
-macro_rules! recv_error {
-    (
-        $(#[$doc:meta])*
-        $name:ident { $($(#[$xdoc:meta])* $extra:ident $(($xty:ty))? => $xmsg:literal,)* }
-    ) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-        pub enum $name {
-            $($(#[$xdoc])* #[error($xmsg)] $extra $(($xty))?,)*
-            /// The sender was dropped and every message it sent has been received.
-            #[error("receiving on a disconnected channel")]
-            Disconnected,
-            /// The process owning the sender died without dropping it; every message it
-            /// committed before dying has been received.
-            #[error("the sending process died")]
-            PeerDied,
-            /// The shared state is corrupt.
-            #[error(transparent)]
-            Corrupted(#[from] $crate::Corruption),
-            /// This process does not own the endpoint: a copy left behind by `fork`, or an
-            /// endpoint handed over to another process.
-            #[error("this process does not own the receiving endpoint")]
-            NotOwner,
-            /// The codec could not decode the message, which is consumed (typed receivers
-            /// only).
-            #[error(transparent)]
-            Decode(#[from] $crate::CodecError),
-        }
-
-        impl $name {
-            /// The corruption found, if that is why the call failed.
-            pub fn corruption(&self) -> Option<$crate::Corruption> {
-                match self {
-                    $name::Corrupted(c) => Some(*c),
-                    _ => None,
-                }
-            }
-
-            /// Whether the channel can never deliver a message again.
-            pub fn is_fatal(&self) -> bool {
-                matches!(
-                    self,
-                    $name::Disconnected | $name::PeerDied | $name::Corrupted(_) | $name::NotOwner
-                )
-            }
-        }
-
-        impl $crate::CallError for $name {
-            fn corruption(&self) -> Option<$crate::Corruption> {
-                $name::corruption(self)
-            }
-
-            fn is_fatal(&self) -> bool {
-                $name::is_fatal(self)
-            }
-        }
-    };
-}
-pub(crate) use recv_error;
-
-recv_error! {
-    /// Why `recv` (or `read`) failed.
-    RecvError {}
-}
-
-recv_error! {
-    /// Why `try_recv` (or `try_read`) failed.
-    TryRecvError {
-        /// No message now.
-        Empty => "receiving on an empty channel",
     }
 }
 
-recv_error! {
-    /// Why `recv_timeout` (or `read_timeout`) failed.
-    RecvTimeoutError {
-        /// The deadline passed before a message came.
-        Timeout => "timed out waiting for a message",
-    }
-}
+impl<T> std::error::Error for SendError<T> {}
 
-/// A blocking receive's error as the non-blocking or timed call's (a subset of it).
-macro_rules! recv_error_from_blocking {
-    ($base:ident => $($name:ident),*) => {$(
-        impl From<$base> for $name {
-            fn from(error: $base) -> $name {
-                match error {
-                    $base::Disconnected => $name::Disconnected,
-                    $base::PeerDied => $name::PeerDied,
-                    $base::Corrupted(c) => $name::Corrupted(c),
-                    $base::NotOwner => $name::NotOwner,
-                    $base::Decode(e) => $name::Decode(e),
-                }
-            }
-        }
-    )*};
-}
-
-recv_error_from_blocking!(RecvError => TryRecvError, RecvTimeoutError);
-
-impl<E: CallError> CallError for RecvIntoError<E> {
+impl<T> CallError for SendError<T> {
     fn corruption(&self) -> Option<Corruption> {
         match self {
-            RecvIntoError::Recv(e) => e.corruption(),
-            RecvIntoError::BufferTooSmall { .. } => None,
+            SendError::Corrupted(_, c) => Some(*c),
+            _ => None,
         }
     }
 
     fn is_fatal(&self) -> bool {
-        matches!(self, RecvIntoError::Recv(e) if e.is_fatal())
+        !matches!(self, SendError::TooLarge(..))
     }
+}
+
+/// Why `try_send` (or `try_reserve`) failed: no room now (the message is handed back), or
+/// the error `E` a blocking send would give (by default [`SendError`]; a typed sender's is
+/// [`typed::SendError`](crate::typed::SendError)).
+///
+/// ```
+/// use shm_channel::{SendError, TrySendError};
+/// let (mut tx, rx) = shm_channel::spsc::channel(16)?;
+/// tx.try_send(&[1; 8])?;
+/// assert!(matches!(tx.try_send(&[2; 8]), Err(TrySendError::Full(()))));
+/// drop(rx);
+/// assert!(matches!(tx.try_send(&[2; 8]), Err(TrySendError::Send(SendError::Disconnected(())))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrySendError<T, E = SendError<T>> {
+    /// The ring has no room now.
+    #[error("sending on a full channel")]
+    Full(T),
+    /// The message can never be sent: what a blocking send would return.
+    #[error(transparent)]
+    Send(E),
+}
+
+/// Why `send_timeout` (or `reserve_timeout`) failed: the deadline passed before there was
+/// room (the message is handed back), or the error `E` a blocking send would give.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendTimeoutError<T, E = SendError<T>> {
+    /// The deadline passed before there was room.
+    #[error("timed out waiting for room in the channel")]
+    Timeout(T),
+    /// The message can never be sent: what a blocking send would return.
+    #[error(transparent)]
+    Send(E),
+}
+
+impl<T, E: fmt::Debug> fmt::Debug for TrySendError<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Send(e) => f.debug_tuple("Send").field(e).finish(),
+        }
+    }
+}
+
+impl<T, E: fmt::Debug> fmt::Debug for SendTimeoutError<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Send(e) => f.debug_tuple("Send").field(e).finish(),
+        }
+    }
+}
+
+
+
+
+
+/// Why `recv` (or `read`) failed: no message can come any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The sender was dropped and every message it sent has been received.
+    #[error("receiving on a disconnected channel")]
+    Disconnected,
+    /// The process owning the sender died without dropping it; every message it committed
+    /// before dying has been received.
+    #[error("the sending process died")]
+    PeerDied,
+    /// The shared state is corrupt.
+    #[error(transparent)]
+    Corrupted(#[from] Corruption),
+    /// This process does not own the endpoint: a copy left behind by `fork`, or an endpoint
+    /// handed over to another process.
+    #[error("this process does not own the receiving endpoint")]
+    NotOwner,
+}
+
+impl CallError for RecvError {
+    fn corruption(&self) -> Option<Corruption> {
+        match self {
+            RecvError::Corrupted(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    fn is_fatal(&self) -> bool {
+        true
+    }
+}
+
+/// Why `try_recv` (or `try_read`) failed: no message now, or the error `E` a blocking
+/// receive would give (by default [`RecvError`]; broadcast's adds `Lagged`, a typed
+/// receiver's `Decode`).
+///
+/// ```
+/// use shm_channel::{RecvError, TryRecvError};
+/// let (tx, mut rx) = shm_channel::spsc::channel(4096)?;
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Recv(RecvError::Disconnected)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError<E = RecvError> {
+    /// No message now.
+    #[error("receiving on an empty channel")]
+    Empty,
+    /// What a blocking receive would return.
+    #[error(transparent)]
+    Recv(E),
+}
+
+/// Why `recv_timeout` (or `read_timeout`) failed: no message before the deadline, or the
+/// error `E` a blocking receive would give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecvTimeoutError<E = RecvError> {
+    /// The deadline passed before a message came.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// What a blocking receive would return.
+    #[error(transparent)]
+    Recv(E),
 }
 
 /// Why a `recv_into` call failed: the buffer was too small (the message stays in the
@@ -524,41 +405,47 @@ pub enum RecvIntoError<E> {
     Recv(#[from] E),
 }
 
-/// The receive error types of a flavor, built from the endpoint core's failures (public in
-/// this private module: a bound of the sealed flavor traits, not nameable by users).
-pub trait FromRecvFatal<F>: Sized + From<CodecError> {
-    /// The error for `fatal`.
-    fn from_fatal(fatal: RecvFatal<F>) -> Self;
-    /// The error for "nothing came in time" (`Empty`, `Timeout`), if the call can return it.
-    fn not_ready() -> Option<Self>;
-}
-
-/// Implements [`FromRecvFatal`] for receive error types: `$fault` is the ring's fault type
-/// (the error must be `From<$fault>`), `$not_ready` what the call reports when nothing
-/// came in time (`None` for a call without a deadline).
-macro_rules! from_recv_fatal {
-    ($fault:ty: $($name:ty => $not_ready:expr),* $(,)?) => {$(
-        impl $crate::error::FromRecvFatal<$fault> for $name {
-            fn from_fatal(fatal: $crate::error::RecvFatal<$fault>) -> $name {
-                use $crate::error::RecvFatal;
-                match fatal {
-                    RecvFatal::Disconnected => <$name>::Disconnected,
-                    RecvFatal::PeerDied => <$name>::PeerDied,
-                    RecvFatal::NotOwner => <$name>::NotOwner,
-                    RecvFatal::Ring(fault) => <$name>::from(fault),
-                }
-            }
-
-            fn not_ready() -> Option<$name> {
-                $not_ready
-            }
+impl<T, E: CallError> CallError for TrySendError<T, E> {
+    fn blocking_error(&self) -> Option<&dyn CallError> {
+        match self {
+            TrySendError::Full(_) => None,
+            TrySendError::Send(e) => Some(e),
         }
-    )*};
+    }
 }
-pub(crate) use from_recv_fatal;
 
-from_recv_fatal!(Corruption:
-    RecvError => None,
-    TryRecvError => Some(TryRecvError::Empty),
-    RecvTimeoutError => Some(RecvTimeoutError::Timeout),
-);
+impl<T, E: CallError> CallError for SendTimeoutError<T, E> {
+    fn blocking_error(&self) -> Option<&dyn CallError> {
+        match self {
+            SendTimeoutError::Timeout(_) => None,
+            SendTimeoutError::Send(e) => Some(e),
+        }
+    }
+}
+
+impl<E: CallError> CallError for TryRecvError<E> {
+    fn blocking_error(&self) -> Option<&dyn CallError> {
+        match self {
+            TryRecvError::Empty => None,
+            TryRecvError::Recv(e) => Some(e),
+        }
+    }
+}
+
+impl<E: CallError> CallError for RecvTimeoutError<E> {
+    fn blocking_error(&self) -> Option<&dyn CallError> {
+        match self {
+            RecvTimeoutError::Timeout => None,
+            RecvTimeoutError::Recv(e) => Some(e),
+        }
+    }
+}
+
+impl<E: CallError> CallError for RecvIntoError<E> {
+    fn blocking_error(&self) -> Option<&dyn CallError> {
+        match self {
+            RecvIntoError::BufferTooSmall { .. } => None,
+            RecvIntoError::Recv(e) => Some(e),
+        }
+    }
+}

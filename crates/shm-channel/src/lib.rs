@@ -5,7 +5,7 @@
 //! Three flavors of ring, one endpoint core:
 //!
 //! - [`spsc`]: variable-length byte frames through a single-producer/single-consumer
-//!   ring, with zero-copy write and read grants and batched publishing;
+//!   ring, with zero-copy write and read grants and deferred publishing;
 //! - [`mpsc`]: many sender processes into one receiver;
 //! - [`broadcast`]: one sender to many receivers, with back-pressure or overwrite-oldest.
 //!
@@ -15,18 +15,33 @@
 //! of them, encoded straight into the ring by a [`Codec`](codec::Codec): bincode 2 + serde
 //! (default), postcard, or plain data (`bytemuck::Pod`) copied without any codec.
 //!
+//! ## Which to use
+//!
+//! | you have | use | send | receive |
+//! |---|---|---|---|
+//! | Rust values, one process to another | [`typed::channel`] (or `mpsc::typed`, `broadcast::typed`) | `send`, `try_send`, `send_timeout` | `recv`, `try_recv`, `recv_timeout`, `iter` |
+//! | byte messages | [`spsc::channel`], [`mpsc::channel`], [`broadcast::channel`] | the same, over `&[u8]` | the same, into a `Vec`, or [`recv_into`](Receiver::recv_into) your buffer |
+//! | large messages, no copy | the byte endpoints' grants | [`reserve`](Sender::reserve) → [`WriteGrant`] | [`read`](Receiver::read) → [`ReadGrant`] |
+//! | a stream of small messages | any sender | [`send_deferred`](Sender::send_deferred) + [`flush`](Sender::flush) (one publication per batch) | as usual |
+//! | many small values per frame | [`bulk`] | `send(&[T])` | `recv_into(&mut Vec<T>)` |
+//! | bytes, like a pipe | [`stream::pipe`] | `io::Write` | `io::Read` |
+//! | async code (feature `tokio`) | any endpoint | `send_async`, `reserve_async` | `recv_async`, `read_async`, `stream()` |
+//! | another process that `fork` did not make | [`Builder::create_memfd`] and [`transfer`] (or `shm-fork`'s `exec` and rendezvous) | | |
+//!
+//! ## Errors
+//!
 //! Semantics follow crossbeam-channel: each call has its own error type, listing only what
-//! it can return, and send errors hand the value back ([`SendError`], [`TrySendError`],
-//! [`SendTimeoutError`], [`RecvError`], [`TryRecvError`], [`RecvTimeoutError`]); a message
-//! larger than the ring is refused at once (`TooLarge`); when the sender is dropped the
-//! receiver still gets every message sent before, then `Disconnected`; when the receiver is
-//! dropped, `send` fails.
+//! it can return, and send errors hand the value back (see [`error`](crate#errors) below: the
+//! blocking calls' [`SendError`] and [`RecvError`], and the non-blocking and timed calls'
+//! [`TrySendError`], [`SendTimeoutError`], [`TryRecvError`], [`RecvTimeoutError`], which add
+//! their "not now" case); a message larger than the ring is refused at once (`TooLarge`);
+//! when the sender is dropped the receiver still gets every message sent before, then
+//! `Disconnected`; when the receiver is dropped, `send` fails.
 //!
 //! Across `fork`, each endpoint is owned by exactly one process, recorded in shared
 //! memory: the copy left in the other process does not count, and using it fails with
-//! `NotOwner`. A peer process that dies
-//! without dropping its endpoint (`SIGKILL`) is seen through the kernel (a pidfd) and
-//! reported as `PeerDied` by the blocked call within
+//! `NotOwner`. A peer process that dies without dropping its endpoint (`SIGKILL`) is seen
+//! through the kernel (a pidfd) and reported as `PeerDied` by the blocked call within
 //! [`SLOW_CHECK_INTERVAL`](shm_core::notify::SLOW_CHECK_INTERVAL) (10 ms) plus scheduling
 //! delay, or by the next call that finds the ring empty (receiver) or full (sender).
 //!
@@ -41,20 +56,24 @@
 //! assert_eq!(rx.recv()?, (7, "seven".to_string()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Layout of the crate
+//!
+//! The flavors (`spsc/`, `mpsc/`, `broadcast/`) are faces over one endpoint core
+//! (`endpoint/`), which drives each flavor's ring sides through the contract of the layer
+//! below it (`shared/`: frame words, control-block lines, ownership, status, doorbells, the
+//! loom seam). The typed, bulk and stream layers wrap the byte endpoints. See
+//! `docs/architecture.md` in the repository.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
 pub mod broadcast;
 pub mod bulk;
 pub mod codec;
-mod doorbells;
 mod endpoint;
 mod error;
-mod frame;
-mod layout;
 pub mod mpsc;
-mod primitive;
-mod ring;
+mod shared;
 pub mod spsc;
 pub mod stream;
 pub mod transfer;
@@ -63,11 +82,11 @@ pub mod typed;
 #[cfg(feature = "tokio")]
 pub use endpoint::RecvStream;
 pub use endpoint::{
-    Batch, BatchGrant, Builder, Deadline, EndpointStats, Flavor, Iter, ReadGrant, Receiver, Sender,
+    Builder, Endpoint, EndpointStats, Flavor, Iter, ReadGrant, Receiver, Sender, TryIter,
     WriteGrant,
 };
 pub use error::{
     CallError, ChannelError, CodecError, Corruption, GrantBounds, OwnershipError, RecvError,
     RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-pub use layout::{MAX_CAPACITY, MIN_CAPACITY};
+pub use shared::view::{MAX_CAPACITY, MIN_CAPACITY};

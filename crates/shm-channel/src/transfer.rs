@@ -58,11 +58,11 @@ use shm_core::notify::{DoorbellError, WaitStrategy};
 use shm_core::Region;
 
 use crate::codec::Codec;
-use crate::doorbells::Doorbells;
-use crate::endpoint::Claim;
-use crate::layout::ChannelLayout;
-use crate::ring::{HasLayout, RecvRing};
-use crate::{ChannelError, Flavor, OwnershipError, Receiver, Sender};
+use crate::shared::doorbells::Doorbells;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::ring::RecvRing;
+use crate::shared::status::Claim;
+use crate::{ChannelError, Endpoint, Flavor, OwnershipError, Receiver, Sender};
 
 /// Which side of a channel an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -246,7 +246,7 @@ pub trait Portable: Sized {
 pub struct Transfer {
     fds: Vec<OwnedFd>,
     ticket: Ticket,
-    endpoint: Box<dyn HandOver>,
+    endpoint: Box<dyn Endpoint + Send>,
 }
 
 impl fmt::Debug for Transfer {
@@ -284,33 +284,10 @@ impl Transfer {
     /// [`TransferError::Channel`] (`ChannelError::Ownership`) if this process's identity
     /// cannot be read; the endpoint is dropped (and closed) then.
     pub fn hand_over(self, to: ProcessIdentity) -> Result<(), TransferError> {
-        match self.endpoint.hand_over_to(to) {
+        match self.endpoint.hand_over(to) {
             Ok(()) | Err(OwnershipError::OwnedElsewhere { .. }) => Ok(()),
             Err(err) => Err(ChannelError::Ownership(err).into()),
         }
-    }
-}
-
-/// The endpoint inside a [`Transfer`].
-trait HandOver: Send {
-    fn hand_over_to(&self, to: ProcessIdentity) -> Result<(), OwnershipError>;
-}
-
-impl<F: Flavor> HandOver for Sender<F>
-where
-    Sender<F>: Send,
-{
-    fn hand_over_to(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        self.hand_over(to)
-    }
-}
-
-impl<F: Flavor> HandOver for Receiver<F>
-where
-    Receiver<F>: Send,
-{
-    fn hand_over_to(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        self.hand_over(to)
     }
 }
 
@@ -332,7 +309,7 @@ fn duplicate(
 
 /// Maps a received memfd, validates the channel's header, and checks and takes the
 /// doorbells that came with it.
-fn attach<F: Flavor>(fds: Vec<OwnedFd>) -> Result<F::Shared, TransferError> {
+fn attach<F: Flavor>(fds: Vec<OwnedFd>) -> Result<F::Layout, TransferError> {
     let count = fds.len();
     let mut fds = fds.into_iter();
     let (Some(memfd), bells) = (fds.next(), [fds.next(), fds.next(), fds.next()]) else {
@@ -346,76 +323,100 @@ fn attach<F: Flavor>(fds: Vec<OwnedFd>) -> Result<F::Shared, TransferError> {
     let region = Region::options(0)
         .attach_memfd(memfd)
         .map_err(ChannelError::from)?;
-    Ok(F::Shared::attach(Arc::new(region))?.with_doorbells(doorbells))
+    Ok(F::Layout::attach(Arc::new(region))?.with_doorbells(doorbells))
 }
 
-/// A byte endpoint travels as a duplicate of its memfd and a ticket naming its side and
-/// owner slot; `$settle` first makes the shared state complete (a sender publishes what
-/// it deferred; a receiver stores its head, from which the receiving process starts).
-macro_rules! portable_bytes {
-    ($end:ident, $side:expr, $settle:ident, $slot:ident, $open:ident) => {
-        impl<F: Flavor> Portable for $end<F>
-        where
-            $end<F>: Send,
-        {
-            fn into_transfer(mut self) -> Result<Transfer, TransferError> {
-                if !self.is_owned_here() {
-                    return Err(TransferError::NotOwner);
-                }
-                $settle(&mut self);
-                Ok(Transfer {
-                    fds: duplicate(self.memory(), self.ring.view().doorbells())?,
-                    ticket: Ticket {
-                        flavor: F::NAME,
-                        side: $side,
-                        slot: F::$slot(&self.ring),
-                    },
-                    endpoint: Box::new(self),
-                })
-            }
-
-            fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<$end<F>, TransferError> {
-                ticket.expect::<F>($side)?;
-                let ring = F::$open(attach::<F>(fds)?, Claim::Adopt { slot: ticket.slot })?;
-                Ok($end::from_ring(ring, WaitStrategy::default()))
-            }
-        }
-    };
+/// The transfer of `endpoint`, the `side` of a channel of flavor `F` holding owner slot
+/// `slot`: duplicates of its descriptors and a ticket naming it. Its shared state must be
+/// complete already (a sender published what it deferred; a receiver stored its head, from
+/// which the receiving process starts).
+fn transfer<F: Flavor>(
+    endpoint: impl Endpoint + Send + 'static,
+    side: Side,
+    slot: usize,
+) -> Result<Transfer, TransferError> {
+    if !endpoint.is_owned_here() {
+        return Err(TransferError::NotOwner);
+    }
+    Ok(Transfer {
+        fds: duplicate(endpoint.memory(), endpoint.parts().view().doorbells())?,
+        ticket: Ticket {
+            flavor: F::NAME,
+            side,
+            slot,
+        },
+        endpoint: Box::new(endpoint),
+    })
 }
 
-fn settle_sender<F: Flavor>(sender: &mut Sender<F>) {
-    sender.flush();
+/// The ring side `open` makes of a received channel, for the endpoint `ticket` names, which
+/// must be `side` of a channel of flavor `F`.
+fn adopt<F: Flavor, R>(
+    fds: Vec<OwnedFd>,
+    ticket: Ticket,
+    side: Side,
+    open: fn(F::Layout, Claim) -> Result<R, ChannelError>,
+) -> Result<R, TransferError> {
+    ticket.expect::<F>(side)?;
+    Ok(open(attach::<F>(fds)?, Claim::Adopt { slot: ticket.slot })?)
 }
 
-fn settle_receiver<F: Flavor>(receiver: &mut Receiver<F>) {
-    receiver.ring.flush_releases();
+impl<F: Flavor> Portable for Sender<F>
+where
+    Sender<F>: Send,
+{
+    fn into_transfer(mut self) -> Result<Transfer, TransferError> {
+        self.flush();
+        let slot = F::sender_slot(&self.common.ring);
+        transfer::<F>(self, Side::Sender, slot)
+    }
+
+    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Sender<F>, TransferError> {
+        let writer = adopt::<F, _>(fds, ticket, Side::Sender, F::writer)?;
+        Ok(Sender::from_ring(writer, WaitStrategy::default()))
+    }
 }
 
-portable_bytes!(Sender, Side::Sender, settle_sender, sender_slot, writer);
-portable_bytes!(
-    Receiver,
-    Side::Receiver,
-    settle_receiver,
-    receiver_slot,
-    reader
-);
+impl<F: Flavor> Portable for Receiver<F>
+where
+    Receiver<F>: Send,
+{
+    fn into_transfer(mut self) -> Result<Transfer, TransferError> {
+        self.ring().flush_releases();
+        let slot = F::receiver_slot(&self.common.ring);
+        transfer::<F>(self, Side::Receiver, slot)
+    }
 
-/// A typed endpoint travels as its byte endpoint.
-macro_rules! portable_typed {
-    ($($side:ident),*) => {$(
-        impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::$side<T, C, F>
-        where
-            $side<F>: Send,
-        {
-            fn into_transfer(self) -> Result<Transfer, TransferError> {
-                self.into_bytes().into_transfer()
-            }
-
-            fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-                $side::from_fds(fds, ticket).map(Self::from_bytes)
-            }
-        }
-    )*};
+    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Receiver<F>, TransferError> {
+        let reader = adopt::<F, _>(fds, ticket, Side::Receiver, F::reader)?;
+        Ok(Receiver::from_ring(reader, WaitStrategy::default()))
+    }
 }
 
-portable_typed!(Sender, Receiver);
+/// A typed sender travels as its byte sender.
+impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Sender<T, C, F>
+where
+    Sender<F>: Send,
+{
+    fn into_transfer(self) -> Result<Transfer, TransferError> {
+        self.into_bytes().into_transfer()
+    }
+
+    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
+        Sender::from_fds(fds, ticket).map(Self::from_bytes)
+    }
+}
+
+/// A typed receiver travels as its byte receiver.
+impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Receiver<T, C, F>
+where
+    Receiver<F>: Send,
+{
+    fn into_transfer(self) -> Result<Transfer, TransferError> {
+        self.into_bytes().into_transfer()
+    }
+
+    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
+        Receiver::from_fds(fds, ticket).map(Self::from_bytes)
+    }
+}

@@ -20,11 +20,11 @@ use std::sync::Arc;
 use shm_core::header::LayoutSpec;
 use shm_core::SharedMemory;
 
-use crate::layout::{
-    assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, Creation, EventLine,
-    HeaderSlot, Line, StatusLine, View,
-};
-use crate::primitive::AtomicU64;
+use crate::shared::creation::Creation;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::lines::{assert_offsets, layout_spec, EventLine, HeaderSlot, Line, StatusLine};
+use crate::shared::primitive::{AtomicU64, DataArea};
+use crate::shared::view::View;
 use crate::ChannelError;
 
 /// Most receivers a broadcast channel can have at once.
@@ -89,15 +89,25 @@ assert_offsets! {
     ; data: 512 + 16 * 128
 }
 
-/// Size and alignment of the control block, for the layout hash.
-const CONTROL: (usize, usize) = (size_of::<Control>(), align_of::<Control>());
 const SLOT_LEN: usize = size_of::<ReaderSlot>();
-const TYPES: [(usize, usize); 3] = [CONTROL, (SLOT_LEN, MAX_READERS), (HEADER as usize, 8)];
-const BROADCAST_SPEC: LayoutSpec = layout_spec(b"SHMBCST1", 4, &TYPES);
+
+/// The layout this build speaks (bump the version on any incompatible change), hashed
+/// with the sizes and alignments of the control block, the reader slots and the frame
+/// header.
+const BROADCAST_SPEC: LayoutSpec = layout_spec(
+    b"SHMBCST1",
+    4,
+    &[
+        (size_of::<Control>(), align_of::<Control>()),
+        (SLOT_LEN, MAX_READERS),
+        (HEADER as usize, 8),
+    ],
+);
 
 /// Region bytes a broadcast channel of `capacity` needs.
-pub fn region_len_for(capacity: usize) -> Option<usize> {
-    Shared::region_len(capacity)
+#[cfg(all(test, loom))]
+pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
+    Layout::region_len(capacity)
 }
 
 /// Ring bytes of a frame with `len` payload bytes.
@@ -107,55 +117,61 @@ pub(crate) const fn span_of(len: u64) -> u64 {
 
 /// A validated view of the channel's memory; capacity and policy are cached privately.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Layout {
     view: View,
     pub(crate) policy: Policy,
 }
 
-impl ChannelLayout for Shared {
-    layout_offsets!(Options = Policy);
+impl ChannelLayout for Layout {
+    type Options = Policy;
+    const DATA_OFFSET: usize = DATA_OFFSET;
+    const EVENTS: usize = offset_of!(Control, events);
+    const STATUS: usize = offset_of!(Control, status);
     /// Two frames of an 8-byte message.
     const MIN_CAPACITY: usize = 32;
 
     fn create(
         memory: Arc<dyn SharedMemory>,
         how: &Creation<Policy>,
-    ) -> Result<Shared, ChannelError> {
-        let shared = Shared {
-            view: how.view(memory, DATA_OFFSET)?,
+    ) -> Result<Layout, ChannelError> {
+        let layout = Layout {
+            view: View::create(memory, DATA_OFFSET, how)?,
             policy: how.options,
         };
-        // SAFETY: we are creating the channel: nobody uses the region yet; the slot
-        // offsets are those of the reader slot array.
+        // SAFETY: we are creating the channel: nobody uses the region yet; the offsets are
+        // those of the writer line and of the reader slot array in `Control`.
         unsafe {
-            Shared::init_lines(&shared.view);
+            Self::init_common_lines(&layout.view);
+            layout
+                .view
+                .init_line::<WriterLine>(offset_of!(Control, writer));
             for i in 0..MAX_READERS {
-                shared.view.init_line::<ReaderSlot>(reader_offset(i));
+                layout.view.init_line::<ReaderSlot>(reader_offset(i));
             }
         }
         // Relaxed: published by the header's magic, stored with Release after it.
-        shared.status().policy.store(
+        layout.status().policy.store(
             u32::from(how.options == Policy::Overwrite),
             std::sync::atomic::Ordering::Relaxed,
         );
-        shared.view.publish_header(&BROADCAST_SPEC, Self::STATUS)?;
-        Ok(shared)
+        layout.view.publish_header(&BROADCAST_SPEC, Self::STATUS)?;
+        Ok(layout)
     }
 
     /// Validates the header (and the policy word) of an existing channel.
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Layout, ChannelError> {
         let view = View::attach(memory, &BROADCAST_SPEC, DATA_OFFSET, Self::STATUS)?;
-        let mut shared = Shared {
+        let mut layout = Layout {
             view,
             policy: Policy::BackPressure,
         };
-        Shared::check_capacity(shared.capacity() as usize)?;
+        Layout::check_capacity(layout.capacity() as usize)?;
         // Relaxed: written before the header, whose magic `attach` loaded with Acquire.
-        shared.policy = match shared
+        let policy_untrusted = layout
             .status()
             .policy
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+            .load(std::sync::atomic::Ordering::Relaxed);
+        layout.policy = match policy_untrusted {
             0 => Policy::BackPressure,
             1 => Policy::Overwrite,
             other => {
@@ -165,7 +181,7 @@ impl ChannelLayout for Shared {
                 }))
             }
         };
-        Ok(shared)
+        Ok(layout)
     }
 
     fn view(&self) -> &View {
@@ -177,9 +193,11 @@ impl ChannelLayout for Shared {
     }
 }
 
-impl Shared {
-    control_lines! {
-        writer: WriterLine,
+impl Layout {
+    /// The sender's line.
+    pub(crate) fn writer(&self) -> &WriterLine {
+        // SAFETY: the offset of the writer line in `Control`.
+        unsafe { self.view.line(offset_of!(Control, writer)) }
     }
 
     /// Reader slot `index` (clamped below `MAX_READERS`).
@@ -188,21 +206,14 @@ impl Shared {
         unsafe { self.view.line(reader_offset(index)) }
     }
 
-    /// The data-area word at `offset` (any value: it is masked to an 8-aligned word inside
-    /// the data area).
-    pub(crate) fn word(&self, offset: u64) -> &std::sync::atomic::AtomicU64 {
-        let offset = (offset & self.mask()) & !7;
-        // SAFETY: `offset + 8 <= capacity` (masked, 8-aligned, capacity a multiple of 16);
-        // the data area is 128-aligned in a page-aligned region and lives as long as
-        // `self`; atomics tolerate concurrent writers.
-        unsafe {
-            std::sync::atomic::AtomicU64::from_ptr(self.view.data().add(offset as usize).cast())
-        }
+    /// The data area.
+    pub(crate) fn data(&self) -> &DataArea {
+        self.view.data()
     }
 
     /// Where the payload of the frame at data offset `offset` starts (arithmetic only).
     pub(crate) fn payload_ptr(&self, offset: u64) -> *mut u8 {
-        self.view.data().wrapping_add((offset + HEADER) as usize)
+        self.data().ptr(offset + HEADER)
     }
 
     pub(crate) fn capacity(&self) -> u64 {

@@ -11,7 +11,8 @@
 //!   receiver that fell behind gets [`RecvError::Lagged(n)`](RecvError::Lagged) — `n`
 //!   messages it missed — and continues from the oldest message still in the ring.
 //!
-//! Receivers join late with [`Sender::subscribe`], [`Receiver::try_clone`] or
+//! Receivers join late with [`Sender::subscribe`](crate::Sender::subscribe),
+//! [`Receiver::try_clone`](crate::Receiver::try_clone) or
 //! [`Receiver::attach`](crate::Receiver::attach) (from another process), starting at the
 //! current tail, and leave by being dropped. With no receiver, messages are dropped.
 //!
@@ -23,6 +24,7 @@
 //!
 //! ```
 //! use shm_channel::broadcast::{self, Policy, RecvError};
+//! use shm_channel::TryRecvError;
 //!
 //! let (mut tx, mut rx1) = broadcast::Builder::new(256).policy(Policy::Overwrite).create()?;
 //! let mut rx2 = tx.subscribe()?;
@@ -35,83 +37,52 @@
 //! for i in 0..20u8 {
 //!     tx.send(&[i; 8])?;
 //! }
-//! let Err(broadcast::TryRecvError::Lagged(missed)) = rx1.try_recv() else { panic!() };
+//! let Err(TryRecvError::Recv(RecvError::Lagged(missed))) = rx1.try_recv() else { panic!() };
 //! assert_eq!(rx1.try_recv()?, [missed as u8; 8]); // the oldest still there
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::sync::atomic::Ordering;
 
-use crate::endpoint::{flavor_aliases, flavor_types, Claim, Flavor};
-use crate::error::{from_recv_fatal, recv_error};
-use crate::layout::ChannelLayout;
-use crate::ring::broadcast::{seq_at, Fault, Reader, Shared, Writer};
+use crate::endpoint::sealed::Sealed;
+use crate::endpoint::Flavor;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::status::Claim;
 use crate::ChannelError;
 
+use layout::Layout;
+use reader::Reader;
+use ring::seq_at;
+use writer::Writer;
+
+mod error;
+mod layout;
+#[cfg(all(test, loom))]
+mod loom;
+mod reader;
+mod ring;
 pub mod typed;
+mod writer;
 
-pub use crate::ring::broadcast::{region_len_for, Policy, MAX_READERS};
+pub use error::RecvError;
+pub use layout::{Policy, MAX_READERS};
 
-flavor_aliases!(Broadcast, "a broadcast");
+/// The broadcast flavor: a marker type (see [`Sender`], [`Receiver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Broadcast;
+
+/// The sending end of a broadcast channel.
+pub type Sender = crate::Sender<Broadcast>;
+/// A receiving end of a broadcast channel.
+pub type Receiver = crate::Receiver<Broadcast>;
+/// Options for creating a broadcast channel.
+pub type Builder = crate::Builder<Broadcast>;
 
 /// Creates a broadcast channel of `capacity` bytes (a power of two, at least 32) in a fresh
 /// anonymous shared region, with its sender and one receiver.
 pub fn channel(capacity: usize, policy: Policy) -> Result<(Sender, Receiver), ChannelError> {
     Builder::new(capacity).policy(policy).create()
 }
-
-recv_error! {
-    /// Why a broadcast `recv` (or `read`) failed.
-    RecvError {
-        /// The receiver fell behind an overwriting sender and missed this many messages;
-        /// the next call continues from the oldest message still in the ring.
-        Lagged(u64) => "the receiver fell behind and missed {0} messages",
-    }
-}
-
-recv_error! {
-    /// Why a broadcast `try_recv` (or `try_read`) failed.
-    TryRecvError {
-        /// No message now.
-        Empty => "receiving on an empty channel",
-        /// The receiver fell behind and missed this many messages (see
-        /// [`RecvError::Lagged`]).
-        Lagged(u64) => "the receiver fell behind and missed {0} messages",
-    }
-}
-
-recv_error! {
-    /// Why a broadcast `recv_timeout` (or `read_timeout`) failed.
-    RecvTimeoutError {
-        /// The deadline passed before a message came.
-        Timeout => "timed out waiting for a message",
-        /// The receiver fell behind and missed this many messages (see
-        /// [`RecvError::Lagged`]).
-        Lagged(u64) => "the receiver fell behind and missed {0} messages",
-    }
-}
-
-/// A broadcast ring fault as each receive error.
-macro_rules! from_fault {
-    ($($name:ident),*) => {$(
-        impl From<Fault> for $name {
-            fn from(fault: Fault) -> $name {
-                match fault {
-                    Fault::Corrupted(c) => $name::Corrupted(c),
-                    Fault::Lagged(n) => $name::Lagged(n),
-                }
-            }
-        }
-    )*};
-}
-
-from_fault!(RecvError, TryRecvError, RecvTimeoutError);
-
-from_recv_fatal!(Fault:
-    RecvError => None,
-    TryRecvError => Some(TryRecvError::Empty),
-    RecvTimeoutError => Some(RecvTimeoutError::Timeout),
-);
 
 impl crate::Builder<Broadcast> {
     /// What the sender does when the slowest receiver has not read the oldest message yet
@@ -125,50 +96,56 @@ impl crate::Builder<Broadcast> {
 impl crate::Sender<Broadcast> {
     /// A new receiver, starting at the current tail (it sees messages sent from now on).
     pub fn subscribe(&self) -> Result<Receiver, ChannelError> {
-        let reader = Reader::join(self.ring.shared().clone())?;
-        Ok(Receiver::from_ring(reader, self.wait_strategy()))
+        let reader = Reader::join(self.common.ring.layout().clone())?;
+        Ok(Receiver::from_ring(reader, self.common.strategy))
     }
 
     /// Receivers attached now (in any process).
     pub fn receiver_count(&self) -> usize {
-        self.ring.receiver_count()
+        self.common.ring.receiver_count()
     }
 
     /// The channel's policy.
     pub fn policy(&self) -> Policy {
-        self.ring.shared().policy
+        self.common.ring.layout().policy
     }
 }
 
 impl crate::Receiver<Broadcast> {
     /// Another receiver of the same channel, starting at the current tail.
     pub fn try_clone(&self) -> Result<Receiver, ChannelError> {
-        let reader = Reader::join(self.ring.shared().clone())?;
-        Ok(Receiver::from_ring(reader, self.wait_strategy()))
+        let reader = Reader::join(self.common.ring.layout().clone())?;
+        Ok(Receiver::from_ring(reader, self.common.strategy))
     }
 }
 
-impl Flavor for Broadcast {
-    flavor_types!("broadcast", RecvError, TryRecvError, RecvTimeoutError);
+impl Sealed for Broadcast {}
 
-    fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
-        shared.status().claim_sender(claim)?;
+impl Flavor for Broadcast {
+    type Writer = Writer;
+    type Reader = Reader;
+    type Layout = Layout;
+    type RecvError = RecvError;
+    const NAME: &'static str = "broadcast";
+
+    fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
+        layout.status().claim_sender(claim)?;
         if claim == Claim::Create {
-            return Ok(Writer::new(shared, 0));
+            return Ok(Writer::new(layout, 0));
         }
         // A sender taking over continues the sequence numbers readers expect: from the
         // frames still in the ring, else from the word its predecessor stored.
         // Acquire: SYNC: frame published (our predecessor's stores).
-        let tail = shared.writer().tail.load(Ordering::Acquire);
+        let tail = layout.writer().tail.load(Ordering::Acquire);
         // Relaxed: published by the tail just loaded. Untrusted: a wrong value makes
         // readers report a stamp out of sequence, nothing worse.
-        let recorded_untrusted = shared.writer().next_seq.load(Ordering::Relaxed);
-        let seq = seq_at(&shared, tail).unwrap_or(recorded_untrusted);
-        Ok(Writer::new(shared, seq))
+        let recorded_untrusted = layout.writer().next_seq.load(Ordering::Relaxed);
+        let seq = seq_at(&layout, tail).unwrap_or(recorded_untrusted);
+        Ok(Writer::new(layout, seq))
     }
 
-    fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
-        claim.open_slotted(shared, Reader::adopted, Reader::join)
+    fn reader(layout: Layout, claim: Claim) -> Result<Reader, ChannelError> {
+        claim.open_slotted(layout, Reader::adopted, Reader::join)
     }
 
     fn receiver_slot(reader: &Reader) -> usize {

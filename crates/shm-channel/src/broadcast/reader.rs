@@ -2,24 +2,22 @@
 //! private buffer and check it was not overwritten meanwhile, release by moving the
 //! cursor.
 
-#[cfg(loom)]
-use ::loom::sync::atomic::fence;
-#[cfg(not(loom))]
-use std::sync::atomic::fence;
 use std::sync::atomic::Ordering;
 
-use super::layout::{Policy, Shared, HEADER, MAX_READERS};
-use super::{before, frame_span, seq_at, Fault};
-use crate::endpoint::ownership::{self, PeerMonitor};
-use crate::frame::Word;
-use crate::layout::ChannelLayout;
-use crate::primitive::AtomicU64;
-use crate::ring::{check_slot, has_layout, notify_after_release, Gone, Peek, RecvRing};
+use super::layout::{Layout, Policy, HEADER, MAX_READERS};
+use super::ring::{frame_span, seq_at, Fault};
+use crate::shared::frame::Word;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::ownership::{self, PeerMonitor};
+use crate::shared::primitive::{fence, AtomicU64};
+use crate::shared::ring::{
+    before, check_slot, notify_after_release, Gone, Peek, RecvRing, RingSide,
+};
 use crate::{ChannelError, Corruption};
 
 /// A frame copied out and checked: its message is in the reader's private buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     len: usize,
     span: u64,
     stamp: u64,
@@ -27,7 +25,7 @@ pub struct Frame {
 
 /// One receiver's private state.
 pub struct Reader {
-    shared: Shared,
+    layout: Layout,
     slot: usize,
     cursor: u64,
     /// Sequence number of the message at `cursor`: found at join from the frames still in
@@ -48,12 +46,12 @@ impl Reader {
     /// sender sees the previous owner's cursor (at or behind our start, or more than a
     /// capacity behind, which holds it back entirely — see `Writer::fits`), so it never
     /// overwrites bytes at or after our start meanwhile.
-    pub(crate) fn join(shared: Shared) -> Result<Reader, ChannelError> {
+    pub(crate) fn join(layout: Layout) -> Result<Reader, ChannelError> {
         let me = ownership::me()?.to_raw();
         let slot = (0..MAX_READERS)
             .find(|&i| {
                 // Failure Relaxed: a taken slot's owner value is not used, we move on.
-                shared
+                layout
                     .reader(i)
                     .owner
                     .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
@@ -65,13 +63,13 @@ impl Reader {
             })?;
         // SYNC: reader join (see `Writer::fits`).
         fence(Ordering::SeqCst);
-        let cursor = shared.writer().tail.load(Ordering::SeqCst);
+        let cursor = layout.writer().tail.load(Ordering::SeqCst);
         // Release: SYNC: space released.
-        shared.reader(slot).cursor.store(cursor, Ordering::Release);
-        let next_seq = seq_at(&shared, cursor);
+        layout.reader(slot).cursor.store(cursor, Ordering::Release);
+        let next_seq = seq_at(&layout, cursor);
         Ok(Reader {
-            peer: PeerMonitor::new(&shared.status().sender_owner),
-            shared,
+            peer: PeerMonitor::new(&layout.status().sender_owner),
+            layout,
             slot,
             cursor,
             next_seq,
@@ -83,16 +81,16 @@ impl Reader {
     /// The receiver of reader slot `slot`, handed to the calling process by its owner (see
     /// [`Claim::Adopt`](crate::Claim::Adopt)): it goes on from the cursor its previous
     /// owner stored.
-    pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Reader, ChannelError> {
+    pub(crate) fn adopted(layout: Layout, slot: usize) -> Result<Reader, ChannelError> {
         check_slot("receiver", slot, MAX_READERS)?;
-        ownership::adopt(&shared.reader(slot).owner)?;
+        ownership::adopt(&layout.reader(slot).owner)?;
         // Acquire: SYNC: space released (pairs with the Release store of the previous
         // owner's last `advance`).
-        let cursor_untrusted = shared.reader(slot).cursor.load(Ordering::Acquire);
+        let cursor_untrusted = layout.reader(slot).cursor.load(Ordering::Acquire);
         // Acquire: SYNC: frame published (pairs with the Release store in
         // `Writer::publish`). Untrusted too, but only compared here; `read_frame` validates
         // it on every read.
-        let tail = shared.writer().tail.load(Ordering::Acquire);
+        let tail = layout.writer().tail.load(Ordering::Acquire);
         if cursor_untrusted % 16 != 0 || before(tail, cursor_untrusted) {
             return Err(ChannelError::Corrupted(Corruption {
                 what: "handed-over broadcast cursor not aligned or ahead of the tail",
@@ -101,9 +99,9 @@ impl Reader {
         }
         let cursor = cursor_untrusted;
         Ok(Reader {
-            peer: PeerMonitor::new(&shared.status().sender_owner),
-            next_seq: seq_at(&shared, cursor),
-            shared,
+            peer: PeerMonitor::new(&layout.status().sender_owner),
+            next_seq: seq_at(&layout, cursor),
+            layout,
             slot,
             cursor,
             copy: Vec::new(),
@@ -116,17 +114,17 @@ impl Reader {
         self.slot
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Reads the frame at the cursor into the private copy: `None` if nothing is
     /// published, `Some(None)` for a pad (skipped), `Some(Some(frame))` for a message.
     fn read_frame(&mut self) -> Result<Option<Option<Frame>>, Fault> {
-        let shared = &self.shared;
-        let capacity = shared.capacity();
+        let layout = &self.layout;
+        let capacity = layout.capacity();
         // SYNC: frame published. Acquire pairs with the Release store in `Writer::publish`.
-        let tail_untrusted = shared.writer().tail.load(Ordering::Acquire);
+        let tail_untrusted = layout.writer().tail.load(Ordering::Acquire);
         if tail_untrusted == self.cursor {
             return Ok(None);
         }
@@ -136,10 +134,10 @@ impl Reader {
                 value: tail_untrusted,
             }));
         }
-        let offset = self.cursor & shared.mask();
+        let offset = self.cursor & layout.mask();
         // Relaxed: after the Acquire load of `tail`; validated by the `oldest` re-check.
-        let stamp = shared.word(offset).load(Ordering::Relaxed);
-        let word = shared.word(offset + 8).load(Ordering::Relaxed);
+        let stamp = layout.data().load_word(offset, Ordering::Relaxed);
+        let word = layout.data().load_word(offset + 8, Ordering::Relaxed);
         let span = frame_span(word, capacity - offset);
         let within = tail_untrusted.wrapping_sub(self.cursor) <= capacity;
         let data_len = match Word::decode(word, 1) {
@@ -154,7 +152,7 @@ impl Reader {
             // detected below.
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    shared.payload_ptr(offset),
+                    layout.payload_ptr(offset),
                     self.copy.as_mut_ptr(),
                     len,
                 )
@@ -164,7 +162,7 @@ impl Reader {
         // `Writer::announce_overwrite`.
         fence(Ordering::Acquire);
         // Relaxed: ordered by the fence above.
-        let oldest = shared.writer().oldest.load(Ordering::Relaxed);
+        let oldest = layout.writer().oldest.load(Ordering::Relaxed);
         if before(self.cursor, oldest) || !within {
             self.lagged()?;
             return Ok(Some(None)); // no count known (see `next_seq`): go on
@@ -195,13 +193,13 @@ impl Reader {
     fn advance(&mut self, span: u64) {
         self.cursor = self.cursor.wrapping_add(span);
         // SYNC: space released. Release pairs with the Acquire load in `Writer::fits`.
-        self.shared
+        self.layout
             .reader(self.slot)
             .cursor
             .store(self.cursor, Ordering::Release);
         // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
-        if self.shared.policy == Policy::BackPressure
-            && notify_after_release(self.shared.handshake(), self.shared.space_wake())
+        if self.layout.policy == Policy::BackPressure
+            && notify_after_release(self.layout.handshake(), self.layout.space_wake())
         {
             self.wakes += 1;
         }
@@ -209,12 +207,12 @@ impl Reader {
 
     /// Overwritten under us: jump to the oldest frame and say how many messages we missed.
     fn lagged(&mut self) -> Result<(), Fault> {
-        let shared = &self.shared;
+        let layout = &self.layout;
         loop {
             // SYNC: oldest frame. Acquire pairs with the Release store in
             // `Writer::announce_overwrite`.
-            let oldest = shared.writer().oldest.load(Ordering::Acquire);
-            let tail = shared.writer().tail.load(Ordering::Acquire);
+            let oldest = layout.writer().oldest.load(Ordering::Acquire);
+            let tail = layout.writer().tail.load(Ordering::Acquire);
             // `tail` was loaded after `oldest`, so it may be more than a capacity ahead;
             // but the sender raises `oldest` only to frames it published before.
             if oldest % 16 != 0 || before(tail, oldest) {
@@ -228,22 +226,20 @@ impl Reader {
             // overwrite, then was dropped), the writer's next sequence number.
             let first = if oldest == tail {
                 // Relaxed: published by the `tail` loaded above; re-checked below.
-                let next = shared.writer().next_seq.load(Ordering::Relaxed);
+                let next = layout.writer().next_seq.load(Ordering::Relaxed);
                 // Acquire: SYNC: frame published; nothing was published meanwhile.
-                if shared.writer().tail.load(Ordering::Acquire) != tail {
+                if layout.writer().tail.load(Ordering::Acquire) != tail {
                     continue;
                 }
                 next
             } else {
                 // Relaxed: validated by the re-check below.
-                shared
-                    .word(oldest & shared.mask())
-                    .load(Ordering::Relaxed)
+                layout.data().load_word(oldest & layout.mask(), Ordering::Relaxed)
                     .wrapping_sub(1)
             };
             fence(Ordering::Acquire);
             // Relaxed: ordered by the fence above (SYNC: overwrite announced).
-            if shared.writer().oldest.load(Ordering::Relaxed) != oldest {
+            if layout.writer().oldest.load(Ordering::Relaxed) != oldest {
                 continue; // overwritten again while we looked
             }
             // The message at `oldest` comes after the one at our cursor, which is older.
@@ -257,7 +253,7 @@ impl Reader {
             self.cursor = oldest;
             self.next_seq = Some(first);
             // Release: SYNC: space released.
-            shared
+            layout
                 .reader(self.slot)
                 .cursor
                 .store(oldest, Ordering::Release);
@@ -270,7 +266,21 @@ impl Reader {
     }
 }
 
-has_layout!(Reader);
+impl RingSide for Reader {
+    type Layout = Layout;
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout.reader(self.slot).owner
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
 
 impl RecvRing for Reader {
     type Frame = Frame;
@@ -279,7 +289,7 @@ impl RecvRing for Reader {
     fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Fault> {
         // Bounded: each pad moves the cursor on by at least 16 bytes, and a ring of
         // `capacity` bytes holds at most `capacity / 16` frames before the tail.
-        for _ in 0..=self.shared.capacity() / HEADER + 1 {
+        for _ in 0..=self.layout.capacity() / HEADER + 1 {
             match self.read_frame()? {
                 None => return Ok(Peek::Empty),
                 Some(Some(frame)) => return Ok(Peek::Frame(frame)),
@@ -306,19 +316,11 @@ impl RecvRing for Reader {
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
-        self.shared.status().sender_gone(slow, &mut self.peer)
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.shared.reader(self.slot).owner
+        self.layout.status().sender_gone(slow, &mut self.peer)
     }
 
     fn close(&mut self) {
-        ownership::release(&self.shared.reader(self.slot).owner);
-        self.shared.space_wake().notify();
-    }
-
-    fn wakes(&self) -> u64 {
-        self.wakes
+        ownership::release(&self.layout.reader(self.slot).owner);
+        self.layout.space_wake().notify();
     }
 }

@@ -1,4 +1,4 @@
-//! The broadcast ring: one writer, up to [`MAX_READERS`] readers that each see every frame.
+//! The broadcast ring: one writer, up to `MAX_READERS` readers that each see every frame.
 //!
 //! Each reader has its own cursor in a reader slot. Under back-pressure the writer waits
 //! for the slowest live reader; under overwrite it never waits: it raises `oldest` past the
@@ -7,33 +7,18 @@
 //! overwritten during the copy, the copy is discarded and the reader reports a lag. Torn
 //! data is never returned.
 
-#[cfg(loom)]
-use ::loom::sync::atomic::fence;
-#[cfg(not(loom))]
-use std::sync::atomic::fence;
 use std::sync::atomic::Ordering;
 
-use crate::frame::Word;
+use super::layout::{span_of, Layout};
+use crate::shared::frame::Word;
+use crate::shared::primitive::fence;
+use crate::shared::ring::before;
 use crate::Corruption;
-
-pub(crate) mod layout;
-#[cfg(all(test, loom))]
-mod loom;
-mod reader;
-mod writer;
-
-pub(crate) use crate::ring::mpsc::before;
-pub use layout::Shared;
-pub use layout::{region_len_for, Policy, MAX_READERS};
-pub use reader::Reader;
-pub use writer::Writer;
-
-use layout::span_of;
 
 /// What a broadcast reader can find wrong: a corruption, or that it fell behind an
 /// overwriting sender and missed messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// The shared state is corrupt.
     Corrupted(Corruption),
     /// This many messages were overwritten before being read.
@@ -56,25 +41,25 @@ pub(crate) fn frame_span(word: u64, to_end: u64) -> Option<u64> {
 /// overwritten during the walk. `None` when it cannot be known: nothing before `at` is
 /// left, the sender overwrote the frames three times in a row while we walked, or they
 /// are garbage (the first read then reports it).
-pub(crate) fn seq_at(shared: &Shared, at: u64) -> Option<u64> {
+pub(crate) fn seq_at(layout: &Layout, at: u64) -> Option<u64> {
     if at == 0 {
         return Some(0);
     }
-    let capacity = shared.capacity();
+    let capacity = layout.capacity();
     for _ in 0..3 {
         // SYNC: oldest frame. Acquire pairs with the Release store in
         // `Writer::announce_overwrite`.
-        let oldest = shared.writer().oldest.load(Ordering::Acquire);
+        let oldest = layout.writer().oldest.load(Ordering::Acquire);
         // Validated: at most a capacity of frames (at least 16 bytes each) is walked.
         if !before(oldest, at) || oldest % 16 != 0 || at.wrapping_sub(oldest) > capacity {
             return None;
         }
         let (mut pos, mut next) = (oldest, None);
         while before(pos, at) {
-            let offset = pos & shared.mask();
+            let offset = pos & layout.mask();
             // Relaxed: published by the tail we loaded (`at`); validated by the re-check.
-            let stamp = shared.word(offset).load(Ordering::Relaxed);
-            let word = shared.word(offset + 8).load(Ordering::Relaxed);
+            let stamp = layout.data().load_word(offset, Ordering::Relaxed);
+            let word = layout.data().load_word(offset + 8, Ordering::Relaxed);
             let Some(span) = frame_span(word, capacity - offset) else {
                 break;
             };
@@ -89,7 +74,7 @@ pub(crate) fn seq_at(shared: &Shared, at: u64) -> Option<u64> {
         // SYNC: overwrite announced (see `Reader::read_frame`).
         fence(Ordering::Acquire);
         // Relaxed: ordered by the fence above.
-        if shared.writer().oldest.load(Ordering::Relaxed) == oldest {
+        if layout.writer().oldest.load(Ordering::Relaxed) == oldest {
             return if pos == at { next } else { None };
         }
     }

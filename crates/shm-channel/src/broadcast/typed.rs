@@ -25,11 +25,8 @@ pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Broadcast>;
 /// A receiving end of a typed broadcast channel.
 pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Broadcast>;
 
-/// A sender and a first receiver.
-pub type Pair<T, C = DefaultCodec> = (Sender<T, C>, Receiver<T, C>);
-
 /// Creates a typed broadcast channel of `capacity` bytes with the default codec.
-pub fn channel<T>(capacity: usize, policy: Policy) -> Result<Pair<T>, ChannelError>
+pub fn channel<T>(capacity: usize, policy: Policy) -> Result<crate::typed::Pair<T, DefaultCodec, Broadcast>, ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -40,9 +37,8 @@ where
 pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
     policy: Policy,
-) -> Result<Pair<T, C>, ChannelError> {
-    let (tx, rx) = broadcast::channel(capacity, policy)?;
-    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
+) -> Result<crate::typed::Pair<T, C, Broadcast>, ChannelError> {
+    broadcast::channel(capacity, policy).map(crate::typed::pair)
 }
 
 impl<T, C: Codec<T>> crate::typed::Sender<T, C, Broadcast> {

@@ -1,25 +1,22 @@
 //! The broadcast sender's side of the ring: reserve room after the slowest live reader (or
 //! announce an overwrite), write in place, publish.
 
-#[cfg(loom)]
-use ::loom::sync::atomic::fence;
-#[cfg(not(loom))]
-use std::sync::atomic::fence;
 use std::sync::atomic::Ordering;
 
 use shm_core::liveness::{PeerWatch, ProcessIdentity};
 
-use super::layout::{span_of, Policy, Shared, HEADER, MAX_READERS};
-use super::{before, frame_span};
-use crate::endpoint::ownership;
-use crate::frame::Word;
-use crate::layout::ChannelLayout;
-use crate::ring::{has_layout, notify_after_release, SendRing};
+use super::layout::{span_of, Layout, Policy, HEADER, MAX_READERS};
+use super::ring::frame_span;
+use crate::shared::frame::Word;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::ownership;
+use crate::shared::primitive::{fence, AtomicU64};
+use crate::shared::ring::{before, notify_after_release, RingSide, SendRing};
 use crate::Corruption;
 
 /// Room reserved for one broadcast frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// Offset of the frame header in the data area.
     offset: u64,
     len: usize,
@@ -27,7 +24,7 @@ pub struct Slot {
 
 /// The sender's private state.
 pub struct Writer {
-    shared: Shared,
+    layout: Layout,
     /// Next byte position to write.
     tail: u64,
     /// The tail last stored in shared memory.
@@ -45,13 +42,13 @@ pub struct Writer {
 impl Writer {
     /// The writer of a channel, continuing after what is in the ring (`seq`: the sequence
     /// number of the next message).
-    pub(crate) fn new(shared: Shared, seq: u64) -> Writer {
+    pub(crate) fn new(layout: Layout, seq: u64) -> Writer {
         // Acquire: our own earlier stores, if this process wrote before.
-        let tail = shared.writer().tail.load(Ordering::Acquire);
-        let oldest = shared.writer().oldest.load(Ordering::Acquire);
-        let shared_capacity = shared.capacity();
+        let tail = layout.writer().tail.load(Ordering::Acquire);
+        let oldest = layout.writer().oldest.load(Ordering::Acquire);
+        let shared_capacity = layout.capacity();
         Writer {
-            shared,
+            layout,
             tail,
             published: tail,
             seq,
@@ -68,21 +65,21 @@ impl Writer {
     pub(crate) fn receiver_count(&self) -> usize {
         (0..MAX_READERS)
             // Relaxed: a snapshot for the caller.
-            .filter(|&i| self.shared.reader(i).owner.load(Ordering::Relaxed) != 0)
+            .filter(|&i| self.layout.reader(i).owner.load(Ordering::Relaxed) != 0)
             .count()
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Whether `span` more bytes fit: always under overwrite; under back-pressure after the
     /// slowest live reader, rescanning the readers if the cached bound says no.
     fn fits(&mut self, span: u64) -> bool {
-        if self.shared.policy == Policy::Overwrite {
+        if self.layout.policy == Policy::Overwrite {
             return true;
         }
-        let capacity = self.shared.capacity();
+        let capacity = self.layout.capacity();
         if self.tail.wrapping_sub(self.bound) + span <= capacity {
             return true;
         }
@@ -91,7 +88,7 @@ impl Writer {
         fence(Ordering::SeqCst);
         let mut bound = self.tail;
         for index in 0..MAX_READERS {
-            let slot = self.shared.reader(index);
+            let slot = self.layout.reader(index);
             // A slot that names no process (0, or pid bits 0: only a peer writes those)
             // holds nothing back; a live receiver's own slot always names it.
             if ProcessIdentity::from_raw(slot.owner.load(Ordering::SeqCst)).is_none() {
@@ -120,19 +117,19 @@ impl Writer {
     /// Under overwrite: raises `oldest` past every frame the next `span` bytes overwrite,
     /// before they are written.
     fn announce_overwrite(&mut self, span: u64) -> Result<(), Corruption> {
-        let shared = &self.shared;
+        let layout = &self.layout;
         let end = self.tail.wrapping_add(span);
-        let free_from = end.wrapping_sub(shared.capacity());
+        let free_from = end.wrapping_sub(layout.capacity());
         if !before(self.oldest, free_from) {
             return Ok(());
         }
         // Walk our own frames (a hostile peer may have changed them: validate).
         while before(self.oldest, free_from) {
             // Relaxed: our own earlier store.
-            let word = shared
-                .word((self.oldest & shared.mask()) + 8)
-                .load(Ordering::Relaxed);
-            let old_span = frame_span(word, shared.capacity() - (self.oldest & shared.mask()));
+            let word = layout
+                .data()
+                .load_word((self.oldest & layout.mask()) + 8, Ordering::Relaxed);
+            let old_span = frame_span(word, layout.capacity() - (self.oldest & layout.mask()));
             match old_span {
                 Some(old_span) if old_span <= self.tail.wrapping_sub(self.oldest) => {
                     self.oldest = self.oldest.wrapping_add(old_span);
@@ -149,7 +146,7 @@ impl Writer {
         // any byte we write after this sees this value after its Acquire fence.
         // SYNC: oldest frame. Release store: a reader that loads this value (Acquire, in
         // `lagged` and `seq_at`) sees the frame at `oldest` and the tail that published it.
-        shared.writer().oldest.store(self.oldest, Ordering::Release);
+        layout.writer().oldest.store(self.oldest, Ordering::Release);
         fence(Ordering::Release);
         Ok(())
     }
@@ -157,24 +154,36 @@ impl Writer {
     /// Writes the frame header at `offset` (published by the next store of `tail`).
     fn write_header(&self, offset: u64, stamp: u64, word: Word) {
         // Relaxed: published by the Release store of `tail` in `publish`.
-        self.shared.word(offset).store(stamp, Ordering::Relaxed);
-        self.shared
-            .word(offset + 8)
-            .store(word.encode(), Ordering::Relaxed);
+        self.layout.data().store_word(offset, stamp, Ordering::Relaxed);
+        self.layout.data().store_word(offset + 8, word.encode(), Ordering::Relaxed);
     }
 
     /// Frees the reader slots of receivers whose process died (they hold nothing back any
     /// more).
     fn reap_dead_readers(&mut self) {
-        let shared = &self.shared;
-        let slots = (0..MAX_READERS).map(|index| &shared.reader(index).owner);
+        let layout = &self.layout;
+        let slots = (0..MAX_READERS).map(|index| &layout.reader(index).owner);
         ownership::scan_owners(slots, &mut self.watches, |index, owner| {
-            ownership::free_dead(&shared.reader(index).owner, owner);
+            ownership::free_dead(&layout.reader(index).owner, owner);
         });
     }
 }
 
-has_layout!(Writer);
+impl RingSide for Writer {
+    type Layout = Layout;
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout.status().sender_owner
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
 
 impl SendRing for Writer {
     type Slot = Slot;
@@ -182,8 +191,8 @@ impl SendRing for Writer {
 
     fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         let span = span_of(len as u64);
-        let offset = self.tail & self.shared.mask();
-        let to_end = self.shared.capacity() - offset;
+        let offset = self.tail & self.layout.mask();
+        let to_end = self.layout.capacity() - offset;
         if span > to_end {
             if !self.fits(to_end) {
                 return Ok(None);
@@ -198,7 +207,7 @@ impl SendRing for Writer {
         }
         self.announce_overwrite(span)?;
         Ok(Some(Slot {
-            offset: self.tail & self.shared.mask(),
+            offset: self.tail & self.layout.mask(),
             len,
         }))
     }
@@ -208,7 +217,7 @@ impl SendRing for Writer {
     }
 
     fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
-        self.shared.payload_ptr(slot.offset)
+        self.layout.payload_ptr(slot.offset)
     }
 
     fn commit(&mut self, slot: Slot, len: usize) {
@@ -229,18 +238,18 @@ impl SendRing for Writer {
         self.published = self.tail;
         // Relaxed: published by the Release store of `tail` just below; read only by a
         // sender taking over (after an Acquire load of `tail`) and by a lagging reader.
-        self.shared
+        self.layout
             .writer()
             .next_seq
             .store(self.seq, Ordering::Relaxed);
         // SYNC: frame published. Release pairs with the Acquire load of `tail` in
         // `Reader::read_frame`.
-        self.shared
+        self.layout
             .writer()
             .tail
             .store(self.tail, Ordering::Release);
         // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
-        if notify_after_release(self.shared.handshake(), self.shared.data_wake()) {
+        if notify_after_release(self.layout.handshake(), self.layout.data_wake()) {
             self.wakes += 1;
         }
     }
@@ -257,9 +266,5 @@ impl SendRing for Writer {
         // Dead readers stop holding the ring back; the retry that follows finds room.
         self.reap_dead_readers();
         false
-    }
-
-    fn wakes(&self) -> u64 {
-        self.wakes
     }
 }

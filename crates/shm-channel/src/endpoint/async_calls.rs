@@ -1,53 +1,34 @@
 //! The async operations of the byte endpoints of every flavor (feature `tokio`): send,
 //! reserve, receive, read, and a receiver as a `futures` `Stream`. They wait as described
-//! in `asynchronous`; each takes what it returns in the poll that returns it, so dropping
+//! in `async_wait`; each takes what it returns in the poll that returns it, so dropping
 //! a pending future loses nothing.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use shm_core::notify::WaitStrategy;
-
-use super::asynchronous::{poll_retry, retry, stand_down, AsyncWait, Awaitable};
-use super::grant::{Publish, ReadGrant, WriteGrant};
+use super::async_wait::{poll_retry, retry, stand_down, Awaitable, Waiting};
+use super::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
+use super::grant::{ReadGrant, WriteGrant};
+use super::receiver::copy_out;
+use super::sender::Publish;
 use super::{Deadline, Fault, Flavor, Receiver, Sender};
-use crate::doorbells::{Doorbells, End};
-use crate::error::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
-use crate::ring::{HasLayout, RecvRing, SendRing};
+use crate::shared::ring::{RecvRing, SendRing};
 use crate::{RecvIntoError, SendError};
 
 type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
 
-/// The async side of the endpoint core, the same for both ends: `$event` and `$bell` name
-/// the event and the doorbell end the endpoint waits on (space and the sender end for
-/// senders, data and the receiver end for receivers).
-macro_rules! awaitable {
-    ($end:ident, $event:ident, $bell:ident) => {
-        impl<F: Flavor> Awaitable for $end<F> {
-            fn wait_strategy(&self) -> WaitStrategy {
-                // The inherent accessor (inherent methods come first).
-                self.wait_strategy()
-            }
-
-            fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
-                &mut self.async_wait
-            }
-
-            fn new_async_wait(&self) -> AsyncWait {
-                let view = self.ring.view();
-                let bell = view
-                    .doorbells()
-                    .map(|bells| (Arc::clone(bells), Doorbells::$bell as End));
-                AsyncWait::new(self.ring.$event(), bell, view.handshake())
-            }
-        }
-    };
+impl<F: Flavor> Awaitable for Sender<F> {
+    fn waiting(&mut self) -> &mut dyn Waiting {
+        &mut self.common
+    }
 }
 
-awaitable!(Sender, space_event, sender_end);
-awaitable!(Receiver, data_event, receiver_end);
+impl<F: Flavor> Awaitable for Receiver<F> {
+    fn waiting(&mut self) -> &mut dyn Waiting {
+        &mut self.common
+    }
+}
 
 impl<F: Flavor> Sender<F> {
     /// Sends `msg`, waiting for room without blocking the thread (feature `tokio`).
@@ -82,7 +63,7 @@ impl<F: Flavor> Sender<F> {
         retry(self, move |sender| {
             sender
                 .poll_slot(len)
-                .map(|r| r.map_err(|f| SendError::fatal(f, ())))
+                .map(|r| r.map_err(|f| f.with(())))
         })
         .await
     }
@@ -133,11 +114,12 @@ impl<F: Flavor> Receiver<F> {
         read: impl FnOnce(*const u8, usize) -> R,
     ) -> Option<Result<R, RecvFatal<Fault<F>>>> {
         Some(self.poll_frame()?.map(|frame| {
+            let ring = self.ring();
             let out = read(
-                self.ring.payload_ptr(&frame),
+                ring.payload_ptr(&frame),
                 <F::Reader as RecvRing>::frame_len(&frame),
             );
-            self.ring.release(frame);
+            ring.release(frame);
             out
         }))
     }
@@ -185,13 +167,6 @@ impl<F: Flavor> Drop for RecvStream<'_, F> {
     fn drop(&mut self) {
         stand_down(self.receiver);
     }
-}
-
-/// The bytes of a frame, copied out.
-fn copy_out(ptr: *const u8, len: usize) -> Vec<u8> {
-    // SAFETY: `poll_recv_with` hands a pointer valid for reads of `len` bytes until the
-    // frame is released, which is after this returns.
-    unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec()
 }
 
 /// A stream's item for a receive's outcome: the end at `Disconnected`.

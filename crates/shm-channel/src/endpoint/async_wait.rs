@@ -45,8 +45,10 @@ use std::os::fd::AsRawFd;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::doorbells::{Doorbells, End};
-use crate::layout::EventRef;
+use super::common::Common;
+use crate::shared::doorbells::{Doorbells, End};
+use crate::shared::ring::RingSide;
+use crate::shared::view::EventRef;
 
 /// How often an async wait without a doorbell re-checks its condition.
 pub(crate) const UNRUNG_INTERVAL: Duration = Duration::from_millis(1);
@@ -317,8 +319,14 @@ fn readable<T: AsRawFd>(fd: T) -> Option<AsyncFd<T>> {
     unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
 }
 
-/// An endpoint that can wait asynchronously: where its wait lives, and how to make it.
+/// An endpoint that can wait asynchronously: the byte endpoints, and the layers over them.
 pub(crate) trait Awaitable {
+    /// The state the endpoint's waits use.
+    fn waiting(&mut self) -> &mut dyn Waiting;
+}
+
+/// Where an endpoint's async wait lives, and how to make it.
+pub(crate) trait Waiting {
     /// The endpoint's wait, if it has waited before.
     fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>>;
 
@@ -327,6 +335,22 @@ pub(crate) trait Awaitable {
 
     /// How the endpoint waits (its spin budget before it sleeps in the reactor).
     fn wait_strategy(&self) -> WaitStrategy;
+}
+
+impl<R: RingSide> Waiting for Common<R> {
+    fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
+        &mut self.async_wait
+    }
+
+    fn new_async_wait(&self) -> AsyncWait {
+        let view = self.ring.view();
+        let bell = view.doorbells().map(|bells| (Arc::clone(bells), self.bell));
+        AsyncWait::new(self.event.clone(), bell, view.handshake())
+    }
+
+    fn wait_strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
 }
 
 /// One poll of `op` (the endpoint's non-blocking attempt: `None` for "not now"), waiting
@@ -340,19 +364,20 @@ pub(crate) fn poll_retry<E: Awaitable, R>(
         stand_down(endpoint);
         return Poll::Ready(ready);
     }
-    let mut wait = match endpoint.async_wait().take() {
+    let waiting = endpoint.waiting();
+    let mut wait = match waiting.async_wait().take() {
         Some(wait) => wait,
-        None => Box::new(endpoint.new_async_wait()),
+        None => Box::new(waiting.new_async_wait()),
     };
-    let strategy = endpoint.wait_strategy();
+    let strategy = waiting.wait_strategy();
     let outcome = wait.poll(cx, strategy, || op(endpoint));
-    *endpoint.async_wait() = Some(wait);
+    *endpoint.waiting().async_wait() = Some(wait);
     outcome
 }
 
 /// Ends `endpoint`'s async wait, if one is under way (its future completed or was dropped).
 pub(crate) fn stand_down<E: Awaitable>(endpoint: &mut E) {
-    if let Some(wait) = endpoint.async_wait() {
+    if let Some(wait) = endpoint.waiting().async_wait() {
         wait.stand_down();
     }
 }

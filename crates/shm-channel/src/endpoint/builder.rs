@@ -7,48 +7,15 @@ use shm_core::notify::{Handshake, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
 use super::{Flavor, Receiver, Sender};
-use crate::doorbells::Doorbells;
-use crate::layout::{creation_handshake, ChannelLayout, Creation};
+use crate::shared::doorbells::Doorbells;
+use crate::shared::creation::{creation_handshake, Creation};
+use crate::shared::layout::ChannelLayout;
+use crate::shared::status::Claim;
 use crate::ChannelError;
 
 /// Whether a [`Builder`] gives its channel doorbells unless told otherwise: with the
 /// `tokio` feature (never under loom, whose models use no descriptors).
 const DOORBELLS_BY_DEFAULT: bool = cfg!(feature = "tokio") && !cfg!(loom);
-
-/// How a ring side is set up for the calling process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// In a channel this process is creating: the owner slot is simply written.
-    Create,
-    /// In an existing channel: the slot is claimed, refused while a live process owns it.
-    Attach,
-    /// In an existing channel, an endpoint handed to this process (its memfd passed across
-    /// `exec` or a socket): owner slot `slot` of its side (MPSC senders have several, the
-    /// other sides one, `0`) is taken over from the process that handed it — recorded there
-    /// already by its `hand_over`, or still naming this process's parent, which hands it
-    /// over as soon as it knows this process (see [`Sender::adopt`]).
-    Adopt {
-        /// The owner slot (`0` for a side with one).
-        slot: usize,
-    },
-}
-
-impl Claim {
-    /// Opens one side of a ring of a flavor whose side has several owner slots:
-    /// `adopted(shared, slot)` for an endpoint handed over, `fresh(shared)` (which finds a
-    /// free slot) otherwise.
-    pub(crate) fn open_slotted<S, E>(
-        self,
-        shared: S,
-        adopted: impl FnOnce(S, usize) -> Result<E, ChannelError>,
-        fresh: impl FnOnce(S) -> Result<E, ChannelError>,
-    ) -> Result<E, ChannelError> {
-        match self {
-            Claim::Adopt { slot } => adopted(shared, slot),
-            Claim::Create | Claim::Attach => fresh(shared),
-        }
-    }
-}
 
 /// Options for creating a channel of flavor `F`.
 ///
@@ -70,7 +37,7 @@ pub struct Builder<F: Flavor> {
     handshake: Option<Handshake>,
     /// Whether the channel gets doorbells (see [`Builder::doorbells`]).
     doorbells: bool,
-    pub(crate) options: <F::Shared as ChannelLayout>::Options,
+    pub(crate) options: <F::Layout as ChannelLayout>::Options,
 }
 
 impl<F: Flavor> Builder<F> {
@@ -141,7 +108,7 @@ impl<F: Flavor> Builder<F> {
 
     /// Bytes of shared memory a channel of this capacity needs.
     pub fn region_len(&self) -> Option<usize> {
-        F::Shared::region_len(self.capacity)
+        F::Layout::region_len(self.capacity)
     }
 
     /// Creates the channel in a fresh anonymous shared region (inherited across `fork`):
@@ -206,7 +173,7 @@ impl<F: Flavor> Builder<F> {
 
     /// The region length for this capacity, after the capacity check.
     fn checked_len(&self) -> Result<usize, ChannelError> {
-        F::Shared::check_capacity(self.capacity)?;
+        F::Layout::check_capacity(self.capacity)?;
         self.region_len().ok_or(ChannelError::InvalidCapacity {
             capacity: self.capacity as u64,
             reason: "too large for this address space",
@@ -217,10 +184,10 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
         zeroed: bool,
-    ) -> Result<F::Shared, ChannelError> {
-        F::Shared::check_capacity(self.capacity)?;
+    ) -> Result<F::Layout, ChannelError> {
+        F::Layout::check_capacity(self.capacity)?;
         let handshake = creation_handshake(self.handshake)?;
-        F::Shared::create(
+        F::Layout::create(
             memory,
             &Creation {
                 capacity: self.capacity,
@@ -240,9 +207,9 @@ impl<F: Flavor> Builder<F> {
         memory: Arc<dyn SharedMemory>,
         zeroed: bool,
     ) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
-        let shared = self.create_shared(memory, zeroed)?;
-        let writer = F::writer(shared.clone(), Claim::Create)?;
-        let reader = F::reader(shared, Claim::Create)?;
+        let layout = self.create_shared(memory, zeroed)?;
+        let writer = F::writer(layout.clone(), Claim::Create)?;
+        let reader = F::reader(layout, Claim::Create)?;
         Ok((
             Sender::from_ring(writer, self.strategy),
             Receiver::from_ring(reader, self.strategy),
@@ -255,7 +222,7 @@ impl<F: Flavor> Sender<F> {
     /// validating its header. SPSC and broadcast: refused while another live process owns
     /// the sender (a dead one's place is taken over); MPSC: takes a free sender slot.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Sender<F>, ChannelError> {
-        let writer = F::writer(F::Shared::attach(memory)?, Claim::Attach)?;
+        let writer = F::writer(F::Layout::attach(memory)?, Claim::Attach)?;
         Ok(Sender::from_ring(writer, WaitStrategy::default()))
     }
 }
@@ -266,7 +233,7 @@ impl<F: Flavor> Receiver<F> {
     /// receiver (a dead one's place is taken over, continuing after the last message it
     /// released); broadcast: joins as a new receiver at the current tail.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Receiver<F>, ChannelError> {
-        let reader = F::reader(F::Shared::attach(memory)?, Claim::Attach)?;
+        let reader = F::reader(F::Layout::attach(memory)?, Claim::Attach)?;
         Ok(Receiver::from_ring(reader, WaitStrategy::default()))
     }
 }

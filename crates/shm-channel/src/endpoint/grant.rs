@@ -1,25 +1,88 @@
 //! Zero-copy grants, for every flavor: a [`WriteGrant`] is room reserved in the ring to
 //! write a message in place; a [`ReadGrant`] is a received message still in the ring (or,
-//! in broadcast, in the receiver's private checked copy); a [`Batch`] publishes several
-//! messages at once.
+//! in broadcast, in the receiver's private checked copy). Also the calls that hand them
+//! out: [`Sender::reserve`] and [`Receiver::read`] with their non-blocking and timed forms.
+//!
+//! Use them when a copy in or out is too many: a large message written in place by an
+//! encoder or a `read(2)`, or checksummed where it lies. Otherwise `send` and `recv` are
+//! simpler and as fast.
 
-use super::sender::Sender;
-use super::{Flavor, Receiver};
-use crate::ring::{RecvRing, SendRing};
-use crate::{GrantBounds, RecvIntoError, SendError};
+use std::time::Duration;
+
+use super::failure::{until_done, SendFatal};
+use super::sender::{Publish, Sender};
+use super::{Deadline, Flavor, Receiver};
+use crate::shared::ring::{RecvRing, SendRing};
+use crate::{
+    GrantBounds, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
 
 type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
 type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 
-/// When a committed frame is published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Publish {
-    /// At once.
-    Now,
-    /// Once an eighth of the ring is pending (deferred sends).
-    WhenPending,
-    /// When the batch it belongs to ends.
-    WithBatch,
+impl<F: Flavor> Sender<F> {
+    /// Reserves room for a message of up to `max_len` bytes, to be written in place and
+    /// committed with [`WriteGrant::commit`]. Waits for room as long as it takes.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let mut grant = tx.reserve(64)?;
+    /// grant.write_at(0, b"in place")?;
+    /// grant.commit(8);
+    /// assert_eq!(rx.recv()?, b"in place");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve(&mut self, max_len: usize) -> Result<WriteGrant<'_, F>, SendError<()>> {
+        let slot = until_done(|| self.reserve_slot(max_len, Deadline::Never))
+            .map_err(|fatal| fatal.with(()))?;
+        Ok(WriteGrant::new(self, slot, Publish::Now))
+    }
+
+    /// [`reserve`](Sender::reserve), without waiting.
+    pub fn try_reserve(&mut self, max_len: usize) -> Result<WriteGrant<'_, F>, TrySendError<()>> {
+        let slot = self
+            .reserve_slot(max_len, Deadline::Now)
+            .map_err(|failure| failure.into_try((), SendFatal::with))?;
+        Ok(WriteGrant::new(self, slot, Publish::Now))
+    }
+
+    /// [`reserve`](Sender::reserve), waiting at most `timeout`.
+    pub fn reserve_timeout(
+        &mut self,
+        max_len: usize,
+        timeout: Duration,
+    ) -> Result<WriteGrant<'_, F>, SendTimeoutError<()>> {
+        let slot = self
+            .reserve_slot(max_len, Deadline::after(timeout))
+            .map_err(|failure| failure.into_timeout((), SendFatal::with))?;
+        Ok(WriteGrant::new(self, slot, Publish::Now))
+    }
+}
+
+impl<F: Flavor> Receiver<F> {
+    /// Waits for the next message and returns a grant over it: copy or decode it, then drop
+    /// the grant to free its space.
+    #[inline]
+    pub fn read(&mut self) -> Result<ReadGrant<'_, F>, F::RecvError> {
+        let frame = self.frame::<F::RecvError>(Deadline::Never)?;
+        Ok(ReadGrant::new(self, frame))
+    }
+
+    /// [`read`](Receiver::read), if a message is there now.
+    pub fn try_read(&mut self) -> Result<ReadGrant<'_, F>, TryRecvError<F::RecvError>> {
+        let frame = self.frame(Deadline::Now)?;
+        Ok(ReadGrant::new(self, frame))
+    }
+
+    /// [`read`](Receiver::read), waiting at most `timeout`.
+    pub fn read_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<ReadGrant<'_, F>, RecvTimeoutError<F::RecvError>> {
+        let frame = self.frame(Deadline::after(timeout))?;
+        Ok(ReadGrant::new(self, frame))
+    }
 }
 
 /// Copies `bytes` to `offset` of the `len` bytes at `base`, if they fit.
@@ -101,7 +164,7 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     /// This is shared memory: write through the pointer, never form a `&mut [u8]` over it
     /// that a peer could see changing.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.sender.ring.payload_ptr(&self.slot)
+        self.sender.ring().payload_ptr(&self.slot)
     }
 
     /// Publishes the first `len` bytes (at most [`len`](WriteGrant::len)) as one message.
@@ -115,77 +178,8 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
 impl<F: Flavor> Drop for WriteGrant<'_, F> {
     fn drop(&mut self) {
         if !self.committed {
-            self.sender.ring.abandon(self.slot);
+            self.sender.ring().abandon(self.slot);
         }
-    }
-}
-
-/// Messages sent through a batch are published together when it is dropped (or when the
-/// ring fills).
-pub struct Batch<'a, F: Flavor> {
-    sender: &'a mut Sender<F>,
-}
-
-impl<'a, F: Flavor> Batch<'a, F> {
-    pub(crate) fn new(sender: &'a mut Sender<F>) -> Self {
-        Batch { sender }
-    }
-
-    /// Adds `msg` to the batch, waiting for room (which publishes the batch so far).
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
-        super::sender::until_done(|| {
-            self.sender
-                .send_bytes(msg, super::Deadline::Never, Publish::WithBatch)
-        })
-        .map_err(|fatal| SendError::fatal(fatal, ()))
-    }
-
-    /// Reserves room for a message in the batch; commit it with [`BatchGrant::commit`].
-    pub fn reserve(&mut self, max_len: usize) -> Result<BatchGrant<'_, F>, SendError<()>> {
-        let slot =
-            super::sender::until_done(|| self.sender.reserve_slot(max_len, super::Deadline::Never))
-                .map_err(|fatal| SendError::fatal(fatal, ()))?;
-        Ok(BatchGrant(WriteGrant::new(
-            self.sender,
-            slot,
-            Publish::WithBatch,
-        )))
-    }
-}
-
-impl<F: Flavor> Drop for Batch<'_, F> {
-    fn drop(&mut self) {
-        self.sender.flush();
-    }
-}
-
-/// A write grant inside a [`Batch`]: committed messages are published with the batch.
-pub struct BatchGrant<'a, F: Flavor>(WriteGrant<'a, F>);
-
-impl<F: Flavor> BatchGrant<'_, F> {
-    /// Bytes reserved.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether zero bytes were reserved.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The grant's bytes, as in [`WriteGrant::as_mut_ptr`].
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.0.as_mut_ptr()
-    }
-
-    /// Copies `bytes` in at `offset`, as in [`WriteGrant::write_at`].
-    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> Result<(), GrantBounds> {
-        self.0.write_at(offset, bytes)
-    }
-
-    /// Adds the first `len` bytes to the batch as one message.
-    pub fn commit(self, len: usize) {
-        self.0.commit(len);
     }
 }
 
@@ -247,7 +241,7 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
     /// validate, and never form a `&[u8]` over them.
     #[inline]
     pub fn as_ptr(&self) -> *const u8 {
-        self.receiver.ring.payload_ptr(&self.frame)
+        self.receiver.common.ring.payload_ptr(&self.frame)
     }
 
     /// Copies the whole message into `buf` and consumes it, or leaves it in the channel if
@@ -264,7 +258,7 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
 impl<F: Flavor> Drop for ReadGrant<'_, F> {
     fn drop(&mut self) {
         if !self.keep {
-            self.receiver.ring.release(self.frame);
+            self.receiver.ring().release(self.frame);
         }
     }
 }

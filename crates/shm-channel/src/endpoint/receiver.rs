@@ -1,28 +1,29 @@
-//! The receiving endpoint of every flavor: peek with a deadline, read, release; the
-//! empty-ring wait with its disconnect and liveness checks; ownership; `Drop`.
+//! The receiving endpoint of every flavor: peek with a deadline, copy out, release; the
+//! empty-ring wait with its disconnect and liveness checks.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Check, Handshake, WaitStrategy};
-use shm_core::SharedMemory;
+use shm_core::notify::{Check, WaitStrategy};
 
-use super::grant::ReadGrant;
-use super::ownership::{self, OwnerCheck};
-use super::sender::EndpointStats;
-use super::{endpoint_common, Deadline, Fault, Flavor};
-use crate::error::{FromRecvFatal, RecvFatal};
-use crate::layout::ChannelLayout;
-use crate::layout::EventRef;
-use crate::ring::{Gone, HasLayout, Peek, RecvRing};
-use crate::{OwnershipError, RecvIntoError};
-use shm_core::notify::Throttle;
+use super::common::{Common, Endpoint, Parts};
+use super::failure::{FromRecvFatal, RecvFatal};
+use super::{Deadline, Fault, Flavor};
+use crate::shared::doorbells::Doorbells;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::ring::{Gone, Peek, RecvRing, RingSide};
+use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 
 type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 
 /// The receiving end of a channel of flavor `F` (see [`spsc`](crate::spsc),
 /// [`mpsc`](crate::mpsc), [`broadcast`](crate::broadcast) for how to make one).
+///
+/// | to receive | blocking | now or never | with a timeout |
+/// |---|---|---|---|
+/// | into a new `Vec` | [`recv`](Receiver::recv) | [`try_recv`](Receiver::try_recv) | [`recv_timeout`](Receiver::recv_timeout) |
+/// | into your buffer | [`recv_into`](Receiver::recv_into) | | |
+/// | in place, zero-copy | [`read`](Receiver::read) | [`try_read`](Receiver::try_read) | [`read_timeout`](Receiver::read_timeout) |
+/// | many | [`iter`](Receiver::iter) | [`try_iter`](Receiver::try_iter) | |
 ///
 /// ```
 /// use shm_channel::{RecvIntoError, TryRecvError};
@@ -36,96 +37,51 @@ type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Receiver<F: Flavor> {
-    pub(crate) ring: F::Reader,
-    data: EventRef,
-    /// The channel's wake handshake, cached at creation or attach: never re-read from
-    /// shared memory.
-    handshake: Handshake,
-    strategy: WaitStrategy,
-    throttle: Throttle,
-    owner: OwnerCheck,
-    /// How this endpoint waits in async calls, once it has.
-    #[cfg(feature = "tokio")]
-    pub(crate) async_wait: Option<Box<super::asynchronous::AsyncWait>>,
+    pub(crate) common: Common<F::Reader>,
 }
 
 impl<F: Flavor> Receiver<F> {
-    /// Wraps a ring reader whose owner slot already names the calling process.
+    /// Wraps a ring reader whose owner slot already names the calling process. It sleeps
+    /// on the data event and its async waits listen on the receiver end of the doorbells.
     pub(crate) fn from_ring(ring: F::Reader, strategy: WaitStrategy) -> Receiver<F> {
+        let data = ring.layout().data_event();
         Receiver {
-            data: ring.data_event(),
-            handshake: ring.layout().handshake(),
-            ring,
-            strategy,
-            throttle: Throttle::default(),
-            owner: OwnerCheck::new(),
-            #[cfg(feature = "tokio")]
-            async_wait: None,
+            common: Common::new(ring, data, Doorbells::receiver_end, strategy),
         }
     }
 
-    /// Waits for the next message and returns a grant over it.
+    /// The ring reader.
     #[inline]
-    pub fn read(&mut self) -> Result<ReadGrant<'_, F>, F::RecvError> {
-        let frame = self.frame::<F::RecvError>(Deadline::Never)?;
-        Ok(ReadGrant::new(self, frame))
-    }
-
-    /// The next message, if one is there now.
-    pub fn try_read(&mut self) -> Result<ReadGrant<'_, F>, F::TryRecvError> {
-        let frame = self.frame::<F::TryRecvError>(Deadline::Now)?;
-        Ok(ReadGrant::new(self, frame))
-    }
-
-    /// Waits at most `timeout` for the next message.
-    pub fn read_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<ReadGrant<'_, F>, F::RecvTimeoutError> {
-        let frame = self.frame::<F::RecvTimeoutError>(Deadline::after(timeout))?;
-        Ok(ReadGrant::new(self, frame))
+    pub(crate) fn ring(&mut self) -> &mut F::Reader {
+        &mut self.common.ring
     }
 
     /// Waits for the next message and copies it into a new `Vec`.
     pub fn recv(&mut self) -> Result<Vec<u8>, F::RecvError> {
-        self.read().map(|grant| grant.to_vec())
+        self.recv_with(Deadline::Never, copy_out)
     }
 
     /// The next message, copied into a new `Vec`, if one is there now.
-    pub fn try_recv(&mut self) -> Result<Vec<u8>, F::TryRecvError> {
-        self.try_read().map(|grant| grant.to_vec())
+    pub fn try_recv(&mut self) -> Result<Vec<u8>, TryRecvError<F::RecvError>> {
+        self.recv_with(Deadline::Now, copy_out)
     }
 
     /// Waits at most `timeout` for the next message, copied into a new `Vec`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, F::RecvTimeoutError> {
-        self.read_timeout(timeout).map(|grant| grant.to_vec())
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RecvTimeoutError<F::RecvError>> {
+        self.recv_with(Deadline::after(timeout), copy_out)
     }
 
     /// Waits for the next message and copies it into `buf`, returning its length. A message
     /// longer than `buf` stays in the channel: [`RecvIntoError::BufferTooSmall`] says how
-    /// long it is.
+    /// long it is. (For a non-blocking or timed copy into your buffer, use
+    /// [`try_read`](Receiver::try_read) or [`read_timeout`](Receiver::read_timeout) and
+    /// [`ReadGrant::copy_to`](crate::ReadGrant::copy_to).)
     #[inline]
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvIntoError<F::RecvError>> {
         let grant = self.read()?;
-        grant.copy_whole_into(buf)
-    }
-
-    /// [`recv_into`](Receiver::recv_into), if a message is there now.
-    pub fn try_recv_into(
-        &mut self,
-        buf: &mut [u8],
-    ) -> Result<usize, RecvIntoError<F::TryRecvError>> {
-        let grant = self.try_read()?;
-        grant.copy_whole_into(buf)
-    }
-
-    /// [`recv_into`](Receiver::recv_into), waiting at most `timeout`.
-    pub fn recv_into_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, RecvIntoError<F::RecvTimeoutError>> {
-        let grant = self.read_timeout(timeout)?;
         grant.copy_whole_into(buf)
     }
 
@@ -134,6 +90,26 @@ impl<F: Flavor> Receiver<F> {
     /// the endpoint — [`recv`](Receiver::recv) says which).
     pub fn iter(&mut self) -> Iter<'_, F> {
         Iter { receiver: self }
+    }
+
+    /// An iterator over the messages there now: it ends at the first receive that would
+    /// have to wait (or that fails: [`try_recv`](Receiver::try_recv) says why).
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// tx.send(b"a")?;
+    /// tx.send(b"b")?;
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [b"a".to_vec(), b"b".to_vec()]);
+    /// assert_eq!(rx.try_iter().count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_, F> {
+        TryIter { receiver: self }
+    }
+
+    /// Changes how this endpoint waits for messages.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.common.strategy = strategy;
     }
 
     /// Waits (until `deadline`) for the next message, hands `read` a pointer valid for its
@@ -145,10 +121,10 @@ impl<F: Flavor> Receiver<F> {
     ) -> Result<R, E> {
         let frame = self.frame::<E>(deadline)?;
         let out = read(
-            self.ring.payload_ptr(&frame),
+            self.common.ring.payload_ptr(&frame),
             <F::Reader as RecvRing>::frame_len(&frame),
         );
-        self.ring.release(frame);
+        self.ring().release(frame);
         Ok(out)
     }
 
@@ -180,10 +156,10 @@ impl<F: Flavor> Receiver<F> {
         &mut self,
         deadline: Deadline,
     ) -> Result<Option<Frame<F>>, RecvFatal<Fault<F>>> {
-        if self.owner.verify(self.ring.owner_slot()).is_err() {
+        if self.common.verify_owner().is_err() {
             return Err(RecvFatal::NotOwner);
         }
-        match self.ring.try_peek(false) {
+        match self.ring().try_peek(false) {
             Ok(Peek::Frame(frame)) => Ok(Some(frame)),
             Ok(Peek::Empty | Peek::Blocked) => self.next_frame_when_empty(deadline),
             Err(fault) => Err(RecvFatal::Ring(fault)),
@@ -197,14 +173,14 @@ impl<F: Flavor> Receiver<F> {
         &mut self,
         deadline: Deadline,
     ) -> Result<Option<Frame<F>>, RecvFatal<Fault<F>>> {
-        let Receiver {
+        let Common {
             ring,
-            data,
+            event: data,
             handshake,
             strategy,
             throttle,
             ..
-        } = self;
+        } = &mut self.common;
         if let Deadline::Now = deadline {
             let check = if throttle.due() {
                 Check::Slow
@@ -254,7 +230,37 @@ fn attempt<R: RecvRing>(
     }
 }
 
-endpoint_common!(Receiver);
+impl<F: Flavor> Endpoint for Receiver<F> {
+    fn parts(&self) -> &dyn Parts {
+        &self.common
+    }
+}
+
+impl<F: Flavor> Drop for Receiver<F> {
+    fn drop(&mut self) {
+        self.common.close_if_owned(RecvRing::close);
+    }
+}
+
+impl<F: Flavor> std::fmt::Debug for Receiver<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.common.debug("Receiver", F::NAME, f)
+    }
+}
+
+/// The bytes at `ptr`, copied out of the ring into a new `Vec`.
+pub(crate) fn copy_out(ptr: *const u8, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    // SAFETY: the caller passes a frame's payload, valid for reads of `len` bytes until the
+    // frame is released (after this returns); `out` has room for `len` bytes and is
+    // private memory, so the ranges do not overlap; `set_len` follows the copy that
+    // initialised them.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr, out.as_mut_ptr(), len);
+        out.set_len(len);
+    }
+    out
+}
 
 /// A blocking iterator over received messages (see [`Receiver::iter`]).
 pub struct Iter<'a, F: Flavor> {
@@ -266,5 +272,18 @@ impl<F: Flavor> Iterator for Iter<'_, F> {
 
     fn next(&mut self) -> Option<Vec<u8>> {
         self.receiver.recv().ok()
+    }
+}
+
+/// A non-blocking iterator over the messages there now (see [`Receiver::try_iter`]).
+pub struct TryIter<'a, F: Flavor> {
+    receiver: &'a mut Receiver<F>,
+}
+
+impl<F: Flavor> Iterator for TryIter<'_, F> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.receiver.try_recv().ok()
     }
 }

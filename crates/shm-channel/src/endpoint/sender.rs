@@ -1,29 +1,28 @@
 //! The sending endpoint of every flavor: reserve with a deadline, write, commit, publish;
-//! the full-ring wait and its liveness checks; ownership; `Drop`.
+//! the full-ring wait and its liveness checks.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Check, Handshake, WaitStrategy};
-use shm_core::SharedMemory;
+use shm_core::notify::{Check, WaitStrategy};
 
-use super::grant::{Batch, Publish, WriteGrant};
-use super::ownership::{self, OwnerCheck};
-use super::{endpoint_common, Deadline, Flavor};
-use crate::error::{SendFailure, SendFatal};
-use crate::layout::ChannelLayout;
-use crate::layout::EventRef;
-use crate::ring::{HasLayout, SendRing};
-use crate::{Corruption, OwnershipError, SendError, SendTimeoutError, TrySendError};
-use shm_core::notify::Throttle;
+use super::common::{Common, Endpoint, Parts};
+use super::failure::{until_done, SendFailure, SendFatal};
+use super::{Deadline, Flavor};
+use crate::shared::doorbells::Doorbells;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::ring::{RingSide, SendRing};
+use crate::{Corruption, SendError, SendTimeoutError, TrySendError};
 
-/// Counters an endpoint keeps about itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EndpointStats {
-    /// `FUTEX_WAKE` syscalls this endpoint made to wake its peer.
-    pub wake_syscalls: u64,
+/// When a committed frame is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Publish {
+    /// At once.
+    Now,
+    /// Once an eighth of the ring is pending (deferred sends).
+    WhenPending,
 }
+
+type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
 
 /// The sending end of a channel of flavor `F` (see [`spsc`](crate::spsc),
 /// [`mpsc`](crate::mpsc), [`broadcast`](crate::broadcast) for how to make one).
@@ -31,60 +30,67 @@ pub struct EndpointStats {
 /// ```
 /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
 /// tx.send(b"hello")?;
-/// assert!(matches!(tx.try_send(&[0; 5000]), Err(shm_channel::TrySendError::TooLarge((), _))));
+/// use shm_channel::{SendError, TrySendError};
+/// assert!(matches!(tx.try_send(&[0; 5000]), Err(TrySendError::Send(SendError::TooLarge((), _)))));
 /// assert_eq!(rx.recv()?, b"hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Sender<F: Flavor> {
-    pub(crate) ring: F::Writer,
-    space: EventRef,
-    /// The channel's wake handshake, cached at creation or attach: never re-read from
-    /// shared memory.
-    handshake: Handshake,
-    strategy: WaitStrategy,
-    throttle: Throttle,
-    owner: OwnerCheck,
+    pub(crate) common: Common<F::Writer>,
     /// The slots of the run [`send_all`](Sender::send_all) is writing; reused.
-    run: Vec<<F::Writer as SendRing>::Slot>,
-    /// How this endpoint waits in async calls, once it has.
-    #[cfg(feature = "tokio")]
-    pub(crate) async_wait: Option<Box<super::asynchronous::AsyncWait>>,
+    run: Vec<Slot<F>>,
 }
 
 impl<F: Flavor> Sender<F> {
     /// Wraps a ring writer whose owner slot already names the calling process (or a
-    /// process it will be handed to).
+    /// process it will be handed to). It sleeps on the space event and its async waits
+    /// listen on the sender end of the doorbells.
     pub(crate) fn from_ring(ring: F::Writer, strategy: WaitStrategy) -> Sender<F> {
+        let space = ring.layout().space_event();
         Sender {
-            space: ring.space_event(),
-            handshake: ring.layout().handshake(),
-            ring,
-            strategy,
-            throttle: Throttle::default(),
-            owner: OwnerCheck::new(),
+            common: Common::new(ring, space, Doorbells::sender_end, strategy),
             run: Vec::new(),
-            #[cfg(feature = "tokio")]
-            async_wait: None,
         }
+    }
+
+    /// The ring writer.
+    #[inline]
+    pub(crate) fn ring(&mut self) -> &mut F::Writer {
+        &mut self.common.ring
     }
 
     /// The largest message this channel can carry: the capacity less one frame header.
     pub fn max_message_len(&self) -> usize {
-        self.ring.max_payload()
+        self.common.ring.max_payload()
+    }
+
+    /// Whether the receiving side is closed: dropped, or closed with
+    /// [`Receiver::close`](crate::Receiver::close) (a cheap shared load; a receiver whose
+    /// process died is seen by the next send that finds the ring full).
+    ///
+    /// ```
+    /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+    /// assert!(!tx.is_closed());
+    /// drop(rx);
+    /// assert!(tx.is_closed());
+    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.common.ring.receivers_closed()
     }
 
     /// Sends `msg`, waiting for room as long as it takes.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
         until_done(|| self.send_bytes(msg, Deadline::Never, Publish::Now))
-            .map_err(|fatal| SendError::fatal(fatal, ()))
+            .map_err(|fatal| fatal.with(()))
     }
 
     /// Sends `msg` if there is room now.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError<()>> {
         self.send_bytes(msg, Deadline::Now, Publish::Now)
-            .map_err(|failure| try_send_error(failure, ()))
+            .map_err(|failure| failure.into_try((), SendFatal::with))
     }
 
     /// Sends `msg`, waiting at most `timeout` for room.
@@ -94,7 +100,7 @@ impl<F: Flavor> Sender<F> {
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<()>> {
         self.send_bytes(msg, Deadline::after(timeout), Publish::Now)
-            .map_err(|failure| send_timeout_error(failure, ()))
+            .map_err(|failure| failure.into_timeout((), SendFatal::with))
     }
 
     /// Sends `msg` but may leave it unpublished, so that a stream of messages is published
@@ -117,7 +123,7 @@ impl<F: Flavor> Sender<F> {
     /// ```
     pub fn send_deferred(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
         until_done(|| self.send_bytes(msg, Deadline::Never, Publish::WhenPending))
-            .map_err(|fatal| SendError::fatal(fatal, ()))
+            .map_err(|fatal| fatal.with(()))
     }
 
     /// Sends every message of `msgs`, in order, waiting for room as long as it takes, and
@@ -142,9 +148,9 @@ impl<F: Flavor> Sender<F> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_all(&mut self, msgs: &[&[u8]]) -> Result<(), SendError<usize>> {
-        let max = self.ring.max_payload();
+        let max = self.common.ring.max_payload();
         if msgs.iter().any(|msg| msg.len() > max) {
-            return Err(SendError::fatal(SendFatal::TooLarge(max), 0));
+            return Err(SendFatal::TooLarge(max).with(0));
         }
         let mut sent = 0;
         let outcome = loop {
@@ -166,23 +172,23 @@ impl<F: Flavor> Sender<F> {
                 Err(fatal) => break Err(fatal),
             }
         };
-        self.ring.publish();
-        outcome.map_err(|fatal| SendError::fatal(fatal, sent))
+        self.ring().publish();
+        outcome.map_err(|fatal| fatal.with(sent))
     }
 
     /// Writes and commits the longest run of `msgs` (not empty) the ring takes now, without
     /// waiting; how many (0: no room for the first).
     fn send_run(&mut self, msgs: &[&[u8]]) -> Result<usize, SendFatal> {
-        self.owner
-            .verify(self.ring.owner_slot())
+        self.common
+            .verify_owner()
             .map_err(|_| SendFatal::NotOwner)?;
-        if self.ring.receivers_closed() {
+        if self.common.ring.receivers_closed() {
             return Err(SendFatal::Disconnected);
         }
         let mut run = std::mem::take(&mut self.run);
         run.clear();
         let reserved = self
-            .ring
+            .ring()
             .try_reserve_run(msgs.len(), &|i| msgs[i].len(), &mut run);
         if let Err(corruption) = reserved {
             self.run = run;
@@ -198,54 +204,12 @@ impl<F: Flavor> Sender<F> {
 
     /// Publishes every message sent with [`send_deferred`](Sender::send_deferred) so far.
     pub fn flush(&mut self) {
-        self.ring.publish();
+        self.ring().publish();
     }
 
-    /// Reserves room for a message of up to `max_len` bytes, to be written in place and
-    /// committed with [`WriteGrant::commit`]. Waits for room as long as it takes.
-    pub fn reserve(&mut self, max_len: usize) -> Result<WriteGrant<'_, F>, SendError<()>> {
-        let slot = until_done(|| self.reserve_slot(max_len, Deadline::Never))
-            .map_err(|fatal| SendError::fatal(fatal, ()))?;
-        Ok(WriteGrant::new(self, slot, Publish::Now))
-    }
-
-    /// [`reserve`](Sender::reserve), without waiting.
-    pub fn try_reserve(&mut self, max_len: usize) -> Result<WriteGrant<'_, F>, TrySendError<()>> {
-        let slot = self
-            .reserve_slot(max_len, Deadline::Now)
-            .map_err(|failure| try_send_error(failure, ()))?;
-        Ok(WriteGrant::new(self, slot, Publish::Now))
-    }
-
-    /// [`reserve`](Sender::reserve), waiting at most `timeout`.
-    pub fn reserve_timeout(
-        &mut self,
-        max_len: usize,
-        timeout: Duration,
-    ) -> Result<WriteGrant<'_, F>, SendTimeoutError<()>> {
-        let slot = self
-            .reserve_slot(max_len, Deadline::after(timeout))
-            .map_err(|failure| send_timeout_error(failure, ()))?;
-        Ok(WriteGrant::new(self, slot, Publish::Now))
-    }
-
-    /// Starts a batch: messages sent through it are published together when it is dropped
-    /// (or when the ring fills), saving one index store and wake check per message.
-    ///
-    /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
-    /// {
-    ///     let mut batch = tx.batch();
-    ///     for i in 0..10u8 {
-    ///         batch.send(&[i])?;
-    ///     }
-    ///     assert!(rx.try_recv().is_err()); // not published yet
-    /// }
-    /// assert_eq!(rx.try_recv()?, [0]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn batch(&mut self) -> Batch<'_, F> {
-        Batch::new(self)
+    /// Changes how this endpoint waits for room.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.common.strategy = strategy;
     }
 
     /// Reserves, copies `msg` in, commits and publishes as `publish` says.
@@ -265,12 +229,12 @@ impl<F: Flavor> Sender<F> {
     #[inline]
     pub(crate) fn write_and_commit(
         &mut self,
-        slot: <F::Writer as SendRing>::Slot,
+        slot: Slot<F>,
         msg: &[u8],
         publish: Publish,
     ) {
         debug_assert_eq!(<F::Writer as SendRing>::slot_len(&slot), msg.len());
-        let dst = self.ring.payload_ptr(&slot);
+        let dst = self.ring().payload_ptr(&slot);
         // SAFETY: `dst` is valid for `slot_len(slot) == msg.len()` bytes of the data area
         // reserved for us (the reader does not read them before we commit); `msg` is
         // private memory, so the ranges do not overlap.
@@ -290,14 +254,14 @@ impl<F: Flavor> Sender<F> {
         write: impl FnOnce(*mut u8) -> Result<usize, E>,
     ) -> Result<Result<usize, E>, SendFailure> {
         let slot = self.reserve_slot(len, deadline)?;
-        match write(self.ring.payload_ptr(&slot)) {
+        match write(self.ring().payload_ptr(&slot)) {
             Ok(written) => {
                 let written = written.min(len);
                 self.commit_slot(slot, written, publish);
                 Ok(Ok(written))
             }
             Err(e) => {
-                self.ring.abandon(slot);
+                self.ring().abandon(slot);
                 Ok(Err(e))
             }
         }
@@ -307,19 +271,19 @@ impl<F: Flavor> Sender<F> {
     #[inline]
     pub(crate) fn commit_slot(
         &mut self,
-        slot: <F::Writer as SendRing>::Slot,
+        slot: Slot<F>,
         len: usize,
         publish: Publish,
     ) {
-        self.ring.commit(slot, len);
+        let ring = self.ring();
+        ring.commit(slot, len);
         match publish {
-            Publish::Now => self.ring.publish(),
+            Publish::Now => ring.publish(),
             Publish::WhenPending => {
-                if self.ring.unpublished() >= self.ring.view().capacity() / 8 {
-                    self.ring.publish();
+                if ring.unpublished() >= ring.view().capacity() / 8 {
+                    ring.publish();
                 }
             }
-            Publish::WithBatch => {}
         }
     }
 
@@ -329,18 +293,19 @@ impl<F: Flavor> Sender<F> {
         &mut self,
         len: usize,
         deadline: Deadline,
-    ) -> Result<<F::Writer as SendRing>::Slot, SendFailure> {
-        self.owner
-            .verify(self.ring.owner_slot())
+    ) -> Result<Slot<F>, SendFailure> {
+        self.common
+            .verify_owner()
             .map_err(|_| SendFatal::NotOwner)?;
-        let max = self.ring.max_payload();
+        let ring = self.ring();
+        let max = ring.max_payload();
         if len > max {
             return Err(SendFatal::TooLarge(max).into());
         }
-        if self.ring.receivers_closed() {
+        if ring.receivers_closed() {
             return Err(SendFatal::Disconnected.into());
         }
-        match self.ring.try_reserve(len) {
+        match ring.try_reserve(len) {
             Ok(Some(slot)) => Ok(slot),
             Ok(None) => self.reserve_when_full(len, deadline),
             Err(corruption) => Err(SendFatal::Corrupted(corruption).into()),
@@ -354,17 +319,17 @@ impl<F: Flavor> Sender<F> {
         &mut self,
         len: usize,
         deadline: Deadline,
-    ) -> Result<<F::Writer as SendRing>::Slot, SendFailure> {
-        // Publish what a batch holds back, so the reader can make room.
-        self.ring.publish();
-        let Sender {
+    ) -> Result<Slot<F>, SendFailure> {
+        // Publish what deferred sends hold back, so the reader can make room.
+        self.ring().publish();
+        let Common {
             ring,
-            space,
+            event: space,
             handshake,
             strategy,
             throttle,
             ..
-        } = self;
+        } = &mut self.common;
         if let Deadline::Now = deadline {
             return match throttle.due() {
                 true => attempt(ring, len, Check::Slow),
@@ -407,33 +372,20 @@ fn corrupted(corruption: Corruption) -> SendFailure {
     SendFatal::Corrupted(corruption).into()
 }
 
-/// Runs a call made with `Deadline::Never` to its end: it never reports `NotNow` (an
-/// endless wait cannot time out), but if it did the call would simply go on waiting.
-#[inline]
-pub(crate) fn until_done<T>(
-    mut call: impl FnMut() -> Result<T, SendFailure>,
-) -> Result<T, SendFatal> {
-    loop {
-        match call() {
-            Ok(value) => return Ok(value),
-            Err(SendFailure::Fatal(fatal)) => return Err(fatal),
-            Err(SendFailure::NotNow) => continue,
-        }
+impl<F: Flavor> Endpoint for Sender<F> {
+    fn parts(&self) -> &dyn Parts {
+        &self.common
     }
 }
 
-pub(crate) fn try_send_error<T>(failure: SendFailure, value: T) -> TrySendError<T> {
-    match failure {
-        SendFailure::NotNow => TrySendError::Full(value),
-        SendFailure::Fatal(fatal) => TrySendError::fatal(fatal, value),
+impl<F: Flavor> Drop for Sender<F> {
+    fn drop(&mut self) {
+        self.common.close_if_owned(SendRing::close);
     }
 }
 
-pub(crate) fn send_timeout_error<T>(failure: SendFailure, value: T) -> SendTimeoutError<T> {
-    match failure {
-        SendFailure::NotNow => SendTimeoutError::Timeout(value),
-        SendFailure::Fatal(fatal) => SendTimeoutError::fatal(fatal, value),
+impl<F: Flavor> std::fmt::Debug for Sender<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.common.debug("Sender", F::NAME, f)
     }
 }
-
-endpoint_common!(Sender);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock, hang, ControlPage};
 
-use crate::ring::SendRing;
+use crate::shared::ring::SendRing;
 use crate::{mpsc, RecvTimeoutError};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -44,15 +44,15 @@ fn sender_killed_between_claim_and_commit_of_a_run_loses_only_its_uncommitted_fr
         }
         // The first frame of the run is written and committed, the second half-written;
         // then the process stops until it is killed.
-        let first = tx.ring.payload_ptr(&run[0]);
-        let second = tx.ring.payload_ptr(&run[1]);
+        let first = tx.ring().payload_ptr(&run[0]);
+        let second = tx.ring().payload_ptr(&run[1]);
         // SAFETY: each slot was reserved for its message's length; the sources are private.
         unsafe {
             std::ptr::copy_nonoverlapping(msgs[0].as_ptr(), first, msgs[0].len());
             std::ptr::copy_nonoverlapping(msgs[1].as_ptr(), second, 3);
         }
-        tx.ring.commit(run[0], msgs[0].len());
-        tx.ring.publish();
+        tx.ring().commit(run[0], msgs[0].len());
+        tx.ring().publish();
         up.set(0, 1);
         hang()
     });

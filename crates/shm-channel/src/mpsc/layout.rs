@@ -22,13 +22,17 @@ use shm_core::header::LayoutSpec;
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use shm_core::SharedMemory;
 
-use super::{before, RingMem, SenderSlot, MAX_SENDERS};
-use crate::frame::FRAME_HEADER_LEN;
-use crate::layout::{
-    assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, ConsumerLine,
-    Creation, EventLine, HeaderSlot, Line, ProducerLine, StatusLine, View,
+use super::ring::{SenderSlot, MAX_SENDERS};
+use crate::shared::creation::Creation;
+use crate::shared::frame::FRAME_HEADER_LEN;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::lines::{
+    assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, Line, ProducerLine,
+    StatusLine,
 };
-use crate::primitive::AtomicU64;
+use crate::shared::primitive::{AtomicU64, DataArea};
+use crate::shared::ring::before;
+use crate::shared::view::View;
 use crate::ChannelError;
 
 // SAFETY: atomics only.
@@ -46,7 +50,7 @@ struct Control {
 }
 
 /// Offset of the data area.
-pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
+const DATA_OFFSET: usize = size_of::<Control>();
 
 assert_offsets! {
     Control { producer: 128, consumer: 256, status: 384, events: 512, slots: 640 },
@@ -54,51 +58,66 @@ assert_offsets! {
     ; data: 640 + 64 * 128
 }
 
-/// The layout this build speaks.
-/// Size and alignment of the control block, for the layout hash.
-const CONTROL: (usize, usize) = (size_of::<Control>(), align_of::<Control>());
-const MPSC_TYPES: [(usize, usize); 2] = [CONTROL, (SLOT_LEN, MAX_SENDERS)];
-const MPSC_SPEC: LayoutSpec = layout_spec(b"SHMMPSC1", 3, &MPSC_TYPES);
+/// The layout this build speaks (bump the version on any incompatible change), hashed
+/// with the sizes and alignments of the control block and of the producer slots.
+const MPSC_SPEC: LayoutSpec = layout_spec(
+    b"SHMMPSC1",
+    3,
+    &[
+        (size_of::<Control>(), align_of::<Control>()),
+        (SLOT_LEN, MAX_SENDERS),
+    ],
+);
 const SLOT_LEN: usize = size_of::<SenderSlot>();
 
 /// Region bytes an MPSC channel of `capacity` needs.
-pub fn region_len_for(capacity: usize) -> Option<usize> {
-    Shared::region_len(capacity)
+#[cfg(all(test, loom))]
+pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
+    Layout::region_len(capacity)
 }
 
 /// A validated view of an MPSC channel's memory; the capacity is cached privately.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Layout {
     view: View,
 }
 
-impl ChannelLayout for Shared {
-    layout_offsets!(Options = ());
+impl ChannelLayout for Layout {
+    type Options = ();
+    const DATA_OFFSET: usize = DATA_OFFSET;
+    const EVENTS: usize = offset_of!(Control, events);
+    const STATUS: usize = offset_of!(Control, status);
 
     /// Lays out a fresh channel in `memory`, header last. The data area must be all zero
     /// ("header 0" means "nothing written yet"): cleared here unless `zeroed` says the
     /// memory is fresh from the kernel (so creating a large channel touches no data page).
-    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Shared, ChannelError> {
-        let shared = Shared {
-            view: how.view(memory, DATA_OFFSET)?,
+    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Layout, ChannelError> {
+        let layout = Layout {
+            view: View::create(memory, DATA_OFFSET, how)?,
         };
-        // SAFETY: we are creating the channel: nobody uses the region yet; the slot
-        // offsets are those of the slot array.
+        // SAFETY: we are creating the channel: nobody uses the region yet; the offsets are
+        // those of the lines and of the slot array in `Control`.
         unsafe {
-            Shared::init_lines(&shared.view);
+            Self::init_common_lines(&layout.view);
+            layout
+                .view
+                .init_line::<ProducerLine>(offset_of!(Control, producer));
+            layout
+                .view
+                .init_line::<ConsumerLine>(offset_of!(Control, consumer));
             for i in 0..MAX_SENDERS {
-                shared.view.init_line::<SenderSlot>(slot_offset(i));
+                layout.view.init_line::<SenderSlot>(slot_offset(i));
             }
         }
         if !how.zeroed {
-            shared.zero(0, shared.capacity());
+            layout.data().zero(0, layout.capacity());
         }
-        shared.view.publish_header(&MPSC_SPEC, Self::STATUS)?;
-        Ok(shared)
+        layout.view.publish_header(&MPSC_SPEC, Self::STATUS)?;
+        Ok(layout)
     }
 
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        Ok(Shared {
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Layout, ChannelError> {
+        Ok(Layout {
             view: View::attach(memory, &MPSC_SPEC, DATA_OFFSET, Self::STATUS)?,
         })
     }
@@ -112,37 +131,39 @@ impl ChannelLayout for Shared {
     }
 }
 
-impl Shared {
-    control_lines! {
-        producer: ProducerLine,
-        consumer: ConsumerLine,
+impl Layout {
+    /// Bytes ever claimed by producers.
+    pub(crate) fn tail(&self) -> &AtomicU64 {
+        // SAFETY: the offset of the producer line in `Control`.
+        &unsafe { self.view.line::<ProducerLine>(offset_of!(Control, producer)) }.tail
+    }
+
+    /// Bytes ever released by the consumer.
+    pub(crate) fn head(&self) -> &AtomicU64 {
+        // SAFETY: the offset of the consumer line in `Control`.
+        &unsafe { self.view.line::<ConsumerLine>(offset_of!(Control, consumer)) }.head
+    }
+
+    /// Producer slot `index` (clamped below `MAX_SENDERS`).
+    pub(crate) fn slot(&self, index: usize) -> &SenderSlot {
+        // SAFETY: `slot_offset` clamps `index` below `MAX_SENDERS`: a slot of the array.
+        unsafe { self.view.line(slot_offset(index)) }
+    }
+
+    /// The data area.
+    pub(crate) fn data(&self) -> &DataArea {
+        self.view.data()
+    }
+
+    /// Capacity of the data area in bytes.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.view.capacity()
     }
 
     /// Where the payload of the frame whose header is at `offset` starts (arithmetic
     /// only; the caller keeps `offset + 8 + len <= capacity`).
     pub(crate) fn payload_ptr(&self, offset: u64) -> *mut u8 {
-        self.view
-            .data()
-            .wrapping_add(offset as usize + FRAME_HEADER_LEN)
-    }
-
-    /// The 8-aligned word at `offset` of the data area, as a std atomic.
-    fn word(&self, offset: u64) -> Option<&std::sync::atomic::AtomicU64> {
-        if offset % 8 != 0 || offset + 8 > self.capacity() {
-            return None;
-        }
-        // SAFETY: in bounds (checked) and 8-aligned (data area starts at a 128-aligned
-        // offset of a page-aligned region); valid as long as `self`; atomics tolerate
-        // concurrent writers in other processes.
-        Some(unsafe {
-            std::sync::atomic::AtomicU64::from_ptr(self.view.data().add(offset as usize).cast())
-        })
-    }
-
-    fn in_bounds(&self, offset: u64, len: usize) -> bool {
-        offset
-            .checked_add(len as u64)
-            .is_some_and(|end| end <= self.capacity())
+        self.data().ptr(offset + FRAME_HEADER_LEN as u64)
     }
 }
 
@@ -151,62 +172,23 @@ fn slot_offset(index: usize) -> usize {
     offset_of!(Control, slots) + index.min(MAX_SENDERS - 1) * SLOT_LEN
 }
 
-impl RingMem for Shared {
-    fn capacity(&self) -> u64 {
-        self.view.capacity()
-    }
-
-    fn tail(&self) -> &AtomicU64 {
-        &self.producer().tail
-    }
-
-    fn head(&self) -> &AtomicU64 {
-        &self.consumer().head
-    }
-
-    fn slot(&self, index: usize) -> &SenderSlot {
-        // SAFETY: `slot_offset` clamps `index` below `MAX_SENDERS`: a slot of the array.
-        unsafe { self.view.line(slot_offset(index)) }
-    }
-
-    fn load_word(&self, offset: u64, order: Ordering) -> u64 {
-        self.word(offset).map_or(u64::MAX, |w| w.load(order))
-    }
-
-    fn store_word(&self, offset: u64, word: u64, order: Ordering) {
-        if let Some(w) = self.word(offset) {
-            w.store(word, order);
-        }
-    }
-
-    fn zero(&self, offset: u64, len: u64) {
-        if self.in_bounds(offset, len as usize) {
-            // SAFETY: in bounds (checked). Producers do not touch these released bytes
-            // until they see our Release store of `head` (SYNC: space released).
-            unsafe {
-                std::ptr::write_bytes(self.view.data().add(offset as usize), 0, len as usize)
-            };
-        }
-    }
-}
-
 /// Finds a free producer slot and claims it for `owner`; counts it as a sender. With no
 /// free slot, takes over the slot of a sender whose process died (see
 /// [`take_over_dead_slot`]).
-pub(crate) fn claim_free_slot(shared: &Shared, owner: u64) -> Option<usize> {
+pub(crate) fn claim_free_slot(layout: &Layout, owner: u64) -> Option<usize> {
     let free = (0..MAX_SENDERS).find(|&i| {
-        shared
+        layout
             .slot(i)
             .owner
             // SYNC: owner recorded (see `ownership::swap_owner`).
             .compare_exchange(0, owner, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
             && {
-                shared.status().senders.fetch_add(1, Ordering::SeqCst);
+                layout.status().senders.fetch_add(1, Ordering::SeqCst);
                 true
             }
     });
-    free.or_else(|| (0..MAX_SENDERS).find(|&i| take_over_dead_slot(shared, i, owner)))
+    free.or_else(|| (0..MAX_SENDERS).find(|&i| take_over_dead_slot(layout, i, owner)))
 }
 
 /// Takes producer slot `index` over for `owner` if the process owning it is dead (asked
@@ -214,8 +196,8 @@ pub(crate) fn claim_free_slot(shared: &Shared, owner: u64) -> Option<usize> {
 /// claim it recorded: then nothing in the ring still names the slot, and its intent is no
 /// longer needed to skip a half-written frame. The slot goes on counting as one sender:
 /// the dead one's place in `senders` becomes ours.
-fn take_over_dead_slot(shared: &Shared, index: usize, owner: u64) -> bool {
-    let slot = shared.slot(index);
+fn take_over_dead_slot(layout: &Layout, index: usize, owner: u64) -> bool {
+    let slot = layout.slot(index);
     // Acquire: SYNC: owner recorded (see `ownership::swap_owner`).
     let dead = slot.owner.load(Ordering::Acquire);
     let Some(identity) = ProcessIdentity::from_raw(dead) else {
@@ -227,9 +209,9 @@ fn take_over_dead_slot(shared: &Shared, index: usize, owner: u64) -> bool {
     // SYNC: claim intent. Acquire pairs with the producers' AcqRel CAS of `tail`: the
     // intent the dead producer recorded before its last claim is visible (and it writes
     // no other any more).
-    let tail = shared.tail().load(Ordering::Acquire);
+    let tail = layout.tail().load(Ordering::Acquire);
     // SYNC: space released. Acquire pairs with the receiver's Release store of `head`.
-    let head = shared.head().load(Ordering::Acquire);
+    let head = layout.head().load(Ordering::Acquire);
     // Relaxed: SYNC: claim intent (ordered by the Acquire load of `tail` above).
     let intent_end = slot.intent_end.load(Ordering::Relaxed);
     // Relaxed: SYNC: claim intent (as above).

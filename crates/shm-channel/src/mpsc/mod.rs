@@ -52,16 +52,38 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::{flavor_aliases, flavor_types, Claim, Flavor};
-use crate::layout::ChannelLayout;
-use crate::ring::mpsc::{Reader, Shared, Writer};
-use crate::{ChannelError, RecvError, RecvTimeoutError, TryRecvError};
+use crate::endpoint::sealed::Sealed;
+use crate::endpoint::Flavor;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::status::Claim;
+use crate::{ChannelError, RecvError};
 
+use layout::Layout;
+use sides::{Reader, Writer};
+
+mod claim;
+mod consume;
+#[cfg(all(test, not(loom)))]
+mod fork_tests;
+mod layout;
+#[cfg(all(test, loom))]
+mod loom;
+mod ring;
+mod sides;
 pub mod typed;
 
-pub use crate::ring::mpsc::{region_len_for, MAX_SENDERS};
+pub use ring::MAX_SENDERS;
 
-flavor_aliases!(Mpsc, "an MPSC");
+/// The MPSC flavor: a marker type (see [`Sender`], [`Receiver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mpsc;
+
+/// A sending end of an MPSC channel.
+pub type Sender = crate::Sender<Mpsc>;
+/// The receiving end of an MPSC channel.
+pub type Receiver = crate::Receiver<Mpsc>;
+/// Options for creating an MPSC channel.
+pub type Builder = crate::Builder<Mpsc>;
 
 /// Creates an MPSC byte channel of `capacity` bytes (a power of two, at least 16) in a
 /// fresh anonymous shared region; both endpoints are owned by the calling process.
@@ -75,14 +97,14 @@ impl crate::Sender<Mpsc> {
     /// taken by live senders.
     pub fn try_clone(&self) -> Result<Sender, ChannelError> {
         Ok(Sender::from_ring(
-            self.ring.try_clone()?,
-            self.wait_strategy(),
+            self.common.ring.try_clone()?,
+            self.common.strategy,
         ))
     }
 
     /// The producer slot this sender owns (`0 .. MAX_SENDERS`).
     pub fn slot(&self) -> usize {
-        self.ring.slot()
+        self.common.ring.slot()
     }
 }
 
@@ -104,40 +126,46 @@ impl crate::Receiver<Mpsc> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_release_batch(&mut self, bytes: usize) {
-        self.ring.set_release_batch(bytes as u64);
+        self.ring().set_release_batch(bytes as u64);
     }
 
     /// Frames skipped because their sender died between claim and commit.
     pub fn abandoned_frames(&self) -> u64 {
-        self.ring.abandoned_frames()
+        self.common.ring.abandoned_frames()
     }
 
     /// Senders found dead (killed without dropping their endpoint) and whose slots were
     /// recycled.
     pub fn dead_senders(&self) -> u64 {
-        self.ring.dead_senders
+        self.common.ring.dead_senders
     }
 
     /// Senders currently attached by the shared count (slots in use, live or not yet found
     /// dead). A snapshot, written by the senders: for information.
     pub fn sender_count(&self) -> u32 {
-        self.ring.sender_count()
+        self.common.ring.sender_count()
     }
 }
 
-impl Flavor for Mpsc {
-    flavor_types!("mpsc", RecvError, TryRecvError, RecvTimeoutError);
+impl Sealed for Mpsc {}
 
-    fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
-        claim.open_slotted(shared, Writer::adopted, Writer::new)
+impl Flavor for Mpsc {
+    type Writer = Writer;
+    type Reader = Reader;
+    type Layout = Layout;
+    type RecvError = RecvError;
+    const NAME: &'static str = "mpsc";
+
+    fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
+        claim.open_slotted(layout, Writer::adopted, Writer::new)
     }
 
     fn sender_slot(writer: &Writer) -> usize {
         writer.slot()
     }
 
-    fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
-        shared.status().claim_receiver(claim)?;
-        Reader::new(shared)
+    fn reader(layout: Layout, claim: Claim) -> Result<Reader, ChannelError> {
+        layout.status().claim_receiver(claim)?;
+        Reader::new(layout)
     }
 }

@@ -1,7 +1,7 @@
-//! The MPSC ring algorithm: claim, commit, consume, and recovery from dead producers.
-//!
-//! Written against [`RingMem`] so that the same code runs over a shared mapping (see
-//! `layout.rs`) and over loom atomics (see `loom.rs`).
+//! The MPSC ring algorithm: claim, commit, consume, and recovery from dead producers. The
+//! claiming side is in `claim.rs`, the reading side in `consume.rs`, the ring sides the
+//! endpoint core drives in `sides.rs`; all of them reach the region through its `Layout`
+//! (`layout.rs`), whose frame words are the loom seam (`crate::shared::primitive`).
 //!
 //! # Frame header word
 //!
@@ -40,40 +40,15 @@
 //! stored with Release after the commit, so the commit is visible too). At a slow check the
 //! consumer reports it as corruption rather than waiting for ever.
 
-use std::sync::atomic::Ordering;
-
-use crate::primitive::AtomicU64;
-
-mod consumer;
-mod endpoints;
-#[cfg(all(test, not(loom)))]
-mod fork_tests;
-pub(crate) mod layout;
-#[cfg(all(test, loom))]
-mod loom;
-mod producer;
-
-pub(crate) use consumer::Consumer;
-pub use consumer::Frame;
-pub use endpoints::{Reader, Writer};
-pub use layout::region_len_for;
-pub use layout::Shared;
-pub use producer::Claim;
-pub(crate) use producer::Producer;
+use crate::shared::primitive::AtomicU64;
 
 /// Most senders a channel can have at once (clones included): one producer slot each.
 pub const MAX_SENDERS: usize = 64;
 
-/// Whether position `a` comes before position `b` (serial-number comparison of wrapping
-/// `u64` positions, meaningful for positions less than 2^63 apart).
-pub(crate) fn before(a: u64, b: u64) -> bool {
-    (a.wrapping_sub(b) as i64) < 0
-}
-
 /// One producer's record in the control block: owner and last claim intent.
 #[derive(Default)]
 #[repr(C, align(128))]
-pub struct SenderSlot {
+pub(crate) struct SenderSlot {
     /// `ProcessIdentity` of the owning process; 0 = free.
     pub(crate) owner: AtomicU64,
     /// Start of the last claim this producer attempted (byte position). With
@@ -81,36 +56,4 @@ pub struct SenderSlot {
     pub(crate) intent_start: AtomicU64,
     /// End of that claim.
     pub(crate) intent_end: AtomicU64,
-}
-
-/// What the ring needs of its memory. Offsets are into the data area; callers keep them
-/// 8-aligned and in bounds (implementations check and ignore out-of-bounds accesses).
-pub(crate) trait RingMem: Send + Sync {
-    /// Data area size: a power of two.
-    fn capacity(&self) -> u64;
-    /// Bytes ever claimed by producers.
-    fn tail(&self) -> &AtomicU64;
-    /// Bytes ever released by the consumer.
-    fn head(&self) -> &AtomicU64;
-    /// Producer slot `index < MAX_SENDERS`.
-    fn slot(&self, index: usize) -> &SenderSlot;
-    /// Loads the header word at `offset`.
-    fn load_word(&self, offset: u64, order: Ordering) -> u64;
-    /// Stores the header word at `offset`.
-    fn store_word(&self, offset: u64, word: u64, order: Ordering);
-    /// Zeroes `len` bytes at `offset` (both multiples of 8).
-    fn zero(&self, offset: u64, len: u64);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::before;
-
-    #[test]
-    fn positions_compare_across_the_wrap() {
-        assert!(before(1, 2));
-        assert!(!before(2, 2));
-        assert!(before(u64::MAX - 7, 8));
-        assert!(!before(8, u64::MAX - 7));
-    }
 }

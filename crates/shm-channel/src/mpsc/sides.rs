@@ -5,19 +5,23 @@ use std::sync::atomic::Ordering;
 
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 
-use super::layout::claim_free_slot;
-use super::{Claim, Consumer, Frame, Producer, RingMem, Shared, MAX_SENDERS};
-use crate::endpoint::ownership::{self, PeerMonitor};
-use crate::frame::frame_len;
-use crate::layout::ChannelLayout;
-use crate::primitive::AtomicU64;
-use crate::ring::{check_slot, has_layout, notify_after_release, Gone, Peek, RecvRing, SendRing};
+use super::claim::{Claim, ClaimCursor};
+use super::consume::{Frame, ReadCursor};
+use super::layout::{claim_free_slot, Layout};
+use super::ring::MAX_SENDERS;
+use crate::shared::frame::frame_len;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::ownership::{self, PeerMonitor};
+use crate::shared::primitive::AtomicU64;
+use crate::shared::ring::{
+    check_slot, notify_after_release, Gone, Peek, RecvRing, RingSide, SendRing,
+};
 use crate::{ChannelError, Corruption};
 
 /// One sender's side of the ring: its producer slot and claims.
 pub struct Writer {
-    shared: Shared,
-    producer: Producer,
+    layout: Layout,
+    producer: ClaimCursor,
     /// Watches the receiver's owner.
     peer: PeerMonitor,
     /// Bytes committed since the reader was last notified (commits are visible at once;
@@ -28,23 +32,23 @@ pub struct Writer {
 
 impl Writer {
     /// Takes a free producer slot (or a dead sender's) for the calling process.
-    pub(crate) fn new(shared: Shared) -> Result<Writer, ChannelError> {
+    pub(crate) fn new(layout: Layout) -> Result<Writer, ChannelError> {
         // Validate the indices once before use.
-        Consumer::new(&shared)?;
+        ReadCursor::new(&layout)?;
         let me = ownership::me()?.to_raw();
-        let slot = claim_free_slot(&shared, me).ok_or(ChannelError::NoFreeSlot {
+        let slot = claim_free_slot(&layout, me).ok_or(ChannelError::NoFreeSlot {
             what: "sender",
             max: MAX_SENDERS,
         })?;
-        Ok(Writer::in_slot(shared, slot))
+        Ok(Writer::in_slot(layout, slot))
     }
 
     /// The writer of producer slot `slot`, which the calling process owns.
-    fn in_slot(shared: Shared, slot: usize) -> Writer {
+    fn in_slot(layout: Layout, slot: usize) -> Writer {
         Writer {
-            producer: Producer::new(&shared, slot),
-            peer: PeerMonitor::new(&shared.status().receiver_owner),
-            shared,
+            producer: ClaimCursor::new(&layout, slot),
+            peer: PeerMonitor::new(&layout.status().receiver_owner),
+            layout,
             unnotified: 0,
             wakes: 0,
         }
@@ -52,16 +56,16 @@ impl Writer {
 
     /// The writer of producer slot `slot`, handed to the calling process by its owner
     /// (see [`Claim::Adopt`](crate::Claim::Adopt)).
-    pub(crate) fn adopted(shared: Shared, slot: usize) -> Result<Writer, ChannelError> {
+    pub(crate) fn adopted(layout: Layout, slot: usize) -> Result<Writer, ChannelError> {
         check_slot("sender", slot, MAX_SENDERS)?;
-        Consumer::new(&shared)?;
-        ownership::adopt(&shared.slot(slot).owner)?;
-        Ok(Writer::in_slot(shared, slot))
+        ReadCursor::new(&layout)?;
+        ownership::adopt(&layout.slot(slot).owner)?;
+        Ok(Writer::in_slot(layout, slot))
     }
 
     /// Another writer of the same channel, in a new slot.
     pub(crate) fn try_clone(&self) -> Result<Writer, ChannelError> {
-        Writer::new(self.shared.clone())
+        Writer::new(self.layout.clone())
     }
 
     /// The producer slot this writer owns.
@@ -73,19 +77,49 @@ impl Writer {
     /// frame committed), by the channel's handshake (SYNC: waiter flag).
     fn notify(&mut self) {
         self.unnotified = 0;
-        if notify_after_release(self.shared.handshake(), self.shared.data_wake()) {
+        if notify_after_release(self.layout.handshake(), self.layout.data_wake()) {
             self.wakes += 1;
         }
     }
 }
 
-has_layout!(Writer, Reader);
+impl RingSide for Writer {
+    type Layout = Layout;
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout.slot(self.producer.slot()).owner
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
+
+impl RingSide for Reader {
+    type Layout = Layout;
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout.status().receiver_owner
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
 
 impl SendRing for Writer {
     type Slot = Claim;
 
     fn try_reserve(&mut self, len: usize) -> Result<Option<Claim>, Corruption> {
-        self.producer.try_claim(&self.shared, len)
+        self.producer.try_claim(&self.layout, len)
     }
 
     fn try_reserve_run(
@@ -94,7 +128,7 @@ impl SendRing for Writer {
         len_of: &dyn Fn(usize) -> usize,
         slots: &mut Vec<Claim>,
     ) -> Result<(), Corruption> {
-        let Some(run) = self.producer.try_claim_run(&self.shared, count, len_of)? else {
+        let Some(run) = self.producer.try_claim_run(&self.layout, count, len_of)? else {
             return Ok(());
         };
         let mut offset = run.offset;
@@ -111,17 +145,17 @@ impl SendRing for Writer {
     }
 
     fn payload_ptr(&self, slot: &Claim) -> *mut u8 {
-        self.shared.payload_ptr(slot.offset)
+        self.layout.payload_ptr(slot.offset)
     }
 
     fn commit(&mut self, slot: Claim, len: usize) {
-        self.producer.commit(&self.shared, slot, len, true);
+        self.producer.commit(&self.layout, slot, len, true);
         self.unnotified += (len as u64).max(1);
     }
 
     fn abandon(&mut self, slot: Claim) {
         // A skip frame: the reader passes it, nothing is delivered, the ring goes on.
-        self.producer.commit(&self.shared, slot, 0, false);
+        self.producer.commit(&self.layout, slot, 0, false);
         self.notify();
     }
 
@@ -136,11 +170,7 @@ impl SendRing for Writer {
     }
 
     fn receivers_dead(&mut self) -> bool {
-        self.shared.status().receiver_is_dead(&mut self.peer)
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.shared.slot(self.producer.slot()).owner
+        self.layout.status().receiver_is_dead(&mut self.peer)
     }
 
     fn close(&mut self) {
@@ -148,19 +178,15 @@ impl SendRing for Writer {
         // SYNC: sender gone. Release (in the RMW below): every frame this sender committed
         // happens before a receiver that sees the count drop.
         ownership::release(self.owner_slot());
-        self.shared.status().senders.fetch_sub(1, Ordering::AcqRel);
-        self.shared.data_wake().notify();
-    }
-
-    fn wakes(&self) -> u64 {
-        self.wakes
+        self.layout.status().senders.fetch_sub(1, Ordering::AcqRel);
+        self.layout.data_wake().notify();
     }
 }
 
 /// The receiving side of the ring.
 pub struct Reader {
-    shared: Shared,
-    consumer: Consumer,
+    layout: Layout,
+    consumer: ReadCursor,
     /// One kernel watch per producer slot.
     watches: Vec<PeerWatch>,
     /// Senders found dead and reaped.
@@ -169,10 +195,10 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub(crate) fn new(shared: Shared) -> Result<Reader, ChannelError> {
+    pub(crate) fn new(layout: Layout) -> Result<Reader, ChannelError> {
         Ok(Reader {
-            consumer: Consumer::new(&shared)?,
-            shared,
+            consumer: ReadCursor::new(&layout)?,
+            layout,
             watches: (0..MAX_SENDERS).map(|_| PeerWatch::new()).collect(),
             dead_senders: 0,
             wakes: 0,
@@ -187,27 +213,27 @@ impl Reader {
     /// Senders attached according to the shared count (untrusted: for information).
     pub(crate) fn sender_count(&self) -> u32 {
         // Relaxed: a snapshot for the caller; nothing is read through it.
-        self.shared.status().senders.load(Ordering::Relaxed)
+        self.layout.status().senders.load(Ordering::Relaxed)
     }
 
     /// Frees the slots of senders that died, once everything they claimed is passed.
     /// Returns whether any slot still has a live owner.
     fn reap_dead_senders(&mut self) -> bool {
         let Reader {
-            shared,
+            layout,
             consumer,
             watches,
             dead_senders,
             ..
         } = self;
-        let slots = (0..MAX_SENDERS).map(|index| &shared.slot(index).owner);
+        let slots = (0..MAX_SENDERS).map(|index| &layout.slot(index).owner);
         ownership::scan_owners(slots, watches, |index, owner| {
-            if consumer.passed_intent(&*shared, index)
-                && ownership::free_dead(&shared.slot(index).owner, owner)
+            if consumer.passed_intent(&*layout, index)
+                && ownership::free_dead(&layout.slot(index).owner, owner)
             {
                 // AcqRel: the count is an RMW chain every sender and reaper updates; the
                 // slot freed above (SYNC: owner recorded) comes before it.
-                shared.status().senders.fetch_sub(1, Ordering::AcqRel);
+                layout.status().senders.fetch_sub(1, Ordering::AcqRel);
                 *dead_senders += 1;
             }
         })
@@ -217,7 +243,7 @@ impl Reader {
     /// `stored`: the wake check by the channel's handshake (SYNC: waiter flag).
     fn notify_if_stored(&mut self, stored: u64) {
         if self.consumer.published_head() != stored
-            && notify_after_release(self.shared.handshake(), self.shared.space_wake())
+            && notify_after_release(self.layout.handshake(), self.layout.space_wake())
         {
             self.wakes += 1;
         }
@@ -226,7 +252,7 @@ impl Reader {
     /// Lets up to `bytes` of released frames wait before the head is stored.
     pub(crate) fn set_release_batch(&mut self, bytes: u64) {
         let stored = self.consumer.published_head();
-        self.consumer.set_release_batch(&self.shared, bytes);
+        self.consumer.set_release_batch(&self.layout, bytes);
         self.notify_if_stored(stored);
     }
 
@@ -245,15 +271,15 @@ impl RecvRing for Reader {
 
     fn try_peek(&mut self, slow: bool) -> Result<Peek<Frame>, Corruption> {
         let Reader {
-            shared,
+            layout,
             consumer,
             watches,
             ..
         } = self;
-        let mut is_dead = |slot: usize| slot_dead(shared, watches, slot);
+        let mut is_dead = |slot: usize| slot_dead(layout, watches, slot);
         let is_dead = slow.then_some(&mut is_dead as &mut dyn FnMut(usize) -> bool);
         let stored = consumer.published_head();
-        let peeked = consumer.try_peek(&*shared, is_dead);
+        let peeked = consumer.try_peek(&*layout, is_dead);
         // A peek that finds the ring empty or blocked stores a batched head: wake the
         // producers waiting for that room.
         self.notify_if_stored(stored);
@@ -269,18 +295,18 @@ impl RecvRing for Reader {
     }
 
     fn payload_ptr(&self, frame: &Frame) -> *const u8 {
-        self.shared.payload_ptr(frame.offset)
+        self.layout.payload_ptr(frame.offset)
     }
 
     fn release(&mut self, frame: Frame) {
         let stored = self.consumer.published_head();
-        self.consumer.release(&self.shared, frame);
+        self.consumer.release(&self.layout, frame);
         self.notify_if_stored(stored);
     }
 
     fn flush_releases(&mut self) {
         let stored = self.consumer.published_head();
-        self.consumer.flush_releases(&self.shared);
+        self.consumer.flush_releases(&self.layout);
         self.notify_if_stored(stored);
     }
 
@@ -292,23 +318,22 @@ impl RecvRing for Reader {
                 return Some(self.gone());
             }
         }
-        // SYNC: sender gone. Acquire pairs with the release in `Writer::close`.
-        if self.shared.status().senders.load(Ordering::Acquire) != 0 {
+        // SYNC: sender gone. Acquire pairs with the release in `Writer::close`. Untrusted:
+        // a count a peer wrote only ends the wait early (0) or lets it go on until the
+        // slow check above asks the kernel.
+        let senders_untrusted = self.layout.status().senders.load(Ordering::Acquire);
+        if senders_untrusted != 0 {
             return None;
         }
         Some(self.gone())
     }
-
-    fn wakes(&self) -> u64 {
-        self.wakes
-    }
 }
 
 /// Whether the process owning producer `slot` is gone (a free slot counts as gone).
-fn slot_dead(shared: &Shared, watches: &mut [PeerWatch], slot: usize) -> bool {
+fn slot_dead(layout: &Layout, watches: &mut [PeerWatch], slot: usize) -> bool {
     // Acquire: see `ownership::owned_here`.
-    let owner = shared.slot(slot).owner.load(Ordering::Acquire);
-    match ProcessIdentity::from_raw(owner) {
+    let owner_untrusted = layout.slot(slot).owner.load(Ordering::Acquire);
+    match ProcessIdentity::from_raw(owner_untrusted) {
         None => true,
         Some(identity) => watches[slot].check(identity) == Liveness::Dead,
     }

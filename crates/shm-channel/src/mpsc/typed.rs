@@ -23,11 +23,8 @@ pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Mpsc>;
 /// The receiving end of a typed MPSC channel.
 pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Mpsc>;
 
-/// Both ends of a typed MPSC channel.
-pub type Pair<T, C = DefaultCodec> = (Sender<T, C>, Receiver<T, C>);
-
 /// Creates a typed MPSC channel of `capacity` bytes with the default codec.
-pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+pub fn channel<T>(capacity: usize) -> Result<crate::typed::Pair<T, DefaultCodec, Mpsc>, ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -35,9 +32,8 @@ where
 }
 
 /// Creates a typed MPSC channel of `capacity` bytes with codec `C`.
-pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
-    let (tx, rx) = mpsc::channel(capacity)?;
-    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
+pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<crate::typed::Pair<T, C, Mpsc>, ChannelError> {
+    mpsc::channel(capacity).map(crate::typed::pair)
 }
 
 impl<T, C: Codec<T>> crate::typed::Sender<T, C, Mpsc> {

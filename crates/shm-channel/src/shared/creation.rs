@@ -1,12 +1,10 @@
-//! How a channel is created: its handshake, the creation options, and the capacity rules.
+//! How a channel is created: its wake handshake and the creation options.
 
 use std::sync::Arc;
 
 use shm_core::notify::Handshake;
-use shm_core::SharedMemory;
 
-use super::{View, MAX_CAPACITY, MIN_CAPACITY};
-use crate::doorbells::Doorbells;
+use super::doorbells::Doorbells;
 use crate::ChannelError;
 
 /// The handshake a new channel uses: `requested` (the builder's option), else what the
@@ -41,7 +39,7 @@ pub(crate) fn effective_handshake(handshake: Handshake) -> Handshake {
 /// How a channel is to be created: capacity, the flavor's options, whether the memory is
 /// known to be zero, and the wake handshake.
 #[derive(Debug, Clone)]
-pub struct Creation<O> {
+pub(crate) struct Creation<O> {
     /// Data bytes of the ring.
     pub(crate) capacity: usize,
     /// The flavor's options.
@@ -52,43 +50,4 @@ pub struct Creation<O> {
     pub(crate) handshake: Handshake,
     /// The channel's doorbells, if it is to have them.
     pub(crate) doorbells: Option<Arc<Doorbells>>,
-}
-
-impl<O> Creation<O> {
-    /// The validated view of a fresh channel in `memory` whose data area starts at
-    /// `data_offset`.
-    pub(crate) fn view(
-        &self,
-        memory: Arc<dyn SharedMemory>,
-        data_offset: usize,
-    ) -> Result<View, ChannelError> {
-        let mut view = View::create(memory, data_offset, self.capacity as u64, self.handshake)?;
-        view.set_doorbells(self.doorbells.clone());
-        Ok(view)
-    }
-}
-
-/// Region bytes a channel whose data area starts at `data_offset` needs for `capacity`.
-pub(crate) fn region_len(data_offset: usize, capacity: u64) -> Result<usize, ChannelError> {
-    usize::try_from(capacity)
-        .ok()
-        .and_then(|capacity| data_offset.checked_add(capacity))
-        .ok_or(ChannelError::InvalidCapacity {
-            capacity,
-            reason: "too large for this address space",
-        })
-}
-
-/// A capacity is a power of two between `MIN_CAPACITY` and `MAX_CAPACITY`.
-pub(crate) fn check_capacity(capacity: u64) -> Result<(), ChannelError> {
-    let reason = if !capacity.is_power_of_two() {
-        "must be a power of two"
-    } else if capacity < MIN_CAPACITY as u64 {
-        "must be at least 16 bytes"
-    } else if capacity > MAX_CAPACITY as u64 {
-        "must be at most 4 GiB"
-    } else {
-        return Ok(());
-    };
-    Err(ChannelError::InvalidCapacity { capacity, reason })
 }

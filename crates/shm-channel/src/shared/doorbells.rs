@@ -9,14 +9,11 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use shm_core::notify::{Doorbell, DoorbellError, Event};
+use shm_core::notify::{Doorbell, DoorbellError};
 
-use crate::layout::View;
-
-/// The doorbells of one channel (public in a private module: part of the sealed layout
-/// contract).
+/// The doorbells of one channel.
 #[derive(Debug)]
-pub struct Doorbells {
+pub(crate) struct Doorbells {
     /// Rung by senders (data published); senders wait on it for space.
     pub(crate) sender_end: Doorbell,
     /// Rung by receivers (space released); receivers wait on it for data.
@@ -66,44 +63,5 @@ impl Doorbells {
     /// The end receivers ring (space released) and wait on for data.
     pub(crate) fn receiver_end(&self) -> &Doorbell {
         &self.receiver_end
-    }
-}
-
-/// An event of a channel, and where its doorbell is if the channel has one here: what a
-/// notifier wakes. The doorbell is looked up only on the cold path, after a notification
-/// that found a waiter; the publishing path just carries the references.
-#[derive(Clone, Copy)]
-pub struct Wake<'a> {
-    pub(crate) event: &'a Event,
-    pub(crate) view: &'a View,
-    pub(crate) end: End,
-}
-
-impl Wake<'_> {
-    /// After a notification of `event` that found a waiter (`woke`): rings the doorbell if
-    /// an async waiter is among them. Passes `woke` through.
-    #[inline]
-    pub(crate) fn then_ring(self, woke: bool) -> bool {
-        if woke {
-            self.ring_async();
-        }
-        woke
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn ring_async(self) {
-        if let Some(doorbells) = self.view.doorbells() {
-            // A doorbell that cannot be rung (EBADF cannot happen on a descriptor we own)
-            // leaves the async waiter to its slow-check ticks, as a failing FUTEX_WAKE
-            // leaves a sleeper to its slice: a delay, not a hang.
-            let _ = self.event.ring_if_async((self.end)(doorbells));
-        }
-    }
-
-    /// [`Event::notify`] (a full fence: for the rare wake-ups of closing endpoints), and
-    /// the doorbell.
-    pub(crate) fn notify(self) -> bool {
-        self.then_ring(self.event.notify())
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use shm_core::liveness::{fork_generation, Liveness, PeerWatch, ProcessIdentity};
 
-use crate::primitive::AtomicU64;
+use super::primitive::AtomicU64;
 use crate::OwnershipError;
 
 /// The calling process's identity.

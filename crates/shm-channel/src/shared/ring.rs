@@ -1,30 +1,26 @@
-//! The ring algorithms, apart from the endpoints: each flavor's writer and reader, and the
-//! small contract ([`SendRing`], [`RecvRing`]) through which the one endpoint core
-//! (`crate::endpoint`) drives them.
+//! The contract between the endpoint core (`crate::endpoint`) and each flavor's ring sides
+//! ([`SendRing`], [`RecvRing`]), and the helpers every ring shares: publishing an index
+//! with the wake handshake, validating a peer's index, comparing wrapping positions.
 //!
-//! A ring does no waiting, keeps no deadlines and knows nothing of ownership checks: it
-//! reserves, commits and publishes; peeks and releases; says whether the other side closed
-//! or died; and closes its own side. The core adds everything else once for every flavor.
+//! A ring side does no waiting and keeps no deadlines; ownership checks on use are the
+//! core's. It reserves, commits and publishes; peeks and releases; says whether the other
+//! side closed or died; and closes its own side. The core adds everything else once for
+//! every flavor.
 //!
-//! | flavor | writer | reader |
+//! | flavor | sending side | receiving side |
 //! |---|---|---|
-//! | SPSC | [`spsc::Writer`] | [`spsc::Reader`] |
-//! | MPSC | [`mpsc::Producer`] (one per sender) | [`mpsc::Consumer`] |
-//! | broadcast | [`broadcast::Writer`] | [`broadcast::Reader`] (one per receiver) |
+//! | SPSC | `spsc::ring::Writer` | `spsc::ring::Reader` |
+//! | MPSC | `mpsc::sides::Writer` (one per sender) | `mpsc::sides::Reader` |
+//! | broadcast | `broadcast::writer::Writer` | `broadcast::reader::Reader` (one per receiver) |
 
 use std::sync::atomic::Ordering;
 
 use shm_core::notify::Handshake;
 
-use crate::doorbells::Wake;
-use crate::layout::{ChannelLayout, EventRef, View};
-use crate::primitive::AtomicU64;
-use crate::Corruption;
-
-pub mod broadcast;
-pub mod mpsc;
-pub mod spsc;
-mod status;
+use super::layout::ChannelLayout;
+use super::primitive::AtomicU64;
+use super::view::{View, Wake};
+use crate::{ChannelError, Corruption};
 
 /// Stores `value` into `index`, an index a peer may be about to sleep on (the SPSC tail
 /// or head), then wakes the sleepers of `event` if there are any, as the channel's
@@ -78,7 +74,7 @@ pub(crate) fn notify_after_release(handshake: Handshake, wake: Wake<'_>) -> bool
 
 /// What a reader found at its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peek<F> {
+pub(crate) enum Peek<F> {
     /// A complete frame to read.
     Frame(F),
     /// Nothing published.
@@ -89,11 +85,23 @@ pub enum Peek<F> {
 
 /// Why no further message can come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gone {
+pub(crate) enum Gone {
     /// Every sender was dropped by its owner.
     Disconnected,
     /// A sender's process died without dropping it (and no live sender is left).
     PeerDied,
+}
+
+/// Validates an index loaded from shared memory that must be 8-aligned (frames start at
+/// multiples of 8); `what` names the failed check.
+pub(crate) fn aligned_index(index_untrusted: u64, what: &'static str) -> Result<u64, Corruption> {
+    match index_untrusted % 8 {
+        0 => Ok(index_untrusted),
+        _ => Err(Corruption {
+            what,
+            value: index_untrusted,
+        }),
+    }
 }
 
 /// Validates a tail index a reader loaded (`tail_untrusted`) against its own `head`, the
@@ -121,9 +129,9 @@ pub(crate) fn check_tail(
     })
 }
 
-/// A ring side's view of its channel's region (both sides of every ring have one; see
-/// [`has_layout!`]).
-pub trait HasLayout {
+/// What both sides of every ring have: the flavor's view of the region, and a count of
+/// the wake syscalls the side made.
+pub(crate) trait RingSide: Send + Sized {
     /// The flavor's view of its region.
     type Layout: ChannelLayout;
 
@@ -135,44 +143,25 @@ pub trait HasLayout {
         self.layout().view()
     }
 
-    /// The event receivers sleep on while the ring is empty.
-    fn data_event(&self) -> EventRef {
-        self.layout().data_event()
-    }
+    /// The owner slot of this side's endpoint (MPSC senders and broadcast receivers have
+    /// one each; the other sides share the status line's).
+    fn owner_slot(&self) -> &AtomicU64;
 
-    /// The event senders sleep on while the ring is full.
-    fn space_event(&self) -> EventRef {
-        self.layout().space_event()
-    }
+    /// Wake syscalls made so far (for benchmarks).
+    fn wakes(&self) -> u64;
 }
-
-/// Implements [`HasLayout`] for ring sides that keep their view in a `shared` field.
-macro_rules! has_layout {
-    ($($side:ty),*) => {$(
-        impl $crate::ring::HasLayout for $side {
-            type Layout = Shared;
-
-            fn layout(&self) -> &Shared {
-                &self.shared
-            }
-        }
-    )*};
-}
-pub(crate) use has_layout;
 
 /// The sending side of a ring, as the endpoint core drives it.
-///
-/// Public in a private module: a sealed contract, not nameable by users.
-pub trait SendRing: HasLayout + Send + Sized {
+pub(crate) trait SendRing: RingSide {
     /// Room reserved for one frame, not yet committed.
     type Slot: Copy + Send;
 
     /// Bytes of a frame header in this ring.
-    const FRAME_HEADER: u64 = crate::frame::FRAME_HEADER_LEN as u64;
+    const FRAME_HEADER: u64 = super::frame::FRAME_HEADER_LEN as u64;
 
     /// The largest payload one frame can carry: the ring less one header.
     fn max_payload(&self) -> usize {
-        crate::frame::max_payload(self.view().capacity(), Self::FRAME_HEADER)
+        super::frame::max_payload(self.view().capacity(), Self::FRAME_HEADER)
     }
 
     /// Reserves a contiguous frame for `len <= max_payload()` bytes, or `None` when the
@@ -226,11 +215,6 @@ pub trait SendRing: HasLayout + Send + Sized {
     /// retry may find room). `true` when no live receiver can ever make room again.
     fn receivers_dead(&mut self) -> bool;
 
-    /// The owner slot of this sending endpoint.
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout().status().sender_owner
-    }
-
     /// The owner's drop: publish what is pending, mark this side closed (or leave the set
     /// of senders), release the owner slot and wake the reader.
     fn close(&mut self) {
@@ -240,12 +224,10 @@ pub trait SendRing: HasLayout + Send + Sized {
             .close_sender(self.layout().data_wake());
     }
 
-    /// Wake syscalls made so far (for benchmarks).
-    fn wakes(&self) -> u64;
 }
 
 /// The receiving side of a ring, as the endpoint core drives it.
-pub trait RecvRing: HasLayout + Send + Sized {
+pub(crate) trait RecvRing: RingSide {
     /// A complete frame the reader may read, then release.
     type Frame: Copy;
     /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag.
@@ -273,11 +255,6 @@ pub trait RecvRing: HasLayout + Send + Sized {
     /// going when no live process could end it.
     fn senders_gone(&mut self, slow: bool) -> Option<Gone>;
 
-    /// The owner slot of this receiving endpoint.
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout().status().receiver_owner
-    }
-
     /// The owner's drop: flush releases, mark this side closed (or leave), release the
     /// owner slot and wake the sender.
     fn close(&mut self) {
@@ -287,20 +264,33 @@ pub trait RecvRing: HasLayout + Send + Sized {
             .close_receiver(self.layout().space_wake());
     }
 
-    /// Wake syscalls made so far (for benchmarks).
-    fn wakes(&self) -> u64;
 }
 
 /// `Ok` if `slot` is one of the `max` owner slots of kind `what`; a handed-over endpoint
-/// naming another is [`ChannelError::NoSuchSlot`](crate::ChannelError::NoSuchSlot).
-pub(crate) fn check_slot(
-    what: &'static str,
-    slot: usize,
-    max: usize,
-) -> Result<(), crate::ChannelError> {
+/// naming another is [`ChannelError::NoSuchSlot`].
+pub(crate) fn check_slot(what: &'static str, slot: usize, max: usize) -> Result<(), ChannelError> {
     if slot < max {
         Ok(())
     } else {
-        Err(crate::ChannelError::NoSuchSlot { what, slot, max })
+        Err(ChannelError::NoSuchSlot { what, slot, max })
+    }
+}
+
+/// Whether position `a` comes before position `b` (serial-number comparison of wrapping
+/// `u64` positions, meaningful for positions less than 2^63 apart).
+pub(crate) fn before(a: u64, b: u64) -> bool {
+    (a.wrapping_sub(b) as i64) < 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::before;
+
+    #[test]
+    fn positions_compare_across_the_wrap() {
+        assert!(before(1, 2));
+        assert!(!before(2, 2));
+        assert!(before(u64::MAX - 7, 8));
+        assert!(!before(8, u64::MAX - 7));
     }
 }

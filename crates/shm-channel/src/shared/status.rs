@@ -1,17 +1,52 @@
 //! The other side of a ring, as the common status line tells it: closed by its owner, or
-//! owned by a process the kernel says is dead. One implementation for every flavor.
+//! owned by a process the kernel says is dead; and how a side is claimed for the calling
+//! process. One implementation for every flavor.
 
 use std::sync::atomic::Ordering;
 
 use shm_core::liveness::PeerWatch;
 
-use super::Gone;
-use crate::doorbells::Wake;
-use crate::endpoint::ownership::{self, PeerMonitor};
-use crate::endpoint::Claim;
-use crate::layout::StatusLine;
-use crate::primitive::AtomicU64;
+use super::lines::StatusLine;
+use super::ownership::{self, PeerMonitor};
+use super::primitive::AtomicU64;
+use super::ring::{check_slot, Gone};
+use super::view::Wake;
 use crate::ChannelError;
+
+/// How a ring side is set up for the calling process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// In a channel this process is creating: the owner slot is simply written.
+    Create,
+    /// In an existing channel: the slot is claimed, refused while a live process owns it.
+    Attach,
+    /// In an existing channel, an endpoint handed to this process (its memfd passed across
+    /// `exec` or a socket): owner slot `slot` of its side (MPSC senders have several, the
+    /// other sides one, `0`) is taken over from the process that handed it — recorded there
+    /// already by its `hand_over`, or still naming this process's parent, which hands it
+    /// over as soon as it knows this process (see `Sender::adopt`).
+    Adopt {
+        /// The owner slot (`0` for a side with one).
+        slot: usize,
+    },
+}
+
+impl Claim {
+    /// Opens one side of a ring of a flavor whose side has several owner slots:
+    /// `adopted(shared, slot)` for an endpoint handed over, `fresh(shared)` (which finds a
+    /// free slot) otherwise.
+    pub(crate) fn open_slotted<S, E>(
+        self,
+        shared: S,
+        adopted: impl FnOnce(S, usize) -> Result<E, ChannelError>,
+        fresh: impl FnOnce(S) -> Result<E, ChannelError>,
+    ) -> Result<E, ChannelError> {
+        match self {
+            Claim::Adopt { slot } => adopted(shared, slot),
+            Claim::Create | Claim::Attach => fresh(shared),
+        }
+    }
+}
 
 impl StatusLine {
     /// Whether the receiver was dropped by its owner (SPSC, MPSC).
@@ -105,7 +140,7 @@ pub(crate) fn claim_owner(slot: &AtomicU64, claim: Claim) -> Result<(), ChannelE
         }
         Claim::Attach => ownership::claim(slot, &mut PeerWatch::new())?,
         Claim::Adopt { slot: index } => {
-            crate::ring::check_slot("owner", index, 1)?;
+            check_slot("owner", index, 1)?;
             ownership::adopt(slot)?;
         }
     }

@@ -15,18 +15,19 @@
 //! status line is read on the hot path (is the peer gone?) but written only when an endpoint
 //! changes hands or closes, so it stays shared in both caches.
 
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, offset_of, size_of};
 use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
 use shm_core::SharedMemory;
 
-use crate::layout::{
-    assert_offsets, control_lines, layout_offsets, layout_spec, ChannelLayout, ConsumerLine,
-    Creation, EventLine, HeaderSlot, ProducerLine, StatusLine, View,
+use crate::shared::creation::Creation;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::lines::{
+    assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, ProducerLine, StatusLine,
 };
-#[cfg(loom)]
-use crate::primitive::AtomicU64;
+use crate::shared::primitive::DataArea;
+use crate::shared::view::View;
 use crate::ChannelError;
 
 /// The control block at offset 0 of the region; reached line by line, never as a whole.
@@ -40,7 +41,7 @@ struct Control {
 }
 
 /// Offset of the data area: right after the control block.
-pub(crate) const DATA_OFFSET: usize = size_of::<Control>();
+const DATA_OFFSET: usize = size_of::<Control>();
 
 assert_offsets! {
     Control { producer: 128, consumer: 256, status: 384, events: 512 },
@@ -48,40 +49,42 @@ assert_offsets! {
     ; data: 640
 }
 
-/// The layout this build speaks: bump `version` on any incompatible change.
-/// Size and alignment of the control block, for the layout hash.
-const CONTROL: (usize, usize) = (size_of::<Control>(), align_of::<Control>());
-const SPSC_SPEC: LayoutSpec = layout_spec(b"SHMSPSC1", 3, &[CONTROL]);
+/// The layout this build speaks (bump the version on any incompatible change), hashed
+/// with the size and alignment of the control block.
+const SPSC_SPEC: LayoutSpec = layout_spec(
+    b"SHMSPSC1",
+    3,
+    &[(size_of::<Control>(), align_of::<Control>())],
+);
 
 /// A validated view of an SPSC channel's memory.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Layout {
     view: View,
-    /// Under loom, the frame header words live here (one per 8 data bytes) as loom
-    /// atomics, so that the models see — and interleave — every header store and load.
-    #[cfg(loom)]
-    pub(crate) loom_headers: Arc<Vec<AtomicU64>>,
 }
 
-impl ChannelLayout for Shared {
-    layout_offsets!(Options = ());
+impl ChannelLayout for Layout {
+    type Options = ();
+    const DATA_OFFSET: usize = DATA_OFFSET;
+    const EVENTS: usize = offset_of!(Control, events);
+    const STATUS: usize = offset_of!(Control, status);
 
-    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Shared, ChannelError> {
-        let view = how.view(memory, DATA_OFFSET)?;
-        let shared = Shared::from_view(view);
-        // SAFETY: we are creating the channel: nobody uses the region yet.
-        unsafe { Shared::init_lines(&shared.view) };
-        shared.view.publish_header(&SPSC_SPEC, Self::STATUS)?;
-        Ok(shared)
+    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Layout, ChannelError> {
+        let view = View::create(memory, DATA_OFFSET, how)?;
+        // SAFETY: we are creating the channel: nobody uses the region yet; the offsets are
+        // those of the lines in `Control`.
+        unsafe {
+            Self::init_common_lines(&view);
+            view.init_line::<ProducerLine>(offset_of!(Control, producer));
+            view.init_line::<ConsumerLine>(offset_of!(Control, consumer));
+        }
+        view.publish_header(&SPSC_SPEC, Self::STATUS)?;
+        Ok(Layout { view })
     }
 
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Shared, ChannelError> {
-        Ok(Shared::from_view(View::attach(
-            memory,
-            &SPSC_SPEC,
-            DATA_OFFSET,
-            Self::STATUS,
-        )?))
+    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Layout, ChannelError> {
+        let view = View::attach(memory, &SPSC_SPEC, DATA_OFFSET, Self::STATUS)?;
+        Ok(Layout { view })
     }
 
     fn view(&self) -> &View {
@@ -93,26 +96,21 @@ impl ChannelLayout for Shared {
     }
 }
 
-impl Shared {
-    fn from_view(view: View) -> Shared {
-        Shared {
-            #[cfg(loom)]
-            loom_headers: Arc::new(
-                (0..view.capacity() / 8)
-                    .map(|_| AtomicU64::new(0))
-                    .collect(),
-            ),
-            view,
-        }
+impl Layout {
+    /// The sender's line: the published tail.
+    pub(crate) fn producer(&self) -> &ProducerLine {
+        // SAFETY: the offset of the producer line in `Control`.
+        unsafe { self.view.line(offset_of!(Control, producer)) }
     }
 
-    control_lines! {
-        producer: ProducerLine,
-        consumer: ConsumerLine,
+    /// The receiver's line: the released head.
+    pub(crate) fn consumer(&self) -> &ConsumerLine {
+        // SAFETY: the offset of the consumer line in `Control`.
+        unsafe { self.view.line(offset_of!(Control, consumer)) }
     }
 
-    /// Start of the data area: valid for `capacity` bytes.
-    pub(crate) fn data(&self) -> *mut u8 {
+    /// The data area.
+    pub(crate) fn data(&self) -> &DataArea {
         self.view.data()
     }
 
@@ -123,6 +121,7 @@ impl Shared {
 }
 
 /// Region bytes an SPSC channel of `capacity` needs.
-pub fn region_len_for(capacity: usize) -> Option<usize> {
-    Shared::region_len(capacity)
+#[cfg(all(test, loom))]
+pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
+    Layout::region_len(capacity)
 }

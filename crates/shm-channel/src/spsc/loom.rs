@@ -10,8 +10,8 @@ use loom::thread;
 use shm_core::notify::Handshake;
 use shm_core::HeapRegion;
 
-use super::{region_len_for, Reader, Shared, Writer};
-use crate::layout::ChannelLayout;
+use super::{region_len_for, Reader, Layout, Writer};
+use crate::shared::layout::ChannelLayout;
 use crate::spsc::Builder;
 use crate::TryRecvError;
 
@@ -19,9 +19,9 @@ fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
     // loom cannot model `membarrier`: the models run the SeqCst handshake (which is what
     // every channel uses under `cfg(loom)`, see `layout::effective_handshake`).
-    let shared = Shared::create(
+    let layout = Layout::create(
         heap,
-        &crate::layout::Creation {
+        &crate::shared::Creation {
             doorbells: None,
             capacity,
             options: (),
@@ -31,8 +31,8 @@ fn ring(capacity: usize) -> (Writer, Reader) {
     )
     .unwrap();
     (
-        Writer::new(shared.clone()).unwrap(),
-        Reader::new(shared).unwrap(),
+        Writer::new(layout.clone()).unwrap(),
+        Reader::new(layout).unwrap(),
     )
 }
 

@@ -15,6 +15,8 @@
 //! [`Sender::reserve`](crate::Sender::reserve) and read them with
 //! [`Receiver::read`](crate::Receiver::read).
 //!
+//! Typed values over SPSC: [`typed`] (the same as [`crate::typed`]'s defaults).
+//!
 //! # Examples
 //!
 //! ```
@@ -37,14 +39,31 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::{flavor_aliases, flavor_types, Claim, Flavor};
-use crate::layout::ChannelLayout;
-use crate::ring::spsc::{Reader, Shared, Writer};
-use crate::{ChannelError, RecvError, RecvTimeoutError, TryRecvError};
+use crate::endpoint::sealed::Sealed;
+use crate::endpoint::Flavor;
+use crate::shared::layout::ChannelLayout;
+use crate::shared::status::Claim;
+use crate::{ChannelError, RecvError};
 
-pub use crate::ring::spsc::region_len_for;
+use layout::Layout;
+use ring::{Reader, Writer};
 
-flavor_aliases!(Spsc, "an SPSC");
+mod layout;
+#[cfg(all(test, loom))]
+mod loom;
+mod ring;
+
+
+/// The SPSC flavor: a marker type (see [`Sender`], [`Receiver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spsc;
+
+/// The sending end of an SPSC channel.
+pub type Sender = crate::Sender<Spsc>;
+/// The receiving end of an SPSC channel.
+pub type Receiver = crate::Receiver<Spsc>;
+/// Options for creating an SPSC channel.
+pub type Builder = crate::Builder<Spsc>;
 
 /// Creates an SPSC channel of `capacity` bytes (a power of two, at least 16) in a fresh
 /// anonymous shared region. Both endpoints are owned by the calling process; after `fork`,
@@ -74,20 +93,26 @@ impl crate::Receiver<Spsc> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_release_batch(&mut self, bytes: usize) {
-        self.ring.set_release_batch(bytes as u64);
+        self.ring().set_release_batch(bytes as u64);
     }
 }
 
-impl Flavor for Spsc {
-    flavor_types!("spsc", RecvError, TryRecvError, RecvTimeoutError);
+impl Sealed for Spsc {}
 
-    fn writer(shared: Shared, claim: Claim) -> Result<Writer, ChannelError> {
-        shared.status().claim_sender(claim)?;
-        Ok(Writer::new(shared)?)
+impl Flavor for Spsc {
+    type Writer = Writer;
+    type Reader = Reader;
+    type Layout = Layout;
+    type RecvError = RecvError;
+    const NAME: &'static str = "spsc";
+
+    fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
+        layout.status().claim_sender(claim)?;
+        Ok(Writer::new(layout)?)
     }
 
-    fn reader(shared: Shared, claim: Claim) -> Result<Reader, ChannelError> {
-        shared.status().claim_receiver(claim)?;
-        Ok(Reader::new(shared)?)
+    fn reader(layout: Layout, claim: Claim) -> Result<Reader, ChannelError> {
+        layout.status().claim_receiver(claim)?;
+        Ok(Reader::new(layout)?)
     }
 }

@@ -15,19 +15,13 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::endpoint::ownership::PeerMonitor;
-
+use super::layout::Layout;
 use crate::error::Corruption;
-use crate::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
-use crate::layout::ChannelLayout;
-use crate::ring::{check_tail, has_layout, publish_index, Gone, Peek, RecvRing, SendRing};
-
-pub(crate) mod layout;
-#[cfg(all(test, loom))]
-mod loom;
-
-pub use layout::region_len_for;
-pub use layout::Shared;
+use crate::shared::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
+use crate::shared::layout::ChannelLayout;
+use crate::shared::ownership::PeerMonitor;
+use crate::shared::primitive::AtomicU64;
+use crate::shared::ring::{aligned_index, check_tail, publish_index, Gone, Peek, RecvRing, RingSide, SendRing};
 
 /// Frames at least this long (header included) go to the start of the data area when
 /// they find the ring empty ([`Writer::try_reserve`]).
@@ -35,7 +29,7 @@ const REWIND_MIN: u64 = 64 << 10;
 
 /// Room reserved in the ring for one frame, not yet committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// Offset of the frame header in the data area.
     offset: u64,
     /// Payload bytes reserved.
@@ -44,7 +38,7 @@ pub struct Slot {
 
 /// A complete frame the reader may copy out, then release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// Offset of the frame header in the data area.
     offset: u64,
     /// Payload bytes.
@@ -53,52 +47,24 @@ pub struct Frame {
     span: u64,
 }
 
-/// The 8-byte word at `offset` of the data area, as an atomic.
-///
-/// Frame header words are atomics so that a peer writing one at the same time as we read it
-/// is not a data race on our side.
-#[cfg(not(loom))]
-fn header_word(shared: &Shared, offset: u64) -> &std::sync::atomic::AtomicU64 {
-    debug_assert!(offset % 8 == 0 && offset + 8 <= shared.capacity());
-    // SAFETY: callers pass `offset = position & mask` with `position` 8-aligned, so the word
-    // lies 8-aligned inside the data area (capacity is a multiple of 8, the area starts at a
-    // 128-aligned offset of a page-aligned region), which lives as long as `shared`; an
-    // atomic tolerates a peer writing the word concurrently.
-    unsafe {
-        &*shared
-            .data()
-            .add(offset as usize)
-            .cast::<std::sync::atomic::AtomicU64>()
-    }
-}
-
-#[cfg(loom)]
-fn load_header(shared: &Shared, offset: u64) -> u64 {
-    // Under loom the header words are loom atomics on the side (see `Shared`).
-    shared.loom_headers[(offset / 8) as usize].load(Ordering::Relaxed)
-}
-
-#[cfg(not(loom))]
-fn load_header(shared: &Shared, offset: u64) -> u64 {
+/// Loads the frame word at `offset` of the data area.
+#[inline]
+fn load_header(layout: &Layout, offset: u64) -> u64 {
     // Relaxed: the frame's bytes were published by the Release store of `tail` that our
     // Acquire load in `Reader::refresh_tail` saw (SYNC: frame published).
-    header_word(shared, offset).load(Ordering::Relaxed)
+    layout.data().load_word(offset, Ordering::Relaxed)
 }
 
-#[cfg(loom)]
-fn store_header(shared: &Shared, offset: u64, word: u64) {
-    shared.loom_headers[(offset / 8) as usize].store(word, Ordering::Relaxed);
-}
-
-#[cfg(not(loom))]
-fn store_header(shared: &Shared, offset: u64, word: u64) {
+/// Stores the frame word at `offset` of the data area.
+#[inline]
+fn store_header(layout: &Layout, offset: u64, word: u64) {
     // Relaxed: published by the Release store of `tail` in `Writer::publish`.
-    header_word(shared, offset).store(word, Ordering::Relaxed);
+    layout.data().store_word(offset, word, Ordering::Relaxed);
 }
 
 /// The sending side's private state.
 pub struct Writer {
-    shared: Shared,
+    layout: Layout,
     /// Watches the receiver's owner.
     peer: PeerMonitor,
     /// Next byte position to write: frames below it are written (maybe not yet published).
@@ -114,25 +80,20 @@ pub struct Writer {
 
 impl Writer {
     /// Takes over the writing side, starting from the indices in shared memory.
-    pub(crate) fn new(shared: Shared) -> Result<Writer, Corruption> {
+    pub(crate) fn new(layout: Layout) -> Result<Writer, Corruption> {
         // Acquire: pairs with our own earlier Release stores if this process wrote before.
-        let tail = shared.producer().tail.load(Ordering::Acquire);
-        let mask = shared.capacity() - 1;
+        let tail_untrusted = layout.producer().tail.load(Ordering::Acquire);
+        let tail = aligned_index(tail_untrusted, "tail not 8-byte aligned")?;
+        let mask = layout.capacity() - 1;
         let mut writer = Writer {
-            peer: PeerMonitor::new(&shared.status().receiver_owner),
-            shared,
+            peer: PeerMonitor::new(&layout.status().receiver_owner),
+            layout,
             tail,
             published: tail,
             cached_head: tail.wrapping_sub(mask + 1),
             mask,
             wakes: 0,
         };
-        if tail % 8 != 0 {
-            return Err(Corruption {
-                what: "tail not 8-byte aligned",
-                value: tail,
-            });
-        }
         writer.refresh_head()?;
         Ok(writer)
     }
@@ -143,8 +104,8 @@ impl Writer {
         // SYNC: space released. Acquire pairs with the Release store of `head` in
         // `Reader::publish_head`: the reader's copies out of the bytes below `head` are
         // finished before we overwrite them.
-        let head_untrusted = self.shared.consumer().head.load(Ordering::Acquire);
-        let capacity = self.shared.capacity();
+        let head_untrusted = self.layout.consumer().head.load(Ordering::Acquire);
+        let capacity = self.layout.capacity();
         if head_untrusted % 8 != 0 {
             return Err(Corruption {
                 what: "head not 8-byte aligned",
@@ -184,7 +145,7 @@ impl Writer {
     /// they do not.
     #[inline]
     fn has_room(&mut self, bytes: u64) -> Result<bool, Corruption> {
-        let capacity = self.shared.capacity();
+        let capacity = self.layout.capacity();
         if self.tail.wrapping_sub(self.cached_head) + bytes <= capacity {
             return Ok(true);
         }
@@ -199,10 +160,10 @@ impl Writer {
     /// published first, so the reader can free the tail end while we wait.
     #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        debug_assert!(len <= max_payload(self.shared.capacity(), FRAME_HEADER_LEN as u64));
+        debug_assert!(len <= max_payload(self.layout.capacity(), FRAME_HEADER_LEN as u64));
         let span = frame_len(len as u64);
         let offset = self.tail & self.mask;
-        let to_end = self.shared.capacity() - offset;
+        let to_end = self.layout.capacity() - offset;
         if span >= REWIND_MIN && span <= offset && self.is_empty()? {
             // A large frame into an empty ring starts over at the beginning of the data
             // area, where the last such frame went: memory still in the caches of both
@@ -211,13 +172,13 @@ impl Writer {
             // to the end needs no publishing of its own: the reader meets it with the
             // frame, and no one waits for room in an empty ring. `span <= offset` makes
             // padding and frame fit the empty ring.
-            store_header(&self.shared, offset, Word::Pad { len: to_end }.encode());
+            store_header(&self.layout, offset, Word::Pad { len: to_end }.encode());
             self.tail = self.tail.wrapping_add(to_end);
         } else if span > to_end {
             if !self.has_room(to_end)? {
                 return Ok(None);
             }
-            store_header(&self.shared, offset, Word::Pad { len: to_end }.encode());
+            store_header(&self.layout, offset, Word::Pad { len: to_end }.encode());
             self.tail = self.tail.wrapping_add(to_end);
             self.publish();
         }
@@ -235,9 +196,7 @@ impl Writer {
     pub(crate) fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
         // SAFETY (of the arithmetic, no access): `slot.offset + 8 + max_len` lies within the
         // data area, as `try_reserve` checked the frame is contiguous.
-        self.shared
-            .data()
-            .wrapping_add((slot.offset as usize) + FRAME_HEADER_LEN)
+        self.layout.data().ptr(slot.offset + FRAME_HEADER_LEN as u64)
     }
 
     /// Completes the frame in `slot` with `len <= slot.max_len` payload bytes (already
@@ -248,7 +207,7 @@ impl Writer {
         debug_assert_eq!(slot.offset, self.tail & self.mask);
         let len = len.min(slot.max_len) as u64;
         store_header(
-            &self.shared,
+            &self.layout,
             slot.offset,
             Word::Data { len, slot: 0 }.encode(),
         );
@@ -273,9 +232,9 @@ impl Writer {
         // visible to a reader that sees this tail. Release under the membarrier handshake,
         // SeqCst under the other, so that the waiter-flag check needs no fence either way
         // (SYNC: waiter flag; see `ring::publish_index`).
-        let shared = &self.shared;
-        let (tail, data) = (&shared.producer().tail, shared.data_wake());
-        if publish_index(shared.handshake(), tail, self.tail, data) {
+        let layout = &self.layout;
+        let (tail, data) = (&layout.producer().tail, layout.data_wake());
+        if publish_index(layout.handshake(), tail, self.tail, data) {
             self.wakes += 1;
         }
     }
@@ -283,7 +242,7 @@ impl Writer {
 
 /// The receiving side's private state.
 pub struct Reader {
-    shared: Shared,
+    layout: Layout,
     /// Watches the sender's owner.
     peer: PeerMonitor,
     /// Next byte position to read.
@@ -301,19 +260,14 @@ pub struct Reader {
 
 impl Reader {
     /// Takes over the reading side, starting from the indices in shared memory.
-    pub(crate) fn new(shared: Shared) -> Result<Reader, Corruption> {
+    pub(crate) fn new(layout: Layout) -> Result<Reader, Corruption> {
         // Acquire: pairs with our own earlier Release stores if this process read before.
-        let head = shared.consumer().head.load(Ordering::Acquire);
-        if head % 8 != 0 {
-            return Err(Corruption {
-                what: "head not 8-byte aligned",
-                value: head,
-            });
-        }
-        let mask = shared.capacity() - 1;
+        let head_untrusted = layout.consumer().head.load(Ordering::Acquire);
+        let head = aligned_index(head_untrusted, "head not 8-byte aligned")?;
+        let mask = layout.capacity() - 1;
         let mut reader = Reader {
-            peer: PeerMonitor::new(&shared.status().sender_owner),
-            shared,
+            peer: PeerMonitor::new(&layout.status().sender_owner),
+            layout,
             head,
             cached_tail: head,
             published_head: head,
@@ -329,12 +283,12 @@ impl Reader {
     #[inline(never)]
     fn refresh_tail(&mut self) -> Result<(), Corruption> {
         // SYNC: frame published (see `Writer::publish`).
-        let tail_untrusted = self.shared.producer().tail.load(Ordering::Acquire);
+        let tail_untrusted = self.layout.producer().tail.load(Ordering::Acquire);
         let tail = check_tail(
             tail_untrusted,
             self.head,
             self.cached_tail,
-            self.shared.capacity(),
+            self.layout.capacity(),
         )?;
         self.cached_tail = tail;
         Ok(())
@@ -356,8 +310,8 @@ impl Reader {
             }
             let offset = self.head & self.mask;
             let available = self.cached_tail.wrapping_sub(self.head);
-            let to_end = self.shared.capacity() - offset;
-            let word = load_header(&self.shared, offset);
+            let to_end = self.layout.capacity() - offset;
+            let word = load_header(&self.layout, offset);
             match Word::decode(word, 1) {
                 Some(Word::Pad { len }) => {
                     if len != to_end || len > available {
@@ -397,9 +351,7 @@ impl Reader {
     #[inline]
     pub(crate) fn payload_ptr(&self, frame: &Frame) -> *const u8 {
         // Arithmetic only: `try_peek` checked the frame lies inside the data area.
-        self.shared
-            .data()
-            .wrapping_add((frame.offset as usize) + FRAME_HEADER_LEN)
+        self.layout.data().ptr(frame.offset + FRAME_HEADER_LEN as u64)
     }
 
     /// Frees the frame returned by the last `try_peek` for the writer to reuse.
@@ -416,7 +368,7 @@ impl Reader {
     /// on every release). The head is always stored when the ring is found empty and by
     /// [`flush_releases`](Reader::flush_releases).
     pub(crate) fn set_release_batch(&mut self, bytes: u64) {
-        self.release_batch = bytes.min(self.shared.capacity() / 2);
+        self.release_batch = bytes.min(self.layout.capacity() / 2);
         self.flush_releases();
     }
 
@@ -434,15 +386,45 @@ impl Reader {
         // `Writer::refresh_head`: our copies out of the released bytes happen before the
         // writer overwrites them. Release or SeqCst by the handshake, for the fence-free
         // waiter-flag check (SYNC: waiter flag; see `ring::publish_index`).
-        let shared = &self.shared;
-        let (head, space) = (&shared.consumer().head, shared.space_wake());
-        if publish_index(shared.handshake(), head, self.head, space) {
+        let layout = &self.layout;
+        let (head, space) = (&layout.consumer().head, layout.space_wake());
+        if publish_index(layout.handshake(), head, self.head, space) {
             self.wakes += 1;
         }
     }
 }
 
-has_layout!(Writer, Reader);
+impl RingSide for Writer {
+    type Layout = Layout;
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout.status().sender_owner
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
+
+impl RingSide for Reader {
+    type Layout = Layout;
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout.status().receiver_owner
+    }
+
+    fn wakes(&self) -> u64 {
+        self.wakes
+    }
+}
 
 impl SendRing for Writer {
     type Slot = Slot;
@@ -482,11 +464,7 @@ impl SendRing for Writer {
     }
 
     fn receivers_dead(&mut self) -> bool {
-        self.shared.status().receiver_is_dead(&mut self.peer)
-    }
-
-    fn wakes(&self) -> u64 {
-        self.wakes
+        self.layout.status().receiver_is_dead(&mut self.peer)
     }
 }
 
@@ -522,10 +500,6 @@ impl RecvRing for Reader {
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
-        self.shared.status().sender_gone(slow, &mut self.peer)
-    }
-
-    fn wakes(&self) -> u64 {
-        self.wakes
+        self.layout.status().sender_gone(slow, &mut self.peer)
     }
 }

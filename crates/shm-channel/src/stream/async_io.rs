@@ -1,6 +1,6 @@
 //! The stream's ends as tokio's [`AsyncWrite`] and [`AsyncRead`] (feature `tokio`), with
 //! the errors of the table in the module docs. They wait as every async endpoint does
-//! (`endpoint::asynchronous`): a write commits, or a read takes, in the poll that returns.
+//! (`endpoint::async_wait`): a write commits, or a read takes, in the poll that returns.
 
 use std::io;
 use std::pin::Pin;
@@ -8,11 +8,11 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{recv_error, send_error, StreamReader, StreamWriter};
-use crate::endpoint::asynchronous::poll_retry;
+use super::{channel_error, send_error, StreamReader, StreamWriter};
+use crate::endpoint::async_wait::poll_retry;
+use crate::endpoint::failure::{FromRecvFatal, RecvFatal};
 use crate::endpoint::{Publish, ReadGrant};
-use crate::error::{FromRecvFatal, RecvFatal};
-use crate::{RecvTimeoutError, SendTimeoutError};
+use crate::{RecvError, SendTimeoutError};
 
 impl AsyncWrite for StreamWriter {
     fn poll_write(
@@ -30,7 +30,7 @@ impl AsyncWrite for StreamWriter {
                 this.tx.write_and_commit(slot, &buf[..len], Publish::Now);
                 Poll::Ready(Ok(len))
             }
-            Err(fatal) => Poll::Ready(Err(send_error(SendTimeoutError::fatal(fatal, ())))),
+            Err(fatal) => Poll::Ready(Err(send_error(SendTimeoutError::Send(fatal.with(()))))),
         }
     }
 
@@ -65,7 +65,7 @@ impl AsyncRead for StreamReader {
             Ok(frame) => frame,
             // End of stream: nothing put in `buf`.
             Err(RecvFatal::Disconnected) => return Poll::Ready(Ok(())),
-            Err(fatal) => return Poll::Ready(Err(recv_error(RecvTimeoutError::from_fatal(fatal)))),
+            Err(fatal) => return Poll::Ready(Err(channel_error(RecvError::from_fatal(fatal)))),
         };
         let grant = ReadGrant::new(&mut this.rx, frame);
         let n = this.leftover.read_frame(grant, buf.initialize_unfilled())?;

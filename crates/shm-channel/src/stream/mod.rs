@@ -34,18 +34,16 @@
 //! ```
 
 #[cfg(feature = "tokio")]
-mod asynchronous;
+mod async_io;
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use shm_core::liveness::ProcessIdentity;
-
-use crate::endpoint::ReadGrant;
+use crate::endpoint::{Endpoint, Parts, ReadGrant};
 use crate::spsc::{self, Builder, Spsc};
 use crate::transfer::{Portable, Ticket, Transfer, TransferError};
-use crate::{ChannelError, OwnershipError, RecvTimeoutError, SendTimeoutError};
+use crate::{ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError};
 
 /// The errors of a stream that have no [`io::ErrorKind`] of their own, carried inside an
 /// [`io::Error`].
@@ -101,31 +99,6 @@ fn ends(
     Ok((StreamWriter::new(tx), StreamReader::new(rx)))
 }
 
-/// What both ends of a stream offer alike: the ownership calls of the channel end under
-/// them (field `$field`, of type `$channel`), and that channel end.
-macro_rules! stream_end {
-    ($end:ident, $field:ident, $channel:ty) => {
-        impl $end {
-            /// Makes process `to` this end's owner (see
-            /// [`Sender::hand_over`](crate::Sender::hand_over)).
-            pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-                self.$field.hand_over(to)
-            }
-
-            /// In a child created by `fork`: takes ownership of this end (see
-            /// [`Sender::adopt`](crate::Sender::adopt)).
-            pub fn adopt(&self) -> Result<(), OwnershipError> {
-                self.$field.adopt()
-            }
-
-            /// The channel end under the stream.
-            pub fn as_channel(&self) -> &$channel {
-                &self.$field
-            }
-        }
-    };
-}
-
 /// The writing end of a stream ([`io::Write`]). Dropping it ends the stream.
 #[derive(Debug)]
 pub struct StreamWriter {
@@ -151,7 +124,11 @@ impl StreamWriter {
     }
 }
 
-stream_end!(StreamWriter, tx, spsc::Sender);
+impl Endpoint for StreamWriter {
+    fn parts(&self) -> &dyn Parts {
+        self.tx.parts()
+    }
+}
 
 impl io::Write for StreamWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -176,21 +153,34 @@ impl io::Write for StreamWriter {
 fn send_error(err: SendTimeoutError<()>) -> io::Error {
     match err {
         SendTimeoutError::Timeout(()) => io::ErrorKind::TimedOut.into(),
-        SendTimeoutError::Disconnected(()) => io::ErrorKind::BrokenPipe.into(),
-        SendTimeoutError::PeerDied(()) => {
-            io::Error::new(io::ErrorKind::ConnectionAborted, StreamError::PeerDied)
+        SendTimeoutError::Send(SendError::Disconnected(())) => io::ErrorKind::BrokenPipe.into(),
+        SendTimeoutError::Send(SendError::PeerDied(())) => channel_error(RecvError::PeerDied),
+        SendTimeoutError::Send(SendError::NotOwner(())) => channel_error(RecvError::NotOwner),
+        SendTimeoutError::Send(SendError::Corrupted((), c)) => {
+            channel_error(RecvError::Corrupted(c))
         }
-        SendTimeoutError::NotOwner(()) => {
-            io::Error::new(io::ErrorKind::PermissionDenied, StreamError::NotOwner)
-        }
-        SendTimeoutError::Corrupted((), corruption) => {
-            io::Error::new(io::ErrorKind::InvalidData, corruption)
-        }
-        // Neither can happen (chunks fit the ring; byte sends encode nothing), but if one
-        // did it would be a plain error, not a panic.
-        err @ (SendTimeoutError::TooLarge(..) | SendTimeoutError::Encode(..)) => {
-            io::Error::other(err.to_string())
-        }
+        // Cannot happen (chunks fit the ring), but if it did it would be a plain error,
+        // not a panic.
+        SendTimeoutError::Send(err @ SendError::TooLarge(..)) => io::Error::other(err.to_string()),
+    }
+}
+
+/// A failed receive as the `io::Error` of the table in the module docs (a disconnect is the
+/// end of the stream, `Ok(0)`, before this is asked).
+fn recv_error(err: RecvTimeoutError) -> io::Error {
+    match err {
+        RecvTimeoutError::Timeout => io::ErrorKind::TimedOut.into(),
+        RecvTimeoutError::Recv(err) => channel_error(err),
+    }
+}
+
+/// A failure of the channel under a stream, either end, as its `io::Error`.
+fn channel_error(err: RecvError) -> io::Error {
+    match err {
+        RecvError::Disconnected => io::ErrorKind::BrokenPipe.into(),
+        RecvError::PeerDied => io::Error::new(io::ErrorKind::ConnectionAborted, StreamError::PeerDied),
+        RecvError::NotOwner => io::Error::new(io::ErrorKind::PermissionDenied, StreamError::NotOwner),
+        RecvError::Corrupted(corruption) => io::Error::new(io::ErrorKind::InvalidData, corruption),
     }
 }
 
@@ -254,7 +244,11 @@ impl StreamReader {
     }
 }
 
-stream_end!(StreamReader, rx, spsc::Receiver);
+impl Endpoint for StreamReader {
+    fn parts(&self) -> &dyn Parts {
+        self.rx.parts()
+    }
+}
 
 impl io::Read for StreamReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -267,27 +261,10 @@ impl io::Read for StreamReader {
         let timeout = self.timeout.unwrap_or(Duration::MAX);
         let grant = match self.rx.read_timeout(timeout) {
             Ok(grant) => grant,
-            Err(RecvTimeoutError::Disconnected) => return Ok(0),
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => return Ok(0),
             Err(err) => return Err(recv_error(err)),
         };
         self.leftover.read_frame(grant, buf)
-    }
-}
-
-/// A failed receive as the `io::Error` of the table in the module docs.
-fn recv_error(err: RecvTimeoutError) -> io::Error {
-    match err {
-        RecvTimeoutError::Timeout => io::ErrorKind::TimedOut.into(),
-        RecvTimeoutError::PeerDied => {
-            io::Error::new(io::ErrorKind::ConnectionAborted, StreamError::PeerDied)
-        }
-        RecvTimeoutError::NotOwner => {
-            io::Error::new(io::ErrorKind::PermissionDenied, StreamError::NotOwner)
-        }
-        RecvTimeoutError::Corrupted(corruption) => {
-            io::Error::new(io::ErrorKind::InvalidData, corruption)
-        }
-        other => io::Error::other(other),
     }
 }
 

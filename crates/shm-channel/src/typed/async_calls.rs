@@ -1,40 +1,29 @@
 //! Typed endpoints, async (feature `tokio`): `send_async`, `recv_async`, a receiver as a
 //! `Stream` of values and a sender as a `Sink` of them. Waiting is the byte endpoints'
-//! (`endpoint::asynchronous`); a value is encoded into the ring, or decoded out of it, in
+//! (`endpoint::async_wait`); a value is encoded into the ring, or decoded out of it, in
 //! the poll that completes, so a dropped future loses nothing.
 
 use std::pin::Pin;
-
-use shm_core::notify::WaitStrategy;
 use std::task::{Context, Poll};
 
-use super::{Receiver, Sender, TypedFailure};
+use super::{Receiver, RecvError, SendError, Sender, TypedFailure};
 use crate::codec::{Codec, FrameReader};
-use crate::endpoint::asynchronous::{poll_retry, retry, stand_down, AsyncWait, Awaitable};
+use crate::endpoint::async_wait::{poll_retry, retry, stand_down, Awaitable, Waiting};
+use crate::endpoint::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor, Publish};
-use crate::error::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
-use crate::{CodecError, SendError};
+use crate::CodecError;
 
-/// A typed end waits as the byte end under it does.
-macro_rules! awaitable_typed {
-    ($($end:ident),*) => {$(
-        impl<T, C: Codec<T>, F: Flavor> Awaitable for $end<T, C, F> {
-            fn async_wait(&mut self) -> &mut Option<Box<AsyncWait>> {
-                self.inner.async_wait()
-            }
-
-            fn new_async_wait(&self) -> AsyncWait {
-                self.inner.new_async_wait()
-            }
-
-            fn wait_strategy(&self) -> WaitStrategy {
-                self.inner.wait_strategy()
-            }
-        }
-    )*};
+impl<T, C, F: Flavor> Awaitable for Sender<T, C, F> {
+    fn waiting(&mut self) -> &mut dyn Waiting {
+        self.inner.waiting()
+    }
 }
 
-awaitable_typed!(Sender, Receiver);
+impl<T, C, F: Flavor> Awaitable for Receiver<T, C, F> {
+    fn waiting(&mut self) -> &mut dyn Waiting {
+        self.inner.waiting()
+    }
+}
 
 /// Why an async typed send failed, before the value is put back.
 enum Failed {
@@ -45,7 +34,7 @@ enum Failed {
 impl Failed {
     fn with<T>(self, value: T) -> SendError<T> {
         match self {
-            Failed::Fatal(fatal) => SendError::fatal(fatal, value),
+            Failed::Fatal(fatal) => SendError::Send(fatal.with(value)),
             Failed::Encode(e) => SendError::Encode(value, e),
         }
     }
@@ -165,7 +154,7 @@ impl<T, C: Codec<T>, F: Flavor> Drop for SendSink<'_, T, C, F> {
 impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     /// Waits for the next value without blocking the thread (feature `tokio`). Dropping the
     /// future before it completes takes no value.
-    pub async fn recv_async(&mut self) -> Result<T, F::RecvError> {
+    pub async fn recv_async(&mut self) -> Result<T, RecvError<F::RecvError>> {
         retry(self, |receiver| receiver.try_decode())
             .await
             .map_err(|fatal| fatal.into_error())
@@ -201,10 +190,10 @@ enum Undecoded<Fault> {
 }
 
 impl<Fault> Undecoded<Fault> {
-    fn into_error<E: FromRecvFatal<Fault>>(self) -> E {
+    fn into_error<E: FromRecvFatal<Fault>>(self) -> RecvError<E> {
         match self {
-            Undecoded::Fatal(fatal) => E::from_fatal(fatal),
-            Undecoded::Codec(e) => E::from(e),
+            Undecoded::Fatal(fatal) => RecvError::Recv(E::from_fatal(fatal)),
+            Undecoded::Codec(e) => RecvError::Decode(e),
         }
     }
 }
@@ -216,13 +205,15 @@ pub struct RecvStream<'a, T, C: Codec<T>, F: Flavor> {
 }
 
 impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for RecvStream<'_, T, C, F> {
-    type Item = Result<T, F::RecvError>;
+    type Item = Result<T, RecvError<F::RecvError>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let receiver = &mut *self.get_mut().receiver;
         poll_retry(receiver, cx, |r| r.try_decode()).map(|outcome| match outcome {
             Ok(value) => Some(Ok(value)),
-            Err(Undecoded::Fatal(fatal)) => end_at_disconnect::<T, _, F::RecvError>(Err(fatal)),
+            Err(Undecoded::Fatal(fatal)) => {
+                end_at_disconnect::<T, _, RecvError<F::RecvError>>(Err(fatal))
+            }
             Err(codec) => Some(Err(codec.into_error())),
         })
     }

@@ -4,8 +4,9 @@
 //! parameter: [`Spsc`] by default; [`mpsc::typed`](crate::mpsc::typed) and
 //! [`broadcast::typed`](crate::broadcast::typed) name the others): encoding goes straight
 //! into the ring's write grant and decoding straight out of the received frame, the same
-//! code for every ring. Errors are the byte endpoints' per-call errors, carrying the value
-//! back (`Encode`, `Decode` for codec failures).
+//! code for every ring. Each call returns the byte call's error type around the typed
+//! layer's blocking error ([`SendError`], [`RecvError`]), which adds the codec's `Encode`
+//! or `Decode` to the byte endpoint's; send errors hand the value back.
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -33,23 +34,26 @@
 //! ```
 
 #[cfg(feature = "tokio")]
-mod asynchronous;
+mod async_calls;
+mod error;
+
 #[cfg(feature = "tokio")]
-pub use asynchronous::{RecvStream, SendSink};
+pub use async_calls::{RecvStream, SendSink};
+pub use error::{RecvError, SendError};
+pub(crate) use error::FromDecodeError;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Handshake, WaitStrategy};
 use shm_core::SharedMemory;
 
 use crate::codec::{Codec, FrameReader, FrameWriter};
-use crate::endpoint::{Deadline, EndpointStats, Flavor, Publish};
-use crate::error::SendFailure;
+use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
+use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
+
 use crate::spsc::Spsc;
-use crate::{ChannelError, CodecError, OwnershipError, SendError, SendTimeoutError, TrySendError};
+use crate::{ChannelError, CodecError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 
 #[cfg(feature = "bincode")]
 /// The default codec: serde + bincode 2.
@@ -61,32 +65,29 @@ pub type DefaultCodec = crate::codec::Postcard;
 /// The default codec: plain data (no serde codec is enabled).
 pub type DefaultCodec = crate::codec::Plain;
 
-/// `Pair`, `channel` and `channel_with` of a module of endpoints over byte endpoints
-/// (`typed`, `bulk`), whose codecs implement `$codec`.
-macro_rules! spsc_constructors {
-    ($codec:ident, $what:literal) => {
-        #[doc = concat!("Both ends of a ", $what, " channel.")]
-        pub type Pair<T, C = DefaultCodec, F = crate::spsc::Spsc> =
-            (Sender<T, C, F>, Receiver<T, C, F>);
+/// Both ends of a typed channel.
+pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
 
-        #[doc = concat!("Creates a ", $what, " SPSC channel over a byte ring of `capacity` bytes, with the default codec.")]
-        pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
-        where
-            DefaultCodec: $codec<T>,
-        {
-            channel_with::<T, DefaultCodec>(capacity)
-        }
-
-        #[doc = concat!("Creates a ", $what, " SPSC channel with codec `C`.")]
-        pub fn channel_with<T, C: $codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
-            let (tx, rx) = crate::spsc::channel(capacity)?;
-            Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
-        }
-    };
+/// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with the default
+/// codec.
+pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+where
+    DefaultCodec: Codec<T>,
+{
+    channel_with::<T, DefaultCodec>(capacity)
 }
-pub(crate) use spsc_constructors;
 
-spsc_constructors!(Codec, "typed");
+/// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
+pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
+    crate::spsc::channel(capacity).map(pair)
+}
+
+/// Both byte ends of a channel, as typed ends.
+pub(crate) fn pair<T, C: Codec<T>, F: Flavor>(
+    (tx, rx): (crate::Sender<F>, crate::Receiver<F>),
+) -> Pair<T, C, F> {
+    (Sender::from_bytes(tx), Receiver::from_bytes(rx))
+}
 
 /// The sending end of a typed channel of flavor `F`.
 pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
@@ -124,24 +125,26 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     }
 
     /// Sends `value` if there is room now.
-    pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T>> {
+    pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T, SendError<T>>> {
         match self.encode_and_commit(&value, Deadline::Now, Publish::Now) {
             Ok(()) => Ok(()),
-            Err(TypedFailure::Channel(failure)) => {
-                Err(crate::endpoint::try_send_error(failure, value))
-            }
-            Err(TypedFailure::Encode(e)) => Err(TrySendError::Encode(value, e)),
+            Err(TypedFailure::Channel(failure)) => Err(failure.into_try(value, channel_error)),
+            Err(TypedFailure::Encode(e)) => Err(TrySendError::Send(SendError::Encode(value, e))),
         }
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
-    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+    pub fn send_timeout(
+        &mut self,
+        value: T,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<T, SendError<T>>> {
         match self.encode_and_commit(&value, Deadline::after(timeout), Publish::Now) {
             Ok(()) => Ok(()),
-            Err(TypedFailure::Channel(failure)) => {
-                Err(crate::endpoint::send_timeout_error(failure, value))
+            Err(TypedFailure::Channel(failure)) => Err(failure.into_timeout(value, channel_error)),
+            Err(TypedFailure::Encode(e)) => {
+                Err(SendTimeoutError::Send(SendError::Encode(value, e)))
             }
-            Err(TypedFailure::Encode(e)) => Err(SendTimeoutError::Encode(value, e)),
         }
     }
 
@@ -159,7 +162,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
                 Ok(()) => return Ok(()),
                 Err(TypedFailure::Channel(SendFailure::NotNow)) => continue,
                 Err(TypedFailure::Channel(SendFailure::Fatal(f))) => {
-                    return Err(SendError::fatal(f, value))
+                    return Err(channel_error(f, value))
                 }
                 Err(TypedFailure::Encode(e)) => return Err(SendError::Encode(value, e)),
             }
@@ -259,21 +262,24 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     }
 
     /// Waits for the next value.
-    pub fn recv(&mut self) -> Result<T, F::RecvError> {
+    pub fn recv(&mut self) -> Result<T, RecvError<F::RecvError>> {
         self.decode_next(Deadline::Never)
     }
 
     /// The next value, if one is there now.
-    pub fn try_recv(&mut self) -> Result<T, F::TryRecvError> {
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError<RecvError<F::RecvError>>> {
         self.decode_next(Deadline::Now)
     }
 
     /// Waits at most `timeout` for the next value.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, F::RecvTimeoutError> {
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T, RecvTimeoutError<RecvError<F::RecvError>>> {
         self.decode_next(Deadline::after(timeout))
     }
 
-    fn decode_next<E: crate::error::FromRecvFatal<crate::endpoint::Fault<F>>>(
+    fn decode_next<E: FromRecvFatal<Fault<F>> + FromDecodeError>(
         &mut self,
         deadline: Deadline,
     ) -> Result<T, E> {
@@ -284,7 +290,7 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
             let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
             C::decode(&mut input)
         })?;
-        value.map_err(E::from)
+        value.map_err(E::from_decode)
     }
 
     /// A blocking iterator over values; it ends when no value can come any more.
@@ -293,72 +299,77 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     }
 }
 
-/// What the typed endpoints (and the bulk ones) have alike, forwarded to the byte endpoint
-/// underneath: attach, the byte endpoint itself, waiting, counters, ownership, `Debug`.
-/// `$codec` is the codec trait of the endpoint's `C`, `$module` its module's name.
-macro_rules! typed_common {
-    ($typed:ident, $bytes:ident, $codec:ident, $module:literal) => {
-        impl<T, C: $codec<T>, F: Flavor> $typed<T, C, F> {
-            #[doc = concat!("Attaches to a channel created in `memory` by another process (see [`", stringify!($bytes), "::attach`](crate::", stringify!($bytes), "::attach)).")]
-            pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-                crate::$bytes::attach(memory).map($typed::from_bytes)
-            }
-
-            /// The byte endpoint underneath.
-            pub fn into_bytes(self) -> crate::$bytes<F> {
-                self.inner
-            }
-
-            /// The byte endpoint underneath, borrowed.
-            pub fn as_bytes(&self) -> &crate::$bytes<F> {
-                &self.inner
-            }
-
-            /// Changes how this endpoint waits.
-            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-                self.inner.set_wait_strategy(strategy);
-            }
-
-            /// Counters of this endpoint.
-            pub fn stats(&self) -> EndpointStats {
-                self.inner.stats()
-            }
-
-            /// The channel's wake handshake (see
-            /// [`Sender::handshake`](crate::Sender::handshake)).
-            pub fn handshake(&self) -> Handshake {
-                self.inner.handshake()
-            }
-
-            /// In the owning process: makes process `to` the owner (see
-            /// [`Sender::hand_over`](crate::Sender::hand_over)).
-            pub fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-                self.inner.hand_over(to)
-            }
-
-            /// In a forked child: takes ownership from the parent (see
-            /// [`Sender::adopt`](crate::Sender::adopt)).
-            pub fn adopt(&self) -> Result<(), OwnershipError> {
-                self.inner.adopt()
-            }
-
-            /// Whether the calling process owns this endpoint.
-            pub fn is_owned_here(&self) -> bool {
-                self.inner.is_owned_here()
-            }
-        }
-
-        impl<T, C, F: Flavor> std::fmt::Debug for $typed<T, C, F> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_tuple(concat!($module, "::", stringify!($typed)))
-                    .field(&self.inner)
-                    .finish()
-            }
-        }
-    };
+/// The typed error for a failure of the channel, handing `value` back.
+fn channel_error<T>(fatal: SendFatal, value: T) -> SendError<T> {
+    SendError::Send(fatal.with(value))
 }
 
-pub(crate) use typed_common;
+impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
+    /// Attaches to a channel created in `memory` by another process (see
+    /// [`Sender::attach`](crate::Sender::attach)).
+    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
+        crate::Sender::attach(memory).map(Sender::from_bytes)
+    }
 
-typed_common!(Sender, Sender, Codec, "typed");
-typed_common!(Receiver, Receiver, Codec, "typed");
+    /// The byte sender underneath.
+    pub fn into_bytes(self) -> crate::Sender<F> {
+        self.inner
+    }
+
+    /// The byte sender underneath, borrowed.
+    pub fn as_bytes(&self) -> &crate::Sender<F> {
+        &self.inner
+    }
+
+    /// The byte sender underneath, mutably borrowed (to change how it waits, say).
+    pub fn as_bytes_mut(&mut self) -> &mut crate::Sender<F> {
+        &mut self.inner
+    }
+}
+
+impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
+    /// Attaches to a channel created in `memory` by another process (see
+    /// [`Receiver::attach`](crate::Receiver::attach)).
+    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
+        crate::Receiver::attach(memory).map(Receiver::from_bytes)
+    }
+
+    /// The byte receiver underneath.
+    pub fn into_bytes(self) -> crate::Receiver<F> {
+        self.inner
+    }
+
+    /// The byte receiver underneath, borrowed.
+    pub fn as_bytes(&self) -> &crate::Receiver<F> {
+        &self.inner
+    }
+
+    /// The byte receiver underneath, mutably borrowed (to change how it waits, say).
+    pub fn as_bytes_mut(&mut self) -> &mut crate::Receiver<F> {
+        &mut self.inner
+    }
+}
+
+impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
+    fn parts(&self) -> &dyn Parts {
+        self.inner.parts()
+    }
+}
+
+impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
+    fn parts(&self) -> &dyn Parts {
+        self.inner.parts()
+    }
+}
+
+impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, C, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("typed::Sender").field(&self.inner).finish()
+    }
+}
+
+impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, C, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("typed::Receiver").field(&self.inner).finish()
+    }
+}

@@ -1,16 +1,17 @@
-//! The MPSC consumer's private state: read frames in claim order, release and zero them,
+//! The reading side of the MPSC ring algorithm — the receiver's private cursor: read frames in claim order, release and zero them,
 //! skip the claims of dead producers, refuse gaps nobody is writing.
 
 use std::sync::atomic::Ordering;
 
-use super::{before, RingMem, MAX_SENDERS};
+use super::layout::Layout;
+use super::ring::MAX_SENDERS;
 use crate::error::Corruption;
-use crate::frame::{frame_len, Word};
-use crate::ring::{check_tail, Peek};
+use crate::shared::frame::{frame_len, Word};
+use crate::shared::ring::{before, check_tail, Peek};
 
 /// A committed frame the consumer may copy out, then release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub(crate) offset: u64,
     pub(crate) len: usize,
     pub(crate) span: u64,
@@ -22,7 +23,7 @@ fn covers(start: u64, end: u64, at: u64) -> bool {
 }
 
 /// The consumer's private state.
-pub(crate) struct Consumer {
+pub(crate) struct ReadCursor {
     /// Bytes released so far (private; ahead of the shared head by less than
     /// `release_batch` bytes).
     head: u64,
@@ -36,32 +37,32 @@ pub(crate) struct Consumer {
     pub(crate) abandoned: u64,
 }
 
-impl Consumer {
-    pub(crate) fn new<M: RingMem + ?Sized>(mem: &M) -> Result<Consumer, Corruption> {
+impl ReadCursor {
+    pub(crate) fn new(layout: &Layout) -> Result<ReadCursor, Corruption> {
         // Acquire: our own earlier releases, if this process consumed before.
-        let head = mem.head().load(Ordering::Acquire);
+        let head = layout.head().load(Ordering::Acquire);
         if head % 8 != 0 {
             return Err(Corruption {
                 what: "mpsc head not 8-byte aligned",
                 value: head,
             });
         }
-        let mut consumer = Consumer {
+        let mut consumer = ReadCursor {
             head,
             published_head: head,
             release_batch: 0,
             cached_tail: head,
-            mask: mem.capacity() - 1,
+            mask: layout.capacity() - 1,
             abandoned: 0,
         };
-        consumer.refresh_tail(mem)?;
+        consumer.refresh_tail(layout)?;
         Ok(consumer)
     }
 
-    fn refresh_tail<M: RingMem + ?Sized>(&mut self, mem: &M) -> Result<(), Corruption> {
+    fn refresh_tail(&mut self, layout: &Layout) -> Result<(), Corruption> {
         // SYNC: claim intent. Acquire pairs with the producers' AcqRel CAS of `tail`: the
         // intents recorded before the claims we see are visible.
-        let tail_untrusted = mem.tail().load(Ordering::Acquire);
+        let tail_untrusted = layout.tail().load(Ordering::Acquire);
         self.cached_tail = check_tail(tail_untrusted, self.head, self.cached_tail, self.mask + 1)?;
         Ok(())
     }
@@ -69,18 +70,18 @@ impl Consumer {
     /// The next committed frame. Skips pads and skips; with `is_dead` (a slow check), also
     /// frames whose producer died before committing (`is_dead(slot)` asks the kernel), and
     /// reports as corruption a claimed gap no producer's intent covers.
-    pub(crate) fn try_peek<M: RingMem + ?Sized>(
+    pub(crate) fn try_peek(
         &mut self,
-        mem: &M,
+        layout: &Layout,
         mut is_dead: Option<&mut dyn FnMut(usize) -> bool>,
     ) -> Result<Peek<Frame>, Corruption> {
         loop {
             if self.head == self.cached_tail {
-                self.refresh_tail(mem)?;
+                self.refresh_tail(layout)?;
                 if self.head == self.cached_tail {
                     // Empty: whatever was released in a batch is handed back now, before
                     // the caller returns or waits (a producer may be waiting for it).
-                    self.flush_releases(mem);
+                    self.flush_releases(layout);
                     return Ok(Peek::Empty);
                 }
             }
@@ -88,8 +89,8 @@ impl Consumer {
             let to_end = self.mask + 1 - offset;
             let room = self.cached_tail.wrapping_sub(self.head).min(to_end);
             // SYNC: frame committed. Acquire pairs with the Release store in
-            // `Producer::commit` (and of a pad in `try_claim`).
-            let raw = mem.load_word(offset, Ordering::Acquire);
+            // `ClaimCursor::commit` (and of a pad in `try_claim`).
+            let raw = layout.data().load_word(offset, Ordering::Acquire);
             let corrupt = |what| Corruption { what, value: raw };
             let frame_span = |len: u64| {
                 let span = frame_len(len);
@@ -104,11 +105,11 @@ impl Consumer {
                     if len != to_end || len > room {
                         return Err(corrupt("mpsc padding frame of wrong length"));
                     }
-                    self.release_to(mem, self.head.wrapping_add(len));
+                    self.release_to(layout, self.head.wrapping_add(len));
                 }
                 Word::Skip { len } => {
                     let span = frame_span(len)?;
-                    self.release_to(mem, self.head.wrapping_add(span));
+                    self.release_to(layout, self.head.wrapping_add(span));
                 }
                 Word::Data { len, .. } => {
                     let span = frame_span(len)?;
@@ -125,24 +126,24 @@ impl Consumer {
                         None => false,
                     };
                     if !dead {
-                        self.flush_releases(mem);
+                        self.flush_releases(layout);
                         return Ok(Peek::Blocked);
                     }
                     self.abandoned += 1;
-                    self.release_to(mem, self.head.wrapping_add(span));
+                    self.release_to(layout, self.head.wrapping_add(span));
                 }
                 Word::Empty => {
                     let Some(is_dead) = is_dead.as_mut() else {
-                        self.flush_releases(mem);
+                        self.flush_releases(layout);
                         return Ok(Peek::Blocked);
                     };
-                    match self.intent_covering(mem, &mut **is_dead, room)? {
+                    match self.intent_covering(layout, &mut **is_dead, room)? {
                         Covering::DeadUntil(end) => {
                             self.abandoned += 1;
-                            self.release_to(mem, end);
+                            self.release_to(layout, end);
                         }
                         Covering::Live => {
-                            self.flush_releases(mem);
+                            self.flush_releases(layout);
                             return Ok(Peek::Blocked);
                         }
                         Covering::Nobody => {
@@ -150,7 +151,7 @@ impl Consumer {
                             // the claimer committed (its newer intent, stored with Release
                             // after the commit, would then be visible — and so the commit).
                             // SYNC: frame committed (as above).
-                            let again = mem.load_word(offset, Ordering::Acquire);
+                            let again = layout.data().load_word(offset, Ordering::Acquire);
                             if again == 0 {
                                 return Err(Corruption {
                                     what: "mpsc claimed bytes no producer is writing",
@@ -166,15 +167,15 @@ impl Consumer {
     }
 
     /// With header 0 at `head`: whose claim intent covers it.
-    fn intent_covering<M: RingMem + ?Sized>(
+    fn intent_covering(
         &self,
-        mem: &M,
+        layout: &Layout,
         is_dead: &mut dyn FnMut(usize) -> bool,
         room: u64,
     ) -> Result<Covering, Corruption> {
         let mut end: Option<u64> = None;
         for index in 0..MAX_SENDERS {
-            let slot = mem.slot(index);
+            let slot = layout.slot(index);
             // SYNC: claim intent. Acquire pairs with the producers' Release stores of their
             // intents: what a producer committed before its newest intent is visible.
             let start = slot.intent_start.load(Ordering::Acquire);
@@ -205,34 +206,34 @@ impl Consumer {
     }
 
     /// Frees `frame` (returned by the last `try_peek`).
-    pub(crate) fn release<M: RingMem + ?Sized>(&mut self, mem: &M, frame: Frame) {
+    pub(crate) fn release(&mut self, layout: &Layout, frame: Frame) {
         debug_assert_eq!(frame.offset, self.head & self.mask);
-        self.release_to(mem, self.head.wrapping_add(frame.span));
+        self.release_to(layout, self.head.wrapping_add(frame.span));
     }
 
     /// Zeroes `[head, end)` and makes `end` the new head, stored in shared memory unless
     /// it may wait in a batch. `end` lies within the claimed bytes and does not cross the
     /// ring end (checked by the callers).
-    fn release_to<M: RingMem + ?Sized>(&mut self, mem: &M, end: u64) {
-        mem.zero(self.head & self.mask, end.wrapping_sub(self.head));
+    fn release_to(&mut self, layout: &Layout, end: u64) {
+        layout.data().zero(self.head & self.mask, end.wrapping_sub(self.head));
         self.head = end;
         if self.head.wrapping_sub(self.published_head) > self.release_batch {
-            self.publish_head(mem);
+            self.publish_head(layout);
         }
     }
 
     /// Lets up to `bytes` (at most half the ring) of released frames wait before the head
     /// is stored; stores what waits now.
-    pub(crate) fn set_release_batch<M: RingMem + ?Sized>(&mut self, mem: &M, bytes: u64) {
+    pub(crate) fn set_release_batch(&mut self, layout: &Layout, bytes: u64) {
         let capacity = self.mask + 1;
         self.release_batch = bytes.min(capacity / 2);
-        self.flush_releases(mem);
+        self.flush_releases(layout);
     }
 
     /// Stores the head if released frames wait in a batch.
-    pub(crate) fn flush_releases<M: RingMem + ?Sized>(&mut self, mem: &M) {
+    pub(crate) fn flush_releases(&mut self, layout: &Layout) {
         if self.head != self.published_head {
-            self.publish_head(mem);
+            self.publish_head(layout);
         }
     }
 
@@ -241,17 +242,17 @@ impl Consumer {
         self.published_head
     }
 
-    fn publish_head<M: RingMem + ?Sized>(&mut self, mem: &M) {
+    fn publish_head(&mut self, layout: &Layout) {
         self.published_head = self.head;
         // SYNC: space released. Release pairs with the Acquire load of `head` in
-        // `Producer::refresh_head`: our copies and zeroing happen before producers reuse it.
-        mem.head().store(self.head, Ordering::Release);
+        // `ClaimCursor::refresh_head`: our copies and zeroing happen before producers reuse it.
+        layout.head().store(self.head, Ordering::Release);
     }
 
     /// Whether the consumer has passed everything producer `slot` ever claimed, so the slot
     /// may be recycled.
-    pub(crate) fn passed_intent<M: RingMem + ?Sized>(&self, mem: &M, slot: usize) -> bool {
-        let slot = mem.slot(slot);
+    pub(crate) fn passed_intent(&self, layout: &Layout, slot: usize) -> bool {
+        let slot = layout.slot(slot);
         // Acquire: SYNC: claim intent; a stale value only delays recycling.
         let start = slot.intent_start.load(Ordering::Acquire);
         let end = slot.intent_end.load(Ordering::Acquire);

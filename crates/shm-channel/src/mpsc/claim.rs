@@ -1,22 +1,24 @@
-//! One MPSC producer's private state: claim room with a CAS on the shared tail, commit in
+//! The claiming side of the MPSC ring algorithm — one sender's private cursor: claim room with a CAS on the shared tail, commit in
 //! place.
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 
-use super::{before, RingMem};
+use super::layout::Layout;
 use crate::error::Corruption;
-use crate::frame::{frame_len, Word, FRAME_HEADER_LEN};
+use crate::shared::frame::{frame_len, Word, FRAME_HEADER_LEN};
+use crate::shared::primitive::fence;
+use crate::shared::ring::before;
 
 /// A claimed frame, owned by one producer until commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claim {
+pub(crate) struct Claim {
     /// Offset of the frame header in the data area.
     pub(crate) offset: u64,
     /// Payload bytes claimed.
     pub(crate) len: usize,
 }
 
-/// Frames claimed together by [`Producer::try_claim_run`].
+/// Frames claimed together by [`ClaimCursor::try_claim_run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Run {
     /// Offset of the first frame's header in the data area.
@@ -26,21 +28,21 @@ pub(crate) struct Run {
 }
 
 /// One producer's private state.
-pub(crate) struct Producer {
+pub(crate) struct ClaimCursor {
     slot: usize,
     /// The consumer's head as last loaded: a lower bound of the real one.
     cached_head: u64,
     mask: u64,
 }
 
-impl Producer {
-    pub(crate) fn new<M: RingMem + ?Sized>(mem: &M, slot: usize) -> Producer {
-        // Acquire: SYNC: space released (see `Consumer::release_to`).
-        let head = mem.head().load(Ordering::Acquire);
-        Producer {
+impl ClaimCursor {
+    pub(crate) fn new(layout: &Layout, slot: usize) -> ClaimCursor {
+        // Acquire: SYNC: space released (see `ReadCursor::release_to`).
+        let head = layout.head().load(Ordering::Acquire);
+        ClaimCursor {
             slot,
             cached_head: head,
-            mask: mem.capacity() - 1,
+            mask: layout.capacity() - 1,
         }
     }
 
@@ -50,11 +52,11 @@ impl Producer {
 
     /// Reloads `head`, checked against the tail `t` this producer is about to claim from.
     /// `Ok(false)` when `t` is stale (the consumer already passed it).
-    fn refresh_head<M: RingMem + ?Sized>(&mut self, mem: &M, t: u64) -> Result<bool, Corruption> {
+    fn refresh_head(&mut self, layout: &Layout, t: u64) -> Result<bool, Corruption> {
         // SYNC: space released. Acquire pairs with the Release store of `head` in
-        // `Consumer::release_to`: the consumer's copies out of, and zeroing of, the bytes
+        // `ReadCursor::release_to`: the consumer's copies out of, and zeroing of, the bytes
         // below `head` happen before we claim and overwrite them.
-        let head_untrusted = mem.head().load(Ordering::Acquire);
+        let head_untrusted = layout.head().load(Ordering::Acquire);
         if head_untrusted % 8 != 0 || before(head_untrusted, self.cached_head) {
             return Err(Corruption {
                 what: "mpsc head not aligned or moved backwards",
@@ -75,12 +77,12 @@ impl Producer {
     }
 
     /// Claims a frame for `len <= max_payload` bytes, or `None` if the ring is full now.
-    pub(crate) fn try_claim<M: RingMem + ?Sized>(
+    pub(crate) fn try_claim(
         &mut self,
-        mem: &M,
+        layout: &Layout,
         len: usize,
     ) -> Result<Option<Claim>, Corruption> {
-        let run = self.try_claim_run(mem, 1, &|_| len)?;
+        let run = self.try_claim_run(layout, 1, &|_| len)?;
         Ok(run.map(|run| Claim {
             offset: run.offset,
             len,
@@ -96,19 +98,19 @@ impl Producer {
     /// every one of them, in order, before it claims again: the claim intent covers the
     /// whole run, so a consumer finding a header still 0 inside it knows whose it is, and
     /// skips the rest of the run if this producer dies.
-    pub(crate) fn try_claim_run<M: RingMem + ?Sized>(
+    pub(crate) fn try_claim_run(
         &mut self,
-        mem: &M,
+        layout: &Layout,
         count: usize,
         len_of: &dyn Fn(usize) -> usize,
     ) -> Result<Option<Run>, Corruption> {
         debug_assert!(count > 0);
         let capacity = self.mask + 1;
         let first = frame_len(len_of(0) as u64);
-        let slot = mem.slot(self.slot);
+        let slot = layout.slot(self.slot);
         loop {
             // Relaxed: the value is only a guess for the CAS below, which validates it.
-            let t = mem.tail().load(Ordering::Relaxed);
+            let t = layout.tail().load(Ordering::Relaxed);
             if t % 8 != 0 {
                 return Err(Corruption {
                     what: "mpsc tail not 8-byte aligned",
@@ -122,11 +124,11 @@ impl Producer {
             // Wrapping: a stale `t` behind the head gives a huge difference, "no room".
             let fits = |head: u64| t.wrapping_sub(head) <= capacity - need;
             if !fits(self.cached_head) {
-                if !self.refresh_head(mem, t)? {
+                if !self.refresh_head(layout, t)? {
                     // `t` was stale (the consumer passed it), or the tail is behind the
                     // head, which no honest producer leaves.
                     // Relaxed: as above.
-                    if mem.tail().load(Ordering::Relaxed) == t {
+                    if layout.tail().load(Ordering::Relaxed) == t {
                         return Err(Corruption {
                             what: "mpsc tail behind head",
                             value: t,
@@ -155,7 +157,7 @@ impl Producer {
             }
             let end = t.wrapping_add(span);
             // SYNC: claim intent. Release, so that a consumer that loads this intent with
-            // Acquire (`Consumer::intent_covering`) also sees everything this producer
+            // Acquire (`ReadCursor::intent_covering`) also sees everything this producer
             // committed before (its earlier frame headers): a newer intent never hides an
             // older commit. The intent is also published by the CAS below (a Release RMW on
             // `tail` the consumer Acquire-loads).
@@ -163,7 +165,7 @@ impl Producer {
             slot.intent_end.store(end, Ordering::Release);
             // SYNC: claim intent / claimed. AcqRel: Release publishes the intent; Acquire
             // orders our header store after every earlier claim in the chain.
-            if mem
+            if layout
                 .tail()
                 .compare_exchange(t, end, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
@@ -178,7 +180,7 @@ impl Producer {
             if frames == 0 {
                 // SYNC: frame committed (a pad is committed at once). Pairs with the
                 // consumer's Acquire load of the header word.
-                mem.store_word(
+                layout.data().store_word(
                     offset,
                     Word::Pad { len: to_end }.encode(),
                     Ordering::Release,
@@ -195,7 +197,7 @@ impl Producer {
                 // Relaxed: a claimed header is only a hint for recovery; the fence below
                 // keeps the payload stores after it, so a header still 0 means no payload
                 // was written.
-                mem.store_word(at, word.encode(), Ordering::Relaxed);
+                layout.data().store_word(at, word.encode(), Ordering::Relaxed);
                 at += frame_len(len);
             }
             fence(Ordering::Release);
@@ -205,9 +207,9 @@ impl Producer {
 
     /// Commits `claim` with `len <= claim.len` payload bytes written (`keep = false`: the
     /// whole claim is discarded as a skip frame).
-    pub(crate) fn commit<M: RingMem + ?Sized>(
+    pub(crate) fn commit(
         &mut self,
-        mem: &M,
+        layout: &Layout,
         claim: Claim,
         len: usize,
         keep: bool,
@@ -221,7 +223,7 @@ impl Producer {
                 let skip = Word::Skip {
                     len: rest - FRAME_HEADER_LEN as u64,
                 };
-                mem.store_word(claim.offset + used, skip.encode(), Ordering::Relaxed);
+                layout.data().store_word(claim.offset + used, skip.encode(), Ordering::Relaxed);
             }
             Word::Data {
                 len,
@@ -233,7 +235,7 @@ impl Producer {
             }
         };
         // SYNC: frame committed. Release pairs with the consumer's Acquire load of the header
-        // word in `Consumer::try_peek`: the payload written before is visible to it.
-        mem.store_word(claim.offset, word.encode(), Ordering::Release);
+        // word in `ReadCursor::try_peek`: the payload written before is visible to it.
+        layout.data().store_word(claim.offset, word.encode(), Ordering::Release);
     }
 }

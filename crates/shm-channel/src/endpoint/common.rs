@@ -1,0 +1,210 @@
+//! What every endpoint has, whatever its side and flavor: its ring side, the event it
+//! sleeps on, how it waits, and its ownership check ([`Common`]); and what every endpoint
+//! of the crate offers through it, bytes or typed or stream ([`Endpoint`]).
+
+use std::sync::Arc;
+
+use shm_core::liveness::ProcessIdentity;
+use shm_core::notify::{Handshake, Throttle, WaitStrategy};
+use shm_core::SharedMemory;
+
+use crate::shared::doorbells::End;
+use crate::shared::ownership::{self, OwnerCheck};
+use crate::shared::primitive::AtomicU64;
+use crate::shared::ring::RingSide;
+use crate::shared::view::{EventRef, View};
+use crate::OwnershipError;
+
+/// Counters an endpoint keeps about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// `FUTEX_WAKE` syscalls this endpoint made to wake its peer.
+    pub wake_syscalls: u64,
+}
+
+/// The state every endpoint keeps beside its ring side `R`.
+pub(crate) struct Common<R: RingSide> {
+    pub(crate) ring: R,
+    /// The event this endpoint sleeps on: space for senders, data for receivers.
+    pub(crate) event: EventRef,
+    /// The doorbell end an async wait of this endpoint listens on.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) bell: End,
+    /// The channel's wake handshake, cached at creation or attach: never re-read from
+    /// shared memory.
+    pub(crate) handshake: Handshake,
+    pub(crate) strategy: WaitStrategy,
+    /// Paces the slow checks of non-blocking calls.
+    pub(crate) throttle: Throttle,
+    owner: OwnerCheck,
+    /// How this endpoint waits in async calls, once it has.
+    #[cfg(feature = "tokio")]
+    pub(crate) async_wait: Option<Box<super::async_wait::AsyncWait>>,
+}
+
+impl<R: RingSide> Common<R> {
+    /// Wraps a ring side whose owner slot already names the calling process (or a process
+    /// it will be handed to); the endpoint sleeps on `event` and its async waits listen on
+    /// doorbell end `bell`.
+    pub(crate) fn new(ring: R, event: EventRef, bell: End, strategy: WaitStrategy) -> Common<R> {
+        Common {
+            handshake: ring.view().handshake(),
+            ring,
+            event,
+            bell,
+            strategy,
+            throttle: Throttle::default(),
+            owner: OwnerCheck::new(),
+            #[cfg(feature = "tokio")]
+            async_wait: None,
+        }
+    }
+
+    /// `Ok` when the calling process owns the endpoint (one private load while no `fork`
+    /// happened since the last check).
+    #[inline]
+    pub(crate) fn verify_owner(&self) -> Result<(), ownership::NotOwner> {
+        self.owner.verify(self.ring.owner_slot())
+    }
+
+    /// `Debug` output for the endpoint named `name` of flavor `flavor`.
+    pub(crate) fn debug(
+        &self,
+        name: &str,
+        flavor: &str,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("flavor", &flavor)
+            .field("capacity", &self.ring.view().capacity())
+            .field("strategy", &self.strategy)
+            .field("handshake", &self.handshake)
+            .finish_non_exhaustive()
+    }
+
+    /// Closes the ring side, if the calling process owns it: a copy in a process that does
+    /// not own the endpoint is not ours to close. For the endpoints' `Drop`.
+    pub(crate) fn close_if_owned(&mut self, close: impl FnOnce(&mut R)) {
+        if ownership::owned_here(self.ring.owner_slot()) {
+            close(&mut self.ring);
+        }
+    }
+}
+
+/// The parts of an endpoint that [`Endpoint`]'s methods read: a view of its channel, its
+/// owner slot and check, how it waits. Public in a private module: it seals [`Endpoint`].
+#[allow(private_interfaces)]
+pub trait Parts {
+    fn view(&self) -> &View;
+    fn owner_slot(&self) -> &AtomicU64;
+    fn owner(&self) -> &OwnerCheck;
+    fn strategy(&self) -> WaitStrategy;
+    fn wakes(&self) -> u64;
+}
+
+impl<R: RingSide> Parts for Common<R> {
+    fn view(&self) -> &View {
+        self.ring.view()
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        self.ring.owner_slot()
+    }
+
+    fn owner(&self) -> &OwnerCheck {
+        &self.owner
+    }
+
+    fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    fn wakes(&self) -> u64 {
+        self.ring.wakes()
+    }
+}
+
+/// What every endpoint of this crate offers, whatever its flavor and layer — byte
+/// [`Sender`](crate::Sender) and [`Receiver`](crate::Receiver), typed, bulk, stream ends:
+/// its channel's capacity, memory and wake settings, its counters, and its ownership
+/// across `fork` (which `shm-fork` drives).
+///
+/// ```
+/// use shm_channel::Endpoint;
+/// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+/// assert_eq!(tx.capacity(), 4096);
+/// assert_eq!(tx.handshake(), rx.handshake());
+/// assert!(tx.is_owned_here() && rx.is_owned_here());
+/// # Ok::<(), shm_channel::ChannelError>(())
+/// ```
+// `parts` names a trait nobody outside the crate can name: nobody else implements
+// `Endpoint`.
+pub trait Endpoint {
+    /// The endpoint's parts (the crate's own).
+    #[doc(hidden)]
+    fn parts(&self) -> &dyn Parts;
+
+    /// Capacity of the channel's ring in bytes.
+    fn capacity(&self) -> usize {
+        self.parts().view().capacity() as usize
+    }
+
+    /// The shared memory the channel lives in.
+    fn memory(&self) -> &Arc<dyn SharedMemory> {
+        self.parts().view().memory()
+    }
+
+    /// The wake handshake this channel uses, as recorded in its header when it was created
+    /// (see [`Builder::handshake`](crate::Builder::handshake)) and followed by every
+    /// process using it.
+    fn handshake(&self) -> Handshake {
+        self.parts().view().handshake()
+    }
+
+    /// How this endpoint waits when its ring is full (senders) or empty (receivers).
+    fn wait_strategy(&self) -> WaitStrategy {
+        self.parts().strategy()
+    }
+
+    /// Whether this endpoint's channel has doorbells in this process (see
+    /// [`Builder::doorbells`](crate::Builder::doorbells)): async waits on it are woken by
+    /// its peer, not by periodic re-checks.
+    fn has_doorbells(&self) -> bool {
+        self.parts().view().doorbells().is_some()
+    }
+
+    /// Counters of this endpoint.
+    fn stats(&self) -> EndpointStats {
+        EndpointStats {
+            wake_syscalls: self.parts().wakes(),
+        }
+    }
+
+    /// In the process that owns this endpoint: makes process `to` its owner (called by
+    /// `shm-fork` in the parent right after forking the child that takes the endpoint).
+    /// From then on this copy is not the owner: using it fails with `NotOwner`, and
+    /// dropping it does not disconnect the channel.
+    fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
+        ownership::hand_over(self.parts().owner_slot(), to)?;
+        self.parts().owner().forget();
+        Ok(())
+    }
+
+    /// In a child created by `fork`: takes ownership of this endpoint from the parent.
+    ///
+    /// Nothing else is needed for the channel's wake handshake: a
+    /// [`Membarrier`](Handshake::Membarrier) channel's creator (or attacher) is registered
+    /// for `membarrier`, and the registration belongs to the address space, which `fork`
+    /// copies: the child is registered too (checked on Linux 6.18 with
+    /// `MEMBARRIER_CMD_GET_REGISTRATIONS`, by this crate's `handshake` tests). `exec`
+    /// clears it; an exec'd process reaches the channel through `attach`, which registers
+    /// it.
+    fn adopt(&self) -> Result<(), OwnershipError> {
+        ownership::adopt(self.parts().owner_slot())
+    }
+
+    /// Whether the calling process owns this endpoint.
+    fn is_owned_here(&self) -> bool {
+        ownership::owned_here(self.parts().owner_slot())
+    }
+}

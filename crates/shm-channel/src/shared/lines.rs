@@ -1,0 +1,146 @@
+//! The lines a channel's control block is made of: each `#[repr(C, align(128))]` and made of
+//! atomics only, so a peer writing one concurrently is never a data race on our side. The
+//! header slot comes first in every layout; the status and event lines are the same in
+//! every flavor; the producer and consumer lines carry the SPSC and MPSC indices.
+
+use std::mem::size_of;
+
+use shm_core::header::{self, LayoutHeader, LayoutSpec};
+use shm_core::notify::Event;
+
+use super::primitive::{AtomicU32, AtomicU64};
+
+/// Room for the shm-core header, on its own line.
+#[repr(C, align(128))]
+pub(crate) struct HeaderSlot([u64; 16]);
+
+const _: () = assert!(size_of::<LayoutHeader>() <= size_of::<HeaderSlot>());
+
+/// A line of a control block: `#[repr(C)]`, made of atomics only.
+///
+/// # Safety
+///
+/// Implementors hold only atomics (or arrays of them), so any bit pattern is a valid value
+/// and concurrent writers in other processes are not a data race on our side.
+///
+/// A line's `Default` is its state in a fresh channel: every word zero (idle events,
+/// nobody attached, nothing published).
+pub(crate) unsafe trait Line: Default {}
+
+// SAFETY: two atomic u32s.
+unsafe impl Line for Event {}
+
+/// Written by the (SPSC or MPSC) sender side when it publishes or claims frames.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct ProducerLine {
+    /// Bytes ever published (SPSC) or claimed (MPSC); a multiple of 8, and
+    /// `tail - head <= capacity` (wrapping differences).
+    pub(crate) tail: AtomicU64,
+}
+
+/// Written by the receiver when it releases frames.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct ConsumerLine {
+    /// Bytes ever released; senders may overwrite everything below it.
+    pub(crate) head: AtomicU64,
+}
+
+/// Ownership and close state of a channel, the same line in every flavor; written rarely
+/// (attach, hand-over, drop), read on the slow paths.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct StatusLine {
+    /// `ProcessIdentity` of the process owning the sender (SPSC, broadcast); 0 = unclaimed.
+    /// MPSC senders own producer slots instead.
+    pub(crate) sender_owner: AtomicU64,
+    /// `ProcessIdentity` of the process owning the receiver (SPSC, MPSC); 0 = unclaimed.
+    /// Broadcast receivers own reader slots instead.
+    pub(crate) receiver_owner: AtomicU64,
+    /// 1 once the sender was dropped by its owner (SPSC, broadcast).
+    pub(crate) sender_closed: AtomicU32,
+    /// 1 once the receiver was dropped by its owner (SPSC, MPSC).
+    pub(crate) receiver_closed: AtomicU32,
+    /// MPSC: producer slots in use (claimed and not yet released or reaped).
+    pub(crate) senders: AtomicU32,
+    /// Broadcast: 0 back-pressure, 1 overwrite.
+    pub(crate) policy: AtomicU32,
+    /// The channel's wake handshake ([`Handshake::to_u32`]): written by the creator before
+    /// the header's magic is published, read once by every process that attaches, never
+    /// on a hot path. 0 (unwritten) and unknown values are refused at attach.
+    pub(crate) handshake: AtomicU32,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(StatusLine, receiver_owner) == 8);
+    assert!(offset_of!(StatusLine, sender_closed) == 16);
+    assert!(offset_of!(StatusLine, receiver_closed) == 20);
+    assert!(offset_of!(StatusLine, senders) == 24);
+    assert!(offset_of!(StatusLine, policy) == 28);
+    assert!(offset_of!(StatusLine, handshake) == 32);
+};
+
+// SAFETY: atomics only.
+unsafe impl Line for StatusLine {}
+// SAFETY: atomics only.
+unsafe impl Line for ProducerLine {}
+// SAFETY: atomics only.
+unsafe impl Line for ConsumerLine {}
+
+/// The two events endpoints sleep on.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct EventLine {
+    /// The receiver sleeps here for data; the sender notifies after publishing.
+    pub(crate) data: Event,
+    /// The sender sleeps here for room; the receiver notifies after releasing.
+    pub(crate) space: Event,
+}
+
+// SAFETY: two `Event`s, atomics only.
+unsafe impl Line for EventLine {}
+
+/// The layout spec of a flavor's region: its magic and version, and a hash over the sizes
+/// and alignments of the shared types every layout has (header, status and event lines,
+/// frame word) plus the flavor's own (`types`: its control block, lines and slots).
+pub(crate) const fn layout_spec(
+    magic: &[u8; 8],
+    version: u32,
+    types: &[(usize, usize)],
+) -> LayoutSpec {
+    let common = header::layout_hash(&[
+        (
+            size_of::<LayoutHeader>(),
+            std::mem::align_of::<LayoutHeader>(),
+        ),
+        (size_of::<HeaderSlot>(), std::mem::align_of::<HeaderSlot>()),
+        (size_of::<StatusLine>(), std::mem::align_of::<StatusLine>()),
+        (size_of::<EventLine>(), std::mem::align_of::<EventLine>()),
+        (
+            super::frame::FRAME_HEADER_LEN,
+            super::frame::FRAME_HEADER_LEN,
+        ),
+    ]);
+    LayoutSpec {
+        magic: u64::from_le_bytes(*magic),
+        version,
+        layout_hash: common ^ header::layout_hash(types).rotate_left(17),
+    }
+}
+
+/// Static checks of a flavor's control block: `Type { field: offset, ... }` for the offsets
+/// the layout documents (and tests poke), and `DATA_OFFSET` (the size of `Control`).
+macro_rules! assert_offsets {
+    ($($ty:ident { $($field:ident: $offset:expr),* $(,)? }),* $(,)? ; data: $data:expr) => {
+        #[cfg(not(loom))]
+        const _: () = {
+            $($(assert!(std::mem::offset_of!($ty, $field) == $offset);)*)*
+            assert!(DATA_OFFSET == $data);
+        };
+    };
+}
+pub(crate) use assert_offsets;
+
