@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_channel::ChannelError;
+use shm_channel::Endpoint;
 use shm_core::SharedMemory;
 use shm_testkit::layout::spsc::DATA;
 
@@ -51,22 +52,6 @@ fn check_attach<E: Endpoint>(result: &Result<E, ChannelError>, memory: &dyn Shar
         let capacity = endpoint.capacity();
         assert!(capacity.is_power_of_two() && capacity >= 16);
         assert!(DATA + capacity <= memory.len());
-    }
-}
-
-trait Endpoint {
-    fn capacity(&self) -> usize;
-}
-
-impl Endpoint for Sender {
-    fn capacity(&self) -> usize {
-        Sender::capacity(self)
-    }
-}
-
-impl Endpoint for Receiver {
-    fn capacity(&self) -> usize {
-        Receiver::capacity(self)
     }
 }
 

@@ -8,6 +8,7 @@ use shm_channel::{typed, TryRecvError, TrySendError};
 use shm_testkit::layout::spsc::DATA;
 
 use super::heap_memory;
+use shm_channel::SendError;
 
 /// A sensor reading (strings, vectors, options).
 #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
@@ -95,11 +96,14 @@ where
                 Ok(()) => assert_eq!(rx.try_recv().unwrap(), value, "round trip"),
                 // A value decoded from <= 4 KiB may encode larger (never beyond the ring
                 // here, but say so rather than assume).
-                Err(TrySendError::TooLarge(..) | TrySendError::Full(_)) => {}
+                Err(
+                    TrySendError::Send(typed::SendError::Send(SendError::TooLarge(..)))
+                    | TrySendError::Full(_),
+                ) => {}
                 Err(err) => panic!("re-encoding a decoded value: {err:?}"),
             }
         }
-        Err(TryRecvError::Decode(_)) => {}
+        Err(TryRecvError::Recv(typed::RecvError::Decode(_))) => {}
         Err(err) => panic!("decoding {} bytes: {err:?}", frame.len()),
     }
 }

@@ -176,55 +176,71 @@ trait Classify: std::fmt::Debug {
     fn classify(&self) -> Failure;
 }
 
-macro_rules! classify_send {
-    ($($error:ident $(:: $not_now:ident)?),*) => {$(
-        impl Classify for $error<()> {
-            fn classify(&self) -> Failure {
-                match self {
-                    $($error::$not_now(()) => Failure::NotNow,)?
-                    $error::Disconnected(()) => Failure::Disconnected,
-                    $error::TooLarge((), _) => Failure::TooLarge,
-                    other => Failure::Other(format!("{other:?}")),
-                }
-            }
+impl Classify for SendError<()> {
+    fn classify(&self) -> Failure {
+        match self {
+            SendError::Disconnected(()) => Failure::Disconnected,
+            SendError::TooLarge((), _) => Failure::TooLarge,
+            other => Failure::Other(format!("{other:?}")),
         }
-    )*};
+    }
 }
 
-classify_send!(SendError, TrySendError::Full, SendTimeoutError::Timeout);
-
-macro_rules! classify_recv {
-    ($($error:ident $(:: $not_now:ident)?),*) => {$(
-        impl Classify for $error {
-            fn classify(&self) -> Failure {
-                match self {
-                    $($error::$not_now => Failure::NotNow,)?
-                    $error::Disconnected => Failure::Disconnected,
-                    other => Failure::Other(format!("{other:?}")),
-                }
-            }
+impl Classify for RecvError {
+    fn classify(&self) -> Failure {
+        match self {
+            RecvError::Disconnected => Failure::Disconnected,
+            other => Failure::Other(format!("{other:?}")),
         }
-    )*};
+    }
 }
 
-classify_recv!(RecvError, TryRecvError::Empty, RecvTimeoutError::Timeout);
-
-macro_rules! classify_broadcast_recv {
-    ($($error:ident $(:: $not_now:ident)?),*) => {$(
-        impl Classify for broadcast::$error {
-            fn classify(&self) -> Failure {
-                match self {
-                    $(broadcast::$error::$not_now => Failure::NotNow,)?
-                    broadcast::$error::Disconnected => Failure::Disconnected,
-                    broadcast::$error::Lagged(n) => Failure::Lagged(*n),
-                    other => Failure::Other(format!("{other:?}")),
-                }
-            }
+impl Classify for broadcast::RecvError {
+    fn classify(&self) -> Failure {
+        match self {
+            broadcast::RecvError::Disconnected => Failure::Disconnected,
+            broadcast::RecvError::Lagged(n) => Failure::Lagged(*n),
+            other => Failure::Other(format!("{other:?}")),
         }
-    )*};
+    }
 }
 
-classify_broadcast_recv!(RecvError, TryRecvError::Empty, RecvTimeoutError::Timeout);
+/// A non-blocking or timed call: "not now", or what the blocking call says.
+impl<E: Classify> Classify for TrySendError<(), E> {
+    fn classify(&self) -> Failure {
+        match self {
+            TrySendError::Full(()) => Failure::NotNow,
+            TrySendError::Send(e) => e.classify(),
+        }
+    }
+}
+
+impl<E: Classify> Classify for SendTimeoutError<(), E> {
+    fn classify(&self) -> Failure {
+        match self {
+            SendTimeoutError::Timeout(()) => Failure::NotNow,
+            SendTimeoutError::Send(e) => e.classify(),
+        }
+    }
+}
+
+impl<E: Classify> Classify for TryRecvError<E> {
+    fn classify(&self) -> Failure {
+        match self {
+            TryRecvError::Empty => Failure::NotNow,
+            TryRecvError::Recv(e) => e.classify(),
+        }
+    }
+}
+
+impl<E: Classify> Classify for RecvTimeoutError<E> {
+    fn classify(&self) -> Failure {
+        match self {
+            RecvTimeoutError::Timeout => Failure::NotNow,
+            RecvTimeoutError::Recv(e) => e.classify(),
+        }
+    }
+}
 
 impl<E: Classify> Classify for RecvIntoError<E> {
     fn classify(&self) -> Failure {

@@ -233,12 +233,10 @@ pub fn script(data: &[u8], make: MakeMemory) {
                         msgs.push((0..n).map(|i| (seed + i as u64) as u8).collect::<Vec<u8>>());
                     }
                     let mut results = Vec::new();
-                    {
-                        let mut batch = tx.batch();
-                        for msg in &msgs {
-                            results.push(timed("batch.send", || batch.send(msg)));
-                        }
+                    for msg in &msgs {
+                        results.push(timed("send_deferred", || tx.send_deferred(msg)));
                     }
+                    tx.flush();
                     for (msg, result) in msgs.into_iter().zip(results) {
                         s.check_send(result, msg);
                     }

@@ -320,10 +320,6 @@ impl<T, E: fmt::Debug> fmt::Debug for SendTimeoutError<T, E> {
     }
 }
 
-
-
-
-
 /// Why `recv` (or `read`) failed: no message can come any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {

@@ -5,7 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
-use shm_channel::spsc::{self, Receiver, Sender};
+use shm_channel::spsc::{self};
+use shm_channel::Endpoint;
+use shm_channel::RecvError;
+use shm_channel::SendError;
 use shm_channel::{typed, RecvTimeoutError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock};
@@ -96,7 +99,7 @@ fn a_million_random_messages_arrive_intact_and_in_order() {
     }
     assert_eq!(
         rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     );
     assert_eq!(child.wait(), 0);
 }
@@ -182,35 +185,19 @@ fn fork_owner<E, H>(
 ) -> (shm_testkit::TestChild, std::sync::MutexGuard<'static, ()>)
 where
     H: Fn(&E, ProcessIdentity),
-    E: Adopt,
+    E: Endpoint,
 {
     let mut slot = Some(endpoint);
     let lock = fork_lock();
     let child = fork_child(&lock, || {
         let endpoint = slot.take().unwrap();
-        endpoint.adopt_here();
+        endpoint.adopt().unwrap();
         f(endpoint)
     });
     let endpoint = slot.take().unwrap();
     hand_over(&endpoint, ProcessIdentity::of_pid(child.pid()).unwrap());
     drop(endpoint);
     (child, lock)
-}
-
-trait Adopt {
-    fn adopt_here(&self);
-}
-
-impl Adopt for Sender {
-    fn adopt_here(&self) {
-        self.adopt().unwrap();
-    }
-}
-
-impl Adopt for Receiver {
-    fn adopt_here(&self) {
-        self.adopt().unwrap();
-    }
 }
 
 #[test]
@@ -232,7 +219,7 @@ fn child_dropping_its_sender_disconnects_the_parent_after_every_message() {
     }
     assert_eq!(
         rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     );
     assert_eq!(child.wait(), 0);
 }
@@ -254,7 +241,7 @@ fn child_dropping_its_receiver_disconnects_the_parents_sender() {
     // Once the child has dropped its receiver, sends fail with Disconnected.
     loop {
         match tx.send_timeout(b"more", Duration::from_millis(50)) {
-            Err(SendTimeoutError::Disconnected(())) => break,
+            Err(SendTimeoutError::Send(SendError::Disconnected(()))) => break,
             Ok(()) | Err(SendTimeoutError::Timeout(())) => {
                 assert!(Instant::now() < deadline, "never disconnected");
                 std::thread::sleep(Duration::from_millis(1));
@@ -294,7 +281,7 @@ fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
     let result = rx.recv_timeout(PATIENCE);
     let seen = Instant::now();
     let killed = killer.join().unwrap();
-    assert_eq!(result, Err(RecvTimeoutError::PeerDied));
+    assert_eq!(result, Err(RecvTimeoutError::Recv(RecvError::PeerDied)));
     eprintln!(
         "PeerDied seen {:?} after SIGKILL",
         seen.saturating_duration_since(killed)
@@ -323,7 +310,7 @@ fn sigkill_of_the_receiver_wakes_the_blocked_sender_with_peer_died() {
     let result = tx.send_timeout(&[1; 24], PATIENCE);
     killer.join().unwrap();
     assert!(
-        matches!(result, Err(SendTimeoutError::PeerDied(()))),
+        matches!(result, Err(SendTimeoutError::Send(SendError::PeerDied(())))),
         "{result:?}"
     );
     assert_eq!(child.wait(), 128 + libc::SIGKILL);
@@ -351,7 +338,7 @@ fn garbage_written_by_a_peer_is_corruption_not_a_crash() {
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"fine");
     let result = rx.recv_timeout(PATIENCE);
     assert!(
-        matches!(result, Err(RecvTimeoutError::Corrupted(_))),
+        matches!(result, Err(RecvTimeoutError::Recv(RecvError::Corrupted(_)))),
         "{result:?}"
     );
     assert_eq!(child.wait(), 0);

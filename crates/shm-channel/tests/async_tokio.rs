@@ -8,7 +8,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use shm_channel::{broadcast, mpsc, spsc, typed, Flavor, OwnershipError, RecvError, SendError};
+use shm_channel::Endpoint;
+use shm_channel::{broadcast, mpsc, spsc, typed, RecvError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock};
 
@@ -192,33 +193,9 @@ fn broadcast_receivers_wait_asynchronously() {
     });
 }
 
-/// An endpoint a forked child can take over.
-trait Handed: Send + 'static {
-    fn adopt(&self) -> Result<(), OwnershipError>;
-    fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError>;
-}
-
-impl<F: Flavor> Handed for shm_channel::Sender<F> {
-    fn adopt(&self) -> Result<(), OwnershipError> {
-        shm_channel::Sender::adopt(self)
-    }
-    fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        shm_channel::Sender::hand_over(self, to)
-    }
-}
-
-impl<F: Flavor> Handed for shm_channel::Receiver<F> {
-    fn adopt(&self) -> Result<(), OwnershipError> {
-        shm_channel::Receiver::adopt(self)
-    }
-    fn hand_over(&self, to: ProcessIdentity) -> Result<(), OwnershipError> {
-        shm_channel::Receiver::hand_over(self, to)
-    }
-}
-
 /// Hands `end` to a forked child that owns it and sleeps; starts `pending` (a future that
 /// must wait on that peer), kills the child, and returns what the woken future returned.
-fn outcome_when_the_peer_dies<E: Handed, T: Send + 'static>(
+fn outcome_when_the_peer_dies<E: Endpoint + Send + 'static, T: Send + 'static>(
     end: E,
     pending: impl Future<Output = T> + Send + 'static,
 ) -> T {

@@ -7,12 +7,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shm_channel::broadcast::{self, Policy, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use shm_channel::broadcast::{self, Policy, Receiver, Sender};
+use shm_channel::{RecvTimeoutError, TryRecvError};
 use shm_channel::{SendError, SendTimeoutError, TrySendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock, TestChild};
 
+use shm_channel::Endpoint;
 use shm_testkit::layout::broadcast::{DATA, READERS, TAIL};
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -51,7 +53,7 @@ fn every_receiver_sees_every_message_with_both_policies() {
         drop(tx);
         assert_eq!(
             rx1.recv_timeout(PATIENCE),
-            Err(RecvTimeoutError::Disconnected)
+            Err(RecvTimeoutError::Recv(broadcast::RecvError::Disconnected))
         );
     }
 }
@@ -65,7 +67,10 @@ fn lagging_receiver_gets_lagged_with_the_right_count() {
     for i in 1..=20u64 {
         tx.send(&i.to_le_bytes()).unwrap();
     }
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Lagged(12)));
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Recv(broadcast::RecvError::Lagged(12)))
+    );
     for i in 13..=20u64 {
         assert_eq!(seq_of(&rx.try_recv().unwrap()), i);
     }
@@ -129,11 +134,17 @@ fn dead_reader_is_dropped_from_back_pressure() {
 fn garbage_tail_and_headers_are_corruption() {
     let (tx, mut rx, heap) = heap_channel(256, Policy::Overwrite);
     poke(&heap, TAIL, 8);
-    assert!(matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_))));
+    assert!(matches!(
+        rx.try_recv(),
+        Err(TryRecvError::Recv(broadcast::RecvError::Corrupted(_)))
+    ));
     let (mut tx2, mut rx2, heap2) = heap_channel(256, Policy::Overwrite);
     tx2.send(b"hello").unwrap();
     poke(&heap2, DATA + 8, u64::MAX);
-    assert!(matches!(rx2.try_recv(), Err(TryRecvError::Corrupted(_))));
+    assert!(matches!(
+        rx2.try_recv(),
+        Err(TryRecvError::Recv(broadcast::RecvError::Corrupted(_)))
+    ));
     // The sender validates the frames it overwrites.
     for _ in 0..7 {
         tx2.send(b"hello").unwrap();
@@ -170,7 +181,7 @@ fn read_all(rx: &mut Receiver, count: u64) -> i32 {
         }
     }
     match rx.recv_timeout(PATIENCE) {
-        Err(RecvTimeoutError::Disconnected) => 0,
+        Err(RecvTimeoutError::Recv(broadcast::RecvError::Disconnected)) => 0,
         _ => 2,
     }
 }
@@ -256,9 +267,11 @@ fn overwrite_to_three_reader_processes_accounts_for_every_message() {
                                 std::thread::sleep(Duration::from_micros(200));
                             }
                         }
-                        Err(RecvTimeoutError::Lagged(n)) => lagged += n,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                        Err(RecvTimeoutError::Corrupted(_)) => return 4,
+                        Err(RecvTimeoutError::Recv(broadcast::RecvError::Lagged(n))) => lagged += n,
+                        Err(RecvTimeoutError::Recv(broadcast::RecvError::Disconnected)) => break,
+                        Err(RecvTimeoutError::Recv(broadcast::RecvError::Corrupted(_))) => {
+                            return 4
+                        }
                         Err(_) => return 3,
                     }
                 }
@@ -347,7 +360,10 @@ fn late_receiver_lagging_before_its_first_read_counts_exactly() {
         tx.send(&i.to_le_bytes()).unwrap();
     }
     // 8 of the 20 messages sent since it joined are still in the ring.
-    assert_eq!(late.try_recv(), Err(TryRecvError::Lagged(12)));
+    assert_eq!(
+        late.try_recv(),
+        Err(TryRecvError::Recv(broadcast::RecvError::Lagged(12)))
+    );
     assert_eq!(seq_of(&late.try_recv().unwrap()), 42);
 }
 
@@ -406,7 +422,9 @@ fn typed_broadcast_reports_lag_then_continues() {
         tx.send(i).unwrap();
     }
     let lagged = match rx.recv_timeout(std::time::Duration::from_secs(5)) {
-        Err(RecvTimeoutError::Lagged(n)) => n,
+        Err(RecvTimeoutError::Recv(shm_channel::typed::RecvError::Recv(
+            broadcast::RecvError::Lagged(n),
+        ))) => n,
         other => panic!("expected Lagged, got {other:?}"),
     };
     assert!(lagged > 0);

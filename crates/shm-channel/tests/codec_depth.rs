@@ -22,14 +22,14 @@ fn heap_channel(capacity: usize) -> (spsc::Sender, spsc::Receiver) {
 }
 
 /// Sends `frame` as it is and decodes it as a `T` with `C`.
-fn decode_frame<T, C: Codec<T>>(frame: &[u8]) -> Result<T, TryRecvError> {
+fn decode_frame<T, C: Codec<T>>(frame: &[u8]) -> Result<T, TryRecvError<typed::RecvError>> {
     let (mut tx, rx) = heap_channel(CAPACITY);
     tx.send(frame).unwrap();
     typed::Receiver::<T, C>::from_bytes(rx).try_recv()
 }
 
 /// Sends `value` through a typed channel and decodes it with `C`.
-fn round_trip<T, C: Codec<T>>(value: T) -> Result<T, TryRecvError> {
+fn round_trip<T, C: Codec<T>>(value: T) -> Result<T, TryRecvError<typed::RecvError>> {
     let (tx, rx) = heap_channel(CAPACITY);
     let mut tx = typed::Sender::<T, C>::from_bytes(tx);
     let mut rx = typed::Receiver::<T, C>::from_bytes(rx);
@@ -37,9 +37,9 @@ fn round_trip<T, C: Codec<T>>(value: T) -> Result<T, TryRecvError> {
     rx.try_recv()
 }
 
-fn is_depth_error(result: Result<impl std::fmt::Debug, TryRecvError>) -> bool {
+fn is_depth_error(result: Result<impl std::fmt::Debug, TryRecvError<typed::RecvError>>) -> bool {
     match result {
-        Err(TryRecvError::Decode(CodecError::Decode(message))) => {
+        Err(TryRecvError::Recv(typed::RecvError::Decode(CodecError::Decode(message)))) => {
             message.contains(&format!("deeper than {MAX_DECODE_DEPTH} levels"))
         }
         _ => false,
@@ -112,7 +112,7 @@ fn decode_in_child<T, C: Codec<T>>(frame: &[u8]) -> i32 {
         let (mut tx, rx) = spsc::channel(1 << 20).unwrap();
         tx.send(frame).unwrap();
         match typed::Receiver::<T, C>::from_bytes(rx).try_recv() {
-            Err(TryRecvError::Decode(_)) => DECODE_ERROR,
+            Err(TryRecvError::Recv(typed::RecvError::Decode(_))) => DECODE_ERROR,
             Ok(_) => DECODED,
             Err(_) => OTHER_ERROR,
         }
@@ -228,7 +228,7 @@ fn bytes_after_the_value_are_still_refused() {
         decode_frame::<Chain, Postcard>(&frame),
     ] {
         match result {
-            Err(TryRecvError::Decode(CodecError::Decode(message))) => {
+            Err(TryRecvError::Recv(typed::RecvError::Decode(CodecError::Decode(message)))) => {
                 assert!(message.contains("1 bytes left"), "{message}")
             }
             other => panic!("expected a decode error, got {other:?}"),

@@ -14,6 +14,7 @@ use shm_testkit::message::{message, verify};
 use shm_testkit::{fork_lock, kill_and_reap, kills, ControlPage, Rng, TestChild};
 
 mod support;
+use shm_channel::RecvTimeoutError;
 use support::faults::{fork_owner, wait_stage, COUNT, PATIENCE, STAGE};
 
 /// Broadcast with back-pressure: one long-lived reader process and 14 reader processes
@@ -127,7 +128,7 @@ fn sender_killed_at_random_points_of_its_stream() {
                         assert_eq!(verify(&msg, MAX).unwrap(), next[i], "receiver {i}");
                         next[i] += 1;
                     }
-                    Err(broadcast::RecvTimeoutError::PeerDied) => done[i] = true,
+                    Err(RecvTimeoutError::Recv(broadcast::RecvError::PeerDied)) => done[i] = true,
                     Err(other) => panic!("receiver {i}: {other:?}"),
                 }
             }

@@ -16,6 +16,8 @@ use shm_testkit::message::{message, tag, untag, verify};
 use shm_testkit::{fork_child, fork_lock, hang, kill_and_reap, kills, ControlPage, Rng};
 
 mod support;
+use shm_channel::Endpoint;
+use shm_channel::RecvError;
 use support::faults::{PATIENCE, STAGE};
 
 /// MPSC: one long-lived producer streams while short-lived producers attach, send checked
@@ -152,7 +154,8 @@ fn producers_killed_at_random_points_some_between_claim_and_commit() {
     assert!(
         matches!(
             end,
-            RecvTimeoutError::PeerDied | RecvTimeoutError::Disconnected
+            RecvTimeoutError::Recv(RecvError::PeerDied)
+                | RecvTimeoutError::Recv(RecvError::Disconnected)
         ),
         "{end:?}"
     );

@@ -20,6 +20,8 @@ use shm_testkit::message::{message, verify};
 use shm_testkit::{fork_child, fork_lock, hang, kill_and_reap, ControlPage};
 
 mod support;
+use shm_channel::Endpoint;
+use shm_channel::SendError;
 use support::faults::{
     drain_until_peer_died, fork_owner, recover_sender, wait_stage, COUNT, PATIENCE, STAGE,
 };
@@ -66,7 +68,7 @@ fn producer_killed_at(moment: Moment) {
     assert_eq!(next, COMMITTED, "{moment:?}: committed messages lost");
     eprintln!("{moment:?}: PeerDied {:?} after SIGKILL", killed.elapsed());
     // Still dead, still nothing partial.
-    assert_eq!(rx.try_recv(), Err(TryRecvError::PeerDied));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Recv(RecvError::PeerDied)));
     // The uncommitted frame is overwritten by the new sender: resume at the same number.
     recover_sender(&lock, &mut rx, COMMITTED, 50, MAX);
 }
@@ -87,7 +89,7 @@ fn producer_killed_between_write_and_commit() {
 }
 
 #[test]
-fn producer_killed_inside_a_batch_loses_only_the_unpublished_batch() {
+fn producer_killed_with_deferred_sends_loses_only_the_unpublished_ones() {
     const MAX: usize = 100;
     let control = ControlPage::new();
     let (tx, mut rx) = spsc::channel(1 << 14).unwrap();
@@ -98,17 +100,16 @@ fn producer_killed_inside_a_batch_loses_only_the_unpublished_batch() {
             message(seq, MAX, &mut buf);
             tx.send(&buf).unwrap();
         }
-        let mut batch = tx.batch();
         for seq in 3..6 {
             message(seq, MAX, &mut buf);
-            batch.send(&buf).unwrap();
+            tx.send_deferred(&buf).unwrap();
         }
         control.set(STAGE, 1);
         hang()
     });
     wait_stage(&control, STAGE, 1);
     kill_and_reap(child);
-    // Committed into a batch is not published: the batch dies with its process.
+    // Committed but deferred is not published: it dies with its process.
     let (next, _) = drain_until_peer_died(&mut rx, 0, MAX);
     assert_eq!(next, 3);
     recover_sender(&lock, &mut rx, 3, 20, MAX);
@@ -159,7 +160,7 @@ fn consumer_killed_while_the_producer_is_blocked_in_send() {
         }
     };
     assert!(
-        matches!(died, Err(SendTimeoutError::PeerDied(()))),
+        matches!(died, Err(SendTimeoutError::Send(SendError::PeerDied(())))),
         "{died:?}"
     );
     assert_eq!(child.wait(), 128 + libc::SIGKILL);
@@ -290,7 +291,7 @@ fn producer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
     }
     assert_eq!(
         rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     );
     assert_eq!(child.wait(), 0);
 }

@@ -20,6 +20,8 @@ use shm_testkit::message::{message, verify};
 use shm_testkit::{fork_child, fork_lock, kills, ControlPage, Latencies, Rng};
 
 mod support;
+use shm_channel::Endpoint;
+use shm_channel::SendError;
 use support::faults::{
     drain_until_peer_died, recover_sender, wait_stage, COUNT, ERRORS, PATIENCE, RECEIVED, STAGE,
 };
@@ -178,7 +180,7 @@ fn consumer_killed_at_random_points_of_a_stream() {
             message(seq, MAX, &mut buf);
             match tx.send_timeout(&buf, PATIENCE) {
                 Ok(()) => seq += 1,
-                Err(SendTimeoutError::PeerDied(())) => break,
+                Err(SendTimeoutError::Send(SendError::PeerDied(()))) => break,
                 Err(other) => panic!("{other:?}"),
             }
         }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use shm_channel::broadcast::Broadcast;
 use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
-use shm_channel::{Builder, CallError, ChannelError, Flavor, Receiver, Sender};
+use shm_channel::Endpoint;
+use shm_channel::{Builder, ChannelError, Flavor, Receiver, Sender};
 use shm_core::notify::{register_process, Handshake, MembarrierError, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock};
@@ -322,10 +323,7 @@ fn wait_for(flag: &std::sync::atomic::AtomicU64) {
 /// A forked child attaches to a channel of `F` created with `handshake` (not adopting the
 /// parent's endpoint: reading the header afresh) and exchanges messages with the parent,
 /// parked, every other message after a pause long enough for the waiter to sleep.
-fn attached_child_follows_the_header<F: Flavor>(handshake: Handshake)
-where
-    F::RecvTimeoutError: CallError,
-{
+fn attached_child_follows_the_header<F: Flavor>(handshake: Handshake) {
     let memory = region_for::<F>();
     let control = Region::anonymous(4096).unwrap();
     let joined = control.atomic_u64(0).unwrap();
@@ -359,7 +357,10 @@ where
         wait_for(joined);
         let mut buf = [0u8; 16];
         for seq in 0..ATTACHED_MESSAGES {
-            let len = rx.recv_into_timeout(&mut buf, PATIENCE).unwrap();
+            let len = rx
+                .read_timeout(PATIENCE)
+                .map(|grant| grant.copy_to(&mut buf))
+                .unwrap();
             assert_eq!(decode(&buf[..len]).map(|m| m.0), Some(seq), "{}", F::NAME);
         }
         assert_eq!(child.wait(), CHILD_OK, "{} {handshake:?}", F::NAME);
@@ -377,7 +378,10 @@ where
             }
             let mut buf = [0u8; 16];
             for seq in 0..ATTACHED_MESSAGES {
-                match rx.recv_into_timeout(&mut buf, PATIENCE) {
+                match rx
+                    .read_timeout(PATIENCE)
+                    .map(|grant| grant.copy_to(&mut buf))
+                {
                     Ok(len) if decode(&buf[..len]).map(|m| m.0) == Some(seq) => {}
                     Ok(_) => return CHILD_OUT_OF_ORDER,
                     Err(_) => return CHILD_PEER_GONE,

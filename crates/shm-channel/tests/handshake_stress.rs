@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use shm_channel::broadcast::Broadcast;
 use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
+use shm_channel::Endpoint;
 use shm_channel::{Builder, CallError, Flavor, Receiver, SendTimeoutError, Sender, TrySendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{register_process, Handshake, WaitStrategy, HANDSHAKE_ENV};
@@ -188,24 +189,23 @@ fn receive<F: Flavor>(
     strategy: WaitStrategy,
     woke: bool,
     tally: &mut Tally,
-) -> Option<(u64, bool, bool)>
-where
-    F::TryRecvError: CallError,
-    F::RecvTimeoutError: CallError,
-{
+) -> Option<(u64, bool, bool)> {
     let mut buf = [0u8; 16];
     rx.set_wait_strategy(strategy);
     // A spinning wait never sleeps, so it cannot lose a wake-up: it does not count as
     // having waited.
     let may_sleep = strategy == WaitStrategy::Park;
-    let (len, we_waited) = match rx.try_recv_into(&mut buf) {
+    let (len, we_waited) = match rx.try_read().map(|grant| grant.copy_to(&mut buf)) {
         Ok(len) => (len, false),
         Err(err) if err.is_fatal() => return None,
-        Err(_empty) => match rx.recv_into_timeout(&mut buf, BOUND) {
+        Err(_empty) => match rx.read_timeout(BOUND).map(|grant| grant.copy_to(&mut buf)) {
             Ok(len) => (len, may_sleep),
             Err(err) if err.is_fatal() => return None,
             Err(_timeout) => {
-                let len = rx.recv_into_timeout(&mut buf, PATIENCE).ok()?;
+                let len = rx
+                    .read_timeout(PATIENCE)
+                    .map(|grant| grant.copy_to(&mut buf))
+                    .ok()?;
                 let (_, peer_waited) = decode(&buf[..len])?;
                 if peer_waited && !woke {
                     tally.lost += 1;
@@ -264,11 +264,7 @@ fn hand_over<F: Flavor>(child: &TestChild, tx: Option<Sender<F>>, rx: Option<Rec
 /// Ping-pong between parent and a forked child over two channels of flavor `F`, both
 /// sides parked: probes the data events of both directions. Returns parent and child
 /// tallies.
-fn ping_pong<F: Flavor>(handshake: Option<Handshake>, expected: Handshake) -> (Tally, Tally)
-where
-    F::TryRecvError: CallError,
-    F::RecvTimeoutError: CallError,
-{
+fn ping_pong<F: Flavor>(handshake: Option<Handshake>, expected: Handshake) -> (Tally, Tally) {
     let (mut ping_tx, ping_rx) = channel::<F>(1 << 12, handshake);
     let (pong_tx, mut pong_rx) = channel::<F>(1 << 12, handshake);
     assert_eq!(ping_tx.handshake(), expected, "{}", F::NAME);
@@ -357,11 +353,7 @@ fn one_slot<F: Flavor>() -> usize {
 /// The parent streams into a ring that holds one message; the forked child receives, so
 /// the parent parks on a full ring before nearly every message: probes the space event.
 /// The child's bounded waits are what time out when the parent's wake-up is lost.
-fn one_slot_stream<F: Flavor>(handshake: Option<Handshake>, expected: Handshake) -> (Tally, Tally)
-where
-    F::TryRecvError: CallError,
-    F::RecvTimeoutError: CallError,
-{
+fn one_slot_stream<F: Flavor>(handshake: Option<Handshake>, expected: Handshake) -> (Tally, Tally) {
     const STOP_SMALL: u32 = u32::MAX;
     let (mut tx, rx) = channel::<F>(one_slot::<F>(), handshake);
     assert_eq!(tx.handshake(), expected, "{}", F::NAME);
@@ -385,10 +377,10 @@ where
             rng.pause();
             let before = rx.stats().wake_syscalls;
             // As `receive`, on 8-byte messages.
-            let got = match rx.try_recv_into(&mut buf) {
+            let got = match rx.try_read().map(|grant| grant.copy_to(&mut buf)) {
                 Ok(len) => Some(len),
                 Err(err) if err.is_fatal() => break CHILD_PEER_GONE,
-                Err(_empty) => match rx.recv_into_timeout(&mut buf, BOUND) {
+                Err(_empty) => match rx.read_timeout(BOUND).map(|grant| grant.copy_to(&mut buf)) {
                     Ok(len) => Some(len),
                     Err(err) if err.is_fatal() => break CHILD_PEER_GONE,
                     Err(_timeout) => None,
@@ -397,7 +389,10 @@ where
             let len = match got {
                 Some(len) => len,
                 None => {
-                    let Ok(len) = rx.recv_into_timeout(&mut buf, PATIENCE) else {
+                    let Ok(len) = rx
+                        .read_timeout(PATIENCE)
+                        .map(|grant| grant.copy_to(&mut buf))
+                    else {
                         break CHILD_PEER_GONE;
                     };
                     let sender_waited = len == 8 && buf[4] != 0;

@@ -166,7 +166,10 @@ fn dropped_sender_delivers_everything_then_disconnects() {
     let got: Vec<Vec<u8>> = rx.iter().collect();
     assert_eq!(got, (0..5u8).map(|i| vec![i]).collect::<Vec<_>>());
     assert_eq!(rx.recv(), Err(RecvError::Disconnected));
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Recv(RecvError::Disconnected))
+    );
 }
 
 #[test]
@@ -176,7 +179,7 @@ fn dropped_receiver_disconnects_the_sender() {
     assert!(matches!(tx.send(b"lost"), Err(SendError::Disconnected(()))));
     assert!(matches!(
         tx.try_send(b"lost"),
-        Err(TrySendError::Disconnected(()))
+        Err(TrySendError::Send(SendError::Disconnected(())))
     ));
 }
 
@@ -195,18 +198,16 @@ fn timeouts_expire() {
 }
 
 #[test]
-fn batch_publishes_on_drop() {
-    let (mut tx, mut rx, _) = heap_channel(1024);
-    {
-        let mut batch = tx.batch();
-        for i in 0..10u8 {
-            batch.send(&[i; 3]).unwrap();
-        }
-        let mut grant = batch.reserve(4).unwrap();
-        grant.write_at(0, b"last").unwrap();
-        grant.commit(4);
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+fn deferred_sends_and_grants_publish_on_flush() {
+    let (mut tx, mut rx, _) = heap_channel(4096);
+    for i in 0..10u8 {
+        tx.send_deferred(&[i; 3]).unwrap();
     }
+    let mut grant = tx.reserve(4).unwrap();
+    grant.write_at(0, b"last").unwrap();
+    grant.commit_deferred(4);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    tx.flush();
     for i in 0..10u8 {
         assert_eq!(rx.try_recv().unwrap(), [i; 3]);
     }
@@ -218,10 +219,10 @@ fn batch_larger_than_the_ring_publishes_as_it_fills() {
     let (mut tx, mut rx, _) = heap_channel(64);
     std::thread::scope(|s| {
         s.spawn(move || {
-            let mut batch = tx.batch();
             for i in 0..100u8 {
-                batch.send(&[i; 8]).unwrap();
+                tx.send_deferred(&[i; 8]).unwrap();
             }
+            tx.flush();
         });
         for i in 0..100u8 {
             assert_eq!(rx.recv().unwrap(), [i; 8]);
@@ -287,13 +288,16 @@ fn garbage_tail_is_corruption() {
             .unwrap()
             .store(garbage, Ordering::SeqCst);
         assert!(
-            matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_)) | Ok(_)),
+            matches!(
+                rx.try_recv(),
+                Err(TryRecvError::Recv(RecvError::Corrupted(_))) | Ok(_)
+            ),
             "{garbage:#x}"
         );
         // Whatever the first call saw, the garbage tail is refused once it is loaded.
         let mut saw_corruption = false;
         for _ in 0..3 {
-            if let Err(TryRecvError::Corrupted(c)) = rx.try_recv() {
+            if let Err(TryRecvError::Recv(RecvError::Corrupted(c))) = rx.try_recv() {
                 saw_corruption = true;
                 assert!(c.to_string().contains("tail"), "{c}");
             }
@@ -318,7 +322,7 @@ fn garbage_head_is_corruption() {
             }
         }
         assert!(
-            matches!(result, Err(TrySendError::Corrupted((), _))),
+            matches!(result, Err(TrySendError::Send(SendError::Corrupted((), _)))),
             "{garbage:#x}: {result:?}"
         );
     }
@@ -340,7 +344,7 @@ fn garbage_frame_header_is_corruption() {
             .store(garbage, Ordering::SeqCst);
         let err = rx.try_recv().unwrap_err();
         assert!(
-            matches!(err, TryRecvError::Corrupted(_)),
+            matches!(err, TryRecvError::Recv(RecvError::Corrupted(_))),
             "{garbage:#x}: {err}"
         );
     }
@@ -383,11 +387,14 @@ fn typed_round_trips_with_every_codec() {
 fn typed_errors_hand_the_value_back() {
     let (mut tx, rx) = typed_heap::<String, Bincode>(64);
     let err = tx.send("x".repeat(100)).unwrap_err();
-    assert!(matches!(&err, SendError::TooLarge(_, 56)));
+    assert!(matches!(
+        &err,
+        typed::SendError::Send(SendError::TooLarge(_, 56))
+    ));
     assert_eq!(err.into_inner().len(), 100);
     drop(rx);
     let err = tx.send("bye".into()).unwrap_err();
-    assert!(matches!(&err, SendError::Disconnected(s) if s == "bye"));
+    assert!(matches!(&err, typed::SendError::Send(SendError::Disconnected(s)) if s == "bye"));
 }
 
 #[test]
@@ -397,7 +404,7 @@ fn undecodable_frames_are_decode_errors() {
     tx.send(&[1, 2, 3]).unwrap();
     assert_eq!(
         rx_plain.recv(),
-        Err(RecvError::Decode(CodecError::Length {
+        Err(typed::RecvError::Decode(CodecError::Length {
             expected: 8,
             found: 3
         }))
@@ -405,12 +412,21 @@ fn undecodable_frames_are_decode_errors() {
     let mut rx_bincode = typed::Receiver::<String, Bincode>::from_bytes(rx_plain.into_bytes());
     // A length prefix announcing 2^60 bytes: refused without allocating them.
     tx.send(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]).unwrap();
-    assert!(matches!(rx_bincode.recv(), Err(RecvError::Decode(_))));
+    assert!(matches!(
+        rx_bincode.recv(),
+        Err(typed::RecvError::Decode(_))
+    ));
     tx.send(&[3, 0xff, 0xfe, 0xfd]).unwrap(); // invalid UTF-8
-    assert!(matches!(rx_bincode.recv(), Err(RecvError::Decode(_))));
+    assert!(matches!(
+        rx_bincode.recv(),
+        Err(typed::RecvError::Decode(_))
+    ));
     let mut rx_postcard = typed::Receiver::<String, Postcard>::from_bytes(rx_bincode.into_bytes());
     tx.send(&[0xff, 0xff, 0xff, 0xff, 0x0f]).unwrap();
-    assert!(matches!(rx_postcard.recv(), Err(RecvError::Decode(_))));
+    assert!(matches!(
+        rx_postcard.recv(),
+        Err(typed::RecvError::Decode(_))
+    ));
     // The channel carries on after decode errors.
     tx.send(&[2, b'o', b'k']).unwrap();
     assert_eq!(rx_postcard.recv().unwrap(), "ok");

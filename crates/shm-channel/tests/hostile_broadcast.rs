@@ -183,7 +183,7 @@ fn garbage_in_every_word_never_keeps_a_blocked_send_from_returning() {
 #[test]
 fn garbage_anywhere_between_operations_is_an_error_never_a_crash() {
     in_child(|| {
-        let len = broadcast::region_len_for(CAP).unwrap();
+        let len = broadcast::Builder::new(CAP).region_len().unwrap();
         let memory: Arc<dyn SharedMemory> =
             Arc::new(Region::options(len).guard_pages(true).anonymous().unwrap());
         let mut rng = Rng::new(0x4242_dead_beef_0101);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_channel::broadcast::{self, Policy};
+use shm_channel::Endpoint;
 use shm_channel::{mpsc, SendTimeoutError};
+use shm_channel::{RecvTimeoutError, TryRecvError};
 use shm_core::{HeapRegion, SharedMemory};
 use shm_testkit::layout::{broadcast as blay, mpsc as mlay};
 
@@ -33,7 +35,7 @@ fn broadcast_overwrite_grant_dropped_after_announcing_an_overwrite_loses_nothing
     drop(tx.try_reserve(403).unwrap()); // needs the 400-byte message's room; abandoned
     match rx.try_recv() {
         Ok(msg) => assert_eq!(msg, [1; 400]),
-        Err(broadcast::TryRecvError::Lagged(1)) => {}
+        Err(TryRecvError::Recv(broadcast::RecvError::Lagged(1))) => {}
         other => panic!("the first message vanished: {other:?}"),
     }
     tx.try_send(&[2; 214]).unwrap();
@@ -71,7 +73,7 @@ fn broadcast_receiver_blocked_returns_when_the_sender_goes_after_its_owner_word_
     drop(tx);
     let result = rx.recv_timeout(LONG);
     assert!(
-        !matches!(result, Err(broadcast::RecvTimeoutError::Timeout)),
+        !matches!(result, Err(RecvTimeoutError::Timeout)),
         "the receiver still waits for a sender that is gone: {result:?}"
     );
 }

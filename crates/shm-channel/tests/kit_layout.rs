@@ -47,7 +47,7 @@ fn check_header(mem: Mem, magic: &[u8; 8], version: u64, capacity: usize, len: u
 fn spsc_offsets_match_the_channel() {
     use layout::spsc::*;
     const CAP: usize = 256;
-    assert_eq!(spsc::region_len_for(CAP), Some(region_len(CAP)));
+    assert_eq!(spsc::Builder::new(CAP).region_len(), Some(region_len(CAP)));
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
     let (mut tx, mut rx) = spsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
@@ -100,7 +100,7 @@ fn spsc_offsets_match_the_channel() {
 fn mpsc_offsets_match_the_channel() {
     use layout::mpsc::*;
     const CAP: usize = 256;
-    assert_eq!(mpsc::region_len_for(CAP), Some(region_len(CAP)));
+    assert_eq!(mpsc::Builder::new(CAP).region_len(), Some(region_len(CAP)));
     assert_eq!(mpsc::MAX_SENDERS, MAX_SENDERS);
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
@@ -156,7 +156,10 @@ fn mpsc_offsets_match_the_channel() {
 fn broadcast_offsets_match_the_channel() {
     use layout::broadcast::*;
     const CAP: usize = 256;
-    assert_eq!(broadcast::region_len_for(CAP), Some(region_len(CAP)));
+    assert_eq!(
+        broadcast::Builder::new(CAP).region_len(),
+        Some(region_len(CAP))
+    );
     assert_eq!(broadcast::MAX_READERS, MAX_READERS);
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_channel::mpsc::{self, Builder, Receiver, Sender, MAX_SENDERS};
+use shm_channel::RecvError;
 use shm_channel::{
     RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -148,7 +149,7 @@ fn receiver_disconnects_after_every_sender_is_dropped() {
     assert_eq!(rx.recv().unwrap(), b"b");
     assert_eq!(
         rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     );
 }
 
@@ -160,7 +161,7 @@ fn dropped_receiver_disconnects_every_sender() {
     assert!(matches!(tx.send(b"x"), Err(SendError::Disconnected(()))));
     assert!(matches!(
         tx2.try_send(b"x"),
-        Err(TrySendError::Disconnected(()))
+        Err(TrySendError::Send(SendError::Disconnected(())))
     ));
 }
 
@@ -213,7 +214,7 @@ fn four_threads_with_wrap_around_keep_per_sender_order() {
                     assert!(m[16..].iter().all(|&b| b == 0xEE));
                     next[producer as usize] += 1;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => break,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -241,7 +242,10 @@ fn claimed_frame_of_dead_sender_is_skipped_and_counted() {
     assert_eq!(rx.abandoned_frames(), 1);
     drop(dying); // not owned here any more: no effect
     drop(tx);
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvTimeoutError::PeerDied));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Recv(RecvError::PeerDied))
+    );
     assert_eq!(rx.dead_senders(), 1);
 }
 
@@ -294,11 +298,17 @@ fn garbage_tail_is_corruption() {
         let (mut tx, mut rx, heap) = heap_channel(256);
         poke(&heap, TAIL, bad);
         assert!(
-            matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_))),
+            matches!(
+                rx.try_recv(),
+                Err(TryRecvError::Recv(RecvError::Corrupted(_)))
+            ),
             "tail {bad:#x}"
         );
         assert!(
-            matches!(tx.try_send(b"x"), Err(TrySendError::Corrupted(..))),
+            matches!(
+                tx.try_send(b"x"),
+                Err(TrySendError::Send(SendError::Corrupted(..)))
+            ),
             "tail {bad:#x}"
         );
     }
@@ -313,7 +323,7 @@ fn garbage_head_is_corruption_for_senders() {
     poke(&heap, HEAD, 5);
     assert!(matches!(
         tx.try_send(&[1; 8]),
-        Err(TrySendError::Corrupted(..))
+        Err(TrySendError::Send(SendError::Corrupted(..)))
     ));
 }
 
@@ -330,7 +340,10 @@ fn garbage_frame_headers_are_corruption() {
         tx.send(b"hello").unwrap();
         poke(&heap, DATA, bad);
         assert!(
-            matches!(rx.try_recv(), Err(TryRecvError::Corrupted(_))),
+            matches!(
+                rx.try_recv(),
+                Err(TryRecvError::Recv(RecvError::Corrupted(_)))
+            ),
             "header {bad:#x}"
         );
     }
@@ -347,7 +360,7 @@ fn garbage_intent_of_dead_claimer_is_corruption() {
     poke(&heap, slot, dead_identity());
     assert!(matches!(
         rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Corrupted(_))
+        Err(RecvTimeoutError::Recv(RecvError::Corrupted(_)))
     ));
 }
 
@@ -376,7 +389,9 @@ fn typed_mpsc_round_trips() {
     assert_eq!(rx.recv().unwrap(), (2, "two".into()));
     let huge = "x".repeat(5000);
     match tx.send((3, huge)) {
-        Err(SendError::TooLarge((3, s), _)) => assert_eq!(s.len(), 5000),
+        Err(shm_channel::typed::SendError::Send(SendError::TooLarge((3, s), _))) => {
+            assert_eq!(s.len(), 5000)
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shm_channel::mpsc::{self, Sender, MAX_SENDERS};
+use shm_channel::Endpoint;
+use shm_channel::RecvError;
 use shm_channel::RecvTimeoutError;
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{Region, SharedMemory};
@@ -80,7 +82,7 @@ fn four_producer_processes_deliver_everything_in_order() {
                 assert_eq!(seq, next[producer as usize], "producer {producer}");
                 next[producer as usize] += 1;
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => break,
             Err(e) => panic!("{e} after {next:?}"),
         }
     }
@@ -157,7 +159,7 @@ fn producer_killed_mid_frame_does_not_wedge_the_ring() {
             Err(e) => break e,
         }
     };
-    assert_eq!(end, RecvTimeoutError::PeerDied, "{next:?}");
+    assert_eq!(end, RecvTimeoutError::Recv(RecvError::PeerDied), "{next:?}");
     for producer in 0..3 {
         assert_eq!(
             next.get(&producer),

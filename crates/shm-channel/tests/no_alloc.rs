@@ -80,11 +80,9 @@ fn steady_state_paths_do_not_allocate() {
             assert_eq!(u64::from_le_bytes(word), i);
             drop(frame);
 
-            {
-                let mut batch = tx.batch();
-                batch.send(&msg[..10]).unwrap();
-                batch.send(&msg[..20]).unwrap();
-            }
+            tx.send_deferred(&msg[..10]).unwrap();
+            tx.send_deferred(&msg[..20]).unwrap();
+            tx.flush();
             assert_eq!(rx.recv_into(&mut buf).unwrap(), 10);
             assert_eq!(rx.recv_into(&mut buf).unwrap(), 20);
 

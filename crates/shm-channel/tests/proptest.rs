@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use shm_channel::spsc::region_len_for;
+
 use shm_channel::spsc::Builder;
 use shm_channel::{TryRecvError, TrySendError};
 use shm_core::HeapRegion;
@@ -28,7 +28,7 @@ proptest! {
         fractions in proptest::collection::vec(0.0f64..=1.0, 1..200),
     ) {
         let capacity = 1usize << capacity_log2;
-        let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
+        let heap = Arc::new(HeapRegion::new(Builder::new(capacity).region_len().unwrap()).unwrap());
         let (mut tx, mut rx) = Builder::new(capacity).create_in(heap).unwrap();
         let max = tx.max_message_len();
         let sizes: Vec<usize> = fractions.iter().map(|f| (f * max as f64) as usize).collect();

@@ -20,6 +20,9 @@ use shm_testkit::{fork_child, fork_lock};
 /// A call that takes longer than this has hung (generous: the machine is shared).
 const BOUND: Duration = Duration::from_secs(10);
 
+use shm_channel::CallError;
+use shm_channel::Endpoint;
+use shm_channel::SendError;
 /// Control block offsets, from the test kit (checked against live channels by
 /// `kit_layout.rs`).
 use shm_testkit::layout::broadcast::{
@@ -100,13 +103,13 @@ fn try_send_after_receiver_killed<F: Flavor>(
 #[test]
 fn try_send_on_a_full_ring_reports_a_dead_receiver_spsc() {
     let result = try_send_after_receiver_killed(spsc::channel(256).unwrap());
-    assert_eq!(result, Err(TrySendError::PeerDied(())));
+    assert_eq!(result, Err(TrySendError::Send(SendError::PeerDied(()))));
 }
 
 #[test]
 fn try_send_on_a_full_ring_reports_a_dead_receiver_mpsc() {
     let result = try_send_after_receiver_killed(mpsc::channel(256).unwrap());
-    assert_eq!(result, Err(TrySendError::PeerDied(())));
+    assert_eq!(result, Err(TrySendError::Send(SendError::PeerDied(()))));
 }
 
 #[test]
@@ -147,7 +150,7 @@ fn mpsc_gap_left_in_the_claimed_space_ends_in_corrupted_not_a_hang() {
     poke(&*heap, MPSC_TAIL, 64);
     let timed = rx.recv_timeout(Duration::from_millis(100));
     assert!(
-        matches!(timed, Err(RecvTimeoutError::Corrupted(_))),
+        matches!(timed, Err(RecvTimeoutError::Recv(RecvError::Corrupted(_)))),
         "{timed:?}"
     );
     // A blocked `recv` ends too, with the sender still attached.
@@ -168,7 +171,7 @@ fn mpsc_garbage_sender_count_does_not_keep_recv_waiting() {
         let timed = rx.recv_timeout(BOUND);
         assert_eq!(
             timed,
-            Err(RecvTimeoutError::Disconnected),
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)),
             "count {garbage}"
         );
         let blocked = blocking_recv(rx).expect("recv blocked for ever on a garbage count");
@@ -227,12 +230,18 @@ fn stale_copies_are_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, Receiver<F>
     let init = ProcessIdentity::of_pid(1).unwrap();
     tx.hand_over(init).unwrap();
     rx.hand_over(init).unwrap();
-    assert_eq!(tx.try_send(b"stale"), Err(TrySendError::NotOwner(())));
+    assert_eq!(
+        tx.try_send(b"stale"),
+        Err(TrySendError::Send(SendError::NotOwner(())))
+    );
     assert!(matches!(
         tx.send_timeout(b"stale", Duration::from_millis(1)),
-        Err(shm_channel::SendTimeoutError::NotOwner(()))
+        Err(shm_channel::SendTimeoutError::Send(SendError::NotOwner(())))
     ));
-    assert!(matches!(tx.try_reserve(8), Err(TrySendError::NotOwner(()))));
+    assert!(matches!(
+        tx.try_reserve(8),
+        Err(TrySendError::Send(SendError::NotOwner(())))
+    ));
     let refused = rx.try_recv().map_err(|e| e.to_string());
     assert_eq!(
         refused,
@@ -262,7 +271,10 @@ fn child_copy_without_adopt_is_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, 
     let lock = fork_lock();
     let child = fork_child(&lock, || {
         let sent = (0..100u8).filter(|i| tx.try_send(&[*i; 8]).is_ok()).count();
-        let not_owner = matches!(tx.try_send(b"x"), Err(TrySendError::NotOwner(())));
+        let not_owner = matches!(
+            tx.try_send(b"x"),
+            Err(TrySendError::Send(SendError::NotOwner(())))
+        );
         let recv_refused = matches!(rx.try_recv().map_err(|e| e.to_string()), Err(e) if e.contains("does not own"));
         i32::from(!(sent == 0 && not_owner && recv_refused))
     });
@@ -372,11 +384,11 @@ fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
     tx.send(b"twelve bytes").unwrap();
     let mut small = [0u8; 4];
     assert_eq!(
-        rx.try_recv_into(&mut small),
+        rx.recv_into(&mut small),
         Err(RecvIntoError::BufferTooSmall { needed: 12 })
     );
     let mut buf = [0u8; 32];
-    assert_eq!(rx.recv_into_timeout(&mut buf, BOUND), Ok(12));
+    assert_eq!(rx.recv_into(&mut buf), Ok(12));
     assert_eq!(&buf[..12], b"twelve bytes");
     let grant = late.try_read().unwrap();
     assert_eq!(grant.to_vec(), b"twelve bytes");
@@ -387,29 +399,7 @@ fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
     grant.commit(5);
     assert_eq!(rx.try_recv().unwrap(), b"grant");
     assert_eq!(late.try_recv().unwrap(), b"grant");
-    assert_eq!(late.try_recv(), Err(broadcast::TryRecvError::Empty));
-}
-
-#[test]
-fn recv_into_has_try_and_timeout_forms_in_every_flavor() {
-    fn check<F: Flavor>((mut tx, mut rx): (Sender<F>, Receiver<F>))
-    where
-        F::TryRecvError: PartialEq,
-    {
-        let mut buf = [0u8; 16];
-        assert!(rx.try_recv_into(&mut buf).is_err());
-        assert!(rx
-            .recv_into_timeout(&mut buf, Duration::from_millis(5))
-            .is_err());
-        tx.send(b"abc").unwrap();
-        assert_eq!(rx.try_recv_into(&mut buf).ok(), Some(3));
-        tx.send(b"defg").unwrap();
-        assert_eq!(rx.recv_into_timeout(&mut buf, BOUND).ok(), Some(4));
-        assert_eq!(&buf[..4], b"defg");
-    }
-    check(spsc::channel(256).unwrap());
-    check(mpsc::channel(256).unwrap());
-    check(broadcast::channel(256, Policy::Overwrite).unwrap());
+    assert_eq!(late.try_recv(), Err(TryRecvError::Empty));
 }
 
 #[test]
@@ -448,6 +438,6 @@ fn every_call_error_says_whether_it_is_corruption() {
     let err = tx.try_send(b"x").unwrap_err();
     assert!(err.corruption().is_some() && err.is_fatal(), "{err:?}");
     drop(rx);
-    let err = TryRecvError::Empty;
+    let err = TryRecvError::<RecvError>::Empty;
     assert!(err.corruption().is_none() && !err.is_fatal());
 }

@@ -183,7 +183,7 @@ fn bulk_frame_that_does_not_decode_is_reported_after_the_items_before_it() {
     assert_eq!(rx.drain_into(&mut got, usize::MAX), Ok(2));
     assert!(matches!(
         rx.recv_into(&mut got),
-        Err(shm_channel::RecvError::Decode(_))
+        Err(shm_channel::typed::RecvError::Decode(_))
     ));
     assert_eq!(got.len(), 2);
 }
@@ -194,5 +194,11 @@ fn bulk_item_too_large_for_a_frame_is_refused_with_the_count_sent() {
     let mut tx: bulk::Sender<String, Bincode> = tx;
     let items = ["ok".to_string(), "x".repeat(1000)];
     let err = tx.send(&items).unwrap_err();
-    assert!(matches!(err, SendError::TooLarge(1, _)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            shm_channel::typed::SendError::Send(SendError::TooLarge(1, _))
+        ),
+        "{err:?}"
+    );
 }

@@ -6,6 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;
 
 use shm_channel::stream::{is_peer_died, pipe, pipe_memfd, StreamError};
+use shm_channel::Endpoint;
 use shm_testkit::Rng;
 
 /// Pseudo-random bytes.

@@ -5,6 +5,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
 use shm_channel::transfer::{Portable, Side, Ticket, TransferError};
+use shm_channel::Endpoint;
 use shm_channel::{broadcast, mpsc, spsc, ChannelError};
 use shm_core::{Region, RegionError, SharedMemory};
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use shm_channel::broadcast::{self, Policy};
 use shm_channel::codec::{Bincode, Codec, Postcard};
+use shm_channel::SendError;
 use shm_channel::{mpsc, typed, Flavor, TrySendError};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -88,7 +89,7 @@ fn a_value_larger_than_a_quarter_of_the_ring_takes_the_sized_path() {
     }
     // Too large for the ring at all: refused with the value handed back.
     match tx.try_send(vec![8; 5000]) {
-        Err(TrySendError::TooLarge(value, max)) => {
+        Err(TrySendError::Send(typed::SendError::Send(SendError::TooLarge(value, max)))) => {
             assert_eq!(value.len(), 5000);
             assert!(max < 4096);
         }

@@ -54,12 +54,12 @@ fn read_all(rx: &mut Receiver, count: u64) -> (u64, u64) {
                 next += 1;
                 received += 1;
             }
-            Err(TryRecvError::Lagged(n)) => {
+            Err(TryRecvError::Recv(broadcast::RecvError::Lagged(n))) => {
                 next += n;
                 missed += n;
             }
             Err(TryRecvError::Empty) => thread::yield_now(),
-            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Recv(RecvError::Disconnected)) => break,
             Err(other) => panic!("{other:?}"),
         }
     }

@@ -234,7 +234,9 @@ impl Reader {
                 next
             } else {
                 // Relaxed: validated by the re-check below.
-                layout.data().load_word(oldest & layout.mask(), Ordering::Relaxed)
+                layout
+                    .data()
+                    .load_word(oldest & layout.mask(), Ordering::Relaxed)
                     .wrapping_sub(1)
             };
             fence(Ordering::Acquire);

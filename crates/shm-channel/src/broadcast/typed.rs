@@ -26,7 +26,10 @@ pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Broadcast>;
 pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Broadcast>;
 
 /// Creates a typed broadcast channel of `capacity` bytes with the default codec.
-pub fn channel<T>(capacity: usize, policy: Policy) -> Result<crate::typed::Pair<T, DefaultCodec, Broadcast>, ChannelError>
+pub fn channel<T>(
+    capacity: usize,
+    policy: Policy,
+) -> Result<crate::typed::Pair<T, DefaultCodec, Broadcast>, ChannelError>
 where
     DefaultCodec: Codec<T>,
 {

@@ -154,8 +154,12 @@ impl Writer {
     /// Writes the frame header at `offset` (published by the next store of `tail`).
     fn write_header(&self, offset: u64, stamp: u64, word: Word) {
         // Relaxed: published by the Release store of `tail` in `publish`.
-        self.layout.data().store_word(offset, stamp, Ordering::Relaxed);
-        self.layout.data().store_word(offset + 8, word.encode(), Ordering::Relaxed);
+        self.layout
+            .data()
+            .store_word(offset, stamp, Ordering::Relaxed);
+        self.layout
+            .data()
+            .store_word(offset + 8, word.encode(), Ordering::Relaxed);
     }
 
     /// Frees the reader slots of receivers whose process died (they hold nothing back any

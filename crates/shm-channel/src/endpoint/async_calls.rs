@@ -61,9 +61,7 @@ impl<F: Flavor> Sender<F> {
     /// Reserves room for `len` bytes, waiting without blocking.
     pub(crate) async fn slot_async(&mut self, len: usize) -> Result<Slot<F>, SendError<()>> {
         retry(self, move |sender| {
-            sender
-                .poll_slot(len)
-                .map(|r| r.map_err(|f| f.with(())))
+            sender.poll_slot(len).map(|r| r.map_err(|f| f.with(())))
         })
         .await
     }

@@ -7,8 +7,8 @@ use shm_core::notify::{Handshake, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 
 use super::{Flavor, Receiver, Sender};
-use crate::shared::doorbells::Doorbells;
 use crate::shared::creation::{creation_handshake, Creation};
+use crate::shared::doorbells::Doorbells;
 use crate::shared::layout::ChannelLayout;
 use crate::shared::status::Claim;
 use crate::ChannelError;

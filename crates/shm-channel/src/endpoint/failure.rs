@@ -47,7 +47,11 @@ impl From<SendFatal> for SendFailure {
 impl SendFailure {
     /// `try_send`'s error for this failure, handing `value` back; `fatal` builds the
     /// blocking send's error `E` (a byte sender's [`SendError`], or a typed sender's).
-    pub(crate) fn into_try<T, E>(self, value: T, fatal: impl FnOnce(SendFatal, T) -> E) -> TrySendError<T, E> {
+    pub(crate) fn into_try<T, E>(
+        self,
+        value: T,
+        fatal: impl FnOnce(SendFatal, T) -> E,
+    ) -> TrySendError<T, E> {
         match self {
             SendFailure::NotNow => TrySendError::Full(value),
             SendFailure::Fatal(f) => TrySendError::Send(fatal(f, value)),
@@ -55,7 +59,11 @@ impl SendFailure {
     }
 
     /// `send_timeout`'s error for this failure (see [`into_try`](SendFailure::into_try)).
-    pub(crate) fn into_timeout<T, E>(self, value: T, fatal: impl FnOnce(SendFatal, T) -> E) -> SendTimeoutError<T, E> {
+    pub(crate) fn into_timeout<T, E>(
+        self,
+        value: T,
+        fatal: impl FnOnce(SendFatal, T) -> E,
+    ) -> SendTimeoutError<T, E> {
         match self {
             SendFailure::NotNow => SendTimeoutError::Timeout(value),
             SendFailure::Fatal(f) => SendTimeoutError::Send(fatal(f, value)),
@@ -66,7 +74,9 @@ impl SendFailure {
 /// Runs a call made with `Deadline::Never` to its end: it never reports `NotNow` (an
 /// endless wait cannot time out), but if it did the call would simply go on waiting.
 #[inline]
-pub(crate) fn until_done<T>(mut call: impl FnMut() -> Result<T, SendFailure>) -> Result<T, SendFatal> {
+pub(crate) fn until_done<T>(
+    mut call: impl FnMut() -> Result<T, SendFailure>,
+) -> Result<T, SendFatal> {
     loop {
         match call() {
             Ok(value) => return Ok(value),

@@ -168,10 +168,33 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     }
 
     /// Publishes the first `len` bytes (at most [`len`](WriteGrant::len)) as one message.
-    pub fn commit(mut self, len: usize) {
+    pub fn commit(self, len: usize) {
+        let publish = self.publish;
+        self.commit_as(len, publish);
+    }
+
+    /// Commits the first `len` bytes as one message but may leave it unpublished, as
+    /// [`Sender::send_deferred`] does: it becomes visible at the latest at the next
+    /// [`flush`](Sender::flush) or ordinary send.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let mut grant = tx.reserve(8)?;
+    /// grant.write_at(0, b"deferred")?;
+    /// grant.commit_deferred(8);
+    /// assert!(rx.try_recv().is_err());
+    /// tx.flush();
+    /// assert_eq!(rx.try_recv()?, b"deferred");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn commit_deferred(self, len: usize) {
+        self.commit_as(len, Publish::WhenPending);
+    }
+
+    fn commit_as(mut self, len: usize, publish: Publish) {
         self.committed = true;
         let len = len.min(self.len);
-        self.sender.commit_slot(self.slot, len, self.publish);
+        self.sender.commit_slot(self.slot, len, publish);
     }
 }
 

@@ -227,12 +227,7 @@ impl<F: Flavor> Sender<F> {
 
     /// Copies `msg` into `slot` (reserved for exactly its length) and commits it.
     #[inline]
-    pub(crate) fn write_and_commit(
-        &mut self,
-        slot: Slot<F>,
-        msg: &[u8],
-        publish: Publish,
-    ) {
+    pub(crate) fn write_and_commit(&mut self, slot: Slot<F>, msg: &[u8], publish: Publish) {
         debug_assert_eq!(<F::Writer as SendRing>::slot_len(&slot), msg.len());
         let dst = self.ring().payload_ptr(&slot);
         // SAFETY: `dst` is valid for `slot_len(slot) == msg.len()` bytes of the data area
@@ -269,12 +264,7 @@ impl<F: Flavor> Sender<F> {
 
     /// Commits `slot` and publishes as `publish` says.
     #[inline]
-    pub(crate) fn commit_slot(
-        &mut self,
-        slot: Slot<F>,
-        len: usize,
-        publish: Publish,
-    ) {
+    pub(crate) fn commit_slot(&mut self, slot: Slot<F>, len: usize, publish: Publish) {
         let ring = self.ring();
         ring.commit(slot, len);
         match publish {

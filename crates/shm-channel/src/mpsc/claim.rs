@@ -197,7 +197,9 @@ impl ClaimCursor {
                 // Relaxed: a claimed header is only a hint for recovery; the fence below
                 // keeps the payload stores after it, so a header still 0 means no payload
                 // was written.
-                layout.data().store_word(at, word.encode(), Ordering::Relaxed);
+                layout
+                    .data()
+                    .store_word(at, word.encode(), Ordering::Relaxed);
                 at += frame_len(len);
             }
             fence(Ordering::Release);
@@ -207,13 +209,7 @@ impl ClaimCursor {
 
     /// Commits `claim` with `len <= claim.len` payload bytes written (`keep = false`: the
     /// whole claim is discarded as a skip frame).
-    pub(crate) fn commit(
-        &mut self,
-        layout: &Layout,
-        claim: Claim,
-        len: usize,
-        keep: bool,
-    ) {
+    pub(crate) fn commit(&mut self, layout: &Layout, claim: Claim, len: usize, keep: bool) {
         let len = len.min(claim.len) as u64;
         let word = if keep {
             let used = frame_len(len);
@@ -223,7 +219,9 @@ impl ClaimCursor {
                 let skip = Word::Skip {
                     len: rest - FRAME_HEADER_LEN as u64,
                 };
-                layout.data().store_word(claim.offset + used, skip.encode(), Ordering::Relaxed);
+                layout
+                    .data()
+                    .store_word(claim.offset + used, skip.encode(), Ordering::Relaxed);
             }
             Word::Data {
                 len,
@@ -236,6 +234,8 @@ impl ClaimCursor {
         };
         // SYNC: frame committed. Release pairs with the consumer's Acquire load of the header
         // word in `ReadCursor::try_peek`: the payload written before is visible to it.
-        layout.data().store_word(claim.offset, word.encode(), Ordering::Release);
+        layout
+            .data()
+            .store_word(claim.offset, word.encode(), Ordering::Release);
     }
 }

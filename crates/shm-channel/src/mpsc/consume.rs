@@ -215,7 +215,9 @@ impl ReadCursor {
     /// it may wait in a batch. `end` lies within the claimed bytes and does not cross the
     /// ring end (checked by the callers).
     fn release_to(&mut self, layout: &Layout, end: u64) {
-        layout.data().zero(self.head & self.mask, end.wrapping_sub(self.head));
+        layout
+            .data()
+            .zero(self.head & self.mask, end.wrapping_sub(self.head));
         self.head = end;
         if self.head.wrapping_sub(self.published_head) > self.release_batch {
             self.publish_head(layout);

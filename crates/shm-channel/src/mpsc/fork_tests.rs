@@ -13,6 +13,8 @@ use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock, hang, ControlPage};
 
 use crate::shared::ring::SendRing;
+use crate::Endpoint;
+use crate::RecvError;
 use crate::{mpsc, RecvTimeoutError};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -35,7 +37,7 @@ fn sender_killed_between_claim_and_commit_of_a_run_loses_only_its_uncommitted_fr
         let msgs: [&[u8]; 3] = [b"first", b"second", b"third"];
         let mut run = Vec::new();
         if tx
-            .ring
+            .ring()
             .try_reserve_run(msgs.len(), &|i| msgs[i].len(), &mut run)
             .is_err()
             || run.len() != 3
@@ -78,5 +80,8 @@ fn sender_killed_between_claim_and_commit_of_a_run_loses_only_its_uncommitted_fr
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"after");
     assert_eq!(rx.abandoned_frames(), 2);
     drop(other);
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvTimeoutError::PeerDied));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Recv(RecvError::PeerDied))
+    );
 }

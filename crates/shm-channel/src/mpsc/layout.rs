@@ -135,13 +135,21 @@ impl Layout {
     /// Bytes ever claimed by producers.
     pub(crate) fn tail(&self) -> &AtomicU64 {
         // SAFETY: the offset of the producer line in `Control`.
-        &unsafe { self.view.line::<ProducerLine>(offset_of!(Control, producer)) }.tail
+        &unsafe {
+            self.view
+                .line::<ProducerLine>(offset_of!(Control, producer))
+        }
+        .tail
     }
 
     /// Bytes ever released by the consumer.
     pub(crate) fn head(&self) -> &AtomicU64 {
         // SAFETY: the offset of the consumer line in `Control`.
-        &unsafe { self.view.line::<ConsumerLine>(offset_of!(Control, consumer)) }.head
+        &unsafe {
+            self.view
+                .line::<ConsumerLine>(offset_of!(Control, consumer))
+        }
+        .head
     }
 
     /// Producer slot `index` (clamped below `MAX_SENDERS`).

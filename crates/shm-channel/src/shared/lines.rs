@@ -143,4 +143,3 @@ macro_rules! assert_offsets {
     };
 }
 pub(crate) use assert_offsets;
-

@@ -223,7 +223,6 @@ pub(crate) trait SendRing: RingSide {
             .status()
             .close_sender(self.layout().data_wake());
     }
-
 }
 
 /// The receiving side of a ring, as the endpoint core drives it.
@@ -263,7 +262,6 @@ pub(crate) trait RecvRing: RingSide {
             .status()
             .close_receiver(self.layout().space_wake());
     }
-
 }
 
 /// `Ok` if `slot` is one of the `max` owner slots of kind `what`; a handed-over endpoint

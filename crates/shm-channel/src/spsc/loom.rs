@@ -10,7 +10,7 @@ use loom::thread;
 use shm_core::notify::Handshake;
 use shm_core::HeapRegion;
 
-use super::{region_len_for, Reader, Layout, Writer};
+use super::{region_len_for, Layout, Reader, Writer};
 use crate::shared::layout::ChannelLayout;
 use crate::spsc::Builder;
 use crate::TryRecvError;
@@ -156,7 +156,7 @@ fn loom_close_delivers_everything_before_disconnect() {
             match rx.try_recv() {
                 Ok(msg) => got.push(msg),
                 Err(TryRecvError::Empty) => thread::yield_now(),
-                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Recv(RecvError::Disconnected)) => break,
                 Err(other) => panic!("{other}"),
             }
         }

@@ -53,7 +53,6 @@ mod layout;
 mod loom;
 mod ring;
 
-
 /// The SPSC flavor: a marker type (see [`Sender`], [`Receiver`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spsc;

@@ -21,7 +21,9 @@ use crate::shared::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership::PeerMonitor;
 use crate::shared::primitive::AtomicU64;
-use crate::shared::ring::{aligned_index, check_tail, publish_index, Gone, Peek, RecvRing, RingSide, SendRing};
+use crate::shared::ring::{
+    aligned_index, check_tail, publish_index, Gone, Peek, RecvRing, RingSide, SendRing,
+};
 
 /// Frames at least this long (header included) go to the start of the data area when
 /// they find the ring empty ([`Writer::try_reserve`]).
@@ -196,7 +198,9 @@ impl Writer {
     pub(crate) fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
         // SAFETY (of the arithmetic, no access): `slot.offset + 8 + max_len` lies within the
         // data area, as `try_reserve` checked the frame is contiguous.
-        self.layout.data().ptr(slot.offset + FRAME_HEADER_LEN as u64)
+        self.layout
+            .data()
+            .ptr(slot.offset + FRAME_HEADER_LEN as u64)
     }
 
     /// Completes the frame in `slot` with `len <= slot.max_len` payload bytes (already
@@ -351,7 +355,9 @@ impl Reader {
     #[inline]
     pub(crate) fn payload_ptr(&self, frame: &Frame) -> *const u8 {
         // Arithmetic only: `try_peek` checked the frame lies inside the data area.
-        self.layout.data().ptr(frame.offset + FRAME_HEADER_LEN as u64)
+        self.layout
+            .data()
+            .ptr(frame.offset + FRAME_HEADER_LEN as u64)
     }
 
     /// Frees the frame returned by the last `try_peek` for the writer to reuse.

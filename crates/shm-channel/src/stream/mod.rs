@@ -178,8 +178,12 @@ fn recv_error(err: RecvTimeoutError) -> io::Error {
 fn channel_error(err: RecvError) -> io::Error {
     match err {
         RecvError::Disconnected => io::ErrorKind::BrokenPipe.into(),
-        RecvError::PeerDied => io::Error::new(io::ErrorKind::ConnectionAborted, StreamError::PeerDied),
-        RecvError::NotOwner => io::Error::new(io::ErrorKind::PermissionDenied, StreamError::NotOwner),
+        RecvError::PeerDied => {
+            io::Error::new(io::ErrorKind::ConnectionAborted, StreamError::PeerDied)
+        }
+        RecvError::NotOwner => {
+            io::Error::new(io::ErrorKind::PermissionDenied, StreamError::NotOwner)
+        }
         RecvError::Corrupted(corruption) => io::Error::new(io::ErrorKind::InvalidData, corruption),
     }
 }

@@ -39,8 +39,8 @@ mod error;
 
 #[cfg(feature = "tokio")]
 pub use async_calls::{RecvStream, SendSink};
-pub use error::{RecvError, SendError};
 pub(crate) use error::FromDecodeError;
+pub use error::{RecvError, SendError};
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -53,7 +53,9 @@ use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 
 use crate::spsc::Spsc;
-use crate::{ChannelError, CodecError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::{
+    ChannelError, CodecError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError,
+};
 
 #[cfg(feature = "bincode")]
 /// The default codec: serde + bincode 2.

@@ -4,36 +4,12 @@
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shm_channel::{spsc, Flavor, Receiver, RecvTimeoutError, Sender};
+use shm_channel::Endpoint;
+use shm_channel::RecvError;
+use shm_channel::{spsc, RecvTimeoutError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::message::{message, verify};
 use shm_testkit::{fork_child, ControlPage, TestChild};
-
-/// An endpoint that a child can adopt.
-pub trait Endpoint {
-    /// In the owner: hands the endpoint over to `to`.
-    fn hand_over_to(&self, to: ProcessIdentity);
-    /// In the child: adopts it.
-    fn adopt_here(&self);
-}
-
-impl<F: Flavor> Endpoint for Sender<F> {
-    fn hand_over_to(&self, to: ProcessIdentity) {
-        self.hand_over(to).unwrap();
-    }
-    fn adopt_here(&self) {
-        self.adopt().unwrap();
-    }
-}
-
-impl<F: Flavor> Endpoint for Receiver<F> {
-    fn hand_over_to(&self, to: ProcessIdentity) {
-        self.hand_over(to).unwrap();
-    }
-    fn adopt_here(&self) {
-        self.adopt().unwrap();
-    }
-}
 
 /// Forks a child that adopts `endpoint` and runs `f` with it; the parent hands the endpoint
 /// over and drops its copy (which, no longer owned here, closes nothing).
@@ -45,11 +21,13 @@ pub fn fork_owner<E: Endpoint>(
     let mut slot = Some(endpoint);
     let child = fork_child(lock, || {
         let endpoint = slot.take().unwrap();
-        endpoint.adopt_here();
+        endpoint.adopt().unwrap();
         f(endpoint)
     });
     let endpoint = slot.take().unwrap();
-    endpoint.hand_over_to(ProcessIdentity::of_pid(child.pid()).unwrap());
+    endpoint
+        .hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
+        .unwrap();
     drop(endpoint);
     child
 }
@@ -91,7 +69,7 @@ pub fn drain_until_peer_died(
                 assert_eq!(seq, next, "lost, duplicated or reordered");
                 next += 1;
             }
-            Err(RecvTimeoutError::PeerDied) => return (next, waited.elapsed()),
+            Err(RecvTimeoutError::Recv(RecvError::PeerDied)) => return (next, waited.elapsed()),
             Err(other) => panic!("expected PeerDied after message {next}, got {other:?}"),
         }
     }
@@ -131,7 +109,7 @@ pub fn recover_sender(
     }
     assert_eq!(
         rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     );
     assert_eq!(child.wait(), 0);
 }
