@@ -70,10 +70,10 @@ fn bench(c: &mut Criterion) {
                     let msg = [7u8; MSG];
                     let mut left = n;
                     while left > 0 {
-                        let mut batch = tx.batch();
                         for _ in 0..left.min(32) {
-                            batch.send(&msg).unwrap();
+                            tx.send_deferred(&msg).unwrap();
                         }
+                        tx.flush();
                         left -= left.min(32);
                     }
                 },

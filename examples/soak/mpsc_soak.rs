@@ -23,6 +23,9 @@ use shm_testkit::message::{message, tag, untag, Checker, PREFIX};
 use shm_testkit::{ControlPage, Rng};
 
 use crate::{spawn, Options, PATIENCE};
+use shm_channel::Endpoint;
+use shm_channel::RecvError;
+use shm_channel::SendError;
 
 /// Most incarnations a run can have (table size).
 const MAX_INCARNATIONS: usize = 8192;
@@ -67,7 +70,9 @@ fn producer(
                 seq += 1;
                 table.word(inc, RECORDED).store(seq, Ordering::Relaxed);
             }
-            Err(SendTimeoutError::Timeout(()) | SendTimeoutError::PeerDied(())) => {}
+            Err(
+                SendTimeoutError::Timeout(()) | SendTimeoutError::Send(SendError::PeerDied(())),
+            ) => {}
             Err(_) => return 1,
         }
     }
@@ -82,15 +87,14 @@ fn consumer(mut rx: mpsc::Receiver, control: &ControlPage, table: &Table, max_le
     loop {
         let grant = match rx.read_timeout(Duration::from_secs(1)) {
             Ok(grant) => grant,
-            Err(RecvTimeoutError::Disconnected | RecvTimeoutError::PeerDied)
-                if control.get(STOP) != 0 =>
-            {
-                return 0
-            }
+            Err(
+                RecvTimeoutError::Recv(RecvError::Disconnected)
+                | RecvTimeoutError::Recv(RecvError::PeerDied),
+            ) if control.get(STOP) != 0 => return 0,
             Err(
                 RecvTimeoutError::Timeout
-                | RecvTimeoutError::PeerDied
-                | RecvTimeoutError::Disconnected,
+                | RecvTimeoutError::Recv(RecvError::PeerDied)
+                | RecvTimeoutError::Recv(RecvError::Disconnected),
             ) => continue,
             Err(_) => return 2,
         };

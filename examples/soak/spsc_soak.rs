@@ -14,6 +14,9 @@ use shm_testkit::message::{message, Checker, PREFIX};
 use shm_testkit::{ControlPage, Rng};
 
 use crate::{spawn, Options, PATIENCE};
+use shm_channel::Endpoint;
+use shm_channel::RecvError;
+use shm_channel::SendError;
 
 /// Control words shared by the supervisor, the producer and the consumer. Each writer has
 /// its own 128-byte line: the consumer updates its words on every message, the producer
@@ -54,9 +57,9 @@ fn producer(mut tx: Sender, control: &ControlPage, max_len: usize) -> i32 {
         match tx.send_timeout(&buf, Duration::from_secs(1)) {
             Ok(()) => seq += 1,
             // The consumer is being replaced: retry the same message.
-            Err(SendTimeoutError::Timeout(()) | SendTimeoutError::PeerDied(())) => {
-                std::thread::sleep(Duration::from_micros(100))
-            }
+            Err(
+                SendTimeoutError::Timeout(()) | SendTimeoutError::Send(SendError::PeerDied(())),
+            ) => std::thread::sleep(Duration::from_micros(100)),
             Err(_) => return 1,
         }
     }
@@ -75,10 +78,10 @@ fn consumer(mut rx: Receiver, control: &ControlPage, max_len: usize) -> i32 {
     loop {
         let grant = match rx.read_timeout(Duration::from_secs(1)) {
             Ok(grant) => grant,
-            Err(RecvTimeoutError::Disconnected) => {
+            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => {
                 return i32::from(control.get(word::NEXT) != total);
             }
-            Err(RecvTimeoutError::PeerDied) => {
+            Err(RecvTimeoutError::Recv(RecvError::PeerDied)) => {
                 // Every message the dead producer published has been delivered: tell the
                 // supervisor once, then wait for the new producer.
                 if !dead_seen {

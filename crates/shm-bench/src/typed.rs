@@ -31,6 +31,7 @@ use crate::pattern::{timed_loop, watchdog_deadline, Sample, R_MSGS, R_VERIFIED, 
 use crate::shm::SharedMap;
 use crate::transport::ring::ring_capacity;
 use crate::transport::TransportError;
+use shm_channel::Endpoint;
 
 /// A realistic message: a few numbers, a short string, a small vector.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -192,18 +193,18 @@ struct RingEnd<V, C> {
     rx: typed::Receiver<V, C>,
 }
 
-fn send_err<V>(e: SendError<V>) -> TransportError {
+fn send_err<V>(e: typed::SendError<V>) -> TransportError {
     match e {
-        SendError::Disconnected(_) => TransportError::Disconnected,
-        SendError::PeerDied(_) => TransportError::PeerDied,
+        typed::SendError::Send(SendError::Disconnected(_)) => TransportError::Disconnected,
+        typed::SendError::Send(SendError::PeerDied(_)) => TransportError::PeerDied,
         other => TransportError::Failed(other.to_string()),
     }
 }
 
-fn recv_err(e: RecvError) -> TransportError {
+fn recv_err(e: typed::RecvError) -> TransportError {
     match e {
-        RecvError::Disconnected => TransportError::Disconnected,
-        RecvError::PeerDied => TransportError::PeerDied,
+        typed::RecvError::Recv(RecvError::Disconnected) => TransportError::Disconnected,
+        typed::RecvError::Recv(RecvError::PeerDied) => TransportError::PeerDied,
         other => TransportError::Failed(other.to_string()),
     }
 }

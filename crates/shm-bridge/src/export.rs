@@ -96,7 +96,6 @@ pub fn export<F>(
 where
     F: Flavor,
     Receiver<F>: Send,
-    F::RecvTimeoutError: CallError,
 {
     let publisher_id = liveness::new_publisher_id();
     let congestion = match options.delivery {
@@ -222,10 +221,7 @@ struct Pump<F: Flavor> {
     counters: Arc<Counters>,
 }
 
-impl<F: Flavor> Pump<F>
-where
-    F::RecvTimeoutError: CallError,
-{
+impl<F: Flavor> Pump<F> {
     /// Forwards until stopped (`Ok(None)`) or the local channel ends (`Ok(Some(why))`).
     fn run(&mut self) -> Result<Option<String>, BridgeError> {
         while !self.stop.load(Ordering::SeqCst) {

@@ -4,7 +4,7 @@
 
 use shm_channel::codec::{BatchCodec, Codec};
 use shm_channel::stream::{StreamReader, StreamWriter};
-use shm_channel::{bulk, typed, Flavor, Receiver, Sender};
+use shm_channel::{bulk, typed, Endpoint, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 
 use crate::inherit::{Inherit, InheritError};
@@ -13,11 +13,11 @@ macro_rules! inherit_endpoint {
     ($endpoint:ty where [$($generics:tt)*]) => {
         impl<$($generics)*> Inherit for $endpoint {
             fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
-                <$endpoint>::hand_over(self, child).map_err(InheritError::new)
+                Endpoint::hand_over(self, child).map_err(InheritError::new)
             }
 
             fn adopt(&self) -> Result<(), InheritError> {
-                <$endpoint>::adopt(self).map_err(InheritError::new)
+                Endpoint::adopt(self).map_err(InheritError::new)
             }
         }
     };

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use shm_channel::codec::Codec;
 use shm_channel::typed::{self, DefaultCodec};
-use shm_channel::{ChannelError, RecvError, SendError};
+use shm_channel::{ChannelError, RecvError, SendError, TrySendError};
 
 use crate::child::{Child, ExitStatus, FAILED_EXIT_CODE, PANIC_EXIT_CODE};
 use crate::fork::{payload_text, ChildOptions, ForkError};
@@ -45,10 +45,10 @@ pub enum WorkerError {
     Fork(#[from] ForkError),
     /// The request could not be sent (too large for the ring, or not encodable).
     #[error("cannot send the request: {0}")]
-    Send(SendError<()>),
+    Send(typed::SendError<()>),
     /// The response could not be received (not decodable, or the ring is corrupt).
     #[error("cannot receive the response: {0}")]
-    Receive(RecvError),
+    Receive(typed::RecvError),
     /// The worker process is gone: it panicked in the handler, crashed or was killed.
     #[error("worker {pid} {status}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
     Died {
@@ -174,7 +174,7 @@ where
         let request = match requests.recv() {
             Ok(request) => request,
             // The parent dropped its sender: a clean shutdown.
-            Err(RecvError::Disconnected) => return 0,
+            Err(typed::RecvError::Recv(RecvError::Disconnected)) => return 0,
             Err(err) => {
                 report.record(Outcome::Failed, &format!("receiving a request: {err}"));
                 return FAILED_EXIT_CODE;
@@ -192,7 +192,7 @@ where
         };
         match responses.send(response) {
             Ok(()) => {}
-            Err(SendError::Disconnected(_)) => return 0,
+            Err(typed::SendError::Send(SendError::Disconnected(_))) => return 0,
             Err(err) => {
                 report.record(Outcome::Failed, &format!("sending a response: {err}"));
                 return FAILED_EXIT_CODE;
@@ -235,17 +235,24 @@ where
             .map_err(|err| self.send_failed(err))
     }
 
-    fn send_failed(&mut self, err: SendError<Req>) -> WorkerError {
+    fn send_failed(&mut self, err: typed::SendError<Req>) -> WorkerError {
         match err {
-            SendError::Disconnected(_) | SendError::PeerDied(_) => self.died(),
-            other => WorkerError::Send(other.map(|_| ())),
+            typed::SendError::Send(SendError::Disconnected(_) | SendError::PeerDied(_)) => {
+                self.died()
+            }
+            typed::SendError::Send(other) => {
+                WorkerError::Send(typed::SendError::Send(other.map(drop)))
+            }
+            typed::SendError::Encode(_, e) => WorkerError::Send(typed::SendError::Encode((), e)),
         }
     }
 
     fn receive(&mut self) -> Result<Resp, WorkerError> {
         match self.responses.recv() {
             Ok(response) => Ok(response),
-            Err(RecvError::Disconnected | RecvError::PeerDied) => Err(self.died()),
+            Err(typed::RecvError::Recv(RecvError::Disconnected | RecvError::PeerDied)) => {
+                Err(self.died())
+            }
             Err(err) => Err(WorkerError::Receive(err)),
         }
     }
@@ -353,10 +360,10 @@ where
                         in_flight.push_back(index);
                         break;
                     }
-                    Err(err) => match err.into_send_error() {
-                        Err(full) => full,
-                        Ok(err) => return Err(self.workers[index].send_failed(err)),
-                    },
+                    Err(TrySendError::Full(full)) => full,
+                    Err(TrySendError::Send(err)) => {
+                        return Err(self.workers[index].send_failed(err))
+                    }
                 };
                 request = back;
                 match in_flight.pop_front() {

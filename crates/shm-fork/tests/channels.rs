@@ -3,6 +3,7 @@
 
 mod common;
 
+use shm_channel::Endpoint;
 use shm_channel::{typed, RecvError, SendError, TryRecvError, TrySendError};
 use shm_fork::{fork_with, ExitStatus};
 
@@ -48,7 +49,10 @@ fn endpoints_handed_to_child_carry_messages_both_ways() {
     }
     drop(to_child);
     // The child's loop ends on Disconnected, drops its sender: we see Disconnected too.
-    assert_eq!(from_child.recv(), Err(RecvError::Disconnected));
+    assert_eq!(
+        from_child.recv(),
+        Err(typed::RecvError::Recv(RecvError::Disconnected))
+    );
     assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
 }
 
@@ -66,7 +70,10 @@ fn child_exiting_cleanly_is_disconnected_after_all_messages() {
     for n in 0..10_000 {
         assert_eq!(rx.recv().unwrap(), n);
     }
-    assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    assert_eq!(
+        rx.recv(),
+        Err(typed::RecvError::Recv(RecvError::Disconnected))
+    );
     assert!(child.wait().unwrap().success());
 }
 
@@ -98,7 +105,7 @@ fn child_killed_mid_stream_is_peer_died() {
             Err(err) => break err,
         }
     };
-    assert_eq!(err, RecvError::PeerDied);
+    assert_eq!(err, typed::RecvError::Recv(RecvError::PeerDied));
 }
 
 fn receiver_killed_makes_send_peer_died() {
@@ -112,7 +119,10 @@ fn receiver_killed_makes_send_peer_died() {
             break err;
         }
     };
-    assert!(matches!(err, SendError::PeerDied(7)), "{err:?}");
+    assert!(
+        matches!(err, typed::SendError::Send(SendError::PeerDied(7))),
+        "{err:?}"
+    );
 }
 
 /// Regression (issue 10): an endpoint captured by `move` in the closure, rather than passed
@@ -121,12 +131,24 @@ fn receiver_killed_makes_send_peer_died() {
 fn endpoint_moved_into_the_closure_without_inherit_is_refused() {
     let (mut tx, mut rx) = typed::channel::<u32>(4096).unwrap();
     let mut child = fork_with((), move |()| {
-        let refused = (0..10).all(|n| matches!(tx.try_send(n), Err(TrySendError::NotOwner(_))));
+        let refused = (0..10).all(|n| {
+            matches!(
+                tx.try_send(n),
+                Err(TrySendError::Send(typed::SendError::Send(
+                    SendError::NotOwner(_)
+                )))
+            )
+        });
         i32::from(!refused)
     })
     .unwrap();
     assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
     // Nothing from the child; and the parent's own `tx`, moved into the closure that the
     // parent dropped unrun, closed the channel as the owner's drop does.
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert_eq!(
+        rx.try_recv(),
+        Err(TryRecvError::Recv(typed::RecvError::Recv(
+            RecvError::Disconnected
+        )))
+    );
 }

@@ -10,6 +10,8 @@ use std::process::Stdio;
 use common::DEADLINE;
 use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_channel::stream::StreamReader;
+use shm_channel::RecvError;
+use shm_channel::SendError;
 use shm_channel::{broadcast, mpsc, RecvTimeoutError, SendTimeoutError};
 use shm_fork::exec::{inherited, Command, InheritedError, ENDPOINTS_VAR};
 use shm_fork::ExitStatus;
@@ -209,11 +211,11 @@ fn spawn_with_jobs_and_results(mode: &str) -> (Sender, Receiver, shm_fork::Child
 fn assert_peer_died(mut tx: Sender, mut rx: Receiver, mut child: shm_fork::Child) {
     assert!(matches!(
         send_until_error(&mut tx),
-        SendTimeoutError::PeerDied(())
+        SendTimeoutError::Send(SendError::PeerDied(()))
     ));
     assert!(matches!(
         rx.recv_timeout(DEADLINE),
-        Err(RecvTimeoutError::PeerDied)
+        Err(RecvTimeoutError::Recv(RecvError::PeerDied))
     ));
     assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
 }
@@ -221,11 +223,11 @@ fn assert_peer_died(mut tx: Sender, mut rx: Receiver, mut child: shm_fork::Child
 /// The child closed its end (`Disconnected`, after every message) and exited with 0.
 fn assert_closed_then_exits_0<F>(rx: &mut shm_channel::Receiver<F>, child: &mut shm_fork::Child)
 where
-    F: shm_channel::Flavor<RecvTimeoutError = RecvTimeoutError>,
+    F: shm_channel::Flavor<RecvError = RecvError>,
 {
     assert!(matches!(
         rx.recv_timeout(DEADLINE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     ));
     assert_eq!(
         child.wait_timeout(DEADLINE).unwrap(),
@@ -364,7 +366,7 @@ fn child_exiting_without_attaching_is_peer_died() {
     );
     assert!(matches!(
         send_until_error(&mut tx),
-        SendTimeoutError::PeerDied(())
+        SendTimeoutError::Send(SendError::PeerDied(()))
     ));
 }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use common::DEADLINE;
 use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_channel::stream::StreamReader;
+use shm_channel::RecvError;
+use shm_channel::SendError;
 use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_fork::rendezvous::{
     connect, connect_path, connect_with, Listener, Policy, RendezvousError,
@@ -139,7 +141,7 @@ fn serve_echo(connection: &shm_fork::rendezvous::Connection) {
     drop(tx);
     assert!(matches!(
         rx.recv_timeout(DEADLINE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
     ));
 }
 
@@ -188,7 +190,7 @@ fn a_stalled_client_does_not_block_the_next() {
     stalled.wait().unwrap();
     assert!(matches!(
         send_until_error(&mut tx),
-        SendTimeoutError::PeerDied(())
+        SendTimeoutError::Send(SendError::PeerDied(()))
     ));
 }
 
@@ -215,7 +217,7 @@ fn client_killed_mid_handshake_is_peer_died() {
     ));
     assert!(matches!(
         send_until_error(&mut tx),
-        SendTimeoutError::PeerDied(())
+        SendTimeoutError::Send(SendError::PeerDied(()))
     ));
     // The listener goes on: the next client is served.
     let mut good = spawn(&mut client("echo", &name));

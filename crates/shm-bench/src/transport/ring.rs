@@ -35,6 +35,7 @@ use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{WaitStrategy, DEFAULT_SPIN};
 
 use super::{check_exact, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use shm_channel::Endpoint as _;
 
 /// How an endpoint moves the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

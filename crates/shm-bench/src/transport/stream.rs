@@ -10,6 +10,7 @@
 use std::io::{self, Read, Write};
 
 use shm_channel::stream::{is_peer_died, pipe, StreamReader, StreamWriter};
+use shm_channel::Endpoint as _;
 use shm_core::liveness::ProcessIdentity;
 
 use super::{check_fits, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
@@ -126,6 +127,6 @@ impl Endpoint for StreamEndpoint {
     }
 
     fn wake_syscalls(&self) -> u64 {
-        self.rx.as_channel().stats().wake_syscalls + self.tx.as_channel().stats().wake_syscalls
+        self.rx.stats().wake_syscalls + self.tx.stats().wake_syscalls
     }
 }

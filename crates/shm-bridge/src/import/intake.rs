@@ -10,7 +10,7 @@ use std::mem::Discriminant;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use shm_channel::{spsc, TrySendError};
+use shm_channel::{spsc, CallError, TrySendError};
 use zenoh::sample::{Sample, SampleKind};
 
 use crate::header::{FrameHeader, FrameKind, HeaderError, FORMAT_VERSION};

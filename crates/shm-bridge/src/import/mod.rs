@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shm_channel::codec::Codec;
-use shm_channel::{spsc, typed, RecvTimeoutError, TryRecvError};
+use shm_channel::{spsc, typed, RecvError, RecvTimeoutError, TryRecvError};
 use zenoh::{Session, Wait};
 
 use crate::liveness;
@@ -111,21 +111,41 @@ impl<T, C: Codec<T>> LocalReceiver for typed::Receiver<T, C, spsc::Spsc> {
     }
 }
 
-fn timed<T>(result: Result<T, RecvTimeoutError>) -> Result<Option<T>, ImportError> {
+fn timed<T, E: LocalError>(
+    result: Result<T, RecvTimeoutError<E>>,
+) -> Result<Option<T>, ImportError> {
     match result {
         Ok(item) => Ok(Some(item)),
         Err(RecvTimeoutError::Timeout) => Ok(None),
-        Err(RecvTimeoutError::Decode(e)) => Err(ImportError::Decode(e)),
-        Err(e) => Err(ImportError::Local(e.to_string())),
+        Err(RecvTimeoutError::Recv(e)) => Err(e.into_import_error()),
     }
 }
 
-fn now<T>(result: Result<T, TryRecvError>) -> Result<Option<T>, ImportError> {
+fn now<T, E: LocalError>(result: Result<T, TryRecvError<E>>) -> Result<Option<T>, ImportError> {
     match result {
         Ok(item) => Ok(Some(item)),
         Err(TryRecvError::Empty) => Ok(None),
-        Err(TryRecvError::Decode(e)) => Err(ImportError::Decode(e)),
-        Err(e) => Err(ImportError::Local(e.to_string())),
+        Err(TryRecvError::Recv(e)) => Err(e.into_import_error()),
+    }
+}
+
+/// A local receiver's failure as the importer's error.
+trait LocalError {
+    fn into_import_error(self) -> ImportError;
+}
+
+impl LocalError for RecvError {
+    fn into_import_error(self) -> ImportError {
+        ImportError::Local(self.to_string())
+    }
+}
+
+impl LocalError for typed::RecvError {
+    fn into_import_error(self) -> ImportError {
+        match self {
+            typed::RecvError::Decode(e) => ImportError::Decode(e),
+            typed::RecvError::Recv(e) => e.into_import_error(),
+        }
     }
 }
 

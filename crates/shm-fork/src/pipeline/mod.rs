@@ -59,7 +59,7 @@ use std::fmt::{self, Display};
 use shm_channel::bulk;
 use shm_channel::codec::{BatchCodec, Plain};
 use shm_channel::typed::DefaultCodec;
-use shm_channel::{ChannelError, RecvError};
+use shm_channel::{spsc, typed, ChannelError};
 use shm_core::notify::WaitStrategy;
 
 use crate::child::{Child, ExitStatus};
@@ -123,7 +123,7 @@ pub enum PipelineError {
     /// The calling process could not receive the last stage's output (decode error,
     /// corrupt ring), though every process exited cleanly.
     #[error("cannot receive the pipeline's output: {0}")]
-    Receive(RecvError),
+    Receive(typed::RecvError),
 }
 
 /// Everything a pipeline needs to start its processes.
@@ -137,10 +137,13 @@ struct Launch {
 impl Launch {
     /// A channel between two processes of the pipeline, both ends waiting as it says.
     fn channel<T, C: BatchCodec<T>>(&self) -> Result<bulk::Pair<T, C>, PipelineError> {
-        let (mut sender, mut receiver) = bulk::channel_with::<T, C>(self.capacity)?;
-        sender.set_wait_strategy(self.strategy);
-        receiver.set_wait_strategy(self.strategy);
-        Ok((sender, receiver))
+        let (sender, receiver) = spsc::Builder::new(self.capacity)
+            .wait_strategy(self.strategy)
+            .create()?;
+        Ok((
+            bulk::Sender::from_bytes(sender),
+            bulk::Receiver::from_bytes(receiver),
+        ))
     }
 }
 

@@ -6,7 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use shm_channel::bulk;
 use shm_channel::codec::BatchCodec;
-use shm_channel::{RecvError, SendError};
+use shm_channel::{typed, Endpoint, RecvError, SendError};
 
 use crate::child::{
     DOWNSTREAM_LOST_EXIT_CODE, FAILED_EXIT_CODE, PANIC_EXIT_CODE, UPSTREAM_LOST_EXIT_CODE,
@@ -36,7 +36,7 @@ where
         Ok(items) => items,
         Err(payload) => return record_panic(report, payload),
     };
-    let chunk = items_in::<T>(output.as_bytes().capacity() / 8);
+    let chunk = items_in::<T>(output.capacity() / 8);
     let mut batch = Vec::with_capacity(chunk);
     loop {
         let filled = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -67,7 +67,7 @@ pub(super) fn run_stage<A, B, C, E: Display>(
 where
     C: BatchCodec<A> + BatchCodec<B>,
 {
-    let most = items_in::<A>(input.as_bytes().capacity());
+    let most = items_in::<A>(input.capacity());
     let (mut batch, mut results) = (Vec::new(), Vec::new());
     loop {
         // Everything sent before is published (by `forward`), so waiting here holds
@@ -75,9 +75,11 @@ where
         match input.drain_into(&mut batch, most) {
             Ok(_) => {}
             // The upstream process finished: the end of the stream.
-            Err(RecvError::Disconnected) => return 0,
+            Err(typed::RecvError::Recv(RecvError::Disconnected)) => return 0,
             // The upstream process died: its own status says why.
-            Err(RecvError::PeerDied | RecvError::Corrupted(_)) => return UPSTREAM_LOST_EXIT_CODE,
+            Err(typed::RecvError::Recv(RecvError::PeerDied | RecvError::Corrupted(_))) => {
+                return UPSTREAM_LOST_EXIT_CODE
+            }
             Err(err) => {
                 report.record(Outcome::Failed, &format!("receiving items: {err}"));
                 return FAILED_EXIT_CODE;
@@ -111,7 +113,9 @@ fn forward<T, C: BatchCodec<T>>(
     batch.clear();
     match sent {
         Ok(()) => Ok(()),
-        Err(SendError::Disconnected(_) | SendError::PeerDied(_)) => Err(DOWNSTREAM_LOST_EXIT_CODE),
+        Err(typed::SendError::Send(SendError::Disconnected(_) | SendError::PeerDied(_))) => {
+            Err(DOWNSTREAM_LOST_EXIT_CODE)
+        }
         Err(err) => {
             report.record(Outcome::Failed, &format!("sending items: {err}"));
             Err(FAILED_EXIT_CODE)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use shm_channel::bulk;
 use shm_channel::codec::BatchCodec;
 use shm_channel::typed::DefaultCodec;
-use shm_channel::RecvError;
+use shm_channel::{typed, Endpoint, RecvError};
 
 use super::{process, PipelineError, Process, StageFailure};
 use crate::child::{
@@ -72,13 +72,13 @@ impl<T, C: BatchCodec<T>> RunningPipeline<T, C> {
         let Some(output) = self.output.as_mut() else {
             return Ok(false);
         };
-        let most = process::items_in::<T>(output.as_bytes().capacity());
+        let most = process::items_in::<T>(output.capacity());
         loop {
             match output.drain_into(out, most) {
                 // A batch the last stage found empty (all filtered out) is no result.
                 Ok(0) => continue,
                 Ok(_) => return Ok(true),
-                Err(RecvError::Disconnected) => {
+                Err(typed::RecvError::Recv(RecvError::Disconnected)) => {
                     self.output = None;
                     return self.conclude(None).map(|()| false);
                 }
@@ -96,7 +96,7 @@ impl<T, C: BatchCodec<T>> RunningPipeline<T, C> {
     }
 
     /// The output has ended (cleanly or not): find the first failure, stop everything.
-    fn conclude(&mut self, output_error: Option<RecvError>) -> Result<(), PipelineError> {
+    fn conclude(&mut self, output_error: Option<typed::RecvError>) -> Result<(), PipelineError> {
         // A failed process records why before it drops its channels, and a crashed one is
         // dead before anyone downstream notices: the cause is usually visible already.
         if let Some(failure) = self.visible_failure() {
