@@ -21,6 +21,7 @@ const DOORBELLS_BY_DEFAULT: bool = cfg!(feature = "tokio") && !cfg!(loom);
 ///
 /// ```
 /// use shm_channel::spsc::Builder;
+/// use shm_channel::Endpoint;
 /// use shm_core::notify::WaitStrategy;
 /// let (tx, rx) = Builder::new(1 << 16).wait_strategy(WaitStrategy::Park).create()?;
 /// assert_eq!(tx.capacity(), 1 << 16);
@@ -71,6 +72,7 @@ impl<F: Flavor> Builder<F> {
     ///
     /// ```
     /// use shm_channel::spsc::Builder;
+/// use shm_channel::Endpoint;
     /// use shm_core::notify::Handshake;
     /// let (tx, rx) = Builder::new(4096).handshake(Handshake::SeqCst).create()?;
     /// assert_eq!(tx.handshake(), Handshake::SeqCst);
@@ -95,6 +97,7 @@ impl<F: Flavor> Builder<F> {
     ///
     /// ```
     /// use shm_channel::spsc::Builder;
+/// use shm_channel::Endpoint;
     /// let (tx, rx) = Builder::new(4096).doorbells(true).create()?;
     /// assert!(tx.has_doorbells() && rx.has_doorbells());
     /// let (tx, _rx) = Builder::new(4096).doorbells(false).create()?;
@@ -155,6 +158,7 @@ impl<F: Flavor> Builder<F> {
     ///
     /// ```
     /// use shm_channel::spsc::Builder;
+/// use shm_channel::Endpoint;
     /// let (tx, rx) = Builder::new(4096).create_memfd()?;
     /// assert!(tx.memory().fd().is_some());
     /// # drop(rx);

@@ -100,7 +100,7 @@ pub enum ExecError {
 /// ```
 /// use std::time::Duration;
 /// use shm_channel::spsc::Builder;
-/// use shm_channel::SendTimeoutError;
+/// use shm_channel::{SendError, SendTimeoutError};
 ///
 /// let (mut tx, rx) = Builder::new(4096).create_memfd()?;
 /// // `true` never takes its endpoint; it owns it anyway from `spawn` on.
@@ -114,7 +114,7 @@ pub enum ExecError {
 ///         break err;
 ///     }
 /// };
-/// assert!(matches!(err, SendTimeoutError::PeerDied(())));
+/// assert!(matches!(err, SendTimeoutError::Send(SendError::PeerDied(()))));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
