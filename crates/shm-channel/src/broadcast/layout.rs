@@ -117,7 +117,7 @@ pub(crate) const fn span_of(len: u64) -> u64 {
 
 /// A validated view of the channel's memory; capacity and policy are cached privately.
 #[derive(Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     view: View,
     pub(crate) policy: Policy,
 }

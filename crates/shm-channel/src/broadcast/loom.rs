@@ -14,8 +14,10 @@ use std::sync::Arc;
 use ::loom::thread;
 use shm_core::HeapRegion;
 
-use super::{region_len_for, Policy};
-use crate::broadcast::{Builder, Receiver, Sender, TryRecvError};
+use super::layout::region_len_for;
+use super::Policy;
+use crate::broadcast::{self, Builder, Receiver, Sender};
+use crate::TryRecvError;
 use crate::TrySendError;
 
 /// 64 bytes: two frames of an 8-byte message.
@@ -59,7 +61,7 @@ fn read_all(rx: &mut Receiver, count: u64) -> (u64, u64) {
                 missed += n;
             }
             Err(TryRecvError::Empty) => thread::yield_now(),
-            Err(TryRecvError::Recv(RecvError::Disconnected)) => break,
+            Err(TryRecvError::Recv(broadcast::RecvError::Disconnected)) => break,
             Err(other) => panic!("{other:?}"),
         }
     }

@@ -45,7 +45,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::endpoint::sealed::Sealed;
-use crate::endpoint::Flavor;
+use crate::endpoint::{Flavor, Rings};
 use crate::shared::layout::ChannelLayout;
 use crate::shared::status::Claim;
 use crate::ChannelError;
@@ -122,11 +122,14 @@ impl crate::Receiver<Broadcast> {
 impl Sealed for Broadcast {}
 
 impl Flavor for Broadcast {
-    type Writer = Writer;
-    type Reader = Reader;
-    type Layout = Layout;
     type RecvError = RecvError;
     const NAME: &'static str = "broadcast";
+}
+
+impl Rings for Broadcast {
+    type Layout = Layout;
+    type Writer = Writer;
+    type Reader = Reader;
 
     fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
         layout.status().claim_sender(claim)?;

@@ -24,7 +24,7 @@ pub(crate) struct Frame {
 }
 
 /// One receiver's private state.
-pub struct Reader {
+pub(crate) struct Reader {
     layout: Layout,
     slot: usize,
     cursor: u64,

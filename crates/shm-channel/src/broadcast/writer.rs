@@ -23,7 +23,7 @@ pub(crate) struct Slot {
 }
 
 /// The sender's private state.
-pub struct Writer {
+pub(crate) struct Writer {
     layout: Layout,
     /// Next byte position to write.
     tail: u64,

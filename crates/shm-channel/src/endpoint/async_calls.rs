@@ -11,12 +11,10 @@ use super::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use super::grant::{ReadGrant, WriteGrant};
 use super::receiver::copy_out;
 use super::sender::Publish;
-use super::{Deadline, Fault, Flavor, Receiver, Sender};
-use crate::shared::ring::{RecvRing, SendRing};
+use super::{Deadline, Fault, Flavor, Frame, Receiver, Sender, Slot};
+use crate::shared::ring::RecvRing;
 use crate::{RecvIntoError, SendError};
 
-type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
-type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
 
 impl<F: Flavor> Awaitable for Sender<F> {
     fn waiting(&mut self) -> &mut dyn Waiting {

@@ -11,15 +11,13 @@ use std::time::Duration;
 
 use super::failure::{until_done, SendFatal};
 use super::sender::{Publish, Sender};
-use super::{Deadline, Flavor, Receiver};
+use super::{Deadline, Flavor, Frame, Receiver, Slot};
 use crate::shared::ring::{RecvRing, SendRing};
 use crate::{
     GrantBounds, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
 
-type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
-type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 
 impl<F: Flavor> Sender<F> {
     /// Reserves room for a message of up to `max_len` bytes, to be written in place and

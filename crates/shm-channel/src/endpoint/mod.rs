@@ -104,18 +104,9 @@ pub(crate) mod sealed {
 /// receives return (broadcast's can say `Lagged`). Sealed: the flavors are this crate's
 /// three, [`Spsc`](crate::spsc::Spsc), [`Mpsc`](crate::mpsc::Mpsc) and
 /// [`Broadcast`](crate::broadcast::Broadcast).
-// The hidden items name crate-private traits and types: the seal.
-#[allow(private_bounds, private_interfaces)]
-pub trait Flavor: sealed::Sealed + Sized + 'static {
-    /// The sending side of the ring.
-    #[doc(hidden)]
-    type Writer: SendRing<Layout = Self::Layout>;
-    /// The receiving side of the ring.
-    #[doc(hidden)]
-    type Reader: RecvRing<Layout = Self::Layout>;
-    /// The flavor's validated view of its region.
-    #[doc(hidden)]
-    type Layout: ChannelLayout;
+// `Rings` is the crate's side of the seal: nobody else can name it.
+#[allow(private_bounds)]
+pub trait Flavor: sealed::Sealed + Rings + Sized + 'static {
     /// The error of `recv` and `read`: [`RecvError`](crate::RecvError), or for broadcast
     /// [`broadcast::RecvError`](crate::broadcast::RecvError).
     type RecvError: FromRecvFatal<Fault<Self>>
@@ -128,28 +119,39 @@ pub trait Flavor: sealed::Sealed + Sized + 'static {
         + 'static;
     /// The flavor's name (`"spsc"`, `"mpsc"`, `"broadcast"`), for `Debug` output.
     const NAME: &'static str;
+}
+
+/// What the endpoint core needs of a flavor: its layout and ring sides, and how a side is
+/// opened for the calling process.
+pub(crate) trait Rings {
+    /// The flavor's validated view of its region.
+    type Layout: ChannelLayout;
+    /// The sending side of the ring.
+    type Writer: SendRing<Layout = Self::Layout>;
+    /// The receiving side of the ring.
+    type Reader: RecvRing<Layout = Self::Layout>;
 
     /// The sending side for the calling process.
-    #[doc(hidden)]
     fn writer(layout: Self::Layout, claim: Claim) -> Result<Self::Writer, ChannelError>;
 
     /// The receiving side for the calling process.
-    #[doc(hidden)]
     fn reader(layout: Self::Layout, claim: Claim) -> Result<Self::Reader, ChannelError>;
 
     /// The owner slot a sending side holds (MPSC senders have one each; the others `0`).
-    #[doc(hidden)]
     fn sender_slot(_writer: &Self::Writer) -> usize {
         0
     }
 
     /// The owner slot a receiving side holds (broadcast receivers have one each; the
     /// others `0`).
-    #[doc(hidden)]
     fn receiver_slot(_reader: &Self::Reader) -> usize {
         0
     }
 }
 
 /// The ring fault type of flavor `F`.
-pub(crate) type Fault<F> = <<F as Flavor>::Reader as RecvRing>::Fault;
+pub(crate) type Fault<F> = <<F as Rings>::Reader as RecvRing>::Fault;
+/// Room reserved by a sender of flavor `F`.
+pub(crate) type Slot<F> = <<F as Rings>::Writer as SendRing>::Slot;
+/// A frame found by a receiver of flavor `F`.
+pub(crate) type Frame<F> = <<F as Rings>::Reader as RecvRing>::Frame;

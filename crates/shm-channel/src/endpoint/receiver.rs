@@ -7,13 +7,12 @@ use shm_core::notify::{Check, WaitStrategy};
 
 use super::common::{Common, Endpoint, Parts};
 use super::failure::{FromRecvFatal, RecvFatal};
-use super::{Deadline, Fault, Flavor};
+use super::{Deadline, Fault, Flavor, Frame};
 use crate::shared::doorbells::Doorbells;
 use crate::shared::layout::ChannelLayout;
 use crate::shared::ring::{Gone, Peek, RecvRing, RingSide};
 use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 
-type Frame<F> = <<F as Flavor>::Reader as RecvRing>::Frame;
 
 /// The receiving end of a channel of flavor `F` (see [`spsc`](crate::spsc),
 /// [`mpsc`](crate::mpsc), [`broadcast`](crate::broadcast) for how to make one).

@@ -7,7 +7,7 @@ use shm_core::notify::{Check, WaitStrategy};
 
 use super::common::{Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
-use super::{Deadline, Flavor};
+use super::{Deadline, Flavor, Slot};
 use crate::shared::doorbells::Doorbells;
 use crate::shared::layout::ChannelLayout;
 use crate::shared::ring::{RingSide, SendRing};
@@ -22,7 +22,6 @@ pub(crate) enum Publish {
     WhenPending,
 }
 
-type Slot<F> = <<F as Flavor>::Writer as SendRing>::Slot;
 
 /// The sending end of a channel of flavor `F` (see [`spsc`](crate::spsc),
 /// [`mpsc`](crate::mpsc), [`broadcast`](crate::broadcast) for how to make one).

@@ -78,7 +78,7 @@ pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
 
 /// A validated view of an MPSC channel's memory; the capacity is cached privately.
 #[derive(Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     view: View,
 }
 

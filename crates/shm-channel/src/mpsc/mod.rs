@@ -53,7 +53,7 @@
 //! ```
 
 use crate::endpoint::sealed::Sealed;
-use crate::endpoint::Flavor;
+use crate::endpoint::{Flavor, Rings};
 use crate::shared::layout::ChannelLayout;
 use crate::shared::status::Claim;
 use crate::{ChannelError, RecvError};
@@ -150,11 +150,14 @@ impl crate::Receiver<Mpsc> {
 impl Sealed for Mpsc {}
 
 impl Flavor for Mpsc {
-    type Writer = Writer;
-    type Reader = Reader;
-    type Layout = Layout;
     type RecvError = RecvError;
     const NAME: &'static str = "mpsc";
+}
+
+impl Rings for Mpsc {
+    type Layout = Layout;
+    type Writer = Writer;
+    type Reader = Reader;
 
     fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
         claim.open_slotted(layout, Writer::adopted, Writer::new)

@@ -19,7 +19,7 @@ use crate::shared::ring::{
 use crate::{ChannelError, Corruption};
 
 /// One sender's side of the ring: its producer slot and claims.
-pub struct Writer {
+pub(crate) struct Writer {
     layout: Layout,
     producer: ClaimCursor,
     /// Watches the receiver's owner.
@@ -184,7 +184,7 @@ impl SendRing for Writer {
 }
 
 /// The receiving side of the ring.
-pub struct Reader {
+pub(crate) struct Reader {
     layout: Layout,
     consumer: ReadCursor,
     /// One kernel watch per producer slot.

@@ -15,7 +15,7 @@ use crate::ChannelError;
 
 /// How a ring side is set up for the calling process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// In a channel this process is creating: the owner slot is simply written.
     Create,
     /// In an existing channel: the slot is claimed, refused while a live process owns it.

@@ -59,7 +59,7 @@ const SPSC_SPEC: LayoutSpec = layout_spec(
 
 /// A validated view of an SPSC channel's memory.
 #[derive(Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     view: View,
 }
 

@@ -10,10 +10,11 @@ use loom::thread;
 use shm_core::notify::Handshake;
 use shm_core::HeapRegion;
 
-use super::{region_len_for, Layout, Reader, Writer};
+use super::layout::{region_len_for, Layout};
+use super::ring::{Reader, Writer};
 use crate::shared::layout::ChannelLayout;
 use crate::spsc::Builder;
-use crate::TryRecvError;
+use crate::{Endpoint, RecvError, TryRecvError};
 
 fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
@@ -21,7 +22,7 @@ fn ring(capacity: usize) -> (Writer, Reader) {
     // every channel uses under `cfg(loom)`, see `layout::effective_handshake`).
     let layout = Layout::create(
         heap,
-        &crate::shared::Creation {
+        &crate::shared::creation::Creation {
             doorbells: None,
             capacity,
             options: (),
@@ -176,7 +177,7 @@ fn loom_receiver_drop_disconnects_sender() {
         for _ in 0..4 {
             match tx.try_send(&[0; 8]) {
                 Ok(()) | Err(crate::TrySendError::Full(())) => thread::yield_now(),
-                Err(crate::TrySendError::Disconnected(())) => disconnected = true,
+                Err(crate::TrySendError::Send(crate::SendError::Disconnected(()))) => disconnected = true,
                 Err(other) => panic!("{other}"),
             }
         }
@@ -184,7 +185,7 @@ fn loom_receiver_drop_disconnects_sender() {
         assert!(disconnected || tx.try_send(&[0; 8]).is_err());
         assert!(matches!(
             tx.try_send(&[0; 1]),
-            Err(crate::TrySendError::Disconnected(()))
+            Err(crate::TrySendError::Send(crate::SendError::Disconnected(())))
         ));
     });
 }

@@ -40,7 +40,7 @@
 //! ```
 
 use crate::endpoint::sealed::Sealed;
-use crate::endpoint::Flavor;
+use crate::endpoint::{Flavor, Rings};
 use crate::shared::layout::ChannelLayout;
 use crate::shared::status::Claim;
 use crate::{ChannelError, RecvError};
@@ -99,11 +99,14 @@ impl crate::Receiver<Spsc> {
 impl Sealed for Spsc {}
 
 impl Flavor for Spsc {
-    type Writer = Writer;
-    type Reader = Reader;
-    type Layout = Layout;
     type RecvError = RecvError;
     const NAME: &'static str = "spsc";
+}
+
+impl Rings for Spsc {
+    type Layout = Layout;
+    type Writer = Writer;
+    type Reader = Reader;
 
     fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
         layout.status().claim_sender(claim)?;

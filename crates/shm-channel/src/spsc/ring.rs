@@ -65,7 +65,7 @@ fn store_header(layout: &Layout, offset: u64, word: u64) {
 }
 
 /// The sending side's private state.
-pub struct Writer {
+pub(crate) struct Writer {
     layout: Layout,
     /// Watches the receiver's owner.
     peer: PeerMonitor,
@@ -245,7 +245,7 @@ impl Writer {
 }
 
 /// The receiving side's private state.
-pub struct Reader {
+pub(crate) struct Reader {
     layout: Layout,
     /// Watches the sender's owner.
     peer: PeerMonitor,
