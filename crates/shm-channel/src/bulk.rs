@@ -33,14 +33,13 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use crate::codec::{BatchCodec, FrameReader, FrameWriter};
 use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 use crate::spsc::Spsc;
 use crate::typed::{DefaultCodec, FromDecodeError, RecvError, SendError};
-use crate::{ChannelError, CodecError, RecvTimeoutError, TryRecvError};
+use crate::{ChannelError, CodecError, TryRecvError};
 
 /// Both ends of a bulk channel.
 pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
@@ -185,23 +184,6 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
     /// Waits for the next frame and appends its items to `out`; returns how many.
     pub fn recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, RecvError<F::RecvError>> {
         self.decode_next(Deadline::Never, out)
-    }
-
-    /// [`recv_into`](Receiver::recv_into), if a frame is there now.
-    pub fn try_recv_into(
-        &mut self,
-        out: &mut Vec<T>,
-    ) -> Result<usize, TryRecvError<RecvError<F::RecvError>>> {
-        self.decode_next(Deadline::Now, out)
-    }
-
-    /// [`recv_into`](Receiver::recv_into), waiting at most `timeout`.
-    pub fn recv_timeout_into(
-        &mut self,
-        out: &mut Vec<T>,
-        timeout: Duration,
-    ) -> Result<usize, RecvTimeoutError<RecvError<F::RecvError>>> {
-        self.decode_next(Deadline::after(timeout), out)
     }
 
     /// Waits for a frame, then takes every further frame already in the ring, until `out`

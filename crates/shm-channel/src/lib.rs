@@ -82,8 +82,7 @@ pub mod typed;
 #[cfg(feature = "tokio")]
 pub use endpoint::RecvStream;
 pub use endpoint::{
-    Builder, Endpoint, EndpointStats, Flavor, Iter, ReadGrant, Receiver, Sender, TryIter,
-    WriteGrant,
+    Builder, Endpoint, EndpointStats, Flavor, ReadGrant, Receiver, Sender, WriteGrant,
 };
 pub use error::{
     CallError, ChannelError, CodecError, Corruption, GrantBounds, OwnershipError, RecvError,

@@ -259,11 +259,6 @@ impl fmt::Debug for Transfer {
 }
 
 impl Transfer {
-    /// The memfd to pass (over `exec`, or `SCM_RIGHTS`): the first of [`fds`](Self::fds).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fds[0].as_fd()
-    }
-
     /// Every descriptor to pass, in order: the memfd, then the channel's two doorbells if
     /// it has them. [`Portable::from_fds`] takes them in this order.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {

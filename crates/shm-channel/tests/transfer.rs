@@ -65,7 +65,7 @@ fn a_broadcast_receiver_slot_out_of_range_or_a_garbage_cursor_is_refused() {
     use shm_testkit::layout::broadcast::{reader, READER_CURSOR};
     let (_tx, rx) = broadcast::Builder::new(4096).create_memfd().unwrap();
     let transfer = rx.into_transfer().unwrap();
-    let fd = || transfer.fd().try_clone_to_owned().unwrap();
+    let fd = || transfer.fds()[0].try_clone_to_owned().unwrap();
     assert!(matches!(
         broadcast::Receiver::from_parts(fd(), ticket("broadcast.receiver.16")),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
@@ -97,7 +97,7 @@ fn a_copy_handed_away_cannot_travel() {
 fn wrong_flavor_or_side_is_refused() {
     let (tx, _rx) = spsc::Builder::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
-    let fd = || transfer.fd().try_clone_to_owned().unwrap();
+    let fd = || transfer.fds()[0].try_clone_to_owned().unwrap();
     assert!(matches!(
         spsc::Receiver::from_parts(fd(), transfer.ticket()),
         Err(TransferError::WrongEndpoint { .. })
@@ -118,7 +118,7 @@ fn wrong_flavor_or_side_is_refused() {
 fn mpsc_slot_out_of_range_is_refused() {
     let (tx, _rx) = mpsc::Builder::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
-    let fd = transfer.fd().try_clone_to_owned().unwrap();
+    let fd = transfer.fds()[0].try_clone_to_owned().unwrap();
     assert!(matches!(
         mpsc::Sender::from_parts(fd, ticket("mpsc.sender.9999")),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
@@ -151,10 +151,10 @@ fn descriptors_that_are_not_sealed_memfds_are_refused() {
 fn a_corrupt_header_is_refused() {
     let (tx, _rx) = spsc::Builder::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
-    let fd = transfer.fd().try_clone_to_owned().unwrap();
+    let fd = transfer.fds()[0].try_clone_to_owned().unwrap();
     // Scribble over the magic through a second mapping of the same memfd.
     let region = Region::options(0)
-        .attach_memfd(transfer.fd().try_clone_to_owned().unwrap())
+        .attach_memfd(transfer.fds()[0].try_clone_to_owned().unwrap())
         .unwrap();
     region
         .atomic_u64(0)

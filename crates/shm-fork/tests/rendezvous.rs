@@ -350,7 +350,7 @@ fn garbage_from_a_peer_is_a_typed_error() {
     raw_send(
         &raw,
         b"other\tspsc.receiver.0",
-        Some(transfer.fd().as_raw_fd()),
+        Some(transfer.fds()[0].as_raw_fd()),
     );
     assert!(matches!(take(), Err(RendezvousError::WrongName { .. })));
     // The peer hangs up.

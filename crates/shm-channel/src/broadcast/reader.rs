@@ -11,7 +11,7 @@ use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership::{self, PeerMonitor};
 use crate::shared::primitive::{fence, AtomicU64};
 use crate::shared::ring::{
-    before, check_slot, notify_after_release, Gone, Peek, RecvRing, RingSide,
+    before, check_slot, notify_after_release, queued_between, Gone, Peek, RecvRing, RingSide,
 };
 use crate::{ChannelError, Corruption};
 
@@ -35,6 +35,9 @@ pub(crate) struct Reader {
     peer: PeerMonitor,
     /// The private copy of the frame at the cursor (reused).
     copy: Vec<u8>,
+    /// Closed (`Receiver::close`): the slot no longer holds the sender back, and the cursor
+    /// moves privately.
+    left: bool,
     wakes: u64,
 }
 
@@ -74,6 +77,7 @@ impl Reader {
             cursor,
             next_seq,
             copy: Vec::new(),
+            left: false,
             wakes: 0,
         })
     }
@@ -105,6 +109,7 @@ impl Reader {
             slot,
             cursor,
             copy: Vec::new(),
+            left: false,
             wakes: 0,
         })
     }
@@ -192,6 +197,9 @@ impl Reader {
     /// Moves the cursor `span` bytes on and publishes it.
     fn advance(&mut self, span: u64) {
         self.cursor = self.cursor.wrapping_add(span);
+        if self.left {
+            return;
+        }
         // SYNC: space released. Release pairs with the Acquire load in `Writer::fits`.
         self.layout
             .reader(self.slot)
@@ -279,6 +287,14 @@ impl RingSide for Reader {
         &self.layout.reader(self.slot).owner
     }
 
+    fn queued(&self) -> u64 {
+        // Acquire: SYNC: frame published (the writer's tail).
+        let tail_untrusted = self.layout.writer().tail.load(Ordering::Acquire);
+        queued_between(tail_untrusted, self.cursor, self.layout.capacity())
+    }
+
+    const MIN_FRAME: u64 = HEADER;
+
     fn wakes(&self) -> u64 {
         self.wakes
     }
@@ -323,6 +339,24 @@ impl RecvRing for Reader {
 
     fn close(&mut self) {
         ownership::release(&self.layout.reader(self.slot).owner);
+        self.layout.space_wake().notify();
+    }
+
+    /// Leaves the back-pressure while keeping the slot: the slot's cursor is moved far
+    /// beyond the writer's tail, which `Writer::fits` skips as holding nothing back, and is
+    /// not stored again; frames still in the ring are read (or found overwritten: `Lagged`)
+    /// through the private cursor.
+    fn close_receiving(&mut self) {
+        self.left = true;
+        // Relaxed: a snapshot of where the writer is; only its distance to our store
+        // matters, not what it published.
+        let tail_untrusted = self.layout.writer().tail.load(Ordering::Relaxed);
+        let beyond = tail_untrusted.wrapping_add(1 << 62);
+        // SYNC: space released. Release, as every store of the cursor (see `advance`).
+        self.layout
+            .reader(self.slot)
+            .cursor
+            .store(beyond, Ordering::Release);
         self.layout.space_wake().notify();
     }
 }

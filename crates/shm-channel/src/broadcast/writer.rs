@@ -11,7 +11,7 @@ use crate::shared::frame::Word;
 use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership;
 use crate::shared::primitive::{fence, AtomicU64};
-use crate::shared::ring::{before, notify_after_release, RingSide, SendRing};
+use crate::shared::ring::{before, notify_after_release, queued_between, RingSide, SendRing};
 use crate::Corruption;
 
 /// Room reserved for one broadcast frame.
@@ -83,6 +83,13 @@ impl Writer {
         if self.tail.wrapping_sub(self.bound) + span <= capacity {
             return true;
         }
+        self.bound = self.slowest_cursor();
+        self.tail.wrapping_sub(self.bound).saturating_add(span) <= capacity
+    }
+
+    /// The cursor of the slowest live reader (our tail if there is none): what the ring
+    /// holds for the readers under back-pressure.
+    fn slowest_cursor(&self) -> u64 {
         // SYNC: reader join. Pairs with the fence in `Reader::join`: either we see the
         // joining reader's slot, or it sees our tail and starts at or after it.
         fence(Ordering::SeqCst);
@@ -110,8 +117,7 @@ impl Writer {
                 bound = cursor_untrusted;
             }
         }
-        self.bound = bound;
-        self.tail.wrapping_sub(bound).saturating_add(span) <= capacity
+        bound
     }
 
     /// Under overwrite: raises `oldest` past every frame the next `span` bytes overwrite,
@@ -183,6 +189,18 @@ impl RingSide for Writer {
     fn owner_slot(&self) -> &AtomicU64 {
         &self.layout.status().sender_owner
     }
+
+    fn queued(&self) -> u64 {
+        // Behind the slowest live reader (back-pressure), or the oldest frame still intact
+        // (overwrite).
+        let behind = match self.layout.policy {
+            Policy::BackPressure => self.slowest_cursor(),
+            Policy::Overwrite => self.oldest,
+        };
+        queued_between(self.tail, behind, self.layout.capacity())
+    }
+
+    const MIN_FRAME: u64 = HEADER;
 
     fn wakes(&self) -> u64 {
         self.wakes

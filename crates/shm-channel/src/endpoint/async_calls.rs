@@ -15,7 +15,6 @@ use super::{Deadline, Fault, Flavor, Frame, Receiver, Sender, Slot};
 use crate::shared::ring::RecvRing;
 use crate::{RecvIntoError, SendError};
 
-
 impl<F: Flavor> Awaitable for Sender<F> {
     fn waiting(&mut self) -> &mut dyn Waiting {
         &mut self.common

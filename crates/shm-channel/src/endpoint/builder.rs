@@ -72,7 +72,7 @@ impl<F: Flavor> Builder<F> {
     ///
     /// ```
     /// use shm_channel::spsc::Builder;
-/// use shm_channel::Endpoint;
+    /// use shm_channel::Endpoint;
     /// use shm_core::notify::Handshake;
     /// let (tx, rx) = Builder::new(4096).handshake(Handshake::SeqCst).create()?;
     /// assert_eq!(tx.handshake(), Handshake::SeqCst);
@@ -97,7 +97,7 @@ impl<F: Flavor> Builder<F> {
     ///
     /// ```
     /// use shm_channel::spsc::Builder;
-/// use shm_channel::Endpoint;
+    /// use shm_channel::Endpoint;
     /// let (tx, rx) = Builder::new(4096).doorbells(true).create()?;
     /// assert!(tx.has_doorbells() && rx.has_doorbells());
     /// let (tx, _rx) = Builder::new(4096).doorbells(false).create()?;
@@ -158,7 +158,7 @@ impl<F: Flavor> Builder<F> {
     ///
     /// ```
     /// use shm_channel::spsc::Builder;
-/// use shm_channel::Endpoint;
+    /// use shm_channel::Endpoint;
     /// let (tx, rx) = Builder::new(4096).create_memfd()?;
     /// assert!(tx.memory().fd().is_some());
     /// # drop(rx);

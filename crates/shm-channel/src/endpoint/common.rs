@@ -100,6 +100,8 @@ pub trait Parts {
     fn owner(&self) -> &OwnerCheck;
     fn strategy(&self) -> WaitStrategy;
     fn wakes(&self) -> u64;
+    fn queued(&self) -> u64;
+    fn min_frame(&self) -> u64;
 }
 
 impl<R: RingSide> Parts for Common<R> {
@@ -121,6 +123,14 @@ impl<R: RingSide> Parts for Common<R> {
 
     fn wakes(&self) -> u64 {
         self.ring.wakes()
+    }
+
+    fn queued(&self) -> u64 {
+        self.ring.queued()
+    }
+
+    fn min_frame(&self) -> u64 {
+        R::MIN_FRAME
     }
 }
 
@@ -159,6 +169,36 @@ pub trait Endpoint {
     /// process using it.
     fn handshake(&self) -> Handshake {
         self.parts().view().handshake()
+    }
+
+    /// Bytes of frames in the ring now (frame headers and alignment included): published
+    /// and not yet released — for a receiver, not yet read by it. A snapshot: the peer may
+    /// change it at once.
+    ///
+    /// ```
+    /// use shm_channel::Endpoint;
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// assert!(rx.is_empty() && !tx.is_full());
+    /// tx.send(b"twelve bytes")?; // an 8-byte header, 12 bytes padded to 16
+    /// assert_eq!((tx.len(), rx.len()), (24, 24));
+    /// rx.recv()?;
+    /// assert!(tx.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn len(&self) -> usize {
+        self.parts().queued() as usize
+    }
+
+    /// Whether the ring holds no frame now (see [`len`](Endpoint::len)).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has no room now even for an empty message (see
+    /// [`len`](Endpoint::len)).
+    fn is_full(&self) -> bool {
+        let parts = self.parts();
+        parts.queued() + parts.min_frame() > parts.view().capacity()
     }
 
     /// How this endpoint waits when its ring is full (senders) or empty (receivers).

@@ -18,7 +18,6 @@ use crate::{
     TrySendError,
 };
 
-
 impl<F: Flavor> Sender<F> {
     /// Reserves room for a message of up to `max_len` bytes, to be written in place and
     /// committed with [`WriteGrant::commit`]. Waits for room as long as it takes.

@@ -60,7 +60,7 @@ pub use builder::Builder;
 pub(crate) use common::Parts;
 pub use common::{Endpoint, EndpointStats};
 pub use grant::{ReadGrant, WriteGrant};
-pub use receiver::{Iter, Receiver, TryIter};
+pub use receiver::Receiver;
 pub(crate) use sender::Publish;
 pub use sender::Sender;
 

@@ -13,7 +13,6 @@ use crate::shared::layout::ChannelLayout;
 use crate::shared::ring::{Gone, Peek, RecvRing, RingSide};
 use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 
-
 /// The receiving end of a channel of flavor `F` (see [`spsc`](crate::spsc),
 /// [`mpsc`](crate::mpsc), [`broadcast`](crate::broadcast) for how to make one).
 ///
@@ -37,6 +36,9 @@ use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 /// ```
 pub struct Receiver<F: Flavor> {
     pub(crate) common: Common<F::Reader>,
+    /// Closed by [`close`](Receiver::close): once the ring is drained, receives say
+    /// `Disconnected`.
+    closed: bool,
 }
 
 impl<F: Flavor> Receiver<F> {
@@ -46,6 +48,7 @@ impl<F: Flavor> Receiver<F> {
         let data = ring.layout().data_event();
         Receiver {
             common: Common::new(ring, data, Doorbells::receiver_end, strategy),
+            closed: false,
         }
     }
 
@@ -87,8 +90,8 @@ impl<F: Flavor> Receiver<F> {
     /// A blocking iterator over messages; it ends when no message can come any more
     /// (disconnected, the sender died, the ring is corrupt, or this process does not own
     /// the endpoint — [`recv`](Receiver::recv) says which).
-    pub fn iter(&mut self) -> Iter<'_, F> {
-        Iter { receiver: self }
+    pub fn iter(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        std::iter::from_fn(|| self.recv().ok())
     }
 
     /// An iterator over the messages there now: it ends at the first receive that would
@@ -102,8 +105,46 @@ impl<F: Flavor> Receiver<F> {
     /// assert_eq!(rx.try_iter().count(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn try_iter(&mut self) -> TryIter<'_, F> {
-        TryIter { receiver: self }
+    pub fn try_iter(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        std::iter::from_fn(|| self.try_recv().ok())
+    }
+
+    /// Closes the channel for sending while this receiver lives on: senders fail with
+    /// `Disconnected` from now on, and receives go on returning what the ring holds, then
+    /// `Disconnected` (as tokio's `Receiver::close`). A broadcast receiver leaves the
+    /// sender's back-pressure at once: what is still in the ring is read, or reported
+    /// `Lagged` if the sender overwrote it meanwhile.
+    ///
+    /// ```
+    /// use shm_channel::{RecvError, SendError};
+    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// tx.send(b"sent before")?;
+    /// rx.close();
+    /// assert!(matches!(tx.send(b"after"), Err(SendError::Disconnected(()))));
+    /// assert_eq!(rx.recv()?, b"sent before");
+    /// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&mut self) {
+        if !self.closed && self.common.verify_owner().is_ok() {
+            self.closed = true;
+            self.ring().close_receiving();
+        }
+    }
+
+    /// Whether no message can come any more once the ring is drained: this receiver was
+    /// [closed](Receiver::close), or every sender was dropped (a cheap shared load; a sender
+    /// whose process died is seen by the next receive that finds the ring empty).
+    ///
+    /// ```
+    /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+    /// assert!(!rx.is_closed());
+    /// drop(tx);
+    /// assert!(rx.is_closed());
+    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// ```
+    pub fn is_closed(&mut self) -> bool {
+        self.closed || self.ring().senders_gone(false).is_some()
     }
 
     /// Changes how this endpoint waits for messages.
@@ -172,6 +213,7 @@ impl<F: Flavor> Receiver<F> {
         &mut self,
         deadline: Deadline,
     ) -> Result<Option<Frame<F>>, RecvFatal<Fault<F>>> {
+        let closed = self.closed;
         let Common {
             ring,
             event: data,
@@ -186,14 +228,14 @@ impl<F: Flavor> Receiver<F> {
             } else {
                 Check::Fast
             };
-            return attempt(ring, check).transpose();
+            return attempt(ring, check, closed).transpose();
         }
         // The sleeper's half of the wake handshake (SYNC: waiter flag): the sender
         // publishes with the matching notification.
         let woken = data
             .get()
             .wait_until_with(*handshake, strategy, deadline.instant(), |check| {
-                attempt(ring, check)
+                attempt(ring, check, closed)
             });
         match woken {
             Ok(outcome) => outcome.map(Some),
@@ -203,12 +245,13 @@ impl<F: Flavor> Receiver<F> {
 }
 
 /// One attempt of a receiver waiting for a frame: `Some` when the call can return. With
-/// the ring empty it asks whether the senders are gone (on a slow check, the kernel); if
-/// so, one last look at the ring, since frames published before a close or a death are
-/// still delivered.
+/// the ring empty it asks whether the senders are gone (on a slow check, the kernel) or
+/// the receiver was `closed`; if so, one last look at the ring, since frames published
+/// before a close or a death are still delivered.
 fn attempt<R: RecvRing>(
     ring: &mut R,
     check: Check,
+    closed: bool,
 ) -> Option<Result<R::Frame, RecvFatal<R::Fault>>> {
     let slow = check == Check::Slow;
     match ring.try_peek(slow) {
@@ -217,7 +260,10 @@ fn attempt<R: RecvRing>(
         Ok(Peek::Empty) => {}
         Err(fault) => return Some(Err(RecvFatal::Ring(fault))),
     }
-    let gone = ring.senders_gone(slow)?;
+    let gone = match closed {
+        true => Gone::Disconnected,
+        false => ring.senders_gone(slow)?,
+    };
     match ring.try_peek(false) {
         Ok(Peek::Frame(frame)) => Some(Ok(frame)),
         Ok(Peek::Blocked) => None,
@@ -259,30 +305,4 @@ pub(crate) fn copy_out(ptr: *const u8, len: usize) -> Vec<u8> {
         out.set_len(len);
     }
     out
-}
-
-/// A blocking iterator over received messages (see [`Receiver::iter`]).
-pub struct Iter<'a, F: Flavor> {
-    receiver: &'a mut Receiver<F>,
-}
-
-impl<F: Flavor> Iterator for Iter<'_, F> {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        self.receiver.recv().ok()
-    }
-}
-
-/// A non-blocking iterator over the messages there now (see [`Receiver::try_iter`]).
-pub struct TryIter<'a, F: Flavor> {
-    receiver: &'a mut Receiver<F>,
-}
-
-impl<F: Flavor> Iterator for TryIter<'_, F> {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        self.receiver.try_recv().ok()
-    }
 }

@@ -22,7 +22,6 @@ pub(crate) enum Publish {
     WhenPending,
 }
 
-
 /// The sending end of a channel of flavor `F` (see [`spsc`](crate::spsc),
 /// [`mpsc`](crate::mpsc), [`broadcast`](crate::broadcast) for how to make one).
 ///

@@ -14,7 +14,7 @@ use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership::{self, PeerMonitor};
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::{
-    check_slot, notify_after_release, Gone, Peek, RecvRing, RingSide, SendRing,
+    check_slot, notify_after_release, queued_between, Gone, Peek, RecvRing, RingSide, SendRing,
 };
 use crate::{ChannelError, Corruption};
 
@@ -94,6 +94,10 @@ impl RingSide for Writer {
         &self.layout.slot(self.producer.slot()).owner
     }
 
+    fn queued(&self) -> u64 {
+        queued_span(&self.layout)
+    }
+
     fn wakes(&self) -> u64 {
         self.wakes
     }
@@ -108,6 +112,10 @@ impl RingSide for Reader {
 
     fn owner_slot(&self) -> &AtomicU64 {
         &self.layout.status().receiver_owner
+    }
+
+    fn queued(&self) -> u64 {
+        queued_span(&self.layout)
     }
 
     fn wakes(&self) -> u64 {
@@ -327,6 +335,15 @@ impl RecvRing for Reader {
         }
         Some(self.gone())
     }
+}
+
+/// Bytes claimed and not yet released, by the shared indices.
+fn queued_span(layout: &Layout) -> u64 {
+    // Acquire: SYNC: claim intent / space released (the producers' CAS, the consumer's
+    // store); a snapshot, clamped.
+    let tail_untrusted = layout.tail().load(Ordering::Acquire);
+    let head_untrusted = layout.head().load(Ordering::Acquire);
+    queued_between(tail_untrusted, head_untrusted, layout.capacity())
 }
 
 /// Whether the process owning producer `slot` is gone (a free slot counts as gone).

@@ -147,6 +147,14 @@ pub(crate) trait RingSide: Send + Sized {
     /// one each; the other sides share the status line's).
     fn owner_slot(&self) -> &AtomicU64;
 
+    /// Bytes of frames in the ring as this side sees them now: published and not yet
+    /// released (for a receiver, not yet read by it). Peer-written indices are only
+    /// clamped to the capacity: a snapshot for information, never used to index.
+    fn queued(&self) -> u64;
+
+    /// Ring bytes the smallest frame (an empty message) takes.
+    const MIN_FRAME: u64 = super::frame::FRAME_HEADER_LEN as u64;
+
     /// Wake syscalls made so far (for benchmarks).
     fn wakes(&self) -> u64;
 }
@@ -262,6 +270,21 @@ pub(crate) trait RecvRing: RingSide {
             .status()
             .close_receiver(self.layout().space_wake());
     }
+
+    /// Stops taking messages while the endpoint lives on (`Receiver::close`): senders are
+    /// told the receiver is closed; what the ring holds can still be read.
+    fn close_receiving(&mut self) {
+        self.flush_releases();
+        self.layout()
+            .status()
+            .mark_receiver_closed(self.layout().space_wake());
+    }
+}
+
+/// Bytes between a position `ahead_untrusted` (loaded from shared memory) and `behind`,
+/// clamped to `capacity`: for [`RingSide::queued`].
+pub(crate) fn queued_between(ahead_untrusted: u64, behind: u64, capacity: u64) -> u64 {
+    ahead_untrusted.wrapping_sub(behind).min(capacity)
 }
 
 /// `Ok` if `slot` is one of the `max` owner slots of kind `what`; a handed-over endpoint

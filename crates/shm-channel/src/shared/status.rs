@@ -120,9 +120,15 @@ impl StatusLine {
     /// The receiver owner's drop (SPSC, MPSC), after it stored its head: mark the receiver
     /// closed, free its owner slot, wake the senders.
     pub(crate) fn close_receiver(&self, space: Wake<'_>) {
+        self.mark_receiver_closed(space);
+        ownership::release(&self.receiver_owner);
+    }
+
+    /// Marks the receiver closed (SPSC, MPSC) and wakes the senders, which fail from now
+    /// on; the receiver keeps its owner slot.
+    pub(crate) fn mark_receiver_closed(&self, space: Wake<'_>) {
         // SYNC: receiver closed. Release: see `receiver_is_closed`.
         self.receiver_closed.store(1, Ordering::Release);
-        ownership::release(&self.receiver_owner);
         space.notify();
     }
 }

@@ -177,7 +177,9 @@ fn loom_receiver_drop_disconnects_sender() {
         for _ in 0..4 {
             match tx.try_send(&[0; 8]) {
                 Ok(()) | Err(crate::TrySendError::Full(())) => thread::yield_now(),
-                Err(crate::TrySendError::Send(crate::SendError::Disconnected(()))) => disconnected = true,
+                Err(crate::TrySendError::Send(crate::SendError::Disconnected(()))) => {
+                    disconnected = true
+                }
                 Err(other) => panic!("{other}"),
             }
         }
@@ -185,7 +187,9 @@ fn loom_receiver_drop_disconnects_sender() {
         assert!(disconnected || tx.try_send(&[0; 8]).is_err());
         assert!(matches!(
             tx.try_send(&[0; 1]),
-            Err(crate::TrySendError::Send(crate::SendError::Disconnected(())))
+            Err(crate::TrySendError::Send(
+                crate::SendError::Disconnected(())
+            ))
         ));
     });
 }

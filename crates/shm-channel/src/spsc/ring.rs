@@ -22,7 +22,8 @@ use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership::PeerMonitor;
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::{
-    aligned_index, check_tail, publish_index, Gone, Peek, RecvRing, RingSide, SendRing,
+    aligned_index, check_tail, publish_index, queued_between, Gone, Peek, RecvRing, RingSide,
+    SendRing,
 };
 
 /// Frames at least this long (header included) go to the start of the data area when
@@ -411,6 +412,12 @@ impl RingSide for Writer {
         &self.layout.status().sender_owner
     }
 
+    fn queued(&self) -> u64 {
+        // Acquire: SYNC: space released (see `Reader::publish_head`).
+        let head_untrusted = self.layout.consumer().head.load(Ordering::Acquire);
+        queued_between(self.tail, head_untrusted, self.layout.capacity())
+    }
+
     fn wakes(&self) -> u64 {
         self.wakes
     }
@@ -425,6 +432,12 @@ impl RingSide for Reader {
 
     fn owner_slot(&self) -> &AtomicU64 {
         &self.layout.status().receiver_owner
+    }
+
+    fn queued(&self) -> u64 {
+        // Acquire: SYNC: frame published (see `Writer::publish`).
+        let tail_untrusted = self.layout.producer().tail.load(Ordering::Acquire);
+        queued_between(tail_untrusted, self.head, self.layout.capacity())
     }
 
     fn wakes(&self) -> u64 {

@@ -43,10 +43,7 @@ pub(crate) use error::FromDecodeError;
 pub use error::{RecvError, SendError};
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
-
-use shm_core::SharedMemory;
 
 use crate::codec::{Codec, FrameReader, FrameWriter};
 use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
@@ -57,15 +54,18 @@ use crate::{
     ChannelError, CodecError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError,
 };
 
-#[cfg(feature = "bincode")]
-/// The default codec: serde + bincode 2.
-pub type DefaultCodec = crate::codec::Bincode;
-#[cfg(all(not(feature = "bincode"), feature = "postcard"))]
-/// The default codec: serde + postcard (bincode is disabled).
-pub type DefaultCodec = crate::codec::Postcard;
-#[cfg(all(not(feature = "bincode"), not(feature = "postcard")))]
-/// The default codec: plain data (no serde codec is enabled).
-pub type DefaultCodec = crate::codec::Plain;
+/// The default codec: serde + bincode 2 (with the `bincode` feature, the default), else
+/// serde + postcard (`postcard` feature), else plain data.
+pub type DefaultCodec = default_codec::Codec;
+
+mod default_codec {
+    #[cfg(feature = "bincode")]
+    pub(crate) use crate::codec::Bincode as Codec;
+    #[cfg(all(not(feature = "bincode"), not(feature = "postcard")))]
+    pub(crate) use crate::codec::Plain as Codec;
+    #[cfg(all(not(feature = "bincode"), feature = "postcard"))]
+    pub(crate) use crate::codec::Postcard as Codec;
+}
 
 /// Both ends of a typed channel.
 pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
@@ -307,12 +307,6 @@ fn channel_error<T>(fatal: SendFatal, value: T) -> SendError<T> {
 }
 
 impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
-    /// Attaches to a channel created in `memory` by another process (see
-    /// [`Sender::attach`](crate::Sender::attach)).
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        crate::Sender::attach(memory).map(Sender::from_bytes)
-    }
-
     /// The byte sender underneath.
     pub fn into_bytes(self) -> crate::Sender<F> {
         self.inner
@@ -330,12 +324,6 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
 }
 
 impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
-    /// Attaches to a channel created in `memory` by another process (see
-    /// [`Receiver::attach`](crate::Receiver::attach)).
-    pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Self, ChannelError> {
-        crate::Receiver::attach(memory).map(Receiver::from_bytes)
-    }
-
     /// The byte receiver underneath.
     pub fn into_bytes(self) -> crate::Receiver<F> {
         self.inner
