@@ -91,6 +91,13 @@ impl<R: RingSide> Common<R> {
     }
 }
 
+/// Whether a non-blocking call makes its slow check now (asking the kernel about the peer),
+/// paced by `throttle` on the coarse clock. Never under loom: a model must be deterministic,
+/// and neither the clock nor the kernel is part of it.
+pub(crate) fn slow_check_due(throttle: &mut Throttle) -> bool {
+    !cfg!(loom) && throttle.due()
+}
+
 /// The parts of an endpoint that [`Endpoint`]'s methods read: a view of its channel, its
 /// owner slot and check, how it waits. Public in a private module: it seals [`Endpoint`].
 #[allow(private_interfaces)]

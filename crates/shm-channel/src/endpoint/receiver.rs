@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shm_core::notify::{Check, WaitStrategy};
 
-use super::common::{Common, Endpoint, Parts};
+use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{FromRecvFatal, RecvFatal};
 use super::{Deadline, Fault, Flavor, Frame};
 use crate::shared::doorbells::Doorbells;
@@ -223,7 +223,7 @@ impl<F: Flavor> Receiver<F> {
             ..
         } = &mut self.common;
         if let Deadline::Now = deadline {
-            let check = if throttle.due() {
+            let check = if slow_check_due(throttle) {
                 Check::Slow
             } else {
                 Check::Fast

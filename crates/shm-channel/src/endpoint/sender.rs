@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shm_core::notify::{Check, WaitStrategy};
 
-use super::common::{Common, Endpoint, Parts};
+use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
 use super::{Deadline, Flavor, Slot};
 use crate::shared::doorbells::Doorbells;
@@ -319,7 +319,7 @@ impl<F: Flavor> Sender<F> {
             ..
         } = &mut self.common;
         if let Deadline::Now = deadline {
-            return match throttle.due() {
+            return match slow_check_due(throttle) {
                 true => attempt(ring, len, Check::Slow),
                 false => None,
             }
