@@ -41,11 +41,8 @@ use crate::spsc::Spsc;
 use crate::typed::{DefaultCodec, FromDecodeError, RecvError, SendError};
 use crate::{ChannelError, CodecError, TryRecvError};
 
-/// Both ends of a bulk channel.
-pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
-
 /// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with the default codec.
-pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+pub fn channel<T>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), ChannelError>
 where
     DefaultCodec: BatchCodec<T>,
 {
@@ -53,7 +50,9 @@ where
 }
 
 /// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
-pub fn channel_with<T, C: BatchCodec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
+pub fn channel_with<T, C: BatchCodec<T>>(
+    capacity: usize,
+) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
     let (tx, rx) = crate::spsc::channel(capacity)?;
     Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
 }
@@ -255,20 +254,6 @@ fn decode_frame<T, C: BatchCodec<T>>(
     let before = out.len();
     C::decode_batch(&mut input, out)?;
     Ok(out.len() - before)
-}
-
-impl<T, C, F: Flavor> Sender<T, C, F> {
-    /// The byte sender underneath.
-    pub fn into_bytes(self) -> crate::Sender<F> {
-        self.inner
-    }
-}
-
-impl<T, C, F: Flavor> Receiver<T, C, F> {
-    /// The byte receiver underneath.
-    pub fn into_bytes(self) -> crate::Receiver<F> {
-        self.inner
-    }
 }
 
 impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {

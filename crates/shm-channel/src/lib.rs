@@ -79,8 +79,6 @@ pub mod stream;
 pub mod transfer;
 pub mod typed;
 
-#[cfg(feature = "tokio")]
-pub use endpoint::RecvStream;
 pub use endpoint::{
     Builder, Endpoint, EndpointStats, Flavor, ReadGrant, Receiver, Sender, WriteGrant,
 };

@@ -66,7 +66,7 @@ use crate::{ChannelError, Endpoint, Flavor, OwnershipError, Receiver, Sender};
 
 /// Which side of a channel an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Side {
+pub(crate) enum Side {
     /// A sending endpoint.
     Sender,
     /// A receiving endpoint.
@@ -98,17 +98,6 @@ impl Ticket {
     /// The flavor's name (`"spsc"`, `"mpsc"`, `"broadcast"`).
     pub fn flavor(&self) -> &'static str {
         self.flavor
-    }
-
-    /// The side.
-    pub fn side(&self) -> Side {
-        self.side
-    }
-
-    /// The owner slot (an MPSC sender's producer slot, a broadcast receiver's reader slot;
-    /// `0` otherwise).
-    pub fn slot(&self) -> usize {
-        self.slot
     }
 
     /// `Ok` if this ticket names an endpoint of flavor `F` on `side`.

@@ -406,7 +406,7 @@ fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
 fn typed_mpsc_attaches_like_the_others() {
     let (tx, mut rx) = mpsc::typed::channel::<(u32, String)>(4096).unwrap();
     let mut other = mpsc::typed::Sender::<(u32, String)>::from_bytes(
-        mpsc::Sender::attach(tx.as_bytes().memory().clone()).unwrap(),
+        mpsc::Sender::attach(tx.memory().clone()).unwrap(),
     );
     other.send((2, "two".into())).unwrap();
     assert_eq!(rx.recv().unwrap(), (2, "two".to_string()));

@@ -26,10 +26,7 @@ pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Broadcast>;
 pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Broadcast>;
 
 /// Creates a typed broadcast channel of `capacity` bytes with the default codec.
-pub fn channel<T>(
-    capacity: usize,
-    policy: Policy,
-) -> Result<crate::typed::Pair<T, DefaultCodec, Broadcast>, ChannelError>
+pub fn channel<T>(capacity: usize, policy: Policy) -> Result<(Sender<T>, Receiver<T>), ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -40,7 +37,7 @@ where
 pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
     policy: Policy,
-) -> Result<crate::typed::Pair<T, C, Broadcast>, ChannelError> {
+) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
     broadcast::channel(capacity, policy).map(crate::typed::pair)
 }
 
@@ -48,6 +45,6 @@ impl<T, C: Codec<T>> crate::typed::Sender<T, C, Broadcast> {
     /// A new receiver, starting at the next value sent (see
     /// [`broadcast::Sender::subscribe`]).
     pub fn subscribe(&self) -> Result<Receiver<T, C>, ChannelError> {
-        self.as_bytes().subscribe().map(Receiver::from_bytes)
+        self.inner.subscribe().map(Receiver::from_bytes)
     }
 }

@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{FrameReader, FrameWriter, Plain};
+use super::{Codec, FrameReader, FrameWriter, Plain};
 use crate::CodecError;
 
 /// A codec that encodes a slice of `T`s as one frame and decodes such a frame by appending
@@ -89,36 +89,41 @@ impl<T: bytemuck::Pod> BatchCodec<T> for Plain {
     }
 }
 
-/// The serde codecs' batch impls: the slice is one sequence, decoded as the codec decodes
-/// a `Vec<T>`.
-macro_rules! serde_batch_codec {
-    ($codec:ty, $len:expr, $encode:expr) => {
-        impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static>
-            $crate::codec::BatchCodec<T> for $codec
-        {
-            fn batch_len(items: &[T]) -> Result<usize, $crate::CodecError> {
-                $len(items).map_err(|e| $crate::CodecError::Encode(e.to_string()))
-            }
+/// A serde codec that writes a slice as one sequence (the same bytes as a `Vec<T>`).
+pub(crate) trait SerdeSequence {
+    /// Bytes `items` take as one sequence.
+    fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError>;
 
-            fn encode_batch(
-                items: &[T],
-                out: &mut $crate::codec::FrameWriter<'_>,
-            ) -> Result<(), $crate::CodecError> {
-                $encode(items, out).map_err(|e| $crate::CodecError::Encode(e.to_string()))
-            }
-
-            fn decode_batch(
-                input: &mut $crate::codec::FrameReader<'_>,
-                out: &mut Vec<T>,
-            ) -> Result<(), $crate::CodecError> {
-                let mut items = <$codec as $crate::codec::Codec<Vec<T>>>::decode(input)?;
-                out.append(&mut items);
-                Ok(())
-            }
-        }
-    };
+    /// Writes `items` into `out` as one sequence.
+    fn encode_sequence<T: serde::Serialize>(
+        items: &[T],
+        out: &mut FrameWriter<'_>,
+    ) -> Result<(), CodecError>;
 }
-pub(super) use serde_batch_codec;
+
+/// The serde codecs' batches: the slice is one sequence, decoded as the codec decodes a
+/// `Vec<T>` (with its limits).
+// `SerdeSequence` is the crate's own: only its serde codecs get this impl.
+#[allow(private_bounds)]
+impl<C, T> BatchCodec<T> for C
+where
+    C: SerdeSequence + Codec<Vec<T>> + 'static,
+    T: serde::Serialize,
+{
+    fn batch_len(items: &[T]) -> Result<usize, CodecError> {
+        C::sequence_len(items)
+    }
+
+    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
+        C::encode_sequence(items, out)
+    }
+
+    fn decode_batch(input: &mut FrameReader<'_>, out: &mut Vec<T>) -> Result<(), CodecError> {
+        let mut items = C::decode(input)?;
+        out.append(&mut items);
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

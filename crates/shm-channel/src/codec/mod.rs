@@ -320,13 +320,19 @@ mod bincode_codec {
         Ok(counter.0)
     }
 
-    super::batch::serde_batch_codec!(
-        Bincode,
-        counted::<[T]>,
-        |items: &[T], out: &mut FrameWriter<'_>| {
-            bincode::serde::encode_into_writer(items, out, config())
+    impl super::batch::SerdeSequence for Bincode {
+        fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError> {
+            counted(items).map_err(|e| CodecError::Encode(e.to_string()))
         }
-    );
+
+        fn encode_sequence<T: serde::Serialize>(
+            items: &[T],
+            out: &mut FrameWriter<'_>,
+        ) -> Result<(), CodecError> {
+            bincode::serde::encode_into_writer(items, out, config())
+                .map_err(|e| CodecError::Encode(e.to_string()))
+        }
+    }
 
     impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {
         fn encoded_len(value: &T) -> Result<usize, CodecError> {
@@ -415,13 +421,20 @@ mod postcard_codec {
         }
     }
 
-    super::batch::serde_batch_codec!(
-        Postcard,
-        |items: &[T]| postcard::serialize_with_flavor(items, Counter(0)),
-        |items: &[T], out: &mut FrameWriter<'_>| {
-            postcard::serialize_with_flavor(items, InPlace(out))
+    impl super::batch::SerdeSequence for Postcard {
+        fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError> {
+            postcard::serialize_with_flavor(items, Counter(0))
+                .map_err(|e| CodecError::Encode(e.to_string()))
         }
-    );
+
+        fn encode_sequence<T: serde::Serialize>(
+            items: &[T],
+            out: &mut FrameWriter<'_>,
+        ) -> Result<(), CodecError> {
+            postcard::serialize_with_flavor(items, InPlace(out))
+                .map_err(|e| CodecError::Encode(e.to_string()))
+        }
+    }
 
     impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
         fn encoded_len(value: &T) -> Result<usize, CodecError> {

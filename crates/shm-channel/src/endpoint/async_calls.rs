@@ -139,17 +139,19 @@ impl<F: Flavor> Receiver<F> {
     /// # })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn stream(&mut self) -> RecvStream<'_, F> {
-        RecvStream { receiver: self }
+    pub fn stream(
+        &mut self,
+    ) -> impl futures_core::Stream<Item = Result<Vec<u8>, F::RecvError>> + Unpin + '_ {
+        MessageStream { receiver: self }
     }
 }
 
 /// A receiver's messages as a [`Stream`](futures_core::Stream) (see [`Receiver::stream`]).
-pub struct RecvStream<'a, F: Flavor> {
+struct MessageStream<'a, F: Flavor> {
     receiver: &'a mut Receiver<F>,
 }
 
-impl<F: Flavor> futures_core::Stream for RecvStream<'_, F> {
+impl<F: Flavor> futures_core::Stream for MessageStream<'_, F> {
     type Item = Result<Vec<u8>, F::RecvError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -158,7 +160,7 @@ impl<F: Flavor> futures_core::Stream for RecvStream<'_, F> {
     }
 }
 
-impl<F: Flavor> Drop for RecvStream<'_, F> {
+impl<F: Flavor> Drop for MessageStream<'_, F> {
     fn drop(&mut self) {
         stand_down(self.receiver);
     }

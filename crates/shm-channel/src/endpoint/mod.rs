@@ -54,8 +54,6 @@ mod sender;
 
 #[cfg(feature = "tokio")]
 pub(crate) use async_calls::end_at_disconnect;
-#[cfg(feature = "tokio")]
-pub use async_calls::RecvStream;
 pub use builder::Builder;
 pub(crate) use common::Parts;
 pub use common::{Endpoint, EndpointStats};

@@ -24,9 +24,7 @@ pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Mpsc>;
 pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Mpsc>;
 
 /// Creates a typed MPSC channel of `capacity` bytes with the default codec.
-pub fn channel<T>(
-    capacity: usize,
-) -> Result<crate::typed::Pair<T, DefaultCodec, Mpsc>, ChannelError>
+pub fn channel<T>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -36,13 +34,13 @@ where
 /// Creates a typed MPSC channel of `capacity` bytes with codec `C`.
 pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
-) -> Result<crate::typed::Pair<T, C, Mpsc>, ChannelError> {
+) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
     mpsc::channel(capacity).map(crate::typed::pair)
 }
 
 impl<T, C: Codec<T>> crate::typed::Sender<T, C, Mpsc> {
     /// Another sender in a new producer slot (see [`mpsc::Sender::try_clone`]).
     pub fn try_clone(&self) -> Result<Self, ChannelError> {
-        self.as_bytes().try_clone().map(Sender::from_bytes)
+        self.inner.try_clone().map(Sender::from_bytes)
     }
 }

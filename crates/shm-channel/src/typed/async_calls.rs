@@ -73,7 +73,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     /// This sender as a [`Sink`](futures_sink::Sink) of values (feature `tokio`): a value
     /// given to `start_send` is sent by the next `poll_ready`, `poll_flush` or
     /// `poll_close`, which wait for room; its failure hands the value back.
-    pub fn sink(&mut self) -> SendSink<'_, T, C, F> {
+    pub fn sink(&mut self) -> impl futures_sink::Sink<T, Error = SendError<T>> + Unpin + '_ {
         SendSink {
             sender: self,
             pending: None,
@@ -84,7 +84,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
 /// A typed sender as a [`Sink`](futures_sink::Sink) (see [`Sender::sink`]). A value taken
 /// by `start_send` is sent by the next `poll_ready`/`poll_flush`/`poll_close`; a sink
 /// dropped before that drops the value unsent (flush or close it first).
-pub struct SendSink<'a, T, C: Codec<T>, F: Flavor> {
+struct SendSink<'a, T, C: Codec<T>, F: Flavor> {
     sender: &'a mut Sender<T, C, F>,
     /// The value `start_send` took, not sent yet.
     pending: Option<T>,
@@ -178,8 +178,10 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
 
     /// The values as a [`Stream`](futures_core::Stream) (feature `tokio`): it ends when the
     /// senders are gone (`Disconnected`); any other failure is an `Err` item.
-    pub fn stream(&mut self) -> RecvStream<'_, T, C, F> {
-        RecvStream { receiver: self }
+    pub fn stream(
+        &mut self,
+    ) -> impl futures_core::Stream<Item = Result<T, RecvError<F::RecvError>>> + Unpin + '_ {
+        ValueStream { receiver: self }
     }
 }
 
@@ -200,11 +202,11 @@ impl<Fault> Undecoded<Fault> {
 
 /// A typed receiver's values as a [`Stream`](futures_core::Stream) (see
 /// [`Receiver::stream`]).
-pub struct RecvStream<'a, T, C: Codec<T>, F: Flavor> {
+struct ValueStream<'a, T, C: Codec<T>, F: Flavor> {
     receiver: &'a mut Receiver<T, C, F>,
 }
 
-impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for RecvStream<'_, T, C, F> {
+impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for ValueStream<'_, T, C, F> {
     type Item = Result<T, RecvError<F::RecvError>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -219,7 +221,7 @@ impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for RecvStream<'_, T, C, F>
     }
 }
 
-impl<T, C: Codec<T>, F: Flavor> Drop for RecvStream<'_, T, C, F> {
+impl<T, C: Codec<T>, F: Flavor> Drop for ValueStream<'_, T, C, F> {
     fn drop(&mut self) {
         stand_down(self.receiver);
     }

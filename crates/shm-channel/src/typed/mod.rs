@@ -37,8 +37,6 @@
 mod async_calls;
 mod error;
 
-#[cfg(feature = "tokio")]
-pub use async_calls::{RecvStream, SendSink};
 pub(crate) use error::FromDecodeError;
 pub use error::{RecvError, SendError};
 
@@ -67,12 +65,9 @@ mod default_codec {
     pub(crate) use crate::codec::Postcard as Codec;
 }
 
-/// Both ends of a typed channel.
-pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
-
 /// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with the default
 /// codec.
-pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+pub fn channel<T>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -80,20 +75,22 @@ where
 }
 
 /// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
-pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
+pub fn channel_with<T, C: Codec<T>>(
+    capacity: usize,
+) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
     crate::spsc::channel(capacity).map(pair)
 }
 
 /// Both byte ends of a channel, as typed ends.
 pub(crate) fn pair<T, C: Codec<T>, F: Flavor>(
     (tx, rx): (crate::Sender<F>, crate::Receiver<F>),
-) -> Pair<T, C, F> {
+) -> (Sender<T, C, F>, Receiver<T, C, F>) {
     (Sender::from_bytes(tx), Receiver::from_bytes(rx))
 }
 
 /// The sending end of a typed channel of flavor `F`.
 pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
-    inner: crate::Sender<F>,
+    pub(crate) inner: crate::Sender<F>,
     /// Length of the last value encoded: the next guess reserves twice as much.
     last_len: usize,
     /// Whether the last encoding failed for want of room in its frame.
@@ -311,32 +308,12 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     pub fn into_bytes(self) -> crate::Sender<F> {
         self.inner
     }
-
-    /// The byte sender underneath, borrowed.
-    pub fn as_bytes(&self) -> &crate::Sender<F> {
-        &self.inner
-    }
-
-    /// The byte sender underneath, mutably borrowed (to change how it waits, say).
-    pub fn as_bytes_mut(&mut self) -> &mut crate::Sender<F> {
-        &mut self.inner
-    }
 }
 
 impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     /// The byte receiver underneath.
     pub fn into_bytes(self) -> crate::Receiver<F> {
         self.inner
-    }
-
-    /// The byte receiver underneath, borrowed.
-    pub fn as_bytes(&self) -> &crate::Receiver<F> {
-        &self.inner
-    }
-
-    /// The byte receiver underneath, mutably borrowed (to change how it waits, say).
-    pub fn as_bytes_mut(&mut self) -> &mut crate::Receiver<F> {
-        &mut self.inner
     }
 }
 

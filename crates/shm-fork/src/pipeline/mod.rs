@@ -136,7 +136,9 @@ struct Launch {
 
 impl Launch {
     /// A channel between two processes of the pipeline, both ends waiting as it says.
-    fn channel<T, C: BatchCodec<T>>(&self) -> Result<bulk::Pair<T, C>, PipelineError> {
+    fn channel<T, C: BatchCodec<T>>(
+        &self,
+    ) -> Result<(bulk::Sender<T, C>, bulk::Receiver<T, C>), PipelineError> {
         let (sender, receiver) = spsc::Builder::new(self.capacity)
             .wait_strategy(self.strategy)
             .create()?;
