@@ -14,7 +14,9 @@
 //! use shm_channel::bulk;
 //! use shm_channel::codec::Plain;
 //!
-//! let (mut tx, mut rx) = bulk::channel_with::<u64, Plain>(1 << 16)?;
+//! let (tx, rx) = shm_channel::spsc::channel(1 << 16)?;
+//! let mut tx = bulk::Sender::<u64, Plain>::from_bytes(tx);
+//! let mut rx = bulk::Receiver::<u64, Plain>::from_bytes(rx);
 //! // 40 KB: five frames (each at most an eighth of the ring), all in the ring at once.
 //! let items: Vec<u64> = (0..5_000).collect();
 //! tx.send(&items)?;
@@ -24,7 +26,8 @@
 //! assert_eq!(got, items);
 //!
 //! // serde items, with the default codec
-//! let (mut tx, mut rx) = bulk::channel::<String>(1 << 12)?;
+//! let (tx, rx) = shm_channel::spsc::channel(1 << 12)?;
+//! let (mut tx, mut rx) = (bulk::Sender::<String>::from_bytes(tx), bulk::Receiver::from_bytes(rx));
 //! tx.send(&["a".to_string(), "b".to_string()])?;
 //! let mut got = Vec::new();
 //! assert_eq!(rx.recv_into(&mut got)?, 2);
@@ -39,23 +42,7 @@ use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 use crate::spsc::Spsc;
 use crate::typed::{DefaultCodec, FromDecodeError, RecvError, SendError};
-use crate::{ChannelError, CodecError, TryRecvError};
-
-/// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with the default codec.
-pub fn channel<T>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), ChannelError>
-where
-    DefaultCodec: BatchCodec<T>,
-{
-    channel_with::<T, DefaultCodec>(capacity)
-}
-
-/// Creates a bulk SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
-pub fn channel_with<T, C: BatchCodec<T>>(
-    capacity: usize,
-) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
-    let (tx, rx) = crate::spsc::channel(capacity)?;
-    Ok((Sender::from_bytes(tx), Receiver::from_bytes(rx)))
-}
+use crate::{CodecError, TryRecvError};
 
 /// The share of the ring one frame may take: an eighth, as deferred sends publish (so that
 /// the ring holds several frames and both sides keep busy).

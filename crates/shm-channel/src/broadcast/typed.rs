@@ -26,7 +26,10 @@ pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Broadcast>;
 pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Broadcast>;
 
 /// Creates a typed broadcast channel of `capacity` bytes with the default codec.
-pub fn channel<T>(capacity: usize, policy: Policy) -> Result<(Sender<T>, Receiver<T>), ChannelError>
+pub fn channel<T>(
+    capacity: usize,
+    policy: Policy,
+) -> Result<crate::typed::Pair<T, DefaultCodec, Broadcast>, ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -37,7 +40,7 @@ where
 pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
     policy: Policy,
-) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
+) -> Result<crate::typed::Pair<T, C, Broadcast>, ChannelError> {
     broadcast::channel(capacity, policy).map(crate::typed::pair)
 }
 

@@ -24,7 +24,9 @@ pub type Sender<T, C = DefaultCodec> = crate::typed::Sender<T, C, Mpsc>;
 pub type Receiver<T, C = DefaultCodec> = crate::typed::Receiver<T, C, Mpsc>;
 
 /// Creates a typed MPSC channel of `capacity` bytes with the default codec.
-pub fn channel<T>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), ChannelError>
+pub fn channel<T>(
+    capacity: usize,
+) -> Result<crate::typed::Pair<T, DefaultCodec, Mpsc>, ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -34,7 +36,7 @@ where
 /// Creates a typed MPSC channel of `capacity` bytes with codec `C`.
 pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
-) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
+) -> Result<crate::typed::Pair<T, C, Mpsc>, ChannelError> {
     mpsc::channel(capacity).map(crate::typed::pair)
 }
 

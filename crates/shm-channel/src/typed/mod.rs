@@ -65,9 +65,12 @@ mod default_codec {
     pub(crate) use crate::codec::Postcard as Codec;
 }
 
+/// Both ends of a typed channel of flavor `F`.
+pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
+
 /// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with the default
 /// codec.
-pub fn channel<T>(capacity: usize) -> Result<(Sender<T>, Receiver<T>), ChannelError>
+pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
@@ -75,16 +78,14 @@ where
 }
 
 /// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
-pub fn channel_with<T, C: Codec<T>>(
-    capacity: usize,
-) -> Result<(Sender<T, C>, Receiver<T, C>), ChannelError> {
+pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
     crate::spsc::channel(capacity).map(pair)
 }
 
 /// Both byte ends of a channel, as typed ends.
 pub(crate) fn pair<T, C: Codec<T>, F: Flavor>(
     (tx, rx): (crate::Sender<F>, crate::Receiver<F>),
-) -> (Sender<T, C, F>, Receiver<T, C, F>) {
+) -> Pair<T, C, F> {
     (Sender::from_bytes(tx), Receiver::from_bytes(rx))
 }
 

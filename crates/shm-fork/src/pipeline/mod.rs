@@ -134,11 +134,12 @@ struct Launch {
     processes: Vec<Process>,
 }
 
+/// The two ends of a channel between two processes of a pipeline.
+type Link<T, C> = (bulk::Sender<T, C>, bulk::Receiver<T, C>);
+
 impl Launch {
     /// A channel between two processes of the pipeline, both ends waiting as it says.
-    fn channel<T, C: BatchCodec<T>>(
-        &self,
-    ) -> Result<(bulk::Sender<T, C>, bulk::Receiver<T, C>), PipelineError> {
+    fn channel<T, C: BatchCodec<T>>(&self) -> Result<Link<T, C>, PipelineError> {
         let (sender, receiver) = spsc::Builder::new(self.capacity)
             .wait_strategy(self.strategy)
             .create()?;
