@@ -8,7 +8,8 @@
 
 use std::mem::MaybeUninit;
 
-use super::{Codec, FrameReader, FrameWriter, Plain};
+use super::frame::{Codec, FrameReader, FrameWriter};
+use super::plain::Plain;
 use crate::CodecError;
 
 /// A codec that encodes a slice of `T`s as one frame and decodes such a frame by appending

@@ -1,0 +1,187 @@
+//! What every codec writes into and reads from: the [`Codec`] trait, and the bounded
+//! cursors over a write grant ([`FrameWriter`]) and a read grant ([`FrameReader`]), which
+//! copy through raw pointers so no reference is ever formed over shared memory.
+
+use crate::CodecError;
+
+/// Encodes `T` into a frame and decodes it back.
+///
+/// Typed senders encode in one pass where they can: into room reserved by a guess (twice the
+/// last message's length), committing the length actually written; only a value that does
+/// not fit the guess is sized with [`encoded_len`](Codec::encoded_len) and encoded again.
+/// A codec that knows the length without encoding ([`exact_len`](Codec::exact_len), plain
+/// data) is always reserved at that length.
+pub trait Codec<T> {
+    /// Exact number of bytes [`encode`](Codec::encode) will write for `value`.
+    fn encoded_len(value: &T) -> Result<usize, CodecError>;
+
+    /// The encoded length, if it is known without encoding (`None`: encode to find out).
+    fn exact_len(_value: &T) -> Option<usize> {
+        None
+    }
+
+    /// Writes `value` into `out`. A value that does not fit fails (and
+    /// [`FrameWriter::overflowed`] says so); nothing is delivered then.
+    fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError>;
+
+    /// Reads a `T` from a frame.
+    fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError>;
+}
+
+/// Writes up to this long are copied inline by [`FrameWriter::write`].
+const SMALL_WRITE: usize = 16;
+
+/// A bounded cursor over a write grant: copies bytes in through a raw pointer, so no
+/// `&mut [u8]` is ever formed over shared memory.
+pub struct FrameWriter<'a> {
+    ptr: *mut u8,
+    len: usize,
+    pos: usize,
+    /// A write did not fit.
+    overflowed: bool,
+    _grant: std::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl FrameWriter<'_> {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for writes of `len` bytes for the writer's lifetime.
+    pub(crate) unsafe fn new(ptr: *mut u8, len: usize) -> Self {
+        FrameWriter {
+            ptr,
+            len,
+            pos: 0,
+            overflowed: false,
+            _grant: std::marker::PhantomData,
+        }
+    }
+
+    /// Appends `bytes`; fails if they do not fit.
+    #[inline]
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        let Some(end) = self
+            .pos
+            .checked_add(bytes.len())
+            .filter(|end| *end <= self.len)
+        else {
+            self.overflowed = true;
+            return Err(CodecError::Encode(
+                "the value does not fit the frame".into(),
+            ));
+        };
+        if bytes.len() <= SMALL_WRITE {
+            // A codec writes field by field, most fields a few bytes long: copied inline,
+            // byte by byte, instead of a `memcpy` call each.
+            for (i, &b) in bytes.iter().enumerate() {
+                // SAFETY: `pos + i < end <= len`: inside the bytes the constructor's
+                // caller made valid for writes; a raw write, no reference formed.
+                unsafe { self.ptr.add(self.pos + i).write(b) };
+            }
+        } else {
+            // SAFETY: `pos .. end` lies inside the `len` bytes the constructor's caller
+            // made valid for writes; `bytes` is private memory.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(self.pos), bytes.len())
+            };
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether a write did not fit: the value is larger than the frame.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+}
+
+/// A bounded cursor over a read grant: copies bytes out through a raw pointer.
+pub struct FrameReader<'a> {
+    ptr: *const u8,
+    len: usize,
+    pos: usize,
+    scratch: &'a mut Vec<u8>,
+}
+
+impl<'a> FrameReader<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads of `len` bytes for the reader's lifetime.
+    pub(crate) unsafe fn new(ptr: *const u8, len: usize, scratch: &'a mut Vec<u8>) -> Self {
+        FrameReader {
+            ptr,
+            len,
+            pos: 0,
+            scratch,
+        }
+    }
+
+    /// Length of the whole frame.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.len - self.pos
+    }
+
+    /// Fills `buf` from the frame; fails if the frame has fewer bytes left.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<(), CodecError> {
+        // SAFETY: `buf` is valid for writes of its length (and initialised).
+        unsafe { self.copy_out(buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// [`read`](FrameReader::read) into memory that need not be initialised (the spare
+    /// capacity of a `Vec`, say); on success every byte of `buf` is written.
+    pub fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> Result<(), CodecError> {
+        // SAFETY: `buf` is valid for writes of its length; `MaybeUninit<u8>` has the layout
+        // of `u8`.
+        unsafe { self.copy_out(buf.as_mut_ptr().cast::<u8>(), buf.len()) }
+    }
+
+    /// Copies the next `len` bytes to `dst`.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must be valid for writes of `len` bytes of private memory.
+    unsafe fn copy_out(&mut self, dst: *mut u8, len: usize) -> Result<(), CodecError> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|end| *end <= self.len)
+            .ok_or_else(|| CodecError::Decode("frame ends inside the value".into()))?;
+        // SAFETY: `pos .. end` lies inside the `len` readable bytes; `dst` is private and
+        // valid for `len` bytes (the caller's promise).
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(self.pos), dst, len) };
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Copies the rest of the frame into private scratch memory (reused across messages)
+    /// and returns it, for codecs that decode from a slice.
+    pub fn rest_copied(&mut self) -> &[u8] {
+        let remaining = self.remaining();
+        self.scratch.clear();
+        self.scratch.resize(remaining, 0);
+        // SAFETY: `pos .. len` is readable; the scratch vector holds `remaining` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.add(self.pos),
+                self.scratch.as_mut_ptr(),
+                remaining,
+            )
+        };
+        self.pos = self.len;
+        self.scratch
+    }
+}

@@ -1,0 +1,35 @@
+//! Plain data: a `bytemuck::Pod` value's bytes, copied as they are.
+
+use super::frame::{Codec, FrameReader, FrameWriter};
+use crate::CodecError;
+
+/// Plain data (`bytemuck::Pod`): the value's bytes, copied as they are. No codec, no
+/// allocation; the frame must be exactly `size_of::<T>()` bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl<T: bytemuck::Pod> Codec<T> for Plain {
+    fn encoded_len(_: &T) -> Result<usize, CodecError> {
+        Ok(std::mem::size_of::<T>())
+    }
+
+    fn exact_len(_: &T) -> Option<usize> {
+        Some(std::mem::size_of::<T>())
+    }
+
+    fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
+        out.write(bytemuck::bytes_of(value))
+    }
+
+    fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
+        if input.len() != std::mem::size_of::<T>() {
+            return Err(CodecError::Length {
+                expected: std::mem::size_of::<T>(),
+                found: input.len(),
+            });
+        }
+        let mut value = T::zeroed();
+        input.read(bytemuck::bytes_of_mut(&mut value))?;
+        Ok(value)
+    }
+}

@@ -1,0 +1,100 @@
+//! serde + postcard: the maintained serde alternative to bincode.
+
+use super::depth::{DepthBudget, DepthLimited, MAX_DECODE_DEPTH};
+use super::frame::{Codec, FrameReader, FrameWriter};
+use crate::CodecError;
+use postcard::ser_flavors::Flavor;
+
+/// serde + postcard. Decoding copies the frame into a reused private buffer first
+/// (postcard decodes from a slice); it never allocates more than the frame holds, and
+/// refuses values nested deeper than [`MAX_DECODE_DEPTH`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Postcard;
+
+struct Counter(usize);
+
+impl Flavor for Counter {
+    type Output = usize;
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len();
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+struct InPlace<'w, 'a>(&'w mut FrameWriter<'a>);
+
+impl Flavor for InPlace<'_, '_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0
+            .write(&[byte])
+            .map_err(|_| postcard::Error::SerializeBufferFull)
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0
+            .write(data)
+            .map_err(|_| postcard::Error::SerializeBufferFull)
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+impl super::batch::SerdeSequence for Postcard {
+    fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError> {
+        postcard::serialize_with_flavor(items, Counter(0))
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn encode_sequence<T: serde::Serialize>(
+        items: &[T],
+        out: &mut FrameWriter<'_>,
+    ) -> Result<(), CodecError> {
+        postcard::serialize_with_flavor(items, InPlace(out))
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
+    fn encoded_len(value: &T) -> Result<usize, CodecError> {
+        postcard::serialize_with_flavor(value, Counter(0))
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
+        postcard::serialize_with_flavor(value, InPlace(out))
+            .map_err(|e| CodecError::Encode(e.to_string()))
+    }
+
+    fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
+        let bytes = input.rest_copied();
+        let budget = DepthBudget::new(MAX_DECODE_DEPTH);
+        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+        let decoded = T::deserialize(DepthLimited::new(&mut deserializer, &budget));
+        // postcard's error drops custom messages: the budget names the depth limit.
+        let value = decoded.map_err(|e| budget.decode_error(e))?;
+        let rest = deserializer
+            .finalize()
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(CodecError::Decode(format!(
+                "{} bytes left after the value",
+                rest.len()
+            )));
+        }
+        Ok(value)
+    }
+}
