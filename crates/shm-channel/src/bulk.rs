@@ -27,7 +27,8 @@
 //!
 //! // serde items, with the default codec
 //! let (tx, rx) = shm_channel::spsc::channel(1 << 12)?;
-//! let (mut tx, mut rx) = (bulk::Sender::<String>::from_bytes(tx), bulk::Receiver::from_bytes(rx));
+//! let mut tx = bulk::Sender::<String>::from_bytes(tx);
+//! let mut rx = bulk::Receiver::<String>::from_bytes(rx);
 //! tx.send(&["a".to_string(), "b".to_string()])?;
 //! let mut got = Vec::new();
 //! assert_eq!(rx.recv_into(&mut got)?, 2);

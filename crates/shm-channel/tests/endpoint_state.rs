@@ -106,7 +106,6 @@ fn dropping_the_senders_closes_the_receiver() {
     let (tx, rx) = mpsc::channel(1024).unwrap();
     let tx2 = tx.try_clone().unwrap();
     drop(tx);
-    let mut rx = rx;
     assert!(!rx.is_closed());
     drop(tx2);
     assert!(rx.is_closed());

@@ -1,10 +1,7 @@
 //! What the endpoint core reports when a call does not happen, before each call turns it
 //! into its own public error type (`crate::error`).
 
-use crate::error::{
-    Corruption, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
-    TrySendError,
-};
+use crate::error::{Corruption, RecvError, RecvTimeoutError, SendError, TryRecvError};
 
 /// Why the core could not send: the failures every send call shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,28 +42,20 @@ impl From<SendFatal> for SendFailure {
 }
 
 impl SendFailure {
-    /// `try_send`'s error for this failure, handing `value` back; `fatal` builds the
-    /// blocking send's error `E` (a byte sender's [`SendError`], or a typed sender's).
-    pub(crate) fn into_try<T, E>(
+    /// The error of a non-blocking or timed send for this failure: `not_now(value)`
+    /// (`TrySendError::Full`, `SendTimeoutError::Timeout`), or `failed` (their `Send`) of
+    /// the blocking send's error that `fatal` builds (a byte sender's [`SendError`], or a
+    /// typed sender's), handing `value` back either way.
+    pub(crate) fn call_error<T, E, W>(
         self,
         value: T,
+        not_now: fn(T) -> W,
+        failed: fn(E) -> W,
         fatal: impl FnOnce(SendFatal, T) -> E,
-    ) -> TrySendError<T, E> {
+    ) -> W {
         match self {
-            SendFailure::NotNow => TrySendError::Full(value),
-            SendFailure::Fatal(f) => TrySendError::Send(fatal(f, value)),
-        }
-    }
-
-    /// `send_timeout`'s error for this failure (see [`into_try`](SendFailure::into_try)).
-    pub(crate) fn into_timeout<T, E>(
-        self,
-        value: T,
-        fatal: impl FnOnce(SendFatal, T) -> E,
-    ) -> SendTimeoutError<T, E> {
-        match self {
-            SendFailure::NotNow => SendTimeoutError::Timeout(value),
-            SendFailure::Fatal(f) => SendTimeoutError::Send(fatal(f, value)),
+            SendFailure::NotNow => not_now(value),
+            SendFailure::Fatal(f) => failed(fatal(f, value)),
         }
     }
 }

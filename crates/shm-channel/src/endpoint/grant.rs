@@ -40,7 +40,9 @@ impl<F: Flavor> Sender<F> {
     pub fn try_reserve(&mut self, max_len: usize) -> Result<WriteGrant<'_, F>, TrySendError<()>> {
         let slot = self
             .reserve_slot(max_len, Deadline::Now)
-            .map_err(|failure| failure.into_try((), SendFatal::with))?;
+            .map_err(|failure| {
+                failure.call_error((), TrySendError::Full, TrySendError::Send, SendFatal::with)
+            })?;
         Ok(WriteGrant::new(self, slot, Publish::Now))
     }
 
@@ -52,7 +54,14 @@ impl<F: Flavor> Sender<F> {
     ) -> Result<WriteGrant<'_, F>, SendTimeoutError<()>> {
         let slot = self
             .reserve_slot(max_len, Deadline::after(timeout))
-            .map_err(|failure| failure.into_timeout((), SendFatal::with))?;
+            .map_err(|failure| {
+                failure.call_error(
+                    (),
+                    SendTimeoutError::Timeout,
+                    SendTimeoutError::Send,
+                    SendFatal::with,
+                )
+            })?;
         Ok(WriteGrant::new(self, slot, Publish::Now))
     }
 }

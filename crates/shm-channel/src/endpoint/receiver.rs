@@ -143,8 +143,8 @@ impl<F: Flavor> Receiver<F> {
     /// assert!(rx.is_closed());
     /// # Ok::<(), shm_channel::ChannelError>(())
     /// ```
-    pub fn is_closed(&mut self) -> bool {
-        self.closed || self.ring().senders_gone(false).is_some()
+    pub fn is_closed(&self) -> bool {
+        self.closed || self.common.ring.senders_closed()
     }
 
     /// Changes how this endpoint waits for messages.

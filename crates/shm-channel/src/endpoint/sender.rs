@@ -88,7 +88,9 @@ impl<F: Flavor> Sender<F> {
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError<()>> {
         self.send_bytes(msg, Deadline::Now, Publish::Now)
-            .map_err(|failure| failure.into_try((), SendFatal::with))
+            .map_err(|failure| {
+                failure.call_error((), TrySendError::Full, TrySendError::Send, SendFatal::with)
+            })
     }
 
     /// Sends `msg`, waiting at most `timeout` for room.
@@ -98,7 +100,14 @@ impl<F: Flavor> Sender<F> {
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<()>> {
         self.send_bytes(msg, Deadline::after(timeout), Publish::Now)
-            .map_err(|failure| failure.into_timeout((), SendFatal::with))
+            .map_err(|failure| {
+                failure.call_error(
+                    (),
+                    SendTimeoutError::Timeout,
+                    SendTimeoutError::Send,
+                    SendFatal::with,
+                )
+            })
     }
 
     /// Sends `msg` but may leave it unpublished, so that a stream of messages is published

@@ -326,14 +326,18 @@ impl RecvRing for Reader {
                 return Some(self.gone());
             }
         }
-        // SYNC: sender gone. Acquire pairs with the release in `Writer::close`. Untrusted:
-        // a count a peer wrote only ends the wait early (0) or lets it go on until the
-        // slow check above asks the kernel.
-        let senders_untrusted = self.layout.status().senders.load(Ordering::Acquire);
-        if senders_untrusted != 0 {
+        if !self.senders_closed() {
             return None;
         }
         Some(self.gone())
+    }
+
+    fn senders_closed(&self) -> bool {
+        // SYNC: sender gone. Acquire pairs with the release in `Writer::close`. Untrusted:
+        // a count a peer wrote only ends a wait early (0) or lets it go on until a slow
+        // check asks the kernel.
+        let senders_untrusted = self.layout.status().senders.load(Ordering::Acquire);
+        senders_untrusted == 0
     }
 }
 

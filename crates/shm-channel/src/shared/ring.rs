@@ -262,6 +262,12 @@ pub(crate) trait RecvRing: RingSide {
     /// going when no live process could end it.
     fn senders_gone(&mut self, slow: bool) -> Option<Gone>;
 
+    /// Whether every sender was dropped by its owner: the cheap shared check alone (a
+    /// closed flag, or the MPSC sender count).
+    fn senders_closed(&self) -> bool {
+        self.layout().status().sender_is_closed()
+    }
+
     /// The owner's drop: flush releases, mark this side closed (or leave), release the
     /// owner slot and wake the sender.
     fn close(&mut self) {

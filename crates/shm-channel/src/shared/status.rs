@@ -102,7 +102,7 @@ impl StatusLine {
     }
 
     /// Whether the sender was dropped by its owner (SPSC, broadcast).
-    fn sender_is_closed(&self) -> bool {
+    pub(crate) fn sender_is_closed(&self) -> bool {
         // SYNC: sender closed (see `close_sender`).
         self.sender_closed.load(Ordering::Acquire) != 0
     }

@@ -128,7 +128,12 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T, SendError<T>>> {
         match self.encode_and_commit(&value, Deadline::Now, Publish::Now) {
             Ok(()) => Ok(()),
-            Err(TypedFailure::Channel(failure)) => Err(failure.into_try(value, channel_error)),
+            Err(TypedFailure::Channel(failure)) => Err(failure.call_error(
+                value,
+                TrySendError::Full,
+                TrySendError::Send,
+                channel_error,
+            )),
             Err(TypedFailure::Encode(e)) => Err(TrySendError::Send(SendError::Encode(value, e))),
         }
     }
@@ -141,7 +146,12 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     ) -> Result<(), SendTimeoutError<T, SendError<T>>> {
         match self.encode_and_commit(&value, Deadline::after(timeout), Publish::Now) {
             Ok(()) => Ok(()),
-            Err(TypedFailure::Channel(failure)) => Err(failure.into_timeout(value, channel_error)),
+            Err(TypedFailure::Channel(failure)) => Err(failure.call_error(
+                value,
+                SendTimeoutError::Timeout,
+                SendTimeoutError::Send,
+                channel_error,
+            )),
             Err(TypedFailure::Encode(e)) => {
                 Err(SendTimeoutError::Send(SendError::Encode(value, e)))
             }
