@@ -134,17 +134,18 @@ impl Rings for Broadcast {
     fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
         layout.status().claim_sender(claim)?;
         if claim == Claim::Create {
-            return Ok(Writer::new(layout, 0));
+            return Ok(Writer::new(layout, 0)?);
         }
         // A sender taking over continues the sequence numbers readers expect: from the
         // frames still in the ring, else from the word its predecessor stored.
         // Acquire: SYNC: frame published (our predecessor's stores).
-        let tail = layout.writer().tail.load(Ordering::Acquire);
+        // Untrusted: `seq_at` walks at most a capacity of validated frames up to it.
+        let tail_untrusted = layout.writer().tail.load(Ordering::Acquire);
         // Relaxed: published by the tail just loaded. Untrusted: a wrong value makes
         // readers report a stamp out of sequence, nothing worse.
         let recorded_untrusted = layout.writer().next_seq.load(Ordering::Relaxed);
-        let seq = seq_at(&layout, tail).unwrap_or(recorded_untrusted);
-        Ok(Writer::new(layout, seq))
+        let seq = seq_at(&layout, tail_untrusted).unwrap_or(recorded_untrusted);
+        Ok(Writer::new(layout, seq)?)
     }
 
     fn reader(layout: Layout, claim: Claim) -> Result<Reader, ChannelError> {

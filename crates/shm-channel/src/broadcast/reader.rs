@@ -66,6 +66,7 @@ impl Reader {
             })?;
         // SYNC: reader join (see `Writer::fits`).
         fence(Ordering::SeqCst);
+        // Untrusted: our starting cursor, validated by every `read_frame`.
         let cursor = layout.writer().tail.load(Ordering::SeqCst);
         // Release: SYNC: space released.
         layout.reader(slot).cursor.store(cursor, Ordering::Release);
@@ -94,8 +95,8 @@ impl Reader {
         // Acquire: SYNC: frame published (pairs with the Release store in
         // `Writer::publish`). Untrusted too, but only compared here; `read_frame` validates
         // it on every read.
-        let tail = layout.writer().tail.load(Ordering::Acquire);
-        if cursor_untrusted % 16 != 0 || before(tail, cursor_untrusted) {
+        let tail_untrusted = layout.writer().tail.load(Ordering::Acquire);
+        if cursor_untrusted % 16 != 0 || before(tail_untrusted, cursor_untrusted) {
             return Err(ChannelError::Corrupted(Corruption {
                 what: "handed-over broadcast cursor not aligned or ahead of the tail",
                 value: cursor_untrusted,
@@ -219,16 +220,17 @@ impl Reader {
         loop {
             // SYNC: oldest frame. Acquire pairs with the Release store in
             // `Writer::announce_overwrite`.
-            let oldest = layout.writer().oldest.load(Ordering::Acquire);
-            let tail = layout.writer().tail.load(Ordering::Acquire);
+            let oldest_untrusted = layout.writer().oldest.load(Ordering::Acquire);
+            let tail_untrusted = layout.writer().tail.load(Ordering::Acquire);
             // `tail` was loaded after `oldest`, so it may be more than a capacity ahead;
             // but the sender raises `oldest` only to frames it published before.
-            if oldest % 16 != 0 || before(tail, oldest) {
+            if oldest_untrusted % 16 != 0 || before(tail_untrusted, oldest_untrusted) {
                 return Err(Fault::Corrupted(Corruption {
                     what: "broadcast oldest not aligned or beyond the tail",
-                    value: oldest,
+                    value: oldest_untrusted,
                 }));
             }
+            let (oldest, tail) = (oldest_untrusted, tail_untrusted);
             // The sequence number of the message at `oldest`: its frame's stamp less one —
             // or, when nothing is published there yet (a write grant announced an
             // overwrite, then was dropped), the writer's next sequence number.

@@ -49,11 +49,15 @@ pub(crate) fn seq_at(layout: &Layout, at: u64) -> Option<u64> {
     for _ in 0..3 {
         // SYNC: oldest frame. Acquire pairs with the Release store in
         // `Writer::announce_overwrite`.
-        let oldest = layout.writer().oldest.load(Ordering::Acquire);
+        let oldest_untrusted = layout.writer().oldest.load(Ordering::Acquire);
         // Validated: at most a capacity of frames (at least 16 bytes each) is walked.
-        if !before(oldest, at) || oldest % 16 != 0 || at.wrapping_sub(oldest) > capacity {
+        if !before(oldest_untrusted, at)
+            || oldest_untrusted % 16 != 0
+            || at.wrapping_sub(oldest_untrusted) > capacity
+        {
             return None;
         }
+        let oldest = oldest_untrusted;
         let (mut pos, mut next) = (oldest, None);
         while before(pos, at) {
             let offset = pos & layout.mask();

@@ -42,12 +42,24 @@ pub(crate) struct Writer {
 impl Writer {
     /// The writer of a channel, continuing after what is in the ring (`seq`: the sequence
     /// number of the next message).
-    pub(crate) fn new(layout: Layout, seq: u64) -> Writer {
-        // Acquire: our own earlier stores, if this process wrote before.
-        let tail = layout.writer().tail.load(Ordering::Acquire);
-        let oldest = layout.writer().oldest.load(Ordering::Acquire);
+    pub(crate) fn new(layout: Layout, seq: u64) -> Result<Writer, Corruption> {
+        // Acquire: our own earlier stores, if this process wrote before; a predecessor's
+        // (or a peer's garbage) if we take over.
+        let tail_untrusted = layout.writer().tail.load(Ordering::Acquire);
+        let oldest_untrusted = layout.writer().oldest.load(Ordering::Acquire);
         let shared_capacity = layout.capacity();
-        Writer {
+        if tail_untrusted % 16 != 0
+            || oldest_untrusted % 16 != 0
+            || before(tail_untrusted, oldest_untrusted)
+            || tail_untrusted.wrapping_sub(oldest_untrusted) > shared_capacity
+        {
+            return Err(Corruption {
+                what: "broadcast tail or oldest not aligned, or not within a capacity",
+                value: tail_untrusted,
+            });
+        }
+        let (tail, oldest) = (tail_untrusted, oldest_untrusted);
+        Ok(Writer {
             layout,
             tail,
             published: tail,
@@ -58,7 +70,7 @@ impl Writer {
             bound: tail.wrapping_sub(shared_capacity),
             watches: (0..MAX_READERS).map(|_| PeerWatch::new()).collect(),
             wakes: 0,
-        }
+        })
     }
 
     /// Receivers attached now (reader slots with an owner).

@@ -7,7 +7,7 @@ use super::layout::Layout;
 use crate::error::Corruption;
 use crate::shared::frame::{frame_len, Word, FRAME_HEADER_LEN};
 use crate::shared::primitive::fence;
-use crate::shared::ring::before;
+use crate::shared::ring::{aligned_index, before};
 
 /// A claimed frame, owned by one producer until commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +38,12 @@ pub(crate) struct ClaimCursor {
 impl ClaimCursor {
     pub(crate) fn new(layout: &Layout, slot: usize) -> ClaimCursor {
         // Acquire: SYNC: space released (see `ReadCursor::release_to`).
-        let head = layout.head().load(Ordering::Acquire);
+        // Untrusted: only a starting guess, validated by the first `refresh_head` that needs
+        // it.
+        let head_untrusted = layout.head().load(Ordering::Acquire);
         ClaimCursor {
             slot,
-            cached_head: head,
+            cached_head: head_untrusted,
             mask: layout.capacity() - 1,
         }
     }
@@ -110,13 +112,8 @@ impl ClaimCursor {
         let slot = layout.slot(self.slot);
         loop {
             // Relaxed: the value is only a guess for the CAS below, which validates it.
-            let t = layout.tail().load(Ordering::Relaxed);
-            if t % 8 != 0 {
-                return Err(Corruption {
-                    what: "mpsc tail not 8-byte aligned",
-                    value: t,
-                });
-            }
+            let t_untrusted = layout.tail().load(Ordering::Relaxed);
+            let t = aligned_index(t_untrusted, "mpsc tail not 8-byte aligned")?;
             let offset = t & self.mask;
             let to_end = capacity - offset;
             // A frame never crosses the ring end: pad to the end first, as its own claim.

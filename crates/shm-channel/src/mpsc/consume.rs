@@ -7,7 +7,7 @@ use super::layout::Layout;
 use super::ring::MAX_SENDERS;
 use crate::error::Corruption;
 use crate::shared::frame::{frame_len, Word};
-use crate::shared::ring::{before, check_tail, Peek};
+use crate::shared::ring::{aligned_index, before, check_tail, Peek};
 
 /// A committed frame the consumer may copy out, then release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +40,8 @@ pub(crate) struct ReadCursor {
 impl ReadCursor {
     pub(crate) fn new(layout: &Layout) -> Result<ReadCursor, Corruption> {
         // Acquire: our own earlier releases, if this process consumed before.
-        let head = layout.head().load(Ordering::Acquire);
-        if head % 8 != 0 {
-            return Err(Corruption {
-                what: "mpsc head not 8-byte aligned",
-                value: head,
-            });
-        }
+        let head_untrusted = layout.head().load(Ordering::Acquire);
+        let head = aligned_index(head_untrusted, "mpsc head not 8-byte aligned")?;
         let mut consumer = ReadCursor {
             head,
             published_head: head,
@@ -178,9 +173,9 @@ impl ReadCursor {
             let slot = layout.slot(index);
             // SYNC: claim intent. Acquire pairs with the producers' Release stores of their
             // intents: what a producer committed before its newest intent is visible.
-            let start = slot.intent_start.load(Ordering::Acquire);
-            let stop = slot.intent_end.load(Ordering::Acquire);
-            if !covers(start, stop, self.head) {
+            let start_untrusted = slot.intent_start.load(Ordering::Acquire);
+            let stop_untrusted = slot.intent_end.load(Ordering::Acquire);
+            if !covers(start_untrusted, stop_untrusted, self.head) {
                 continue;
             }
             if !is_dead(index) {
@@ -188,18 +183,28 @@ impl ReadCursor {
             }
             // Re-read after the liveness check: the values a dead producer left.
             // Acquire: SYNC: claim intent (as above).
-            let start = slot.intent_start.load(Ordering::Acquire);
-            let stop = slot.intent_end.load(Ordering::Acquire);
-            if covers(start, stop, self.head) {
-                let nearer = |e: u64| if before(stop, e) { stop } else { e };
-                end = Some(end.map_or(stop, nearer));
+            let start_untrusted = slot.intent_start.load(Ordering::Acquire);
+            let stop_untrusted = slot.intent_end.load(Ordering::Acquire);
+            if covers(start_untrusted, stop_untrusted, self.head) {
+                let nearer = |e: u64| {
+                    if before(stop_untrusted, e) {
+                        stop_untrusted
+                    } else {
+                        e
+                    }
+                };
+                end = Some(end.map_or(stop_untrusted, nearer));
             }
         }
         match end {
-            Some(stop) if stop % 8 != 0 || stop.wrapping_sub(self.head) > room => Err(Corruption {
-                what: "mpsc claim intent beyond claimed bytes or ring end",
-                value: stop,
-            }),
+            Some(stop_untrusted)
+                if stop_untrusted % 8 != 0 || stop_untrusted.wrapping_sub(self.head) > room =>
+            {
+                Err(Corruption {
+                    what: "mpsc claim intent beyond claimed bytes or ring end",
+                    value: stop_untrusted,
+                })
+            }
             Some(stop) => Ok(Covering::DeadUntil(stop)),
             None => Ok(Covering::Nobody),
         }
@@ -256,9 +261,9 @@ impl ReadCursor {
     pub(crate) fn passed_intent(&self, layout: &Layout, slot: usize) -> bool {
         let slot = layout.slot(slot);
         // Acquire: SYNC: claim intent; a stale value only delays recycling.
-        let start = slot.intent_start.load(Ordering::Acquire);
-        let end = slot.intent_end.load(Ordering::Acquire);
-        start == end || !before(self.head, end)
+        let start_untrusted = slot.intent_start.load(Ordering::Acquire);
+        let end_untrusted = slot.intent_end.load(Ordering::Acquire);
+        start_untrusted == end_untrusted || !before(self.head, end_untrusted)
     }
 }
 

@@ -207,8 +207,8 @@ pub(crate) fn claim_free_slot(layout: &Layout, owner: u64) -> Option<usize> {
 fn take_over_dead_slot(layout: &Layout, index: usize, owner: u64) -> bool {
     let slot = layout.slot(index);
     // Acquire: SYNC: owner recorded (see `ownership::swap_owner`).
-    let dead = slot.owner.load(Ordering::Acquire);
-    let Some(identity) = ProcessIdentity::from_raw(dead) else {
+    let dead_untrusted = slot.owner.load(Ordering::Acquire);
+    let Some(identity) = ProcessIdentity::from_raw(dead_untrusted) else {
         return false;
     };
     if PeerWatch::new().check(identity) != Liveness::Dead {
@@ -217,20 +217,22 @@ fn take_over_dead_slot(layout: &Layout, index: usize, owner: u64) -> bool {
     // SYNC: claim intent. Acquire pairs with the producers' AcqRel CAS of `tail`: the
     // intent the dead producer recorded before its last claim is visible (and it writes
     // no other any more).
-    let tail = layout.tail().load(Ordering::Acquire);
+    let tail_untrusted = layout.tail().load(Ordering::Acquire);
     // SYNC: space released. Acquire pairs with the receiver's Release store of `head`.
-    let head = layout.head().load(Ordering::Acquire);
+    let head_untrusted = layout.head().load(Ordering::Acquire);
     // Relaxed: SYNC: claim intent (ordered by the Acquire load of `tail` above).
-    let intent_end = slot.intent_end.load(Ordering::Relaxed);
+    let end_untrusted = slot.intent_end.load(Ordering::Relaxed);
     // Relaxed: SYNC: claim intent (as above).
-    let intent_start = slot.intent_start.load(Ordering::Relaxed);
-    // Untrusted words: a head beyond the tail is garbage; then keep the slot as it is.
-    if before(tail, head) || (intent_start != intent_end && before(head, intent_end)) {
+    let start_untrusted = slot.intent_start.load(Ordering::Relaxed);
+    // A head beyond the tail is garbage; then keep the slot as it is.
+    if before(tail_untrusted, head_untrusted)
+        || (start_untrusted != end_untrusted && before(head_untrusted, end_untrusted))
+    {
         return false;
     }
     slot.owner
         // SYNC: owner recorded (see `ownership::swap_owner`). The receiver reaping the
         // same slot races on this CAS: one of us wins, the sender count stays right.
-        .compare_exchange(dead, owner, Ordering::AcqRel, Ordering::Relaxed)
+        .compare_exchange(dead_untrusted, owner, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
 }
