@@ -194,8 +194,8 @@ fn main() -> Result<(), Failure> {
     support::row(&format!("{records} records of 256 B"), &large[0], &large[1]);
     let (p, lo, hi) = support::summary(&small[4]);
     println!(
-        "reference: u64 over pipes buffered 64 KiB, one read_exact/write_all per item \
-         (issue 12's variant): {p:.2} [{lo:.2}-{hi:.2}] M items/s; plain shm against it: {:.2}x",
+        "reference: u64 over pipes buffered 64 KiB, one read_exact/write_all per item: \
+         {p:.2} [{lo:.2}-{hi:.2}] M items/s; plain shm against it: {:.2}x",
         support::summary(&small[0]).0 / p
     );
     println!(

@@ -19,7 +19,8 @@
 //!    sees `PeerDied` within the usual bound, whether or not it ever attached.
 //! 2. receiving process: [`Portable::from_parts`] takes the owner slot over when it names
 //!    the receiving process (handed over already) or that process's parent (an exec'd child
-//!    may get there before the parent's step 1). Any other live owner is refused.
+//!    may get there before the parent's step 1), or names nobody. Any other owner, alive or
+//!    dead, is refused.
 //!
 //! A `Transfer` dropped without being handed over drops its endpoint: the peer sees the
 //! endpoint closed, as when the endpoint itself is dropped.

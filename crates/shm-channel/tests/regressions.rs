@@ -1,6 +1,7 @@
-//! Regressions of the defects that three copies of the endpoint machinery let in (issue 10),
-//! each named after what broke, and each run for every flavor it applies to: the fix now
-//! lives once, in the endpoint core or the ring, and these prove every flavor has it.
+//! Regressions of the defects that three copies of the endpoint machinery let in (found in
+//! the review that merged them into the one endpoint core), each named after what broke,
+//! and each run for every flavor it applies to: the fix now lives once, in the endpoint
+//! core or the ring, and these prove every flavor has it.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,8 +56,8 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 // ---------------------------------------------------------------------------------------
-// A full ring whose receiver died: the non-blocking send must find out (issue 10: the
-// broadcast sender never checked liveness on its own, and `try_send` stayed `Full`).
+// A full ring whose receiver died: the non-blocking send must find out (before the merge,
+// the broadcast sender never checked liveness on its own, and `try_send` stayed `Full`).
 // ---------------------------------------------------------------------------------------
 
 /// Fills the ring with `try_send`, kills the process that owns the receiver, then polls

@@ -125,9 +125,10 @@ fn receiver_killed_makes_send_peer_died() {
     );
 }
 
-/// Regression (issue 10): an endpoint captured by `move` in the closure, rather than passed
-/// through `fork_with`'s values, used to work in the child. It is not handed over, so the
-/// child does not own it: every use is refused, and the parent's receiver sees nothing.
+/// Regression (found in the review of the endpoint machinery): an endpoint captured by
+/// `move` in the closure, rather than passed through `fork_with`'s values, used to work in
+/// the child. It is not handed over, so the child does not own it: every use is refused,
+/// and the parent's receiver sees nothing.
 fn endpoint_moved_into_the_closure_without_inherit_is_refused() {
     let (mut tx, mut rx) = typed::channel::<u32>(4096).unwrap();
     let mut child = fork_with((), move |()| {

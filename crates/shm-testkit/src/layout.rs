@@ -1,8 +1,9 @@
 //! Byte offsets of every channel flavor's control block, as plain numbers: where a hostile
 //! peer (a test) writes. The authoritative layouts are `offset_of!`-checked in
-//! `shm-channel/src/ring/*/layout.rs` and `shm-core/src/header.rs`; this crate cannot
-//! depend on shm-channel (which dev-depends on it), so the numbers are repeated here once,
-//! and `shm-channel/tests/kit_layout.rs` checks them against live channels.
+//! `shm-channel/src/{spsc,mpsc,broadcast}/layout.rs` and `shm-core/src/header.rs`; this
+//! crate cannot depend on shm-channel (which dev-depends on it), so the numbers are
+//! repeated here once, and `shm-channel/tests/kit_layout.rs` checks them against live
+//! channels.
 
 /// How wide a shared word is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,7 @@ pub mod event {
     pub const WAITERS: usize = 4;
 }
 
-/// The SPSC control block (`ring/spsc/layout.rs`).
+/// The SPSC control block (`shm-channel/src/spsc/layout.rs`).
 pub mod spsc {
     /// Layout version of the header.
     pub const LAYOUT_VERSION: u64 = 3;
@@ -127,7 +128,7 @@ pub mod spsc {
     ];
 }
 
-/// The MPSC control block (`ring/mpsc/layout.rs`).
+/// The MPSC control block (`shm-channel/src/mpsc/layout.rs`).
 pub mod mpsc {
     /// Layout version of the header.
     pub const LAYOUT_VERSION: u64 = 3;
@@ -198,7 +199,7 @@ pub mod mpsc {
     }
 }
 
-/// The broadcast control block (`ring/broadcast/layout.rs`).
+/// The broadcast control block (`shm-channel/src/broadcast/layout.rs`).
 pub mod broadcast {
     /// Layout version of the header.
     pub const LAYOUT_VERSION: u64 = 4;

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! A frame has a 16-byte header: word 0 is the stamp (the message's sequence number + 1; a
-//! pad carries the next message's), word 1 the common frame word (`crate::frame`). Frames
+//! pad carries the next message's), word 1 the common frame word (`crate::shared::frame`). Frames
 //! are 16-aligned.
 
 use std::mem::{align_of, offset_of, size_of};

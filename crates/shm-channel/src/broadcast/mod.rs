@@ -17,7 +17,8 @@
 //! current tail, and leave by being dropped. With no receiver, messages are dropped.
 //!
 //! A receiver copies each frame into a private buffer and checks it was not overwritten
-//! during the copy before handing it out (through [`ReadGrant`], `recv`, `recv_into`):
+//! during the copy before handing it out (through [`ReadGrant`](crate::ReadGrant), `recv`,
+//! `recv_into`):
 //! torn data is never returned.
 //!
 //! # Examples

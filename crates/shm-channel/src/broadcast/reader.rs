@@ -84,7 +84,7 @@ impl Reader {
     }
 
     /// The receiver of reader slot `slot`, handed to the calling process by its owner (see
-    /// [`Claim::Adopt`](crate::Claim::Adopt)): it goes on from the cursor its previous
+    /// [`Claim::Adopt`](crate::shared::status::Claim::Adopt)): it goes on from the cursor its previous
     /// owner stored.
     pub(crate) fn adopted(layout: Layout, slot: usize) -> Result<Reader, ChannelError> {
         check_slot("receiver", slot, MAX_READERS)?;

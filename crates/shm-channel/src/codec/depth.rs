@@ -22,9 +22,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
 use crate::CodecError;
 
-/// Deepest nesting the serde codecs (`Bincode`, `Postcard`) decode: a value inside more than this many containers
-/// (struct or tuple fields, sequence elements, map entries, enum variant contents, newtype
-/// contents, `Some`) makes the frame a [`CodecError::Decode`](crate::CodecError::Decode).
+/// Deepest nesting the serde codecs (`Bincode`, `Postcard`) decode: a value inside more
+/// than this many containers (struct or tuple fields, sequence elements, map entries, enum
+/// variant contents, newtype contents, `Some`) makes the frame a [`CodecError::Decode`].
 ///
 /// Why 128: real messages nest a handful of levels (a recursive type that legitimately
 /// goes deeper is better sent flattened), and decoding 128 levels stays far from the

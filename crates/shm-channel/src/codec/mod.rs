@@ -3,12 +3,16 @@
 //!
 //! | codec | `T` | encode | decode |
 //! |---|---|---|---|
-//! | [`Bincode`] (default) | `Serialize + DeserializeOwned` | sized, then in place | in place, copying piecewise |
-//! | [`Postcard`] | `Serialize + DeserializeOwned` | sized, then in place | from a private copy of the frame |
+//! | [`Bincode`] (default) | `Serialize + DeserializeOwned` | in place | from one private copy of the frame |
+//! | [`Postcard`] | `Serialize + DeserializeOwned` | in place | from one private copy of the frame |
 //! | [`Plain`] | `bytemuck::Pod` | one copy | one copy, length checked |
 //!
+//! A typed sender encodes in one pass into room reserved by a guess, and sizes the value
+//! first only when the guess was too small (see [`Codec`]).
+//!
 //! Decoding never trusts the frame: bytes are copied out of shared memory before the codec
-//! looks at them, and a frame that is not a valid `T` is a [`CodecError`], not a panic.
+//! looks at them, and a frame that is not a valid `T` is a
+//! [`CodecError`](crate::CodecError), not a panic.
 //! The serde codecs also refuse values nested deeper than [`MAX_DECODE_DEPTH`], so a
 //! frame of deeply nested variants of a recursive type cannot overflow the receiver's stack.
 //!

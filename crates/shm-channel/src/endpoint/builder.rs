@@ -87,8 +87,9 @@ impl<F: Flavor> Builder<F> {
     /// Whether the channel gets doorbells: a unix datagram socket pair (two descriptors,
     /// close-on-exec) that its endpoints ring when they notify an *async* waiter
     /// (`send_async`, `recv_async`, ...). Without them an async wait still works, but learns
-    /// of new messages only by re-checking (every millisecond; see
-    /// [`has_doorbells`](crate::Sender::has_doorbells) for a peer attached without them). Synchronous waits never use them, and a notifier rings one only while an
+    /// of new messages only by re-checking (every millisecond;
+    /// [`Endpoint::has_doorbells`](crate::Endpoint::has_doorbells) says whether an endpoint
+    /// has them). Synchronous waits never use them, and a notifier rings one only while an
     /// async waiter has announced itself. They travel with the endpoints: inherited across
     /// `fork`, passed with the memfd by [`transfer`](crate::transfer).
     ///

@@ -62,9 +62,11 @@ impl<F: Flavor> Sender<F> {
         self.common.ring.max_payload()
     }
 
-    /// Whether the receiving side is closed: dropped, or closed with
-    /// [`Receiver::close`](crate::Receiver::close) (a cheap shared load; a receiver whose
-    /// process died is seen by the next send that finds the ring full).
+    /// Whether the receiving side is closed: dropped by the process that owns it, or closed
+    /// with [`Receiver::close`](crate::Receiver::close) (a cheap shared load; a receiver
+    /// whose process died is seen by the next send that finds the ring full). Always
+    /// `false` for broadcast, whose receivers come and go (with none, messages are
+    /// dropped).
     ///
     /// ```
     /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
@@ -114,8 +116,10 @@ impl<F: Flavor> Sender<F> {
     /// in batches (one index store and wake check per batch): the message becomes visible
     /// to the receiver at the latest at the next [`flush`](Sender::flush), the next
     /// ordinary send or commit, when the ring fills, when an eighth of the ring is pending,
-    /// or when the sender is dropped. Waits for room like [`send`](Sender::send). (MPSC and
-    /// broadcast commits are visible at once: there it is a plain `send`.)
+    /// or when the sender is dropped. Waits for room like [`send`](Sender::send). (An MPSC
+    /// commit is visible at once, to a receiver that polls: there only the wake-up of a
+    /// sleeping receiver waits for the batch. SPSC and broadcast store their tail once per
+    /// batch.)
     ///
     /// For pipelines: send deferred while input is at hand, flush before waiting for more.
     ///

@@ -5,7 +5,7 @@
 //!
 //! # Frame header word
 //!
-//! The common one (`crate::frame`), with all four tags: `CLAIMED(len, slot)`,
+//! The common one (`crate::shared::frame`), with all four tags: `CLAIMED(len, slot)`,
 //! `DATA(len, slot)`, `SKIP(len)`, `PAD(len)`; 0 means nothing written yet (the consumer
 //! zeroes every byte it releases).
 //!

@@ -55,7 +55,7 @@ impl Writer {
     }
 
     /// The writer of producer slot `slot`, handed to the calling process by its owner
-    /// (see [`Claim::Adopt`](crate::Claim::Adopt)).
+    /// (see [`Claim::Adopt`](crate::shared::status::Claim::Adopt)).
     pub(crate) fn adopted(layout: Layout, slot: usize) -> Result<Writer, ChannelError> {
         check_slot("sender", slot, MAX_SENDERS)?;
         ReadCursor::new(&layout)?;

@@ -29,9 +29,9 @@ pub(crate) trait ChannelLayout: Clone + Send + Sync + Sized {
     /// Smallest capacity of the flavor.
     const MIN_CAPACITY: usize = MIN_CAPACITY;
 
-    /// Lays out a fresh channel in `memory` (`zeroed`: the memory is known to be all zero,
-    /// so nothing needs clearing) using `handshake` (from [`creation_handshake`]), header
-    /// last.
+    /// Lays out a fresh channel in `memory` as `how` says (`how.zeroed`: the memory is
+    /// known to be all zero, so nothing needs clearing; `how.handshake`: from
+    /// [`creation_handshake`](super::creation::creation_handshake)), header last.
     fn create(
         memory: Arc<dyn SharedMemory>,
         how: &Creation<Self::Options>,

@@ -66,7 +66,7 @@ pub(crate) struct StatusLine {
     pub(crate) senders: AtomicU32,
     /// Broadcast: 0 back-pressure, 1 overwrite.
     pub(crate) policy: AtomicU32,
-    /// The channel's wake handshake ([`Handshake::to_u32`]): written by the creator before
+    /// The channel's wake handshake ([`Handshake::to_u32`](shm_core::notify::Handshake::to_u32)): written by the creator before
     /// the header's magic is published, read once by every process that attaches, never
     /// on a hot path. 0 (unwritten) and unknown values are refused at attach.
     pub(crate) handshake: AtomicU32,

@@ -23,7 +23,7 @@ use super::view::{View, Wake};
 use crate::{ChannelError, Corruption};
 
 /// Stores `value` into `index`, an index a peer may be about to sleep on (the SPSC tail
-/// or head), then wakes the sleepers of `event` if there are any, as the channel's
+/// or head), then wakes the sleepers of `wake`'s event if there are any, as the channel's
 /// `handshake` says; whether a wake syscall was made.
 ///
 /// The store's Release half is what publishes (each caller names its `SYNC:` pair). What
@@ -34,6 +34,9 @@ use crate::{ChannelError, Corruption};
 ///   ([`Event::notify_relaxed`]); the sleeper's `membarrier` orders them for us.
 /// - [`Handshake::SeqCst`]: a SeqCst store (an `xchg` on x86), so the load needs no fence
 ///   ([`Event::notify_after_seqcst`]).
+///
+/// [`Event::notify_relaxed`]: shm_core::notify::Event::notify_relaxed
+/// [`Event::notify_after_seqcst`]: shm_core::notify::Event::notify_after_seqcst
 #[inline]
 pub(crate) fn publish_index(
     handshake: Handshake,
@@ -56,13 +59,16 @@ pub(crate) fn publish_index(
     wake.then_ring(woke)
 }
 
-/// Wakes the sleepers of `event`, if any, after publishing stores that are only Release
+/// Wakes the sleepers of `wake`'s event, if any, after publishing stores that are only Release
 /// whatever the handshake (the MPSC commit of a frame header, a broadcast tail or cursor):
 /// under [`Handshake::SeqCst`] this costs a full fence ([`Event::notify`]); under
 /// [`Handshake::Membarrier`] nothing but the load ([`Event::notify_relaxed`]).
 ///
 /// The rare wake-ups of closing endpoints keep [`Event::notify`] under both handshakes: a
 /// full fence pairs with either kind of sleeper (both fence after announcing themselves).
+///
+/// [`Event::notify`]: shm_core::notify::Event::notify
+/// [`Event::notify_relaxed`]: shm_core::notify::Event::notify_relaxed
 #[inline]
 pub(crate) fn notify_after_release(handshake: Handshake, wake: Wake<'_>) -> bool {
     let woke = match handshake {

@@ -63,7 +63,7 @@ pub(crate) struct View {
     /// validated at attach, then never re-read from shared memory. The calling process is
     /// prepared for it (registered, for `Membarrier`).
     handshake: Handshake,
-    /// The channel's doorbells in this process, if it has them (see `crate::doorbells`).
+    /// The channel's doorbells in this process, if it has them (see `super::doorbells`).
     doorbells: Option<Arc<Doorbells>>,
 }
 

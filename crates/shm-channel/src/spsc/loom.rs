@@ -19,7 +19,7 @@ use crate::{Endpoint, RecvError, TryRecvError};
 fn ring(capacity: usize) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
     // loom cannot model `membarrier`: the models run the SeqCst handshake (which is what
-    // every channel uses under `cfg(loom)`, see `layout::effective_handshake`).
+    // every channel uses under `cfg(loom)`, see `shared::creation::effective_handshake`).
     let layout = Layout::create(
         heap,
         &crate::shared::creation::Creation {

@@ -15,7 +15,7 @@
 //! [`Sender::reserve`](crate::Sender::reserve) and read them with
 //! [`Receiver::read`](crate::Receiver::read).
 //!
-//! Typed values over SPSC: [`typed`] (the same as [`crate::typed`]'s defaults).
+//! Typed values over SPSC: [`crate::typed`] (SPSC is its default flavor).
 //!
 //! # Examples
 //!

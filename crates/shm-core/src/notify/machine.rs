@@ -51,9 +51,10 @@ impl WaitStrategy {
     }
 
     /// The strategy for each of `processes` processes that wait on each other, with `cores`
-    /// cores to run on (see the [module rule](self)): the default spin-then-park while
-    /// there is a core per process; beyond, [`WaitStrategy::YieldThenPark`] for
-    /// [`OVERSUBSCRIBED_SPIN`].
+    /// cores to run on: the default spin-then-park while there is a core per process;
+    /// beyond, [`WaitStrategy::YieldThenPark`] for [`OVERSUBSCRIBED_SPIN`] (a waiter that
+    /// busy-spins there takes the core of a process that has work, quite possibly the one
+    /// it waits for).
     ///
     /// ```
     /// use shm_core::notify::{WaitStrategy, OVERSUBSCRIBED_SPIN};
