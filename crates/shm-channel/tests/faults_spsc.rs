@@ -1,5 +1,5 @@
 //! Fault injection into an SPSC channel across real processes: a producer killed
-//! (SIGKILL) before, during and after a write or inside a batch; a consumer killed while
+//! (SIGKILL) before, during and after a write or with deferred sends unpublished; a consumer killed while
 //! the producer is blocked or while it holds a read grant; either side stopped (SIGSTOP)
 //! and continued. Each time the survivor never receives a partial, corrupt or reordered
 //! message, gets every message committed before the fault, sees `PeerDied` in its blocked

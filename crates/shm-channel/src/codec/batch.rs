@@ -8,7 +8,9 @@
 
 use std::mem::MaybeUninit;
 
-use super::frame::{Codec, FrameReader, FrameWriter};
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+use super::frame::Codec;
+use super::frame::{FrameReader, FrameWriter};
 use super::plain::Plain;
 use crate::CodecError;
 
@@ -91,6 +93,7 @@ impl<T: bytemuck::Pod> BatchCodec<T> for Plain {
 }
 
 /// A serde codec that writes a slice as one sequence (the same bytes as a `Vec<T>`).
+#[cfg(any(feature = "bincode", feature = "postcard"))]
 pub(crate) trait SerdeSequence {
     /// Bytes `items` take as one sequence.
     fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError>;
@@ -105,6 +108,7 @@ pub(crate) trait SerdeSequence {
 /// The serde codecs' batches: the slice is one sequence, decoded as the codec decodes a
 /// `Vec<T>` (with its limits).
 // `SerdeSequence` is the crate's own: only its serde codecs get this impl.
+#[cfg(any(feature = "bincode", feature = "postcard"))]
 #[allow(private_bounds)]
 impl<C, T> BatchCodec<T> for C
 where
