@@ -60,7 +60,7 @@ use shm_core::Region;
 
 use crate::codec::Codec;
 use crate::shared::doorbells::Doorbells;
-use crate::shared::layout::ChannelLayout;
+use crate::shared::layout::Layout;
 use crate::shared::ring::RecvRing;
 use crate::shared::status::Claim;
 use crate::{ChannelError, Endpoint, Flavor, OwnershipError, Receiver, Sender};
@@ -294,7 +294,7 @@ fn duplicate(
 
 /// Maps a received memfd, validates the channel's header, and checks and takes the
 /// doorbells that came with it.
-fn attach<F: Flavor>(fds: Vec<OwnedFd>) -> Result<F::Layout, TransferError> {
+fn attach<F: Flavor>(fds: Vec<OwnedFd>) -> Result<Layout<F>, TransferError> {
     let count = fds.len();
     let mut fds = fds.into_iter();
     let (Some(memfd), bells) = (fds.next(), [fds.next(), fds.next(), fds.next()]) else {
@@ -308,7 +308,7 @@ fn attach<F: Flavor>(fds: Vec<OwnedFd>) -> Result<F::Layout, TransferError> {
     let region = Region::options(0)
         .attach_memfd(memfd)
         .map_err(ChannelError::from)?;
-    Ok(F::Layout::attach(Arc::new(region))?.with_doorbells(doorbells))
+    Ok(Layout::<F>::attach(Arc::new(region))?.with_doorbells(doorbells))
 }
 
 /// The transfer of `endpoint`, the `side` of a channel of flavor `F` holding owner slot
@@ -340,7 +340,7 @@ fn adopt<F: Flavor, R>(
     fds: Vec<OwnedFd>,
     ticket: Ticket,
     side: Side,
-    open: fn(F::Layout, Claim) -> Result<R, ChannelError>,
+    open: fn(Layout<F>, Claim) -> Result<R, ChannelError>,
 ) -> Result<R, TransferError> {
     ticket.expect::<F>(side)?;
     Ok(open(attach::<F>(fds)?, Claim::Adopt { slot: ticket.slot })?)

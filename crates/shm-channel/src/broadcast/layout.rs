@@ -15,17 +15,17 @@
 //! are 16-aligned.
 
 use std::mem::{align_of, offset_of, size_of};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use shm_core::header::LayoutSpec;
-use shm_core::SharedMemory;
 
+use super::Broadcast;
 use crate::shared::creation::Creation;
-use crate::shared::layout::ChannelLayout;
+use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{assert_offsets, layout_spec, EventLine, HeaderSlot, Line, StatusLine};
-use crate::shared::primitive::{AtomicU64, DataArea};
+use crate::shared::primitive::AtomicU64;
 use crate::shared::view::View;
-use crate::ChannelError;
+use crate::{ChannelError, Corruption};
 
 /// Most receivers a broadcast channel can have at once.
 pub const MAX_READERS: usize = 16;
@@ -91,19 +91,6 @@ assert_offsets! {
 
 const SLOT_LEN: usize = size_of::<ReaderSlot>();
 
-/// The layout this build speaks (bump the version on any incompatible change), hashed
-/// with the sizes and alignments of the control block, the reader slots and the frame
-/// header.
-const BROADCAST_SPEC: LayoutSpec = layout_spec(
-    b"SHMBCST1",
-    4,
-    &[
-        (size_of::<Control>(), align_of::<Control>()),
-        (SLOT_LEN, MAX_READERS),
-        (HEADER as usize, 8),
-    ],
-);
-
 /// Region bytes a broadcast channel of `capacity` needs.
 #[cfg(all(test, loom))]
 pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
@@ -115,100 +102,80 @@ pub(crate) const fn span_of(len: u64) -> u64 {
     HEADER + len.next_multiple_of(16)
 }
 
-/// A validated view of the channel's memory; capacity and policy are cached privately.
-#[derive(Clone)]
-pub(crate) struct Layout {
-    view: View,
-    pub(crate) policy: Policy,
-}
+/// A validated view of a broadcast channel's memory, with its policy.
+pub(crate) type Layout = crate::shared::layout::Layout<Broadcast>;
 
-impl ChannelLayout for Layout {
+impl ControlBlock for Broadcast {
     type Options = Policy;
+    // The layout this build speaks (bump the version on any incompatible change), hashed
+    // with the sizes and alignments of the control block, the reader slots and the frame
+    // header.
+    const SPEC: LayoutSpec = layout_spec(
+        b"SHMBCST1",
+        4,
+        &[
+            (size_of::<Control>(), align_of::<Control>()),
+            (SLOT_LEN, MAX_READERS),
+            (HEADER as usize, 8),
+        ],
+    );
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
     /// Two frames of an 8-byte message.
     const MIN_CAPACITY: usize = 32;
 
-    fn create(
-        memory: Arc<dyn SharedMemory>,
-        how: &Creation<Policy>,
-    ) -> Result<Layout, ChannelError> {
-        let layout = Layout {
-            view: View::create(memory, DATA_OFFSET, how)?,
-            policy: how.options,
-        };
-        // SAFETY: we are creating the channel: nobody uses the region yet; the offsets are
-        // those of the writer line and of the reader slot array in `Control`.
+    unsafe fn init(view: &View, how: &Creation<Policy>) {
+        // SAFETY: the offsets are those of the writer line and of the reader slot array in
+        // `Control`; the caller guarantees nobody uses the region yet.
         unsafe {
-            Self::init_common_lines(&layout.view);
-            layout
-                .view
-                .init_line::<WriterLine>(offset_of!(Control, writer));
+            view.init_line::<WriterLine>(offset_of!(Control, writer));
             for i in 0..MAX_READERS {
-                layout.view.init_line::<ReaderSlot>(reader_offset(i));
+                view.init_line::<ReaderSlot>(reader_offset(i));
             }
         }
+        // SAFETY: the offset of the status line in `Control`.
+        let status = unsafe { view.line::<StatusLine>(offset_of!(Control, status)) };
         // Relaxed: published by the header's magic, stored with Release after it.
-        layout.status().policy.store(
+        status.policy.store(
             u32::from(how.options == Policy::Overwrite),
-            std::sync::atomic::Ordering::Relaxed,
+            Ordering::Relaxed,
         );
-        layout.view.publish_header(&BROADCAST_SPEC, Self::STATUS)?;
-        Ok(layout)
     }
 
-    /// Validates the header (and the policy word) of an existing channel.
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Layout, ChannelError> {
-        let view = View::attach(memory, &BROADCAST_SPEC, DATA_OFFSET, Self::STATUS)?;
-        let mut layout = Layout {
-            view,
-            policy: Policy::BackPressure,
-        };
-        Layout::check_capacity(layout.capacity() as usize)?;
+    /// The policy word, checked.
+    fn read_options(view: &View) -> Result<Policy, ChannelError> {
+        // SAFETY: the offset of the status line in `Control`.
+        let status = unsafe { view.line::<StatusLine>(offset_of!(Control, status)) };
         // Relaxed: written before the header, whose magic `attach` loaded with Acquire.
-        let policy_untrusted = layout
-            .status()
-            .policy
-            .load(std::sync::atomic::Ordering::Relaxed);
-        layout.policy = match policy_untrusted {
-            0 => Policy::BackPressure,
-            1 => Policy::Overwrite,
-            other => {
-                return Err(ChannelError::Corrupted(crate::Corruption {
-                    what: "broadcast policy word",
-                    value: other.into(),
-                }))
-            }
-        };
-        Ok(layout)
-    }
-
-    fn view(&self) -> &View {
-        &self.view
-    }
-
-    fn view_mut(&mut self) -> &mut View {
-        &mut self.view
+        let policy_untrusted = status.policy.load(Ordering::Relaxed);
+        match policy_untrusted {
+            0 => Ok(Policy::BackPressure),
+            1 => Ok(Policy::Overwrite),
+            other => Err(ChannelError::Corrupted(Corruption {
+                what: "broadcast policy word",
+                value: other.into(),
+            })),
+        }
     }
 }
 
 impl Layout {
+    /// The channel's policy.
+    pub(crate) fn policy(&self) -> Policy {
+        *self.options()
+    }
+
     /// The sender's line.
     pub(crate) fn writer(&self) -> &WriterLine {
         // SAFETY: the offset of the writer line in `Control`.
-        unsafe { self.view.line(offset_of!(Control, writer)) }
+        unsafe { self.line(offset_of!(Control, writer)) }
     }
 
     /// Reader slot `index` (clamped below `MAX_READERS`).
     pub(crate) fn reader(&self, index: usize) -> &ReaderSlot {
         // SAFETY: `reader_offset` clamps the index: a slot of the array.
-        unsafe { self.view.line(reader_offset(index)) }
-    }
-
-    /// The data area.
-    pub(crate) fn data(&self) -> &DataArea {
-        self.view.data()
+        unsafe { self.line(reader_offset(index)) }
     }
 
     /// Where the payload of the frame at data offset `offset` starts (arithmetic only).
@@ -216,12 +183,9 @@ impl Layout {
         self.data().ptr(offset + HEADER)
     }
 
-    pub(crate) fn capacity(&self) -> u64 {
-        self.view.capacity()
-    }
-
+    /// The data area's capacity less one: a position's offset is `position & mask`.
     pub(crate) fn mask(&self) -> u64 {
-        self.view.capacity() - 1
+        self.capacity() - 1
     }
 }
 

@@ -47,7 +47,6 @@ use std::sync::atomic::Ordering;
 
 use crate::endpoint::sealed::Sealed;
 use crate::endpoint::{Flavor, Rings};
-use crate::shared::layout::ChannelLayout;
 use crate::shared::status::Claim;
 use crate::ChannelError;
 
@@ -108,7 +107,7 @@ impl crate::Sender<Broadcast> {
 
     /// The channel's policy.
     pub fn policy(&self) -> Policy {
-        self.common.ring.layout().policy
+        self.common.ring.layout().policy()
     }
 }
 
@@ -128,7 +127,6 @@ impl Flavor for Broadcast {
 }
 
 impl Rings for Broadcast {
-    type Layout = Layout;
     type Writer = Writer;
     type Reader = Reader;
 

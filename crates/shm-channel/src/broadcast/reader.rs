@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use super::layout::{Layout, Policy, HEADER, MAX_READERS};
 use super::ring::{frame_span, seq_at, Fault};
+use super::Broadcast;
 use crate::shared::frame::Word;
-use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership::{self, PeerMonitor};
 use crate::shared::primitive::{fence, AtomicU64};
 use crate::shared::ring::{
@@ -207,7 +207,7 @@ impl Reader {
             .cursor
             .store(self.cursor, Ordering::Release);
         // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
-        if self.layout.policy == Policy::BackPressure
+        if self.layout.policy() == Policy::BackPressure
             && notify_after_release(self.layout.handshake(), self.layout.space_wake())
         {
             self.wakes += 1;
@@ -279,7 +279,7 @@ impl Reader {
 }
 
 impl RingSide for Reader {
-    type Layout = Layout;
+    type Control = Broadcast;
 
     fn layout(&self) -> &Layout {
         &self.layout

@@ -7,8 +7,8 @@ use shm_core::liveness::{PeerWatch, ProcessIdentity};
 
 use super::layout::{span_of, Layout, Policy, HEADER, MAX_READERS};
 use super::ring::frame_span;
+use super::Broadcast;
 use crate::shared::frame::Word;
-use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership;
 use crate::shared::primitive::{fence, AtomicU64};
 use crate::shared::ring::{before, notify_after_release, queued_between, RingSide, SendRing};
@@ -88,7 +88,7 @@ impl Writer {
     /// Whether `span` more bytes fit: always under overwrite; under back-pressure after the
     /// slowest live reader, rescanning the readers if the cached bound says no.
     fn fits(&mut self, span: u64) -> bool {
-        if self.layout.policy == Policy::Overwrite {
+        if self.layout.policy() == Policy::Overwrite {
             return true;
         }
         let capacity = self.layout.capacity();
@@ -192,7 +192,7 @@ impl Writer {
 }
 
 impl RingSide for Writer {
-    type Layout = Layout;
+    type Control = Broadcast;
 
     fn layout(&self) -> &Layout {
         &self.layout
@@ -205,7 +205,7 @@ impl RingSide for Writer {
     fn queued(&self) -> u64 {
         // Behind the slowest live reader (back-pressure), or the oldest frame still intact
         // (overwrite).
-        let behind = match self.layout.policy {
+        let behind = match self.layout.policy() {
             Policy::BackPressure => self.slowest_cursor(),
             Policy::Overwrite => self.oldest,
         };

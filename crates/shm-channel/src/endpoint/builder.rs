@@ -9,7 +9,7 @@ use shm_core::{Region, SharedMemory};
 use super::{Flavor, Receiver, Sender};
 use crate::shared::creation::{creation_handshake, Creation};
 use crate::shared::doorbells::Doorbells;
-use crate::shared::layout::ChannelLayout;
+use crate::shared::layout::Layout;
 use crate::shared::status::Claim;
 use crate::ChannelError;
 
@@ -38,7 +38,7 @@ pub struct Builder<F: Flavor> {
     handshake: Option<Handshake>,
     /// Whether the channel gets doorbells (see [`Builder::doorbells`]).
     doorbells: bool,
-    pub(crate) options: <F::Layout as ChannelLayout>::Options,
+    pub(crate) options: F::Options,
 }
 
 impl<F: Flavor> Builder<F> {
@@ -112,7 +112,7 @@ impl<F: Flavor> Builder<F> {
 
     /// Bytes of shared memory a channel of this capacity needs.
     pub fn region_len(&self) -> Option<usize> {
-        F::Layout::region_len(self.capacity)
+        Layout::<F>::region_len(self.capacity)
     }
 
     /// Creates the channel in a fresh anonymous shared region (inherited across `fork`):
@@ -178,7 +178,7 @@ impl<F: Flavor> Builder<F> {
 
     /// The region length for this capacity, after the capacity check.
     fn checked_len(&self) -> Result<usize, ChannelError> {
-        F::Layout::check_capacity(self.capacity)?;
+        Layout::<F>::check_capacity(self.capacity)?;
         self.region_len().ok_or(ChannelError::InvalidCapacity {
             capacity: self.capacity as u64,
             reason: "too large for this address space",
@@ -189,10 +189,10 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
         zeroed: bool,
-    ) -> Result<F::Layout, ChannelError> {
-        F::Layout::check_capacity(self.capacity)?;
+    ) -> Result<Layout<F>, ChannelError> {
+        Layout::<F>::check_capacity(self.capacity)?;
         let handshake = creation_handshake(self.handshake)?;
-        F::Layout::create(
+        Layout::<F>::create(
             memory,
             &Creation {
                 capacity: self.capacity,
@@ -227,7 +227,7 @@ impl<F: Flavor> Sender<F> {
     /// validating its header. SPSC and broadcast: refused while another live process owns
     /// the sender (a dead one's place is taken over); MPSC: takes a free sender slot.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Sender<F>, ChannelError> {
-        let writer = F::writer(F::Layout::attach(memory)?, Claim::Attach)?;
+        let writer = F::writer(Layout::<F>::attach(memory)?, Claim::Attach)?;
         Ok(Sender::from_ring(writer, WaitStrategy::default()))
     }
 }
@@ -238,7 +238,7 @@ impl<F: Flavor> Receiver<F> {
     /// receiver (a dead one's place is taken over, continuing after the last message it
     /// released); broadcast: joins as a new receiver at the current tail.
     pub fn attach(memory: Arc<dyn SharedMemory>) -> Result<Receiver<F>, ChannelError> {
-        let reader = F::reader(F::Layout::attach(memory)?, Claim::Attach)?;
+        let reader = F::reader(Layout::<F>::attach(memory)?, Claim::Attach)?;
         Ok(Receiver::from_ring(reader, WaitStrategy::default()))
     }
 }

@@ -36,7 +36,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::CallError;
-use crate::shared::layout::ChannelLayout;
+use crate::shared::layout::{ControlBlock, Layout};
 use crate::shared::ring::{RecvRing, SendRing};
 use crate::shared::status::Claim;
 use crate::ChannelError;
@@ -121,19 +121,17 @@ pub trait Flavor: sealed::Sealed + Rings + Sized + 'static {
 
 /// What the endpoint core needs of a flavor: its layout and ring sides, and how a side is
 /// opened for the calling process.
-pub(crate) trait Rings {
-    /// The flavor's validated view of its region.
-    type Layout: ChannelLayout;
+pub(crate) trait Rings: ControlBlock {
     /// The sending side of the ring.
-    type Writer: SendRing<Layout = Self::Layout>;
+    type Writer: SendRing<Control = Self>;
     /// The receiving side of the ring.
-    type Reader: RecvRing<Layout = Self::Layout>;
+    type Reader: RecvRing<Control = Self>;
 
     /// The sending side for the calling process.
-    fn writer(layout: Self::Layout, claim: Claim) -> Result<Self::Writer, ChannelError>;
+    fn writer(layout: Layout<Self>, claim: Claim) -> Result<Self::Writer, ChannelError>;
 
     /// The receiving side for the calling process.
-    fn reader(layout: Self::Layout, claim: Claim) -> Result<Self::Reader, ChannelError>;
+    fn reader(layout: Layout<Self>, claim: Claim) -> Result<Self::Reader, ChannelError>;
 
     /// The owner slot a sending side holds (MPSC senders have one each; the others `0`).
     fn sender_slot(_writer: &Self::Writer) -> usize {

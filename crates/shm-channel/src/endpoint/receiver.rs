@@ -9,7 +9,6 @@ use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{FromRecvFatal, RecvFatal};
 use super::{Deadline, Fault, Flavor, Frame};
 use crate::shared::doorbells::Doorbells;
-use crate::shared::layout::ChannelLayout;
 use crate::shared::ring::{Gone, Peek, RecvRing, RingSide};
 use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 

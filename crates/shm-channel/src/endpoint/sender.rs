@@ -9,7 +9,6 @@ use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
 use super::{Deadline, Flavor, Slot};
 use crate::shared::doorbells::Doorbells;
-use crate::shared::layout::ChannelLayout;
 use crate::shared::ring::{RingSide, SendRing};
 use crate::{Corruption, SendError, SendTimeoutError, TrySendError};
 

@@ -16,21 +16,20 @@
 
 use std::mem::{align_of, offset_of, size_of};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
-use shm_core::SharedMemory;
 
 use super::ring::{SenderSlot, MAX_SENDERS};
+use super::Mpsc;
 use crate::shared::creation::Creation;
 use crate::shared::frame::FRAME_HEADER_LEN;
-use crate::shared::layout::ChannelLayout;
+use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{
     assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, Line, ProducerLine,
     StatusLine,
 };
-use crate::shared::primitive::{AtomicU64, DataArea};
+use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::before;
 use crate::shared::view::View;
 use crate::ChannelError;
@@ -58,16 +57,6 @@ assert_offsets! {
     ; data: 640 + 64 * 128
 }
 
-/// The layout this build speaks (bump the version on any incompatible change), hashed
-/// with the sizes and alignments of the control block and of the producer slots.
-const MPSC_SPEC: LayoutSpec = layout_spec(
-    b"SHMMPSC1",
-    3,
-    &[
-        (size_of::<Control>(), align_of::<Control>()),
-        (SLOT_LEN, MAX_SENDERS),
-    ],
-);
 const SLOT_LEN: usize = size_of::<SenderSlot>();
 
 /// Region bytes an MPSC channel of `capacity` needs.
@@ -76,58 +65,45 @@ pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
     Layout::region_len(capacity)
 }
 
-/// A validated view of an MPSC channel's memory; the capacity is cached privately.
-#[derive(Clone)]
-pub(crate) struct Layout {
-    view: View,
-}
+/// A validated view of an MPSC channel's memory.
+pub(crate) type Layout = crate::shared::layout::Layout<Mpsc>;
 
-impl ChannelLayout for Layout {
+impl ControlBlock for Mpsc {
     type Options = ();
+    // The layout this build speaks (bump the version on any incompatible change), hashed
+    // with the sizes and alignments of the control block and of the producer slots.
+    const SPEC: LayoutSpec = layout_spec(
+        b"SHMMPSC1",
+        3,
+        &[
+            (size_of::<Control>(), align_of::<Control>()),
+            (SLOT_LEN, MAX_SENDERS),
+        ],
+    );
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
 
-    /// Lays out a fresh channel in `memory`, header last. The data area must be all zero
-    /// ("header 0" means "nothing written yet"): cleared here unless `zeroed` says the
-    /// memory is fresh from the kernel (so creating a large channel touches no data page).
-    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Layout, ChannelError> {
-        let layout = Layout {
-            view: View::create(memory, DATA_OFFSET, how)?,
-        };
-        // SAFETY: we are creating the channel: nobody uses the region yet; the offsets are
-        // those of the lines and of the slot array in `Control`.
+    /// The data area must be all zero ("header 0" means "nothing written yet"): cleared
+    /// here unless `zeroed` says the memory is fresh from the kernel (so creating a large
+    /// channel touches no data page).
+    unsafe fn init(view: &View, how: &Creation<()>) {
+        // SAFETY: the offsets are those of the lines and of the slot array in `Control`;
+        // the caller guarantees nobody uses the region yet.
         unsafe {
-            Self::init_common_lines(&layout.view);
-            layout
-                .view
-                .init_line::<ProducerLine>(offset_of!(Control, producer));
-            layout
-                .view
-                .init_line::<ConsumerLine>(offset_of!(Control, consumer));
+            view.init_line::<ProducerLine>(offset_of!(Control, producer));
+            view.init_line::<ConsumerLine>(offset_of!(Control, consumer));
             for i in 0..MAX_SENDERS {
-                layout.view.init_line::<SenderSlot>(slot_offset(i));
+                view.init_line::<SenderSlot>(slot_offset(i));
             }
         }
         if !how.zeroed {
-            layout.data().zero(0, layout.capacity());
+            view.data().zero(0, view.capacity());
         }
-        layout.view.publish_header(&MPSC_SPEC, Self::STATUS)?;
-        Ok(layout)
     }
 
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Layout, ChannelError> {
-        Ok(Layout {
-            view: View::attach(memory, &MPSC_SPEC, DATA_OFFSET, Self::STATUS)?,
-        })
-    }
-
-    fn view(&self) -> &View {
-        &self.view
-    }
-
-    fn view_mut(&mut self) -> &mut View {
-        &mut self.view
+    fn read_options(_view: &View) -> Result<(), ChannelError> {
+        Ok(())
     }
 }
 
@@ -135,37 +111,19 @@ impl Layout {
     /// Bytes ever claimed by producers.
     pub(crate) fn tail(&self) -> &AtomicU64 {
         // SAFETY: the offset of the producer line in `Control`.
-        &unsafe {
-            self.view
-                .line::<ProducerLine>(offset_of!(Control, producer))
-        }
-        .tail
+        &unsafe { self.line::<ProducerLine>(offset_of!(Control, producer)) }.tail
     }
 
     /// Bytes ever released by the consumer.
     pub(crate) fn head(&self) -> &AtomicU64 {
         // SAFETY: the offset of the consumer line in `Control`.
-        &unsafe {
-            self.view
-                .line::<ConsumerLine>(offset_of!(Control, consumer))
-        }
-        .head
+        &unsafe { self.line::<ConsumerLine>(offset_of!(Control, consumer)) }.head
     }
 
     /// Producer slot `index` (clamped below `MAX_SENDERS`).
     pub(crate) fn slot(&self, index: usize) -> &SenderSlot {
         // SAFETY: `slot_offset` clamps `index` below `MAX_SENDERS`: a slot of the array.
-        unsafe { self.view.line(slot_offset(index)) }
-    }
-
-    /// The data area.
-    pub(crate) fn data(&self) -> &DataArea {
-        self.view.data()
-    }
-
-    /// Capacity of the data area in bytes.
-    pub(crate) fn capacity(&self) -> u64 {
-        self.view.capacity()
+        unsafe { self.line(slot_offset(index)) }
     }
 
     /// Where the payload of the frame whose header is at `offset` starts (arithmetic

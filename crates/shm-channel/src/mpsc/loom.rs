@@ -17,7 +17,6 @@ use super::consume::{Frame, ReadCursor};
 use super::layout::{region_len_for, Layout};
 use crate::shared::creation::Creation;
 use crate::shared::frame::frame_len;
-use crate::shared::layout::ChannelLayout;
 use crate::shared::ring::Peek;
 
 /// A fresh MPSC region of `capacity` bytes on the heap (its frame words are loom atomics:

@@ -54,7 +54,6 @@
 
 use crate::endpoint::sealed::Sealed;
 use crate::endpoint::{Flavor, Rings};
-use crate::shared::layout::ChannelLayout;
 use crate::shared::status::Claim;
 use crate::{ChannelError, RecvError};
 
@@ -155,7 +154,6 @@ impl Flavor for Mpsc {
 }
 
 impl Rings for Mpsc {
-    type Layout = Layout;
     type Writer = Writer;
     type Reader = Reader;
 

@@ -9,8 +9,8 @@ use super::claim::{Claim, ClaimCursor};
 use super::consume::{Frame, ReadCursor};
 use super::layout::{claim_free_slot, Layout};
 use super::ring::MAX_SENDERS;
+use super::Mpsc;
 use crate::shared::frame::frame_len;
-use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership::{self, PeerMonitor};
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::{
@@ -84,7 +84,7 @@ impl Writer {
 }
 
 impl RingSide for Writer {
-    type Layout = Layout;
+    type Control = Mpsc;
 
     fn layout(&self) -> &Layout {
         &self.layout
@@ -104,7 +104,7 @@ impl RingSide for Writer {
 }
 
 impl RingSide for Reader {
-    type Layout = Layout;
+    type Control = Mpsc;
 
     fn layout(&self) -> &Layout {
         &self.layout

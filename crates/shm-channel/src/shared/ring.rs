@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use shm_core::notify::Handshake;
 
-use super::layout::ChannelLayout;
+use super::layout::{ControlBlock, Layout};
 use super::primitive::AtomicU64;
 use super::view::{View, Wake};
 use crate::{ChannelError, Corruption};
@@ -138,11 +138,11 @@ pub(crate) fn check_tail(
 /// What both sides of every ring have: the flavor's view of the region, and a count of
 /// the wake syscalls the side made.
 pub(crate) trait RingSide: Send + Sized {
-    /// The flavor's view of its region.
-    type Layout: ChannelLayout;
+    /// The flavor's control block.
+    type Control: ControlBlock;
 
     /// The channel's region, as the flavor lays it out.
-    fn layout(&self) -> &Self::Layout;
+    fn layout(&self) -> &Layout<Self::Control>;
 
     /// The channel's region.
     fn view(&self) -> &View {

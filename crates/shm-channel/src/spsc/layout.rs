@@ -16,17 +16,15 @@
 //! changes hands or closes, so it stays shared in both caches.
 
 use std::mem::{align_of, offset_of, size_of};
-use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
-use shm_core::SharedMemory;
 
+use super::Spsc;
 use crate::shared::creation::Creation;
-use crate::shared::layout::ChannelLayout;
+use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{
     assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, ProducerLine, StatusLine,
 };
-use crate::shared::primitive::DataArea;
 use crate::shared::view::View;
 use crate::ChannelError;
 
@@ -49,50 +47,33 @@ assert_offsets! {
     ; data: 640
 }
 
-/// The layout this build speaks (bump the version on any incompatible change), hashed
-/// with the size and alignment of the control block.
-const SPSC_SPEC: LayoutSpec = layout_spec(
-    b"SHMSPSC1",
-    3,
-    &[(size_of::<Control>(), align_of::<Control>())],
-);
-
 /// A validated view of an SPSC channel's memory.
-#[derive(Clone)]
-pub(crate) struct Layout {
-    view: View,
-}
+pub(crate) type Layout = crate::shared::layout::Layout<Spsc>;
 
-impl ChannelLayout for Layout {
+impl ControlBlock for Spsc {
     type Options = ();
+    // The layout this build speaks (bump the version on any incompatible change), hashed
+    // with the size and alignment of the control block.
+    const SPEC: LayoutSpec = layout_spec(
+        b"SHMSPSC1",
+        3,
+        &[(size_of::<Control>(), align_of::<Control>())],
+    );
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
 
-    fn create(memory: Arc<dyn SharedMemory>, how: &Creation<()>) -> Result<Layout, ChannelError> {
-        let view = View::create(memory, DATA_OFFSET, how)?;
-        // SAFETY: we are creating the channel: nobody uses the region yet; the offsets are
-        // those of the lines in `Control`.
+    unsafe fn init(view: &View, _how: &Creation<()>) {
+        // SAFETY: the offsets are those of the lines in `Control`; the caller guarantees
+        // nobody uses the region yet.
         unsafe {
-            Self::init_common_lines(&view);
             view.init_line::<ProducerLine>(offset_of!(Control, producer));
             view.init_line::<ConsumerLine>(offset_of!(Control, consumer));
         }
-        view.publish_header(&SPSC_SPEC, Self::STATUS)?;
-        Ok(Layout { view })
     }
 
-    fn attach(memory: Arc<dyn SharedMemory>) -> Result<Layout, ChannelError> {
-        let view = View::attach(memory, &SPSC_SPEC, DATA_OFFSET, Self::STATUS)?;
-        Ok(Layout { view })
-    }
-
-    fn view(&self) -> &View {
-        &self.view
-    }
-
-    fn view_mut(&mut self) -> &mut View {
-        &mut self.view
+    fn read_options(_view: &View) -> Result<(), ChannelError> {
+        Ok(())
     }
 }
 
@@ -100,23 +81,13 @@ impl Layout {
     /// The sender's line: the published tail.
     pub(crate) fn producer(&self) -> &ProducerLine {
         // SAFETY: the offset of the producer line in `Control`.
-        unsafe { self.view.line(offset_of!(Control, producer)) }
+        unsafe { self.line(offset_of!(Control, producer)) }
     }
 
     /// The receiver's line: the released head.
     pub(crate) fn consumer(&self) -> &ConsumerLine {
         // SAFETY: the offset of the consumer line in `Control`.
-        unsafe { self.view.line(offset_of!(Control, consumer)) }
-    }
-
-    /// The data area.
-    pub(crate) fn data(&self) -> &DataArea {
-        self.view.data()
-    }
-
-    /// Capacity in bytes.
-    pub(crate) fn capacity(&self) -> u64 {
-        self.view.capacity()
+        unsafe { self.line(offset_of!(Control, consumer)) }
     }
 }
 

@@ -12,7 +12,6 @@ use shm_core::HeapRegion;
 
 use super::layout::{region_len_for, Layout};
 use super::ring::{Reader, Writer};
-use crate::shared::layout::ChannelLayout;
 use crate::spsc::Builder;
 use crate::{Endpoint, RecvError, TryRecvError};
 

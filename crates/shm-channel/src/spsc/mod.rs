@@ -41,7 +41,6 @@
 
 use crate::endpoint::sealed::Sealed;
 use crate::endpoint::{Flavor, Rings};
-use crate::shared::layout::ChannelLayout;
 use crate::shared::status::Claim;
 use crate::{ChannelError, RecvError};
 
@@ -104,7 +103,6 @@ impl Flavor for Spsc {
 }
 
 impl Rings for Spsc {
-    type Layout = Layout;
     type Writer = Writer;
     type Reader = Reader;
 

@@ -16,9 +16,9 @@
 use std::sync::atomic::Ordering;
 
 use super::layout::Layout;
+use super::Spsc;
 use crate::error::Corruption;
 use crate::shared::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
-use crate::shared::layout::ChannelLayout;
 use crate::shared::ownership::PeerMonitor;
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::{
@@ -402,7 +402,7 @@ impl Reader {
 }
 
 impl RingSide for Writer {
-    type Layout = Layout;
+    type Control = Spsc;
 
     fn layout(&self) -> &Layout {
         &self.layout
@@ -424,7 +424,7 @@ impl RingSide for Writer {
 }
 
 impl RingSide for Reader {
-    type Layout = Layout;
+    type Control = Spsc;
 
     fn layout(&self) -> &Layout {
         &self.layout
