@@ -30,6 +30,8 @@ pub(crate) struct Common<R: RingSide> {
     /// The doorbell end an async wait of this endpoint listens on.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) bell: End,
+    /// What the owner's drop does to the ring side: its sending or receiving close.
+    close: fn(&mut R),
     /// The channel's wake handshake, cached at creation or attach: never re-read from
     /// shared memory.
     pub(crate) handshake: Handshake,
@@ -44,14 +46,20 @@ pub(crate) struct Common<R: RingSide> {
 
 impl<R: RingSide> Common<R> {
     /// Wraps a ring side whose owner slot already names the calling process (or a process
-    /// it will be handed to); the endpoint sleeps on `event` and its async waits listen on
-    /// doorbell end `bell`.
-    pub(crate) fn new(ring: R, event: EventRef, bell: End, strategy: WaitStrategy) -> Common<R> {
+    /// it will be handed to); the endpoint sleeps on `event`, its async waits listen on
+    /// doorbell end `bell`, and its owner's drop closes the side with `close`.
+    pub(crate) fn new(
+        ring: R,
+        (event, bell): (EventRef, End),
+        close: fn(&mut R),
+        strategy: WaitStrategy,
+    ) -> Common<R> {
         Common {
             handshake: ring.view().handshake(),
             ring,
             event,
             bell,
+            close,
             strategy,
             throttle: Throttle::default(),
             owner: OwnerCheck::new(),
@@ -81,12 +89,14 @@ impl<R: RingSide> Common<R> {
             .field("handshake", &self.handshake)
             .finish_non_exhaustive()
     }
+}
 
-    /// Closes the ring side, if the calling process owns it: a copy in a process that does
-    /// not own the endpoint is not ours to close. For the endpoints' `Drop`.
-    pub(crate) fn close_if_owned(&mut self, close: impl FnOnce(&mut R)) {
+impl<R: RingSide> Drop for Common<R> {
+    /// Closes the ring side if the calling process owns it: a copy in a process that does
+    /// not own the endpoint is not ours to close.
+    fn drop(&mut self) {
         if ownership::owned_here(self.ring.owner_slot()) {
-            close(&mut self.ring);
+            (self.close)(&mut self.ring);
         }
     }
 }

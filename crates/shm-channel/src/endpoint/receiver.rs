@@ -46,7 +46,12 @@ impl<F: Flavor> Receiver<F> {
     pub(crate) fn from_ring(ring: F::Reader, strategy: WaitStrategy) -> Receiver<F> {
         let data = ring.layout().data_event();
         Receiver {
-            common: Common::new(ring, data, Doorbells::receiver_end, strategy),
+            common: Common::new(
+                ring,
+                (data, Doorbells::receiver_end),
+                RecvRing::close,
+                strategy,
+            ),
             closed: false,
         }
     }
@@ -277,12 +282,6 @@ fn attempt<R: RecvRing>(
 impl<F: Flavor> Endpoint for Receiver<F> {
     fn parts(&self) -> &dyn Parts {
         &self.common
-    }
-}
-
-impl<F: Flavor> Drop for Receiver<F> {
-    fn drop(&mut self) {
-        self.common.close_if_owned(RecvRing::close);
     }
 }
 

@@ -45,7 +45,12 @@ impl<F: Flavor> Sender<F> {
     pub(crate) fn from_ring(ring: F::Writer, strategy: WaitStrategy) -> Sender<F> {
         let space = ring.layout().space_event();
         Sender {
-            common: Common::new(ring, space, Doorbells::sender_end, strategy),
+            common: Common::new(
+                ring,
+                (space, Doorbells::sender_end),
+                SendRing::close,
+                strategy,
+            ),
             run: Vec::new(),
         }
     }
@@ -375,12 +380,6 @@ fn corrupted(corruption: Corruption) -> SendFailure {
 impl<F: Flavor> Endpoint for Sender<F> {
     fn parts(&self) -> &dyn Parts {
         &self.common
-    }
-}
-
-impl<F: Flavor> Drop for Sender<F> {
-    fn drop(&mut self) {
-        self.common.close_if_owned(SendRing::close);
     }
 }
 
