@@ -11,6 +11,7 @@ use shm_channel::RecvError;
 use shm_channel::SendError;
 use shm_channel::{typed, RecvTimeoutError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
+use shm_testkit::layout::spsc::DATA;
 use shm_testkit::{fork_child, fork_lock};
 
 /// Generous bound on every wait, so a bug fails the test instead of hanging it.
@@ -326,11 +327,12 @@ fn garbage_written_by_a_peer_is_corruption_not_a_crash() {
         |mut tx| {
             tx.send(b"fine").unwrap();
             std::thread::sleep(Duration::from_millis(50));
-            // A hostile peer: the tail index points far past the ring.
+            // A hostile peer: the next frame header (after the 16-byte frame of "fine"),
+            // of the right lap, claims a payload far larger than the ring.
             tx.memory()
-                .atomic_u64(128)
+                .atomic_u64(DATA + 16)
                 .unwrap()
-                .store(u64::MAX - 7, Ordering::SeqCst);
+                .store(0xD1 << 32 | 0xffff_ffff, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(200));
             0
         },

@@ -84,10 +84,10 @@ pub mod event {
 /// The SPSC control block (`shm-channel/src/spsc/layout.rs`).
 pub mod spsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 3;
+    pub const LAYOUT_VERSION: u64 = 4;
     use super::Word;
 
-    /// Bytes ever published by the sender (u64).
+    /// Bytes ever published by the sender (u64); the receiver never reads it.
     pub const TAIL: usize = 128;
     /// Bytes ever released by the receiver (u64).
     pub const HEAD: usize = 256;
@@ -107,6 +107,9 @@ pub mod spsc {
     pub const DATA: usize = 640;
     /// Frame header bytes (one frame word).
     pub const FRAME_HEADER: usize = 8;
+    /// Where a frame header keeps the lap of its position (`position / capacity`, 16
+    /// bits): a header of another lap is not a frame yet.
+    pub const FRAME_LAP_SHIFT: u32 = 48;
 
     /// Region bytes a channel of `capacity` needs.
     pub const fn region_len(capacity: usize) -> usize {

@@ -108,9 +108,7 @@ impl crate::Sender<Mpsc> {
 }
 
 impl crate::Receiver<Mpsc> {
-    /// Releases frames in batches, as
-    /// [`spsc::Receiver::set_release_batch`](crate::Receiver::set_release_batch) does: up
-    /// to `bytes` (at most half the ring) of consumed frames may wait before the head is
+    /// Releases frames in batches: up to `bytes` (at most half the ring) of consumed frames may wait before the head is
     /// stored; it is stored anyway whenever the ring is found empty or blocked, when a batch
     /// fills, and when the receiver is dropped. `0` (the default) stores it on every
     /// release.

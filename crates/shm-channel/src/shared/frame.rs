@@ -5,7 +5,7 @@
 //! bits  0..32  length: payload bytes (data, claimed, skip) or bytes to the ring end (pad)
 //! bits 32..40  tag: 0xD1 data, 0xAD pad, 0xC1 claimed (MPSC), 0x5C skip (MPSC)
 //! bits 40..48  producer slot that claimed the frame (MPSC; 0 elsewhere)
-//! bits 48..64  zero
+//! bits 48..64  zero (SPSC: the lap of the frame's position, checked and removed before decoding)
 //! 0            nothing written yet (MPSC: the consumer zeroes what it releases)
 //! ```
 //!

@@ -1,5 +1,5 @@
 //! The contract between the endpoint core (`crate::endpoint`) and each flavor's ring sides
-//! ([`SendRing`], [`RecvRing`]), and the helpers every ring shares: publishing an index
+//! ([`SendRing`], [`RecvRing`]), and the helpers every ring shares: publishing a store
 //! with the wake handshake, validating a peer's index, comparing wrapping positions.
 //!
 //! A ring side does no waiting and keeps no deadlines; ownership checks on use are the
@@ -22,9 +22,10 @@ use super::primitive::AtomicU64;
 use super::view::{View, Wake};
 use crate::{ChannelError, Corruption};
 
-/// Stores `value` into `index`, an index a peer may be about to sleep on (the SPSC tail
-/// or head), then wakes the sleepers of `wake`'s event if there are any, as the channel's
-/// `handshake` says; whether a wake syscall was made.
+/// Makes one store that a peer may be about to sleep on (an SPSC frame header or head),
+/// then wakes the sleepers of `wake`'s event if there are any, as the channel's
+/// `handshake` says; whether a wake syscall was made. `store` makes the store with the
+/// ordering it is given.
 ///
 /// The store's Release half is what publishes (each caller names its `SYNC:` pair). What
 /// the handshake adds is the StoreLoad order between this store and the load of the waiter
@@ -38,21 +39,16 @@ use crate::{ChannelError, Corruption};
 /// [`Event::notify_relaxed`]: shm_core::notify::Event::notify_relaxed
 /// [`Event::notify_after_seqcst`]: shm_core::notify::Event::notify_after_seqcst
 #[inline]
-pub(crate) fn publish_index(
-    handshake: Handshake,
-    index: &AtomicU64,
-    value: u64,
-    wake: Wake<'_>,
-) -> bool {
+pub(crate) fn publish(handshake: Handshake, store: impl FnOnce(Ordering), wake: Wake<'_>) -> bool {
     let woke = match handshake {
         Handshake::Membarrier => {
             // Release: publishes (the caller's SYNC pair); ordered before the waiter-count
             // load by the sleeper's barrier (SYNC: waiter flag (membarrier)).
-            index.store(value, Ordering::Release);
+            store(Ordering::Release);
             wake.event.notify_relaxed()
         }
         Handshake::SeqCst => {
-            index.store(value, Ordering::SeqCst);
+            store(Ordering::SeqCst);
             wake.event.notify_after_seqcst()
         }
     };

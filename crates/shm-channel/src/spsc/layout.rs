@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! offset   0  LayoutHeader (shm-core), padded to 128 bytes
-//! offset 128  ProducerLine: tail                      written by the sender on publish
-//! offset 256  ConsumerLine: head                      written by the receiver on release
+//! offset 128  ProducerLine: tail                      written by the sender on publish,
+//!                                                     read only by `len` and a new sender
+//! offset 256  ConsumerLine: head                      written by the receiver on release,
+//!                                                     read by the sender when it looks full
 //! offset 384  StatusLine:   owners, closed flags,     written rarely (attach, drop)
 //!                            wake handshake (+32)
 //! offset 512  EventLine:    data and space events     touched only around sleeps
-//! offset 640  data: `capacity` bytes of frames
+//! offset 640  data: `capacity` bytes of frames, each published by its header word
 //! ```
 //!
 //! Head and tail sit on separate 128-byte lines (two 64-byte lines: the adjacent-line
@@ -56,13 +58,16 @@ impl ControlBlock for Spsc {
     // with the size and alignment of the control block.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMSPSC1",
-        3,
+        4,
         &[(size_of::<Control>(), align_of::<Control>())],
     );
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
 
+    /// The first word of the data area is cleared: the reader's first look. Every other
+    /// word it looks at is cleared by the writer before use (see `spsc::ring`), so reused
+    /// memory needs no more.
     unsafe fn init(view: &View, _how: &Creation<()>) {
         // SAFETY: the offsets are those of the lines in `Control`; the caller guarantees
         // nobody uses the region yet.
@@ -70,6 +75,9 @@ impl ControlBlock for Spsc {
             view.init_line::<ProducerLine>(offset_of!(Control, producer));
             view.init_line::<ConsumerLine>(offset_of!(Control, consumer));
         }
+        // Relaxed: nobody else uses the region yet; the header's publication orders it.
+        view.data()
+            .store_word(0, 0, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn read_options(_view: &View) -> Result<(), ChannelError> {

@@ -72,14 +72,19 @@ pub fn channel(capacity: usize) -> Result<(Sender, Receiver), ChannelError> {
 
 impl crate::Receiver<Spsc> {
     /// Releases frames in batches: up to `bytes` (at most half the ring) of consumed frames
-    /// may wait before the ring's head index is stored, saving a locked store per message
-    /// when streaming. The head is stored anyway whenever the ring is found empty (so a
-    /// sender never waits on space the receiver already freed), when a batch fills, and when
-    /// the receiver is dropped. `0` (the default) stores it on every release.
+    /// may wait before the ring's head is stored, so that a sender kept waiting by a full
+    /// ring reloads the head once per batch rather than once per message. The head is
+    /// stored anyway every 32 messages, whenever the ring is found empty, and when the
+    /// receiver is dropped or closed. `0` (the default) stores it on every release.
     ///
-    /// The cost is in crash recovery: if this process dies, a receiver that attaches in its
-    /// place starts again from the last stored head, so up to `bytes` of messages already
-    /// received are delivered again.
+    /// Use it only for a receiver that keeps receiving: room released in a batch stays
+    /// hidden from a sender waiting for it until the receiver next finds the ring empty,
+    /// fills the batch or closes. A receiver that stops receiving while messages are queued
+    /// (to wait for something its sender does after that send) would wait forever.
+    ///
+    /// The cost is also in crash recovery: if this process dies, a receiver that attaches in
+    /// its place starts again from the last stored head, so up to `bytes` of messages
+    /// already received are delivered again.
     ///
     /// ```
     /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;

@@ -1,17 +1,54 @@
 //! The SPSC byte ring: the algorithm, without blocking, deadlines or ownership checks
 //! (the endpoint core adds those).
 //!
-//! Indices are byte positions that only grow (`u64`: they never wrap in practice, but a
-//! position taken over from shared memory may be anything, so all index arithmetic wraps and
-//! all comparisons are on wrapping differences); `position & mask` is the offset in the data
-//! area (a power-of-two capacity divides 2^64, so wrapping keeps offsets consistent). The writer owns `tail`, the reader owns
-//! `head`; each keeps its own copy privately and caches the other's, re-loading the shared
-//! one only when the cache says full (writer) or empty (reader).
+//! # Positions
 //!
-//! Every value loaded from shared memory is loaded once and validated before use: a shared
-//! index must be 8-aligned, move forward, and stay within `capacity` of ours; a frame header
-//! must decode and its frame must lie inside the published bytes and the data area. A
-//! violation is a [`Corruption`], never an out-of-bounds access.
+//! Positions are byte counts that only grow (`u64`: they never wrap in practice, but a
+//! position taken over from shared memory may be anything, so all position arithmetic wraps
+//! and all comparisons are on wrapping differences); `position & mask` is the offset in the
+//! data area, and `position >> log2(capacity)` its *lap*. The writer owns the tail, the
+//! reader the head; each keeps its own privately.
+//!
+//! # One cache line per small message
+//!
+//! A frame is published by its own header word, written last: the frame word of
+//! `crate::shared::frame` with the frame's lap in its top 16 bits ([`LAP_SHIFT`]). The reader
+//! finds the next message by loading the word at its head, nothing else: a word of the
+//! right lap is a frame, any other word means "not yet". It never writes the data area. So
+//! a small message costs the writer one line (header and payload together) and the reader
+//! the same line; the index lines stay where they are:
+//!
+//! - the reader stores its head (the consumer line) at each release: a store to a line in
+//!   its own cache, which moves to the writer's core only when the writer reloads it;
+//! - the writer reloads the head only when its cached copy says the ring is full;
+//! - the writer stores its tail (the producer line) when it publishes, for `len` and for a
+//!   writer taking over; nobody reads it on the data path.
+//!
+//! The head is stored at each release, not per batch, because a receiver may stop
+//! receiving at any moment (to wait for something else) while its sender waits for room:
+//! room released but not stored would stay hidden from that sender. A receiver that
+//! knows better opts in to batches ([`Reader::set_release_batch`]).
+//!
+//! A header of the wrong lap can never be taken for a new frame: before a frame's header
+//! is published, the word right after the frame (where the reader looks next) is cleared —
+//! unless the ring is exactly full, in which case that word is the header of the oldest
+//! frame, which the reader has not released, and whose lap is one behind. So the word at
+//! the reader's head is always zero, a header of an earlier lap, or a header the writer
+//! wrote for this lap; never a stale payload word that happens to look like a header.
+//!
+//! Deferred publishing holds back one header: the first frame committed since the last
+//! publication keeps its header in private memory, the frames after it are written in
+//! full, and publishing is the one Release store of the held header — the reader cannot
+//! pass a frame it has not seen, so the whole batch appears at once.
+//!
+//! # What a peer may write
+//!
+//! Every word loaded from shared memory is loaded once and validated before use: a frame
+//! of this lap must decode, and lie inside the data area (a padding frame must reach exactly
+//! the end); the reader's head, when the writer reloads it, must be 8-aligned, move forward
+//! and stay within a capacity behind the tail. A violation is a [`Corruption`], never an
+//! out-of-bounds access. A word of another lap is "nothing yet": a peer that writes
+//! garbage of the wrong lap only makes the reader wait, as a peer that sends nothing does.
 
 use std::sync::atomic::Ordering;
 
@@ -22,13 +59,21 @@ use crate::shared::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::shared::ownership::PeerMonitor;
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::{
-    aligned_index, check_tail, publish_index, queued_between, Gone, Peek, RecvRing, RingSide,
-    SendRing,
+    aligned_index, publish, queued_between, Gone, Peek, RecvRing, RingSide, SendRing,
 };
 
 /// Frames at least this long (header included) go to the start of the data area when
 /// they find the ring empty ([`Writer::try_reserve`]).
 const REWIND_MIN: u64 = 64 << 10;
+
+/// With batched releases ([`Reader::set_release_batch`]): frames the reader releases before
+/// it stores its head, at most (fewer when the batch's bytes are reached first).
+const RELEASE_FRAMES: u32 = 32;
+
+/// Where a frame header keeps the lap of the position it was written at.
+const LAP_SHIFT: u32 = 48;
+/// The lap bits of a frame header.
+const LAP_MASK: u64 = 0xffff;
 
 /// Room reserved in the ring for one frame, not yet committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,19 +95,33 @@ pub(crate) struct Frame {
     span: u64,
 }
 
-/// Loads the frame word at `offset` of the data area.
-#[inline]
-fn load_header(layout: &Layout, offset: u64) -> u64 {
-    // Relaxed: the frame's bytes were published by the Release store of `tail` that our
-    // Acquire load in `Reader::refresh_tail` saw (SYNC: frame published).
-    layout.data().load_word(offset, Ordering::Relaxed)
+/// The lap numbers of a ring: `position >> shift`, kept to the bits a header holds.
+#[derive(Debug, Clone, Copy)]
+struct Laps {
+    shift: u32,
 }
 
-/// Stores the frame word at `offset` of the data area.
-#[inline]
-fn store_header(layout: &Layout, offset: u64, word: u64) {
-    // Relaxed: published by the Release store of `tail` in `Writer::publish`.
-    layout.data().store_word(offset, word, Ordering::Relaxed);
+impl Laps {
+    fn of(capacity: u64) -> Laps {
+        Laps {
+            shift: capacity.trailing_zeros(),
+        }
+    }
+
+    /// The header that publishes `word` at `position`.
+    #[inline]
+    fn header(self, word: Word, position: u64) -> u64 {
+        word.encode() | (((position >> self.shift) & LAP_MASK) << LAP_SHIFT)
+    }
+
+    /// The frame word in `header_untrusted`, if it was written at `position`'s lap (and is
+    /// not an empty word); `None` for a word of another lap: nothing published there yet.
+    #[inline]
+    fn frame(self, header_untrusted: u64, position: u64) -> Option<u64> {
+        let lap_untrusted = header_untrusted >> LAP_SHIFT;
+        let word = header_untrusted & !(LAP_MASK << LAP_SHIFT);
+        (lap_untrusted == (position >> self.shift) & LAP_MASK && word != 0).then_some(word)
+    }
 }
 
 /// The sending side's private state.
@@ -70,35 +129,76 @@ pub(crate) struct Writer {
     layout: Layout,
     /// Watches the receiver's owner.
     peer: PeerMonitor,
-    /// Next byte position to write: frames below it are written (maybe not yet published).
+    /// Next byte position to write: frames below it are written in full.
     tail: u64,
-    /// The tail last stored in shared memory.
-    published: u64,
+    /// Frames below this position are published; the frame at it, if `visible != tail`, is
+    /// committed but its header is held back in `held`.
+    visible: u64,
+    /// The header of the frame at `visible`, once committed (see the module docs).
+    held: u64,
     /// The reader's head as last loaded: a lower bound of the real one.
     cached_head: u64,
     mask: u64,
+    laps: Laps,
     /// Wake syscalls made by `publish` (for benchmarks).
     wakes: u64,
 }
 
 impl Writer {
-    /// Takes over the writing side, starting from the indices in shared memory.
+    /// Takes over the writing side: continues after the last frame the ring holds (see
+    /// [`Writer::recover_tail`]).
     pub(crate) fn new(layout: Layout) -> Result<Writer, Corruption> {
-        // Acquire: pairs with our own earlier Release stores if this process wrote before.
-        let tail_untrusted = layout.producer().tail.load(Ordering::Acquire);
-        let tail = aligned_index(tail_untrusted, "tail not 8-byte aligned")?;
+        // Acquire: SYNC: tail recorded (see `publish`): our own, or a predecessor's.
+        let recorded_untrusted = layout.producer().tail.load(Ordering::Acquire);
+        let recorded = aligned_index(recorded_untrusted, "tail not 8-byte aligned")?;
         let mask = layout.capacity() - 1;
         let mut writer = Writer {
             peer: PeerMonitor::new(&layout.status().receiver_owner),
+            laps: Laps::of(layout.capacity()),
             layout,
-            tail,
-            published: tail,
-            cached_head: tail.wrapping_sub(mask + 1),
+            tail: recorded,
+            visible: recorded,
+            held: 0,
+            cached_head: 0,
             mask,
             wakes: 0,
         };
+        writer.recover_tail();
+        // The head lies within a capacity behind the tail: start from the lowest it may be.
+        writer.cached_head = writer.tail.wrapping_sub(mask + 1);
         writer.refresh_head()?;
         Ok(writer)
+    }
+
+    /// Moves the tail past the frames published after the recorded tail: a predecessor
+    /// that died between publishing a frame and recording the tail left them, and the
+    /// reader may already have passed them. Walks at most a capacity of frames of the
+    /// right lap; stops at the first word that is not one.
+    fn recover_tail(&mut self) {
+        let capacity = self.layout.capacity();
+        let start = self.tail;
+        while self.tail.wrapping_sub(start) < capacity {
+            let offset = self.tail & self.mask;
+            // Acquire: SYNC: frame committed (a predecessor's headers).
+            let header_untrusted = self.layout.data().load_word(offset, Ordering::Acquire);
+            let Some(word) = self.laps.frame(header_untrusted, self.tail) else {
+                break;
+            };
+            let to_end = capacity - offset;
+            let span = match Word::decode(word, 1) {
+                Some(Word::Data { len, .. }) => frame_len(len),
+                Some(Word::Pad { len }) => len,
+                _ => break,
+            };
+            if span > to_end
+                || span == 0
+                || self.tail.wrapping_add(span).wrapping_sub(start) > capacity
+            {
+                break;
+            }
+            self.tail = self.tail.wrapping_add(span);
+        }
+        self.visible = self.tail;
     }
 
     /// Re-loads the reader's head and validates it against our tail.
@@ -109,27 +209,20 @@ impl Writer {
         // finished before we overwrite them.
         let head_untrusted = self.layout.consumer().head.load(Ordering::Acquire);
         let capacity = self.layout.capacity();
-        if head_untrusted % 8 != 0 {
-            return Err(Corruption {
-                what: "head not 8-byte aligned",
-                value: head_untrusted,
-            });
-        }
+        let head = aligned_index(head_untrusted, "head not 8-byte aligned")?;
         // The head must lie in `[cached_head, tail]`: it never moves back nor passes our tail.
-        if head_untrusted.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head)
-        {
+        if head.wrapping_sub(self.cached_head) > self.tail.wrapping_sub(self.cached_head) {
             return Err(Corruption {
                 what: "head outside [previous head, tail]",
-                value: head_untrusted,
+                value: head,
             });
         }
-        if self.tail.wrapping_sub(head_untrusted) > capacity {
+        if self.tail.wrapping_sub(head) > capacity {
             return Err(Corruption {
                 what: "head more than capacity behind tail",
-                value: head_untrusted,
+                value: head,
             });
         }
-        let head = head_untrusted; // validated
         self.cached_head = head;
         Ok(())
     }
@@ -156,13 +249,39 @@ impl Writer {
         Ok(self.tail.wrapping_sub(self.cached_head) + bytes <= capacity)
     }
 
+    /// Commits a frame whose bytes are written: `word` (data or padding, `span` ring bytes)
+    /// becomes the header at the tail once published. The word where the reader looks
+    /// next is cleared first (see the module docs).
+    #[inline]
+    fn commit_frame(&mut self, word: Word, span: u64) {
+        let offset = self.tail & self.mask;
+        let header = self.laps.header(word, self.tail);
+        let end = self.tail.wrapping_add(span);
+        let data = self.layout.data();
+        if end.wrapping_sub(self.cached_head) < self.layout.capacity() {
+            // The word at `end` lies in space the reader released (the ring is not exactly
+            // full): it may hold a stale payload word of an earlier lap. Relaxed: published
+            // with this frame's header (or the held one before it), stored with Release.
+            data.store_word(end & self.mask, 0, Ordering::Relaxed);
+        }
+        if self.visible == self.tail {
+            // The first frame since the last publication: its header waits for `publish`.
+            self.held = header;
+        } else {
+            // A frame before this one is held back, and the reader cannot pass it. Relaxed:
+            // published by the held header's Release store (SYNC: frame committed).
+            data.store_word(offset, header, Ordering::Relaxed);
+        }
+        self.tail = end;
+    }
+
     /// Reserves a contiguous frame for `len` payload bytes, or `None` when the ring has no
     /// room yet. `len` must be at most `max_payload(capacity)`.
     ///
     /// When the frame would cross the end of the ring, a padding frame is written and
     /// published first, so the reader can free the tail end while we wait.
     #[inline]
-    pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+    fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         debug_assert!(len <= max_payload(self.layout.capacity(), FRAME_HEADER_LEN as u64));
         let span = frame_len(len as u64);
         let offset = self.tail & self.mask;
@@ -172,17 +291,15 @@ impl Writer {
             // area, where the last such frame went: memory still in the caches of both
             // cores, instead of the next stretch of a ring several times its size (a
             // round trip of 1 MiB messages otherwise walks the whole ring). The padding
-            // to the end needs no publishing of its own: the reader meets it with the
-            // frame, and no one waits for room in an empty ring. `span <= offset` makes
-            // padding and frame fit the empty ring.
-            store_header(&self.layout, offset, Word::Pad { len: to_end }.encode());
-            self.tail = self.tail.wrapping_add(to_end);
+            // needs no publishing of its own: the reader meets it with the frame, and no one
+            // waits for room in an empty ring. `span <= offset` makes padding and frame fit
+            // the empty ring.
+            self.commit_frame(Word::Pad { len: to_end }, to_end);
         } else if span > to_end {
             if !self.has_room(to_end)? {
                 return Ok(None);
             }
-            store_header(&self.layout, offset, Word::Pad { len: to_end }.encode());
-            self.tail = self.tail.wrapping_add(to_end);
+            self.commit_frame(Word::Pad { len: to_end }, to_end);
             self.publish();
         }
         if !self.has_room(span)? {
@@ -194,54 +311,30 @@ impl Writer {
         }))
     }
 
-    /// Where the payload of `slot` goes: valid for `slot.max_len` bytes until commit.
-    #[inline]
-    pub(crate) fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
-        // SAFETY (of the arithmetic, no access): `slot.offset + 8 + max_len` lies within the
-        // data area, as `try_reserve` checked the frame is contiguous.
-        self.layout
-            .data()
-            .ptr(slot.offset + FRAME_HEADER_LEN as u64)
-    }
-
-    /// Completes the frame in `slot` with `len <= slot.max_len` payload bytes (already
-    /// written). The frame is visible to the reader after the next `publish`.
-    #[inline]
-    pub(crate) fn commit(&mut self, slot: Slot, len: usize) {
-        debug_assert!(len <= slot.max_len);
-        debug_assert_eq!(slot.offset, self.tail & self.mask);
-        let len = len.min(slot.max_len) as u64;
-        store_header(
-            &self.layout,
-            slot.offset,
-            Word::Data { len, slot: 0 }.encode(),
-        );
-        self.tail = self.tail.wrapping_add(frame_len(len));
-    }
-
-    /// Committed bytes not yet published.
-    #[inline]
-    pub(crate) fn unpublished(&self) -> u64 {
-        self.tail.wrapping_sub(self.published)
-    }
-
     /// Makes every committed frame visible to the reader and wakes it if it sleeps.
     #[inline]
-    pub(crate) fn publish(&mut self) {
-        if self.tail == self.published {
+    fn publish(&mut self) {
+        if self.visible == self.tail {
             return;
         }
-        self.published = self.tail;
-        // SYNC: frame published. The store's Release half pairs with the Acquire load of
-        // `tail` in `Reader::refresh_tail`: the frame headers and payloads written before are
-        // visible to a reader that sees this tail. Release under the membarrier handshake,
-        // SeqCst under the other, so that the waiter-flag check needs no fence either way
-        // (SYNC: waiter flag; see `ring::publish_index`).
         let layout = &self.layout;
-        let (tail, data) = (&layout.producer().tail, layout.data_wake());
-        if publish_index(layout.handshake(), tail, self.tail, data) {
-            self.wakes += 1;
-        }
+        let (data, offset, header) = (layout.data(), self.visible & self.mask, self.held);
+        // SYNC: frame committed. The store's Release half pairs with the Acquire load of
+        // the header in `Reader::try_peek`: the payloads, the later frames' headers and the
+        // cleared word after the last frame, written before, are visible to a reader that
+        // sees this header. Release under the membarrier handshake, SeqCst under the
+        // other, so that the waiter-flag check needs no fence either way (SYNC: waiter
+        // flag; see `ring::publish`).
+        let woke = publish(
+            layout.handshake(),
+            |order| data.store_word(offset, header, order),
+            layout.data_wake(),
+        );
+        self.wakes += u64::from(woke);
+        self.visible = self.tail;
+        // SYNC: tail recorded. Release: a writer taking over (`Writer::new`) finds the
+        // frames below it published. Nobody reads it on the data path.
+        layout.producer().tail.store(self.tail, Ordering::Release);
     }
 }
 
@@ -252,135 +345,100 @@ pub(crate) struct Reader {
     peer: PeerMonitor,
     /// Next byte position to read.
     head: u64,
-    /// The writer's tail as last loaded: an upper bound of what may be read.
-    cached_tail: u64,
     /// The head last stored in shared memory.
     published_head: u64,
-    /// Released bytes that may wait before the head is stored (0: store on every release).
+    /// Frames released since the head was last stored.
+    unstored_frames: u32,
+    /// Released bytes that may wait before the head is stored.
     release_batch: u64,
     mask: u64,
+    laps: Laps,
     /// Wake syscalls made by `release` (for benchmarks).
     wakes: u64,
 }
 
 impl Reader {
-    /// Takes over the reading side, starting from the indices in shared memory.
+    /// Takes over the reading side, starting from the head in shared memory.
     pub(crate) fn new(layout: Layout) -> Result<Reader, Corruption> {
         // Acquire: pairs with our own earlier Release stores if this process read before.
         let head_untrusted = layout.consumer().head.load(Ordering::Acquire);
         let head = aligned_index(head_untrusted, "head not 8-byte aligned")?;
-        let mask = layout.capacity() - 1;
-        let mut reader = Reader {
+        let capacity = layout.capacity();
+        Ok(Reader {
             peer: PeerMonitor::new(&layout.status().sender_owner),
+            laps: Laps::of(capacity),
             layout,
             head,
-            cached_tail: head,
             published_head: head,
+            unstored_frames: 0,
             release_batch: 0,
-            mask,
+            mask: capacity - 1,
             wakes: 0,
-        };
-        reader.refresh_tail()?;
-        Ok(reader)
-    }
-
-    /// Re-loads the writer's tail and validates it against our head.
-    #[inline(never)]
-    fn refresh_tail(&mut self) -> Result<(), Corruption> {
-        // SYNC: frame published (see `Writer::publish`).
-        let tail_untrusted = self.layout.producer().tail.load(Ordering::Acquire);
-        let tail = check_tail(
-            tail_untrusted,
-            self.head,
-            self.cached_tail,
-            self.layout.capacity(),
-        )?;
-        self.cached_tail = tail;
-        Ok(())
+        })
     }
 
     /// The next complete frame, or `None` when nothing is published. Padding frames are
     /// skipped (and released at once).
     #[inline]
-    pub(crate) fn try_peek(&mut self) -> Result<Option<Frame>, Corruption> {
+    fn try_peek(&mut self) -> Result<Option<Frame>, Corruption> {
         loop {
-            if self.head == self.cached_tail {
-                self.refresh_tail()?;
-                if self.head == self.cached_tail {
-                    // Empty: whatever was released in a batch is handed back now, before
-                    // the caller returns or waits (a writer may be waiting for it).
-                    self.flush_releases();
-                    return Ok(None);
-                }
-            }
             let offset = self.head & self.mask;
-            let available = self.cached_tail.wrapping_sub(self.head);
             let to_end = self.layout.capacity() - offset;
-            let word = load_header(&self.layout, offset);
+            // SYNC: frame committed (see `Writer::publish`).
+            let header_untrusted = self.layout.data().load_word(offset, Ordering::Acquire);
+            let Some(word) = self.laps.frame(header_untrusted, self.head) else {
+                // Nothing published: whatever was released in a batch is handed back now,
+                // before the caller returns or waits (a writer may be waiting for it).
+                self.flush_releases();
+                return Ok(None);
+            };
             match Word::decode(word, 1) {
-                Some(Word::Pad { len }) => {
-                    if len != to_end || len > available {
-                        return Err(Corruption {
-                            what: "padding frame of wrong length",
-                            value: word,
-                        });
-                    }
+                Some(Word::Pad { len }) if len == to_end => {
                     self.head = self.head.wrapping_add(len);
-                    self.publish_head();
+                    self.unstored_frames += 1;
                 }
-                Some(Word::Data { len, .. }) => {
-                    let span = frame_len(len);
-                    if span > available || span > to_end {
-                        return Err(Corruption {
-                            what: "frame length beyond published bytes",
-                            value: word,
-                        });
-                    }
+                Some(Word::Data { len, .. }) if frame_len(len) <= to_end => {
                     return Ok(Some(Frame {
                         offset,
                         len: len as usize,
-                        span,
+                        span: frame_len(len),
                     }));
                 }
                 _ => {
                     return Err(Corruption {
                         what: "frame header",
-                        value: word,
+                        value: header_untrusted,
                     })
                 }
             }
         }
     }
 
-    /// Where the payload of `frame` is: valid for `frame.len` bytes until release.
+    /// Frees the frame returned by the last `try_peek` for the writer to reuse: stores the
+    /// head, or with batched releases, once per batch.
     #[inline]
-    pub(crate) fn payload_ptr(&self, frame: &Frame) -> *const u8 {
-        // Arithmetic only: `try_peek` checked the frame lies inside the data area.
-        self.layout
-            .data()
-            .ptr(frame.offset + FRAME_HEADER_LEN as u64)
-    }
-
-    /// Frees the frame returned by the last `try_peek` for the writer to reuse.
-    #[inline]
-    pub(crate) fn release(&mut self, frame: Frame) {
+    fn release(&mut self, frame: Frame) {
         debug_assert_eq!(frame.offset, self.head & self.mask);
         self.head = self.head.wrapping_add(frame.span);
-        if self.head.wrapping_sub(self.published_head) > self.release_batch {
+        self.unstored_frames += 1;
+        if self.unstored_frames >= RELEASE_FRAMES
+            || self.head.wrapping_sub(self.published_head) > self.release_batch
+        {
             self.publish_head();
         }
     }
 
-    /// Lets up to `bytes` of released frames wait before the head is stored (0: store it
-    /// on every release). The head is always stored when the ring is found empty and by
-    /// [`flush_releases`](Reader::flush_releases).
+    /// Lets up to `bytes` of released frames wait before the head is stored (`0`, the
+    /// default: store it on every release; at most half the ring). With a batch, the head
+    /// is also stored every [`RELEASE_FRAMES`] frames, whenever the ring is found empty,
+    /// and by [`flush_releases`](Reader::flush_releases).
     pub(crate) fn set_release_batch(&mut self, bytes: u64) {
         self.release_batch = bytes.min(self.layout.capacity() / 2);
         self.flush_releases();
     }
 
     /// Stores the head if released frames wait in a batch.
-    pub(crate) fn flush_releases(&mut self) {
+    fn flush_releases(&mut self) {
         if self.head != self.published_head {
             self.publish_head();
         }
@@ -389,31 +447,36 @@ impl Reader {
     #[inline]
     fn publish_head(&mut self) {
         self.published_head = self.head;
+        self.unstored_frames = 0;
+        let layout = &self.layout;
+        let (head, value) = (&layout.consumer().head, self.head);
         // SYNC: space released. The Release half pairs with the Acquire load of `head` in
         // `Writer::refresh_head`: our copies out of the released bytes happen before the
         // writer overwrites them. Release or SeqCst by the handshake, for the fence-free
-        // waiter-flag check (SYNC: waiter flag; see `ring::publish_index`).
-        let layout = &self.layout;
-        let (head, space) = (&layout.consumer().head, layout.space_wake());
-        if publish_index(layout.handshake(), head, self.head, space) {
-            self.wakes += 1;
-        }
+        // waiter-flag check (SYNC: waiter flag; see `ring::publish`).
+        let woke = publish(
+            layout.handshake(),
+            |order| head.store(value, order),
+            layout.space_wake(),
+        );
+        self.wakes += u64::from(woke);
     }
 }
 
 impl RingSide for Writer {
     type Control = Spsc;
 
-    fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     fn owner_slot(&self) -> &AtomicU64 {
         &self.layout.status().sender_owner
     }
 
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     fn queued(&self) -> u64 {
-        // Acquire: SYNC: space released (see `Reader::publish_head`).
+        // Acquire: SYNC: space released (see `Reader::publish_head`). The head is stored
+        // per batch: this counts up to a batch the reader already took.
         let head_untrusted = self.layout.consumer().head.load(Ordering::Acquire);
         queued_between(self.tail, head_untrusted, self.layout.capacity())
     }
@@ -426,18 +489,18 @@ impl RingSide for Writer {
 impl RingSide for Reader {
     type Control = Spsc;
 
-    fn layout(&self) -> &Layout {
-        &self.layout
+    fn queued(&self) -> u64 {
+        // Acquire: SYNC: tail recorded (see `Writer::publish`).
+        let tail_untrusted = self.layout.producer().tail.load(Ordering::Acquire);
+        queued_between(tail_untrusted, self.head, self.layout.capacity())
     }
 
     fn owner_slot(&self) -> &AtomicU64 {
         &self.layout.status().receiver_owner
     }
 
-    fn queued(&self) -> u64 {
-        // Acquire: SYNC: frame published (see `Writer::publish`).
-        let tail_untrusted = self.layout.producer().tail.load(Ordering::Acquire);
-        queued_between(tail_untrusted, self.head, self.layout.capacity())
+    fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     fn wakes(&self) -> u64 {
@@ -458,18 +521,27 @@ impl SendRing for Writer {
         slot.max_len
     }
 
+    /// Valid for `slot.max_len` bytes until commit.
     #[inline]
     fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
-        Writer::payload_ptr(self, slot)
+        // Arithmetic only: `try_reserve` checked the frame is contiguous in the data area.
+        self.layout
+            .data()
+            .ptr(slot.offset + FRAME_HEADER_LEN as u64)
     }
 
+    /// Completes the frame in `slot` with `len <= slot.max_len` payload bytes (already
+    /// written); it is visible to the reader after the next `publish`.
     #[inline]
     fn commit(&mut self, slot: Slot, len: usize) {
-        Writer::commit(self, slot, len);
+        debug_assert!(len <= slot.max_len);
+        debug_assert_eq!(slot.offset, self.tail & self.mask);
+        let len = len.min(slot.max_len) as u64;
+        self.commit_frame(Word::Data { len, slot: 0 }, frame_len(len));
     }
 
     fn abandon(&mut self, _slot: Slot) {
-        // Nothing was written into the ring's indices: the space is simply reused.
+        // Nothing was written at the tail: the space is simply reused.
     }
 
     #[inline]
@@ -479,7 +551,7 @@ impl SendRing for Writer {
 
     #[inline]
     fn unpublished(&self) -> u64 {
-        Writer::unpublished(self)
+        self.tail.wrapping_sub(self.visible)
     }
 
     fn receivers_dead(&mut self) -> bool {
@@ -504,9 +576,13 @@ impl RecvRing for Reader {
         frame.len
     }
 
+    /// Valid for `frame.len` bytes until release.
     #[inline]
     fn payload_ptr(&self, frame: &Frame) -> *const u8 {
-        Reader::payload_ptr(self, frame)
+        // Arithmetic only: `try_peek` checked the frame lies inside the data area.
+        self.layout
+            .data()
+            .ptr(frame.offset + FRAME_HEADER_LEN as u64)
     }
 
     #[inline]
