@@ -14,7 +14,7 @@ use crate::{BridgeError, Delivery, ImportError, Layout};
 
 mod intake;
 
-use intake::Shared;
+use intake::{Decision, Shared};
 
 /// How often a waiting receive looks at who is exporting: the remote-gone bound is zenoh's
 /// detection time plus this.
@@ -66,14 +66,20 @@ pub struct ImportStats {
     pub dropped: u64,
     /// Frames longer than the local channel can ever hold, dropped.
     pub oversized: u64,
-    /// Frames refused for their header (layout, version, garbage).
+    /// Packs (puts, each of one or more frames) refused whole for their header or their
+    /// frame lengths (layout, version, garbage).
     pub refused: u64,
     /// Frames never received: gaps in a publisher's sequence numbers (dropped on the way
     /// in drop mode, sent before this importer subscribed, or lost when zenoh closed a
-    /// congested link).
+    /// congested link), and frames an exporter abandoned in its local channel when it was
+    /// stopped (its final pack counts them).
     pub missed: u64,
-    /// Frames with a sequence number already passed, discarded.
+    /// Frames with a sequence number already passed, or after their publisher's final
+    /// pack, discarded.
     pub out_of_order: u64,
+    /// Frames of a publisher that arrived after a receive had reported the stream over
+    /// (and before that publisher came back), discarded: never delivered after the end.
+    pub late: u64,
 }
 
 /// The local receiving end an [`Importer`] reads: its byte channel, or a typed view of it.
@@ -143,6 +149,7 @@ pub struct Importer<R = spsc::Receiver> {
     shared: Arc<Shared>,
     _data: zenoh::pubsub::Subscriber<()>,
     _tokens: zenoh::pubsub::Subscriber<()>,
+    _flush: zenoh::query::Queryable<()>,
 }
 
 impl<R> std::fmt::Debug for Importer<R> {
@@ -192,11 +199,18 @@ pub fn import(
         .callback(move |sample| on_sample.on_sample(&sample))
         .wait()
         .map_err(BridgeError::zenoh)?;
+    let on_flush = Arc::clone(&shared);
+    let flush = session
+        .declare_queryable(liveness::flush_key(key))
+        .callback(move |query| on_flush.on_flush(&query))
+        .wait()
+        .map_err(BridgeError::zenoh)?;
     Ok(Importer {
         rx,
         shared,
         _data: data,
         _tokens: tokens,
+        _flush: flush,
     })
 }
 
@@ -209,6 +223,7 @@ impl Importer {
             shared: self.shared,
             _data: self._data,
             _tokens: self._tokens,
+            _flush: self._flush,
         }
     }
 }
@@ -245,6 +260,7 @@ impl<R> Importer<R> {
             refused: load(&c.refused),
             missed: load(&c.missed),
             out_of_order: load(&c.out_of_order),
+            late: load(&c.late),
         }
     }
 }
@@ -275,17 +291,11 @@ impl<R: LocalReceiver> Importer<R> {
             if let Some(item) = self.rx.try_take()? {
                 return Ok(item);
             }
-            let gone = match self.shared.status() {
-                RemoteStatus::Gone => Some(ImportError::RemoteGone),
-                RemoteStatus::Closed => Some(ImportError::RemoteClosed),
-                RemoteStatus::Waiting | RemoteStatus::Alive { .. } => None,
-            };
-            if let Some(gone) = gone {
-                // One last look: frames delivered before the exporter went come first.
-                return match self.rx.try_take()? {
-                    Some(item) => Ok(item),
-                    None => Err(gone),
-                };
+            let rx = &mut self.rx;
+            match self.shared.decide(|| rx.try_take())? {
+                Decision::Item(item) => return Ok(item),
+                Decision::Over(over) => return Err(over),
+                Decision::NotOver | Decision::Busy => {}
             }
             let slice = match deadline {
                 None => STATUS_POLL,
