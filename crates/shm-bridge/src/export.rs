@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shm_channel::{CallError, Flavor, ReadGrant, Receiver};
+use shm_core::notify::WaitStrategy;
 use zenoh::qos::CongestionControl;
 use zenoh::query::{ConsolidationMode, QueryTarget};
 use zenoh::{Session, Wait};
@@ -199,6 +200,12 @@ where
         .declare_token(liveness::token_key(key, options.layout, publisher_id))
         .wait()
         .map_err(BridgeError::zenoh)?;
+    let mut receiver = receiver;
+    // The exporter's thread shares the cores with zenoh's threads and the local producer:
+    // waiting for a frame, it yields rather than spins (see shm-core's `WaitStrategy`).
+    receiver.set_wait_strategy(WaitStrategy::YieldThenPark {
+        spin: shm_core::notify::DEFAULT_SPIN,
+    });
     let exit = exit::register(options.linger + 2 * POLL);
     let counters = Arc::new(Counters::default());
     let mut pump = Pump {
@@ -502,12 +509,13 @@ where
         }
     }
 
-    /// Consumes and counts the frames left in the local channel (for at most [`POLL`]: a
-    /// producer that keeps sending cannot hold the stop up).
+    /// Consumes and counts the frames left in the local channel: at most as many as it can
+    /// hold at once (a frame takes at least 8 bytes of it), so that a producer that keeps
+    /// sending cannot hold the stop up.
     fn abandon(&mut self) -> u64 {
-        let deadline = Instant::now() + POLL;
+        let most = (self.receiver.capacity() / 8) as u64;
         let mut abandoned = 0;
-        while Instant::now() < deadline {
+        while abandoned < most {
             match self.receiver.try_read() {
                 Ok(grant) => {
                     drop(grant);

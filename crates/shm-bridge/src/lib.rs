@@ -135,7 +135,8 @@ pub use error::{BridgeError, ImportError};
 pub use export::{export, ExportOptions, ExportReport, Exporter, DEFAULT_PACK_SIZE};
 pub use header::{HeaderError, Layout};
 pub use import::{
-    import, ImportOptions, ImportStats, Importer, LocalReceiver, RemoteStatus, STATUS_POLL,
+    import, import_into, Feed, ImportOptions, ImportStats, Importer, LocalReceiver, RemoteStatus,
+    STATUS_POLL,
 };
 
 /// What the bridge does when the remote side cannot keep up (see the crate docs).

@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::mem::Discriminant;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use shm_channel::{spsc, TrySendError};
@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     delivery: Delivery,
     data: Mutex<DataPath>,
     presence: Mutex<Presence>,
+    /// Whether `presence.refusals` may hold something: lets every receive skip the lock.
+    refusals_pending: AtomicBool,
     pub counters: Counters,
 }
 
@@ -124,6 +126,7 @@ impl Shared {
                 next_seq: HashMap::new(),
             }),
             presence: Mutex::default(),
+            refusals_pending: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
@@ -136,7 +139,7 @@ impl Shared {
             Err(reason) => {
                 let publisher = Pack::publisher_of(&bytes, &reason).unwrap_or(0);
                 Counters::add(&self.counters.refused, 1);
-                Self::queue_refusal(&mut lock(&self.presence), publisher, reason);
+                self.queue_refusal(&mut lock(&self.presence), publisher, reason);
                 return;
             }
         };
@@ -226,7 +229,7 @@ impl Shared {
         let mut presence = lock(&self.presence);
         match sample.kind() {
             SampleKind::Put => match self.mismatch(info) {
-                Some(reason) => Self::queue_refusal(&mut presence, info.publisher, reason),
+                Some(reason) => self.queue_refusal(&mut presence, info.publisher, reason),
                 None => {
                     let publisher = presence.publishers.entry(info.publisher).or_default();
                     publisher.alive = true;
@@ -271,7 +274,7 @@ impl Shared {
         }
     }
 
-    fn queue_refusal(presence: &mut Presence, publisher: u64, reason: HeaderError) {
+    fn queue_refusal(&self, presence: &mut Presence, publisher: u64, reason: HeaderError) {
         if presence
             .reported
             .insert((publisher, std::mem::discriminant(&reason)))
@@ -279,12 +282,25 @@ impl Shared {
             presence
                 .refusals
                 .push_back(ImportError::Refused { publisher, reason });
+            // Relaxed: a hint read under no ordering; the refusal itself is passed under
+            // the `presence` lock, and a receive that misses the hint sees it next time.
+            self.refusals_pending.store(true, Ordering::Relaxed);
         }
     }
 
     /// The next refusal to report, if any.
     pub fn take_refusal(&self) -> Option<ImportError> {
-        lock(&self.presence).refusals.pop_front()
+        // Relaxed: see `queue_refusal`.
+        if !self.refusals_pending.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut presence = lock(&self.presence);
+        let refusal = presence.refusals.pop_front();
+        if presence.refusals.is_empty() {
+            // Relaxed: cleared under the lock that guards the queue it describes.
+            self.refusals_pending.store(false, Ordering::Relaxed);
+        }
+        refusal
     }
 
     /// Who is exporting now.
