@@ -24,6 +24,13 @@ const POLL: Duration = Duration::from_millis(20);
 /// The default [`ExportOptions::pack_size`]: zenoh's default batch is 65,535 bytes
 /// (`transport/link/tx/batch_size`, its maximum on TCP); 64,000 leaves room for zenoh's own
 /// headers, so that a full pack travels in one batch without fragmentation.
+///
+/// ```
+/// use shm_bridge::{ExportOptions, DEFAULT_PACK_SIZE};
+/// // Smaller packs: less latency added to a frame behind a full pack, more puts.
+/// let options = ExportOptions { pack_size: DEFAULT_PACK_SIZE / 4, ..ExportOptions::default() };
+/// assert!(options.pack_size < u16::MAX as usize);
+/// ```
 pub const DEFAULT_PACK_SIZE: usize = 64_000;
 
 /// Options of [`export`].

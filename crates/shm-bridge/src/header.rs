@@ -89,6 +89,20 @@ impl Layout {
 }
 
 /// What a pack is.
+///
+/// ```
+/// use shm_bridge::header::{Pack, PackKind};
+/// // An end pack: no frame, the stream's length (3 frames were sent), nothing abandoned.
+/// let mut bytes = b"SHMB\x02\x01\x00\x00".to_vec();
+/// bytes.extend(0u32.to_le_bytes()); // layout
+/// bytes.extend(0u32.to_le_bytes()); // count
+/// bytes.extend(9u64.to_le_bytes()); // publisher
+/// bytes.extend(3u64.to_le_bytes()); // the sequence number after the last frame
+/// bytes.extend(0u64.to_le_bytes()); // abandoned
+/// let pack = Pack::parse(&bytes, shm_bridge::Layout::BYTES)?;
+/// assert_eq!((pack.header().kind, pack.header().seq), (PackKind::End, 3));
+/// # Ok::<(), shm_bridge::HeaderError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackKind {
     /// Frames read from the exporter's local channel.

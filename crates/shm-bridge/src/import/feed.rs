@@ -18,6 +18,20 @@ use crate::BridgeError;
 /// A live import that delivers into a channel its caller made (see [`import_into`]):
 /// the zenoh subscriptions, with who is exporting and the counters. Dropping it
 /// unsubscribes (and drops the sending end).
+///
+/// ```
+/// use shm_bridge::{Feed, RemoteStatus};
+/// // What a process that reads the channel elsewhere may want to know.
+/// fn describe(feed: &Feed) -> String {
+///     let stats = feed.stats();
+///     match feed.status() {
+///         RemoteStatus::Alive { exporters } => format!("{exporters} exporting, {} in", stats.delivered),
+///         RemoteStatus::Closed => format!("ended cleanly after {}", stats.delivered),
+///         RemoteStatus::Gone => format!("gone, {} missed", stats.missed),
+///         RemoteStatus::Waiting => "nobody yet".into(),
+///     }
+/// }
+/// ```
 pub struct Feed {
     pub(super) shared: Arc<Shared>,
     _data: zenoh::pubsub::Subscriber<()>,
