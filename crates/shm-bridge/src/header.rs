@@ -1,31 +1,52 @@
-//! The bridge's wire format: a fixed 32-byte header in front of every frame's bytes.
+//! The bridge's wire format: each zenoh put carries one **pack**, a 32-byte header and then
+//! the frames it packs, each behind its 4-byte length.
 //!
 //! ```text
 //! offset  size  field
 //!      0     4  magic b"SHMB"
-//!      4     1  format version (FORMAT_VERSION)
-//!      5     1  kind: 0 data, 1 end of stream (the exporter's local senders are gone)
+//!      4     1  format version (FORMAT_VERSION = 2)
+//!      5     1  kind: 0 data, 1 end (the exporter's local senders are gone),
+//!                     2 stopped (the exporter stopped before its stream ended)
 //!      6     2  reserved, zero
-//!      8     4  layout tag (u32 LE): the codec/layout of the payload, chosen by the user
-//!     12     4  payload length (u32 LE): the bytes after the header
+//!      8     4  layout tag (u32 LE): the codec/layout of the payloads, chosen by the user
+//!     12     4  count (u32 LE): frames in a data pack (at least 1); 0 in end and stopped
 //!     16     8  publisher id (u64 LE): one per exporter, random
-//!     24     8  sequence number (u64 LE): 0, 1, 2, ... per publisher
+//!     24     8  sequence number (u64 LE): a data pack's first frame (the others follow
+//!               one by one); in end and stopped, the number after the last frame sent
+//!     32        data: `count` times { length (u32 LE), that many payload bytes }, nothing
+//!               after the last; end and stopped: frames abandoned (u64 LE), see below
 //! ```
 //!
-//! Everything that arrives from the network is untrusted: [`FrameHeader::parse`] checks
-//! every field and returns a [`HeaderError`], never panics.
+//! Every frame of a pack has its own sequence number (the first one's plus its index), so
+//! an importer keeps each publisher's order and counts gaps frame by frame. The final pack
+//! (end or stopped) tells an importer the stream's length: every frame before its sequence
+//! number was sent, and "abandoned" more were left unsent in the exporter's local channel
+//! when it stopped (always 0 in an end pack).
+//!
+//! Version 1 (one frame per put) is refused by version 2 peers as
+//! [`HeaderError::Version`], both in frames and in liveliness tokens.
+//!
+//! Everything that arrives from the network is untrusted: [`Pack::parse`] checks the header
+//! and the length of every frame before any frame is delivered, and returns a
+//! [`HeaderError`] for the whole pack otherwise, never panics.
 
-/// The magic at offset 0 of every bridged frame.
+/// The magic at offset 0 of every pack.
 pub const MAGIC: [u8; 4] = *b"SHMB";
 
 /// The version of this wire format. A peer speaking another version is refused.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
-/// Length of the header in front of every frame's bytes.
+/// Length of the header in front of every pack.
 pub const HEADER_LEN: usize = 32;
 
+/// Length of the prefix (the payload length, u32 LE) in front of every frame in a pack.
+pub const FRAME_PREFIX_LEN: usize = 4;
+
+/// Length of the body of an end or stopped pack (the abandoned count, u64 LE).
+const FINAL_BODY_LEN: usize = 8;
+
 /// The codec/layout of the payload a channel carries, chosen by the user and checked on
-/// every frame: an importer refuses frames of another layout instead of misreading them.
+/// every pack: an importer refuses packs of another layout instead of misreading them.
 ///
 /// ```
 /// use shm_bridge::Layout;
@@ -61,39 +82,69 @@ impl Layout {
         Layout(hash)
     }
 
-    /// The tag carried in each frame's header.
+    /// The tag carried in each pack's header.
     pub const fn tag(self) -> u32 {
         self.0
     }
 }
 
-/// What a bridged frame is.
+/// What a pack is.
+///
+/// ```
+/// use shm_bridge::header::{Pack, PackKind};
+/// // An end pack: no frame, the stream's length (3 frames were sent), nothing abandoned.
+/// let mut bytes = b"SHMB\x02\x01\x00\x00".to_vec();
+/// bytes.extend(0u32.to_le_bytes()); // layout
+/// bytes.extend(0u32.to_le_bytes()); // count
+/// bytes.extend(9u64.to_le_bytes()); // publisher
+/// bytes.extend(3u64.to_le_bytes()); // the sequence number after the last frame
+/// bytes.extend(0u64.to_le_bytes()); // abandoned
+/// let pack = Pack::parse(&bytes, shm_bridge::Layout::BYTES)?;
+/// assert_eq!((pack.header().kind, pack.header().seq), (PackKind::End, 3));
+/// # Ok::<(), shm_bridge::HeaderError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameKind {
-    /// A frame read from the exporter's local channel.
+pub enum PackKind {
+    /// Frames read from the exporter's local channel.
     Data,
     /// The exporter's local channel ended cleanly (its senders were dropped): no more
     /// frames from this publisher.
     End,
+    /// The exporter stopped forwarding before its local channel ended
+    /// ([`Exporter::stop`](crate::Exporter::stop), drop, process exit): no more frames
+    /// from this publisher; the ones left in its local channel were abandoned.
+    Stopped,
 }
 
-/// Why a frame from the network was refused.
+impl PackKind {
+    fn byte(self) -> u8 {
+        match self {
+            PackKind::Data => 0,
+            PackKind::End => 1,
+            PackKind::Stopped => 2,
+        }
+    }
+}
+
+/// Why a pack from the network was refused (whole: none of its frames is delivered).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     /// Shorter than the header.
-    #[error("frame of {len} bytes is shorter than the {HEADER_LEN}-byte bridge header")]
+    #[error("pack of {len} bytes is shorter than the {HEADER_LEN}-byte bridge header")]
     Truncated {
         /// Length received.
         len: usize,
     },
-    /// Not a bridge frame.
-    #[error("not a shm-bridge frame (magic {found:02x?})")]
+    /// Not a bridge pack.
+    #[error("not a shm-bridge pack (magic {found:02x?})")]
     BadMagic {
         /// The first four bytes.
         found: [u8; 4],
     },
     /// Another version of the wire format.
-    #[error("bridge format version {found}, this build speaks {FORMAT_VERSION}")]
+    #[error(
+        "bridge format version {found}, this build speaks {FORMAT_VERSION}: upgrade the older peer"
+    )]
     Version {
         /// The version the peer speaks.
         found: u8,
@@ -107,184 +158,410 @@ pub enum HeaderError {
         reserved: u16,
     },
     /// The payload is of another layout or codec than this importer expects.
-    #[error("layout mismatch: frame carries tag {found:#010x}, importer expects {expected:#010x}")]
+    #[error("layout mismatch: pack carries tag {found:#010x}, importer expects {expected:#010x}")]
     Layout {
         /// The importer's layout tag.
         expected: u32,
-        /// The frame's layout tag.
+        /// The pack's layout tag.
         found: u32,
     },
-    /// The header's payload length disagrees with the bytes received.
-    #[error("header announces {announced} payload bytes, {received} arrived")]
+    /// A frame's length (or, in a final pack, the body) runs past the bytes received.
+    #[error("a frame announces {announced} bytes, {received} remain in the pack")]
     Length {
-        /// Length in the header.
+        /// Length announced.
         announced: u32,
-        /// Bytes after the header.
+        /// Bytes left in the pack where it starts.
         received: usize,
+    },
+    /// Bytes after the last frame the header announces.
+    #[error("{bytes} bytes after the last frame of the pack")]
+    Trailing {
+        /// How many.
+        bytes: usize,
+    },
+    /// A data pack of no frame, or whose sequence numbers would pass `u64::MAX`.
+    #[error("a data pack of {announced} frames from sequence number {first_seq}")]
+    Count {
+        /// Frames announced.
+        announced: u32,
+        /// The first frame's sequence number.
+        first_seq: u64,
     },
 }
 
-/// A parsed, validated frame header.
+/// A validated pack header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameHeader {
-    /// Data or end of stream.
-    pub kind: FrameKind,
-    /// The payload's layout.
+pub struct PackHeader {
+    /// Data, end or stopped.
+    pub kind: PackKind,
+    /// The payloads' layout.
     pub layout: Layout,
     /// The exporter that sent it.
     pub publisher: u64,
-    /// Its sequence number in that exporter's stream.
+    /// A data pack's first sequence number; in a final pack, the one after the last frame.
     pub seq: u64,
+    /// Frames in a data pack; 0 in a final pack.
+    pub count: u32,
 }
 
-impl FrameHeader {
-    /// Writes the header for a payload of `payload_len` bytes into `out[..HEADER_LEN]`.
-    ///
-    /// # Panics
-    ///
-    /// If `out` is shorter than [`HEADER_LEN`] (a bug of this crate, never of input).
-    pub(crate) fn write(&self, payload_len: u32, out: &mut [u8]) {
-        let out = &mut out[..HEADER_LEN];
-        out[0..4].copy_from_slice(&MAGIC);
-        out[4] = FORMAT_VERSION;
-        out[5] = match self.kind {
-            FrameKind::Data => 0,
-            FrameKind::End => 1,
-        };
-        out[6..8].copy_from_slice(&0u16.to_le_bytes());
-        out[8..12].copy_from_slice(&self.layout.tag().to_le_bytes());
-        out[12..16].copy_from_slice(&payload_len.to_le_bytes());
-        out[16..24].copy_from_slice(&self.publisher.to_le_bytes());
-        out[24..32].copy_from_slice(&self.seq.to_le_bytes());
-    }
+/// A received pack whose header and frame lengths were all checked.
+///
+/// ```
+/// use shm_bridge::header::{Pack, PackKind};
+/// use shm_bridge::Layout;
+/// // A hand-made pack of two frames, "ab" (sequence number 5) and "c" (6).
+/// let mut bytes = b"SHMB\x02\x00\x00\x00".to_vec();
+/// bytes.extend(0u32.to_le_bytes()); // layout tag
+/// bytes.extend(2u32.to_le_bytes()); // count
+/// bytes.extend(9u64.to_le_bytes()); // publisher
+/// bytes.extend(5u64.to_le_bytes()); // first sequence number
+/// bytes.extend(2u32.to_le_bytes());
+/// bytes.extend(b"ab");
+/// bytes.extend(1u32.to_le_bytes());
+/// bytes.extend(b"c");
+/// let pack = Pack::parse(&bytes, Layout::BYTES)?;
+/// assert_eq!(pack.header().kind, PackKind::Data);
+/// let frames: Vec<(u64, &[u8])> = pack.frames().collect();
+/// assert_eq!(frames, [(5, &b"ab"[..]), (6, &b"c"[..])]);
+/// // One byte short: the whole pack is refused.
+/// assert!(Pack::parse(&bytes[..bytes.len() - 1], Layout::BYTES).is_err());
+/// # Ok::<(), shm_bridge::HeaderError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Pack<'a> {
+    header: PackHeader,
+    body: &'a [u8],
+}
 
-    /// Parses and checks the header of `frame`, returning it and the payload.
-    pub fn parse(frame: &[u8], expected: Layout) -> Result<(FrameHeader, &[u8]), HeaderError> {
-        let Some((head, payload)) = frame.split_first_chunk::<HEADER_LEN>() else {
-            return Err(HeaderError::Truncated { len: frame.len() });
+impl<'a> Pack<'a> {
+    /// Parses and checks `bytes`: the header, then the length of every frame (they must
+    /// fill the body exactly). Nothing is delivered from a pack that fails.
+    pub fn parse(bytes: &'a [u8], expected: Layout) -> Result<Pack<'a>, HeaderError> {
+        let Some((head, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+            return Err(HeaderError::Truncated { len: bytes.len() });
         };
-        let field = |at: usize| -> [u8; 8] {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&head[at..at + 8]);
-            word
-        };
-        let half = |at: usize| -> [u8; 4] {
-            let mut word = [0u8; 4];
-            word.copy_from_slice(&head[at..at + 4]);
-            word
-        };
-        let magic = half(0);
+        let magic = word::<4>(head, 0);
         if magic != MAGIC {
             return Err(HeaderError::BadMagic { found: magic });
         }
         if head[4] != FORMAT_VERSION {
             return Err(HeaderError::Version { found: head[4] });
         }
-        let reserved = u16::from_le_bytes([head[6], head[7]]);
+        let reserved = u16::from_le_bytes(word(head, 6));
         let kind = match (head[5], reserved) {
-            (0, 0) => FrameKind::Data,
-            (1, 0) => FrameKind::End,
+            (0, 0) => PackKind::Data,
+            (1, 0) => PackKind::End,
+            (2, 0) => PackKind::Stopped,
             (kind, reserved) => return Err(HeaderError::Malformed { kind, reserved }),
         };
-        let found = u32::from_le_bytes(half(8));
+        let found = u32::from_le_bytes(word(head, 8));
         if found != expected.tag() {
             return Err(HeaderError::Layout {
                 expected: expected.tag(),
                 found,
             });
         }
-        let announced = u32::from_le_bytes(half(12));
-        if usize::try_from(announced).ok() != Some(payload.len()) {
-            return Err(HeaderError::Length {
-                announced,
-                received: payload.len(),
-            });
-        }
-        let header = FrameHeader {
+        let header = PackHeader {
             kind,
             layout: expected,
-            publisher: u64::from_le_bytes(field(16)),
-            seq: u64::from_le_bytes(field(24)),
+            count: u32::from_le_bytes(word(head, 12)),
+            publisher: u64::from_le_bytes(word(head, 16)),
+            seq: u64::from_le_bytes(word(head, 24)),
         };
-        Ok((header, payload))
+        match kind {
+            PackKind::Data => check_frames(&header, body)?,
+            PackKind::End | PackKind::Stopped => {
+                if header.count != 0 {
+                    return Err(HeaderError::Count {
+                        announced: header.count,
+                        first_seq: header.seq,
+                    });
+                }
+                if body.len() != FINAL_BODY_LEN {
+                    return Err(HeaderError::Length {
+                        announced: FINAL_BODY_LEN as u32,
+                        received: body.len(),
+                    });
+                }
+            }
+        }
+        Ok(Pack { header, body })
     }
+
+    /// The publisher id of a pack that was refused after its header got that far (a
+    /// layout, version or frame-length error), for reporting; `None` for garbage.
+    pub(crate) fn publisher_of(bytes: &[u8], reason: &HeaderError) -> Option<u64> {
+        match reason {
+            HeaderError::Truncated { .. }
+            | HeaderError::BadMagic { .. }
+            | HeaderError::Malformed { .. } => None,
+            _ => bytes.get(16..24)?.try_into().ok().map(u64::from_le_bytes),
+        }
+    }
+
+    /// The header.
+    pub fn header(&self) -> PackHeader {
+        self.header
+    }
+
+    /// The frames of a data pack with their sequence numbers, in order (none for a final
+    /// pack).
+    pub fn frames(&self) -> Frames<'a> {
+        let body = match self.header.kind {
+            PackKind::Data => self.body,
+            PackKind::End | PackKind::Stopped => &[],
+        };
+        Frames {
+            rest: body,
+            seq: self.header.seq,
+        }
+    }
+
+    /// In a final pack, how many frames the exporter left unsent in its local channel (0
+    /// for data and end packs).
+    pub fn abandoned(&self) -> u64 {
+        match self.header.kind {
+            PackKind::Stopped => u64::from_le_bytes(word(self.body, 0)),
+            PackKind::Data | PackKind::End => 0,
+        }
+    }
+}
+
+/// Checks that `count` frames fill a data pack's body exactly.
+fn check_frames(header: &PackHeader, body: &[u8]) -> Result<(), HeaderError> {
+    let count_error = HeaderError::Count {
+        announced: header.count,
+        first_seq: header.seq,
+    };
+    if header.count == 0 || header.seq.checked_add(u64::from(header.count)).is_none() {
+        return Err(count_error);
+    }
+    let mut rest = body;
+    for _ in 0..header.count {
+        let Some((prefix, after)) = rest.split_first_chunk::<FRAME_PREFIX_LEN>() else {
+            return Err(HeaderError::Length {
+                announced: FRAME_PREFIX_LEN as u32,
+                received: rest.len(),
+            });
+        };
+        let announced = u32::from_le_bytes(*prefix);
+        let len = usize::try_from(announced).unwrap_or(usize::MAX);
+        if len > after.len() {
+            return Err(HeaderError::Length {
+                announced,
+                received: after.len(),
+            });
+        }
+        rest = &after[len..];
+    }
+    if !rest.is_empty() {
+        return Err(HeaderError::Trailing { bytes: rest.len() });
+    }
+    Ok(())
+}
+
+/// `N` bytes of `bytes` from `at` (the caller checked the length).
+fn word<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = bytes.get(at..at + N) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
+/// The frames of a checked pack, with their sequence numbers.
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    rest: &'a [u8],
+    seq: u64,
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<(u64, &'a [u8])> {
+        // The lengths were checked by `Pack::parse`; the `?`s only end the walk.
+        let (prefix, after) = self.rest.split_first_chunk::<FRAME_PREFIX_LEN>()?;
+        let len = usize::try_from(u32::from_le_bytes(*prefix)).ok()?;
+        let payload = after.get(..len)?;
+        self.rest = &after[len..];
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        Some((seq, payload))
+    }
+}
+
+/// A pack being filled by an exporter.
+#[derive(Debug)]
+pub(crate) struct PackWriter {
+    bytes: Vec<u8>,
+    count: u32,
+}
+
+impl PackWriter {
+    /// An empty pack with room for `capacity` bytes of frames.
+    pub fn new(capacity: usize) -> PackWriter {
+        let mut bytes = Vec::with_capacity(HEADER_LEN + capacity);
+        bytes.resize(HEADER_LEN, 0);
+        PackWriter { bytes, count: 0 }
+    }
+
+    /// Frames in the pack.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Bytes of frames (prefixes included) in the pack.
+    pub fn len(&self) -> usize {
+        self.bytes.len() - HEADER_LEN
+    }
+
+    /// Appends a frame of `len` bytes (at most `u32::MAX`: the caller checked), written
+    /// by `fill` into the slice it is given.
+    pub fn push_with(&mut self, len: u32, fill: impl FnOnce(&mut [u8])) {
+        let at = self.bytes.len() + FRAME_PREFIX_LEN;
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.resize(at + len as usize, 0);
+        fill(&mut self.bytes[at..]);
+        self.count += 1;
+    }
+
+    /// The finished data pack, its header written: `seq` is its first frame's number.
+    pub fn finish(mut self, header: &PackHeader) -> Vec<u8> {
+        let header = PackHeader {
+            kind: PackKind::Data,
+            count: self.count,
+            ..*header
+        };
+        write_header(&header, &mut self.bytes);
+        self.bytes
+    }
+
+    /// A final pack (end or stopped) after the frame before `header.seq`.
+    pub fn final_pack(header: &PackHeader, abandoned: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; HEADER_LEN];
+        bytes.extend_from_slice(&abandoned.to_le_bytes());
+        write_header(
+            &PackHeader {
+                count: 0,
+                ..*header
+            },
+            &mut bytes,
+        );
+        bytes
+    }
+}
+
+/// Writes `header` into `out[..HEADER_LEN]` (the callers made `out` at least that long).
+fn write_header(header: &PackHeader, out: &mut [u8]) {
+    let Some(out) = out.first_chunk_mut::<HEADER_LEN>() else {
+        return;
+    };
+    out[0..4].copy_from_slice(&MAGIC);
+    out[4] = FORMAT_VERSION;
+    out[5] = header.kind.byte();
+    out[6..8].copy_from_slice(&0u16.to_le_bytes());
+    out[8..12].copy_from_slice(&header.layout.tag().to_le_bytes());
+    out[12..16].copy_from_slice(&header.count.to_le_bytes());
+    out[16..24].copy_from_slice(&header.publisher.to_le_bytes());
+    out[24..32].copy_from_slice(&header.seq.to_le_bytes());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(header: FrameHeader, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![0u8; HEADER_LEN + payload.len()];
-        header.write(payload.len() as u32, &mut out);
-        out[HEADER_LEN..].copy_from_slice(payload);
-        out
-    }
-
-    const HEADER: FrameHeader = FrameHeader {
-        kind: FrameKind::Data,
+    const HEADER: PackHeader = PackHeader {
+        kind: PackKind::Data,
         layout: Layout::new(7),
         publisher: 0xdead_beef,
         seq: 42,
+        count: 0,
     };
 
+    fn pack(frames: &[&[u8]]) -> Vec<u8> {
+        let mut writer = PackWriter::new(64);
+        for frame in frames {
+            writer.push_with(frame.len() as u32, |out| out.copy_from_slice(frame));
+        }
+        writer.finish(&HEADER)
+    }
+
     #[test]
-    fn a_written_header_parses_back() {
-        let bytes = frame(HEADER, b"payload");
-        let (header, payload) = FrameHeader::parse(&bytes, Layout::new(7)).unwrap();
-        assert_eq!(header, HEADER);
-        assert_eq!(payload, b"payload");
+    fn a_written_pack_parses_back_frame_by_frame() {
+        let bytes = pack(&[b"payload", b"", b"x"]);
+        let parsed = Pack::parse(&bytes, Layout::new(7)).unwrap();
+        assert_eq!(parsed.header(), PackHeader { count: 3, ..HEADER });
+        let frames: Vec<_> = parsed.frames().collect();
+        assert_eq!(frames, [(42, &b"payload"[..]), (43, b""), (44, b"x")]);
+        assert_eq!(parsed.abandoned(), 0);
+    }
+
+    #[test]
+    fn a_final_pack_carries_the_stream_length_and_what_was_abandoned() {
+        let header = PackHeader {
+            kind: PackKind::Stopped,
+            seq: 1000,
+            ..HEADER
+        };
+        let bytes = PackWriter::final_pack(&header, 17);
+        let parsed = Pack::parse(&bytes, Layout::new(7)).unwrap();
+        assert_eq!(
+            (parsed.header().kind, parsed.header().seq),
+            (PackKind::Stopped, 1000)
+        );
+        assert_eq!(parsed.abandoned(), 17);
+        assert_eq!(parsed.frames().count(), 0);
     }
 
     #[test]
     fn every_bad_field_is_refused_with_its_reason() {
-        let good = frame(HEADER, b"abc");
+        let good = pack(&[b"abc"]);
+        let parse = |bytes: &[u8]| Pack::parse(bytes, Layout::new(7)).map(|p| p.header());
+        assert_eq!(parse(&good[..10]), Err(HeaderError::Truncated { len: 10 }));
         assert_eq!(
-            FrameHeader::parse(&good[..10], Layout::new(7)),
-            Err(HeaderError::Truncated { len: 10 })
-        );
-        assert_eq!(
-            FrameHeader::parse(&good, Layout::new(8)),
+            Pack::parse(&good, Layout::new(8)).map(|p| p.header()),
             Err(HeaderError::Layout {
                 expected: 8,
                 found: 7
             })
         );
-        let mut bad = good.clone();
-        bad[0] = b'X';
+        let with = |at: usize, byte: u8| {
+            let mut bad = good.clone();
+            bad[at] = byte;
+            parse(&bad)
+        };
+        assert!(matches!(with(0, b'X'), Err(HeaderError::BadMagic { .. })));
+        assert_eq!(with(4, 1), Err(HeaderError::Version { found: 1 }));
         assert!(matches!(
-            FrameHeader::parse(&bad, Layout::new(7)),
-            Err(HeaderError::BadMagic { .. })
-        ));
-        let mut bad = good.clone();
-        bad[4] = 9;
-        assert_eq!(
-            FrameHeader::parse(&bad, Layout::new(7)),
-            Err(HeaderError::Version { found: 9 })
-        );
-        let mut bad = good.clone();
-        bad[5] = 3;
-        assert!(matches!(
-            FrameHeader::parse(&bad, Layout::new(7)),
+            with(5, 3),
             Err(HeaderError::Malformed { kind: 3, .. })
         ));
+        assert!(matches!(
+            with(12, 0),
+            Err(HeaderError::Count { announced: 0, .. })
+        ));
+        assert!(matches!(with(12, 2), Err(HeaderError::Length { .. })));
+        assert!(matches!(
+            with(32, 9),
+            Err(HeaderError::Length { announced: 9, .. })
+        ));
+        assert_eq!(with(32, 2), Err(HeaderError::Trailing { bytes: 1 }));
+        let mut bad = good.clone();
+        bad[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(parse(&bad), Err(HeaderError::Count { .. })));
         let mut bad = good.clone();
         bad.push(0);
-        assert_eq!(
-            FrameHeader::parse(&bad, Layout::new(7)),
-            Err(HeaderError::Length {
-                announced: 3,
-                received: 4
-            })
-        );
+        assert_eq!(parse(&bad), Err(HeaderError::Trailing { bytes: 1 }));
     }
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        // A cheap deterministic sweep: every length up to two headers, every byte value
-        // pattern of an LCG.
+        // A cheap deterministic sweep: every length up to three headers, bytes of an LCG,
+        // behind a valid magic and version, and with the header of a valid pack.
         let mut state = 1u64;
-        for len in 0..(2 * HEADER_LEN) {
+        let valid = pack(&[b"0123456789"]);
+        for len in 0..(3 * HEADER_LEN) {
             let mut bytes = vec![0u8; len];
             for byte in &mut bytes {
                 state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -294,12 +571,18 @@ mod tests {
                 bytes[..4].copy_from_slice(&MAGIC);
                 bytes[4] = FORMAT_VERSION;
             }
-            // Random fields past magic and version: the kind, reserved, layout or length
+            // Random fields past magic and version: the kind, reserved, layout or count
             // check refuses every one of these (the sweep is deterministic).
-            let parsed = FrameHeader::parse(&bytes, Layout::BYTES);
+            let parsed = Pack::parse(&bytes, Layout::BYTES).map(|p| p.header());
             assert!(parsed.is_err(), "{len} bytes accepted: {parsed:?}");
             if len < HEADER_LEN {
                 assert_eq!(parsed, Err(HeaderError::Truncated { len }));
+            }
+            // A valid header over a random body: refused or walked without a panic.
+            let mut body = valid[..HEADER_LEN].to_vec();
+            body.extend_from_slice(&bytes);
+            if let Ok(pack) = Pack::parse(&body, Layout::new(7)) {
+                assert_eq!(pack.frames().count(), 1);
             }
         }
     }

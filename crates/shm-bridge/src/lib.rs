@@ -5,15 +5,17 @@
 //! congestion control over TCP) carries what must cross hosts.
 //!
 //! - [`export`] forwards every frame read from a local channel (a byte
-//!   [`Receiver`](shm_channel::Receiver) of any flavor) to a zenoh publisher on a key;
+//!   [`Receiver`](shm_channel::Receiver) of any flavor) to a zenoh publisher on a key,
+//!   packing consecutive frames into one put;
 //! - [`import`] returns an [`Importer`]: a local SPSC receiver fed by a zenoh subscriber,
-//!   which also says when the remote side has gone.
+//!   which also says when the remote side has gone or ended its stream.
 //!
 //! Typed channels pass through as their encoded bytes: export `typed_rx.into_bytes()` and
-//! read with [`Importer::typed`]. Every frame carries a 32-byte header (magic, format
-//! version, a [`Layout`] tag naming the codec/layout, a per-publisher id and sequence
-//! number; see [`header`]), so a peer of another layout or version is refused, not
-//! misread. Several exporters (processes, hosts) on one key fan in to one importer.
+//! read with [`Importer::typed`]. Every put carries a 32-byte header (magic, format
+//! version, a [`Layout`] tag naming the codec/layout, a per-publisher id and the first
+//! frame's sequence number; see [`header`]) and then its frames, each behind its length, so
+//! a peer of another layout or version is refused, not misread. Several exporters
+//! (processes, hosts) on one key fan in to one importer.
 //!
 //! ```
 //! use shm_bridge::{export, free_loopback_endpoint, import, Config, ExportOptions, ImportOptions};
@@ -36,8 +38,16 @@
 //!
 //! **Ordering.** Frames of one exporter arrive in the order they were read from its local
 //! channel. Frames of several exporters interleave in arrival order. The importer checks
-//! each publisher's sequence numbers: it never delivers a frame out of order, and counts
-//! gaps ([`ImportStats::missed`]).
+//! each publisher's sequence numbers (one per frame): it never delivers a frame out of
+//! order, and counts gaps ([`ImportStats::missed`]).
+//!
+//! **Packing.** The exporter packs the frames that are waiting in its local channel into one
+//! put of up to [`ExportOptions::pack_size`] bytes (64,000 by default, about zenoh's batch),
+//! and puts a pack as soon as the channel is empty, so a sparse stream pays one put's
+//! latency and a dense one a put per 64 KB instead of per frame
+//! ([`ExportOptions::pack_delay`] bounds how long a frame waits in a pack still filling).
+//! The importer's callback checks a whole pack (header and every frame's length) before it
+//! writes its frames straight into the local channel; a damaged pack is refused whole.
 //!
 //! **Back-pressure ([`Delivery::Block`], the default).** The exporter publishes with
 //! zenoh's congestion control `Block` (reliable delivery is zenoh's default), and reads
@@ -55,18 +65,34 @@
 //! `Drop` and forwards whether or not an importer listens; the importer drops a frame that
 //! finds its local channel full. The local producer is never slowed; the importer counts
 //! what it dropped ([`ImportStats::dropped`]) and what never reached it
-//! ([`ImportStats::missed`], from sequence gaps).
+//! ([`ImportStats::missed`], from sequence gaps and the final pack).
 //!
-//! **Remote gone.** Each exporter holds a zenoh liveliness token. While no exporter is
-//! alive and the local channel is empty, [`Importer::recv`] and friends return
-//! [`ImportError::RemoteGone`] (or [`ImportError::RemoteClosed`] if the last exporter
-//! ended its stream cleanly first: its local senders were dropped). Frames delivered
-//! before the exporter went are received first. The bound: an exporter **process** that
-//! dies (exit, crash, `SIGKILL`) on a host that stays up is seen within milliseconds — its
-//! kernel closes the TCP connection and zenoh withdraws the token — plus
-//! [`STATUS_POLL`] (20 ms). A host or network that vanishes silently is seen after zenoh's
-//! link lease (`transport/link/tx/lease`, 10 s by default, [`Config::lease`]) plus
-//! [`STATUS_POLL`]. So the documented bound is **lease + 20 ms**, 10.02 s by default.
+//! **The end of a stream.** When an exporter's local senders are dropped,
+//! [`Exporter::join`] returns once every frame has been put, a final *end* pack (carrying
+//! the stream's length) has followed them, and every subscribed importer has confirmed it
+//! handled all of it (a zenoh query that travels behind the data; bounded by
+//! [`ExportOptions::linger`]); only then is the exporter's liveliness token withdrawn. The
+//! importer delivers every frame, then [`ImportError::RemoteClosed`]. [`Exporter::stop`],
+//! drop, and a process exit with the exporter still running (an exit handler) do the same
+//! with a *stopped* pack, which also counts the frames left in the local channel (as
+//! [`ImportStats::missed`]): then [`ImportError::RemoteGone`]. A receive reports the stream
+//! over only once the local channel is empty and no pack is being delivered, and never
+//! delivers a frame of that exporter after that ([`ImportStats::late`] counts any that
+//! come, until the exporter reconnects). See [`Exporter`] for what a process that dies
+//! without exit handlers loses.
+//!
+//! **Remote gone.** Each exporter holds a zenoh liveliness token. An exporter whose token is
+//! withdrawn without a final pack is gone: while none is alive and the local channel is
+//! empty, [`Importer::recv`] and friends return [`ImportError::RemoteGone`] (or
+//! [`ImportError::RemoteClosed`] if the last exporter to finish ended its stream cleanly).
+//! Frames delivered before the exporter went are received first. The bound: an exporter
+//! **process** that dies (exit, crash, `SIGKILL`) on a host that stays up is seen within
+//! milliseconds — its kernel closes the TCP connection and zenoh withdraws the token — plus
+//! [`STATUS_POLL`] (20 ms). A host or network that goes silent (or a process frozen by
+//! `SIGSTOP`) is seen when the link lease runs out: zenoh closes a link on which nothing,
+//! not even a keep-alive (sent four times per lease), arrived for a lease
+//! (`transport/link/tx/lease`, 10 s by default, [`Config::lease`]; set it on both sides).
+//! So the documented bound is **lease + 20 ms**, 10.02 s by default.
 //!
 //! **Reconnection.** Not final: when an exporter comes back (the process restarted, the
 //! network healed) receiving resumes on the same importer. A restarted exporter is a new
@@ -74,11 +100,13 @@
 //! its endpoints for ever (zenoh's `connect/retry`, 1 s backing off to 4 s); a peer that
 //! only listens waits to be connected to.
 //!
-//! **Bad input.** A frame with a wrong header (another layout or codec, another format
-//! version, a bad length, garbage) is refused and counted ([`ImportStats::refused`]), and
-//! reported once per publisher and reason as [`ImportError::Refused`]; an exporter whose
-//! liveliness token names another layout or version is reported the same way and not
-//! counted as alive. Never a panic, a hang or a silent misread.
+//! **Bad input.** A pack with a wrong header (another layout or codec, another format
+//! version — an older peer speaking format 1 is told to upgrade —, a frame length that runs
+//! past the pack, trailing bytes, garbage) is refused whole and counted
+//! ([`ImportStats::refused`]), and reported once per publisher and reason as
+//! [`ImportError::Refused`]; an exporter whose liveliness token names another layout or
+//! version is reported the same way and not counted as alive. Never a panic, a hang or a
+//! silent misread.
 //!
 //! ## Configuration
 //!
@@ -90,10 +118,13 @@
 //! zenoh is built with its TCP transport only.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// One unsafe call in the whole crate: registering the exit handler (`exit.rs`).
+#![deny(unsafe_code)]
 
 mod config;
 mod error;
+#[allow(unsafe_code)]
+mod exit;
 mod export;
 pub mod header;
 mod import;
@@ -101,10 +132,11 @@ mod liveness;
 
 pub use config::{free_loopback_endpoint, Config};
 pub use error::{BridgeError, ImportError};
-pub use export::{export, ExportOptions, ExportReport, Exporter};
+pub use export::{export, ExportOptions, ExportReport, Exporter, DEFAULT_PACK_SIZE};
 pub use header::{HeaderError, Layout};
 pub use import::{
-    import, ImportOptions, ImportStats, Importer, LocalReceiver, RemoteStatus, STATUS_POLL,
+    import, import_into, Feed, ImportOptions, ImportStats, Importer, LocalReceiver, RemoteStatus,
+    STATUS_POLL,
 };
 
 /// What the bridge does when the remote side cannot keep up (see the crate docs).

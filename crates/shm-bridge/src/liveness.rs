@@ -35,6 +35,12 @@ pub(crate) fn token_key(key: &str, layout: Layout, publisher: u64) -> String {
     )
 }
 
+/// The key of the queryable through which importers of `key` confirm, to an exporter that
+/// asks after its final pack, that they received everything before the query.
+pub(crate) fn flush_key(key: &str) -> String {
+    format!("{key}/{TOKEN_CHUNK}/flush")
+}
+
 /// The key expression an importer subscribes to for the tokens of `key`'s exporters.
 pub(crate) fn token_pattern(key: &str) -> String {
     format!("{key}/{TOKEN_CHUNK}/*")
@@ -72,7 +78,7 @@ mod tests {
     #[test]
     fn a_token_key_parses_back() {
         let key = token_key("a/b", Layout::new(0xabc), 0x1234_5678_9abc_def0);
-        assert_eq!(key, "a/b/_shm_bridge/1-00000abc-123456789abcdef0");
+        assert_eq!(key, "a/b/_shm_bridge/2-00000abc-123456789abcdef0");
         assert_eq!(
             parse_token(&key),
             Some(TokenInfo {

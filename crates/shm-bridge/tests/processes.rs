@@ -1,40 +1,24 @@
-//! Bridges between real processes over zenoh on 127.0.0.1 (peer mode, explicit listen and
-//! connect endpoints, no multicast scouting).
-//!
-//! This binary is its own exporter: started with `SHM_BRIDGE_ROLE=exporter` it connects to
-//! the endpoint it is given, exports a local SPSC channel on a key, sends checked messages
-//! (shm-testkit: sequence-numbered, checksummed), and holds until its stdin closes (then
-//! ends its stream cleanly) or it is killed. Without the variable it runs the tests, each
-//! with a deadline on every wait.
+//! Bridges between real processes over zenoh on 127.0.0.1: order, kill and restart, fan-in,
+//! refused layouts and garbage, drop mode, back-pressure. (How a stream ends is tested in
+//! `clean_end.rs`, the lease bound in `lease.rs`.)
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
+use common::{
+    connected_session, finish, importer, listening_session, receive_checked, receive_in_order,
+    time_until, Spec, CAPACITY, MAX_LEN, PER_MESSAGE,
+};
 use shm_bridge::{
-    export, free_loopback_endpoint, import, Config, Delivery, ExportOptions, HeaderError,
-    ImportError, ImportOptions, Importer, Layout, RemoteStatus, STATUS_POLL,
+    export, free_loopback_endpoint, import, Delivery, ExportOptions, HeaderError, ImportError,
+    ImportOptions, Layout, RemoteStatus,
 };
 use shm_testkit::message::{message, tag, untag, Checker};
 
-/// Content bytes of a checked message at most (plus its 12-byte prefix).
-const MAX_LEN: usize = 200;
-/// Local channel capacity on both sides.
-const CAPACITY: usize = 1 << 16;
-/// zenoh's default link lease: the documented remote-gone bound is this plus
-/// [`STATUS_POLL`]; a killed process on a live host is seen much sooner.
-const LEASE: Duration = Duration::from_secs(10);
-/// Slack on top of the documented bound, for a loaded 2-core machine.
-const SLACK: Duration = Duration::from_secs(5);
-/// The longest any one message may take to arrive before a test fails.
-const PER_MESSAGE: Duration = Duration::from_secs(30);
-
 fn main() {
-    if std::env::var_os("SHM_BRIDGE_ROLE").is_some() {
-        exporter_role();
-        return;
-    }
-    let tests: [(&str, fn()); 6] = [
+    common::main(&[
         (
             "hundred_thousand_checked_messages_arrive_in_order_then_kill_and_restart",
             hundred_thousand_checked_messages_arrive_in_order_then_kill_and_restart,
@@ -48,8 +32,8 @@ fn main() {
             fan_in_from_three_exporter_processes_keeps_each_order,
         ),
         (
-            "mismatched_layout_and_garbage_are_refused_and_counted",
-            mismatched_layout_and_garbage_are_refused_and_counted,
+            "mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted",
+            mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted,
         ),
         (
             "drop_mode_counts_what_a_full_local_channel_drops",
@@ -59,147 +43,14 @@ fn main() {
             "a_slow_consumer_slows_the_producer_and_loses_nothing",
             a_slow_consumer_slows_the_producer_and_loses_nothing,
         ),
-    ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    for (name, test) in tests {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        let start = Instant::now();
-        test();
-        println!(
-            "test {name} ... ok ({:.1} s)",
-            start.elapsed().as_secs_f64()
-        );
-    }
-}
-
-/// The child: export checked messages `tag(id, 0..count)` on `key`, then hold.
-fn exporter_role() {
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} unset"));
-    let endpoint = var("SHM_BRIDGE_ENDPOINT");
-    let key = var("SHM_BRIDGE_KEY");
-    let id: u64 = var("SHM_BRIDGE_ID").parse().unwrap();
-    let count: u64 = var("SHM_BRIDGE_COUNT").parse().unwrap();
-    let layout = Layout::new(var("SHM_BRIDGE_LAYOUT").parse().unwrap());
-    let config = match var("SHM_BRIDGE_SIDE").as_str() {
-        "listen" => Config::loopback_peer().listen(&endpoint),
-        _ => Config::loopback_peer().connect(&endpoint),
-    };
-    let session = config.unwrap().open().unwrap();
-    let (mut tx, rx) = shm_channel::spsc::channel(CAPACITY).unwrap();
-    let options = ExportOptions {
-        layout,
-        delivery: Delivery::Block,
-    };
-    let exporter = export(&session, rx, &key, options).unwrap();
-    let mut buf = Vec::new();
-    for seq in 0..count {
-        message(tag(id, seq), MAX_LEN, &mut buf);
-        tx.send(&buf).unwrap();
-    }
-    // Hold until the parent closes our stdin (or kills us), then end the stream cleanly.
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    drop(tx);
-    let report = exporter.join().unwrap();
-    assert_eq!(report.forwarded, count);
-}
-
-/// An exporter process that connects to `endpoint` (see [`exporter_role`]).
-fn spawn_exporter(endpoint: &str, key: &str, id: u64, count: u64, layout: u32) -> Child {
-    spawn_exporter_on("connect", endpoint, key, id, count, layout)
-}
-
-/// An exporter process that connects to (`side` = `"connect"`) or listens on (`"listen"`)
-/// `endpoint`.
-fn spawn_exporter_on(
-    side: &str,
-    endpoint: &str,
-    key: &str,
-    id: u64,
-    count: u64,
-    layout: u32,
-) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .env("SHM_BRIDGE_ROLE", "exporter")
-        .env("SHM_BRIDGE_SIDE", side)
-        .env("SHM_BRIDGE_ENDPOINT", endpoint)
-        .env("SHM_BRIDGE_KEY", key)
-        .env("SHM_BRIDGE_ID", id.to_string())
-        .env("SHM_BRIDGE_COUNT", count.to_string())
-        .env("SHM_BRIDGE_LAYOUT", layout.to_string())
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Closes the exporter's stdin (it ends its stream cleanly) and checks that it exits 0.
-fn finish(mut child: Child) {
-    drop(child.stdin.take());
-    let deadline = Instant::now() + PER_MESSAGE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exporter failed: {status}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "exporter did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// An importer listening on a fresh loopback endpoint: (its session, the endpoint).
-fn listening_session() -> (shm_bridge::zenoh::Session, String) {
-    let endpoint = free_loopback_endpoint().unwrap();
-    let session = Config::loopback_peer()
-        .listen(&endpoint)
-        .unwrap()
-        .open()
-        .unwrap();
-    (session, endpoint)
-}
-
-/// A session that connects to `endpoint`.
-fn connected_session(endpoint: &str) -> shm_bridge::zenoh::Session {
-    Config::loopback_peer()
-        .connect(endpoint)
-        .unwrap()
-        .open()
-        .unwrap()
-}
-
-/// Receives `count` checked messages of producer `id`, in order from `first`.
-fn receive_in_order(importer: &mut Importer, id: u64, first: u64, count: u64) {
-    receive_checked(importer, id, first, count, MAX_LEN);
-}
-
-/// [`receive_in_order`] for messages of up to `max_len` content bytes.
-fn receive_checked(importer: &mut Importer, id: u64, first: u64, count: u64, max_len: usize) {
-    let mut checker = Checker::new(max_len);
-    for expected in first..first + count {
-        let frame = importer
-            .recv_timeout(PER_MESSAGE)
-            .unwrap_or_else(|e| panic!("message {expected}: {e}"));
-        let seq = checker.check(&frame).unwrap();
-        assert_eq!(untag(seq), (id, expected), "out of order");
-    }
-}
-
-/// Waits for the importer's "gone" error and returns how long it took.
-fn time_until(importer: &mut Importer, want: &ImportError) -> Duration {
-    let start = Instant::now();
-    let got = importer.recv_timeout(LEASE + STATUS_POLL + SLACK);
-    assert_eq!(got.as_ref().err(), Some(want), "got {got:?}");
-    start.elapsed()
+    ]);
 }
 
 fn hundred_thousand_checked_messages_arrive_in_order_then_kill_and_restart() {
     let (session, endpoint) = listening_session();
     let key = "test/hundred-thousand";
-    let mut importer = import(&session, key, CAPACITY, ImportOptions::default()).unwrap();
-    let mut first = spawn_exporter(&endpoint, key, 1, 100_000, 0);
+    let mut importer = importer(&session, key);
+    let mut first = Spec::new(&endpoint, key, 1, 100_000).spawn();
     receive_in_order(&mut importer, 1, 0, 100_000);
     assert_eq!(importer.status(), RemoteStatus::Alive { exporters: 1 });
 
@@ -210,7 +61,7 @@ fn hundred_thousand_checked_messages_arrive_in_order_then_kill_and_restart() {
 
     // Until an exporter is back, receives keep saying RemoteGone; then they resume.
     assert_eq!(importer.try_recv(), Err(ImportError::RemoteGone));
-    let second = spawn_exporter(&endpoint, key, 2, 1_000, 0);
+    let second = Spec::new(&endpoint, key, 2, 1_000).spawn();
     assert!(
         importer.wait_for_exporter(PER_MESSAGE),
         "no exporter came back"
@@ -238,13 +89,17 @@ fn an_importer_that_connects_reconnects_to_a_restarted_listening_exporter() {
     let endpoint = free_loopback_endpoint().unwrap();
     let session = connected_session(&endpoint);
     let key = "test/reconnect";
-    let mut importer = import(&session, key, CAPACITY, ImportOptions::default()).unwrap();
-    let mut first = spawn_exporter_on("listen", &endpoint, key, 1, 1_000, 0);
+    let mut importer = importer(&session, key);
+    let listening = |id| Spec {
+        listens: true,
+        ..Spec::new(&endpoint, key, id, 1_000)
+    };
+    let mut first = listening(1).spawn();
     receive_in_order(&mut importer, 1, 0, 1_000);
     first.kill().unwrap();
     time_until(&mut importer, &ImportError::RemoteGone);
     first.wait().unwrap();
-    let second = spawn_exporter_on("listen", &endpoint, key, 2, 1_000, 0);
+    let second = listening(2).spawn();
     assert!(importer.wait_for_exporter(PER_MESSAGE), "did not reconnect");
     receive_in_order(&mut importer, 2, 0, 1_000);
     finish(second);
@@ -255,9 +110,9 @@ fn fan_in_from_three_exporter_processes_keeps_each_order() {
     let (session, endpoint) = listening_session();
     let key = "test/fan-in";
     let per_exporter = 20_000;
-    let mut importer = import(&session, key, CAPACITY, ImportOptions::default()).unwrap();
+    let mut importer = importer(&session, key);
     let children: Vec<Child> = (1..=3)
-        .map(|id| spawn_exporter(&endpoint, key, id, per_exporter, 0))
+        .map(|id| Spec::new(&endpoint, key, id, per_exporter).spawn())
         .collect();
     let mut next = [0u64; 4];
     let mut checker = Checker::new(MAX_LEN);
@@ -276,7 +131,7 @@ fn fan_in_from_three_exporter_processes_keeps_each_order() {
     assert_eq!(importer.stats().missed, 0);
 }
 
-fn mismatched_layout_and_garbage_are_refused_and_counted() {
+fn mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted() {
     let (session, endpoint) = listening_session();
     let key = "test/mismatch";
     let options = ImportOptions {
@@ -284,7 +139,11 @@ fn mismatched_layout_and_garbage_are_refused_and_counted() {
         ..ImportOptions::default()
     };
     let mut importer = import(&session, key, CAPACITY, options).unwrap();
-    let child = spawn_exporter(&endpoint, key, 1, 100, Layout::named("test/v2").tag());
+    let child = Spec {
+        layout: Layout::named("test/v2").tag(),
+        ..Spec::new(&endpoint, key, 1, 100)
+    }
+    .spawn();
     match importer.recv_timeout(PER_MESSAGE) {
         Err(ImportError::Refused {
             reason: HeaderError::Layout { expected, found },
@@ -295,39 +154,78 @@ fn mismatched_layout_and_garbage_are_refused_and_counted() {
         }
         other => panic!("expected a layout refusal, got {other:?}"),
     }
-    // Its frames are counted as refused as they come; none is delivered.
+    // Its packs are counted as refused as they come (its token is refused as soon as it is
+    // seen, so the first refusal may come before any pack); none is delivered.
     let deadline = Instant::now() + PER_MESSAGE;
-    while importer.stats().refused < 100 {
+    while importer.stats().refused == 0 {
         assert!(Instant::now() < deadline, "{:?}", importer.stats());
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(importer.status(), RemoteStatus::Waiting);
     assert_eq!(importer.try_recv(), Err(ImportError::Timeout));
 
-    // Garbage put straight on the key by a plain zenoh peer.
-    use shm_bridge::zenoh::Wait;
+    // Garbage, a pack of the old wire format (version 1: one frame per put) and a pack
+    // whose second frame runs past its end, put straight on the key by a plain zenoh peer.
     let raw = connected_session(&endpoint);
+    let mut old = b"SHMB\x01\x00\x00\x00".to_vec();
+    old.extend(Layout::named("test/v1").tag().to_le_bytes());
+    old.extend(3u32.to_le_bytes());
+    old.extend(7u64.to_le_bytes());
+    old.extend(0u64.to_le_bytes());
+    old.extend(b"old");
+    let mut torn = old.clone();
+    torn[4] = shm_bridge::header::FORMAT_VERSION;
+    torn[12..16].copy_from_slice(&2u32.to_le_bytes()); // two frames
+    torn.truncate(32);
+    torn.extend(1u32.to_le_bytes());
+    torn.extend(b"a"); // a whole first frame...
+    torn.extend(9u32.to_le_bytes());
+    torn.extend(b"b"); // ...and a second one of 9 bytes with 1 there
+    let refusals = [
+        (b"not a bridge frame".to_vec(), 0, "garbage"),
+        (old, 7, "version"),
+        (torn, 7, "length"),
+    ];
+    for (bytes, publisher, what) in refusals {
+        let reason = refusal(&mut importer, &raw, key, &bytes);
+        assert_eq!(reason.0, publisher, "{what}: {reason:?}");
+        let expected = match what {
+            "garbage" => matches!(reason.1, HeaderError::Truncated { .. }),
+            "version" => reason.1 == HeaderError::Version { found: 1 },
+            _ => matches!(reason.1, HeaderError::Length { announced: 9, .. }),
+        };
+        assert!(expected, "{what}: {reason:?}");
+        if what == "version" {
+            assert!(reason.1.to_string().contains("upgrade the older peer"));
+        }
+    }
+    // Nothing of any of them was delivered, not even the torn pack's whole first frame.
+    assert_eq!(importer.stats().delivered, 0);
+    assert_eq!(importer.try_recv(), Err(ImportError::Timeout));
+    finish(child);
+}
+
+/// Puts `bytes` on `key` until the importer reports a refusal: (publisher, reason).
+fn refusal(
+    importer: &mut shm_bridge::Importer,
+    raw: &shm_bridge::zenoh::Session,
+    key: &str,
+    bytes: &[u8],
+) -> (u64, HeaderError) {
+    use shm_bridge::zenoh::Wait;
     let deadline = Instant::now() + PER_MESSAGE;
-    let refusal = loop {
-        raw.put(key, b"not a bridge frame".to_vec()).wait().unwrap();
+    let refused_before = importer.stats().refused;
+    loop {
+        raw.put(key, bytes.to_vec()).wait().unwrap();
         match importer.recv_timeout(Duration::from_millis(200)) {
             Err(ImportError::Timeout) => assert!(Instant::now() < deadline, "no refusal"),
-            other => break other,
+            Err(ImportError::Refused { publisher, reason }) => {
+                assert!(importer.stats().refused > refused_before);
+                return (publisher, reason);
+            }
+            other => panic!("expected a refusal, got {other:?}"),
         }
-    };
-    assert!(
-        matches!(
-            refusal,
-            Err(ImportError::Refused {
-                publisher: 0,
-                reason: HeaderError::Truncated { .. } | HeaderError::BadMagic { .. }
-            })
-        ),
-        "{refusal:?}"
-    );
-    assert!(importer.stats().refused > 100);
-    assert_eq!(importer.stats().delivered, 0);
-    finish(child);
+    }
 }
 
 fn drop_mode_counts_what_a_full_local_channel_drops() {

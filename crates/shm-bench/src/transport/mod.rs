@@ -18,6 +18,8 @@
 //! list. A transport that makes wake-up system calls (futex wakes) counts them in
 //! [`Endpoint::wake_syscalls`]; the reports divide the sum of both sides by the messages.
 
+#[cfg(feature = "bridge")]
+pub mod bridge;
 mod fd;
 pub mod floor;
 #[cfg(feature = "peers")]
@@ -225,6 +227,10 @@ pub static TRANSPORTS: &[&dyn Transport] = &[
     &peers::SHMEM_IPC,
     #[cfg(feature = "peers")]
     &peers::IPC_CHANNEL,
+    #[cfg(feature = "bridge")]
+    &bridge::TCP,
+    #[cfg(feature = "bridge")]
+    &bridge::ZENOH_BRIDGE,
 ];
 
 /// The transport called `name`, if any.

@@ -160,7 +160,7 @@ struct RingEnd {
     buf: Vec<u8>,
 }
 
-fn send_err(len: usize) -> impl FnOnce(SendError<()>) -> TransportError {
+pub(super) fn send_err(len: usize) -> impl FnOnce(SendError<()>) -> TransportError {
     move |e| match e {
         SendError::Disconnected(()) => TransportError::Disconnected,
         SendError::PeerDied(()) => TransportError::PeerDied,
@@ -169,7 +169,7 @@ fn send_err(len: usize) -> impl FnOnce(SendError<()>) -> TransportError {
     }
 }
 
-fn recv_err(e: RecvError) -> TransportError {
+pub(super) fn recv_err(e: RecvError) -> TransportError {
     match e {
         RecvError::Disconnected => TransportError::Disconnected,
         RecvError::PeerDied => TransportError::PeerDied,

@@ -1,19 +1,33 @@
-//! What arrives from zenoh: the data subscriber's and the liveliness subscriber's
-//! callbacks, run on zenoh's threads, and the state they share with the importer.
+//! What arrives from zenoh: the data subscriber's, the liveliness subscriber's and the
+//! flush queryable's callbacks, run on zenoh's threads, and the state they share with the
+//! importer.
 //!
 //! Lock order: `data` before `presence` (the data callback takes both; the liveliness
-//! callback and the receiving side take only `presence`). The data callback holds `data`
-//! while it waits for room in the local channel: that wait is the back-pressure.
+//! callback takes only `presence`; the receiving side takes `data` only with `try_lock`,
+//! then `presence`). The data callback holds `data` while it waits for room in the local
+//! channel: that wait is the back-pressure.
+//!
+//! **When a stream is over.** A publisher is over once its final pack (end or stopped) has
+//! been handled — it travels behind all its data, so every frame before it is in the local
+//! channel by then — or once its liveliness token is withdrawn without one (its process
+//! died, its host or network went silent for a lease, or it gave up waiting for
+//! confirmation). A receive reports the stream over only when no publisher is active, the
+//! local channel is empty and no pack is being delivered (it holds `data` for that
+//! decision); from then on, packs of a publisher reported over are discarded and counted
+//! ([`ImportStats::late`](crate::ImportStats::late)) until its token comes back (the same
+//! exporter reconnecting resumes).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::mem::Discriminant;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
-use shm_channel::{spsc, CallError, TrySendError};
+use shm_channel::{spsc, TrySendError};
+use zenoh::query::Query;
 use zenoh::sample::{Sample, SampleKind};
+use zenoh::Wait;
 
-use crate::header::{FrameHeader, FrameKind, HeaderError, FORMAT_VERSION};
+use crate::header::{HeaderError, Pack, PackKind, FORMAT_VERSION};
 use crate::liveness::{self, TokenInfo};
 use crate::{Delivery, ImportError, Layout, RemoteStatus};
 
@@ -26,30 +40,63 @@ pub(crate) struct Counters {
     pub refused: AtomicU64,
     pub missed: AtomicU64,
     pub out_of_order: AtomicU64,
+    pub late: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            // Relaxed: a statistic, read or bumped alone; it orders nothing.
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The data path: the local channel's sending end and each publisher's next sequence
 /// number.
-struct DataPath {
+pub(crate) struct DataPath {
     tx: spsc::Sender,
     next_seq: HashMap<u64, u64>,
+}
+
+/// One publisher, as presence knows it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Publisher {
+    /// Its liveliness token is live.
+    alive: bool,
+    /// Its final pack was handled: nothing more comes from it.
+    ended: bool,
+    /// A receive reported the stream over while this publisher was not alive.
+    told: bool,
 }
 
 /// Who is exporting, and what is still to be reported.
 #[derive(Default)]
 struct Presence {
-    /// Publishers of the right version and layout whose token is live.
-    alive: HashSet<u64>,
-    /// Whether any such publisher was ever seen.
-    ever: bool,
-    /// Publishers whose end-of-stream frame arrived.
-    ended: HashSet<u64>,
-    /// Whether the last publisher to go had ended its stream first.
+    /// Publishers of the right version and layout seen by token or by a final pack.
+    publishers: HashMap<u64, Publisher>,
+    /// Whether the last publisher to be over ended its stream cleanly (an end pack).
     last_clean: bool,
     /// Refusals not yet returned by a receive call.
     refusals: VecDeque<ImportError>,
     /// Refusals already queued once, by publisher and reason.
     reported: HashSet<(u64, Discriminant<HeaderError>)>,
+}
+
+impl Presence {
+    fn status(&self) -> RemoteStatus {
+        let active = self
+            .publishers
+            .values()
+            .filter(|p| p.alive && !p.ended)
+            .count();
+        match (active, self.publishers.is_empty(), self.last_clean) {
+            (0, true, _) => RemoteStatus::Waiting,
+            (0, false, false) => RemoteStatus::Gone,
+            (0, false, true) => RemoteStatus::Closed,
+            (exporters, _, _) => RemoteStatus::Alive { exporters },
+        }
+    }
 }
 
 /// State shared by the callbacks and the importer.
@@ -58,6 +105,8 @@ pub(crate) struct Shared {
     delivery: Delivery,
     data: Mutex<DataPath>,
     presence: Mutex<Presence>,
+    /// Whether `presence.refusals` may hold something: lets every receive skip the lock.
+    refusals_pending: AtomicBool,
     pub counters: Counters,
 }
 
@@ -77,65 +126,99 @@ impl Shared {
                 next_seq: HashMap::new(),
             }),
             presence: Mutex::default(),
+            refusals_pending: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
 
-    /// A sample of the data subscriber.
+    /// A sample of the data subscriber: one pack.
     pub fn on_sample(&self, sample: &Sample) {
         let bytes = sample.payload().to_bytes();
-        let (header, payload) = match FrameHeader::parse(&bytes, self.layout) {
-            Ok(parsed) => parsed,
+        let pack = match Pack::parse(&bytes, self.layout) {
+            Ok(pack) => pack,
             Err(reason) => {
-                // The publisher id, when the header got that far (a layout or version
-                // mismatch); 0 for garbage.
-                let publisher = match (&reason, bytes.get(16..24)) {
-                    (HeaderError::Layout { .. } | HeaderError::Version { .. }, Some(id)) => {
-                        id.try_into().map_or(0, u64::from_le_bytes)
-                    }
-                    _ => 0,
-                };
-                self.refuse(publisher, reason);
+                let publisher = Pack::publisher_of(&bytes, &reason).unwrap_or(0);
+                Counters::add(&self.counters.refused, 1);
+                self.queue_refusal(&mut lock(&self.presence), publisher, reason);
                 return;
             }
         };
+        let header = pack.header();
         let mut data = lock(&self.data);
+        {
+            let presence = lock(&self.presence);
+            let state = presence.publishers.get(&header.publisher).copied();
+            match state {
+                // After its final pack: nothing can follow in order.
+                Some(p) if p.ended => {
+                    Counters::add(&self.counters.out_of_order, u64::from(header.count));
+                    return;
+                }
+                // The stream was reported over and the publisher has not come back.
+                Some(p) if p.told && !p.alive => {
+                    Counters::add(&self.counters.late, u64::from(header.count));
+                    return;
+                }
+                _ => {}
+            }
+        }
         let next = data.next_seq.entry(header.publisher).or_insert(0);
-        if header.seq < *next {
-            // Never delivered out of order (TCP links do not reorder; a restarted
-            // publisher takes a new id).
-            // Relaxed: a statistic, read or bumped alone; it orders nothing.
-            self.counters.out_of_order.fetch_add(1, Ordering::Relaxed);
-            return;
+        let first = *next;
+        Counters::add(&self.counters.missed, header.seq.saturating_sub(first));
+        match header.kind {
+            PackKind::Data => {
+                // Parsing checked that seq + count does not overflow.
+                *next = (*next).max(header.seq + u64::from(header.count));
+                self.deliver(&mut data, pack, first);
+            }
+            PackKind::End | PackKind::Stopped => {
+                *next = (*next).max(header.seq);
+                Counters::add(&self.counters.missed, pack.abandoned());
+                let mut presence = lock(&self.presence);
+                let publisher = presence.publishers.entry(header.publisher).or_default();
+                publisher.ended = true;
+                presence.last_clean = header.kind == PackKind::End;
+            }
         }
-        let missed = header.seq - *next;
-        *next = header.seq.saturating_add(1);
-        if missed > 0 {
-            // Relaxed: a statistic, read or bumped alone; it orders nothing.
-            self.counters.missed.fetch_add(missed, Ordering::Relaxed);
+    }
+
+    /// Puts the frames of `pack` numbered `first` and on into the local channel.
+    fn deliver(&self, data: &mut DataPath, pack: Pack<'_>, first: u64) {
+        let max = data.tx.max_message_len();
+        let (mut delivered, mut dropped, mut oversized, mut stale) = (0, 0, 0, 0);
+        for (seq, payload) in pack.frames() {
+            if seq < first {
+                // Never delivered twice or out of order (TCP links do not reorder; a
+                // restarted publisher takes a new id).
+                stale += 1;
+                continue;
+            }
+            if payload.len() > max {
+                oversized += 1;
+                continue;
+            }
+            let sent = match self.delivery {
+                // Published at the latest after the pack (below), or when the ring fills.
+                Delivery::Block => data.tx.send_deferred(payload).map_err(|_| true),
+                Delivery::Drop => match data.tx.try_send(payload) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(())) => Err(false),
+                    Err(_) => Err(true),
+                },
+            };
+            match sent {
+                Ok(()) => delivered += 1,
+                Err(false) => dropped += 1,
+                // The importer was dropped while this pack waited: nobody to deliver to.
+                Err(true) => break,
+            }
         }
-        if header.kind == FrameKind::End {
-            drop(data);
-            self.on_end(header.publisher);
-            return;
-        }
-        let sent = match self.delivery {
-            Delivery::Block => data.tx.send(payload).map_err(|e| e.is_fatal()),
-            Delivery::Drop => match data.tx.try_send(payload) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(())) => Err(false),
-                Err(e) => Err(e.is_fatal()),
-            },
-        };
-        let counter = match sent {
-            Ok(()) => &self.counters.delivered,
-            // The importer was dropped while this frame waited: nobody to deliver to.
-            Err(true) => return,
-            Err(false) if payload.len() > data.tx.max_message_len() => &self.counters.oversized,
-            Err(false) => &self.counters.dropped,
-        };
-        // Relaxed: a statistic, read or bumped alone; it orders nothing.
-        counter.fetch_add(1, Ordering::Relaxed);
+        data.tx.flush();
+        let c = &self.counters;
+        Counters::add(&c.delivered, delivered);
+        Counters::add(&c.dropped, dropped);
+        Counters::add(&c.oversized, oversized);
+        Counters::add(&c.out_of_order, stale);
     }
 
     /// A sample of the liveliness subscriber: an exporter's token appeared or went.
@@ -146,18 +229,33 @@ impl Shared {
         let mut presence = lock(&self.presence);
         match sample.kind() {
             SampleKind::Put => match self.mismatch(info) {
-                Some(reason) => Self::queue_refusal(&mut presence, info.publisher, reason),
+                Some(reason) => self.queue_refusal(&mut presence, info.publisher, reason),
                 None => {
-                    presence.alive.insert(info.publisher);
-                    presence.ever = true;
+                    let publisher = presence.publishers.entry(info.publisher).or_default();
+                    publisher.alive = true;
+                    // Back (reconnected): its packs are delivered again.
+                    publisher.told = false;
                 }
             },
             SampleKind::Delete => {
-                if presence.alive.remove(&info.publisher) {
-                    presence.last_clean = presence.ended.remove(&info.publisher);
+                if let Some(publisher) = presence.publishers.get_mut(&info.publisher) {
+                    let was_active = publisher.alive && !publisher.ended;
+                    publisher.alive = false;
+                    if was_active {
+                        presence.last_clean = false;
+                    }
                 }
             }
         }
+    }
+
+    /// A query on the flush key: an exporter asks, after its final pack, whether this
+    /// importer has handled everything before the query. It has: zenoh hands this
+    /// importer a link's messages in order, and the data callback returns only once a
+    /// pack is in the local channel.
+    pub fn on_flush(&self, query: &Query) {
+        // A failed reply only makes the exporter wait out its linger.
+        let _ = query.reply(query.key_expr().clone(), Vec::new()).wait();
     }
 
     /// Why a token's exporter cannot feed this importer, if it cannot.
@@ -176,24 +274,7 @@ impl Shared {
         }
     }
 
-    /// A publisher's end-of-stream frame.
-    fn on_end(&self, publisher: u64) {
-        let mut presence = lock(&self.presence);
-        if presence.alive.contains(&publisher) {
-            presence.ended.insert(publisher);
-        } else if presence.alive.is_empty() {
-            // Its token went first: the stream did end cleanly.
-            presence.last_clean = true;
-        }
-    }
-
-    fn refuse(&self, publisher: u64, reason: HeaderError) {
-        // Relaxed: a statistic, read or bumped alone; it orders nothing.
-        self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        Self::queue_refusal(&mut lock(&self.presence), publisher, reason);
-    }
-
-    fn queue_refusal(presence: &mut Presence, publisher: u64, reason: HeaderError) {
+    fn queue_refusal(&self, presence: &mut Presence, publisher: u64, reason: HeaderError) {
         if presence
             .reported
             .insert((publisher, std::mem::discriminant(&reason)))
@@ -201,22 +282,74 @@ impl Shared {
             presence
                 .refusals
                 .push_back(ImportError::Refused { publisher, reason });
+            // Relaxed: a hint read under no ordering; the refusal itself is passed under
+            // the `presence` lock, and a receive that misses the hint sees it next time.
+            self.refusals_pending.store(true, Ordering::Relaxed);
         }
     }
 
     /// The next refusal to report, if any.
     pub fn take_refusal(&self) -> Option<ImportError> {
-        lock(&self.presence).refusals.pop_front()
+        // Relaxed: see `queue_refusal`.
+        if !self.refusals_pending.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut presence = lock(&self.presence);
+        let refusal = presence.refusals.pop_front();
+        if presence.refusals.is_empty() {
+            // Relaxed: cleared under the lock that guards the queue it describes.
+            self.refusals_pending.store(false, Ordering::Relaxed);
+        }
+        refusal
     }
 
     /// Who is exporting now.
     pub fn status(&self) -> RemoteStatus {
-        let presence = lock(&self.presence);
-        match (presence.alive.len(), presence.ever, presence.last_clean) {
-            (0, false, _) => RemoteStatus::Waiting,
-            (0, true, false) => RemoteStatus::Gone,
-            (0, true, true) => RemoteStatus::Closed,
-            (exporters, _, _) => RemoteStatus::Alive { exporters },
-        }
+        lock(&self.presence).status()
     }
+
+    /// Decides, for a receive that found the local channel empty, whether the stream is
+    /// over. With `data` held no pack is half-delivered, so `take` (a non-blocking receive
+    /// from the local channel) finding nothing means nothing more comes before the end:
+    /// then every publisher not alive is marked as told, so that nothing of theirs is
+    /// delivered after this.
+    pub fn decide<T>(
+        &self,
+        take: impl FnOnce() -> Result<Option<T>, ImportError>,
+    ) -> Result<Decision<T>, ImportError> {
+        let data = match self.data.try_lock() {
+            Ok(data) => data,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(Decision::Busy),
+        };
+        let mut presence = lock(&self.presence);
+        let over = match presence.status() {
+            RemoteStatus::Gone => ImportError::RemoteGone,
+            RemoteStatus::Closed => ImportError::RemoteClosed,
+            RemoteStatus::Waiting | RemoteStatus::Alive { .. } => return Ok(Decision::NotOver),
+        };
+        if let Some(item) = take()? {
+            return Ok(Decision::Item(item));
+        }
+        for publisher in presence.publishers.values_mut() {
+            if !publisher.alive {
+                publisher.told = true;
+            }
+        }
+        drop(presence);
+        drop(data);
+        Ok(Decision::Over(over))
+    }
+}
+
+/// What [`Shared::decide`] found.
+pub(crate) enum Decision<T> {
+    /// A frame was still there: the last words before the end.
+    Item(T),
+    /// The stream is over (and the caller must say so).
+    Over(ImportError),
+    /// Someone is exporting (or nobody was seen yet).
+    NotOver,
+    /// A pack is being delivered: look at the local channel again.
+    Busy,
 }

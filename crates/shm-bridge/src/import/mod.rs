@@ -1,20 +1,19 @@
 //! [`import`]: a local receiver fed by a zenoh subscriber, and what it says when the remote
 //! side goes away.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shm_channel::codec::Codec;
 use shm_channel::{spsc, typed, RecvError, RecvTimeoutError, TryRecvError};
-use zenoh::{Session, Wait};
+use zenoh::Session;
 
-use crate::liveness;
 use crate::{BridgeError, Delivery, ImportError, Layout};
 
+mod feed;
 mod intake;
 
-use intake::Shared;
+pub use feed::{import_into, Feed};
+use intake::Decision;
 
 /// How often a waiting receive looks at who is exporting: the remote-gone bound is zenoh's
 /// detection time plus this.
@@ -66,14 +65,20 @@ pub struct ImportStats {
     pub dropped: u64,
     /// Frames longer than the local channel can ever hold, dropped.
     pub oversized: u64,
-    /// Frames refused for their header (layout, version, garbage).
+    /// Packs (puts, each of one or more frames) refused whole for their header or their
+    /// frame lengths (layout, version, garbage).
     pub refused: u64,
     /// Frames never received: gaps in a publisher's sequence numbers (dropped on the way
     /// in drop mode, sent before this importer subscribed, or lost when zenoh closed a
-    /// congested link).
+    /// congested link), and frames an exporter abandoned in its local channel when it was
+    /// stopped (its final pack counts them).
     pub missed: u64,
-    /// Frames with a sequence number already passed, discarded.
+    /// Frames with a sequence number already passed, or after their publisher's final
+    /// pack, discarded.
     pub out_of_order: u64,
+    /// Frames of a publisher that arrived after a receive had reported the stream over
+    /// (and before that publisher came back), discarded: never delivered after the end.
+    pub late: u64,
 }
 
 /// The local receiving end an [`Importer`] reads: its byte channel, or a typed view of it.
@@ -160,16 +165,13 @@ pub struct Importer<R = spsc::Receiver> {
     // Dropped first: a callback blocked on a full local channel then returns, and the
     // subscribers below can be undeclared.
     rx: R,
-    shared: Arc<Shared>,
-    _data: zenoh::pubsub::Subscriber<()>,
-    _tokens: zenoh::pubsub::Subscriber<()>,
+    feed: Feed,
 }
 
 impl<R> std::fmt::Debug for Importer<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Importer")
-            .field("status", &self.status())
-            .field("stats", &self.stats())
+            .field("feed", &self.feed)
             .finish_non_exhaustive()
     }
 }
@@ -196,28 +198,12 @@ pub fn import(
     capacity: usize,
     options: ImportOptions,
 ) -> Result<Importer, BridgeError> {
-    let (tx, rx) = spsc::channel(capacity)?;
-    let shared = Arc::new(Shared::new(options.layout, options.delivery, tx));
-    let on_token = Arc::clone(&shared);
-    let tokens = session
-        .liveliness()
-        .declare_subscriber(liveness::token_pattern(key))
-        .history(true)
-        .callback(move |sample| on_token.on_token(&sample))
-        .wait()
-        .map_err(BridgeError::zenoh)?;
-    let on_sample = Arc::clone(&shared);
-    let data = session
-        .declare_subscriber(key.to_string())
-        .callback(move |sample| on_sample.on_sample(&sample))
-        .wait()
-        .map_err(BridgeError::zenoh)?;
-    Ok(Importer {
-        rx,
-        shared,
-        _data: data,
-        _tokens: tokens,
-    })
+    let (tx, mut rx) = spsc::channel(capacity)?;
+    // The channel is private to this process: releasing consumed frames per eighth of it
+    // saves a store on a line zenoh's thread reads per frame, and costs nothing on a crash.
+    rx.set_release_batch(capacity / 8);
+    let feed = import_into(session, key, tx, options)?;
+    Ok(Importer { rx, feed })
 }
 
 impl Importer {
@@ -226,9 +212,7 @@ impl Importer {
     pub fn typed<T, C: Codec<T>>(self) -> Importer<typed::Receiver<T, C, spsc::Spsc>> {
         Importer {
             rx: typed::Receiver::from_bytes(self.rx),
-            shared: self.shared,
-            _data: self._data,
-            _tokens: self._tokens,
+            feed: self.feed,
         }
     }
 }
@@ -236,36 +220,17 @@ impl Importer {
 impl<R> Importer<R> {
     /// Who is exporting now.
     pub fn status(&self) -> RemoteStatus {
-        self.shared.status()
+        self.feed.status()
     }
 
     /// Waits until at least one exporter is alive; `false` if none came within `timeout`.
     pub fn wait_for_exporter(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if matches!(self.status(), RemoteStatus::Alive { .. }) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(STATUS_POLL / 4);
-        }
+        self.feed.wait_for_exporter(timeout)
     }
 
     /// The importer's counters.
     pub fn stats(&self) -> ImportStats {
-        let c = &self.shared.counters;
-        // Relaxed: a statistic, read or bumped alone; it orders nothing.
-        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-        ImportStats {
-            delivered: load(&c.delivered),
-            dropped: load(&c.dropped),
-            oversized: load(&c.oversized),
-            refused: load(&c.refused),
-            missed: load(&c.missed),
-            out_of_order: load(&c.out_of_order),
-        }
+        self.feed.stats()
     }
 }
 
@@ -278,7 +243,19 @@ impl<R: LocalReceiver> Importer<R> {
 
     /// [`recv`](Importer::recv), waiting at most `timeout` ([`ImportError::Timeout`]).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<R::Item, ImportError> {
+        // A frame at hand needs no clock (a clock read costs as much as a small frame).
+        if let Some(ready) = self.ready()? {
+            return Ok(ready);
+        }
         self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// A frame already in the local channel, unless a refusal is to be reported first.
+    fn ready(&mut self) -> Result<Option<R::Item>, ImportError> {
+        if let Some(refusal) = self.feed.shared.take_refusal() {
+            return Err(refusal);
+        }
+        self.rx.try_take()
     }
 
     /// The next frame if one is there now ([`ImportError::Timeout`] if not), or why none
@@ -289,23 +266,14 @@ impl<R: LocalReceiver> Importer<R> {
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<R::Item, ImportError> {
         loop {
-            if let Some(refusal) = self.shared.take_refusal() {
-                return Err(refusal);
-            }
-            if let Some(item) = self.rx.try_take()? {
+            if let Some(item) = self.ready()? {
                 return Ok(item);
             }
-            let gone = match self.shared.status() {
-                RemoteStatus::Gone => Some(ImportError::RemoteGone),
-                RemoteStatus::Closed => Some(ImportError::RemoteClosed),
-                RemoteStatus::Waiting | RemoteStatus::Alive { .. } => None,
-            };
-            if let Some(gone) = gone {
-                // One last look: frames delivered before the exporter went come first.
-                return match self.rx.try_take()? {
-                    Some(item) => Ok(item),
-                    None => Err(gone),
-                };
+            let rx = &mut self.rx;
+            match self.feed.shared.decide(|| rx.try_take())? {
+                Decision::Item(item) => return Ok(item),
+                Decision::Over(over) => return Err(over),
+                Decision::NotOver | Decision::Busy => {}
             }
             let slice = match deadline {
                 None => STATUS_POLL,
