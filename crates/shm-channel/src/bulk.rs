@@ -39,7 +39,7 @@
 use std::marker::PhantomData;
 
 use crate::codec::{BatchCodec, FrameReader, FrameWriter};
-use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
+use crate::endpoint::failure::{until_done, FromRecvFatal, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 use crate::spsc::Spsc;
 use crate::typed::{DefaultCodec, FromDecodeError, RecvError, SendError};
@@ -122,21 +122,17 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
 
     /// Encodes `items` into one frame of `len` bytes, waiting for room.
     fn send_frame(&mut self, items: &[T], len: usize, publish: Publish) -> Result<(), Failure> {
-        loop {
-            let sent = self.inner.send_with(len, Deadline::Never, publish, |ptr| {
-                // SAFETY: `send_with` hands a pointer valid for writes of `len` bytes until
-                // it commits, which is after this closure returns.
+        let slot = until_done(|| self.inner.reserve_slot(len, Deadline::Never))
+            .map_err(Failure::Channel)?;
+        self.inner
+            .fill_and_commit(slot, publish, |ptr, len| {
+                // SAFETY: `fill_and_commit` hands a pointer valid for writes of `len` bytes
+                // until it commits, which is after this closure returns.
                 let mut out = unsafe { FrameWriter::new(ptr, len) };
                 C::encode_batch(items, &mut out).map(|()| out.written())
-            });
-            return match sent {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(Failure::Encode(e)),
-                // A wait without a deadline never times out; were it told so, it waits on.
-                Err(SendFailure::NotNow) => continue,
-                Err(SendFailure::Fatal(fatal)) => Err(Failure::Channel(fatal)),
-            };
-        }
+            })
+            .map(drop)
+            .map_err(Failure::Encode)
     }
 }
 

@@ -6,11 +6,11 @@ use crate::CodecError;
 
 /// Encodes `T` into a frame and decodes it back.
 ///
-/// Typed senders encode in one pass where they can: into room reserved by a guess (twice the
-/// last message's length), committing the length actually written; only a value that does
-/// not fit the guess is sized with [`encoded_len`](Codec::encoded_len) and encoded again.
-/// A codec that knows the length without encoding ([`exact_len`](Codec::exact_len), plain
-/// data) is always reserved at that length.
+/// Typed senders encode each value once: into room reserved by a guess (twice the last
+/// message's length) where the ring has it, committing the length actually written; a
+/// value that does not fit the guess, or a guess the ring has no room for, is encoded into
+/// a private buffer and copied. A codec that knows the length without encoding
+/// ([`exact_len`](Codec::exact_len), plain data) is always reserved at that length.
 pub trait Codec<T> {
     /// Exact number of bytes [`encode`](Codec::encode) will write for `value`.
     fn encoded_len(value: &T) -> Result<usize, CodecError>;

@@ -252,27 +252,25 @@ impl<F: Flavor> Sender<F> {
         self.commit_slot(slot, msg.len(), publish);
     }
 
-    /// Reserves a frame of `len` bytes (waiting until `deadline`), lets `write` fill it
-    /// through a pointer valid for `len` bytes, and commits the bytes `write` says it wrote
-    /// (published as `publish` says), or abandons the frame (nothing delivered) if `write`
-    /// fails. The outer error is the channel's; the inner one is `write`'s.
-    pub(crate) fn send_with<E>(
+    /// Lets `write` fill `slot` through a pointer valid for the slot's length, and commits
+    /// the bytes `write` says it wrote (published as `publish` says), or abandons the frame
+    /// (nothing delivered) if `write` fails.
+    pub(crate) fn fill_and_commit<E>(
         &mut self,
-        len: usize,
-        deadline: Deadline,
+        slot: Slot<F>,
         publish: Publish,
-        write: impl FnOnce(*mut u8) -> Result<usize, E>,
-    ) -> Result<Result<usize, E>, SendFailure> {
-        let slot = self.reserve_slot(len, deadline)?;
-        match write(self.ring().payload_ptr(&slot)) {
+        write: impl FnOnce(*mut u8, usize) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let len = <F::Writer as SendRing>::slot_len(&slot);
+        match write(self.ring().payload_ptr(&slot), len) {
             Ok(written) => {
                 let written = written.min(len);
                 self.commit_slot(slot, written, publish);
-                Ok(Ok(written))
+                Ok(written)
             }
             Err(e) => {
                 self.ring().abandon(slot);
-                Ok(Err(e))
+                Err(e)
             }
         }
     }
@@ -299,22 +297,41 @@ impl<F: Flavor> Sender<F> {
         len: usize,
         deadline: Deadline,
     ) -> Result<Slot<F>, SendFailure> {
+        self.check_send(len)?;
+        match self.ring().try_reserve(len) {
+            Ok(Some(slot)) => Ok(slot),
+            Ok(None) => self.reserve_when_full(len, deadline),
+            Err(corruption) => Err(SendFatal::Corrupted(corruption).into()),
+        }
+    }
+
+    /// Reserves room for `len` bytes only where it fits now with nothing else written
+    /// (`SendRing::try_reserve_in_place`: abandoning it leaves the ring as it was);
+    /// `NotNow` when it does not.
+    pub(crate) fn reserve_in_place(&mut self, len: usize) -> Result<Slot<F>, SendFailure> {
+        self.check_send(len)?;
+        match self.ring().try_reserve_in_place(len) {
+            Ok(Some(slot)) => Ok(slot),
+            Ok(None) => Err(SendFailure::NotNow),
+            Err(corruption) => Err(SendFatal::Corrupted(corruption).into()),
+        }
+    }
+
+    /// What every reservation checks first: the owner, the size, the receivers.
+    #[inline]
+    fn check_send(&mut self, len: usize) -> Result<(), SendFatal> {
         self.common
             .verify_owner()
             .map_err(|_| SendFatal::NotOwner)?;
         let ring = self.ring();
         let max = ring.max_payload();
         if len > max {
-            return Err(SendFatal::TooLarge(max).into());
+            return Err(SendFatal::TooLarge(max));
         }
         if ring.receivers_closed() {
-            return Err(SendFatal::Disconnected.into());
+            return Err(SendFatal::Disconnected);
         }
-        match ring.try_reserve(len) {
-            Ok(Some(slot)) => Ok(slot),
-            Ok(None) => self.reserve_when_full(len, deadline),
-            Err(corruption) => Err(SendFatal::Corrupted(corruption).into()),
-        }
+        Ok(())
     }
 
     /// The ring was full: publish, then check (throttled, without waiting) or wait.

@@ -178,6 +178,14 @@ pub(crate) trait SendRing: RingSide {
     /// ring has no room now.
     fn try_reserve(&mut self, len: usize) -> Result<Option<Self::Slot>, Corruption>;
 
+    /// Reserves a frame for `len <= max_payload()` bytes only where it can go now with
+    /// nothing else written (no padding, no claim to give back): a speculative reservation,
+    /// such as an encoder's guess, whose abandoning leaves the ring as it was. `None` when
+    /// that is not possible now, and always for rings that cannot promise it.
+    fn try_reserve_in_place(&mut self, _len: usize) -> Result<Option<Self::Slot>, Corruption> {
+        Ok(None)
+    }
+
     /// Reserves frames for the first messages of a run of `count` (message `i` is
     /// `len_of(i) <= max_payload()` bytes long), pushing one slot per message onto `slots`
     /// in order; none when the ring has no room for the first now. The caller commits

@@ -278,8 +278,12 @@ impl Writer {
     /// Reserves a contiguous frame for `len` payload bytes, or `None` when the ring has no
     /// room yet. `len` must be at most `max_payload(capacity)`.
     ///
-    /// When the frame would cross the end of the ring, a padding frame is written and
-    /// published first, so the reader can free the tail end while we wait.
+    /// A frame that would cross the end of the ring goes to its start, behind a padding
+    /// frame to the end. The padding is written only together with the frame it makes
+    /// room for — so a reservation given up leaves the ring's usable room as it was —
+    /// unless the two can never fit together (the frame is longer than the ring before
+    /// the padding): then the padding is published alone, for the reader to pass while
+    /// we wait.
     #[inline]
     fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         debug_assert!(len <= max_payload(self.layout.capacity(), FRAME_HEADER_LEN as u64));
@@ -296,17 +300,33 @@ impl Writer {
             // the empty ring.
             self.commit_frame(Word::Pad { len: to_end }, to_end);
         } else if span > to_end {
-            if !self.has_room(to_end)? {
-                return Ok(None);
+            if span <= offset {
+                if !self.has_room(to_end + span)? {
+                    return Ok(None);
+                }
+                self.commit_frame(Word::Pad { len: to_end }, to_end);
+            } else {
+                if !self.has_room(to_end)? {
+                    return Ok(None);
+                }
+                self.commit_frame(Word::Pad { len: to_end }, to_end);
+                self.publish();
             }
-            self.commit_frame(Word::Pad { len: to_end }, to_end);
-            self.publish();
         }
-        if !self.has_room(span)? {
+        self.try_reserve_in_place(len)
+    }
+
+    /// Reserves a frame for `len` payload bytes at the tail, if it fits there now: no
+    /// padding, nothing written.
+    #[inline]
+    fn try_reserve_in_place(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+        let span = frame_len(len as u64);
+        let offset = self.tail & self.mask;
+        if span > self.layout.capacity() - offset || !self.has_room(span)? {
             return Ok(None);
         }
         Ok(Some(Slot {
-            offset: self.tail & self.mask,
+            offset,
             max_len: len,
         }))
     }
@@ -514,6 +534,11 @@ impl SendRing for Writer {
     #[inline]
     fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         Writer::try_reserve(self, len)
+    }
+
+    #[inline]
+    fn try_reserve_in_place(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+        Writer::try_reserve_in_place(self, len)
     }
 
     #[inline]

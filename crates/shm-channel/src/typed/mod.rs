@@ -94,8 +94,8 @@ pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
     pub(crate) inner: crate::Sender<F>,
     /// Length of the last value encoded: the next guess reserves twice as much.
     last_len: usize,
-    /// Whether the last encoding failed for want of room in its frame.
-    overflowed: bool,
+    /// Where a value that the guess does not fit is encoded; reused.
+    scratch: Vec<u8>,
     _types: PhantomData<fn(T, C)>,
 }
 
@@ -114,7 +114,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         Sender {
             inner,
             last_len: 0,
-            overflowed: false,
+            scratch: Vec::new(),
             _types: PhantomData,
         }
     }
@@ -184,73 +184,117 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         self.inner.flush();
     }
 
-    /// Encodes `value` straight into the ring and commits it; nothing is delivered if
-    /// encoding fails.
+    /// Encodes `value` and commits it; nothing is delivered if encoding fails.
     ///
-    /// One pass where it can: unless the codec knows the exact length, the value is encoded
-    /// into a frame reserved by a guess — twice the last value's length, at least
-    /// [`MIN_GUESS`], at most a quarter of the ring — taken only if the ring has that room
-    /// now, and the length written is committed. A value that does not fit the guess, or a
-    /// ring without that room, takes the sized path: `encoded_len`, then an exact frame,
-    /// waiting until `deadline` as any send does.
+    /// In one pass: a codec that knows the exact length ([`Codec::exact_len`]) encodes
+    /// straight into a frame of that length. Otherwise the value is encoded straight into
+    /// a frame reserved by a guess — twice the last value's length, at least
+    /// [`MIN_GUESS`] — if the ring has room for it where the frame would go, with nothing
+    /// else written (no padding to the ring's end), and the length written is committed. A
+    /// value larger than the guess, or a guess the ring has no such room for, is encoded
+    /// into a private buffer instead and copied into an exact frame, waiting until
+    /// `deadline` as any send does. A guess given up costs the ring nothing: the exact
+    /// frame has all the room it would have had.
     fn encode_and_commit(
         &mut self,
         value: &T,
         deadline: Deadline,
         publish: Publish,
     ) -> Result<(), TypedFailure> {
-        let exact = C::exact_len(value);
-        if exact.is_none() {
-            let room = self.inner.max_message_len().min(self.inner.capacity() / 4);
-            let guess = self.last_len.saturating_mul(2).max(MIN_GUESS).min(room);
-            if self.last_len <= room {
-                match self.encode_into_frame(value, guess, Deadline::Now, publish) {
-                    Ok(written) => {
-                        self.last_len = written;
-                        return Ok(());
-                    }
-                    Err(TypedFailure::Channel(SendFailure::NotNow)) => {}
-                    Err(TypedFailure::Encode(_)) if self.overflowed => {}
-                    Err(other) => return Err(other),
-                }
-            }
+        if let Some(len) = C::exact_len(value) {
+            let slot = self
+                .inner
+                .reserve_slot(len, deadline)
+                .map_err(TypedFailure::Channel)?;
+            return match self.encode_into(slot, value, publish) {
+                Ok(_) => Ok(()),
+                Err(Overflow::No(e)) => Err(TypedFailure::Encode(e)),
+                Err(Overflow::Yes) => Err(TypedFailure::Encode(CodecError::Encode(
+                    "the codec wrote more than its exact length".into(),
+                ))),
+            };
         }
-        let len = match exact {
-            Some(len) => len,
-            None => C::encoded_len(value).map_err(TypedFailure::Encode)?,
-        };
-        self.last_len = len;
-        // A codec that writes fewer bytes than it announced wrote a whole value all the
-        // same: what it wrote is committed.
-        self.encode_into_frame(value, len, deadline, publish)
-            .map(drop)
+        let guess = self
+            .last_len
+            .saturating_mul(2)
+            .max(MIN_GUESS)
+            .min(self.inner.max_message_len());
+        match self.inner.reserve_in_place(guess) {
+            Ok(slot) => match self.encode_into(slot, value, publish) {
+                Ok(written) => {
+                    self.last_len = written;
+                    return Ok(());
+                }
+                Err(Overflow::Yes) => {}
+                Err(Overflow::No(e)) => return Err(TypedFailure::Encode(e)),
+            },
+            Err(SendFailure::NotNow) => {}
+            Err(fatal) => return Err(TypedFailure::Channel(fatal)),
+        }
+        self.encode_privately(value)?;
+        self.last_len = self.scratch.len();
+        let slot = self
+            .inner
+            .reserve_slot(self.scratch.len(), deadline)
+            .map_err(TypedFailure::Channel)?;
+        self.inner.write_and_commit(slot, &self.scratch, publish);
+        Ok(())
     }
 
-    /// Encodes `value` into a frame of `len` bytes (committing what was written); records
-    /// in `self.overflowed` whether it failed for want of room.
-    fn encode_into_frame(
+    /// Encodes `value` into the frame of `slot` and commits what was written.
+    fn encode_into(
         &mut self,
+        slot: crate::endpoint::Slot<F>,
         value: &T,
-        len: usize,
-        deadline: Deadline,
         publish: Publish,
-    ) -> Result<usize, TypedFailure> {
-        let mut overflowed = false;
-        let sent = self.inner.send_with(len, deadline, publish, |ptr| {
-            // SAFETY: `send_with` hands a pointer valid for writes of `len` bytes until it
-            // commits, which is after this closure returns.
+    ) -> Result<usize, Overflow> {
+        self.inner.fill_and_commit(slot, publish, |ptr, len| {
+            // SAFETY: `fill_and_commit` hands a pointer valid for writes of `len` bytes
+            // until it commits, which is after this closure returns.
             let mut out = unsafe { FrameWriter::new(ptr, len) };
-            let encoded = C::encode(value, &mut out);
-            overflowed = out.overflowed();
-            encoded.map(|()| out.written())
-        });
-        self.overflowed = overflowed;
-        match sent {
-            Ok(Ok(written)) => Ok(written),
-            Ok(Err(e)) => Err(TypedFailure::Encode(e)),
-            Err(failure) => Err(TypedFailure::Channel(failure)),
+            match C::encode(value, &mut out) {
+                Ok(()) => Ok(out.written()),
+                Err(_) if out.overflowed() => Err(Overflow::Yes),
+                Err(e) => Err(Overflow::No(e)),
+            }
+        })
+    }
+
+    /// Encodes `value` into `self.scratch`, growing it (to at most the largest message) until
+    /// the value fits.
+    fn encode_privately(&mut self, value: &T) -> Result<(), TypedFailure> {
+        let max = self.inner.max_message_len();
+        let mut room = self.scratch.capacity().max(MIN_GUESS).min(max);
+        loop {
+            self.scratch.clear();
+            self.scratch.reserve(room);
+            let spare = self.scratch.spare_capacity_mut();
+            // SAFETY: `spare` is valid for writes of `spare.len()` bytes while `self.scratch`
+            // is not touched, which is until `out` is dropped.
+            let mut out = unsafe { FrameWriter::new(spare.as_mut_ptr().cast(), spare.len()) };
+            match C::encode(value, &mut out) {
+                Ok(()) => {
+                    let written = out.written();
+                    // SAFETY: the writer initialised the first `written` bytes.
+                    unsafe { self.scratch.set_len(written) };
+                    return Ok(());
+                }
+                Err(_) if out.overflowed() && room < max => room = room.saturating_mul(2).min(max),
+                Err(_) if out.overflowed() => {
+                    return Err(TypedFailure::Channel(SendFatal::TooLarge(max).into()))
+                }
+                Err(e) => return Err(TypedFailure::Encode(e)),
+            }
         }
     }
+}
+
+/// Why encoding into a frame failed.
+enum Overflow {
+    /// The value is larger than the frame.
+    Yes,
+    /// The codec refused the value.
+    No(CodecError),
 }
 
 /// The receiving end of a typed channel of flavor `F`.
