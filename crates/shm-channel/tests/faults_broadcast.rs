@@ -7,15 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use shm_channel::broadcast::{self, Policy, MAX_READERS};
 use shm_testkit::message::{message, verify};
-use shm_testkit::{fork_lock, kill_and_reap, kills, ControlPage, Rng, TestChild};
+use shm_testkit::{fork_lock, kill_and_reap, kill_later, kills, ControlPage, Rng, TestChild};
 
 mod support;
 use shm_channel::RecvTimeoutError;
-use support::faults::{fork_owner, wait_stage, COUNT, PATIENCE, STAGE};
+use support::faults::{fork_owner, recv_checked, wait_stage, COUNT, PATIENCE, STAGE};
 
 /// Broadcast with back-pressure: one long-lived reader process and 14 reader processes
 /// SIGKILLed one by one at random points while the sender streams. The sender is never
@@ -31,11 +29,8 @@ fn readers_killed_at_random_points_of_a_stream() {
         .collect();
     let lock = fork_lock();
     let survivor = fork_owner(&lock, survivor, |mut rx| {
-        for expected in 0..TOTAL {
-            match rx.recv().map(|m| verify(&m, MAX)) {
-                Ok(Ok(seq)) if seq == expected => {}
-                _ => return 1,
-            }
+        if !recv_checked(&mut rx, 0..TOTAL, MAX) {
+            return 1;
         }
         match rx.recv() {
             Err(broadcast::RecvError::Disconnected) => 0,
@@ -109,12 +104,7 @@ fn sender_killed_at_random_points_of_its_stream() {
             0
         });
         wait_stage(&control, STAGE, 1);
-        let pid = Pid::from_raw(child.pid());
-        let delay = Duration::from_micros(rng.below(3000));
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            kill(pid, Signal::SIGKILL).unwrap();
-        });
+        let killer = kill_later(child.pid(), Duration::from_micros(rng.below(3000)));
         // Read alternately from both receivers until both report the death.
         let mut next = [0u64; 2];
         let mut done = [false; 2];

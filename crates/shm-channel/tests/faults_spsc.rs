@@ -17,13 +17,14 @@ use nix::unistd::Pid;
 use shm_channel::spsc::{self, Receiver};
 use shm_channel::{RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 use shm_testkit::message::{message, verify};
-use shm_testkit::{fork_child, fork_lock, hang, kill_and_reap, ControlPage};
+use shm_testkit::{fork_child, fork_lock, hang, kill_and_reap, kill_later, ControlPage};
 
 mod support;
 use shm_channel::Endpoint;
 use shm_channel::SendError;
 use support::faults::{
-    drain_until_peer_died, fork_owner, recover_sender, wait_stage, COUNT, PATIENCE, STAGE,
+    drain_until_peer_died, fork_owner, recover_sender, recv_checked, send_checked, wait_stage,
+    COUNT, PATIENCE, STAGE,
 };
 
 /// How a producer child is stopped for the kill.
@@ -47,10 +48,7 @@ fn producer_killed_at(moment: Moment) {
     let lock = fork_lock();
     let child = fork_owner(&lock, tx, |mut tx| {
         let mut buf = Vec::new();
-        for seq in 0..COMMITTED {
-            message(seq, MAX, &mut buf);
-            tx.send(&buf).unwrap();
-        }
+        send_checked(&mut tx, 0..COMMITTED, MAX).unwrap();
         message(COMMITTED, MAX, &mut buf);
         let mut grant = tx.reserve(buf.len()).unwrap();
         match moment {
@@ -96,10 +94,7 @@ fn producer_killed_with_deferred_sends_loses_only_the_unpublished_ones() {
     let lock = fork_lock();
     let child = fork_owner(&lock, tx, |mut tx| {
         let mut buf = Vec::new();
-        for seq in 0..3 {
-            message(seq, MAX, &mut buf);
-            tx.send(&buf).unwrap();
-        }
+        send_checked(&mut tx, 0..3, MAX).unwrap();
         for seq in 3..6 {
             message(seq, MAX, &mut buf);
             tx.send_deferred(&buf).unwrap();
@@ -141,12 +136,7 @@ fn consumer_killed_while_the_producer_is_blocked_in_send() {
                 // Full and blocked: the consumer has stopped reading. Kill it while we
                 // block in a long send.
                 wait_stage(&control, STAGE, 1);
-                let pid = Pid::from_raw(child.pid());
-                let killer = std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(20));
-                    kill(pid, Signal::SIGKILL).unwrap();
-                    Instant::now()
-                });
+                let killer = kill_later(child.pid(), Duration::from_millis(20));
                 let result = tx.send_timeout(&buf, PATIENCE);
                 let seen = Instant::now();
                 let killed = killer.join().unwrap();
@@ -173,11 +163,8 @@ fn consumer_killed_while_the_producer_is_blocked_in_send() {
             return 2;
         };
         control.set(STAGE, 1);
-        for expected in 10..total {
-            match rx.recv().map(|m| verify(&m, MAX)) {
-                Ok(Ok(got)) if got == expected => {}
-                _ => return 3,
-            }
+        if !recv_checked(&mut rx, 10..total, MAX) {
+            return 3;
         }
         match rx.recv() {
             Err(RecvError::Disconnected) => 0,
@@ -185,11 +172,7 @@ fn consumer_killed_while_the_producer_is_blocked_in_send() {
         }
     });
     wait_stage(&control, STAGE, 1);
-    while seq < total {
-        message(seq, MAX, &mut buf);
-        tx.send_timeout(&buf, PATIENCE).unwrap();
-        seq += 1;
-    }
+    send_checked(&mut tx, seq..total, MAX).unwrap();
     drop(tx);
     assert_eq!(child.wait(), 0);
 }
@@ -208,11 +191,7 @@ fn consumer_killed_holding_a_read_grant_gets_the_message_redelivered() {
         control.set(STAGE, 1 + grant.len() as u64);
         hang()
     });
-    let mut buf = Vec::new();
-    for seq in 0..6 {
-        message(seq, MAX, &mut buf);
-        tx.send(&buf).unwrap();
-    }
+    send_checked(&mut tx, 0..6, MAX).unwrap();
     wait_stage(&control, STAGE, 1);
     kill_and_reap(child);
     let memory = Arc::clone(tx.memory());
@@ -221,11 +200,8 @@ fn consumer_killed_holding_a_read_grant_gets_the_message_redelivered() {
             return 2;
         };
         // At least once: the message the dead consumer held is delivered again.
-        for expected in 3..6 {
-            match rx.recv().map(|m| verify(&m, MAX)) {
-                Ok(Ok(got)) if got == expected => {}
-                _ => return 3,
-            }
+        if !recv_checked(&mut rx, 3..6, MAX) {
+            return 3;
         }
         0
     });
@@ -303,11 +279,8 @@ fn consumer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
     let (mut tx, rx) = spsc::channel(1 << 11).unwrap();
     let lock = fork_lock();
     let child = fork_owner(&lock, rx, |mut rx| {
-        for expected in 0..TOTAL {
-            match rx.recv().map(|m| verify(&m, MAX)) {
-                Ok(Ok(got)) if got == expected => {}
-                _ => return 1,
-            }
+        if !recv_checked(&mut rx, 0..TOTAL, MAX) {
+            return 1;
         }
         match rx.recv() {
             Err(RecvError::Disconnected) => 0,
@@ -316,11 +289,8 @@ fn consumer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
     });
     let mut buf = Vec::new();
     let mut seq = 0;
-    while seq < 20 {
-        message(seq, MAX, &mut buf);
-        tx.send_timeout(&buf, PATIENCE).unwrap();
-        seq += 1;
-    }
+    send_checked(&mut tx, seq..20, MAX).unwrap();
+    seq = 20;
     kill(Pid::from_raw(child.pid()), Signal::SIGSTOP).unwrap();
     wait_stopped(child.pid());
     // Fill the ring; then the stopped consumer makes sends time out, never PeerDied.
@@ -335,11 +305,7 @@ fn consumer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
     }
     assert!(matches!(tx.try_send(&buf), Err(TrySendError::Full(()))));
     kill(Pid::from_raw(child.pid()), Signal::SIGCONT).unwrap();
-    while seq < TOTAL {
-        message(seq, MAX, &mut buf);
-        tx.send_timeout(&buf, PATIENCE).unwrap();
-        seq += 1;
-    }
+    send_checked(&mut tx, seq..TOTAL, MAX).unwrap();
     drop(tx);
     assert_eq!(child.wait(), 0);
 }

@@ -11,19 +11,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use shm_channel::spsc::{self, Receiver, Sender};
 use shm_channel::{RecvError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::message::{message, verify};
-use shm_testkit::{fork_child, fork_lock, kills, ControlPage, Latencies, Rng};
+use shm_testkit::{fork_child, fork_lock, kill_later, kills, ControlPage, Latencies, Rng};
 
 mod support;
 use shm_channel::Endpoint;
 use shm_channel::SendError;
 use support::faults::{
-    drain_until_peer_died, recover_sender, wait_stage, COUNT, ERRORS, PATIENCE, RECEIVED, STAGE,
+    drain_until_peer_died, recover_sender, send_checked, wait_stage, COUNT, ERRORS, PATIENCE,
+    RECEIVED, STAGE,
 };
 
 #[test]
@@ -79,12 +78,7 @@ fn producer_killed_at_random_points_of_a_stream() {
                 .unwrap();
         }
         wait_stage(&control, STAGE, 1);
-        let delay = Duration::from_micros(rng.below(3000));
-        let pid = Pid::from_raw(child.pid());
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            kill(pid, Signal::SIGKILL).unwrap();
-        });
+        let killer = kill_later(child.pid(), Duration::from_micros(rng.below(3000)));
         let (after, latency) = drain_until_peer_died(&mut rx, next, MAX);
         killer.join().unwrap();
         assert_eq!(child.wait(), 128 + libc::SIGKILL, "round {round}");
@@ -168,13 +162,7 @@ fn consumer_killed_at_random_points_of_a_stream() {
                 .unwrap();
         }
         wait_stage(&control, STAGE, 1);
-        let delay = Duration::from_micros(rng.below(3000));
-        let pid = Pid::from_raw(child.pid());
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            kill(pid, Signal::SIGKILL).unwrap();
-            Instant::now()
-        });
+        let killer = kill_later(child.pid(), Duration::from_micros(rng.below(3000)));
         // Send until the dead consumer is noticed (with the ring full).
         loop {
             message(seq, MAX, &mut buf);
@@ -195,11 +183,8 @@ fn consumer_killed_at_random_points_of_a_stream() {
     let child = fork_child(&lock, || consumer(None, true));
     wait_stage(&control, STAGE, 1);
     let end = seq + 100;
-    while seq < end {
-        message(seq, MAX, &mut buf);
-        tx.send_timeout(&buf, PATIENCE).unwrap();
-        seq += 1;
-    }
+    send_checked(&mut tx, seq..end, MAX).unwrap();
+    seq = end;
     drop(tx);
     assert_eq!(child.wait(), 0);
     assert_eq!(control.get(ERRORS), 0);

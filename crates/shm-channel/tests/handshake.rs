@@ -13,36 +13,21 @@ use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
 use shm_channel::Endpoint;
 use shm_channel::{Builder, ChannelError, Flavor, Receiver, Sender};
-use shm_core::notify::{register_process, Handshake, MembarrierError, WaitStrategy};
+use shm_core::notify::{Handshake, MembarrierError, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock};
 
-/// The wait after a bounded one ran out, and every other wait: only a hang exceeds it.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Exit codes of the stress children.
-const CHILD_OK: i32 = 0;
-const CHILD_WRONG_HANDSHAKE: i32 = 2;
-const CHILD_PEER_GONE: i32 = 3;
-const CHILD_OUT_OF_ORDER: i32 = 4;
-const CHILD_NOT_ADOPTED: i32 = 5;
+mod support;
+use support::handshake::{
+    channel, decode, encode, membarrier_usable, CHILD_NOT_ADOPTED, CHILD_OK, CHILD_OUT_OF_ORDER,
+    CHILD_PEER_GONE, CHILD_WRONG_HANDSHAKE, PATIENCE,
+};
 
 /// Offset of the handshake word: the status line's, plus 32.
 const STATUS_SPSC: usize = 384;
 const STATUS_MPSC: usize = 384;
 const STATUS_BROADCAST: usize = 256;
 const HANDSHAKE_WORD: usize = 32;
-
-/// Whether this process can take part in the membarrier handshake; says so if not.
-fn membarrier_usable() -> bool {
-    match register_process() {
-        Ok(()) => true,
-        Err(err) => {
-            eprintln!("membarrier handshake unavailable here ({err}): not tested");
-            false
-        }
-    }
-}
 
 /// Both handshakes this machine can run.
 fn usable_handshakes() -> Vec<Handshake> {
@@ -51,17 +36,6 @@ fn usable_handshakes() -> Vec<Handshake> {
         modes.push(Handshake::Membarrier);
     }
     modes
-}
-
-/// A channel of flavor `F` with `capacity`, parked endpoints and the handshake given (or
-/// the default).
-fn channel<F: Flavor>(capacity: usize, handshake: Option<Handshake>) -> (Sender<F>, Receiver<F>) {
-    let builder = Builder::<F>::new(capacity).wait_strategy(WaitStrategy::Park);
-    let builder = match handshake {
-        Some(handshake) => builder.handshake(handshake),
-        None => builder,
-    };
-    builder.create().expect("create")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -408,18 +382,4 @@ fn a_forked_child_that_attaches_follows_the_header() {
         attached_child_follows_the_header::<Mpsc>(handshake);
         attached_child_follows_the_header::<Broadcast>(handshake);
     }
-}
-
-/// A message: its sequence number, and whether its sender had to wait for the message it
-/// answers (its `try_*` found nothing: it went to sleep, or was about to).
-fn encode(seq: u64, waited: bool) -> [u8; 16] {
-    let mut msg = [0u8; 16];
-    msg[..8].copy_from_slice(&seq.to_le_bytes());
-    msg[8] = u8::from(waited);
-    msg
-}
-
-fn decode(msg: &[u8]) -> Option<(u64, bool)> {
-    let seq = u64::from_le_bytes(msg.get(..8)?.try_into().ok()?);
-    Some((seq, *msg.get(8)? != 0))
 }

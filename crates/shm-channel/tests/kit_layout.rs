@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_channel::{broadcast, mpsc, spsc};
+use shm_channel::{broadcast, mpsc, spsc, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, SharedMemory};
 use shm_testkit::layout::{self, event, frame, header};
@@ -33,6 +33,26 @@ fn eventually(mem: Mem, offset: usize, value: u64) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     true
+}
+
+/// A sender blocked on a full ring announces itself on the space event at `space_event`;
+/// a receive frees it.
+fn sender_waits_on_the_space_event<F: Flavor>(
+    tx: &mut Sender<F>,
+    rx: &mut Receiver<F>,
+    mem: Mem,
+    space_event: usize,
+) {
+    while tx.try_send(&[0; 24]).is_ok() {}
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            tx.send_timeout(&[1; 24], Duration::from_secs(10))
+                .map(|_| ())
+        });
+        assert!(eventually(mem, space_event + event::WAITERS, 1));
+        rx.recv().unwrap();
+        waiter.join().unwrap().unwrap();
+    });
 }
 
 fn check_header(mem: Mem, magic: &[u8; 8], version: u64, capacity: usize, len: usize) {
@@ -73,17 +93,7 @@ fn spsc_offsets_match_the_channel() {
     });
     assert_eq!(mem.load_u64(HEAD), 2 * frame::frame_len(5));
     assert_ne!(mem.load(WORDS[6]), 0, "the data event's seq moved");
-    while tx.try_send(&[0; 24]).is_ok() {}
-    std::thread::scope(|s| {
-        let tx = &mut tx;
-        let waiter = s.spawn(move || {
-            tx.send_timeout(&[1; 24], Duration::from_secs(10))
-                .map(|_| ())
-        });
-        assert!(eventually(mem, SPACE_EVENT + event::WAITERS, 1));
-        rx.recv().unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    sender_waits_on_the_space_event(&mut tx, &mut rx, mem, SPACE_EVENT);
     drop(tx);
     assert_eq!(mem.load(WORDS[4]), 1, "sender closed");
     assert_eq!(mem.load_u64(SENDER_OWNER), 0);
@@ -135,17 +145,7 @@ fn mpsc_offsets_match_the_channel() {
         waiter.join().unwrap().unwrap();
     });
     // A sender blocked on a full ring sleeps on the space event.
-    while tx.try_send(&[0; 24]).is_ok() {}
-    std::thread::scope(|s| {
-        let tx = &mut tx;
-        let waiter = s.spawn(move || {
-            tx.send_timeout(&[1; 24], Duration::from_secs(10))
-                .map(|_| ())
-        });
-        assert!(eventually(mem, SPACE_EVENT + event::WAITERS, 1));
-        rx.recv().unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    sender_waits_on_the_space_event(&mut tx, &mut rx, mem, SPACE_EVENT);
     drop(rx);
     assert_eq!(mem.load(WORDS[4]), 1, "receiver closed");
     assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);

@@ -28,8 +28,8 @@ mod words;
 
 pub use control::ControlPage;
 pub use fork::{
-    fork_and_wait, fork_child, fork_lock, hang, kill_and_reap, kills, Latencies, TestChild,
-    CHILD_PANICKED,
+    fork_and_wait, fork_child, fork_lock, hang, kill_and_reap, kill_later, kills, Latencies,
+    TestChild, CHILD_PANICKED,
 };
 pub use garbage::{Garbage, Tally};
 pub use rng::Rng;

@@ -13,6 +13,7 @@ use shm_testkit::layout::Word;
 use shm_testkit::Words;
 
 pub mod faults;
+pub mod handshake;
 pub mod hostile;
 
 /// A channel's memory, as the kit's [`Words`].
