@@ -14,6 +14,7 @@ use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock, kill_later, Rng};
 
 mod support;
+use support::assert_ends;
 use support::faults::fork_owner;
 
 /// Generous bound on every wait, so a bug fails the test instead of hanging it.
@@ -88,10 +89,7 @@ fn a_million_random_messages_arrive_intact_and_in_order() {
         );
         assert_eq!(got, &expected[..], "message {seq}");
     }
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
-    );
+    assert_ends(&mut rx, RecvError::Disconnected);
     assert_eq!(child.wait(), 0);
 }
 
@@ -181,10 +179,7 @@ fn child_dropping_its_sender_disconnects_the_parent_after_every_message() {
     for i in 0..100u32 {
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), i.to_le_bytes());
     }
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
-    );
+    assert_ends(&mut rx, RecvError::Disconnected);
     assert_eq!(child.wait(), 0);
 }
 

@@ -13,7 +13,9 @@ use shm_testkit::{fork_lock, kill_and_reap, kill_later, kills, ControlPage, Rng,
 
 mod support;
 use shm_channel::RecvTimeoutError;
-use support::faults::{fork_owner, recv_checked, wait_stage, COUNT, PATIENCE, STAGE};
+use support::faults::{
+    fork_owner, recv_checked, send_counting, wait_stage, COUNT, PATIENCE, STAGE,
+};
 
 /// Broadcast with back-pressure: one long-lived reader process and 14 reader processes
 /// SIGKILLed one by one at random points while the sender streams. The sender is never
@@ -93,15 +95,7 @@ fn sender_killed_at_random_points_of_its_stream() {
         let mut rx2 = tx.subscribe().unwrap();
         let child = fork_owner(&lock, tx, |mut tx| {
             control.set(STAGE, 1);
-            let mut buf = Vec::new();
-            for seq in 0.. {
-                message(seq, MAX, &mut buf);
-                if tx.send(&buf).is_err() {
-                    return 1;
-                }
-                control.set(COUNT, seq + 1);
-            }
-            0
+            send_counting(&mut tx, 0.., MAX, &control, |_| {})
         });
         wait_stage(&control, STAGE, 1);
         let killer = kill_later(child.pid(), Duration::from_micros(rng.below(3000)));

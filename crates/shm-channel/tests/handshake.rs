@@ -29,6 +29,18 @@ const STATUS_MPSC: usize = 384;
 const STATUS_BROADCAST: usize = 256;
 const HANDSHAKE_WORD: usize = 32;
 
+/// Runs `$check::<F>(handshake)` for every flavor `F` with every handshake this machine
+/// can run.
+macro_rules! for_every_flavor_and_usable_handshake {
+    ($check:ident) => {
+        for handshake in usable_handshakes() {
+            $check::<Spsc>(handshake);
+            $check::<Mpsc>(handshake);
+            $check::<Broadcast>(handshake);
+        }
+    };
+}
+
 /// Both handshakes this machine can run.
 fn usable_handshakes() -> Vec<Handshake> {
     let mut modes = vec![Handshake::SeqCst];
@@ -50,11 +62,7 @@ fn builder_option_is_recorded<F: Flavor>(handshake: Handshake) {
 
 #[test]
 fn the_builder_option_is_the_handshake_of_every_endpoint() {
-    for handshake in usable_handshakes() {
-        builder_option_is_recorded::<Spsc>(handshake);
-        builder_option_is_recorded::<Mpsc>(handshake);
-        builder_option_is_recorded::<Broadcast>(handshake);
-    }
+    for_every_flavor_and_usable_handshake!(builder_option_is_recorded);
 }
 
 #[test]
@@ -96,11 +104,7 @@ fn attach_follows_the_header<F: Flavor>(handshake: Handshake) {
 
 #[test]
 fn attach_follows_the_recorded_handshake() {
-    for handshake in usable_handshakes() {
-        attach_follows_the_header::<Spsc>(handshake);
-        attach_follows_the_header::<Mpsc>(handshake);
-        attach_follows_the_header::<Broadcast>(handshake);
-    }
+    for_every_flavor_and_usable_handshake!(attach_follows_the_header);
 }
 
 /// Creates a channel of `F`, overwrites its handshake word (at `status` + 32) with `raw`,
@@ -377,9 +381,5 @@ fn attached_child_follows_the_header<F: Flavor>(handshake: Handshake) {
 
 #[test]
 fn a_forked_child_that_attaches_follows_the_header() {
-    for handshake in usable_handshakes() {
-        attached_child_follows_the_header::<Spsc>(handshake);
-        attached_child_follows_the_header::<Mpsc>(handshake);
-        attached_child_follows_the_header::<Broadcast>(handshake);
-    }
+    for_every_flavor_and_usable_handshake!(attached_child_follows_the_header);
 }

@@ -35,6 +35,22 @@ fn eventually(mem: Mem, offset: usize, value: u64) -> bool {
     true
 }
 
+/// A receiver blocked on an empty ring announces itself on the data event at `data_event`;
+/// a send wakes it.
+fn receiver_waits_on_the_data_event<F: Flavor>(
+    tx: &mut Sender<F>,
+    rx: &mut Receiver<F>,
+    mem: Mem,
+    data_event: usize,
+) {
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
+        assert!(eventually(mem, data_event + event::WAITERS, 1));
+        tx.send(b"wake").unwrap();
+        waiter.join().unwrap().unwrap();
+    });
+}
+
 /// A sender blocked on a full ring announces itself on the space event at `space_event`;
 /// a receive frees it.
 fn sender_waits_on_the_space_event<F: Flavor>(
@@ -137,13 +153,7 @@ fn mpsc_offsets_match_the_channel() {
     assert_eq!(rx.recv().unwrap(), b"hello");
     assert_eq!(mem.load_u64(HEAD), frame::frame_len(5));
     assert_eq!(mem.load_u64(DATA), 0, "released bytes are zeroed");
-    std::thread::scope(|s| {
-        let rx = &mut rx;
-        let waiter = s.spawn(move || rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
-        assert!(eventually(mem, DATA_EVENT + event::WAITERS, 1));
-        tx.send(b"wake").unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    receiver_waits_on_the_data_event(&mut tx, &mut rx, mem, DATA_EVENT);
     // A sender blocked on a full ring sleeps on the space event.
     sender_waits_on_the_space_event(&mut tx, &mut rx, mem, SPACE_EVENT);
     drop(rx);
@@ -182,13 +192,7 @@ fn broadcast_offsets_match_the_channel() {
     assert_eq!(mem.load(reader_words(1)[0]), me());
     drop(rx2);
     assert_eq!(mem.load(reader_words(1)[0]), 0);
-    std::thread::scope(|s| {
-        let rx = &mut rx;
-        let waiter = s.spawn(move || rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
-        assert!(eventually(mem, DATA_EVENT + event::WAITERS, 1));
-        tx.send(b"wake").unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    receiver_waits_on_the_data_event(&mut tx, &mut rx, mem, DATA_EVENT);
     assert_eq!(mem.load_u64(OLDEST), 0);
     for i in 0..20u8 {
         tx.send(&[i; 8]).unwrap();

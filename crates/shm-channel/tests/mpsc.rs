@@ -11,13 +11,14 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use shm_channel::mpsc::{self, Receiver, Sender, MAX_SENDERS};
-use shm_channel::{Endpoint, RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
+use shm_channel::{CallError, Endpoint, RecvError, RecvTimeoutError, SendError, TryRecvError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
 use shm_testkit::layout::mpsc::{DATA, HEAD, SLOTS, SLOT_LEN, TAIL};
 use shm_testkit::{fork_child, fork_lock, TestChild};
 
 mod support;
+use support::assert_ends;
 use support::faults::fork_owner;
 use support::{peek, poke};
 
@@ -123,10 +124,7 @@ fn receiver_disconnects_after_every_sender_is_dropped() {
     drop(tx2);
     assert_eq!(rx.recv().unwrap(), b"a");
     assert_eq!(rx.recv().unwrap(), b"b");
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
-    );
+    assert_ends(&mut rx, RecvError::Disconnected);
 }
 
 #[test]
@@ -182,10 +180,7 @@ fn claimed_frame_of_dead_sender_is_skipped_and_counted() {
     assert_eq!(rx.abandoned_frames(), 1);
     drop(dying); // not owned here any more: no effect
     drop(tx);
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::PeerDied))
-    );
+    assert_ends(&mut rx, RecvError::PeerDied);
     assert_eq!(rx.dead_senders(), 1);
 }
 
@@ -238,17 +233,11 @@ fn garbage_tail_is_corruption() {
         let (mut tx, mut rx, heap) = heap_channel(256);
         poke(&*heap, TAIL, bad);
         assert!(
-            matches!(
-                rx.try_recv(),
-                Err(TryRecvError::Recv(RecvError::Corrupted(_)))
-            ),
+            rx.try_recv().is_err_and(|e| e.corruption().is_some()),
             "tail {bad:#x}"
         );
         assert!(
-            matches!(
-                tx.try_send(b"x"),
-                Err(TrySendError::Send(SendError::Corrupted(..)))
-            ),
+            tx.try_send(b"x").is_err_and(|e| e.corruption().is_some()),
             "tail {bad:#x}"
         );
     }
@@ -261,10 +250,9 @@ fn garbage_head_is_corruption_for_senders() {
         tx.send(&[1; 8]).unwrap();
     }
     poke(&*heap, HEAD, 5);
-    assert!(matches!(
-        tx.try_send(&[1; 8]),
-        Err(TrySendError::Send(SendError::Corrupted(..)))
-    ));
+    assert!(tx
+        .try_send(&[1; 8])
+        .is_err_and(|e| e.corruption().is_some()));
 }
 
 #[test]
@@ -280,10 +268,7 @@ fn garbage_frame_headers_are_corruption() {
         tx.send(b"hello").unwrap();
         poke(&*heap, DATA, bad);
         assert!(
-            matches!(
-                rx.try_recv(),
-                Err(TryRecvError::Recv(RecvError::Corrupted(_)))
-            ),
+            rx.try_recv().is_err_and(|e| e.corruption().is_some()),
             "header {bad:#x}"
         );
     }

@@ -252,17 +252,9 @@ fn stale_copies_are_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, Receiver<F>
 }
 
 #[test]
-fn stale_copy_after_hand_over_is_refused_spsc() {
+fn stale_copy_after_hand_over_is_refused_in_every_flavor() {
     stale_copies_are_refused(spsc::channel(256).unwrap());
-}
-
-#[test]
-fn stale_copy_after_hand_over_is_refused_mpsc() {
     stale_copies_are_refused(mpsc::channel(256).unwrap());
-}
-
-#[test]
-fn stale_copy_after_hand_over_is_refused_broadcast() {
     stale_copies_are_refused(broadcast::channel(256, Policy::BackPressure).unwrap());
 }
 
@@ -287,17 +279,9 @@ fn child_copy_without_adopt_is_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, 
 }
 
 #[test]
-fn endpoint_copied_into_a_child_without_adopt_is_refused_spsc() {
+fn endpoint_copied_into_a_child_without_adopt_is_refused_in_every_flavor() {
     child_copy_without_adopt_is_refused(spsc::channel(1024).unwrap());
-}
-
-#[test]
-fn endpoint_copied_into_a_child_without_adopt_is_refused_mpsc() {
     child_copy_without_adopt_is_refused(mpsc::channel(1024).unwrap());
-}
-
-#[test]
-fn endpoint_copied_into_a_child_without_adopt_is_refused_broadcast() {
     child_copy_without_adopt_is_refused(broadcast::channel(1024, Policy::BackPressure).unwrap());
 }
 
@@ -324,31 +308,30 @@ fn huge_capacity_is_refused_before_mapping_in_every_flavor() {
     refused_before_mapping::<Broadcast>();
 }
 
+/// Makes endpoints with `join` until the channel's `max` slots are taken: the next is
+/// `NoFreeSlot` naming `what` and `max`; the ones made are handed back.
+fn join_until_no_slot<T>(
+    join: impl Fn() -> Result<T, ChannelError>,
+    what: &str,
+    max: usize,
+) -> Vec<T> {
+    let held: Vec<T> = (1..max).map(|_| join().unwrap()).collect();
+    match join() {
+        Err(ChannelError::NoFreeSlot { what: w, max: m }) => assert_eq!((w, m), (what, max)),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a {what} beyond {max}"),
+    }
+    held
+}
+
 #[test]
 fn running_out_of_slots_is_its_own_error() {
     let (tx, _rx) = mpsc::channel(256).unwrap();
-    let clones: Vec<_> = (1..mpsc::MAX_SENDERS)
-        .map(|_| tx.try_clone().unwrap())
-        .collect();
-    assert!(matches!(
-        tx.try_clone(),
-        Err(ChannelError::NoFreeSlot {
-            what: "sender",
-            max: 64
-        })
-    ));
-    drop(clones);
+    drop(join_until_no_slot(|| tx.try_clone(), "sender", 64));
+    assert_eq!(mpsc::MAX_SENDERS, 64);
     let (tx, _rx) = broadcast::channel(256, Policy::Overwrite).unwrap();
-    let readers: Vec<_> = (1..broadcast::MAX_READERS)
-        .map(|_| tx.subscribe().unwrap())
-        .collect();
-    assert!(matches!(
-        tx.subscribe(),
-        Err(ChannelError::NoFreeSlot {
-            what: "receiver",
-            max: 16
-        })
-    ));
+    let readers = join_until_no_slot(|| tx.subscribe(), "receiver", 16);
+    assert_eq!(broadcast::MAX_READERS, 16);
     assert_eq!(tx.receiver_count(), broadcast::MAX_READERS);
     drop(readers);
     assert_eq!(tx.receiver_count(), 1);

@@ -60,6 +60,28 @@ pub fn recv_checked<F: Flavor>(
     })
 }
 
+/// A producer that publishes its progress: sends the checked messages `seqs` (blocking),
+/// setting [`COUNT`] of `control` to the number sent after each, then calling `after`
+/// with its sequence number (a pause, say). 1 if a send fails, else 0: an exit code.
+pub fn send_counting<F: Flavor>(
+    tx: &mut Sender<F>,
+    seqs: impl Iterator<Item = u64>,
+    max: usize,
+    control: &ControlPage,
+    mut after: impl FnMut(u64),
+) -> i32 {
+    let mut buf = Vec::new();
+    for seq in seqs {
+        message(seq, max, &mut buf);
+        if tx.send(&buf).is_err() {
+            return 1;
+        }
+        control.set(COUNT, seq + 1);
+        after(seq);
+    }
+    0
+}
+
 /// Generous bound on every wait, so a bug fails the test instead of hanging it.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 
-use shm_channel::{Builder, Flavor, Receiver, Sender};
+use shm_channel::{Builder, Flavor, Receiver, RecvTimeoutError, Sender};
 use shm_core::{HeapRegion, SharedMemory};
 use shm_testkit::layout::Word;
 use shm_testkit::Words;
@@ -46,4 +46,11 @@ pub fn poke(memory: &dyn SharedMemory, offset: usize, value: u64) {
 /// The u64 at `offset` of `memory`.
 pub fn peek(memory: &dyn SharedMemory, offset: usize) -> u64 {
     Mem(memory).load_u64(offset)
+}
+
+/// Asserts that the next receive, within a generous 20 s, ends the stream with `end`
+/// (`Disconnected`, `PeerDied`, ...).
+pub fn assert_ends<F: Flavor>(rx: &mut Receiver<F>, end: F::RecvError) {
+    let next = rx.recv_timeout(std::time::Duration::from_secs(20));
+    assert_eq!(next, Err(RecvTimeoutError::Recv(end)), "{}", F::NAME);
 }
