@@ -15,7 +15,8 @@
 //!
 //! Nothing here asserts a timing: every wait has a generous deadline ([`PATIENCE`]).
 
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -29,6 +30,7 @@ use shm_core::liveness::ProcessIdentity;
 use shm_testkit::message::{message, verify};
 use shm_testkit::{
     fork_child, fork_lock, hang, kill_and_reap, kill_later, kills, ControlPage, Latencies, Rng,
+    TestChild,
 };
 
 mod support;
@@ -37,6 +39,28 @@ use support::faults::{
     drain_until_peer_died, fork_owner, recover_sender, recv_checked, send_checked, send_counting,
     wait_stage, COUNT, ERRORS, PATIENCE, RECEIVED, STAGE,
 };
+
+/// A fresh SPSC channel of `capacity`, the control page its children report on, and the
+/// fork lock, held for the test.
+fn channel_and_lock(
+    capacity: usize,
+) -> (
+    spsc::Sender,
+    spsc::Receiver,
+    ControlPage,
+    MutexGuard<'static, ()>,
+) {
+    let (tx, rx) = spsc::channel(capacity).unwrap();
+    (tx, rx, ControlPage::new(), fork_lock())
+}
+
+/// Sends the checked messages `seqs`, closes the channel (drops the sender) and waits for
+/// the consumer `child`, which must have received them all and exit 0.
+fn send_rest_and_close(mut tx: spsc::Sender, seqs: Range<u64>, max: usize, child: TestChild) {
+    send_checked(&mut tx, seqs, max).unwrap();
+    drop(tx);
+    assert_eq!(child.wait(), 0);
+}
 
 /// How a producer child is stopped for the kill.
 #[derive(Clone, Copy, Debug)]
@@ -54,9 +78,7 @@ enum Moment {
 fn producer_killed_at(moment: Moment) {
     const MAX: usize = 1000;
     const COMMITTED: u64 = 5;
-    let control = ControlPage::new();
-    let (tx, mut rx) = spsc::channel(1 << 14).unwrap();
-    let lock = fork_lock();
+    let (tx, mut rx, control, lock) = channel_and_lock(1 << 14);
     let child = fork_owner(&lock, tx, |mut tx| {
         let mut buf = Vec::new();
         send_checked(&mut tx, 0..COMMITTED, MAX).unwrap();
@@ -100,9 +122,7 @@ fn producer_killed_between_write_and_commit() {
 #[test]
 fn producer_killed_with_deferred_sends_loses_only_the_unpublished_ones() {
     const MAX: usize = 100;
-    let control = ControlPage::new();
-    let (tx, mut rx) = spsc::channel(1 << 14).unwrap();
-    let lock = fork_lock();
+    let (tx, mut rx, control, lock) = channel_and_lock(1 << 14);
     let child = fork_owner(&lock, tx, |mut tx| {
         let mut buf = Vec::new();
         send_checked(&mut tx, 0..3, MAX).unwrap();
@@ -124,15 +144,10 @@ fn producer_killed_with_deferred_sends_loses_only_the_unpublished_ones() {
 #[test]
 fn consumer_killed_while_the_producer_is_blocked_in_send() {
     const MAX: usize = 200;
-    let control = ControlPage::new();
-    let (mut tx, rx) = spsc::channel(1 << 12).unwrap();
-    let lock = fork_lock();
+    let (mut tx, rx, control, lock) = channel_and_lock(1 << 12);
     let child = fork_owner(&lock, rx, |mut rx| {
-        for seq in 0..10 {
-            let msg = rx.recv().unwrap();
-            if verify(&msg, MAX) != Ok(seq) {
-                return 1;
-            }
+        if !recv_checked(&mut rx, 0..10, MAX) {
+            return 1;
         }
         control.set(STAGE, 1);
         hang()
@@ -183,17 +198,13 @@ fn consumer_killed_while_the_producer_is_blocked_in_send() {
         }
     });
     wait_stage(&control, STAGE, 1);
-    send_checked(&mut tx, seq..total, MAX).unwrap();
-    drop(tx);
-    assert_eq!(child.wait(), 0);
+    send_rest_and_close(tx, seq..total, MAX, child);
 }
 
 #[test]
 fn consumer_killed_holding_a_read_grant_gets_the_message_redelivered() {
     const MAX: usize = 64;
-    let control = ControlPage::new();
-    let (mut tx, rx) = spsc::channel(1 << 12).unwrap();
-    let lock = fork_lock();
+    let (mut tx, rx, control, lock) = channel_and_lock(1 << 12);
     let child = fork_owner(&lock, rx, |mut rx| {
         for _ in 0..3 {
             rx.recv().unwrap();
@@ -229,9 +240,7 @@ fn wait_stopped(pid: i32) {
 #[test]
 fn producer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
     const MAX: usize = 100;
-    let control = ControlPage::new();
-    let (tx, mut rx) = spsc::channel(1 << 12).unwrap();
-    let lock = fork_lock();
+    let (tx, mut rx, control, lock) = channel_and_lock(1 << 12);
     let child = fork_owner(&lock, tx, |mut tx| {
         send_counting(&mut tx, 0..2000, MAX, &control, |seq| {
             if seq % 50 == 0 {
@@ -306,9 +315,7 @@ fn consumer_stopped_by_sigstop_is_alive_and_resumes_after_sigcont() {
     }
     assert!(matches!(tx.try_send(&buf), Err(TrySendError::Full(()))));
     kill(Pid::from_raw(child.pid()), Signal::SIGCONT).unwrap();
-    send_checked(&mut tx, seq..TOTAL, MAX).unwrap();
-    drop(tx);
-    assert_eq!(child.wait(), 0);
+    send_rest_and_close(tx, seq..TOTAL, MAX, child);
 }
 
 #[test]
