@@ -2,6 +2,7 @@
 //! every codec, disconnects both ways, peer death and a peer writing garbage.
 
 use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
@@ -11,7 +12,7 @@ use shm_channel::RecvError;
 use shm_channel::SendError;
 use shm_channel::{typed, RecvTimeoutError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
-use shm_testkit::{fork_child, fork_lock, kill_later, Rng};
+use shm_testkit::{fork_child, fork_lock, kill_later, Rng, TestChild};
 
 mod support;
 use support::assert_ends;
@@ -165,11 +166,19 @@ fn typed_round_trips_across_fork_with_every_codec() {
     );
 }
 
+/// Forks a child that owns the sender of a new 1 KiB channel and runs `f` with it; the
+/// receiver, and the fork lock, stay with the test.
+fn fork_sender(
+    f: impl FnOnce(spsc::Sender) -> i32,
+) -> (TestChild, spsc::Receiver, MutexGuard<'static, ()>) {
+    let (tx, rx) = spsc::channel(1 << 10).unwrap();
+    let lock = fork_lock();
+    (fork_owner(&lock, tx, f), rx, lock)
+}
+
 #[test]
 fn child_dropping_its_sender_disconnects_the_parent_after_every_message() {
-    let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
-    let lock = fork_lock();
-    let child = fork_owner(&lock, tx, |mut tx| {
+    let (child, mut rx, _lock) = fork_sender(|mut tx| {
         for i in 0..100u32 {
             tx.send(&i.to_le_bytes()).unwrap();
         }
@@ -210,9 +219,7 @@ fn child_dropping_its_receiver_disconnects_the_parents_sender() {
 
 #[test]
 fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
-    let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
-    let lock = fork_lock();
-    let child = fork_owner(&lock, tx, |mut tx| {
+    let (child, mut rx, _lock) = fork_sender(|mut tx| {
         for i in 0..3u8 {
             tx.send(&[i]).unwrap();
         }

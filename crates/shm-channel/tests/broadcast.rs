@@ -145,6 +145,14 @@ fn garbage_tail_and_headers_are_corruption() {
     drop(tx);
 }
 
+/// What a test with reader processes starts from: the fork lock, a 4 KiB channel with
+/// `policy`, and a shared page for the children to report on.
+fn for_reader_processes(policy: Policy) -> (MutexGuard<'static, ()>, Sender, Receiver, Region) {
+    let lock = fork_lock();
+    let (tx, first) = broadcast::channel(4096, policy).unwrap();
+    (lock, tx, first, Region::anonymous(4096).unwrap())
+}
+
 /// Forks a child that takes `receiver` and runs `body` with it.
 fn fork_receiver(
     lock: &MutexGuard<'static, ()>,
@@ -171,9 +179,7 @@ fn read_all(rx: &mut Receiver, count: u64) -> i32 {
 #[test]
 fn back_pressure_to_three_reader_processes_with_one_killed_mid_read() {
     const COUNT: u64 = 100_000;
-    let lock = fork_lock();
-    let (mut tx, first) = broadcast::channel(4096, Policy::BackPressure).unwrap();
-    let signal = Region::anonymous(4096).unwrap();
+    let (lock, mut tx, first, signal) = for_reader_processes(Policy::BackPressure);
     let word = signal.atomic_u64(0).unwrap();
     let readers: Vec<TestChild> = (0..2)
         .map(|_| {
@@ -218,9 +224,7 @@ fn back_pressure_to_three_reader_processes_with_one_killed_mid_read() {
 #[test]
 fn overwrite_to_three_reader_processes_accounts_for_every_message() {
     const COUNT: u64 = 200_000;
-    let lock = fork_lock();
-    let (mut tx, first) = broadcast::channel(4096, Policy::Overwrite).unwrap();
-    let results = Region::anonymous(4096).unwrap();
+    let (lock, mut tx, first, results) = for_reader_processes(Policy::Overwrite);
     let mut receivers = vec![first, tx.subscribe().unwrap(), tx.subscribe().unwrap()];
     let children: Vec<TestChild> = (0..3usize)
         .map(|r| {

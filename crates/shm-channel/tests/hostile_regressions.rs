@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use shm_channel::broadcast::{self, Policy};
 use shm_channel::Endpoint;
-use shm_channel::{mpsc, SendTimeoutError};
+use shm_channel::{mpsc, Flavor, SendTimeoutError, Sender};
 use shm_channel::{RecvTimeoutError, TryRecvError};
 use shm_testkit::layout::{broadcast as blay, mpsc as mlay};
 
@@ -15,6 +15,16 @@ mod support;
 use support::{heap_channel, poke};
 
 const LONG: Duration = Duration::from_secs(3);
+
+/// A send that has to wait for room returns within [`LONG`], with anything but a timeout
+/// (`what` says what kept it waiting if it does not).
+fn blocked_send_returns<F: Flavor>(tx: &mut Sender<F>, what: &str) {
+    let result = tx.send_timeout(&[7; 200], LONG);
+    assert!(
+        !matches!(result, Err(SendTimeoutError::Timeout(()))),
+        "{what}: {result:?}"
+    );
+}
 
 /// Found by the fuzz target `hostile_broadcast` (no hostile write involved): under
 /// overwrite, a write grant dropped uncommitted after it announced an overwrite loses the
@@ -47,10 +57,9 @@ fn mpsc_sender_blocked_on_a_full_ring_returns_when_the_receiver_goes_after_its_o
     while tx.try_send(&[5; 100]).is_ok() {}
     poke(&*memory, mlay::RECEIVER_OWNER, 0);
     drop(rx);
-    let result = tx.send_timeout(&[7; 200], LONG);
-    assert!(
-        !matches!(result, Err(SendTimeoutError::Timeout(()))),
-        "the sender still waits for a receiver that is gone"
+    blocked_send_returns(
+        &mut tx,
+        "the sender still waits for a receiver that is gone",
     );
 }
 
@@ -84,10 +93,9 @@ fn broadcast_reader_slot_owner_without_a_pid_does_not_hold_the_sender_back() {
             break;
         }
     }
-    let result = tx.send_timeout(&[7; 200], LONG);
-    assert!(
-        !matches!(result, Err(SendTimeoutError::Timeout(()))),
-        "a reader slot that names no process holds the sender back"
+    blocked_send_returns(
+        &mut tx,
+        "a reader slot that names no process holds the sender back",
     );
 }
 

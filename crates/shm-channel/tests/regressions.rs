@@ -185,6 +185,18 @@ fn mpsc_garbage_sender_count_does_not_keep_recv_waiting() {
 // broadcast; SPSC has its own test in index_overflow.rs).
 // ---------------------------------------------------------------------------------------
 
+/// Attaches a sender and a receiver of `F` to `heap` (a channel whose endpoints were
+/// dropped, its positions since poked near `u64::MAX`) and sends through the wrap.
+fn wraps_past_u64_max<F: Flavor>(heap: Arc<HeapRegion>) {
+    let memory: Arc<dyn SharedMemory> = heap;
+    let mut tx = Sender::<F>::attach(memory.clone()).unwrap();
+    let mut rx = Receiver::<F>::attach(memory).unwrap();
+    for i in 0..40u8 {
+        tx.try_send(&[i; 24]).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), [i; 24], "{}", F::NAME);
+    }
+}
+
 #[test]
 fn mpsc_positions_near_u64_max_wrap_without_panicking() {
     let (tx, rx, heap) = heap_mpsc(256);
@@ -192,13 +204,7 @@ fn mpsc_positions_near_u64_max_wrap_without_panicking() {
     let near_end = u64::MAX - 63;
     poke(&*heap, MPSC_TAIL, near_end);
     poke(&*heap, MPSC_HEAD, near_end);
-    let memory: Arc<dyn SharedMemory> = heap;
-    let mut tx = mpsc::Sender::attach(memory.clone()).unwrap();
-    let mut rx = mpsc::Receiver::attach(memory).unwrap();
-    for i in 0..40u8 {
-        tx.try_send(&[i; 24]).unwrap();
-        assert_eq!(rx.try_recv().unwrap(), [i; 24]);
-    }
+    wraps_past_u64_max::<Mpsc>(heap);
 }
 
 #[test]
@@ -212,13 +218,7 @@ fn broadcast_positions_near_u64_max_wrap_without_panicking() {
     poke(&*heap, BCAST_TAIL, near_end);
     poke(&*heap, BCAST_OLDEST, near_end);
     poke(&*heap, BCAST_NEXT_SEQ, 1000);
-    let memory: Arc<dyn SharedMemory> = heap;
-    let mut tx = broadcast::Sender::attach(memory.clone()).unwrap();
-    let mut rx = broadcast::Receiver::attach(memory).unwrap();
-    for i in 0..40u8 {
-        tx.try_send(&[i; 24]).unwrap();
-        assert_eq!(rx.try_recv().unwrap(), [i; 24]);
-    }
+    wraps_past_u64_max::<Broadcast>(heap);
 }
 
 // ---------------------------------------------------------------------------------------
