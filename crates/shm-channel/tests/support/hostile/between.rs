@@ -85,7 +85,9 @@ pub fn across_fork<F: Subject>() {
                 });
             });
         }
-        eprintln!("{} {mode}: {kinds}", <F as Subject>::NAME);
+        control.set(8, kinds.get(Kind::Corrupted));
+        control.set(16, kinds.refused());
+        control.set(24, kinds.get(Kind::Ok));
         findings.assert_none(mode);
         0
     });
@@ -102,6 +104,14 @@ pub fn across_fork<F: Subject>() {
     assert_eq!(
         status, 0,
         "victim exited with {status} (139 = SIGSEGV, 101 = panic or finding)"
+    );
+    eprintln!(
+        "{} {mode}: {} cases: corrupted {}, refused {}, ok {}",
+        <F as Subject>::NAME,
+        cases.len(),
+        control.get(8),
+        control.get(16),
+        control.get(24)
     );
 }
 
