@@ -1,4 +1,4 @@
-//! Fuzz target `hostile_mpsc`: see `fuzz/logic/mpsc_script.rs` (shared with `crates/shm-channel/tests/corpus.rs`).
+//! Fuzz target `hostile_mpsc`: see `fuzz/logic/script.rs` and `mpsc.rs` (shared with `crates/shm-channel/tests/corpus.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -6,4 +6,4 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../logic/mod.rs"]
 mod logic;
 
-fuzz_target!(|data: &[u8]| logic::mpsc(data, logic::heap_memory));
+fuzz_target!(|data: &[u8]| logic::script::<shm_channel::mpsc::Mpsc>(data, logic::heap_memory));

@@ -1,4 +1,4 @@
-//! Fuzz target `hostile_peer`: see `fuzz/logic/` (shared with `crates/shm-channel/tests/corpus.rs`).
+//! Fuzz target `hostile_peer`: see `fuzz/logic/script.rs` and `spsc.rs` (shared with `crates/shm-channel/tests/corpus.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -6,4 +6,4 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../logic/mod.rs"]
 mod logic;
 
-fuzz_target!(|data: &[u8]| logic::script(data, logic::heap_memory));
+fuzz_target!(|data: &[u8]| logic::script::<shm_channel::spsc::Spsc>(data, logic::heap_memory));

@@ -5,9 +5,9 @@
 //! | target | module | what |
 //! |---|---|---|
 //! | `attach` | [`attach`] | attaching to arbitrary header bytes (SPSC) |
-//! | `hostile_peer` | [`spsc`] | a script of SPSC operations and hostile writes |
-//! | `hostile_mpsc` | [`mpsc`] | the same for MPSC (several senders) |
-//! | `hostile_broadcast` | [`broadcast`] | the same for broadcast (several receivers) |
+//! | `hostile_peer` | [`script`] over [`spsc`] | a script of operations and hostile writes, SPSC |
+//! | `hostile_mpsc` | [`script`] over [`mpsc`] | the same script, MPSC (several senders) |
+//! | `hostile_broadcast` | [`script`] over [`broadcast`] | the same script, broadcast (several receivers) |
 //! | `codec` | [`codec`] | codec input |
 //!
 //! Offsets, the garbage values and the message contents come from `shm-testkit`.
@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shm_channel::{
-    broadcast, RecvError, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError,
-    TryRecvError, TrySendError,
+    RecvError, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
 };
 use shm_core::{HeapRegion, SharedMemory};
 use shm_testkit::garbage::{frame_extras, values};
@@ -33,17 +33,15 @@ use shm_testkit::layout::Word;
 use shm_testkit::Words;
 
 mod attach;
-mod broadcast_script;
+mod broadcast;
 mod codec;
-mod mpsc_script;
+mod mpsc;
+mod script;
 mod spsc;
 
 // Each fuzz binary calls one of these; the corpus test calls them all.
 #[allow(unused_imports)]
-pub use {
-    attach::attach, broadcast_script::script as broadcast, codec::codec,
-    mpsc_script::script as mpsc, spsc::script,
-};
+pub use {attach::attach, codec::codec, script::run as script, script::Scripted};
 
 /// Longest any single call may take, though every call here has a deadline of at most a
 /// millisecond: far beyond any scheduling delay, so only a real hang trips it.
@@ -77,7 +75,7 @@ fn timed<R>(what: &str, f: impl FnOnce() -> R) -> R {
 }
 
 /// A cursor over the fuzz input; reads past the end give zeros.
-struct Input<'a>(&'a [u8]);
+pub struct Input<'a>(&'a [u8]);
 
 impl Input<'_> {
     fn is_empty(&self) -> bool {
@@ -158,7 +156,7 @@ fn max_payload(capacity: usize) -> usize {
 
 /// A failed call's outcome, whichever call made it (each has its own error type).
 #[derive(Debug, PartialEq, Eq)]
-enum Failure {
+pub enum Failure {
     /// `Full`, `Empty` or `Timeout`: nothing happened in time.
     NotNow,
     Disconnected,
@@ -172,7 +170,7 @@ enum Failure {
 }
 
 /// The [`Failure`] an error stands for.
-trait Classify: std::fmt::Debug {
+pub trait Classify: std::fmt::Debug {
     fn classify(&self) -> Failure;
 }
 
@@ -195,11 +193,11 @@ impl Classify for RecvError {
     }
 }
 
-impl Classify for broadcast::RecvError {
+impl Classify for shm_channel::broadcast::RecvError {
     fn classify(&self) -> Failure {
         match self {
-            broadcast::RecvError::Disconnected => Failure::Disconnected,
-            broadcast::RecvError::Lagged(n) => Failure::Lagged(*n),
+            Self::Disconnected => Failure::Disconnected,
+            Self::Lagged(n) => Failure::Lagged(*n),
             other => Failure::Other(format!("{other:?}")),
         }
     }

@@ -2,6 +2,7 @@
 //! every codec, disconnects both ways, peer death and a peer writing garbage.
 
 use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
@@ -12,22 +13,14 @@ use shm_channel::SendError;
 use shm_channel::{typed, RecvTimeoutError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::layout::spsc::DATA;
-use shm_testkit::{fork_child, fork_lock};
+use shm_testkit::{fork_child, fork_lock, kill_later, Rng, TestChild};
+
+mod support;
+use support::assert_ends;
+use support::faults::fork_owner;
 
 /// Generous bound on every wait, so a bug fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Deterministic xorshift, so parent and child agree on the message stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// FNV-1a of the payload after the 8-byte sequence number.
 fn checksum(bytes: &[u8]) -> u32 {
@@ -38,14 +31,14 @@ fn checksum(bytes: &[u8]) -> u32 {
 
 /// Message `seq`: sequence number, checksum, then `len` pseudo-random bytes.
 fn fill_message(rng: &mut Rng, seq: u64, buf: &mut Vec<u8>) {
-    let len = (rng.next() % 300) as usize;
+    let len = (rng.next_u64() % 300) as usize;
     buf.clear();
     buf.extend_from_slice(&seq.to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
-    let mut word = rng.next();
+    let mut word = rng.next_u64();
     for i in 0..len {
         if i % 8 == 0 {
-            word = rng.next();
+            word = rng.next_u64();
         }
         buf.push((word >> ((i % 8) * 8)) as u8);
     }
@@ -62,7 +55,7 @@ fn a_million_random_messages_arrive_intact_and_in_order() {
     let child = fork_child(&lock, || {
         let mut tx = tx.take().unwrap();
         tx.adopt().unwrap();
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         let mut buf = Vec::with_capacity(512);
         for seq in 0..COUNT {
             fill_message(&mut rng, seq, &mut buf);
@@ -79,7 +72,7 @@ fn a_million_random_messages_arrive_intact_and_in_order() {
         .unwrap();
     drop(tx); // the parent's copy: not the owner any more, so no disconnect
 
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut expected = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
     for seq in 0..COUNT {
@@ -98,10 +91,7 @@ fn a_million_random_messages_arrive_intact_and_in_order() {
         );
         assert_eq!(got, &expected[..], "message {seq}");
     }
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
-    );
+    assert_ends(&mut rx, RecvError::Disconnected);
     assert_eq!(child.wait(), 0);
 }
 
@@ -177,66 +167,41 @@ fn typed_round_trips_across_fork_with_every_codec() {
     );
 }
 
-/// Forks a child that owns `endpoint` (adopted) and runs `f` with it; the parent hands the
-/// endpoint over and drops its copy.
-fn fork_owner<E, H>(
-    endpoint: E,
-    hand_over: H,
-    f: impl FnOnce(E) -> i32,
-) -> (shm_testkit::TestChild, std::sync::MutexGuard<'static, ()>)
-where
-    H: Fn(&E, ProcessIdentity),
-    E: Endpoint,
-{
-    let mut slot = Some(endpoint);
+/// Forks a child that owns the sender of a new 1 KiB channel and runs `f` with it; the
+/// receiver, and the fork lock, stay with the test.
+fn fork_sender(
+    f: impl FnOnce(spsc::Sender) -> i32,
+) -> (TestChild, spsc::Receiver, MutexGuard<'static, ()>) {
+    let (tx, rx) = spsc::channel(1 << 10).unwrap();
     let lock = fork_lock();
-    let child = fork_child(&lock, || {
-        let endpoint = slot.take().unwrap();
-        endpoint.adopt().unwrap();
-        f(endpoint)
-    });
-    let endpoint = slot.take().unwrap();
-    hand_over(&endpoint, ProcessIdentity::of_pid(child.pid()).unwrap());
-    drop(endpoint);
-    (child, lock)
+    (fork_owner(&lock, tx, f), rx, lock)
 }
 
 #[test]
 fn child_dropping_its_sender_disconnects_the_parent_after_every_message() {
-    let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
-    let (child, _lock) = fork_owner(
-        tx,
-        |tx, to| tx.hand_over(to).unwrap(),
-        |mut tx| {
-            for i in 0..100u32 {
-                tx.send(&i.to_le_bytes()).unwrap();
-            }
-            drop(tx);
-            0
-        },
-    );
+    let (child, mut rx, _lock) = fork_sender(|mut tx| {
+        for i in 0..100u32 {
+            tx.send(&i.to_le_bytes()).unwrap();
+        }
+        drop(tx);
+        0
+    });
     for i in 0..100u32 {
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), i.to_le_bytes());
     }
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
-    );
+    assert_ends(&mut rx, RecvError::Disconnected);
     assert_eq!(child.wait(), 0);
 }
 
 #[test]
 fn child_dropping_its_receiver_disconnects_the_parents_sender() {
     let (mut tx, rx) = spsc::channel(1 << 10).unwrap();
-    let (child, _lock) = fork_owner(
-        rx,
-        |rx, to| rx.hand_over(to).unwrap(),
-        |mut rx| {
-            let first = rx.recv();
-            drop(rx);
-            i32::from(first.is_err())
-        },
-    );
+    let lock = fork_lock();
+    let child = fork_owner(&lock, rx, |mut rx| {
+        let first = rx.recv();
+        drop(rx);
+        i32::from(first.is_err())
+    });
     tx.send(b"one").unwrap();
     let deadline = Instant::now() + PATIENCE;
     // Once the child has dropped its receiver, sends fail with Disconnected.
@@ -255,30 +220,19 @@ fn child_dropping_its_receiver_disconnects_the_parents_sender() {
 
 #[test]
 fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
-    let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
-    let (child, _lock) = fork_owner(
-        tx,
-        |tx, to| tx.hand_over(to).unwrap(),
-        |mut tx| {
-            for i in 0..3u8 {
-                tx.send(&[i]).unwrap();
-            }
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        },
-    );
+    let (child, mut rx, _lock) = fork_sender(|mut tx| {
+        for i in 0..3u8 {
+            tx.send(&[i]).unwrap();
+        }
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
     for i in 0..3u8 {
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), [i]);
     }
     // The receiver is (about to be) blocked in recv; kill the sender from another thread.
-    let pid = child.pid();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: plain syscall on the child's pid, which is not reaped yet (no reuse).
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        Instant::now()
-    });
+    let killer = kill_later(child.pid(), Duration::from_millis(50));
     let result = rx.recv_timeout(PATIENCE);
     let seen = Instant::now();
     let killed = killer.join().unwrap();
@@ -293,21 +247,13 @@ fn sigkill_of_the_sender_wakes_the_blocked_receiver_with_peer_died() {
 #[test]
 fn sigkill_of_the_receiver_wakes_the_blocked_sender_with_peer_died() {
     let (mut tx, rx) = spsc::channel(1 << 8).unwrap();
-    let (child, _lock) = fork_owner(
-        rx,
-        |rx, to| rx.hand_over(to).unwrap(),
-        |_rx| loop {
-            std::thread::sleep(Duration::from_secs(1));
-        },
-    );
+    let lock = fork_lock();
+    let child = fork_owner(&lock, rx, |_rx| loop {
+        std::thread::sleep(Duration::from_secs(1));
+    });
     // Fill the ring: the receiver never reads.
     while tx.try_send(&[0; 24]).is_ok() {}
-    let pid = child.pid();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: plain syscall on the unreaped child's pid.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    });
+    let killer = kill_later(child.pid(), Duration::from_millis(50));
     let result = tx.send_timeout(&[1; 24], PATIENCE);
     killer.join().unwrap();
     assert!(
@@ -321,22 +267,19 @@ fn sigkill_of_the_receiver_wakes_the_blocked_sender_with_peer_died() {
 fn garbage_written_by_a_peer_is_corruption_not_a_crash() {
     let (tx, mut rx) = spsc::channel(1 << 10).unwrap();
     let memory = tx.memory().clone();
-    let (child, _lock) = fork_owner(
-        tx,
-        |tx, to| tx.hand_over(to).unwrap(),
-        |mut tx| {
-            tx.send(b"fine").unwrap();
-            std::thread::sleep(Duration::from_millis(50));
-            // A hostile peer: the next frame header (after the 16-byte frame of "fine"),
-            // of the right lap, claims a payload far larger than the ring.
-            tx.memory()
-                .atomic_u64(DATA + 16)
-                .unwrap()
-                .store(0xD1 << 32 | 0xffff_ffff, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(200));
-            0
-        },
-    );
+    let lock = fork_lock();
+    let child = fork_owner(&lock, tx, |mut tx| {
+        tx.send(b"fine").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // A hostile peer: the next frame header (after the 16-byte frame of "fine"), of
+        // the right lap, claims a payload far larger than the ring.
+        tx.memory()
+            .atomic_u64(DATA + 16)
+            .unwrap()
+            .store(0xD1 << 32 | 0xffff_ffff, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
+        0
+    });
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"fine");
     let result = rx.recv_timeout(PATIENCE);
     assert!(

@@ -1,10 +1,11 @@
 //! Broadcast: in one process over heap regions (hostile values included), and to forked
-//! reader processes with both policies (a reader killed mid-stream, a lagging reader).
+//! reader processes with both policies (a reader killed mid-stream, a lagging reader). The
+//! calls every flavor shares are in `endpoint_calls.rs`; a hostile peer in
+//! `hostile_broadcast.rs`, random kills in `faults_broadcast.rs`.
 #![cfg(not(loom))]
 
-use std::cell::RefCell;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use shm_channel::broadcast::{self, Policy, Receiver, Sender};
@@ -12,26 +13,17 @@ use shm_channel::{RecvTimeoutError, TryRecvError};
 use shm_channel::{SendError, SendTimeoutError, TrySendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
-use shm_testkit::{fork_child, fork_lock, TestChild};
-
-use shm_channel::Endpoint;
 use shm_testkit::layout::broadcast::{DATA, READERS, TAIL};
+use shm_testkit::{fork_lock, TestChild};
+
+mod support;
+use support::faults::fork_owner;
+use support::poke;
+
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn heap_channel(capacity: usize, policy: Policy) -> (Sender, Receiver, Arc<HeapRegion>) {
-    let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
-    let (tx, rx) = broadcast::Builder::new(capacity)
-        .policy(policy)
-        .create_in(heap.clone())
-        .unwrap();
-    (tx, rx, heap)
-}
-
-fn poke(region: &HeapRegion, offset: usize, value: u64) {
-    region
-        .atomic_u64(offset)
-        .unwrap()
-        .store(value, Ordering::SeqCst);
+    support::heap_channel(broadcast::Builder::new(capacity).policy(policy))
 }
 
 fn seq_of(m: &[u8]) -> u64 {
@@ -124,7 +116,7 @@ fn dead_reader_is_dropped_from_back_pressure() {
     ));
     // The reader's process "dies": its slot names a process that no longer exists.
     let dead = ProcessIdentity::current().unwrap().to_raw() + (1 << 22);
-    poke(&heap, READERS + 128, dead);
+    poke(&*heap, READERS + 128, dead);
     tx.send_timeout(&[1; 8], PATIENCE).unwrap();
     assert_eq!(rx.recv().unwrap(), [1; 8]);
     drop(stuck);
@@ -133,14 +125,14 @@ fn dead_reader_is_dropped_from_back_pressure() {
 #[test]
 fn garbage_tail_and_headers_are_corruption() {
     let (tx, mut rx, heap) = heap_channel(256, Policy::Overwrite);
-    poke(&heap, TAIL, 8);
+    poke(&*heap, TAIL, 8);
     assert!(matches!(
         rx.try_recv(),
         Err(TryRecvError::Recv(broadcast::RecvError::Corrupted(_)))
     ));
     let (mut tx2, mut rx2, heap2) = heap_channel(256, Policy::Overwrite);
     tx2.send(b"hello").unwrap();
-    poke(&heap2, DATA + 8, u64::MAX);
+    poke(&*heap2, DATA + 8, u64::MAX);
     assert!(matches!(
         rx2.try_recv(),
         Err(TryRecvError::Recv(broadcast::RecvError::Corrupted(_)))
@@ -153,23 +145,21 @@ fn garbage_tail_and_headers_are_corruption() {
     drop(tx);
 }
 
+/// What a test with reader processes starts from: the fork lock, a 4 KiB channel with
+/// `policy`, and a shared page for the children to report on.
+fn for_reader_processes(policy: Policy) -> (MutexGuard<'static, ()>, Sender, Receiver, Region) {
+    let lock = fork_lock();
+    let (tx, first) = broadcast::channel(4096, policy).unwrap();
+    (lock, tx, first, Region::anonymous(4096).unwrap())
+}
+
 /// Forks a child that takes `receiver` and runs `body` with it.
 fn fork_receiver(
-    lock: &std::sync::MutexGuard<'static, ()>,
+    lock: &MutexGuard<'static, ()>,
     receiver: Receiver,
     body: impl FnOnce(&mut Receiver) -> i32,
 ) -> TestChild {
-    let cell = RefCell::new(Some(receiver));
-    let child = fork_child(lock, || {
-        let mut rx = cell.borrow_mut().take().unwrap();
-        if rx.adopt().is_err() {
-            return 90;
-        }
-        body(&mut rx)
-    });
-    let identity = ProcessIdentity::of_pid(child.pid()).unwrap();
-    cell.borrow().as_ref().unwrap().hand_over(identity).unwrap();
-    child
+    fork_owner(lock, receiver, |mut rx| body(&mut rx))
 }
 
 /// A reader child: every message in order; 0 on success.
@@ -189,9 +179,7 @@ fn read_all(rx: &mut Receiver, count: u64) -> i32 {
 #[test]
 fn back_pressure_to_three_reader_processes_with_one_killed_mid_read() {
     const COUNT: u64 = 100_000;
-    let lock = fork_lock();
-    let (mut tx, first) = broadcast::channel(4096, Policy::BackPressure).unwrap();
-    let signal = Region::anonymous(4096).unwrap();
+    let (lock, mut tx, first, signal) = for_reader_processes(Policy::BackPressure);
     let word = signal.atomic_u64(0).unwrap();
     let readers: Vec<TestChild> = (0..2)
         .map(|_| {
@@ -236,9 +224,7 @@ fn back_pressure_to_three_reader_processes_with_one_killed_mid_read() {
 #[test]
 fn overwrite_to_three_reader_processes_accounts_for_every_message() {
     const COUNT: u64 = 200_000;
-    let lock = fork_lock();
-    let (mut tx, first) = broadcast::channel(4096, Policy::Overwrite).unwrap();
-    let results = Region::anonymous(4096).unwrap();
+    let (lock, mut tx, first, results) = for_reader_processes(Policy::Overwrite);
     let mut receivers = vec![first, tx.subscribe().unwrap(), tx.subscribe().unwrap()];
     let children: Vec<TestChild> = (0..3usize)
         .map(|r| {

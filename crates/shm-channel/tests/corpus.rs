@@ -2,11 +2,15 @@
 //! bodies as the cargo-fuzz binaries (`fuzz/logic/`, included here), so every interesting
 //! input found by fuzzing stays a regression test on stable, without cargo-fuzz.
 //!
-//! The attach and hostile-peer targets (SPSC, MPSC, broadcast) run each input twice: on a heap region (as under
-//! the fuzzer) and on a shared mapping between `PROT_NONE` guard pages, where any stray
-//! access is a SIGSEGV.
+//! The attach target and the hostile-peer script (one script over the flavor, run for SPSC,
+//! MPSC and broadcast) run each input twice: on a heap region (as under the fuzzer) and on
+//! a shared mapping between `PROT_NONE` guard pages, where any stray access is a SIGSEGV.
 
 use std::path::{Path, PathBuf};
+
+use shm_channel::broadcast::Broadcast;
+use shm_channel::mpsc::Mpsc;
+use shm_channel::spsc::Spsc;
 
 #[path = "../../../fuzz/logic/mod.rs"]
 mod logic;
@@ -40,36 +44,33 @@ fn replay(target: &str, run: impl Fn(&[u8])) {
     eprintln!("{target}: {} inputs replayed", inputs.len());
 }
 
+/// Replays `target`'s corpus through `run`, on a heap region (as under the fuzzer) and on
+/// a guarded shared mapping.
+fn replay_on_both(target: &str, run: fn(&[u8], logic::MakeMemory)) {
+    replay(target, |data| {
+        run(data, logic::heap_memory);
+        run(data, logic::guarded_memory);
+    });
+}
+
 #[test]
 fn attach_corpus_replays_cleanly() {
-    replay("attach", |data| {
-        logic::attach(data, logic::heap_memory);
-        logic::attach(data, logic::guarded_memory);
-    });
+    replay_on_both("attach", logic::attach);
 }
 
 #[test]
 fn hostile_peer_corpus_replays_cleanly() {
-    replay("hostile_peer", |data| {
-        logic::script(data, logic::heap_memory);
-        logic::script(data, logic::guarded_memory);
-    });
+    replay_on_both("hostile_peer", logic::script::<Spsc>);
 }
 
 #[test]
 fn hostile_mpsc_corpus_replays_cleanly() {
-    replay("hostile_mpsc", |data| {
-        logic::mpsc(data, logic::heap_memory);
-        logic::mpsc(data, logic::guarded_memory);
-    });
+    replay_on_both("hostile_mpsc", logic::script::<Mpsc>);
 }
 
 #[test]
 fn hostile_broadcast_corpus_replays_cleanly() {
-    replay("hostile_broadcast", |data| {
-        logic::broadcast(data, logic::heap_memory);
-        logic::broadcast(data, logic::guarded_memory);
-    });
+    replay_on_both("hostile_broadcast", logic::script::<Broadcast>);
 }
 
 #[test]

@@ -7,15 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use shm_channel::broadcast::{self, Policy, MAX_READERS};
 use shm_testkit::message::{message, verify};
-use shm_testkit::{fork_lock, kill_and_reap, kills, ControlPage, Rng, TestChild};
+use shm_testkit::{fork_lock, kill_and_reap, kill_later, kills, ControlPage, Rng, TestChild};
 
 mod support;
 use shm_channel::RecvTimeoutError;
-use support::faults::{fork_owner, wait_stage, COUNT, PATIENCE, STAGE};
+use support::faults::{
+    fork_owner, recv_checked, send_counting, wait_stage, COUNT, PATIENCE, STAGE,
+};
 
 /// Broadcast with back-pressure: one long-lived reader process and 14 reader processes
 /// SIGKILLed one by one at random points while the sender streams. The sender is never
@@ -31,11 +31,8 @@ fn readers_killed_at_random_points_of_a_stream() {
         .collect();
     let lock = fork_lock();
     let survivor = fork_owner(&lock, survivor, |mut rx| {
-        for expected in 0..TOTAL {
-            match rx.recv().map(|m| verify(&m, MAX)) {
-                Ok(Ok(seq)) if seq == expected => {}
-                _ => return 1,
-            }
+        if !recv_checked(&mut rx, 0..TOTAL, MAX) {
+            return 1;
         }
         match rx.recv() {
             Err(broadcast::RecvError::Disconnected) => 0,
@@ -98,23 +95,10 @@ fn sender_killed_at_random_points_of_its_stream() {
         let mut rx2 = tx.subscribe().unwrap();
         let child = fork_owner(&lock, tx, |mut tx| {
             control.set(STAGE, 1);
-            let mut buf = Vec::new();
-            for seq in 0.. {
-                message(seq, MAX, &mut buf);
-                if tx.send(&buf).is_err() {
-                    return 1;
-                }
-                control.set(COUNT, seq + 1);
-            }
-            0
+            send_counting(&mut tx, 0.., MAX, &control, |_| {})
         });
         wait_stage(&control, STAGE, 1);
-        let pid = Pid::from_raw(child.pid());
-        let delay = Duration::from_micros(rng.below(3000));
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            kill(pid, Signal::SIGKILL).unwrap();
-        });
+        let killer = kill_later(child.pid(), Duration::from_micros(rng.below(3000)));
         // Read alternately from both receivers until both report the death.
         let mut next = [0u64; 2];
         let mut done = [false; 2];

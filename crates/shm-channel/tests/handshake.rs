@@ -13,19 +13,15 @@ use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
 use shm_channel::Endpoint;
 use shm_channel::{Builder, ChannelError, Flavor, Receiver, Sender};
-use shm_core::notify::{register_process, Handshake, MembarrierError, WaitStrategy};
+use shm_core::notify::{Handshake, MembarrierError, WaitStrategy};
 use shm_core::{Region, SharedMemory};
 use shm_testkit::{fork_child, fork_lock};
 
-/// The wait after a bounded one ran out, and every other wait: only a hang exceeds it.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Exit codes of the stress children.
-const CHILD_OK: i32 = 0;
-const CHILD_WRONG_HANDSHAKE: i32 = 2;
-const CHILD_PEER_GONE: i32 = 3;
-const CHILD_OUT_OF_ORDER: i32 = 4;
-const CHILD_NOT_ADOPTED: i32 = 5;
+mod support;
+use support::handshake::{
+    channel, decode, encode, membarrier_usable, CHILD_NOT_ADOPTED, CHILD_OK, CHILD_OUT_OF_ORDER,
+    CHILD_PEER_GONE, CHILD_WRONG_HANDSHAKE, PATIENCE,
+};
 
 /// Offset of the handshake word: the status line's, plus 32.
 const STATUS_SPSC: usize = 384;
@@ -33,15 +29,16 @@ const STATUS_MPSC: usize = 384;
 const STATUS_BROADCAST: usize = 256;
 const HANDSHAKE_WORD: usize = 32;
 
-/// Whether this process can take part in the membarrier handshake; says so if not.
-fn membarrier_usable() -> bool {
-    match register_process() {
-        Ok(()) => true,
-        Err(err) => {
-            eprintln!("membarrier handshake unavailable here ({err}): not tested");
-            false
+/// Runs `$check::<F>(handshake)` for every flavor `F` with every handshake this machine
+/// can run.
+macro_rules! for_every_flavor_and_usable_handshake {
+    ($check:ident) => {
+        for handshake in usable_handshakes() {
+            $check::<Spsc>(handshake);
+            $check::<Mpsc>(handshake);
+            $check::<Broadcast>(handshake);
         }
-    }
+    };
 }
 
 /// Both handshakes this machine can run.
@@ -51,17 +48,6 @@ fn usable_handshakes() -> Vec<Handshake> {
         modes.push(Handshake::Membarrier);
     }
     modes
-}
-
-/// A channel of flavor `F` with `capacity`, parked endpoints and the handshake given (or
-/// the default).
-fn channel<F: Flavor>(capacity: usize, handshake: Option<Handshake>) -> (Sender<F>, Receiver<F>) {
-    let builder = Builder::<F>::new(capacity).wait_strategy(WaitStrategy::Park);
-    let builder = match handshake {
-        Some(handshake) => builder.handshake(handshake),
-        None => builder,
-    };
-    builder.create().expect("create")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -76,11 +62,7 @@ fn builder_option_is_recorded<F: Flavor>(handshake: Handshake) {
 
 #[test]
 fn the_builder_option_is_the_handshake_of_every_endpoint() {
-    for handshake in usable_handshakes() {
-        builder_option_is_recorded::<Spsc>(handshake);
-        builder_option_is_recorded::<Mpsc>(handshake);
-        builder_option_is_recorded::<Broadcast>(handshake);
-    }
+    for_every_flavor_and_usable_handshake!(builder_option_is_recorded);
 }
 
 #[test]
@@ -122,11 +104,7 @@ fn attach_follows_the_header<F: Flavor>(handshake: Handshake) {
 
 #[test]
 fn attach_follows_the_recorded_handshake() {
-    for handshake in usable_handshakes() {
-        attach_follows_the_header::<Spsc>(handshake);
-        attach_follows_the_header::<Mpsc>(handshake);
-        attach_follows_the_header::<Broadcast>(handshake);
-    }
+    for_every_flavor_and_usable_handshake!(attach_follows_the_header);
 }
 
 /// Creates a channel of `F`, overwrites its handshake word (at `status` + 32) with `raw`,
@@ -403,23 +381,5 @@ fn attached_child_follows_the_header<F: Flavor>(handshake: Handshake) {
 
 #[test]
 fn a_forked_child_that_attaches_follows_the_header() {
-    for handshake in usable_handshakes() {
-        attached_child_follows_the_header::<Spsc>(handshake);
-        attached_child_follows_the_header::<Mpsc>(handshake);
-        attached_child_follows_the_header::<Broadcast>(handshake);
-    }
-}
-
-/// A message: its sequence number, and whether its sender had to wait for the message it
-/// answers (its `try_*` found nothing: it went to sleep, or was about to).
-fn encode(seq: u64, waited: bool) -> [u8; 16] {
-    let mut msg = [0u8; 16];
-    msg[..8].copy_from_slice(&seq.to_le_bytes());
-    msg[8] = u8::from(waited);
-    msg
-}
-
-fn decode(msg: &[u8]) -> Option<(u64, bool)> {
-    let seq = u64::from_le_bytes(msg.get(..8)?.try_into().ok()?);
-    Some((seq, *msg.get(8)? != 0))
+    for_every_flavor_and_usable_handshake!(attached_child_follows_the_header);
 }

@@ -49,16 +49,20 @@ use shm_channel::broadcast::Broadcast;
 use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
 use shm_channel::Endpoint;
-use shm_channel::{Builder, CallError, Flavor, Receiver, SendTimeoutError, Sender, TrySendError};
+use shm_channel::{CallError, Flavor, Receiver, SendTimeoutError, Sender, TrySendError};
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{register_process, Handshake, WaitStrategy, HANDSHAKE_ENV};
+use shm_core::notify::{Handshake, WaitStrategy, HANDSHAKE_ENV};
 use shm_core::{Region, SharedMemory};
-use shm_testkit::{fork_child, fork_lock, TestChild};
+use shm_testkit::{fork_child, fork_lock, Rng, TestChild};
+
+mod support;
+use support::handshake::{
+    channel, decode, encode, membarrier_usable, CHILD_NOT_ADOPTED, CHILD_OK, CHILD_OUT_OF_ORDER,
+    CHILD_PEER_GONE, CHILD_WRONG_HANDSHAKE, PATIENCE,
+};
 
 /// The bounded wait for an answer: a lost wake-up delays it by a 10 ms slice.
 const BOUND: Duration = Duration::from_millis(5);
-/// The wait after a bounded one ran out, and every other wait: only a hang exceeds it.
-const PATIENCE: Duration = Duration::from_secs(20);
 /// Wall time per stress configuration, at most (flavors × scenarios × modes: ~5 s).
 const BUDGET: Duration = Duration::from_millis(400);
 /// Rounds per stress configuration, at most.
@@ -66,47 +70,12 @@ const MAX_ROUNDS: u64 = 50_000;
 /// The last message's sequence number: tells the child to stop.
 const STOP: u64 = u64::MAX;
 
-/// Exit codes of the stress children.
-const CHILD_OK: i32 = 0;
-const CHILD_WRONG_HANDSHAKE: i32 = 2;
-const CHILD_PEER_GONE: i32 = 3;
-const CHILD_OUT_OF_ORDER: i32 = 4;
-const CHILD_NOT_ADOPTED: i32 = 5;
-
 /// Offsets in the stress's control page: what the child counted.
 const CHILD_ROUNDS: usize = 0;
 const CHILD_WOKEN: usize = 8;
 const CHILD_RACED: usize = 16;
 const CHILD_LATE: usize = 24;
 const CHILD_LOST: usize = 32;
-
-/// Whether this process can take part in the membarrier handshake; says so if not.
-fn membarrier_usable() -> bool {
-    match register_process() {
-        Ok(()) => true,
-        Err(err) => {
-            eprintln!("membarrier handshake unavailable here ({err}): not tested");
-            false
-        }
-    }
-}
-
-/// A channel of flavor `F` with `capacity`, parked endpoints and the handshake given (or
-/// the default).
-fn channel<F: Flavor>(capacity: usize, handshake: Option<Handshake>) -> (Sender<F>, Receiver<F>) {
-    let builder = Builder::<F>::new(capacity).wait_strategy(WaitStrategy::Park);
-    let builder = match handshake {
-        Some(handshake) => builder.handshake(handshake),
-        None => builder,
-    };
-    builder.create().expect("create")
-}
-
-// ---------------------------------------------------------------------------------------
-// Recording, reporting, attaching.
-
-// ---------------------------------------------------------------------------------------
-// The lost-wake-up stress.
 
 /// What one side saw: rounds done; how the peer met our publication: woken by its wake
 /// syscall, or on its way into the sleep with nobody announced (`raced`: the handshake's
@@ -131,15 +100,13 @@ impl Tally {
     }
 }
 
-/// xorshift64: parent and child each have their own, cheap and allocation-free.
-struct Rng(u64);
+/// The kit's xorshift64, for the jitter of waits: parent and child each have their own,
+/// cheap and allocation-free.
+struct Jitter(Rng);
 
-impl Rng {
+impl Jitter {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next_u64()
     }
 
     /// The strategy of our next wait: parked, except one time in four spinning, so that
@@ -164,20 +131,6 @@ impl Rng {
             std::hint::spin_loop();
         }
     }
-}
-
-/// A message: its sequence number, and whether its sender had to wait for the message it
-/// answers (its `try_*` found nothing: it went to sleep, or was about to).
-fn encode(seq: u64, waited: bool) -> [u8; 16] {
-    let mut msg = [0u8; 16];
-    msg[..8].copy_from_slice(&seq.to_le_bytes());
-    msg[8] = u8::from(waited);
-    msg
-}
-
-fn decode(msg: &[u8]) -> Option<(u64, bool)> {
-    let seq = u64::from_le_bytes(msg.get(..8)?.try_into().ok()?);
-    Some((seq, *msg.get(8)? != 0))
 }
 
 /// Receives the answer to our last publication, which made a wake syscall if `woke`,
@@ -280,7 +233,7 @@ fn ping_pong<F: Flavor>(handshake: Option<Handshake>, expected: Handshake) -> (T
         if rx.handshake() != expected || tx.handshake() != expected {
             return CHILD_WRONG_HANDSHAKE;
         }
-        let (mut rng, mut tally) = (Rng(0x2545_f491_4f6c_dd1d), Tally::default());
+        let (mut rng, mut tally) = (Jitter(Rng::new(0x2545_f491_4f6c_dd1d)), Tally::default());
         let mut woke = true; // nothing sent yet: nothing to classify
         let code = loop {
             rng.pause();
@@ -306,7 +259,7 @@ fn ping_pong<F: Flavor>(handshake: Option<Handshake>, expected: Handshake) -> (T
     hand_over(&child, None, ping_rx.take());
     hand_over(&child, pong_tx.take(), None);
 
-    let (mut rng, mut tally) = (Rng(0x9e37_79b9_7f4a_7c15), Tally::default());
+    let (mut rng, mut tally) = (Jitter(Rng::new(0x9e37_79b9_7f4a_7c15)), Tally::default());
     let started = Instant::now();
     let mut waited = false;
     for seq in 1..=MAX_ROUNDS {
@@ -368,7 +321,7 @@ fn one_slot_stream<F: Flavor>(handshake: Option<Handshake>, expected: Handshake)
         if rx.handshake() != expected {
             return CHILD_WRONG_HANDSHAKE;
         }
-        let (mut rng, mut tally) = (Rng(0x2545_f491_4f6c_dd1d), Tally::default());
+        let (mut rng, mut tally) = (Jitter(Rng::new(0x2545_f491_4f6c_dd1d)), Tally::default());
         // Whether our last release woke the sender (the "publication" it waits on).
         let mut woke = true;
         let mut buf = [0u8; 8];
@@ -423,7 +376,7 @@ fn one_slot_stream<F: Flavor>(handshake: Option<Handshake>, expected: Handshake)
     });
     hand_over(&child, None, rx.take());
 
-    let (mut rng, mut tally) = (Rng(0x9e37_79b9_7f4a_7c15), Tally::default());
+    let (mut rng, mut tally) = (Jitter(Rng::new(0x9e37_79b9_7f4a_7c15)), Tally::default());
     let started = Instant::now();
     let mut send_one = |seq: u32| {
         match tx.try_send(&encode_small(seq, false)) {

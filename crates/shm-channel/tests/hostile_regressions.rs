@@ -3,23 +3,27 @@
 //! in-process form of the failing case; the timed calls stand in for the calls without a
 //! deadline of the forked matrices (which hung): `Timeout` here was the hang there.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use shm_channel::broadcast::{self, Policy};
 use shm_channel::Endpoint;
-use shm_channel::{mpsc, SendTimeoutError};
+use shm_channel::{mpsc, Flavor, SendTimeoutError, Sender};
 use shm_channel::{RecvTimeoutError, TryRecvError};
-use shm_core::{HeapRegion, SharedMemory};
 use shm_testkit::layout::{broadcast as blay, mpsc as mlay};
+
+mod support;
+use support::{heap_channel, poke};
 
 const LONG: Duration = Duration::from_secs(3);
 
-fn poke(memory: &dyn SharedMemory, offset: usize, value: u64) {
-    memory
-        .atomic_u64(offset)
-        .unwrap()
-        .store(value, std::sync::atomic::Ordering::SeqCst);
+/// A send that has to wait for room returns within [`LONG`], with anything but a timeout
+/// (`what` says what kept it waiting if it does not).
+fn blocked_send_returns<F: Flavor>(tx: &mut Sender<F>, what: &str) {
+    let result = tx.send_timeout(&[7; 200], LONG);
+    assert!(
+        !matches!(result, Err(SendTimeoutError::Timeout(()))),
+        "{what}: {result:?}"
+    );
 }
 
 /// Found by the fuzz target `hostile_broadcast` (no hostile write involved): under
@@ -49,15 +53,13 @@ fn broadcast_overwrite_grant_dropped_after_announcing_an_overwrite_loses_nothing
 #[test]
 fn mpsc_sender_blocked_on_a_full_ring_returns_when_the_receiver_goes_after_its_owner_word_was_zeroed(
 ) {
-    let memory: Arc<dyn SharedMemory> = Arc::new(HeapRegion::new(mlay::region_len(1024)).unwrap());
-    let (mut tx, rx) = mpsc::Builder::new(1024).create_in(memory.clone()).unwrap();
+    let (mut tx, rx, memory) = heap_channel(mpsc::Builder::new(1024));
     while tx.try_send(&[5; 100]).is_ok() {}
     poke(&*memory, mlay::RECEIVER_OWNER, 0);
     drop(rx);
-    let result = tx.send_timeout(&[7; 200], LONG);
-    assert!(
-        !matches!(result, Err(SendTimeoutError::Timeout(()))),
-        "the sender still waits for a receiver that is gone"
+    blocked_send_returns(
+        &mut tx,
+        "the sender still waits for a receiver that is gone",
     );
 }
 
@@ -65,10 +67,7 @@ fn mpsc_sender_blocked_on_a_full_ring_returns_when_the_receiver_goes_after_its_o
 /// broadcast sender's owner word: a receiver blocked on the empty ring waits for ever.
 #[test]
 fn broadcast_receiver_blocked_returns_when_the_sender_goes_after_its_owner_word_was_zeroed() {
-    let memory: Arc<dyn SharedMemory> = Arc::new(HeapRegion::new(blay::region_len(1024)).unwrap());
-    let (tx, mut rx) = broadcast::Builder::new(1024)
-        .create_in(memory.clone())
-        .unwrap();
+    let (tx, mut rx, memory) = heap_channel(broadcast::Builder::new(1024));
     poke(&*memory, blay::SENDER_OWNER, 0);
     drop(tx);
     let result = rx.recv_timeout(LONG);
@@ -84,11 +83,8 @@ fn broadcast_receiver_blocked_returns_when_the_sender_goes_after_its_owner_word_
 /// sender blocked on the full ring waits for ever, even with no receiver left.
 #[test]
 fn broadcast_reader_slot_owner_without_a_pid_does_not_hold_the_sender_back() {
-    let memory: Arc<dyn SharedMemory> = Arc::new(HeapRegion::new(blay::region_len(1024)).unwrap());
-    let (mut tx, rx) = broadcast::Builder::new(1024)
-        .policy(Policy::BackPressure)
-        .create_in(memory.clone())
-        .unwrap();
+    let (mut tx, rx, memory) =
+        heap_channel(broadcast::Builder::new(1024).policy(Policy::BackPressure));
     poke(&*memory, blay::reader(7) + blay::READER_OWNER, 1 << 63);
     drop(rx);
     // With no receiver left (the poked slot names none) the ring never fills: bounded.
@@ -97,10 +93,9 @@ fn broadcast_reader_slot_owner_without_a_pid_does_not_hold_the_sender_back() {
             break;
         }
     }
-    let result = tx.send_timeout(&[7; 200], LONG);
-    assert!(
-        !matches!(result, Err(SendTimeoutError::Timeout(()))),
-        "a reader slot that names no process holds the sender back"
+    blocked_send_returns(
+        &mut tx,
+        "a reader slot that names no process holds the sender back",
     );
 }
 

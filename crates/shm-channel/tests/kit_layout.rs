@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_channel::{broadcast, mpsc, spsc};
+use shm_channel::{broadcast, mpsc, spsc, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, SharedMemory};
 use shm_testkit::layout::{self, event, frame, header};
@@ -33,6 +33,42 @@ fn eventually(mem: Mem, offset: usize, value: u64) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     true
+}
+
+/// A receiver blocked on an empty ring announces itself on the data event at `data_event`;
+/// a send wakes it.
+fn receiver_waits_on_the_data_event<F: Flavor>(
+    tx: &mut Sender<F>,
+    rx: &mut Receiver<F>,
+    mem: Mem,
+    data_event: usize,
+) {
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
+        assert!(eventually(mem, data_event + event::WAITERS, 1));
+        tx.send(b"wake").unwrap();
+        waiter.join().unwrap().unwrap();
+    });
+}
+
+/// A sender blocked on a full ring announces itself on the space event at `space_event`;
+/// a receive frees it.
+fn sender_waits_on_the_space_event<F: Flavor>(
+    tx: &mut Sender<F>,
+    rx: &mut Receiver<F>,
+    mem: Mem,
+    space_event: usize,
+) {
+    while tx.try_send(&[0; 24]).is_ok() {}
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            tx.send_timeout(&[1; 24], Duration::from_secs(10))
+                .map(|_| ())
+        });
+        assert!(eventually(mem, space_event + event::WAITERS, 1));
+        rx.recv().unwrap();
+        waiter.join().unwrap().unwrap();
+    });
 }
 
 fn check_header(mem: Mem, magic: &[u8; 8], version: u64, capacity: usize, len: usize) {
@@ -73,17 +109,7 @@ fn spsc_offsets_match_the_channel() {
     });
     assert_eq!(mem.load_u64(HEAD), 2 * frame::frame_len(5));
     assert_ne!(mem.load(WORDS[6]), 0, "the data event's seq moved");
-    while tx.try_send(&[0; 24]).is_ok() {}
-    std::thread::scope(|s| {
-        let tx = &mut tx;
-        let waiter = s.spawn(move || {
-            tx.send_timeout(&[1; 24], Duration::from_secs(10))
-                .map(|_| ())
-        });
-        assert!(eventually(mem, SPACE_EVENT + event::WAITERS, 1));
-        rx.recv().unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    sender_waits_on_the_space_event(&mut tx, &mut rx, mem, SPACE_EVENT);
     drop(tx);
     assert_eq!(mem.load(WORDS[4]), 1, "sender closed");
     assert_eq!(mem.load_u64(SENDER_OWNER), 0);
@@ -127,25 +153,9 @@ fn mpsc_offsets_match_the_channel() {
     assert_eq!(rx.recv().unwrap(), b"hello");
     assert_eq!(mem.load_u64(HEAD), frame::frame_len(5));
     assert_eq!(mem.load_u64(DATA), 0, "released bytes are zeroed");
-    std::thread::scope(|s| {
-        let rx = &mut rx;
-        let waiter = s.spawn(move || rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
-        assert!(eventually(mem, DATA_EVENT + event::WAITERS, 1));
-        tx.send(b"wake").unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    receiver_waits_on_the_data_event(&mut tx, &mut rx, mem, DATA_EVENT);
     // A sender blocked on a full ring sleeps on the space event.
-    while tx.try_send(&[0; 24]).is_ok() {}
-    std::thread::scope(|s| {
-        let tx = &mut tx;
-        let waiter = s.spawn(move || {
-            tx.send_timeout(&[1; 24], Duration::from_secs(10))
-                .map(|_| ())
-        });
-        assert!(eventually(mem, SPACE_EVENT + event::WAITERS, 1));
-        rx.recv().unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    sender_waits_on_the_space_event(&mut tx, &mut rx, mem, SPACE_EVENT);
     drop(rx);
     assert_eq!(mem.load(WORDS[4]), 1, "receiver closed");
     assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);
@@ -182,13 +192,7 @@ fn broadcast_offsets_match_the_channel() {
     assert_eq!(mem.load(reader_words(1)[0]), me());
     drop(rx2);
     assert_eq!(mem.load(reader_words(1)[0]), 0);
-    std::thread::scope(|s| {
-        let rx = &mut rx;
-        let waiter = s.spawn(move || rx.recv_timeout(Duration::from_secs(10)).map(|_| ()));
-        assert!(eventually(mem, DATA_EVENT + event::WAITERS, 1));
-        tx.send(b"wake").unwrap();
-        waiter.join().unwrap().unwrap();
-    });
+    receiver_waits_on_the_data_event(&mut tx, &mut rx, mem, DATA_EVENT);
     assert_eq!(mem.load_u64(OLDEST), 0);
     for i in 0..20u8 {
         tx.send(&[i; 8]).unwrap();

@@ -1,42 +1,32 @@
-//! The MPSC channel in one process, over heap regions (hostile values included); the
-//! multi-process tests are in `mpsc_across_fork.rs`.
+//! The MPSC channel: in one process over heap regions (clones, slots, threads, dead
+//! claimers, hostile values), and across forked producer processes (everything delivered in
+//! order, a producer killed mid-frame, slots of killed senders reclaimed). The calls every
+//! flavor shares are in `endpoint_calls.rs`; a hostile peer in `hostile_mpsc.rs`, random
+//! kills in `faults_mpsc.rs`.
 #![cfg(not(loom))]
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use shm_channel::mpsc::{self, Builder, Receiver, Sender, MAX_SENDERS};
-use shm_channel::RecvError;
-use shm_channel::{
-    RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+use shm_channel::mpsc::{self, Receiver, Sender, MAX_SENDERS};
+use shm_channel::{CallError, Endpoint, RecvError, RecvTimeoutError, SendError, TryRecvError};
 use shm_core::liveness::ProcessIdentity;
-use shm_core::{HeapRegion, SharedMemory};
+use shm_core::{HeapRegion, Region, SharedMemory};
+use shm_testkit::layout::mpsc::{DATA, HEAD, SLOTS, SLOT_LEN, TAIL};
+use shm_testkit::{fork_child, fork_lock, TestChild};
 
-/// Offsets of the control block (see `mpsc/layout.rs`): what a hostile peer would poke.
-const TAIL: usize = 128;
-const HEAD: usize = 256;
-const SLOTS: usize = 640;
-const DATA: usize = 640 + 64 * 128;
+mod support;
+use support::assert_ends;
+use support::faults::fork_owner;
+use support::{peek, poke};
+
 /// A generous deadline for every blocking call: never reached unless something hangs.
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn heap_channel(capacity: usize) -> (Sender, Receiver, Arc<HeapRegion>) {
-    let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
-    let (tx, rx) = Builder::new(capacity).create_in(heap.clone()).unwrap();
-    (tx, rx, heap)
-}
-
-fn poke(region: &HeapRegion, offset: usize, value: u64) {
-    region
-        .atomic_u64(offset)
-        .unwrap()
-        .store(value, Ordering::SeqCst);
-}
-
-fn peek(region: &HeapRegion, offset: usize) -> u64 {
-    region.atomic_u64(offset).unwrap().load(Ordering::SeqCst)
+    support::heap_channel(mpsc::Builder::new(capacity))
 }
 
 /// An identity that names no live process: ours with another start time.
@@ -59,6 +49,45 @@ fn parse(m: &[u8]) -> (u64, u64) {
     )
 }
 
+/// Receives until an error, checking each producer's messages arrive in order (the first
+/// 16 bytes of each: producer and sequence number); the error that ended it.
+fn receive_in_order(rx: &mut Receiver, next: &mut HashMap<u64, u64>) -> RecvTimeoutError {
+    loop {
+        match rx.recv_timeout(PATIENCE) {
+            Ok(m) => {
+                let (producer, seq) = parse(&m[..16]);
+                assert!(m[16..].iter().all(|&b| b == 0xEE), "producer {producer}");
+                let expected = next.entry(producer).or_insert(0);
+                assert_eq!(seq, *expected, "producer {producer}");
+                *expected += 1;
+            }
+            Err(e) => return e,
+        }
+    }
+}
+
+/// Forks one child per producer number, each streaming `count` messages through a clone
+/// of `tx`.
+fn fork_producers(
+    lock: &MutexGuard<'static, ()>,
+    tx: &Sender,
+    producers: std::ops::Range<u64>,
+    count: u64,
+) -> Vec<TestChild> {
+    producers
+        .map(|producer| {
+            fork_owner(lock, tx.try_clone().unwrap(), move |mut tx| {
+                for seq in 0..count {
+                    if tx.send_timeout(&message(producer, seq), PATIENCE).is_err() {
+                        return 1;
+                    }
+                }
+                0
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn messages_from_clones_arrive_intact() {
     let (mut tx, mut rx, _) = heap_channel(256);
@@ -73,67 +102,15 @@ fn messages_from_clones_arrive_intact() {
     }
 }
 
+/// A grant dropped without a commit leaves a skip frame, not an abandoned one (the
+/// grant calls themselves: `endpoint_calls.rs`).
 #[test]
-fn try_recv_on_empty_is_empty_and_try_send_on_full_is_full() {
-    let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-    let mut sent = 0;
-    while tx.try_send(&[7; 8]).is_ok() {
-        sent += 1;
-    }
-    assert_eq!(sent, 4);
-    assert!(matches!(tx.try_send(&[7; 8]), Err(TrySendError::Full(()))));
-    assert_eq!(rx.try_recv().unwrap(), [7; 8]);
-    tx.try_send(&[8; 8]).unwrap();
-}
-
-#[test]
-fn message_larger_than_the_ring_is_refused_and_largest_fits_after_wrap() {
-    let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(tx.max_message_len(), 56);
-    assert!(matches!(
-        tx.send(&[0; 57]),
-        Err(SendError::TooLarge((), 56))
-    ));
-    tx.send(&[1; 20]).unwrap();
-    assert_eq!(rx.recv().unwrap(), [1; 20]);
-    // Needs a pad to the ring end (claimed and committed at once), then the whole ring.
-    assert!(matches!(tx.try_send(&[2; 56]), Err(TrySendError::Full(()))));
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty)); // skips the padding
-    tx.try_send(&[2; 56]).unwrap();
-    assert_eq!(rx.recv().unwrap(), [2; 56]);
-}
-
-#[test]
-fn write_grant_commits_only_what_was_written_and_drop_commits_nothing() {
+fn a_dropped_grant_is_not_an_abandoned_frame() {
     let (mut tx, mut rx, _) = heap_channel(256);
-    let mut grant = tx.reserve(100).unwrap();
-    assert_eq!(grant.len(), 100);
-    grant.write_at(0, b"abc").unwrap();
-    assert!(grant.write_at(98, b"xyz").is_err());
-    grant.commit(3);
-    {
-        let mut dropped = tx.reserve(40).unwrap();
-        dropped.write_at(0, b"discarded").unwrap();
-    }
+    drop(tx.reserve(40).unwrap());
     tx.send(b"kept").unwrap();
-    assert_eq!(rx.recv().unwrap(), b"abc");
     assert_eq!(rx.recv().unwrap(), b"kept");
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(rx.abandoned_frames(), 0);
-}
-
-#[test]
-fn recv_into_a_short_buffer_keeps_the_message() {
-    let (mut tx, mut rx, _) = heap_channel(256);
-    tx.send(b"0123456789").unwrap();
-    let mut small = [0u8; 4];
-    assert_eq!(
-        rx.recv_into(&mut small),
-        Err(RecvIntoError::BufferTooSmall { needed: 10 })
-    );
-    let mut big = [0u8; 16];
-    assert_eq!(rx.recv_into(&mut big).unwrap(), 10);
 }
 
 #[test]
@@ -147,36 +124,7 @@ fn receiver_disconnects_after_every_sender_is_dropped() {
     drop(tx2);
     assert_eq!(rx.recv().unwrap(), b"a");
     assert_eq!(rx.recv().unwrap(), b"b");
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::Disconnected))
-    );
-}
-
-#[test]
-fn dropped_receiver_disconnects_every_sender() {
-    let (mut tx, rx, _) = heap_channel(256);
-    let mut tx2 = tx.try_clone().unwrap();
-    drop(rx);
-    assert!(matches!(tx.send(b"x"), Err(SendError::Disconnected(()))));
-    assert!(matches!(
-        tx2.try_send(b"x"),
-        Err(TrySendError::Send(SendError::Disconnected(())))
-    ));
-}
-
-#[test]
-fn timeouts_expire() {
-    let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(
-        rx.recv_timeout(Duration::from_millis(30)),
-        Err(RecvTimeoutError::Timeout)
-    );
-    tx.send(&[0; 56]).unwrap();
-    assert!(matches!(
-        tx.send_timeout(&[0; 8], Duration::from_millis(30)),
-        Err(SendTimeoutError::Timeout(()))
-    ));
+    assert_ends(&mut rx, RecvError::Disconnected);
 }
 
 #[test]
@@ -205,20 +153,10 @@ fn four_threads_with_wrap_around_keep_per_sender_order() {
             });
         }
         drop(tx);
-        let mut next = [0u64; 4];
-        loop {
-            match rx.recv_timeout(PATIENCE) {
-                Ok(m) => {
-                    let (producer, seq) = parse(&m[..16]);
-                    assert_eq!(seq, next[producer as usize], "producer {producer}");
-                    assert!(m[16..].iter().all(|&b| b == 0xEE));
-                    next[producer as usize] += 1;
-                }
-                Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(next, [per_sender; 4]);
+        let mut next = HashMap::new();
+        let end = receive_in_order(&mut rx, &mut next);
+        assert_eq!(end, RecvTimeoutError::Recv(RecvError::Disconnected));
+        assert_eq!(next, (0..4).map(|p| (p, per_sender)).collect());
     });
 }
 
@@ -237,15 +175,12 @@ fn claimed_frame_of_dead_sender_is_skipped_and_counted() {
         rx.recv_timeout(Duration::from_millis(30)),
         Err(RecvTimeoutError::Timeout)
     );
-    poke(&heap, SLOTS + dying.slot() * 128, dead_identity());
+    poke(&*heap, SLOTS + dying.slot() * SLOT_LEN, dead_identity());
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"after");
     assert_eq!(rx.abandoned_frames(), 1);
     drop(dying); // not owned here any more: no effect
     drop(tx);
-    assert_eq!(
-        rx.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Recv(RecvError::PeerDied))
-    );
+    assert_ends(&mut rx, RecvError::PeerDied);
     assert_eq!(rx.dead_senders(), 1);
 }
 
@@ -254,17 +189,17 @@ fn claim_without_header_of_dead_sender_is_skipped_by_its_intent() {
     // A producer killed between its claim (CAS of the tail) and its header store.
     let (mut tx, mut rx, heap) = heap_channel(256);
     let dying = tx.try_clone().unwrap();
-    let slot = SLOTS + dying.slot() * 128;
-    let tail = peek(&heap, TAIL);
-    poke(&heap, slot + 8, tail);
-    poke(&heap, slot + 16, tail + 32);
-    poke(&heap, TAIL, tail + 32);
+    let slot = SLOTS + dying.slot() * SLOT_LEN;
+    let tail = peek(&*heap, TAIL);
+    poke(&*heap, slot + 8, tail);
+    poke(&*heap, slot + 16, tail + 32);
+    poke(&*heap, TAIL, tail + 32);
     tx.send(b"after").unwrap();
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(30)),
         Err(RecvTimeoutError::Timeout)
     );
-    poke(&heap, slot, dead_identity());
+    poke(&*heap, slot, dead_identity());
     assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"after");
     assert_eq!(rx.abandoned_frames(), 1);
     drop(dying);
@@ -278,7 +213,7 @@ fn try_recv_notices_a_dead_claimer_after_a_slow_check_interval() {
     let mut dying = tx.try_clone().unwrap();
     std::mem::forget(dying.reserve(8).unwrap());
     tx.send(b"after").unwrap();
-    poke(&heap, SLOTS + dying.slot() * 128, dead_identity());
+    poke(&*heap, SLOTS + dying.slot() * SLOT_LEN, dead_identity());
     let deadline = std::time::Instant::now() + PATIENCE;
     let got = loop {
         match rx.try_recv() {
@@ -296,19 +231,13 @@ fn try_recv_notices_a_dead_claimer_after_a_slow_check_interval() {
 fn garbage_tail_is_corruption() {
     for bad in [3, 4096 * 4, u64::MAX - 7] {
         let (mut tx, mut rx, heap) = heap_channel(256);
-        poke(&heap, TAIL, bad);
+        poke(&*heap, TAIL, bad);
         assert!(
-            matches!(
-                rx.try_recv(),
-                Err(TryRecvError::Recv(RecvError::Corrupted(_)))
-            ),
+            rx.try_recv().is_err_and(|e| e.corruption().is_some()),
             "tail {bad:#x}"
         );
         assert!(
-            matches!(
-                tx.try_send(b"x"),
-                Err(TrySendError::Send(SendError::Corrupted(..)))
-            ),
+            tx.try_send(b"x").is_err_and(|e| e.corruption().is_some()),
             "tail {bad:#x}"
         );
     }
@@ -320,11 +249,10 @@ fn garbage_head_is_corruption_for_senders() {
     for _ in 0..4 {
         tx.send(&[1; 8]).unwrap();
     }
-    poke(&heap, HEAD, 5);
-    assert!(matches!(
-        tx.try_send(&[1; 8]),
-        Err(TrySendError::Send(SendError::Corrupted(..)))
-    ));
+    poke(&*heap, HEAD, 5);
+    assert!(tx
+        .try_send(&[1; 8])
+        .is_err_and(|e| e.corruption().is_some()));
 }
 
 #[test]
@@ -338,12 +266,9 @@ fn garbage_frame_headers_are_corruption() {
     ] {
         let (mut tx, mut rx, heap) = heap_channel(256);
         tx.send(b"hello").unwrap();
-        poke(&heap, DATA, bad);
+        poke(&*heap, DATA, bad);
         assert!(
-            matches!(
-                rx.try_recv(),
-                Err(TryRecvError::Recv(RecvError::Corrupted(_)))
-            ),
+            rx.try_recv().is_err_and(|e| e.corruption().is_some()),
             "header {bad:#x}"
         );
     }
@@ -353,11 +278,11 @@ fn garbage_frame_headers_are_corruption() {
 fn garbage_intent_of_dead_claimer_is_corruption() {
     let (tx, mut rx, heap) = heap_channel(256);
     let dying = tx.try_clone().unwrap();
-    let slot = SLOTS + dying.slot() * 128;
-    poke(&heap, slot + 8, 0);
-    poke(&heap, slot + 16, 4096); // beyond the claimed bytes
-    poke(&heap, TAIL, 32);
-    poke(&heap, slot, dead_identity());
+    let slot = SLOTS + dying.slot() * SLOT_LEN;
+    poke(&*heap, slot + 8, 0);
+    poke(&*heap, slot + 16, 4096); // beyond the claimed bytes
+    poke(&*heap, TAIL, 32);
+    poke(&*heap, slot, dead_identity());
     assert!(matches!(
         rx.recv_timeout(PATIENCE),
         Err(RecvTimeoutError::Recv(RecvError::Corrupted(_)))
@@ -367,7 +292,7 @@ fn garbage_intent_of_dead_claimer_is_corruption() {
 #[test]
 fn attach_validates_the_header_and_adds_a_sender() {
     let heap = Arc::new(HeapRegion::new(DATA + 256).unwrap());
-    let (_tx, mut rx) = Builder::new(256).create_in(heap.clone()).unwrap();
+    let (_tx, mut rx) = mpsc::Builder::new(256).create_in(heap.clone()).unwrap();
     let mut attached = Sender::attach(heap.clone()).unwrap();
     attached.send(b"attached").unwrap();
     assert_eq!(rx.recv().unwrap(), b"attached");
@@ -393,5 +318,167 @@ fn typed_mpsc_round_trips() {
             assert_eq!(s.len(), 5000)
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn four_producer_processes_deliver_everything_in_order() {
+    const PER_PRODUCER: u64 = 250_000;
+    let lock = fork_lock();
+    let (tx, mut rx) = mpsc::channel(1 << 16).unwrap();
+    let children = fork_producers(&lock, &tx, 0..4, PER_PRODUCER);
+    drop(tx);
+    let mut next = HashMap::new();
+    let end = receive_in_order(&mut rx, &mut next);
+    assert_eq!(
+        end,
+        RecvTimeoutError::Recv(RecvError::Disconnected),
+        "{next:?}"
+    );
+    assert_eq!(next, (0..4).map(|p| (p, PER_PRODUCER)).collect());
+    for child in children {
+        assert_eq!(child.wait(), 0);
+    }
+    assert_eq!(rx.abandoned_frames(), 0);
+}
+
+#[test]
+fn producer_killed_mid_frame_does_not_wedge_the_ring() {
+    const PER_PRODUCER: u64 = 50_000;
+    let lock = fork_lock();
+    // A small ring: the live producers fill it and block behind the dead claim.
+    let (tx, mut rx) = mpsc::channel(1 << 12).unwrap();
+    let signal = Region::anonymous(4096).unwrap();
+    let word = signal.atomic_u64(0).unwrap();
+    let mut victim = fork_owner(&lock, tx.try_clone().unwrap(), |mut tx| {
+        for seq in 0..100 {
+            if tx.send_timeout(&message(9, seq), PATIENCE).is_err() {
+                return 1;
+            }
+        }
+        let Ok(mut grant) = tx.reserve_timeout(16, PATIENCE) else {
+            return 2;
+        };
+        let _ = grant.write_at(0, &9u64.to_le_bytes());
+        // Half a frame written: tell the parent, then wait to be killed.
+        word.store(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(60));
+        3
+    });
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while word.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "victim never claimed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The others start once the victim holds its claim: their frames queue up behind it
+    // and they block on the full ring until the receiver gets past the dead claim.
+    let children = fork_producers(&lock, &tx, 0..3, PER_PRODUCER);
+    drop(tx);
+    let mut next: HashMap<u64, u64> = HashMap::new();
+    // Everything before the claim arrives; then the receiver waits for the live claimer.
+    for seq in 0..100 {
+        assert_eq!(rx.recv_timeout(PATIENCE).map(|m| parse(&m)), Ok((9, seq)));
+    }
+    next.insert(9, 100);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(50)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    victim.kill();
+    assert_eq!(victim.wait_timeout(PATIENCE), Some(128 + 9));
+    let end = receive_in_order(&mut rx, &mut next);
+    assert_eq!(end, RecvTimeoutError::Recv(RecvError::PeerDied), "{next:?}");
+    for producer in 0..3 {
+        assert_eq!(
+            next.get(&producer),
+            Some(&PER_PRODUCER),
+            "producer {producer}"
+        );
+    }
+    assert_eq!(next.get(&9), Some(&100));
+    assert_eq!(rx.abandoned_frames(), 1);
+    assert_eq!(rx.dead_senders(), 1);
+    for child in children {
+        assert_eq!(child.wait(), 0);
+    }
+}
+
+/// Regression: the slots of SIGKILLed senders were reclaimed only by the receiver, on a
+/// slow check that found the ring empty, and `claim_free_slot` took only free slots. While
+/// the ring never ran empty (a consumer slower than its producers), after 63 crashed
+/// producers next to one live one, `Sender::attach` failed with "every sender slot of the
+/// channel is taken". Now a new sender takes over a dead sender's slot once the receiver
+/// has passed everything that sender claimed.
+#[test]
+fn slots_of_killed_senders_are_reclaimed_while_the_ring_stays_busy() {
+    let (tx, mut rx) = mpsc::channel(1 << 12).unwrap();
+    let memory = Arc::clone(tx.memory());
+    let stop = Region::anonymous(4096).unwrap();
+    let lock = fork_lock();
+    let mut slot = Some(tx);
+    // A live sender that keeps the ring full.
+    let mut streamer = fork_child(&lock, || {
+        let mut tx = slot.take().unwrap();
+        tx.adopt().unwrap();
+        while stop.atomic_u64(0).unwrap().load(Ordering::SeqCst) == 0 {
+            let _ = tx.send_timeout(&[7; 200], Duration::from_millis(100));
+        }
+        0
+    });
+    slot.take()
+        .unwrap()
+        .hand_over(ProcessIdentity::of_pid(streamer.pid()).unwrap())
+        .unwrap();
+    let mut failure = None;
+    for k in 0..2 * MAX_SENDERS {
+        let up = Region::anonymous(4096).unwrap();
+        let child_memory = Arc::clone(&memory);
+        let mut victim = fork_child(&lock, || {
+            let Ok(_tx) = mpsc::Sender::attach(child_memory) else {
+                return 2;
+            };
+            up.atomic_u64(0).unwrap().store(1, Ordering::SeqCst);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while up.atomic_u64(0).unwrap().load(Ordering::SeqCst) == 0 {
+            if let Some(code) = victim.wait_timeout(Duration::from_millis(1)) {
+                failure = Some(format!(
+                    "sender {k} could not attach (exit {code}): {} senders counted, {} dead reaped",
+                    rx.sender_count(),
+                    rx.dead_senders()
+                ));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "sender {k} hangs");
+        }
+        if failure.is_some() {
+            break;
+        }
+        victim.kill();
+        assert_eq!(victim.wait_timeout(PATIENCE), Some(128 + 9));
+        // The consumer keeps up slowly: a few messages per crash, but the streamer refills
+        // the ring each time, so it never waits (no slow check reaps anything).
+        for _ in 0..3 {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    }
+    stop.atomic_u64(0).unwrap().store(1, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the streamer does not stop"
+        );
+    }
+    assert_eq!(streamer.wait_timeout(PATIENCE), Some(0));
+    if let Some(failure) = failure {
+        panic!("{failure}");
     }
 }

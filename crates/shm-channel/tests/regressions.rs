@@ -185,6 +185,18 @@ fn mpsc_garbage_sender_count_does_not_keep_recv_waiting() {
 // broadcast; SPSC has its own test in index_overflow.rs).
 // ---------------------------------------------------------------------------------------
 
+/// Attaches a sender and a receiver of `F` to `heap` (a channel whose endpoints were
+/// dropped, its positions since poked near `u64::MAX`) and sends through the wrap.
+fn wraps_past_u64_max<F: Flavor>(heap: Arc<HeapRegion>) {
+    let memory: Arc<dyn SharedMemory> = heap;
+    let mut tx = Sender::<F>::attach(memory.clone()).unwrap();
+    let mut rx = Receiver::<F>::attach(memory).unwrap();
+    for i in 0..40u8 {
+        tx.try_send(&[i; 24]).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), [i; 24], "{}", F::NAME);
+    }
+}
+
 #[test]
 fn mpsc_positions_near_u64_max_wrap_without_panicking() {
     let (tx, rx, heap) = heap_mpsc(256);
@@ -192,13 +204,7 @@ fn mpsc_positions_near_u64_max_wrap_without_panicking() {
     let near_end = u64::MAX - 63;
     poke(&*heap, MPSC_TAIL, near_end);
     poke(&*heap, MPSC_HEAD, near_end);
-    let memory: Arc<dyn SharedMemory> = heap;
-    let mut tx = mpsc::Sender::attach(memory.clone()).unwrap();
-    let mut rx = mpsc::Receiver::attach(memory).unwrap();
-    for i in 0..40u8 {
-        tx.try_send(&[i; 24]).unwrap();
-        assert_eq!(rx.try_recv().unwrap(), [i; 24]);
-    }
+    wraps_past_u64_max::<Mpsc>(heap);
 }
 
 #[test]
@@ -212,13 +218,7 @@ fn broadcast_positions_near_u64_max_wrap_without_panicking() {
     poke(&*heap, BCAST_TAIL, near_end);
     poke(&*heap, BCAST_OLDEST, near_end);
     poke(&*heap, BCAST_NEXT_SEQ, 1000);
-    let memory: Arc<dyn SharedMemory> = heap;
-    let mut tx = broadcast::Sender::attach(memory.clone()).unwrap();
-    let mut rx = broadcast::Receiver::attach(memory).unwrap();
-    for i in 0..40u8 {
-        tx.try_send(&[i; 24]).unwrap();
-        assert_eq!(rx.try_recv().unwrap(), [i; 24]);
-    }
+    wraps_past_u64_max::<Broadcast>(heap);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -252,17 +252,9 @@ fn stale_copies_are_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, Receiver<F>
 }
 
 #[test]
-fn stale_copy_after_hand_over_is_refused_spsc() {
+fn stale_copy_after_hand_over_is_refused_in_every_flavor() {
     stale_copies_are_refused(spsc::channel(256).unwrap());
-}
-
-#[test]
-fn stale_copy_after_hand_over_is_refused_mpsc() {
     stale_copies_are_refused(mpsc::channel(256).unwrap());
-}
-
-#[test]
-fn stale_copy_after_hand_over_is_refused_broadcast() {
     stale_copies_are_refused(broadcast::channel(256, Policy::BackPressure).unwrap());
 }
 
@@ -287,17 +279,9 @@ fn child_copy_without_adopt_is_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, 
 }
 
 #[test]
-fn endpoint_copied_into_a_child_without_adopt_is_refused_spsc() {
+fn endpoint_copied_into_a_child_without_adopt_is_refused_in_every_flavor() {
     child_copy_without_adopt_is_refused(spsc::channel(1024).unwrap());
-}
-
-#[test]
-fn endpoint_copied_into_a_child_without_adopt_is_refused_mpsc() {
     child_copy_without_adopt_is_refused(mpsc::channel(1024).unwrap());
-}
-
-#[test]
-fn endpoint_copied_into_a_child_without_adopt_is_refused_broadcast() {
     child_copy_without_adopt_is_refused(broadcast::channel(1024, Policy::BackPressure).unwrap());
 }
 
@@ -324,31 +308,30 @@ fn huge_capacity_is_refused_before_mapping_in_every_flavor() {
     refused_before_mapping::<Broadcast>();
 }
 
+/// Makes endpoints with `join` until the channel's `max` slots are taken: the next is
+/// `NoFreeSlot` naming `what` and `max`; the ones made are handed back.
+fn join_until_no_slot<T>(
+    join: impl Fn() -> Result<T, ChannelError>,
+    what: &str,
+    max: usize,
+) -> Vec<T> {
+    let held: Vec<T> = (1..max).map(|_| join().unwrap()).collect();
+    match join() {
+        Err(ChannelError::NoFreeSlot { what: w, max: m }) => assert_eq!((w, m), (what, max)),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a {what} beyond {max}"),
+    }
+    held
+}
+
 #[test]
 fn running_out_of_slots_is_its_own_error() {
     let (tx, _rx) = mpsc::channel(256).unwrap();
-    let clones: Vec<_> = (1..mpsc::MAX_SENDERS)
-        .map(|_| tx.try_clone().unwrap())
-        .collect();
-    assert!(matches!(
-        tx.try_clone(),
-        Err(ChannelError::NoFreeSlot {
-            what: "sender",
-            max: 64
-        })
-    ));
-    drop(clones);
+    drop(join_until_no_slot(|| tx.try_clone(), "sender", 64));
+    assert_eq!(mpsc::MAX_SENDERS, 64);
     let (tx, _rx) = broadcast::channel(256, Policy::Overwrite).unwrap();
-    let readers: Vec<_> = (1..broadcast::MAX_READERS)
-        .map(|_| tx.subscribe().unwrap())
-        .collect();
-    assert!(matches!(
-        tx.subscribe(),
-        Err(ChannelError::NoFreeSlot {
-            what: "receiver",
-            max: 16
-        })
-    ));
+    let readers = join_until_no_slot(|| tx.subscribe(), "receiver", 16);
+    assert_eq!(broadcast::MAX_READERS, 16);
     assert_eq!(tx.receiver_count(), broadcast::MAX_READERS);
     drop(readers);
     assert_eq!(tx.receiver_count(), 1);

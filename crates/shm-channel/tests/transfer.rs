@@ -4,13 +4,18 @@
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use shm_channel::transfer::{Portable, Ticket, TransferError};
+use shm_channel::transfer::{Portable, Ticket, Transfer, TransferError};
 use shm_channel::Endpoint;
 use shm_channel::{broadcast, mpsc, spsc, ChannelError};
 use shm_core::{Region, RegionError, SharedMemory};
 
 fn ticket(text: &str) -> Ticket {
     text.parse().unwrap()
+}
+
+/// A new descriptor of the memfd `transfer` carries.
+fn memfd(transfer: &Transfer) -> OwnedFd {
+    transfer.fds()[0].try_clone_to_owned().unwrap()
 }
 
 #[test]
@@ -67,18 +72,17 @@ fn a_broadcast_receiver_slot_out_of_range_or_a_garbage_cursor_is_refused() {
     use shm_testkit::layout::broadcast::{reader, READER_CURSOR};
     let (_tx, rx) = broadcast::Builder::new(4096).create_memfd().unwrap();
     let transfer = rx.into_transfer().unwrap();
-    let fd = || transfer.fds()[0].try_clone_to_owned().unwrap();
     assert!(matches!(
-        broadcast::Receiver::from_parts(fd(), ticket("broadcast.receiver.16")),
+        broadcast::Receiver::from_parts(memfd(&transfer), ticket("broadcast.receiver.16")),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
     ));
-    let region = Region::options(0).attach_memfd(fd()).unwrap();
+    let region = Region::options(0).attach_memfd(memfd(&transfer)).unwrap();
     let cursor = region.atomic_u64(reader(0) + READER_CURSOR).unwrap();
     for garbage in [8u64, 1 << 40] {
         cursor.store(garbage, Ordering::SeqCst);
         assert!(
             matches!(
-                broadcast::Receiver::from_parts(fd(), transfer.ticket()),
+                broadcast::Receiver::from_parts(memfd(&transfer), transfer.ticket()),
                 Err(TransferError::Channel(ChannelError::Corrupted(_)))
             ),
             "cursor {garbage:#x} accepted"
@@ -99,19 +103,18 @@ fn a_copy_handed_away_cannot_travel() {
 fn wrong_flavor_or_side_is_refused() {
     let (tx, _rx) = spsc::Builder::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
-    let fd = || transfer.fds()[0].try_clone_to_owned().unwrap();
     assert!(matches!(
-        spsc::Receiver::from_parts(fd(), transfer.ticket()),
+        spsc::Receiver::from_parts(memfd(&transfer), transfer.ticket()),
         Err(TransferError::WrongEndpoint { .. })
     ));
     // A ticket that lies about the flavor: the header says otherwise.
     assert!(matches!(
-        mpsc::Sender::from_parts(fd(), ticket("mpsc.sender.0")),
+        mpsc::Sender::from_parts(memfd(&transfer), ticket("mpsc.sender.0")),
         Err(TransferError::Channel(ChannelError::Header(_)))
     ));
     // A slot the flavor does not have.
     assert!(matches!(
-        spsc::Sender::from_parts(fd(), ticket("spsc.sender.1")),
+        spsc::Sender::from_parts(memfd(&transfer), ticket("spsc.sender.1")),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
     ));
 }
@@ -120,7 +123,7 @@ fn wrong_flavor_or_side_is_refused() {
 fn mpsc_slot_out_of_range_is_refused() {
     let (tx, _rx) = mpsc::Builder::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
-    let fd = transfer.fds()[0].try_clone_to_owned().unwrap();
+    let fd = memfd(&transfer);
     assert!(matches!(
         mpsc::Sender::from_parts(fd, ticket("mpsc.sender.9999")),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
@@ -153,11 +156,9 @@ fn descriptors_that_are_not_sealed_memfds_are_refused() {
 fn a_corrupt_header_is_refused() {
     let (tx, _rx) = spsc::Builder::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
-    let fd = transfer.fds()[0].try_clone_to_owned().unwrap();
+    let fd = memfd(&transfer);
     // Scribble over the magic through a second mapping of the same memfd.
-    let region = Region::options(0)
-        .attach_memfd(transfer.fds()[0].try_clone_to_owned().unwrap())
-        .unwrap();
+    let region = Region::options(0).attach_memfd(memfd(&transfer)).unwrap();
     region
         .atomic_u64(0)
         .unwrap()

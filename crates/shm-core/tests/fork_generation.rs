@@ -10,11 +10,11 @@
 //! The first call happens once per process, so each attempt runs in a fresh process: this
 //! test binary runs itself again, once per attempt.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_core::liveness::fork_generation;
+use shm_testkit::rerun_alone;
 
 /// Set in the re-executed process.
 const RERUN: &str = "SHM_CORE_TEST_FORK_GENERATION_RERUN";
@@ -92,19 +92,11 @@ fn a_child_forked_during_the_first_call_does_not_hang() {
         );
         return;
     }
-    for _ in 0..ATTEMPTS {
-        let output = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", THIS_TEST, "--test-threads=1"])
-            .env(RERUN, "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
+    for attempt in 0..ATTEMPTS {
+        rerun_alone(
+            THIS_TEST,
+            &[(RERUN, Some("1"))],
+            &format!("attempt {attempt}"),
         );
-        // The filter must have matched the test, or the run proves nothing.
-        assert!(stdout.contains("1 passed"), "{stdout}");
     }
 }

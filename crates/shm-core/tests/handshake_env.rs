@@ -2,9 +2,8 @@
 //! itself again with the variable set, so the harness's own environment is never changed
 //! (`set_var` in a multi-threaded process races every `getenv`).
 
-use std::process::Command;
-
 use shm_core::notify::{register_process, Handshake, HANDSHAKE_ENV};
+use shm_testkit::rerun_alone;
 
 /// Set in the re-run child: the handshake (as its `u32`) it must find preferred.
 const EXPECT: &str = "SHM_CORE_TEST_EXPECTED_HANDSHAKE";
@@ -33,22 +32,11 @@ fn preferred_handshake_follows_the_environment_variable() {
         (None, native),
     ];
     for (value, expected) in cases {
-        let mut child = Command::new(std::env::current_exe().unwrap());
-        child
-            .args(["--exact", THIS_TEST, "--test-threads=1"])
-            .env(EXPECT, expected.to_u32().to_string());
-        match value {
-            Some(value) => child.env(HANDSHAKE_ENV, value),
-            None => child.env_remove(HANDSHAKE_ENV),
-        };
-        let output = child.output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{HANDSHAKE_ENV}={value:?}: expected {expected:?}\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        let expect = expected.to_u32().to_string();
+        rerun_alone(
+            THIS_TEST,
+            &[(EXPECT, Some(&expect)), (HANDSHAKE_ENV, value)],
+            &format!("{HANDSHAKE_ENV}={value:?}: expected {expected:?}"),
         );
-        // The filter must have matched the test, or the run proves nothing.
-        assert!(stdout.contains("1 passed"), "{value:?}: {stdout}");
     }
 }

@@ -6,7 +6,10 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{block_forever, block_until_set, eventually, flag, not_our_child, shared_page, word};
+use common::{
+    block_forever, block_until_set, eventually, flag, gated_child, not_our_child, shared_page,
+    word, Gate,
+};
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use shm_fork::{fork, ChildOptions, ExitStatus, OnDrop};
 
@@ -63,13 +66,8 @@ fn on_drop_wait_lets_child_finish() {
 }
 
 fn on_drop_detach_leaves_child_running() {
-    let page = shared_page();
-    let go = flag(&page, 0);
-    let mut child = fork(|| {
-        block_until_set(go);
-        5
-    })
-    .unwrap();
+    let go = Gate::new();
+    let mut child = gated_child(&go, 5);
     child.set_on_drop(OnDrop::Detach);
     let pid = child.pid();
     drop(child);
@@ -77,7 +75,7 @@ fn on_drop_detach_leaves_child_running() {
     let mut status = 0;
     // SAFETY: `status` is a valid int; WNOHANG never blocks.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) }, 0);
-    go.store(1, Ordering::SeqCst);
+    go.open();
     // SAFETY: as above; this blocks until the detached child exits.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status));

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{block_forever, block_until_set, flag, shared_page};
+use common::{block_forever, gated_child, shared_page, Gate};
 use shm_fork::{fork, ChildError, ExitStatus};
 
 fn main() {
@@ -106,33 +106,23 @@ fn returning_101_is_not_a_panic() {
 }
 
 fn try_wait_is_none_before_exit_and_some_after() {
-    let page = shared_page();
-    let go = flag(&page, 0);
-    let mut child = fork(|| {
-        block_until_set(go);
-        4
-    })
-    .unwrap();
+    let go = Gate::new();
+    let mut child = gated_child(&go, 4);
     // The child cannot exit before `go` is set.
     assert_eq!(child.try_wait().unwrap(), None);
     assert_eq!(child.status(), None);
-    go.store(1, Ordering::SeqCst);
+    go.open();
     assert_eq!(child.wait().unwrap(), ExitStatus::Exited(4));
     assert_eq!(child.try_wait().unwrap(), Some(ExitStatus::Exited(4)));
 }
 
 fn wait_timeout_times_out_then_succeeds() {
-    let page = shared_page();
-    let go = flag(&page, 0);
-    let mut child = fork(|| {
-        block_until_set(go);
-        5
-    })
-    .unwrap();
+    let go = Gate::new();
+    let mut child = gated_child(&go, 5);
     // The child cannot exit before `go` is set, so the short wait must time out.
     assert_eq!(child.wait_timeout(Duration::from_millis(30)).unwrap(), None);
     assert_eq!(child.wait_timeout(Duration::ZERO).unwrap(), None);
-    go.store(1, Ordering::SeqCst);
+    go.open();
     assert_eq!(
         child.wait_timeout(common::DEADLINE).unwrap(),
         Some(ExitStatus::Exited(5))

@@ -254,17 +254,12 @@ fn stage_panic_is_named() {
         .collect()
         .unwrap_err();
     let message = err.to_string();
-    match err {
-        PipelineError::Stage {
-            index,
-            name,
-            failure,
-        } => {
-            assert_eq!((index, name.as_str()), (1, "boom"));
-            assert_eq!(failure, StageFailure::Panicked("stage saw 77".into()));
-        }
-        other => panic!("expected a stage failure, got {other}"),
-    }
+    assert_stage_failure(
+        err,
+        1,
+        "boom",
+        StageFailure::Panicked("stage saw 77".into()),
+    );
     assert!(
         message.contains("`boom`") && message.contains("panicked"),
         "{message}"
@@ -311,20 +306,8 @@ fn stage_killed_mid_stream_is_named<C: BatchCodec<u64>>() {
             Err(err) => break err,
         }
     };
-    match err {
-        PipelineError::Stage {
-            index,
-            name,
-            failure,
-        } => {
-            assert_eq!((index, name.as_str()), (2, "two"));
-            assert_eq!(
-                failure,
-                StageFailure::Died(ExitStatus::Signaled(libc::SIGKILL))
-            );
-        }
-        other => panic!("expected a stage failure, got {other}"),
-    }
+    let killed = StageFailure::Died(ExitStatus::Signaled(libc::SIGKILL));
+    assert_stage_failure(err, 2, "two", killed);
     // Everything was torn down.
     let pids = running.pids();
     drop(running);

@@ -13,7 +13,7 @@ use shm_channel::RecvError;
 use shm_channel::SendError;
 use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_fork::rendezvous::{
-    connect, connect_path, connect_with, Listener, Policy, RendezvousError,
+    connect, connect_path, connect_with, Connection, Listener, Policy, RendezvousError,
 };
 
 /// Set in a client: `mode name`.
@@ -127,6 +127,16 @@ fn spawn(command: &mut Command) -> Child {
     command.spawn().expect("spawn the client")
 }
 
+/// A listener named for `test` (and its name), a client spawned in `mode` and its
+/// accepted connection.
+fn accepted(test: &str, mode: &str) -> (Connection, Child, Listener, String) {
+    let name = fresh_name(test);
+    let listener = Listener::bind(&name).unwrap();
+    let child = spawn(&mut client(mode, &name));
+    let connection = listener.accept(DEADLINE).unwrap();
+    (connection, child, listener, name)
+}
+
 /// Serves an echo client on `connection`: 500 messages there and back, intact.
 fn serve_echo(connection: &shm_fork::rendezvous::Connection) {
     let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
@@ -146,20 +156,14 @@ fn serve_echo(connection: &shm_fork::rendezvous::Connection) {
 }
 
 fn endpoints_reach_a_separate_process_both_directions() {
-    let name = fresh_name("echo");
-    let listener = Listener::bind(&name).unwrap();
-    let mut child = spawn(&mut client("echo", &name));
-    let connection = listener.accept(DEADLINE).unwrap();
+    let (connection, mut child, _listener, _) = accepted("echo", "echo");
     assert_eq!(connection.peer().pid, child.id() as i32);
     serve_echo(&connection);
     assert!(child.wait().unwrap().success());
 }
 
 fn a_byte_stream_reaches_a_separate_process() {
-    let name = fresh_name("stream");
-    let listener = Listener::bind(&name).unwrap();
-    let mut child = spawn(&mut client("stream", &name));
-    let connection = listener.accept(DEADLINE).unwrap();
+    let (connection, mut child, _listener, _) = accepted("stream", "stream");
     let (mut writer, bytes) = shm_channel::stream::pipe_memfd(1 << 16).unwrap();
     let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
     connection.pass("bytes", bytes, DEADLINE).unwrap();
@@ -173,10 +177,7 @@ fn a_byte_stream_reaches_a_separate_process() {
 }
 
 fn a_stalled_client_does_not_block_the_next() {
-    let name = fresh_name("stall");
-    let listener = Listener::bind(&name).unwrap();
-    let mut stalled = spawn(&mut client("stall", &name));
-    let stalled_connection = listener.accept(DEADLINE).unwrap();
+    let (stalled_connection, mut stalled, listener, name) = accepted("stall", "stall");
     // The stalled client never takes what we pass: passing still returns.
     let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
     stalled_connection.pass("jobs", jobs, DEADLINE).unwrap();
@@ -203,10 +204,7 @@ fn send_until_error(tx: &mut Sender) -> SendTimeoutError<()> {
 }
 
 fn client_killed_mid_handshake_is_peer_died() {
-    let name = fresh_name("killed");
-    let listener = Listener::bind(&name).unwrap();
-    let mut child = spawn(&mut client("stall", &name));
-    let connection = listener.accept(DEADLINE).unwrap();
+    let (connection, mut child, listener, name) = accepted("killed", "stall");
     child.kill().unwrap();
     child.wait().unwrap();
     let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();

@@ -131,6 +131,17 @@ pub fn kill_and_reap(child: TestChild) {
     assert_eq!(child.wait(), 128 + libc::SIGKILL);
 }
 
+/// SIGKILLs the process `pid` after `delay`, from another thread, so that the caller can
+/// be blocked in a call when it happens; joining gives the moment of the kill.
+pub fn kill_later(pid: i32, delay: Duration) -> std::thread::JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        // A child not reaped yet (a zombie at worst): its pid is not reused.
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL");
+        Instant::now()
+    })
+}
+
 /// Number of random kills a fault test runs: `SHM_SOAK_KILLS`, or `default`.
 pub fn kills(default: u64) -> u64 {
     std::env::var("SHM_SOAK_KILLS")

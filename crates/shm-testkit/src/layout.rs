@@ -45,6 +45,41 @@ impl Word {
     }
 }
 
+/// Where a flavor's ring is: what a hostile test resolves frame targets against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ring {
+    /// Start of the frames (the region is this plus the capacity).
+    pub data: usize,
+    /// Frame header bytes (the largest message is the capacity less one header).
+    pub frame_header: usize,
+    /// The word that holds the position the (first) receiver reads next.
+    pub read_position: usize,
+    /// The word that holds the position the next frame is written at.
+    pub write_position: usize,
+}
+
+impl Ring {
+    /// A ring with these offsets.
+    pub const fn new(
+        data: usize,
+        frame_header: usize,
+        read_position: usize,
+        write_position: usize,
+    ) -> Ring {
+        Ring {
+            data,
+            frame_header,
+            read_position,
+            write_position,
+        }
+    }
+
+    /// Region bytes a channel of `capacity` needs.
+    pub const fn region_len(&self, capacity: usize) -> usize {
+        self.data + capacity
+    }
+}
+
 /// The shm-core `LayoutHeader` at offset 0 of every channel (64 bytes, on a 128-byte line).
 pub mod header {
     use super::Word;
@@ -61,6 +96,8 @@ pub mod header {
     pub const HASH: usize = 24;
     /// Region length the creator saw (u64).
     pub const REGION_LEN: usize = 32;
+    /// Bytes of the header's line: every flavor's control block starts after it.
+    pub const LINE: usize = 128;
 
     /// Every header word.
     pub const WORDS: [Word; 6] = [
@@ -110,6 +147,9 @@ pub mod spsc {
     /// Where a frame header keeps the lap of its position (`position / capacity`, 16
     /// bits): a header of another lap is not a frame yet.
     pub const FRAME_LAP_SHIFT: u32 = 48;
+
+    /// The ring: frames from [`DATA`], read from [`HEAD`], written at [`TAIL`].
+    pub const RING: super::Ring = super::Ring::new(DATA, FRAME_HEADER, HEAD, TAIL);
 
     /// Region bytes a channel of `capacity` needs.
     pub const fn region_len(capacity: usize) -> usize {
@@ -172,6 +212,9 @@ pub mod mpsc {
     pub const fn slot(index: usize) -> usize {
         SLOTS + index * SLOT_LEN
     }
+
+    /// The ring: frames from [`DATA`], read from [`HEAD`], written at [`TAIL`].
+    pub const RING: super::Ring = super::Ring::new(DATA, FRAME_HEADER, HEAD, TAIL);
 
     /// Region bytes a channel of `capacity` needs.
     pub const fn region_len(capacity: usize) -> usize {
@@ -243,6 +286,10 @@ pub mod broadcast {
     pub const fn reader(index: usize) -> usize {
         READERS + index * READER_LEN
     }
+
+    /// The ring: frames from [`DATA`], read from reader slot 0's cursor, written at [`TAIL`].
+    pub const RING: super::Ring =
+        super::Ring::new(DATA, FRAME_HEADER, reader(0) + READER_CURSOR, TAIL);
 
     /// Region bytes a channel of `capacity` needs.
     pub const fn region_len(capacity: usize) -> usize {

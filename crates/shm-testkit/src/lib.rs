@@ -3,10 +3,12 @@
 //!
 //! - [`fork`]: forking from inside libtest's multi-threaded harness, serialised on one lock
 //!   ([`fork_lock`], [`fork_child`], [`fork_and_wait`]), and killing children;
+//! - [`harness`]: a single-threaded runner for `harness = false` test binaries that fork;
 //! - [`layout`]: byte offsets of every flavor's control block (SPSC, MPSC, broadcast), as
 //!   plain numbers;
 //! - [`message`]: checksummed, sequence-numbered messages and their checker;
 //! - [`Rng`]: a deterministic xorshift;
+//! - [`rerun_alone`]: one test of the binary again, in a fresh process;
 //! - [`ControlPage`]: the shared page tests use to coordinate with children;
 //! - [`garbage`]: the garbage values hostile tests write, and the tally of outcomes;
 //! - [`Words`]: loading and poking words of a channel's memory.
@@ -20,18 +22,21 @@
 mod control;
 pub mod fork;
 pub mod garbage;
+pub mod harness;
 pub mod layout;
 pub mod message;
+mod rerun;
 mod rng;
 mod seccomp;
 mod words;
 
 pub use control::ControlPage;
 pub use fork::{
-    fork_and_wait, fork_child, fork_lock, hang, kill_and_reap, kills, Latencies, TestChild,
-    CHILD_PANICKED,
+    fork_and_wait, fork_child, fork_lock, hang, kill_and_reap, kill_later, kills, Latencies,
+    TestChild, CHILD_PANICKED,
 };
 pub use garbage::{Garbage, Tally};
+pub use rerun::rerun_alone;
 pub use rng::Rng;
 pub use seccomp::refuse_membarrier;
 pub use words::Words;

@@ -4,9 +4,9 @@
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shm_channel::Endpoint;
 use shm_channel::RecvError;
 use shm_channel::{spsc, RecvTimeoutError};
+use shm_channel::{Endpoint, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::message::{message, verify};
 use shm_testkit::{fork_child, ControlPage, TestChild};
@@ -30,6 +30,56 @@ pub fn fork_owner<E: Endpoint>(
         .unwrap();
     drop(endpoint);
     child
+}
+
+/// Sends the kit's checked messages `seqs` (at most `max` bytes each), each within
+/// [`PATIENCE`]; `Err` names the first that failed.
+pub fn send_checked<F: Flavor>(
+    tx: &mut Sender<F>,
+    seqs: std::ops::Range<u64>,
+    max: usize,
+) -> Result<(), u64> {
+    let mut buf = Vec::new();
+    for seq in seqs {
+        message(seq, max, &mut buf);
+        tx.send_timeout(&buf, PATIENCE).map_err(|_| seq)?;
+    }
+    Ok(())
+}
+
+/// Receives the kit's checked messages `seqs` in order, each within [`PATIENCE`]; false at
+/// the first that is missing, corrupt or out of order.
+pub fn recv_checked<F: Flavor>(
+    rx: &mut Receiver<F>,
+    seqs: std::ops::Range<u64>,
+    max: usize,
+) -> bool {
+    seqs.into_iter().all(|seq| {
+        rx.recv_timeout(PATIENCE)
+            .is_ok_and(|msg| verify(&msg, max) == Ok(seq))
+    })
+}
+
+/// A producer that publishes its progress: sends the checked messages `seqs` (blocking),
+/// setting [`COUNT`] of `control` to the number sent after each, then calling `after`
+/// with its sequence number (a pause, say). 1 if a send fails, else 0: an exit code.
+pub fn send_counting<F: Flavor>(
+    tx: &mut Sender<F>,
+    seqs: impl Iterator<Item = u64>,
+    max: usize,
+    control: &ControlPage,
+    mut after: impl FnMut(u64),
+) -> i32 {
+    let mut buf = Vec::new();
+    for seq in seqs {
+        message(seq, max, &mut buf);
+        if tx.send(&buf).is_err() {
+            return 1;
+        }
+        control.set(COUNT, seq + 1);
+        after(seq);
+    }
+    0
 }
 
 /// Generous bound on every wait, so a bug fails the test instead of hanging it.

@@ -1,7 +1,18 @@
-//! The hostile-peer harness, one for every flavor: a [`Subject`] names the words of its
-//! control block and frames, brings a fresh channel into an interesting state, and the
-//! matrices here write every garbage value of the kit into every word while the victim is
-//! blocked in a receive or a send, then drive every call.
+//! The hostile-peer harness, written once over the flavor: a [`Subject`] names the shared
+//! words of its control block (offsets from `shm_testkit::layout`), brings a fresh channel
+//! into an interesting state and lists the calls of its own; the scenarios here write the
+//! kit's garbage values into those words and drive every call:
+//!
+//! - [`matrix`]: every word × every value while the victim is blocked in a receive or in a
+//!   send on a full ring, in this process (timed calls) and across `fork` ([`forked`]:
+//!   calls without a deadline, which an honest peer's next step or close must end);
+//! - [`between`]: every word × every value between our operations, in this process on a
+//!   heap region and across `fork`, and garbage racing our operations;
+//! - [`anywhere`]: random words anywhere in the region, between operations.
+//!
+//! [`hostile_tests!`] writes the tests of every scenario for one flavor; each flavor's file
+//! (`hostile_spsc.rs`, `hostile_mpsc.rs`, `hostile_broadcast.rs`) holds only its
+//! [`Subject`] and that one line.
 //!
 //! Every outcome is tallied by kind ([`Kinds`]); what must never happen — a panic, a call
 //! past its bound, a blocked call that an honest peer's send or close cannot end, a fault
@@ -13,14 +24,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_channel::{CallError, Flavor, Receiver, Sender};
+use shm_channel::{Builder, CallError, ChannelError, Flavor, Receiver, Sender};
 use shm_core::{Region, SharedMemory};
-use shm_testkit::layout::Word;
+use shm_testkit::garbage::{frame_extras, values};
+use shm_testkit::layout::{Ring, Word};
 use shm_testkit::{Garbage, Words};
 
 use super::Mem;
 
 pub mod anywhere;
+pub mod between;
 mod forked;
 pub mod matrix;
 
@@ -118,6 +131,11 @@ impl Kinds {
         self.0.iter().sum()
     }
 
+    /// Calls that ended in an error other than a corruption.
+    pub fn refused(&self) -> u64 {
+        self.calls() - self.get(Kind::Ok) - self.get(Kind::Corrupted)
+    }
+
     /// Adds another tally.
     pub fn add(&mut self, other: &Kinds) {
         for (a, b) in self.0.iter_mut().zip(other.0) {
@@ -171,6 +189,25 @@ pub enum Target {
 }
 
 impl Target {
+    /// A frame word `plus` bytes on from the victim's read position.
+    pub const fn at_head(name: &'static str, plus: usize) -> Target {
+        Target::AtHead { name, plus }
+    }
+
+    /// A word `back` bytes before the tail.
+    pub const fn before_tail(name: &'static str, back: usize) -> Target {
+        Target::BeforeTail { name, back }
+    }
+
+    /// The fixed `words`, then the frame words `frames`.
+    pub fn list(words: Vec<Word>, frames: &[Target]) -> Vec<Target> {
+        words
+            .into_iter()
+            .map(Target::Fixed)
+            .chain(frames.iter().copied())
+            .collect()
+    }
+
     /// The name of the target, for messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -195,6 +232,19 @@ pub struct Case {
     pub garbage: Garbage,
 }
 
+impl Case {
+    /// A case of a scenario that pokes no one target (random words).
+    pub fn loose<F: Subject>(mode: &'static str, index: usize) -> Case {
+        Case {
+            flavor: <F as Subject>::NAME,
+            mode,
+            index,
+            target: Target::Fixed(Word::u64("random words", 0)),
+            garbage: Garbage::Value(0),
+        }
+    }
+}
+
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -209,46 +259,90 @@ impl fmt::Display for Case {
     }
 }
 
-/// A flavor under attack.
+/// The endpoints a case keeps besides the victim's pair (MPSC: a second sender;
+/// broadcast: a second receiver): honest peers that use the channel too.
+pub struct Others<F: Flavor> {
+    /// Other senders.
+    pub senders: Vec<Sender<F>>,
+    /// Other receivers.
+    pub receivers: Vec<Receiver<F>>,
+}
+
+impl<F: Subject> Others<F> {
+    /// No other endpoint.
+    pub fn none() -> Others<F> {
+        Others::of(Vec::new(), Vec::new())
+    }
+
+    /// These other endpoints.
+    pub fn of(senders: Vec<Sender<F>>, receivers: Vec<Receiver<F>>) -> Others<F> {
+        Others { senders, receivers }
+    }
+
+    /// The other receivers read what is pending (honest peers; errors ignored).
+    pub fn drain(&mut self) {
+        for rx in &mut self.receivers {
+            for _ in 0..2 * CAP {
+                if rx.try_recv().is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Each other endpoint makes a timed call, counted.
+    pub fn drive(&mut self, kinds: &mut Kinds, check: &mut Bounded) {
+        for tx in &mut self.senders {
+            count::<F, _, _>(
+                kinds,
+                check.call("other send_timeout", || tx.send_timeout(&[2; 300], TIMEOUT)),
+            );
+        }
+        for rx in &mut self.receivers {
+            for _ in 0..2 {
+                count::<F, _, _>(
+                    kinds,
+                    check.call("other recv_timeout", || rx.recv_timeout(TIMEOUT)),
+                );
+            }
+        }
+    }
+}
+
+/// A flavor under attack: what is its own; the scenarios are written once, over it.
 pub trait Subject: Flavor {
     /// For messages.
     const NAME: &'static str;
-    /// Endpoints besides the victim's pair that the case keeps (MPSC: a second sender;
-    /// broadcast: a second receiver).
-    type Others: Send;
+    /// Where the ring is (`shm_testkit::layout`): [`Target::AtHead`] is relative to the
+    /// position the victim receiver reads next, [`Target::BeforeTail`] to the tail.
+    const RING: Ring;
+    /// The kinds of outcome, besides `Ok`, that the forked matrices must have seen of the
+    /// blocked receive and the blocked send (the in-process ones: `Corrupted`).
+    const FORKED_EXPECT: [Kind; 2] = [Kind::Corrupted, Kind::Corrupted];
 
-    /// Region bytes of a channel of [`CAP`].
-    fn layout_len() -> usize;
-    /// A fresh channel in `memory` (`case` may vary its options; `for_send`: one whose
-    /// sender can block on a full ring).
-    fn fresh(
-        memory: &Arc<dyn SharedMemory>,
-        case: usize,
-        for_send: bool,
-    ) -> (Sender<Self>, Receiver<Self>);
-    /// The other endpoints of a fresh channel.
-    fn others(tx: &Sender<Self>, rx: &Receiver<Self>) -> Self::Others;
-    /// Brings a fresh channel into an interesting state (messages through every endpoint,
-    /// indices past a wrap of the ring, `skew` varying it), and leaves the ring empty, the
-    /// last message of 1 to 16 bytes.
-    fn warm_up(
-        tx: &mut Sender<Self>,
-        rx: &mut Receiver<Self>,
-        others: &mut Self::Others,
-        skew: usize,
-    );
+    /// The builder of a fresh channel of [`CAP`] (`case` may vary its options; `for_send`:
+    /// one whose sender can block on a full ring).
+    fn builder(case: usize, for_send: bool) -> Builder<Self> {
+        let _ = (case, for_send);
+        Builder::new(CAP)
+    }
+    /// The other endpoints of a fresh channel (none by default).
+    fn others(tx: &Sender<Self>, rx: &Receiver<Self>) -> Others<Self> {
+        let _ = (tx, rx);
+        Others::none()
+    }
     /// The words a hostile peer writes.
     fn targets() -> Vec<Target>;
-    /// The garbage values.
-    fn values() -> Vec<Garbage>;
+    /// The garbage values: the kit's set and its frame extras.
+    fn values() -> Vec<Garbage> {
+        let mut v = values(CAP);
+        v.extend(frame_extras(CAP));
+        v
+    }
     /// The garbage values of the forked matrices (each case costs a fork).
     fn fork_values() -> Vec<Garbage> {
-        Self::values()
+        values(CAP)
     }
-    /// The word `target` stands for now.
-    fn resolve(mem: Mem<'_>, target: Target) -> Word;
-    /// The other endpoints read what is pending (honest peers; errors ignored).
-    fn drain_others(others: &mut Self::Others);
     /// A known defect of the flavor that makes the victim of `case` hang after the honest
     /// peer's close (`value`: what the garbage wrote), if this is one: documented here and
     /// in the test, until the channel is fixed.
@@ -263,12 +357,84 @@ pub trait Subject: Flavor {
         None
     }
     /// Calls of the flavor's own (MPSC `try_clone`, broadcast `subscribe`), counted.
-    fn own_calls(
-        tx: &mut Sender<Self>,
-        rx: &mut Receiver<Self>,
-        kinds: &mut Kinds,
-        check: &mut Bounded,
-    );
+    fn own_calls(tx: &mut Sender<Self>, rx: &mut Receiver<Self>, calls: &mut Calls) {
+        let _ = (tx, rx, calls);
+    }
+}
+
+/// Region bytes of a channel of `F` of [`CAP`].
+pub fn layout_len<F: Subject>() -> usize {
+    F::RING.region_len(CAP)
+}
+
+/// A fresh channel of `F` in `memory` (see [`Subject::builder`]).
+pub fn fresh<F: Subject>(
+    memory: &Arc<dyn SharedMemory>,
+    case: usize,
+    for_send: bool,
+) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
+    F::builder(case, for_send).create_in(memory.clone())
+}
+
+/// The word `target` stands for now in the channel of `F` in `mem`.
+pub fn resolve<F: Subject>(mem: Mem<'_>, target: Target) -> Word {
+    let mask = CAP as u64 - 1;
+    let at = |pos: u64| F::RING.data + ((pos & mask) & !7) as usize;
+    match target {
+        Target::Fixed(word) => word,
+        Target::AtHead { name, plus } => Word::u64(
+            name,
+            at(mem
+                .load_u64(F::RING.read_position)
+                .wrapping_add(plus as u64)),
+        ),
+        Target::BeforeTail { name, back } => Word::u64(
+            name,
+            at(mem
+                .load_u64(F::RING.write_position)
+                .wrapping_sub(back as u64)),
+        ),
+    }
+}
+
+/// Brings a fresh channel into an interesting state: messages through every endpoint, each
+/// receiver getting exactly what it should, the indices past a wrap of the ring (`skew`
+/// varying it); leaves the ring empty, the last message of 8 bytes.
+pub fn warm_up<F: Subject>(
+    tx: &mut Sender<F>,
+    rx: &mut Receiver<F>,
+    others: &mut Others<F>,
+    skew: usize,
+) {
+    let mut round = |first: Vec<u8>| {
+        tx.try_send(&first).unwrap();
+        let mut expected = vec![first];
+        for tx2 in &mut others.senders {
+            tx2.try_send(&[9; 24]).unwrap();
+            expected.push(vec![9; 24]);
+        }
+        for rx in std::iter::once(&mut *rx).chain(&mut others.receivers) {
+            for msg in &expected {
+                assert_eq!(&rx.try_recv().unwrap(), msg);
+            }
+        }
+    };
+    for i in 0..(5 + skew % 7) {
+        round(vec![i as u8; 100 + 13 * i]);
+    }
+    round(vec![3; 8]);
+}
+
+/// A fresh channel of `F` in `memory`, warmed up, with its other endpoints.
+pub fn warmed<F: Subject>(
+    memory: &Arc<dyn SharedMemory>,
+    case: usize,
+    for_send: bool,
+) -> (Sender<F>, Receiver<F>, Others<F>) {
+    let (mut tx, mut rx) = fresh::<F>(memory, case, for_send).unwrap();
+    let mut others = F::others(&tx, &rx);
+    warm_up(&mut tx, &mut rx, &mut others, case);
+    (tx, rx, others)
 }
 
 /// Checks each call against [`BOUND`] and records the ones past it.
@@ -295,15 +461,45 @@ impl Bounded<'_> {
     }
 }
 
-/// Counts a call's outcome; a message must fit the ring.
-pub fn count<T: Received, E: CallError + fmt::Debug>(kinds: &mut Kinds, result: Result<T, E>) {
+/// Counts a call's outcome; a message must fit the ring of `F`.
+pub fn count<F: Subject, T: Received, E: CallError + fmt::Debug>(
+    kinds: &mut Kinds,
+    result: Result<T, E>,
+) {
     match result {
         Ok(value) => {
-            assert!(value.len() <= CAP, "a {}-byte message", value.len());
+            let max = CAP - F::RING.frame_header;
+            assert!(value.len() <= max, "a {}-byte message", value.len());
             kinds.count(Kind::Ok);
         }
         Err(error) => kinds.count(Kind::of(&error)),
     }
+}
+
+/// The flavor's own calls of a case, bounded and counted.
+pub struct Calls<'a, 'b> {
+    /// The tally.
+    pub kinds: &'a mut Kinds,
+    /// The bound.
+    pub check: &'a mut Bounded<'b>,
+}
+
+impl Calls<'_, '_> {
+    /// A call that makes a new endpoint (a clone, a subscription): made, or refused.
+    pub fn join<T, E>(&mut self, what: &str, f: impl FnOnce() -> Result<T, E>) {
+        let made = self.check.call(what, f).is_ok();
+        self.kinds.count(if made { Kind::Ok } else { Kind::Other });
+    }
+}
+
+/// Counts an attach: refused as corrupt, refused otherwise (owned by us, a bad header, no
+/// free slot), or taking over where the poke named a dead owner.
+pub fn count_attach<T>(kinds: &mut Kinds, result: Result<T, ChannelError>) {
+    kinds.count(match result {
+        Ok(_) => Kind::Ok,
+        Err(ChannelError::Corrupted(_)) => Kind::Corrupted,
+        Err(_) => Kind::Other,
+    });
 }
 
 /// What a successful call returned: a message (its length is checked) or nothing.
@@ -327,7 +523,7 @@ impl Received for Vec<u8> {
 /// A shared mapping between `PROT_NONE` guard pages, for a channel of flavor `F`.
 pub fn guarded<F: Subject>() -> Arc<dyn SharedMemory> {
     Arc::new(
-        Region::options(F::layout_len())
+        Region::options(layout_len::<F>())
             .guard_pages(true)
             .anonymous()
             .unwrap(),
@@ -337,26 +533,28 @@ pub fn guarded<F: Subject>() -> Arc<dyn SharedMemory> {
 /// Writes `garbage` into `target` of the channel in `memory`; the value written.
 pub fn poke<F: Subject>(memory: &dyn SharedMemory, target: Target, garbage: Garbage) -> u64 {
     let mem = Mem(memory);
-    mem.poke(F::resolve(mem, target), garbage)
+    mem.poke(resolve::<F>(mem, target), garbage)
 }
 
-/// Every call of the endpoint core, a few times, on a possibly poisoned channel; then the
-/// flavor's own calls and a new endpoint of each side.
+/// Every call of the endpoint core, `rounds` times, on a possibly poisoned channel; then a
+/// send as large as most of the ring, the flavor's own calls and a new endpoint of each
+/// side.
 pub fn drive<F: Subject>(
     tx: &mut Sender<F>,
     rx: &mut Receiver<F>,
     memory: &Arc<dyn SharedMemory>,
+    rounds: u8,
     kinds: &mut Kinds,
     check: &mut Bounded,
 ) {
-    for round in 0..2u8 {
-        count(kinds, check.call("try_send", || tx.try_send(&[round; 40])));
-        count(kinds, check.call("try_recv", || rx.try_recv()));
-        count(
+    for round in 0..rounds {
+        count::<F, _, _>(kinds, check.call("try_send", || tx.try_send(&[round; 40])));
+        count::<F, _, _>(kinds, check.call("try_recv", || rx.try_recv()));
+        count::<F, _, _>(
             kinds,
             check.call("send_timeout", || tx.send_timeout(&[1; 300], TIMEOUT)),
         );
-        count(
+        count::<F, _, _>(
             kinds,
             check.call("recv_timeout", || rx.recv_timeout(TIMEOUT)),
         );
@@ -386,23 +584,76 @@ pub fn drive<F: Subject>(
             }
             Err(error) => kinds.count(Kind::of(&error)),
         }
+        count::<F, _, _>(
+            kinds,
+            check.call("read_timeout", || {
+                rx.read_timeout(TIMEOUT).map(|grant| grant.to_vec())
+            }),
+        );
     }
-    F::own_calls(tx, rx, kinds, check);
+    count::<F, _, _>(
+        kinds,
+        check.call("send_timeout", || tx.send_timeout(&[3; 900], TIMEOUT)),
+    );
+    F::own_calls(tx, rx, &mut Calls { kinds, check });
     // A new endpoint on the poisoned memory: refused (owned by us, a bad header, a corrupt
     // index, no free slot) or, where the poke named a dead owner, taking over.
     let attached = check.call("Sender::attach", || Sender::<F>::attach(memory.clone()));
-    kinds.count(if attached.is_ok() {
-        Kind::Ok
-    } else {
-        Kind::Other
-    });
-    drop(attached);
+    count_attach(kinds, attached);
     let attached = check.call("Receiver::attach", || Receiver::<F>::attach(memory.clone()));
-    kinds.count(if attached.is_ok() {
-        Kind::Ok
-    } else {
-        Kind::Other
+    count_attach(kinds, attached);
+}
+
+/// Every target × every value of `values`, numbered, as cases of `mode`.
+pub fn cases<F: Subject>(mode: &'static str, values: &[Garbage]) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for target in F::targets() {
+        for &garbage in values {
+            cases.push(Case {
+                flavor: <F as Subject>::NAME,
+                mode,
+                index: cases.len(),
+                target,
+                garbage,
+            });
+        }
+    }
+    cases
+}
+
+/// Cases of an in-process matrix run at once, each on its own memory: their calls mostly
+/// wait out timeouts, so overlapping them saves the suite's time, not its coverage.
+pub const PARALLEL: usize = 8;
+
+/// Runs `run` for every case, [`PARALLEL`] at a time, each under [`no_panic`]; the tallies
+/// and findings of all.
+pub fn in_parallel(
+    cases: &[Case],
+    run: impl Fn(Case, &mut Kinds, &mut Findings) + Sync,
+) -> (Kinds, Findings) {
+    let (mut kinds, mut findings) = (Kinds::default(), Findings::default());
+    let results: Vec<(Kinds, Findings)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..PARALLEL)
+            .map(|first| {
+                let run = &run;
+                s.spawn(move || {
+                    let (mut kinds, mut findings) = (Kinds::default(), Findings::default());
+                    for case in cases.iter().skip(first).step_by(PARALLEL) {
+                        no_panic(&mut findings, case, |findings| {
+                            run(*case, &mut kinds, findings)
+                        });
+                    }
+                    (kinds, findings)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
+    for (k, mut f) in results {
+        kinds.add(&k);
+        findings.0.append(&mut f.0);
+    }
+    (kinds, findings)
 }
 
 /// Runs `f`, recording a panic as a finding (with its message) instead of unwinding.
@@ -419,3 +670,38 @@ pub fn no_panic(findings: &mut Findings, case: &Case, f: impl FnOnce(&mut Findin
         findings.push(case, format!("panicked: {message}"));
     }
 }
+
+/// Writes the hostile tests of every scenario for the flavor `$flavor` (a [`Subject`]):
+/// the one place the list of scenarios is written.
+#[allow(unused_macros)] // used by the hostile test binaries only
+macro_rules! hostile_tests {
+    ($flavor:ty) => {
+        $crate::support::hostile::hostile_tests!(@each $flavor:
+            garbage_in_every_word_while_blocked_in_recv_timeout_is_an_error_never_a_crash
+                = matrix::run(matrix::Mode::Recv, false);
+            garbage_in_every_word_while_blocked_in_send_timeout_is_an_error_never_a_crash
+                = matrix::run(matrix::Mode::Send, false);
+            garbage_in_every_word_never_keeps_a_blocked_recv_from_returning
+                = matrix::run(matrix::Mode::Recv, true);
+            garbage_in_every_word_never_keeps_a_blocked_send_from_returning
+                = matrix::run(matrix::Mode::Send, true);
+            garbage_between_operations_on_a_heap_region_is_an_error_never_a_crash
+                = between::on_heap();
+            garbage_from_another_process_between_operations_never_faults_the_victim
+                = between::across_fork();
+            garbage_racing_our_operations_never_faults_the_victim = between::racing();
+            garbage_anywhere_between_operations_is_an_error_never_a_crash = anywhere::run();
+        );
+    };
+    (@each $flavor:ty: $($test:ident = $module:ident::$run:ident($($arg:expr),*);)*) => {
+        $(
+            #[test]
+            fn $test() {
+                use $crate::support::hostile::*;
+                $module::$run::<$flavor>($($arg),*);
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use hostile_tests;

@@ -1,13 +1,12 @@
-//! A tiny single-threaded test runner and helpers shared by this crate's test binaries.
+//! Helpers shared by this crate's test binaries.
 //!
 //! The safe fork API refuses to fork a multi-threaded process, and libtest runs tests on
 //! threads, so every test binary of this crate is `harness = false`: its `main` calls
-//! [`run`] with its tests, which runs them one after another on the main thread, prints one
-//! line per test and a final `N passed, M failed`, and exits non-zero if any failed.
+//! [`run`] (the test kit's single-threaded runner) with its tests, which runs them one
+//! after another on the main thread and exits non-zero if any failed.
 
 #![allow(dead_code)]
 
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,30 +16,8 @@ use shm_core::{Region, SharedMemory};
 /// Tests never assert that something is fast, only that it happens before this.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Runs `tests` in order and exits the process with their verdict.
-pub fn run(tests: &[(&str, fn())]) -> ! {
-    let mut passed = 0;
-    let mut failed = 0;
-    for (name, test) in tests {
-        match panic::catch_unwind(AssertUnwindSafe(test)) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(payload) => {
-                failed += 1;
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                println!("test {name} ... FAILED: {message}");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    std::process::exit(i32::from(failed > 0))
-}
+/// The single-threaded runner every test binary's `main` calls (see the module docs).
+pub use shm_testkit::harness::run;
 
 /// One shared page, zeroed, visible to every process forked after it was mapped.
 pub fn shared_page() -> Region {
@@ -63,6 +40,35 @@ pub fn block_until_set(flag: &AtomicU32) {
     while flag.load(Ordering::SeqCst) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// A gate a parent opens for its children: a flag in a shared page.
+pub struct Gate(Region);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate(shared_page())
+    }
+
+    /// Child side: waits until the gate is open.
+    pub fn pass(&self) {
+        block_until_set(flag(&self.0, 0));
+    }
+
+    /// Parent side: opens the gate.
+    pub fn open(&self) {
+        flag(&self.0, 0).store(1, Ordering::SeqCst);
+    }
+}
+
+/// A child that exits with `code` once `gate` is open (and cannot before).
+pub fn gated_child(gate: &Gate, code: i32) -> shm_fork::Child {
+    shm_fork::fork(|| {
+        gate.pass();
+        code
+    })
+    .expect("fork")
 }
 
 /// Child side: never returns (until killed).

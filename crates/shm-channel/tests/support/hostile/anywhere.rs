@@ -2,14 +2,14 @@
 //! headers, payloads) overwritten with values of the kit's set, between operations, in a
 //! forked victim on a guarded mapping.
 
-use std::time::Instant;
-
 use shm_core::SharedMemory;
 use shm_testkit::garbage::values;
 use shm_testkit::layout::Word;
 use shm_testkit::{fork_child, fork_lock, ControlPage, Rng, Words};
 
-use super::{BOUND, CAP};
+use super::{
+    drive, guarded, layout_len, warmed, Bounded, Case, Findings, Kind, Kinds, Subject, CAP,
+};
 use crate::support::Mem;
 
 /// Writes garbage into `count` random 8-aligned words of the first `len` bytes of
@@ -25,27 +25,39 @@ pub fn scatter(memory: &dyn SharedMemory, len: usize, count: usize, rng: &mut Rn
     }
 }
 
-/// Runs `f`, panicking if it outlives [`BOUND`] (a call that ignored its deadline).
-pub fn bounded<R>(what: &str, f: impl FnOnce() -> R) -> R {
-    let start = Instant::now();
-    let result = f();
-    assert!(start.elapsed() < BOUND, "{what} took {:?}", start.elapsed());
-    result
-}
-
-/// Runs `victim` in a forked child; its exit status must be 0 (not a panic, not SIGSEGV).
-pub fn in_child(victim: impl FnOnce() -> u64) {
+/// 400 rounds, each on a fresh channel warmed up through every endpoint: garbage in one to
+/// four random words, then every call of every endpoint. The forked victim must exit
+/// cleanly (no fault, no panic, no call past its bound).
+pub fn run<F: Subject>() {
     let control = ControlPage::new();
     let lock = fork_lock();
     let child = fork_child(&lock, || {
-        let results = victim();
-        control.set(8, results);
+        let memory = guarded::<F>();
+        let mut rng = Rng::new(0x7777_1234_5678_9abc);
+        let (mut kinds, mut findings) = (Kinds::default(), Findings::default());
+        for round in 0..400usize {
+            let (mut tx, mut rx, mut others) = warmed::<F>(&memory, round, false);
+            scatter(&*memory, layout_len::<F>(), 1 + round % 4, &mut rng);
+            let case = Case::loose::<F>("garbage anywhere", round);
+            let mut check = Bounded {
+                case,
+                findings: &mut findings,
+            };
+            drive(&mut tx, &mut rx, &memory, 2, &mut kinds, &mut check);
+            others.drive(&mut kinds, &mut check);
+        }
+        control.set(8, kinds.refused() + kinds.get(Kind::Corrupted));
+        findings.assert_none("garbage anywhere");
         0
     });
     let status = child.wait();
     assert_eq!(
         status, 0,
-        "victim exited with {status} (139 = SIGSEGV, 101 = panic)"
+        "victim exited with {status} (139 = SIGSEGV, 101 = panic or finding)"
     );
-    eprintln!("{} typed errors from garbage", control.get(8));
+    eprintln!(
+        "{}: {} typed errors from garbage",
+        <F as Subject>::NAME,
+        control.get(8)
+    );
 }

@@ -25,7 +25,8 @@ use shm_testkit::{fork_lock, ControlPage, TestChild};
 
 use super::matrix::{prepare, Mode};
 use super::{
-    guarded, poke, Bounded, Case, Findings, Kind, Kinds, Subject, Target, BLOCK, CAP, POKE_AFTER,
+    guarded, poke, Bounded, Case, Findings, Kind, Kinds, Others, Subject, Target, BLOCK, CAP,
+    POKE_AFTER,
 };
 use crate::support::faults::fork_owner;
 
@@ -49,7 +50,7 @@ struct Flight<F: Subject> {
     child: Option<TestChild>,
     tx: Option<Sender<F>>,
     rx: Option<Receiver<F>>,
-    others: Option<F::Others>,
+    others: Option<Others<F>>,
 }
 
 /// Control page word where victim `slot` says it is about to block.
@@ -67,24 +68,22 @@ fn done(slot: usize) -> usize {
 pub fn across_fork<F: Subject>(mode: Mode) -> (Kinds, Findings) {
     let (mut kinds, mut findings) = (Kinds::default(), Findings::default());
     let mut cases = Vec::new();
-    for target in F::targets() {
-        for garbage in F::fork_values() {
-            for close_only in [false, true] {
-                let case = Case {
-                    flavor: <F as Subject>::NAME,
-                    mode: match (mode, close_only) {
-                        (_, false) => mode.name(true),
-                        (Mode::Recv, true) => "blocked in recv() across fork, then closed",
-                        (Mode::Send, true) => {
-                            "blocked in send() on a full ring across fork, then closed"
-                        }
-                    },
-                    index: cases.len(),
-                    target,
-                    garbage,
-                };
-                cases.push((case, close_only));
-            }
+    for case in super::cases::<F>(mode.name(true), &F::fork_values()) {
+        for close_only in [false, true] {
+            let mode = match (mode, close_only) {
+                (_, false) => case.mode,
+                (Mode::Recv, true) => "blocked in recv() across fork, then closed",
+                (Mode::Send, true) => "blocked in send() on a full ring across fork, then closed",
+            };
+            let index = cases.len();
+            cases.push((
+                Case {
+                    mode,
+                    index,
+                    ..case
+                },
+                close_only,
+            ));
         }
     }
     // Slots of the control page: victims in flight, then those kept for the hang check.
@@ -298,7 +297,7 @@ fn honest_step<F: Subject>(flight: &mut Flight<F>, check: &mut Bounded) -> bool 
         }
     }
     if let Some(others) = flight.others.as_mut() {
-        F::drain_others(others);
+        others.drain();
     }
     drained
 }

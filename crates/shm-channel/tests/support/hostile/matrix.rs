@@ -10,8 +10,8 @@ use shm_channel::{Receiver, Sender};
 use shm_core::SharedMemory;
 
 use super::{
-    count, drive, guarded, no_panic, poke, Bounded, Case, Findings, Kinds, Subject, BLOCK,
-    POKE_AFTER,
+    cases, count, drive, guarded, in_parallel, poke, warmed, Bounded, Findings, Kind, Kinds,
+    Others, Subject, BLOCK, POKE_AFTER,
 };
 
 /// Where the victim is when the garbage lands.
@@ -40,10 +40,8 @@ pub(super) fn prepare<F: Subject>(
     memory: &Arc<dyn SharedMemory>,
     index: usize,
     mode: Mode,
-) -> (Sender<F>, Receiver<F>, F::Others) {
-    let (mut tx, mut rx) = F::fresh(memory, index, mode == Mode::Send);
-    let mut others = F::others(&tx, &rx);
-    F::warm_up(&mut tx, &mut rx, &mut others, index);
+) -> (Sender<F>, Receiver<F>, Others<F>) {
+    let (mut tx, rx, others) = warmed::<F>(memory, index, mode == Mode::Send);
     if mode == Mode::Send {
         fill(&mut tx);
     }
@@ -63,50 +61,35 @@ pub fn fill<F: Subject>(tx: &mut Sender<F>) {
 
 /// Every case of `F`'s matrix with the victim in this process.
 pub fn in_process<F: Subject>(mode: Mode) -> (Kinds, Findings) {
-    let memory = guarded::<F>();
-    let (mut kinds, mut findings) = (Kinds::default(), Findings::default());
-    let mut index = 0;
-    for target in F::targets() {
-        for garbage in F::values() {
-            let case = Case {
-                flavor: <F as Subject>::NAME,
-                mode: mode.name(false),
-                index,
-                target,
-                garbage,
-            };
-            no_panic(&mut findings, &case, |findings| {
-                let (mut tx, mut rx, others) = prepare::<F>(&memory, index, mode);
-                let mut check = Bounded { case, findings };
-                std::thread::scope(|s| {
-                    s.spawn(|| {
-                        std::thread::sleep(POKE_AFTER);
-                        poke::<F>(&*memory, target, garbage);
-                    });
-                    match mode {
-                        Mode::Recv => count(
-                            &mut kinds,
-                            check.call("blocked recv_timeout", || rx.recv_timeout(BLOCK)),
-                        ),
-                        Mode::Send => count(
-                            &mut kinds,
-                            check
-                                .call("blocked send_timeout", || tx.send_timeout(&[7; 200], BLOCK)),
-                        ),
-                    }
-                });
-                drive(&mut tx, &mut rx, &memory, &mut kinds, &mut check);
-                drop(others);
+    let cases = cases::<F>(mode.name(false), &F::values());
+    in_parallel(&cases, |case, kinds, findings| {
+        let memory = guarded::<F>();
+        let (mut tx, mut rx, others) = prepare::<F>(&memory, case.index, mode);
+        let mut check = Bounded { case, findings };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(POKE_AFTER);
+                poke::<F>(&*memory, case.target, case.garbage);
             });
-            index += 1;
-        }
-    }
-    (kinds, findings)
+            match mode {
+                Mode::Recv => count::<F, _, _>(
+                    kinds,
+                    check.call("blocked recv_timeout", || rx.recv_timeout(BLOCK)),
+                ),
+                Mode::Send => count::<F, _, _>(
+                    kinds,
+                    check.call("blocked send_timeout", || tx.send_timeout(&[7; 200], BLOCK)),
+                ),
+            }
+        });
+        drive(&mut tx, &mut rx, &memory, 2, kinds, &mut check);
+        drop(others);
+    })
 }
 
-/// Runs one matrix, prints its tallies and fails on any finding; every outcome class a
-/// sane channel gives must have turned up.
-pub fn run<F: Subject>(mode: Mode, forked: bool) -> Kinds {
+/// Runs one matrix, prints its tallies and fails on any finding; `Ok` and the outcome the
+/// flavor expects ([`Subject::expected`]) must have turned up.
+pub fn run<F: Subject>(mode: Mode, forked: bool) {
     let (kinds, findings) = if forked {
         super::forked::across_fork::<F>(mode)
     } else {
@@ -123,5 +106,13 @@ pub fn run<F: Subject>(mode: Mode, forked: bool) -> Kinds {
         }
     );
     findings.assert_none(&test);
-    kinds
+    let expected = match (forked, mode) {
+        (false, _) => Kind::Corrupted,
+        (true, Mode::Recv) => F::FORKED_EXPECT[0],
+        (true, Mode::Send) => F::FORKED_EXPECT[1],
+    };
+    assert!(
+        kinds.get(Kind::Ok) > 0 && kinds.get(expected) > 0,
+        "{test}: no Ok or no {expected:?}: {kinds}"
+    );
 }

@@ -1,20 +1,25 @@
-//! The channel in one process, over a heap region (runs under Miri too) and over mappings.
+//! The SPSC channel in one process, over heap regions (runs under Miri too): order and
+//! wrap-around, empty messages, read grants, deferred sends, capacities and attach, hostile
+//! values in the tail, head and frame headers, typed messages with every codec, two
+//! threads, batched releases. The calls every flavor shares are in `endpoint_calls.rs`; the
+//! channel across `fork` in `across_fork.rs`, its faults in `faults_spsc*.rs`, a hostile
+//! peer in `hostile_spsc.rs`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
 use shm_channel::spsc::{self, Builder, Receiver, Sender};
 use shm_channel::Endpoint as _;
 use shm_channel::{
-    typed, ChannelError, CodecError, RecvError, RecvIntoError, RecvTimeoutError, SendError,
-    SendTimeoutError, TryRecvError, TrySendError,
+    typed, ChannelError, CodecError, RecvError, SendError, TryRecvError, TrySendError,
 };
 use shm_core::{HeapRegion, SharedMemory};
 
 // Offsets of the control block (the kit's, checked in `kit_layout.rs`).
 use shm_testkit::layout::spsc::{DATA, FRAME_LAP_SHIFT, HEAD, TAIL};
+
+mod support;
 
 /// A typed channel over a heap region (so the test also runs under Miri).
 fn typed_heap<T, C: Codec<T>>(capacity: usize) -> (typed::Sender<T, C>, typed::Receiver<T, C>) {
@@ -26,9 +31,7 @@ fn typed_heap<T, C: Codec<T>>(capacity: usize) -> (typed::Sender<T, C>, typed::R
 }
 
 fn heap_channel(capacity: usize) -> (Sender, Receiver, Arc<HeapRegion>) {
-    let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
-    let (tx, rx) = Builder::new(capacity).create_in(heap.clone()).unwrap();
-    (tx, rx, heap)
+    support::heap_channel(Builder::new(capacity))
 }
 
 #[test]
@@ -39,39 +42,6 @@ fn messages_arrive_in_order_and_intact() {
         tx.send(&msg).unwrap();
         assert_eq!(rx.recv().unwrap(), msg);
     }
-}
-
-#[test]
-fn try_recv_on_empty_is_empty_and_try_send_on_full_is_full() {
-    let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-    let mut sent = 0;
-    while tx.try_send(&[7; 8]).is_ok() {
-        sent += 1;
-    }
-    assert_eq!(sent, 4); // 64 bytes / (8 header + 8 payload)
-    assert!(matches!(tx.try_send(&[7; 8]), Err(TrySendError::Full(()))));
-    assert_eq!(rx.try_recv().unwrap(), [7; 8]);
-    tx.try_send(&[8; 8]).unwrap();
-}
-
-#[test]
-fn message_larger_than_the_ring_is_refused_at_once() {
-    let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(tx.max_message_len(), 56);
-    assert!(matches!(
-        tx.send(&[0; 57]),
-        Err(SendError::TooLarge((), 56))
-    ));
-    assert!(matches!(tx.reserve(1000), Err(SendError::TooLarge((), 56))));
-    // The largest message fits, even after a wrap: the sender publishes a padding frame
-    // to the end of the ring, and once the receiver has skipped it, the message fits.
-    tx.send(&[1; 20]).unwrap();
-    rx.recv().unwrap();
-    assert!(matches!(tx.try_send(&[2; 56]), Err(TrySendError::Full(()))));
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty)); // skips the padding
-    tx.try_send(&[2; 56]).unwrap();
-    assert_eq!(rx.recv().unwrap(), [2; 56]);
 }
 
 #[test]
@@ -103,29 +73,6 @@ fn frames_wrap_around_with_padding() {
 }
 
 #[test]
-fn write_grant_commits_only_what_was_written() {
-    let (mut tx, mut rx, _) = heap_channel(256);
-    let mut grant = tx.reserve(100).unwrap();
-    assert_eq!(grant.len(), 100);
-    grant.write_at(0, b"abc").unwrap();
-    assert!(grant.write_at(98, b"xyz").is_err());
-    grant.commit(3);
-    assert_eq!(rx.recv().unwrap(), b"abc");
-}
-
-#[test]
-fn write_grant_dropped_without_commit_publishes_nothing() {
-    let (mut tx, mut rx, _) = heap_channel(256);
-    {
-        let mut grant = tx.reserve(10).unwrap();
-        grant.write_at(0, b"discarded!").unwrap();
-    }
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-    tx.send(b"kept").unwrap();
-    assert_eq!(rx.recv().unwrap(), b"kept");
-}
-
-#[test]
 fn read_grant_releases_space_on_drop() {
     let (mut tx, mut rx, _) = heap_channel(64);
     tx.send(&[1; 48]).unwrap();
@@ -141,61 +88,6 @@ fn read_grant_releases_space_on_drop() {
         assert!(matches!(tx.try_send(&[2; 48]), Err(TrySendError::Full(()))));
     }
     tx.try_send(&[2; 48]).unwrap();
-}
-
-#[test]
-fn recv_into_a_short_buffer_keeps_the_message() {
-    let (mut tx, mut rx, _) = heap_channel(256);
-    tx.send(b"0123456789").unwrap();
-    let mut small = [0u8; 4];
-    assert_eq!(
-        rx.recv_into(&mut small),
-        Err(RecvIntoError::BufferTooSmall { needed: 10 })
-    );
-    let mut big = [0u8; 16];
-    assert_eq!(rx.recv_into(&mut big).unwrap(), 10);
-    assert_eq!(&big[..10], b"0123456789");
-}
-
-#[test]
-fn dropped_sender_delivers_everything_then_disconnects() {
-    let (mut tx, mut rx, _) = heap_channel(256);
-    for i in 0..5u8 {
-        tx.send(&[i]).unwrap();
-    }
-    drop(tx);
-    let got: Vec<Vec<u8>> = rx.iter().collect();
-    assert_eq!(got, (0..5u8).map(|i| vec![i]).collect::<Vec<_>>());
-    assert_eq!(rx.recv(), Err(RecvError::Disconnected));
-    assert_eq!(
-        rx.try_recv(),
-        Err(TryRecvError::Recv(RecvError::Disconnected))
-    );
-}
-
-#[test]
-fn dropped_receiver_disconnects_the_sender() {
-    let (mut tx, rx, _) = heap_channel(256);
-    drop(rx);
-    assert!(matches!(tx.send(b"lost"), Err(SendError::Disconnected(()))));
-    assert!(matches!(
-        tx.try_send(b"lost"),
-        Err(TrySendError::Send(SendError::Disconnected(())))
-    ));
-}
-
-#[test]
-fn timeouts_expire() {
-    let (mut tx, mut rx, _) = heap_channel(64);
-    assert_eq!(
-        rx.recv_timeout(Duration::from_millis(20)),
-        Err(RecvTimeoutError::Timeout)
-    );
-    tx.send(&[0; 56]).unwrap();
-    let err = tx
-        .send_timeout(&[0; 8], Duration::from_millis(20))
-        .unwrap_err();
-    assert!(matches!(err, SendTimeoutError::Timeout(())));
 }
 
 #[test]

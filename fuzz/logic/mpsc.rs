@@ -1,0 +1,49 @@
+//! Target `hostile_mpsc`: the hostile-peer script ([`script`](super::script)) against an
+//! MPSC channel, with up to four senders (clones, attaches, drops); grants dropped
+//! uncommitted leave skip frames. Messages arrive in claim order (one thread: claim order
+//! is call order).
+
+use shm_channel::mpsc::{Mpsc, Sender, MAX_SENDERS};
+use shm_testkit::layout::{header, mpsc as lay, Word};
+
+use super::script::{Script, Scripted, Side};
+use super::{timed, Input};
+
+impl Scripted for Mpsc {
+    const FRAME_HEADER: usize = lay::FRAME_HEADER;
+    const MANY: Option<Side> = Some(Side::Send);
+
+    fn region_len(capacity: usize) -> usize {
+        lay::region_len(capacity)
+    }
+
+    /// Header, indices, status, events, producer slots, frame words around the head and
+    /// tail.
+    fn word(s: &Script<Mpsc>, input: &mut Input) -> Word {
+        let (pick, slot) = (input.u8(), input.u8());
+        let (head, tail) = (s.load(lay::HEAD), s.load(lay::TAIL));
+        match pick % 20 {
+            0 => header::WORDS[0],
+            1 => header::WORDS[3],
+            n @ 2..=10 => lay::WORDS[n as usize - 2],
+            n @ 11..=13 => lay::slot_words(usize::from(slot) % MAX_SENDERS)[n as usize - 11],
+            14..=16 => s.frame_word(lay::DATA, head),
+            17 => s.frame_word(lay::DATA, tail),
+            _ => s.frame_word(lay::DATA, tail.wrapping_sub(8)),
+        }
+    }
+
+    /// A new sender in place `k`: a clone of one we hold, or an attach.
+    fn own_op(s: &mut Script<Mpsc>, op: u8, k: usize, _len: usize, _input: &mut Input) {
+        let clean = s.clean();
+        let result = match s.senders.iter().flatten().next() {
+            Some(tx) if op & 0x10 == 0 => timed("try_clone", || tx.try_clone()),
+            _ => timed("Sender::attach", || Sender::attach(s.memory.clone())),
+        };
+        match result {
+            Ok(tx) if s.senders[k].is_none() => s.senders[k] = Some(tx),
+            Ok(_) => {}
+            Err(err) => assert!(!clean, "a new sender refused: {err}"),
+        }
+    }
+}
