@@ -285,6 +285,7 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
 }
 
 impl<F: Flavor> Drop for ReadGrant<'_, F> {
+    #[inline]
     fn drop(&mut self) {
         if !self.keep {
             self.receiver.ring().release(self.frame);

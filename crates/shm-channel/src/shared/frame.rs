@@ -83,6 +83,7 @@ pub(crate) const fn frame_len(payload: u64) -> u64 {
 
 /// Largest payload a ring of `capacity` bytes with `header`-byte frame headers carries: the
 /// whole ring less one header, and at most what the 32-bit length field holds.
+#[inline]
 pub(crate) fn max_payload(capacity: u64, header: u64) -> usize {
     let max = capacity.saturating_sub(header).min(u32::MAX as u64);
     usize::try_from(max).unwrap_or(usize::MAX)

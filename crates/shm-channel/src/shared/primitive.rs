@@ -26,6 +26,8 @@ pub(crate) struct DataArea {
     /// `capacity` bytes for as long as the mapping the owner keeps alive.
     base: *mut u8,
     capacity: u64,
+    /// `capacity - 1` without the low three bits: masks an offset to its word's.
+    word_mask: u64,
     /// Under loom, the frame words (see the module docs).
     #[cfg(loom)]
     words: std::sync::Arc<[AtomicU64]>,
@@ -43,6 +45,7 @@ impl DataArea {
         DataArea {
             base,
             capacity,
+            word_mask: (capacity - 1) & !7,
             #[cfg(loom)]
             words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -58,7 +61,7 @@ impl DataArea {
     /// capacity): always inside the area.
     #[inline]
     fn word_offset(&self, offset: u64) -> u64 {
-        offset & (self.capacity - 1) & !7
+        offset & self.word_mask
     }
 
     /// Loads the frame word at `offset` (masked into the area, rounded down to 8).

@@ -170,6 +170,7 @@ pub(crate) trait SendRing: RingSide {
     const FRAME_HEADER: u64 = super::frame::FRAME_HEADER_LEN as u64;
 
     /// The largest payload one frame can carry: the ring less one header.
+    #[inline]
     fn max_payload(&self) -> usize {
         super::frame::max_payload(self.view().capacity(), Self::FRAME_HEADER)
     }

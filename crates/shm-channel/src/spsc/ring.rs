@@ -440,6 +440,10 @@ impl Reader {
     fn release(&mut self, frame: Frame) {
         debug_assert_eq!(frame.offset, self.head & self.mask);
         self.head = self.head.wrapping_add(frame.span);
+        if self.release_batch == 0 {
+            self.publish_head();
+            return;
+        }
         self.unstored_frames += 1;
         if self.unstored_frames >= RELEASE_FRAMES
             || self.head.wrapping_sub(self.published_head) > self.release_batch
