@@ -40,8 +40,9 @@ use std::io;
 use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
+use adaptive::Waited;
 
+mod adaptive;
 mod doorbell;
 mod futex;
 pub mod handshake;
@@ -49,7 +50,9 @@ mod machine;
 #[cfg(test)]
 mod stress_tests;
 mod throttle;
+mod wait;
 
+pub use adaptive::SpinBudget;
 pub use doorbell::{Doorbell, DoorbellError, Ticker};
 pub use futex::{Futex, FutexError, FutexWake};
 pub use handshake::{
@@ -62,11 +65,23 @@ pub use throttle::Throttle;
 /// How a waiter waits for a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitStrategy {
+    /// Spin-then-park whose spin budget follows the peer (the default): it grows, up to
+    /// `max`, while messages keep arriving soon after a wait gave up spinning (a peer busy
+    /// copying a large message), and falls back to `min` after a wait that slept long (an
+    /// idle peer). So a message already on its way is not slept through, and an idle
+    /// waiter parks after at most `max` of polling. The budget is learned per waiting
+    /// endpoint ([`SpinBudget`]); a wait without one spins for `min`.
+    Adaptive {
+        /// The budget of a waiter that has learned nothing, or whose peer went idle.
+        min: Duration,
+        /// The longest budget.
+        max: Duration,
+    },
     /// Busy-poll (with `pause`) until the condition holds or the deadline passes. Lowest
     /// latency; burns a core, and starves the peer when both share one.
     Spin,
     /// Poll for up to `spin` (with exponential backoff, then yielding), then sleep on the
-    /// futex. The default: near-spin latency for a busy peer, no CPU burnt by an idle one.
+    /// futex: near-spin latency for a busy peer, no CPU burnt by an idle one.
     SpinThenPark {
         /// How long to poll before parking.
         spin: Duration,
@@ -84,7 +99,11 @@ pub enum WaitStrategy {
 
 /// The default spin budget: about half a cross-core futex round trip on the reference
 /// machine (~84 µs, docs/benchmarks.md), so spinning never costs more than parking would save.
+/// The adaptive default starts there.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// The longest spin of the adaptive default: an idle waiter parks after at most this.
+pub const DEFAULT_MAX_SPIN: Duration = Duration::from_millis(1);
 
 /// Tight polls between two clock reads in the hot phase of a spinning wait.
 const POLLS_PER_CLOCK_READ: u32 = 64;
@@ -107,7 +126,10 @@ const BARRIER_REFUSED_SLICE: Duration = Duration::from_millis(1);
 
 impl Default for WaitStrategy {
     fn default() -> Self {
-        WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN }
+        WaitStrategy::Adaptive {
+            min: DEFAULT_SPIN,
+            max: DEFAULT_MAX_SPIN,
+        }
     }
 }
 
@@ -332,147 +354,34 @@ impl Event {
         deadline: Option<Instant>,
         poll: impl FnMut(Check) -> Option<T>,
     ) -> Result<T, WaitTimeout> {
-        self.wait_sliced(handshake, strategy, deadline, SLOW_CHECK_INTERVAL, poll)
+        self.wait_learning(handshake, strategy, &mut SpinBudget::new(), deadline, poll)
     }
 
-    /// The wait loop, sleeping at most `park_slice` at a time (tests lengthen it, so that a
-    /// lost wake-up shows as a timeout instead of a slice-long delay).
-    fn wait_sliced<T>(
+    /// [`wait_until_with`](Event::wait_until_with) for a waiter that keeps a
+    /// [`SpinBudget`] between its waits: under [`WaitStrategy::Adaptive`] the wait spins
+    /// for the budget learned so far, and teaches it how this wait ended.
+    pub fn wait_learning<T>(
         &self,
         handshake: Handshake,
         strategy: &WaitStrategy,
+        budget: &mut SpinBudget,
         deadline: Option<Instant>,
-        park_slice: Duration,
-        mut poll: impl FnMut(Check) -> Option<T>,
+        poll: impl FnMut(Check) -> Option<T>,
     ) -> Result<T, WaitTimeout> {
-        if let Some(ready) = poll(Check::Fast) {
-            return Ok(ready);
+        let mut waited = Waited::default();
+        let this_wait = budget.strategy_for(strategy);
+        let result = self.wait_sliced(
+            handshake,
+            &this_wait,
+            deadline,
+            SLOW_CHECK_INTERVAL,
+            &mut waited,
+            poll,
+        );
+        if result.is_ok() {
+            budget.record(strategy, waited);
         }
-        let mut next_slow: Option<Instant> = None;
-        if *strategy != WaitStrategy::Park {
-            // Hot phase: tight polls, one `pause` apart. Most waits on a busy peer end here,
-            // within a few hundred ns; the clock is read only every `POLLS_PER_CLOCK_READ`
-            // polls (a `pause` costs ~25 ns on the reference machine, so that is ~2 µs).
-            // The clock starts at the first of those reads, not on entry: a wait that ends
-            // within its first polls (a round trip's, typically) reads no clock at all, and
-            // a message arriving then is not kept waiting behind a `clock_gettime`. The
-            // spin budget and the deadline are therefore counted from ~2 µs in.
-            let mut polls: u32 = 0;
-            // When the hot phase and the whole spin end, for a wait whose clock started at
-            // `started`.
-            let limits = |started: Instant| match strategy {
-                WaitStrategy::SpinThenPark { spin } => {
-                    (started + HOT_SPIN.min(*spin), Some(started + *spin))
-                }
-                WaitStrategy::YieldThenPark { spin } => (started, Some(started + *spin)),
-                _ => (started + HOT_SPIN, None),
-            };
-            // Yield-then-park has no hot phase: its clock starts now.
-            let yielding = matches!(strategy, WaitStrategy::YieldThenPark { .. });
-            let (started, spin_until) = if yielding {
-                let now = Instant::now();
-                (now, limits(now).1)
-            } else {
-                let mut clock_start: Option<Instant> = None;
-                loop {
-                    std::hint::spin_loop();
-                    polls = polls.wrapping_add(1);
-                    if polls % POLLS_PER_CLOCK_READ != 0 {
-                        if let Some(ready) = poll(Check::Fast) {
-                            return Ok(ready);
-                        }
-                        continue;
-                    }
-                    let now = Instant::now();
-                    let started = *clock_start.get_or_insert(now);
-                    let (hot_until, spin_until) = limits(started);
-                    if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
-                        return Ok(ready);
-                    }
-                    if deadline.is_some_and(|d| now >= d) {
-                        return Err(WaitTimeout);
-                    }
-                    if *strategy != WaitStrategy::Spin && now >= hot_until {
-                        break (started, spin_until);
-                    }
-                }
-            };
-            // Backoff phase (spin-then-park): crossbeam's `Backoff::snooze` spins in
-            // doubling runs, then yields the CPU — so a peer sharing our core gets to run —
-            // until the spin budget is spent. Yield-then-park yields between every poll.
-            if let Some(spin_until) = spin_until {
-                let backoff = Backoff::new();
-                loop {
-                    let now = Instant::now();
-                    if let Some(ready) = self.poll_timed(now, started, &mut next_slow, &mut poll) {
-                        return Ok(ready);
-                    }
-                    if deadline.is_some_and(|d| now >= d) {
-                        return Err(WaitTimeout);
-                    }
-                    if now >= spin_until {
-                        break;
-                    }
-                    if yielding {
-                        std::thread::yield_now();
-                    } else {
-                        backoff.snooze();
-                    }
-                }
-            }
-        }
-        // Park phase.
-        loop {
-            // Acquire: a notification that bumped the sequence before this load is seen, so
-            // the futex wait below returns at once instead of sleeping through it.
-            let seq = self.seq.word().load(Ordering::Acquire);
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            // SYNC: waiter flag (see `notify`). Also orders the increment before the
-            // membarrier below (which begins with a full barrier of its own anyway).
-            fence(Ordering::SeqCst);
-            let mut slice = park_slice;
-            // SYNC: waiter flag (membarrier; see `notify_relaxed`).
-            if handshake == Handshake::Membarrier && !handshake::sleeper_barrier() {
-                slice = slice.min(BARRIER_REFUSED_SLICE);
-            }
-            if let Some(ready) = poll(Check::Slow) {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
-                return Ok(ready);
-            }
-            let now = Instant::now();
-            let slice_end = now + slice;
-            let wake_by = deadline.map_or(slice_end, |d| d.min(slice_end));
-            let outcome = self.seq.wait(seq, Some(wake_by));
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-            if let Err(FutexError::Os(_)) = outcome {
-                // The kernel refused to sleep (a seccomp filter, say): back off by sleeping
-                // a little rather than turning this loop into a hot spin.
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            if let Some(ready) = poll(Check::Fast) {
-                return Ok(ready);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(WaitTimeout);
-            }
-        }
-    }
-
-    /// One timed poll: a slow check when its interval is due, a fast one otherwise.
-    fn poll_timed<T>(
-        &self,
-        now: Instant,
-        started: Instant,
-        next_slow: &mut Option<Instant>,
-        poll: &mut impl FnMut(Check) -> Option<T>,
-    ) -> Option<T> {
-        let due = *next_slow.get_or_insert(started + SLOW_CHECK_INTERVAL);
-        if now >= due {
-            *next_slow = Some(now + SLOW_CHECK_INTERVAL);
-            poll(Check::Slow)
-        } else {
-            poll(Check::Fast)
-        }
+        result
     }
 
     /// Whether some waiter has announced it is about to sleep or sleeping.

@@ -134,9 +134,9 @@ impl AsyncWait {
             }
             let budget = match strategy {
                 WaitStrategy::Spin => None,
-                WaitStrategy::SpinThenPark { spin } | WaitStrategy::YieldThenPark { spin } => {
-                    Some(spin)
-                }
+                WaitStrategy::SpinThenPark { spin }
+                | WaitStrategy::YieldThenPark { spin }
+                | WaitStrategy::Adaptive { min: spin, .. } => Some(spin),
                 WaitStrategy::Park => Some(Duration::ZERO),
             };
             let since = *self.spinning_since.get_or_insert_with(Instant::now);

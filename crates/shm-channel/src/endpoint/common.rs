@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Handshake, Throttle, WaitStrategy};
+use shm_core::notify::{Handshake, SpinBudget, Throttle, WaitStrategy};
 use shm_core::SharedMemory;
 
 use crate::shared::doorbells::End;
@@ -36,6 +36,8 @@ pub(crate) struct Common<R: RingSide> {
     /// shared memory.
     pub(crate) handshake: Handshake,
     pub(crate) strategy: WaitStrategy,
+    /// What the waits so far taught an adaptive strategy.
+    pub(crate) budget: SpinBudget,
     /// Paces the slow checks of non-blocking calls.
     pub(crate) throttle: Throttle,
     owner: OwnerCheck,
@@ -61,6 +63,7 @@ impl<R: RingSide> Common<R> {
             bell,
             close,
             strategy,
+            budget: SpinBudget::new(),
             throttle: Throttle::default(),
             owner: OwnerCheck::new(),
             #[cfg(feature = "tokio")]

@@ -223,27 +223,34 @@ impl<F: Flavor> Receiver<F> {
             event: data,
             handshake,
             strategy,
+            budget,
             throttle,
             ..
         } = &mut self.common;
-        if let Deadline::Now = deadline {
-            let check = if slow_check_due(throttle) {
-                Check::Slow
-            } else {
-                Check::Fast
-            };
-            return attempt(ring, check, closed).transpose();
-        }
-        // The sleeper's half of the wake handshake (SYNC: waiter flag): the sender
-        // publishes with the matching notification.
-        let woken = data
-            .get()
-            .wait_until_with(*handshake, strategy, deadline.instant(), |check| {
-                attempt(ring, check, closed)
-            });
+        let woken = match deadline {
+            Deadline::Now => None,
+            // The sleeper's half of the wake handshake (SYNC: waiter flag): the sender
+            // publishes with the matching notification.
+            _ => data
+                .get()
+                .wait_learning(*handshake, strategy, budget, deadline.instant(), |check| {
+                    attempt(ring, check, closed)
+                })
+                .ok(),
+        };
         match woken {
-            Ok(outcome) => outcome.map(Some),
-            Err(_timeout) => Ok(None),
+            Some(outcome) => outcome.map(Some),
+            // No wait, or one that ended by its deadline (which may have made no slow
+            // check: short timed waits in a loop): one more look, with a slow check paced
+            // as non-blocking calls' are.
+            None => {
+                let check = if slow_check_due(throttle) {
+                    Check::Slow
+                } else {
+                    Check::Fast
+                };
+                attempt(ring, check, closed).transpose()
+            }
         }
     }
 }

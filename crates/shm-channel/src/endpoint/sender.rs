@@ -349,22 +349,28 @@ impl<F: Flavor> Sender<F> {
             event: space,
             handshake,
             strategy,
+            budget,
             throttle,
             ..
         } = &mut self.common;
-        if let Deadline::Now = deadline {
-            return match slow_check_due(throttle) {
-                true => attempt(ring, len, Check::Slow),
-                false => None,
-            }
-            .unwrap_or(Err(SendFailure::NotNow));
-        }
-        // The sleeper's half of the wake handshake (SYNC: waiter flag): the receiver
-        // publishes its head with the matching notification.
-        space
-            .get()
-            .wait_until_with(*handshake, strategy, deadline.instant(), |check| {
-                attempt(ring, len, check)
+        let waited = match deadline {
+            Deadline::Now => None,
+            // The sleeper's half of the wake handshake (SYNC: waiter flag): the receiver
+            // publishes its head with the matching notification.
+            _ => space
+                .get()
+                .wait_learning(*handshake, strategy, budget, deadline.instant(), |check| {
+                    attempt(ring, len, check)
+                })
+                .ok(),
+        };
+        // No wait, or one that ended by its deadline (which may have made no slow check:
+        // short timed waits in a loop): a slow check, paced as non-blocking calls' are.
+        waited
+            .or_else(|| {
+                slow_check_due(throttle)
+                    .then(|| attempt(ring, len, Check::Slow))
+                    .flatten()
             })
             .unwrap_or(Err(SendFailure::NotNow))
     }

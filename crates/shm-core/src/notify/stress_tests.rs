@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use shm_testkit::{fork_child, fork_lock};
 
+use super::adaptive::Waited;
 use super::{membarrier_failures, register_process, Event, Handshake, WaitStrategy};
 use crate::{Region, SharedMemory};
 
@@ -109,6 +110,7 @@ impl Side<'_> {
             &self.strategy,
             Some(deadline),
             LONG_SLICE,
+            &mut Waited::default(),
             &mut poll,
         );
         if let Ok(value) = first {
@@ -327,6 +329,7 @@ fn race(handshake: Handshake) -> RaceOutcome {
                 &WaitStrategy::Park,
                 Some(Instant::now() + LOST_AFTER),
                 LONG_SLICE,
+                &mut Waited::default(),
                 |check| {
                     // SYNC: stress value (see `Side::publish`).
                     let seen = word(RACE_INDEX).load(Ordering::Acquire) >= round;
