@@ -38,6 +38,7 @@ impl Writer for Counter {
 }
 
 impl Writer for FrameWriter<'_> {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         FrameWriter::write(self, bytes).map_err(|_| EncodeError::UnexpectedEnd)
     }

@@ -8,12 +8,13 @@
 //! being decoded sits and fails with a decode error past [`MAX_DECODE_DEPTH`].
 //!
 //! How it works: [`DepthLimited`] wraps the format's deserializer and forwards every
-//! `deserialize_*` call with the visitor wrapped. The wrapped visitor forwards every
+//! `deserialize_*` call of a container with the visitor wrapped (scalars, which nest
+//! nothing, go straight through: most fields cost no wrapping). The wrapped visitor forwards every
 //! `visit_*` call, except that the accessors it is handed for nested values (sequences,
 //! maps, enum variants, newtype structs, `Some`) are wrapped too, so that each nested value
 //! is again decoded through a [`DepthLimited`], one level deeper. A value's depth is the
 //! number of containers around it: the message itself is at depth 0, the fields of a
-//! top-level struct at depth 1, and so on.
+//! top-level struct at depth 1, and so on; the limit applies to containers.
 
 use std::cell::Cell;
 use std::fmt;
@@ -22,9 +23,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
 use crate::CodecError;
 
-/// Deepest nesting the serde codecs (`Bincode`, `Postcard`) decode: a value inside more
-/// than this many containers (struct or tuple fields, sequence elements, map entries, enum
-/// variant contents, newtype contents, `Some`) makes the frame a [`CodecError::Decode`].
+/// Deepest nesting the serde codecs (`Bincode`, `Postcard`) decode: a container (struct,
+/// tuple, sequence, map, enum, newtype, `Option`) inside more than this many containers
+/// (as a field, element, entry, variant content, newtype content or `Some`) makes the frame
+/// a [`CodecError::Decode`]. Scalars nest nothing and are not counted.
 ///
 /// Why 128: real messages nest a handful of levels (a recursive type that legitimately
 /// goes deeper is better sent flattened), and decoding 128 levels stays far from the
@@ -102,9 +104,14 @@ impl<'b, D> DepthLimited<'b, D> {
     }
 }
 
-/// Forwards `deserialize_*` methods with the visitor wrapped, after checking the depth.
+/// Forwards `deserialize_*` methods: `nesting` ones with the visitor wrapped, after
+/// checking the depth; `scalar` ones as they are. The formats behind the serde codecs are
+/// not self-describing — the hint decides what they visit, a scalar for a scalar hint, and
+/// a scalar nests nothing — so scalars need no wrapping. (A self-describing format could
+/// answer a scalar hint with a sequence: this is sound only for `Bincode` and `Postcard`,
+/// the deserializers this wraps.)
 macro_rules! forward_deserialize {
-    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+    (nesting: $($method:ident($($arg:ident: $ty:ty),*);)*) => {
         $(
             fn $method<V: Visitor<'de>>(
                 self,
@@ -121,13 +128,39 @@ macro_rules! forward_deserialize {
             }
         )*
     };
+    (scalar: $($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            #[inline]
+            fn $method<V: Visitor<'de>>(
+                self,
+                $($arg: $ty,)*
+                visitor: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.inner.$method($($arg,)* visitor)
+            }
+        )*
+    };
 }
 
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
     type Error = D::Error;
 
     forward_deserialize! {
+        nesting:
         deserialize_any();
+        deserialize_option();
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_seq();
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_ignored_any();
+    }
+
+    forward_deserialize! {
+        scalar:
         deserialize_bool();
         deserialize_i8();
         deserialize_i16();
@@ -146,18 +179,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
         deserialize_string();
         deserialize_bytes();
         deserialize_byte_buf();
-        deserialize_option();
         deserialize_unit();
         deserialize_unit_struct(name: &'static str);
-        deserialize_newtype_struct(name: &'static str);
-        deserialize_seq();
-        deserialize_tuple(len: usize);
-        deserialize_tuple_struct(name: &'static str, len: usize);
-        deserialize_map();
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
         deserialize_identifier();
-        deserialize_ignored_any();
     }
 
     fn is_human_readable(&self) -> bool {
@@ -185,6 +209,7 @@ impl<'b, S> DepthSeed<'b, S> {
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for DepthSeed<'_, S> {
     type Value = S::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
         self.inner.deserialize(DepthLimited {
             inner: deserializer,
@@ -219,6 +244,7 @@ impl<'b, A> DepthAccess<'b, A> {
 impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for DepthAccess<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -434,14 +460,24 @@ mod tests {
 
     #[test]
     fn sequence_elements_are_one_level_down() {
-        let seq = || SeqDeserializer::<_, Error>::new(vec![1u8, 2, 3].into_iter());
-        let (value, exceeded) = decode::<Vec<u8>>(1, seq());
-        assert_eq!(value.unwrap(), [1, 2, 3]);
+        let nested = || SeqDeserializer::<_, Error>::new(vec![vec![1u8, 2], vec![3]].into_iter());
+        let (value, exceeded) = decode::<Vec<Vec<u8>>>(1, nested());
+        assert_eq!(value.unwrap(), [vec![1, 2], vec![3]]);
         assert!(!exceeded);
 
-        let (value, exceeded) = decode::<Vec<u8>>(0, seq());
+        // The inner sequences sit one level down: past a limit of 0.
+        let (value, exceeded) = decode::<Vec<Vec<u8>>>(0, nested());
         assert!(value.unwrap_err().to_string().contains("deeper than 0"));
         assert!(exceeded);
+    }
+
+    #[test]
+    fn scalars_nest_nothing_and_are_not_counted() {
+        // A sequence of scalars at the top (depth 0) is within a limit of 0.
+        let flat = SeqDeserializer::<_, Error>::new(vec![1u8, 2, 3].into_iter());
+        let (value, exceeded) = decode::<Vec<u8>>(0, flat);
+        assert_eq!(value.unwrap(), [1, 2, 3]);
+        assert!(!exceeded);
     }
 
     #[test]

@@ -69,20 +69,28 @@ impl FrameWriter<'_> {
                 "the value does not fit the frame".into(),
             ));
         };
-        if bytes.len() <= SMALL_WRITE {
-            // A codec writes field by field, most fields a few bytes long: copied inline,
-            // byte by byte, instead of a `memcpy` call each.
-            for (i, &b) in bytes.iter().enumerate() {
-                // SAFETY: `pos + i < end <= len`: inside the bytes the constructor's
-                // caller made valid for writes; a raw write, no reference formed.
-                unsafe { self.ptr.add(self.pos + i).write(b) };
+        // SAFETY: `pos .. end` lies inside the `len` bytes the constructor's caller made
+        // valid for writes; a raw write, no reference formed.
+        let dst = unsafe { self.ptr.add(self.pos) };
+        // A codec writes field by field, most fields 1, 2, 4 or 8 bytes long: those are one
+        // unaligned store each, other short ones a byte loop, instead of a `memcpy` call.
+        // SAFETY: `dst` is valid for `bytes.len()` bytes of writes (above); `bytes` is
+        // private memory; raw writes, no reference formed.
+        unsafe {
+            match *bytes {
+                [b] => dst.write(b),
+                [b0, b1] => dst.cast::<[u8; 2]>().write_unaligned([b0, b1]),
+                [b0, b1, b2, b3] => dst.cast::<[u8; 4]>().write_unaligned([b0, b1, b2, b3]),
+                [b0, b1, b2, b3, b4, b5, b6, b7] => dst
+                    .cast::<[u8; 8]>()
+                    .write_unaligned([b0, b1, b2, b3, b4, b5, b6, b7]),
+                _ if bytes.len() <= SMALL_WRITE => {
+                    for (i, &b) in bytes.iter().enumerate() {
+                        dst.add(i).write(b);
+                    }
+                }
+                _ => std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()),
             }
-        } else {
-            // SAFETY: `pos .. end` lies inside the `len` bytes the constructor's caller
-            // made valid for writes; `bytes` is private memory.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(self.pos), bytes.len())
-            };
         }
         self.pos = end;
         Ok(())
@@ -172,15 +180,17 @@ impl<'a> FrameReader<'a> {
     pub fn rest_copied(&mut self) -> &[u8] {
         let remaining = self.remaining();
         self.scratch.clear();
-        self.scratch.resize(remaining, 0);
-        // SAFETY: `pos .. len` is readable; the scratch vector holds `remaining` bytes.
+        self.scratch.reserve(remaining);
+        // SAFETY: `pos .. len` is readable; the scratch vector has room for `remaining`
+        // bytes, which the copy initialises before `set_len` counts them.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.ptr.add(self.pos),
                 self.scratch.as_mut_ptr(),
                 remaining,
-            )
-        };
+            );
+            self.scratch.set_len(remaining);
+        }
         self.pos = self.len;
         self.scratch
     }

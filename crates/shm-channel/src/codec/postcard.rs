@@ -36,12 +36,14 @@ struct InPlace<'w, 'a>(&'w mut FrameWriter<'a>);
 impl Flavor for InPlace<'_, '_> {
     type Output = ();
 
+    #[inline]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
         self.0
             .write(&[byte])
             .map_err(|_| postcard::Error::SerializeBufferFull)
     }
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         self.0
             .write(data)
