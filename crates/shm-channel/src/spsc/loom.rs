@@ -11,7 +11,8 @@ use shm_core::notify::Handshake;
 use shm_core::HeapRegion;
 
 use super::layout::{region_len_for, Layout};
-use super::ring::{Frame, Reader, Writer};
+use super::ring::{Reader, Writer};
+use crate::shared::lane::Frame;
 use crate::shared::ring::{Peek, RecvRing, RingSide, SendRing};
 use crate::spsc::Builder;
 use crate::{Endpoint, RecvError, TryRecvError};
