@@ -6,4 +6,6 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../logic/mod.rs"]
 mod logic;
 
-fuzz_target!(|data: &[u8]| logic::script::<shm_channel::broadcast::Broadcast>(data, logic::heap_memory));
+fuzz_target!(
+    |data: &[u8]| logic::script::<shm_channel::broadcast::Broadcast>(data, logic::heap_memory)
+);

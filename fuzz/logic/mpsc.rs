@@ -1,9 +1,8 @@
 //! Target `hostile_mpsc`: the hostile-peer script ([`script`](super::script)) against an
-//! MPSC channel, with up to four senders (clones, attaches, drops); grants dropped
-//! uncommitted leave skip frames. Messages arrive in claim order (one thread: claim order
-//! is call order).
+//! MPSC channel, with up to four senders (clones, attaches, drops), each in a lane of its
+//! slot. Messages of one lane arrive in the order they were sent; lanes interleave.
 
-use shm_channel::mpsc::{Mpsc, Sender, MAX_SENDERS};
+use shm_channel::mpsc::{Mpsc, Sender, DEFAULT_MAX_SENDERS};
 use shm_testkit::layout::{header, mpsc as lay, Word};
 
 use super::script::{Script, Scripted, Side};
@@ -17,20 +16,26 @@ impl Scripted for Mpsc {
         lay::region_len(capacity)
     }
 
-    /// Header, indices, status, events, producer slots, frame words around the head and
-    /// tail.
+    /// Header, status, events, lanes, sender slots (owner, event, lane tail and head),
+    /// frame words around a lane's head and tail.
     fn word(s: &Script<Mpsc>, input: &mut Input) -> Word {
-        let (pick, slot) = (input.u8(), input.u8());
-        let (head, tail) = (s.load(lay::HEAD), s.load(lay::TAIL));
+        let (pick, slot) = (input.u8(), usize::from(input.u8()) % DEFAULT_MAX_SENDERS);
+        let base = lay::slot(slot);
+        let (head, tail) = (s.load(base + lay::SLOT_HEAD), s.load(base + lay::SLOT_TAIL));
+        let lane = lay::DATA + slot * s.capacity;
         match pick % 20 {
             0 => header::WORDS[0],
             1 => header::WORDS[3],
             n @ 2..=10 => lay::WORDS[n as usize - 2],
-            n @ 11..=13 => lay::slot_words(usize::from(slot) % MAX_SENDERS)[n as usize - 11],
-            14..=16 => s.frame_word(lay::DATA, head),
-            17 => s.frame_word(lay::DATA, tail),
-            _ => s.frame_word(lay::DATA, tail.wrapping_sub(8)),
+            n @ 11..=13 => lay::slot_words(slot)[[0, 3, 4][n as usize - 11]],
+            14..=16 => s.frame_word(lane, head),
+            17 => s.frame_word(lane, tail),
+            _ => s.frame_word(lane, tail.wrapping_sub(8)),
         }
+    }
+
+    fn lane(tx: &Sender) -> usize {
+        tx.slot()
     }
 
     /// A new sender in place `k`: a clone of one we hold, or an attach.

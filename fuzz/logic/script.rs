@@ -81,9 +81,17 @@ pub trait Scripted: Flavor<RecvError: Classify> {
     }
     /// An interesting shared word, picked by the input (the flavor reads its own bytes).
     fn word(s: &Script<Self>, input: &mut Input) -> Word;
+    /// The lane `tx` writes: messages of one lane arrive in the order they were sent,
+    /// lanes interleave (MPSC: one per sender slot; the others: one).
+    fn lane(_tx: &Sender<Self>) -> usize {
+        0
+    }
     /// The flavor's own operation (op 8): `k` picks an endpoint, `len` a length.
     fn own_op(s: &mut Script<Self>, op: u8, k: usize, len: usize, input: &mut Input);
 }
+
+/// What one receiver has still to get: each message with the lane it was sent in.
+pub type Expected = VecDeque<(usize, Vec<u8>)>;
 
 /// The state of a script: our endpoints, and what we expect while nobody tampered.
 pub struct Script<F: Scripted> {
@@ -93,9 +101,10 @@ pub struct Script<F: Scripted> {
     pub lags: bool,
     pub senders: Vec<Option<Sender<F>>>,
     pub receivers: Vec<Option<Receiver<F>>>,
-    /// Per receiver, the messages it has still to get, while only our endpoints wrote the
-    /// memory; `None` from the first hostile write on.
-    pub model: Option<Vec<VecDeque<Vec<u8>>>>,
+    /// Per receiver, the messages it has still to get (each with the lane it was sent
+    /// in), while only our endpoints wrote the memory; `None` from the first hostile write
+    /// on.
+    pub model: Option<Vec<Expected>>,
     /// Messages made so far (their contents derive from this counter).
     pub made: u64,
 }
@@ -145,11 +154,12 @@ impl<F: Scripted> Script<F> {
         }
     }
 
-    pub fn sent(&mut self, msg: Vec<u8>) {
+    /// A message sent in `lane`.
+    pub fn sent(&mut self, lane: usize, msg: Vec<u8>) {
         if let Some(model) = self.model.as_mut() {
             for (queue, rx) in model.iter_mut().zip(&self.receivers) {
                 if rx.is_some() || !F::JOINS_AT_TAIL {
-                    queue.push_back(msg.clone());
+                    queue.push_back((lane, msg.clone()));
                 }
             }
         }
@@ -165,11 +175,12 @@ impl<F: Scripted> Script<F> {
         }
     }
 
-    /// Checks a send outcome; while clean, an error must be one a sane channel gives.
-    pub fn check_send(&mut self, result: Result<(), impl Classify>, msg: Vec<u8>) {
+    /// Checks the outcome of a send in `lane`; while clean, an error must be one a sane
+    /// channel gives.
+    pub fn check_send(&mut self, lane: usize, result: Result<(), impl Classify>, msg: Vec<u8>) {
         let no_receiver = self.receivers.iter().all(Option::is_none);
         match result.map_err(|e| e.classify()) {
-            Ok(()) => self.sent(msg),
+            Ok(()) => self.sent(lane, msg),
             Err(Failure::NotNow | Failure::TooLarge) => {}
             Err(Failure::Disconnected) if F::SENDS_DISCONNECT => {
                 assert!(!self.clean() || no_receiver, "disconnected while clean")
@@ -191,11 +202,10 @@ impl<F: Scripted> Script<F> {
         let queue = &mut model[k];
         match result.map_err(|e| e.classify()) {
             Ok(msg) => {
-                let expected = queue.pop_front();
-                assert_eq!(
-                    Some(msg),
-                    expected,
-                    "receiver {k}: reordered, lost or partial message"
+                let expected = take_next(queue, |next| *next == msg);
+                assert!(
+                    expected.is_some(),
+                    "receiver {k}: reordered, lost or partial message {msg:?}"
                 );
             }
             Err(Failure::NotNow) => {
@@ -216,7 +226,10 @@ impl<F: Scripted> Script<F> {
                 queue.drain(..n as usize);
             }
             Err(Failure::TooSmall(needed)) => {
-                assert_eq!(Some(needed), queue.front().map(Vec::len))
+                assert!(
+                    next_of_lanes(queue).any(|next| next.len() == needed),
+                    "receiver {k}: no message of {needed} bytes is next"
+                )
             }
             Err(err) => panic!("receiver {k}: {err:?} while clean"),
         }
@@ -316,26 +329,29 @@ pub fn run<F: Scripted>(data: &[u8], make: MakeMemory) {
             0 => {
                 let msg = s.message(len);
                 if let Some(tx) = s.senders[ks].as_mut() {
+                    let lane = F::lane(tx);
                     let result = timed("try_send", || tx.try_send(&msg));
-                    s.check_send(result, msg);
+                    s.check_send(lane, result, msg);
                 }
             }
             1 => {
                 let timeout = tiny(&mut input);
                 let msg = s.message(len);
                 if let Some(tx) = s.senders[ks].as_mut() {
+                    let lane = F::lane(tx);
                     let result = timed("send_timeout", || tx.send_timeout(&msg, timeout));
-                    s.check_send(result, msg);
+                    s.check_send(lane, result, msg);
                 }
             }
             2 | 3 => {
                 // Reserve, write, commit `written` bytes (or drop the grant uncommitted:
-                // MPSC's skip frame; under overwrite, a grant dropped after it announced
+                // nothing is delivered; under overwrite, a grant dropped after it announced
                 // an overwrite loses what it would have overwritten, reported as `Lagged`,
                 // regression: tests/hostile_regressions.rs).
                 let written = usize::from(input.u16());
                 let msg = s.message(len);
                 if let Some(tx) = s.senders[ks].as_mut() {
+                    let lane = F::lane(tx);
                     let outcome = match timed("try_reserve", || tx.try_reserve(len)) {
                         Ok(mut grant) => {
                             assert_eq!(grant.len(), len);
@@ -350,9 +366,9 @@ pub fn run<F: Scripted>(data: &[u8], make: MakeMemory) {
                         Err(err) => Err(err),
                     };
                     match outcome {
-                        Ok(Some(n)) => s.sent(msg[..n].to_vec()),
+                        Ok(Some(n)) => s.sent(lane, msg[..n].to_vec()),
                         Ok(None) => {}
-                        Err(err) => s.check_send(Err(err), Vec::new()),
+                        Err(err) => s.check_send(lane, Err(err), Vec::new()),
                     }
                 }
             }
@@ -438,4 +454,29 @@ pub fn run<F: Scripted>(data: &[u8], make: MakeMemory) {
     // Whatever the peer did, our drops are clean.
     drop(std::mem::take(&mut s.senders));
     drop(std::mem::take(&mut s.receivers));
+}
+
+/// The messages of `queue` that may come next: the first of each lane.
+fn next_of_lanes(queue: &Expected) -> impl Iterator<Item = &Vec<u8>> {
+    let mut seen = Vec::new();
+    queue
+        .iter()
+        .filter(move |(lane, _)| {
+            let first = !seen.contains(lane);
+            seen.push(*lane);
+            first
+        })
+        .map(|(_, msg)| msg)
+}
+
+/// Takes from `queue` the first message that may come next (the first of its lane) and
+/// that `wanted` accepts.
+fn take_next(queue: &mut Expected, wanted: impl Fn(&Vec<u8>) -> bool) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let at = queue.iter().position(|(lane, msg)| {
+        let first = !seen.contains(lane);
+        seen.push(*lane);
+        first && wanted(msg)
+    })?;
+    queue.remove(at).map(|(_, msg)| msg)
 }

@@ -59,7 +59,7 @@ impl Scripted for Spsc {
         }
         tx.flush();
         for (msg, result) in msgs.into_iter().zip(results) {
-            s.check_send(result, msg);
+            s.check_send(0, result, msg);
         }
     }
 }

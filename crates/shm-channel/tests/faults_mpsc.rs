@@ -178,10 +178,10 @@ fn producers_killed_at_random_points_some_between_claim_and_commit() {
     }
     eprintln!(
         "mpsc: {victims} producers killed, {} messages delivered intact and in order \
-         ({} from the streamer), {} abandoned frames skipped, in {:?}",
+         ({} from the streamer), {} dead senders reaped, in {:?}",
         next.iter().sum::<u64>(),
         next[0],
-        rx.abandoned_frames(),
+        rx.dead_senders(),
         started.elapsed()
     );
 }

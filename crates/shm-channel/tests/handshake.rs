@@ -25,7 +25,7 @@ use support::handshake::{
 
 /// Offset of the handshake word: the status line's, plus 32.
 const STATUS_SPSC: usize = 384;
-const STATUS_MPSC: usize = 384;
+const STATUS_MPSC: usize = 128;
 const STATUS_BROADCAST: usize = 256;
 const HANDSHAKE_WORD: usize = 32;
 

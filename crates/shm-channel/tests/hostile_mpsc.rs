@@ -1,7 +1,8 @@
-//! A hostile peer against the MPSC channel: garbage in every shared word — tail, head,
-//! receiver owner, sender count, receiver closed, both events, each field of the producer
-//! slots (the victim's, another live sender's, a free one), the frame header words at the
-//! head and before the tail, the header's magic and capacity — × the kit's garbage set,
+//! A hostile peer against the MPSC channel: garbage in every shared word — receiver owner,
+//! sender count, receiver closed, both events, the lane count and the lanes-used bits, each
+//! word of the sender slots (owner, space event, the lane's tail and head: the victim's,
+//! another live sender's, a free one), the frame header words at the victim lane's head and
+//! before its tail, the header's magic and capacity — × the kit's garbage set,
 //! written while the victim is blocked in a receive on an empty ring or in a send on a
 //! full one, in this process (timed calls, then every call) and across `fork` (calls
 //! without a deadline, which an honest peer's next send, receive or close must end), on
@@ -35,9 +36,15 @@ impl Subject for Mpsc {
     /// sender's and of a free one, the header's magic and capacity, the frame words at the
     /// head, after a 100-byte frame at the head, and before the tail.
     fn targets() -> Vec<Target> {
-        let [free_owner, _, free_end] = lay::slot_words(5);
+        let [free_owner, _, _, free_tail, free_head] = lay::slot_words(5);
         let slots = [lay::slot_words(0), lay::slot_words(1)].concat();
-        let more = [free_owner, free_end, header::WORDS[0], header::WORDS[3]];
+        let more = [
+            free_owner,
+            free_tail,
+            free_head,
+            header::WORDS[0],
+            header::WORDS[3],
+        ];
         let frames = [
             Target::at_head("frame word at head", 0),
             Target::at_head("frame word after a 100-byte frame at head", 112),
@@ -48,7 +55,7 @@ impl Subject for Mpsc {
 
     fn own_calls(tx: &mut mpsc::Sender, rx: &mut mpsc::Receiver, calls: &mut Calls) {
         calls.join("try_clone", || tx.try_clone());
-        let _ = (rx.sender_count(), rx.dead_senders(), rx.abandoned_frames());
+        let _ = (rx.sender_count(), rx.dead_senders());
     }
 }
 

@@ -128,38 +128,51 @@ fn mpsc_offsets_match_the_channel() {
     const CAP: usize = 256;
     assert_eq!(mpsc::Builder::new(CAP).region_len(), Some(region_len(CAP)));
     assert_eq!(mpsc::MAX_SENDERS, MAX_SENDERS);
+    assert_eq!(mpsc::DEFAULT_MAX_SENDERS, DEFAULT_LANES);
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
     let (mut tx, mut rx) = mpsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
-    check_header(mem, b"SHMMPSC1", LAYOUT_VERSION, CAP, region_len(CAP));
+    // The header's capacity is the whole data area: every lane.
+    check_header(
+        mem,
+        b"SHMMPSC1",
+        LAYOUT_VERSION,
+        DEFAULT_LANES * CAP,
+        region_len(CAP),
+    );
+    assert_eq!(mem.load_u64(LANES), DEFAULT_LANES as u64);
     assert_eq!(mem.load_u64(RECEIVER_OWNER), me());
-    assert_eq!(mem.load(WORDS[3]), 1, "sender count");
+    assert_eq!(mem.load(WORDS[1]), 1, "sender count");
+    assert_eq!(mem.load_u64(USED), 0b1, "lane 0 used");
     let tx2 = tx.try_clone().unwrap();
-    assert_eq!(mem.load(WORDS[3]), 2, "sender count");
-    assert_ne!(tx2.slot(), tx.slot());
-    assert_eq!(mem.load(slot_words(tx2.slot())[0]), me());
+    assert_eq!((tx.slot(), tx2.slot()), (0, 1));
+    assert_eq!(mem.load(WORDS[1]), 2, "sender count");
+    assert_eq!(mem.load_u64(USED), 0b11, "lanes 0 and 1 used");
+    assert_eq!(mem.load(slot_words(1)[0]), me());
     drop(tx2);
-    assert_eq!(mem.load(WORDS[3]), 1, "sender count");
-    let [owner, start0, end0] = slot_words(tx.slot());
+    assert_eq!(mem.load(WORDS[1]), 1, "sender count");
+    assert_eq!(mem.load(slot_words(1)[0]), 0, "slot 1 free again");
+    let [owner, _, _, tail, head] = slot_words(0);
     assert_eq!(mem.load(owner), me());
     tx.send(b"hello").unwrap();
-    assert_eq!(mem.load_u64(TAIL), frame::frame_len(5));
-    assert_eq!(
-        (mem.load(start0), mem.load(end0)),
-        (0, frame::frame_len(5)),
-        "the claim intent"
-    );
-    assert_eq!(mem.load_u64(DATA), frame::data(5, tx.slot() as u64));
+    assert_eq!(mem.load(tail), frame::frame_len(5));
+    assert_eq!(mem.load_u64(DATA), frame::data(5, 0));
     assert_eq!(rx.recv().unwrap(), b"hello");
-    assert_eq!(mem.load_u64(HEAD), frame::frame_len(5));
-    assert_eq!(mem.load_u64(DATA), 0, "released bytes are zeroed");
+    assert_eq!(mem.load(head), frame::frame_len(5));
+    // Lane 1 lies a capacity further on.
+    let mut tx3 = tx.try_clone().unwrap();
+    assert_eq!(tx3.slot(), 1);
+    tx3.send(b"lane one").unwrap();
+    assert_eq!(mem.load_u64(DATA + CAP), frame::data(8, 0));
+    assert_eq!(rx.recv().unwrap(), b"lane one");
+    drop(tx3);
     receiver_waits_on_the_data_event(&mut tx, &mut rx, mem, DATA_EVENT);
-    // A sender blocked on a full ring sleeps on the space event.
-    sender_waits_on_the_space_event(&mut tx, &mut rx, mem, SPACE_EVENT);
+    // A sender blocked on a full lane sleeps on its slot's space event.
+    sender_waits_on_the_space_event(&mut tx, &mut rx, mem, slot(0) + SLOT_SPACE_EVENT);
     drop(rx);
-    assert_eq!(mem.load(WORDS[4]), 1, "receiver closed");
+    assert_eq!(mem.load(WORDS[2]), 1, "receiver closed");
     assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);
-    assert_eq!(DATA, 8832);
+    assert_eq!(DATA, 25088);
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub struct Ring {
     pub read_position: usize,
     /// The word that holds the position the next frame is written at.
     pub write_position: usize,
+    /// Rings of `capacity` bytes the data area holds (MPSC: one lane per sender slot; the
+    /// ring described is the first).
+    pub lanes: usize,
 }
 
 impl Ring {
@@ -71,12 +74,13 @@ impl Ring {
             frame_header,
             read_position,
             write_position,
+            lanes: 1,
         }
     }
 
     /// Region bytes a channel of `capacity` needs.
     pub const fn region_len(&self, capacity: usize) -> usize {
-        self.data + capacity
+        self.data + self.lanes * capacity
     }
 }
 
@@ -171,60 +175,69 @@ pub mod spsc {
     ];
 }
 
-/// The MPSC control block (`shm-channel/src/mpsc/layout.rs`).
+/// The MPSC control block (`shm-channel/src/mpsc/layout.rs`): a lane per sender slot.
 pub mod mpsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 3;
+    pub const LAYOUT_VERSION: u64 = 4;
     use super::Word;
 
-    /// Bytes ever claimed by producers (u64, CAS'd by every producer).
-    pub const TAIL: usize = 128;
-    /// Bytes ever released by the receiver (u64).
-    pub const HEAD: usize = 256;
     /// Identity of the receiver's owner (u64).
-    pub const RECEIVER_OWNER: usize = 392;
-    /// Producer slots in use (u32).
-    pub const SENDERS: usize = 408;
+    pub const RECEIVER_OWNER: usize = 136;
     /// 1 once the receiver was dropped (u32).
-    pub const RECEIVER_CLOSED: usize = 404;
-    /// Data event (seq u32, waiters u32).
-    pub const DATA_EVENT: usize = 512;
-    /// Space event (seq u32, waiters u32).
-    pub const SPACE_EVENT: usize = 520;
-    /// First producer slot.
-    pub const SLOTS: usize = 640;
-    /// Bytes of one producer slot.
-    pub const SLOT_LEN: usize = 128;
-    /// Producer slots.
+    pub const RECEIVER_CLOSED: usize = 148;
+    /// Sender slots in use (u32).
+    pub const SENDERS: usize = 152;
+    /// Data event: the receiver sleeps on it (seq u32, waiters u32).
+    pub const DATA_EVENT: usize = 256;
+    /// Space event (seq u32, waiters u32): closing wake-ups.
+    pub const SPACE_EVENT: usize = 264;
+    /// Lanes (= sender slots) of the channel (u64, fixed at creation).
+    pub const LANES: usize = 384;
+    /// Bit `i`: lane `i` was ever used (u64).
+    pub const USED: usize = 392;
+    /// First sender slot.
+    pub const SLOTS: usize = 512;
+    /// Bytes of one sender slot's lines.
+    pub const SLOT_LEN: usize = 384;
+    /// Sender slots the control block has room for.
     pub const MAX_SENDERS: usize = 64;
+    /// Sender slots (and lanes) of a channel built without `max_senders`.
+    pub const DEFAULT_LANES: usize = 8;
     /// In a slot: identity of its owner, 0 = free (u64).
     pub const SLOT_OWNER: usize = 0;
-    /// In a slot: start of the last claim attempted (u64).
-    pub const SLOT_INTENT_START: usize = 8;
-    /// In a slot: end of that claim (u64).
-    pub const SLOT_INTENT_END: usize = 16;
-    /// Start of the frames.
+    /// In a slot: its space event (seq u32, waiters u32).
+    pub const SLOT_SPACE_EVENT: usize = 8;
+    /// In a slot: its lane's recorded tail (u64).
+    pub const SLOT_TAIL: usize = 128;
+    /// In a slot: its lane's head (u64).
+    pub const SLOT_HEAD: usize = 256;
+    /// Start of the lanes: lane `i` of a channel of `capacity` per lane at
+    /// `DATA + i × capacity`.
     pub const DATA: usize = SLOTS + MAX_SENDERS * SLOT_LEN;
     /// Frame header bytes (one frame word).
     pub const FRAME_HEADER: usize = 8;
+    /// Where a frame header keeps the lap of its position in its lane.
+    pub const FRAME_LAP_SHIFT: u32 = 48;
 
-    /// Offset of producer slot `index`.
+    /// Offset of sender slot `index`.
     pub const fn slot(index: usize) -> usize {
         SLOTS + index * SLOT_LEN
     }
 
-    /// The ring: frames from [`DATA`], read from [`HEAD`], written at [`TAIL`].
-    pub const RING: super::Ring = super::Ring::new(DATA, FRAME_HEADER, HEAD, TAIL);
+    /// Lane 0 (the creating sender's): frames from [`DATA`], read from its head, written
+    /// at its tail.
+    pub const RING: super::Ring = super::Ring {
+        lanes: DEFAULT_LANES,
+        ..super::Ring::new(DATA, FRAME_HEADER, slot(0) + SLOT_HEAD, slot(0) + SLOT_TAIL)
+    };
 
-    /// Region bytes a channel of `capacity` needs.
+    /// Region bytes a channel of `capacity` per lane needs, with the default lanes.
     pub const fn region_len(capacity: usize) -> usize {
-        DATA + capacity
+        DATA + DEFAULT_LANES * capacity
     }
 
-    /// Every word of the control block after the header, but the producer slots.
+    /// Every word of the control block after the header, but the sender slots.
     pub const WORDS: [Word; 9] = [
-        Word::u64("tail", TAIL),
-        Word::u64("head", HEAD),
         Word::u64("receiver owner", RECEIVER_OWNER),
         Word::u32("sender count", SENDERS),
         Word::u32("receiver closed", RECEIVER_CLOSED),
@@ -232,15 +245,19 @@ pub mod mpsc {
         Word::u32("data event waiters", DATA_EVENT + 4),
         Word::u32("space event seq", SPACE_EVENT),
         Word::u32("space event waiters", SPACE_EVENT + 4),
+        Word::u64("lane count", LANES),
+        Word::u64("lanes used", USED),
     ];
 
-    /// The three words of producer slot `index`.
-    pub const fn slot_words(index: usize) -> [Word; 3] {
+    /// The words of sender slot `index`: owner, space event, its lane's tail and head.
+    pub const fn slot_words(index: usize) -> [Word; 5] {
         let base = slot(index);
         [
             Word::u64("slot owner", base + SLOT_OWNER),
-            Word::u64("slot intent_start", base + SLOT_INTENT_START),
-            Word::u64("slot intent_end", base + SLOT_INTENT_END),
+            Word::u32("slot space event seq", base + SLOT_SPACE_EVENT),
+            Word::u32("slot space event waiters", base + SLOT_SPACE_EVENT + 4),
+            Word::u64("lane tail", base + SLOT_TAIL),
+            Word::u64("lane head", base + SLOT_HEAD),
         ]
     }
 }

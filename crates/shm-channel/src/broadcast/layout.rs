@@ -94,7 +94,7 @@ const SLOT_LEN: usize = size_of::<ReaderSlot>();
 /// Region bytes a broadcast channel of `capacity` needs.
 #[cfg(all(test, loom))]
 pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
-    Layout::region_len(capacity)
+    Layout::region_len(capacity, &Default::default())
 }
 
 /// Ring bytes of a frame with `len` payload bytes.

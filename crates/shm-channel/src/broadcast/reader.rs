@@ -11,7 +11,7 @@ use crate::shared::frame::Word;
 use crate::shared::ownership::{self, PeerMonitor};
 use crate::shared::primitive::{fence, AtomicU64};
 use crate::shared::ring::{
-    before, check_slot, notify_after_release, queued_between, Gone, Peek, RecvRing, RingSide,
+    before, check_slot, notify_after_release, queued_between, Gone, RecvRing, RingSide,
 };
 use crate::{ChannelError, Corruption};
 
@@ -146,8 +146,8 @@ impl Reader {
         let word = layout.data().load_word(offset + 8, Ordering::Relaxed);
         let span = frame_span(word, capacity - offset);
         let within = tail_untrusted.wrapping_sub(self.cursor) <= capacity;
-        let data_len = match Word::decode(word, 1) {
-            Some(Word::Data { len, .. }) if span.is_some() && within => Some(len as usize),
+        let data_len = match Word::decode(word) {
+            Some(Word::Data { len }) if span.is_some() && within => Some(len as usize),
             _ => None,
         };
         if let Some(len) = data_len {
@@ -306,13 +306,13 @@ impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Fault;
 
-    fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Fault> {
+    fn try_peek(&mut self, _slow: bool) -> Result<Option<Frame>, Fault> {
         // Bounded: each pad moves the cursor on by at least 16 bytes, and a ring of
         // `capacity` bytes holds at most `capacity / 16` frames before the tail.
         for _ in 0..=self.layout.capacity() / HEADER + 1 {
             match self.read_frame()? {
-                None => return Ok(Peek::Empty),
-                Some(Some(frame)) => return Ok(Peek::Frame(frame)),
+                None => return Ok(None),
+                Some(Some(frame)) => return Ok(Some(frame)),
                 Some(None) => continue,
             }
         }

@@ -28,9 +28,9 @@ pub(crate) enum Fault {
 /// Ring bytes of the frame whose frame word is `word`, if it is a data frame or pad that
 /// fits in the `to_end` bytes before the ring end (a pad must fill them exactly).
 pub(crate) fn frame_span(word: u64, to_end: u64) -> Option<u64> {
-    match Word::decode(word, 1)? {
+    match Word::decode(word)? {
         Word::Pad { len } if len == to_end => Some(len),
-        Word::Data { len, .. } if span_of(len) <= to_end => Some(span_of(len)),
+        Word::Data { len } if span_of(len) <= to_end => Some(span_of(len)),
         _ => None,
     }
 }
@@ -69,7 +69,7 @@ pub(crate) fn seq_at(layout: &Layout, at: u64) -> Option<u64> {
             };
             // A message's stamp is its sequence + 1, the next one's; a pad's is the next
             // message's sequence + 1.
-            next = Some(match Word::decode(word, 1) {
+            next = Some(match Word::decode(word) {
                 Some(Word::Data { .. }) => stamp,
                 _ => stamp.wrapping_sub(1),
             });

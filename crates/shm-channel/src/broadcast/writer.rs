@@ -256,7 +256,7 @@ impl SendRing for Writer {
 
     fn commit(&mut self, slot: Slot, len: usize) {
         let len = len.min(slot.len) as u64;
-        self.write_header(slot.offset, self.seq + 1, Word::Data { len, slot: 0 });
+        self.write_header(slot.offset, self.seq + 1, Word::Data { len });
         self.seq += 1;
         self.tail = self.tail.wrapping_add(span_of(len));
     }

@@ -112,14 +112,14 @@ impl<F: Flavor> Builder<F> {
 
     /// Bytes of shared memory a channel of this capacity needs.
     pub fn region_len(&self) -> Option<usize> {
-        Layout::<F>::region_len(self.capacity)
+        Layout::<F>::region_len(self.capacity, &self.options)
     }
 
     /// Creates the channel in a fresh anonymous shared region (inherited across `fork`):
     /// both endpoints, owned by the calling process.
     pub fn create(&self) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
         let memory = self.fresh_region()?;
-        self.create_both(memory, true)
+        self.create_both(memory)
     }
 
     /// Creates the channel in a caller's region (overwriting it): both endpoints, owned by
@@ -128,7 +128,7 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
     ) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
-        self.create_both(memory, false)
+        self.create_both(memory)
     }
 
     /// Creates the channel in a caller's region and returns only the sender; a receiver
@@ -137,7 +137,7 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
     ) -> Result<Sender<F>, ChannelError> {
-        let writer = F::writer(self.create_shared(memory, false)?, Claim::Create)?;
+        let writer = F::writer(self.create_shared(memory)?, Claim::Create)?;
         Ok(Sender::from_ring(writer, self.strategy))
     }
 
@@ -147,7 +147,7 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
     ) -> Result<Receiver<F>, ChannelError> {
-        let reader = F::reader(self.create_shared(memory, false)?, Claim::Create)?;
+        let reader = F::reader(self.create_shared(memory)?, Claim::Create)?;
         Ok(Receiver::from_ring(reader, self.strategy))
     }
 
@@ -168,8 +168,7 @@ impl<F: Flavor> Builder<F> {
     pub fn create_memfd(&self) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
         let name = format!("shm-ipc-{}", F::NAME);
         let region = Region::memfd(&name, self.checked_len()?)?;
-        // A fresh memfd reads as zeros, as a fresh anonymous mapping does.
-        self.create_both(Arc::new(region), true)
+        self.create_both(Arc::new(region))
     }
 
     fn fresh_region(&self) -> Result<Arc<dyn SharedMemory>, ChannelError> {
@@ -178,26 +177,33 @@ impl<F: Flavor> Builder<F> {
 
     /// The region length for this capacity, after the capacity check.
     fn checked_len(&self) -> Result<usize, ChannelError> {
-        Layout::<F>::check_capacity(self.capacity)?;
+        self.checked_area()?;
         self.region_len().ok_or(ChannelError::InvalidCapacity {
             capacity: self.capacity as u64,
             reason: "too large for this address space",
         })
     }
 
-    fn create_shared(
-        &self,
-        memory: Arc<dyn SharedMemory>,
-        zeroed: bool,
-    ) -> Result<Layout<F>, ChannelError> {
+    /// The channel's data area for this capacity (MPSC: all its lanes), after the checks
+    /// of the capacity and of the area.
+    fn checked_area(&self) -> Result<usize, ChannelError> {
         Layout::<F>::check_capacity(self.capacity)?;
+        let area = F::area(self.capacity, &self.options).ok_or(ChannelError::InvalidCapacity {
+            capacity: self.capacity as u64,
+            reason: "too large for this address space",
+        })?;
+        crate::shared::view::check_capacity(area as u64)?;
+        Ok(area)
+    }
+
+    fn create_shared(&self, memory: Arc<dyn SharedMemory>) -> Result<Layout<F>, ChannelError> {
+        let area = self.checked_area()?;
         let handshake = creation_handshake(self.handshake)?;
         Layout::<F>::create(
             memory,
             &Creation {
-                capacity: self.capacity,
+                capacity: area,
                 options: self.options.clone(),
-                zeroed,
                 handshake,
                 doorbells: match self.doorbells {
                     true => Some(Doorbells::new().map_err(ChannelError::Doorbell)?),
@@ -210,9 +216,8 @@ impl<F: Flavor> Builder<F> {
     fn create_both(
         &self,
         memory: Arc<dyn SharedMemory>,
-        zeroed: bool,
     ) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
-        let layout = self.create_shared(memory, zeroed)?;
+        let layout = self.create_shared(memory)?;
         let writer = F::writer(layout.clone(), Claim::Create)?;
         let reader = F::reader(layout, Claim::Create)?;
         Ok((

@@ -87,7 +87,7 @@ impl<R: RingSide> Common<R> {
     ) -> std::fmt::Result {
         f.debug_struct(name)
             .field("flavor", &flavor)
-            .field("capacity", &self.ring.view().capacity())
+            .field("capacity", &self.ring.capacity())
             .field("strategy", &self.strategy)
             .field("handshake", &self.handshake)
             .finish_non_exhaustive()
@@ -122,6 +122,7 @@ pub trait Parts {
     fn wakes(&self) -> u64;
     fn queued(&self) -> u64;
     fn min_frame(&self) -> u64;
+    fn capacity(&self) -> u64;
 }
 
 impl<R: RingSide> Parts for Common<R> {
@@ -152,6 +153,10 @@ impl<R: RingSide> Parts for Common<R> {
     fn min_frame(&self) -> u64 {
         R::MIN_FRAME
     }
+
+    fn capacity(&self) -> u64 {
+        self.ring.capacity()
+    }
 }
 
 /// What every endpoint of this crate offers, whatever its flavor and layer — byte
@@ -174,9 +179,9 @@ pub trait Endpoint {
     #[doc(hidden)]
     fn parts(&self) -> &dyn Parts;
 
-    /// Capacity of the channel's ring in bytes.
+    /// Capacity of the channel's ring in bytes (MPSC: of each sender's lane).
     fn capacity(&self) -> usize {
-        self.parts().view().capacity() as usize
+        self.parts().capacity() as usize
     }
 
     /// The shared memory the channel lives in.
@@ -218,7 +223,7 @@ pub trait Endpoint {
     /// [`len`](Endpoint::len)).
     fn is_full(&self) -> bool {
         let parts = self.parts();
-        parts.queued() + parts.min_frame() > parts.view().capacity()
+        parts.queued() + parts.min_frame() > parts.capacity()
     }
 
     /// How this endpoint waits when its ring is full (senders) or empty (receivers).

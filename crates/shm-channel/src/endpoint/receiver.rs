@@ -9,7 +9,7 @@ use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{FromRecvFatal, RecvFatal};
 use super::{Deadline, Fault, Flavor, Frame};
 use crate::shared::doorbells::Doorbells;
-use crate::shared::ring::{Gone, Peek, RecvRing, RingSide};
+use crate::shared::ring::{Gone, RecvRing, RingSide};
 use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 
 /// The receiving end of a channel of flavor `F` (see [`spsc`](crate::spsc),
@@ -204,8 +204,8 @@ impl<F: Flavor> Receiver<F> {
             return Err(RecvFatal::NotOwner);
         }
         match self.ring().try_peek(false) {
-            Ok(Peek::Frame(frame)) => Ok(Some(frame)),
-            Ok(Peek::Empty | Peek::Blocked) => self.next_frame_when_empty(deadline),
+            Ok(Some(frame)) => Ok(Some(frame)),
+            Ok(None) => self.next_frame_when_empty(deadline),
             Err(fault) => Err(RecvFatal::Ring(fault)),
         }
     }
@@ -266,9 +266,8 @@ fn attempt<R: RecvRing>(
 ) -> Option<Result<R::Frame, RecvFatal<R::Fault>>> {
     let slow = check == Check::Slow;
     match ring.try_peek(slow) {
-        Ok(Peek::Frame(frame)) => return Some(Ok(frame)),
-        Ok(Peek::Blocked) => return None,
-        Ok(Peek::Empty) => {}
+        Ok(Some(frame)) => return Some(Ok(frame)),
+        Ok(None) => {}
         Err(fault) => return Some(Err(RecvFatal::Ring(fault))),
     }
     let gone = match closed {
@@ -276,9 +275,8 @@ fn attempt<R: RecvRing>(
         false => ring.senders_gone(slow)?,
     };
     match ring.try_peek(false) {
-        Ok(Peek::Frame(frame)) => Some(Ok(frame)),
-        Ok(Peek::Blocked) => None,
-        Ok(Peek::Empty) => Some(Err(match gone {
+        Ok(Some(frame)) => Some(Ok(frame)),
+        Ok(None) => Some(Err(match gone {
             Gone::Disconnected => RecvFatal::Disconnected,
             Gone::PeerDied => RecvFatal::PeerDied,
         })),

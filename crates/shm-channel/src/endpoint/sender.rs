@@ -34,8 +34,6 @@ pub(crate) enum Publish {
 /// ```
 pub struct Sender<F: Flavor> {
     pub(crate) common: Common<F::Writer>,
-    /// The slots of the run [`send_all`](Sender::send_all) is writing; reused.
-    run: Vec<Slot<F>>,
 }
 
 impl<F: Flavor> Sender<F> {
@@ -43,7 +41,7 @@ impl<F: Flavor> Sender<F> {
     /// process it will be handed to). It sleeps on the space event and its async waits
     /// listen on the sender end of the doorbells.
     pub(crate) fn from_ring(ring: F::Writer, strategy: WaitStrategy) -> Sender<F> {
-        let space = ring.layout().space_event();
+        let space = ring.space_event();
         Sender {
             common: Common::new(
                 ring,
@@ -51,7 +49,6 @@ impl<F: Flavor> Sender<F> {
                 SendRing::close,
                 strategy,
             ),
-            run: Vec::new(),
         }
     }
 
@@ -142,11 +139,9 @@ impl<F: Flavor> Sender<F> {
     }
 
     /// Sends every message of `msgs`, in order, waiting for room as long as it takes, and
-    /// publishes them: a run of messages for the price of fewer claims. An MPSC sender
-    /// claims room for as many of them as fit with one CAS on the shared tail, then writes
-    /// and commits them in order (should it die half-way, the receiver skips what it
-    /// claimed and did not commit; the other senders' messages are intact); SPSC and
-    /// broadcast senders publish the run once.
+    /// publishes them: a run of messages for the price of one publication (and one wake-up
+    /// of the receiver), as [`send_deferred`](Sender::send_deferred) then
+    /// [`flush`](Sender::flush) would.
     ///
     /// # Errors
     ///
@@ -168,53 +163,13 @@ impl<F: Flavor> Sender<F> {
             return Err(SendFatal::TooLarge(max).with(0));
         }
         let mut sent = 0;
-        let outcome = loop {
-            let rest = &msgs[sent..];
-            if rest.is_empty() {
-                break Ok(());
-            }
-            match self.send_run(rest) {
-                Ok(0) => {}
-                Ok(n) => {
-                    sent += n;
-                    continue;
-                }
-                Err(failure) => break Err(failure),
-            }
-            // No room now for the next message: the ordinary wait, for it alone.
-            match until_done(|| self.send_bytes(rest[0], Deadline::Never, Publish::WhenPending)) {
-                Ok(()) => sent += 1,
-                Err(fatal) => break Err(fatal),
-            }
-        };
+        let outcome = msgs.iter().try_for_each(|msg| {
+            until_done(|| self.send_bytes(msg, Deadline::Never, Publish::WhenPending))?;
+            sent += 1;
+            Ok(())
+        });
         self.ring().publish();
-        outcome.map_err(|fatal| fatal.with(sent))
-    }
-
-    /// Writes and commits the longest run of `msgs` (not empty) the ring takes now, without
-    /// waiting; how many (0: no room for the first).
-    fn send_run(&mut self, msgs: &[&[u8]]) -> Result<usize, SendFatal> {
-        self.common
-            .verify_owner()
-            .map_err(|_| SendFatal::NotOwner)?;
-        if self.common.ring.receivers_closed() {
-            return Err(SendFatal::Disconnected);
-        }
-        let mut run = std::mem::take(&mut self.run);
-        run.clear();
-        let reserved = self
-            .ring()
-            .try_reserve_run(msgs.len(), &|i| msgs[i].len(), &mut run);
-        if let Err(corruption) = reserved {
-            self.run = run;
-            return Err(SendFatal::Corrupted(corruption));
-        }
-        let count = run.len();
-        for (slot, msg) in run.drain(..).zip(msgs) {
-            self.write_and_commit(slot, msg, Publish::WhenPending);
-        }
-        self.run = run;
-        Ok(count)
+        outcome.map_err(|fatal: SendFatal| fatal.with(sent))
     }
 
     /// Publishes every message sent with [`send_deferred`](Sender::send_deferred) so far.
@@ -283,7 +238,7 @@ impl<F: Flavor> Sender<F> {
         match publish {
             Publish::Now => ring.publish(),
             Publish::WhenPending => {
-                if ring.unpublished() >= ring.view().capacity() / 8 {
+                if ring.unpublished() >= ring.capacity() / 8 {
                     ring.publish();
                 }
             }

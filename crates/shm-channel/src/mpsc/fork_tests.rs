@@ -1,10 +1,8 @@
-//! A sender process SIGKILLed between the claim and the commits of a run of frames (one
-//! CAS for several messages): the receiver skips what it claimed and did not commit; what
-//! it committed, and the other senders' frames behind its claim, are delivered.
+//! A sender process stopped, then SIGKILLed, between reserving a run of frames and
+//! committing them: what it published is delivered, what it did not is never seen, and the
+//! other senders' frames flow all the while (each sender has its lane).
 //!
-//! A unit test (not in `tests/`) because it stops the dying sender at an exact point of
-//! the ring protocol, through the crate's own `SendRing` calls; it forks behind the test
-//! kit's fork lock.
+//! It forks behind the test kit's fork lock.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -12,7 +10,6 @@ use std::time::Duration;
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock, hang, ControlPage};
 
-use crate::shared::ring::SendRing;
 use crate::Endpoint;
 use crate::RecvError;
 use crate::{mpsc, RecvTimeoutError};
@@ -20,7 +17,7 @@ use crate::{mpsc, RecvTimeoutError};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 #[test]
-fn sender_killed_between_claim_and_commit_of_a_run_loses_only_its_uncommitted_frames() {
+fn sender_stopped_then_killed_inside_a_run_holds_up_nobody_and_loses_only_its_unpublished_frames() {
     let lock = fork_lock();
     let (tx, mut rx) = mpsc::channel(1 << 12).unwrap();
     let mut other = tx.try_clone().unwrap();
@@ -34,27 +31,17 @@ fn sender_killed_between_claim_and_commit_of_a_run_loses_only_its_uncommitted_fr
         if tx.send(b"before").is_err() {
             return 1;
         }
-        let msgs: [&[u8]; 3] = [b"first", b"second", b"third"];
-        let mut run = Vec::new();
-        if tx
-            .ring()
-            .try_reserve_run(msgs.len(), &|i| msgs[i].len(), &mut run)
-            .is_err()
-            || run.len() != 3
-        {
+        if tx.send(b"first").is_err() {
             return 2;
         }
-        // The first frame of the run is written and committed, the second half-written;
-        // then the process stops until it is killed.
-        let first = tx.ring().payload_ptr(&run[0]);
-        let second = tx.ring().payload_ptr(&run[1]);
-        // SAFETY: each slot was reserved for its message's length; the sources are private.
-        unsafe {
-            std::ptr::copy_nonoverlapping(msgs[0].as_ptr(), first, msgs[0].len());
-            std::ptr::copy_nonoverlapping(msgs[1].as_ptr(), second, 3);
+        // The next frame is reserved and half-written; then the process stops until it is
+        // killed.
+        let Ok(mut grant) = tx.reserve(6) else {
+            return 3;
+        };
+        if grant.write_at(0, b"sec").is_err() {
+            return 4;
         }
-        tx.ring().commit(run[0], msgs[0].len());
-        tx.ring().publish();
         up.set(0, 1);
         hang()
     });
@@ -63,25 +50,32 @@ fn sender_killed_between_claim_and_commit_of_a_run_loses_only_its_uncommitted_fr
     drop(cell);
     assert!(
         up.wait_for(0, 1, PATIENCE),
-        "the victim never claimed its run"
+        "the victim never reserved its run"
     );
-    // A live sender's frame, claimed behind the victim's run.
+    // A live sender's frame, sent while the victim holds the rest of its run: it flows at
+    // once, in its own lane.
     other.send(b"after").unwrap();
-    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"before");
-    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"first");
-    // The victim is alive and holds the rest of its run: the receiver waits for it.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(rx.recv_timeout(PATIENCE).unwrap());
+    }
+    let victims: Vec<_> = got.iter().filter(|m| *m != b"after").collect();
+    assert_eq!(victims, [b"before".as_slice(), b"first"], "{got:?}");
+    assert!(got.iter().any(|m| m == b"after"), "{got:?}");
+    // The victim is alive and holds the rest of its run: nothing more is there.
     assert_eq!(
         rx.recv_timeout(Duration::from_millis(50)),
         Err(RecvTimeoutError::Timeout)
     );
     victim.kill();
     assert_eq!(victim.wait_timeout(PATIENCE), Some(128 + 9));
-    // Dead: its two uncommitted frames are skipped; the live sender's frame follows.
-    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"after");
-    assert_eq!(rx.abandoned_frames(), 2);
+    // Dead: its unpublished frames are never seen.
+    other.send(b"later").unwrap();
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), b"later");
     drop(other);
     assert_eq!(
         rx.recv_timeout(PATIENCE),
         Err(RecvTimeoutError::Recv(RecvError::PeerDied))
     );
+    assert_eq!(rx.dead_senders(), 1);
 }

@@ -1,196 +1,321 @@
-//! The MPSC channel's layout in shared memory.
+//! The MPSC channel's layout in shared memory: one lane per sender slot.
 //!
 //! ```text
-//! offset    0  LayoutHeader (shm-core), padded to 128 bytes
-//! offset  128  ProducerLine: tail               CAS'd by every producer to claim
-//! offset  256  ConsumerLine: head               written by the receiver on release
-//! offset  384  StatusLine:   owners, closed flags, sender count, wake handshake (the
-//!                            common status line)
-//! offset  512  EventLine:    data and space events
-//! offset  640  64 SenderSlots of 128 bytes:     owner, claim intent (one line per producer)
-//! offset 8832  data: `capacity` bytes of frames
+//! offset     0  LayoutHeader (shm-core), padded to 128 bytes
+//! offset   128  StatusLine:  receiver owner, closed flags, sender count, wake handshake
+//!                            (the common status line)
+//! offset   256  EventLine:   data event (the receiver sleeps on it), space event
+//! offset   384  LanesLine:   lanes (fixed at creation), lanes ever used (a bitmask that
+//!                            only grows)
+//! offset   512  64 SlotLines of 384 bytes, one per sender slot:
+//!                 +0    SenderSlot:   owner; the space event its sender sleeps on
+//!                 +128  ProducerLine: the lane's recorded tail
+//!                 +256  ConsumerLine: the lane's head
+//! offset 25088  data: `lanes` lanes of `capacity` bytes each, lane i at i × capacity
 //! ```
 //!
-//! The tail line is contended by all producers (that is the cost of one ring); each
-//! producer's intent stores go to its own slot line, which nobody else writes.
+//! Nothing is contended: a sender writes its own lane and lines, the receiver its heads.
+//! The lane count is recorded at creation; the header's capacity is that of the whole
+//! data area (`lanes × capacity`).
 
 use std::mem::{align_of, offset_of, size_of};
 use std::sync::atomic::Ordering;
 
 use shm_core::header::LayoutSpec;
-use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+use shm_core::notify::{Event, Handshake};
 
-use super::ring::{SenderSlot, MAX_SENDERS};
 use super::Mpsc;
 use crate::shared::creation::Creation;
-use crate::shared::frame::FRAME_HEADER_LEN;
+use crate::shared::doorbells::Doorbells;
+use crate::shared::lane::Lane;
 use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{
     assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, Line, ProducerLine,
     StatusLine,
 };
-use crate::shared::primitive::AtomicU64;
-use crate::shared::ring::before;
-use crate::shared::view::View;
-use crate::ChannelError;
+use crate::shared::primitive::{AtomicU64, DataArea};
+use crate::shared::view::{EventRef, View, Wake, MIN_CAPACITY};
+use crate::{ChannelError, Corruption};
 
-// SAFETY: atomics only.
+/// Most senders a channel can have at once (clones included): one sender slot, and one
+/// lane, each. A channel has as many as [`Builder::max_senders`](crate::Builder::max_senders)
+/// says, [`DEFAULT_MAX_SENDERS`] unless told.
+pub const MAX_SENDERS: usize = 64;
+
+/// The sender slots (and lanes) of a channel built without
+/// [`Builder::max_senders`](crate::Builder::max_senders).
+pub const DEFAULT_MAX_SENDERS: usize = 8;
+
+/// What an MPSC channel records at creation: how many sender slots (and lanes) it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lanes {
+    /// A power of two, `1 ..= MAX_SENDERS`.
+    pub(crate) count: usize,
+}
+
+impl Default for Lanes {
+    fn default() -> Lanes {
+        Lanes {
+            count: DEFAULT_MAX_SENDERS,
+        }
+    }
+}
+
+/// One sender's record: the process owning the slot, and the event its sender sleeps on
+/// while its lane is full.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct SenderSlot {
+    /// `ProcessIdentity` of the owning process; 0 = free.
+    pub(crate) owner: AtomicU64,
+    /// Space in the lane: the slot's sender sleeps on it, the receiver's releases notify it.
+    pub(crate) space: Event,
+}
+
+/// The lane count, and which lanes were ever used.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct LanesLine {
+    /// Lanes (= sender slots) of the channel, written once at creation.
+    lanes: AtomicU64,
+    /// Bit `i` set: slot `i` was taken at least once, so its lane may hold frames. Senders
+    /// set their bit before their first frame; nobody clears one.
+    pub(crate) used: AtomicU64,
+}
+
+/// One sender slot's lines.
+#[derive(Default)]
+#[repr(C)]
+struct SlotLines {
+    slot: SenderSlot,
+    producer: ProducerLine,
+    consumer: ConsumerLine,
+}
+
+// SAFETY: atomics only (an `Event` is a futex word and a count).
 unsafe impl Line for SenderSlot {}
+// SAFETY: atomics only.
+unsafe impl Line for LanesLine {}
 
 /// The control block at offset 0 of the region; reached line by line, never as a whole.
 #[repr(C)]
 struct Control {
     header: HeaderSlot,
-    producer: ProducerLine,
-    consumer: ConsumerLine,
     status: StatusLine,
     events: EventLine,
-    slots: [SenderSlot; MAX_SENDERS],
+    lanes: LanesLine,
+    slots: [SlotLines; MAX_SENDERS],
 }
 
 /// Offset of the data area.
 const DATA_OFFSET: usize = size_of::<Control>();
 
+const SLOT_LINES: usize = size_of::<SlotLines>();
+
 assert_offsets! {
-    Control { producer: 128, consumer: 256, status: 384, events: 512, slots: 640 },
-    SenderSlot { intent_start: 8, intent_end: 16 },
-    ; data: 640 + 64 * 128
-}
-
-const SLOT_LEN: usize = size_of::<SenderSlot>();
-
-/// Region bytes an MPSC channel of `capacity` needs.
-#[cfg(all(test, loom))]
-pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
-    Layout::region_len(capacity)
+    Control { status: 128, events: 256, lanes: 384, slots: 512 },
+    SlotLines { producer: 128, consumer: 256 },
+    SenderSlot { space: 8 },
+    ; data: 512 + 64 * 384
 }
 
 /// A validated view of an MPSC channel's memory.
 pub(crate) type Layout = crate::shared::layout::Layout<Mpsc>;
 
+/// Region bytes an MPSC channel of `capacity` per lane needs, with the default lanes.
+#[cfg(all(test, loom))]
+pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
+    Layout::region_len(capacity, &Lanes::default())
+}
+
 impl ControlBlock for Mpsc {
-    type Options = ();
+    type Options = Lanes;
     // The layout this build speaks (bump the version on any incompatible change), hashed
-    // with the sizes and alignments of the control block and of the producer slots.
+    // with the sizes and alignments of the control block and of the slot lines.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMMPSC1",
-        3,
+        4,
         &[
             (size_of::<Control>(), align_of::<Control>()),
-            (SLOT_LEN, MAX_SENDERS),
+            (SLOT_LINES, MAX_SENDERS),
         ],
     );
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
 
-    /// The data area must be all zero ("header 0" means "nothing written yet"): cleared
-    /// here unless `zeroed` says the memory is fresh from the kernel (so creating a large
-    /// channel touches no data page).
-    unsafe fn init(view: &View, how: &Creation<()>) {
-        // SAFETY: the offsets are those of the lines and of the slot array in `Control`;
-        // the caller guarantees nobody uses the region yet.
+    /// Records the lane count; clears the first word of every lane (its reader's first
+    /// look: see `shared::lane`).
+    unsafe fn init(view: &View, how: &Creation<Lanes>) {
+        // SAFETY: the offsets are those of the lines in `Control`; the caller guarantees
+        // nobody uses the region yet.
         unsafe {
-            view.init_line::<ProducerLine>(offset_of!(Control, producer));
-            view.init_line::<ConsumerLine>(offset_of!(Control, consumer));
+            view.init_line::<LanesLine>(offset_of!(Control, lanes));
             for i in 0..MAX_SENDERS {
                 view.init_line::<SenderSlot>(slot_offset(i));
+                view.init_line::<ProducerLine>(slot_offset(i) + offset_of!(SlotLines, producer));
+                view.init_line::<ConsumerLine>(slot_offset(i) + offset_of!(SlotLines, consumer));
             }
+            let lanes = view.line::<LanesLine>(offset_of!(Control, lanes));
+            // Relaxed: published by the header's Release store.
+            lanes
+                .lanes
+                .store(how.options.count as u64, Ordering::Relaxed);
         }
-        if !how.zeroed {
-            view.data().zero(0, view.capacity());
+        let count = how.options.count as u64;
+        for i in 0..count {
+            // Relaxed: published by the header's Release store.
+            view.data()
+                .part(i, count)
+                .store_word(0, 0, Ordering::Relaxed);
         }
     }
 
-    fn read_options(_view: &View) -> Result<(), ChannelError> {
-        Ok(())
+    fn read_options(view: &View) -> Result<Lanes, ChannelError> {
+        // SAFETY: the offset of the lanes line in `Control`.
+        let line = unsafe { view.line::<LanesLine>(offset_of!(Control, lanes)) };
+        // Relaxed: written before the header, whose magic `attach` loaded with Acquire.
+        let lanes_untrusted = line.lanes.load(Ordering::Relaxed);
+        let fits = lanes_untrusted.is_power_of_two()
+            && lanes_untrusted <= MAX_SENDERS as u64
+            && view.capacity() / lanes_untrusted >= MIN_CAPACITY as u64;
+        match fits {
+            true => Ok(Lanes {
+                count: lanes_untrusted as usize,
+            }),
+            false => Err(ChannelError::Corrupted(Corruption {
+                what: "MPSC lane count",
+                value: lanes_untrusted,
+            })),
+        }
     }
+
+    fn area(capacity: usize, options: &Lanes) -> Option<usize> {
+        capacity.checked_mul(options.count)
+    }
+}
+
+/// Offset of sender slot `index`'s lines in the control block (`index` clamped below
+/// `MAX_SENDERS`).
+fn slot_offset(index: usize) -> usize {
+    offset_of!(Control, slots) + index.min(MAX_SENDERS - 1) * SLOT_LINES
 }
 
 impl Layout {
-    /// Bytes ever claimed by producers.
-    pub(crate) fn tail(&self) -> &AtomicU64 {
-        // SAFETY: the offset of the producer line in `Control`.
-        &unsafe { self.line::<ProducerLine>(offset_of!(Control, producer)) }.tail
+    /// Sender slots (and lanes) of the channel.
+    pub(crate) fn lanes(&self) -> usize {
+        self.options().count
     }
 
-    /// Bytes ever released by the consumer.
-    pub(crate) fn head(&self) -> &AtomicU64 {
-        // SAFETY: the offset of the consumer line in `Control`.
-        &unsafe { self.line::<ConsumerLine>(offset_of!(Control, consumer)) }.head
+    /// Bytes of one lane.
+    pub(crate) fn lane_capacity(&self) -> u64 {
+        self.capacity() / self.lanes() as u64
     }
 
-    /// Producer slot `index` (clamped below `MAX_SENDERS`).
+    /// The lane count and the lanes ever used.
+    pub(crate) fn lanes_line(&self) -> &LanesLine {
+        // SAFETY: the offset of the lanes line in `Control`.
+        unsafe { self.line(offset_of!(Control, lanes)) }
+    }
+
+    /// Sender slot `index` (clamped below `MAX_SENDERS`).
     pub(crate) fn slot(&self, index: usize) -> &SenderSlot {
-        // SAFETY: `slot_offset` clamps `index` below `MAX_SENDERS`: a slot of the array.
+        // SAFETY: `slot_offset` clamps `index`: a slot of the array.
         unsafe { self.line(slot_offset(index)) }
     }
 
-    /// Where the payload of the frame whose header is at `offset` starts (arithmetic
-    /// only; the caller keeps `offset + 8 + len <= capacity`).
-    pub(crate) fn payload_ptr(&self, offset: u64) -> *mut u8 {
-        self.data().ptr(offset + FRAME_HEADER_LEN as u64)
+    /// The space event of slot `index`, as an owned handle (its sender sleeps on it).
+    pub(crate) fn slot_event(&self, index: usize) -> EventRef {
+        // SAFETY: the offset of `space` in slot `index`'s `SenderSlot` (clamped).
+        unsafe {
+            self.view()
+                .event(slot_offset(index) + offset_of!(SenderSlot, space))
+        }
+    }
+
+    /// What a release in lane `index` wakes: its sender, and async waiters on senders.
+    pub(crate) fn slot_wake(&self, index: usize) -> Wake<'_> {
+        Wake::new(
+            &self.slot(index).space,
+            self.view(),
+            Doorbells::receiver_end,
+        )
+    }
+
+    /// Lane `index`'s recorded tail.
+    fn lane_tail(&self, index: usize) -> &AtomicU64 {
+        // SAFETY: the offset of the producer line of slot `index` (clamped).
+        &unsafe { self.line::<ProducerLine>(slot_offset(index) + offset_of!(SlotLines, producer)) }
+            .tail
+    }
+
+    /// Lane `index`'s head.
+    fn lane_head(&self, index: usize) -> &AtomicU64 {
+        // SAFETY: the offset of the consumer line of slot `index` (clamped).
+        &unsafe { self.line::<ConsumerLine>(slot_offset(index) + offset_of!(SlotLines, consumer)) }
+            .head
     }
 }
 
-/// Offset of producer slot `index` in the control block.
-fn slot_offset(index: usize) -> usize {
-    offset_of!(Control, slots) + index.min(MAX_SENDERS - 1) * SLOT_LEN
+/// Lane `index` of an MPSC channel: the lane's words in its slot lines and its part of
+/// the data area; its frames wake the receiver, its releases the slot's sender.
+pub(crate) struct MpscLane {
+    layout: Layout,
+    index: usize,
+    data: DataArea,
 }
 
-/// Finds a free producer slot and claims it for `owner`; counts it as a sender. With no
-/// free slot, takes over the slot of a sender whose process died (see
-/// [`take_over_dead_slot`]).
-pub(crate) fn claim_free_slot(layout: &Layout, owner: u64) -> Option<usize> {
-    let free = (0..MAX_SENDERS).find(|&i| {
-        layout
-            .slot(i)
-            .owner
-            // SYNC: owner recorded (see `ownership::swap_owner`).
-            .compare_exchange(0, owner, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-            && {
-                layout.status().senders.fetch_add(1, Ordering::SeqCst);
-                true
-            }
-    });
-    free.or_else(|| (0..MAX_SENDERS).find(|&i| take_over_dead_slot(layout, i, owner)))
+impl MpscLane {
+    /// Lane `index` (below the channel's lane count) of `layout`.
+    pub(crate) fn new(layout: Layout, index: usize) -> MpscLane {
+        let lanes = layout.lanes();
+        debug_assert!(index < lanes);
+        MpscLane {
+            data: layout.data().part(index as u64, lanes as u64),
+            layout,
+            index,
+        }
+    }
+
+    /// The channel's layout.
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The lane's (and its sender slot's) index.
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
 }
 
-/// Takes producer slot `index` over for `owner` if the process owning it is dead (asked
-/// of the kernel) and the receiver has passed — read, or skipped as abandoned — the last
-/// claim it recorded: then nothing in the ring still names the slot, and its intent is no
-/// longer needed to skip a half-written frame. The slot goes on counting as one sender:
-/// the dead one's place in `senders` becomes ours.
-fn take_over_dead_slot(layout: &Layout, index: usize, owner: u64) -> bool {
-    let slot = layout.slot(index);
-    // Acquire: SYNC: owner recorded (see `ownership::swap_owner`).
-    let dead_untrusted = slot.owner.load(Ordering::Acquire);
-    let Some(identity) = ProcessIdentity::from_raw(dead_untrusted) else {
-        return false;
-    };
-    if PeerWatch::new().check(identity) != Liveness::Dead {
-        return false;
+impl Lane for MpscLane {
+    #[inline]
+    fn tail(&self) -> &AtomicU64 {
+        self.layout.lane_tail(self.index)
     }
-    // SYNC: claim intent. Acquire pairs with the producers' AcqRel CAS of `tail`: the
-    // intent the dead producer recorded before its last claim is visible (and it writes
-    // no other any more).
-    let tail_untrusted = layout.tail().load(Ordering::Acquire);
-    // SYNC: space released. Acquire pairs with the receiver's Release store of `head`.
-    let head_untrusted = layout.head().load(Ordering::Acquire);
-    // Relaxed: SYNC: claim intent (ordered by the Acquire load of `tail` above).
-    let end_untrusted = slot.intent_end.load(Ordering::Relaxed);
-    // Relaxed: SYNC: claim intent (as above).
-    let start_untrusted = slot.intent_start.load(Ordering::Relaxed);
-    // A head beyond the tail is garbage; then keep the slot as it is.
-    if before(tail_untrusted, head_untrusted)
-        || (start_untrusted != end_untrusted && before(head_untrusted, end_untrusted))
-    {
-        return false;
+
+    #[inline]
+    fn head(&self) -> &AtomicU64 {
+        self.layout.lane_head(self.index)
     }
-    slot.owner
-        // SYNC: owner recorded (see `ownership::swap_owner`). The receiver reaping the
-        // same slot races on this CAS: one of us wins, the sender count stays right.
-        .compare_exchange(dead_untrusted, owner, Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
+
+    #[inline]
+    fn data(&self) -> &DataArea {
+        &self.data
+    }
+
+    #[inline]
+    fn handshake(&self) -> Handshake {
+        self.layout.handshake()
+    }
+
+    #[inline]
+    fn data_wake(&self) -> Wake<'_> {
+        self.layout.data_wake()
+    }
+
+    #[inline]
+    fn space_wake(&self) -> Wake<'_> {
+        self.layout.slot_wake(self.index)
+    }
 }

@@ -1,281 +1,113 @@
-//! loom models of the MPSC ring: claim/commit by two producers, a producer that stops
-//! between claim and commit, padding at a tiny capacity, and runs of frames claimed with
-//! one CAS (in order; a producer dying between the claim and the commit of its run).
+//! loom models of the MPSC channel: senders in lanes of their own, read in turn; a sender
+//! that stops between reserving and committing holds nobody up; a sender taking over a slot
+//! continues after what its lane holds. The lane algorithm itself is modelled in
+//! `spsc/loom.rs` (an SPSC channel is one lane).
 //!
-//! Every word of the model's memory (indices, slots, frame headers and payload) is a loom
-//! atomic, so the commit marker and the consumer's zeroing are part of the model.
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shm-channel --release --lib mpsc`
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shm-channel --release --lib loom`
 
 use std::sync::Arc;
 
 use loom::thread;
-use shm_core::notify::Handshake;
 use shm_core::HeapRegion;
 
-use super::claim::{Claim, ClaimCursor};
-use super::consume::{Frame, ReadCursor};
-use super::layout::{region_len_for, Layout};
-use crate::shared::creation::Creation;
-use crate::shared::frame::frame_len;
-use crate::shared::ring::Peek;
+use super::layout::region_len_for;
+use crate::mpsc::{Builder, Receiver, Sender};
+use crate::{TryRecvError, TrySendError};
 
-/// A fresh MPSC region of `capacity` bytes on the heap (its frame words are loom atomics:
-/// see `crate::shared::primitive`).
-fn ring(capacity: usize) -> Arc<Layout> {
-    let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
-    let how = Creation {
-        capacity,
-        options: (),
-        zeroed: true,
-        handshake: Handshake::SeqCst,
-        doorbells: None,
-    };
-    Arc::new(Layout::create(heap, &how).unwrap())
+/// A channel of two lanes of `capacity` bytes on the heap.
+fn channel(capacity: usize) -> (Sender, Receiver) {
+    let builder = Builder::new(capacity).max_senders(2);
+    let heap = Arc::new(HeapRegion::new(builder.region_len().unwrap()).unwrap());
+    assert!(builder.region_len() <= region_len_for(capacity));
+    builder.create_in(heap).unwrap()
 }
 
-/// Copies `src` into the data area at `offset`.
-fn write_bytes(layout: &Layout, offset: u64, src: &[u8]) {
-    // SAFETY: the models write only into frames they claimed, inside the data area.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), layout.data().ptr(offset), src.len()) };
-}
-
-/// Copies the payload of `frame` out (at most `dst.len()` bytes).
-fn read(layout: &Layout, frame: &Frame, dst: &mut [u8]) {
-    let n = frame.len.min(dst.len());
-    // SAFETY: a peeked frame's payload lies inside the data area, valid until released.
-    unsafe { std::ptr::copy_nonoverlapping(layout.payload_ptr(frame.offset), dst.as_mut_ptr(), n) };
-}
-
-/// Two producer threads (slots 0 and 1) send one 8-byte message each; the consumer gets
-/// both, in either order.
-fn two_producers_send_one_each(mem: &Arc<Layout>, consumer: &mut ReadCursor) {
-    let producers: Vec<_> = (0..2u8)
-        .map(|p| {
-            let mem = mem.clone();
-            thread::spawn(move || {
-                let mut producer = ClaimCursor::new(&*mem, p as usize);
-                send(&mem, &mut producer, &[p + 1; 8]);
-            })
-        })
-        .collect();
-    let mut got = [recv(mem, consumer), recv(mem, consumer)];
-    got.sort();
-    assert_eq!(got, [vec![1; 8], vec![2; 8]]);
-    for p in producers {
-        p.join().unwrap();
-    }
-}
-
-/// Claims, writes and commits `msg`, yielding while the ring is full.
-fn send(mem: &Layout, producer: &mut ClaimCursor, msg: &[u8]) {
+/// Sends `msg`, yielding while the lane is full.
+fn send(tx: &mut Sender, msg: &[u8]) {
     loop {
-        if let Some(claim) = producer.try_claim(mem, msg.len()).unwrap() {
-            write_bytes(mem, claim.offset + 8, msg);
-            producer.commit(mem, claim, msg.len(), true);
-            return;
+        match tx.try_send(msg) {
+            Ok(()) => return,
+            Err(TrySendError::Full(())) => thread::yield_now(),
+            Err(other) => panic!("{other}"),
         }
-        thread::yield_now();
     }
 }
 
-/// Receives one message, yielding while the ring is empty or blocked.
-fn recv(mem: &Layout, consumer: &mut ReadCursor) -> Vec<u8> {
-    loop {
-        if let Peek::Frame(frame) = consumer.try_peek(mem, None).unwrap() {
-            let mut out = vec![0u8; frame.len];
-            read(mem, &frame, &mut out);
-            consumer.release(mem, frame);
-            return out;
-        }
-        thread::yield_now();
-    }
-}
-
-/// A loom model over a 64-byte ring, with its consumer.
-fn model_with_consumer(f: impl Fn(Arc<Layout>, ReadCursor) + Sync + Send + 'static) {
-    loom::model(move || {
-        let mem = ring(64);
-        let consumer = ReadCursor::new(&*mem).unwrap();
-        f(mem, consumer);
-    });
-}
-
-/// A thread running `body` with a producer on `slot`.
-fn spawn_producer(
-    mem: &Arc<Layout>,
-    slot: usize,
-    body: impl FnOnce(&Layout, &mut ClaimCursor) + Send + 'static,
-) -> thread::JoinHandle<()> {
-    let mem = Arc::clone(mem);
-    thread::spawn(move || {
-        let mut producer = ClaimCursor::new(&*mem, slot);
-        body(&mem, &mut producer);
-    })
-}
-
-/// A thread that sends `msg` from a producer on `slot`.
-fn spawn_sender(mem: &Arc<Layout>, slot: usize, msg: [u8; 8]) -> thread::JoinHandle<()> {
-    spawn_producer(mem, slot, move |mem, producer| send(mem, producer, &msg))
-}
-
-/// Receives every 8-byte message there is, producer `dead` known dead: its claims are
-/// skipped, never waited for.
-fn drain_past(mem: &Layout, consumer: &mut ReadCursor, dead: usize) -> Vec<[u8; 8]> {
-    let mut is_dead = |slot: usize| slot == dead;
+/// Receives `count` messages, yielding while the channel is empty.
+fn recv(rx: &mut Receiver, count: usize) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
-    loop {
-        match consumer.try_peek(mem, Some(&mut is_dead)).unwrap() {
-            Peek::Frame(frame) => {
-                let mut out = [0u8; 8];
-                read(mem, &frame, &mut out);
-                got.push(out);
-                consumer.release(mem, frame);
-            }
-            Peek::Empty => return got,
-            Peek::Blocked => panic!("blocked behind a dead producer"),
+    while got.len() < count {
+        match rx.try_recv() {
+            Ok(msg) => got.push(msg),
+            Err(TryRecvError::Empty) => thread::yield_now(),
+            Err(other) => panic!("{other}"),
         }
     }
+    got
 }
 
 #[test]
-fn two_producers_claim_and_commit() {
-    model_with_consumer(|mem, mut consumer| {
-        two_producers_send_one_each(&mem, &mut consumer);
-        assert_eq!(consumer.try_peek(&*mem, None).unwrap(), Peek::Empty);
-    });
-}
-
-#[test]
-fn producer_stopped_between_claim_and_commit_is_never_seen() {
-    model_with_consumer(|mem, mut consumer| {
-        let stopper = spawn_producer(&mem, 0, |mem, producer| {
-            let claim = producer.try_claim(mem, 8).unwrap().unwrap();
-            write_bytes(mem, claim.offset + 8, &[0xEE; 4]);
-            // Stops here: never commits.
-        });
-        let sender = spawn_sender(&mem, 1, [7; 8]);
-        // Concurrently: the consumer sees B's frame, or nothing; never A's bytes.
-        if let Peek::Frame(frame) = consumer.try_peek(&*mem, None).unwrap() {
-            let mut out = [0u8; 8];
-            read(&mem, &frame, &mut out);
-            assert_eq!(out, [7; 8]);
-            consumer.release(&*mem, frame);
-        }
-        stopper.join().unwrap();
-        sender.join().unwrap();
-        // Once A is known dead, its claim is skipped and B's message (if still there)
-        // follows; nothing of A's is ever returned.
-        for out in drain_past(&mem, &mut consumer, 0) {
-            assert_eq!(out, [7; 8]);
-        }
-        assert_eq!(consumer.abandoned, 1);
-    });
-}
-
-#[test]
-fn two_producers_pad_at_a_tiny_capacity() {
+fn loom_two_senders_in_their_lanes_arrive_whole_and_in_order_each() {
     loom::model(|| {
-        let mem = ring(32);
-        let mut consumer = ReadCursor::new(&*mem).unwrap();
-        {
-            // Move both indices to offset 24: the next 16-byte frame needs a pad.
-            let mut producer = ClaimCursor::new(&*mem, 0);
-            for _ in 0..3 {
-                send(&mem, &mut producer, &[]);
-                assert_eq!(recv(&mem, &mut consumer), Vec::<u8>::new());
-            }
-        }
-        two_producers_send_one_each(&mem, &mut consumer);
-    });
-}
-
-/// Claims a run of frames for `msgs` with one CAS (yielding while the ring is full), then
-/// writes and commits as many of them as the run holds, in order; how many.
-fn send_run(mem: &Layout, producer: &mut ClaimCursor, msgs: &[&[u8]]) -> usize {
-    loop {
-        if let Some(run) = producer
-            .try_claim_run(mem, msgs.len(), &|i| msgs[i].len())
-            .unwrap()
-        {
-            let mut offset = run.offset;
-            for msg in &msgs[..run.frames] {
-                write_bytes(mem, offset + 8, msg);
-                let claim = Claim {
-                    offset,
-                    len: msg.len(),
-                };
-                producer.commit(mem, claim, msg.len(), true);
-                offset += frame_len(msg.len() as u64);
-            }
-            return run.frames;
-        }
-        thread::yield_now();
-    }
-}
-
-#[test]
-fn two_producers_claim_runs_and_commit_in_order() {
-    model_with_consumer(|mem, mut consumer| {
-        let producers: Vec<_> = (0..2u8)
-            .map(|p| {
-                let mem = mem.clone();
-                thread::spawn(move || {
-                    let mut producer = ClaimCursor::new(&*mem, p as usize);
-                    let (a, b) = ([p * 2 + 1; 8], [p * 2 + 2; 8]);
-                    let msgs: [&[u8]; 2] = [&a, &b];
-                    let mut sent = 0;
-                    while sent < msgs.len() {
-                        sent += send_run(&mem, &mut producer, &msgs[sent..]);
-                    }
-                })
-            })
-            .collect();
-        let got: Vec<u8> = (0..4).map(|_| recv(&mem, &mut consumer)[0]).collect();
-        // Each producer's two messages arrive in the order it sent them.
-        for p in 0..2u8 {
-            let first = got.iter().position(|&m| m == p * 2 + 1).unwrap();
-            let second = got.iter().position(|&m| m == p * 2 + 2).unwrap();
-            assert!(first < second, "{got:?}");
-        }
-        for p in producers {
-            p.join().unwrap();
-        }
-        assert_eq!(consumer.try_peek(&*mem, None).unwrap(), Peek::Empty);
-    });
-}
-
-#[test]
-fn producer_dying_inside_a_claimed_run_loses_only_its_uncommitted_frames() {
-    model_with_consumer(|mem, mut consumer| {
-        let dying = spawn_producer(&mem, 0, |mem, producer| {
-            let run = producer.try_claim_run(mem, 2, &|_| 8).unwrap().unwrap();
-            assert_eq!(run.frames, 2);
-            // The first frame of the run is committed ...
-            write_bytes(mem, run.offset + 8, &[0xA1; 8]);
-            let first = Claim {
-                offset: run.offset,
-                len: 8,
-            };
-            producer.commit(mem, first, 8, true);
-            // ... the second half-written, then the producer dies: never committed.
-            write_bytes(mem, run.offset + 16 + 8, &[0xEE; 4]);
+        let (mut tx, mut rx) = channel(32);
+        let mut tx2 = tx.try_clone().unwrap();
+        let first = thread::spawn(move || {
+            send(&mut tx, &[1; 8]);
+            send(&mut tx, &[2; 8]);
         });
-        let sender = spawn_sender(&mem, 1, [7; 8]);
-        // Concurrently: only committed frames, never the dead producer's second one.
-        let mut got = Vec::new();
-        while let Peek::Frame(frame) = consumer.try_peek(&*mem, None).unwrap() {
-            let mut out = [0u8; 8];
-            read(&mem, &frame, &mut out);
-            got.push(out);
-            consumer.release(&*mem, frame);
-        }
-        dying.join().unwrap();
-        sender.join().unwrap();
-        // Once it is known dead, its uncommitted frame is skipped; every committed frame,
-        // its own first one and the other producer's, is delivered.
-        got.extend(drain_past(&mem, &mut consumer, 0));
-        got.sort();
-        assert_eq!(got, [[7; 8], [0xA1; 8]]);
-        assert_eq!(consumer.abandoned, 1);
+        let second = thread::spawn(move || send(&mut tx2, &[3; 8]));
+        let got = recv(&mut rx, 3);
+        let ones: Vec<_> = got.iter().filter(|m| m[0] != 3).collect();
+        assert_eq!(ones, [&vec![1; 8], &vec![2; 8]]);
+        assert!(got.contains(&vec![3; 8]));
+        first.join().unwrap();
+        second.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_sender_between_reserve_and_commit_holds_nobody_up() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel(32);
+        let mut tx2 = tx.try_clone().unwrap();
+        let stalled = thread::spawn(move || {
+            // Reserves and writes, then gives up without committing.
+            let mut grant = tx.reserve(4).unwrap();
+            grant.write_at(0, b"half").unwrap();
+            thread::yield_now();
+            drop(grant);
+        });
+        let other = thread::spawn(move || send(&mut tx2, b"flows"));
+        // Whatever the stalled sender does meanwhile, the other's message comes, and
+        // nothing else does.
+        assert_eq!(recv(&mut rx, 1), [b"flows".to_vec()]);
+        stalled.join().unwrap();
+        other.join().unwrap();
+        // Both senders are gone: the half-written frame never comes.
+        assert!(matches!(
+            rx.try_recv(),
+            Err(TryRecvError::Recv(crate::RecvError::Disconnected))
+        ));
+    });
+}
+
+#[test]
+fn loom_a_sender_taking_over_a_slot_continues_after_its_lane() {
+    loom::model(|| {
+        let (mut tx, mut rx) = channel(32);
+        send(&mut tx, &[1; 8]);
+        // The sender leaves its slot with a frame in the lane; a new sender takes the slot
+        // (the only free one besides the clone's) while the receiver reads.
+        let mut tx2 = tx.try_clone().unwrap();
+        drop(tx);
+        let producer = thread::spawn(move || {
+            let mut tx3 = tx2.try_clone().unwrap();
+            send(&mut tx3, &[2; 8]);
+            send(&mut tx2, &[3; 8]);
+        });
+        let got = recv(&mut rx, 3);
+        let lane0: Vec<_> = got.iter().filter(|m| m[0] != 3).collect();
+        assert_eq!(lane0, [&vec![1; 8], &vec![2; 8]]);
+        producer.join().unwrap();
     });
 }

@@ -1,32 +1,36 @@
-//! Fan-in: many sender processes, one receiver, variable-size frames in one shared ring.
+//! Fan-in: many sender processes, one receiver, variable-size frames.
 //!
-//! Senders claim room with a compare-and-swap on a shared tail, write their frame in place
-//! and commit it by storing its header word last (Release); the receiver reads frames in
-//! claim order and never sees an uncommitted one. Each sender's own messages arrive in the
-//! order it sent them; messages of different senders interleave in claim order.
+//! Each sender owns one of the channel's sender slots, and each slot has a lane of its own:
+//! a single-writer ring (the one an SPSC channel is, `crate::shared::lane`) that only that
+//! sender writes and only the receiver reads. So senders share no cache line with each
+//! other, claim nothing in common, and the receiver writes no data line: it stores each
+//! lane's head in the lane's own line. The receiver reads the lanes in turn, a burst of up
+//! to 32 frames from one while others have frames too. Each sender's messages arrive in the
+//! order it sent them; messages of different senders interleave by those turns, not by the
+//! moment they were sent.
 //!
-//! Each sender owns one of [`MAX_SENDERS`] (64) producer slots in the control block, which
-//! records the owning process (for hand-over across `fork` and liveness) and the claim it
-//! is working on. [`Sender::try_clone`] takes a new slot, or fails with
-//! [`ChannelError::NoFreeSlot`] when all 64 are taken. `Sender` is deliberately not
-//! `Clone`: other processes can hold the slots, so a clone can fail, and an infallible
-//! `clone` would have to panic.
+//! A channel has as many slots as [`Builder::max_senders`](crate::Builder::max_senders)
+//! gave it at creation ([`DEFAULT_MAX_SENDERS`], at most [`MAX_SENDERS`]), and a lane of
+//! `capacity` bytes for each: the region holds `slots × capacity` bytes of lanes (memory a
+//! lane never touches costs nothing in an anonymous or memfd region). A slot records the
+//! owning process (for hand-over across `fork` and liveness). [`Sender::try_clone`] takes a
+//! free slot, or fails with [`ChannelError::NoFreeSlot`] when all are taken. `Sender` is
+//! deliberately not `Clone`: other processes can hold the slots, so a clone can fail, and an
+//! infallible `clone` would have to panic.
 //!
 //! # A sender that dies
 //!
-//! A sender killed between claim and commit leaves a claimed frame at some point of the
-//! ring. When the receiver is blocked behind it, it asks the kernel (pidfd) whether the
-//! claimer is alive at each slow check — every [`SLOW_CHECK_INTERVAL`] (10 ms) of a
-//! blocking call, or at most once per interval on a `try_*` call. If it is dead, the frame
-//! is skipped (never returned, not even in part), counted in
-//! [`Receiver::abandoned_frames`], and the other senders carry on. Its slot is recycled
-//! once the receiver has passed (read or skipped) everything it claimed: by the receiver at
-//! its slow checks ([`Receiver::dead_senders`] counts them), or, while the ring is too busy
-//! for the receiver ever to wait, by a new sender ([`Sender::attach`],
-//! [`Sender::try_clone`]) that finds no free slot and takes a dead sender's over. When no
-//! sender is left — by the shared count, or, at a slow check, because no slot has a live
-//! owner whatever the count says — `recv` returns [`RecvError::Disconnected`] after the
-//! last message, or [`RecvError::PeerDied`] if at least one sender was found dead.
+//! A sender killed in the middle of a message leaves nothing visible: a frame is published
+//! by its header word, stored last. Its lane holds only what it published, which the
+//! receiver still delivers; the other lanes flow on, whatever the dead sender was doing. At
+//! its slow checks — every [`SLOW_CHECK_INTERVAL`] (10 ms) of a blocking call, or at most
+//! once per interval on a `try_*` call — the receiver asks the kernel (pidfd) whether each
+//! slot's owner is alive, and frees the slots of dead ones ([`Receiver::dead_senders`]
+//! counts them); a new sender that finds no free slot takes a dead sender's over, and
+//! continues after what its lane holds. When no sender is left — by the shared count, or,
+//! at a slow check, because no slot has a live owner whatever the count says — `recv`
+//! returns [`RecvError::Disconnected`] after the last message, or [`RecvError::PeerDied`]
+//! if at least one sender was found dead.
 //!
 //! [`SLOW_CHECK_INTERVAL`]: shm_core::notify::SLOW_CHECK_INTERVAL
 //!
@@ -38,10 +42,11 @@
 //! let mut tx = tx;
 //! tx.send(b"from one")?;
 //! tx2.send(b"from two")?;
-//! assert_eq!(rx.recv()?, b"from one");
-//! assert_eq!(rx.recv()?, b"from two");
+//! let mut got = vec![rx.recv()?, rx.recv()?];
+//! got.sort();
+//! assert_eq!(got, [b"from one".to_vec(), b"from two".to_vec()]);
 //!
-//! // Zero-copy: claim, write in place, commit.
+//! // Zero-copy: reserve, write in place, commit.
 //! let mut grant = tx.reserve(16)?;
 //! grant.write_at(0, b"in place")?;
 //! grant.commit(8);
@@ -57,21 +62,18 @@ use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
 use crate::{ChannelError, RecvError};
 
-use layout::Layout;
+use layout::{Lanes, Layout};
 use sides::{Reader, Writer};
 
-mod claim;
-mod consume;
 #[cfg(all(test, not(loom)))]
 mod fork_tests;
 mod layout;
 #[cfg(all(test, loom))]
 mod loom;
-mod ring;
 mod sides;
 pub mod typed;
 
-pub use ring::MAX_SENDERS;
+pub use layout::{DEFAULT_MAX_SENDERS, MAX_SENDERS};
 
 /// The MPSC flavor: a marker type (see [`Sender`], [`Receiver`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,15 +86,36 @@ pub type Receiver = crate::Receiver<Mpsc>;
 /// Options for creating an MPSC channel.
 pub type Builder = crate::Builder<Mpsc>;
 
-/// Creates an MPSC byte channel of `capacity` bytes (a power of two, at least 16) in a
-/// fresh anonymous shared region; both endpoints are owned by the calling process.
+/// Creates an MPSC byte channel with a lane of `capacity` bytes (a power of two, at least
+/// 16) for each of [`DEFAULT_MAX_SENDERS`] senders, in a fresh anonymous shared region;
+/// both endpoints are owned by the calling process.
 pub fn channel(capacity: usize) -> Result<(Sender, Receiver), ChannelError> {
     Builder::new(capacity).create()
 }
 
+impl crate::Builder<Mpsc> {
+    /// How many senders the channel can have at once (clones and attached senders
+    /// included): its sender slots, one lane of `capacity` bytes each. Rounded up to a power
+    /// of two, at most [`MAX_SENDERS`]; [`DEFAULT_MAX_SENDERS`] unless set.
+    ///
+    /// ```
+    /// use shm_channel::{mpsc, ChannelError};
+    /// let (tx, _rx) = mpsc::Builder::new(1024).max_senders(2).create()?;
+    /// let _second = tx.try_clone()?;
+    /// assert!(matches!(tx.try_clone(), Err(ChannelError::NoFreeSlot { .. })));
+    /// # Ok::<(), ChannelError>(())
+    /// ```
+    pub fn max_senders(mut self, senders: usize) -> crate::Builder<Mpsc> {
+        self.options = Lanes {
+            count: senders.clamp(1, MAX_SENDERS).next_power_of_two(),
+        };
+        self
+    }
+}
+
 impl crate::Sender<Mpsc> {
-    /// Another sender of the same channel, in a new producer slot owned by the calling
-    /// process. Fails with [`ChannelError::NoFreeSlot`] when all [`MAX_SENDERS`] slots are
+    /// Another sender of the same channel, in a new sender slot owned by the calling
+    /// process. Fails with [`ChannelError::NoFreeSlot`] when all the channel's slots are
     /// taken by live senders.
     pub fn try_clone(&self) -> Result<Sender, ChannelError> {
         Ok(Sender::from_ring(
@@ -101,17 +124,19 @@ impl crate::Sender<Mpsc> {
         ))
     }
 
-    /// The producer slot this sender owns (`0 .. MAX_SENDERS`).
+    /// The sender slot (and lane) this sender owns (`0 .. max_senders`).
     pub fn slot(&self) -> usize {
         self.common.ring.slot()
     }
 }
 
 impl crate::Receiver<Mpsc> {
-    /// Releases frames in batches: up to `bytes` (at most half the ring) of consumed frames may wait before the head is
-    /// stored; it is stored anyway whenever the ring is found empty or blocked, when a batch
-    /// fills, and when the receiver is dropped. `0` (the default) stores it on every
-    /// release.
+    /// Releases frames in batches, lane by lane, as
+    /// [`spsc::Receiver::set_release_batch`](crate::Receiver::set_release_batch) does: up
+    /// to `bytes` (at most half a lane) of consumed frames of a lane may wait before its head
+    /// is stored. `0` (the default) stores it on every release. The same caveat holds: a
+    /// sender waiting for room in its lane sees the batch only when the receiver next finds
+    /// that lane empty, fills the batch or closes.
     ///
     /// ```
     /// let (mut tx, mut rx) = shm_channel::mpsc::channel(4096)?;
@@ -124,11 +149,6 @@ impl crate::Receiver<Mpsc> {
     /// ```
     pub fn set_release_batch(&mut self, bytes: usize) {
         self.ring().set_release_batch(bytes as u64);
-    }
-
-    /// Frames skipped because their sender died between claim and commit.
-    pub fn abandoned_frames(&self) -> u64 {
-        self.common.ring.abandoned_frames()
     }
 
     /// Senders found dead (killed without dropping their endpoint) and whose slots were

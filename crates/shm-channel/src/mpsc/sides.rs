@@ -1,105 +1,325 @@
-//! The MPSC ring's two sides as the endpoint core drives them: a [`Writer`] per sender (a
-//! producer slot), and the one [`Reader`].
+//! The MPSC channel's ring sides as the endpoint core drives them: a [`Writer`] per sender
+//! (its slot's lane), and the one [`Reader`], which reads every lane in turn.
 
 use std::sync::atomic::Ordering;
 
-use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+use shm_core::liveness::{PeerWatch, ProcessIdentity};
 
-use super::claim::{Claim, ClaimCursor};
-use super::consume::{Frame, ReadCursor};
-use super::layout::{claim_free_slot, Layout};
-use super::ring::MAX_SENDERS;
+use super::layout::{Layout, MpscLane};
 use super::Mpsc;
-use crate::shared::frame::frame_len;
+use crate::shared::lane::{self, LaneReader, LaneWriter, Slot};
 use crate::shared::ownership::{self, PeerMonitor};
 use crate::shared::primitive::AtomicU64;
-use crate::shared::ring::{
-    check_slot, notify_after_release, queued_between, Gone, Peek, RecvRing, RingSide, SendRing,
-};
+use crate::shared::ring::{check_slot, Gone, RecvRing, RingSide, SendRing};
+use crate::shared::view::EventRef;
 use crate::{ChannelError, Corruption};
 
-/// One sender's side of the ring: its producer slot and claims.
+/// Frames the reader takes from one lane in a row while others have frames too: lanes
+/// take turns in bursts, so a busy sender cannot shut the others out, and the reader stays
+/// on one lane's lines long enough to stream.
+const BURST: u32 = 32;
+
+/// One sender's side: the lane of the slot it owns.
 pub(crate) struct Writer {
-    layout: Layout,
-    producer: ClaimCursor,
+    lane: LaneWriter<MpscLane>,
     /// Watches the receiver's owner.
     peer: PeerMonitor,
-    /// Bytes committed since the reader was last notified (commits are visible at once;
-    /// the wake check is what `publish` batches).
-    unnotified: u64,
-    wakes: u64,
 }
 
 impl Writer {
-    /// Takes a free producer slot (or a dead sender's) for the calling process.
+    /// Takes a free sender slot (or a dead sender's) for the calling process.
     pub(crate) fn new(layout: Layout) -> Result<Writer, ChannelError> {
-        // Validate the indices once before use.
-        ReadCursor::new(&layout)?;
         let me = ownership::me()?.to_raw();
-        let slot = claim_free_slot(&layout, me).ok_or(ChannelError::NoFreeSlot {
+        let slot = claim_slot(&layout, me).ok_or(ChannelError::NoFreeSlot {
             what: "sender",
-            max: MAX_SENDERS,
+            max: layout.lanes(),
         })?;
-        Ok(Writer::in_slot(layout, slot))
+        Writer::in_slot(layout, slot)
     }
 
-    /// The writer of producer slot `slot`, which the calling process owns.
-    fn in_slot(layout: Layout, slot: usize) -> Writer {
-        Writer {
-            producer: ClaimCursor::new(&layout, slot),
-            peer: PeerMonitor::new(&layout.status().receiver_owner),
-            layout,
-            unnotified: 0,
-            wakes: 0,
-        }
-    }
-
-    /// The writer of producer slot `slot`, handed to the calling process by its owner
-    /// (see [`Claim::Adopt`](crate::shared::status::Claim::Adopt)).
+    /// The writer of slot `slot`, handed to the calling process by its owner (see
+    /// [`Claim::Adopt`](crate::shared::status::Claim::Adopt)).
     pub(crate) fn adopted(layout: Layout, slot: usize) -> Result<Writer, ChannelError> {
-        check_slot("sender", slot, MAX_SENDERS)?;
-        ReadCursor::new(&layout)?;
+        check_slot("sender", slot, layout.lanes())?;
         ownership::adopt(&layout.slot(slot).owner)?;
-        Ok(Writer::in_slot(layout, slot))
+        Writer::in_slot(layout, slot)
+    }
+
+    /// The writer of slot `slot`, which the calling process owns: continues after the last
+    /// frame its lane holds (a previous sender's, if the slot was used before).
+    fn in_slot(layout: Layout, slot: usize) -> Result<Writer, ChannelError> {
+        Ok(Writer {
+            peer: PeerMonitor::new(&layout.status().receiver_owner),
+            lane: LaneWriter::new(MpscLane::new(layout, slot))?,
+        })
     }
 
     /// Another writer of the same channel, in a new slot.
     pub(crate) fn try_clone(&self) -> Result<Writer, ChannelError> {
-        Writer::new(self.layout.clone())
+        Writer::new(self.layout().clone())
     }
 
-    /// The producer slot this writer owns.
+    /// The sender slot (and lane) this writer owns.
     pub(crate) fn slot(&self) -> usize {
-        self.producer.slot()
+        self.lane.lane().index()
     }
+}
 
-    /// Wakes the reader if it sleeps, after commits (Release stores of frame headers, SYNC:
-    /// frame committed), by the channel's handshake (SYNC: waiter flag).
-    fn notify(&mut self) {
-        self.unnotified = 0;
-        if notify_after_release(self.layout.handshake(), self.layout.data_wake()) {
-            self.wakes += 1;
-        }
+/// Claims a free slot for `owner` (counting a sender), or with none free, the slot of a
+/// sender whose process died (taking its place in the count); marks its lane used.
+fn claim_slot(layout: &Layout, owner: u64) -> Option<usize> {
+    let lanes = layout.lanes();
+    let free = (0..lanes).find(|&i| {
+        layout
+            .slot(i)
+            .owner
+            // SYNC: owner recorded (see `ownership::swap_owner`).
+            .compare_exchange(0, owner, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+            && {
+                // SeqCst: the count is an RMW chain every sender and reaper updates.
+                layout.status().senders.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+    });
+    let slot = free.or_else(|| (0..lanes).find(|&i| take_over_dead_slot(layout, i, owner)))?;
+    // SYNC: lane used. Release: the bit is set before any frame of ours is published, so a
+    // reader that finds the bit reads the lane; it reads the frames themselves by their
+    // headers (SYNC: frame committed).
+    layout
+        .lanes_line()
+        .used
+        .fetch_or(1 << slot, Ordering::Release);
+    Some(slot)
+}
+
+/// Takes slot `index` over for `owner` if the process owning it is dead (asked of the
+/// kernel). What its lane holds stays there, read before our frames; what the dead sender
+/// had not published is never seen. The slot goes on counting as one sender: the dead
+/// one's place in `senders` becomes ours.
+fn take_over_dead_slot(layout: &Layout, index: usize, owner: u64) -> bool {
+    let slot = &layout.slot(index).owner;
+    // Acquire: SYNC: owner recorded (see `ownership::swap_owner`).
+    let dead_untrusted = slot.load(Ordering::Acquire);
+    let Some(identity) = ProcessIdentity::from_raw(dead_untrusted) else {
+        return false;
+    };
+    if PeerWatch::new().check(identity) != shm_core::liveness::Liveness::Dead {
+        return false;
     }
+    slot
+        // SYNC: owner recorded (see `ownership::swap_owner`). The receiver reaping the
+        // same slot races on this CAS: one of us wins, the sender count stays right.
+        .compare_exchange(dead_untrusted, owner, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
 }
 
 impl RingSide for Writer {
     type Control = Mpsc;
 
     fn layout(&self) -> &Layout {
-        &self.layout
+        self.lane.lane().layout()
     }
 
     fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout.slot(self.producer.slot()).owner
+        &self.layout().slot(self.slot()).owner
+    }
+
+    #[inline]
+    fn capacity(&self) -> u64 {
+        self.lane.lane().layout().lane_capacity()
     }
 
     fn queued(&self) -> u64 {
-        queued_span(&self.layout)
+        self.lane.queued()
     }
 
     fn wakes(&self) -> u64 {
-        self.wakes
+        self.lane.wakes()
+    }
+}
+
+impl SendRing for Writer {
+    type Slot = Slot;
+
+    fn space_event(&self) -> EventRef {
+        self.layout().slot_event(self.slot())
+    }
+
+    #[inline]
+    fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+        self.lane.try_reserve(len)
+    }
+
+    #[inline]
+    fn try_reserve_in_place(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
+        self.lane.try_reserve_in_place(len)
+    }
+
+    #[inline]
+    fn slot_len(slot: &Slot) -> usize {
+        slot.max_len
+    }
+
+    #[inline]
+    fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
+        self.lane.payload_ptr(slot)
+    }
+
+    #[inline]
+    fn commit(&mut self, slot: Slot, len: usize) {
+        self.lane.commit(slot, len);
+    }
+
+    fn abandon(&mut self, _slot: Slot) {
+        // Nothing was written at the lane's tail: the room is simply reused.
+    }
+
+    #[inline]
+    fn publish(&mut self) {
+        self.lane.publish();
+    }
+
+    #[inline]
+    fn unpublished(&self) -> u64 {
+        self.lane.unpublished()
+    }
+
+    fn receivers_dead(&mut self) -> bool {
+        let Writer { lane, peer } = self;
+        lane.lane().layout().status().receiver_is_dead(peer)
+    }
+
+    fn close(&mut self) {
+        self.publish();
+        let layout = self.layout();
+        // SYNC: sender gone. Release (in the RMW below): every frame this sender published
+        // happens before a receiver that sees the count drop.
+        ownership::release(&layout.slot(self.slot()).owner);
+        layout.status().senders.fetch_sub(1, Ordering::AcqRel);
+        layout.data_wake().notify();
+    }
+}
+
+/// A frame of one lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    lane: usize,
+    frame: lane::Frame,
+}
+
+/// The receiving side: a reader per lane, taking turns.
+pub(crate) struct Reader {
+    layout: Layout,
+    lanes: Vec<LaneReader<MpscLane>>,
+    /// The lanes ever used, as last loaded (bit `i`: lane `i`).
+    used: u64,
+    /// The lane read last, and how many frames in a row it gave.
+    current: usize,
+    burst: u32,
+    /// One kernel watch per sender slot.
+    watches: Vec<PeerWatch>,
+    /// Senders found dead and reaped.
+    pub(crate) dead_senders: u64,
+}
+
+impl Reader {
+    pub(crate) fn new(layout: Layout) -> Result<Reader, ChannelError> {
+        let count = layout.lanes();
+        let lanes = (0..count)
+            .map(|i| LaneReader::new(MpscLane::new(layout.clone(), i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Reader {
+            lanes,
+            used: 0,
+            current: 0,
+            burst: 0,
+            watches: (0..count).map(|_| PeerWatch::new()).collect(),
+            dead_senders: 0,
+            layout,
+        })
+    }
+
+    /// Senders attached according to the shared count (untrusted: for information).
+    pub(crate) fn sender_count(&self) -> u32 {
+        // Relaxed: a snapshot for the caller; nothing is read through it.
+        self.layout.status().senders.load(Ordering::Relaxed)
+    }
+
+    /// Lets up to `bytes` of released frames of each lane wait before its head is stored.
+    pub(crate) fn set_release_batch(&mut self, bytes: u64) {
+        for lane in &mut self.lanes {
+            lane.set_release_batch(bytes);
+        }
+    }
+
+    /// The next frame of the lanes in `used`, starting at `start`, taking turns.
+    fn scan(&mut self, start: usize) -> Result<Option<Frame>, Corruption> {
+        let count = self.lanes.len();
+        for step in 0..count {
+            let index = (start + step) % count;
+            if self.used & (1 << index) == 0 {
+                continue;
+            }
+            if let Some(frame) = self.lanes[index].try_peek()? {
+                if index != self.current {
+                    self.current = index;
+                    self.burst = 0;
+                }
+                self.burst += 1;
+                return Ok(Some(Frame { lane: index, frame }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Loads the lanes ever used; whether a lane was added since the last load.
+    fn reload_used(&mut self) -> bool {
+        let all = match self.lanes.len() {
+            64 => u64::MAX,
+            count => (1 << count) - 1,
+        };
+        // SYNC: lane used (see `claim_slot`). Untrusted: bits beyond the lanes are dropped;
+        // a set bit only makes us look at a lane, which validates what it finds.
+        let used = self.layout.lanes_line().used.load(Ordering::Acquire) & all;
+        let added = used & !self.used != 0;
+        self.used |= used;
+        added
+    }
+
+    /// Frees the slots of senders that died. What their lanes hold is still read (their
+    /// lanes stay in `used`). Returns whether any slot still has a live owner.
+    fn reap_dead_senders(&mut self) -> bool {
+        let Reader {
+            layout,
+            watches,
+            dead_senders,
+            ..
+        } = self;
+        let slots = (0..layout.lanes()).map(|index| &layout.slot(index).owner);
+        ownership::scan_owners(slots, watches, |index, owner| {
+            if ownership::free_dead(&layout.slot(index).owner, owner) {
+                // AcqRel: the count is an RMW chain every sender and reaper updates; the
+                // slot freed above (SYNC: owner recorded) comes before it.
+                layout.status().senders.fetch_sub(1, Ordering::AcqRel);
+                *dead_senders += 1;
+            }
+        })
+    }
+
+    fn gone(&self) -> Gone {
+        if self.dead_senders > 0 {
+            Gone::PeerDied
+        } else {
+            Gone::Disconnected
+        }
+    }
+
+    /// Wakes the senders sleeping for room in any lane (the receiver is closing).
+    fn wake_all_senders(&self) {
+        for index in 0..self.layout.lanes() {
+            self.layout.slot_wake(index).notify();
+        }
     }
 }
 
@@ -114,162 +334,17 @@ impl RingSide for Reader {
         &self.layout.status().receiver_owner
     }
 
+    #[inline]
+    fn capacity(&self) -> u64 {
+        self.layout.lane_capacity()
+    }
+
     fn queued(&self) -> u64 {
-        queued_span(&self.layout)
+        self.lanes.iter().map(LaneReader::queued).sum()
     }
 
     fn wakes(&self) -> u64 {
-        self.wakes
-    }
-}
-
-impl SendRing for Writer {
-    type Slot = Claim;
-
-    fn try_reserve(&mut self, len: usize) -> Result<Option<Claim>, Corruption> {
-        self.producer.try_claim(&self.layout, len)
-    }
-
-    fn try_reserve_run(
-        &mut self,
-        count: usize,
-        len_of: &dyn Fn(usize) -> usize,
-        slots: &mut Vec<Claim>,
-    ) -> Result<(), Corruption> {
-        let Some(run) = self.producer.try_claim_run(&self.layout, count, len_of)? else {
-            return Ok(());
-        };
-        let mut offset = run.offset;
-        for i in 0..run.frames {
-            let len = len_of(i);
-            slots.push(Claim { offset, len });
-            offset += frame_len(len as u64);
-        }
-        Ok(())
-    }
-
-    fn slot_len(slot: &Claim) -> usize {
-        slot.len
-    }
-
-    fn payload_ptr(&self, slot: &Claim) -> *mut u8 {
-        self.layout.payload_ptr(slot.offset)
-    }
-
-    fn commit(&mut self, slot: Claim, len: usize) {
-        self.producer.commit(&self.layout, slot, len, true);
-        self.unnotified += (len as u64).max(1);
-    }
-
-    fn abandon(&mut self, slot: Claim) {
-        // A skip frame: the reader passes it, nothing is delivered, the ring goes on.
-        self.producer.commit(&self.layout, slot, 0, false);
-        self.notify();
-    }
-
-    fn publish(&mut self) {
-        if self.unnotified != 0 {
-            self.notify();
-        }
-    }
-
-    fn unpublished(&self) -> u64 {
-        self.unnotified
-    }
-
-    fn receivers_dead(&mut self) -> bool {
-        self.layout.status().receiver_is_dead(&mut self.peer)
-    }
-
-    fn close(&mut self) {
-        self.publish();
-        // SYNC: sender gone. Release (in the RMW below): every frame this sender committed
-        // happens before a receiver that sees the count drop.
-        ownership::release(self.owner_slot());
-        self.layout.status().senders.fetch_sub(1, Ordering::AcqRel);
-        self.layout.data_wake().notify();
-    }
-}
-
-/// The receiving side of the ring.
-pub(crate) struct Reader {
-    layout: Layout,
-    consumer: ReadCursor,
-    /// One kernel watch per producer slot.
-    watches: Vec<PeerWatch>,
-    /// Senders found dead and reaped.
-    pub(crate) dead_senders: u64,
-    wakes: u64,
-}
-
-impl Reader {
-    pub(crate) fn new(layout: Layout) -> Result<Reader, ChannelError> {
-        Ok(Reader {
-            consumer: ReadCursor::new(&layout)?,
-            layout,
-            watches: (0..MAX_SENDERS).map(|_| PeerWatch::new()).collect(),
-            dead_senders: 0,
-            wakes: 0,
-        })
-    }
-
-    /// Frames skipped because their sender died between claim and commit.
-    pub(crate) fn abandoned_frames(&self) -> u64 {
-        self.consumer.abandoned
-    }
-
-    /// Senders attached according to the shared count (untrusted: for information).
-    pub(crate) fn sender_count(&self) -> u32 {
-        // Relaxed: a snapshot for the caller; nothing is read through it.
-        self.layout.status().senders.load(Ordering::Relaxed)
-    }
-
-    /// Frees the slots of senders that died, once everything they claimed is passed.
-    /// Returns whether any slot still has a live owner.
-    fn reap_dead_senders(&mut self) -> bool {
-        let Reader {
-            layout,
-            consumer,
-            watches,
-            dead_senders,
-            ..
-        } = self;
-        let slots = (0..MAX_SENDERS).map(|index| &layout.slot(index).owner);
-        ownership::scan_owners(slots, watches, |index, owner| {
-            if consumer.passed_intent(&*layout, index)
-                && ownership::free_dead(&layout.slot(index).owner, owner)
-            {
-                // AcqRel: the count is an RMW chain every sender and reaper updates; the
-                // slot freed above (SYNC: owner recorded) comes before it.
-                layout.status().senders.fetch_sub(1, Ordering::AcqRel);
-                *dead_senders += 1;
-            }
-        })
-    }
-
-    /// After the Release store of `head` (SYNC: space released), if the head moved from
-    /// `stored`: the wake check by the channel's handshake (SYNC: waiter flag).
-    fn notify_if_stored(&mut self, stored: u64) {
-        if self.consumer.published_head() != stored
-            && notify_after_release(self.layout.handshake(), self.layout.space_wake())
-        {
-            self.wakes += 1;
-        }
-    }
-
-    /// Lets up to `bytes` of released frames wait before the head is stored.
-    pub(crate) fn set_release_batch(&mut self, bytes: u64) {
-        let stored = self.consumer.published_head();
-        self.consumer.set_release_batch(&self.layout, bytes);
-        self.notify_if_stored(stored);
-    }
-
-    fn gone(&self) -> Gone {
-        if self.dead_senders > 0 {
-            Gone::PeerDied
-        } else {
-            Gone::Disconnected
-        }
+        self.lanes.iter().map(LaneReader::wakes).sum()
     }
 }
 
@@ -277,50 +352,51 @@ impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
 
-    fn try_peek(&mut self, slow: bool) -> Result<Peek<Frame>, Corruption> {
-        let Reader {
-            layout,
-            consumer,
-            watches,
-            ..
-        } = self;
-        let mut is_dead = |slot: usize| slot_dead(layout, watches, slot);
-        let is_dead = slow.then_some(&mut is_dead as &mut dyn FnMut(usize) -> bool);
-        let stored = consumer.published_head();
-        let peeked = consumer.try_peek(&*layout, is_dead);
-        // A peek that finds the ring empty or blocked stores a batched head: wake the
-        // producers waiting for that room.
-        self.notify_if_stored(stored);
-        let peeked = peeked?;
-        if slow && peeked == Peek::Blocked {
+    fn try_peek(&mut self, slow: bool) -> Result<Option<Frame>, Corruption> {
+        // A lane that gave a burst in a row goes to the back of the turn.
+        let start = match self.burst >= BURST {
+            true => self.current + 1,
+            false => self.current,
+        };
+        if let Some(frame) = self.scan(start)? {
+            return Ok(Some(frame));
+        }
+        // Nothing in the lanes we know: a sender may have taken a new slot since.
+        if self.reload_used() {
+            if let Some(frame) = self.scan(start)? {
+                return Ok(Some(frame));
+            }
+        }
+        if slow {
             self.reap_dead_senders();
         }
-        Ok(peeked)
+        Ok(None)
     }
 
+    #[inline]
     fn frame_len(frame: &Frame) -> usize {
-        frame.len
+        frame.frame.len
     }
 
+    #[inline]
     fn payload_ptr(&self, frame: &Frame) -> *const u8 {
-        self.layout.payload_ptr(frame.offset)
+        self.lanes[frame.lane].payload_ptr(&frame.frame)
     }
 
+    #[inline]
     fn release(&mut self, frame: Frame) {
-        let stored = self.consumer.published_head();
-        self.consumer.release(&self.layout, frame);
-        self.notify_if_stored(stored);
+        self.lanes[frame.lane].release(frame.frame);
     }
 
     fn flush_releases(&mut self) {
-        let stored = self.consumer.published_head();
-        self.consumer.flush_releases(&self.layout);
-        self.notify_if_stored(stored);
+        for lane in &mut self.lanes {
+            lane.flush_releases();
+        }
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {
         if slow {
-            // Ask the kernel: when no slot has a live owner, no sender can ever commit
+            // Ask the kernel: when no slot has a live owner, no sender can ever publish
             // again, whatever the (peer-written) count says.
             if !self.reap_dead_senders() {
                 return Some(self.gone());
@@ -339,23 +415,20 @@ impl RecvRing for Reader {
         let senders_untrusted = self.layout.status().senders.load(Ordering::Acquire);
         senders_untrusted == 0
     }
-}
 
-/// Bytes claimed and not yet released, by the shared indices.
-fn queued_span(layout: &Layout) -> u64 {
-    // Acquire: SYNC: claim intent / space released (the producers' CAS, the consumer's
-    // store); a snapshot, clamped.
-    let tail_untrusted = layout.tail().load(Ordering::Acquire);
-    let head_untrusted = layout.head().load(Ordering::Acquire);
-    queued_between(tail_untrusted, head_untrusted, layout.capacity())
-}
+    fn close(&mut self) {
+        self.flush_releases();
+        self.layout
+            .status()
+            .close_receiver(self.layout.space_wake());
+        self.wake_all_senders();
+    }
 
-/// Whether the process owning producer `slot` is gone (a free slot counts as gone).
-fn slot_dead(layout: &Layout, watches: &mut [PeerWatch], slot: usize) -> bool {
-    // Acquire: see `ownership::owned_here`.
-    let owner_untrusted = layout.slot(slot).owner.load(Ordering::Acquire);
-    match ProcessIdentity::from_raw(owner_untrusted) {
-        None => true,
-        Some(identity) => watches[slot].check(identity) == Liveness::Dead,
+    fn close_receiving(&mut self) {
+        self.flush_releases();
+        self.layout
+            .status()
+            .mark_receiver_closed(self.layout.space_wake());
+        self.wake_all_senders();
     }
 }

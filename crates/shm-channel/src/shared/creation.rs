@@ -36,16 +36,14 @@ pub(crate) fn effective_handshake(handshake: Handshake) -> Handshake {
     }
 }
 
-/// How a channel is to be created: capacity, the flavor's options, whether the memory is
-/// known to be zero, and the wake handshake.
+/// How a channel is to be created: capacity, the flavor's options, the wake handshake and
+/// the doorbells.
 #[derive(Debug, Clone)]
 pub(crate) struct Creation<O> {
     /// Data bytes of the ring.
     pub(crate) capacity: usize,
     /// The flavor's options.
     pub(crate) options: O,
-    /// The memory is fresh from the kernel (all zero): nothing needs clearing.
-    pub(crate) zeroed: bool,
     /// The wake handshake the channel will use.
     pub(crate) handshake: Handshake,
     /// The channel's doorbells, if it is to have them.

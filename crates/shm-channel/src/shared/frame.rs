@@ -2,11 +2,12 @@
 //! ring.
 //!
 //! ```text
-//! bits  0..32  length: payload bytes (data, claimed, skip) or bytes to the ring end (pad)
-//! bits 32..40  tag: 0xD1 data, 0xAD pad, 0xC1 claimed (MPSC), 0x5C skip (MPSC)
-//! bits 40..48  producer slot that claimed the frame (MPSC; 0 elsewhere)
-//! bits 48..64  zero (SPSC: the lap of the frame's position, checked and removed before decoding)
-//! 0            nothing written yet (MPSC: the consumer zeroes what it releases)
+//! bits  0..32  length: payload bytes (data) or bytes to the ring end (pad)
+//! bits 32..40  tag: 0xD1 data, 0xAD pad
+//! bits 40..48  zero
+//! bits 48..64  zero (a lane: the lap of the frame's position, checked and removed before
+//!              decoding)
+//! 0            nothing written yet
 //! ```
 //!
 //! Frames start aligned (8 bytes; 16 in broadcast, whose header has a stamp word first) and
@@ -18,58 +19,41 @@
 pub(crate) const FRAME_HEADER_LEN: usize = 8;
 
 const TAG_SHIFT: u32 = 32;
-const SLOT_SHIFT: u32 = 40;
 const LEN_MASK: u64 = u32::MAX as u64;
 const TAG_DATA: u64 = 0xD1;
 const TAG_PAD: u64 = 0xAD;
-const TAG_CLAIMED: u64 = 0xC1;
-const TAG_SKIP: u64 = 0x5C;
 
 /// A decoded frame header word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Word {
     /// Nothing written yet (all zero).
     Empty,
-    /// A committed message of `len` payload bytes, claimed by producer `slot`.
-    Data { len: u64, slot: usize },
+    /// A committed message of `len` payload bytes.
+    Data { len: u64 },
     /// Filler of `len` bytes (this header included) up to the end of the ring.
     Pad { len: u64 },
-    /// Claimed by producer `slot` for `len` payload bytes, not committed yet (MPSC).
-    Claimed { len: u64, slot: usize },
-    /// Committed filler of `len` payload bytes (span `frame_len(len)`): skip it (MPSC).
-    Skip { len: u64 },
 }
 
 impl Word {
     /// The header word for this frame.
     pub(crate) fn encode(self) -> u64 {
-        let (tag, len, slot) = match self {
+        let (tag, len) = match self {
             Word::Empty => return 0,
-            Word::Data { len, slot } => (TAG_DATA, len, slot),
-            Word::Pad { len } => (TAG_PAD, len, 0),
-            Word::Claimed { len, slot } => (TAG_CLAIMED, len, slot),
-            Word::Skip { len } => (TAG_SKIP, len, 0),
+            Word::Data { len } => (TAG_DATA, len),
+            Word::Pad { len } => (TAG_PAD, len),
         };
-        (len & LEN_MASK) | (tag << TAG_SHIFT) | ((slot as u64 & 0xff) << SLOT_SHIFT)
+        (len & LEN_MASK) | (tag << TAG_SHIFT)
     }
 
-    /// Decodes a word read from the ring; `None` for anything no ring writes, including a
-    /// slot of `max_slots` or more (`max_slots` is 1 for rings without producer slots).
-    pub(crate) fn decode(word: u64, max_slots: usize) -> Option<Word> {
+    /// Decodes a word read from the ring; `None` for anything no ring writes.
+    pub(crate) fn decode(word: u64) -> Option<Word> {
         if word == 0 {
             return Some(Word::Empty);
         }
         let len = word & LEN_MASK;
-        let tag = (word >> TAG_SHIFT) & 0xff;
-        let slot = ((word >> SLOT_SHIFT) & 0xff) as usize;
-        if word >> 48 != 0 || slot >= max_slots {
-            return None;
-        }
-        match tag {
-            TAG_DATA => Some(Word::Data { len, slot }),
-            TAG_CLAIMED => Some(Word::Claimed { len, slot }),
-            TAG_PAD if slot == 0 => Some(Word::Pad { len }),
-            TAG_SKIP if slot == 0 => Some(Word::Skip { len }),
+        match word >> TAG_SHIFT {
+            TAG_DATA => Some(Word::Data { len }),
+            TAG_PAD => Some(Word::Pad { len }),
             _ => None,
         }
     }
@@ -97,16 +81,13 @@ mod tests {
     fn words_round_trip() {
         for word in [
             Word::Empty,
-            Word::Data { len: 0, slot: 0 },
+            Word::Data { len: 0 },
             Word::Data {
                 len: u32::MAX as u64,
-                slot: 63,
             },
             Word::Pad { len: 4096 },
-            Word::Claimed { len: 5, slot: 63 },
-            Word::Skip { len: 8 },
         ] {
-            assert_eq!(Word::decode(word.encode(), 64), Some(word));
+            assert_eq!(Word::decode(word.encode()), Some(word));
         }
     }
 
@@ -118,12 +99,10 @@ mod tests {
             (TAG_DATA << 32) | (64 << 40),
             0x7f << 32,
             (TAG_PAD << 32) | (1 << 40),
+            0xC1 << 32,
         ] {
-            assert_eq!(Word::decode(word, 64), None, "{word:#x}");
+            assert_eq!(Word::decode(word), None, "{word:#x}");
         }
-        // A slot beyond what the ring has.
-        let claimed = Word::Claimed { len: 1, slot: 3 }.encode();
-        assert_eq!(Word::decode(claimed, 2), None);
     }
 
     #[test]

@@ -200,8 +200,8 @@ impl<L: Lane> LaneWriter<L> {
                 break;
             };
             let to_end = capacity - offset;
-            let span = match Word::decode(word, 1) {
-                Some(Word::Data { len, .. }) => frame_len(len),
+            let span = match Word::decode(word) {
+                Some(Word::Data { len }) => frame_len(len),
                 Some(Word::Pad { len }) => len,
                 _ => break,
             };
@@ -360,7 +360,7 @@ impl<L: Lane> LaneWriter<L> {
         debug_assert!(len <= slot.max_len);
         debug_assert_eq!(slot.offset, self.tail & self.mask);
         let len = len.min(slot.max_len) as u64;
-        self.commit_frame(Word::Data { len, slot: 0 }, frame_len(len));
+        self.commit_frame(Word::Data { len }, frame_len(len));
     }
 
     /// Bytes committed and not yet published.
@@ -465,12 +465,12 @@ impl<L: Lane> LaneReader<L> {
                 self.flush_releases();
                 return Ok(None);
             };
-            match Word::decode(word, 1) {
+            match Word::decode(word) {
                 Some(Word::Pad { len }) if len == to_end => {
                     self.head = self.head.wrapping_add(len);
                     self.unstored_frames += 1;
                 }
-                Some(Word::Data { len, .. }) if frame_len(len) <= to_end => {
+                Some(Word::Data { len }) if frame_len(len) <= to_end => {
                     return Ok(Some(Frame {
                         offset,
                         len: len as usize,

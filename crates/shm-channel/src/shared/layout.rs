@@ -48,6 +48,12 @@ pub(crate) trait ControlBlock: Sized + Send + Sync + 'static {
 
     /// The options an existing channel recorded, checked.
     fn read_options(view: &View) -> Result<Self::Options, ChannelError>;
+
+    /// Bytes of the data area of a channel of `capacity` with `options` (MPSC: a lane of
+    /// `capacity` per sender slot); `None` if that does not fit a `usize`.
+    fn area(capacity: usize, _options: &Self::Options) -> Option<usize> {
+        Some(capacity)
+    }
 }
 
 /// A validated view of a channel of control block `K`, with its options.
@@ -66,9 +72,9 @@ impl<K: ControlBlock> Clone for Layout<K> {
 }
 
 impl<K: ControlBlock> Layout<K> {
-    /// Lays out a fresh channel in `memory` as `how` says (`how.zeroed`: the memory is
-    /// known to be all zero, so nothing needs clearing; `how.handshake`: from
-    /// [`creation_handshake`](super::creation::creation_handshake)), header last.
+    /// Lays out a fresh channel in `memory` as `how` says (`how.handshake`: from
+    /// [`creation_handshake`](super::creation::creation_handshake)), header last. The data
+    /// area is not cleared: each flavor clears what its readers look at first.
     pub(crate) fn create(
         memory: Arc<dyn SharedMemory>,
         how: &Creation<K::Options>,
@@ -103,9 +109,9 @@ impl<K: ControlBlock> Layout<K> {
         self
     }
 
-    /// Region bytes a channel of `capacity` needs, if the sum fits.
-    pub(crate) fn region_len(capacity: usize) -> Option<usize> {
-        K::DATA_OFFSET.checked_add(capacity)
+    /// Region bytes a channel of `capacity` with `options` needs, if the sum fits.
+    pub(crate) fn region_len(capacity: usize, options: &K::Options) -> Option<usize> {
+        K::DATA_OFFSET.checked_add(K::area(capacity, options)?)
     }
 
     /// Checks `capacity` (before anything is mapped): a power of two, at least the

@@ -28,9 +28,12 @@ pub(crate) struct DataArea {
     capacity: u64,
     /// `capacity - 1` without the low three bits: masks an offset to its word's.
     word_mask: u64,
-    /// Under loom, the frame words (see the module docs).
+    /// Under loom, the frame words (see the module docs) of the whole area this one is a
+    /// part of, and the index of this part's first word among them.
     #[cfg(loom)]
     words: std::sync::Arc<[AtomicU64]>,
+    #[cfg(loom)]
+    first_word: usize,
 }
 
 impl DataArea {
@@ -48,6 +51,26 @@ impl DataArea {
             word_mask: (capacity - 1) & !7,
             #[cfg(loom)]
             words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
+            #[cfg(loom)]
+            first_word: 0,
+        }
+    }
+
+    /// Part `index` of the area cut in `parts` equal parts (`parts` a power of two no
+    /// larger than the capacity / 16; `index` is taken modulo `parts`): an area of its own,
+    /// the same memory.
+    pub(crate) fn part(&self, index: u64, parts: u64) -> DataArea {
+        debug_assert!(parts.is_power_of_two() && self.capacity / parts >= 16);
+        let capacity = self.capacity / parts;
+        let start = (index % parts) * capacity;
+        DataArea {
+            base: self.base.wrapping_add(start as usize),
+            capacity,
+            word_mask: (capacity - 1) & !7,
+            #[cfg(loom)]
+            words: self.words.clone(),
+            #[cfg(loom)]
+            first_word: self.first_word + (start / 8) as usize,
         }
     }
 
@@ -89,26 +112,7 @@ impl DataArea {
 
     #[cfg(loom)]
     fn word(&self, offset: u64) -> &AtomicU64 {
-        &self.words[(self.word_offset(offset) / 8) as usize]
-    }
-
-    /// Zeroes the words of `len` bytes at `offset` (both multiples of 8; a range beyond the
-    /// area's end is cut there).
-    pub(crate) fn zero(&self, offset: u64, len: u64) {
-        let offset = self.word_offset(offset);
-        let len = len.min(self.capacity - offset) & !7;
-        #[cfg(not(loom))]
-        // SAFETY: `offset + len <= capacity` (cut above) inside the area `new` vouched for.
-        // The callers zero only bytes no peer may touch until they publish the zeroing
-        // (the MPSC consumer's released frames: SYNC: space released).
-        unsafe {
-            std::ptr::write_bytes(self.base.add(offset as usize), 0, len as usize)
-        };
-        #[cfg(loom)]
-        for at in (offset..offset + len).step_by(8) {
-            // Relaxed: published by the caller's Release store of its index.
-            self.store_word(at, 0, Ordering::Relaxed);
-        }
+        &self.words[self.first_word + (self.word_offset(offset) / 8) as usize]
     }
 
     /// Where byte `offset` of the area is (arithmetic only: the caller keeps what it

@@ -19,7 +19,7 @@ use shm_core::notify::Handshake;
 
 use super::layout::{ControlBlock, Layout};
 use super::primitive::AtomicU64;
-use super::view::{View, Wake};
+use super::view::{EventRef, View, Wake};
 use crate::{ChannelError, Corruption};
 
 /// Makes one store that a peer may be about to sleep on (an SPSC frame header or head),
@@ -74,17 +74,6 @@ pub(crate) fn notify_after_release(handshake: Handshake, wake: Wake<'_>) -> bool
     wake.then_ring(woke)
 }
 
-/// What a reader found at its position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Peek<F> {
-    /// A complete frame to read.
-    Frame(F),
-    /// Nothing published.
-    Empty,
-    /// A frame is claimed but not committed yet (MPSC: its producer may be slow or dead).
-    Blocked,
-}
-
 /// Why no further message can come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gone {
@@ -106,31 +95,6 @@ pub(crate) fn aligned_index(index_untrusted: u64, what: &'static str) -> Result<
     }
 }
 
-/// Validates a tail index a reader loaded (`tail_untrusted`) against its own `head`, the
-/// tail it saw before (`cached_tail`) and the ring's `capacity`: 8-aligned, at most a
-/// capacity ahead of the head, never moved backwards. Returns the tail, now trusted.
-pub(crate) fn check_tail(
-    tail_untrusted: u64,
-    head: u64,
-    cached_tail: u64,
-    capacity: u64,
-) -> Result<u64, Corruption> {
-    let available = tail_untrusted.wrapping_sub(head);
-    let what = if tail_untrusted % 8 != 0 {
-        "tail not 8-byte aligned"
-    } else if available > capacity {
-        "tail outside [head, head + capacity]"
-    } else if available < cached_tail.wrapping_sub(head) {
-        "tail moved backwards"
-    } else {
-        return Ok(tail_untrusted);
-    };
-    Err(Corruption {
-        what,
-        value: tail_untrusted,
-    })
-}
-
 /// What both sides of every ring have: the flavor's view of the region, and a count of
 /// the wake syscalls the side made.
 pub(crate) trait RingSide: Send + Sized {
@@ -148,6 +112,13 @@ pub(crate) trait RingSide: Send + Sized {
     /// The owner slot of this side's endpoint (MPSC senders and broadcast receivers have
     /// one each; the other sides share the status line's).
     fn owner_slot(&self) -> &AtomicU64;
+
+    /// Bytes of the ring this side writes or reads: the data area (MPSC: one sender's
+    /// lane).
+    #[inline]
+    fn capacity(&self) -> u64 {
+        self.view().capacity()
+    }
 
     /// Bytes of frames in the ring as this side sees them now: published and not yet
     /// released (for a receiver, not yet read by it). Peer-written indices are only
@@ -172,7 +143,12 @@ pub(crate) trait SendRing: RingSide {
     /// The largest payload one frame can carry: the ring less one header.
     #[inline]
     fn max_payload(&self) -> usize {
-        super::frame::max_payload(self.view().capacity(), Self::FRAME_HEADER)
+        super::frame::max_payload(self.capacity(), Self::FRAME_HEADER)
+    }
+
+    /// The event this side's sender sleeps on while the ring is full (MPSC: its slot's).
+    fn space_event(&self) -> EventRef {
+        self.layout().space_event()
     }
 
     /// Reserves a contiguous frame for `len <= max_payload()` bytes, or `None` when the
@@ -185,23 +161,6 @@ pub(crate) trait SendRing: RingSide {
     /// that is not possible now, and always for rings that cannot promise it.
     fn try_reserve_in_place(&mut self, _len: usize) -> Result<Option<Self::Slot>, Corruption> {
         Ok(None)
-    }
-
-    /// Reserves frames for the first messages of a run of `count` (message `i` is
-    /// `len_of(i) <= max_payload()` bytes long), pushing one slot per message onto `slots`
-    /// in order; none when the ring has no room for the first now. The caller commits
-    /// every slot, in order, before it reserves again.
-    ///
-    /// By default one frame (one `try_reserve`); MPSC claims as many as fit with one CAS.
-    fn try_reserve_run(
-        &mut self,
-        count: usize,
-        len_of: &dyn Fn(usize) -> usize,
-        slots: &mut Vec<Self::Slot>,
-    ) -> Result<(), Corruption> {
-        debug_assert!(count > 0);
-        slots.extend(self.try_reserve(len_of(0))?);
-        Ok(())
     }
 
     /// Payload bytes reserved in `slot`.
@@ -251,9 +210,9 @@ pub(crate) trait RecvRing: RingSide {
     /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag.
     type Fault: Copy;
 
-    /// The next frame. On a `slow` check the ring may also ask the kernel about producers
-    /// blocking it (MPSC: a frame whose claimer died is skipped).
-    fn try_peek(&mut self, slow: bool) -> Result<Peek<Self::Frame>, Self::Fault>;
+    /// The next frame, if one is published. On a `slow` check the ring may also ask the
+    /// kernel about its producers (MPSC: frees the slots of dead ones).
+    fn try_peek(&mut self, slow: bool) -> Result<Option<Self::Frame>, Self::Fault>;
 
     /// Payload bytes of `frame`.
     fn frame_len(frame: &Self::Frame) -> usize;

@@ -102,5 +102,5 @@ impl Layout {
 /// Region bytes an SPSC channel of `capacity` needs.
 #[cfg(all(test, loom))]
 pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
-    Layout::region_len(capacity)
+    Layout::region_len(capacity, &Default::default())
 }

@@ -13,7 +13,7 @@ use shm_core::HeapRegion;
 use super::layout::{region_len_for, Layout};
 use super::ring::{Reader, Writer};
 use crate::shared::lane::Frame;
-use crate::shared::ring::{Peek, RecvRing, RingSide, SendRing};
+use crate::shared::ring::{RecvRing, RingSide, SendRing};
 use crate::spsc::Builder;
 use crate::{Endpoint, RecvError, TryRecvError};
 
@@ -27,7 +27,6 @@ fn ring(capacity: usize) -> (Writer, Reader) {
             doorbells: None,
             capacity,
             options: (),
-            zeroed: true,
             handshake: Handshake::SeqCst,
         },
     )
@@ -56,11 +55,7 @@ fn send(writer: &mut Writer, msg: &[u8]) {
 
 /// The next published frame, if any.
 fn peek(reader: &mut Reader) -> Option<Frame> {
-    match reader.try_peek(false).unwrap() {
-        Peek::Frame(frame) => Some(frame),
-        Peek::Empty => None,
-        Peek::Blocked => unreachable!("an SPSC ring has no claimed frames"),
-    }
+    reader.try_peek(false).unwrap()
 }
 
 /// The next message if one is published: copied out, then released.

@@ -10,7 +10,7 @@ use crate::error::Corruption;
 use crate::shared::lane::{Frame, Lane, LaneReader, LaneWriter, Slot};
 use crate::shared::ownership::PeerMonitor;
 use crate::shared::primitive::{AtomicU64, DataArea};
-use crate::shared::ring::{Gone, Peek, RecvRing, RingSide, SendRing};
+use crate::shared::ring::{Gone, RecvRing, RingSide, SendRing};
 use crate::shared::view::Wake;
 
 impl Lane for Layout {
@@ -175,11 +175,8 @@ impl RecvRing for Reader {
     type Fault = Corruption;
 
     #[inline]
-    fn try_peek(&mut self, _slow: bool) -> Result<Peek<Frame>, Corruption> {
-        Ok(match self.lane.try_peek()? {
-            Some(frame) => Peek::Frame(frame),
-            None => Peek::Empty,
-        })
+    fn try_peek(&mut self, _slow: bool) -> Result<Option<Frame>, Corruption> {
+        self.lane.try_peek()
     }
 
     #[inline]
