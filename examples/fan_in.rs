@@ -7,10 +7,10 @@
 //!
 //! For each producer count (1, 2, 4) three transports run alternately (A B C A B C …):
 //!
-//! - **shm**: one MPSC channel; each producer sends runs of 1024 messages (64 KiB) with
-//!   `Sender::send_all` (one claim on the shared tail per run), the consumer releases in
-//!   batches of an eighth of the ring; every process waits as `WaitStrategy::for_processes`
-//!   says for `producers + 1` processes.
+//! - **shm**: one MPSC channel, a lane per producer (1 MiB of lanes in all); each producer
+//!   sends runs of 1024 messages (64 KiB) with `Sender::send_all` (one publication per
+//!   run), the consumer releases in batches of an eighth of a lane; every process waits as
+//!   `WaitStrategy::for_processes` says for `producers + 1` processes.
 //! - **shm bulk**: the same channel carrying `bulk` frames of 1024 messages (64 KiB) each (the
 //!   producers batch as a `BufWriter` does; `drain_into` on the consumer).
 //! - **buffered pipes** (the best pipe variant, which shm is compared with): one pipe per
@@ -110,11 +110,13 @@ fn reap(children: Vec<Child>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The MPSC channel of the shm variants: 1 MiB, every process waiting as
-/// `WaitStrategy::for_processes` says, releases batched by an eighth of the ring.
+/// The MPSC channel of the shm variants: a lane per producer, 1 MiB of lanes in all, every
+/// process waiting as `WaitStrategy::for_processes` says, releases batched by an eighth of
+/// a lane.
 fn channel(producers: u64) -> Result<(mpsc::Sender, mpsc::Receiver), Failure> {
-    let capacity = 1 << 20;
-    let (mut tx, mut rx) = mpsc::channel(capacity)?;
+    let lanes = (producers as usize).next_power_of_two();
+    let capacity = (1 << 20) / lanes;
+    let (mut tx, mut rx) = mpsc::Builder::new(capacity).max_senders(lanes).create()?;
     let wait = WaitStrategy::for_processes(producers as usize + 1);
     tx.set_wait_strategy(wait);
     rx.set_wait_strategy(wait);
@@ -122,12 +124,26 @@ fn channel(producers: u64) -> Result<(mpsc::Sender, mpsc::Receiver), Failure> {
     Ok((tx, rx))
 }
 
+/// The sender of producer `p` of `producers`: a clone, the last one the channel's own (so
+/// that the channel needs a lane per producer and no more).
+fn sender_for(tx: &mut Option<mpsc::Sender>, p: u64, producers: u64) -> mpsc::Sender {
+    if p + 1 == producers {
+        tx.take().expect("one sender per producer")
+    } else {
+        tx.as_ref()
+            .expect("the last producer takes it")
+            .try_clone()
+            .unwrap()
+    }
+}
+
 fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
     let (tx, mut rx) = channel(producers)?;
+    let mut tx = Some(tx);
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
         .map(|p| {
-            fork_with(tx.try_clone().unwrap(), move |mut tx| {
+            fork_with(sender_for(&mut tx, p, producers), move |mut tx| {
                 let mut run = vec![[0u8; MSG]; RUN];
                 let mut seq = 0;
                 while seq < per {
@@ -143,7 +159,6 @@ fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
             })
         })
         .collect::<Result<_, _>>()?;
-    drop(tx);
     let mut next = vec![0u64; producers as usize];
     let mut buf = [0u8; MSG];
     let mut received = 0;
@@ -159,11 +174,12 @@ fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
 
 fn run_shm_bulk(producers: u64, per: u64) -> Result<f64, Failure> {
     let (tx, rx) = channel(producers)?;
+    let mut tx = Some(tx);
     let mut rx = bulk::Receiver::<[u8; MSG], Plain, Mpsc>::from_bytes(rx);
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
         .map(|p| {
-            fork_with(tx.try_clone().unwrap(), move |tx| {
+            fork_with(sender_for(&mut tx, p, producers), move |tx| {
                 let mut tx = bulk::Sender::<[u8; MSG], Plain, Mpsc>::from_bytes(tx);
                 let mut run = Vec::with_capacity(RUN);
                 let mut seq = 0;
@@ -177,7 +193,6 @@ fn run_shm_bulk(producers: u64, per: u64) -> Result<f64, Failure> {
             })
         })
         .collect::<Result<_, _>>()?;
-    drop(tx);
     let mut next = vec![0u64; producers as usize];
     let mut batch = Vec::new();
     let mut received = 0;

@@ -255,20 +255,37 @@ impl Reader {
 
     /// The next frame of the lanes in `used`, starting at `start`, taking turns.
     fn scan(&mut self, start: usize) -> Result<Option<Frame>, Corruption> {
-        let count = self.lanes.len();
-        for step in 0..count {
-            let index = (start + step) % count;
+        // A power of two: the lane count is one.
+        let last = self.lanes.len() - 1;
+        for step in 0..=last {
+            let index = (start + step) & last;
             if self.used & (1 << index) == 0 {
                 continue;
             }
             if let Some(frame) = self.lanes[index].try_peek()? {
-                if index != self.current {
-                    self.current = index;
-                    self.burst = 0;
-                }
-                self.burst += 1;
+                self.current = index;
+                self.burst = 1;
                 return Ok(Some(Frame { lane: index, frame }));
             }
+        }
+        Ok(None)
+    }
+
+    /// The other lanes' turn (the current one's last): the next frame of any lane.
+    #[inline(never)]
+    fn next_lane(&mut self, slow: bool) -> Result<Option<Frame>, Corruption> {
+        let start = self.current + 1;
+        if let Some(frame) = self.scan(start)? {
+            return Ok(Some(frame));
+        }
+        // Nothing in the lanes we know: a sender may have taken a new slot since.
+        if self.reload_used() {
+            if let Some(frame) = self.scan(start)? {
+                return Ok(Some(frame));
+            }
+        }
+        if slow {
+            self.reap_dead_senders();
         }
         Ok(None)
     }
@@ -352,25 +369,20 @@ impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
 
+    #[inline]
     fn try_peek(&mut self, slow: bool) -> Result<Option<Frame>, Corruption> {
-        // A lane that gave a burst in a row goes to the back of the turn.
-        let start = match self.burst >= BURST {
-            true => self.current + 1,
-            false => self.current,
-        };
-        if let Some(frame) = self.scan(start)? {
-            return Ok(Some(frame));
-        }
-        // Nothing in the lanes we know: a sender may have taken a new slot since.
-        if self.reload_used() {
-            if let Some(frame) = self.scan(start)? {
-                return Ok(Some(frame));
+        // The lane read last, until it has given a burst in a row.
+        let current = self.current;
+        if self.burst < BURST {
+            if let Some(frame) = self.lanes[current].try_peek()? {
+                self.burst += 1;
+                return Ok(Some(Frame {
+                    lane: current,
+                    frame,
+                }));
             }
         }
-        if slow {
-            self.reap_dead_senders();
-        }
-        Ok(None)
+        self.next_lane(slow)
     }
 
     #[inline]
