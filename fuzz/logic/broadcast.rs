@@ -39,14 +39,14 @@ impl Scripted for Broadcast {
         let (pick, slot) = (input.u8(), usize::from(input.u8()) % MAX_READERS);
         let cursor = s.load(lay::reader(slot) + lay::READER_CURSOR);
         let tail = s.load(lay::TAIL);
-        match pick % 20 {
+        match pick % 22 {
             0 => header::WORDS[0],
             1 => header::WORDS[3],
-            n @ 2..=10 => lay::WORDS[n as usize - 2],
-            n @ 11..=12 => lay::reader_words(slot)[n as usize - 11],
-            13 | 14 => s.frame_word(lay::DATA, cursor),
-            15 | 16 => s.frame_word(lay::DATA, cursor.wrapping_add(8)),
-            17 => s.frame_word(lay::DATA, tail.wrapping_sub(16)),
+            n @ 2..=12 => lay::WORDS[n as usize - 2],
+            n @ 13..=14 => lay::reader_words(slot)[n as usize - 13],
+            15 | 16 => s.frame_word(lay::DATA, cursor),
+            17 | 18 => s.frame_word(lay::DATA, cursor.wrapping_add(8)),
+            19 => s.frame_word(lay::DATA, tail.wrapping_sub(16)),
             _ => s.frame_word(lay::DATA, tail.wrapping_sub(8)),
         }
     }

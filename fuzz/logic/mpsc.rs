@@ -23,13 +23,13 @@ impl Scripted for Mpsc {
         let base = lay::slot(slot);
         let (head, tail) = (s.load(base + lay::SLOT_HEAD), s.load(base + lay::SLOT_TAIL));
         let lane = lay::DATA + slot * s.capacity;
-        match pick % 20 {
+        match pick % 23 {
             0 => header::WORDS[0],
             1 => header::WORDS[3],
-            n @ 2..=10 => lay::WORDS[n as usize - 2],
-            n @ 11..=13 => lay::slot_words(slot)[[0, 3, 4][n as usize - 11]],
-            14..=16 => s.frame_word(lane, head),
-            17 => s.frame_word(lane, tail),
+            n @ 2..=12 => lay::WORDS[n as usize - 2],
+            n @ 13..=16 => lay::slot_words(slot)[[0, 3, 4, 5][n as usize - 13]],
+            17..=19 => s.frame_word(lane, head),
+            20 => s.frame_word(lane, tail),
             _ => s.frame_word(lane, tail.wrapping_sub(8)),
         }
     }

@@ -19,11 +19,11 @@ impl Scripted for Spsc {
     /// the current head or tail.
     fn word(s: &Script<Spsc>, input: &mut Input) -> Word {
         let (head, tail) = (s.load(spsc::HEAD), s.load(spsc::TAIL));
-        match input.u8() % 20 {
+        match input.u8() % 22 {
             n @ 0..=5 => header::WORDS[n as usize],
-            n @ 6..=15 => spsc::WORDS[n as usize - 6],
-            16 | 17 => s.frame_word(spsc::DATA, head),
-            18 => s.frame_word(spsc::DATA, tail),
+            n @ 6..=17 => spsc::WORDS[n as usize - 6],
+            18 | 19 => s.frame_word(spsc::DATA, head),
+            20 => s.frame_word(spsc::DATA, tail),
             _ => s.frame_word(spsc::DATA, tail.wrapping_sub(8)),
         }
     }

@@ -37,7 +37,7 @@
 //! ```
 
 use std::io;
-use std::sync::atomic::{compiler_fence, fence, AtomicU32, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use adaptive::Waited;
@@ -59,7 +59,7 @@ pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
-pub use machine::{available_cores, OVERSUBSCRIBED_SPIN};
+pub use machine::{available_cores, OVERSUBSCRIBED_LATENCY};
 pub use throttle::Throttle;
 
 /// How a waiter waits for a condition.
@@ -89,11 +89,21 @@ pub enum WaitStrategy {
     /// Sleep on the futex at once: lowest CPU use, a wake-up syscall on every message.
     Park,
     /// Poll for up to `spin`, yielding the CPU between polls (no busy phase), then sleep on
-    /// the futex: for processes that share their cores with the peers they wait for (see
-    /// [`WaitStrategy::for_processes`]).
+    /// the futex.
     YieldThenPark {
         /// How long to poll (and yield) before parking.
         spin: Duration,
+    },
+    /// Sleep on the futex at once, and ask the other side to wake this waiter in batches
+    /// only: a receiver once a quarter of its ring is filled, a sender once a quarter is
+    /// free (or its frame fits), or sooner when the other side flushes, has to wait itself,
+    /// or closes. The waiter re-checks at least every `latency` all the same, so a message
+    /// sent just before its sender went idle waits at most that long. For processes that
+    /// outnumber their cores (see [`WaitStrategy::for_processes`]), where every wake-up
+    /// costs a context switch: one per batch, as a pipe's reader gets one per buffer.
+    Batched {
+        /// The longest a waiter sleeps before it looks again.
+        latency: Duration,
     },
 }
 
@@ -149,7 +159,8 @@ pub enum Check {
 pub struct WaitTimeout;
 
 /// An event count in shared memory: a futex sequence word plus a count of sleepers, so that
-/// [`notify`](Event::notify) makes a syscall only when somebody sleeps.
+/// [`notify`](Event::notify) makes a syscall only when somebody sleeps; and a mark, with which
+/// a sleeper asks to be woken only once enough has happened ([`set_mark`](Event::set_mark)).
 ///
 /// All-zero bytes are a valid, idle `Event`.
 #[repr(C, align(8))]
@@ -159,6 +170,9 @@ pub struct Event {
     seq: Futex,
     /// Number of waiters that are about to sleep or sleeping.
     waiters: AtomicU32,
+    /// What a sleeper waits for before a wake-up is worth it (its meaning is the
+    /// notifiers'); 0: any notification.
+    mark: AtomicU64,
 }
 
 /// The part of [`Event`]'s waiter count that counts futex sleepers; async waiters count in
@@ -168,9 +182,14 @@ const SYNC_WAITERS: u32 = ASYNC_WAITER - 1;
 /// One async waiter in [`Event`]'s waiter count.
 const ASYNC_WAITER: u32 = 1 << 16;
 
+/// [`Event`]'s mark once a notifier woke the sleepers for it: no further wake-up until a
+/// sleeper sets a mark again.
+const WOKEN: u64 = u64::MAX;
+
 const _: () = {
-    assert!(std::mem::size_of::<Event>() == 8);
+    assert!(std::mem::size_of::<Event>() == 16);
     assert!(std::mem::offset_of!(Event, waiters) == 4);
+    assert!(std::mem::offset_of!(Event, mark) == 8);
 };
 
 impl Event {
@@ -179,18 +198,19 @@ impl Event {
         Event {
             seq: Futex::new(0),
             waiters: AtomicU32::new(0),
+            mark: AtomicU64::new(0),
         }
     }
 
-    /// Views 8 aligned bytes of shared memory as an event.
+    /// Views 16 aligned bytes of shared memory as an event.
     ///
     /// # Safety
     ///
-    /// `ptr` must be 8-byte aligned and valid for reads and writes of 8 bytes for `'a`,
+    /// `ptr` must be 8-byte aligned and valid for reads and writes of 16 bytes for `'a`,
     /// reached by everyone only as atomics.
     pub unsafe fn from_ptr<'a>(ptr: *mut u8) -> &'a Event {
-        // SAFETY: the caller guarantees alignment and validity; `Event` is two atomic u32s,
-        // valid for any bit pattern and for concurrent writers.
+        // SAFETY: the caller guarantees alignment and validity; `Event` is two atomic u32s
+        // and an atomic u64, valid for any bit pattern and for concurrent writers.
         unsafe { &*ptr.cast::<Event>() }
     }
 
@@ -246,6 +266,76 @@ impl Event {
             return false;
         }
         self.wake_all()
+    }
+
+    /// Asks the notifiers that can tell ([`notify_relaxed_marked`],
+    /// [`notify_after_seqcst_marked`]) to wake this event's sleepers only once `mark` is
+    /// reached — a fill level, a position: what a mark means is the notifiers' — and any
+    /// notifier at all with 0 (the default). A waiter sets it before it waits and clears it
+    /// after; it must bound its sleeps itself (a notifier that never reaches the mark never
+    /// wakes it). Sleepers of one event with different marks share the last one set.
+    ///
+    /// [`notify_relaxed_marked`]: Event::notify_relaxed_marked
+    /// [`notify_after_seqcst_marked`]: Event::notify_after_seqcst_marked
+    ///
+    /// `u64::MAX` is taken: it says a notifier already woke the sleepers for their mark.
+    pub fn set_mark(&self, mark: u64) {
+        // Relaxed: published by the waiter's announcement that follows, a SeqCst RMW of
+        // `waiters` (SYNC: waiter mark).
+        self.mark.store(mark.min(WOKEN - 1), Ordering::Relaxed);
+    }
+
+    /// [`notify_relaxed`](Event::notify_relaxed) that wakes only if the sleepers' mark is 0
+    /// or `reached` says the notifier reached it.
+    #[inline]
+    pub fn notify_relaxed_marked(&self, reached: impl FnOnce(u64) -> bool) -> bool {
+        // SYNC: waiter flag (membarrier): as in `notify_relaxed`.
+        compiler_fence(Ordering::SeqCst);
+        // Relaxed: as in `notify_relaxed`.
+        if self.waiters.load(Ordering::Relaxed) == 0 || !self.mark_reached(reached) {
+            return false;
+        }
+        self.wake_all()
+    }
+
+    /// [`notify_after_seqcst`](Event::notify_after_seqcst) that wakes only if the
+    /// sleepers' mark is 0 or `reached` says the notifier reached it.
+    #[inline]
+    pub fn notify_after_seqcst_marked(&self, reached: impl FnOnce(u64) -> bool) -> bool {
+        // SeqCst: see `notify_after_seqcst` (SYNC: waiter flag).
+        if self.waiters.load(Ordering::SeqCst) == 0 || !self.mark_reached(reached) {
+            return false;
+        }
+        self.wake_all()
+    }
+
+    /// After the waiter count was found non-zero: whether the sleepers' mark lets a
+    /// notification that `reached` judges wake them. A mark reached is replaced by
+    /// [`WOKEN`], so that the notifications that follow before the sleepers are up (a
+    /// context switch away) make no wake syscall of their own.
+    #[cold]
+    #[inline(never)]
+    fn mark_reached(&self, reached: impl FnOnce(u64) -> bool) -> bool {
+        // SYNC: waiter mark. Acquire: with the load of the count before it, pairs with the
+        // sleeper's SeqCst increment of `waiters`, which follows its store of the mark.
+        fence(Ordering::Acquire);
+        // Relaxed: ordered by the fence above.
+        let mark = self.mark.load(Ordering::Relaxed);
+        match mark {
+            0 => true,
+            WOKEN => false,
+            mark if reached(mark) => {
+                // Relaxed: a hint to other notifiers; the wake-up itself is ordered by the
+                // sequence word. Only the mark we saw: a sleeper that set a new one since
+                // keeps it (unless it set the same value: then it is woken by its next
+                // slice's end at the latest).
+                let _ =
+                    self.mark
+                        .compare_exchange(mark, WOKEN, Ordering::Relaxed, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
     }
 
     #[inline]
@@ -370,14 +460,13 @@ impl Event {
     ) -> Result<T, WaitTimeout> {
         let mut waited = Waited::default();
         let this_wait = budget.strategy_for(strategy);
-        let result = self.wait_sliced(
-            handshake,
-            &this_wait,
-            deadline,
-            SLOW_CHECK_INTERVAL,
-            &mut waited,
-            poll,
-        );
+        let slice = match this_wait {
+            WaitStrategy::Batched { latency } => {
+                latency.clamp(Duration::from_micros(1), SLOW_CHECK_INTERVAL)
+            }
+            _ => SLOW_CHECK_INTERVAL,
+        };
+        let result = self.wait_sliced(handshake, &this_wait, deadline, slice, &mut waited, poll);
         if result.is_ok() {
             budget.record(strategy, waited);
         }
@@ -419,6 +508,9 @@ mod tests {
             WaitStrategy::default(),
             WaitStrategy::Park,
             WaitStrategy::YieldThenPark { spin: DEFAULT_SPIN },
+            WaitStrategy::Batched {
+                latency: Duration::from_millis(1),
+            },
         ] {
             let deadline = Instant::now() + Duration::from_millis(20);
             let result: Result<(), _> = event.wait_until(&strategy, Some(deadline), |_| None);

@@ -120,6 +120,10 @@ pub mod event {
     pub const SEQ: usize = 0;
     /// Number of waiters about to sleep or sleeping.
     pub const WAITERS: usize = 4;
+    /// What a sleeper waits for before a wake-up is worth it (u64; 0: any notification).
+    pub const MARK: usize = 8;
+    /// Bytes of an event.
+    pub const LEN: usize = 16;
 }
 
 /// The SPSC control block (`shm-channel/src/spsc/layout.rs`).
@@ -143,7 +147,7 @@ pub mod spsc {
     /// Data event: the receiver sleeps on it (seq u32, waiters u32).
     pub const DATA_EVENT: usize = 512;
     /// Space event: the sender sleeps on it (seq u32, waiters u32).
-    pub const SPACE_EVENT: usize = 520;
+    pub const SPACE_EVENT: usize = 528;
     /// Start of the frames.
     pub const DATA: usize = 640;
     /// Frame header bytes (one frame word).
@@ -161,7 +165,7 @@ pub mod spsc {
     }
 
     /// Every word of the control block after the header.
-    pub const WORDS: [Word; 10] = [
+    pub const WORDS: [Word; 12] = [
         Word::u64("tail", TAIL),
         Word::u64("head", HEAD),
         Word::u64("sender owner", SENDER_OWNER),
@@ -172,6 +176,8 @@ pub mod spsc {
         Word::u32("data event waiters", DATA_EVENT + 4),
         Word::u32("space event seq", SPACE_EVENT),
         Word::u32("space event waiters", SPACE_EVENT + 4),
+        Word::u64("data event mark", DATA_EVENT + 8),
+        Word::u64("space event mark", SPACE_EVENT + 8),
     ];
 }
 
@@ -190,7 +196,7 @@ pub mod mpsc {
     /// Data event: the receiver sleeps on it (seq u32, waiters u32).
     pub const DATA_EVENT: usize = 256;
     /// Space event (seq u32, waiters u32): closing wake-ups.
-    pub const SPACE_EVENT: usize = 264;
+    pub const SPACE_EVENT: usize = 272;
     /// Lanes (= sender slots) of the channel (u64, fixed at creation).
     pub const LANES: usize = 384;
     /// Bit `i`: lane `i` was ever used (u64).
@@ -237,7 +243,7 @@ pub mod mpsc {
     }
 
     /// Every word of the control block after the header, but the sender slots.
-    pub const WORDS: [Word; 9] = [
+    pub const WORDS: [Word; 11] = [
         Word::u64("receiver owner", RECEIVER_OWNER),
         Word::u32("sender count", SENDERS),
         Word::u32("receiver closed", RECEIVER_CLOSED),
@@ -247,10 +253,13 @@ pub mod mpsc {
         Word::u32("space event waiters", SPACE_EVENT + 4),
         Word::u64("lane count", LANES),
         Word::u64("lanes used", USED),
+        Word::u64("data event mark", DATA_EVENT + 8),
+        Word::u64("space event mark", SPACE_EVENT + 8),
     ];
 
-    /// The words of sender slot `index`: owner, space event, its lane's tail and head.
-    pub const fn slot_words(index: usize) -> [Word; 5] {
+    /// The words of sender slot `index`: owner, space event (sequence, waiters), its
+    /// lane's tail and head, the space event's mark.
+    pub const fn slot_words(index: usize) -> [Word; 6] {
         let base = slot(index);
         [
             Word::u64("slot owner", base + SLOT_OWNER),
@@ -258,6 +267,7 @@ pub mod mpsc {
             Word::u32("slot space event waiters", base + SLOT_SPACE_EVENT + 4),
             Word::u64("lane tail", base + SLOT_TAIL),
             Word::u64("lane head", base + SLOT_HEAD),
+            Word::u64("slot space event mark", base + SLOT_SPACE_EVENT + 8),
         ]
     }
 }
@@ -265,7 +275,7 @@ pub mod mpsc {
 /// The broadcast control block (`shm-channel/src/broadcast/layout.rs`).
 pub mod broadcast {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 4;
+    pub const LAYOUT_VERSION: u64 = 5;
     use super::Word;
 
     /// Bytes ever published (u64, 16-aligned).
@@ -283,7 +293,7 @@ pub mod broadcast {
     /// Data event (seq u32, waiters u32).
     pub const DATA_EVENT: usize = 384;
     /// Space event (seq u32, waiters u32).
-    pub const SPACE_EVENT: usize = 392;
+    pub const SPACE_EVENT: usize = 400;
     /// First reader slot.
     pub const READERS: usize = 512;
     /// Bytes of one reader slot.
@@ -314,7 +324,7 @@ pub mod broadcast {
     }
 
     /// Every word of the control block after the header, but the reader slots.
-    pub const WORDS: [Word; 9] = [
+    pub const WORDS: [Word; 11] = [
         Word::u64("tail", TAIL),
         Word::u64("oldest", OLDEST),
         Word::u64("sender owner", SENDER_OWNER),
@@ -324,6 +334,8 @@ pub mod broadcast {
         Word::u32("data event waiters", DATA_EVENT + 4),
         Word::u32("space event seq", SPACE_EVENT),
         Word::u32("space event waiters", SPACE_EVENT + 4),
+        Word::u64("data event mark", DATA_EVENT + 8),
+        Word::u64("space event mark", SPACE_EVENT + 8),
     ];
 
     /// The two words of reader slot `index`.

@@ -112,7 +112,7 @@ impl ControlBlock for Broadcast {
     // header.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMBCST1",
-        4,
+        5,
         &[
             (size_of::<Control>(), align_of::<Control>()),
             (SLOT_LEN, MAX_READERS),

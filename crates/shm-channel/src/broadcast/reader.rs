@@ -207,8 +207,11 @@ impl Reader {
             .cursor
             .store(self.cursor, Ordering::Release);
         // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
+        let cursor = self.cursor;
         if self.layout.policy() == Policy::BackPressure
-            && notify_after_release(self.layout.handshake(), self.layout.space_wake())
+            && notify_after_release(self.layout.handshake(), self.layout.space_wake(), |mark| {
+                !before(cursor, mark)
+            })
         {
             self.wakes += 1;
         }

@@ -37,6 +37,8 @@ pub(crate) struct Writer {
     bound: u64,
     watches: Vec<PeerWatch>,
     wakes: u64,
+    /// Bytes published since the readers were last woken: what a reader's mark counts.
+    unwoken: u64,
 }
 
 impl Writer {
@@ -70,6 +72,7 @@ impl Writer {
             bound: tail.wrapping_sub(shared_capacity),
             watches: (0..MAX_READERS).map(|_| PeerWatch::new()).collect(),
             wakes: 0,
+            unwoken: 0,
         })
     }
 
@@ -219,6 +222,38 @@ impl RingSide for Writer {
     }
 }
 
+impl Writer {
+    /// Stores what is committed (if anything) and wakes sleeping readers: those that asked
+    /// to be woken only once a given number of bytes is published, once it is, or
+    /// `urgent`ly (a flush, or the writer is about to wait for room).
+    fn publish_as(&mut self, urgent: bool) {
+        if self.tail != self.published {
+            self.unwoken += self.tail.wrapping_sub(self.published);
+            self.published = self.tail;
+            // Relaxed: published by the Release store of `tail` just below; read only by a
+            // sender taking over (after an Acquire load of `tail`) and by a lagging reader.
+            self.layout
+                .writer()
+                .next_seq
+                .store(self.seq, Ordering::Relaxed);
+            // SYNC: frame published. Release pairs with the Acquire load of `tail` in
+            // `Reader::read_frame`.
+            self.layout
+                .writer()
+                .tail
+                .store(self.tail, Ordering::Release);
+        }
+        let unwoken = self.unwoken;
+        // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
+        if notify_after_release(self.layout.handshake(), self.layout.data_wake(), |mark| {
+            urgent || unwoken >= mark
+        }) {
+            self.wakes += 1;
+            self.unwoken = 0;
+        }
+    }
+}
+
 impl SendRing for Writer {
     type Slot = Slot;
     const FRAME_HEADER: u64 = HEADER;
@@ -266,26 +301,19 @@ impl SendRing for Writer {
     }
 
     fn publish(&mut self) {
-        if self.tail == self.published {
-            return;
+        if self.tail != self.published {
+            self.publish_as(false);
         }
-        self.published = self.tail;
-        // Relaxed: published by the Release store of `tail` just below; read only by a
-        // sender taking over (after an Acquire load of `tail`) and by a lagging reader.
-        self.layout
-            .writer()
-            .next_seq
-            .store(self.seq, Ordering::Relaxed);
-        // SYNC: frame published. Release pairs with the Acquire load of `tail` in
-        // `Reader::read_frame`.
-        self.layout
-            .writer()
-            .tail
-            .store(self.tail, Ordering::Release);
-        // SYNC: waiter flag: a fence under the SeqCst handshake, nothing under membarrier.
-        if notify_after_release(self.layout.handshake(), self.layout.data_wake()) {
-            self.wakes += 1;
-        }
+    }
+
+    fn publish_urgently(&mut self) {
+        self.publish_as(true);
+    }
+
+    fn space_mark(&self, len: usize) -> u64 {
+        let capacity = self.layout.capacity();
+        let room = span_of(len as u64).max(capacity / 4).min(capacity);
+        self.tail.wrapping_add(room).wrapping_sub(capacity).max(1)
     }
 
     fn unpublished(&self) -> u64 {

@@ -119,8 +119,9 @@ impl AsyncWait {
         mut attempt: impl FnMut() -> Option<R>,
     ) -> Poll<R> {
         if !self.is_announced() {
-            // `Park` sleeps at once, as a synchronous wait does.
-            let hot_polls = if strategy == WaitStrategy::Park {
+            // `Park` and `Batched` sleep at once, as a synchronous wait does.
+            let hot_polls = if matches!(strategy, WaitStrategy::Park | WaitStrategy::Batched { .. })
+            {
                 0
             } else {
                 HOT_POLLS
@@ -137,7 +138,8 @@ impl AsyncWait {
                 WaitStrategy::SpinThenPark { spin }
                 | WaitStrategy::YieldThenPark { spin }
                 | WaitStrategy::Adaptive { min: spin, .. } => Some(spin),
-                WaitStrategy::Park => Some(Duration::ZERO),
+                // An async wait is woken by its doorbell per notification: no batches.
+                WaitStrategy::Park | WaitStrategy::Batched { .. } => Some(Duration::ZERO),
             };
             let since = *self.spinning_since.get_or_insert_with(Instant::now);
             if budget.is_none_or(|budget| since.elapsed() < budget) {

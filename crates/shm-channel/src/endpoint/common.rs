@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{Handshake, SpinBudget, Throttle, WaitStrategy};
+use shm_core::notify::{Check, Event, Handshake, SpinBudget, Throttle, WaitStrategy, WaitTimeout};
 use shm_core::SharedMemory;
 
 use crate::shared::doorbells::End;
@@ -102,6 +102,30 @@ impl<R: RingSide> Drop for Common<R> {
             (self.close)(&mut self.ring);
         }
     }
+}
+
+/// Waits on `event` until `poll` returns `Some` or `deadline` passes, as `strategy` says
+/// (learning into `budget`); under [`WaitStrategy::Batched`], with `mark` set on the event
+/// for the wait's length, so that the other side wakes this waiter only once it reaches
+/// the mark (see [`Event::set_mark`]).
+pub(crate) fn wait_on<T>(
+    event: &Event,
+    handshake: Handshake,
+    strategy: &WaitStrategy,
+    budget: &mut SpinBudget,
+    mark: impl FnOnce() -> u64,
+    deadline: Option<std::time::Instant>,
+    poll: impl FnMut(Check) -> Option<T>,
+) -> Result<T, WaitTimeout> {
+    let batched = matches!(strategy, WaitStrategy::Batched { .. });
+    if batched {
+        event.set_mark(mark());
+    }
+    let woken = event.wait_learning(handshake, strategy, budget, deadline, poll);
+    if batched {
+        event.set_mark(0);
+    }
+    woken
 }
 
 /// Whether a non-blocking call makes its slow check now (asking the kernel about the peer),

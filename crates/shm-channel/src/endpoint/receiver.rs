@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shm_core::notify::{Check, WaitStrategy};
 
-use super::common::{slow_check_due, Common, Endpoint, Parts};
+use super::common::{slow_check_due, wait_on, Common, Endpoint, Parts};
 use super::failure::{FromRecvFatal, RecvFatal};
 use super::{Deadline, Fault, Flavor, Frame};
 use crate::shared::doorbells::Doorbells;
@@ -231,12 +231,19 @@ impl<F: Flavor> Receiver<F> {
             Deadline::Now => None,
             // The sleeper's half of the wake handshake (SYNC: waiter flag): the sender
             // publishes with the matching notification.
-            _ => data
-                .get()
-                .wait_learning(*handshake, strategy, budget, deadline.instant(), |check| {
-                    attempt(ring, check, closed)
-                })
-                .ok(),
+            _ => {
+                let mark = ring.data_mark();
+                wait_on(
+                    data.get(),
+                    *handshake,
+                    strategy,
+                    budget,
+                    || mark,
+                    deadline.instant(),
+                    |check| attempt(ring, check, closed),
+                )
+                .ok()
+            }
         };
         match woken {
             Some(outcome) => outcome.map(Some),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shm_core::notify::{Check, WaitStrategy};
 
-use super::common::{slow_check_due, Common, Endpoint, Parts};
+use super::common::{slow_check_due, wait_on, Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
 use super::{Deadline, Flavor, Slot};
 use crate::shared::doorbells::Doorbells;
@@ -174,7 +174,7 @@ impl<F: Flavor> Sender<F> {
 
     /// Publishes every message sent with [`send_deferred`](Sender::send_deferred) so far.
     pub fn flush(&mut self) {
-        self.ring().publish();
+        self.ring().publish_urgently();
     }
 
     /// Changes how this endpoint waits for room.
@@ -297,8 +297,9 @@ impl<F: Flavor> Sender<F> {
         len: usize,
         deadline: Deadline,
     ) -> Result<Slot<F>, SendFailure> {
-        // Publish what deferred sends hold back, so the reader can make room.
-        self.ring().publish();
+        // Publish what deferred sends hold back, so the reader can make room (and wake it
+        // whatever it waits for: we are about to wait for it).
+        self.ring().publish_urgently();
         let Common {
             ring,
             event: space,
@@ -312,12 +313,19 @@ impl<F: Flavor> Sender<F> {
             Deadline::Now => None,
             // The sleeper's half of the wake handshake (SYNC: waiter flag): the receiver
             // publishes its head with the matching notification.
-            _ => space
-                .get()
-                .wait_learning(*handshake, strategy, budget, deadline.instant(), |check| {
-                    attempt(ring, len, check)
-                })
-                .ok(),
+            _ => {
+                let mark = ring.space_mark(len);
+                wait_on(
+                    space.get(),
+                    *handshake,
+                    strategy,
+                    budget,
+                    || mark,
+                    deadline.instant(),
+                    |check| attempt(ring, len, check),
+                )
+                .ok()
+            }
         };
         // No wait, or one that ended by its deadline (which may have made no slow check:
         // short timed waits in a loop): a slow check, paced as non-blocking calls' are.

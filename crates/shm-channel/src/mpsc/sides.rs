@@ -180,6 +180,14 @@ impl SendRing for Writer {
         self.lane.publish();
     }
 
+    fn publish_urgently(&mut self) {
+        self.lane.publish_urgently();
+    }
+
+    fn space_mark(&self, len: usize) -> u64 {
+        self.lane.space_mark(len)
+    }
+
     #[inline]
     fn unpublished(&self) -> u64 {
         self.lane.unpublished()

@@ -58,7 +58,7 @@ use shm_core::notify::Handshake;
 
 use super::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use super::primitive::{AtomicU64, DataArea};
-use super::ring::{aligned_index, publish, queued_between};
+use super::ring::{aligned_index, before, notify_after_release, publish, queued_between};
 use super::view::Wake;
 use crate::error::Corruption;
 
@@ -363,6 +363,15 @@ impl<L: Lane> LaneWriter<L> {
         self.commit_frame(Word::Data { len }, frame_len(len));
     }
 
+    /// The head a writer waiting for room to write `len` payload bytes asks the reader to
+    /// reach before it wakes it: room for the frame and for a quarter of the lane (nonzero:
+    /// 0 means "any release").
+    pub(crate) fn space_mark(&self, len: usize) -> u64 {
+        let capacity = self.lane.data().capacity();
+        let room = frame_len(len as u64).max(capacity / 4).min(capacity);
+        self.tail.wrapping_add(room).wrapping_sub(capacity).max(1)
+    }
+
     /// Bytes committed and not yet published.
     #[inline]
     pub(crate) fn unpublished(&self) -> u64 {
@@ -387,13 +396,36 @@ impl<L: Lane> LaneWriter<L> {
         &self.lane
     }
 
-    /// Makes every committed frame visible to the reader and wakes it if it sleeps.
+    /// Makes every committed frame visible to the reader and wakes it if it sleeps (and
+    /// asked to be woken only once the lane holds as many bytes as its mark, once they
+    /// are: see [`Event::set_mark`](shm_core::notify::Event::set_mark)).
     #[inline]
     pub(crate) fn publish(&mut self) {
-        if self.visible == self.tail {
-            return;
+        if self.visible != self.tail {
+            self.publish_as(false);
         }
-        let lane = &self.lane;
+    }
+
+    /// Publishes whatever is committed and wakes a sleeping reader whatever its mark: the
+    /// writer flushes, or is about to wait for room itself.
+    pub(crate) fn publish_urgently(&mut self) {
+        if self.visible != self.tail {
+            self.publish_as(true);
+        } else {
+            let lane = &self.lane;
+            let woke = notify_after_release(lane.handshake(), lane.data_wake(), |_| true);
+            self.wakes += u64::from(woke);
+        }
+    }
+
+    #[inline]
+    fn publish_as(&mut self, urgent: bool) {
+        let (lane, tail) = (&self.lane, self.tail);
+        // What a sleeping reader's mark counts: bytes it has not released yet. Loaded only
+        // when a reader sleeps with a mark (the head moves per release; our cached copy is
+        // a lower bound that would count everything since we last needed room). Acquire:
+        // SYNC: space released; untrusted: garbage only wakes the reader early or late.
+        let unread = |mark: u64| tail.wrapping_sub(lane.head().load(Ordering::Acquire)) >= mark;
         let (data, offset, header) = (lane.data(), self.visible & self.mask, self.held);
         // SYNC: frame committed. The store's Release half pairs with the Acquire load of
         // the header in `LaneReader::try_peek`: the payloads, the later frames' headers and the
@@ -405,6 +437,7 @@ impl<L: Lane> LaneWriter<L> {
             lane.handshake(),
             |order| data.store_word(offset, header, order),
             lane.data_wake(),
+            |mark| urgent || unread(mark),
         );
         self.wakes += u64::from(woke);
         self.visible = self.tail;
@@ -546,6 +579,9 @@ impl<L: Lane> LaneReader<L> {
         }
     }
 
+    /// Stores the head and wakes a writer sleeping for room — one that asked to be woken
+    /// only once the head reaches its mark, once it does. (A writer never waits for more
+    /// room than the lane has: the release that empties the lane reaches every mark.)
     #[inline]
     fn publish_head(&mut self) {
         self.published_head = self.head;
@@ -560,6 +596,7 @@ impl<L: Lane> LaneReader<L> {
             lane.handshake(),
             |order| head.store(value, order),
             lane.space_wake(),
+            |mark| !before(value, mark),
         );
         self.wakes += u64::from(woke);
     }

@@ -13,7 +13,7 @@
 //! | MPSC | `mpsc::sides::Writer` (one per sender) | `mpsc::sides::Reader` |
 //! | broadcast | `broadcast::writer::Writer` | `broadcast::reader::Reader` (one per receiver) |
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 
 use shm_core::notify::Handshake;
 
@@ -22,54 +22,68 @@ use super::primitive::AtomicU64;
 use super::view::{EventRef, View, Wake};
 use crate::{ChannelError, Corruption};
 
-/// Makes one store that a peer may be about to sleep on (an SPSC frame header or head),
-/// then wakes the sleepers of `wake`'s event if there are any, as the channel's
-/// `handshake` says; whether a wake syscall was made. `store` makes the store with the
-/// ordering it is given.
+/// Makes one store that a peer may be about to sleep on (a lane's frame header or head),
+/// then wakes the sleepers of `wake`'s event if there are any and their mark lets it
+/// (`reached` says whether the store reached the mark a sleeper set: see
+/// [`Event::set_mark`]), as the channel's `handshake` says; whether a wake syscall was
+/// made. `store` makes the store with the ordering it is given.
 ///
 /// The store's Release half is what publishes (each caller names its `SYNC:` pair). What
 /// the handshake adds is the StoreLoad order between this store and the load of the waiter
 /// count (SYNC: waiter flag):
 ///
 /// - [`Handshake::Membarrier`]: a plain Release store and a Relaxed load
-///   ([`Event::notify_relaxed`]); the sleeper's `membarrier` orders them for us.
+///   ([`Event::notify_relaxed_marked`]); the sleeper's `membarrier` orders them for us.
 /// - [`Handshake::SeqCst`]: a SeqCst store (an `xchg` on x86), so the load needs no fence
-///   ([`Event::notify_after_seqcst`]).
+///   ([`Event::notify_after_seqcst_marked`]).
 ///
-/// [`Event::notify_relaxed`]: shm_core::notify::Event::notify_relaxed
-/// [`Event::notify_after_seqcst`]: shm_core::notify::Event::notify_after_seqcst
+/// [`Event::set_mark`]: shm_core::notify::Event::set_mark
+/// [`Event::notify_relaxed_marked`]: shm_core::notify::Event::notify_relaxed_marked
+/// [`Event::notify_after_seqcst_marked`]: shm_core::notify::Event::notify_after_seqcst_marked
 #[inline]
-pub(crate) fn publish(handshake: Handshake, store: impl FnOnce(Ordering), wake: Wake<'_>) -> bool {
+pub(crate) fn publish(
+    handshake: Handshake,
+    store: impl FnOnce(Ordering),
+    wake: Wake<'_>,
+    reached: impl FnOnce(u64) -> bool,
+) -> bool {
     let woke = match handshake {
         Handshake::Membarrier => {
             // Release: publishes (the caller's SYNC pair); ordered before the waiter-count
             // load by the sleeper's barrier (SYNC: waiter flag (membarrier)).
             store(Ordering::Release);
-            wake.event.notify_relaxed()
+            wake.event.notify_relaxed_marked(reached)
         }
         Handshake::SeqCst => {
             store(Ordering::SeqCst);
-            wake.event.notify_after_seqcst()
+            wake.event.notify_after_seqcst_marked(reached)
         }
     };
     wake.then_ring(woke)
 }
 
-/// Wakes the sleepers of `wake`'s event, if any, after publishing stores that are only Release
-/// whatever the handshake (the MPSC commit of a frame header, a broadcast tail or cursor):
-/// under [`Handshake::SeqCst`] this costs a full fence ([`Event::notify`]); under
-/// [`Handshake::Membarrier`] nothing but the load ([`Event::notify_relaxed`]).
+/// Wakes the sleepers of `wake`'s event, if any and if their mark lets it (see [`publish`]),
+/// after publishing stores that are only Release whatever the handshake (a broadcast tail or
+/// cursor): under [`Handshake::SeqCst`] this costs a full fence; under
+/// [`Handshake::Membarrier`] nothing but the load ([`Event::notify_relaxed_marked`]).
 ///
-/// The rare wake-ups of closing endpoints keep [`Event::notify`] under both handshakes: a
+/// The rare wake-ups of closing endpoints use [`Wake::notify`] under both handshakes: a
 /// full fence pairs with either kind of sleeper (both fence after announcing themselves).
 ///
-/// [`Event::notify`]: shm_core::notify::Event::notify
-/// [`Event::notify_relaxed`]: shm_core::notify::Event::notify_relaxed
+/// [`Event::notify_relaxed_marked`]: shm_core::notify::Event::notify_relaxed_marked
 #[inline]
-pub(crate) fn notify_after_release(handshake: Handshake, wake: Wake<'_>) -> bool {
+pub(crate) fn notify_after_release(
+    handshake: Handshake,
+    wake: Wake<'_>,
+    reached: impl FnOnce(u64) -> bool,
+) -> bool {
     let woke = match handshake {
-        Handshake::Membarrier => wake.event.notify_relaxed(),
-        Handshake::SeqCst => wake.event.notify(),
+        Handshake::Membarrier => wake.event.notify_relaxed_marked(reached),
+        Handshake::SeqCst => {
+            // SYNC: waiter flag: the fence `Event::notify` would make.
+            fence(Ordering::SeqCst);
+            wake.event.notify_after_seqcst_marked(reached)
+        }
     };
     wake.then_ring(woke)
 }
@@ -180,6 +194,20 @@ pub(crate) trait SendRing: RingSide {
     /// Makes every committed frame visible and wakes a sleeping reader.
     fn publish(&mut self);
 
+    /// Publishes what is committed and wakes a sleeping reader whatever mark it set: the
+    /// sender flushes, or is about to wait for room itself.
+    fn publish_urgently(&mut self) {
+        self.publish();
+    }
+
+    /// The mark a sender waiting for room to send `len` bytes sets on its event in batched
+    /// waits (see `WaitStrategy::Batched`): what the ring's readers must reach before a
+    /// wake-up is worth it; 0 (the default) for rings whose readers wake it on every
+    /// release.
+    fn space_mark(&self, _len: usize) -> u64 {
+        0
+    }
+
     /// Committed bytes not yet published.
     fn unpublished(&self) -> u64;
 
@@ -225,6 +253,12 @@ pub(crate) trait RecvRing: RingSide {
 
     /// Stores a head held back by batched releases.
     fn flush_releases(&mut self) {}
+
+    /// The mark a receiver waiting for frames sets on its event in batched waits (see
+    /// `WaitStrategy::Batched`): for the senders' notifications, a quarter of the ring.
+    fn data_mark(&self) -> u64 {
+        (self.capacity() / 4).max(1)
+    }
 
     /// With the ring found empty: whether no message can come any more. A cheap check
     /// (closed flags, counts) always; on a `slow` check also the kernel's word on whether

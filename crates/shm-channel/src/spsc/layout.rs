@@ -45,7 +45,7 @@ const DATA_OFFSET: usize = size_of::<Control>();
 
 assert_offsets! {
     Control { producer: 128, consumer: 256, status: 384, events: 512 },
-    EventLine { space: 8 },
+    EventLine { space: 16 },
     ; data: 640
 }
 

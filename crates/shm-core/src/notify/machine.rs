@@ -6,26 +6,24 @@
 //! A busy-spinning waiter holds a core. When every process of a group (a pipeline's
 //! source, stages and sink; a fan-in's producers and consumer) has a core of its own,
 //! spinning costs nobody anything and catches a peer's next message within nanoseconds:
-//! keep the default spin-then-park ([`DEFAULT_SPIN`](super::DEFAULT_SPIN), 50 µs, its first 5 µs a busy
-//! spin). When more processes wait than there are cores to run them, every microsecond a
-//! waiter busy-spins is taken from a process that has work, quite possibly the very one it
-//! waits for: then a waiter never busy-spins. It yields the CPU between polls for the same
-//! budget ([`WaitStrategy::YieldThenPark`]) — so the peer it waits for runs, on its core —
-//! and parks when the budget is spent. Cores are those of the process's affinity mask
+//! keep the default, adaptive spin-then-park. When more processes wait than there are
+//! cores to run them, every microsecond a waiter spins or polls is taken from a process
+//! that has work, quite possibly the very one it waits for: then a waiter sleeps at once,
+//! and asks to be woken in batches ([`WaitStrategy::Batched`]): a receiver once a quarter of
+//! its ring is filled, a sender once a quarter is free, as a pipe's reader is woken once
+//! per buffer. A waiter woken per message would make its peer pay a wake-up (and a context
+//! switch) for every message. Cores are those of the process's affinity mask
 //! (`sched_getaffinity`), not of the machine: a process pinned to two CPUs of a 64-CPU
 //! host has two.
-//!
-//! Parking right away is no better there: measured on a 2-core VM (fan-out of 64-byte
-//! messages to two readers, one frame each), readers that parked after 5 µs made the sender
-//! pay a wake-up for nearly every message, ten times slower than yielding readers.
 
 use std::time::Duration;
 
-use super::{WaitStrategy, DEFAULT_SPIN};
+use super::WaitStrategy;
 
-/// How long a waiter in a group of processes that outnumbers the cores polls, yielding,
-/// before it parks: the default spin budget.
-pub const OVERSUBSCRIBED_SPIN: Duration = DEFAULT_SPIN;
+/// The longest a waiter in a group of processes that outnumbers the cores sleeps before it
+/// looks again ([`WaitStrategy::Batched`]): what a message sent just before its sender went
+/// idle may wait.
+pub const OVERSUBSCRIBED_LATENCY: Duration = Duration::from_millis(1);
 
 /// The cores the calling process may run on (its affinity mask); 1 if the kernel will not
 /// say.
@@ -51,23 +49,23 @@ impl WaitStrategy {
     }
 
     /// The strategy for each of `processes` processes that wait on each other, with `cores`
-    /// cores to run on: the default spin-then-park while there is a core per process;
-    /// beyond, [`WaitStrategy::YieldThenPark`] for [`OVERSUBSCRIBED_SPIN`] (a waiter that
-    /// busy-spins there takes the core of a process that has work, quite possibly the one
-    /// it waits for).
+    /// cores to run on: the default while there is a core per process; beyond,
+    /// [`WaitStrategy::Batched`] with [`OVERSUBSCRIBED_LATENCY`] (a waiter that spins there
+    /// takes the core of a process that has work, quite possibly the one it waits for, and
+    /// one woken per message costs its peer a wake-up per message).
     ///
     /// ```
-    /// use shm_core::notify::{WaitStrategy, OVERSUBSCRIBED_SPIN};
+    /// use shm_core::notify::{WaitStrategy, OVERSUBSCRIBED_LATENCY};
     /// assert_eq!(WaitStrategy::for_processes_on(2, 2), WaitStrategy::default());
     /// assert_eq!(
     ///     WaitStrategy::for_processes_on(5, 2),
-    ///     WaitStrategy::YieldThenPark { spin: OVERSUBSCRIBED_SPIN }
+    ///     WaitStrategy::Batched { latency: OVERSUBSCRIBED_LATENCY }
     /// );
     /// ```
     pub fn for_processes_on(processes: usize, cores: usize) -> WaitStrategy {
         if processes > cores.max(1) {
-            WaitStrategy::YieldThenPark {
-                spin: OVERSUBSCRIBED_SPIN,
+            WaitStrategy::Batched {
+                latency: OVERSUBSCRIBED_LATENCY,
             }
         } else {
             WaitStrategy::default()
@@ -81,8 +79,8 @@ mod tests {
 
     #[test]
     fn more_processes_than_cores_never_busy_spin() {
-        let short = WaitStrategy::YieldThenPark {
-            spin: OVERSUBSCRIBED_SPIN,
+        let short = WaitStrategy::Batched {
+            latency: OVERSUBSCRIBED_LATENCY,
         };
         assert_eq!(WaitStrategy::for_processes_on(3, 2), short);
         assert_eq!(WaitStrategy::for_processes_on(2, 0), short);

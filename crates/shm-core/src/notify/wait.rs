@@ -34,7 +34,7 @@ impl Event {
         let mut next_slow: Option<Instant> = None;
         // When the wait's clock started, if it did (see the hot phase).
         let mut started: Option<Instant> = None;
-        if *strategy != WaitStrategy::Park {
+        if !matches!(strategy, WaitStrategy::Park | WaitStrategy::Batched { .. }) {
             // Hot phase: tight polls, one `pause` apart. Most waits on a busy peer end here,
             // within a few hundred ns; the clock is read only every `POLLS_PER_CLOCK_READ`
             // polls (a `pause` costs ~25 ns on the reference machine, so that is ~2 µs).
