@@ -176,7 +176,7 @@ impl Rings for Mpsc {
     type Reader = Reader;
 
     fn writer(layout: Layout, claim: Claim) -> Result<Writer, ChannelError> {
-        claim.open_slotted(layout, Writer::adopted, Writer::new)
+        claim.open_slotted(layout, Writer::adopted, Writer::claim)
     }
 
     fn sender_slot(writer: &Writer) -> usize {

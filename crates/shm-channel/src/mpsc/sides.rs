@@ -7,10 +7,11 @@ use shm_core::liveness::{PeerWatch, ProcessIdentity};
 
 use super::layout::{Layout, MpscLane};
 use super::Mpsc;
-use crate::shared::lane::{self, LaneReader, LaneWriter, Slot};
-use crate::shared::ownership::{self, PeerMonitor};
+use crate::shared::lane::{self, LaneReader};
+use crate::shared::lane_sender::{LaneHome, LaneSender};
+use crate::shared::ownership;
 use crate::shared::primitive::AtomicU64;
-use crate::shared::ring::{check_slot, Gone, RecvRing, RingSide, SendRing};
+use crate::shared::ring::{check_slot, Gone, RecvRing, RingSide};
 use crate::shared::view::EventRef;
 use crate::{ChannelError, Corruption};
 
@@ -19,49 +20,63 @@ use crate::{ChannelError, Corruption};
 /// on one lane's lines long enough to stream.
 const BURST: u32 = 32;
 
-/// One sender's side: the lane of the slot it owns.
-pub(crate) struct Writer {
-    lane: LaneWriter<MpscLane>,
-    /// Watches the receiver's owner.
-    peer: PeerMonitor,
+/// One sender's side: the lane of the slot it owns (the lane sender every lane-based flavor
+/// shares, `crate::shared::lane_sender`).
+pub(crate) type Writer = LaneSender<MpscLane>;
+
+impl LaneHome for MpscLane {
+    type Control = Mpsc;
+
+    fn layout(&self) -> &Layout {
+        MpscLane::layout(self)
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout().slot(self.index()).owner
+    }
+
+    fn space_event(&self) -> EventRef {
+        self.layout().slot_event(self.index())
+    }
+
+    fn close_writer(&self) {
+        let layout = self.layout();
+        // SYNC: sender gone. Release (in the RMW below): every frame this sender published
+        // happens before a receiver that sees the count drop.
+        ownership::release(&layout.slot(self.index()).owner);
+        layout.status().senders.fetch_sub(1, Ordering::AcqRel);
+        layout.data_wake().notify();
+    }
 }
 
-impl Writer {
+impl LaneSender<MpscLane> {
     /// Takes a free sender slot (or a dead sender's) for the calling process.
-    pub(crate) fn new(layout: Layout) -> Result<Writer, ChannelError> {
+    pub(crate) fn claim(layout: Layout) -> Result<Writer, ChannelError> {
         let me = ownership::me()?.to_raw();
         let slot = claim_slot(&layout, me).ok_or(ChannelError::NoFreeSlot {
             what: "sender",
             max: layout.lanes(),
         })?;
-        Writer::in_slot(layout, slot)
+        Ok(Writer::new(MpscLane::new(layout, slot))?)
     }
 
     /// The writer of slot `slot`, handed to the calling process by its owner (see
-    /// [`Claim::Adopt`](crate::shared::status::Claim::Adopt)).
+    /// [`Claim::Adopt`](crate::shared::status::Claim::Adopt)): continues after the last
+    /// frame its lane holds.
     pub(crate) fn adopted(layout: Layout, slot: usize) -> Result<Writer, ChannelError> {
         check_slot("sender", slot, layout.lanes())?;
         ownership::adopt(&layout.slot(slot).owner)?;
-        Writer::in_slot(layout, slot)
-    }
-
-    /// The writer of slot `slot`, which the calling process owns: continues after the last
-    /// frame its lane holds (a previous sender's, if the slot was used before).
-    fn in_slot(layout: Layout, slot: usize) -> Result<Writer, ChannelError> {
-        Ok(Writer {
-            peer: PeerMonitor::new(&layout.status().receiver_owner),
-            lane: LaneWriter::new(MpscLane::new(layout, slot))?,
-        })
+        Ok(Writer::new(MpscLane::new(layout, slot))?)
     }
 
     /// Another writer of the same channel, in a new slot.
     pub(crate) fn try_clone(&self) -> Result<Writer, ChannelError> {
-        Writer::new(self.layout().clone())
+        Writer::claim(self.home().layout().clone())
     }
 
     /// The sender slot (and lane) this writer owns.
     pub(crate) fn slot(&self) -> usize {
-        self.lane.lane().index()
+        self.home().index()
     }
 }
 
@@ -112,101 +127,6 @@ fn take_over_dead_slot(layout: &Layout, index: usize, owner: u64) -> bool {
         // same slot races on this CAS: one of us wins, the sender count stays right.
         .compare_exchange(dead_untrusted, owner, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
-}
-
-impl RingSide for Writer {
-    type Control = Mpsc;
-
-    fn layout(&self) -> &Layout {
-        self.lane.lane().layout()
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout().slot(self.slot()).owner
-    }
-
-    #[inline]
-    fn capacity(&self) -> u64 {
-        self.lane.lane().layout().lane_capacity()
-    }
-
-    fn queued(&self) -> u64 {
-        self.lane.queued()
-    }
-
-    fn wakes(&self) -> u64 {
-        self.lane.wakes()
-    }
-}
-
-impl SendRing for Writer {
-    type Slot = Slot;
-
-    fn space_event(&self) -> EventRef {
-        self.layout().slot_event(self.slot())
-    }
-
-    #[inline]
-    fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        self.lane.try_reserve(len)
-    }
-
-    #[inline]
-    fn try_reserve_in_place(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        self.lane.try_reserve_in_place(len)
-    }
-
-    #[inline]
-    fn slot_len(slot: &Slot) -> usize {
-        slot.max_len
-    }
-
-    #[inline]
-    fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
-        self.lane.payload_ptr(slot)
-    }
-
-    #[inline]
-    fn commit(&mut self, slot: Slot, len: usize) {
-        self.lane.commit(slot, len);
-    }
-
-    fn abandon(&mut self, _slot: Slot) {
-        // Nothing was written at the lane's tail: the room is simply reused.
-    }
-
-    #[inline]
-    fn publish(&mut self) {
-        self.lane.publish();
-    }
-
-    fn publish_urgently(&mut self) {
-        self.lane.publish_urgently();
-    }
-
-    fn space_mark(&self, len: usize) -> u64 {
-        self.lane.space_mark(len)
-    }
-
-    #[inline]
-    fn unpublished(&self) -> u64 {
-        self.lane.unpublished()
-    }
-
-    fn receivers_dead(&mut self) -> bool {
-        let Writer { lane, peer } = self;
-        lane.lane().layout().status().receiver_is_dead(peer)
-    }
-
-    fn close(&mut self) {
-        self.publish();
-        let layout = self.layout();
-        // SYNC: sender gone. Release (in the RMW below): every frame this sender published
-        // happens before a receiver that sees the count drop.
-        ownership::release(&layout.slot(self.slot()).owner);
-        layout.status().senders.fetch_sub(1, Ordering::AcqRel);
-        layout.data_wake().notify();
-    }
 }
 
 /// A frame of one lane.

@@ -9,6 +9,7 @@
 //! | `view` | a validated view of a region; the capacity rules; events and what a notifier wakes |
 //! | `creation` | how a channel is created: its wake handshake and options |
 //! | `lane` | the single-writer ring an SPSC channel is and each MPSC sender writes: the algorithm over a `Lane`'s words |
+//! | `lane_sender` | the sending side of a lane, for every flavor whose senders write lanes (`LaneHome`: where the lane lives) |
 //! | `layout` | the contract every flavor's layout meets |
 //! | `ring` | the contract every flavor's ring sides meet, and the publishing helpers they share |
 //! | `ownership` | owner slots: who owns an endpoint, checked on use, released on drop |
@@ -22,6 +23,7 @@ pub(crate) mod creation;
 pub(crate) mod doorbells;
 pub(crate) mod frame;
 pub(crate) mod lane;
+pub(crate) mod lane_sender;
 pub(crate) mod layout;
 pub(crate) mod lines;
 pub(crate) mod ownership;

@@ -1,17 +1,19 @@
 //! The SPSC channel's two ring sides: its one lane (`crate::shared::lane`, the algorithm)
-//! written by the [`Writer`] and read by the [`Reader`], each watching the other side's
-//! owner for the endpoint core.
+//! written by the [`Writer`] (the lane sender every lane-based flavor shares,
+//! `crate::shared::lane_sender`) and read by the [`Reader`], each watching the other
+//! side's owner for the endpoint core.
 
 use shm_core::notify::Handshake;
 
 use super::layout::Layout;
 use super::Spsc;
 use crate::error::Corruption;
-use crate::shared::lane::{Frame, Lane, LaneReader, LaneWriter, Slot};
+use crate::shared::lane::{Frame, Lane, LaneReader};
+use crate::shared::lane_sender::{LaneHome, LaneSender};
 use crate::shared::ownership::PeerMonitor;
 use crate::shared::primitive::{AtomicU64, DataArea};
-use crate::shared::ring::{Gone, RecvRing, RingSide, SendRing};
-use crate::shared::view::Wake;
+use crate::shared::ring::{Gone, RecvRing, RingSide};
+use crate::shared::view::{EventRef, Wake};
 
 impl Lane for Layout {
     #[inline]
@@ -45,21 +47,28 @@ impl Lane for Layout {
     }
 }
 
-/// The sending side: the lane's writer, and a watch on the receiver's owner.
-pub(crate) struct Writer {
-    lane: LaneWriter<Layout>,
-    peer: PeerMonitor,
-}
+impl LaneHome for Layout {
+    type Control = Spsc;
 
-impl Writer {
-    /// Takes over the writing side (see [`LaneWriter::new`]).
-    pub(crate) fn new(layout: Layout) -> Result<Writer, Corruption> {
-        Ok(Writer {
-            peer: PeerMonitor::new(&layout.status().receiver_owner),
-            lane: LaneWriter::new(layout)?,
-        })
+    fn layout(&self) -> &Layout {
+        self
+    }
+
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.status().sender_owner
+    }
+
+    fn space_event(&self) -> EventRef {
+        crate::shared::layout::Layout::space_event(self)
+    }
+
+    fn close_writer(&self) {
+        self.status().close_sender(Lane::data_wake(self));
     }
 }
+
+/// The sending side: the channel's lane, written by its one sender.
+pub(crate) type Writer = LaneSender<Layout>;
 
 /// The receiving side: the lane's reader, and a watch on the sender's owner.
 pub(crate) struct Reader {
@@ -82,26 +91,6 @@ impl Reader {
     }
 }
 
-impl RingSide for Writer {
-    type Control = Spsc;
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout().status().sender_owner
-    }
-
-    fn layout(&self) -> &Layout {
-        self.lane.lane()
-    }
-
-    fn queued(&self) -> u64 {
-        self.lane.queued()
-    }
-
-    fn wakes(&self) -> u64 {
-        self.lane.wakes()
-    }
-}
-
 impl RingSide for Reader {
     type Control = Spsc;
 
@@ -119,62 +108,6 @@ impl RingSide for Reader {
 
     fn wakes(&self) -> u64 {
         self.lane.wakes()
-    }
-}
-
-impl SendRing for Writer {
-    type Slot = Slot;
-
-    #[inline]
-    fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        self.lane.try_reserve(len)
-    }
-
-    #[inline]
-    fn try_reserve_in_place(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        self.lane.try_reserve_in_place(len)
-    }
-
-    #[inline]
-    fn slot_len(slot: &Slot) -> usize {
-        slot.max_len
-    }
-
-    #[inline]
-    fn payload_ptr(&self, slot: &Slot) -> *mut u8 {
-        self.lane.payload_ptr(slot)
-    }
-
-    #[inline]
-    fn commit(&mut self, slot: Slot, len: usize) {
-        self.lane.commit(slot, len);
-    }
-
-    fn abandon(&mut self, _slot: Slot) {
-        // Nothing was written at the tail: the space is simply reused.
-    }
-
-    #[inline]
-    fn publish(&mut self) {
-        self.lane.publish();
-    }
-
-    fn publish_urgently(&mut self) {
-        self.lane.publish_urgently();
-    }
-
-    fn space_mark(&self, len: usize) -> u64 {
-        self.lane.space_mark(len)
-    }
-
-    #[inline]
-    fn unpublished(&self) -> u64 {
-        self.lane.unpublished()
-    }
-
-    fn receivers_dead(&mut self) -> bool {
-        let Writer { lane, peer } = self;
-        lane.lane().status().receiver_is_dead(peer)
     }
 }
 
