@@ -116,7 +116,9 @@ fn main() -> Result<(), Failure> {
     let wait = match args.next().as_deref() {
         None | Some("auto") => WaitStrategy::for_processes(5),
         Some("park") => WaitStrategy::Park,
-        Some("spin-then-park") => WaitStrategy::default(),
+        Some("spin-then-park") => WaitStrategy::SpinThenPark {
+            spin: shm_core::notify::DEFAULT_SPIN,
+        },
         Some(other) => return Err(format!("unknown wait strategy {other}").into()),
     };
 
