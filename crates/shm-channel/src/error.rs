@@ -102,6 +102,10 @@ pub enum ChannelError {
     /// where no endpoint will be awaited.
     #[error("cannot create the channel's doorbells: {0}")]
     Doorbell(#[source] std::io::Error),
+    /// A typed end was asked for a channel whose typed ends carry another type (see
+    /// [`typed::Fingerprint`](crate::typed::Fingerprint)).
+    #[error(transparent)]
+    Type(#[from] crate::shared::fingerprint::TypeMismatch),
 }
 
 /// An access outside a grant's bytes.

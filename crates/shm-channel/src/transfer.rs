@@ -203,6 +203,11 @@ pub enum TransferError {
     /// endpoint's owner slot is held by another live process.
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// The endpoint is a typed end of another type than the one asked for (see
+    /// [`typed::Fingerprint`](crate::typed::Fingerprint)); it was dropped, which closes
+    /// it.
+    #[error(transparent)]
+    Type(#[from] crate::typed::TypeMismatch),
 }
 
 /// An endpoint that can travel to another process as a descriptor and a [`Ticket`].
@@ -388,7 +393,7 @@ where
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Sender::from_fds(fds, ticket).map(Self::from_bytes)
+        Ok(Self::from_bytes(Sender::from_fds(fds, ticket)?)?)
     }
 }
 
@@ -402,6 +407,6 @@ where
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Receiver::from_fds(fds, ticket).map(Self::from_bytes)
+        Ok(Self::from_bytes(Receiver::from_fds(fds, ticket)?)?)
     }
 }

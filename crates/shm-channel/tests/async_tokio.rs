@@ -65,13 +65,15 @@ fn a_million_messages_between_tasks_arrive_in_order() {
 fn typed_values_through_mpsc_from_many_tasks() {
     const PER_SENDER: u64 = 50_000;
     let (tx, rx) = mpsc::Builder::new(1 << 12).create().unwrap();
-    let mut rx = typed::Receiver::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(rx);
+    let mut rx =
+        typed::Receiver::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(rx).unwrap();
     runtime().block_on(async move {
         let mut producers = Vec::new();
         for id in 0..3u64 {
             let mut tx = typed::Sender::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(
                 tx.try_clone().unwrap(),
-            );
+            )
+            .unwrap();
             producers.push(tokio::spawn(async move {
                 for seq in 0..PER_SENDER {
                     tx.send_async((id, seq)).await.unwrap();

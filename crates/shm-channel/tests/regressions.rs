@@ -391,7 +391,8 @@ fn typed_mpsc_attaches_like_the_others() {
     let (tx, mut rx) = mpsc::typed::channel::<(u32, String)>(4096).unwrap();
     let mut other = mpsc::typed::Sender::<(u32, String)>::from_bytes(
         mpsc::Sender::attach(tx.memory().clone()).unwrap(),
-    );
+    )
+    .unwrap();
     other.send((2, "two".into())).unwrap();
     assert_eq!(rx.recv().unwrap(), (2, "two".to_string()));
     let _: &typed::Sender<(u32, String), typed::DefaultCodec, Mpsc> = &other;

@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 use super::frame::Codec;
-use super::frame::{FrameReader, FrameWriter};
+use super::frame::{CodecId, FrameReader, FrameWriter};
 use super::plain::Plain;
 use crate::CodecError;
 
@@ -22,7 +22,7 @@ use crate::CodecError;
 /// assert_eq!(<Plain as BatchCodec<u32>>::batch_len(&[1, 2, 3])?, 8 + 12);
 /// # Ok::<(), shm_channel::CodecError>(())
 /// ```
-pub trait BatchCodec<T>: 'static {
+pub trait BatchCodec<T>: CodecId + 'static {
     /// Bytes `items` take in a frame.
     fn batch_len(items: &[T]) -> Result<usize, CodecError>;
 

@@ -9,6 +9,8 @@ use shm_core::notify::{Handshake, Throttle, WaitStrategy};
 use shm_core::SharedMemory;
 
 use crate::shared::doorbells::End;
+use crate::shared::fingerprint::{self, Fingerprint};
+use crate::shared::lines::TypeLine;
 use crate::shared::ownership::{self, OwnerCheck};
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::RingSide;
@@ -119,6 +121,7 @@ pub trait Parts {
     fn wakes(&self) -> u64;
     fn queued(&self) -> u64;
     fn min_frame(&self) -> u64;
+    fn type_line(&self) -> &TypeLine;
 }
 
 impl<R: RingSide> Parts for Common<R> {
@@ -148,6 +151,10 @@ impl<R: RingSide> Parts for Common<R> {
 
     fn min_frame(&self) -> u64 {
         R::MIN_FRAME
+    }
+
+    fn type_line(&self) -> &TypeLine {
+        self.ring.layout().type_line()
     }
 }
 
@@ -216,6 +223,22 @@ pub trait Endpoint {
     fn is_full(&self) -> bool {
         let parts = self.parts();
         parts.queued() + parts.min_frame() > parts.view().capacity()
+    }
+
+    /// What the channel's typed ends carry, as the first of them recorded it in the
+    /// channel (see [`typed::Fingerprint`](crate::typed::Fingerprint)); `None` while no
+    /// typed end was made of the channel. Byte ends neither record nor check it.
+    ///
+    /// ```
+    /// use shm_channel::Endpoint;
+    /// let (tx, rx) = shm_channel::typed::channel::<u64>(4096)?;
+    /// assert_eq!(tx.type_fingerprint().unwrap().type_name(), "u64");
+    /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+    /// assert!(tx.type_fingerprint().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn type_fingerprint(&self) -> Option<Fingerprint> {
+        fingerprint::recorded(self.parts().type_line())
     }
 
     /// How this endpoint waits when its ring is full (senders) or empty (receivers).

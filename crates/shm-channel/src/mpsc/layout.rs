@@ -8,7 +8,8 @@
 //!                            common status line)
 //! offset  512  EventLine:    data and space events
 //! offset  640  64 SenderSlots of 128 bytes:     owner, claim intent (one line per producer)
-//! offset 8832  data: `capacity` bytes of frames
+//! offset 8832  TypeLine:     what typed ends carry (written once by the first typed end)
+//! offset 9088  data: `capacity` bytes of frames
 //! ```
 //!
 //! The tail line is contended by all producers (that is the cost of one ring); each
@@ -27,7 +28,7 @@ use crate::shared::frame::FRAME_HEADER_LEN;
 use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{
     assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, Line, ProducerLine,
-    StatusLine,
+    StatusLine, TypeLine,
 };
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::before;
@@ -46,15 +47,16 @@ struct Control {
     status: StatusLine,
     events: EventLine,
     slots: [SenderSlot; MAX_SENDERS],
+    types: TypeLine,
 }
 
 /// Offset of the data area.
 const DATA_OFFSET: usize = size_of::<Control>();
 
 assert_offsets! {
-    Control { producer: 128, consumer: 256, status: 384, events: 512, slots: 640 },
+    Control { producer: 128, consumer: 256, status: 384, events: 512, slots: 640, types: 8832 },
     SenderSlot { intent_start: 8, intent_end: 16 },
-    ; data: 640 + 64 * 128
+    ; data: 640 + 64 * 128 + 256
 }
 
 const SLOT_LEN: usize = size_of::<SenderSlot>();
@@ -74,7 +76,7 @@ impl ControlBlock for Mpsc {
     // with the sizes and alignments of the control block and of the producer slots.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMMPSC1",
-        3,
+        4,
         &[
             (size_of::<Control>(), align_of::<Control>()),
             (SLOT_LEN, MAX_SENDERS),
@@ -83,6 +85,7 @@ impl ControlBlock for Mpsc {
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
+    const TYPE: usize = offset_of!(Control, types);
 
     /// The data area must be all zero ("header 0" means "nothing written yet"): cleared
     /// here unless `zeroed` says the memory is fresh from the kernel (so creating a large

@@ -37,12 +37,12 @@ where
 pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
 ) -> Result<crate::typed::Pair<T, C, Mpsc>, ChannelError> {
-    mpsc::channel(capacity).map(crate::typed::pair)
+    crate::typed::pair(mpsc::channel(capacity)?)
 }
 
 impl<T, C: Codec<T>> crate::typed::Sender<T, C, Mpsc> {
     /// Another sender in a new producer slot (see [`mpsc::Sender::try_clone`]).
     pub fn try_clone(&self) -> Result<Self, ChannelError> {
-        self.inner.try_clone().map(Sender::from_bytes)
+        Ok(Sender::from_bytes(self.inner.try_clone()?)?)
     }
 }

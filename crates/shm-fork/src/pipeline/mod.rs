@@ -143,10 +143,9 @@ impl Launch {
         let (sender, receiver) = spsc::Builder::new(self.capacity)
             .wait_strategy(self.strategy)
             .create()?;
-        Ok((
-            bulk::Sender::from_bytes(sender),
-            bulk::Receiver::from_bytes(receiver),
-        ))
+        let sender = bulk::Sender::from_bytes(sender).map_err(ChannelError::from)?;
+        let receiver = bulk::Receiver::from_bytes(receiver).map_err(ChannelError::from)?;
+        Ok((sender, receiver))
     }
 }
 
