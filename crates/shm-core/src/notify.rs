@@ -57,7 +57,7 @@ pub use handshake::{
     UnknownHandshake, HANDSHAKE_ENV,
 };
 pub use machine::{available_cores, OVERSUBSCRIBED_SPIN};
-pub use throttle::Throttle;
+pub use throttle::{Lookout, Throttle, LOOK_EVERY, MAX_STRIDE};
 
 /// How a waiter waits for a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
