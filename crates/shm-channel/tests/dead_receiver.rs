@@ -8,14 +8,13 @@
 //! stay far below what fills the ring; a sender 2 ms between sends is stopped within 5
 //! sends); the time they stand for is printed, not asserted.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_channel::{mpsc, spsc, Builder, Endpoint, Flavor, Receiver, Sender};
+use shm_channel::{mpsc, spsc, Builder, Endpoint, Flavor, Sender};
 use shm_channel::{SendError, TrySendError};
-use shm_core::liveness::ProcessIdentity;
-use shm_core::{Region, SharedMemory};
-use shm_testkit::{fork_child, fork_lock, TestChild};
+
+mod support;
+use support::adopted_by_idle_child;
 
 /// A ring of 16 MiB: a million 8-byte messages (16 ring bytes each).
 const CAPACITY: usize = 1 << 24;
@@ -23,34 +22,6 @@ const CAPACITY: usize = 1 << 24;
 const BEFORE: u64 = 200_000;
 /// What a message takes in the ring.
 const FRAME: u64 = 16;
-
-/// A child that adopts `rx` and never reads: the receiver of the test, until killed.
-fn receiving_child<F: Flavor>(rx: Receiver<F>) -> TestChild {
-    let page = Region::anonymous(4096).unwrap();
-    let ready: &AtomicU32 = page.atomic_u32(0).unwrap();
-    let lock = fork_lock();
-    let child = fork_child(&lock, || {
-        if rx.adopt().is_err() {
-            return 1;
-        }
-        ready.store(1, Ordering::SeqCst);
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    });
-    rx.hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ready.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the child never adopted the receiver"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    drop(rx);
-    child
-}
 
 /// How a test sends: blocking or not.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +48,7 @@ fn send_one<F: Flavor>(tx: &mut Sender<F>, call: Call, n: u64) -> Result<(), boo
 /// death, which must end in `PeerDied` before the ring fills.
 fn streaming_sender_notices<F: Flavor>(builder: Builder<F>, call: Call) {
     let (mut tx, rx) = builder.create().unwrap();
-    let child = receiving_child(rx);
+    let child = adopted_by_idle_child(rx);
     let start = Instant::now();
     for n in 0..BEFORE {
         send_one(&mut tx, call, n).unwrap();
@@ -121,7 +92,7 @@ fn a_streaming_sender_notices_a_dead_receiver_before_the_ring_fills() {
 /// so only fewer sends can land).
 fn slow_sender_notices<F: Flavor>(builder: Builder<F>, call: Call) {
     let (mut tx, rx) = builder.create().unwrap();
-    let child = receiving_child(rx);
+    let child = adopted_by_idle_child(rx);
     for n in 0..5 {
         send_one(&mut tx, call, n).unwrap();
         std::thread::sleep(Duration::from_millis(2));
