@@ -483,3 +483,55 @@ fn a_sender_without_doorbells_still_wakes_an_async_receiver() {
     }
     sender.join().unwrap();
 }
+
+/// Sends every message of `msgs` through `sink`, as a `SinkExt::send_all` would.
+async fn sink_all<S: futures_sink::Sink<Vec<u8>> + Unpin>(
+    sink: &mut S,
+    msgs: impl IntoIterator<Item = Vec<u8>>,
+) -> Result<(), S::Error> {
+    for msg in msgs {
+        std::future::poll_fn(|cx| Pin::new(&mut *sink).poll_ready(cx)).await?;
+        Pin::new(&mut *sink).start_send(msg)?;
+    }
+    std::future::poll_fn(|cx| Pin::new(&mut *sink).poll_close(cx)).await
+}
+
+/// A byte sender as a `Sink`, over every flavor: a small ring makes it wait for room; what
+/// it sends arrives in order; a sink whose receiver is gone hands the message back.
+fn byte_sink_sends_everything_in_order<F: shm_channel::Flavor>(
+    (mut tx, mut rx): (shm_channel::Sender<F>, shm_channel::Receiver<F>),
+) {
+    const COUNT: u32 = 2_000;
+    let consumer = std::thread::spawn(move || {
+        let mut next = 0u32;
+        while next < COUNT {
+            let msg = rx.recv().unwrap();
+            assert_eq!(msg, next.to_le_bytes(), "{}", F::NAME);
+            next += 1;
+        }
+        rx
+    });
+    runtime().block_on(async {
+        let mut sink = tx.sink::<Vec<u8>>();
+        let msgs = (0..COUNT).map(|i| i.to_le_bytes().to_vec());
+        sink_all(&mut sink, msgs).await.unwrap();
+    });
+    drop(consumer.join().unwrap());
+    if F::NAME != "broadcast" {
+        let refused = runtime().block_on(sink_all(&mut tx.sink(), [b"late".to_vec()]));
+        assert!(
+            matches!(&refused, Err(SendError::Disconnected(m)) if m == b"late"),
+            "{}: {refused:?}",
+            F::NAME
+        );
+    }
+}
+
+#[test]
+fn byte_senders_are_sinks_over_every_flavor() {
+    byte_sink_sends_everything_in_order(spsc::channel(256).unwrap());
+    byte_sink_sends_everything_in_order(mpsc::channel(256).unwrap());
+    byte_sink_sends_everything_in_order(
+        broadcast::channel(256, broadcast::Policy::BackPressure).unwrap(),
+    );
+}

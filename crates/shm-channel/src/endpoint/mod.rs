@@ -14,7 +14,7 @@
 //! | `grant` | zero-copy [`WriteGrant`] and [`ReadGrant`], and the calls that hand them out |
 //! | `builder` | creating and attaching channels |
 //! | `failure` | the core's failures, before each call makes them its own error type |
-//! | `async_wait`, `async_calls` | (feature `tokio`) the async wait, and the async calls over it |
+//! | `async_wait`, `async_calls`, `sink` | (feature `tokio`) the async wait, the async calls over it, a sender as a `Sink` |
 //!
 //! # Liveness policy (every flavor)
 //!
@@ -56,6 +56,8 @@ pub(crate) mod failure;
 mod grant;
 mod receiver;
 mod sender;
+#[cfg(feature = "tokio")]
+pub(crate) mod sink;
 
 #[cfg(feature = "tokio")]
 pub(crate) use async_calls::end_at_disconnect;
