@@ -123,7 +123,7 @@ fn rendezvous_takes_only_the_recorded_type() {
     let listener = Listener::bind(&name).unwrap();
 
     let mut client = me(&format!("rendezvous-wrong {name}")).spawn().unwrap();
-    let connection = listener.accept(DEADLINE).unwrap();
+    let connection = listener.accept_timeout(DEADLINE).unwrap();
     let (tx, rx) = typed::memfd_channel::<String>(4096).unwrap();
     connection.pass("tx", tx, DEADLINE).unwrap();
     connection.pass("rx", rx, DEADLINE).unwrap();
@@ -133,7 +133,7 @@ fn rendezvous_takes_only_the_recorded_type() {
     );
 
     let mut client = me(&format!("rendezvous-right {name}")).spawn().unwrap();
-    let connection = listener.accept(DEADLINE).unwrap();
+    let connection = listener.accept_timeout(DEADLINE).unwrap();
     let (tx, mut rx) = typed::memfd_channel::<String>(4096).unwrap();
     connection.pass("tx", tx, DEADLINE).unwrap();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "taken as String");

@@ -188,6 +188,19 @@ impl<'a> FrameReader<'a> {
         Ok(())
     }
 
+    /// A reader over the bytes not read yet, as a frame of their own (for a codec that
+    /// wraps another: the inner one decodes what follows the outer one's header). Reading
+    /// it does not move this reader.
+    pub fn rest(&mut self) -> FrameReader<'_> {
+        FrameReader {
+            // In bounds: `pos <= len`; the new reader reads only `len - pos` bytes from it.
+            ptr: self.ptr.wrapping_add(self.pos),
+            len: self.len - self.pos,
+            pos: 0,
+            scratch: self.scratch,
+        }
+    }
+
     /// Copies the rest of the frame into private scratch memory (reused across messages)
     /// and returns it, for codecs that decode from a slice.
     pub fn rest_copied(&mut self) -> &[u8] {
