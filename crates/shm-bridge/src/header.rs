@@ -95,7 +95,7 @@ impl Layout {
     }
 
     /// The layout of typed channels of `T` through codec `C`: their
-    /// [`Fingerprint`](shm_channel::typed::Fingerprint), folded.
+    /// [`Fingerprint`], folded.
     pub fn of<T, C: CodecId>() -> Layout {
         Layout::from_fingerprint(&Fingerprint::of::<T, C>())
     }

@@ -89,3 +89,8 @@ pub use error::{
     RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use shared::view::{MAX_CAPACITY, MIN_CAPACITY};
+/// rust-vmm's `vm-memory`, whose [`VolatileSlice`](vm_memory::VolatileSlice) the grants hand
+/// out for safe in-place access ([`WriteGrant::as_volatile_slice`],
+/// [`ReadGrant::as_volatile_slice`]); re-exported so that its traits (`Bytes`,
+/// `VolatileMemory`) are the version the grants speak.
+pub use vm_memory;

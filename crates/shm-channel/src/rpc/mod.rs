@@ -5,7 +5,7 @@
 //! does: moved into a child by `fork` (shm-fork's `fork_with`), passed to a program started
 //! with `exec` (`shm_fork::exec::Command::pass`, taken with `inherited`), or handed over a
 //! rendezvous to a process started separately (`Connection::pass`/`take`) — each end as one
-//! [`Portable`](crate::transfer::Portable) value (its ticket is `rpc.client.0` or
+//! [`Portable`] value (its ticket is `rpc.client.0` or
 //! `rpc.server.0`; its descriptors are both channels'). Both channels check their types like
 //! any typed channel: a client of other request or response types is refused.
 //!
