@@ -169,7 +169,7 @@ struct Ending {
 /// ```no_run
 /// use shm_bridge::{export, Config, ExportOptions};
 /// let session = Config::loopback_peer().connect("tcp/127.0.0.1:7447")?.open()?;
-/// let (mut tx, rx) = shm_channel::spsc::channel(1 << 16)?;
+/// let (mut tx, rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
 /// let exporter = export(&session, rx, "demo/frames", ExportOptions::default())?;
 /// tx.send(b"hello, other host")?;
 /// drop(tx); // the end of the stream: importers see it after this frame

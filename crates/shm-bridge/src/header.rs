@@ -60,7 +60,7 @@ const FINAL_BODY_LEN: usize = 8;
 /// assert_eq!(Layout::named("telemetry/v2"), Layout::named("telemetry/v2"));
 /// assert_ne!(Layout::named("telemetry/v2"), Layout::named("telemetry/v3"));
 /// assert_eq!(Layout::BYTES.tag(), 0);
-/// use shm_channel::codec::Bincode;
+/// use shm_ipc::channel::codec::Bincode;
 /// assert_eq!(Layout::of::<String, Bincode>(), Layout::of::<String, Bincode>());
 /// assert_ne!(Layout::of::<String, Bincode>(), Layout::of::<u64, Bincode>());
 /// ```

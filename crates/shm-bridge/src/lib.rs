@@ -29,7 +29,7 @@
 //! let here = Config::loopback_peer().connect(&endpoint)?.open()?;
 //!
 //! let mut importer = import(&there, "doc/frames", 1 << 16, ImportOptions::default())?;
-//! let (mut tx, rx) = shm_channel::spsc::channel(1 << 16)?;
+//! let (mut tx, rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
 //! let _exporter = export(&here, rx, "doc/frames", ExportOptions::default())?;
 //! tx.send(b"across hosts")?; // waits in the local ring until the importer is matched
 //! assert_eq!(importer.recv_timeout(Duration::from_secs(10))?, b"across hosts");

@@ -15,10 +15,10 @@
 //! so a typed end of `T` is refused by it, and the other way round.
 //!
 //! ```
-//! use shm_channel::bulk;
-//! use shm_channel::codec::Plain;
+//! use shm_ipc::channel::bulk;
+//! use shm_ipc::channel::codec::Plain;
 //!
-//! let (tx, rx) = shm_channel::spsc::channel(1 << 16)?;
+//! let (tx, rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
 //! let mut tx = bulk::Sender::<u64, Plain>::from_bytes(tx)?;
 //! let mut rx = bulk::Receiver::<u64, Plain>::from_bytes(rx)?;
 //! // 40 KB: five frames (each at most an eighth of the ring), all in the ring at once.
@@ -30,7 +30,7 @@
 //! assert_eq!(got, items);
 //!
 //! // serde items, with the default codec
-//! let (tx, rx) = shm_channel::spsc::channel(1 << 12)?;
+//! let (tx, rx) = shm_ipc::channel::spsc::channel(1 << 12)?;
 //! let mut tx = bulk::Sender::<String>::from_bytes(tx)?;
 //! let mut rx = bulk::Receiver::<String>::from_bytes(rx)?;
 //! tx.send(&["a".to_string(), "b".to_string()])?;

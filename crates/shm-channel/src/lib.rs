@@ -52,7 +52,7 @@
 //! process could end the wait.
 //!
 //! ```
-//! let (mut tx, mut rx) = shm_channel::typed::channel::<(u32, String)>(4096)?;
+//! let (mut tx, mut rx) = shm_ipc::channel::typed::channel::<(u32, String)>(4096)?;
 //! tx.send((7, "seven".to_string()))?;
 //! assert_eq!(rx.recv()?, (7, "seven".to_string()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -26,8 +26,8 @@
 //! endpoint closed, as when the endpoint itself is dropped.
 //!
 //! ```
-//! use shm_channel::spsc::{Builder, Receiver};
-//! use shm_channel::transfer::{Portable, Ticket, TransferError};
+//! use shm_ipc::channel::spsc::{Builder, Receiver};
+//! use shm_ipc::channel::transfer::{Portable, Ticket, TransferError};
 //!
 //! let (tx, rx) = Builder::new(4096).doorbells(true).create_memfd()?;
 //! let transfer = rx.into_transfer()?;
@@ -38,9 +38,9 @@
 //! let ticket: Ticket = "spsc.receiver.0".parse()?;
 //! assert_eq!(ticket, transfer.ticket());
 //! // The process it reaches rebuilds it with `Receiver::from_fds(fds, ticket)` (see
-//! // `shm_fork::exec` for a program started with `exec`); a sender cannot be made of it:
+//! // `shm_ipc::fork::exec` for a program started with `exec`); a sender cannot be made of it:
 //! let fds = transfer.fds().iter().map(|fd| fd.try_clone_to_owned()).collect::<Result<_, _>>()?;
-//! let wrong = shm_channel::spsc::Sender::from_fds(fds, ticket);
+//! let wrong = shm_ipc::channel::spsc::Sender::from_fds(fds, ticket);
 //! assert!(matches!(wrong, Err(TransferError::WrongEndpoint { .. })));
 //! // Dropped without a hand-over, the transfer drops the receiver: the channel closes.
 //! drop(transfer);

@@ -18,7 +18,7 @@
 //! ```
 //! use std::sync::atomic::{AtomicBool, Ordering};
 //! use std::time::{Duration, Instant};
-//! use shm_core::notify::{Event, WaitStrategy};
+//! use shm_ipc::core::notify::{Event, WaitStrategy};
 //!
 //! let event = Event::new();
 //! let flag = AtomicBool::new(false);

@@ -3,11 +3,11 @@
 //! the worker's loop its server's.
 //!
 //! ```
-//! let mut worker = shm_fork::spawn_worker(|n: u64| n * n)?;
+//! let mut worker = shm_ipc::fork::spawn_worker(|n: u64| n * n)?;
 //! assert_eq!(worker.call(7)?, 49);
 //! assert!(worker.shutdown()?.success());
 //!
-//! let mut pool = shm_fork::spawn_pool(2, |s: String| s.len())?;
+//! let mut pool = shm_ipc::fork::spawn_pool(2, |s: String| s.len())?;
 //! let lengths = pool.map(["a", "bb", "ccc"].map(String::from))?;
 //! assert_eq!(lengths, [1, 2, 3]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

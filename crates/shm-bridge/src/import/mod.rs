@@ -216,13 +216,13 @@ pub fn import(
 ///
 /// ```no_run
 /// use shm_bridge::{export, import_typed, Config, ExportOptions, ImportOptions};
-/// use shm_channel::codec::Bincode;
+/// use shm_ipc::channel::codec::Bincode;
 /// use std::time::Duration;
 /// let endpoint = shm_bridge::free_loopback_endpoint()?;
 /// let there = Config::loopback_peer().listen(&endpoint)?.open()?;
 /// let here = Config::loopback_peer().connect(&endpoint)?.open()?;
 /// let mut importer = import_typed::<String, Bincode>(&there, "doc/text", 1 << 16, ImportOptions::default())?;
-/// let (mut tx, rx) = shm_channel::typed::channel::<String>(1 << 16)?;
+/// let (mut tx, rx) = shm_ipc::channel::typed::channel::<String>(1 << 16)?;
 /// let _exporter = export(&here, rx.into_bytes(), "doc/text", ExportOptions::default())?;
 /// tx.send("typed, across hosts".to_string())?;
 /// assert_eq!(importer.recv_timeout(Duration::from_secs(10))?, "typed, across hosts");

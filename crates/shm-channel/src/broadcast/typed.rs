@@ -5,7 +5,7 @@
 //! receiver's private copy of the frame (checked against overwriting).
 //!
 //! ```
-//! use shm_channel::broadcast::{typed, Policy};
+//! use shm_ipc::channel::broadcast::{typed, Policy};
 //! let (mut tx, mut rx1) = typed::channel::<(u32, String)>(4096, Policy::BackPressure)?;
 //! let mut rx2 = tx.subscribe()?;
 //! tx.send((1, "one".into()))?;

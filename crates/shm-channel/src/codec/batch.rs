@@ -18,9 +18,9 @@ use crate::CodecError;
 /// its items to a `Vec<T>`.
 ///
 /// ```
-/// use shm_channel::codec::{BatchCodec, Plain};
+/// use shm_ipc::channel::codec::{BatchCodec, Plain};
 /// assert_eq!(<Plain as BatchCodec<u32>>::batch_len(&[1, 2, 3])?, 8 + 12);
-/// # Ok::<(), shm_channel::CodecError>(())
+/// # Ok::<(), shm_ipc::channel::CodecError>(())
 /// ```
 pub trait BatchCodec<T>: CodecId + 'static {
     /// Bytes `items` take in a frame.

@@ -9,7 +9,7 @@ use crate::CodecError;
 /// when their codecs differ, as when their types do.
 ///
 /// ```
-/// use shm_channel::codec::{Bincode, CodecId, Plain};
+/// use shm_ipc::channel::codec::{Bincode, CodecId, Plain};
 /// assert_eq!(<Bincode as CodecId>::NAME, "bincode2");
 /// assert!(<Plain as CodecId>::LAYOUT);
 /// ```

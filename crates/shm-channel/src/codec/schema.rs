@@ -15,8 +15,8 @@ use crate::CodecError;
 /// two programs that name the same type differently the same id (their ends then agree).
 ///
 /// ```
-/// use shm_channel::codec::{Bincode, Schema};
-/// use shm_channel::typed;
+/// use shm_ipc::channel::codec::{Bincode, Schema};
+/// use shm_ipc::channel::typed;
 ///
 /// let (tx, rx) = typed::channel_with::<(u32, String), Schema<Bincode, 2>>(4096)?;
 /// // Version 3 of the message is refused by the channel of version 2.

@@ -33,7 +33,7 @@ impl<F: Flavor> Sender<F> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// tx.send_async(b"hello").await?;
     /// assert_eq!(rx.recv_async().await?, b"hello");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -125,7 +125,7 @@ impl<F: Flavor> Receiver<F> {
     /// ```
     /// use futures_core::Stream;
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// tx.send(b"a")?;
     /// tx.send(b"b")?;
     /// drop(tx);

@@ -164,12 +164,12 @@ impl<R: RingSide> Parts for Common<R> {
 /// across `fork` (which `shm-fork` drives).
 ///
 /// ```
-/// use shm_channel::Endpoint;
-/// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+/// use shm_ipc::channel::Endpoint;
+/// let (tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
 /// assert_eq!(tx.capacity(), 4096);
 /// assert_eq!(tx.handshake(), rx.handshake());
 /// assert!(tx.is_owned_here() && rx.is_owned_here());
-/// # Ok::<(), shm_channel::ChannelError>(())
+/// # Ok::<(), shm_ipc::channel::ChannelError>(())
 /// ```
 // `parts` names a trait nobody outside the crate can name: nobody else implements
 // `Endpoint`.
@@ -200,8 +200,8 @@ pub trait Endpoint {
     /// change it at once.
     ///
     /// ```
-    /// use shm_channel::Endpoint;
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// use shm_ipc::channel::Endpoint;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// assert!(rx.is_empty() && !tx.is_full());
     /// tx.send(b"twelve bytes")?; // an 8-byte header, 12 bytes padded to 16
     /// assert_eq!((tx.len(), rx.len()), (24, 24));
@@ -230,10 +230,10 @@ pub trait Endpoint {
     /// typed end was made of the channel. Byte ends neither record nor check it.
     ///
     /// ```
-    /// use shm_channel::Endpoint;
-    /// let (tx, rx) = shm_channel::typed::channel::<u64>(4096)?;
+    /// use shm_ipc::channel::Endpoint;
+    /// let (tx, rx) = shm_ipc::channel::typed::channel::<u64>(4096)?;
     /// assert_eq!(tx.type_fingerprint().unwrap().type_name(), "u64");
-    /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+    /// let (tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// assert!(tx.type_fingerprint().is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

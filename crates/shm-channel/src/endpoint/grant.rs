@@ -35,7 +35,7 @@ impl<F: Flavor> Sender<F> {
     /// committed with [`WriteGrant::commit`]. Waits for room as long as it takes.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut grant = tx.reserve(64)?;
     /// grant.write_at(0, b"in place")?;
     /// grant.commit(8);
@@ -192,7 +192,7 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     ///
     /// ```
     /// use vm_memory::Bytes;
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut grant = tx.reserve(16)?;
     /// let bytes = grant.as_volatile_slice();
     /// bytes.write_obj(7u64, 0)?;
@@ -227,7 +227,7 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     /// grant is dropped then, and nothing is published.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let grant = tx.reserve(8)?;
     /// assert!(grant.try_commit(9).is_err());
     /// assert!(rx.try_recv().is_err(), "nothing was sent");
@@ -245,7 +245,7 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     /// [`flush`](Sender::flush) or ordinary send.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut grant = tx.reserve(8)?;
     /// grant.write_at(0, b"deferred")?;
     /// grant.commit_deferred(8);
@@ -343,7 +343,7 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
     ///
     /// ```
     /// use vm_memory::Bytes;
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(1 << 16)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
     /// tx.send(&[1u8; 4096])?;
     /// let grant = rx.read()?;
     /// let bytes = grant.as_volatile_slice();

@@ -25,9 +25,9 @@ pub(crate) enum Publish {
 /// [`mpsc`](crate::mpsc), [`broadcast`](crate::broadcast) for how to make one).
 ///
 /// ```
-/// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+/// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
 /// tx.send(b"hello")?;
-/// use shm_channel::{SendError, TrySendError};
+/// use shm_ipc::channel::{SendError, TrySendError};
 /// assert!(matches!(tx.try_send(&[0; 5000]), Err(TrySendError::Send(SendError::TooLarge((), _)))));
 /// assert_eq!(rx.recv()?, b"hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -83,11 +83,11 @@ impl<F: Flavor> Sender<F> {
     /// dropped).
     ///
     /// ```
-    /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+    /// let (tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// assert!(!tx.is_closed());
     /// drop(rx);
     /// assert!(tx.is_closed());
-    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// # Ok::<(), shm_ipc::channel::ChannelError>(())
     /// ```
     pub fn is_closed(&self) -> bool {
         self.common.ring.receivers_closed()
@@ -138,7 +138,7 @@ impl<F: Flavor> Sender<F> {
     /// For pipelines: send deferred while input is at hand, flush before waiting for more.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// tx.send_deferred(b"a")?;
     /// tx.send_deferred(b"b")?;
     /// assert!(rx.try_recv().is_err());
@@ -165,7 +165,7 @@ impl<F: Flavor> Sender<F> {
     /// [`max_message_len`](Sender::max_message_len).
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::mpsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::mpsc::channel(4096)?;
     /// tx.send_all(&[b"one".as_slice(), b"two", b"three"])?;
     /// assert_eq!(rx.recv()?, b"one");
     /// assert_eq!(rx.recv()?, b"two");

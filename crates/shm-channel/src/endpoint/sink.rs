@@ -148,7 +148,7 @@ impl<F: Flavor> Sender<F> {
     /// use std::pin::Pin;
     /// use futures_sink::Sink;
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut sink = tx.sink::<Vec<u8>>();
     /// for msg in [b"one".to_vec(), b"two".to_vec()] {
     ///     poll_fn(|cx| Pin::new(&mut sink).poll_ready(cx)).await?;

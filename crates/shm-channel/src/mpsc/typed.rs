@@ -1,7 +1,7 @@
 //! Typed MPSC channels: `T` values encoded in place by a [`Codec`], many senders.
 //!
 //! ```
-//! use shm_channel::mpsc::typed;
+//! use shm_ipc::channel::mpsc::typed;
 //! let (tx, mut rx) = typed::channel::<(u32, String)>(4096)?;
 //! let mut tx2 = tx.try_clone()?;
 //! let mut tx = tx;

@@ -20,7 +20,7 @@
 //! own (see `examples/service.rs`).
 //!
 //! ```
-//! use shm_channel::rpc;
+//! use shm_ipc::channel::rpc;
 //! let (mut client, mut server) = rpc::pair::<u64, String>(1 << 12)?;
 //! let service = std::thread::spawn(move || server.serve(|n| format!("#{n}")));
 //! assert_eq!(client.call(7)?, "#7");

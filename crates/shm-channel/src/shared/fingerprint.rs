@@ -32,8 +32,8 @@ const HAS_SCHEMA: u32 = 2;
 /// name counts, with the codec and the layout.
 ///
 /// ```
-/// use shm_channel::codec::{Bincode, Plain, Schema};
-/// use shm_channel::typed::Fingerprint;
+/// use shm_ipc::channel::codec::{Bincode, Plain, Schema};
+/// use shm_ipc::channel::typed::Fingerprint;
 /// let text = Fingerprint::of::<String, Bincode>();
 /// assert_eq!(text.to_string(), "`alloc::string::String` by bincode2");
 /// assert_ne!(text, Fingerprint::of::<u64, Bincode>());
@@ -176,8 +176,8 @@ impl fmt::Display for Fingerprint {
 /// type through another codec, layout or schema): nothing was sent or received.
 ///
 /// ```
-/// let (tx, rx) = shm_channel::typed::channel::<String>(4096)?;
-/// let err = shm_channel::typed::Receiver::<u64>::from_bytes(rx.into_bytes()).unwrap_err();
+/// let (tx, rx) = shm_ipc::channel::typed::channel::<String>(4096)?;
+/// let err = shm_ipc::channel::typed::Receiver::<u64>::from_bytes(rx.into_bytes()).unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
 ///     "the channel carries `alloc::string::String` by bincode2, not `u64` by bincode2",

@@ -28,7 +28,7 @@
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! let (mut writer, mut reader) = shm_channel::stream::pipe(1 << 16)?;
+//! let (mut writer, mut reader) = shm_ipc::channel::stream::pipe(1 << 16)?;
 //! writer.write_all(b"hello, ")?;
 //! writer.write_all(b"stream")?;
 //! drop(writer);
@@ -38,7 +38,7 @@
 //!
 //! // Reads take everything at hand, across writes; non-blocking, nothing at hand is
 //! // `WouldBlock`.
-//! let (mut writer, mut reader) = shm_channel::stream::pipe(1 << 16)?;
+//! let (mut writer, mut reader) = shm_ipc::channel::stream::pipe(1 << 16)?;
 //! writer.write_all(&[1, 2, 3])?;
 //! writer.write_all(&[4, 5])?;
 //! let mut buf = [0; 16];
@@ -82,7 +82,7 @@ pub enum StreamError {
 /// Whether `error` says the process at the other end of a stream died.
 ///
 /// ```
-/// use shm_channel::stream::{is_peer_died, StreamError};
+/// use shm_ipc::channel::stream::{is_peer_died, StreamError};
 /// let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, StreamError::PeerDied);
 /// assert!(is_peer_died(&err));
 /// assert!(!is_peer_died(&std::io::ErrorKind::BrokenPipe.into()));

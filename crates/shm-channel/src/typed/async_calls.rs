@@ -48,7 +48,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-    /// let (mut tx, mut rx) = shm_channel::typed::channel::<String>(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::typed::channel::<String>(4096)?;
     /// tx.send_async("hi".to_string()).await?;
     /// assert_eq!(rx.recv_async().await?, "hi");
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -18,8 +18,8 @@
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use shm_channel::codec::{Plain, Postcard};
-//! use shm_channel::typed;
+//! use shm_ipc::channel::codec::{Plain, Postcard};
+//! use shm_ipc::channel::typed;
 //!
 //! #[derive(Serialize, Deserialize, Debug, PartialEq)]
 //! struct Order { id: u64, item: String, qty: Vec<u16> }
@@ -97,8 +97,8 @@ pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, Chann
 /// same type (any other is refused).
 ///
 /// ```
-/// use shm_channel::transfer::Portable;
-/// let (tx, rx) = shm_channel::typed::memfd_channel::<String>(4096)?;
+/// use shm_ipc::channel::transfer::Portable;
+/// let (tx, rx) = shm_ipc::channel::typed::memfd_channel::<String>(4096)?;
 /// assert_eq!(rx.into_transfer()?.ticket().to_string(), "spsc.receiver.0");
 /// # drop(tx);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -31,7 +31,7 @@ pub const OVERSUBSCRIBED_SPIN: Duration = DEFAULT_SPIN;
 /// say.
 ///
 /// ```
-/// assert!(shm_core::notify::available_cores() >= 1);
+/// assert!(shm_ipc::core::notify::available_cores() >= 1);
 /// ```
 pub fn available_cores() -> usize {
     crate::sys::affinity_cpus().unwrap_or(1)
@@ -42,7 +42,7 @@ impl WaitStrategy {
     /// machine: [`WaitStrategy::for_processes_on`] with [`available_cores`].
     ///
     /// ```
-    /// use shm_core::notify::WaitStrategy;
+    /// use shm_ipc::core::notify::WaitStrategy;
     /// let strategy = WaitStrategy::for_processes(1);
     /// assert_eq!(strategy, WaitStrategy::default());
     /// ```
@@ -57,7 +57,7 @@ impl WaitStrategy {
     /// it waits for).
     ///
     /// ```
-    /// use shm_core::notify::{WaitStrategy, OVERSUBSCRIBED_SPIN};
+    /// use shm_ipc::core::notify::{WaitStrategy, OVERSUBSCRIBED_SPIN};
     /// assert_eq!(WaitStrategy::for_processes_on(2, 2), WaitStrategy::default());
     /// assert_eq!(
     ///     WaitStrategy::for_processes_on(5, 2),

@@ -16,7 +16,7 @@ use crate::sys;
 /// due.
 ///
 /// ```
-/// use shm_core::notify::Throttle;
+/// use shm_ipc::core::notify::Throttle;
 /// let mut throttle = Throttle::default();
 /// assert!(throttle.due(), "the first call is due");
 /// let later = (0..1000).filter(|_| throttle.due()).count();
@@ -56,7 +56,7 @@ impl Throttle {
 ///
 /// ```
 /// use std::time::Duration;
-/// use shm_core::notify::Lookout;
+/// use shm_ipc::core::notify::Lookout;
 /// let mut lookout = Lookout::new(Duration::from_millis(8));
 /// assert!(!lookout.tick(), "the first check is an interval away");
 /// let checks = (0..100_000).filter(|_| lookout.tick()).count();

@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use shm_fork::rendezvous::{connect, Listener, RendezvousError};
+//! use shm_ipc::fork::rendezvous::{connect, Listener, RendezvousError};
 //!
 //! let name = format!("doc-{}", std::process::id());
 //! let listener = Listener::bind(&name)?;
@@ -46,8 +46,8 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use shm_channel::spsc::{Builder, Receiver};
-//! use shm_fork::rendezvous::{connect, Listener};
+//! use shm_ipc::channel::spsc::{Builder, Receiver};
+//! use shm_ipc::fork::rendezvous::{connect, Listener};
 //! let timeout = Duration::from_secs(10);
 //!
 //! // The service:
