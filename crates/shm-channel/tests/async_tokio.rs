@@ -535,3 +535,62 @@ fn byte_senders_are_sinks_over_every_flavor() {
         broadcast::channel(256, broadcast::Policy::BackPressure).unwrap(),
     );
 }
+
+/// A waker that counts its wakes.
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Counting {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A `reserve_async` cancelled while it waited in the reactor: later rings of the space
+/// doorbell, meant for another sender of the channel in this process, never wake its task
+/// (before, its registration kept the task's waker and every ring woke it).
+#[test]
+fn a_cancelled_async_wait_is_never_woken_again() {
+    let (mut first, mut rx) = mpsc::Builder::new(256).create().unwrap();
+    let mut second = first.try_clone().unwrap();
+    // Straight to the reactor, no spinning: the cancelled wait is surely registered.
+    first.set_wait_strategy(shm_core::notify::WaitStrategy::Park);
+    while first.try_send(&[1; 24]).is_ok() {}
+    let counting = std::sync::Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        {
+            let waker = std::task::Waker::from(counting.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut reserve = std::pin::pin!(first.reserve_async(24));
+            assert!(reserve.as_mut().poll(&mut cx).is_pending());
+        } // cancelled
+        let woken = counting.0.load(std::sync::atomic::Ordering::SeqCst);
+        let reader = std::thread::spawn(move || {
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(2));
+                rx.recv().unwrap();
+            }
+            rx
+        });
+        // Another sender waits for room the reader frees: each release rings the doorbell.
+        for _ in 0..20 {
+            tokio::time::timeout(PATIENCE, second.send_async(&[2; 24]))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        drop(reader.join().unwrap());
+        assert_eq!(
+            counting.0.load(std::sync::atomic::Ordering::SeqCst),
+            woken,
+            "the cancelled wait's task was woken by rings meant for another sender"
+        );
+    });
+}

@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::async_wait::{poll_retry, retry, stand_down, Awaitable, Waiting};
+use super::async_wait::{cancel, poll_retry, retry, Awaitable, Waiting};
 use super::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use super::grant::{ReadGrant, WriteGrant};
 use super::receiver::copy_out;
@@ -162,7 +162,7 @@ impl<F: Flavor> futures_core::Stream for MessageStream<'_, F> {
 
 impl<F: Flavor> Drop for MessageStream<'_, F> {
     fn drop(&mut self) {
-        stand_down(self.receiver);
+        cancel(self.receiver);
     }
 }
 

@@ -7,7 +7,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::async_wait::{poll_retry, stand_down, Awaitable};
+use super::async_wait::{cancel, poll_retry, Awaitable};
 use super::failure::SendFatal;
 use super::sender::Publish;
 use super::{Flavor, Sender};
@@ -105,7 +105,7 @@ impl<S: SinkSender<T>, T> futures_sink::Sink<T> for SendSink<'_, S, T> {
 
 impl<S: Awaitable, T> Drop for SendSink<'_, S, T> {
     fn drop(&mut self) {
-        stand_down(self.sender);
+        cancel(self.sender);
     }
 }
 

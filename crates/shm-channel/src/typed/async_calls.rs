@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use super::{Receiver, RecvError, SendError, Sender, TypedFailure};
 use crate::codec::{Codec, FrameReader};
-use crate::endpoint::async_wait::{poll_retry, retry, stand_down, Awaitable, Waiting};
+use crate::endpoint::async_wait::{cancel, poll_retry, retry, Awaitable, Waiting};
 use crate::endpoint::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use crate::endpoint::sink::{SendSink, SinkSender};
 use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor, Publish};
@@ -175,6 +175,6 @@ impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for ValueStream<'_, T, C, F
 
 impl<T, C: Codec<T>, F: Flavor> Drop for ValueStream<'_, T, C, F> {
     fn drop(&mut self) {
-        stand_down(self.receiver);
+        cancel(self.receiver);
     }
 }
