@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use shm_channel::Endpoint;
-use shm_channel::{broadcast, mpsc, spsc, typed, RecvError, SendError};
+use shm_channel::{broadcast, mpsc, spsc, typed, RecvError, SendError, TrySendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::{fork_child, fork_lock};
 
@@ -593,4 +593,92 @@ fn a_cancelled_async_wait_is_never_woken_again() {
             "the cancelled wait's task was woken by rings meant for another sender"
         );
     });
+}
+
+/// A runtime of one thread: a spawned task runs only while the test's future awaits.
+fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// tokio's bounded channel serves its senders in order: a `reserve_async` waiting for room
+/// gets the room a receive frees, not a `try_send` of another sender made after it.
+#[test]
+fn a_waiting_async_sender_is_served_before_a_later_try_send() {
+    let (tx, mut rx) = mpsc::Builder::new(256).create().unwrap();
+    let mut first = tx.try_clone().unwrap();
+    let mut later = tx;
+    while later.try_send(&[0; 24]).is_ok() {}
+    one_thread().block_on(async {
+        let waiting = tokio::spawn(async move {
+            let mut grant = first.reserve_async(24).await.unwrap();
+            grant.write_at(0, &[1; 24]).unwrap();
+            grant.commit(24);
+        });
+        // Let it start waiting (it takes its place at its first attempt).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        rx.recv().unwrap(); // room for one message, meant for the waiting sender
+        assert!(
+            matches!(later.try_send(&[2; 24]), Err(TrySendError::Full(()))),
+            "a later try_send took the room of a waiting async sender"
+        );
+        tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        // Served in turn: the next room is the later sender's.
+        rx.recv().unwrap();
+        later.try_send(&[3; 24]).unwrap();
+    });
+    let mut last = Vec::new();
+    while let Ok(msg) = rx.try_recv() {
+        last.push(msg[0]);
+    }
+    assert_eq!(last.iter().rev().take(2).collect::<Vec<_>>(), [&3, &1]);
+}
+
+/// Async senders of one channel get room in the order they began to wait.
+#[test]
+fn async_senders_are_served_in_the_order_they_began_to_wait() {
+    let (tx, mut rx) = mpsc::Builder::new(256).create().unwrap();
+    let mut filler = tx.try_clone().unwrap();
+    while filler.try_send(&[0; 24]).is_ok() {}
+    let fillers = std::iter::from_fn(|| rx.try_recv().ok()).count();
+    // Full again, with exactly as many fillers.
+    for _ in 0..fillers {
+        filler.try_send(&[0; 24]).unwrap();
+    }
+    let senders: Vec<_> = (1..=4u8).map(|_| tx.try_clone().unwrap()).collect();
+    drop((tx, filler));
+    let order = one_thread().block_on(async move {
+        let mut tasks = Vec::new();
+        for (id, mut sender) in (1..=4u8).zip(senders) {
+            tasks.push(tokio::spawn(async move {
+                sender.send_async(&[id; 24]).await.unwrap();
+            }));
+            for _ in 0..10 {
+                tokio::task::yield_now().await; // it begins to wait before the next
+            }
+        }
+        let reader = std::thread::spawn(move || {
+            let mut order = Vec::new();
+            while order.len() < 4 {
+                std::thread::sleep(Duration::from_millis(3));
+                let msg = rx.recv().unwrap();
+                if msg[0] != 0 {
+                    order.push(msg[0]);
+                }
+            }
+            order
+        });
+        for task in tasks {
+            tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+        }
+        reader.join().unwrap()
+    });
+    assert_eq!(order, [1, 2, 3, 4]);
 }

@@ -12,7 +12,7 @@ use super::grant::{ReadGrant, WriteGrant};
 use super::receiver::copy_out;
 use super::sender::Publish;
 use super::{Deadline, Fault, Flavor, Frame, Receiver, Sender, Slot};
-use crate::shared::ring::RecvRing;
+use crate::shared::ring::{RecvRing, RingSide};
 use crate::{RecvIntoError, SendError};
 
 impl<F: Flavor> Awaitable for Sender<F> {
@@ -63,12 +63,41 @@ impl<F: Flavor> Sender<F> {
         .await
     }
 
-    /// One non-blocking reserve: `None` for "no room now".
+    /// One non-blocking reserve of an async call: `None` for "no room now" (see
+    /// [`enter_queue`](Sender::enter_queue)).
     pub(crate) fn poll_slot(&mut self, len: usize) -> Option<Result<Slot<F>, SendFatal>> {
-        match self.reserve_slot(len, Deadline::Now) {
+        self.enter_queue();
+        let outcome = match self.reserve_slot(len, Deadline::Now) {
             Ok(slot) => Some(Ok(slot)),
             Err(SendFailure::NotNow) => None,
             Err(SendFailure::Fatal(fatal)) => Some(Err(fatal)),
+        };
+        self.after_attempt(outcome.is_some());
+        outcome
+    }
+
+    /// Before an async attempt of a flavor of several senders: behind the async senders of
+    /// the channel already waiting in this process, this one takes its place among them
+    /// (room goes to them first, in order).
+    pub(crate) fn enter_queue(&mut self) {
+        if F::SHARED_SENDERS && self.common.queued.is_none() {
+            let queue = self.common.ring.view().send_queue();
+            if !queue.is_empty() {
+                self.common.queued = Some(queue.join());
+            }
+        }
+    }
+
+    /// After an async attempt: `done` (sent, or failed for good) leaves the queue (waking
+    /// the next); no room joins it, if not in it yet.
+    pub(crate) fn after_attempt(&mut self, done: bool) {
+        if !F::SHARED_SENDERS {
+            return;
+        }
+        if done {
+            self.common.leave_queue();
+        } else if self.common.queued.is_none() {
+            self.common.queued = Some(self.common.ring.view().send_queue().join());
         }
     }
 }

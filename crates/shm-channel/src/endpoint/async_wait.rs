@@ -359,6 +359,13 @@ pub(crate) trait Waiting {
 
     /// How the endpoint waits (its spin budget before it sleeps in the reactor).
     fn wait_strategy(&self) -> WaitStrategy;
+
+    /// Keeps the task's waker with the endpoint's place among the channel's waiting async
+    /// senders, if it has one: woken when its turn comes.
+    fn note_waker(&self, waker: &std::task::Waker);
+
+    /// Gives the endpoint's place among the waiting async senders up, if it has one.
+    fn leave_queue(&mut self);
 }
 
 impl<R: RingSide> Waiting for Common<R> {
@@ -375,6 +382,16 @@ impl<R: RingSide> Waiting for Common<R> {
     fn wait_strategy(&self) -> WaitStrategy {
         self.strategy
     }
+
+    fn note_waker(&self, waker: &std::task::Waker) {
+        if let Some(ticket) = self.queued {
+            self.ring.view().send_queue().set_waker(ticket, waker);
+        }
+    }
+
+    fn leave_queue(&mut self) {
+        Common::leave_queue(self);
+    }
 }
 
 /// One poll of `op` (the endpoint's non-blocking attempt: `None` for "not now"), waiting
@@ -389,6 +406,7 @@ pub(crate) fn poll_retry<E: Awaitable, R>(
         return Poll::Ready(ready);
     }
     let waiting = endpoint.waiting();
+    waiting.note_waker(cx.waker());
     let mut wait = match waiting.async_wait().take() {
         Some(wait) => wait,
         None => Box::new(waiting.new_async_wait()),
@@ -409,7 +427,9 @@ pub(crate) fn stand_down<E: Awaitable>(endpoint: &mut E) {
 /// Ends `endpoint`'s async wait because its future (or stream, or sink) was dropped: a
 /// cancelled wait is never woken again (see [`AsyncWait::cancel`]).
 pub(crate) fn cancel<E: Awaitable>(endpoint: &mut E) {
-    if let Some(wait) = endpoint.waiting().async_wait() {
+    let waiting = endpoint.waiting();
+    waiting.leave_queue();
+    if let Some(wait) = waiting.async_wait() {
         wait.cancel();
     }
 }

@@ -13,6 +13,7 @@ use crate::shared::fingerprint::{self, Fingerprint};
 use crate::shared::lines::TypeLine;
 use crate::shared::ownership::{self, OwnerCheck};
 use crate::shared::primitive::AtomicU64;
+use crate::shared::queue::Ticket;
 use crate::shared::ring::RingSide;
 use crate::shared::view::{EventRef, View};
 use crate::OwnershipError;
@@ -41,6 +42,9 @@ pub(crate) struct Common<R: RingSide> {
     /// Paces the slow checks of non-blocking calls.
     pub(crate) throttle: Throttle,
     owner: OwnerCheck,
+    /// A sender's place among the async senders of its channel waiting in this process
+    /// (`shared::queue`), while one of its async sends waits.
+    pub(crate) queued: Option<Ticket>,
     /// How this endpoint waits in async calls, once it has.
     #[cfg(feature = "tokio")]
     pub(crate) async_wait: Option<Box<super::async_wait::AsyncWait>>,
@@ -65,9 +69,25 @@ impl<R: RingSide> Common<R> {
             strategy,
             throttle: Throttle::default(),
             owner: OwnerCheck::new(),
+            queued: None,
             #[cfg(feature = "tokio")]
             async_wait: None,
         }
+    }
+
+    /// Leaves the queue of waiting async senders, if in it (the next is woken).
+    pub(crate) fn leave_queue(&mut self) {
+        if let Some(ticket) = self.queued.take() {
+            self.ring.view().send_queue().leave(ticket);
+        }
+    }
+
+    /// Whether a send of this endpoint must wait behind async senders of its channel
+    /// waiting in this process: some wait, and this endpoint is not the first of them.
+    #[inline]
+    pub(crate) fn behind_waiting_senders(&self) -> bool {
+        let queue = self.ring.view().send_queue();
+        !queue.is_empty() && !self.queued.is_some_and(|ticket| queue.is_first(ticket))
     }
 
     /// `Ok` when the calling process owns the endpoint (one private load while no `fork`
@@ -97,6 +117,7 @@ impl<R: RingSide> Drop for Common<R> {
     /// Closes the ring side if the calling process owns it: a copy in a process that does
     /// not own the endpoint is not ours to close.
     fn drop(&mut self) {
+        self.leave_queue();
         if ownership::owned_here(self.ring.owner_slot()) {
             (self.close)(&mut self.ring);
         }

@@ -129,6 +129,9 @@ pub trait Flavor: sealed::Sealed + Rings + Sized + 'static {
 /// What the endpoint core needs of a flavor: its layout and ring sides, and how a side is
 /// opened for the calling process.
 pub(crate) trait Rings: ControlBlock {
+    /// Whether the flavor has several senders (MPSC): then those of one channel in one
+    /// process are served in the order their async sends began to wait (`shared::queue`).
+    const SHARED_SENDERS: bool = false;
     /// The sending side of the ring.
     type Writer: SendRing<Control = Self>;
     /// The receiving side of the ring.

@@ -9,6 +9,7 @@ use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
 use super::{Deadline, Flavor, Slot};
 use crate::shared::doorbells::Doorbells;
+use crate::shared::queue::Ticket;
 use crate::shared::ring::{RingSide, SendRing};
 use crate::{Corruption, SendError, SendTimeoutError, TrySendError};
 
@@ -210,6 +211,11 @@ impl<F: Flavor> Sender<F> {
         if self.common.ring.receivers_closed() {
             return Err(SendFatal::Disconnected);
         }
+        if F::SHARED_SENDERS && self.common.behind_waiting_senders() {
+            // Async senders of this channel wait first: the ordinary wait, message by
+            // message.
+            return Ok(0);
+        }
         let mut run = std::mem::take(&mut self.run);
         run.clear();
         let reserved = self
@@ -307,7 +313,12 @@ impl<F: Flavor> Sender<F> {
         len: usize,
         deadline: Deadline,
     ) -> Result<Slot<F>, SendFailure> {
-        self.check_send(len)?;
+        match self.check_send(len) {
+            Ok(()) => {}
+            // Async senders of this channel wait first: no room for us now.
+            Err(SendFailure::NotNow) => return self.reserve_when_full(len, deadline),
+            Err(fatal) => return Err(fatal),
+        }
         match self.ring().try_reserve(len) {
             Ok(Some(slot)) => Ok(slot),
             Ok(None) => self.reserve_when_full(len, deadline),
@@ -329,9 +340,21 @@ impl<F: Flavor> Sender<F> {
 
     /// What every reservation checks first: the owner, the size, the receivers — closed
     /// (a shared flag, every send) or dead (the kernel, when the lookout says so: a dead
-    /// receiver's ring takes no more than the liveness bound's worth of sends).
+    /// receiver's ring takes no more than the liveness bound's worth of sends) — and, for a
+    /// flavor of several senders, that no async sender of the channel waits before this
+    /// one in this process (`NotNow` then).
     #[inline]
-    fn check_send(&mut self, len: usize) -> Result<(), SendFatal> {
+    fn check_send(&mut self, len: usize) -> Result<(), SendFailure> {
+        self.check_endpoint(len)?;
+        if F::SHARED_SENDERS && self.common.behind_waiting_senders() {
+            return Err(SendFailure::NotNow);
+        }
+        Ok(())
+    }
+
+    /// [`check_send`](Sender::check_send) but the queue of waiting async senders.
+    #[inline]
+    fn check_endpoint(&mut self, len: usize) -> Result<(), SendFatal> {
         self.common
             .verify_owner()
             .map_err(|_| SendFatal::NotOwner)?;
@@ -366,11 +389,13 @@ impl<F: Flavor> Sender<F> {
             handshake,
             strategy,
             throttle,
+            queued,
             ..
         } = &mut self.common;
+        let queued = *queued;
         if let Deadline::Now = deadline {
             return match slow_check_due(throttle) {
-                true => attempt(ring, len, Check::Slow),
+                true => attempt::<F>(ring, len, Check::Slow, queued),
                 false => None,
             }
             .unwrap_or(Err(SendFailure::NotNow));
@@ -380,7 +405,7 @@ impl<F: Flavor> Sender<F> {
         space
             .get()
             .wait_until_with(*handshake, strategy, deadline.instant(), |check| {
-                attempt(ring, len, check)
+                attempt::<F>(ring, len, check, queued)
             })
             .unwrap_or(Err(SendFailure::NotNow))
     }
@@ -388,16 +413,24 @@ impl<F: Flavor> Sender<F> {
 
 /// One attempt of a sender waiting for room: `Some` when the call can return. A slow
 /// check first asks about the receivers (which may free room: broadcast drops dead readers),
-/// then tries again.
-fn attempt<W: SendRing>(
-    ring: &mut W,
+/// then tries again — unless async senders of the channel wait before this one in this
+/// process (`queued`: its own place among them, if any).
+fn attempt<F: Flavor>(
+    ring: &mut F::Writer,
     len: usize,
     check: Check,
-) -> Option<Result<W::Slot, SendFailure>> {
+    queued: Option<Ticket>,
+) -> Option<Result<Slot<F>, SendFailure>> {
     if ring.receivers_closed() {
         return Some(Err(SendFatal::Disconnected.into()));
     }
     let dead = check == Check::Slow && ring.receivers_dead();
+    if F::SHARED_SENDERS {
+        let queue = ring.view().send_queue();
+        if !queue.is_empty() && !queued.is_some_and(|ticket| queue.is_first(ticket)) {
+            return dead.then(|| Err(SendFatal::PeerDied.into()));
+        }
+    }
     match ring.try_reserve(len) {
         Ok(Some(slot)) => Some(Ok(slot)),
         Err(corruption) => Some(Err(corrupted(corruption))),

@@ -152,6 +152,7 @@ impl Flavor for Mpsc {
 }
 
 impl Rings for Mpsc {
+    const SHARED_SENDERS: bool = true;
     type Writer = Writer;
     type Reader = Reader;
 

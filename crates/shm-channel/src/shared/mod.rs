@@ -14,6 +14,7 @@
 //! | `ownership` | owner slots: who owns an endpoint, checked on use, released on drop |
 //! | `status` | the status line's behaviour: claim, close, peer gone |
 //! | `doorbells` | the socket pair that wakes async waiters |
+//! | `queue` | the async senders of a channel waiting in this process, served in order (process-local) |
 //!
 //! Imports flow one way: the flavors and the core use this layer; nothing here names a
 //! flavor or the core.
@@ -26,6 +27,7 @@ pub(crate) mod layout;
 pub(crate) mod lines;
 pub(crate) mod ownership;
 pub(crate) mod primitive;
+pub(crate) mod queue;
 pub(crate) mod ring;
 pub(crate) mod status;
 pub(crate) mod view;

@@ -18,6 +18,7 @@ use super::creation::{effective_handshake, Creation};
 use super::doorbells::{Doorbells, End};
 use super::lines::{Line, StatusLine};
 use super::primitive::DataArea;
+use super::queue::SendQueue;
 use crate::{ChannelError, Corruption};
 
 /// Smallest capacity: one frame header plus 8 bytes of payload.
@@ -65,6 +66,9 @@ pub(crate) struct View {
     handshake: Handshake,
     /// The channel's doorbells in this process, if it has them (see `super::doorbells`).
     doorbells: Option<Arc<Doorbells>>,
+    /// The async senders waiting in this process (see `super::queue`), shared by the
+    /// views cloned from this one.
+    senders: Arc<SendQueue>,
 }
 
 // SAFETY: `View` holds pointers into memory kept alive by `memory` (itself Send + Sync);
@@ -82,6 +86,7 @@ impl Clone for View {
             data: self.data.clone(),
             handshake: self.handshake,
             doorbells: self.doorbells.clone(),
+            senders: Arc::clone(&self.senders),
         }
     }
 }
@@ -114,6 +119,7 @@ impl View {
             data,
             handshake: Handshake::SeqCst,
             doorbells: None,
+            senders: Arc::default(),
         })
     }
 
@@ -185,6 +191,12 @@ impl View {
     #[inline]
     pub(crate) fn handshake(&self) -> Handshake {
         self.handshake
+    }
+
+    /// The async senders waiting for room in this process.
+    #[inline]
+    pub(crate) fn send_queue(&self) -> &SendQueue {
+        &self.senders
     }
 
     /// The channel's doorbells in this process, if it has them.

@@ -60,16 +60,20 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         outcome.map_err(|failed| failed.with(value))
     }
 
-    /// One non-blocking send of `value`: `None` for "no room now".
+    /// One non-blocking send of `value` of an async call: `None` for "no room now" (in its
+    /// place among the channel's async senders waiting in this process, as a byte sender's).
     fn try_encode(&mut self, value: &T) -> Option<Result<(), Failed>> {
-        match self.encode_and_commit(value, Deadline::Now, Publish::Now) {
+        self.inner.enter_queue();
+        let outcome = match self.encode_and_commit(value, Deadline::Now, Publish::Now) {
             Ok(()) => Some(Ok(())),
             Err(TypedFailure::Channel(SendFailure::NotNow)) => None,
             Err(TypedFailure::Channel(SendFailure::Fatal(fatal))) => {
                 Some(Err(Failed::Fatal(fatal)))
             }
             Err(TypedFailure::Encode(e)) => Some(Err(Failed::Encode(e))),
-        }
+        };
+        self.inner.after_attempt(outcome.is_some());
+        outcome
     }
 
     /// This sender as a [`Sink`](futures_sink::Sink) of values (feature `tokio`): a value
