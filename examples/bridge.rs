@@ -129,10 +129,10 @@ impl Link for Zenoh {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
-        return child(&args[at + 1..]);
+        return Ok(child(&args[at + 1..])?);
     }
     let reps = match args.iter().position(|a| a == "--reps") {
         Some(at) => args.get(at + 1).ok_or("--reps N")?.parse()?,
@@ -143,7 +143,7 @@ fn main() -> Result<()> {
     } else {
         1
     };
-    parent(reps, scale)
+    Ok(parent(reps, scale)?)
 }
 
 /// The child: connects its link, then serves frames until told to quit.

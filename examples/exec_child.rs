@@ -19,12 +19,13 @@ use shm_fork::exec::{inherited, Command};
 /// The child mode's argument.
 const CHILD: &str = "--child";
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let mut args = std::env::args().skip(1);
     match args.next() {
-        Some(arg) if arg == CHILD => child(),
-        arg => parent(arg.map(|a| a.parse()).transpose()?.unwrap_or(64)),
+        Some(arg) if arg == CHILD => child()?,
+        arg => parent(arg.map(|a| a.parse()).transpose()?.unwrap_or(64))?,
     }
+    Ok(())
 }
 
 /// FNV-1a, 64 bits.

@@ -43,7 +43,7 @@ const RUN: usize = 1024;
 
 type Failure = Box<dyn std::error::Error>;
 
-fn main() -> Result<(), Failure> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let mut args = std::env::args().skip(1);
     let total: u64 = args.next().map_or(Ok(4_000_000), |a| a.parse())?;
     let reps: usize = args.next().map_or(Ok(5), |a| a.parse())?;
@@ -175,12 +175,13 @@ fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
 fn run_shm_bulk(producers: u64, per: u64) -> Result<f64, Failure> {
     let (tx, rx) = channel(producers)?;
     let mut tx = Some(tx);
-    let mut rx = bulk::Receiver::<[u8; MSG], Plain, Mpsc>::from_bytes(rx);
+    let mut rx = bulk::Receiver::<[u8; MSG], Plain, Mpsc>::from_bytes(rx)?;
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
         .map(|p| {
             fork_with(sender_for(&mut tx, p, producers), move |tx| {
-                let mut tx = bulk::Sender::<[u8; MSG], Plain, Mpsc>::from_bytes(tx);
+                let mut tx = bulk::Sender::<[u8; MSG], Plain, Mpsc>::from_bytes(tx)
+                    .expect("the channel carries these batches");
                 let mut run = Vec::with_capacity(RUN);
                 let mut seq = 0;
                 while seq < per {

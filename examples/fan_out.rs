@@ -41,7 +41,7 @@ const RUN: usize = 1024;
 
 type Failure = Box<dyn std::error::Error>;
 
-fn main() -> Result<(), Failure> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let mut args = std::env::args().skip(1);
     let total: u64 = args.next().map_or(Ok(4_000_000), |a| a.parse())?;
     let reps: usize = args.next().map_or(Ok(5), |a| a.parse())?;
@@ -108,7 +108,8 @@ fn run_shm(total: u64, bulk_frames: bool) -> Result<f64, Failure> {
             fork_with(rx, move |rx| {
                 let mut next = 0u64;
                 if bulk_frames {
-                    let mut rx = bulk::Receiver::<[u8; MSG], Plain, Broadcast>::from_bytes(rx);
+                    let mut rx = bulk::Receiver::<[u8; MSG], Plain, Broadcast>::from_bytes(rx)
+                        .expect("the channel carries these batches");
                     let mut batch = Vec::new();
                     while rx.drain_into(&mut batch, usize::MAX).is_ok() {
                         batch.iter().for_each(|m| check(&mut next, m));
@@ -129,7 +130,7 @@ fn run_shm(total: u64, bulk_frames: bool) -> Result<f64, Failure> {
     let mut run = Vec::with_capacity(RUN);
     let mut seq = 0;
     if bulk_frames {
-        let mut tx = bulk::Sender::<[u8; MSG], Plain, Broadcast>::from_bytes(tx);
+        let mut tx = bulk::Sender::<[u8; MSG], Plain, Broadcast>::from_bytes(tx)?;
         while seq < total {
             fill(&mut run, seq, total);
             tx.send(&run)?;

@@ -19,7 +19,7 @@ use shm_channel::typed;
 /// Alternated runs of each transport (docs/benchmarks.md: at least 5, median and min–max).
 const RUNS: usize = 5;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let round_trips: u64 = match std::env::args().nth(1) {
         Some(arg) => arg.parse()?,
         None => 20_000,

@@ -108,7 +108,7 @@ fn digest(r: Record) -> u64 {
 
 type Failure = Box<dyn std::error::Error>;
 
-fn main() -> Result<(), Failure> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let mut args = std::env::args().skip(1);
     let items: u64 = args.next().map_or(Ok(20_000_000), |a| a.parse())?;
     let reps: usize = args.next().map_or(Ok(5), |a| a.parse())?;

@@ -20,7 +20,7 @@ use shm_ipc::core::{Region, SharedMemory};
 /// Bytes the reference program maps.
 const MAP_LEN: usize = 4096;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let fast = std::env::args().skip(1).any(|arg| arg == "--fast");
     let (parent_delay, child_delay) = if fast {
         (Duration::from_millis(200), Duration::from_millis(300))

@@ -20,12 +20,13 @@ const CLIENTS: u8 = 2;
 const REQUESTS: u64 = 1000;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
-        [mode, name, id] if mode == "client" => client(name, id.parse()?),
-        _ => server(),
+        [mode, name, id] if mode == "client" => client(name, id.parse()?)?,
+        _ => server()?,
     }
+    Ok(())
 }
 
 fn server() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,7 +41,7 @@ fn server() -> Result<(), Box<dyn std::error::Error>> {
                 .args(["client", &name, &id.to_string()])
                 .spawn()?,
         );
-        let connection = listener.accept(TIMEOUT)?;
+        let connection = listener.accept_timeout(TIMEOUT)?;
         let (reply_tx, reply_rx) = spsc::Builder::new(1 << 12).create_memfd()?;
         connection.pass("requests", requests.try_clone()?, TIMEOUT)?;
         connection.pass("replies", reply_rx, TIMEOUT)?;

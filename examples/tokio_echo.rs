@@ -34,20 +34,23 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-fn main() -> Result<(), Error> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    match args.as_slice() {
+    let outcome = match args.as_slice() {
         [mode, name, wait] if mode == "shm-client" => {
             runtime.block_on(shm_client(name, wait == "park"))
         }
         [mode, name] if mode == "unix-client" => runtime.block_on(unix_client(name)),
         [flag, rounds] if flag == "--rounds" => runtime.block_on(server(rounds.parse()?)),
         _ => runtime.block_on(server(1)),
-    }
+    };
+    // `Send + Sync` errors (the tasks'), as `main` prints them.
+    outcome.map_err(|err| -> Box<dyn std::error::Error> { err })?;
+    Ok(())
 }
 
 async fn server(rounds: usize) -> Result<(), Error> {
@@ -80,7 +83,7 @@ async fn shm_round(name: &str, park: bool) -> Result<Vec<f64>, Error> {
     // `accept` blocks (with its timeout): a thread of the blocking pool waits for it.
     let connections = tokio::task::spawn_blocking(move || {
         (0..CLIENTS)
-            .map(|_| listener.accept(TIMEOUT))
+            .map(|_| listener.accept_timeout(TIMEOUT))
             .collect::<Result<Vec<_>, _>>()
     })
     .await??;

@@ -16,7 +16,7 @@ fn count_primes((start, end): (u64, u64)) -> u64 {
     (start..end).filter(|&n| is_prime(n)).count() as u64
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), shm_ipc::MainError> {
     let mut args = std::env::args().skip(1);
     let workers: usize = args.next().map_or(Ok(2), |a| a.parse())?;
     let limit: u64 = args.next().map_or(Ok(2_000_000), |a| a.parse())?;

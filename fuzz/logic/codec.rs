@@ -88,10 +88,10 @@ where
     let memory = heap_memory(DATA + 8192);
     let (mut tx, rx) = Builder::new(8192).create_in(memory).unwrap();
     tx.try_send(frame).unwrap();
-    let mut rx = typed::Receiver::<T, C>::from_bytes(rx);
+    let mut rx = typed::Receiver::<T, C>::from_bytes(rx).unwrap();
     match rx.try_recv() {
         Ok(value) => {
-            let mut tx = typed::Sender::<T, C>::from_bytes(tx);
+            let mut tx = typed::Sender::<T, C>::from_bytes(tx).unwrap();
             match tx.try_send(value.clone()) {
                 Ok(()) => assert_eq!(rx.try_recv().unwrap(), value, "round trip"),
                 // A value decoded from <= 4 KiB may encode larger (never beyond the ring

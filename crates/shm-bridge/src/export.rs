@@ -48,6 +48,8 @@ pub const DEFAULT_PACK_SIZE: usize = 64_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExportOptions {
     /// The layout/codec tag every pack carries (importers of another layout refuse them).
+    /// [`Layout::BYTES`] (the default) for a typed local channel means its type
+    /// fingerprint ([`Layout::from_fingerprint`]).
     pub layout: Layout,
     /// [`Delivery::Block`] (the default): zenoh congestion control `Block`, and no frame is
     /// read from the local channel while no importer is subscribed, so a slow or absent
@@ -154,7 +156,9 @@ struct Ending {
 }
 
 /// Forwards every frame read from `receiver` (a byte endpoint of any flavor; for a typed
-/// channel pass `typed_receiver.into_bytes()` and a [`Layout`] naming the codec) to a zenoh
+/// channel pass `typed_receiver.into_bytes()`: its packs carry the channel's type
+/// fingerprint as their [`Layout`], which [`import_typed`](crate::import_typed) of another
+/// type refuses) to a zenoh
 /// publisher on `key`, packed into puts of up to [`ExportOptions::pack_size`] bytes behind
 /// the bridge header (magic, version, layout, publisher id, first sequence number; see
 /// [`header`](crate::header)).
@@ -165,7 +169,7 @@ struct Ending {
 /// ```no_run
 /// use shm_bridge::{export, Config, ExportOptions};
 /// let session = Config::loopback_peer().connect("tcp/127.0.0.1:7447")?.open()?;
-/// let (mut tx, rx) = shm_channel::spsc::channel(1 << 16)?;
+/// let (mut tx, rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
 /// let exporter = export(&session, rx, "demo/frames", ExportOptions::default())?;
 /// tx.send(b"hello, other host")?;
 /// drop(tx); // the end of the stream: importers see it after this frame
@@ -183,6 +187,17 @@ where
     F: Flavor,
     Receiver<F>: Send,
 {
+    let options = ExportOptions {
+        layout: match options.layout {
+            Layout::BYTES => receiver
+                .type_fingerprint()
+                .map_or(Layout::BYTES, |fingerprint| {
+                    Layout::from_fingerprint(&fingerprint)
+                }),
+            chosen => chosen,
+        },
+        ..options
+    };
     let publisher_id = liveness::new_publisher_id();
     let congestion = match options.delivery {
         Delivery::Block => CongestionControl::Block,

@@ -30,6 +30,9 @@
 //! and the length of every frame before any frame is delivered, and returns a
 //! [`HeaderError`] for the whole pack otherwise, never panics.
 
+use shm_channel::codec::CodecId;
+use shm_channel::typed::Fingerprint;
+
 /// The magic at offset 0 of every pack.
 pub const MAGIC: [u8; 4] = *b"SHMB";
 
@@ -45,15 +48,24 @@ pub const FRAME_PREFIX_LEN: usize = 4;
 /// Length of the body of an end or stopped pack (the abandoned count, u64 LE).
 const FINAL_BODY_LEN: usize = 8;
 
-/// The codec/layout of the payload a channel carries, chosen by the user and checked on
-/// every pack: an importer refuses packs of another layout instead of misreading them.
+/// The codec/layout of the payload a channel carries, checked on every pack: an importer
+/// refuses packs of another layout instead of misreading them. For typed channels it is
+/// the channel's type [`Fingerprint`] (what typed ends record in shared memory and check
+/// there), folded to 32 bits: [`export`](crate::export) takes it from the local channel,
+/// [`import_typed`](crate::import_typed) from `T` and its codec. For byte channels the user
+/// chooses it.
 ///
 /// ```
 /// use shm_bridge::Layout;
 /// assert_eq!(Layout::named("telemetry/v2"), Layout::named("telemetry/v2"));
 /// assert_ne!(Layout::named("telemetry/v2"), Layout::named("telemetry/v3"));
 /// assert_eq!(Layout::BYTES.tag(), 0);
+/// use shm_ipc::channel::codec::Bincode;
+/// assert_eq!(Layout::of::<String, Bincode>(), Layout::of::<String, Bincode>());
+/// assert_ne!(Layout::of::<String, Bincode>(), Layout::of::<u64, Bincode>());
 /// ```
+///
+/// [`Fingerprint`]: shm_channel::typed::Fingerprint
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Layout(u32);
 
@@ -80,6 +92,19 @@ impl Layout {
             i += 1;
         }
         Layout(hash)
+    }
+
+    /// The layout of typed channels of `T` through codec `C`: their
+    /// [`Fingerprint`], folded.
+    pub fn of<T, C: CodecId>() -> Layout {
+        Layout::from_fingerprint(&Fingerprint::of::<T, C>())
+    }
+
+    /// The layout of typed channels of this fingerprint: its 64-bit id folded to the
+    /// header's 32 bits (never 0, which is [`Layout::BYTES`]).
+    pub fn from_fingerprint(fingerprint: &Fingerprint) -> Layout {
+        let id = fingerprint.id();
+        Layout(((id >> 32) as u32 ^ id as u32).max(1))
     }
 
     /// The tag carried in each pack's header.

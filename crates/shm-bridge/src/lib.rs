@@ -11,7 +11,9 @@
 //!   which also says when the remote side has gone or ended its stream.
 //!
 //! Typed channels pass through as their encoded bytes: export `typed_rx.into_bytes()` and
-//! read with [`Importer::typed`]. Every put carries a 32-byte header (magic, format
+//! read with [`import_typed`]; the packs carry the channel's type fingerprint (the one typed
+//! ends record in shared memory) as their [`Layout`], so an importer of another type refuses
+//! them. Every put carries a 32-byte header (magic, format
 //! version, a [`Layout`] tag naming the codec/layout, a per-publisher id and the first
 //! frame's sequence number; see [`header`]) and then its frames, each behind its length, so
 //! a peer of another layout or version is refused, not misread. Several exporters
@@ -27,7 +29,7 @@
 //! let here = Config::loopback_peer().connect(&endpoint)?.open()?;
 //!
 //! let mut importer = import(&there, "doc/frames", 1 << 16, ImportOptions::default())?;
-//! let (mut tx, rx) = shm_channel::spsc::channel(1 << 16)?;
+//! let (mut tx, rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
 //! let _exporter = export(&here, rx, "doc/frames", ExportOptions::default())?;
 //! tx.send(b"across hosts")?; // waits in the local ring until the importer is matched
 //! assert_eq!(importer.recv_timeout(Duration::from_secs(10))?, b"across hosts");
@@ -135,8 +137,8 @@ pub use error::{BridgeError, ImportError};
 pub use export::{export, ExportOptions, ExportReport, Exporter, DEFAULT_PACK_SIZE};
 pub use header::{HeaderError, Layout};
 pub use import::{
-    import, import_into, Feed, ImportOptions, ImportStats, Importer, LocalReceiver, RemoteStatus,
-    STATUS_POLL,
+    import, import_into, import_typed, Feed, ImportOptions, ImportStats, Importer, LocalReceiver,
+    RemoteStatus, STATUS_POLL,
 };
 
 /// What the bridge does when the remote side cannot keep up (see the crate docs).

@@ -12,9 +12,11 @@ use common::{
     time_until, Spec, CAPACITY, MAX_LEN, PER_MESSAGE,
 };
 use shm_bridge::{
-    export, free_loopback_endpoint, import, Delivery, ExportOptions, HeaderError, ImportError,
-    ImportOptions, Layout, RemoteStatus,
+    export, free_loopback_endpoint, import, import_typed, Delivery, ExportOptions, HeaderError,
+    ImportError, ImportOptions, Layout, RemoteStatus,
 };
+use shm_channel::codec::Bincode;
+use shm_channel::typed;
 use shm_testkit::message::{message, tag, untag, Checker};
 
 fn main() {
@@ -34,6 +36,10 @@ fn main() {
         (
             "mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted",
             mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted,
+        ),
+        (
+            "a_typed_exporter_of_another_type_is_refused_by_its_fingerprint",
+            a_typed_exporter_of_another_type_is_refused_by_its_fingerprint,
         ),
         (
             "drop_mode_counts_what_a_full_local_channel_drops",
@@ -129,6 +135,34 @@ fn fan_in_from_three_exporter_processes_keeps_each_order() {
     }
     time_until(&mut importer, &ImportError::RemoteClosed);
     assert_eq!(importer.stats().missed, 0);
+}
+
+/// The exporter of a typed local channel puts the channel's type fingerprint on its packs
+/// (the one typed ends record in shared memory); an importer of another type refuses them,
+/// naming both fingerprints' tags; an importer of the same type decodes them.
+fn a_typed_exporter_of_another_type_is_refused_by_its_fingerprint() {
+    let (there, endpoint) = listening_session();
+    let here = connected_session(&endpoint);
+    let key = "test/typed";
+    let mut wrong =
+        import_typed::<u64, Bincode>(&there, key, CAPACITY, ImportOptions::default()).unwrap();
+    let mut right =
+        import_typed::<String, Bincode>(&there, key, CAPACITY, ImportOptions::default()).unwrap();
+    let (mut tx, rx) = typed::channel::<String>(CAPACITY).unwrap();
+    let _exporter = export(&here, rx.into_bytes(), key, ExportOptions::default()).unwrap();
+    tx.send("typed".to_string()).unwrap();
+    match wrong.recv_timeout(PER_MESSAGE) {
+        Err(ImportError::Refused {
+            reason: HeaderError::Layout { expected, found },
+            ..
+        }) => {
+            assert_eq!(expected, Layout::of::<u64, Bincode>().tag());
+            assert_eq!(found, Layout::of::<String, Bincode>().tag());
+        }
+        other => panic!("expected a refusal by fingerprint, got {other:?}"),
+    }
+    assert_eq!(right.recv_timeout(PER_MESSAGE).unwrap(), "typed");
+    assert_eq!(wrong.stats().delivered, 0);
 }
 
 fn mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted() {

@@ -10,13 +10,17 @@
 //! items as they are (no encoding at all); [`Bincode`](crate::codec::Bincode) (the default)
 //! and [`Postcard`](crate::codec::Postcard) carry any serde type.
 //!
-//! ```
-//! use shm_channel::bulk;
-//! use shm_channel::codec::Plain;
+//! Bulk ends check their type across processes as typed ends do (see
+//! [`typed::Fingerprint`](crate::typed::Fingerprint)); a bulk channel of `T` records `[T]`,
+//! so a typed end of `T` is refused by it, and the other way round.
 //!
-//! let (tx, rx) = shm_channel::spsc::channel(1 << 16)?;
-//! let mut tx = bulk::Sender::<u64, Plain>::from_bytes(tx);
-//! let mut rx = bulk::Receiver::<u64, Plain>::from_bytes(rx);
+//! ```
+//! use shm_ipc::channel::bulk;
+//! use shm_ipc::channel::codec::Plain;
+//!
+//! let (tx, rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
+//! let mut tx = bulk::Sender::<u64, Plain>::from_bytes(tx)?;
+//! let mut rx = bulk::Receiver::<u64, Plain>::from_bytes(rx)?;
 //! // 40 KB: five frames (each at most an eighth of the ring), all in the ring at once.
 //! let items: Vec<u64> = (0..5_000).collect();
 //! tx.send(&items)?;
@@ -26,9 +30,9 @@
 //! assert_eq!(got, items);
 //!
 //! // serde items, with the default codec
-//! let (tx, rx) = shm_channel::spsc::channel(1 << 12)?;
-//! let mut tx = bulk::Sender::<String>::from_bytes(tx);
-//! let mut rx = bulk::Receiver::<String>::from_bytes(rx);
+//! let (tx, rx) = shm_ipc::channel::spsc::channel(1 << 12)?;
+//! let mut tx = bulk::Sender::<String>::from_bytes(tx)?;
+//! let mut rx = bulk::Receiver::<String>::from_bytes(rx)?;
 //! tx.send(&["a".to_string(), "b".to_string()])?;
 //! let mut got = Vec::new();
 //! assert_eq!(rx.recv_into(&mut got)?, 2);
@@ -42,8 +46,15 @@ use crate::codec::{BatchCodec, FrameReader, FrameWriter};
 use crate::endpoint::failure::{until_done, FromRecvFatal, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 use crate::spsc::Spsc;
-use crate::typed::{DefaultCodec, FromDecodeError, RecvError, SendError};
+use crate::typed::{
+    DefaultCodec, Fingerprint, FromDecodeError, RecvError, SendError, TypeMismatch,
+};
 use crate::{CodecError, TryRecvError};
+
+/// Records `[T]` through `C` as what the channel of `parts` carries, or checks it.
+fn check_batch_type<T, C: BatchCodec<T>>(parts: &dyn Parts) -> Result<(), TypeMismatch> {
+    crate::shared::fingerprint::record_or_check(parts.type_line(), &Fingerprint::of_batch::<T, C>())
+}
 
 /// The share of the ring one frame may take: an eighth, as deferred sends publish (so that
 /// the ring holds several frames and both sides keep busy).
@@ -56,12 +67,19 @@ pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
 }
 
 impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
-    /// Wraps a byte sender: its frames will carry batches of `T`s encoded by `C`.
-    pub fn from_bytes(inner: crate::Sender<F>) -> Self {
-        Sender {
+    /// Wraps a byte sender: its frames will carry batches of `T`s encoded by `C`. The
+    /// channel's fingerprint (`[T]` through `C`) is recorded if it has none yet, else
+    /// checked.
+    ///
+    /// # Errors
+    ///
+    /// [`TypeMismatch`] if the channel carries something else; the byte sender is dropped.
+    pub fn from_bytes(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
+        check_batch_type::<T, C>(inner.parts())?;
+        Ok(Sender {
             inner,
             _types: PhantomData,
-        }
+        })
     }
 
     /// Sends every item of `items`, in order, waiting for room as long as it takes, and
@@ -154,14 +172,21 @@ pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
 }
 
 impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
-    /// Wraps a byte receiver whose frames carry batches of `T`s encoded by `C`.
-    pub fn from_bytes(inner: crate::Receiver<F>) -> Self {
-        Receiver {
+    /// Wraps a byte receiver whose frames carry batches of `T`s encoded by `C`. The
+    /// channel's fingerprint is recorded if it has none yet, else checked.
+    ///
+    /// # Errors
+    ///
+    /// [`TypeMismatch`] if the channel carries something else; the byte receiver is
+    /// dropped.
+    pub fn from_bytes(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
+        check_batch_type::<T, C>(inner.parts())?;
+        Ok(Receiver {
             inner,
             scratch: Vec::new(),
             pending: None,
             _types: PhantomData,
-        }
+        })
     }
 
     /// Waits for the next frame and appends its items to `out`; returns how many.

@@ -102,6 +102,10 @@ pub enum ChannelError {
     /// where no endpoint will be awaited.
     #[error("cannot create the channel's doorbells: {0}")]
     Doorbell(#[source] std::io::Error),
+    /// A typed end was asked for a channel whose typed ends carry another type (see
+    /// [`typed::Fingerprint`](crate::typed::Fingerprint)).
+    #[error(transparent)]
+    Type(#[from] crate::shared::fingerprint::TypeMismatch),
 }
 
 /// An access outside a grant's bytes.
@@ -157,7 +161,7 @@ pub enum CodecError {
 /// test's tally).
 ///
 /// ```
-/// use shm_channel::{CallError, RecvError, TryRecvError};
+/// use shm_ipc::channel::{CallError, RecvError, TryRecvError};
 /// fn worth_retrying(error: &impl CallError) -> bool {
 ///     !error.is_fatal()
 /// }
@@ -272,8 +276,8 @@ impl<T> CallError for SendError<T> {
 /// [`typed::SendError`](crate::typed::SendError)).
 ///
 /// ```
-/// use shm_channel::{SendError, TrySendError};
-/// let (mut tx, rx) = shm_channel::spsc::channel(16)?;
+/// use shm_ipc::channel::{SendError, TrySendError};
+/// let (mut tx, rx) = shm_ipc::channel::spsc::channel(16)?;
 /// tx.try_send(&[1; 8])?;
 /// assert!(matches!(tx.try_send(&[2; 8]), Err(TrySendError::Full(()))));
 /// drop(rx);
@@ -357,8 +361,8 @@ impl CallError for RecvError {
 /// receiver's `Decode`).
 ///
 /// ```
-/// use shm_channel::{RecvError, TryRecvError};
-/// let (tx, mut rx) = shm_channel::spsc::channel(4096)?;
+/// use shm_ipc::channel::{RecvError, TryRecvError};
+/// let (tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 /// drop(tx);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Recv(RecvError::Disconnected)));

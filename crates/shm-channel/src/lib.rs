@@ -26,6 +26,7 @@
 //! | many small values per frame | [`bulk`] | `send(&[T])` | `recv_into(&mut Vec<T>)` |
 //! | bytes, like a pipe | [`stream::pipe`] | `io::Write` | `io::Read` |
 //! | async code (feature `tokio`) | any endpoint | `send_async`, `reserve_async` | `recv_async`, `read_async`, `stream()` |
+//! | requests and replies, any two processes | [`rpc::pair`] | `Client::call` | `Server::serve` |
 //! | another process that `fork` did not make | [`Builder::create_memfd`] and [`transfer`] (or `shm-fork`'s `exec` and rendezvous) | | |
 //!
 //! ## Errors
@@ -51,7 +52,7 @@
 //! process could end the wait.
 //!
 //! ```
-//! let (mut tx, mut rx) = shm_channel::typed::channel::<(u32, String)>(4096)?;
+//! let (mut tx, mut rx) = shm_ipc::channel::typed::channel::<(u32, String)>(4096)?;
 //! tx.send((7, "seven".to_string()))?;
 //! assert_eq!(rx.recv()?, (7, "seven".to_string()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -73,6 +74,7 @@ pub mod codec;
 mod endpoint;
 mod error;
 pub mod mpsc;
+pub mod rpc;
 mod shared;
 pub mod spsc;
 pub mod stream;
@@ -87,3 +89,8 @@ pub use error::{
     RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use shared::view::{MAX_CAPACITY, MIN_CAPACITY};
+/// rust-vmm's `vm-memory`, whose [`VolatileSlice`](vm_memory::VolatileSlice) the grants hand
+/// out for safe in-place access ([`WriteGrant::as_volatile_slice`],
+/// [`ReadGrant::as_volatile_slice`]); re-exported so that its traits (`Bytes`,
+/// `VolatileMemory`) are the version the grants speak.
+pub use vm_memory;

@@ -26,8 +26,8 @@
 //! endpoint closed, as when the endpoint itself is dropped.
 //!
 //! ```
-//! use shm_channel::spsc::{Builder, Receiver};
-//! use shm_channel::transfer::{Portable, Ticket, TransferError};
+//! use shm_ipc::channel::spsc::{Builder, Receiver};
+//! use shm_ipc::channel::transfer::{Portable, Ticket, TransferError};
 //!
 //! let (tx, rx) = Builder::new(4096).doorbells(true).create_memfd()?;
 //! let transfer = rx.into_transfer()?;
@@ -38,9 +38,9 @@
 //! let ticket: Ticket = "spsc.receiver.0".parse()?;
 //! assert_eq!(ticket, transfer.ticket());
 //! // The process it reaches rebuilds it with `Receiver::from_fds(fds, ticket)` (see
-//! // `shm_fork::exec` for a program started with `exec`); a sender cannot be made of it:
+//! // `shm_ipc::fork::exec` for a program started with `exec`); a sender cannot be made of it:
 //! let fds = transfer.fds().iter().map(|fd| fd.try_clone_to_owned()).collect::<Result<_, _>>()?;
-//! let wrong = shm_channel::spsc::Sender::from_fds(fds, ticket);
+//! let wrong = shm_ipc::channel::spsc::Sender::from_fds(fds, ticket);
 //! assert!(matches!(wrong, Err(TransferError::WrongEndpoint { .. })));
 //! // Dropped without a hand-over, the transfer drops the receiver: the channel closes.
 //! drop(transfer);
@@ -65,13 +65,17 @@ use crate::shared::ring::RecvRing;
 use crate::shared::status::Claim;
 use crate::{ChannelError, Endpoint, Flavor, OwnershipError, Receiver, Sender};
 
-/// Which side of a channel an endpoint is.
+/// Which side of a channel an endpoint is (or of a request/response pair).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Side {
     /// A sending endpoint.
     Sender,
     /// A receiving endpoint.
     Receiver,
+    /// An [`rpc::Client`](crate::rpc::Client): a request sender and a reply receiver.
+    Client,
+    /// An [`rpc::Server`](crate::rpc::Server): a request receiver and a reply sender.
+    Server,
 }
 
 impl Side {
@@ -79,12 +83,29 @@ impl Side {
         match self {
             Side::Sender => "sender",
             Side::Receiver => "receiver",
+            Side::Client => "client",
+            Side::Server => "server",
         }
+    }
+
+    /// Whether this side is a pair of endpoints (two channels).
+    fn is_pair(self) -> bool {
+        matches!(self, Side::Client | Side::Server)
     }
 }
 
+/// What a descriptor passed with an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdKind {
+    /// A channel's memory: a sealed memfd.
+    Memfd,
+    /// One end of a channel's doorbell socket pair.
+    Doorbell,
+}
+
 /// Which endpoint a [`Transfer`]'s memfd carries: flavor, side and owner slot. Its text
-/// form (`Display`/`FromStr`) is `flavor.side.slot`, e.g. `mpsc.sender.3`.
+/// form (`Display`/`FromStr`) is `flavor.side.slot`, e.g. `mpsc.sender.3`; an end of a
+/// request/response pair (two SPSC channels) is `rpc.client.0` or `rpc.server.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ticket {
     flavor: &'static str,
@@ -92,8 +113,8 @@ pub struct Ticket {
     slot: usize,
 }
 
-/// The flavors a ticket may name.
-const FLAVORS: [&str; 3] = ["spsc", "mpsc", "broadcast"];
+/// The flavors a ticket may name (`rpc`: a request/response pair of SPSC channels).
+const FLAVORS: [&str; 4] = ["spsc", "mpsc", "broadcast", "rpc"];
 
 impl Ticket {
     /// The flavor's name (`"spsc"`, `"mpsc"`, `"broadcast"`).
@@ -101,16 +122,40 @@ impl Ticket {
         self.flavor
     }
 
-    /// `Ok` if this ticket names an endpoint of flavor `F` on `side`.
-    fn expect<F: Flavor>(&self, side: Side) -> Result<(), TransferError> {
-        if self.flavor == F::NAME && self.side == side {
+    /// What the `count` descriptors passed with this ticket are, in order; `None` if
+    /// `count` is not a number this ticket travels with (an endpoint: its memfd, then
+    /// optionally its two doorbells; a pair: the same for each of its two channels).
+    pub fn fd_kinds(&self, count: usize) -> Option<Vec<FdKind>> {
+        let parts = if self.side.is_pair() { 2 } else { 1 };
+        let per_part = match count.checked_div(parts)? {
+            n @ (1 | 3) if n * parts == count => n,
+            _ => return None,
+        };
+        Some(
+            (0..count)
+                .map(|i| match i % per_part {
+                    0 => FdKind::Memfd,
+                    _ => FdKind::Doorbell,
+                })
+                .collect(),
+        )
+    }
+
+    /// `Ok` if this ticket names an endpoint of flavor `flavor` on `side`.
+    fn expect_named(&self, flavor: &'static str, side: Side) -> Result<(), TransferError> {
+        if self.flavor == flavor && self.side == side {
             Ok(())
         } else {
             Err(TransferError::WrongEndpoint {
-                expected: format!("{}.{}", F::NAME, side.name()),
+                expected: format!("{flavor}.{}", side.name()),
                 found: *self,
             })
         }
+    }
+
+    /// `Ok` if this ticket names an endpoint of flavor `F` on `side`.
+    fn expect<F: Flavor>(&self, side: Side) -> Result<(), TransferError> {
+        self.expect_named(F::NAME, side)
     }
 }
 
@@ -139,9 +184,12 @@ impl FromStr for Ticket {
             .into_iter()
             .find(|known| *known == flavor)
             .ok_or_else(|| bad("unknown flavor"))?;
-        let side = match side {
-            "sender" => Side::Sender,
-            "receiver" => Side::Receiver,
+        let side = match (flavor, side) {
+            ("rpc", "client") => Side::Client,
+            ("rpc", "server") => Side::Server,
+            ("rpc", _) => return Err(bad("the side of a pair is neither client nor server")),
+            (_, "sender") => Side::Sender,
+            (_, "receiver") => Side::Receiver,
             _ => return Err(bad("the side is neither sender nor receiver")),
         };
         // At most 4 digits: slots are few (the channels' limits are 16 and 64).
@@ -188,9 +236,10 @@ pub enum TransferError {
         /// What the ticket names.
         found: Ticket,
     },
-    /// Not the descriptors of an endpoint: a memfd, optionally followed by two doorbells.
+    /// Not the descriptors of an endpoint: a memfd, optionally followed by two doorbells
+    /// (an end of a request/response pair: that for each of its channels).
     #[error(
-        "an endpoint travels as 1 descriptor (its memfd) or 3 (and its doorbells), not {count}"
+        "an endpoint travels as 1 descriptor (its memfd) or 3 (and its doorbells), a pair's end as twice that, not {count}"
     )]
     Descriptors {
         /// How many arrived.
@@ -203,6 +252,11 @@ pub enum TransferError {
     /// endpoint's owner slot is held by another live process.
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    /// The endpoint is a typed end of another type than the one asked for (see
+    /// [`typed::Fingerprint`](crate::typed::Fingerprint)); it was dropped, which closes
+    /// it.
+    #[error(transparent)]
+    Type(#[from] crate::typed::TypeMismatch),
 }
 
 /// An endpoint that can travel to another process as a descriptor and a [`Ticket`].
@@ -236,7 +290,8 @@ pub trait Portable: Sized {
 pub struct Transfer {
     fds: Vec<OwnedFd>,
     ticket: Ticket,
-    endpoint: Box<dyn Endpoint + Send>,
+    /// The endpoint (two for an end of a request/response pair).
+    endpoints: Vec<Box<dyn Endpoint + Send>>,
 }
 
 impl fmt::Debug for Transfer {
@@ -269,11 +324,60 @@ impl Transfer {
     /// [`TransferError::Channel`] (`ChannelError::Ownership`) if this process's identity
     /// cannot be read; the endpoint is dropped (and closed) then.
     pub fn hand_over(self, to: ProcessIdentity) -> Result<(), TransferError> {
-        match self.endpoint.hand_over(to) {
-            Ok(()) | Err(OwnershipError::OwnedElsewhere { .. }) => Ok(()),
-            Err(err) => Err(ChannelError::Ownership(err).into()),
+        for endpoint in &self.endpoints {
+            match endpoint.hand_over(to) {
+                Ok(()) | Err(OwnershipError::OwnedElsewhere { .. }) => {}
+                Err(err) => return Err(ChannelError::Ownership(err).into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The transfer of an end of a request/response pair (`side`: client or server):
+    /// both channels' transfers in one, their descriptors one after the other.
+    pub(crate) fn pair(side: Side, first: Transfer, second: Transfer) -> Transfer {
+        let mut fds = first.fds;
+        fds.extend(second.fds);
+        let mut endpoints = first.endpoints;
+        endpoints.extend(second.endpoints);
+        Transfer {
+            fds,
+            ticket: Ticket {
+                flavor: "rpc",
+                side,
+                slot: 0,
+            },
+            endpoints,
         }
     }
+}
+
+/// The descriptors and tickets of the two SPSC channels of an end of a request/response
+/// pair, received with `ticket` (which must name `side`): the first channel's side is
+/// `first`, the second's the other.
+pub(crate) fn split_pair(
+    fds: Vec<OwnedFd>,
+    ticket: Ticket,
+    side: Side,
+    first: Side,
+) -> Result<[(Vec<OwnedFd>, Ticket); 2], TransferError> {
+    ticket.expect_named("rpc", side)?;
+    let count = fds.len();
+    if ticket.fd_kinds(count).is_none() {
+        return Err(TransferError::Descriptors { count });
+    }
+    let mut fds = fds;
+    let second_fds = fds.split_off(count / 2);
+    let part = |side| Ticket {
+        flavor: "spsc",
+        side,
+        slot: 0,
+    };
+    let second = match first {
+        Side::Sender => Side::Receiver,
+        _ => Side::Sender,
+    };
+    Ok([(fds, part(first)), (second_fds, part(second))])
 }
 
 /// Duplicates of the descriptors behind a channel: its memfd (from `memory`), then its
@@ -330,7 +434,7 @@ fn transfer<F: Flavor>(
             side,
             slot,
         },
-        endpoint: Box::new(endpoint),
+        endpoints: vec![Box::new(endpoint)],
     })
 }
 
@@ -388,7 +492,7 @@ where
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Sender::from_fds(fds, ticket).map(Self::from_bytes)
+        Ok(Self::from_bytes(Sender::from_fds(fds, ticket)?)?)
     }
 }
 
@@ -402,6 +506,6 @@ where
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Receiver::from_fds(fds, ticket).map(Self::from_bytes)
+        Ok(Self::from_bytes(Receiver::from_fds(fds, ticket)?)?)
     }
 }

@@ -65,13 +65,15 @@ fn a_million_messages_between_tasks_arrive_in_order() {
 fn typed_values_through_mpsc_from_many_tasks() {
     const PER_SENDER: u64 = 50_000;
     let (tx, rx) = mpsc::Builder::new(1 << 12).create().unwrap();
-    let mut rx = typed::Receiver::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(rx);
+    let mut rx =
+        typed::Receiver::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(rx).unwrap();
     runtime().block_on(async move {
         let mut producers = Vec::new();
         for id in 0..3u64 {
             let mut tx = typed::Sender::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(
                 tx.try_clone().unwrap(),
-            );
+            )
+            .unwrap();
             producers.push(tokio::spawn(async move {
                 for seq in 0..PER_SENDER {
                     tx.send_async((id, seq)).await.unwrap();
@@ -480,4 +482,155 @@ fn a_sender_without_doorbells_still_wakes_an_async_receiver() {
         assert_eq!(within_patience(&runtime, rx.recv_async()).unwrap(), [i]);
     }
     sender.join().unwrap();
+}
+
+/// Sends every message of `msgs` through `sink`, as a `SinkExt::send_all` would.
+async fn sink_all<S: futures_sink::Sink<Vec<u8>> + Unpin>(
+    sink: &mut S,
+    msgs: impl IntoIterator<Item = Vec<u8>>,
+) -> Result<(), S::Error> {
+    for msg in msgs {
+        std::future::poll_fn(|cx| Pin::new(&mut *sink).poll_ready(cx)).await?;
+        Pin::new(&mut *sink).start_send(msg)?;
+    }
+    std::future::poll_fn(|cx| Pin::new(&mut *sink).poll_close(cx)).await
+}
+
+/// A byte sender as a `Sink`, over every flavor: a small ring makes it wait for room; what
+/// it sends arrives in order; a sink whose receiver is gone hands the message back.
+fn byte_sink_sends_everything_in_order<F: shm_channel::Flavor>(
+    (mut tx, mut rx): (shm_channel::Sender<F>, shm_channel::Receiver<F>),
+) {
+    const COUNT: u32 = 2_000;
+    let consumer = std::thread::spawn(move || {
+        let mut next = 0u32;
+        while next < COUNT {
+            let msg = rx.recv().unwrap();
+            assert_eq!(msg, next.to_le_bytes(), "{}", F::NAME);
+            next += 1;
+        }
+        rx
+    });
+    runtime().block_on(async {
+        let mut sink = tx.sink::<Vec<u8>>();
+        let msgs = (0..COUNT).map(|i| i.to_le_bytes().to_vec());
+        sink_all(&mut sink, msgs).await.unwrap();
+    });
+    drop(consumer.join().unwrap());
+    if F::NAME != "broadcast" {
+        let refused = runtime().block_on(sink_all(&mut tx.sink(), [b"late".to_vec()]));
+        assert!(
+            matches!(&refused, Err(SendError::Disconnected(m)) if m == b"late"),
+            "{}: {refused:?}",
+            F::NAME
+        );
+    }
+}
+
+#[test]
+fn byte_senders_are_sinks_over_every_flavor() {
+    byte_sink_sends_everything_in_order(spsc::channel(256).unwrap());
+    byte_sink_sends_everything_in_order(mpsc::channel(256).unwrap());
+    byte_sink_sends_everything_in_order(
+        broadcast::channel(256, broadcast::Policy::BackPressure).unwrap(),
+    );
+}
+
+/// A waker that counts its wakes.
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Counting {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A `reserve_async` cancelled while it waited in the reactor: later rings of the space
+/// doorbell, meant for another sender of the channel in this process, never wake its task
+/// (before, its registration kept the task's waker and every ring woke it).
+#[test]
+fn a_cancelled_async_wait_is_never_woken_again() {
+    let (mut first, mut rx) = mpsc::Builder::new(256).create().unwrap();
+    let mut second = first.try_clone().unwrap();
+    // Straight to the reactor, no spinning: the cancelled wait is surely registered.
+    first.set_wait_strategy(shm_core::notify::WaitStrategy::Park);
+    while first.try_send(&[1; 24]).is_ok() {}
+    let counting = std::sync::Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        {
+            let waker = std::task::Waker::from(counting.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut reserve = std::pin::pin!(first.reserve_async(24));
+            assert!(reserve.as_mut().poll(&mut cx).is_pending());
+        } // cancelled
+        let woken = counting.0.load(std::sync::atomic::Ordering::SeqCst);
+        let reader = std::thread::spawn(move || {
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(2));
+                rx.recv().unwrap();
+            }
+            rx
+        });
+        // Another sender waits for room the reader frees: each release rings the doorbell.
+        for _ in 0..20 {
+            tokio::time::timeout(PATIENCE, second.send_async(&[2; 24]))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        drop(reader.join().unwrap());
+        assert_eq!(
+            counting.0.load(std::sync::atomic::Ordering::SeqCst),
+            woken,
+            "the cancelled wait's task was woken by rings meant for another sender"
+        );
+    });
+}
+
+/// A runtime of one thread: a spawned task runs only while the test's future awaits.
+fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// MPSC senders each have a lane: an async sender waiting for room in its full lane holds
+/// up no other sender (tokio's bounded channel shares one capacity and serves waiting
+/// senders in turn; here there is nothing to share), and gets its room once the receiver
+/// has taken from its lane.
+#[test]
+fn a_waiting_async_sender_holds_up_no_other_sender() {
+    let (tx, mut rx) = mpsc::Builder::new(256).create().unwrap();
+    let mut waiting = tx.try_clone().unwrap();
+    let mut other = tx;
+    while waiting.try_send(&[1; 24]).is_ok() {}
+    one_thread().block_on(async {
+        let task = tokio::spawn(async move {
+            let mut grant = waiting.reserve_async(24).await.unwrap();
+            grant.write_at(0, &[2; 24]).unwrap();
+            grant.commit(24);
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // The other sender's lane has room: its send goes through at once.
+        other.try_send(&[3; 24]).unwrap();
+        // Taking everything frees the waiting sender's lane.
+        let mut got = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            got.push(msg[0]);
+        }
+        assert!(got.contains(&3) && got.iter().filter(|&&b| b == 1).count() > 1);
+        tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+        assert_eq!(rx.recv().unwrap(), [2; 24]);
+    });
 }

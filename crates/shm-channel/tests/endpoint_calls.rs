@@ -98,6 +98,28 @@ fn grants_commit_what_was_written<F: Flavor>((mut tx, mut rx): (Sender<F>, Recei
     assert_eq!(rx.recv().unwrap(), b"kept");
 }
 
+/// A commit longer than the grant is the caller's mistake: `try_commit` says so and
+/// publishes nothing, `commit` panics (never clamps).
+fn commit_longer_than_the_grant_is_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, Receiver<F>)) {
+    let grant = tx.reserve(16).unwrap();
+    let err = grant.try_commit(17).unwrap_err();
+    assert_eq!((err.len, err.grant_len), (17, 16));
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    let grant = tx.reserve(16).unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| grant.commit(100)));
+    assert!(panicked.is_err());
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    tx.reserve(16).unwrap().try_commit(16).unwrap();
+    assert_eq!(rx.recv().unwrap().len(), 16);
+}
+
+#[test]
+fn a_commit_longer_than_the_grant_is_an_error_not_clamped() {
+    commit_longer_than_the_grant_is_refused(heap::<Spsc>(Builder::new(256)));
+    commit_longer_than_the_grant_is_refused(heap::<Mpsc>(Builder::new(256)));
+    commit_longer_than_the_grant_is_refused(heap(broadcast::Builder::new(256)));
+}
+
 #[test]
 fn write_grants_commit_only_what_was_written_and_a_dropped_grant_publishes_nothing() {
     grants_commit_what_was_written(heap::<Spsc>(Builder::new(256)));

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use shm_channel::spsc::{Builder, Receiver, Sender};
 use shm_core::{HeapRegion, SharedMemory};
 
-use shm_testkit::layout::spsc::{HEAD, TAIL};
+use shm_testkit::layout::spsc::{DATA, HEAD, TAIL};
 
 #[test]
 fn attaching_at_positions_near_u64_max_does_not_panic() {
-    let memory: Arc<dyn SharedMemory> = Arc::new(HeapRegion::new(640 + 256).unwrap());
+    let memory: Arc<dyn SharedMemory> = Arc::new(HeapRegion::new(DATA + 256).unwrap());
     let (tx, rx) = Builder::new(256).create_in(memory.clone()).unwrap();
     drop((tx, rx)); // both owners released: anyone may attach
     let near_end = u64::MAX - 7;

@@ -118,8 +118,55 @@ fn spsc_offsets_match_the_channel() {
     assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);
     assert_eq!(
         WORDS.iter().map(|w| w.offset).collect::<Vec<_>>(),
-        [128, 256, 384, 392, 400, 404, 512, 516, 528, 532, 520, 536]
+        [128, 256, 384, 392, 400, 404, 512, 516, 528, 532, 520, 536, 640, 648, 668, 680, 684]
     );
+    assert_eq!((TYPES, DATA), (640, 896));
+    type_line_is_written_by_the_first_typed_end::<spsc::Spsc>(memory, TYPES);
+}
+
+/// The type line at `types`: untouched by byte ends, written by the first typed end (its
+/// fingerprint, then the description), read back by [`Endpoint::type_fingerprint`].
+fn type_line_is_written_by_the_first_typed_end<F: Flavor>(
+    memory: Arc<dyn SharedMemory>,
+    types: usize,
+) where
+    Sender<F>: shm_channel::Endpoint,
+{
+    use shm_channel::codec::Plain;
+    use shm_channel::{typed, Endpoint};
+    use shm_testkit::layout::types::*;
+    let mem = Mem(&*memory);
+    assert_eq!(
+        mem.load_u64(types + FINGERPRINT),
+        0,
+        "a byte channel is untyped"
+    );
+    let tx = Sender::<F>::attach(memory.clone()).unwrap();
+    let tx = typed::Sender::<[u32; 3], Plain, F>::from_bytes(tx).unwrap();
+    let recorded = tx.type_fingerprint().unwrap();
+    assert_eq!(mem.load_u64(types + FINGERPRINT), recorded.id());
+    assert_eq!(mem.load_u64(types + DESCRIBED), recorded.id());
+    assert_eq!(mem.load_u64(types + SIZE), 12);
+    assert_eq!(mem.load(layout::Word::u32("align", types + ALIGN)), 4);
+    assert_eq!(mem.load(layout::Word::u32("flags", types + FLAGS)), 1);
+    assert_eq!(
+        mem.load(layout::Word::u32("name length", types + NAME_LEN)),
+        8
+    );
+    assert_eq!(
+        mem.load(layout::Word::u32("codec length", types + CODEC_LEN)),
+        5
+    );
+    assert_eq!(
+        mem.load_u64(types + CODEC),
+        u64::from_le_bytes(*b"plain\0\0\0")
+    );
+    assert_eq!(mem.load_u64(types + NAME), u64::from_le_bytes(*b"[u32; 3]"));
+    assert_eq!(
+        recorded.to_string(),
+        "`[u32; 3]` by plain (12 bytes, align 4)"
+    );
+    assert!(types + LEN <= memory.len());
 }
 
 #[test]
@@ -172,7 +219,8 @@ fn mpsc_offsets_match_the_channel() {
     drop(rx);
     assert_eq!(mem.load(WORDS[2]), 1, "receiver closed");
     assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);
-    assert_eq!(DATA, 25088);
+    assert_eq!((TYPES, DATA), (25088, 25344));
+    type_line_is_written_by_the_first_typed_end::<mpsc::Mpsc>(memory, TYPES);
 }
 
 #[test]
@@ -214,5 +262,6 @@ fn broadcast_offsets_match_the_channel() {
     drop(tx);
     assert_eq!(mem.load(WORDS[3]), 1, "sender closed");
     assert_eq!(mem.load_u64(SENDER_OWNER), 0);
-    assert_eq!((SPACE_EVENT, DATA), (400, 2560));
+    assert_eq!((SPACE_EVENT, TYPES, DATA), (400, 2560, 2816));
+    type_line_is_written_by_the_first_typed_end::<broadcast::Broadcast>(memory, TYPES);
 }

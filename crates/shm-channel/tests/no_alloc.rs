@@ -61,9 +61,15 @@ fn steady_state_paths_do_not_allocate() {
     let (mut ptx, mut prx) = typed::channel_with::<[u64; 4], Plain>(1 << 12).unwrap();
     let msg = [5u8; 100];
     let mut buf = [0u8; 128];
-    // Warm-up: identities, pidfds and anything lazily initialised are set up here.
-    tx.send(&msg).unwrap();
-    rx.recv_into(&mut buf).unwrap();
+    // Warm-up: identities, pidfds and anything lazily initialised are set up here —
+    // among them the pidfd of a sender's first liveness look, 8 ms after its first send.
+    let warm = std::time::Instant::now();
+    while warm.elapsed() < std::time::Duration::from_millis(30) {
+        tx.send(&msg).unwrap();
+        rx.recv_into(&mut buf).unwrap();
+        ptx.send([0; 4]).unwrap();
+        prx.recv().unwrap();
+    }
     assert!(rx.try_recv().is_err());
 
     let count = allocations_during(|| {

@@ -3,7 +3,7 @@
 //! and each run for every flavor it applies to: the fix now lives once, in the endpoint
 //! core or the ring, and these prove every flavor has it.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,14 @@ use shm_channel::{
     RecvTimeoutError, Sender, TryRecvError, TrySendError,
 };
 use shm_core::liveness::ProcessIdentity;
-use shm_core::{HeapRegion, Region, SharedMemory};
+use shm_core::{HeapRegion, SharedMemory};
 use shm_testkit::{fork_child, fork_lock};
 
 /// A call that takes longer than this has hung (generous: the machine is shared).
 const BOUND: Duration = Duration::from_secs(10);
+
+mod support;
+use support::adopted_by_idle_child;
 
 use shm_channel::CallError;
 use shm_channel::Endpoint;
@@ -40,21 +43,6 @@ fn poke(memory: &dyn SharedMemory, offset: usize, value: u64) {
         .store(value, Ordering::SeqCst);
 }
 
-/// A word of shared memory both processes see, for a child to say it is ready.
-fn flag() -> (Arc<Region>, *const AtomicU32) {
-    let region = Arc::new(Region::anonymous(4096).unwrap());
-    let word: *const AtomicU32 = region.atomic_u32(0).unwrap();
-    (region, word)
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < BOUND, "{what}: not within {BOUND:?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // A full ring whose receiver died: the non-blocking send must find out (before the merge,
 // the broadcast sender never checked liveness on its own, and `try_send` stayed `Full`).
@@ -65,24 +53,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn try_send_after_receiver_killed<F: Flavor>(
     (mut tx, rx): (Sender<F>, Receiver<F>),
 ) -> Result<(), TrySendError<()>> {
-    let lock = fork_lock();
-    let (_page, ready) = flag();
-    // SAFETY: `ready` points into `_page`, alive for this whole function.
-    let ready = unsafe { &*ready };
-    let child = fork_child(&lock, || {
-        if rx.adopt().is_err() {
-            return 1;
-        }
-        ready.store(1, Ordering::SeqCst);
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    });
-    rx.hand_over(ProcessIdentity::of_pid(child.pid()).unwrap())
-        .unwrap();
-    wait_for("the child adopting the receiver", || {
-        ready.load(Ordering::SeqCst) == 1
-    });
+    let child = adopted_by_idle_child(rx);
     let mut sent = 0;
     while tx.try_send(&[7; 8]).is_ok() {
         sent += 1;
@@ -378,7 +349,8 @@ fn typed_mpsc_attaches_like_the_others() {
     let (tx, mut rx) = mpsc::typed::channel::<(u32, String)>(4096).unwrap();
     let mut other = mpsc::typed::Sender::<(u32, String)>::from_bytes(
         mpsc::Sender::attach(tx.memory().clone()).unwrap(),
-    );
+    )
+    .unwrap();
     other.send((2, "two".into())).unwrap();
     assert_eq!(rx.recv().unwrap(), (2, "two".to_string()));
     let _: &typed::Sender<(u32, String), typed::DefaultCodec, Mpsc> = &other;

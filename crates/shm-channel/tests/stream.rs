@@ -123,3 +123,95 @@ fn ends_handed_away_are_not_owner_errors() {
 fn tiny_rings_are_refused() {
     assert!(pipe(32).is_err());
 }
+
+/// rtrb's `write_and_read` (tests/write_and_read.rs), on a stream: reads take every byte
+/// at hand up to the buffer, across the frames of several writes, and keep the rest of a
+/// frame for the next read; a non-blocking write takes what fits.
+#[test]
+fn reads_take_everything_at_hand_as_rtrb_write_and_read() {
+    let (mut p, mut c) = pipe(64).unwrap();
+    p.set_nonblocking(true);
+    assert_eq!(p.write(&[10, 11]).unwrap(), 2);
+    assert!(p.flush().is_ok());
+    let mut buf = [0];
+    assert_eq!(c.read(&mut buf).unwrap(), 1);
+    assert_eq!(buf, [10]);
+    assert_eq!(p.write(&[12, 99]).unwrap(), 2);
+    let mut buf = [0, 0];
+    assert_eq!(
+        c.read(&mut buf).unwrap(),
+        2,
+        "11 (left of a frame) and 12 (the next)"
+    );
+    assert_eq!(buf, [11, 12]);
+    assert_eq!(p.write(&[13, 14]).unwrap(), 2);
+    let mut buf = [0];
+    assert_eq!(c.read(&mut buf).unwrap(), 1);
+    assert_eq!(buf, [99]);
+    let mut buf = [20, 21, 22];
+    assert_eq!(c.read(&mut buf).unwrap(), 2);
+    assert_eq!(buf, [13, 14, 22]);
+}
+
+/// rtrb's `push_pop_partial_slice` (tests/chunks.rs), on a stream: a read pops every byte
+/// available up to the buffer (`[1, 2, 3, 4, 5]` of two writes); a non-blocking write of
+/// more than the ring holds takes what fits; a short buffer takes its length.
+#[test]
+fn a_read_pops_a_partial_slice_as_rtrb_push_pop_partial_slice() {
+    let (mut p, mut c) = pipe(64).unwrap();
+    p.set_nonblocking(true);
+    let mut buf = [0; 64];
+    assert_eq!(p.write(&[1, 2, 3]).unwrap(), 3);
+    assert_eq!(p.write(&[4, 5]).unwrap(), 2);
+    let n = c.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[1, 2, 3, 4, 5]);
+    // A write larger than the ring: a frame of what fits, then `WouldBlock` once full.
+    let big: Vec<u8> = (0..200).map(|i| i as u8).collect();
+    let mut pushed = 0;
+    loop {
+        match p.write(&big[pushed..]) {
+            Ok(n) => pushed += n,
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::WouldBlock);
+                break;
+            }
+        }
+    }
+    assert!(pushed > 0 && pushed < big.len(), "{pushed} bytes pushed");
+    let n = c.read(&mut buf).unwrap();
+    assert_eq!(n, pushed, "every byte written, in one read");
+    assert_eq!(&buf[..n], &big[..n]);
+    assert_eq!(p.write(&[1, 2, 3, 4, 5]).unwrap(), 5);
+    let mut short = [0; 3];
+    assert_eq!(c.read(&mut short).unwrap(), 3);
+    assert_eq!(short, [1, 2, 3]);
+    assert_eq!(c.read(&mut buf).unwrap(), 2);
+    assert_eq!(buf[..2], [4, 5]);
+}
+
+#[test]
+fn nonblocking_ends_say_would_block_and_still_see_the_end() {
+    let (mut writer, mut reader) = pipe(64).unwrap();
+    reader.set_nonblocking(true);
+    writer.set_nonblocking(true);
+    let mut buf = [0; 8];
+    assert_eq!(
+        reader.read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    while writer.write(&[7; 16]).is_ok() {}
+    assert_eq!(
+        writer.write(&[7]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    assert_eq!(reader.read(&mut buf).unwrap(), 8);
+    drop(writer);
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    assert!(rest.iter().all(|&b| b == 7) && !rest.is_empty());
+    assert_eq!(
+        reader.read(&mut buf).unwrap(),
+        0,
+        "end of stream, not WouldBlock"
+    );
+}

@@ -18,8 +18,8 @@
 //! # Examples
 //!
 //! ```
-//! use shm_core::header::{self, HeaderError, LayoutSpec};
-//! use shm_core::{HeapRegion, SharedMemory};
+//! use shm_ipc::core::header::{self, HeaderError, LayoutSpec};
+//! use shm_ipc::core::{HeapRegion, SharedMemory};
 //!
 //! const SPEC: LayoutSpec = LayoutSpec {
 //!     magic: u64::from_le_bytes(*b"EXAMPLE1"),
@@ -165,7 +165,7 @@ pub enum HeaderError {
 /// FNV-1a hash of a list of `(size, align)` pairs: the layout fingerprint of shared structs.
 ///
 /// ```
-/// use shm_core::header::layout_hash;
+/// use shm_ipc::core::header::layout_hash;
 /// assert_ne!(layout_hash(&[(8, 8)]), layout_hash(&[(16, 8)]));
 /// ```
 pub const fn layout_hash(items: &[(usize, usize)]) -> u64 {

@@ -18,7 +18,7 @@ const HEAP_REGION_ALIGN: usize = 4096;
 /// # Examples
 ///
 /// ```
-/// use shm_core::{HeapRegion, SharedMemory};
+/// use shm_ipc::core::{HeapRegion, SharedMemory};
 /// let heap = HeapRegion::new(256).unwrap();
 /// assert_eq!(heap.len(), 256);
 /// assert_eq!(heap.as_ptr() as usize % 4096, 0);

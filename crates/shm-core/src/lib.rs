@@ -16,7 +16,7 @@
 //!   (pidfd) that a peer process is still alive.
 //!
 //! ```
-//! use shm_core::{Region, SharedMemory};
+//! use shm_ipc::core::{Region, SharedMemory};
 //!
 //! let region = Region::anonymous(100)?; // rounded up to one page
 //! assert_eq!(region.len(), 4096);

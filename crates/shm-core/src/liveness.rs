@@ -13,7 +13,7 @@
 //! # Examples
 //!
 //! ```
-//! use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
+//! use shm_ipc::core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 //! let me = ProcessIdentity::current()?;
 //! assert_eq!(me.pid(), std::process::id() as i32);
 //! let mut watch = PeerWatch::new();
@@ -139,8 +139,8 @@ extern "C" fn bump_fork_generation() {
 /// re-check".
 ///
 /// ```
-/// let generation = shm_core::liveness::fork_generation();
-/// assert_eq!(generation, shm_core::liveness::fork_generation()); // no fork in between
+/// let generation = shm_ipc::core::liveness::fork_generation();
+/// assert_eq!(generation, shm_ipc::core::liveness::fork_generation()); // no fork in between
 /// ```
 #[inline]
 pub fn fork_generation() -> u64 {

@@ -18,7 +18,7 @@
 //! ```
 //! use std::sync::atomic::{AtomicBool, Ordering};
 //! use std::time::{Duration, Instant};
-//! use shm_core::notify::{Event, WaitStrategy};
+//! use shm_ipc::core::notify::{Event, WaitStrategy};
 //!
 //! let event = Event::new();
 //! let flag = AtomicBool::new(false);
@@ -60,7 +60,7 @@ pub use handshake::{
     UnknownHandshake, HANDSHAKE_ENV,
 };
 pub use machine::{available_cores, OVERSUBSCRIBED_LATENCY};
-pub use throttle::Throttle;
+pub use throttle::{Lookout, Throttle, LOOK_EVERY, MAX_STRIDE};
 
 /// How a waiter waits for a condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

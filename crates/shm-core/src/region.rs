@@ -91,11 +91,11 @@ pub enum RegionError {
 /// # Examples
 ///
 /// ```
-/// use shm_core::{Region, RegionKind, SharedMemory};
+/// use shm_ipc::core::{Region, RegionKind, SharedMemory};
 /// let region = Region::options(10_000).populate(true).guard_pages(true).dev_zero()?;
 /// assert_eq!(region.kind(), RegionKind::DevZero);
 /// assert_eq!(region.len(), 12_288); // rounded up to whole pages
-/// # Ok::<(), shm_core::RegionError>(())
+/// # Ok::<(), shm_ipc::core::RegionError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "options do nothing until a region is created from them"]
@@ -191,7 +191,7 @@ impl RegionOptions {
     /// # Examples
     ///
     /// ```
-    /// use shm_core::{Region, SharedMemory};
+    /// use shm_ipc::core::{Region, SharedMemory};
     /// let creator = Region::options(4096).memfd("example")?;
     /// let fd = creator.fd().unwrap().try_clone_to_owned().unwrap();
     /// let attached = Region::options(0).attach_memfd(fd)?;
@@ -356,7 +356,7 @@ impl RegionOptions {
 /// # Examples
 ///
 /// ```
-/// use shm_core::{Region, SharedMemory};
+/// use shm_ipc::core::{Region, SharedMemory};
 /// let region = Region::anonymous(4096)?;
 /// region.write_bytes(0, b"string 1")?;
 /// let mut out = [0u8; 8];

@@ -70,7 +70,7 @@ pub unsafe trait SharedMemory: Send + Sync {
     /// # Examples
     ///
     /// ```
-    /// use shm_core::{HeapRegion, SharedMemory};
+    /// use shm_ipc::core::{HeapRegion, SharedMemory};
     /// let region = HeapRegion::new(4096).unwrap();
     /// assert!(region.ptr_at(4000, 96).is_ok());
     /// assert!(region.ptr_at(4000, 97).is_err());
@@ -115,7 +115,7 @@ pub unsafe trait SharedMemory: Send + Sync {
     ///
     /// ```
     /// use std::sync::atomic::Ordering;
-    /// use shm_core::{AccessError, HeapRegion, SharedMemory};
+    /// use shm_ipc::core::{AccessError, HeapRegion, SharedMemory};
     /// let region = HeapRegion::new(4096).unwrap();
     /// region.atomic_u32(4)?.store(7, Ordering::SeqCst);
     /// assert_eq!(region.atomic_u32(4)?.load(Ordering::SeqCst), 7);

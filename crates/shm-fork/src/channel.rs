@@ -4,7 +4,7 @@
 
 use shm_channel::codec::{BatchCodec, Codec};
 use shm_channel::stream::{StreamReader, StreamWriter};
-use shm_channel::{bulk, typed, Endpoint, Flavor, Receiver, Sender};
+use shm_channel::{bulk, rpc, typed, Endpoint, Flavor, Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 
 use crate::inherit::{Inherit, InheritError};
@@ -31,3 +31,41 @@ inherit_endpoint!(bulk::Sender<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
 inherit_endpoint!(bulk::Receiver<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
 inherit_endpoint!(StreamWriter where []);
 inherit_endpoint!(StreamReader where []);
+
+/// An end of a request/response pair is two endpoints: both are handed over, both adopted.
+fn hand_over_both(
+    endpoints: [&dyn Endpoint; 2],
+    child: ProcessIdentity,
+) -> Result<(), InheritError> {
+    for endpoint in endpoints {
+        endpoint.hand_over(child).map_err(InheritError::new)?;
+    }
+    Ok(())
+}
+
+fn adopt_both(endpoints: [&dyn Endpoint; 2]) -> Result<(), InheritError> {
+    for endpoint in endpoints {
+        endpoint.adopt().map_err(InheritError::new)?;
+    }
+    Ok(())
+}
+
+impl<Req, Resp, C: Codec<Req> + Codec<Resp>> Inherit for rpc::Client<Req, Resp, C> {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        hand_over_both(self.endpoints(), child)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        adopt_both(self.endpoints())
+    }
+}
+
+impl<Req, Resp, C: Codec<Req> + Codec<Resp>> Inherit for rpc::Server<Req, Resp, C> {
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), InheritError> {
+        hand_over_both(self.endpoints(), child)
+    }
+
+    fn adopt(&self) -> Result<(), InheritError> {
+        adopt_both(self.endpoints())
+    }
+}

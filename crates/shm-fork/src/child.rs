@@ -39,9 +39,9 @@ pub const DOWNSTREAM_LOST_EXIT_CODE: i32 = 106;
 /// # Examples
 ///
 /// ```
-/// let mut child = shm_fork::fork(|| 3)?;
+/// let mut child = shm_ipc::fork::fork(|| 3)?;
 /// let status = child.wait()?;
-/// assert_eq!(status, shm_fork::ExitStatus::Exited(3));
+/// assert_eq!(status, shm_ipc::fork::ExitStatus::Exited(3));
 /// assert_eq!(status.code(), Some(3));
 /// assert!(!status.success());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -247,9 +247,9 @@ impl Child {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let mut child = shm_fork::fork(|| 0)?;
+    /// let mut child = shm_ipc::fork::fork(|| 0)?;
     /// let status = child.wait_timeout(Duration::from_secs(60))?;
-    /// assert_eq!(status, Some(shm_fork::ExitStatus::Exited(0)));
+    /// assert_eq!(status, Some(shm_ipc::fork::ExitStatus::Exited(0)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, ChildError> {

@@ -67,7 +67,7 @@ pub enum ForkError {
 /// # Examples
 ///
 /// ```
-/// use shm_fork::{ChildOptions, ExitStatus, OnDrop};
+/// use shm_ipc::fork::{ChildOptions, ExitStatus, OnDrop};
 /// let mut child = ChildOptions::new()
 ///     .on_drop(OnDrop::Wait)
 ///     .kill_on_parent_death(true)
@@ -242,7 +242,7 @@ impl ChildOptions {
 /// # Examples
 ///
 /// ```
-/// let mut child = shm_fork::fork(|| {
+/// let mut child = shm_ipc::fork::fork(|| {
 ///     println!("hello from {}", std::process::id());
 ///     0
 /// })?;
@@ -261,7 +261,7 @@ pub fn fork(f: impl FnOnce() -> i32) -> Result<Child, ForkError> {
 /// ```
 /// // Any `Inherit` value (tuples, `Vec`s, `Option`s, arrays of them) can be handed over;
 /// // channel endpoints are the values that matter.
-/// let mut child = shm_fork::fork_with(((), ()), |((), ())| 0)?;
+/// let mut child = shm_ipc::fork::fork_with(((), ()), |((), ())| 0)?;
 /// assert!(child.wait()?.success());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -41,8 +41,8 @@ impl InheritError {
 ///
 /// ```
 /// use std::cell::Cell;
-/// use shm_core::liveness::ProcessIdentity;
-/// use shm_fork::{Inherit, InheritError};
+/// use shm_ipc::core::liveness::ProcessIdentity;
+/// use shm_ipc::fork::{Inherit, InheritError};
 ///
 /// /// Remembers who owns it.
 /// struct Token { owner: Cell<i32> }

@@ -27,12 +27,12 @@
 //! harness (which runs tests on threads): this crate's tests are `harness = false` binaries.
 //!
 //! ```
-//! use shm_core::{Region, SharedMemory};
+//! use shm_ipc::core::{Region, SharedMemory};
 //! use std::sync::atomic::Ordering;
 //!
 //! // A MAP_SHARED page survives the fork: the child's write is seen by the parent.
 //! let region = Region::anonymous(4096)?;
-//! let mut child = shm_fork::fork(|| {
+//! let mut child = shm_ipc::fork::fork(|| {
 //!     region.atomic_u64(0).unwrap().store(42, Ordering::SeqCst);
 //!     0
 //! })?;

@@ -1,11 +1,13 @@
-//! Workers: forked processes that serve requests over a pair of typed channels.
+//! Workers: forked processes that serve requests over a request/response pair
+//! ([`shm_channel::rpc`]): [`Worker::call`] is the pair's [`Client::call`](rpc::Client::call),
+//! the worker's loop its server's.
 //!
 //! ```
-//! let mut worker = shm_fork::spawn_worker(|n: u64| n * n)?;
+//! let mut worker = shm_ipc::fork::spawn_worker(|n: u64| n * n)?;
 //! assert_eq!(worker.call(7)?, 49);
 //! assert!(worker.shutdown()?.success());
 //!
-//! let mut pool = shm_fork::spawn_pool(2, |s: String| s.len())?;
+//! let mut pool = shm_ipc::fork::spawn_pool(2, |s: String| s.len())?;
 //! let lengths = pool.map(["a", "bb", "ccc"].map(String::from))?;
 //! assert_eq!(lengths, [1, 2, 3]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -16,8 +18,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
 use shm_channel::codec::Codec;
+use shm_channel::rpc::{self, RpcError};
 use shm_channel::typed::{self, DefaultCodec};
-use shm_channel::{ChannelError, RecvError, SendError, TrySendError};
+use shm_channel::{ChannelError, CodecError, TrySendError};
 
 use crate::child::{Child, ExitStatus, FAILED_EXIT_CODE, PANIC_EXIT_CODE};
 use crate::fork::{payload_text, ChildOptions, ForkError};
@@ -101,17 +104,11 @@ impl WorkerOptions {
         DefaultCodec: Codec<Req> + Codec<Resp>,
         F: FnMut(Req) -> Resp,
     {
-        let (requests, worker_requests) = typed::channel::<Req>(self.capacity)?;
-        let (worker_responses, responses) = typed::channel::<Resp>(self.capacity)?;
-        let child = self.child.checked_fork(
-            (worker_requests, worker_responses),
-            |(requests, responses), report| serve(requests, responses, handler, report),
-        )?;
-        Ok(Worker {
-            requests,
-            responses,
-            child,
-        })
+        let (client, server) = rpc::pair::<Req, Resp>(self.capacity)?;
+        let child = self
+            .child
+            .checked_fork(server, |server, report| serve(server, handler, report))?;
+        Ok(Worker { client, child })
     }
 
     /// Forks `workers` workers, each running its own clone of `handler`; see [`spawn_pool`].
@@ -136,8 +133,8 @@ impl WorkerOptions {
 
 /// Forks a worker process that answers each request with `handler(request)`, in order.
 ///
-/// Requests and responses travel through two typed shared-memory channels (default codec)
-/// of [`DEFAULT_WORKER_CAPACITY`] bytes each. The worker exits (code 0) when the [`Worker`]
+/// Requests and responses travel through a request/response pair ([`rpc::pair`], default
+/// codec) of [`DEFAULT_WORKER_CAPACITY`] bytes each way. The worker exits (code 0) when the [`Worker`]
 /// handle's request channel is dropped; dropping the handle kills it.
 pub fn spawn_worker<Req, Resp, F>(handler: F) -> Result<Worker<Req, Resp>, WorkerError>
 where
@@ -160,10 +157,10 @@ where
     WorkerOptions::new().spawn_pool(workers, handler)
 }
 
-/// The worker's loop, in the child.
+/// The worker's loop, in the child: the pair's server, with each request's handler call
+/// guarded (a panic is recorded for the parent before the endpoints drop).
 fn serve<Req, Resp>(
-    mut requests: typed::Receiver<Req>,
-    mut responses: typed::Sender<Resp>,
+    mut server: rpc::Server<Req, Resp>,
     mut handler: impl FnMut(Req) -> Resp,
     report: &Report,
 ) -> i32
@@ -171,10 +168,10 @@ where
     DefaultCodec: Codec<Req> + Codec<Resp>,
 {
     loop {
-        let request = match requests.recv() {
-            Ok(request) => request,
-            // The parent dropped its sender: a clean shutdown.
-            Err(typed::RecvError::Recv(RecvError::Disconnected)) => return 0,
+        let (id, request) = match server.recv() {
+            Ok(next) => next,
+            // The parent dropped its client: a clean shutdown.
+            Err(RpcError::Disconnected) => return 0,
             Err(err) => {
                 report.record(Outcome::Failed, &format!("receiving a request: {err}"));
                 return FAILED_EXIT_CODE;
@@ -190,9 +187,9 @@ where
                 return PANIC_EXIT_CODE;
             }
         };
-        match responses.send(response) {
+        match server.reply(id, response) {
             Ok(()) => {}
-            Err(typed::SendError::Send(SendError::Disconnected(_))) => return 0,
+            Err(RpcError::Disconnected) => return 0,
             Err(err) => {
                 report.record(Outcome::Failed, &format!("sending a response: {err}"));
                 return FAILED_EXIT_CODE;
@@ -201,12 +198,11 @@ where
     }
 }
 
-/// A worker process and the parent's ends of its channels. Dropping it kills the worker;
-/// [`shutdown`](Worker::shutdown) lets it finish.
+/// A worker process and the parent's end of its request/response pair. Dropping it kills
+/// the worker; [`shutdown`](Worker::shutdown) lets it finish.
 #[derive(Debug)]
 pub struct Worker<Req, Resp> {
-    requests: typed::Sender<Req>,
-    responses: typed::Receiver<Resp>,
+    client: rpc::Client<Req, Resp>,
     child: Child,
 }
 
@@ -222,38 +218,40 @@ where
     /// kill), with how it ended; [`WorkerError::Send`] / [`WorkerError::Receive`] if a
     /// message could not be encoded, decoded or fit in the ring.
     pub fn call(&mut self, request: Req) -> Result<Resp, WorkerError> {
-        self.send(request)?;
-        self.receive()
+        if self.child.status().is_some() {
+            return Err(self.died());
+        }
+        self.client.call(request).map_err(|err| self.failed(err))
     }
 
+    /// Sends `request` without waiting for its response (see [`WorkerPool::map`]).
     fn send(&mut self, request: Req) -> Result<(), WorkerError> {
         if self.child.status().is_some() {
             return Err(self.died());
         }
-        self.requests
+        self.client
             .send(request)
-            .map_err(|err| self.send_failed(err))
+            .map(drop)
+            .map_err(|err| self.failed(err))
     }
 
-    fn send_failed(&mut self, err: typed::SendError<Req>) -> WorkerError {
-        match err {
-            typed::SendError::Send(SendError::Disconnected(_) | SendError::PeerDied(_)) => {
-                self.died()
-            }
-            typed::SendError::Send(other) => {
-                WorkerError::Send(typed::SendError::Send(other.map(drop)))
-            }
-            typed::SendError::Encode(_, e) => WorkerError::Send(typed::SendError::Encode((), e)),
+    /// The next response (the worker answers in order).
+    fn receive(&mut self) -> Result<Resp, WorkerError> {
+        match self.client.recv() {
+            Ok((_, response)) => Ok(response),
+            Err(err) => Err(self.failed(err)),
         }
     }
 
-    fn receive(&mut self) -> Result<Resp, WorkerError> {
-        match self.responses.recv() {
-            Ok(response) => Ok(response),
-            Err(typed::RecvError::Recv(RecvError::Disconnected | RecvError::PeerDied)) => {
-                Err(self.died())
-            }
-            Err(err) => Err(WorkerError::Receive(err)),
+    /// The error of a failed call: a gone worker is reaped and says how it ended.
+    fn failed(&mut self, err: RpcError) -> WorkerError {
+        match err {
+            RpcError::Disconnected | RpcError::PeerDied => self.died(),
+            RpcError::Send(err) => WorkerError::Send(err),
+            RpcError::Recv(err) => WorkerError::Receive(err),
+            other => WorkerError::Receive(typed::RecvError::Decode(CodecError::Decode(
+                other.to_string(),
+            ))),
         }
     }
 
@@ -289,13 +287,8 @@ where
     /// Closes the request channel, lets the worker answer what it has and exit, and
     /// returns how it ended (`Exited(0)` for a clean shutdown). Blocks until it exits.
     pub fn shutdown(self) -> Result<ExitStatus, WorkerError> {
-        let Worker {
-            requests,
-            responses,
-            mut child,
-        } = self;
-        drop(requests);
-        drop(responses);
+        let Worker { client, mut child } = self;
+        drop(client);
         child.wait().map_err(|err| WorkerError::Died {
             pid: child.pid(),
             status: ExitStatus::Signaled(libc::SIGKILL),
@@ -355,15 +348,13 @@ where
             self.next = (self.next + 1) % count;
             let mut request = request;
             loop {
-                let back = match self.workers[index].requests.try_send(request) {
-                    Ok(()) => {
+                let back = match self.workers[index].client.try_send(request) {
+                    Ok(_) => {
                         in_flight.push_back(index);
                         break;
                     }
                     Err(TrySendError::Full(full)) => full,
-                    Err(TrySendError::Send(err)) => {
-                        return Err(self.workers[index].send_failed(err))
-                    }
+                    Err(TrySendError::Send(err)) => return Err(self.workers[index].failed(err)),
                 };
                 request = back;
                 match in_flight.pop_front() {

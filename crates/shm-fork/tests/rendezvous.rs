@@ -133,7 +133,7 @@ fn accepted(test: &str, mode: &str) -> (Connection, Child, Listener, String) {
     let name = fresh_name(test);
     let listener = Listener::bind(&name).unwrap();
     let child = spawn(&mut client(mode, &name));
-    let connection = listener.accept(DEADLINE).unwrap();
+    let connection = listener.accept_timeout(DEADLINE).unwrap();
     (connection, child, listener, name)
 }
 
@@ -182,7 +182,7 @@ fn a_stalled_client_does_not_block_the_next() {
     let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
     stalled_connection.pass("jobs", jobs, DEADLINE).unwrap();
     let mut good = spawn(&mut client("echo", &name));
-    let connection = listener.accept(DEADLINE).unwrap();
+    let connection = listener.accept_timeout(DEADLINE).unwrap();
     assert_eq!(connection.peer().pid, good.id() as i32);
     serve_echo(&connection);
     assert!(good.wait().unwrap().success());
@@ -219,7 +219,7 @@ fn client_killed_mid_handshake_is_peer_died() {
     ));
     // The listener goes on: the next client is served.
     let mut good = spawn(&mut client("echo", &name));
-    serve_echo(&listener.accept(DEADLINE).unwrap());
+    serve_echo(&listener.accept_timeout(DEADLINE).unwrap());
     assert!(good.wait().unwrap().success());
 }
 
@@ -233,7 +233,7 @@ fn another_uid_is_refused() {
         let mut command = client("refused", &name);
         command.uid(65534).gid(65534);
         let mut child = spawn(&mut command);
-        match listener.accept(DEADLINE) {
+        match listener.accept_timeout(DEADLINE) {
             Err(RendezvousError::Refused { uid, .. }) => assert_eq!(uid, 65534),
             other => panic!("a client of another uid was not refused: {other:?}"),
         }
@@ -242,7 +242,7 @@ fn another_uid_is_refused() {
     // As any user: a policy naming another uid refuses our own client.
     listener.set_policy(Policy::Uid(me.wrapping_add(1)));
     let mut child = spawn(&mut client("refused", &name));
-    let refused = listener.accept(DEADLINE);
+    let refused = listener.accept_timeout(DEADLINE);
     assert!(matches!(refused, Err(RendezvousError::Refused { .. })));
     assert!(refused.unwrap_err().is_per_connection());
     assert_eq!(child.wait().unwrap().code(), Some(REFUSED_AS_EXPECTED));
@@ -260,7 +260,7 @@ fn timeouts_and_absent_names() {
     ));
     let listener = Listener::bind(&name).unwrap();
     assert!(matches!(
-        listener.accept(Duration::from_millis(10)),
+        listener.accept_timeout(Duration::from_millis(10)),
         Err(RendezvousError::Timeout)
     ));
     // Connected, but the listener never passes anything.
@@ -283,7 +283,7 @@ fn nothing_is_left_when_both_sides_are_gone() {
     let listener = Listener::bind(&name).unwrap();
     assert!(bound(&name));
     let mut child = spawn(&mut client("stall", &name));
-    let connection = listener.accept(DEADLINE).unwrap();
+    let connection = listener.accept_timeout(DEADLINE).unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     drop(connection);
@@ -328,7 +328,7 @@ fn garbage_from_a_peer_is_a_typed_error() {
     let name = fresh_name("garbage");
     let listener = Listener::bind(&name).unwrap();
     let raw = raw_client(&name);
-    let connection = listener.accept(DEADLINE).unwrap();
+    let connection = listener.accept_timeout(DEADLINE).unwrap();
     let take = || connection.take::<Receiver>("jobs", DEADLINE);
     // No descriptor.
     raw_send(&raw, b"jobs\tspsc.receiver.0", None);
@@ -373,7 +373,7 @@ fn a_path_listener_serves_a_separate_process_and_removes_its_file() {
         Err(RendezvousError::NameTaken(_))
     ));
     let mut child = spawn(&mut client("echo-path", path.to_str().unwrap()));
-    let connection = listener.accept(DEADLINE).unwrap();
+    let connection = listener.accept_timeout(DEADLINE).unwrap();
     assert_eq!(connection.peer().pid, child.id() as i32);
     serve_echo(&connection);
     assert_eq!(child.wait().unwrap().code(), Some(0));
@@ -405,7 +405,7 @@ fn a_socket_file_left_by_a_killed_listener_is_replaced() {
     assert!(path.exists());
     let listener = Listener::bind_path(&path).unwrap();
     let client = connect_path(&path, DEADLINE).unwrap();
-    let server = listener.accept(DEADLINE).unwrap();
+    let server = listener.accept_timeout(DEADLINE).unwrap();
     assert_eq!(server.peer().pid, std::process::id() as i32);
     drop((client, server, listener));
     assert!(!path.exists());

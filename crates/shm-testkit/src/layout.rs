@@ -126,10 +126,50 @@ pub mod event {
     pub const LEN: usize = 16;
 }
 
+/// The type line (`shm-channel/src/shared/lines.rs`, `TypeLine`), the same in every flavor
+/// at its `TYPES` offset, last before the data area: what the channel's typed ends carry.
+pub mod types {
+    use super::Word;
+
+    /// The fingerprint hash of the typed ends, 0 while untyped (u64).
+    pub const FINGERPRINT: usize = 0;
+    /// Equal to the fingerprint once the description is written (u64).
+    pub const DESCRIBED: usize = 8;
+    /// The type's size, where recorded (u64).
+    pub const SIZE: usize = 16;
+    /// The type's alignment, where recorded (u32).
+    pub const ALIGN: usize = 24;
+    /// Bit 0: size and alignment recorded; bit 1: schema id recorded (u32).
+    pub const FLAGS: usize = 28;
+    /// The schema id (u64).
+    pub const SCHEMA: usize = 32;
+    /// Bytes of the type's name (u32; the first 192 are kept).
+    pub const NAME_LEN: usize = 40;
+    /// Bytes of the codec's name (u32; the first 16 are kept).
+    pub const CODEC_LEN: usize = 44;
+    /// The codec's name (16 bytes).
+    pub const CODEC: usize = 48;
+    /// The type's name (192 bytes).
+    pub const NAME: usize = 64;
+    /// Bytes of the line.
+    pub const LEN: usize = 256;
+
+    /// The words of the type line at `base` that a hostile peer is most likely to bend.
+    pub const fn words(base: usize) -> [Word; 5] {
+        [
+            Word::u64("type fingerprint", base + FINGERPRINT),
+            Word::u64("type described", base + DESCRIBED),
+            Word::u32("type flags", base + FLAGS),
+            Word::u32("type name length", base + NAME_LEN),
+            Word::u32("type codec length", base + CODEC_LEN),
+        ]
+    }
+}
+
 /// The SPSC control block (`shm-channel/src/spsc/layout.rs`).
 pub mod spsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 4;
+    pub const LAYOUT_VERSION: u64 = 5;
     use super::Word;
 
     /// Bytes ever published by the sender (u64); the receiver never reads it.
@@ -148,8 +188,10 @@ pub mod spsc {
     pub const DATA_EVENT: usize = 512;
     /// Space event: the sender sleeps on it (seq u32, waiters u32).
     pub const SPACE_EVENT: usize = 528;
+    /// The type line (see [`types`](super::types)).
+    pub const TYPES: usize = 640;
     /// Start of the frames.
-    pub const DATA: usize = 640;
+    pub const DATA: usize = TYPES + super::types::LEN;
     /// Frame header bytes (one frame word).
     pub const FRAME_HEADER: usize = 8;
     /// Where a frame header keeps the lap of its position (`position / capacity`, 16
@@ -164,8 +206,8 @@ pub mod spsc {
         DATA + capacity
     }
 
-    /// Every word of the control block after the header.
-    pub const WORDS: [Word; 12] = [
+    /// Every word of the control block after the header (the type line's main ones last).
+    pub const WORDS: [Word; 17] = [
         Word::u64("tail", TAIL),
         Word::u64("head", HEAD),
         Word::u64("sender owner", SENDER_OWNER),
@@ -178,13 +220,18 @@ pub mod spsc {
         Word::u32("space event waiters", SPACE_EVENT + 4),
         Word::u64("data event mark", DATA_EVENT + 8),
         Word::u64("space event mark", SPACE_EVENT + 8),
+        super::types::words(TYPES)[0],
+        super::types::words(TYPES)[1],
+        super::types::words(TYPES)[2],
+        super::types::words(TYPES)[3],
+        super::types::words(TYPES)[4],
     ];
 }
 
 /// The MPSC control block (`shm-channel/src/mpsc/layout.rs`): a lane per sender slot.
 pub mod mpsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 4;
+    pub const LAYOUT_VERSION: u64 = 5;
     use super::Word;
 
     /// Identity of the receiver's owner (u64).
@@ -217,9 +264,11 @@ pub mod mpsc {
     pub const SLOT_TAIL: usize = 128;
     /// In a slot: its lane's head (u64).
     pub const SLOT_HEAD: usize = 256;
+    /// The type line (see [`types`](super::types)), after the sender slots.
+    pub const TYPES: usize = SLOTS + MAX_SENDERS * SLOT_LEN;
     /// Start of the lanes: lane `i` of a channel of `capacity` per lane at
     /// `DATA + i × capacity`.
-    pub const DATA: usize = SLOTS + MAX_SENDERS * SLOT_LEN;
+    pub const DATA: usize = TYPES + super::types::LEN;
     /// Frame header bytes (one frame word).
     pub const FRAME_HEADER: usize = 8;
     /// Where a frame header keeps the lap of its position in its lane.
@@ -242,8 +291,9 @@ pub mod mpsc {
         DATA + DEFAULT_LANES * capacity
     }
 
-    /// Every word of the control block after the header, but the sender slots.
-    pub const WORDS: [Word; 11] = [
+    /// Every word of the control block after the header, but the sender slots (the type
+    /// line's main ones last).
+    pub const WORDS: [Word; 16] = [
         Word::u64("receiver owner", RECEIVER_OWNER),
         Word::u32("sender count", SENDERS),
         Word::u32("receiver closed", RECEIVER_CLOSED),
@@ -255,6 +305,11 @@ pub mod mpsc {
         Word::u64("lanes used", USED),
         Word::u64("data event mark", DATA_EVENT + 8),
         Word::u64("space event mark", SPACE_EVENT + 8),
+        super::types::words(TYPES)[0],
+        super::types::words(TYPES)[1],
+        super::types::words(TYPES)[2],
+        super::types::words(TYPES)[3],
+        super::types::words(TYPES)[4],
     ];
 
     /// The words of sender slot `index`: owner, space event (sequence, waiters), its
@@ -275,7 +330,7 @@ pub mod mpsc {
 /// The broadcast control block (`shm-channel/src/broadcast/layout.rs`).
 pub mod broadcast {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 5;
+    pub const LAYOUT_VERSION: u64 = 6;
     use super::Word;
 
     /// Bytes ever published (u64, 16-aligned).
@@ -304,8 +359,10 @@ pub mod broadcast {
     pub const READER_OWNER: usize = 0;
     /// In a reader slot: next byte position it reads (u64).
     pub const READER_CURSOR: usize = 8;
+    /// The type line (see [`types`](super::types)), after the reader slots.
+    pub const TYPES: usize = READERS + MAX_READERS * READER_LEN;
     /// Start of the frames.
-    pub const DATA: usize = READERS + MAX_READERS * READER_LEN;
+    pub const DATA: usize = TYPES + super::types::LEN;
     /// Frame header bytes: stamp word (sequence number + 1), then the frame word.
     pub const FRAME_HEADER: usize = 16;
 
@@ -323,8 +380,9 @@ pub mod broadcast {
         DATA + capacity
     }
 
-    /// Every word of the control block after the header, but the reader slots.
-    pub const WORDS: [Word; 11] = [
+    /// Every word of the control block after the header, but the reader slots (the type
+    /// line's main ones last).
+    pub const WORDS: [Word; 16] = [
         Word::u64("tail", TAIL),
         Word::u64("oldest", OLDEST),
         Word::u64("sender owner", SENDER_OWNER),
@@ -336,6 +394,11 @@ pub mod broadcast {
         Word::u32("space event waiters", SPACE_EVENT + 4),
         Word::u64("data event mark", DATA_EVENT + 8),
         Word::u64("space event mark", SPACE_EVENT + 8),
+        super::types::words(TYPES)[0],
+        super::types::words(TYPES)[1],
+        super::types::words(TYPES)[2],
+        super::types::words(TYPES)[3],
+        super::types::words(TYPES)[4],
     ];
 
     /// The two words of reader slot `index`.

@@ -63,9 +63,9 @@ impl std::fmt::Debug for Feed {
 /// let there = Config::loopback_peer().listen(&endpoint)?.open()?;
 /// let here = Config::loopback_peer().connect(&endpoint)?.open()?;
 ///
-/// let (into, mut rx) = shm_channel::spsc::channel(1 << 16)?; // e.g. shared with a child
+/// let (into, mut rx) = shm_ipc::channel::spsc::channel(1 << 16)?; // e.g. shared with a child
 /// let feed = import_into(&there, "doc/feed", into, ImportOptions::default())?;
-/// let (mut tx, out) = shm_channel::spsc::channel(1 << 16)?;
+/// let (mut tx, out) = shm_ipc::channel::spsc::channel(1 << 16)?;
 /// let exporter = export(&here, out, "doc/feed", ExportOptions::default())?;
 /// tx.send(b"into a channel of mine")?;
 /// drop(tx);

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use shm_channel::codec::Codec;
+use shm_channel::ChannelError;
 use shm_channel::{spsc, typed, RecvError, RecvTimeoutError, TryRecvError};
 use zenoh::Session;
 
@@ -206,14 +207,54 @@ pub fn import(
     Ok(Importer { rx, feed })
 }
 
+/// [`import`] for a typed channel: frames are decoded as `T` with codec `C`, and only
+/// exporters of `T` through `C` are accepted — [`ImportOptions::layout`], if left at
+/// [`Layout::BYTES`], becomes [`Layout::of::<T, C>()`](Layout::of), the type fingerprint an
+/// exporter of a typed local channel puts on its packs. An exporter of another type is
+/// refused ([`ImportError::Refused`] with [`HeaderError::Layout`](crate::HeaderError)),
+/// never misread.
+///
+/// ```no_run
+/// use shm_bridge::{export, import_typed, Config, ExportOptions, ImportOptions};
+/// use shm_ipc::channel::codec::Bincode;
+/// use std::time::Duration;
+/// let endpoint = shm_bridge::free_loopback_endpoint()?;
+/// let there = Config::loopback_peer().listen(&endpoint)?.open()?;
+/// let here = Config::loopback_peer().connect(&endpoint)?.open()?;
+/// let mut importer = import_typed::<String, Bincode>(&there, "doc/text", 1 << 16, ImportOptions::default())?;
+/// let (mut tx, rx) = shm_ipc::channel::typed::channel::<String>(1 << 16)?;
+/// let _exporter = export(&here, rx.into_bytes(), "doc/text", ExportOptions::default())?;
+/// tx.send("typed, across hosts".to_string())?;
+/// assert_eq!(importer.recv_timeout(Duration::from_secs(10))?, "typed, across hosts");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn import_typed<T, C: Codec<T>>(
+    session: &Session,
+    key: &str,
+    capacity: usize,
+    options: ImportOptions,
+) -> Result<Importer<typed::Receiver<T, C, spsc::Spsc>>, BridgeError> {
+    let options = ImportOptions {
+        layout: match options.layout {
+            Layout::BYTES => Layout::of::<T, C>(),
+            chosen => chosen,
+        },
+        ..options
+    };
+    import(session, key, capacity, options)?.typed()
+}
+
 impl Importer {
-    /// Decodes frames as `T` with codec `C` (the exporters' layout tag should name `C`
-    /// and `T`, e.g. [`Layout::named`]).
-    pub fn typed<T, C: Codec<T>>(self) -> Importer<typed::Receiver<T, C, spsc::Spsc>> {
-        Importer {
-            rx: typed::Receiver::from_bytes(self.rx),
+    /// Decodes frames as `T` with codec `C`. The importer checks the layout it was made
+    /// with: prefer [`import_typed`], which makes it `T`'s type fingerprint.
+    pub fn typed<T, C: Codec<T>>(
+        self,
+    ) -> Result<Importer<typed::Receiver<T, C, spsc::Spsc>>, BridgeError> {
+        let rx = typed::Receiver::from_bytes(self.rx).map_err(ChannelError::from)?;
+        Ok(Importer {
+            rx,
             feed: self.feed,
-        }
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::{CallError, Corruption};
 /// [`RecvTimeoutError`](crate::RecvTimeoutError).
 ///
 /// ```
-/// use shm_channel::broadcast::{self, Policy, RecvError};
+/// use shm_ipc::channel::broadcast::{self, Policy, RecvError};
 /// let (mut tx, mut rx) = broadcast::channel(64, Policy::Overwrite)?;
 /// for i in 0..8u8 {
 ///     tx.send(&[i; 8])?;

@@ -7,7 +7,8 @@
 //!                           status line)
 //! offset  384  EventLine:   data and space events
 //! offset  512  16 ReaderSlots of 128 bytes:      owner, cursor (one line per receiver)
-//! offset 2560  data: `capacity` bytes of frames
+//! offset 2560  TypeLine:    what typed ends carry (written once by the first typed end)
+//! offset 2816  data: `capacity` bytes of frames
 //! ```
 //!
 //! A frame has a 16-byte header: word 0 is the stamp (the message's sequence number + 1; a
@@ -22,7 +23,9 @@ use shm_core::header::LayoutSpec;
 use super::Broadcast;
 use crate::shared::creation::Creation;
 use crate::shared::layout::ControlBlock;
-use crate::shared::lines::{assert_offsets, layout_spec, EventLine, HeaderSlot, Line, StatusLine};
+use crate::shared::lines::{
+    assert_offsets, layout_spec, EventLine, HeaderSlot, Line, StatusLine, TypeLine,
+};
 use crate::shared::primitive::AtomicU64;
 use crate::shared::view::View;
 use crate::{ChannelError, Corruption};
@@ -79,14 +82,15 @@ struct Control {
     status: StatusLine,
     events: EventLine,
     readers: [ReaderSlot; MAX_READERS],
+    types: TypeLine,
 }
 
 const DATA_OFFSET: usize = size_of::<Control>();
 
 assert_offsets! {
-    Control { writer: 128, status: 256, events: 384, readers: 512 },
+    Control { writer: 128, status: 256, events: 384, readers: 512, types: 2560 },
     WriterLine { oldest: 8, next_seq: 16 },
-    ; data: 512 + 16 * 128
+    ; data: 512 + 16 * 128 + 256
 }
 
 const SLOT_LEN: usize = size_of::<ReaderSlot>();
@@ -112,7 +116,7 @@ impl ControlBlock for Broadcast {
     // header.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMBCST1",
-        5,
+        6,
         &[
             (size_of::<Control>(), align_of::<Control>()),
             (SLOT_LEN, MAX_READERS),
@@ -122,6 +126,7 @@ impl ControlBlock for Broadcast {
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
+    const TYPE: usize = offset_of!(Control, types);
     /// Two frames of an 8-byte message.
     const MIN_CAPACITY: usize = 32;
 

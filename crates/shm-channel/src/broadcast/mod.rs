@@ -24,8 +24,8 @@
 //! # Examples
 //!
 //! ```
-//! use shm_channel::broadcast::{self, Policy, RecvError};
-//! use shm_channel::TryRecvError;
+//! use shm_ipc::channel::broadcast::{self, Policy, RecvError};
+//! use shm_ipc::channel::TryRecvError;
 //!
 //! let (mut tx, mut rx1) = broadcast::Builder::new(256).policy(Policy::Overwrite).create()?;
 //! let mut rx2 = tx.subscribe()?;

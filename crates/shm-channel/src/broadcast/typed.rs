@@ -5,7 +5,7 @@
 //! receiver's private copy of the frame (checked against overwriting).
 //!
 //! ```
-//! use shm_channel::broadcast::{typed, Policy};
+//! use shm_ipc::channel::broadcast::{typed, Policy};
 //! let (mut tx, mut rx1) = typed::channel::<(u32, String)>(4096, Policy::BackPressure)?;
 //! let mut rx2 = tx.subscribe()?;
 //! tx.send((1, "one".into()))?;
@@ -41,13 +41,13 @@ pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
     policy: Policy,
 ) -> Result<crate::typed::Pair<T, C, Broadcast>, ChannelError> {
-    broadcast::channel(capacity, policy).map(crate::typed::pair)
+    crate::typed::pair(broadcast::channel(capacity, policy)?)
 }
 
 impl<T, C: Codec<T>> crate::typed::Sender<T, C, Broadcast> {
     /// A new receiver, starting at the next value sent (see
     /// [`broadcast::Sender::subscribe`]).
     pub fn subscribe(&self) -> Result<Receiver<T, C>, ChannelError> {
-        self.inner.subscribe().map(Receiver::from_bytes)
+        Ok(Receiver::from_bytes(self.inner.subscribe()?)?)
     }
 }

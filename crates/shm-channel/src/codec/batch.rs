@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 use super::frame::Codec;
-use super::frame::{FrameReader, FrameWriter};
+use super::frame::{CodecId, FrameReader, FrameWriter};
 use super::plain::Plain;
 use crate::CodecError;
 
@@ -18,11 +18,11 @@ use crate::CodecError;
 /// its items to a `Vec<T>`.
 ///
 /// ```
-/// use shm_channel::codec::{BatchCodec, Plain};
+/// use shm_ipc::channel::codec::{BatchCodec, Plain};
 /// assert_eq!(<Plain as BatchCodec<u32>>::batch_len(&[1, 2, 3])?, 8 + 12);
-/// # Ok::<(), shm_channel::CodecError>(())
+/// # Ok::<(), shm_ipc::channel::CodecError>(())
 /// ```
-pub trait BatchCodec<T>: 'static {
+pub trait BatchCodec<T>: CodecId + 'static {
     /// Bytes `items` take in a frame.
     fn batch_len(items: &[T]) -> Result<usize, CodecError>;
 

@@ -1,7 +1,7 @@
 //! serde + bincode 2: the default codec.
 
 use super::depth::{DepthBudget, DepthLimited, MAX_DECODE_DEPTH};
-use super::frame::{Codec, FrameReader, FrameWriter};
+use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use bincode::config::{Configuration, Limit};
 use bincode::de::read::Reader;
@@ -92,6 +92,10 @@ impl super::batch::SerdeSequence for Bincode {
         bincode::serde::encode_into_writer(items, out, config())
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
+}
+
+impl CodecId for Bincode {
+    const NAME: &'static str = "bincode2";
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {

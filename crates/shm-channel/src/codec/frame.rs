@@ -4,6 +4,27 @@
 
 use crate::CodecError;
 
+/// How a codec names its wire format in a channel's type
+/// [`Fingerprint`](crate::typed::Fingerprint): typed ends of a channel refuse each other
+/// when their codecs differ, as when their types do.
+///
+/// ```
+/// use shm_ipc::channel::codec::{Bincode, CodecId, Plain};
+/// assert_eq!(<Bincode as CodecId>::NAME, "bincode2");
+/// assert!(<Plain as CodecId>::LAYOUT);
+/// ```
+pub trait CodecId {
+    /// The codec's name (`"bincode2"`, `"postcard1"`, `"plain"`): name a new wire format
+    /// with a new name.
+    const NAME: &'static str;
+    /// Whether a value's size and alignment are part of the wire format (plain data,
+    /// whose bytes are the value's memory): the fingerprint then records them.
+    const LAYOUT: bool = false;
+    /// A schema id that stands for the type's name in the fingerprint (see
+    /// [`Schema`](super::Schema)); `None` by default.
+    const SCHEMA: Option<u64> = None;
+}
+
 /// Encodes `T` into a frame and decodes it back.
 ///
 /// Typed senders encode each value once: into room reserved by a guess (twice the last
@@ -11,7 +32,7 @@ use crate::CodecError;
 /// value that does not fit the guess, or a guess the ring has no room for, is encoded into
 /// a private buffer and copied. A codec that knows the length without encoding
 /// ([`exact_len`](Codec::exact_len), plain data) is always reserved at that length.
-pub trait Codec<T> {
+pub trait Codec<T>: CodecId {
     /// Exact number of bytes [`encode`](Codec::encode) will write for `value`.
     fn encoded_len(value: &T) -> Result<usize, CodecError>;
 
@@ -173,6 +194,19 @@ impl<'a> FrameReader<'a> {
         unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(self.pos), dst, len) };
         self.pos = end;
         Ok(())
+    }
+
+    /// A reader over the bytes not read yet, as a frame of their own (for a codec that
+    /// wraps another: the inner one decodes what follows the outer one's header). Reading
+    /// it does not move this reader.
+    pub fn rest(&mut self) -> FrameReader<'_> {
+        FrameReader {
+            // In bounds: `pos <= len`; the new reader reads only `len - pos` bytes from it.
+            ptr: self.ptr.wrapping_add(self.pos),
+            len: self.len - self.pos,
+            pos: 0,
+            scratch: self.scratch,
+        }
     }
 
     /// Copies the rest of the frame into private scratch memory (reused across messages)

@@ -6,6 +6,11 @@
 //! | [`Bincode`] (default) | `Serialize + DeserializeOwned` | in place | from one private copy of the frame |
 //! | [`Postcard`] | `Serialize + DeserializeOwned` | in place | from one private copy of the frame |
 //! | [`Plain`] | `bytemuck::Pod` | one copy | one copy, length checked |
+//! | [`Schema<C, ID>`](Schema) | as `C` | as `C` | as `C`; schema id `ID` in the type fingerprint |
+//!
+//! Every codec names its wire format ([`CodecId`]): a channel's typed ends record the type
+//! and the codec in the channel, and an end of another type or codec is refused
+//! ([`typed::Fingerprint`](crate::typed::Fingerprint)).
 //!
 //! A typed sender encodes in one pass into room reserved by a guess, and sizes the value
 //! first only when the guess was too small (see [`Codec`]).
@@ -16,7 +21,8 @@
 //! The serde codecs also refuse values nested deeper than [`MAX_DECODE_DEPTH`], so a
 //! frame of deeply nested variants of a recursive type cannot overflow the receiver's stack.
 //!
-//! One file per codec: `plain.rs`, `bincode.rs`, `postcard.rs`; what they all write into
+//! One file per codec: `plain.rs`, `bincode.rs`, `postcard.rs`, `schema.rs` (the schema
+//! adapter, and what a typed end's fingerprint is made of); what they all write into
 //! and read from is in `frame.rs`, slices of items per frame in `batch.rs`, the nesting
 //! limit of the serde decoders in `depth.rs`.
 
@@ -29,13 +35,15 @@ mod frame;
 mod plain;
 #[cfg(feature = "postcard")]
 mod postcard;
+mod schema;
 
 pub use self::batch::BatchCodec;
 #[cfg(feature = "bincode")]
 pub use self::bincode::{Bincode, BINCODE_DECODE_LIMIT};
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 pub use self::depth::MAX_DECODE_DEPTH;
-pub use self::frame::{Codec, FrameReader, FrameWriter};
+pub use self::frame::{Codec, CodecId, FrameReader, FrameWriter};
 pub use self::plain::Plain;
 #[cfg(feature = "postcard")]
 pub use self::postcard::Postcard;
+pub use self::schema::Schema;

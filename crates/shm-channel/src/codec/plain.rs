@@ -1,12 +1,17 @@
 //! Plain data: a `bytemuck::Pod` value's bytes, copied as they are.
 
-use super::frame::{Codec, FrameReader, FrameWriter};
+use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 
 /// Plain data (`bytemuck::Pod`): the value's bytes, copied as they are. No codec, no
 /// allocation; the frame must be exactly `size_of::<T>()` bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Plain;
+
+impl CodecId for Plain {
+    const NAME: &'static str = "plain";
+    const LAYOUT: bool = true;
+}
 
 impl<T: bytemuck::Pod> Codec<T> for Plain {
     fn encoded_len(_: &T) -> Result<usize, CodecError> {

@@ -1,7 +1,7 @@
 //! serde + postcard: the maintained serde alternative to bincode.
 
 use super::depth::{DepthBudget, DepthLimited, MAX_DECODE_DEPTH};
-use super::frame::{Codec, FrameReader, FrameWriter};
+use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use postcard::ser_flavors::Flavor;
 
@@ -68,6 +68,10 @@ impl super::batch::SerdeSequence for Postcard {
         postcard::serialize_with_flavor(items, InPlace(out))
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
+}
+
+impl CodecId for Postcard {
+    const NAME: &'static str = "postcard1";
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {

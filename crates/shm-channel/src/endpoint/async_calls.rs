@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::async_wait::{poll_retry, retry, stand_down, Awaitable, Waiting};
+use super::async_wait::{cancel, poll_retry, retry, Awaitable, Waiting};
 use super::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use super::grant::{ReadGrant, WriteGrant};
 use super::receiver::copy_out;
@@ -33,7 +33,7 @@ impl<F: Flavor> Sender<F> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// tx.send_async(b"hello").await?;
     /// assert_eq!(rx.recv_async().await?, b"hello");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -63,7 +63,7 @@ impl<F: Flavor> Sender<F> {
         .await
     }
 
-    /// One non-blocking reserve: `None` for "no room now".
+    /// One non-blocking reserve of an async call: `None` for "no room now".
     pub(crate) fn poll_slot(&mut self, len: usize) -> Option<Result<Slot<F>, SendFatal>> {
         match self.reserve_slot(len, Deadline::Now) {
             Ok(slot) => Some(Ok(slot)),
@@ -125,7 +125,7 @@ impl<F: Flavor> Receiver<F> {
     /// ```
     /// use futures_core::Stream;
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// tx.send(b"a")?;
     /// tx.send(b"b")?;
     /// drop(tx);
@@ -162,7 +162,7 @@ impl<F: Flavor> futures_core::Stream for MessageStream<'_, F> {
 
 impl<F: Flavor> Drop for MessageStream<'_, F> {
     fn drop(&mut self) {
-        stand_down(self.receiver);
+        cancel(self.receiver);
     }
 }
 

@@ -16,7 +16,10 @@
 //!    registered with tokio through
 //!    [`AsyncFd`] — or for its [`Ticker`], a timerfd that makes the slow checks (a peer
 //!    that died, a corrupt index) every [`SLOW_CHECK_INTERVAL`];
-//! 4. it withdraws the announcement when the operation completes or its future is dropped.
+//! 4. it withdraws the announcement when the operation completes or its future is dropped;
+//!    a future dropped while it waits (cancelled) also deregisters its descriptors, so that
+//!    no later ring — meant for another waiter of the channel in this process — wakes its
+//!    task again (the next wait registers afresh).
 //!
 //! A poll-based use (`Stream`, `Sink`, `AsyncRead`, `AsyncWrite`) left pending and not
 //! polled again keeps its announcement until it is polled again or dropped: meanwhile the
@@ -89,6 +92,9 @@ pub(crate) struct AsyncWait {
     seen: (u32, bool),
     /// A notifier without doorbells was seen: re-check every [`UNRUNG_INTERVAL`].
     unrung: bool,
+    /// The last poll returned `Pending` with the task's waker left in the reactor (in the
+    /// registrations of the doorbell and ticker): a cancel must take it out.
+    waker_left: bool,
 }
 
 impl AsyncWait {
@@ -108,6 +114,7 @@ impl AsyncWait {
             spinning_since: None,
             seen: (0, false),
             unrung: false,
+            waker_left: false,
         }
     }
 
@@ -184,6 +191,7 @@ impl AsyncWait {
                 return Poll::Pending;
             };
             if !(ticked || rang) {
+                self.waker_left = true;
                 return Poll::Pending;
             }
             self.seen.1 |= rang;
@@ -198,7 +206,23 @@ impl AsyncWait {
             }
             if let Some(ready) = attempt() {
                 self.stand_down();
+                self.waker_left = false;
                 return Poll::Ready(ready);
+            }
+        }
+    }
+
+    /// Ends a wait whose future was dropped: stands down, and if the reactor still holds
+    /// the task's waker (the wait was pending), deregisters the descriptors, so that later
+    /// rings of the channel's doorbell wake no task of a wait that is over.
+    fn cancel(&mut self) {
+        self.stand_down();
+        if std::mem::take(&mut self.waker_left) {
+            match self.registered.take() {
+                // Made in this process: deregistered and closed by dropping.
+                Some(registered) if registered.generation == fork_generation() => drop(registered),
+                // Made before a fork (see `registration`): the parent's to drop.
+                stale => std::mem::forget(stale),
             }
         }
     }
@@ -377,10 +401,18 @@ pub(crate) fn poll_retry<E: Awaitable, R>(
     outcome
 }
 
-/// Ends `endpoint`'s async wait, if one is under way (its future completed or was dropped).
+/// Ends `endpoint`'s async wait, if one is under way (its operation completed).
 pub(crate) fn stand_down<E: Awaitable>(endpoint: &mut E) {
     if let Some(wait) = endpoint.waiting().async_wait() {
         wait.stand_down();
+    }
+}
+
+/// Ends `endpoint`'s async wait because its future (or stream, or sink) was dropped: a
+/// cancelled wait is never woken again (see [`AsyncWait::cancel`]).
+pub(crate) fn cancel<E: Awaitable>(endpoint: &mut E) {
+    if let Some(wait) = endpoint.waiting().async_wait() {
+        wait.cancel();
     }
 }
 
@@ -393,11 +425,12 @@ pub(crate) fn retry<'a, E: Awaitable, R: 'a>(
     std::future::poll_fn(move |cx| poll_retry(&mut *guard.0, cx, &mut op))
 }
 
-/// Ends the wait of the endpoint it borrows when dropped.
+/// Ends the wait of the endpoint it borrows when dropped (a no-op after completion, a
+/// cancel before).
 struct StandDown<'a, E: Awaitable>(&'a mut E);
 
 impl<E: Awaitable> Drop for StandDown<'_, E> {
     fn drop(&mut self) {
-        stand_down(self.0);
+        cancel(self.0);
     }
 }

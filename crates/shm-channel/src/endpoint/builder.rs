@@ -20,14 +20,14 @@ const DOORBELLS_BY_DEFAULT: bool = cfg!(feature = "tokio") && !cfg!(loom);
 /// Options for creating a channel of flavor `F`.
 ///
 /// ```
-/// use shm_channel::spsc::Builder;
-/// use shm_channel::Endpoint;
-/// use shm_core::notify::WaitStrategy;
+/// use shm_ipc::channel::spsc::Builder;
+/// use shm_ipc::channel::Endpoint;
+/// use shm_ipc::core::notify::WaitStrategy;
 /// let (tx, rx) = Builder::new(1 << 16).wait_strategy(WaitStrategy::Park).create()?;
 /// assert_eq!(tx.capacity(), 1 << 16);
 /// // Refused before anything is mapped:
 /// assert!(Builder::new(1 << 40).create().is_err());
-/// # Ok::<(), shm_channel::ChannelError>(())
+/// # Ok::<(), shm_ipc::channel::ChannelError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until a channel is created from it"]
@@ -71,13 +71,13 @@ impl<F: Flavor> Builder<F> {
     /// `SeqCst`: loom cannot model `membarrier`.)
     ///
     /// ```
-    /// use shm_channel::spsc::Builder;
-    /// use shm_channel::Endpoint;
-    /// use shm_core::notify::Handshake;
+    /// use shm_ipc::channel::spsc::Builder;
+    /// use shm_ipc::channel::Endpoint;
+    /// use shm_ipc::core::notify::Handshake;
     /// let (tx, rx) = Builder::new(4096).handshake(Handshake::SeqCst).create()?;
     /// assert_eq!(tx.handshake(), Handshake::SeqCst);
     /// assert_eq!(rx.handshake(), Handshake::SeqCst);
-    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// # Ok::<(), shm_ipc::channel::ChannelError>(())
     /// ```
     pub fn handshake(mut self, handshake: Handshake) -> Builder<F> {
         self.handshake = Some(handshake);
@@ -97,13 +97,13 @@ impl<F: Flavor> Builder<F> {
     /// program that makes many channels and never awaits them keeps its descriptors).
     ///
     /// ```
-    /// use shm_channel::spsc::Builder;
-    /// use shm_channel::Endpoint;
+    /// use shm_ipc::channel::spsc::Builder;
+    /// use shm_ipc::channel::Endpoint;
     /// let (tx, rx) = Builder::new(4096).doorbells(true).create()?;
     /// assert!(tx.has_doorbells() && rx.has_doorbells());
     /// let (tx, _rx) = Builder::new(4096).doorbells(false).create()?;
     /// assert!(!tx.has_doorbells());
-    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// # Ok::<(), shm_ipc::channel::ChannelError>(())
     /// ```
     pub fn doorbells(mut self, on: bool) -> Builder<F> {
         self.doorbells = on;
@@ -158,12 +158,12 @@ impl<F: Flavor> Builder<F> {
     /// endpoint) and rebuilt there.
     ///
     /// ```
-    /// use shm_channel::spsc::Builder;
-    /// use shm_channel::Endpoint;
+    /// use shm_ipc::channel::spsc::Builder;
+    /// use shm_ipc::channel::Endpoint;
     /// let (tx, rx) = Builder::new(4096).create_memfd()?;
     /// assert!(tx.memory().fd().is_some());
     /// # drop(rx);
-    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// # Ok::<(), shm_ipc::channel::ChannelError>(())
     /// ```
     pub fn create_memfd(&self) -> Result<(Sender<F>, Receiver<F>), ChannelError> {
         let name = format!("shm-ipc-{}", F::NAME);

@@ -9,6 +9,8 @@ use shm_core::notify::{Check, Event, Handshake, SpinBudget, Throttle, WaitStrate
 use shm_core::SharedMemory;
 
 use crate::shared::doorbells::End;
+use crate::shared::fingerprint::{self, Fingerprint};
+use crate::shared::lines::TypeLine;
 use crate::shared::ownership::{self, OwnerCheck};
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::RingSide;
@@ -147,6 +149,7 @@ pub trait Parts {
     fn queued(&self) -> u64;
     fn min_frame(&self) -> u64;
     fn capacity(&self) -> u64;
+    fn type_line(&self) -> &TypeLine;
 }
 
 impl<R: RingSide> Parts for Common<R> {
@@ -181,6 +184,10 @@ impl<R: RingSide> Parts for Common<R> {
     fn capacity(&self) -> u64 {
         self.ring.capacity()
     }
+
+    fn type_line(&self) -> &TypeLine {
+        self.ring.layout().type_line()
+    }
 }
 
 /// What every endpoint of this crate offers, whatever its flavor and layer — byte
@@ -189,12 +196,12 @@ impl<R: RingSide> Parts for Common<R> {
 /// across `fork` (which `shm-fork` drives).
 ///
 /// ```
-/// use shm_channel::Endpoint;
-/// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+/// use shm_ipc::channel::Endpoint;
+/// let (tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
 /// assert_eq!(tx.capacity(), 4096);
 /// assert_eq!(tx.handshake(), rx.handshake());
 /// assert!(tx.is_owned_here() && rx.is_owned_here());
-/// # Ok::<(), shm_channel::ChannelError>(())
+/// # Ok::<(), shm_ipc::channel::ChannelError>(())
 /// ```
 // `parts` names a trait nobody outside the crate can name: nobody else implements
 // `Endpoint`.
@@ -225,8 +232,8 @@ pub trait Endpoint {
     /// change it at once.
     ///
     /// ```
-    /// use shm_channel::Endpoint;
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// use shm_ipc::channel::Endpoint;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// assert!(rx.is_empty() && !tx.is_full());
     /// tx.send(b"twelve bytes")?; // an 8-byte header, 12 bytes padded to 16
     /// assert_eq!((tx.len(), rx.len()), (24, 24));
@@ -248,6 +255,22 @@ pub trait Endpoint {
     fn is_full(&self) -> bool {
         let parts = self.parts();
         parts.queued() + parts.min_frame() > parts.capacity()
+    }
+
+    /// What the channel's typed ends carry, as the first of them recorded it in the
+    /// channel (see [`typed::Fingerprint`](crate::typed::Fingerprint)); `None` while no
+    /// typed end was made of the channel. Byte ends neither record nor check it.
+    ///
+    /// ```
+    /// use shm_ipc::channel::Endpoint;
+    /// let (tx, rx) = shm_ipc::channel::typed::channel::<u64>(4096)?;
+    /// assert_eq!(tx.type_fingerprint().unwrap().type_name(), "u64");
+    /// let (tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
+    /// assert!(tx.type_fingerprint().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn type_fingerprint(&self) -> Option<Fingerprint> {
+        fingerprint::recorded(self.parts().type_line())
     }
 
     /// How this endpoint waits when its ring is full (senders) or empty (receivers).

@@ -6,8 +6,20 @@
 //! Use them when a copy in or out is too many: a large message written in place by an
 //! encoder or a `read(2)`, or checksummed where it lies. Otherwise `send` and `recv` are
 //! simpler and as fast.
+//!
+//! In place without `unsafe`: [`WriteGrant::as_volatile_slice`] and
+//! [`ReadGrant::as_volatile_slice`] hand the bytes out as a
+//! [`VolatileSlice`] of rust-vmm's `vm-memory` (the crate Firecracker and cloud-hypervisor
+//! use for guest memory, shared with a party they do not trust either): volatile reads and
+//! writes of any `ByteValued` value at a checked offset, bulk copies, sub-slices, atomics —
+//! never a `&[u8]` over memory a peer can write. For a checksum over a large message, copy
+//! it through a small private buffer (`copy_to` a few KiB at a time): that runs at the speed
+//! of a raw-pointer loop, where element-by-element volatile loads do not (figures in
+//! `docs/safety.md`, measured by `benches/grant_checksum.rs`).
 
 use std::time::Duration;
+
+use vm_memory::VolatileSlice;
 
 use super::failure::{until_done, SendFatal};
 use super::sender::{Publish, Sender};
@@ -23,7 +35,7 @@ impl<F: Flavor> Sender<F> {
     /// committed with [`WriteGrant::commit`]. Waits for room as long as it takes.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut grant = tx.reserve(64)?;
     /// grant.write_at(0, b"in place")?;
     /// grant.commit(8);
@@ -173,10 +185,59 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
         self.sender.ring().payload_ptr(&self.slot)
     }
 
-    /// Publishes the first `len` bytes (at most [`len`](WriteGrant::len)) as one message.
+    /// The reserved bytes as a [`VolatileSlice`] of rust-vmm's `vm-memory` (re-exported as
+    /// [`vm_memory`](crate::vm_memory)): write the message in place without `unsafe` —
+    /// volatile writes at checked offsets, bulk copies — then
+    /// [`commit`](WriteGrant::commit).
+    ///
+    /// ```
+    /// use vm_memory::Bytes;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
+    /// let mut grant = tx.reserve(16)?;
+    /// let bytes = grant.as_volatile_slice();
+    /// bytes.write_obj(7u64, 0)?;
+    /// bytes.copy_from(b"in place");
+    /// grant.commit(8);
+    /// assert_eq!(rx.recv()?, b"in place");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn as_volatile_slice(&mut self) -> VolatileSlice<'_> {
+        let len = self.len;
+        // SAFETY: the reserved bytes are valid for `len` bytes of the mapping (kept alive by
+        // the sender we borrow) until the grant is committed or dropped, which the slice's
+        // borrow of `self` outlives none of; the slice reaches them through volatile
+        // accesses and copies only, never a reference.
+        unsafe { VolatileSlice::new(self.as_mut_ptr(), len) }
+    }
+
+    /// Publishes the first `len` bytes as one message.
+    ///
+    /// # Panics
+    ///
+    /// If `len` is larger than the grant ([`len`](WriteGrant::len)): a caller's mistake,
+    /// never silently clamped (nothing is published then; [`try_commit`](WriteGrant::try_commit)
+    /// says so with an error instead).
     pub fn commit(self, len: usize) {
+        if let Err(err) = self.try_commit(len) {
+            panic!("WriteGrant::commit: {err}");
+        }
+    }
+
+    /// [`commit`](WriteGrant::commit), with a `len` larger than the grant an error: the
+    /// grant is dropped then, and nothing is published.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
+    /// let grant = tx.reserve(8)?;
+    /// assert!(grant.try_commit(9).is_err());
+    /// assert!(rx.try_recv().is_err(), "nothing was sent");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_commit(self, len: usize) -> Result<(), GrantBounds> {
+        check_within(0, len, self.len)?;
         let publish = self.publish;
         self.commit_as(len, publish);
+        Ok(())
     }
 
     /// Commits the first `len` bytes as one message but may leave it unpublished, as
@@ -184,7 +245,7 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     /// [`flush`](Sender::flush) or ordinary send.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut grant = tx.reserve(8)?;
     /// grant.write_at(0, b"deferred")?;
     /// grant.commit_deferred(8);
@@ -193,13 +254,20 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     /// assert_eq!(rx.try_recv()?, b"deferred");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`commit`](WriteGrant::commit), if `len` is larger than the grant.
     pub fn commit_deferred(self, len: usize) {
+        if let Err(err) = check_within(0, len, self.len) {
+            panic!("WriteGrant::commit_deferred: {err}");
+        }
         self.commit_as(len, Publish::WhenPending);
     }
 
+    /// Commits the first `len <= self.len` bytes.
     fn commit_as(mut self, len: usize, publish: Publish) {
         self.committed = true;
-        let len = len.min(self.len);
         self.sender.commit_slot(self.slot, len, publish);
     }
 }
@@ -263,6 +331,38 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
         let mut out = vec![0u8; self.len];
         self.copy_to(&mut out);
         out
+    }
+
+    /// The message as a [`VolatileSlice`] of rust-vmm's `vm-memory` (re-exported as
+    /// [`vm_memory`](crate::vm_memory)): read it in place without `unsafe` — volatile reads
+    /// at checked offsets, or copies through a small private buffer. For a message a peer
+    /// just wrote, either runs at the speed of a raw-pointer loop (figures in
+    /// `docs/safety.md`). A hostile peer could change the bytes while you read them: copy
+    /// before you validate. (The slice also writes; the channel never reads such writes
+    /// back.)
+    ///
+    /// ```
+    /// use vm_memory::Bytes;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
+    /// tx.send(&[1u8; 4096])?;
+    /// let grant = rx.read()?;
+    /// let bytes = grant.as_volatile_slice();
+    /// let (mut sum, mut chunk) = (0u64, [0u8; 1024]);
+    /// for at in (0..bytes.len()).step_by(chunk.len()) {
+    ///     let n = bytes.offset(at)?.copy_to(&mut chunk[..]);
+    ///     sum += chunk[..n].iter().map(|&b| u64::from(b)).sum::<u64>();
+    /// }
+    /// assert_eq!(sum, 4096);
+    /// assert_eq!(bytes.read_obj::<u32>(0)?, 0x0101_0101);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn as_volatile_slice(&self) -> VolatileSlice<'_> {
+        // SAFETY: the frame's `len` bytes are valid (inside the data area, or the broadcast
+        // reader's private copy) until the grant is released, which the slice's borrow of
+        // `self` prevents while it lives; the slice reaches them through volatile accesses
+        // and copies only. The pointer is made mutable only because `VolatileSlice` has no
+        // read-only form: writes through it stay inside the frame.
+        unsafe { VolatileSlice::new(self.as_ptr().cast_mut(), self.len) }
     }
 
     /// The message's bytes, valid for [`len`](ReadGrant::len) bytes while the grant lives.

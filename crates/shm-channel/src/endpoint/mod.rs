@@ -14,7 +14,7 @@
 //! | `grant` | zero-copy [`WriteGrant`] and [`ReadGrant`], and the calls that hand them out |
 //! | `builder` | creating and attaching channels |
 //! | `failure` | the core's failures, before each call makes them its own error type |
-//! | `async_wait`, `async_calls` | (feature `tokio`) the async wait, and the async calls over it |
+//! | `async_wait`, `async_calls`, `sink` | (feature `tokio`) the async wait, the async calls over it, a sender as a `Sink` |
 //!
 //! # Liveness policy (every flavor)
 //!
@@ -24,7 +24,12 @@
 //! - A non-blocking call (`try_*`) that finds the ring full or empty makes the same check
 //!   at most once per interval, so a polling loop pays one syscall per 10 ms at most.
 //! - Cheap shared flags (closed, counts) are read on every call that finds the ring full
-//!   or empty.
+//!   or empty; a sender reads the receivers' closed flag on every send.
+//! - A sender that keeps finding room asks the kernel about its receivers once per 8 ms
+//!   (`RECEIVER_LOOK` in `sender.rs`), paced by a private countdown and a clock read per
+//!   stride of sends ([`Lookout`](shm_core::notify::Lookout)): a receiver killed while the
+//!   sender streams is `PeerDied` within 10 ms of sends, blocking or not, long before the
+//!   ring is full — without a system call per send.
 //!
 //! # Ownership on use
 //!
@@ -51,6 +56,8 @@ pub(crate) mod failure;
 mod grant;
 mod receiver;
 mod sender;
+#[cfg(feature = "tokio")]
+pub(crate) mod sink;
 
 #[cfg(feature = "tokio")]
 pub(crate) use async_calls::end_at_disconnect;

@@ -23,8 +23,8 @@ use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 /// | many | [`iter`](Receiver::iter) | [`try_iter`](Receiver::try_iter) | |
 ///
 /// ```
-/// use shm_channel::{RecvIntoError, TryRecvError};
-/// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+/// use shm_ipc::channel::{RecvIntoError, TryRecvError};
+/// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 /// tx.send(b"twelve bytes")?;
 /// let mut small = [0u8; 4];
@@ -102,7 +102,7 @@ impl<F: Flavor> Receiver<F> {
     /// have to wait (or that fails: [`try_recv`](Receiver::try_recv) says why).
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// tx.send(b"a")?;
     /// tx.send(b"b")?;
     /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [b"a".to_vec(), b"b".to_vec()]);
@@ -120,8 +120,8 @@ impl<F: Flavor> Receiver<F> {
     /// `Lagged` if the sender overwrote it meanwhile.
     ///
     /// ```
-    /// use shm_channel::{RecvError, SendError};
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// use shm_ipc::channel::{RecvError, SendError};
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// tx.send(b"sent before")?;
     /// rx.close();
     /// assert!(matches!(tx.send(b"after"), Err(SendError::Disconnected(()))));
@@ -141,11 +141,11 @@ impl<F: Flavor> Receiver<F> {
     /// whose process died is seen by the next receive that finds the ring empty).
     ///
     /// ```
-    /// let (tx, rx) = shm_channel::spsc::channel(4096)?;
+    /// let (tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// assert!(!rx.is_closed());
     /// drop(tx);
     /// assert!(rx.is_closed());
-    /// # Ok::<(), shm_channel::ChannelError>(())
+    /// # Ok::<(), shm_ipc::channel::ChannelError>(())
     /// ```
     pub fn is_closed(&self) -> bool {
         self.closed || self.common.ring.senders_closed()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shm_core::notify::{Check, WaitStrategy};
+use shm_core::notify::{Check, Lookout, WaitStrategy};
 
 use super::common::{slow_check_due, wait_on, Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
@@ -34,7 +34,16 @@ pub(crate) enum Publish {
 /// ```
 pub struct Sender<F: Flavor> {
     pub(crate) common: Common<F::Writer>,
+    /// Paces the liveness look of sends that find room (see [`RECEIVER_LOOK`]).
+    lookout: Lookout,
 }
+
+/// How often a sender that keeps finding room asks the kernel whether its receivers are
+/// alive: with the lookout's clock read about every millisecond
+/// ([`LOOK_EVERY`](shm_core::notify::LOOK_EVERY)), a receiver killed while the sender
+/// streams is noticed within 10 ms of sends (the liveness bound) — not only once the ring
+/// is full — at the cost of one pidfd `poll` per 8 ms, and of a private decrement per send.
+pub(crate) const RECEIVER_LOOK: Duration = Duration::from_millis(8);
 
 impl<F: Flavor> Sender<F> {
     /// Wraps a ring writer whose owner slot already names the calling process (or a
@@ -49,6 +58,7 @@ impl<F: Flavor> Sender<F> {
                 SendRing::close,
                 strategy,
             ),
+            lookout: Lookout::new(RECEIVER_LOOK),
         }
     }
 
@@ -272,19 +282,25 @@ impl<F: Flavor> Sender<F> {
         }
     }
 
-    /// What every reservation checks first: the owner, the size, the receivers.
+    /// What every reservation checks first: the owner, the size, the receivers — closed
+    /// (a shared flag, every send) or dead (the kernel, when the lookout says so: a dead
+    /// receiver's ring takes no more than the liveness bound's worth of sends).
     #[inline]
     fn check_send(&mut self, len: usize) -> Result<(), SendFatal> {
         self.common
             .verify_owner()
             .map_err(|_| SendFatal::NotOwner)?;
-        let ring = self.ring();
+        let ring = &mut self.common.ring;
         let max = ring.max_payload();
         if len > max {
             return Err(SendFatal::TooLarge(max));
         }
         if ring.receivers_closed() {
             return Err(SendFatal::Disconnected);
+        }
+        // Never under loom: a model has no clock and no kernel.
+        if !cfg!(loom) && self.lookout.tick() && ring.receivers_dead() {
+            return Err(SendFatal::PeerDied);
         }
         Ok(())
     }

@@ -11,7 +11,8 @@
 //!                 +0    SenderSlot:   owner; the space event its sender sleeps on
 //!                 +128  ProducerLine: the lane's recorded tail
 //!                 +256  ConsumerLine: the lane's head
-//! offset 25088  data: `lanes` lanes of `capacity` bytes each, lane i at i × capacity
+//! offset 25088  TypeLine:    what typed ends carry (written once by the first typed end)
+//! offset 25344  data: `lanes` lanes of `capacity` bytes each, lane i at i × capacity
 //! ```
 //!
 //! Nothing is contended: a sender writes its own lane and lines, the receiver its heads.
@@ -31,7 +32,7 @@ use crate::shared::lane::Lane;
 use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{
     assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, Line, ProducerLine,
-    StatusLine,
+    StatusLine, TypeLine,
 };
 use crate::shared::primitive::{AtomicU64, DataArea};
 use crate::shared::view::{EventRef, View, Wake, MIN_CAPACITY};
@@ -105,6 +106,7 @@ struct Control {
     events: EventLine,
     lanes: LanesLine,
     slots: [SlotLines; MAX_SENDERS],
+    types: TypeLine,
 }
 
 /// Offset of the data area.
@@ -113,10 +115,10 @@ const DATA_OFFSET: usize = size_of::<Control>();
 const SLOT_LINES: usize = size_of::<SlotLines>();
 
 assert_offsets! {
-    Control { status: 128, events: 256, lanes: 384, slots: 512 },
+    Control { status: 128, events: 256, lanes: 384, slots: 512, types: 25088 },
     SlotLines { producer: 128, consumer: 256 },
     SenderSlot { space: 8 },
-    ; data: 512 + 64 * 384
+    ; data: 512 + 64 * 384 + 256
 }
 
 /// A validated view of an MPSC channel's memory.
@@ -134,7 +136,7 @@ impl ControlBlock for Mpsc {
     // with the sizes and alignments of the control block and of the slot lines.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMMPSC1",
-        4,
+        5,
         &[
             (size_of::<Control>(), align_of::<Control>()),
             (SLOT_LINES, MAX_SENDERS),
@@ -143,6 +145,7 @@ impl ControlBlock for Mpsc {
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
+    const TYPE: usize = offset_of!(Control, types);
 
     /// Records the lane count; clears the first word of every lane (its reader's first
     /// look: see `shared::lane`).

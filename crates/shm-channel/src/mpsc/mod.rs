@@ -37,7 +37,7 @@
 //! # Examples
 //!
 //! ```
-//! let (tx, mut rx) = shm_channel::mpsc::channel(4096)?;
+//! let (tx, mut rx) = shm_ipc::channel::mpsc::channel(4096)?;
 //! let mut tx2 = tx.try_clone()?;
 //! let mut tx = tx;
 //! tx.send(b"from one")?;
@@ -53,7 +53,7 @@
 //! assert_eq!(rx.recv()?, b"in place");
 //!
 //! drop((tx, tx2));
-//! assert_eq!(rx.recv(), Err(shm_channel::RecvError::Disconnected));
+//! assert_eq!(rx.recv(), Err(shm_ipc::channel::RecvError::Disconnected));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -139,7 +139,7 @@ impl crate::Receiver<Mpsc> {
     /// that lane empty, fills the batch or closes.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::mpsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::mpsc::channel(4096)?;
     /// rx.set_release_batch(1024);
     /// for i in 0..100u8 {
     ///     tx.send(&[i; 8])?;

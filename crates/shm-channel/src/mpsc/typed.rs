@@ -1,7 +1,7 @@
 //! Typed MPSC channels: `T` values encoded in place by a [`Codec`], many senders.
 //!
 //! ```
-//! use shm_channel::mpsc::typed;
+//! use shm_ipc::channel::mpsc::typed;
 //! let (tx, mut rx) = typed::channel::<(u32, String)>(4096)?;
 //! let mut tx2 = tx.try_clone()?;
 //! let mut tx = tx;
@@ -37,12 +37,12 @@ where
 pub fn channel_with<T, C: Codec<T>>(
     capacity: usize,
 ) -> Result<crate::typed::Pair<T, C, Mpsc>, ChannelError> {
-    mpsc::channel(capacity).map(crate::typed::pair)
+    crate::typed::pair(mpsc::channel(capacity)?)
 }
 
 impl<T, C: Codec<T>> crate::typed::Sender<T, C, Mpsc> {
     /// Another sender in a new producer slot (see [`mpsc::Sender::try_clone`]).
     pub fn try_clone(&self) -> Result<Self, ChannelError> {
-        self.inner.try_clone().map(Sender::from_bytes)
+        Ok(Sender::from_bytes(self.inner.try_clone()?)?)
     }
 }

@@ -3,8 +3,8 @@
 //! notifiers wake.
 //!
 //! Every layout starts with the shm-core [`LayoutHeader`](shm_core::header::LayoutHeader) on
-//! its own 128-byte line, then the flavor's control lines (see `super::lines`), then the
-//! data area of `capacity` bytes. What differs between flavors is only the control block:
+//! its own 128-byte line, then the flavor's control lines (see `super::lines`; the type line
+//! last), then the data area of `capacity` bytes. What differs between flavors is only the control block:
 //! its lines, their offsets, what a fresh one holds, and the options it records.
 
 use std::fmt;
@@ -17,7 +17,7 @@ use shm_core::SharedMemory;
 
 use super::creation::Creation;
 use super::doorbells::Doorbells;
-use super::lines::{EventLine, Line, StatusLine};
+use super::lines::{EventLine, Line, StatusLine, TypeLine};
 use super::primitive::DataArea;
 use super::view::{check_capacity, EventRef, View, Wake, MIN_CAPACITY};
 use crate::ChannelError;
@@ -35,6 +35,8 @@ pub(crate) trait ControlBlock: Sized + Send + Sync + 'static {
     const EVENTS: usize;
     /// Offset of the [`StatusLine`] in the control block.
     const STATUS: usize;
+    /// Offset of the [`TypeLine`] in the control block.
+    const TYPE: usize;
     /// Smallest capacity of the flavor.
     const MIN_CAPACITY: usize = MIN_CAPACITY;
 
@@ -80,11 +82,12 @@ impl<K: ControlBlock> Layout<K> {
         how: &Creation<K::Options>,
     ) -> Result<Layout<K>, ChannelError> {
         let view = View::create(memory, K::DATA_OFFSET, how)?;
-        // SAFETY: we are creating the channel: nobody uses the region yet; `STATUS` and
-        // `EVENTS` are the offsets of those lines in the flavor's control block.
+        // SAFETY: we are creating the channel: nobody uses the region yet; `STATUS`,
+        // `EVENTS` and `TYPE` are the offsets of those lines in the flavor's control block.
         unsafe {
             view.init_line::<StatusLine>(K::STATUS);
             view.init_line::<EventLine>(K::EVENTS);
+            view.init_line::<TypeLine>(K::TYPE);
             K::init(&view, how);
         }
         view.publish_header(&K::SPEC, K::STATUS)?;
@@ -171,6 +174,12 @@ impl<K: ControlBlock> Layout<K> {
     pub(crate) fn status(&self) -> &StatusLine {
         // SAFETY: `STATUS` is the offset of the status line in the flavor's control block.
         unsafe { self.line(K::STATUS) }
+    }
+
+    /// The type line: what the channel's typed ends carry.
+    pub(crate) fn type_line(&self) -> &TypeLine {
+        // SAFETY: `TYPE` is the offset of the type line in the flavor's control block.
+        unsafe { self.line(K::TYPE) }
     }
 
     /// Both events.

@@ -1,7 +1,9 @@
 //! The lines a channel's control block is made of: each `#[repr(C, align(128))]` and made of
 //! atomics only, so a peer writing one concurrently is never a data race on our side. The
 //! header slot comes first in every layout; the status and event lines are the same in
-//! every flavor; the producer and consumer lines carry the SPSC and MPSC indices.
+//! every flavor; the producer and consumer lines carry the SPSC and MPSC indices; the type
+//! line, last before the data area in every flavor, records what typed ends carry (see
+//! `super::fingerprint`).
 
 use std::mem::size_of;
 
@@ -103,9 +105,65 @@ pub(crate) struct EventLine {
 // SAFETY: two `Event`s, atomics only.
 unsafe impl Line for EventLine {}
 
+/// Bytes of a type's name a [`TypeLine`] keeps (a longer name is cut; its fingerprint hash
+/// covers all of it).
+pub(crate) const TYPE_NAME_BYTES: usize = 192;
+/// Bytes of a codec's name a [`TypeLine`] keeps.
+pub(crate) const CODEC_NAME_BYTES: usize = 16;
+
+/// What the typed ends of a channel carry, the same line in every flavor, last before the
+/// data area: written once, by the first typed end made of the channel (see
+/// `super::fingerprint`); read when another typed end is made of it. Raw byte ends never
+/// touch it. A peer may write any value here: the words are only compared and copied into
+/// an error message, never used to index or size anything.
+#[derive(Default)]
+#[repr(C, align(128))]
+pub(crate) struct TypeLine {
+    /// The fingerprint hash of the typed ends (never 0); 0 while the channel is untyped.
+    /// Set once, by a compare-and-swap from 0.
+    pub(crate) fingerprint: AtomicU64,
+    /// Equal to `fingerprint` once the description below is written (`SYNC: type
+    /// described`); anything else means "not described (yet)".
+    pub(crate) described: AtomicU64,
+    /// `size_of::<T>()` where the codec's wire format is `T`'s memory (plain data).
+    pub(crate) size: AtomicU64,
+    /// `align_of::<T>()`, as `size`.
+    pub(crate) align: AtomicU32,
+    /// Bit 0: `size` and `align` are meaningful; bit 1: `schema` is set.
+    pub(crate) flags: AtomicU32,
+    /// The user's schema id, if bit 1 of `flags`.
+    pub(crate) schema: AtomicU64,
+    /// Bytes of the type's name (the first [`TYPE_NAME_BYTES`] of them are kept).
+    pub(crate) name_len: AtomicU32,
+    /// Bytes of the codec's name (the first [`CODEC_NAME_BYTES`] of them are kept).
+    pub(crate) codec_len: AtomicU32,
+    /// The codec's name, 8 bytes per word, little-endian.
+    pub(crate) codec: [AtomicU64; CODEC_NAME_BYTES / 8],
+    /// The type's name, 8 bytes per word, little-endian.
+    pub(crate) name: [AtomicU64; TYPE_NAME_BYTES / 8],
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(TypeLine, described) == 8);
+    assert!(offset_of!(TypeLine, size) == 16);
+    assert!(offset_of!(TypeLine, align) == 24);
+    assert!(offset_of!(TypeLine, flags) == 28);
+    assert!(offset_of!(TypeLine, schema) == 32);
+    assert!(offset_of!(TypeLine, name_len) == 40);
+    assert!(offset_of!(TypeLine, codec_len) == 44);
+    assert!(offset_of!(TypeLine, codec) == 48);
+    assert!(offset_of!(TypeLine, name) == 64);
+    assert!(size_of::<TypeLine>() == 256);
+};
+
+// SAFETY: atomics only.
+unsafe impl Line for TypeLine {}
+
 /// The layout spec of a flavor's region: its magic and version, and a hash over the sizes
-/// and alignments of the shared types every layout has (header, status and event lines,
-/// frame word) plus the flavor's own (`types`: its control block, lines and slots).
+/// and alignments of the shared types every layout has (header, status, event and type
+/// lines, frame word) plus the flavor's own (`types`: its control block, lines and slots).
 pub(crate) const fn layout_spec(
     magic: &[u8; 8],
     version: u32,
@@ -119,6 +177,7 @@ pub(crate) const fn layout_spec(
         (size_of::<HeaderSlot>(), std::mem::align_of::<HeaderSlot>()),
         (size_of::<StatusLine>(), std::mem::align_of::<StatusLine>()),
         (size_of::<EventLine>(), std::mem::align_of::<EventLine>()),
+        (size_of::<TypeLine>(), std::mem::align_of::<TypeLine>()),
         (
             super::frame::FRAME_HEADER_LEN,
             super::frame::FRAME_HEADER_LEN,

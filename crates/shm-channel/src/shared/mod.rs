@@ -5,7 +5,8 @@
 //! |---|---|
 //! | `primitive` | the loom seam: atomics, fences, the data area's frame words |
 //! | `frame` | the frame header word, the same encoding in every ring |
-//! | `lines` | the control-block lines (header slot, status, events, producer, consumer) and the layout hash |
+//! | `lines` | the control-block lines (header slot, status, events, producer, consumer, type) and the layout hash |
+//! | `fingerprint` | what typed ends carry: the public `Fingerprint`, `TypeMismatch`, and their record in the type line |
 //! | `view` | a validated view of a region; the capacity rules; events and what a notifier wakes |
 //! | `creation` | how a channel is created: its wake handshake and options |
 //! | `lane` | the single-writer ring an SPSC channel is and each MPSC sender writes: the algorithm over a `Lane`'s words |
@@ -21,6 +22,7 @@
 
 pub(crate) mod creation;
 pub(crate) mod doorbells;
+pub(crate) mod fingerprint;
 pub(crate) mod frame;
 pub(crate) mod lane;
 pub(crate) mod lane_sender;

@@ -9,7 +9,8 @@
 //! offset 384  StatusLine:   owners, closed flags,     written rarely (attach, drop)
 //!                            wake handshake (+32)
 //! offset 512  EventLine:    data and space events     touched only around sleeps
-//! offset 640  data: `capacity` bytes of frames, each published by its header word
+//! offset 640  TypeLine:     what typed ends carry     written once by the first typed end
+//! offset 896  data: `capacity` bytes of frames, each published by its header word
 //! ```
 //!
 //! Head and tail sit on separate 128-byte lines (two 64-byte lines: the adjacent-line
@@ -26,6 +27,7 @@ use crate::shared::creation::Creation;
 use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{
     assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, ProducerLine, StatusLine,
+    TypeLine,
 };
 use crate::shared::view::View;
 use crate::ChannelError;
@@ -38,15 +40,16 @@ struct Control {
     consumer: ConsumerLine,
     status: StatusLine,
     events: EventLine,
+    types: TypeLine,
 }
 
 /// Offset of the data area: right after the control block.
 const DATA_OFFSET: usize = size_of::<Control>();
 
 assert_offsets! {
-    Control { producer: 128, consumer: 256, status: 384, events: 512 },
+    Control { producer: 128, consumer: 256, status: 384, events: 512, types: 640 },
     EventLine { space: 16 },
-    ; data: 640
+    ; data: 896
 }
 
 /// A validated view of an SPSC channel's memory.
@@ -58,12 +61,13 @@ impl ControlBlock for Spsc {
     // with the size and alignment of the control block.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMSPSC1",
-        4,
+        5,
         &[(size_of::<Control>(), align_of::<Control>())],
     );
     const DATA_OFFSET: usize = DATA_OFFSET;
     const EVENTS: usize = offset_of!(Control, events);
     const STATUS: usize = offset_of!(Control, status);
+    const TYPE: usize = offset_of!(Control, types);
 
     /// The first word of the data area is cleared: the reader's first look. Every other
     /// word it looks at is cleared by the writer before use (see `spsc::ring`), so reused

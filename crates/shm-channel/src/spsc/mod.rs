@@ -20,7 +20,7 @@
 //! # Examples
 //!
 //! ```
-//! let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+//! let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
 //! tx.send(b"hello")?;
 //! assert_eq!(rx.recv()?, b"hello");
 //!
@@ -35,7 +35,7 @@
 //! drop(frame); // releases the space
 //!
 //! drop(tx);
-//! assert_eq!(rx.recv(), Err(shm_channel::RecvError::Disconnected));
+//! assert_eq!(rx.recv(), Err(shm_ipc::channel::RecvError::Disconnected));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -87,7 +87,7 @@ impl crate::Receiver<Spsc> {
     /// already received are delivered again.
     ///
     /// ```
-    /// let (mut tx, mut rx) = shm_channel::spsc::channel(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// rx.set_release_batch(1024);
     /// for i in 0..100u8 {
     ///     tx.send(&[i; 8])?;

@@ -1,6 +1,7 @@
 //! The stream's ends as tokio's [`AsyncWrite`] and [`AsyncRead`] (feature `tokio`), with
 //! the errors of the table in the module docs. They wait as every async endpoint does
-//! (`endpoint::async_wait`): a write commits, or a read takes, in the poll that returns.
+//! (`endpoint::async_wait`): a write commits, or a read takes, in the poll that returns;
+//! a read takes everything at hand, as the synchronous one does.
 
 use std::io;
 use std::pin::Pin;
@@ -56,9 +57,9 @@ impl AsyncRead for StreamReader {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        if !this.leftover.is_empty() {
-            let n = this.leftover.read(buf.initialize_unfilled());
-            buf.advance(n);
+        let at_hand = this.take_at_hand(buf.initialize_unfilled())?;
+        if at_hand > 0 {
+            buf.advance(at_hand);
             return Poll::Ready(Ok(()));
         }
         let frame = match std::task::ready!(poll_retry(&mut this.rx, cx, |rx| rx.poll_frame())) {
@@ -70,6 +71,8 @@ impl AsyncRead for StreamReader {
         let grant = ReadGrant::new(&mut this.rx, frame);
         let n = this.leftover.read_frame(grant, buf.initialize_unfilled())?;
         buf.advance(n);
+        let rest = this.take_at_hand(buf.initialize_unfilled())?;
+        buf.advance(rest);
         Poll::Ready(Ok(()))
     }
 }

@@ -5,9 +5,13 @@
 //! a child made by `fork`); [`pipe_memfd`] makes them in a sealed memfd, so they can also
 //! be passed to a program started with `exec` ([`Portable`], shm-fork's `exec::Command`).
 //!
-//! Each `write` call sends its bytes as one or more frames (at most a quarter of the ring
-//! each, so both sides stay busy); `read` copies out of the frame at the head, keeping
-//! what does not fit for the next call. Like a pipe:
+//! Each `write` call sends its bytes as one frame of at most a quarter of the ring (so both
+//! sides stay busy), waiting for room for it; `read` returns everything at hand up to the
+//! caller's buffer — across frames, keeping what does not fit of the last one for the next
+//! call — and waits only when nothing is. Either end can be made non-blocking
+//! ([`StreamWriter::set_nonblocking`], [`StreamReader::set_nonblocking`]): then a `write`
+//! takes what fits now, and either call fails with
+//! [`WouldBlock`](io::ErrorKind::WouldBlock) instead of waiting. Like a pipe:
 //!
 //! | event | writer sees | reader sees |
 //! |---|---|---|
@@ -17,19 +21,31 @@
 //! | the ring is corrupt | `Err` of kind [`InvalidData`](io::ErrorKind::InvalidData) | the same |
 //! | a copy this process does not own | `Err` of kind [`PermissionDenied`](io::ErrorKind::PermissionDenied) wrapping [`StreamError::NotOwner`] | the same |
 //! | a timeout set and passed | `Err` of kind [`TimedOut`](io::ErrorKind::TimedOut) | the same |
+//! | non-blocking, no room (no bytes) now | `Err` of kind [`WouldBlock`](io::ErrorKind::WouldBlock) | the same |
 //!
 //! [`is_peer_died`] tells a dead peer from the other errors. With the `tokio` feature the
 //! ends are also tokio's `AsyncWrite` and `AsyncRead`, with the same errors.
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! let (mut writer, mut reader) = shm_channel::stream::pipe(1 << 16)?;
+//! let (mut writer, mut reader) = shm_ipc::channel::stream::pipe(1 << 16)?;
 //! writer.write_all(b"hello, ")?;
 //! writer.write_all(b"stream")?;
 //! drop(writer);
 //! let mut text = String::new();
 //! reader.read_to_string(&mut text)?;
 //! assert_eq!(text, "hello, stream");
+//!
+//! // Reads take everything at hand, across writes; non-blocking, nothing at hand is
+//! // `WouldBlock`.
+//! let (mut writer, mut reader) = shm_ipc::channel::stream::pipe(1 << 16)?;
+//! writer.write_all(&[1, 2, 3])?;
+//! writer.write_all(&[4, 5])?;
+//! let mut buf = [0; 16];
+//! assert_eq!(reader.read(&mut buf)?, 5);
+//! assert_eq!(buf[..5], [1, 2, 3, 4, 5]);
+//! reader.set_nonblocking(true);
+//! assert_eq!(reader.read(&mut buf).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -43,7 +59,10 @@ use std::time::Duration;
 use crate::endpoint::{Endpoint, Parts, ReadGrant};
 use crate::spsc::{self, Builder, Spsc};
 use crate::transfer::{Portable, Ticket, Transfer, TransferError};
-use crate::{ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError};
+use crate::{
+    ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
 
 /// The errors of a stream that have no [`io::ErrorKind`] of their own, carried inside an
 /// [`io::Error`].
@@ -63,7 +82,7 @@ pub enum StreamError {
 /// Whether `error` says the process at the other end of a stream died.
 ///
 /// ```
-/// use shm_channel::stream::{is_peer_died, StreamError};
+/// use shm_ipc::channel::stream::{is_peer_died, StreamError};
 /// let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, StreamError::PeerDied);
 /// assert!(is_peer_died(&err));
 /// assert!(!is_peer_died(&std::io::ErrorKind::BrokenPipe.into()));
@@ -106,6 +125,7 @@ pub struct StreamWriter {
     /// The largest frame a write sends: a quarter of the ring.
     chunk: usize,
     timeout: Option<Duration>,
+    nonblocking: bool,
 }
 
 impl StreamWriter {
@@ -115,12 +135,37 @@ impl StreamWriter {
             tx,
             chunk,
             timeout: None,
+            nonblocking: false,
         }
     }
 
     /// How long a `write` may wait for room (`None`, the default: as long as it takes).
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
+    }
+
+    /// Whether a `write` waits for room (`false`, the default) or takes what fits now and
+    /// fails with [`WouldBlock`](io::ErrorKind::WouldBlock) when nothing does.
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.nonblocking = nonblocking;
+    }
+
+    /// Sends the longest head of `buf` (not empty, at most a chunk) that fits in the ring
+    /// now, as one frame: the ring's free bytes less a frame header bound the first try,
+    /// halved while the frame does not fit where it would go.
+    fn write_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let free = self.tx.capacity().saturating_sub(self.tx.len());
+        let mut len = buf.len().min(free.saturating_sub(8) & !7).max(1);
+        loop {
+            match self.tx.try_send(&buf[..len]) {
+                Ok(()) => return Ok(len),
+                Err(TrySendError::Full(())) if len > 1 => len /= 2,
+                Err(TrySendError::Full(())) => return Err(io::ErrorKind::WouldBlock.into()),
+                Err(TrySendError::Send(err)) => {
+                    return Err(send_error(SendTimeoutError::Send(err)))
+                }
+            }
+        }
     }
 }
 
@@ -136,6 +181,9 @@ impl io::Write for StreamWriter {
             return Ok(0);
         }
         let len = buf.len().min(self.chunk);
+        if self.nonblocking {
+            return self.write_now(&buf[..len]);
+        }
         let timeout = self.timeout.unwrap_or(Duration::MAX);
         match self.tx.send_timeout(&buf[..len], timeout) {
             Ok(()) => Ok(len),
@@ -195,6 +243,7 @@ pub struct StreamReader {
     /// Bytes of the last frame that did not fit the caller's buffer.
     leftover: Leftover,
     timeout: Option<Duration>,
+    nonblocking: bool,
 }
 
 /// The bytes of a frame a read could not take, kept for the next.
@@ -239,12 +288,33 @@ impl StreamReader {
             rx,
             leftover: Leftover::default(),
             timeout: None,
+            nonblocking: false,
         }
     }
 
     /// How long a `read` may wait for bytes (`None`, the default: as long as it takes).
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
+    }
+
+    /// Whether a `read` with nothing at hand waits (`false`, the default) or fails with
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock).
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.nonblocking = nonblocking;
+    }
+
+    /// Copies into `buf` what is at hand — the bytes kept from the last frame, then the
+    /// frames in the ring now — until `buf` is full or nothing is left; how many bytes. A
+    /// failure once some bytes were taken is left for the next call, which meets it again.
+    fn take_at_hand(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = self.leftover.read(buf);
+        while n < buf.len() {
+            let Ok(grant) = self.rx.try_read() else {
+                break;
+            };
+            n += self.leftover.read_frame(grant, &mut buf[n..])?;
+        }
+        Ok(n)
     }
 }
 
@@ -259,16 +329,28 @@ impl io::Read for StreamReader {
         if buf.is_empty() {
             return Ok(0);
         }
-        if !self.leftover.is_empty() {
-            return Ok(self.leftover.read(buf));
+        let at_hand = self.take_at_hand(buf)?;
+        if at_hand > 0 {
+            return Ok(at_hand);
         }
-        let timeout = self.timeout.unwrap_or(Duration::MAX);
-        let grant = match self.rx.read_timeout(timeout) {
-            Ok(grant) => grant,
-            Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => return Ok(0),
-            Err(err) => return Err(recv_error(err)),
+        // Nothing at hand: wait for a frame (or say so), then take the rest of what came.
+        let grant = if self.nonblocking {
+            match self.rx.try_read() {
+                Ok(grant) => grant,
+                Err(TryRecvError::Empty) => return Err(io::ErrorKind::WouldBlock.into()),
+                Err(TryRecvError::Recv(RecvError::Disconnected)) => return Ok(0),
+                Err(TryRecvError::Recv(err)) => return Err(channel_error(err)),
+            }
+        } else {
+            let timeout = self.timeout.unwrap_or(Duration::MAX);
+            match self.rx.read_timeout(timeout) {
+                Ok(grant) => grant,
+                Err(RecvTimeoutError::Recv(RecvError::Disconnected)) => return Ok(0),
+                Err(err) => return Err(recv_error(err)),
+            }
         };
-        self.leftover.read_frame(grant, buf)
+        let n = self.leftover.read_frame(grant, buf)?;
+        Ok(n + self.take_at_hand(&mut buf[n..])?)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Typed endpoints, async (feature `tokio`): `send_async`, `recv_async`, a receiver as a
-//! `Stream` of values and a sender as a `Sink` of them. Waiting is the byte endpoints'
+//! `Stream` of values and a sender as a `Sink` of them (`endpoint::sink`, shared with the
+//! byte senders). Waiting is the byte endpoints'
 //! (`endpoint::async_wait`); a value is encoded into the ring, or decoded out of it, in
 //! the poll that completes, so a dropped future loses nothing.
 
@@ -8,8 +9,9 @@ use std::task::{Context, Poll};
 
 use super::{Receiver, RecvError, SendError, Sender, TypedFailure};
 use crate::codec::{Codec, FrameReader};
-use crate::endpoint::async_wait::{poll_retry, retry, stand_down, Awaitable, Waiting};
+use crate::endpoint::async_wait::{cancel, poll_retry, retry, Awaitable, Waiting};
 use crate::endpoint::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
+use crate::endpoint::sink::{SendSink, SinkSender};
 use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor, Publish};
 use crate::CodecError;
 
@@ -26,7 +28,7 @@ impl<T, C, F: Flavor> Awaitable for Receiver<T, C, F> {
 }
 
 /// Why an async typed send failed, before the value is put back.
-enum Failed {
+pub(crate) enum Failed {
     Fatal(SendFatal),
     Encode(CodecError),
 }
@@ -46,7 +48,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-    /// let (mut tx, mut rx) = shm_channel::typed::channel::<String>(4096)?;
+    /// let (mut tx, mut rx) = shm_ipc::channel::typed::channel::<String>(4096)?;
     /// tx.send_async("hi".to_string()).await?;
     /// assert_eq!(rx.recv_async().await?, "hi");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -58,7 +60,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         outcome.map_err(|failed| failed.with(value))
     }
 
-    /// One non-blocking send of `value`: `None` for "no room now".
+    /// One non-blocking send of `value` of an async call: `None` for "no room now".
     fn try_encode(&mut self, value: &T) -> Option<Result<(), Failed>> {
         match self.encode_and_commit(value, Deadline::Now, Publish::Now) {
             Ok(()) => Some(Ok(())),
@@ -74,80 +76,30 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     /// given to `start_send` is sent by the next `poll_ready`, `poll_flush` or
     /// `poll_close`, which wait for room; its failure hands the value back.
     pub fn sink(&mut self) -> impl futures_sink::Sink<T, Error = SendError<T>> + Unpin + '_ {
-        SendSink {
-            sender: self,
-            pending: None,
-        }
+        SendSink::new(self)
     }
 }
 
-/// A typed sender as a [`Sink`](futures_sink::Sink) (see [`Sender::sink`]). A value taken
-/// by `start_send` is sent by the next `poll_ready`/`poll_flush`/`poll_close`; a sink
-/// dropped before that drops the value unsent (flush or close it first).
-struct SendSink<'a, T, C: Codec<T>, F: Flavor> {
-    sender: &'a mut Sender<T, C, F>,
-    /// The value `start_send` took, not sent yet.
-    pending: Option<T>,
-}
-
-// The pending value is never pinned (no `Pin<&mut T>` is ever made of it): moving the sink
-// cannot break a pin guarantee, whatever `T` is.
-impl<T, C: Codec<T>, F: Flavor> Unpin for SendSink<'_, T, C, F> {}
-
-impl<T, C: Codec<T>, F: Flavor> SendSink<'_, T, C, F> {
-    /// Sends the pending value, if any, waiting for room.
-    fn poll_send_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
-        let Some(value) = &self.pending else {
-            return Poll::Ready(Ok(()));
-        };
-        match poll_retry(self.sender, cx, |sender| sender.try_encode(value)) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(outcome) => {
-                let value = self.pending.take();
-                Poll::Ready(match (outcome, value) {
-                    (Err(failed), Some(value)) => Err(failed.with(value)),
-                    _ => Ok(()),
-                })
-            }
-        }
-    }
-}
-
-impl<T, C: Codec<T>, F: Flavor> futures_sink::Sink<T> for SendSink<'_, T, C, F> {
+/// A typed sender sinks values (see [`Sender::sink`]).
+impl<T, C: Codec<T>, F: Flavor> SinkSender<T> for Sender<T, C, F> {
     type Error = SendError<T>;
+    type Failure = Failed;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.get_mut().poll_send_pending(cx)
+    fn try_put(&mut self, value: &T) -> Option<Result<(), Failed>> {
+        self.try_encode(value)
     }
 
-    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
-        let this = self.get_mut();
-        // The `Sink` contract has `poll_ready` return `Ready(Ok)` first, which leaves
-        // nothing pending; a caller that skips it gets this value back, and the earlier
-        // one is still sent by the next poll.
-        if this.pending.is_some() {
-            let misuse = "start_send with a value still pending: call poll_ready first";
-            return Err(SendError::Encode(item, CodecError::Encode(misuse.into())));
-        }
-        this.pending = Some(item);
-        Ok(())
+    fn failed(failure: Failed, value: T) -> SendError<T> {
+        failure.with(value)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = self.get_mut();
-        let sent = std::task::ready!(this.poll_send_pending(cx));
-        this.sender.flush();
-        Poll::Ready(sent)
+    fn misused(value: T) -> SendError<T> {
+        let misuse = "start_send with a value still pending: call poll_ready first";
+        SendError::Encode(value, CodecError::Encode(misuse.into()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.poll_flush(cx)
-    }
-}
-
-impl<T, C: Codec<T>, F: Flavor> Drop for SendSink<'_, T, C, F> {
-    fn drop(&mut self) {
-        stand_down(self.sender);
+    fn flush(&mut self) {
+        Sender::flush(self);
     }
 }
 
@@ -223,6 +175,6 @@ impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for ValueStream<'_, T, C, F
 
 impl<T, C: Codec<T>, F: Flavor> Drop for ValueStream<'_, T, C, F> {
     fn drop(&mut self) {
-        stand_down(self.receiver);
+        cancel(self.receiver);
     }
 }

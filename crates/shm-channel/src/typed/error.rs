@@ -12,13 +12,13 @@ use crate::{CallError, CodecError, RecvTimeoutError, TryRecvError};
 /// it ([`crate::SendError`]). The value is handed back either way.
 ///
 /// ```
-/// use shm_channel::{typed, SendError, TrySendError};
+/// use shm_ipc::channel::{typed, SendError, TrySendError};
 /// let (mut tx, rx) = typed::channel::<u64>(4096)?;
 /// drop(rx);
 /// let Err(TrySendError::Send(typed::SendError::Send(SendError::Disconnected(v)))) = tx.try_send(7)
 /// else { panic!() };
 /// assert_eq!(v, 7);
-/// # Ok::<(), shm_channel::ChannelError>(())
+/// # Ok::<(), shm_ipc::channel::ChannelError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError<T> {

@@ -8,10 +8,18 @@
 //! layer's blocking error ([`SendError`], [`RecvError`]), which adds the codec's `Encode`
 //! or `Decode` to the byte endpoint's; send errors hand the value back.
 //!
+//! Typed ends check their type across processes: the first typed end made of a channel
+//! records a [`Fingerprint`] of what it carries (the type's name, the codec, the size and
+//! alignment where the codec copies memory, a schema id — see
+//! [`Schema`](crate::codec::Schema)) in the channel's memory, and every later one — made
+//! from bytes, attached, inherited across `exec`, taken from a rendezvous or received
+//! through [`transfer`](crate::transfer) — is refused with a [`TypeMismatch`] naming both
+//! types when it carries something else. Raw byte ends stay untyped and never look.
+//!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use shm_channel::codec::{Plain, Postcard};
-//! use shm_channel::typed;
+//! use shm_ipc::channel::codec::{Plain, Postcard};
+//! use shm_ipc::channel::typed;
 //!
 //! #[derive(Serialize, Deserialize, Debug, PartialEq)]
 //! struct Order { id: u64, item: String, qty: Vec<u16> }
@@ -37,6 +45,7 @@
 mod async_calls;
 mod error;
 
+pub use crate::shared::fingerprint::{Fingerprint, TypeMismatch};
 pub(crate) use error::FromDecodeError;
 pub use error::{RecvError, SendError};
 
@@ -79,14 +88,39 @@ where
 
 /// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
 pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
-    crate::spsc::channel(capacity).map(pair)
+    pair(crate::spsc::channel(capacity)?)
 }
 
-/// Both byte ends of a channel, as typed ends.
+/// Creates a typed SPSC channel of `capacity` bytes in a sealed memfd, with the default
+/// codec: its ends can also travel to a program started with `exec` or met through a
+/// rendezvous ([`transfer`](crate::transfer)), where they are taken as typed ends of the
+/// same type (any other is refused).
+///
+/// ```
+/// use shm_ipc::channel::transfer::Portable;
+/// let (tx, rx) = shm_ipc::channel::typed::memfd_channel::<String>(4096)?;
+/// assert_eq!(rx.into_transfer()?.ticket().to_string(), "spsc.receiver.0");
+/// # drop(tx);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn memfd_channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
+where
+    DefaultCodec: Codec<T>,
+{
+    memfd_channel_with::<T, DefaultCodec>(capacity)
+}
+
+/// [`memfd_channel`] with codec `C`.
+pub fn memfd_channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
+    pair(crate::spsc::Builder::new(capacity).create_memfd()?)
+}
+
+/// Both byte ends of a channel, as typed ends (the first records the type, the second
+/// checks it).
 pub(crate) fn pair<T, C: Codec<T>, F: Flavor>(
     (tx, rx): (crate::Sender<F>, crate::Receiver<F>),
-) -> Pair<T, C, F> {
-    (Sender::from_bytes(tx), Receiver::from_bytes(rx))
+) -> Result<Pair<T, C, F>, ChannelError> {
+    Ok((Sender::from_bytes(tx)?, Receiver::from_bytes(rx)?))
 }
 
 /// The sending end of a typed channel of flavor `F`.
@@ -109,14 +143,21 @@ enum TypedFailure {
 }
 
 impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
-    /// Wraps a byte sender: its frames will carry `T`s encoded by `C`.
-    pub fn from_bytes(inner: crate::Sender<F>) -> Self {
-        Sender {
+    /// Wraps a byte sender: its frames will carry `T`s encoded by `C`. The channel's
+    /// [`Fingerprint`] is recorded if it has none yet, else checked.
+    ///
+    /// # Errors
+    ///
+    /// [`TypeMismatch`] if the channel's typed ends carry another type (or codec, layout,
+    /// schema); the byte sender is dropped then, which closes it as any drop does.
+    pub fn from_bytes(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
+        check_type::<T, C>(inner.parts())?;
+        Ok(Sender {
             inner,
             last_len: 0,
             scratch: Vec::new(),
             _types: PhantomData,
-        }
+        })
     }
 
     /// Sends `value`, waiting for room as long as it takes.
@@ -306,13 +347,20 @@ pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
 }
 
 impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
-    /// Wraps a byte receiver whose frames carry `T`s encoded by `C`.
-    pub fn from_bytes(inner: crate::Receiver<F>) -> Self {
-        Receiver {
+    /// Wraps a byte receiver whose frames carry `T`s encoded by `C`. The channel's
+    /// [`Fingerprint`] is recorded if it has none yet, else checked.
+    ///
+    /// # Errors
+    ///
+    /// [`TypeMismatch`] if the channel's typed ends carry another type (or codec, layout,
+    /// schema); the byte receiver is dropped then, which closes it as any drop does.
+    pub fn from_bytes(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
+        check_type::<T, C>(inner.parts())?;
+        Ok(Receiver {
             inner,
             scratch: Vec::new(),
             _types: PhantomData,
-        }
+        })
     }
 
     /// Waits for the next value.
@@ -351,6 +399,12 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
     pub fn iter(&mut self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv().ok())
     }
+}
+
+/// Records `T` through `C` as what the channel of `parts` carries, or checks it against
+/// what is recorded.
+fn check_type<T, C: Codec<T>>(parts: &dyn Parts) -> Result<(), TypeMismatch> {
+    crate::shared::fingerprint::record_or_check(parts.type_line(), &Fingerprint::of::<T, C>())
 }
 
 /// The typed error for a failure of the channel, handing `value` back.

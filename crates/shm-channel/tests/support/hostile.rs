@@ -24,7 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_channel::{Builder, CallError, ChannelError, Flavor, Receiver, Sender};
+use shm_channel::{Builder, CallError, ChannelError, Endpoint, Flavor, Receiver, Sender};
 use shm_core::{Region, SharedMemory};
 use shm_testkit::garbage::{frame_extras, values};
 use shm_testkit::layout::{Ring, Word};
@@ -599,6 +599,17 @@ pub fn drive<F: Subject>(
         check.call("send_timeout", || tx.send_timeout(&[3; 900], TIMEOUT)),
     );
     F::own_calls(tx, rx, &mut Calls { kinds, check });
+    // What the type line says (garbage there only bends the text, never its length).
+    for end in [&*tx as &dyn Endpoint, &*rx] {
+        let said = check.call("type_fingerprint", || {
+            end.type_fingerprint().map(|f| f.to_string())
+        });
+        assert!(
+            said.is_none_or(|text| text.len() < 1024),
+            "a bounded description"
+        );
+        kinds.count(Kind::Ok);
+    }
     // A new endpoint on the poisoned memory: refused (owned by us, a bad header, a corrupt
     // index, no free slot) or, where the poke named a dead owner, taking over.
     let attached = check.call("Sender::attach", || Sender::<F>::attach(memory.clone()));

@@ -54,3 +54,34 @@ pub fn assert_ends<F: Flavor>(rx: &mut Receiver<F>, end: F::RecvError) {
     let next = rx.recv_timeout(std::time::Duration::from_secs(20));
     assert_eq!(next, Err(RecvTimeoutError::Recv(end)), "{}", F::NAME);
 }
+
+/// Hands `rx` to a forked child that adopts it and never reads (a receiver to kill), and
+/// returns once the child owns it. Forks behind the test fork lock.
+pub fn adopted_by_idle_child<F: Flavor>(rx: Receiver<F>) -> shm_testkit::TestChild {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let page = shm_core::Region::anonymous(4096).unwrap();
+    let ready: &AtomicU32 = page.atomic_u32(0).unwrap();
+    let lock = shm_testkit::fork_lock();
+    let child = shm_testkit::fork_child(&lock, || {
+        if shm_channel::Endpoint::adopt(&rx).is_err() {
+            return 1;
+        }
+        ready.store(1, Ordering::SeqCst);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let identity = shm_core::liveness::ProcessIdentity::of_pid(child.pid()).unwrap();
+    shm_channel::Endpoint::hand_over(&rx, identity).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the child never adopted the receiver"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(rx);
+    child
+}

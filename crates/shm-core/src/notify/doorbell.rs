@@ -14,7 +14,7 @@
 //! peer's reach.
 //!
 //! ```
-//! use shm_core::notify::{Doorbell, Event, Handshake};
+//! use shm_ipc::core::notify::{Doorbell, Event, Handshake};
 //!
 //! let event = Event::new();
 //! let (notifier_end, waiter_end) = Doorbell::pair()?;

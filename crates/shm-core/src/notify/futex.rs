@@ -59,7 +59,7 @@ impl Futex {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use shm_core::notify::{Futex, FutexError, FutexWake};
+    /// use shm_ipc::core::notify::{Futex, FutexError, FutexWake};
     /// let futex = Futex::new(5);
     /// assert!(matches!(futex.wait(4, None), Ok(FutexWake::ValueChanged)));
     /// let soon = Instant::now() + Duration::from_millis(1);

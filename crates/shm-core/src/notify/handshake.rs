@@ -38,7 +38,7 @@
 //! ```
 //! use std::sync::atomic::{AtomicBool, Ordering};
 //! use std::time::{Duration, Instant};
-//! use shm_core::notify::{Event, Handshake, WaitStrategy};
+//! use shm_ipc::core::notify::{Event, Handshake, WaitStrategy};
 //!
 //! let handshake = Handshake::preferred(); // decided once, recorded in the header
 //! let (event, flag) = (Event::new(), AtomicBool::new(false));
@@ -87,14 +87,14 @@ pub const HANDSHAKE_ENV: &str = "SHM_IPC_HANDSHAKE";
 /// using the channel. Zero is not a valid value, so an unwritten header field is refused.
 ///
 /// ```
-/// use shm_core::notify::Handshake;
+/// use shm_ipc::core::notify::Handshake;
 ///
 /// let handshake = Handshake::preferred();
 /// let recorded = handshake.to_u32(); // into the shared header
 /// assert_eq!(Handshake::from_u32(recorded), Some(handshake));
 /// assert_eq!(Handshake::from_u32(0), None);
 /// handshake.prepare()?; // what an attaching process does with the value it read
-/// # Ok::<(), shm_core::notify::MembarrierError>(())
+/// # Ok::<(), shm_ipc::core::notify::MembarrierError>(())
 /// ```
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

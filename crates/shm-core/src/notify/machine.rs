@@ -29,7 +29,7 @@ pub const OVERSUBSCRIBED_LATENCY: Duration = Duration::from_millis(1);
 /// say.
 ///
 /// ```
-/// assert!(shm_core::notify::available_cores() >= 1);
+/// assert!(shm_ipc::core::notify::available_cores() >= 1);
 /// ```
 pub fn available_cores() -> usize {
     crate::sys::affinity_cpus().unwrap_or(1)
@@ -40,7 +40,7 @@ impl WaitStrategy {
     /// machine: [`WaitStrategy::for_processes_on`] with [`available_cores`].
     ///
     /// ```
-    /// use shm_core::notify::WaitStrategy;
+    /// use shm_ipc::core::notify::WaitStrategy;
     /// let strategy = WaitStrategy::for_processes(1);
     /// assert_eq!(strategy, WaitStrategy::default());
     /// ```
@@ -55,7 +55,7 @@ impl WaitStrategy {
     /// one woken per message costs its peer a wake-up per message).
     ///
     /// ```
-    /// use shm_core::notify::{WaitStrategy, OVERSUBSCRIBED_LATENCY};
+    /// use shm_ipc::core::notify::{WaitStrategy, OVERSUBSCRIBED_LATENCY};
     /// assert_eq!(WaitStrategy::for_processes_on(2, 2), WaitStrategy::default());
     /// assert_eq!(
     ///     WaitStrategy::for_processes_on(5, 2),

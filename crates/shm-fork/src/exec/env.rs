@@ -1,7 +1,8 @@
 //! The environment variable that names the descriptors an exec'd child inherits:
 //! `SHM_IPC_ENDPOINTS=ppid=<pid>;<name>=<fd>[,<fd>,<fd>]:<ticket>;...`, e.g.
 //! `ppid=4242;jobs=3:spsc.receiver.0;results=4,5,6:spsc.sender.0` — an endpoint's memfd,
-//! then its channel's two doorbells if it has them.
+//! then its channel's two doorbells if it has them (an end of a request/response pair,
+//! `rpc.client.0`: that for each of its two channels).
 //!
 //! `ppid` is the spawning process: a grandchild that inherits the variable (but not the
 //! descriptors) finds a parent of another pid and refuses it.
@@ -46,7 +47,8 @@ pub(crate) fn encode(parent: i32, entries: &[Entry]) -> String {
 }
 
 /// Parses the variable's value: the spawning pid and the entries. Descriptors 0..=2 (the
-/// standard streams), entries of other than 1 or 3 descriptors, and duplicate names or
+/// standard streams), entries of a number of descriptors their ticket does not travel
+/// with (1 or 3 for an endpoint, 2 or 6 for a pair's end), and duplicate names or
 /// descriptors are refused.
 pub(crate) fn parse(value: &str) -> Result<(i32, Vec<Entry>), &'static str> {
     let bad = |reason: &'static str| reason;
@@ -69,12 +71,14 @@ pub(crate) fn parse(value: &str) -> Result<(i32, Vec<Entry>), &'static str> {
             .map(|fd| fd.parse::<RawFd>().ok().filter(|fd| *fd > 2))
             .collect::<Option<Vec<RawFd>>>()
             .ok_or(bad("a descriptor is not a number above 2"))?;
-        if fds.len() != 1 && fds.len() != 3 {
-            return Err(bad("an entry names other than 1 or 3 descriptors"));
-        }
-        let ticket = ticket
+        let ticket: Ticket = ticket
             .parse()
             .map_err(|_| bad("an entry names an invalid endpoint"))?;
+        if ticket.fd_kinds(fds.len()).is_none() {
+            return Err(bad(
+                "an entry names a number of descriptors its endpoint does not have",
+            ));
+        }
         let reused = |e: &Entry| e.fds.iter().any(|fd| fds.contains(fd));
         if fds.iter().enumerate().any(|(i, fd)| fds[..i].contains(fd))
             || entries.iter().any(|e| e.name == name || reused(e))
@@ -107,11 +111,16 @@ mod tests {
                 fds: vec![9, 10, 11],
                 ticket: "mpsc.sender.3".parse().unwrap(),
             },
+            Entry {
+                name: "svc".into(),
+                fds: vec![12, 13],
+                ticket: "rpc.client.0".parse().unwrap(),
+            },
         ];
         let value = encode(42, &entries);
         assert_eq!(
             value,
-            "ppid=42;jobs=7:spsc.receiver.0;out-2=9,10,11:mpsc.sender.3"
+            "ppid=42;jobs=7:spsc.receiver.0;out-2=9,10,11:mpsc.sender.3;svc=12,13:rpc.client.0"
         );
         assert_eq!(parse(&value).unwrap(), (42, entries));
     }

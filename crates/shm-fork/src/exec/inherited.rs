@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
-use shm_channel::transfer::{Portable, Ticket, TransferError};
+use shm_channel::transfer::{FdKind, Portable, Ticket, TransferError};
 
 use super::env::{self, ENDPOINTS_VAR};
 use crate::sys;
@@ -101,13 +101,19 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry::Unread);
 ///
 /// ```
 /// // Not started by `Command::spawn`: nothing to take.
-/// let rx = shm_fork::exec::inherited::<shm_channel::spsc::Receiver>("jobs");
+/// let rx = shm_ipc::fork::exec::inherited::<shm_ipc::channel::spsc::Receiver>("jobs");
 /// assert!(rx.is_err());
 /// ```
 pub fn inherited<T: Portable>(name: &str) -> Result<T, InheritedError> {
     let (raw, ticket) = take(name)?;
-    for (i, &fd) in raw.iter().enumerate() {
-        if !sys::fd_is_open(fd) || !is_passed_kind(i, fd) {
+    // The count was checked against the ticket when the variable was parsed.
+    let Some(kinds) = ticket.fd_kinds(raw.len()) else {
+        return Err(InheritedError::Malformed {
+            reason: "an entry names a number of descriptors its endpoint does not have",
+        });
+    };
+    for (&fd, &kind) in raw.iter().zip(&kinds) {
+        if !sys::fd_is_open(fd) || !is_passed_kind(kind, fd) {
             return Err(InheritedError::BadDescriptor {
                 name: name.to_owned(),
                 fd,
@@ -166,8 +172,9 @@ fn read_environment() -> Registry {
     // Close-on-exec again at once, taken or not: none of them may leak into programs this
     // one runs (only open memfds: another descriptor at that number is not ours to touch).
     for entry in &entries {
-        for (i, &fd) in entry.fds.iter().enumerate() {
-            if sys::fd_is_open(fd) && is_passed_kind(i, fd) {
+        let kinds = entry.ticket.fd_kinds(entry.fds.len()).unwrap_or_default();
+        for (&fd, &kind) in entry.fds.iter().zip(&kinds) {
+            if sys::fd_is_open(fd) && is_passed_kind(kind, fd) {
                 let _ = sys::close_on_exec(fd);
             }
         }
@@ -180,15 +187,15 @@ fn read_environment() -> Registry {
     )
 }
 
-/// Whether `fd`, descriptor `i` of an entry, is of the kind passed there: a memfd first
-/// (`/proc/self/fd/<fd>` links to `/memfd:<name>`), sockets (the doorbell ends) after it;
-/// `Portable::from_fds` then checks they are unix datagram sockets.
-fn is_passed_kind(i: usize, fd: RawFd) -> bool {
+/// Whether `fd` is of the `kind` its ticket passes in its place: a memfd
+/// (`/proc/self/fd/<fd>` links to `/memfd:<name>`) or a socket (a doorbell end);
+/// `Portable::from_fds` then checks the sockets are unix datagram sockets.
+fn is_passed_kind(kind: FdKind, fd: RawFd) -> bool {
     std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|target| {
         let target = target.to_string_lossy();
-        match i {
-            0 => target.starts_with("/memfd:"),
-            _ => target.starts_with("socket:"),
+        match kind {
+            FdKind::Memfd => target.starts_with("/memfd:"),
+            FdKind::Doorbell => target.starts_with("socket:"),
         }
     })
 }

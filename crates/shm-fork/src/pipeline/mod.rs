@@ -7,7 +7,7 @@
 //! stage. Dropping a running pipeline kills all its processes.
 //!
 //! ```
-//! use shm_fork::Pipeline;
+//! use shm_ipc::fork::Pipeline;
 //!
 //! let squares_as_text: Vec<String> = Pipeline::source(|| 1..=4u64)
 //!     .stage("square", |n| n * n)
@@ -34,7 +34,7 @@
 //! [`Pipeline::source_with`] names another [`BatchCodec`] (postcard, say).
 //!
 //! ```
-//! use shm_fork::Pipeline;
+//! use shm_ipc::fork::Pipeline;
 //!
 //! // Plain data: no codec on any channel; a batch stage filters.
 //! let kept: Vec<u32> = Pipeline::source_pod(|| 0..1000u64)
@@ -145,10 +145,9 @@ impl Launch {
         let (sender, receiver) = spsc::Builder::new(self.capacity)
             .wait_strategy(self.strategy)
             .create()?;
-        Ok((
-            bulk::Sender::from_bytes(sender),
-            bulk::Receiver::from_bytes(receiver),
-        ))
+        let sender = bulk::Sender::from_bytes(sender).map_err(ChannelError::from)?;
+        let receiver = bulk::Receiver::from_bytes(receiver).map_err(ChannelError::from)?;
+        Ok((sender, receiver))
     }
 }
 

@@ -10,8 +10,9 @@
 //!   by the kernel, not claimed by the peer) against a [`Policy`]; by default the same
 //!   user. A refused peer's connection is closed and reported as
 //!   [`RendezvousError::Refused`].
-//! - **Timeouts everywhere**: `accept`, `connect`, `pass` and `take` take one and return
-//!   [`RendezvousError::Timeout`] when it passes.
+//! - **Timeouts everywhere**: `connect`, `pass` and `take` take one and return
+//!   [`RendezvousError::Timeout`] when it passes; a service waits for its next client with
+//!   [`Listener::accept`] (as long as it takes) or [`Listener::accept_timeout`].
 //! - **A bad client never blocks the listener**: accepting reads nothing from the client
 //!   (the credentials come from the kernel), every socket is non-blocking, and each
 //!   connection is its own object; an error on one ([`RendezvousError::is_per_connection`])
@@ -22,17 +23,17 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use shm_fork::rendezvous::{connect, Listener, RendezvousError};
+//! use shm_ipc::fork::rendezvous::{connect, Listener, RendezvousError};
 //!
 //! let name = format!("doc-{}", std::process::id());
 //! let listener = Listener::bind(&name)?;
 //! assert!(matches!(Listener::bind(&name), Err(RendezvousError::NameTaken(_))));
 //! // A connection completes in the kernel: here this process is both sides.
 //! let client = connect(&name, Duration::from_secs(5))?;
-//! let server = listener.accept(Duration::from_secs(5))?;
+//! let server = listener.accept_timeout(Duration::from_secs(5))?;
 //! assert_eq!(server.peer().pid, std::process::id() as i32);
 //! assert_eq!(client.peer().uid, server.peer().uid);
-//! assert!(matches!(listener.accept(Duration::ZERO), Err(RendezvousError::Timeout)));
+//! assert!(matches!(listener.accept_timeout(Duration::ZERO), Err(RendezvousError::Timeout)));
 //! drop(listener);
 //! assert!(matches!(
 //!     connect(&name, Duration::ZERO),
@@ -45,14 +46,14 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use shm_channel::spsc::{Builder, Receiver};
-//! use shm_fork::rendezvous::{connect, Listener};
+//! use shm_ipc::channel::spsc::{Builder, Receiver};
+//! use shm_ipc::fork::rendezvous::{connect, Listener};
 //! let timeout = Duration::from_secs(10);
 //!
 //! // The service:
 //! let listener = Listener::bind("jobs-service")?;
 //! loop {
-//!     let connection = match listener.accept(timeout) {
+//!     let connection = match listener.accept() {
 //!         Ok(connection) => connection,
 //!         Err(err) if err.is_per_connection() => continue, // one bad client, next one
 //!         Err(err) => return Err(err.into()),
@@ -247,20 +248,35 @@ impl Listener {
         self.policy = policy;
     }
 
+    /// Waits for the next connection, as long as it takes, and checks the peer against the
+    /// policy (a service's loop).
+    ///
+    /// # Errors
+    ///
+    /// [`RendezvousError::Refused`] (the connection is closed; call `accept` again for the
+    /// next one); [`RendezvousError::PeerGone`] for a peer that connected and died before
+    /// it was accepted; [`RendezvousError::Io`] if the socket fails.
+    pub fn accept(&self) -> Result<Connection, RendezvousError> {
+        self.accept_until(None)
+    }
+
     /// Waits at most `timeout` for a connection, and checks the peer against the policy.
     ///
     /// # Errors
     ///
-    /// [`RendezvousError::Timeout`]; [`RendezvousError::Refused`] (the connection is
-    /// closed; call `accept` again for the next one); [`RendezvousError::PeerGone`] for a
-    /// peer that connected and died before it was accepted.
-    pub fn accept(&self, timeout: Duration) -> Result<Connection, RendezvousError> {
-        let deadline = deadline(timeout);
+    /// [`RendezvousError::Timeout`], and the errors of [`accept`](Listener::accept).
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection, RendezvousError> {
+        self.accept_until(Some(deadline(timeout)))
+    }
+
+    fn accept_until(&self, deadline: Option<Instant>) -> Result<Connection, RendezvousError> {
         loop {
             if let Some(socket) = socket::accept(self.socket.as_fd())? {
                 return Connection::checked(socket, self.policy);
             }
-            if !socket::wait(self.socket.as_fd(), PollFlags::POLLIN, deadline)? {
+            // Without a deadline, a day at a time: `wait` needs one.
+            let until = deadline.unwrap_or_else(|| self::deadline(Duration::from_secs(86_400)));
+            if !socket::wait(self.socket.as_fd(), PollFlags::POLLIN, until)? && deadline.is_some() {
                 return Err(RendezvousError::Timeout);
             }
         }
@@ -444,9 +460,9 @@ impl Connection {
                     fds,
                     truncated,
                 }) => {
-                    if truncated || (fds.len() != 1 && fds.len() != 3) {
+                    if truncated || fds.is_empty() || fds.len() > 6 {
                         return Err(RendezvousError::Protocol(
-                            "a message without 1 or 3 descriptors, or truncated",
+                            "a message without 1 to 6 descriptors, or truncated",
                         ));
                     }
                     break (data, fds);
@@ -461,6 +477,11 @@ impl Connection {
             }
         };
         let (found, ticket) = parse_message(&data)?;
+        if ticket.fd_kinds(fds.len()).is_none() {
+            return Err(RendezvousError::Protocol(
+                "a message with a number of descriptors its endpoint does not have",
+            ));
+        }
         if found != name {
             return Err(RendezvousError::WrongName {
                 expected: name.to_owned(),

@@ -189,7 +189,9 @@ pub(crate) enum Received {
 /// Receives one message (descriptors close-on-exec, `MSG_CMSG_CLOEXEC`).
 pub(crate) fn receive(socket: BorrowedFd<'_>) -> io::Result<Received> {
     let mut data = vec![0u8; MAX_MESSAGE];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
+    // Room for one descriptor more than an endpoint ever travels with (6: an end of a
+    // request/response pair with doorbells), so that one too many is seen, not cut.
+    let mut space = nix::cmsg_space!([RawFd; 7]);
     let (len, flags, raw_fds) = {
         let mut iov = [IoSliceMut::new(&mut data)];
         let msg = match socket::recvmsg::<()>(
