@@ -40,13 +40,12 @@ use std::io;
 use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adaptive::Waited;
-
 mod adaptive;
 mod doorbell;
 mod futex;
 pub mod handshake;
 mod machine;
+mod many;
 #[cfg(test)]
 mod stress_tests;
 mod throttle;
@@ -54,12 +53,13 @@ mod wait;
 
 pub use adaptive::SpinBudget;
 pub use doorbell::{Doorbell, DoorbellError, Ticker};
-pub use futex::{Futex, FutexError, FutexWake};
+pub use futex::{Futex, FutexError, FutexWake, MAX_WAIT_ANY};
 pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
 pub use machine::{available_cores, OVERSUBSCRIBED_LATENCY};
+pub use many::WaitAnyError;
 pub use throttle::Throttle;
 
 /// How a waiter waits for a condition.
@@ -458,19 +458,7 @@ impl Event {
         deadline: Option<Instant>,
         poll: impl FnMut(Check) -> Option<T>,
     ) -> Result<T, WaitTimeout> {
-        let mut waited = Waited::default();
-        let this_wait = budget.strategy_for(strategy);
-        let slice = match this_wait {
-            WaitStrategy::Batched { latency } => {
-                latency.clamp(Duration::from_micros(1), SLOW_CHECK_INTERVAL)
-            }
-            _ => SLOW_CHECK_INTERVAL,
-        };
-        let result = self.wait_sliced(handshake, &this_wait, deadline, slice, &mut waited, poll);
-        if result.is_ok() {
-            budget.record(strategy, waited);
-        }
-        result
+        wait::wait_learning(&[(self, handshake)], strategy, budget, deadline, poll)
     }
 
     /// Whether some waiter has announced it is about to sleep or sleeping.
