@@ -429,14 +429,16 @@ impl Event {
 
     /// [`wait_until`](Event::wait_until) with the channel's `handshake`: with
     /// [`Handshake::Membarrier`], publishers use [`notify_relaxed`](Event::notify_relaxed)
-    /// and each sleep is preceded by a `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` call
-    /// (~0.5 µs when no other registered process is running, 5–15 µs when one is, next to
-    /// the futex sleep it precedes); spinning costs the same in both modes.
+    /// and the first sleep of a wait is preceded by a
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` call (~0.5 µs when no other registered
+    /// process is running, 5–15 µs when one is, next to the futex sleep it precedes; the
+    /// waiter stays announced, so the later slices of the same wait need none); spinning
+    /// costs the same in both modes.
     ///
     /// If the kernel refuses that call at run time (a seccomp filter added after the
     /// channel chose its handshake), the wait cannot rule out a missed wake-up; it then
-    /// sleeps at most 1 ms at a time and re-checks, so a missed wake-up costs a delay, never
-    /// a hang, and [`membarrier_failures`] counts it.
+    /// sleeps at most 1 ms at a time, re-checks and tries the barrier again, so a missed
+    /// wake-up costs a delay, never a hang, and [`membarrier_failures`] counts it.
     pub fn wait_until_with<T>(
         &self,
         handshake: Handshake,

@@ -172,11 +172,22 @@ pub(super) fn wait_sliced<T>(
 /// The park phase of a wait: sleeps on the futexes of `events` (at most `park_slice` at a
 /// time) until `poll` returns `Some` or `deadline` passes.
 ///
-/// Each sleep is the sleeper's half of the wake handshake of every event (SYNC: waiter
-/// flag): load each sequence word, count itself in each waiter count, one SeqCst fence, one
-/// `membarrier` if any event's channel uses [`Handshake::Membarrier`], re-check (a slow
-/// check), sleep on all the sequence words at once (`futex_waitv` for several), withdraw
-/// from each.
+/// The sleeper's half of the wake handshake of every event (SYNC: waiter flag) is paid
+/// once per park phase, not per slice: count itself in each waiter count, one SeqCst
+/// fence, one `membarrier` if any event's channel uses [`Handshake::Membarrier`]. Then,
+/// each slice: load each sequence word, re-check (a slow check), sleep on all the sequence
+/// words at once (`futex_waitv` for several). The counts are withdrawn when the phase
+/// ends.
+///
+/// Why the announcement may outlive a slice: a notifier whose load of the waiter count
+/// comes after the announcement was made visible (by the fence and the barrier) sees it,
+/// and bumps the sequence word after its publication; the slice that loaded the word
+/// before that bump sleeps on the old value and is woken (or does not sleep), and one
+/// that loaded it after sees the publication in its re-check (the bump is Release, the
+/// load Acquire). A notifier that did not see the count is ordered before the barrier,
+/// so every re-check sees its publication. So a slice that only timed out needs neither
+/// a new fence nor a new `membarrier` (a cross-CPU interrupt when a registered process
+/// runs elsewhere), and an idle wait costs one wake-up per slice and its slow check.
 fn park<T>(
     events: &[(&Event, Handshake)],
     deadline: Option<Instant>,
@@ -184,45 +195,57 @@ fn park<T>(
     poll: &mut impl FnMut(Check) -> Option<T>,
 ) -> Result<T, WaitTimeout> {
     debug_assert!(events.len() <= MAX_WAIT_ANY);
-    let membarrier = events.iter().any(|(_, h)| *h == Handshake::Membarrier);
+    for (event, _) in events {
+        event.waiters.fetch_add(1, Ordering::SeqCst);
+    }
+    // SYNC: waiter flag (see `notify`). Also orders the increments before the membarrier
+    // below (which begins with a full barrier of its own anyway).
+    fence(Ordering::SeqCst);
+    let mut barrier_owed = events.iter().any(|(_, h)| *h == Handshake::Membarrier);
     let mut seqs = [0u32; MAX_WAIT_ANY];
-    loop {
-        for ((event, _), seq) in events.iter().zip(&mut seqs) {
-            // Acquire: a notification that bumped the sequence before this load is seen, so
-            // the futex wait below returns at once instead of sleeping through it.
-            *seq = event.seq.word().load(Ordering::Acquire);
-            event.waiters.fetch_add(1, Ordering::SeqCst);
-        }
-        // SYNC: waiter flag (see `notify`). Also orders the increments before the
-        // membarrier below (which begins with a full barrier of its own anyway).
-        fence(Ordering::SeqCst);
+    let outcome = loop {
         let mut slice = park_slice;
         // SYNC: waiter flag (membarrier; see `notify_relaxed`). One barrier serves every
-        // event: it orders all the increments above before every re-check below.
-        if membarrier && !handshake::sleeper_barrier() {
-            slice = slice.min(BARRIER_REFUSED_SLICE);
+        // event and every slice after it; a refused one is tried again next slice, and
+        // until one succeeds a missed wake-up may only cost a short slice.
+        if barrier_owed {
+            if handshake::sleeper_barrier() {
+                barrier_owed = false;
+            } else {
+                slice = slice.min(BARRIER_REFUSED_SLICE);
+            }
+        }
+        for ((event, _), seq) in events.iter().zip(&mut seqs) {
+            // Acquire: pairs with the Release bump of `wake_all`: a notification that
+            // bumped the sequence before this load is seen by the re-check below, one
+            // that bumps it later ends the sleep.
+            *seq = event.seq.word().load(Ordering::Acquire);
         }
         if let Some(ready) = poll(Check::Slow) {
-            withdraw(events);
-            return Ok(ready);
+            break Ok(ready);
         }
-        let now = Instant::now();
-        let slice_end = now + slice;
+        let slice_end = Instant::now() + slice;
         let wake_by = deadline.map_or(slice_end, |d| d.min(slice_end));
-        let outcome = sleep(events, &seqs, wake_by);
-        withdraw(events);
-        if let Err(FutexError::Os(_)) = outcome {
-            // The kernel refused to sleep (a seccomp filter, say): back off by sleeping
-            // a little rather than turning this loop into a hot spin.
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        if let Some(ready) = poll(Check::Fast) {
-            return Ok(ready);
+        match sleep(events, &seqs, wake_by) {
+            // Nothing was notified: the next slice's slow check looks again.
+            Err(FutexError::TimedOut) => {}
+            Err(FutexError::Os(_)) => {
+                // The kernel refused to sleep (a seccomp filter, say): back off by
+                // sleeping a little rather than turning this loop into a hot spin.
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            Ok(_) => {
+                if let Some(ready) = poll(Check::Fast) {
+                    break Ok(ready);
+                }
+            }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(WaitTimeout);
+            break Err(WaitTimeout);
         }
-    }
+    };
+    withdraw(events);
+    outcome
 }
 
 /// Withdraws the announcements of [`park`] from each event.
