@@ -26,6 +26,7 @@
 //! | many small values per frame | [`bulk`] | `send(&[T])` | `recv_into(&mut Vec<T>)` |
 //! | bytes, like a pipe | [`stream::pipe`] | `io::Write` | `io::Read` |
 //! | async code (feature `tokio`) | any endpoint | `send_async`, `reserve_async` | `recv_async`, `read_async`, `stream()` |
+//! | several receivers, whichever has something | [`select::Select`], [`select!`] | | the index of a ready receiver, then its `try_recv` |
 //! | another process that `fork` did not make | [`Builder::create_memfd`] and [`transfer`] (or `shm-fork`'s `exec` and rendezvous) | | |
 //!
 //! ## Errors
@@ -73,6 +74,7 @@ pub mod codec;
 mod endpoint;
 mod error;
 pub mod mpsc;
+pub mod select;
 mod shared;
 pub mod spsc;
 pub mod stream;
