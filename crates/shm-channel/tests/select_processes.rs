@@ -185,18 +185,6 @@ fn a_select_over_64_mixed_channels_fed_by_8_processes_receives_every_message_onc
     );
 }
 
-/// CPU time this process has used.
-fn process_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0);
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 #[test]
 fn an_idle_select_over_64_channels_sleeps_without_using_the_cpu() {
     let lock = fork_lock();
@@ -211,9 +199,9 @@ fn an_idle_select_over_64_channels_sleeps_without_using_the_cpu() {
         for rx in &mut receivers {
             sel.recv(rx.selectable());
         }
-        let before = process_cpu_time();
+        let before = shm_testkit::process_cpu_time();
         let got = sel.select_timeout(IDLE);
-        let used = process_cpu_time() - before;
+        let used = shm_testkit::process_cpu_time() - before;
         control.set(0, used.as_nanos() as u64);
         i32::from(got != Err(SelectTimeoutError::Timeout))
     });

@@ -98,7 +98,9 @@ fn select(
     kernel: &Kernel,
     fenced: bool,
 ) -> usize {
-    if let Some(index) = scan(receivers, start, Probe::Fast) {
+    if let Some(index) = scan(receivers.len(), start, Probe::Fast, |i, p| {
+        receivers[i].poll_ready(p)
+    }) {
         return index;
     }
     for event in events {
@@ -114,7 +116,9 @@ fn select(
             // Acquire: pairs with the Release bump of a notifier.
             *seq = event.seq.load(Ordering::Acquire);
         }
-        if let Some(index) = scan(receivers, start, Probe::Fast) {
+        if let Some(index) = scan(receivers.len(), start, Probe::Fast, |i, p| {
+            receivers[i].poll_ready(p)
+        }) {
             break index;
         }
         kernel.wait_any(&[(&events[0].seq, seqs[0]), (&events[1].seq, seqs[1])]);

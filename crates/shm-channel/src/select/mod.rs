@@ -143,7 +143,7 @@ impl<T, C, F: Flavor> Selectable for crate::typed::Receiver<T, C, F> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Select<'a> {
-    receivers: Vec<&'a mut dyn Ready>,
+    receivers: Receivers<'a>,
     strategy: WaitStrategy,
     budget: SpinBudget,
 }
@@ -167,7 +167,7 @@ impl<'a> Select<'a> {
     /// An empty select, waiting with the default [`WaitStrategy`].
     pub fn new() -> Select<'a> {
         Select {
-            receivers: Vec::new(),
+            receivers: Receivers::default(),
             strategy: WaitStrategy::default(),
             budget: SpinBudget::new(),
         }
@@ -176,8 +176,7 @@ impl<'a> Select<'a> {
     /// Adds `receiver`; its index, which a select returns when it is ready (0 for the
     /// first added, then 1, 2, ...).
     pub fn recv<R: Selectable + ?Sized>(&mut self, receiver: &'a mut R) -> usize {
-        self.receivers.push(receiver.ready());
-        self.receivers.len() - 1
+        self.receivers.push(receiver.ready())
     }
 
     /// How many receivers were added.
@@ -187,7 +186,7 @@ impl<'a> Select<'a> {
 
     /// Whether no receiver was added.
     pub fn is_empty(&self) -> bool {
-        self.receivers.is_empty()
+        self.receivers.len() == 0
     }
 
     /// Changes how this select waits before it sleeps (the default: adaptive
@@ -253,9 +252,9 @@ impl<'a> Select<'a> {
         } = self;
         if deadline == Deadline::Now {
             // As a non-blocking receive: one look, with a slow check where one is due.
-            return scan(receivers, start, Probe::Paced).ok_or(None);
+            return scan(count, start, Probe::Paced, |i, p| receivers.poll(i, p)).ok_or(None);
         }
-        if let Some(index) = scan(receivers, start, Probe::Fast) {
+        if let Some(index) = scan(count, start, Probe::Fast, |i, p| receivers.poll(i, p)) {
             return Ok(index);
         }
         let events = distinct_events(receivers);
@@ -268,26 +267,73 @@ impl<'a> Select<'a> {
                 Check::Fast => Probe::Fast,
                 Check::Slow => Probe::Slow,
             };
-            scan(receivers, start, probe)
+            scan(count, start, probe, |i, p| receivers.poll(i, p))
         });
         match woken {
             Ok(index) => Ok(index),
             // Ended by its deadline, maybe before its first slow check (short timeouts in a
             // loop): one more look, with a slow check paced as non-blocking calls' are.
-            Err(_) => scan(receivers, start, Probe::Paced).ok_or(None),
+            Err(_) => scan(count, start, Probe::Paced, |i, p| receivers.poll(i, p)).ok_or(None),
         }
     }
 }
 
-/// The first ready receiver, looking from `start` round to `start - 1`. A scan that may
-/// ask the kernel about senders asks about each process once (receivers whose senders
-/// live in the same process share the answer).
-fn scan(receivers: &mut [&mut dyn Ready], start: usize, probe: Probe) -> Option<usize> {
-    let count = receivers.len();
+/// The receivers of a select: the first [`INLINE`] in place, so that a select built for
+/// each message (the usual loop) allocates nothing; the others in a vector.
+#[derive(Default)]
+struct Receivers<'a> {
+    inline: [Option<&'a mut dyn Ready>; INLINE],
+    more: Vec<&'a mut dyn Ready>,
+    len: usize,
+}
+
+/// Receivers a select keeps in place.
+const INLINE: usize = 4;
+
+impl<'a> Receivers<'a> {
+    /// Adds `receiver`; its index.
+    fn push(&mut self, receiver: &'a mut dyn Ready) -> usize {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = Some(receiver),
+            None => self.more.push(receiver),
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether receiver `index` is ready (`false` for an index not added).
+    fn poll(&mut self, index: usize, probe: Probe) -> bool {
+        let receiver = match index.checked_sub(INLINE) {
+            None => self.inline[index].as_deref_mut(),
+            Some(past) => self.more.get_mut(past).map(|r| &mut **r),
+        };
+        receiver.is_some_and(|r| r.poll_ready(probe))
+    }
+
+    /// Every receiver, in order.
+    fn iter(&self) -> impl Iterator<Item = &(dyn Ready + 'a)> {
+        let inline = self.inline.iter().flatten();
+        inline.chain(&self.more).map(|r| &**r)
+    }
+}
+
+/// The first of `count` receivers that `ready` says is ready, looking from `start` round
+/// to `start - 1`. A scan that may ask the kernel about senders asks about each process
+/// once (receivers whose senders live in the same process share the answer).
+fn scan(
+    count: usize,
+    start: usize,
+    probe: Probe,
+    mut ready: impl FnMut(usize, Probe) -> bool,
+) -> Option<usize> {
     let mut look = || {
         (start..count)
             .chain(0..start)
-            .find(|&index| receivers[index].poll_ready(probe))
+            .find(|&index| ready(index, probe))
     };
     match probe {
         Probe::Fast => look(),
@@ -297,9 +343,9 @@ fn scan(receivers: &mut [&mut dyn Ready], start: usize, probe: Probe) -> Option<
 
 /// The data events of `receivers`, each once (receivers of one broadcast channel share
 /// theirs), with their channels' handshakes.
-fn distinct_events(receivers: &[&mut dyn Ready]) -> Vec<(EventRef, Handshake)> {
+fn distinct_events(receivers: &Receivers<'_>) -> Vec<(EventRef, Handshake)> {
     let mut events: Vec<(EventRef, Handshake)> = Vec::with_capacity(receivers.len());
-    for receiver in receivers {
+    for receiver in receivers.iter() {
         let (event, handshake) = receiver.data_event();
         if !events
             .iter()
