@@ -115,7 +115,11 @@ impl<T, C, F: Flavor> Selectable for crate::typed::Receiver<T, C, F> {
 /// as the index [`recv`](Select::recv) gave it.
 ///
 /// A select borrows its receivers: build one, select, drop it (or just stop using it),
-/// then receive. In a loop, build one per round; it is a small vector.
+/// then receive. In a loop, build one per round (up to 4 receivers it allocates nothing).
+/// The indices count the receivers added to this select: a receiver left out of a round
+/// (its stream ended, say) shifts those after it, and one added under an `if` keeps the
+/// borrow checker able to tell the receivers apart where a loop over several variables
+/// would not.
 ///
 /// ```
 /// use std::time::Duration;
