@@ -31,9 +31,9 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// The idle select's CPU time budget over [`IDLE`]: 5% of a core. A select that spun, or
 /// polled every millisecond, would use 100 ms or more; one that sleeps pays a wake-up, a
 /// slow check of every receiver and a `futex_waitv` over every channel per 10 ms slice —
-/// here ~9 ms a second for 64 channels in a release build, ~25 ms in this debug build
-/// (issue 21 asked for less than 5 ms; `docs/architecture.md`, "Select", says where the
-/// time goes).
+/// on the 2-core VM 8.5–15 ms a second for 64 channels in a release build, ~25 ms in a
+/// debug build (issue 21 asked for less than 5 ms; `docs/benchmarks.md`, "Select across
+/// processes", says where the time goes).
 const IDLE_CPU_BUDGET: Duration = Duration::from_millis(50);
 /// How long the idle select waits.
 const IDLE: Duration = Duration::from_secs(1);
