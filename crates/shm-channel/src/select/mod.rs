@@ -63,6 +63,11 @@
 //! - Where the kernel refuses `futex_waitv` (before 5.16, or a sandbox), a select sleeps
 //!   on its first receiver's event alone for at most 1 ms at a time: the others are
 //!   noticed within 1 ms.
+//! - A select sets no mark on the events it sleeps on (see
+//!   [`WaitStrategy::Batched`]): any notification wakes it. A receiver of a broadcast
+//!   channel shares its event with the channel's other receivers; while one of them waits
+//!   batched, the sender wakes the event only at that receiver's mark, so a select over
+//!   another receiver of that channel may notice a message up to one slice (10 ms) late.
 //! - A select is process-local state (borrowed receivers): build it in the process that
 //!   receives. The receivers themselves may have come through `fork`, `exec` or the
 //!   rendezvous of `shm-fork`: they are ordinary endpoints.
@@ -194,7 +199,9 @@ impl<'a> Select<'a> {
     }
 
     /// Changes how this select waits before it sleeps (the default: adaptive
-    /// spin-then-park; [`WaitStrategy::Park`] sleeps at once).
+    /// spin-then-park; [`WaitStrategy::Park`] sleeps at once; [`WaitStrategy::Batched`]
+    /// sleeps at once in slices of its latency, and sets no mark: a select is woken by
+    /// every notification).
     pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
         self.strategy = strategy;
     }
