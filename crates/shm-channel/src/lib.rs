@@ -27,6 +27,7 @@
 //! | bytes, like a pipe | [`stream::pipe`] | `io::Write` | `io::Read` |
 //! | async code (feature `tokio`) | any endpoint | `send_async`, `reserve_async` | `recv_async`, `read_async`, `stream()` |
 //! | requests and replies, any two processes | [`rpc::pair`] | `Client::call` | `Server::serve` |
+//! | several receivers, whichever has something | [`select::Select`], [`select!`] | | the index of a ready receiver, then its `try_recv` |
 //! | another process that `fork` did not make | [`Builder::create_memfd`] and [`transfer`] (or `shm-fork`'s `exec` and rendezvous) | | |
 //!
 //! ## Errors
@@ -75,6 +76,7 @@ mod endpoint;
 mod error;
 pub mod mpsc;
 pub mod rpc;
+pub mod select;
 mod shared;
 pub mod spsc;
 pub mod stream;

@@ -39,10 +39,13 @@
 //! own stress tests): a clean run is evidence, not proof. A *late* round is miscounted as
 //! *lost* only if the peer is preempted for more than `BOUND` in the few instructions
 //! between its empty `try_*` and its announcement, with our publication landing in that
-//! gap.
+//! gap (or its virtual CPU stalls there): the stresses run one at a time
+//! (`ONE_STRESS_AT_A_TIME`) to keep that rare, and one such round per run is tolerated
+//! (`STRAY_LOST`).
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use shm_channel::broadcast::Broadcast;
@@ -67,6 +70,13 @@ const BOUND: Duration = Duration::from_millis(5);
 const BUDGET: Duration = Duration::from_millis(400);
 /// Rounds per stress configuration, at most.
 const MAX_ROUNDS: u64 = 50_000;
+/// Rounds counted lost that one run of the six configurations of a handshake tolerates:
+/// a stall of the peer's whole virtual CPU (the host's, invisible to the guest's
+/// scheduler) longer than `BOUND` right after its empty `try_*` looks exactly like a lost
+/// wake-up to a test that reads no clock, and the reference VMs show one such round in
+/// about one run in twenty, in every version alike (alternating versions in one session).
+/// A wrong handshake loses rounds by the dozen (see the module docs).
+const STRAY_LOST: u64 = 1;
 /// The last message's sequence number: tells the child to stop.
 const STOP: u64 = u64::MAX;
 
@@ -403,15 +413,24 @@ fn one_slot_stream<F: Flavor>(handshake: Option<Handshake>, expected: Handshake)
     (tally, child_tally(&control))
 }
 
+/// Held by each test for its whole run: the stresses run one at a time. Two processes on
+/// two cores are rarely preempted; three stresses at once (six busy processes) often are,
+/// and a peer preempted for longer than `BOUND` between its empty `try_*` and its
+/// announcement is what a *late* round can be miscounted from (see the module docs).
+static ONE_STRESS_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Runs both scenarios for every flavor with `handshake` (`None`: the default) and checks
 /// every endpoint used `expected` and nothing was lost.
 fn assert_nothing_lost(handshake: Option<Handshake>, expected: Handshake) {
+    let _alone = ONE_STRESS_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut lost = Vec::new();
     let mut check = |what: &str, (parent, child): (Tally, Tally)| {
         eprintln!("{expected:?} {what}: parent {parent:?}, child {child:?}");
         assert!(parent.rounds > 0 && child.rounds > 0, "{what}: no round");
         if parent.lost + child.lost > 0 {
-            lost.push(format!("{what}: {} lost", parent.lost + child.lost));
+            lost.push((what.to_owned(), parent.lost + child.lost));
         }
     };
     check("spsc ping-pong", ping_pong::<Spsc>(handshake, expected));
@@ -426,7 +445,8 @@ fn assert_nothing_lost(handshake: Option<Handshake>, expected: Handshake) {
         "broadcast stream",
         one_slot_stream::<Broadcast>(handshake, expected),
     );
-    assert!(lost.is_empty(), "{expected:?}: lost wake-ups: {lost:?}");
+    let total: u64 = lost.iter().map(|(_, n)| n).sum();
+    assert!(total <= STRAY_LOST, "{expected:?}: lost wake-ups: {lost:?}");
 }
 
 #[test]
@@ -455,7 +475,11 @@ fn no_wake_up_is_lost_across_fork_with_the_seqcst_handshake_forced_by_the_enviro
         return;
     }
     // Run this binary again with the variable set, so the harness's own environment is
-    // never changed (`set_var` in a multi-threaded process races every `getenv`).
+    // never changed (`set_var` in a multi-threaded process races every `getenv`); the
+    // other stresses wait for it.
+    let _alone = ONE_STRESS_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", ENV_TEST, "--test-threads=1", "--nocapture"])
         .env(RERUN, "1")

@@ -203,6 +203,17 @@ impl PeerWatch {
     /// Whether the process `who` is still alive.
     #[cfg(not(miri))]
     pub fn check(&mut self, who: ProcessIdentity) -> Liveness {
+        if let Some(known) = memo::recall(who) {
+            return known;
+        }
+        let answer = self.ask(who);
+        memo::record(who, answer);
+        answer
+    }
+
+    /// [`check`](PeerWatch::check), asking the kernel.
+    #[cfg(not(miri))]
+    fn ask(&mut self, who: ProcessIdentity) -> Liveness {
         if let Some((identity, pidfd)) = &self.watched {
             if *identity == who {
                 return match pidfd {
@@ -252,6 +263,83 @@ impl PeerWatch {
     }
 }
 
+/// Runs `f` with the liveness answers of this thread shared: within it, every
+/// [`PeerWatch`] asks the kernel about each process at most once, and later checks of a
+/// process already asked about reuse that answer. For a caller that makes many slow checks
+/// at one moment — a select over many channels whose senders live in a few processes —
+/// one `poll` per process instead of one per channel. Scopes nest (the outermost one
+/// keeps the answers); they end with `f`.
+///
+/// ```
+/// use shm_core::liveness::{each_process_once, Liveness, PeerWatch, ProcessIdentity};
+/// let me = ProcessIdentity::current()?;
+/// let (mut a, mut b) = (PeerWatch::new(), PeerWatch::new());
+/// let both = each_process_once(|| [a.check(me), b.check(me)]); // one question asked
+/// assert_eq!(both, [Liveness::Alive; 2]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn each_process_once<T>(f: impl FnOnce() -> T) -> T {
+    memo::scope(f)
+}
+
+/// The answers shared by [`each_process_once`]: per thread, so nothing is locked (and a
+/// forked child, which keeps only the forking thread, starts from its own copy).
+mod memo {
+    use std::cell::RefCell;
+
+    use super::{Liveness, ProcessIdentity};
+
+    thread_local! {
+        /// The answers of the open scope, if one is open.
+        static ANSWERS: RefCell<Option<Vec<(ProcessIdentity, Liveness)>>> =
+            const { RefCell::new(None) };
+    }
+
+    /// Runs `f` in a scope (a nested one joins the open scope).
+    pub(super) fn scope<T>(f: impl FnOnce() -> T) -> T {
+        let opened = ANSWERS.with_borrow_mut(|answers| {
+            let opened = answers.is_none();
+            if opened {
+                *answers = Some(Vec::new());
+            }
+            opened
+        });
+        /// Closes the scope it opened, also if `f` unwinds.
+        struct Close(bool);
+        impl Drop for Close {
+            fn drop(&mut self) {
+                if self.0 {
+                    ANSWERS.with_borrow_mut(|answers| *answers = None);
+                }
+            }
+        }
+        let _close = Close(opened);
+        f()
+    }
+
+    /// The answer about `who` given in the open scope.
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(super) fn recall(who: ProcessIdentity) -> Option<Liveness> {
+        ANSWERS.with_borrow(|answers| {
+            answers
+                .as_ref()?
+                .iter()
+                .find(|(known, _)| *known == who)
+                .map(|(_, answer)| *answer)
+        })
+    }
+
+    /// Keeps the answer about `who`, if a scope is open.
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(super) fn record(who: ProcessIdentity, answer: Liveness) {
+        ANSWERS.with_borrow_mut(|answers| {
+            if let Some(answers) = answers {
+                answers.push((who, answer));
+            }
+        });
+    }
+}
+
 /// Whether `pid` names a process (a thread-group leader), not another thread of one: the
 /// `Tgid:` line of `/proc/<pid>/status` (which exists for thread ids too) is `pid` itself.
 #[cfg(not(miri))]
@@ -282,6 +370,21 @@ fn is_zombie(pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_asks_about_each_process_once_and_forgets_at_its_end() {
+        let me = ProcessIdentity::current().unwrap();
+        assert_eq!(memo::recall(me), None, "no scope open");
+        each_process_once(|| {
+            assert_eq!(memo::recall(me), None);
+            assert_eq!(PeerWatch::new().check(me), Liveness::Alive);
+            assert_eq!(memo::recall(me), Some(Liveness::Alive));
+            // A nested scope joins the open one.
+            each_process_once(|| assert_eq!(memo::recall(me), Some(Liveness::Alive)));
+            assert_eq!(memo::recall(me), Some(Liveness::Alive));
+        });
+        assert_eq!(memo::recall(me), None);
+    }
 
     #[test]
     fn identity_round_trips_through_raw() {

@@ -40,13 +40,12 @@ use std::io;
 use std::sync::atomic::{compiler_fence, fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adaptive::Waited;
-
 mod adaptive;
 mod doorbell;
 mod futex;
 pub mod handshake;
 mod machine;
+mod many;
 #[cfg(test)]
 mod stress_tests;
 mod throttle;
@@ -54,12 +53,13 @@ mod wait;
 
 pub use adaptive::SpinBudget;
 pub use doorbell::{Doorbell, DoorbellError, Ticker};
-pub use futex::{Futex, FutexError, FutexWake};
+pub use futex::{Futex, FutexError, FutexWake, MAX_WAIT_ANY};
 pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
 pub use machine::{available_cores, OVERSUBSCRIBED_LATENCY};
+pub use many::WaitAnyError;
 pub use throttle::{Lookout, Throttle, LOOK_EVERY, MAX_STRIDE};
 
 /// How a waiter waits for a condition.
@@ -429,14 +429,16 @@ impl Event {
 
     /// [`wait_until`](Event::wait_until) with the channel's `handshake`: with
     /// [`Handshake::Membarrier`], publishers use [`notify_relaxed`](Event::notify_relaxed)
-    /// and each sleep is preceded by a `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` call
-    /// (~0.5 µs when no other registered process is running, 5–15 µs when one is, next to
-    /// the futex sleep it precedes); spinning costs the same in both modes.
+    /// and the first sleep of a wait is preceded by a
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` call (~0.5 µs when no other registered
+    /// process is running, 5–15 µs when one is, next to the futex sleep it precedes; the
+    /// waiter stays announced, so the later slices of the same wait need none); spinning
+    /// costs the same in both modes.
     ///
     /// If the kernel refuses that call at run time (a seccomp filter added after the
     /// channel chose its handshake), the wait cannot rule out a missed wake-up; it then
-    /// sleeps at most 1 ms at a time and re-checks, so a missed wake-up costs a delay, never
-    /// a hang, and [`membarrier_failures`] counts it.
+    /// sleeps at most 1 ms at a time, re-checks and tries the barrier again, so a missed
+    /// wake-up costs a delay, never a hang, and [`membarrier_failures`] counts it.
     pub fn wait_until_with<T>(
         &self,
         handshake: Handshake,
@@ -458,19 +460,7 @@ impl Event {
         deadline: Option<Instant>,
         poll: impl FnMut(Check) -> Option<T>,
     ) -> Result<T, WaitTimeout> {
-        let mut waited = Waited::default();
-        let this_wait = budget.strategy_for(strategy);
-        let slice = match this_wait {
-            WaitStrategy::Batched { latency } => {
-                latency.clamp(Duration::from_micros(1), SLOW_CHECK_INTERVAL)
-            }
-            _ => SLOW_CHECK_INTERVAL,
-        };
-        let result = self.wait_sliced(handshake, &this_wait, deadline, slice, &mut waited, poll);
-        if result.is_ok() {
-            budget.record(strategy, waited);
-        }
-        result
+        wait::wait_learning(&[(self, handshake)], strategy, budget, deadline, poll)
     }
 
     /// Whether some waiter has announced it is about to sleep or sleeping.

@@ -4,6 +4,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicU32;
@@ -179,7 +180,12 @@ pub(crate) fn futex_wait(
             0u32,
         )
     };
-    if ret == 0 {
+    futex_wait_result(ret == 0)
+}
+
+/// What a futex wait call that returned `ok` (else -1 with `errno`) ended with.
+fn futex_wait_result(ok: bool) -> SysResult<FutexWait> {
+    if ok {
         return Ok(FutexWait::Woken);
     }
     let err = io::Error::last_os_error();
@@ -206,6 +212,112 @@ pub(crate) fn futex_wake(word: &AtomicU32, count: i32) -> SysResult<usize> {
         )
     };
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// `FUTEX2_SIZE_U32` of `uapi/linux/futex.h`: the futex is a 32-bit word. The flags of a
+/// `futex_waitv` entry never carry `FUTEX2_PRIVATE` (128), so the kernel keys the wait on
+/// the page, as for the shared `FUTEX_WAIT` above.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+
+/// The most futexes one `futex_waitv` call takes (`FUTEX_WAITV_MAX` of
+/// `uapi/linux/futex.h`); more is `EINVAL`.
+pub(crate) const FUTEX_WAITV_MAX: usize = 128;
+
+/// One futex of a `futex_waitv` call: `struct futex_waitv` of `uapi/linux/futex.h` (the
+/// value it must hold, its address, its flags, a reserved zero), keeping the word borrowed
+/// for `'a` so the kernel never reads a word that is gone.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitvEntry<'a> {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+    _word: PhantomData<&'a AtomicU32>,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<WaitvEntry<'static>>() == 24);
+    assert!(std::mem::offset_of!(WaitvEntry<'static>, uaddr) == 8);
+    assert!(std::mem::offset_of!(WaitvEntry<'static>, flags) == 16);
+};
+
+impl<'a> WaitvEntry<'a> {
+    /// An unused entry, to fill a fixed array; never passed to the kernel.
+    pub(crate) const UNUSED: WaitvEntry<'static> = WaitvEntry {
+        val: 0,
+        uaddr: 0,
+        flags: 0,
+        reserved: 0,
+        _word: PhantomData,
+    };
+
+    /// Sleep while `word` holds `expected` (a shared, 32-bit futex).
+    pub(crate) fn new(word: &'a AtomicU32, expected: u32) -> WaitvEntry<'a> {
+        WaitvEntry {
+            val: u64::from(expected),
+            uaddr: word.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+            _word: PhantomData,
+        }
+    }
+}
+
+/// `futex_waitv(entries, len, 0, timeout, CLOCK_MONOTONIC)` (Linux 5.16+): sleeps until one
+/// of the futexes is woken, or finds one that does not hold its value (`ValueChanged`), or
+/// the relative `timeout` passes (turned into the absolute `CLOCK_MONOTONIC` time the call
+/// takes). `entries` holds 1 to [`FUTEX_WAITV_MAX`] entries made by [`WaitvEntry::new`];
+/// `ENOSYS` (an older kernel) and `EPERM` (a sandbox) come back as errors.
+pub(crate) fn futex_waitv(
+    entries: &[WaitvEntry<'_>],
+    timeout: Option<Duration>,
+) -> SysResult<FutexWait> {
+    let timespec = match timeout {
+        Some(timeout) => Some(monotonic_after(timeout)?),
+        None => None,
+    };
+    let timespec_ptr = timespec
+        .as_ref()
+        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    let len = libc::c_uint::try_from(entries.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `entries` is `len` valid `struct futex_waitv`s (`repr(C)`, layout asserted
+    // above), each naming a live, 4-aligned atomic borrowed for the call; the kernel only
+    // reads them. `timespec_ptr` is null or points to a timespec on our stack.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            entries.as_ptr(),
+            len,
+            0u32,
+            timespec_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    // The index of a futex woken, or -1.
+    futex_wait_result(ret >= 0)
+}
+
+/// `CLOCK_MONOTONIC` now plus `after`, as a timespec (saturating far in the future).
+fn monotonic_after(after: Duration) -> SysResult<libc::timespec> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let now = Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    );
+    let at = now.saturating_add(after);
+    Ok(libc::timespec {
+        tv_sec: libc::time_t::try_from(at.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(at.subsec_nanos()),
+    })
 }
 
 /// `membarrier(2)` commands, from `uapi/linux/membarrier.h` (`enum membarrier_cmd`), as

@@ -72,6 +72,10 @@ fn main() {
             "anonymous_channel_cannot_be_passed",
             anonymous_channel_cannot_be_passed,
         ),
+        (
+            "a_select_in_an_exec_child_receives_from_three_flavors",
+            a_select_in_an_exec_child_receives_from_three_flavors,
+        ),
     ]);
 }
 
@@ -122,6 +126,15 @@ fn child(mode: &str) -> i32 {
                 assert_eq!(news.recv().expect("news"), message(i));
             }
             results.send(b"all 100").expect("report");
+            0
+        }
+        "select" => {
+            let spsc: Receiver = inherited("spsc").expect("spsc");
+            let mpsc: mpsc::Receiver = inherited("mpsc").expect("mpsc");
+            let news: broadcast::Receiver = inherited("broadcast").expect("broadcast");
+            let mut results: Sender = inherited("results").expect("results");
+            let report = common::select_three((spsc, mpsc, news));
+            results.send(&report).expect("report");
             0
         }
         "sleep" => common::block_forever(),
@@ -500,4 +513,26 @@ fn anonymous_channel_cannot_be_passed() {
         command.pass("bad name", rx),
         Err(shm_fork::exec::ExecError::BadName(_))
     ));
+}
+
+/// A select over receivers of all three flavors rebuilt in an exec'd child (its own
+/// mapping of each memfd, its own membarrier registration) is woken by our sends.
+fn a_select_in_an_exec_child_receives_from_three_flavors() {
+    let (senders, (spsc, mpsc, news)) = common::three_channels();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let mut command = command("select");
+    command.pass("spsc", spsc).unwrap();
+    command.pass("mpsc", mpsc).unwrap();
+    command.pass("broadcast", news).unwrap();
+    command.pass("results", results).unwrap();
+    let mut child = command.spawn().unwrap();
+    common::feed_three(senders);
+    assert_eq!(
+        rx.recv_timeout(DEADLINE).unwrap(),
+        common::select_three_complete()
+    );
+    assert_eq!(
+        child.wait_timeout(DEADLINE).unwrap(),
+        Some(ExitStatus::Exited(0))
+    );
 }

@@ -59,6 +59,10 @@ fn main() {
             "a_socket_file_left_by_a_killed_listener_is_replaced",
             a_socket_file_left_by_a_killed_listener_is_replaced,
         ),
+        (
+            "a_select_in_a_separate_process_receives_from_three_flavors",
+            a_select_in_a_separate_process_receives_from_three_flavors,
+        ),
     ]);
 }
 
@@ -75,6 +79,18 @@ fn run_client(mode: &str, name: &str) -> i32 {
             let (blocks, hash) = common::read_stream(&mut bytes).expect("read the stream");
             let mut report = blocks.to_le_bytes().to_vec();
             report.extend_from_slice(&hash.to_le_bytes());
+            results.send(&report).expect("report");
+            0
+        }
+        "select" => {
+            let connection = connect(name, DEADLINE).expect("connect");
+            let spsc: Receiver = connection.take("spsc", DEADLINE).expect("spsc");
+            let mpsc: shm_channel::mpsc::Receiver =
+                connection.take("mpsc", DEADLINE).expect("mpsc");
+            let news: shm_channel::broadcast::Receiver =
+                connection.take("broadcast", DEADLINE).expect("broadcast");
+            let mut results: Sender = connection.take("results", DEADLINE).expect("results");
+            let report = common::select_three((spsc, mpsc, news));
             results.send(&report).expect("report");
             0
         }
@@ -409,4 +425,22 @@ fn a_socket_file_left_by_a_killed_listener_is_replaced() {
     assert_eq!(server.peer().pid, std::process::id() as i32);
     drop((client, server, listener));
     assert!(!path.exists());
+}
+
+/// A select over receivers of all three flavors taken over the rendezvous by a process we
+/// did not start as a child of a fork is woken by our sends.
+fn a_select_in_a_separate_process_receives_from_three_flavors() {
+    let (connection, mut child, _listener, _) = accepted("select", "select");
+    let (senders, (spsc, mpsc, news)) = common::three_channels();
+    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    connection.pass("spsc", spsc, DEADLINE).unwrap();
+    connection.pass("mpsc", mpsc, DEADLINE).unwrap();
+    connection.pass("broadcast", news, DEADLINE).unwrap();
+    connection.pass("results", results, DEADLINE).unwrap();
+    common::feed_three(senders);
+    assert_eq!(
+        rx.recv_timeout(DEADLINE).unwrap(),
+        common::select_three_complete()
+    );
+    assert!(child.wait().unwrap().success());
 }

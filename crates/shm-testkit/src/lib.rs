@@ -10,6 +10,7 @@
 //! - [`Rng`]: a deterministic xorshift;
 //! - [`rerun_alone`]: one test of the binary again, in a fresh process;
 //! - [`ControlPage`]: the shared page tests use to coordinate with children;
+//! - [`process_cpu_time`]: what a process has used of the CPU (bounds of sleeping calls);
 //! - [`garbage`]: the garbage values hostile tests write, and the tally of outcomes;
 //! - [`Words`]: loading and poking words of a channel's memory.
 //!
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod control;
+mod cpu;
 pub mod fork;
 pub mod garbage;
 pub mod harness;
@@ -31,6 +33,7 @@ mod seccomp;
 mod words;
 
 pub use control::ControlPage;
+pub use cpu::process_cpu_time;
 pub use fork::{
     fork_and_wait, fork_child, fork_lock, hang, kill_and_reap, kill_later, kills, Latencies,
     TestChild, CHILD_PANICKED,

@@ -66,6 +66,7 @@ pub(crate) use common::Parts;
 pub use common::{Endpoint, EndpointStats};
 pub use grant::{ReadGrant, WriteGrant};
 pub use receiver::Receiver;
+pub(crate) use receiver::{Probe, Ready};
 pub(crate) use sender::Publish;
 pub use sender::Sender;
 

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use shm_core::notify::{Check, WaitStrategy};
+use shm_core::notify::{Check, Handshake, WaitStrategy};
 
 use super::common::{slow_check_due, wait_on, Common, Endpoint, Parts};
 use super::failure::{FromRecvFatal, RecvFatal};
 use super::{Deadline, Fault, Flavor, Frame};
 use crate::shared::doorbells::Doorbells;
 use crate::shared::ring::{Gone, RecvRing, RingSide};
+use crate::shared::view::EventRef;
 use crate::{RecvIntoError, RecvTimeoutError, TryRecvError};
 
 /// The receiving end of a channel of flavor `F` (see [`spsc`](crate::spsc),
@@ -38,6 +39,9 @@ pub struct Receiver<F: Flavor> {
     /// Closed by [`close`](Receiver::close): once the ring is drained, receives say
     /// `Disconnected`.
     closed: bool,
+    /// What a select found ending this receiver's stream ([`Ready::poll_ready`]): the next
+    /// receive returns it, as it would have returned it then.
+    found: Option<RecvFatal<Fault<F>>>,
 }
 
 impl<F: Flavor> Receiver<F> {
@@ -53,6 +57,7 @@ impl<F: Flavor> Receiver<F> {
                 strategy,
             ),
             closed: false,
+            found: None,
         }
     }
 
@@ -203,11 +208,21 @@ impl<F: Flavor> Receiver<F> {
         if self.common.verify_owner().is_err() {
             return Err(RecvFatal::NotOwner);
         }
+        if self.found.is_some() {
+            return self.take_found();
+        }
         match self.ring().try_peek(false) {
             Ok(Some(frame)) => Ok(Some(frame)),
             Ok(None) => self.next_frame_when_empty(deadline),
             Err(fault) => Err(RecvFatal::Ring(fault)),
         }
+    }
+
+    /// What a select found, for the receive that follows it.
+    #[cold]
+    #[inline(never)]
+    fn take_found(&mut self) -> Result<Option<Frame<F>>, RecvFatal<Fault<F>>> {
+        self.found.take().map_or(Ok(None), Err)
     }
 
     /// Nothing to read: say why (disconnected, dead peer), or wait.
@@ -288,6 +303,71 @@ fn attempt<R: RecvRing>(
             Gone::PeerDied => RecvFatal::PeerDied,
         })),
         Err(fault) => Some(Err(RecvFatal::Ring(fault))),
+    }
+}
+
+/// What a [`Select`](crate::select::Select) asks of a receiver of any flavor and layer:
+/// whether a receive would return now, and where to sleep until one might. Public in a
+/// private module: it seals [`Selectable`](crate::select::Selectable).
+#[allow(private_interfaces)]
+pub trait Ready {
+    /// Whether a receive would return now — with a message, or with the error that ends
+    /// the stream (disconnected, a dead peer, a ring fault, not owned here) — without
+    /// taking anything: a frame stays in the ring, and an error found is kept for the next
+    /// receive to return (a broadcast `Lagged` is found by moving past what was lost, so
+    /// it must be reported then). How much it asks is `probe`'s.
+    fn poll_ready(&mut self, probe: Probe) -> bool;
+
+    /// The event a receive sleeps on (the channel's data event), and the channel's wake
+    /// handshake.
+    fn data_event(&self) -> (EventRef, Handshake);
+}
+
+/// How much [`Ready::poll_ready`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The cheap shared state only (a wait's hot polls).
+    Fast,
+    /// Also the kernel, about the senders' processes (a wait's slow checks, every
+    /// `SLOW_CHECK_INTERVAL` and before each sleep).
+    Slow,
+    /// As a non-blocking receive does: the kernel too when this receiver's pacing says a
+    /// slow check is due (about once per `SLOW_CHECK_INTERVAL`).
+    Paced,
+}
+
+// `data_event` names a crate-private type: nobody else implements or calls `Ready`.
+#[allow(private_interfaces)]
+impl<F: Flavor> Ready for Receiver<F> {
+    fn poll_ready(&mut self, probe: Probe) -> bool {
+        if self.found.is_some() {
+            return true;
+        }
+        if self.common.verify_owner().is_err() {
+            self.found = Some(RecvFatal::NotOwner);
+            return true;
+        }
+        let check = match probe {
+            Probe::Fast => Check::Fast,
+            // Never under loom: a model has no kernel to ask.
+            Probe::Slow if cfg!(loom) => Check::Fast,
+            Probe::Slow => Check::Slow,
+            Probe::Paced if slow_check_due(&mut self.common.throttle) => Check::Slow,
+            Probe::Paced => Check::Fast,
+        };
+        match attempt(&mut self.common.ring, check, self.closed) {
+            None => false,
+            // Left in the ring: the receive that follows peeks it again.
+            Some(Ok(_frame)) => true,
+            Some(Err(fatal)) => {
+                self.found = Some(fatal);
+                true
+            }
+        }
+    }
+
+    fn data_event(&self) -> (EventRef, Handshake) {
+        (self.common.event.clone(), self.common.handshake)
     }
 }
 

@@ -235,8 +235,9 @@ pub(crate) trait SendRing: RingSide {
 pub(crate) trait RecvRing: RingSide {
     /// A complete frame the reader may read, then release.
     type Frame: Copy;
-    /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag.
-    type Fault: Copy;
+    /// What the ring can find wrong: a [`Corruption`], or (broadcast) a lag. Kept by a
+    /// receiver that a select found ready with it, so it goes where the receiver goes.
+    type Fault: Copy + Send + Sync;
 
     /// The next frame, if one is published. On a `slow` check the ring may also ask the
     /// kernel about its producers (MPSC: frees the slots of dead ones).

@@ -340,7 +340,7 @@ enum Overflow {
 
 /// The receiving end of a typed channel of flavor `F`.
 pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
-    inner: crate::Receiver<F>,
+    pub(crate) inner: crate::Receiver<F>,
     /// Private copy of a frame, for codecs that decode from a slice; reused.
     scratch: Vec<u8>,
     _types: PhantomData<fn() -> (T, C)>,

@@ -3,9 +3,10 @@
 //! into an interesting state and lists the calls of its own; the scenarios here write the
 //! kit's garbage values into those words and drive every call:
 //!
-//! - [`matrix`]: every word × every value while the victim is blocked in a receive or in a
-//!   send on a full ring, in this process (timed calls) and across `fork` ([`forked`]:
-//!   calls without a deadline, which an honest peer's next step or close must end);
+//! - [`matrix`]: every word × every value while the victim is blocked in a receive, in a
+//!   select over its receiver, or in a send on a full ring, in this process (timed calls)
+//!   and across `fork` ([`forked`]: calls without a deadline, which an honest peer's next
+//!   step or close must end);
 //! - [`between`]: every word × every value between our operations, in this process on a
 //!   heap region and across `fork`, and garbage racing our operations;
 //! - [`anywhere`]: random words anywhere in the region, between operations.
@@ -699,6 +700,10 @@ macro_rules! hostile_tests {
                 = matrix::run(matrix::Mode::Recv, true);
             garbage_in_every_word_never_keeps_a_blocked_send_from_returning
                 = matrix::run(matrix::Mode::Send, true);
+            garbage_in_every_word_while_blocked_in_select_timeout_is_an_error_never_a_crash
+                = matrix::run(matrix::Mode::Select, false);
+            garbage_in_every_word_never_keeps_a_blocked_select_from_returning
+                = matrix::run(matrix::Mode::Select, true);
             garbage_between_operations_on_a_heap_region_is_an_error_never_a_crash
                 = between::on_heap();
             garbage_from_another_process_between_operations_never_faults_the_victim

@@ -15,6 +15,7 @@ use shm_testkit::Words;
 pub mod faults;
 pub mod handshake;
 pub mod hostile;
+pub mod select;
 
 /// A channel's memory, as the kit's [`Words`].
 #[derive(Clone, Copy)]

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::sync::atomic::AtomicU32;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sys::{self, FutexWait};
 
@@ -66,14 +66,42 @@ impl Futex {
     /// assert!(matches!(futex.wait(5, Some(soon)), Err(FutexError::TimedOut)));
     /// ```
     pub fn wait(&self, expected: u32, deadline: Option<Instant>) -> Result<FutexWake, FutexError> {
-        let timeout = match deadline {
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => return Err(FutexError::TimedOut),
-            },
-            None => None,
-        };
+        let timeout = time_left(deadline)?;
         match sys::futex_wait(&self.0, expected, timeout)? {
+            FutexWait::Woken => Ok(FutexWake::Woken),
+            FutexWait::ValueChanged => Ok(FutexWake::ValueChanged),
+            FutexWait::TimedOut => Err(FutexError::TimedOut),
+        }
+    }
+
+    /// Sleeps while each futex of `futexes` holds its expected value, until one of them is
+    /// woken or `deadline` (monotonic) passes: `futex_waitv` (Linux 5.16+), shared futexes
+    /// of 32 bits. 1 to [`MAX_WAIT_ANY`] futexes; any other number, a kernel without the
+    /// call (`ENOSYS`) or a sandbox refusing it is [`FutexError::Os`]. A deadline that has
+    /// already passed returns [`FutexError::TimedOut`] at once.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use shm_core::notify::{Futex, FutexError, FutexWake};
+    /// let (a, b) = (Futex::new(1), Futex::new(2));
+    /// // `b` no longer holds 7: no sleep.
+    /// assert!(matches!(Futex::wait_any(&[(&a, 1), (&b, 7)], None), Ok(FutexWake::ValueChanged)));
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// assert!(matches!(Futex::wait_any(&[(&a, 1), (&b, 2)], Some(soon)), Err(FutexError::TimedOut)));
+    /// ```
+    pub fn wait_any(
+        futexes: &[(&Futex, u32)],
+        deadline: Option<Instant>,
+    ) -> Result<FutexWake, FutexError> {
+        if futexes.is_empty() || futexes.len() > MAX_WAIT_ANY {
+            return Err(FutexError::Os(io::Error::from_raw_os_error(libc::EINVAL)));
+        }
+        let timeout = time_left(deadline)?;
+        let mut entries = [sys::WaitvEntry::UNUSED; MAX_WAIT_ANY];
+        for (entry, (futex, expected)) in entries.iter_mut().zip(futexes) {
+            *entry = sys::WaitvEntry::new(&futex.0, *expected);
+        }
+        match sys::futex_waitv(&entries[..futexes.len()], timeout)? {
             FutexWait::Woken => Ok(FutexWake::Woken),
             FutexWait::ValueChanged => Ok(FutexWake::ValueChanged),
             FutexWait::TimedOut => Err(FutexError::TimedOut),
@@ -84,5 +112,19 @@ impl Futex {
     pub fn wake(&self, count: u32) -> Result<usize, FutexError> {
         let count = i32::try_from(count).unwrap_or(i32::MAX);
         Ok(sys::futex_wake(&self.0, count)?)
+    }
+}
+
+/// The most futexes [`Futex::wait_any`] sleeps on at once: the kernel's `FUTEX_WAITV_MAX`.
+pub const MAX_WAIT_ANY: usize = sys::FUTEX_WAITV_MAX;
+
+/// The time left until `deadline` (`None`: no deadline), or `TimedOut` if it has passed.
+fn time_left(deadline: Option<Instant>) -> Result<Option<Duration>, FutexError> {
+    match deadline {
+        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(Some(left)),
+            _ => Err(FutexError::TimedOut),
+        },
+        None => Ok(None),
     }
 }

@@ -179,3 +179,99 @@ pub fn read_stream(input: &mut impl std::io::Read) -> std::io::Result<(u64, u64)
         blocks += 1;
     }
 }
+
+/// Messages per channel of the select tests.
+pub const SELECT_MESSAGES: u64 = 300;
+
+/// The three channels of the select tests, created as memfds (to pass across `exec` or the
+/// rendezvous): one of each flavor; the senders, then the receivers.
+pub type ThreeSenders = (
+    shm_channel::spsc::Sender,
+    shm_channel::mpsc::Sender,
+    shm_channel::broadcast::Sender,
+);
+pub type ThreeReceivers = (
+    shm_channel::spsc::Receiver,
+    shm_channel::mpsc::Receiver,
+    shm_channel::broadcast::Receiver,
+);
+
+/// Three fresh memfd channels, one of each flavor.
+pub fn three_channels() -> (ThreeSenders, ThreeReceivers) {
+    let (s, rs) = shm_channel::spsc::Builder::new(1024)
+        .create_memfd()
+        .unwrap();
+    let (m, rm) = shm_channel::mpsc::Builder::new(1024)
+        .create_memfd()
+        .unwrap();
+    let (b, rb) = shm_channel::broadcast::Builder::new(1024)
+        .create_memfd()
+        .unwrap();
+    ((s, m, b), (rs, rm, rb))
+}
+
+/// The senders' side: [`SELECT_MESSAGES`] 8-byte sequence numbers on each channel,
+/// round-robin, pausing now and then so the select sleeps; then closes them.
+pub fn feed_three((mut s, mut m, mut b): ThreeSenders) {
+    for seq in 0..SELECT_MESSAGES {
+        let msg = seq.to_le_bytes();
+        s.send_timeout(&msg, DEADLINE).unwrap();
+        m.send_timeout(&msg, DEADLINE).unwrap();
+        b.send_timeout(&msg, DEADLINE).unwrap();
+        if seq % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The receivers' side: one select loop over the three until each has ended with
+/// `Disconnected`, every message checked in order; the report to send back: how many
+/// each gave (three `u64`s), 0 if a stream ended otherwise.
+pub fn select_three((mut s, mut m, mut b): ThreeReceivers) -> Vec<u8> {
+    use shm_channel::select::Select;
+    use shm_channel::{RecvError, TryRecvError};
+    let mut next = [0u64; 3];
+    let mut ended = [false; 3];
+    while ended != [true; 3] {
+        let (ready, live) = {
+            let mut sel = Select::new();
+            let live: Vec<usize> = (0..3).filter(|&k| !ended[k]).collect();
+            if !ended[0] {
+                sel.recv(&mut s);
+            }
+            if !ended[1] {
+                sel.recv(&mut m);
+            }
+            if !ended[2] {
+                sel.recv(&mut b);
+            }
+            (sel.select_timeout(DEADLINE), live)
+        };
+        let k = live[ready.expect("a select within DEADLINE")];
+        let got = match k {
+            0 => s.try_recv(),
+            1 => m.try_recv(),
+            _ => b.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => TryRecvError::Empty,
+                TryRecvError::Recv(shm_channel::broadcast::RecvError::Disconnected) => {
+                    TryRecvError::Recv(RecvError::Disconnected)
+                }
+                TryRecvError::Recv(_) => TryRecvError::Recv(RecvError::PeerDied),
+            }),
+        };
+        match got {
+            Ok(msg) if msg == next[k].to_le_bytes() => next[k] += 1,
+            Err(TryRecvError::Recv(RecvError::Disconnected)) => ended[k] = true,
+            _ => return vec![0; 24],
+        }
+    }
+    next.iter().flat_map(|n| n.to_le_bytes()).collect()
+}
+
+/// What [`select_three`] reports when every message came, in order.
+pub fn select_three_complete() -> Vec<u8> {
+    [SELECT_MESSAGES; 3]
+        .iter()
+        .flat_map(|n| n.to_le_bytes())
+        .collect()
+}

@@ -23,7 +23,7 @@ use std::sync::MutexGuard;
 use shm_core::liveness::{Liveness, PeerWatch, ProcessIdentity};
 use shm_testkit::{fork_lock, ControlPage, TestChild};
 
-use super::matrix::{prepare, Mode};
+use super::matrix::{prepare, select_then_recv, Mode};
 use super::{
     guarded, poke, Bounded, Case, Findings, Kind, Kinds, Others, Subject, Target, BLOCK, CAP,
     POKE_AFTER,
@@ -74,6 +74,7 @@ pub fn across_fork<F: Subject>(mode: Mode) -> (Kinds, Findings) {
                 (_, false) => case.mode,
                 (Mode::Recv, true) => "blocked in recv() across fork, then closed",
                 (Mode::Send, true) => "blocked in send() on a full ring across fork, then closed",
+                (Mode::Select, true) => "blocked in select() across fork, then closed",
             };
             let index = cases.len();
             cases.push((
@@ -217,6 +218,13 @@ fn launch<F: Subject>(
                     Ok(_) => Kind::Other,
                     Err(error) => Kind::of(&error),
                 })
+            });
+            (child, Some(tx), None)
+        }
+        Mode::Select => {
+            let child = fork_owner(lock, rx, |mut rx| {
+                control.set(ready(slot), 1);
+                record(select_then_recv(&mut rx))
             });
             (child, Some(tx), None)
         }
