@@ -6,14 +6,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::transport::Transport;
-use crate::typed::TypedTransport;
 
 /// A traffic pattern between the parent and the child.
 ///
-/// The typed patterns run the typed transports of [`crate::typed`] (a struct through
-/// bincode or postcard, a `bytemuck::Pod` struct with no codec, over the shm ring; bincode
-/// over a pipe as the reference) instead of the byte transports; their size is the
-/// encoded size of the value, not one of `--sizes`.
+/// The typed patterns run the transports of typed values (a struct through bincode or
+/// postcard, a `bytemuck::Pod` struct with no codec, over the shm ring; bincode over a
+/// pipe as the reference) instead of the byte transports; their size is the encoded size
+/// of the value ([`Transport::message_size`]), not one of `--sizes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Pattern {
@@ -45,7 +44,7 @@ impl Pattern {
     ];
 
     /// The name used on the command line and in the reports.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Pattern::PingPong => "pingpong",
             Pattern::Stream => "stream",
@@ -55,12 +54,12 @@ impl Pattern {
     }
 
     /// Whether this pattern runs the typed transports.
-    pub fn is_typed(self) -> bool {
+    pub(crate) fn is_typed(self) -> bool {
         matches!(self, Pattern::TypedPingPong | Pattern::TypedStream)
     }
 
     /// Whether this is a round trip (latency) pattern.
-    pub fn is_round_trip(self) -> bool {
+    pub(crate) fn is_round_trip(self) -> bool {
         matches!(self, Pattern::PingPong | Pattern::TypedPingPong)
     }
 }
@@ -82,7 +81,7 @@ pub struct CpuPair {
 
 impl CpuPair {
     /// Whether both processes share one CPU.
-    pub fn same_core(&self) -> bool {
+    pub(crate) fn same_core(&self) -> bool {
         self.parent == self.child
     }
 }
@@ -161,10 +160,10 @@ impl Budget {
 /// Everything a run needs.
 #[derive(Clone)]
 pub struct Config {
-    /// Transports to measure, in the order they alternate within a repetition.
+    /// Transports to measure, in the order they alternate within a repetition (the byte
+    /// patterns run the byte transports among them, the typed patterns the transports of
+    /// typed values).
     pub transports: Vec<&'static dyn Transport>,
-    /// Typed transports the typed patterns measure (see [`crate::typed::TYPED`]).
-    pub typed: Vec<&'static dyn TypedTransport>,
     /// Patterns to measure.
     pub patterns: Vec<Pattern>,
     /// Message sizes in bytes.
@@ -183,15 +182,9 @@ pub struct Config {
     pub progress: bool,
     /// Check at start whether the machine is busy and warn.
     pub busy_check: bool,
-    /// Measure the harness's own cost in every repetition ([`crate::overhead`]).
+    /// Measure the harness's own cost in every repetition (`shm-spin` through the harness
+    /// and through a minimal loop).
     pub overhead_check: bool,
-}
-
-impl Config {
-    /// Whether both processes share one CPU.
-    pub fn same_core(&self) -> bool {
-        self.cpus.same_core()
-    }
 }
 
 impl fmt::Debug for Config {
@@ -200,10 +193,6 @@ impl fmt::Debug for Config {
             .field(
                 "transports",
                 &self.transports.iter().map(|t| t.name()).collect::<Vec<_>>(),
-            )
-            .field(
-                "typed",
-                &self.typed.iter().map(|t| t.name()).collect::<Vec<_>>(),
             )
             .field("patterns", &self.patterns)
             .field("sizes", &self.sizes)

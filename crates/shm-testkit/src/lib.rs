@@ -9,7 +9,9 @@
 //! - [`Rng`]: a deterministic xorshift;
 //! - [`ControlPage`]: the shared page tests use to coordinate with children;
 //! - [`garbage`]: the garbage values hostile tests write, and the tally of outcomes;
-//! - [`Words`]: loading and poking words of a channel's memory.
+//! - [`Words`]: loading and poking words of a channel's memory;
+//! - [`run_serially`]: a test binary's tests one after another on its main thread, for
+//!   code that refuses to fork a multi-threaded process (`harness = false`).
 //!
 //! This crate depends on neither shm-core nor shm-channel (both dev-depend on it: a
 //! dependency back would make two copies of their types), so it holds plain numbers and
@@ -24,6 +26,7 @@ pub mod layout;
 pub mod message;
 mod rng;
 mod seccomp;
+mod serial;
 mod words;
 
 pub use control::ControlPage;
@@ -34,4 +37,5 @@ pub use fork::{
 pub use garbage::{Garbage, Tally};
 pub use rng::Rng;
 pub use seccomp::refuse_membarrier;
+pub use serial::run_serially;
 pub use words::Words;
