@@ -114,8 +114,9 @@ impl Budget {
     pub const DEFAULT: Budget = Budget {
         warmup_time: Duration::from_millis(30),
         warmup_msgs: 3,
-        // 104 scenarios per repetition (8 byte transports × 2 patterns × 6 sizes, 4 typed
-        // × 2), 5 repetitions: 520 × ~0.23 s ≈ 2 min.
+        // 138 scenarios per repetition (10 byte transports × 2 patterns × 6 sizes, the
+        // round-trip floors at 8 and 64 B, the ring floor at 6 sizes, 4 typed × 2), 5
+        // repetitions: 690 × ~0.2 s ≈ 2.3 min.
         measure_time: Duration::from_millis(170),
         min_msgs: 20,
         max_msgs: 50_000_000,
@@ -126,8 +127,9 @@ impl Budget {
     pub const QUICK: Budget = Budget {
         warmup_time: Duration::from_millis(10),
         warmup_msgs: 2,
-        // 80 scenarios per repetition (9 × 2 × 4 sizes, 4 typed × 2), 5 repetitions:
-        // 400 × ~50 ms, plus the floors: about 22 s on the reference machine, under 30 s.
+        // 96 scenarios per repetition (10 × 2 × 4 sizes, the floors' 8, 4 typed × 2), 5
+        // repetitions: 480 × ~45 ms, plus the memcpy floor and the overhead check: under
+        // 30 s on the reference machine.
         measure_time: Duration::from_millis(35),
         min_msgs: 10,
         max_msgs: 20_000_000,

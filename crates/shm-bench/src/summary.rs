@@ -8,7 +8,7 @@ use crate::report::{fmt_size, FloorRanges, Floors, Overhead, ResultRow};
 use crate::report::{Figures, Summary};
 use crate::stats::median;
 use crate::transport::{
-    is_floor, Transport, CACHELINE_FLOOR, FUTEX_FLOOR, REFERENCE, TYPED_REFERENCE,
+    is_floor, Transport, CACHELINE_FLOOR, FUTEX_FLOOR, REFERENCE, RING_FLOOR, TYPED_REFERENCE,
 };
 
 /// One scenario of a run: pattern, message size, transport.
@@ -135,16 +135,19 @@ impl Measurements {
                 .collect();
             median(&ratios)
         });
-        let (vs_floor, vs_futex) = if pingpong {
+        let (vs_floor, vs_futex, vs_ring_floor) = if pingpong {
             let p50 = self.column(k, |f| f.p50_ns);
             let against = |name| {
                 self.floor_p50(name, key.size)
                     .and_then(|floor| per_rep_ratio(&p50, &floor))
             };
-            (against(CACHELINE_FLOOR), against(FUTEX_FLOOR))
+            (against(CACHELINE_FLOOR), against(FUTEX_FLOOR), None)
         } else {
             let bytes = self.column(k, |f| f.bytes_per_s);
-            (per_rep_ratio(&bytes, &self.memcpy), None)
+            let rate = |k| self.column(k, |f| f.msgs_per_s);
+            let ring = (self.bound(RING_FLOOR, Pattern::Stream, key.size))
+                .and_then(|floor| per_rep_ratio(&rate(k), &rate(floor)));
+            (per_rep_ratio(&bytes, &self.memcpy), None, ring)
         };
         let medians = |f: fn(&Figures) -> f64| median(&self.column(k, f));
         ResultRow {
@@ -167,6 +170,7 @@ impl Measurements {
             vs_pipe,
             vs_floor,
             vs_futex,
+            vs_ring_floor,
             nominal: key.transport.nominal(),
             messages: self.messages[k],
             notes: self.notes[k].clone(),

@@ -67,7 +67,8 @@ fn json_report_matches_schema() {
 
     let results = doc["results"].as_array().expect("results is an array");
     // Every byte transport in both patterns at 64 B, but for the floors, which carry only
-    // round trips; every transport of typed values in both typed patterns.
+    // round trips (cache line, futex) or only streams (ring); every transport of typed
+    // values in both typed patterns.
     let (byte_transports, typed_transports): (Vec<&&dyn transport::Transport>, Vec<_>) =
         TRANSPORTS.iter().partition(|t| t.message_size().is_none());
     let byte_rows: usize = [Pattern::PingPong, Pattern::Stream]
@@ -76,8 +77,8 @@ fn json_report_matches_schema() {
         .sum();
     assert_eq!(
         byte_rows,
-        byte_transports.len() * 2 - 2,
-        "two floors, ping-pong only"
+        byte_transports.len() * 2 - 3,
+        "two floors ping-pong only, one stream only"
     );
     assert_eq!(results.len(), byte_rows + typed_transports.len() * 2);
     for r in results {
@@ -96,6 +97,12 @@ fn json_report_matches_schema() {
             assert!(t.message_size().is_none(), "{name}: a byte transport");
             assert!(pattern == "pingpong" || pattern == "stream", "{pattern}");
             assert_eq!(r["size"].as_u64(), Some(64));
+        }
+        // Every stream row has its ratio to the ring floor, no round trip has one.
+        if pattern.ends_with("stream") {
+            assert!(num(r, "vs_ring_floor") > 0.0, "{name} {pattern}");
+        } else {
+            assert!(r["vs_ring_floor"].is_null(), "{name} {pattern}");
         }
         assert_eq!(r["reps"].as_u64(), Some(1));
         for field in [
@@ -127,8 +134,13 @@ fn json_report_matches_schema() {
         .iter()
         .filter(|r| transport::is_floor(r["transport"].as_str().unwrap()))
     {
-        assert_eq!(r["pattern"].as_str(), Some("pingpong"), "{r}");
-        assert!((num(r, "vs_floor") > 0.0), "{r}");
+        if r["transport"] == "floor-ring" {
+            assert_eq!(r["pattern"].as_str(), Some("stream"), "{r}");
+            assert_eq!(num(r, "vs_ring_floor"), 1.0, "{r}");
+        } else {
+            assert_eq!(r["pattern"].as_str(), Some("pingpong"), "{r}");
+            assert!((num(r, "vs_floor") > 0.0), "{r}");
+        }
     }
     let o = &doc["overhead"];
     for field in [

@@ -123,6 +123,11 @@ pub struct ResultRow {
     /// Ping-pong: p50 ÷ the shared-futex floor's p50, each repetition against its own
     /// (median of the ratios); the bound for transports that park their waiter.
     pub vs_futex: Option<f64>,
+    /// Stream: msgs/s ÷ the ring floor's (`floor-ring`, the minimal ring) msgs/s at the
+    /// same size (a typed row: at the next size up the floor ran), each repetition against
+    /// its own (median of the ratios); `null` for round trips or when the floor did not
+    /// run.
+    pub vs_ring_floor: Option<f64>,
     /// Nominal figures: the payload was not really written and read (the stamps-only
     /// ring); the table and the plot mark them.
     pub nominal: bool,

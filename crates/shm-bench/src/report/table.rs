@@ -89,33 +89,41 @@ const ROUND_TRIP_HEADLINE: Headline = ("p50 RTT", |r| r.figures.p50_ns, fmt_ns);
 /// The streams' headline: messages per second.
 const STREAM_HEADLINE: Headline = ("msg/s", |r| r.figures.msgs_per_s, fmt_rate);
 
-/// The columns of the round-trip sections, after the headline.
-const ROUND_TRIP_COLUMNS: [Column; 7] = [
-    ("p99", |r| fmt_ns(r.figures.p99_ns)),
-    ("p99.9", |r| fmt_ns(r.figures.p999_ns)),
-    ("RTT/s", |r| fmt_rate(r.figures.msgs_per_s)),
-    ("vs pipe", |r| ratio(r.vs_pipe)),
-    ("vs floor", |r| ratio(r.vs_floor)),
-    ("vs futex", |r| ratio(r.vs_futex)),
-    ("wakes/msg", |r| wakes(r.figures.wakes_per_msg)),
-];
-
-/// The columns of the stream sections, after the headline.
-const STREAM_COLUMNS: [Column; 6] = [
-    ("B/s", |r| {
-        format!("{}B/s", spaced(fmt_rate(r.figures.bytes_per_s)))
-    }),
-    ("p50/msg", |r| fmt_ns(r.figures.p50_ns)),
-    ("p99/msg", |r| fmt_ns(r.figures.p99_ns)),
-    ("vs pipe", |r| ratio(r.vs_pipe)),
-    ("vs floor", |r| percent(r.vs_floor)),
-    ("wakes/msg", |r| wakes(r.figures.wakes_per_msg)),
+/// The columns after the headline, side by side: a round-trip section's, a stream
+/// section's.
+const COLUMNS: [[Column; 2]; 7] = [
+    [
+        ("p99", |r| fmt_ns(r.figures.p99_ns)),
+        ("B/s", |r| {
+            format!("{}B/s", spaced(fmt_rate(r.figures.bytes_per_s)))
+        }),
+    ],
+    [
+        ("p99.9", |r| fmt_ns(r.figures.p999_ns)),
+        ("p50/msg", |r| fmt_ns(r.figures.p50_ns)),
+    ],
+    [
+        ("RTT/s", |r| fmt_rate(r.figures.msgs_per_s)),
+        ("p99/msg", |r| fmt_ns(r.figures.p99_ns)),
+    ],
+    [("vs pipe", |r| ratio(r.vs_pipe)); 2],
+    [
+        ("vs floor", |r| ratio(r.vs_floor)),
+        ("vs floor", |r| percent(r.vs_floor)),
+    ],
+    [
+        ("vs futex", |r| ratio(r.vs_futex)),
+        ("vs ring floor", |r| ratio(r.vs_ring_floor)),
+    ],
+    [("wakes/msg", |r| wakes(r.figures.wakes_per_msg)); 2],
 ];
 
 /// The cells of a section: the titles, then one line per row: the transport, the size,
-/// the headline and its range, then `columns`.
-fn cells(rows: &[&ResultRow], headline: Headline, columns: &[Column]) -> Vec<Vec<String>> {
+/// the headline and its range, then column `kind` (0: round trips, 1: streams) of
+/// [`COLUMNS`].
+fn cells(rows: &[&ResultRow], headline: Headline, kind: usize) -> Vec<Vec<String>> {
     let (title, value, format) = headline;
+    let columns = COLUMNS.map(|pair| pair[kind]);
     let lead = ["transport", "size", title, "[min – max]"];
     let titles = lead
         .into_iter()
@@ -158,7 +166,7 @@ const SECTIONS: [(Pattern, &str); 4] = [
     ),
     (
         Pattern::Stream,
-        "stream: child produces, parent consumes; vs pipe = msg/s ÷ pipe msg/s (higher is better); vs floor = B/s as a share of memcpy B/s",
+        "stream: child produces, parent consumes; vs pipe = msg/s ÷ pipe msg/s (higher is better); vs floor = B/s as a share of memcpy B/s; vs ring floor = msg/s ÷ floor-ring msg/s (the minimal ring, each repetition against its own)",
     ),
     (
         Pattern::TypedPingPong,
@@ -166,7 +174,7 @@ const SECTIONS: [(Pattern, &str); 4] = [
     ),
     (
         Pattern::TypedStream,
-        "typed stream: structs built, encoded, decoded; size = encoded size; vs pipe = msg/s ÷ pipe-bincode msg/s",
+        "typed stream: structs built, encoded, decoded; size = encoded size; vs pipe = msg/s ÷ pipe-bincode msg/s; vs ring floor against floor-ring at the next size up",
     ),
 ];
 
@@ -238,9 +246,9 @@ pub fn render(report: &Report) -> String {
         }
         let _ = writeln!(s, "\n{legend}");
         let section = if pattern.is_round_trip() {
-            cells(&rows, ROUND_TRIP_HEADLINE, &ROUND_TRIP_COLUMNS)
+            cells(&rows, ROUND_TRIP_HEADLINE, 0)
         } else {
-            cells(&rows, STREAM_HEADLINE, &STREAM_COLUMNS)
+            cells(&rows, STREAM_HEADLINE, 1)
         };
         s.push_str(&columns(&section));
     }

@@ -17,7 +17,6 @@
 //! changes, then copies the payload out (SYNC: floor line). A sender writes its line
 //! again only after the echo came back, so the two never touch the payload at once.
 
-use std::hint::spin_loop;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -139,7 +138,6 @@ impl FloorEnd {
     /// Waits until the peer's counter moves past the last one seen.
     fn wait_for_message(&mut self) -> Result<(), TransportError> {
         let mut bound = self.owner.wait();
-        let mut spins = 0u32;
         loop {
             // Acquire pairs with the peer's Release store in `publish` (SYNC: floor line).
             let v = self.counter(self.in_at).load(Ordering::Acquire);
@@ -151,20 +149,14 @@ impl FloorEnd {
                 return Ok(());
             }
             match self.wait {
-                Wait::Spin => {
-                    spin_loop();
-                    spins = spins.wrapping_add(1);
-                    if spins % 4096 != 0 {
-                        continue;
-                    }
-                }
+                Wait::Spin => bound.spin()?,
                 Wait::Futex => {
                     // A store of the next counter changes the word, so the wait returns
                     // (or does not start).
                     futex_wait(self.counter(self.in_at), v, WAIT_SLICE)?;
+                    bound.check()?;
                 }
             }
-            bound.check()?;
         }
     }
 }

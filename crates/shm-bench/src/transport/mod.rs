@@ -27,6 +27,7 @@
 mod buffered;
 mod fd;
 mod floor;
+mod floor_ring;
 #[cfg(feature = "peers")]
 mod peers;
 mod pipe;
@@ -283,6 +284,7 @@ pub trait Transport: Sync {
 pub static TRANSPORTS: &[&dyn Transport] = &[
     &floor::FLOOR_CACHELINE,
     &floor::FLOOR_FUTEX,
+    &floor_ring::FLOOR_RING,
     &pipe::PIPE,
     &pipe::PIPE_1MIB,
     &socket::UNIX_SOCKET,
@@ -327,7 +329,10 @@ pub(crate) const CACHELINE_FLOOR: &str = "floor-cacheline";
 /// Name of the shared-futex floor (the "vs futex" ratios of round trips).
 pub(crate) const FUTEX_FLOOR: &str = "floor-futex";
 
+/// Name of the ring floor (the "vs ring floor" ratios of streams).
+pub(crate) const RING_FLOOR: &str = "floor-ring";
+
 /// Whether `name` is one of the floors (measured as transports, reported as floors).
 pub fn is_floor(name: &str) -> bool {
-    name == CACHELINE_FLOOR || name == FUTEX_FLOOR
+    [CACHELINE_FLOOR, FUTEX_FLOOR, RING_FLOOR].contains(&name)
 }
