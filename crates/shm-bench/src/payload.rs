@@ -43,31 +43,40 @@ impl Payload {
         self.template.len()
     }
 
-    /// Writes message `seq` into `out` (every byte, each once).
+    /// Writes message `seq` into `out`: every byte, each once (the stamps as words, the
+    /// template between them).
     #[inline]
     fn write(&self, out: &mut MsgOut<'_>, seq: u64) {
         let len = out.len();
+        let head = seq.to_le_bytes();
+        if len < 8 {
+            out.write_at(0, &head[..len]);
+            return;
+        }
+        // The template between the stamps (none in a message of 8 or 16 bytes).
+        let between = 8..if len >= 16 { len - 8 } else { len };
+        if !between.is_empty() {
+            out.write_at(8, &self.template[between]);
+        }
+        out.write_at(0, &head);
         if len >= 16 {
-            out.write_at(8, &self.template[8..len - 8]);
-            out.write_at(0, &seq.to_le_bytes());
             out.write_at(len - 8, &(seq ^ TAIL_MIX).to_le_bytes());
-        } else {
-            out.write_at(0, &self.template[..len]);
-            out.write_at(0, &seq.to_le_bytes()[..len.min(8)]);
         }
     }
 
-    /// Checks the stamps of message `seq` (two words, copied out).
+    /// Checks the stamps of message `seq` (one or two words, copied out).
     #[inline]
     fn check_stamps(&self, msg: &MsgIn<'_>, seq: u64) -> bool {
         let len = msg.len();
         if len >= 16 {
             return msg.read_u64_at(0) == seq && msg.read_u64_at(len - 8) == seq ^ TAIL_MIX;
         }
-        let n = len.min(8);
+        if len >= 8 {
+            return msg.read_u64_at(0) == seq;
+        }
         let mut word = [0u8; 8];
-        msg.read_at(0, &mut word[..n]);
-        word[..n] == seq.to_le_bytes()[..n]
+        msg.read_at(0, &mut word[..len]);
+        word[..len] == seq.to_le_bytes()[..len]
     }
 
     /// Checks every byte of message `seq`. A message in shared memory is copied out in

@@ -42,12 +42,14 @@ impl<L: ByteLink> Buffered<L> {
         }
     }
 
-    /// Sizes the buffer for a `len`-byte message (a no-op after the first message of a
-    /// scenario: all have one size).
+    /// Sizes the buffer for a `len`-byte message (one comparison after the first message
+    /// of a scenario: all have one size).
     #[inline]
     fn size_for(&mut self, len: usize) -> Result<(), TransportError> {
-        check_fits(len, self.max)?;
-        self.buf.resize(len, 0);
+        if self.buf.len() != len {
+            check_fits(len, self.max)?;
+            self.buf.resize(len, 0);
+        }
         Ok(())
     }
 
