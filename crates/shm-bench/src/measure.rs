@@ -44,8 +44,8 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 pub(crate) trait Steps {
     /// Sends the next message.
     fn send(&mut self) -> Result<(), BenchError>;
-    /// Receives (and checks) the next message.
-    fn recv(&mut self) -> Result<(), BenchError>;
+    /// Receives (and checks) the next `n` messages.
+    fn recv(&mut self, n: u64) -> Result<(), BenchError>;
 }
 
 /// What a measuring loop produced.
@@ -63,7 +63,7 @@ pub(crate) struct Measured {
 pub(crate) fn round_trips(budget: &Budget, side: &mut impl Steps) -> Result<Measured, BenchError> {
     warm_up(budget, || {
         side.send()?;
-        side.recv()
+        side.recv(1)
     })?;
     let mut watch = Stopwatch::start();
     let mut last = watch.start_ticks;
@@ -77,7 +77,7 @@ pub(crate) fn round_trips(budget: &Budget, side: &mut impl Steps) -> Result<Meas
         }
         m += 1;
         let done = budget.done(m, watch.start.elapsed());
-        side.recv()?;
+        side.recv(1)?;
         let now = watch.ticks();
         let interval = now - last;
         last = now;
@@ -95,15 +95,13 @@ pub(crate) fn stream(
     batch: u64,
     side: &mut impl Steps,
 ) -> Result<Measured, BenchError> {
-    warm_up(budget, || side.recv())?;
+    warm_up(budget, || side.recv(1))?;
     let mut watch = Stopwatch::start();
     let mut last = watch.start_ticks;
     let mut m = 0u64;
     loop {
         let b = batch.min(budget.max_msgs.saturating_sub(m)).max(1);
-        for _ in 0..b {
-            side.recv()?;
-        }
+        side.recv(b)?;
         m += b;
         let now = watch.ticks();
         watch.record(now - last, b);
@@ -225,8 +223,8 @@ mod tests {
             Ok(())
         }
 
-        fn recv(&mut self) -> Result<(), BenchError> {
-            self.recvs += 1;
+        fn recv(&mut self, n: u64) -> Result<(), BenchError> {
+            self.recvs += n;
             std::hint::black_box(&self.recvs);
             Ok(())
         }

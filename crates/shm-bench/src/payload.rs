@@ -45,7 +45,7 @@ impl Payload {
 
     /// Writes message `seq` into `out`: every byte, each once (the stamps as words, the
     /// template between them).
-    #[inline]
+    #[inline(always)]
     fn write(&self, out: &mut MsgOut<'_>, seq: u64) {
         let len = out.len();
         let head = seq.to_le_bytes();
@@ -65,7 +65,7 @@ impl Payload {
     }
 
     /// Checks the stamps of message `seq` (one or two words, copied out).
-    #[inline]
+    #[inline(always)]
     fn check_stamps(&self, msg: &MsgIn<'_>, seq: u64) -> bool {
         let len = msg.len();
         if len >= 16 {
@@ -156,7 +156,7 @@ impl<'a> Outgoing<'a> {
     /// # Panics
     ///
     /// If `out` is not [`size`](Outgoing::size) bytes long.
-    #[inline]
+    #[inline(always)]
     pub fn write_to(&self, out: &mut MsgOut<'_>) {
         assert_eq!(out.len(), self.size, "a buffer of the message's size");
         self.payload.write(out, self.seq);
@@ -204,7 +204,7 @@ impl<'a> Checker<'a> {
     /// Checks the next message; returns whether it was good. A message of which only the
     /// stamps were written (the `shm-zero-copy-stamps` ring) gets the stamp check even in
     /// full mode, and counts no bytes.
-    #[inline]
+    #[inline(always)]
     pub fn check(&mut self, msg: &MsgIn<'_>) -> bool {
         let seq = self.next_seq;
         let ok = if msg.len() != self.size {

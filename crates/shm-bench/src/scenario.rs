@@ -242,8 +242,8 @@ impl Steps for Parent<'_> {
     }
 
     #[inline]
-    fn recv(&mut self) -> Result<(), BenchError> {
-        self.ep.recv(&mut self.check).map_err(parent_err)?;
+    fn recv(&mut self, n: u64) -> Result<(), BenchError> {
+        self.ep.recv_batch(&mut self.check, n).map_err(parent_err)?;
         match self.check.first_bad {
             Some(seq) => Err(BenchError::Corrupt {
                 transport: String::new(),
@@ -273,11 +273,16 @@ fn child_echo(ep: &mut dyn Endpoint, mut check: Checker<'_>) -> (i32, u64, u64) 
 /// the messages sent.
 fn child_produce(ep: &mut dyn Endpoint, mut out: Outgoing<'_>) -> (i32, u64, u64) {
     let code = loop {
-        match ep.send(&out) {
-            Ok(()) => out.advance(),
+        match ep.send_batch(&mut out, PRODUCE_BATCH) {
+            Ok(()) => {}
             Err(TransportError::Disconnected) => break EXIT_OK,
             Err(_) => break EXIT_TRANSPORT,
         }
     };
     (code, out.seq(), 0)
 }
+
+/// Messages a stream's producer sends per call of [`Endpoint::send_batch`]: one dynamic
+/// call per batch, the batches back to back (the consumer's batches are the measuring
+/// loop's).
+const PRODUCE_BATCH: u64 = 64;

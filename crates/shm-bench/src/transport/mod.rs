@@ -123,6 +123,32 @@ pub trait Endpoint {
     /// written to the outgoing one.
     fn echo(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError>;
 
+    /// Sends `n` messages in a row: `msg`, then the ones after it (`msg` is advanced past
+    /// each message sent), stopping at the first error. A stream's producer sends this way:
+    /// one dynamic call per batch, not per message, and the loop is compiled for each
+    /// endpoint type, so that a transport's `send` is inlined into it as into a user's own
+    /// loop. Default: `send` in a loop (override it only to do better).
+    fn send_batch(&mut self, msg: &mut Outgoing<'_>, n: u64) -> Result<(), TransportError> {
+        for _ in 0..n {
+            self.send(msg)?;
+            msg.advance();
+        }
+        Ok(())
+    }
+
+    /// Receives up to `n` messages in a row into `check`, stopping at the first error or
+    /// the first bad message: a stream's consumer receives this way (see
+    /// [`send_batch`](Endpoint::send_batch)). Default: `recv` in a loop.
+    fn recv_batch(&mut self, check: &mut Checker<'_>, n: u64) -> Result<(), TransportError> {
+        for _ in 0..n {
+            self.recv(check)?;
+            if check.first_bad.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// In the parent, right after the fork and before the parent drops its copy of this
     /// (the child's) endpoint: makes process `child` its owner, so that the parent's drop
     /// does not disconnect it. Default: nothing to do.

@@ -165,6 +165,7 @@ struct RingLink {
 }
 
 impl ByteLink for RingLink {
+    #[inline(always)]
     fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         let sent = if self.batched {
             self.tx.send_deferred(msg)
@@ -174,6 +175,7 @@ impl ByteLink for RingLink {
         sent.map_err(send_err)
     }
 
+    #[inline(always)]
     fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
         if self.batched {
             // Before waiting for a message: publish what batched mode holds back.
