@@ -8,7 +8,7 @@ use crate::error::BenchError;
 
 /// Pins the calling process (all of it, if single-threaded; else the calling thread) to
 /// one CPU.
-pub fn pin_to(cpu: usize) -> nix::Result<()> {
+pub(crate) fn pin_to(cpu: usize) -> nix::Result<()> {
     let mut set = CpuSet::new();
     set.set(cpu)?;
     sched_setaffinity(Pid::from_raw(0), &set)
@@ -25,13 +25,13 @@ pub fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Restores the calling thread's affinity mask when dropped.
-pub struct AffinityGuard {
+pub(crate) struct AffinityGuard {
     saved: Option<CpuSet>,
 }
 
 impl AffinityGuard {
     /// Saves the current mask and pins to `cpu`.
-    pub fn pin(cpu: usize) -> Result<AffinityGuard, BenchError> {
+    pub(crate) fn pin(cpu: usize) -> Result<AffinityGuard, BenchError> {
         let saved = sched_getaffinity(Pid::from_raw(0)).ok();
         pin_to(cpu).map_err(|e| BenchError::nix("sched_setaffinity (parent)", e))?;
         Ok(AffinityGuard { saved })

@@ -39,15 +39,15 @@ use crate::error::BenchError;
 use crate::shm::SharedMap;
 
 /// Child exit code: the benchmark loop finished normally.
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// Child exit code: a received payload failed verification.
-pub const EXIT_CORRUPT: i32 = 2;
+pub(crate) const EXIT_CORRUPT: i32 = 2;
 /// Child exit code: the transport failed (other than the parent closing it).
-pub const EXIT_TRANSPORT: i32 = 3;
+pub(crate) const EXIT_TRANSPORT: i32 = 3;
 /// Child exit code: the child's loop gave up waiting for the parent.
-pub const EXIT_STALLED: i32 = 4;
+pub(crate) const EXIT_STALLED: i32 = 4;
 /// Child exit code: the child could not pin itself to its CPU.
-pub const EXIT_PIN: i32 = 90;
+pub(crate) const EXIT_PIN: i32 = 90;
 
 /// How every benchmark child is forked: killed and reaped if its handle is dropped
 /// unreaped, killed if the parent dies.
@@ -60,7 +60,7 @@ fn options() -> ChildOptions {
 /// A forked benchmark child (killed and reaped if dropped before it was reaped), with
 /// the name of what it runs for error messages.
 #[derive(Debug)]
-pub struct BenchChild {
+pub(crate) struct BenchChild {
     child: Child,
     what: String,
 }
@@ -77,7 +77,7 @@ pub struct BenchChild {
 /// In the child, before `body`: SIGPIPE is ignored (a closed peer gives `EPIPE`; std's
 /// runtime already ignores it in Rust programs, this keeps it so for other hosts), and
 /// the process is pinned to `cpu` ([`EXIT_PIN`] if that fails).
-pub fn spawn<E: Inherit>(
+pub(crate) fn spawn<E: Inherit>(
     what: &str,
     cpu: usize,
     values: E,
@@ -115,12 +115,12 @@ pub(crate) fn parent_gone(parent: Pid) -> bool {
 
 impl BenchChild {
     /// The child's pid.
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.pid()
     }
 
     /// Waits for the child to exit; `Ok(())` if it exited with [`EXIT_OK`].
-    pub fn wait(mut self) -> Result<(), BenchError> {
+    pub(crate) fn wait(mut self) -> Result<(), BenchError> {
         let status = self.child.wait().map_err(self.reap_err())?;
         self.verdict(status)
     }
@@ -162,7 +162,7 @@ impl BenchChild {
 
 /// A human description of how a child ended (`message`: what it recorded, if anything:
 /// a panic's payload, an adoption error).
-pub fn describe(status: ExitStatus, message: Option<String>) -> String {
+pub(crate) fn describe(status: ExitStatus, message: Option<String>) -> String {
     match (status, message) {
         (ExitStatus::Exited(code), _) => describe_exit(code),
         // "killed by signal 9 (SIGKILL)"
@@ -174,7 +174,7 @@ pub fn describe(status: ExitStatus, message: Option<String>) -> String {
 }
 
 /// A human description of a child exit code.
-pub fn describe_exit(code: i32) -> String {
+fn describe_exit(code: i32) -> String {
     let why = match code {
         EXIT_CORRUPT => "received a corrupt payload",
         EXIT_TRANSPORT => "transport error",
@@ -198,7 +198,7 @@ pub fn describe_exit(code: i32) -> String {
 /// [`Watchdog::finish`] stops and reaps the watchdog *before* it reaps the target, so the
 /// watchdog's `kill(pid)` can only ever reach the target (an unreaped child keeps its
 /// pid). Dropping a `Watchdog` kills and reaps it.
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     dog: Child,
     fired: SharedMap,
     until: Instant,
@@ -207,7 +207,7 @@ pub struct Watchdog {
 
 impl Watchdog {
     /// Arms a watchdog that kills `target` after `after`.
-    pub fn arm(target: &BenchChild, after: Duration) -> Result<Watchdog, BenchError> {
+    pub(crate) fn arm(target: &BenchChild, after: Duration) -> Result<Watchdog, BenchError> {
         let target = Pid::from_raw(target.pid());
         let fired = SharedMap::new(4096).map_err(|source| BenchError::Sys {
             what: "mmap (watchdog)",
@@ -245,7 +245,7 @@ impl Watchdog {
     /// and kills it if it is still running then. [`BenchError::Stalled`] if the watchdog
     /// fired or the target had to be killed at the deadline; else `target`'s own verdict
     /// ([`BenchChild::wait`]).
-    pub fn finish(mut self, target: BenchChild) -> Result<(), BenchError> {
+    pub(crate) fn finish(mut self, target: BenchChild) -> Result<(), BenchError> {
         // Killed and reaped first: from here on nothing can signal the target's pid.
         let _ = self.dog.kill();
         let _ = self.dog.wait();

@@ -8,15 +8,14 @@ use clap::Parser;
 
 use crate::affinity::allowed_cpus;
 use crate::config::{Budget, Config, CpuPair, Pattern};
-use crate::transport;
-use crate::typed;
+use crate::transport::{self, TRANSPORTS};
 
 /// Message sizes of a default run: 8 B, 64 B, 512 B, 4 KiB, 64 KiB, 1 MiB.
-pub const DEFAULT_SIZES: [usize; 6] = [8, 64, 512, 4 << 10, 64 << 10, 1 << 20];
+const DEFAULT_SIZES: [usize; 6] = [8, 64, 512, 4 << 10, 64 << 10, 1 << 20];
 /// Message sizes of a `--quick` run.
-pub const QUICK_SIZES: [usize; 4] = [8, 64, 4 << 10, 1 << 20];
+const QUICK_SIZES: [usize; 4] = [8, 64, 4 << 10, 1 << 20];
 /// The largest message size accepted (the payload template is this big at most).
-pub const MAX_SIZE: usize = 64 << 20;
+const MAX_SIZE: usize = 64 << 20;
 
 /// shm-bench: shared-memory transports against pipes, unix sockets and the machine's
 /// floors, between two processes pinned to two CPUs.
@@ -25,49 +24,49 @@ pub const MAX_SIZE: usize = 64 << 20;
 pub struct Cli {
     /// Quick run (< 30 s on 2 cores): fewer sizes, shorter measurements, still all reps.
     #[arg(long)]
-    pub quick: bool,
+    quick: bool,
 
     /// Repetitions; in each, every transport runs once per scenario (A B A B …).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub reps: u32,
+    reps: u32,
 
     /// Message sizes, comma-separated; suffixes k/KiB and m/MiB (e.g. 8,64,4k,1m).
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
-    pub sizes: Vec<usize>,
+    sizes: Vec<usize>,
 
     /// Transports to run, comma-separated (default: all); the typed patterns run the
     /// typed ones (shm-typed-bincode, shm-typed-postcard, shm-typed-plain, pipe-bincode).
     #[arg(long, value_delimiter = ',', value_parser = parse_transport)]
-    pub transports: Vec<String>,
+    transports: Vec<String>,
 
     /// Patterns to run, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_enum)]
-    pub patterns: Vec<Pattern>,
+    patterns: Vec<Pattern>,
 
     /// The parent's and the child's CPU, e.g. "0,1".
     #[arg(long, default_value = "0,1", value_parser = parse_cpus)]
-    pub cpus: CpuList,
+    cpus: CpuList,
 
     /// Pin parent and child to the same CPU (the first of --cpus).
     #[arg(long)]
-    pub same_core: bool,
+    same_core: bool,
 
     /// Check every byte of every message (slower; the default checks two words each).
     #[arg(long)]
-    pub verify: bool,
+    verify: bool,
 
     /// Measurement time of each scenario in ms (overrides the default or --quick value).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
-    pub time_ms: Option<u64>,
+    time_ms: Option<u64>,
 
     /// Skip the busy-machine check at start.
     #[arg(long)]
-    pub no_busy_check: bool,
+    no_busy_check: bool,
 
     /// Skip the harness-overhead check (the `shm-spin` 8 B round trip and 64 B stream
     /// through the harness and through a minimal loop, in every repetition).
     #[arg(long)]
-    pub no_overhead_check: bool,
+    no_overhead_check: bool,
 
     /// Write the report as JSON to this path.
     #[arg(long, value_name = "PATH")]
@@ -84,17 +83,10 @@ pub struct Cli {
 
 /// Two CPUs given with `--cpus`, both in this process's affinity mask.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CpuList(pub Vec<usize>);
+struct CpuList(Vec<usize>);
 
 /// Parses a message size: a positive integer with an optional `k`/`KiB`/`m`/`MiB`.
-///
-/// ```
-/// use shm_bench::cli::parse_size;
-/// assert_eq!(parse_size("4k"), Ok(4096));
-/// assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-/// assert!(parse_size("0").is_err());
-/// ```
-pub fn parse_size(s: &str) -> Result<usize, String> {
+fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let lower = t.to_ascii_lowercase();
     let (digits, mult) = if let Some(d) = lower
@@ -131,23 +123,21 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
-/// Checks a transport name against [`transport::TRANSPORTS`].
-pub fn parse_transport(s: &str) -> Result<String, String> {
+/// Checks a transport name against [`TRANSPORTS`].
+fn parse_transport(s: &str) -> Result<String, String> {
     let name = s.trim();
-    if transport::by_name(name).is_some() || typed::by_name(name).is_some() {
+    if transport::by_name(name).is_some() {
         Ok(name.to_string())
     } else {
-        let mut known = transport::names();
-        known.extend(typed::TYPED.iter().map(|t| t.name()));
         Err(format!(
             "unknown transport `{name}`; known: {}",
-            known.join(", ")
+            transport::names().join(", ")
         ))
     }
 }
 
 /// Parses `--cpus`: two distinct CPU numbers, both available to this process.
-pub fn parse_cpus(s: &str) -> Result<CpuList, String> {
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
     let cpus: Vec<usize> = s
         .split(',')
         .map(|c| {
@@ -176,27 +166,12 @@ pub fn parse_cpus(s: &str) -> Result<CpuList, String> {
 impl Cli {
     /// The run this command line asks for.
     pub fn into_config(self) -> Config {
-        let typed_list = if self.transports.is_empty() {
-            typed::TYPED.to_vec()
-        } else {
-            typed::TYPED
-                .iter()
-                .copied()
-                .filter(|t| self.transports.iter().any(|n| n == t.name()))
-                .collect()
-        };
-        let transports = if self.transports.is_empty() {
-            transport::TRANSPORTS.to_vec()
-        } else {
-            let mut v: Vec<&'static dyn transport::Transport> = Vec::new();
-            // Keep the registry's order (the alternation order), without duplicates.
-            for t in transport::TRANSPORTS {
-                if self.transports.iter().any(|n| n == t.name()) {
-                    v.push(*t);
-                }
-            }
-            v
-        };
+        // The registry's order (the alternation order), without duplicates.
+        let transports = TRANSPORTS
+            .iter()
+            .copied()
+            .filter(|t| self.transports.is_empty() || self.transports.iter().any(|n| n == t.name()))
+            .collect();
         let patterns = if self.patterns.is_empty() {
             Pattern::ALL.to_vec()
         } else {
@@ -245,7 +220,6 @@ impl Cli {
         };
         Config {
             transports,
-            typed: typed_list,
             patterns,
             sizes,
             reps: self.reps,
@@ -257,5 +231,18 @@ impl Cli {
             busy_check: !self.no_busy_check,
             overhead_check: !self.no_overhead_check,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("64"), Ok(64));
+        assert!(parse_size("0").is_err());
     }
 }

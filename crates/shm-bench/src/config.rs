@@ -6,14 +6,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::transport::Transport;
-use crate::typed::TypedTransport;
 
 /// A traffic pattern between the parent and the child.
 ///
-/// The typed patterns run the typed transports of [`crate::typed`] (a struct through
-/// bincode or postcard, a `bytemuck::Pod` struct with no codec, over the shm ring; bincode
-/// over a pipe as the reference) instead of the byte transports; their size is the
-/// encoded size of the value, not one of `--sizes`.
+/// The typed patterns run the transports of typed values (a struct through bincode or
+/// postcard, a `bytemuck::Pod` struct with no codec, over the shm ring; bincode over a
+/// pipe as the reference) instead of the byte transports; their size is the encoded size
+/// of the value ([`Transport::message_size`]), not one of `--sizes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Pattern {
@@ -45,7 +44,7 @@ impl Pattern {
     ];
 
     /// The name used on the command line and in the reports.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Pattern::PingPong => "pingpong",
             Pattern::Stream => "stream",
@@ -55,12 +54,12 @@ impl Pattern {
     }
 
     /// Whether this pattern runs the typed transports.
-    pub fn is_typed(self) -> bool {
+    pub(crate) fn is_typed(self) -> bool {
         matches!(self, Pattern::TypedPingPong | Pattern::TypedStream)
     }
 
     /// Whether this is a round trip (latency) pattern.
-    pub fn is_round_trip(self) -> bool {
+    pub(crate) fn is_round_trip(self) -> bool {
         matches!(self, Pattern::PingPong | Pattern::TypedPingPong)
     }
 }
@@ -82,7 +81,7 @@ pub struct CpuPair {
 
 impl CpuPair {
     /// Whether both processes share one CPU.
-    pub fn same_core(&self) -> bool {
+    pub(crate) fn same_core(&self) -> bool {
         self.parent == self.child
     }
 }
@@ -115,8 +114,9 @@ impl Budget {
     pub const DEFAULT: Budget = Budget {
         warmup_time: Duration::from_millis(30),
         warmup_msgs: 3,
-        // 104 scenarios per repetition (8 byte transports × 2 patterns × 6 sizes, 4 typed
-        // × 2), 5 repetitions: 520 × ~0.23 s ≈ 2 min.
+        // 138 scenarios per repetition (10 byte transports × 2 patterns × 6 sizes, the
+        // round-trip floors at 8 and 64 B, the ring floor at 6 sizes, 4 typed × 2), 5
+        // repetitions: 690 × ~0.2 s ≈ 2.3 min.
         measure_time: Duration::from_millis(170),
         min_msgs: 20,
         max_msgs: 50_000_000,
@@ -127,8 +127,9 @@ impl Budget {
     pub const QUICK: Budget = Budget {
         warmup_time: Duration::from_millis(10),
         warmup_msgs: 2,
-        // 80 scenarios per repetition (9 × 2 × 4 sizes, 4 typed × 2), 5 repetitions:
-        // 400 × ~50 ms, plus the floors: about 22 s on the reference machine, under 30 s.
+        // 96 scenarios per repetition (10 × 2 × 4 sizes, the floors' 8, 4 typed × 2), 5
+        // repetitions: 480 × ~45 ms, plus the memcpy floor and the overhead check: under
+        // 30 s on the reference machine.
         measure_time: Duration::from_millis(35),
         min_msgs: 10,
         max_msgs: 20_000_000,
@@ -161,10 +162,10 @@ impl Budget {
 /// Everything a run needs.
 #[derive(Clone)]
 pub struct Config {
-    /// Transports to measure, in the order they alternate within a repetition.
+    /// Transports to measure, in the order they alternate within a repetition (the byte
+    /// patterns run the byte transports among them, the typed patterns the transports of
+    /// typed values).
     pub transports: Vec<&'static dyn Transport>,
-    /// Typed transports the typed patterns measure (see [`crate::typed::TYPED`]).
-    pub typed: Vec<&'static dyn TypedTransport>,
     /// Patterns to measure.
     pub patterns: Vec<Pattern>,
     /// Message sizes in bytes.
@@ -183,15 +184,9 @@ pub struct Config {
     pub progress: bool,
     /// Check at start whether the machine is busy and warn.
     pub busy_check: bool,
-    /// Measure the harness's own cost in every repetition ([`crate::overhead`]).
+    /// Measure the harness's own cost in every repetition (`shm-spin` through the harness
+    /// and through a minimal loop).
     pub overhead_check: bool,
-}
-
-impl Config {
-    /// Whether both processes share one CPU.
-    pub fn same_core(&self) -> bool {
-        self.cpus.same_core()
-    }
 }
 
 impl fmt::Debug for Config {
@@ -200,10 +195,6 @@ impl fmt::Debug for Config {
             .field(
                 "transports",
                 &self.transports.iter().map(|t| t.name()).collect::<Vec<_>>(),
-            )
-            .field(
-                "typed",
-                &self.typed.iter().map(|t| t.name()).collect::<Vec<_>>(),
             )
             .field("patterns", &self.patterns)
             .field("sizes", &self.sizes)

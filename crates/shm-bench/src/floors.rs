@@ -16,23 +16,23 @@ use crate::error::BenchError;
 
 /// The floors measured outside the transports in one repetition.
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct FloorSample {
+pub(crate) struct FloorSample {
     /// One-core memcpy of 1 MiB buffers, bytes per second.
-    pub memcpy_bytes_per_s: f64,
+    pub(crate) memcpy_bytes_per_s: f64,
 }
 
 /// Measures the bandwidth floor once, on the parent's CPU.
-pub fn measure(cpus: CpuPair, budget: &Budget) -> Result<FloorSample, BenchError> {
+pub(crate) fn measure(cpus: CpuPair, budget: &Budget) -> Result<FloorSample, BenchError> {
     Ok(FloorSample {
         memcpy_bytes_per_s: memcpy_bandwidth(cpus.parent, budget)?,
     })
 }
 
 /// Size of the memcpy floor's buffers.
-pub const MEMCPY_BYTES: usize = 1 << 20;
+const MEMCPY_BYTES: usize = 1 << 20;
 
 /// One-core memcpy bandwidth (1 MiB source into 1 MiB destination) on `cpu`, bytes/s.
-pub fn memcpy_bandwidth(cpu: usize, budget: &Budget) -> Result<f64, BenchError> {
+fn memcpy_bandwidth(cpu: usize, budget: &Budget) -> Result<f64, BenchError> {
     let _pin = AffinityGuard::pin(cpu)?;
     let src: Vec<u8> = (0..MEMCPY_BYTES).map(|i| i as u8).collect();
     let mut dst = vec![0u8; MEMCPY_BYTES];

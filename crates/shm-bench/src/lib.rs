@@ -4,10 +4,10 @@
 //! and unix sockets, next to the machine's physical floors (cache-line ping-pong between
 //! two processes, a shared-futex round trip, one-core memcpy bandwidth), all in one run.
 //!
-//! Every scenario runs between this process and a child forked with `shm-fork`
-//! ([`child`]), the two pinned to different CPUs (or to one CPU with [`Config::same_core`]). Repetitions
-//! alternate the transports (A B A B …) so drift hits all alike; every figure is reported
-//! as the median across repetitions with its min–max.
+//! Every scenario ([`run_scenario`]) runs between this process and a child forked with
+//! `shm-fork`, the two pinned to different CPUs (or to one CPU). Repetitions alternate the
+//! transports (A B A B …) so drift hits all alike; every figure is reported as the median
+//! across repetitions with its min–max.
 //!
 //! The binary `shm-bench` is a thin wrapper over [`cli`] and [`runner::run`]:
 //!
@@ -24,23 +24,27 @@
 //! New transports implement [`transport::Transport`] in one module and are registered in
 //! [`transport::TRANSPORTS`].
 
-pub mod affinity;
-pub mod child;
+mod affinity;
+mod child;
 pub mod cli;
-pub mod config;
-pub mod error;
-pub mod floors;
-pub mod machine;
-pub mod msg;
-pub mod overhead;
-pub mod pattern;
-pub mod payload;
+mod config;
+mod error;
+mod floors;
+mod machine;
+mod measure;
+mod msg;
+mod overhead;
+mod payload;
 pub mod report;
 pub mod runner;
+mod scenario;
 mod shm;
-pub mod stats;
+mod stats;
+mod summary;
 pub mod transport;
-pub mod typed;
 
+pub use affinity::allowed_cpus;
 pub use config::{Budget, Config, CpuPair, Pattern};
 pub use error::BenchError;
+pub use payload::Payload;
+pub use scenario::{run_scenario, Sample};

@@ -28,7 +28,7 @@ pub struct Machine {
 
 impl Machine {
     /// Reads the description of this machine.
-    pub fn detect() -> Machine {
+    pub(crate) fn detect() -> Machine {
         let cpu = fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|s| {
@@ -59,11 +59,11 @@ impl Machine {
 }
 
 /// The 1-minute load average above which the run warns.
-pub const LOAD_WARN: f64 = 0.5;
+const LOAD_WARN: f64 = 0.5;
 /// CPU use by others (in cores, over the sampling window) above which the run warns.
-pub const BUSY_WARN_CORES: f64 = 0.10;
+const BUSY_WARN_CORES: f64 = 0.10;
 /// How long `/proc/stat` is sampled.
-pub const BUSY_WINDOW: Duration = Duration::from_millis(200);
+const BUSY_WINDOW: Duration = Duration::from_millis(200);
 
 /// Jiffies (busy, total) over all CPUs from `/proc/stat`'s first line.
 fn cpu_jiffies() -> Option<(u64, u64)> {
@@ -82,7 +82,7 @@ fn cpu_jiffies() -> Option<(u64, u64)> {
 /// Checks whether the machine is busy: the 1-minute load average, and CPU time used over
 /// a 200 ms sample of `/proc/stat` (while this process sleeps, so any use is someone
 /// else's). Returns one warning per symptom; empty when the machine looks idle.
-pub fn busy_check() -> Vec<String> {
+pub(crate) fn busy_check() -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some(load) = fs::read_to_string("/proc/loadavg").ok().and_then(|s| {
         s.split_whitespace()

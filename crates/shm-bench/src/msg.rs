@@ -1,17 +1,21 @@
-//! Message buffers handed to the payload code: private memory, or shared memory that is
-//! reached only through a raw pointer.
+//! Message buffers: private memory, or shared memory that is reached only through a raw
+//! pointer.
 //!
 //! A zero-copy transport lets the sender write, and the receiver read, a message in place,
-//! in memory the peer process can write at any time. docs/architecture.md, rule 1 forbids forming a
-//! `&mut [u8]` or `&[u8]` over such bytes, so the harness's `fill`/`read` closures do not
-//! get slices: they get a [`MsgOut`] / [`MsgIn`], whose API only copies bytes in
-//! ([`MsgOut::write_at`]) or out ([`MsgIn::read_at`]) through the raw pointer, bounds
-//! checked. Transports that copy through private buffers (pipes, sockets, the copying
-//! rings) wrap their private slice, and [`MsgIn::private`] keeps a fast path for them.
+//! in memory the peer process can write at any time. docs/architecture.md, rule 1 forbids
+//! forming a `&mut [u8]` or `&[u8]` over such bytes, so an endpoint hands the payload code
+//! ([`Outgoing::write_to`], [`Checker::check`]) a [`MsgOut`] / [`MsgIn`], not a slice: their
+//! API only copies bytes in ([`MsgOut::write_at`]) or out ([`MsgIn::read_at`]) through the
+//! raw pointer, bounds checked. Transports that copy through private buffers (pipes,
+//! sockets, the copying rings) wrap their private slice, and [`MsgIn::private`] keeps a fast
+//! path for them.
 //!
 //! A third kind serves the "stamps only" zero-copy measurement: a buffer that keeps only
 //! the two sequence stamps (the first and last 8 bytes) of what is written, so a 1 MiB
 //! message costs the ring what an 8 B one does; see `transport::ring`.
+//!
+//! [`Outgoing::write_to`]: crate::transport::Outgoing::write_to
+//! [`Checker::check`]: crate::transport::Checker::check
 
 use std::marker::PhantomData;
 
@@ -54,7 +58,7 @@ impl<'a> MsgOut<'a> {
     ///
     /// `ptr` must be valid for writes and reads of `len` bytes for `'a` (a write grant of
     /// the ring, say), and the caller must form no reference over those bytes meanwhile.
-    pub unsafe fn shared(ptr: *mut u8, len: usize) -> MsgOut<'a> {
+    pub(crate) unsafe fn shared(ptr: *mut u8, len: usize) -> MsgOut<'a> {
         MsgOut {
             ptr,
             len,
@@ -69,7 +73,7 @@ impl<'a> MsgOut<'a> {
     /// # Safety
     ///
     /// As for [`shared`](MsgOut::shared).
-    pub unsafe fn shared_stamps_only(ptr: *mut u8, len: usize) -> MsgOut<'a> {
+    pub(crate) unsafe fn shared_stamps_only(ptr: *mut u8, len: usize) -> MsgOut<'a> {
         MsgOut {
             ptr,
             len,
@@ -79,13 +83,8 @@ impl<'a> MsgOut<'a> {
     }
 
     /// Length of the message.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the message is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Copies `bytes` into the message at `offset`.
@@ -93,49 +92,42 @@ impl<'a> MsgOut<'a> {
     /// # Panics
     ///
     /// If `offset + bytes.len()` exceeds the message (a bug of the caller, not of a peer).
-    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+    #[inline(always)]
+    pub(crate) fn write_at(&mut self, offset: usize, bytes: &[u8]) {
         let end = offset
             .checked_add(bytes.len())
             .filter(|&e| e <= self.len)
             .expect("write inside the message");
         match self.extent {
             Extent::Whole => self.copy_in(offset, bytes),
-            Extent::Stamps => {
-                let head_end = self.len.min(8);
-                if offset < head_end {
-                    let n = head_end.min(end) - offset;
-                    self.copy_in(offset, &bytes[..n]);
-                }
-                let tail_start = self.len.saturating_sub(8);
-                if end > tail_start {
-                    let from = offset.max(tail_start);
-                    self.copy_in(from, &bytes[from - offset..]);
-                }
-            }
+            Extent::Stamps => self.write_stamps(offset, end, bytes),
         }
     }
 
+    /// [`write_at`](MsgOut::write_at) of a stamps-only buffer: only what falls on the
+    /// stamps is written. Out of line: the per-message path of every other buffer stays
+    /// small enough to inline.
+    #[inline(never)]
+    fn write_stamps(&mut self, offset: usize, end: usize, bytes: &[u8]) {
+        let head_end = self.len.min(8);
+        if offset < head_end {
+            let n = head_end.min(end) - offset;
+            self.copy_in(offset, &bytes[..n]);
+        }
+        let tail_start = self.len.saturating_sub(8);
+        if end > tail_start {
+            let from = offset.max(tail_start);
+            self.copy_in(from, &bytes[from - offset..]);
+        }
+    }
+
+    #[inline(always)]
     fn copy_in(&mut self, offset: usize, bytes: &[u8]) {
         debug_assert!(offset + bytes.len() <= self.len);
         // SAFETY: `offset + bytes.len() <= len` (checked by the callers), so the
         // destination lies inside the `len` writable bytes of the invariant; `bytes` is
         // private memory, so the ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(offset), bytes.len()) };
-    }
-
-    /// Copies `buf.len()` bytes at `offset` of the message back out (what this process
-    /// wrote there, if the memory is private or well-behaved).
-    ///
-    /// # Panics
-    ///
-    /// If the range exceeds the message.
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) {
-        offset
-            .checked_add(buf.len())
-            .filter(|&e| e <= self.len)
-            .expect("read inside the message");
-        // SAFETY: inside the `len` readable bytes of the invariant; `buf` is private.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) };
+        unsafe { copy_bytes(bytes.as_ptr(), self.ptr.add(offset), bytes.len()) };
     }
 }
 
@@ -167,7 +159,7 @@ impl<'a> MsgIn<'a> {
     ///
     /// `ptr` must be valid for reads of `len` bytes for `'a` (a read grant of the ring,
     /// say), and the caller must form no reference over those bytes meanwhile.
-    pub unsafe fn shared(ptr: *const u8, len: usize) -> MsgIn<'a> {
+    pub(crate) unsafe fn shared(ptr: *const u8, len: usize) -> MsgIn<'a> {
         MsgIn {
             ptr,
             len,
@@ -182,7 +174,7 @@ impl<'a> MsgIn<'a> {
     /// # Safety
     ///
     /// As for [`shared`](MsgIn::shared).
-    pub unsafe fn shared_stamps_only(ptr: *const u8, len: usize) -> MsgIn<'a> {
+    pub(crate) unsafe fn shared_stamps_only(ptr: *const u8, len: usize) -> MsgIn<'a> {
         MsgIn {
             ptr,
             len,
@@ -192,23 +184,18 @@ impl<'a> MsgIn<'a> {
     }
 
     /// Length of the message.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the message is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Whether every byte of the message is real: false for a stamps-only message of 16
     /// bytes or more (shorter ones are all stamp).
-    pub fn is_whole(&self) -> bool {
+    pub(crate) fn is_whole(&self) -> bool {
         self.extent == Extent::Whole || self.len < 16
     }
 
     /// The message as a slice, if it lives in private memory.
-    pub fn as_private(&self) -> Option<&'a [u8]> {
+    pub(crate) fn as_private(&self) -> Option<&'a [u8]> {
         self.private
     }
 
@@ -218,7 +205,8 @@ impl<'a> MsgIn<'a> {
     ///
     /// If the range exceeds the message (a bug of the caller: lengths are known to both
     /// sides in advance, never read from the peer).
-    pub fn read_at(&self, offset: usize, buf: &mut [u8]) {
+    #[inline(always)]
+    pub(crate) fn read_at(&self, offset: usize, buf: &mut [u8]) {
         offset
             .checked_add(buf.len())
             .filter(|&e| e <= self.len)
@@ -226,22 +214,55 @@ impl<'a> MsgIn<'a> {
         // SAFETY: inside the `len` readable bytes of the invariant; `buf` is private, so
         // the ranges do not overlap. A peer writing the shared bytes meanwhile changes
         // what we copy, never where.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) };
+        unsafe { copy_bytes(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) };
     }
 
-    /// Copies the whole message into `out` (which must be `len` bytes long).
-    pub fn copy_to(&self, out: &mut [u8]) {
-        assert_eq!(
-            out.len(),
-            self.len,
-            "copy_to needs a buffer of the message's length"
-        );
-        self.read_at(0, out);
+    /// The little-endian word at `offset` (copied out).
+    ///
+    /// # Panics
+    ///
+    /// If `offset + 8` exceeds the message.
+    #[inline(always)]
+    pub(crate) fn read_u64_at(&self, offset: usize) -> u64 {
+        let mut word = [0u8; 8];
+        self.read_at(offset, &mut word);
+        u64::from_le_bytes(word)
     }
+}
 
-    /// The raw pointer, for a transport that copies the message on into another ring.
-    pub(crate) fn as_ptr(&self) -> *const u8 {
-        self.ptr
+/// Copies `n` bytes from `src` to `dst`. A copy of 8 to 64 bytes (a stamp, the template of
+/// a small message) is two fixed-size moves, the second one overlapping the first in
+/// `dst` when `n` is not twice their size: inline, as `memcpy` itself does such copies,
+/// without the call, which the harness's per-message cost notices. Longer and shorter
+/// copies are `ptr::copy_nonoverlapping`'s.
+///
+/// # Safety
+///
+/// `src` must be valid for reads and `dst` for writes of `n` bytes, and the two ranges must
+/// not overlap.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+    /// Copies `[0, K)` and `[n - K, n)`, which together cover `[0, n)` for `K <= n <= 2K`.
+    ///
+    /// # Safety
+    ///
+    /// As for `copy_bytes`, with `K <= n`.
+    #[inline(always)]
+    unsafe fn ends<const K: usize>(src: *const u8, dst: *mut u8, n: usize) {
+        // SAFETY: `K <= n`: both ranges lie inside the `n` bytes the caller vouches for.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, dst, K);
+            std::ptr::copy_nonoverlapping(src.add(n - K), dst.add(n - K), K);
+        }
+    }
+    // SAFETY: the caller's guarantee; each arm's `K` is at most `n`.
+    unsafe {
+        match n {
+            32..=64 => ends::<32>(src, dst, n),
+            16..=31 => ends::<16>(src, dst, n),
+            8..=15 => ends::<8>(src, dst, n),
+            _ => std::ptr::copy_nonoverlapping(src, dst, n),
+        }
     }
 }
 
@@ -267,17 +288,27 @@ mod tests {
     }
 
     #[test]
+    fn short_copies_move_exactly_their_bytes() {
+        let src: Vec<u8> = (1..=80).collect();
+        for n in 0..=80 {
+            let mut dst = vec![0u8; 80];
+            // SAFETY: both buffers hold 80 bytes, `n <= 80`, and they are distinct.
+            unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), n) };
+            assert_eq!(dst[..n], src[..n], "{n}");
+            assert!(dst[n..].iter().all(|&b| b == 0), "{n}");
+        }
+    }
+
+    #[test]
     fn private_message_round_trips() {
         let mut buf = vec![0u8; 16];
-        let mut out = MsgOut::private(&mut buf);
-        out.write_at(3, b"abc");
-        let mut back = [0u8; 3];
-        out.read_at(3, &mut back);
-        assert_eq!(&back, b"abc");
+        MsgOut::private(&mut buf).write_at(3, b"abc");
+        buf[8..].copy_from_slice(&7u64.to_le_bytes());
         let msg = MsgIn::private(&buf);
-        let mut copy = vec![0u8; 16];
-        msg.copy_to(&mut copy);
-        assert_eq!(copy, buf);
+        let mut back = [0u8; 3];
+        msg.read_at(3, &mut back);
+        assert_eq!(&back, b"abc");
+        assert_eq!(msg.read_u64_at(8), 7);
         assert!(msg.is_whole());
     }
 }

@@ -1,10 +1,10 @@
 //! The harness's own cost per message, measured in every repetition: the `shm-spin`
-//! ring's 8 B round trip and 64 B stream, once through the harness (dyn endpoints,
-//! payload closures, stamp checks, a clock read per round trip) and once through a
-//! minimal loop over the same endpoints (the `shm-channel` API called directly, the
-//! clock read once per thousand messages). The ratio says how much of a figure in the
-//! table is the harness, not the library; both sides are means over the measured
-//! messages, so the ratio compares like with like.
+//! ring's 8 B round trip and 64 B stream, once through the harness (dyn endpoints, every
+//! payload byte written and its stamps checked, a clock read and a histogram record per
+//! round trip) and once through a minimal loop over the same endpoints (the
+//! `shm-channel` API called directly, the clock read once per thousand messages). The
+//! ratio says how much of a figure in the table is the harness, not the library; both
+//! sides are means over the measured messages, so the ratio compares like with like.
 
 use std::time::{Duration, Instant};
 
@@ -17,39 +17,37 @@ use crate::affinity::AffinityGuard;
 use crate::child::{self, EXIT_OK, EXIT_TRANSPORT};
 use crate::config::{Budget, CpuPair, Pattern};
 use crate::error::BenchError;
-use crate::pattern::run_scenario;
 use crate::payload::Payload;
+use crate::scenario::run_scenario;
 use crate::transport::ring::{ring_capacity, SHM_SPIN};
 
 /// The round-trip message size the check uses.
-pub const RTT_SIZE: usize = 8;
+const RTT_SIZE: usize = 8;
 /// The stream message size the check uses.
-pub const STREAM_SIZE: usize = 64;
+pub(crate) const STREAM_SIZE: usize = 64;
 
 /// Messages between two clock reads in the minimal loops.
 const CLOCK_EVERY: u64 = 1024;
 
 /// One repetition's check: the same figures through the harness and the minimal loop.
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct OverheadSample {
+pub(crate) struct OverheadSample {
     /// Harness: mean 8 B round trip, ns.
-    pub harness_rtt_ns: f64,
+    pub(crate) harness_rtt_ns: f64,
     /// Minimal loop: mean 8 B round trip, ns.
-    pub minimal_rtt_ns: f64,
+    pub(crate) minimal_rtt_ns: f64,
     /// Harness: 64 B messages per second.
-    pub harness_stream_msgs_per_s: f64,
+    pub(crate) harness_stream_msgs_per_s: f64,
     /// Minimal loop: 64 B messages per second.
-    pub minimal_stream_msgs_per_s: f64,
+    pub(crate) minimal_stream_msgs_per_s: f64,
 }
 
 /// Runs the check once: harness and minimal loop, round trip then stream.
-pub fn measure(
+pub(crate) fn measure(
     cpus: CpuPair,
     budget: &Budget,
     payload: &Payload,
 ) -> Result<OverheadSample, BenchError> {
-    let mean_ns = |s: &crate::pattern::Sample| s.elapsed.as_nanos() as f64 / s.msgs.max(1) as f64;
-    let rate = |s: &crate::pattern::Sample| s.msgs as f64 / s.elapsed.as_secs_f64().max(1e-12);
     let harness_rtt = run_scenario(
         &SHM_SPIN,
         Pattern::PingPong,
@@ -71,9 +69,9 @@ pub fn measure(
     )?;
     let minimal_stream_msgs_per_s = minimal_stream(cpus, budget)?;
     Ok(OverheadSample {
-        harness_rtt_ns: mean_ns(&harness_rtt),
+        harness_rtt_ns: harness_rtt.mean_ns(),
         minimal_rtt_ns,
-        harness_stream_msgs_per_s: rate(&harness_stream),
+        harness_stream_msgs_per_s: 1e9 / harness_stream.mean_ns(),
         minimal_stream_msgs_per_s,
     })
 }
@@ -156,8 +154,7 @@ fn minimal_round_trip(cpus: CpuPair, budget: &Budget) -> Result<f64, BenchError>
         Ok(())
     });
     drop(ping_tx);
-    proc.wait()?;
-    let (n, elapsed) = measured?;
+    let (n, elapsed) = reaped(proc, measured)?;
     Ok(elapsed.as_nanos() as f64 / n as f64)
 }
 
@@ -189,7 +186,16 @@ fn minimal_stream(cpus: CpuPair, budget: &Budget) -> Result<f64, BenchError> {
         Ok(())
     });
     drop(rx);
-    proc.wait()?;
-    let (n, elapsed) = measured?;
+    let (n, elapsed) = reaped(proc, measured)?;
     Ok(n as f64 / elapsed.as_secs_f64().max(1e-12))
+}
+
+/// The minimal loop's measurement once its child (told to stop by the parent's close) is
+/// reaped: the child's failure first, then the loop's.
+fn reaped(
+    proc: child::BenchChild,
+    measured: Result<(u64, Duration), BenchError>,
+) -> Result<(u64, Duration), BenchError> {
+    proc.wait()?;
+    measured
 }

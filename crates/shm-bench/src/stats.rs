@@ -15,13 +15,7 @@ pub struct Summary {
 
 impl Summary {
     /// Summarises `values`; `None` if empty. NaNs sort last.
-    ///
-    /// ```
-    /// use shm_bench::stats::Summary;
-    /// let s = Summary::of(&[3.0, 1.0, 2.0, 10.0]).unwrap();
-    /// assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 10.0));
-    /// ```
-    pub fn of(values: &[f64]) -> Option<Summary> {
+    pub(crate) fn of(values: &[f64]) -> Option<Summary> {
         if values.is_empty() {
             return None;
         }
@@ -42,7 +36,7 @@ impl Summary {
 }
 
 /// The median of `values` (NaN if empty).
-pub fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     Summary::of(values).map_or(f64::NAN, |s| s.median)
 }
 
@@ -61,6 +55,12 @@ mod tests {
                 max: 5.0
             }
         );
+    }
+
+    #[test]
+    fn even_count_takes_the_mean_of_the_middle_two() {
+        let s = Summary::of(&[3.0, 1.0, 2.0, 10.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 10.0));
     }
 
     #[test]

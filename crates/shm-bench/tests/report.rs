@@ -10,17 +10,15 @@ use common::cpus;
 use serde_json::Value;
 use shm_bench::report::{csv, json, plot};
 use shm_bench::transport::{self, TRANSPORTS};
-use shm_bench::typed::TYPED;
 use shm_bench::{runner, Budget, Config, Pattern};
 
 fn main() {
-    common::run(&[("json_report_matches_schema", json_report_matches_schema)]);
+    shm_testkit::run_serially(&[("json_report_matches_schema", json_report_matches_schema)]);
 }
 
 fn tiny_config(sizes: Vec<usize>) -> Config {
     Config {
         transports: TRANSPORTS.to_vec(),
-        typed: TYPED.to_vec(),
         patterns: Pattern::ALL.to_vec(),
         sizes,
         reps: 1,
@@ -68,37 +66,43 @@ fn json_report_matches_schema() {
     }
 
     let results = doc["results"].as_array().expect("results is an array");
-    // Every transport in both patterns at 64 B, but for the floors, which carry only
-    // round trips; every typed transport in both typed patterns.
+    // Every byte transport in both patterns at 64 B, but for the floors, which carry only
+    // round trips (cache line, futex) or only streams (ring); every transport of typed
+    // values in both typed patterns.
+    let (byte_transports, typed_transports): (Vec<&&dyn transport::Transport>, Vec<_>) =
+        TRANSPORTS.iter().partition(|t| t.message_size().is_none());
     let byte_rows: usize = [Pattern::PingPong, Pattern::Stream]
         .iter()
-        .map(|&p| TRANSPORTS.iter().filter(|t| t.supports(p, 64)).count())
+        .map(|&p| byte_transports.iter().filter(|t| t.supports(p, 64)).count())
         .sum();
     assert_eq!(
         byte_rows,
-        TRANSPORTS.len() * 2 - 2,
-        "two floors, ping-pong only"
+        byte_transports.len() * 2 - 3,
+        "two floors ping-pong only, one stream only"
     );
-    assert_eq!(results.len(), byte_rows + TYPED.len() * 2);
+    assert_eq!(results.len(), byte_rows + typed_transports.len() * 2);
     for r in results {
         let name = r["transport"].as_str().expect("transport is a string");
         let pattern = r["pattern"].as_str().expect("pattern is a string");
+        let t = transport::by_name(name).unwrap_or_else(|| panic!("unknown transport {name}"));
         if pattern.starts_with("typed-") {
-            let t = shm_bench::typed::by_name(name)
-                .unwrap_or_else(|| panic!("unknown typed transport {name}"));
             assert!(
                 pattern == "typed-pingpong" || pattern == "typed-stream",
                 "{pattern}"
             );
-            assert_eq!(r["size"].as_u64(), Some(t.encoded_size() as u64));
+            let size = t.message_size().expect("a transport of typed values");
+            assert_eq!(r["size"].as_u64(), Some(size as u64));
             assert!(num(r, "vs_pipe") > 0.0, "{name}: ratio to pipe-bincode");
         } else {
-            assert!(
-                transport::by_name(name).is_some(),
-                "unknown transport {name}"
-            );
+            assert!(t.message_size().is_none(), "{name}: a byte transport");
             assert!(pattern == "pingpong" || pattern == "stream", "{pattern}");
             assert_eq!(r["size"].as_u64(), Some(64));
+        }
+        // Every stream row has its ratio to the ring floor, no round trip has one.
+        if pattern.ends_with("stream") {
+            assert!(num(r, "vs_ring_floor") > 0.0, "{name} {pattern}");
+        } else {
+            assert!(r["vs_ring_floor"].is_null(), "{name} {pattern}");
         }
         assert_eq!(r["reps"].as_u64(), Some(1));
         for field in [
@@ -130,8 +134,13 @@ fn json_report_matches_schema() {
         .iter()
         .filter(|r| transport::is_floor(r["transport"].as_str().unwrap()))
     {
-        assert_eq!(r["pattern"].as_str(), Some("pingpong"), "{r}");
-        assert!((num(r, "vs_floor") > 0.0), "{r}");
+        if r["transport"] == "floor-ring" {
+            assert_eq!(r["pattern"].as_str(), Some("stream"), "{r}");
+            assert_eq!(num(r, "vs_ring_floor"), 1.0, "{r}");
+        } else {
+            assert_eq!(r["pattern"].as_str(), Some("pingpong"), "{r}");
+            assert!((num(r, "vs_floor") > 0.0), "{r}");
+        }
     }
     let o = &doc["overhead"];
     for field in [

@@ -6,18 +6,13 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::cpus;
-use shm_bench::affinity::allowed_cpus;
-use shm_bench::pattern::run_scenario;
-use shm_bench::payload::Payload;
-use shm_bench::transport::TRANSPORTS;
-use shm_bench::transport::{self, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
-use shm_bench::typed::TYPED;
-use shm_bench::{Budget, CpuPair, Pattern};
+use common::{cpus, ChildFault, Fault};
+use shm_bench::transport::{Transport, TransportError, TRANSPORTS};
+use shm_bench::{allowed_cpus, run_scenario, Budget, CpuPair, Pattern, Payload};
 use shm_core::{Region, SharedMemory};
 
 fn main() {
-    common::run(&[
+    shm_testkit::run_serially(&[
         (
             "every_transport_moves_exact_bytes_in_pingpong",
             every_transport_moves_exact_bytes_in_pingpong,
@@ -38,75 +33,80 @@ fn main() {
 const SIZES: [usize; 7] = [1, 8, 15, 100, 4096, 65_536 + 3, 1 << 20];
 
 /// Bytes per message the receiver of `t` verifies one by one in verify mode: all of them,
-/// except for the stamps-only transport, whose messages carry only their stamps (shorter
-/// than 16 bytes, the stamps are the whole message).
+/// except for the stamps-only transport (nominal figures), whose messages carry only their
+/// stamps (shorter than 16 bytes, the stamps are the whole message).
 fn verified_per_msg(t: &dyn Transport, size: usize) -> u64 {
-    if t.name() == "shm-zero-copy-stamps" && size >= 16 {
+    if t.nominal() && size >= 16 {
         0
     } else {
         size as u64
     }
 }
 
-fn every_transport_moves_exact_bytes_in_pingpong() {
+/// Every byte transport in `pattern` at every size of [`SIZES`] it supports: `warm`
+/// messages of warm-up, then `msgs` measured (`[up to 100 000 bytes, larger]`), every byte
+/// checked.
+fn every_byte_transport_in(pattern: Pattern, warm: u64, msgs: [u64; 2]) {
     let payload = Payload::new(1 << 20);
-    for t in TRANSPORTS {
-        for size in SIZES
-            .into_iter()
-            .filter(|&s| t.supports(Pattern::PingPong, s))
-        {
-            let msgs = if size > 100_000 { 4 } else { 25 };
-            let budget = Budget::exact(2, msgs);
-            let s = run_scenario(*t, Pattern::PingPong, size, &budget, cpus(), true, &payload)
-                .unwrap_or_else(|e| panic!("{} {size}: {e}", t.name()));
-            let total = 2 + msgs;
-            assert_eq!(s.msgs, msgs, "{} {size}", t.name());
-            assert_eq!(s.total_msgs, total, "{} {size}", t.name());
-            assert_eq!(s.child_msgs, total, "{} {size}", t.name());
+    let byte_transports = TRANSPORTS.iter().filter(|t| t.message_size().is_none());
+    for t in byte_transports {
+        for size in SIZES.into_iter().filter(|&s| t.supports(pattern, s)) {
+            let what = format!("{} {pattern} {size}", t.name());
+            let msgs = msgs[usize::from(size > 100_000)];
+            let s = run_scenario(
+                *t,
+                pattern,
+                size,
+                &Budget::exact(warm, msgs),
+                cpus(),
+                true,
+                &payload,
+            )
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let total = warm + msgs;
+            assert_eq!(s.msgs, msgs, "{what}");
+            assert_eq!(s.total_msgs, total, "{what}");
             let per_msg = verified_per_msg(*t, size);
-            assert_eq!(s.verified_bytes, total * per_msg, "{} {size}", t.name());
-            assert_eq!(
-                s.child_verified_bytes,
-                total * per_msg,
-                "{} {size}",
-                t.name()
-            );
+            assert_eq!(s.verified_bytes, total * per_msg, "{what}");
+            if pattern == Pattern::PingPong {
+                assert_eq!(s.child_msgs, total, "{what}");
+                assert_eq!(s.child_verified_bytes, total * per_msg, "{what}");
+            } else {
+                // The producer may have sent more than we read before we closed.
+                assert!(s.child_msgs >= s.total_msgs, "{what}");
+            }
         }
     }
+}
+
+fn every_transport_moves_exact_bytes_in_pingpong() {
+    every_byte_transport_in(Pattern::PingPong, 2, [25, 4]);
 }
 
 fn every_transport_moves_exact_bytes_in_stream() {
-    let payload = Payload::new(1 << 20);
-    for t in TRANSPORTS {
-        for size in SIZES
-            .into_iter()
-            .filter(|&s| t.supports(Pattern::Stream, s))
-        {
-            let msgs = if size > 100_000 { 4 } else { 200 };
-            let budget = Budget::exact(3, msgs);
-            let s = run_scenario(*t, Pattern::Stream, size, &budget, cpus(), true, &payload)
-                .unwrap_or_else(|e| panic!("{} {size}: {e}", t.name()));
-            assert_eq!(s.msgs, msgs, "{} {size}", t.name());
-            assert_eq!(s.total_msgs, 3 + msgs, "{} {size}", t.name());
-            assert_eq!(
-                s.verified_bytes,
-                (3 + msgs) * verified_per_msg(*t, size),
-                "{} {size}",
-                t.name()
-            );
-            // The producer may have sent more than we read before we closed.
-            assert!(s.child_msgs >= s.total_msgs, "{} {size}", t.name());
-        }
-    }
+    every_byte_transport_in(Pattern::Stream, 3, [200, 4]);
 }
 
 fn typed_transports_move_exact_values() {
-    for t in TYPED {
+    let payload = Payload::new(4096);
+    let typed = TRANSPORTS
+        .iter()
+        .filter_map(|t| Some((*t, t.message_size()?)));
+    let mut seen = 0;
+    for (t, size) in typed {
+        seen += 1;
         for pattern in [Pattern::TypedPingPong, Pattern::TypedStream] {
-            let s = t
-                .run(pattern, &Budget::exact(3, 40), cpus(), true)
-                .unwrap_or_else(|e| panic!("{} {pattern}: {e}", t.name()));
-            let size = t.encoded_size() as u64;
+            let s = run_scenario(
+                t,
+                pattern,
+                size,
+                &Budget::exact(3, 40),
+                cpus(),
+                true,
+                &payload,
+            )
+            .unwrap_or_else(|e| panic!("{} {pattern}: {e}", t.name()));
+            let size = size as u64;
             assert_eq!(s.msgs, 40, "{} {pattern}", t.name());
             assert_eq!(s.total_msgs, 43, "{} {pattern}", t.name());
             assert_eq!(s.verified_bytes, 43 * size, "{} {pattern}", t.name());
@@ -118,73 +118,24 @@ fn typed_transports_move_exact_values() {
             }
         }
     }
+    assert_eq!(seen, 4, "four transports of typed values");
 }
 
-/// A `pipe` whose child endpoint records, at every call, the CPUs it may run on (a bit
-/// mask of CPUs 0..64, plus 1 << 63 as "recorded") in a word shared with the parent.
+/// Records, at every call of the child's endpoint, the CPUs it may run on (a bit mask of
+/// CPUs 0..63, plus 1 << 63 as "recorded") in a word shared with the parent.
+#[derive(Clone)]
 struct PinProbe {
     mask: &'static AtomicU64,
 }
 
-struct ProbeEnd {
-    inner: Box<dyn Endpoint>,
-    mask: &'static AtomicU64,
-}
-
-impl ProbeEnd {
-    fn record(&self) {
+impl Fault for PinProbe {
+    fn before(&mut self) -> Result<(), TransportError> {
         let bits = allowed_cpus()
             .into_iter()
             .filter(|&c| c < 63)
             .fold(1 << 63, |m, c| m | 1u64 << c);
         self.mask.store(bits, Ordering::SeqCst);
-    }
-}
-
-impl Endpoint for ProbeEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        self.record();
-        self.inner.send(len, fill)
-    }
-
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        self.record();
-        self.inner.recv(len, read)
-    }
-
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        self.record();
-        self.inner.echo(len, inspect)
-    }
-}
-
-impl Transport for PinProbe {
-    fn name(&self) -> &'static str {
-        "pin-probe"
-    }
-
-    fn description(&self) -> &'static str {
-        "pipe whose child records its affinity mask (tests only)"
-    }
-
-    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
-        let p = transport::pipe::PIPE.connect(max_msg)?;
-        Ok(Pair {
-            parent: p.parent,
-            child: Box::new(ProbeEnd {
-                inner: p.child,
-                mask: self.mask,
-            }),
-            notes: Vec::new(),
-        })
+        Ok(())
     }
 }
 
@@ -199,11 +150,12 @@ fn child_runs_on_its_cpu() {
         parent: pair.parent,
         child: pair.parent,
     };
+    let probe = ChildFault::on("pipe", PinProbe { mask });
     for cpus in [pair, same] {
         for pattern in [Pattern::PingPong, Pattern::Stream] {
             mask.store(0, Ordering::SeqCst);
             run_scenario(
-                &PinProbe { mask },
+                &probe,
                 pattern,
                 64,
                 &Budget::exact(2, 20),

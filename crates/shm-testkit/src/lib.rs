@@ -12,7 +12,9 @@
 //! - [`ControlPage`]: the shared page tests use to coordinate with children;
 //! - [`process_cpu_time`]: what a process has used of the CPU (bounds of sleeping calls);
 //! - [`garbage`]: the garbage values hostile tests write, and the tally of outcomes;
-//! - [`Words`]: loading and poking words of a channel's memory.
+//! - [`Words`]: loading and poking words of a channel's memory;
+//! - [`run_serially`]: a test binary's tests one after another on its main thread, for
+//!   code that refuses to fork a multi-threaded process (`harness = false`).
 //!
 //! This crate depends on neither shm-core nor shm-channel (both dev-depend on it: a
 //! dependency back would make two copies of their types), so it holds plain numbers and
@@ -30,6 +32,7 @@ pub mod message;
 mod rerun;
 mod rng;
 mod seccomp;
+mod serial;
 mod words;
 
 pub use control::ControlPage;
@@ -42,4 +45,5 @@ pub use garbage::{Garbage, Tally};
 pub use rerun::rerun_alone;
 pub use rng::Rng;
 pub use seccomp::refuse_membarrier;
+pub use serial::run_serially;
 pub use words::Words;

@@ -8,7 +8,7 @@ use super::Report;
 use crate::error::BenchError;
 
 /// The CSV header.
-pub const HEADER: &str = "transport,pattern,size,p50_ns,p99_ns,p999_ns,msgs_per_s,bytes_per_s,wakes_per_msg,reps,headline,min,max,vs_pipe,vs_floor,vs_futex,messages";
+pub const HEADER: &str = "transport,pattern,size,p50_ns,p99_ns,p999_ns,msgs_per_s,bytes_per_s,wakes_per_msg,reps,headline,min,max,vs_pipe,vs_floor,vs_futex,messages,vs_ring_floor";
 
 fn num(x: f64) -> String {
     if x.is_finite() {
@@ -25,16 +25,16 @@ pub fn to_string(report: &Report) -> String {
     for r in &report.results {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.transport,
             r.pattern,
             r.size,
-            num(r.p50_ns),
-            num(r.p99_ns),
-            num(r.p999_ns),
-            num(r.msgs_per_s),
-            num(r.bytes_per_s),
-            num(r.wakes_per_msg),
+            num(r.figures.p50_ns),
+            num(r.figures.p99_ns),
+            num(r.figures.p999_ns),
+            num(r.figures.msgs_per_s),
+            num(r.figures.bytes_per_s),
+            num(r.figures.wakes_per_msg),
             r.reps,
             r.headline,
             num(r.min),
@@ -43,6 +43,7 @@ pub fn to_string(report: &Report) -> String {
             r.vs_floor.map_or(String::new(), num),
             r.vs_futex.map_or(String::new(), num),
             r.messages,
+            r.vs_ring_floor.map_or(String::new(), num),
         );
     }
     s

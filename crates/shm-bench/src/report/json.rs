@@ -9,7 +9,8 @@
 //!                 "p50_ns": num, "p99_ns": num, "p999_ns": num, "msgs_per_s": num,
 //!                 "bytes_per_s": num, "wakes_per_msg": num, "reps": int,
 //!                 "headline": str, "min": num, "max": num,
-//!                 "vs_pipe": num|null, "vs_floor": num|null, "messages": int, "notes": [str]} ],
+//!                 "vs_pipe": num|null, "vs_floor": num|null, "vs_futex": num|null,
+//!                 "vs_ring_floor": num|null, "messages": int, "notes": [str]} ],
 //!   "run": {"reps": int, "cpus": {"parent": int, "child": int}, ...} }
 //! ```
 //!

@@ -8,8 +8,8 @@ pub mod table;
 use serde::Serialize;
 
 use crate::config::{CpuPair, Pattern};
-use crate::machine::Machine;
-use crate::stats::Summary;
+pub use crate::machine::Machine;
+pub use crate::stats::Summary;
 
 /// A whole run: the JSON document written by `--json`.
 #[derive(Clone, Debug, Serialize)]
@@ -18,7 +18,7 @@ pub struct Report {
     pub machine: Machine,
     /// The floors (median across repetitions).
     pub floors: Floors,
-    /// The harness's own cost ([`crate::overhead`]), `null` when the check was skipped.
+    /// The harness's own cost, `null` when the check was skipped (`--no-overhead-check`).
     pub overhead: Option<Overhead>,
     /// One row per transport, pattern and size.
     pub results: Vec<ResultRow>,
@@ -69,19 +69,10 @@ pub struct FloorRanges {
     pub memcpy_bytes_per_s: Summary,
 }
 
-/// The figures of one transport, pattern and size, across repetitions.
-///
-/// Each figure is the median across repetitions of that figure in each repetition.
-/// `min`/`max` are the range of the headline figure (`headline`): p50 for ping-pong,
-/// msgs/s for streaming.
-#[derive(Clone, Debug, Serialize)]
-pub struct ResultRow {
-    /// Transport name.
-    pub transport: String,
-    /// `pingpong` or `stream`.
-    pub pattern: Pattern,
-    /// Message size in bytes.
-    pub size: usize,
+/// The headline figures of one measurement of a scenario, or (in a [`ResultRow`]) the
+/// median of each across repetitions.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Figures {
     /// Ping-pong: median round trip, ns. Stream: median per-message interval, ns.
     pub p50_ns: f64,
     /// 99th percentile of the same.
@@ -94,6 +85,24 @@ pub struct ResultRow {
     pub bytes_per_s: f64,
     /// Wake-up syscalls per message, both sides (0 for pipes and sockets).
     pub wakes_per_msg: f64,
+}
+
+/// The figures of one transport, pattern and size, across repetitions.
+///
+/// Each figure is the median across repetitions of that figure in each repetition.
+/// `min`/`max` are the range of the headline figure (`headline`): p50 for ping-pong,
+/// msgs/s for streaming.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResultRow {
+    /// Transport name.
+    pub transport: String,
+    /// `pingpong`, `stream`, `typed-pingpong` or `typed-stream`.
+    pub pattern: Pattern,
+    /// Message size in bytes.
+    pub size: usize,
+    /// The medians of the figures across repetitions.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// Repetitions measured.
     pub reps: u32,
     /// Which figure `min`/`max` describe: `p50_ns` or `msgs_per_s`.
@@ -114,6 +123,11 @@ pub struct ResultRow {
     /// Ping-pong: p50 ÷ the shared-futex floor's p50, each repetition against its own
     /// (median of the ratios); the bound for transports that park their waiter.
     pub vs_futex: Option<f64>,
+    /// Stream: msgs/s ÷ the ring floor's (`floor-ring`, the minimal ring) msgs/s at the
+    /// same size (a typed row: at the next size up the floor ran), each repetition against
+    /// its own (median of the ratios); `null` for round trips or when the floor did not
+    /// run.
+    pub vs_ring_floor: Option<f64>,
     /// Nominal figures: the payload was not really written and read (the stamps-only
     /// ring); the table and the plot mark them.
     pub nominal: bool,
@@ -147,7 +161,7 @@ pub struct RunInfo {
 }
 
 /// Formats a duration in ns with a unit (ns, µs, ms, s).
-pub fn fmt_ns(ns: f64) -> String {
+pub(crate) fn fmt_ns(ns: f64) -> String {
     if !ns.is_finite() {
         "-".into()
     } else if ns < 1e3 {
@@ -162,7 +176,7 @@ pub fn fmt_ns(ns: f64) -> String {
 }
 
 /// Formats a rate with an SI prefix (k, M, G).
-pub fn fmt_rate(x: f64) -> String {
+pub(crate) fn fmt_rate(x: f64) -> String {
     if !x.is_finite() {
         "-".into()
     } else if x >= 1e9 {
@@ -177,7 +191,7 @@ pub fn fmt_rate(x: f64) -> String {
 }
 
 /// Formats a size in bytes (B, KiB, MiB).
-pub fn fmt_size(b: usize) -> String {
+pub(crate) fn fmt_size(b: usize) -> String {
     if b >= 1 << 20 && b % (1 << 20) == 0 {
         format!("{} MiB", b >> 20)
     } else if b >= 1 << 10 && b % (1 << 10) == 0 {

@@ -30,7 +30,7 @@ const LEGEND_HEIGHT: u32 = 90;
 pub const PLOT_DEFAULT: [&str; 7] = [
     "pipe",
     "unix-socket",
-    "shm-spin-park",
+    "shm-default",
     "shm-zero-copy",
     "iceoryx2",
     "shmem-ipc",
@@ -215,7 +215,7 @@ macro_rules! with_marker {
 
 /// What a panel shows.
 struct Panel<'a> {
-    title: &'a str,
+    title: String,
     y_desc: &'a str,
     series: Series,
     /// A dashed grey reference line (a floor, or ×1 for the speed-ups) and its label.
@@ -235,7 +235,7 @@ fn draw_panel<DB: DrawingBackend>(
         return Ok(());
     };
     let mut chart = ChartBuilder::on(area)
-        .caption(panel.title, ("sans-serif", 18))
+        .caption(&panel.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
@@ -329,38 +329,59 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The panel of `what`'s speed-up over pipe: its rows' `vs_pipe`, against a line at ×1.
+fn speed_up<'a>(
+    report: &Report,
+    styles: &[Style],
+    pattern: Pattern,
+    what: &str,
+    y_desc: &'a str,
+) -> Panel<'a> {
+    Panel {
+        title: format!("{what}: speed-up over pipe"),
+        y_desc,
+        series: series(report, styles, pattern, |r| r.vs_pipe),
+        line: ("×1 (pipe)", 1.0),
+        y_fmt: |x| format!("×{x}"),
+    }
+}
+
 /// The plot as SVG text.
 pub fn to_svg(report: &Report) -> Result<String, String> {
     let styles = styles(report);
     let panels = [
         Panel {
-            title: "ping-pong round trip (p50)",
+            title: "ping-pong round trip (p50)".into(),
             y_desc: "round trip",
-            series: series(report, &styles, Pattern::PingPong, |r| Some(r.p50_ns)),
+            series: series(report, &styles, Pattern::PingPong, |r| {
+                Some(r.figures.p50_ns)
+            }),
             line: ("cache-line floor", report.floors.cacheline_rtt_ns),
             y_fmt: fmt_ns,
         },
         Panel {
-            title: "stream throughput",
+            title: "stream throughput".into(),
             y_desc: "payload bytes/s",
-            series: series(report, &styles, Pattern::Stream, |r| Some(r.bytes_per_s)),
+            series: series(report, &styles, Pattern::Stream, |r| {
+                Some(r.figures.bytes_per_s)
+            }),
             line: ("memcpy floor", report.floors.memcpy_bytes_per_s),
             y_fmt: |b| format!("{}B/s", fmt_rate(b).trim_end()),
         },
-        Panel {
-            title: "round trip: speed-up over pipe",
-            y_desc: "pipe p50 ÷ p50",
-            series: series(report, &styles, Pattern::PingPong, |r| r.vs_pipe),
-            line: ("×1 (pipe)", 1.0),
-            y_fmt: |x| format!("×{x}"),
-        },
-        Panel {
-            title: "stream: speed-up over pipe",
-            y_desc: "msg/s ÷ pipe msg/s",
-            series: series(report, &styles, Pattern::Stream, |r| r.vs_pipe),
-            line: ("×1 (pipe)", 1.0),
-            y_fmt: |x| format!("×{x}"),
-        },
+        speed_up(
+            report,
+            &styles,
+            Pattern::PingPong,
+            "round trip",
+            "pipe p50 ÷ p50",
+        ),
+        speed_up(
+            report,
+            &styles,
+            Pattern::Stream,
+            "stream",
+            "msg/s ÷ pipe msg/s",
+        ),
     ];
     let mut svg = String::new();
     {

@@ -37,19 +37,26 @@ fn columns(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `x` with fewer decimals the larger it is: `places[0]` from `from[0]` up, `places[1]`
+/// from `from[1]` up, else `places[2]`, between `before` and `after`; "-" when missing or
+/// not finite.
+fn decimal(x: Option<f64>, from: [f64; 2], places: [usize; 3], around: [&str; 2]) -> String {
+    let Some(v) = x.filter(|v| v.is_finite()) else {
+        return "-".into();
+    };
+    let places = if v >= from[0] {
+        places[0]
+    } else if v >= from[1] {
+        places[1]
+    } else {
+        places[2]
+    };
+    format!("{}{v:.places$}{}", around[0], around[1])
+}
+
+/// A ratio: ×1234, ×1.23, ×0.0123.
 fn ratio(x: Option<f64>) -> String {
-    match x {
-        Some(v) if v.is_finite() => {
-            if v >= 100.0 {
-                format!("×{v:.0}")
-            } else if v >= 0.1 {
-                format!("×{v:.2}")
-            } else {
-                format!("×{v:.4}")
-            }
-        }
-        _ => "-".into(),
-    }
+    decimal(x, [100.0, 0.1], [0, 2, 4], ["×", ""])
 }
 
 /// The row's transport, starred when its figures are nominal (see the footnote).
@@ -69,87 +76,76 @@ fn wakes(x: f64) -> String {
     }
 }
 
-fn pingpong_rows(rows: &[&ResultRow]) -> Vec<Vec<String>> {
-    let mut out = vec![[
-        "transport",
-        "size",
-        "p50 RTT",
-        "[min – max]",
-        "p99",
-        "p99.9",
-        "RTT/s",
-        "vs pipe",
-        "vs floor",
-        "vs futex",
-        "wakes/msg",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for r in rows {
-        out.push(vec![
-            label(r),
-            fmt_size(r.size),
-            fmt_ns(r.p50_ns),
-            format!("[{} – {}]", fmt_ns(r.min), fmt_ns(r.max)),
-            fmt_ns(r.p99_ns),
-            fmt_ns(r.p999_ns),
-            fmt_rate(r.msgs_per_s),
-            ratio(r.vs_pipe),
-            ratio(r.vs_floor),
-            ratio(r.vs_futex),
-            wakes(r.wakes_per_msg),
-        ]);
-    }
-    out
+/// A column of a section: its title, and its cell in a row.
+type Column = (&'static str, fn(&ResultRow) -> String);
+
+/// A section's headline figure: its title, its value in a row, its format (the row's
+/// `min`/`max` are its range).
+type Headline = (&'static str, fn(&ResultRow) -> f64, fn(f64) -> String);
+
+/// The round trips' headline: the median round trip.
+const ROUND_TRIP_HEADLINE: Headline = ("p50 RTT", |r| r.figures.p50_ns, fmt_ns);
+
+/// The streams' headline: messages per second.
+const STREAM_HEADLINE: Headline = ("msg/s", |r| r.figures.msgs_per_s, fmt_rate);
+
+/// The columns after the headline, side by side: a round-trip section's, a stream
+/// section's.
+const COLUMNS: [[Column; 2]; 7] = [
+    [
+        ("p99", |r| fmt_ns(r.figures.p99_ns)),
+        ("B/s", |r| {
+            format!("{}B/s", spaced(fmt_rate(r.figures.bytes_per_s)))
+        }),
+    ],
+    [
+        ("p99.9", |r| fmt_ns(r.figures.p999_ns)),
+        ("p50/msg", |r| fmt_ns(r.figures.p50_ns)),
+    ],
+    [
+        ("RTT/s", |r| fmt_rate(r.figures.msgs_per_s)),
+        ("p99/msg", |r| fmt_ns(r.figures.p99_ns)),
+    ],
+    [("vs pipe", |r| ratio(r.vs_pipe)); 2],
+    [
+        ("vs floor", |r| ratio(r.vs_floor)),
+        ("vs floor", |r| percent(r.vs_floor)),
+    ],
+    [
+        ("vs futex", |r| ratio(r.vs_futex)),
+        ("vs ring floor", |r| ratio(r.vs_ring_floor)),
+    ],
+    [("wakes/msg", |r| wakes(r.figures.wakes_per_msg)); 2],
+];
+
+/// The cells of a section: the titles, then one line per row: the transport, the size,
+/// the headline and its range, then column `kind` (0: round trips, 1: streams) of
+/// [`COLUMNS`].
+fn cells(rows: &[&ResultRow], headline: Headline, kind: usize) -> Vec<Vec<String>> {
+    let (title, value, format) = headline;
+    let columns = COLUMNS.map(|pair| pair[kind]);
+    let lead = ["transport", "size", title, "[min – max]"];
+    let titles = lead
+        .into_iter()
+        .chain(columns.iter().map(|(title, _)| *title))
+        .map(String::from)
+        .collect();
+    let line = |r: &ResultRow| -> Vec<String> {
+        let range = format!("[{} – {}]", format(r.min), format(r.max));
+        [label(r), fmt_size(r.size), format(value(r)), range]
+            .into_iter()
+            .chain(columns.iter().map(|(_, cell)| cell(r)))
+            .collect()
+    };
+    std::iter::once(titles)
+        .chain(rows.iter().map(|r| line(r)))
+        .collect()
 }
 
-fn stream_rows(rows: &[&ResultRow]) -> Vec<Vec<String>> {
-    let mut out = vec![[
-        "transport",
-        "size",
-        "msg/s",
-        "[min – max]",
-        "B/s",
-        "p50/msg",
-        "p99/msg",
-        "vs pipe",
-        "vs floor",
-        "wakes/msg",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for r in rows {
-        out.push(vec![
-            label(r),
-            fmt_size(r.size),
-            fmt_rate(r.msgs_per_s),
-            format!("[{} – {}]", fmt_rate(r.min), fmt_rate(r.max)),
-            format!("{}B/s", spaced(fmt_rate(r.bytes_per_s))),
-            fmt_ns(r.p50_ns),
-            fmt_ns(r.p99_ns),
-            ratio(r.vs_pipe),
-            percent(r.vs_floor),
-            wakes(r.wakes_per_msg),
-        ]);
-    }
-    out
-}
-
-/// `x` as a percentage (stream bytes/s as a share of memcpy bandwidth).
+/// `x` as a percentage (stream bytes/s as a share of memcpy bandwidth): 12%, 1.2%,
+/// 0.012%.
 fn percent(x: Option<f64>) -> String {
-    match x {
-        Some(v) if v.is_finite() => {
-            let p = v * 100.0;
-            if p >= 10.0 {
-                format!("{p:.0}%")
-            } else if p >= 0.1 {
-                format!("{p:.1}%")
-            } else {
-                format!("{p:.3}%")
-            }
-        }
-        _ => "-".into(),
-    }
+    decimal(x.map(|v| v * 100.0), [10.0, 0.1], [0, 1, 3], ["", "%"])
 }
 
 /// A rate followed by a unit: "1.20 M" stays, a bare "950" gets a space ("950 ").
@@ -160,6 +156,27 @@ fn spaced(rate: String) -> String {
         rate
     }
 }
+
+/// The table's sections: the rows of one pattern each, under a line that says how they
+/// were measured and what their ratios divide.
+const SECTIONS: [(Pattern, &str); 4] = [
+    (
+        Pattern::PingPong,
+        "ping-pong: parent sends, child echoes; vs pipe = pipe p50 / p50 (higher is better); vs floor = p50 / floor-cacheline p50, vs futex = p50 / floor-futex p50 (each repetition against its own floor)",
+    ),
+    (
+        Pattern::Stream,
+        "stream: child produces, parent consumes; vs pipe = msg/s ÷ pipe msg/s (higher is better); vs floor = B/s as a share of memcpy B/s; vs ring floor = msg/s ÷ floor-ring msg/s (the minimal ring, each repetition against its own)",
+    ),
+    (
+        Pattern::TypedPingPong,
+        "typed ping-pong: a struct sent, decoded, re-encoded and sent back; size = encoded size; vs pipe = pipe-bincode p50 / p50",
+    ),
+    (
+        Pattern::TypedStream,
+        "typed stream: structs built, encoded, decoded; size = encoded size; vs pipe = msg/s ÷ pipe-bincode msg/s; vs ring floor against floor-ring at the next size up",
+    ),
+];
 
 /// Renders the report as a plain-text table (figures are medians across repetitions).
 pub fn render(report: &Report) -> String {
@@ -218,53 +235,22 @@ pub fn render(report: &Report) -> String {
         );
     }
 
-    let pp: Vec<&ResultRow> = report
-        .results
-        .iter()
-        .filter(|r| r.pattern == Pattern::PingPong)
-        .collect();
-    if !pp.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nping-pong: parent sends, child echoes; vs pipe = pipe p50 / p50 (higher is better); vs floor = p50 / floor-cacheline p50, vs futex = p50 / floor-futex p50 (each repetition against its own floor)"
-        );
-        s.push_str(&columns(&pingpong_rows(&pp)));
-    }
-    let st: Vec<&ResultRow> = report
-        .results
-        .iter()
-        .filter(|r| r.pattern == Pattern::Stream)
-        .collect();
-    if !st.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nstream: child produces, parent consumes; vs pipe = msg/s ÷ pipe msg/s (higher is better); vs floor = B/s as a share of memcpy B/s"
-        );
-        s.push_str(&columns(&stream_rows(&st)));
-    }
-    let tp: Vec<&ResultRow> = report
-        .results
-        .iter()
-        .filter(|r| r.pattern == Pattern::TypedPingPong)
-        .collect();
-    if !tp.is_empty() {
-        let _ = writeln!(
-            s,
-            "\ntyped ping-pong: a struct sent, decoded, re-encoded and sent back; size = encoded size; vs pipe = pipe-bincode p50 / p50"
-        );
-        s.push_str(&columns(&pingpong_rows(&tp)));
-    }
-    let ts: Vec<&ResultRow> = report
-        .results
-        .iter()
-        .filter(|r| r.pattern == Pattern::TypedStream)
-        .collect();
-    if !ts.is_empty() {
-        let _ = writeln!(
-            s,
-            "\ntyped stream: structs built, encoded, decoded; size = encoded size; vs pipe = msg/s ÷ pipe-bincode msg/s"
-        );
-        s.push_str(&columns(&stream_rows(&ts)));
+    for (pattern, legend) in SECTIONS {
+        let rows: Vec<&ResultRow> = report
+            .results
+            .iter()
+            .filter(|r| r.pattern == pattern)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{legend}");
+        let section = if pattern.is_round_trip() {
+            cells(&rows, ROUND_TRIP_HEADLINE, 0)
+        } else {
+            cells(&rows, STREAM_HEADLINE, 1)
+        };
+        s.push_str(&columns(&section));
     }
     if report.results.iter().any(|r| r.nominal) {
         let _ = writeln!(
@@ -276,4 +262,27 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(s, "warning: {w}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_and_percentages_keep_about_three_digits() {
+        let r = |v| ratio(Some(v));
+        assert_eq!(
+            [r(1234.4), r(1.234), r(0.01234)],
+            ["×1234", "×1.23", "×0.0123"]
+        );
+        let p = |v| percent(Some(v));
+        assert_eq!(
+            [p(0.123), p(0.0123), p(0.000123)],
+            ["12%", "1.2%", "0.012%"]
+        );
+        assert_eq!(
+            (ratio(None), percent(Some(f64::NAN))),
+            ("-".into(), "-".into())
+        );
+    }
 }

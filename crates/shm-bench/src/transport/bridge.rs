@@ -30,9 +30,10 @@ use shm_bridge::{
 use shm_channel::spsc;
 use shm_fork::{ChildOptions, OnDrop};
 
-use super::fd::FdEndpoint;
+use super::buffered::{Buffered, ByteLink};
+use super::fd::FdLink;
 use super::ring::{recv_err, ring_capacity, send_err};
-use super::{check_exact, check_fits, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use super::{check_exact, Pair, Side, Transport, TransportError};
 
 /// Plain loopback TCP (`TCP_NODELAY`), default buffers.
 #[derive(Debug)]
@@ -46,18 +47,20 @@ impl Transport for Tcp {
         "tcp"
     }
 
-    fn description(&self) -> &'static str {
-        "TCP on 127.0.0.1, TCP_NODELAY, default buffers (the bridge's reference)"
-    }
-
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let near = TcpStream::connect(listener.local_addr()?)?;
         let (far, _) = listener.accept()?;
-        let end = |stream: TcpStream| -> Result<FdEndpoint, TransportError> {
+        let end = |stream: TcpStream| -> Result<Buffered<FdLink>, TransportError> {
             stream.set_nodelay(true)?;
             let rx: OwnedFd = stream.try_clone()?.into();
-            Ok(FdEndpoint::new(rx, stream.into(), max_msg))
+            Ok(Buffered::new(
+                FdLink {
+                    rx,
+                    tx: stream.into(),
+                },
+                max_msg,
+            ))
         };
         Ok(Pair::new(end(near)?, end(far)?))
     }
@@ -83,10 +86,6 @@ impl Transport for ZenohBridge {
         "zenoh-bridge"
     }
 
-    fn description(&self) -> &'static str {
-        "shm-bridge over zenoh (TCP, 127.0.0.1): ring -> exporter -> zenoh -> importer -> ring"
-    }
-
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let capacity = ring_capacity(max_msg);
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
@@ -101,22 +100,23 @@ impl Transport for ZenohBridge {
                 helper(&listen, down_rx, up_tx)
             })
             .map_err(|e| TransportError::Failed(format!("bridge helper: {e}")))?;
-        let parent = ParentEnd {
+        let parent = ParentLink {
             tx: down_tx,
             rx: up_rx,
-            buf: vec![0u8; max_msg],
             _helper: Helper {
                 child: ManuallyDrop::new(helper),
                 forked_by: std::process::id(),
             },
         };
-        let child = ChildEnd {
+        let child = ChildLink {
             endpoint,
             capacity,
             live: None,
-            buf: vec![0u8; max_msg],
         };
-        Ok(Pair::new(parent, child))
+        Ok(Pair::new(
+            Buffered::new(parent, max_msg),
+            Buffered::new(child, max_msg),
+        ))
     }
 }
 
@@ -151,10 +151,9 @@ fn helper(endpoint: &str, down_rx: spsc::Receiver, up_tx: spsc::Sender) -> i32 {
 }
 
 /// The parent's side: local rings to and from the helper.
-struct ParentEnd {
+struct ParentLink {
     tx: spsc::Sender,
     rx: spsc::Receiver,
-    buf: Vec<u8>,
     /// Killed and reaped when the endpoint is dropped (after the rings above: its
     /// exported stream has ended by then).
     _helper: Helper,
@@ -176,57 +175,28 @@ impl Drop for Helper {
     }
 }
 
-impl Endpoint for ParentEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        check_fits(len, self.buf.len())?;
-        fill(&mut MsgOut::private(&mut self.buf[..len]));
-        self.tx.send(&self.buf[..len]).map_err(send_err(len))
+/// The parent's rings stay with the parent: nothing crosses the fork.
+impl Side for ParentLink {}
+
+impl ByteLink for ParentLink {
+    fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        self.tx.send(msg).map_err(send_err)
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        check_fits(len, self.buf.len())?;
-        let got = self.rx.recv_into(&mut self.buf).map_err(|e| match e {
+    fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
+        let got = self.rx.recv_into(buf).map_err(|e| match e {
             shm_channel::RecvIntoError::Recv(e) => recv_err(e),
             other => TransportError::Failed(other.to_string()),
         })?;
-        check_exact(len, got)?;
-        read(&MsgIn::private(&self.buf[..len]));
-        Ok(())
+        check_exact(buf.len(), got)
     }
-
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        echo(self, len, inspect)
-    }
-}
-
-/// Receives a message, hands it to `inspect`, and sends the same bytes back.
-fn echo(
-    end: &mut dyn Endpoint,
-    len: usize,
-    inspect: &mut dyn FnMut(&MsgIn<'_>),
-) -> Result<(), TransportError> {
-    let mut copy = vec![0u8; len];
-    end.recv(len, &mut |msg| {
-        inspect(msg);
-        msg.copy_to(&mut copy);
-    })?;
-    end.send(len, &mut |out| out.write_at(0, &copy))
 }
 
 /// The child's side: its own zenoh session, started on first use.
-struct ChildEnd {
+struct ChildLink {
     endpoint: String,
     capacity: usize,
     live: Option<Live>,
-    buf: Vec<u8>,
 }
 
 /// The child's running bridge. Field order is drop order: the sender first (the stream to
@@ -269,22 +239,16 @@ fn start(endpoint: &str, capacity: usize) -> Result<Live, Box<dyn std::error::Er
     })
 }
 
-impl Endpoint for ChildEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        check_fits(len, self.buf.len())?;
-        fill(&mut MsgOut::private(&mut self.buf[..len]));
+/// The child's session starts in the child: nothing crosses the fork.
+impl Side for ChildLink {}
+
+impl ByteLink for ChildLink {
+    fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         let live = live(&mut self.live, &self.endpoint, self.capacity)?;
         // A full ring waits in slices: the parent's end shows only as the end of the
         // stream it exports (its helper gone, nothing consumes ours any more).
         loop {
-            match live
-                .tx
-                .send_timeout(&self.buf[..len], shm_bridge::STATUS_POLL)
-            {
+            match live.tx.send_timeout(msg, shm_bridge::STATUS_POLL) {
                 Ok(()) => return Ok(()),
                 Err(shm_channel::SendTimeoutError::Timeout(())) => {
                     if matches!(
@@ -294,14 +258,12 @@ impl Endpoint for ChildEnd {
                         return Err(TransportError::Disconnected);
                     }
                 }
-                Err(shm_channel::SendTimeoutError::Send(error)) => {
-                    return Err(send_err(len)(error))
-                }
+                Err(shm_channel::SendTimeoutError::Send(error)) => return Err(send_err(error)),
             }
         }
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+    fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
         let live = live(&mut self.live, &self.endpoint, self.capacity)?;
         let frame = match live.importer.recv_timeout(PATIENCE) {
             Ok(frame) => frame,
@@ -310,16 +272,9 @@ impl Endpoint for ChildEnd {
             }
             Err(e) => return Err(TransportError::Failed(e.to_string())),
         };
-        check_exact(len, frame.len())?;
-        read(&MsgIn::private(&frame));
+        check_exact(buf.len(), frame.len())?;
+        // The importer hands out a fresh buffer per message: keep it rather than copy.
+        *buf = frame;
         Ok(())
-    }
-
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        echo(self, len, inspect)
     }
 }

@@ -1,32 +1,29 @@
-//! A byte-stream endpoint over file descriptors (pipes, stream sockets), with the
+//! Byte-stream links over file descriptors (pipes, stream sockets), with the
 //! partial-read/write and `EINTR` loops that such descriptors need.
 
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 
-use super::{Endpoint, MsgIn, MsgOut, TransportError};
+use super::buffered::ByteLink;
+use super::{Side, TransportError};
 
-/// An endpoint reading from `rx` and writing to `tx` through a private buffer.
-pub(crate) struct FdEndpoint {
-    rx: OwnedFd,
-    tx: OwnedFd,
-    /// Private message buffer of the maximum message size.
-    buf: Vec<u8>,
+/// One side's descriptors: it reads from `rx` and writes to `tx`.
+pub(crate) struct FdLink {
+    pub(crate) rx: OwnedFd,
+    pub(crate) tx: OwnedFd,
 }
 
-impl FdEndpoint {
-    /// An endpoint for messages of up to `max_msg` bytes.
-    pub(crate) fn new(rx: OwnedFd, tx: OwnedFd, max_msg: usize) -> FdEndpoint {
-        FdEndpoint {
-            rx,
-            tx,
-            buf: vec![0u8; max_msg],
-        }
+/// Descriptors record no owner: the kernel knows who holds them.
+impl Side for FdLink {}
+
+impl ByteLink for FdLink {
+    fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        write_all(&self.tx, msg)
     }
 
-    fn check_len(&self, len: usize) -> Result<(), TransportError> {
-        super::check_fits(len, self.buf.len())
+    fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
+        read_exact(&self.rx, buf)
     }
 }
 
@@ -67,37 +64,4 @@ pub(crate) fn write_all(fd: impl AsFd, buf: &[u8]) -> Result<(), TransportError>
         }
     }
     Ok(())
-}
-
-impl Endpoint for FdEndpoint {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        let msg = &mut self.buf[..len];
-        fill(&mut MsgOut::private(msg));
-        write_all(&self.tx, msg)
-    }
-
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        let msg = &mut self.buf[..len];
-        read_exact(&self.rx, msg)?;
-        read(&MsgIn::private(msg));
-        Ok(())
-    }
-
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        let msg = &mut self.buf[..len];
-        read_exact(&self.rx, msg)?;
-        inspect(&MsgIn::private(msg));
-        write_all(&self.tx, msg)
-    }
 }

@@ -17,7 +17,6 @@
 //! changes, then copies the payload out (SYNC: floor line). A sender writes its line
 //! again only after the echo came back, so the two never touch the payload at once.
 
-use std::hint::spin_loop;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -25,12 +24,12 @@ use std::time::Duration;
 use shm_core::liveness::ProcessIdentity;
 
 use super::watch::Owner;
-use super::{Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use super::{Checker, Endpoint, MsgIn, MsgOut, Outgoing, Owned, Pair, Transport, TransportError};
 use crate::config::Pattern;
 use crate::shm::{futex_wait, futex_wake, SharedMap, LINE};
 
 /// The largest message a floor carries: what fits in its line after the counter.
-pub const MAX_PAYLOAD: usize = 64;
+pub(crate) const MAX_PAYLOAD: usize = 64;
 
 /// Where the payload starts in a line (after the counter word, 8-aligned).
 const PAYLOAD_AT: usize = 8;
@@ -52,33 +51,26 @@ enum Wait {
 
 /// A floor: a way of waiting, over one line per direction.
 #[derive(Debug)]
-pub struct Floor {
+pub(crate) struct Floor {
     name: &'static str,
-    description: &'static str,
     wait: Wait,
 }
 
 /// `floor-cacheline`: the cache-line round trip, spinning.
-pub static FLOOR_CACHELINE: Floor = Floor {
+pub(crate) static FLOOR_CACHELINE: Floor = Floor {
     name: "floor-cacheline",
-    description: "floor: payload + counter in one shared 128-byte line per direction, spin",
     wait: Wait::Spin,
 };
 
 /// `floor-futex`: the shared-futex WAIT/WAKE round trip.
-pub static FLOOR_FUTEX: Floor = Floor {
+pub(crate) static FLOOR_FUTEX: Floor = Floor {
     name: "floor-futex",
-    description: "floor: as floor-cacheline, but FUTEX_WAIT / FUTEX_WAKE every message",
     wait: Wait::Futex,
 };
 
 impl Transport for Floor {
     fn name(&self) -> &'static str {
         self.name
-    }
-
-    fn description(&self) -> &'static str {
-        self.description
     }
 
     fn supports(&self, pattern: Pattern, size: usize) -> bool {
@@ -146,7 +138,6 @@ impl FloorEnd {
     /// Waits until the peer's counter moves past the last one seen.
     fn wait_for_message(&mut self) -> Result<(), TransportError> {
         let mut bound = self.owner.wait();
-        let mut spins = 0u32;
         loop {
             // Acquire pairs with the peer's Release store in `publish` (SYNC: floor line).
             let v = self.counter(self.in_at).load(Ordering::Acquire);
@@ -158,53 +149,42 @@ impl FloorEnd {
                 return Ok(());
             }
             match self.wait {
-                Wait::Spin => {
-                    spin_loop();
-                    spins = spins.wrapping_add(1);
-                    if spins % 4096 != 0 {
-                        continue;
-                    }
-                }
+                Wait::Spin => bound.spin()?,
                 Wait::Futex => {
                     // A store of the next counter changes the word, so the wait returns
                     // (or does not start).
                     futex_wait(self.counter(self.in_at), v, WAIT_SLICE)?;
+                    bound.check()?;
                 }
             }
-            bound.check()?;
         }
     }
 }
 
 impl Endpoint for FloorEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
+    fn send(&mut self, msg: &Outgoing<'_>) -> Result<(), TransportError> {
+        let len = msg.size();
         Self::check_len(len)?;
         // SAFETY: the out line's payload bytes are valid for `len <= MAX_PAYLOAD` bytes
         // while `self.map` lives; the peer reads them only after the counter store in
         // `publish` and writes only its own line; no reference is formed over them.
-        fill(&mut unsafe { MsgOut::shared(self.payload(self.out_at, len), len) });
+        msg.write_to(&mut unsafe { MsgOut::shared(self.payload(self.out_at, len), len) });
         self.publish()
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+    fn recv(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        let len = check.size();
         Self::check_len(len)?;
         self.wait_for_message()?;
         // SAFETY: the peer wrote these bytes before its Release store of the counter we
         // acquired, and writes them again only after our reply; raw-pointer reads only.
-        read(&unsafe { MsgIn::shared(self.payload(self.in_at, len), len) });
+        check.check(&unsafe { MsgIn::shared(self.payload(self.in_at, len), len) });
         Ok(())
     }
 
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        self.recv(len, inspect)?;
+    fn echo(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        self.recv(check)?;
+        let len = check.size();
         let (src, dst) = (
             self.payload(self.in_at, len),
             self.payload(self.out_at, len),
@@ -216,8 +196,7 @@ impl Endpoint for FloorEnd {
     }
 
     fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
-        self.owner.hand_over(child);
-        Ok(())
+        Owned::Record(&self.owner).hand_over(child)
     }
 }
 

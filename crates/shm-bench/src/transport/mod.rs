@@ -3,15 +3,21 @@
 //! A transport is a factory ([`Transport`]) that, before the fork, makes a connected
 //! [`Pair`] of [`Endpoint`]s. [`Pair::child`] is moved into the child with shm-fork's
 //! `fork_with` (it implements [`Inherit`]: the parent hands it over and drops its copy);
-//! the parent keeps [`Pair::parent`], whose copy the child drops. Dropping an endpoint must release only
-//! the dropping process's share (close its descriptors, unmap its view) and, when the
-//! process that *owns* it drops it, disconnect the peer: the peer's blocked `recv`/`send`
-//! then returns [`TransportError::Disconnected`].
+//! the parent keeps [`Pair::parent`], whose copy the child drops. Dropping an endpoint must
+//! release only the dropping process's share (close its descriptors, unmap its view) and,
+//! when the process that *owns* it drops it, disconnect the peer: the peer's blocked
+//! `recv`/`send` then returns [`TransportError::Disconnected`].
+//!
+//! Byte transports carry the run's message sizes in the `pingpong` and `stream` patterns;
+//! transports of typed values (module `typed`) carry one value, of one encoded size, in the
+//! typed patterns ([`Transport::message_size`]). Both are measured by the same loop
+//! ([`run_scenario`](crate::run_scenario)).
 //!
 //! # Adding a transport
 //!
 //! 1. Write one module in this directory with a type implementing [`Transport`] (and its
-//!    endpoint type implementing [`Endpoint`]).
+//!    endpoint type implementing [`Endpoint`]; a transport that moves each message through
+//!    a private buffer implements only the two calls of `buffered::ByteLink`).
 //! 2. Add a `static` instance of it to [`TRANSPORTS`].
 //!
 //! The CLI (`--transports`), the runner, the reports and the tests pick it up from that
@@ -20,14 +26,17 @@
 
 #[cfg(feature = "bridge")]
 pub mod bridge;
+mod buffered;
 mod fd;
-pub mod floor;
+mod floor;
+mod floor_ring;
 #[cfg(feature = "peers")]
-pub mod peers;
-pub mod pipe;
-pub mod ring;
-pub mod socket;
-pub mod stream;
+mod peers;
+mod pipe;
+pub(crate) mod ring;
+mod socket;
+mod stream;
+mod typed;
 mod watch;
 
 use std::io;
@@ -38,7 +47,7 @@ use shm_fork::{Inherit, InheritError};
 use crate::config::Pattern;
 
 pub use crate::msg::{MsgIn, MsgOut};
-pub(crate) use fd::{read_exact as fd_read_exact, write_all as fd_write_all};
+pub use crate::payload::{Checker, Outgoing};
 
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,37 +100,56 @@ pub(crate) fn check_exact(expected: usize, got: usize) -> Result<(), TransportEr
 
 /// One side of a connected transport, used by one process.
 ///
-/// Messages are `len` bytes, `1 <= len <= max_msg` (as passed to
-/// [`Transport::connect`]); both sides know `len` in advance, so a byte-stream transport
-/// needs no framing. The payload is handed to closures so that a zero-copy transport can
-/// let the sender write, and the receiver read, the message in place: `fill` must be
-/// given exactly `len` bytes to write every byte of, and `read` exactly the `len` bytes
-/// received. The closures get a [`MsgOut`]/[`MsgIn`], not a slice, because in a zero-copy
-/// transport those bytes are shared memory (docs/architecture.md, rule 1).
+/// All messages of a scenario have one size, `1 <= size <= max_msg` (as passed to
+/// [`Transport::connect`]), known to both sides in advance, so a byte-stream transport
+/// needs no framing. The sender gets the message as an [`Outgoing`], which writes every
+/// byte of it into a [`MsgOut`] (or names the typed value to send); the receiver hands what
+/// it received to a [`Checker`] as a [`MsgIn`] (or as the typed value). A zero-copy
+/// transport wraps the ring's own memory in these, so that the message is written and read
+/// in place: they copy through raw pointers, never forming a slice over shared memory
+/// (docs/architecture.md, rule 1).
 ///
 /// Transports that record their owner in shared memory implement
 /// [`hand_over`](Endpoint::hand_over) and [`adopt`](Endpoint::adopt); shm-fork calls them
 /// on the child's endpoint through [`Inherit`] (the parent, right after the fork, before
 /// it drops its copy; the child, before its closure runs and after the hand-over).
 pub trait Endpoint {
-    /// Sends one message of `len` bytes whose payload `fill` writes.
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError>;
+    /// Sends the message `msg` (of [`Outgoing::size`] bytes).
+    fn send(&mut self, msg: &Outgoing<'_>) -> Result<(), TransportError>;
 
-    /// Receives one message of `len` bytes and hands its payload to `read`.
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError>;
+    /// Receives the next message (of [`Checker::size`] bytes) and hands it to `check`.
+    fn recv(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError>;
 
-    /// Receives one message of `len` bytes, hands it to `inspect`, and sends the same
-    /// bytes back (the child side of a round trip). Every byte must be read from the
-    /// incoming message and written to the outgoing one.
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError>;
+    /// Receives the next message, hands it to `check`, and sends the same bytes back (the
+    /// child side of a round trip). Every byte must be read from the incoming message and
+    /// written to the outgoing one.
+    fn echo(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError>;
+
+    /// Sends `n` messages in a row: `msg`, then the ones after it (`msg` is advanced past
+    /// each message sent), stopping at the first error. A stream's producer sends this way:
+    /// one dynamic call per batch, not per message, and the loop is compiled for each
+    /// endpoint type, so that a transport's `send` is inlined into it as into a user's own
+    /// loop. Default: `send` in a loop (override it only to do better).
+    fn send_batch(&mut self, msg: &mut Outgoing<'_>, n: u64) -> Result<(), TransportError> {
+        for _ in 0..n {
+            self.send(msg)?;
+            msg.advance();
+        }
+        Ok(())
+    }
+
+    /// Receives up to `n` messages in a row into `check`, stopping at the first error or
+    /// the first bad message: a stream's consumer receives this way (see
+    /// [`send_batch`](Endpoint::send_batch)). Default: `recv` in a loop.
+    fn recv_batch(&mut self, check: &mut Checker<'_>, n: u64) -> Result<(), TransportError> {
+        for _ in 0..n {
+            self.recv(check)?;
+            if check.first_bad.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// In the parent, right after the fork and before the parent drops its copy of this
     /// (the child's) endpoint: makes process `child` its owner, so that the parent's drop
@@ -156,6 +184,63 @@ impl Inherit for dyn Endpoint {
     }
 }
 
+/// What changes owner with one side of a transport across fork: how the endpoints built
+/// on links ([`buffered::ByteLink`], the typed links) and on shm-channel's endpoints
+/// implement [`Endpoint::hand_over`] and [`Endpoint::adopt`].
+pub(crate) enum Owned<'a> {
+    /// Nothing: descriptors, whose holders the kernel knows.
+    Nothing,
+    /// The two shm-channel endpoints the side is made of (a sender and a receiver, or a
+    /// stream's writer and reader), handed over through shm-fork's [`Inherit`].
+    Halves(&'a dyn Inherit, &'a dyn Inherit),
+    /// An owner record of the harness's own (the floors, the peers: memory of their own
+    /// or libraries without a notion of owners).
+    Record(&'a watch::Owner),
+}
+
+impl Owned<'_> {
+    /// [`Endpoint::hand_over`].
+    pub(crate) fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
+        match self {
+            Owned::Nothing => Ok(()),
+            Owned::Halves(a, b) => a
+                .hand_over(child)
+                .and_then(|()| b.hand_over(child))
+                .map_err(inherit_failed),
+            Owned::Record(owner) => {
+                owner.hand_over(child);
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Endpoint::adopt`].
+    pub(crate) fn adopt(&self) -> Result<(), TransportError> {
+        match self {
+            Owned::Halves(a, b) => a.adopt().and_then(|()| b.adopt()).map_err(inherit_failed),
+            Owned::Nothing | Owned::Record(_) => Ok(()),
+        }
+    }
+}
+
+fn inherit_failed(e: InheritError) -> TransportError {
+    TransportError::Failed(e.to_string())
+}
+
+/// What a link (the moving part of an endpoint built by a generic adapter) tells its
+/// endpoint besides moving messages.
+pub(crate) trait Side {
+    /// What changes owner with it across fork. Default: nothing.
+    fn owned(&self) -> Owned<'_> {
+        Owned::Nothing
+    }
+
+    /// [`Endpoint::wake_syscalls`]. Default: none.
+    fn wake_syscalls(&self) -> u64 {
+        0
+    }
+}
+
 /// A connected pair of endpoints made before the fork.
 pub struct Pair {
     /// The endpoint the parent (the measuring side) keeps.
@@ -175,6 +260,17 @@ impl Pair {
             notes: Vec::new(),
         }
     }
+
+    /// The pair of a transport made of one one-way link per direction: `down` carries
+    /// parent → child, `up` child → parent; `end(sender, receiver)` makes one side.
+    pub(crate) fn crosswise<S, R, E: Endpoint + 'static>(
+        down: (S, R),
+        up: (S, R),
+        end: impl Fn(S, R) -> E,
+    ) -> Pair {
+        let ((down_tx, down_rx), (up_tx, up_rx)) = (down, up);
+        Pair::new(end(down_tx, up_rx), end(up_tx, down_rx))
+    }
 }
 
 /// A way to connect two processes. Implementations are stateless factories kept in
@@ -183,9 +279,6 @@ pub trait Transport: Sync {
     /// Short unique name (CLI and reports), e.g. `pipe-1mib`.
     fn name(&self) -> &'static str;
 
-    /// One line saying what it is.
-    fn description(&self) -> &'static str;
-
     /// Whether its figures are nominal: the payload is not really written and read (the
     /// stamps-only ring), so they show the transport's own cost, not a user's. Reports
     /// mark them. Default: no.
@@ -193,11 +286,18 @@ pub trait Transport: Sync {
         false
     }
 
-    /// Whether it can run `pattern` with `size`-byte messages (the floors carry only
-    /// small round trips); the runner skips the scenarios it cannot. Default: all.
+    /// The one message size it carries, for a transport of typed values (the encoded size
+    /// of its value, what its rows report); `None` (the default) for a byte transport,
+    /// which carries the run's sizes.
+    fn message_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether it can run `pattern` with `size`-byte messages; the runner skips the
+    /// scenarios it cannot. Default: the byte patterns, at any size.
     fn supports(&self, pattern: Pattern, size: usize) -> bool {
-        let _ = (pattern, size);
-        true
+        let _ = size;
+        !pattern.is_typed()
     }
 
     /// Makes a connected pair for messages of up to `max_msg` bytes, in the parent,
@@ -206,14 +306,17 @@ pub trait Transport: Sync {
 }
 
 /// Every transport the harness knows, in the order a repetition runs them (the floors
-/// first, so each repetition measures them next to the transports they bound). The
-/// one named `pipe` is the reference for the "vs pipe" ratios.
+/// first, so each repetition measures them next to the transports they bound; the typed
+/// ones last). The one named `pipe` is the reference for the "vs pipe" ratios of the byte
+/// patterns, `pipe-bincode` for those of the typed patterns.
 pub static TRANSPORTS: &[&dyn Transport] = &[
     &floor::FLOOR_CACHELINE,
     &floor::FLOOR_FUTEX,
+    &floor_ring::FLOOR_RING,
     &pipe::PIPE,
     &pipe::PIPE_1MIB,
     &socket::UNIX_SOCKET,
+    &ring::SHM_DEFAULT,
     &ring::SHM_SPIN,
     &ring::SHM_SPIN_PARK,
     &ring::SHM_PARK,
@@ -227,6 +330,10 @@ pub static TRANSPORTS: &[&dyn Transport] = &[
     &peers::SHMEM_IPC,
     #[cfg(feature = "peers")]
     &peers::IPC_CHANNEL,
+    &typed::PIPE_BINCODE,
+    &typed::SHM_TYPED_BINCODE,
+    &typed::SHM_TYPED_POSTCARD,
+    &typed::SHM_TYPED_PLAIN,
     #[cfg(feature = "bridge")]
     &bridge::TCP,
     #[cfg(feature = "bridge")]
@@ -239,20 +346,26 @@ pub fn by_name(name: &str) -> Option<&'static dyn Transport> {
 }
 
 /// The names of all transports.
-pub fn names() -> Vec<&'static str> {
+pub(crate) fn names() -> Vec<&'static str> {
     TRANSPORTS.iter().map(|t| t.name()).collect()
 }
 
-/// Name of the reference transport for "vs pipe" ratios.
-pub const REFERENCE: &str = "pipe";
+/// Name of the reference transport for the "vs pipe" ratios of the byte patterns.
+pub(crate) const REFERENCE: &str = "pipe";
+
+/// Name of the reference transport for the "vs pipe" ratios of the typed patterns.
+pub(crate) const TYPED_REFERENCE: &str = typed::PIPE_BINCODE_NAME;
 
 /// Name of the cache-line floor (the "vs floor" ratios of round trips).
-pub const CACHELINE_FLOOR: &str = "floor-cacheline";
+pub(crate) const CACHELINE_FLOOR: &str = "floor-cacheline";
 
 /// Name of the shared-futex floor (the "vs futex" ratios of round trips).
-pub const FUTEX_FLOOR: &str = "floor-futex";
+pub(crate) const FUTEX_FLOOR: &str = "floor-futex";
+
+/// Name of the ring floor (the "vs ring floor" ratios of streams).
+pub(crate) const RING_FLOOR: &str = "floor-ring";
 
 /// Whether `name` is one of the floors (measured as transports, reported as floors).
 pub fn is_floor(name: &str) -> bool {
-    name == CACHELINE_FLOOR || name == FUTEX_FLOOR
+    [CACHELINE_FLOOR, FUTEX_FLOOR, RING_FLOOR].contains(&name)
 }

@@ -6,29 +6,27 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::pipe2;
 
-use super::fd::FdEndpoint;
+use super::buffered::Buffered;
+use super::fd::FdLink;
 use super::{Pair, Transport, TransportError};
 
 /// Two pipes, one per direction, with an optional capacity.
 #[derive(Debug)]
-pub struct Pipe {
+pub(crate) struct Pipe {
     name: &'static str,
-    description: &'static str,
     /// Requested capacity in bytes, `None` for the kernel default.
     capacity: Option<usize>,
 }
 
 /// `pipe`: two pipes of default capacity.
-pub static PIPE: Pipe = Pipe {
+pub(crate) static PIPE: Pipe = Pipe {
     name: "pipe",
-    description: "two pipes (one per direction), default capacity",
     capacity: None,
 };
 
 /// `pipe-1mib`: two pipes with `F_SETPIPE_SZ` 1 MiB.
-pub static PIPE_1MIB: Pipe = Pipe {
+pub(crate) static PIPE_1MIB: Pipe = Pipe {
     name: "pipe-1mib",
-    description: "two pipes with F_SETPIPE_SZ = 1 MiB",
     capacity: Some(1 << 20),
 };
 
@@ -52,15 +50,22 @@ impl Pipe {
         }
     }
 
+    /// One pipe of this capacity: (write end, read end).
     fn pipe(&self, notes: &mut Vec<String>) -> Result<(OwnedFd, OwnedFd), TransportError> {
-        let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let (w, r) = one_way()?;
         if let Some(n) = self.resize(&w) {
             if !notes.contains(&n) {
                 notes.push(n);
             }
         }
-        Ok((r, w))
+        Ok((w, r))
     }
+}
+
+/// A pipe of default capacity: (write end, read end).
+pub(crate) fn one_way() -> Result<(OwnedFd, OwnedFd), TransportError> {
+    let (r, w) = pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    Ok((w, r))
 }
 
 impl Transport for Pipe {
@@ -68,18 +73,11 @@ impl Transport for Pipe {
         self.name
     }
 
-    fn description(&self) -> &'static str {
-        self.description
-    }
-
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let mut notes = Vec::new();
-        let (down_r, down_w) = self.pipe(&mut notes)?; // parent -> child
-        let (up_r, up_w) = self.pipe(&mut notes)?; // child -> parent
-        Ok(Pair {
-            parent: Box::new(FdEndpoint::new(up_r, down_w, max_msg)),
-            child: Box::new(FdEndpoint::new(down_r, up_w, max_msg)),
-            notes,
-        })
+        let down = self.pipe(&mut notes)?;
+        let up = self.pipe(&mut notes)?;
+        let pair = Pair::crosswise(down, up, |tx, rx| Buffered::new(FdLink { rx, tx }, max_msg));
+        Ok(Pair { notes, ..pair })
     }
 }

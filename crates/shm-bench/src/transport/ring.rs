@@ -2,18 +2,22 @@
 //!
 //! | name | wait strategy | how the payload moves |
 //! |---|---|---|
-//! | `shm-spin` | `Spin` | copied in (`send`) and out (`recv_into`) through a private buffer |
-//! | `shm-spin-park` | `SpinThenPark` (default, 50 µs) | copied, as above |
+//! | `shm-default` | the default, `Adaptive` (spin 50 µs to 1 ms as waits have paid, then park) | copied in (`send`) and out (`recv_into`) through a private buffer |
+//! | `shm-spin` | `Spin` | copied, as above |
+//! | `shm-spin-park` | `SpinThenPark` (a fixed 50 µs) | copied, as above |
 //! | `shm-park` | `Park` | copied, as above |
-//! | `shm-zero-copy` | `SpinThenPark` | written in place through a `WriteGrant`, read in place through a `ReadGrant` |
-//! | `shm-zero-copy-stamps` | `SpinThenPark` | in place, but only the two sequence stamps (first and last 8 bytes) are written and read |
-//! | `shm-batched` | `SpinThenPark` | copied, sent with `send_deferred` (published once an eighth of the ring is pending), flushed before every receive; the receiver releases in batches of an eighth of the ring (`set_release_batch`) |
+//! | `shm-zero-copy` | the default | written in place through a `WriteGrant`, read in place through a `ReadGrant` |
+//! | `shm-zero-copy-stamps` | the default | in place, but only the two sequence stamps (first and last 8 bytes) are written and read |
+//! | `shm-batched` | the default | copied, sent with `send_deferred` (published once an eighth of the ring is pending), flushed before every receive; the receiver releases in batches of an eighth of the ring (`set_release_batch`) |
+//!
+//! The copying kinds are [`ByteLink`]s (their endpoint is [`Buffered`]); the zero-copy kinds
+//! have an endpoint of their own, [`GrantEnd`].
 //!
 //! **Rule 1 (no references into shared memory).** The zero-copy endpoints never form a
-//! slice over the ring: the sender's `fill` gets a [`MsgOut`] wrapping the grant's raw
-//! pointer (`WriteGrant::as_mut_ptr`), through which the payload template and stamps are
-//! copied in with `ptr::copy_nonoverlapping`; the receiver's `read` gets a [`MsgIn`]
-//! wrapping `ReadGrant::as_ptr`, through which the checker copies the stamps (default) or
+//! slice over the ring: the sender writes the message through a [`MsgOut`] wrapping the
+//! grant's raw pointer (`WriteGrant::as_mut_ptr`), through which the payload template and
+//! stamps are copied in with `ptr::copy_nonoverlapping`; the receiver's checker gets a
+//! [`MsgIn`] wrapping `ReadGrant::as_ptr`, through which it copies the stamps (default) or
 //! every byte, in 4 KiB chunks (`--verify`), out into private memory before comparing.
 //! The echo of a round trip copies the message from the incoming ring's grant to the
 //! outgoing ring's grant, pointer to pointer.
@@ -24,95 +28,91 @@
 //! reads only those; the other bytes are whatever the ring held. Under `--verify` its
 //! receivers check the stamps only and count no verified bytes.
 //!
-//! Ownership across `fork` (docs/architecture.md, rule 9): the parent hands the child's endpoints to
-//! the child ([`Endpoint::hand_over`]) and the child adopts them (both called by
-//! shm-fork's `fork_with`), so the parent's copy does not disconnect them when dropped. A peer killed without closing is reported by the
-//! ring as `PeerDied` within ~10 ms, mapped to [`TransportError::PeerDied`].
+//! Ownership across `fork` (docs/architecture.md, rule 9): the parent hands the child's
+//! endpoints to the child ([`Endpoint::hand_over`]) and the child adopts them (both called
+//! by shm-fork's `fork_with`), so the parent's copy does not disconnect them when dropped.
+//! A peer killed without closing is reported by the ring as `PeerDied` within ~10 ms,
+//! mapped to [`TransportError::PeerDied`].
 
 use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::Endpoint as _;
 use shm_channel::{RecvError, RecvIntoError, SendError};
 use shm_core::liveness::ProcessIdentity;
-use shm_core::notify::{WaitStrategy, DEFAULT_SPIN};
+use shm_core::notify::{WaitStrategy, DEFAULT_MAX_SPIN, DEFAULT_SPIN};
 
-use super::{check_exact, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
-use shm_channel::Endpoint as _;
+use super::buffered::{Buffered, ByteLink};
+use super::{
+    check_exact, Checker, Endpoint, MsgIn, MsgOut, Outgoing, Owned, Pair, Side, Transport,
+    TransportError,
+};
 
 /// How an endpoint moves the payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// Through a private buffer: `send(&buf)`, then `recv_into(&mut buf)`.
     Copy,
+    /// Copied, as `Copy`, but sent deferred and flushed before each receive.
+    Batched,
     /// In place, every byte.
     ZeroCopy,
     /// In place, the stamps only.
     ZeroCopyStamps,
-    /// Copied, as `Copy`, but sent deferred and flushed before each receive.
-    Batched,
 }
 
 /// A ring transport: a wait strategy and a way of moving the payload.
 #[derive(Debug)]
-pub struct Ring {
+pub(crate) struct Ring {
     name: &'static str,
-    description: &'static str,
     strategy: WaitStrategy,
     mode: Mode,
 }
 
-/// `shm-spin`: copying ring, pure busy-polling.
-pub static SHM_SPIN: Ring = Ring {
-    name: "shm-spin",
-    description: "shm ring (two, one per direction), copy in/out, spin",
-    strategy: WaitStrategy::Spin,
-    mode: Mode::Copy,
+impl Ring {
+    const fn new(name: &'static str, strategy: WaitStrategy, mode: Mode) -> Ring {
+        Ring {
+            name,
+            strategy,
+            mode,
+        }
+    }
+}
+
+/// The default strategy (`WaitStrategy::default()`, which is not `const`).
+const DEFAULT: WaitStrategy = WaitStrategy::Adaptive {
+    min: DEFAULT_SPIN,
+    max: DEFAULT_MAX_SPIN,
 };
 
-/// `shm-spin-park`: copying ring, the default spin-then-park strategy.
-pub static SHM_SPIN_PARK: Ring = Ring {
-    name: "shm-spin-park",
-    description: "shm ring, copy in/out, spin 50 µs then futex park (default)",
-    strategy: WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN },
-    mode: Mode::Copy,
-};
+/// `shm-default`: copying ring, the default wait strategy: what a user gets.
+pub(crate) static SHM_DEFAULT: Ring = Ring::new("shm-default", DEFAULT, Mode::Copy);
+
+/// `shm-spin`: copying ring, pure busy-polling.
+pub(crate) static SHM_SPIN: Ring = Ring::new("shm-spin", WaitStrategy::Spin, Mode::Copy);
+
+/// `shm-spin-park`: copying ring, spinning a fixed 50 µs, then parking.
+pub(crate) static SHM_SPIN_PARK: Ring = Ring::new(
+    "shm-spin-park",
+    WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN },
+    Mode::Copy,
+);
 
 /// `shm-park`: copying ring, parks on the futex at once.
-pub static SHM_PARK: Ring = Ring {
-    name: "shm-park",
-    description: "shm ring, copy in/out, futex park at once",
-    strategy: WaitStrategy::Park,
-    mode: Mode::Copy,
-};
+pub(crate) static SHM_PARK: Ring = Ring::new("shm-park", WaitStrategy::Park, Mode::Copy);
 
 /// `shm-zero-copy`: payload written and read in place through grants.
-pub static SHM_ZERO_COPY: Ring = Ring {
-    name: "shm-zero-copy",
-    description: "shm ring, written/read in place through grants (raw pointers), spin-then-park",
-    strategy: WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN },
-    mode: Mode::ZeroCopy,
-};
+pub(crate) static SHM_ZERO_COPY: Ring = Ring::new("shm-zero-copy", DEFAULT, Mode::ZeroCopy);
 
 /// `shm-zero-copy-stamps`: in place, only the first and last 8 bytes touched.
-pub static SHM_ZERO_COPY_STAMPS: Ring = Ring {
-    name: "shm-zero-copy-stamps",
-    description:
-        "shm ring in place, only the 2 stamp words written/read (ring cost without payload)",
-    strategy: WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN },
-    mode: Mode::ZeroCopyStamps,
-};
+pub(crate) static SHM_ZERO_COPY_STAMPS: Ring =
+    Ring::new("shm-zero-copy-stamps", DEFAULT, Mode::ZeroCopyStamps);
 
 /// `shm-batched`: copying ring with deferred (batched) publishing.
-pub static SHM_BATCHED: Ring = Ring {
-    name: "shm-batched",
-    description:
-        "shm ring, copy in/out, deferred sends published per 1/8 ring, flushed before receiving",
-    strategy: WaitStrategy::SpinThenPark { spin: DEFAULT_SPIN },
-    mode: Mode::Batched,
-};
+pub(crate) static SHM_BATCHED: Ring = Ring::new("shm-batched", DEFAULT, Mode::Batched);
 
 /// Ring capacity for messages of up to `max_msg` bytes: room for four messages with their
 /// 8-byte frame headers (so a streaming producer is rarely stopped by a full ring), as a
 /// power of two, at least 64 KiB.
-pub fn ring_capacity(max_msg: usize) -> usize {
+pub(crate) fn ring_capacity(max_msg: usize) -> usize {
     (4 * (max_msg + 8)).next_power_of_two().max(64 << 10)
 }
 
@@ -121,55 +121,46 @@ impl Transport for Ring {
         self.name
     }
 
-    fn description(&self) -> &'static str {
-        self.description
-    }
-
     fn nominal(&self) -> bool {
         self.mode == Mode::ZeroCopyStamps
     }
 
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
-        let builder = Builder::new(ring_capacity(max_msg)).wait_strategy(self.strategy);
-        let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
-        let (down_tx, down_rx) = builder.create().map_err(failed)?; // parent -> child
-        let (up_tx, up_rx) = builder.create().map_err(failed)?; // child -> parent
         let capacity = ring_capacity(max_msg);
-        let end = |tx, mut rx: Receiver| {
-            if self.mode == Mode::Batched {
-                // Releases batched too: the head stored once per eighth of the ring.
-                rx.set_release_batch(capacity / 8);
-            }
-            RingEnd {
+        let builder = Builder::new(capacity).wait_strategy(self.strategy);
+        let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
+        let down = builder.create().map_err(failed)?;
+        let up = builder.create().map_err(failed)?;
+        let mode = self.mode;
+        Ok(match mode {
+            Mode::Copy | Mode::Batched => Pair::crosswise(down, up, |tx, mut rx: Receiver| {
+                let batched = mode == Mode::Batched;
+                if batched {
+                    // Releases batched too: the head stored once per eighth of the ring.
+                    rx.set_release_batch(capacity / 8);
+                }
+                Buffered::new(RingLink { tx, rx, batched }, max_msg)
+            }),
+            Mode::ZeroCopy | Mode::ZeroCopyStamps => Pair::crosswise(down, up, |tx, rx| GrantEnd {
                 tx,
                 rx,
-                mode: self.mode,
-                buf: vec![0u8; max_msg],
-            }
-        };
-        Ok(Pair::new(end(down_tx, up_rx), end(up_tx, down_rx)))
+                stamps_only: mode == Mode::ZeroCopyStamps,
+            }),
+        })
     }
 }
 
-/// One side: a sender on one ring, a receiver on the other.
-struct RingEnd {
-    tx: Sender,
-    rx: Receiver,
-    mode: Mode,
-    /// Private message buffer (copy mode).
-    buf: Vec<u8>,
-}
-
-pub(super) fn send_err(len: usize) -> impl FnOnce(SendError<()>) -> TransportError {
-    move |e| match e {
-        SendError::Disconnected(()) => TransportError::Disconnected,
-        SendError::PeerDied(()) => TransportError::PeerDied,
-        SendError::TooLarge((), max) => TransportError::TooLarge { len, max },
+/// A ring's send error as the harness's.
+pub(crate) fn send_err<T>(e: SendError<T>) -> TransportError {
+    match e {
+        SendError::Disconnected(_) => TransportError::Disconnected,
+        SendError::PeerDied(_) => TransportError::PeerDied,
         other => TransportError::Failed(other.to_string()),
     }
 }
 
-pub(super) fn recv_err(e: RecvError) -> TransportError {
+/// A ring's receive error as the harness's.
+pub(crate) fn recv_err(e: RecvError) -> TransportError {
     match e {
         RecvError::Disconnected => TransportError::Disconnected,
         RecvError::PeerDied => TransportError::PeerDied,
@@ -177,49 +168,60 @@ pub(super) fn recv_err(e: RecvError) -> TransportError {
     }
 }
 
-impl RingEnd {
-    /// Whether the payload goes through the private buffer.
-    fn copies(&self) -> bool {
-        matches!(self.mode, Mode::Copy | Mode::Batched)
-    }
+/// One side of a copying ring: a sender on one ring, a receiver on the other.
+struct RingLink {
+    tx: Sender,
+    rx: Receiver,
+    /// Sends deferred, flushed before each receive.
+    batched: bool,
+}
 
-    /// Sends the private buffer's first `len` bytes, deferred in batched mode.
-    fn send_buf(&mut self, len: usize) -> Result<(), TransportError> {
-        let msg = &self.buf[..len];
-        let sent = if self.mode == Mode::Batched {
+impl ByteLink for RingLink {
+    #[inline(always)]
+    fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        let sent = if self.batched {
             self.tx.send_deferred(msg)
         } else {
             self.tx.send(msg)
         };
-        sent.map_err(send_err(len))
+        sent.map_err(send_err)
     }
 
-    /// Before waiting for a message: publish what batched mode holds back.
-    fn flush(&mut self) {
-        if self.mode == Mode::Batched {
+    #[inline(always)]
+    fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
+        if self.batched {
+            // Before waiting for a message: publish what batched mode holds back.
             self.tx.flush();
         }
-    }
-
-    fn check_len(&self, len: usize) -> Result<(), TransportError> {
-        if self.copies() {
-            super::check_fits(len, self.buf.len())?;
-        }
-        Ok(())
-    }
-
-    /// Copy mode: the next message, copied out of the ring into `buf` (and released).
-    fn recv_copy(&mut self, len: usize) -> Result<(), TransportError> {
-        match self.rx.recv_into(&mut self.buf[..len]) {
-            Ok(got) => check_exact(len, got),
-            Err(RecvIntoError::BufferTooSmall { needed }) => check_exact(len, needed),
+        match self.rx.recv_into(buf) {
+            Ok(got) => check_exact(buf.len(), got),
+            Err(RecvIntoError::BufferTooSmall { needed }) => check_exact(buf.len(), needed),
             Err(RecvIntoError::Recv(e)) => Err(recv_err(e)),
         }
     }
+}
 
-    fn stamps_only(&self) -> bool {
-        self.mode == Mode::ZeroCopyStamps
+impl Side for RingLink {
+    fn owned(&self) -> Owned<'_> {
+        Owned::Halves(&self.tx, &self.rx)
     }
+
+    fn wake_syscalls(&self) -> u64 {
+        wakes(&self.tx, &self.rx)
+    }
+}
+
+/// The wake-up system calls of a side's two rings.
+fn wakes(tx: &Sender, rx: &Receiver) -> u64 {
+    tx.stats().wake_syscalls + rx.stats().wake_syscalls
+}
+
+/// One side of a zero-copy ring: messages written and read in place through grants.
+struct GrantEnd {
+    tx: Sender,
+    rx: Receiver,
+    /// Only the two stamps of each message are written and read.
+    stamps_only: bool,
 }
 
 /// The bytes of a `len`-byte message the stamps-only mode moves: `[0, 8)` and
@@ -232,90 +234,68 @@ fn stamp_ranges(len: usize) -> [(usize, usize); 2] {
     }
 }
 
-impl Endpoint for RingEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        if self.copies() {
-            fill(&mut MsgOut::private(&mut self.buf[..len]));
-            return self.send_buf(len);
+/// The message at `ptr` (a read grant's), as the checker reads it: every byte, or only
+/// the stamps.
+///
+/// # Safety
+///
+/// `ptr` must be valid for reads of `len` bytes while the result lives, with no reference
+/// formed over them (a read grant's pointer, the grant outliving the result).
+unsafe fn granted<'g>(stamps_only: bool, ptr: *const u8, len: usize) -> MsgIn<'g> {
+    // SAFETY: the caller's guarantee, passed on.
+    unsafe {
+        if stamps_only {
+            MsgIn::shared_stamps_only(ptr, len)
+        } else {
+            MsgIn::shared(ptr, len)
         }
-        let stamps = self.stamps_only();
-        let mut grant = self.tx.reserve(len).map_err(send_err(len))?;
+    }
+}
+
+impl Endpoint for GrantEnd {
+    fn send(&mut self, msg: &Outgoing<'_>) -> Result<(), TransportError> {
+        let len = msg.size();
+        let stamps_only = self.stamps_only;
+        let mut grant = self.tx.reserve(len).map_err(send_err)?;
         let ptr = grant.as_mut_ptr();
         {
             // SAFETY: the grant's pointer is valid for writes of `len` bytes until it is
             // committed, and `out` is dropped before that; no reference is formed over it.
             let mut out = unsafe {
-                if stamps {
+                if stamps_only {
                     MsgOut::shared_stamps_only(ptr, len)
                 } else {
                     MsgOut::shared(ptr, len)
                 }
             };
-            fill(&mut out);
+            msg.write_to(&mut out);
         }
         grant.commit(len);
         Ok(())
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        self.flush();
-        if self.copies() {
-            self.recv_copy(len)?;
-            read(&MsgIn::private(&self.buf[..len]));
-            return Ok(());
-        }
-        let stamps = self.stamps_only();
+    fn recv(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        let len = check.size();
         let grant = self.rx.read().map_err(recv_err)?;
         check_exact(len, grant.len())?;
         // SAFETY: the grant's pointer is valid for reads of `len` bytes while the grant
-        // lives, and `msg` is dropped before the grant; no reference is formed over it.
-        let msg = unsafe {
-            if stamps {
-                MsgIn::shared_stamps_only(grant.as_ptr(), len)
-            } else {
-                MsgIn::shared(grant.as_ptr(), len)
-            }
-        };
-        read(&msg);
-        // `msg` is not used past here: the grant (and its frame) is released.
+        // lives, and the message is dropped before the grant; no reference is formed.
+        check.check(&unsafe { granted(self.stamps_only, grant.as_ptr(), len) });
+        // The message is not used past here: the grant (and its frame) is released.
         drop(grant);
         Ok(())
     }
 
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        self.flush();
-        if self.copies() {
-            self.recv_copy(len)?;
-            inspect(&MsgIn::private(&self.buf[..len]));
-            return self.send_buf(len);
-        }
-        let stamps = self.stamps_only();
+    fn echo(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        let len = check.size();
         let incoming = self.rx.read().map_err(recv_err)?;
         check_exact(len, incoming.len())?;
+        let src = incoming.as_ptr();
         // SAFETY: as in `recv`: valid for `len` bytes while `incoming` lives.
-        let msg = unsafe {
-            if stamps {
-                MsgIn::shared_stamps_only(incoming.as_ptr(), len)
-            } else {
-                MsgIn::shared(incoming.as_ptr(), len)
-            }
-        };
-        inspect(&msg);
-        let mut outgoing = self.tx.reserve(len).map_err(send_err(len))?;
+        check.check(&unsafe { granted(self.stamps_only, src, len) });
+        let mut outgoing = self.tx.reserve(len).map_err(send_err)?;
         let dst = outgoing.as_mut_ptr();
-        let src = msg.as_ptr();
-        if stamps {
+        if self.stamps_only {
             for (at, n) in stamp_ranges(len) {
                 // SAFETY: `at + n <= len`: inside both grants, which are in two different
                 // rings (no overlap); raw-pointer copy, no reference formed.
@@ -332,19 +312,15 @@ impl Endpoint for RingEnd {
     }
 
     fn wake_syscalls(&self) -> u64 {
-        self.tx.stats().wake_syscalls + self.rx.stats().wake_syscalls
+        wakes(&self.tx, &self.rx)
     }
 
     fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
-        let failed = |e: shm_channel::OwnershipError| TransportError::Failed(e.to_string());
-        self.tx.hand_over(child).map_err(failed)?;
-        self.rx.hand_over(child).map_err(failed)
+        Owned::Halves(&self.tx, &self.rx).hand_over(child)
     }
 
     fn adopt(&self) -> Result<(), TransportError> {
-        let failed = |e: shm_channel::OwnershipError| TransportError::Failed(e.to_string());
-        self.tx.adopt().map_err(failed)?;
-        self.rx.adopt().map_err(failed)
+        Owned::Halves(&self.tx, &self.rx).adopt()
     }
 }
 

@@ -2,23 +2,20 @@
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
-use super::fd::FdEndpoint;
+use super::buffered::Buffered;
+use super::fd::FdLink;
 use super::{Pair, Transport, TransportError};
 
 /// A connected unix stream socket pair.
 #[derive(Debug)]
-pub struct UnixSocket;
+pub(crate) struct UnixSocket;
 
 /// `unix-socket`.
-pub static UNIX_SOCKET: UnixSocket = UnixSocket;
+pub(crate) static UNIX_SOCKET: UnixSocket = UnixSocket;
 
 impl Transport for UnixSocket {
     fn name(&self) -> &'static str {
         "unix-socket"
-    }
-
-    fn description(&self) -> &'static str {
-        "socketpair(AF_UNIX, SOCK_STREAM), default buffers"
     }
 
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
@@ -31,11 +28,10 @@ impl Transport for UnixSocket {
         .map_err(std::io::Error::from)?;
         // Each side reads and writes the same socket; give the endpoint a second
         // descriptor so that its read and write halves are owned separately.
-        let a2 = a.try_clone()?;
-        let b2 = b.try_clone()?;
-        Ok(Pair::new(
-            FdEndpoint::new(a, a2, max_msg),
-            FdEndpoint::new(b, b2, max_msg),
-        ))
+        let end = |rx: std::os::fd::OwnedFd| -> Result<_, TransportError> {
+            let tx = rx.try_clone()?;
+            Ok(Buffered::new(FdLink { rx, tx }, max_msg))
+        };
+        Ok(Pair::new(end(a)?, end(b)?))
     }
 }

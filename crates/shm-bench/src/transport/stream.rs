@@ -11,24 +11,20 @@ use std::io::{self, Read, Write};
 
 use shm_channel::stream::{is_peer_died, pipe, StreamReader, StreamWriter};
 use shm_channel::Endpoint as _;
-use shm_core::liveness::ProcessIdentity;
 
-use super::{check_fits, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use super::buffered::{Buffered, ByteLink};
+use super::{Owned, Pair, Side, Transport, TransportError};
 
 /// Two byte streams in shared memory.
 #[derive(Debug)]
-pub struct ShmStream;
+pub(crate) struct ShmStream;
 
 /// `shm-stream`: the pipe's drop-in.
-pub static SHM_STREAM: ShmStream = ShmStream;
+pub(crate) static SHM_STREAM: ShmStream = ShmStream;
 
 impl Transport for ShmStream {
     fn name(&self) -> &'static str {
         "shm-stream"
-    }
-
-    fn description(&self) -> &'static str {
-        "two shm-channel byte streams (io::Read/io::Write), used as the pipes are"
     }
 
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
@@ -37,35 +33,18 @@ impl Transport for ShmStream {
             .next_power_of_two()
             .clamp(1 << 16, 1 << 22);
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
-        let (down_w, down_r) = pipe(capacity).map_err(failed)?; // parent -> child
-        let (up_w, up_r) = pipe(capacity).map_err(failed)?; // child -> parent
-        Ok(Pair::new(
-            StreamEndpoint::new(up_r, down_w, max_msg),
-            StreamEndpoint::new(down_r, up_w, max_msg),
-        ))
+        let down = pipe(capacity).map_err(failed)?;
+        let up = pipe(capacity).map_err(failed)?;
+        Ok(Pair::crosswise(down, up, |tx, rx| {
+            Buffered::new(StreamLink { rx, tx }, max_msg)
+        }))
     }
 }
 
-/// One side: a reader, a writer and a private message buffer.
-struct StreamEndpoint {
+/// One side: a reader of one stream, the writer of the other.
+struct StreamLink {
     rx: StreamReader,
     tx: StreamWriter,
-    buf: Vec<u8>,
-}
-
-impl StreamEndpoint {
-    fn new(rx: StreamReader, tx: StreamWriter, max_msg: usize) -> StreamEndpoint {
-        StreamEndpoint {
-            rx,
-            tx,
-            buf: vec![0u8; max_msg],
-        }
-    }
-
-    fn message(&mut self, len: usize) -> Result<&mut [u8], TransportError> {
-        check_fits(len, self.buf.len())?;
-        Ok(&mut self.buf[..len])
-    }
 }
 
 /// A stream error as the harness's.
@@ -82,48 +61,19 @@ fn stream_error(err: io::Error) -> TransportError {
     }
 }
 
-impl Endpoint for StreamEndpoint {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        let msg = self.message(len)?;
-        fill(&mut MsgOut::private(msg));
-        let msg = &self.buf[..len];
+impl ByteLink for StreamLink {
+    fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         self.tx.write_all(msg).map_err(stream_error)
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        self.message(len)?;
-        let msg = &mut self.buf[..len];
-        self.rx.read_exact(msg).map_err(stream_error)?;
-        read(&MsgIn::private(msg));
-        Ok(())
+    fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
+        self.rx.read_exact(buf).map_err(stream_error)
     }
+}
 
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        self.message(len)?;
-        let msg = &mut self.buf[..len];
-        self.rx.read_exact(msg).map_err(stream_error)?;
-        inspect(&MsgIn::private(msg));
-        self.tx.write_all(msg).map_err(stream_error)
-    }
-
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
-        let failed = |e: shm_channel::OwnershipError| TransportError::Failed(e.to_string());
-        self.rx.hand_over(child).map_err(failed)?;
-        self.tx.hand_over(child).map_err(failed)
-    }
-
-    fn adopt(&self) -> Result<(), TransportError> {
-        let failed = |e: shm_channel::OwnershipError| TransportError::Failed(e.to_string());
-        self.rx.adopt().map_err(failed)?;
-        self.tx.adopt().map_err(failed)
+impl Side for StreamLink {
+    fn owned(&self) -> Owned<'_> {
+        Owned::Halves(&self.rx, &self.tx)
     }
 
     fn wake_syscalls(&self) -> u64 {

@@ -8,6 +8,7 @@
 //! (seen from the child) or after [`STALL`] without progress.
 
 use std::cell::Cell;
+use std::hint::spin_loop;
 use std::time::{Duration, Instant};
 
 use nix::unistd::{getpid, Pid};
@@ -62,6 +63,7 @@ impl Owner {
             creator: self.creator,
             in_child: None,
             since: None,
+            spins: 0,
         }
     }
 }
@@ -73,6 +75,8 @@ pub(crate) struct BoundedWait {
     /// Whether the waiter is the harness's child: asked (`getpid`) at the first check.
     in_child: Option<bool>,
     since: Option<Instant>,
+    /// Polls so far of a spinning wait ([`spin`](BoundedWait::spin)).
+    spins: u32,
 }
 
 impl BoundedWait {
@@ -90,6 +94,18 @@ impl BoundedWait {
                 "the peer did nothing for {} s",
                 STALL.as_secs()
             )));
+        }
+        Ok(())
+    }
+
+    /// One poll of a spinning wait: a spin-loop hint, and a [`check`](BoundedWait::check)
+    /// every 4096 polls (a few µs: the clock is read rarely, the harness's exit seen soon).
+    #[inline]
+    pub(crate) fn spin(&mut self) -> Result<(), TransportError> {
+        spin_loop();
+        self.spins = self.spins.wrapping_add(1);
+        if self.spins % 4096 == 0 {
+            return self.check();
         }
         Ok(())
     }

@@ -1,56 +1,17 @@
-//! A single-threaded test runner and helpers shared by this crate's test binaries.
+//! What this crate's forking test binaries share: the CPUs to run on, and a test transport
+//! that wraps a real one to make its child side misbehave.
 //!
 //! The harness forks its benchmark children with `shm-fork`, whose safe entry points refuse
 //! to fork a multi-threaded process; libtest runs tests on threads. So every test binary of
-//! this crate is `harness = false`: its `main` calls [`run`], which runs the tests one after
-//! another on the main thread (no two tests ever fork at once), prints one line per test
-//! and a final `N passed, M failed`, and exits non-zero if any failed.
-//!
-//! Arguments that do not start with `-` are name filters, as with libtest:
-//! `cargo test -p shm-bench --test failures -- watchdog` runs the tests whose name
-//! contains `watchdog`.
+//! this crate that forks is `harness = false`: its `main` runs its tests one after another
+//! on the main thread with `shm_testkit::run_serially` (name filters as with libtest:
+//! `cargo test -p shm-bench --test failures -- watchdog`).
 
 #![allow(dead_code)]
 
-use std::panic::{self, AssertUnwindSafe};
-
-use shm_bench::affinity::allowed_cpus;
-use shm_bench::CpuPair;
-
-/// Runs the `tests` selected by the command line's filters, in order, and exits the
-/// process with their verdict.
-pub fn run(tests: &[(&str, fn())]) -> ! {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut passed = 0;
-    let mut failed = 0;
-    let mut skipped = 0;
-    for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            skipped += 1;
-            continue;
-        }
-        match panic::catch_unwind(AssertUnwindSafe(test)) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(payload) => {
-                failed += 1;
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                println!("test {name} ... FAILED: {message}");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed, {skipped} filtered out");
-    std::process::exit(i32::from(failed > 0))
-}
+use shm_bench::transport::{self, Checker, Endpoint, Outgoing, Pair, Transport, TransportError};
+use shm_bench::{allowed_cpus, CpuPair};
+use shm_core::liveness::ProcessIdentity;
 
 /// Two CPUs this test process may use (one, shared, on a single-CPU machine).
 pub fn cpus() -> CpuPair {
@@ -58,4 +19,83 @@ pub fn cpus() -> CpuPair {
     let parent = allowed[0];
     let child = *allowed.get(1).unwrap_or(&parent);
     CpuPair { parent, child }
+}
+
+/// What the child side of a [`ChildFault`] transport does around each of its calls.
+pub trait Fault: Clone + Sync + 'static {
+    /// Before each send, receive or echo: `Err` fails the call without making it.
+    fn before(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// After each call, with its result: the result the child's loop sees.
+    fn after(&mut self, result: Result<(), TransportError>) -> Result<(), TransportError> {
+        result
+    }
+}
+
+/// The transport called `inner` (from the registry), with `fault` injected into every
+/// call of its child's endpoint.
+pub struct ChildFault<F> {
+    inner: &'static str,
+    fault: F,
+}
+
+impl<F> ChildFault<F> {
+    /// The transport called `inner`, its child's endpoint wrapped in `fault`.
+    pub fn on(inner: &'static str, fault: F) -> ChildFault<F> {
+        ChildFault { inner, fault }
+    }
+}
+
+impl<F: Fault> Transport for ChildFault<F> {
+    fn name(&self) -> &'static str {
+        "child-fault"
+    }
+
+    fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
+        let inner = transport::by_name(self.inner).expect("a registered transport");
+        let pair = inner.connect(max_msg)?;
+        Ok(Pair {
+            child: Box::new(FaultyEnd {
+                inner: pair.child,
+                fault: self.fault.clone(),
+            }),
+            ..pair
+        })
+    }
+}
+
+/// The child's endpoint of a [`ChildFault`]: the real one, wrapped.
+struct FaultyEnd<F> {
+    inner: Box<dyn Endpoint>,
+    fault: F,
+}
+
+impl<F: Fault> Endpoint for FaultyEnd<F> {
+    fn send(&mut self, msg: &Outgoing<'_>) -> Result<(), TransportError> {
+        self.fault.before()?;
+        let r = self.inner.send(msg);
+        self.fault.after(r)
+    }
+
+    fn recv(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        self.fault.before()?;
+        let r = self.inner.recv(check);
+        self.fault.after(r)
+    }
+
+    fn echo(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        self.fault.before()?;
+        let r = self.inner.echo(check);
+        self.fault.after(r)
+    }
+
+    fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
+        self.inner.hand_over(child)
+    }
+
+    fn adopt(&self) -> Result<(), TransportError> {
+        self.inner.adopt()
+    }
 }

@@ -24,7 +24,8 @@ use nix::unistd::getpid;
 
 use crate::transport::watch::{BoundedWait, Owner};
 use crate::transport::{
-    check_exact, check_fits, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError,
+    check_exact, check_fits, Checker, Endpoint, MsgIn, MsgOut, Outgoing, Owned, Pair, Transport,
+    TransportError,
 };
 
 /// Samples a subscriber holds before the publisher has to retry.
@@ -38,10 +39,10 @@ static PAIRS: AtomicU32 = AtomicU32::new(0);
 
 /// The transport.
 #[derive(Debug)]
-pub struct Iceoryx2;
+pub(crate) struct Iceoryx2;
 
 /// `iceoryx2`: iceoryx2 publish-subscribe, zero-copy, busy polling.
-pub static ICEORYX2: Iceoryx2 = Iceoryx2;
+pub(crate) static ICEORYX2: Iceoryx2 = Iceoryx2;
 
 fn failed(e: impl std::fmt::Debug) -> TransportError {
     TransportError::Failed(format!("iceoryx2: {e:?}"))
@@ -50,10 +51,6 @@ fn failed(e: impl std::fmt::Debug) -> TransportError {
 impl Transport for Iceoryx2 {
     fn name(&self) -> &'static str {
         "iceoryx2"
-    }
-
-    fn description(&self) -> &'static str {
-        "peer: iceoryx2 0.10 publish-subscribe, zero-copy loans, busy polling"
     }
 
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
@@ -232,35 +229,30 @@ impl Ports {
 }
 
 impl Endpoint for IceEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
+    fn send(&mut self, msg: &Outgoing<'_>) -> Result<(), TransportError> {
+        let len = msg.size();
         self.check_len(len)?;
         self.ports()?.publish(len, |ptr| {
             // SAFETY: the loaned sample's payload is valid for writes of `len` bytes
             // until it is sent, and `out` is dropped before; no reference is formed.
-            fill(&mut unsafe { MsgOut::shared(ptr, len) });
+            msg.write_to(&mut unsafe { MsgOut::shared(ptr, len) });
         })
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
+    fn recv(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        let len = check.size();
         self.check_len(len)?;
         let mut bound = self.owner.wait();
         let sample = self.ports()?.next(&mut bound)?;
         check_exact(len, sample.payload().len())?;
         // SAFETY: the sample's payload is valid for reads of `len` bytes while `sample`
-        // lives, and `msg` does not outlive this statement.
-        read(&unsafe { MsgIn::shared(sample.payload().as_ptr(), len) });
+        // lives, and the message does not outlive this statement.
+        check.check(&unsafe { MsgIn::shared(sample.payload().as_ptr(), len) });
         Ok(())
     }
 
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
+    fn echo(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        let len = check.size();
         self.check_len(len)?;
         let mut bound = self.owner.wait();
         let ports = self.ports()?;
@@ -268,7 +260,7 @@ impl Endpoint for IceEnd {
         check_exact(len, incoming.payload().len())?;
         let src = incoming.payload().as_ptr();
         // SAFETY: as in `recv`: valid for `len` bytes while `incoming` lives.
-        inspect(&unsafe { MsgIn::shared(src, len) });
+        check.check(&unsafe { MsgIn::shared(src, len) });
         ports.publish(len, |dst| {
             // SAFETY: `src` is valid for `len` bytes (the received sample, alive until
             // the end of this function), `dst` for `len` bytes (the loaned one); two
@@ -278,7 +270,6 @@ impl Endpoint for IceEnd {
     }
 
     fn hand_over(&self, child: shm_core::liveness::ProcessIdentity) -> Result<(), TransportError> {
-        self.owner.hand_over(child);
-        Ok(())
+        Owned::Record(&self.owner).hand_over(child)
     }
 }

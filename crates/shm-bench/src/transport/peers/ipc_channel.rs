@@ -16,20 +16,18 @@ use std::time::{Duration, Instant};
 
 use ipc_channel::ipc::{self, IpcBytesReceiver, IpcBytesSender};
 use ipc_channel::{IpcError, TryRecvError};
-use shm_core::liveness::ProcessIdentity;
 
-use super::CloseFlags;
-use crate::transport::watch::{Owner, STALL};
-use crate::transport::{
-    check_exact, check_fits, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError,
-};
+use super::{pair_with_close_flags, CloseFlags};
+use crate::transport::buffered::ByteLink;
+use crate::transport::watch::STALL;
+use crate::transport::{check_exact, Owned, Pair, Side, Transport, TransportError};
 
 /// The transport.
 #[derive(Debug)]
-pub struct IpcChannel;
+pub(crate) struct IpcChannel;
 
 /// `ipc-channel`: two ipc-channel byte channels.
-pub static IPC_CHANNEL: IpcChannel = IpcChannel;
+pub(crate) static IPC_CHANNEL: IpcChannel = IpcChannel;
 
 fn recv_err(e: IpcError) -> TransportError {
     match e {
@@ -53,48 +51,34 @@ impl Transport for IpcChannel {
         "ipc-channel"
     }
 
-    fn description(&self) -> &'static str {
-        "peer: ipc-channel 0.23 byte channels (unix SEQPACKET sockets), two"
-    }
-
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
-        let (down_tx, down_rx) = ipc::bytes_channel()?; // parent -> child
-        let (up_tx, up_rx) = ipc::bytes_channel()?; // child -> parent
-        let (parent_flags, child_flags) = CloseFlags::pair()?;
-        let end = |tx, rx, flags| IpcEnd {
+        let (down, up) = (ipc::bytes_channel()?, ipc::bytes_channel()?);
+        pair_with_close_flags(down, up, max_msg, |tx, rx, flags| IpcLink {
             tx: Some(tx),
             rx,
-            buf: vec![0; max_msg],
             flags,
-            owner: Owner::here(),
-        };
-        Ok(Pair::new(
-            end(down_tx, up_rx, parent_flags),
-            end(up_tx, down_rx, child_flags),
-        ))
+        })
     }
 }
 
 /// One side: a byte sender on one channel, a byte receiver on the other.
-struct IpcEnd {
+struct IpcLink {
     /// `None` once dropped (first thing in `Drop`).
     tx: Option<IpcBytesSender>,
     rx: IpcBytesReceiver,
-    /// The outgoing message (ipc-channel sends from a slice and receives into a new
-    /// `Vec`).
-    buf: Vec<u8>,
     /// Says when this side, or the peer, is closing.
     flags: CloseFlags,
-    owner: Owner,
 }
 
-impl IpcEnd {
-    fn check_len(&self, len: usize) -> Result<(), TransportError> {
-        check_fits(len, self.buf.len())
+impl Side for IpcLink {
+    fn owned(&self) -> Owned<'_> {
+        Owned::Record(self.flags.owner())
     }
+}
 
+impl ByteLink for IpcLink {
     /// Sends `msg`, unless the peer is closing.
-    fn send_msg(&self, msg: &[u8]) -> Result<(), TransportError> {
+    fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
         if self.flags.peer_closed() {
             return Err(TransportError::Disconnected);
         }
@@ -102,54 +86,20 @@ impl IpcEnd {
         tx.send(msg).map_err(send_err)
     }
 
-    fn recv_msg(&mut self, len: usize) -> Result<Vec<u8>, TransportError> {
+    /// ipc-channel receives into a new `Vec`: it becomes the message buffer.
+    fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
         let msg = self.rx.recv().map_err(recv_err)?;
-        check_exact(len, msg.len())?;
-        Ok(msg)
-    }
-}
-
-impl Endpoint for IpcEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        fill(&mut MsgOut::private(&mut self.buf[..len]));
-        self.send_msg(&self.buf[..len])
-    }
-
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        let msg = self.recv_msg(len)?;
-        read(&MsgIn::private(&msg));
-        Ok(())
-    }
-
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        self.check_len(len)?;
-        let msg = self.recv_msg(len)?;
-        inspect(&MsgIn::private(&msg));
-        self.send_msg(&msg)
-    }
-
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
-        self.owner.hand_over(child);
+        check_exact(buf.len(), msg.len())?;
+        *buf = msg;
         Ok(())
     }
 }
 
-impl Drop for IpcEnd {
+impl Drop for IpcLink {
     fn drop(&mut self) {
-        if !self.owner.is_current() {
+        if !self.flags.close() {
             return;
         }
-        self.flags.close();
         // Our sender first: a peer blocked receiving from us sees the close and leaves.
         drop(self.tx.take());
         let since = Instant::now();

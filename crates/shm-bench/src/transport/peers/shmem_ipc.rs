@@ -13,23 +13,22 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use shm_core::liveness::ProcessIdentity;
 use shmem_ipc::sharedring::{Receiver, Sender};
 
-use super::CloseFlags;
+use super::{pair_with_close_flags, CloseFlags};
+use crate::transport::buffered::ByteLink;
 use crate::transport::ring::ring_capacity;
-use crate::transport::watch::Owner;
-use crate::transport::{check_fits, Endpoint, MsgIn, MsgOut, Pair, Transport, TransportError};
+use crate::transport::{Owned, Pair, Side, Transport, TransportError};
 
 /// How long one eventfd poll sleeps before the waiter re-checks its peer, ms.
 const WAIT_SLICE_MS: u8 = 100;
 
 /// The transport.
 #[derive(Debug)]
-pub struct ShmemIpc;
+pub(crate) struct ShmemIpc;
 
 /// `shmem-ipc`: two shmem-ipc shared rings, eventfd wake-ups.
-pub static SHMEM_IPC: ShmemIpc = ShmemIpc;
+pub(crate) static SHMEM_IPC: ShmemIpc = ShmemIpc;
 
 fn failed(e: impl std::fmt::Display) -> TransportError {
     TransportError::Failed(format!("shmem-ipc: {e}"))
@@ -50,38 +49,30 @@ impl Transport for ShmemIpc {
         "shmem-ipc"
     }
 
-    fn description(&self) -> &'static str {
-        "peer: shmem-ipc 0.3 sharedring (memfd byte ring), two, eventfd wake-ups"
-    }
-
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         // The same ring size as ours for the same messages.
         let capacity = ring_capacity(max_msg);
-        let (down_tx, down_rx) = ring(capacity)?; // parent -> child
-        let (up_tx, up_rx) = ring(capacity)?; // child -> parent
-        let (parent_flags, child_flags) = CloseFlags::pair()?;
-        let end = |tx, rx, flags| ShmemEnd {
-            tx,
-            rx,
-            flags,
-            buf: vec![0; max_msg],
-            owner: Owner::here(),
-        };
-        Ok(Pair::new(
-            end(down_tx, up_rx, parent_flags),
-            end(up_tx, down_rx, child_flags),
-        ))
+        pair_with_close_flags(
+            ring(capacity)?,
+            ring(capacity)?,
+            max_msg,
+            |tx, rx, flags| ShmemLink { tx, rx, flags },
+        )
     }
 }
 
 /// One side: the sender of one ring, the receiver of the other.
-struct ShmemEnd {
+struct ShmemLink {
     tx: Sender<u8>,
     rx: Receiver<u8>,
     /// Says when this side, or the peer, is gone.
     flags: CloseFlags,
-    buf: Vec<u8>,
-    owner: Owner,
+}
+
+impl Side for ShmemLink {
+    fn owned(&self) -> Owned<'_> {
+        Owned::Record(self.flags.owner())
+    }
 }
 
 /// Waits until `signal` (an eventfd) is readable and consumes its count, or a slice
@@ -97,68 +88,30 @@ fn wait_signal(mut signal: &File) -> Result<bool, TransportError> {
     Ok(true)
 }
 
-impl ShmemEnd {
-    /// Writes `self.buf[..len]` into the ring, waiting on its eventfd while it is full.
-    fn write_buf(&mut self, len: usize) -> Result<(), TransportError> {
+impl ShmemLink {
+    /// Moves `len` bytes through a ring: `step(done)` moves what it can from byte `done`
+    /// on and says how many it moved; while it moves nothing, the side waits on `signal`
+    /// (the ring's "not full" or "not empty" eventfd), or gives up when the peer has
+    /// closed or stalled.
+    fn pump(
+        &mut self,
+        len: usize,
+        signal: fn(&Self) -> &File,
+        mut step: impl FnMut(&mut Self, usize) -> Result<usize, TransportError>,
+    ) -> Result<(), TransportError> {
         let mut done = 0;
-        let mut bound = self.owner.wait();
+        let mut bound = self.flags.owner().wait();
         while done < len {
-            let src = &self.buf[done..len];
-            let mut wrote = 0;
-            // `send_raw` signals the receiver's eventfd when the ring was empty.
-            self.tx
-                .send_raw(|ptr, room| {
-                    wrote = room.min(src.len());
-                    // SAFETY: shmem-ipc hands out `room` writable bytes at `ptr`; we copy
-                    // `wrote <= room` bytes from our private buffer through the raw
-                    // pointer (no reference is formed over the shared ring).
-                    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), ptr, wrote) };
-                    wrote
-                })
-                .map_err(failed)?;
-            done += wrote;
-            if wrote > 0 {
+            let moved = step(self, done)?;
+            done += moved;
+            if moved > 0 {
                 continue;
             }
+            // Nothing moved: what the peer sent before its close is delivered first.
             if self.flags.peer_closed() {
                 return Err(TransportError::Disconnected);
             }
-            // Full: sleep until the receiver signals room (or a slice passes).
-            if !wait_signal(self.tx.full_signal())? {
-                bound.check()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads `len` bytes from the ring into `self.buf`, waiting on its eventfd while it
-    /// is empty.
-    fn read_buf(&mut self, len: usize) -> Result<(), TransportError> {
-        let mut done = 0;
-        let mut bound = self.owner.wait();
-        while done < len {
-            let dst = &mut self.buf[done..len];
-            let mut took = 0;
-            // `receive_raw` signals the sender's eventfd when the ring was full.
-            self.rx
-                .receive_raw(|ptr, avail| {
-                    took = avail.min(dst.len());
-                    // SAFETY: shmem-ipc hands out `avail` readable bytes at `ptr`; we copy
-                    // `took <= avail` of them into our private buffer through the raw
-                    // pointer.
-                    unsafe { std::ptr::copy_nonoverlapping(ptr, dst.as_mut_ptr(), took) };
-                    took
-                })
-                .map_err(failed)?;
-            done += took;
-            if took > 0 {
-                continue;
-            }
-            // Empty: the peer's last bytes are delivered before its close is reported.
-            if self.flags.peer_closed() {
-                return Err(TransportError::Disconnected);
-            }
-            if !wait_signal(self.rx.empty_signal())? {
+            if !wait_signal(signal(self))? {
                 bound.check()?;
             }
         }
@@ -166,50 +119,63 @@ impl ShmemEnd {
     }
 }
 
-impl Endpoint for ShmemEnd {
-    fn send(
-        &mut self,
-        len: usize,
-        fill: &mut dyn FnMut(&mut MsgOut<'_>),
-    ) -> Result<(), TransportError> {
-        check_fits(len, self.buf.len())?;
-        fill(&mut MsgOut::private(&mut self.buf[..len]));
-        self.write_buf(len)
+impl ByteLink for ShmemLink {
+    fn write_msg(&mut self, msg: &[u8]) -> Result<(), TransportError> {
+        // `send_raw` signals the receiver's eventfd when the ring was empty; a full ring
+        // is waited out on the receiver's "room" signal.
+        self.pump(
+            msg.len(),
+            |link| link.tx.full_signal(),
+            |link, done| {
+                let src = &msg[done..];
+                let mut wrote = 0;
+                link.tx
+                    .send_raw(|ptr, room| {
+                        wrote = room.min(src.len());
+                        // SAFETY: shmem-ipc hands out `room` writable bytes at `ptr`; we
+                        // copy `wrote <= room` bytes from private memory through the raw
+                        // pointer (no reference is formed over the shared ring).
+                        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), ptr, wrote) };
+                        wrote
+                    })
+                    .map_err(failed)?;
+                Ok(wrote)
+            },
+        )
     }
 
-    fn recv(&mut self, len: usize, read: &mut dyn FnMut(&MsgIn<'_>)) -> Result<(), TransportError> {
-        check_fits(len, self.buf.len())?;
-        self.read_buf(len)?;
-        read(&MsgIn::private(&self.buf[..len]));
-        Ok(())
-    }
-
-    fn echo(
-        &mut self,
-        len: usize,
-        inspect: &mut dyn FnMut(&MsgIn<'_>),
-    ) -> Result<(), TransportError> {
-        check_fits(len, self.buf.len())?;
-        self.read_buf(len)?;
-        inspect(&MsgIn::private(&self.buf[..len]));
-        self.write_buf(len)
-    }
-
-    fn hand_over(&self, child: ProcessIdentity) -> Result<(), TransportError> {
-        self.owner.hand_over(child);
-        Ok(())
+    fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<(), TransportError> {
+        // `receive_raw` signals the sender's eventfd when the ring was full; an empty ring
+        // is waited out on the sender's "data" signal.
+        self.pump(
+            buf.len(),
+            |link| link.rx.empty_signal(),
+            |link, done| {
+                let dst = &mut buf[done..];
+                let mut took = 0;
+                link.rx
+                    .receive_raw(|ptr, avail| {
+                        took = avail.min(dst.len());
+                        // SAFETY: shmem-ipc hands out `avail` readable bytes at `ptr`; we
+                        // copy `took <= avail` of them into private memory through the raw
+                        // pointer.
+                        unsafe { std::ptr::copy_nonoverlapping(ptr, dst.as_mut_ptr(), took) };
+                        took
+                    })
+                    .map_err(failed)?;
+                Ok(took)
+            },
+        )
     }
 }
 
-impl Drop for ShmemEnd {
+impl Drop for ShmemLink {
     fn drop(&mut self) {
-        if !self.owner.is_current() {
-            return;
+        if self.flags.close() {
+            // Wake the peer wherever it waits: on our ring being empty, or its being full.
+            let one = 1u64.to_ne_bytes();
+            let _ = self.tx.empty_signal().write_all(&one);
+            let _ = self.rx.full_signal().write_all(&one);
         }
-        self.flags.close();
-        // Wake the peer wherever it waits: on our ring being empty, or its being full.
-        let one = 1u64.to_ne_bytes();
-        let _ = self.tx.empty_signal().write_all(&one);
-        let _ = self.rx.full_signal().write_all(&one);
     }
 }
