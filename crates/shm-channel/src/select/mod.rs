@@ -43,7 +43,7 @@
 //! (hot polls, then a backoff, for the spin budget of its [`WaitStrategy`]); then, to
 //! sleep, it counts itself as a waiter in every channel's event, pays the wake handshake
 //! once for all of them (one SeqCst fence, and one `membarrier` if any channel uses
-//! [`Handshake::Membarrier`](shm_core::notify::Handshake::Membarrier)), looks at every
+//! [`Handshake::Membarrier`]), looks at every
 //! receiver again, and sleeps on all the sequence words at once with `futex_waitv`
 //! (Linux 5.16+), withdrawing from each event when it wakes
 //! ([`Event::wait_any`](shm_core::notify::Event::wait_any)). The sleeper pays, as for a

@@ -35,7 +35,7 @@ impl Event {
     /// `membarrier`, re-checks `poll` with [`Check::Slow`], then sleeps on all the events'
     /// sequence words together (`futex_waitv`, Linux 5.16+; where the kernel refuses it,
     /// on the first event alone for at most 1 ms at a time), and withdraws from each when
-    /// it wakes. Sleeps last at most [`SLOW_CHECK_INTERVAL`], as for one event.
+    /// it wakes. Sleeps last at most [`SLOW_CHECK_INTERVAL`](super::SLOW_CHECK_INTERVAL), as for one event.
     ///
     /// At most [`MAX_WAIT_ANY`] (128) events; more is [`WaitAnyError::TooMany`], at once.
     /// No events at all is a wait that only `poll` and the deadline can end.
