@@ -39,20 +39,47 @@ use crate::CodecError;
 /// use more stack. (serde_json's default recursion limit is 128 too.)
 pub const MAX_DECODE_DEPTH: usize = 128;
 
-/// Shared by all the wrappers of one decode: the limit, and whether it was hit (so the
-/// codec can say so even when the format's error type drops custom messages, as
-/// postcard's does).
-pub(crate) struct DepthBudget {
-    max: usize,
-    exceeded: Cell<bool>,
+/// What a format that allocates a string's or a byte buffer's length before reading its
+/// bytes (bincode does) checks first: that the length the frame announces fits in what is
+/// left of the frame. A hostile length then costs an error, not an allocation.
+pub(crate) trait LengthCheck {
+    /// Whether the string or byte buffer about to be decoded fits in the rest of the frame;
+    /// why not, if it does not.
+    fn next_length_fits(&self) -> Result<(), String>;
 }
 
-impl DepthBudget {
+/// Shared by all the wrappers of one decode: the limit, whether it was hit (so the codec
+/// can say so even when the format's error type drops custom messages, as postcard's
+/// does), and the format's [`LengthCheck`], if it needs one.
+pub(crate) struct DepthBudget<'c> {
+    max: usize,
+    exceeded: Cell<bool>,
+    lengths: Option<&'c dyn LengthCheck>,
+}
+
+impl<'c> DepthBudget<'c> {
     /// A budget of `max` levels of nesting.
     pub(crate) fn new(max: usize) -> Self {
         DepthBudget {
             max,
             exceeded: Cell::new(false),
+            lengths: None,
+        }
+    }
+
+    /// A budget of `max` levels of nesting that also asks `lengths` before each string
+    /// and byte buffer.
+    pub(crate) fn with_length_check(max: usize, lengths: &'c dyn LengthCheck) -> Self {
+        DepthBudget {
+            lengths: Some(lengths),
+            ..DepthBudget::new(max)
+        }
+    }
+
+    fn check_length<E: de::Error>(&self) -> Result<(), E> {
+        match self.lengths {
+            Some(lengths) => lengths.next_length_fits().map_err(E::custom),
+            None => Ok(()),
         }
     }
 
@@ -90,12 +117,12 @@ impl DepthBudget {
 pub(crate) struct DepthLimited<'b, D> {
     inner: D,
     depth: usize,
-    budget: &'b DepthBudget,
+    budget: &'b DepthBudget<'b>,
 }
 
 impl<'b, D> DepthLimited<'b, D> {
     /// Wraps the deserializer of a whole message (depth 0).
-    pub(crate) fn new(inner: D, budget: &'b DepthBudget) -> Self {
+    pub(crate) fn new(inner: D, budget: &'b DepthBudget<'b>) -> Self {
         DepthLimited {
             inner,
             depth: 0,
@@ -105,7 +132,8 @@ impl<'b, D> DepthLimited<'b, D> {
 }
 
 /// Forwards `deserialize_*` methods: `nesting` ones with the visitor wrapped, after
-/// checking the depth; `scalar` ones as they are. The formats behind the serde codecs are
+/// checking the depth; `sized` ones (strings, byte buffers) after the budget's
+/// [`LengthCheck`]; `scalar` ones as they are. The formats behind the serde codecs are
 /// not self-describing — the hint decides what they visit, a scalar for a scalar hint, and
 /// a scalar nests nothing — so scalars need no wrapping. (A self-describing format could
 /// answer a scalar hint with a sequence: this is sound only for `Bincode` and `Postcard`,
@@ -125,6 +153,15 @@ macro_rules! forward_deserialize {
                     budget: self.budget,
                 };
                 self.inner.$method($($arg,)* visitor)
+            }
+        )*
+    };
+    (sized: $($method:ident();)*) => {
+        $(
+            #[inline]
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+                self.budget.check_length()?;
+                self.inner.$method(visitor)
             }
         )*
     };
@@ -160,6 +197,14 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
     }
 
     forward_deserialize! {
+        sized:
+        deserialize_str();
+        deserialize_string();
+        deserialize_bytes();
+        deserialize_byte_buf();
+    }
+
+    forward_deserialize! {
         scalar:
         deserialize_bool();
         deserialize_i8();
@@ -175,10 +220,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
         deserialize_f32();
         deserialize_f64();
         deserialize_char();
-        deserialize_str();
-        deserialize_string();
-        deserialize_bytes();
-        deserialize_byte_buf();
         deserialize_unit();
         deserialize_unit_struct(name: &'static str);
         deserialize_identifier();
@@ -193,11 +234,11 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
 struct DepthSeed<'b, S> {
     inner: S,
     depth: usize,
-    budget: &'b DepthBudget,
+    budget: &'b DepthBudget<'b>,
 }
 
 impl<'b, S> DepthSeed<'b, S> {
-    fn nested(inner: S, container_depth: usize, budget: &'b DepthBudget) -> Self {
+    fn nested(inner: S, container_depth: usize, budget: &'b DepthBudget<'b>) -> Self {
         DepthSeed {
             inner,
             depth: container_depth + 1,
@@ -224,7 +265,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for DepthSeed<'_, S> {
 struct DepthAccess<'b, A> {
     inner: A,
     depth: usize,
-    budget: &'b DepthBudget,
+    budget: &'b DepthBudget<'b>,
 }
 
 impl<'b, A> DepthAccess<'b, A> {
@@ -343,7 +384,7 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for DepthAccess<'_, 
 struct DepthVisitor<'b, V> {
     inner: V,
     depth: usize,
-    budget: &'b DepthBudget,
+    budget: &'b DepthBudget<'b>,
 }
 
 impl<'b, V> DepthVisitor<'b, V> {

@@ -39,7 +39,7 @@ mod schema;
 
 pub use self::batch::BatchCodec;
 #[cfg(feature = "bincode")]
-pub use self::bincode::{Bincode, BINCODE_DECODE_LIMIT};
+pub use self::bincode::Bincode;
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 pub use self::depth::MAX_DECODE_DEPTH;
 pub use self::frame::{Codec, CodecId, FrameReader, FrameWriter};

@@ -9,7 +9,7 @@ use super::common::{slow_check_due, wait_on, Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
 use super::{Deadline, Flavor, Slot};
 use crate::shared::doorbells::Doorbells;
-use crate::shared::ring::{RingSide, SendRing};
+use crate::shared::ring::{RingSide, RoomGate, SendRing};
 use crate::{Corruption, SendError, SendTimeoutError, TrySendError};
 
 /// When a committed frame is published.
@@ -331,6 +331,7 @@ impl<F: Flavor> Sender<F> {
             // publishes its head with the matching notification.
             _ => {
                 let mark = ring.space_mark(len);
+                let mut gate = RoomGate::default();
                 wait_on(
                     space.get(),
                     *handshake,
@@ -338,7 +339,19 @@ impl<F: Flavor> Sender<F> {
                     budget,
                     || mark,
                     deadline.instant(),
-                    |check| attempt(ring, len, check),
+                    |check| {
+                        // While spinning, wait for room worth resuming for (not the first
+                        // frame the reader frees); after a park or on a slow check, take
+                        // whatever fits.
+                        if check == Check::Fast {
+                            match ring.room_settled(len, &mut gate) {
+                                Ok(true) => {}
+                                Ok(false) => return None,
+                                Err(corruption) => return Some(Err(corrupted(corruption))),
+                            }
+                        }
+                        attempt(ring, len, check)
+                    },
                 )
                 .ok()
             }

@@ -26,6 +26,15 @@
 //! - the writer stores its tail (the producer line) when it publishes, for `len` and for a
 //!   writer taking over; nobody reads it on the data path.
 //!
+//! A writer that finds the ring full does not resume at the first frame released: it
+//! would then write each frame into the line the reader has just left, one frame behind
+//! it, and every message would move the head's line and the frame's line between the two
+//! cores (a reader slower than its writer, a decoding one say, keeps the ring full, so
+//! this is its steady state). While the reader keeps releasing, the writer waits for a
+//! quarter of the lane ([`LaneWriter::room_settled`]); it takes less only once the head
+//! has stood still for a few hundred nanoseconds ([`RoomGate`]), so a reader that stops receiving (to wait
+//! for this writer's next message, say) never holds it up.
+//!
 //! The head is stored at each release, not per batch, because a receiver may stop
 //! receiving at any moment (to wait for something else) while its sender waits for room:
 //! room released but not stored would stay hidden from that sender. A receiver that
@@ -58,7 +67,7 @@ use shm_core::notify::Handshake;
 
 use super::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use super::primitive::{AtomicU64, DataArea};
-use super::ring::{aligned_index, before, notify_after_release, publish, queued_between};
+use super::ring::{aligned_index, before, notify_after_release, publish, queued_between, RoomGate};
 use super::view::Wake;
 use crate::error::Corruption;
 
@@ -368,8 +377,35 @@ impl<L: Lane> LaneWriter<L> {
     /// 0 means "any release").
     pub(crate) fn space_mark(&self, len: usize) -> u64 {
         let capacity = self.lane.data().capacity();
-        let room = frame_len(len as u64).max(capacity / 4).min(capacity);
-        self.tail.wrapping_add(room).wrapping_sub(capacity).max(1)
+        self.tail
+            .wrapping_add(self.room_worth_waiting_for(len))
+            .wrapping_sub(capacity)
+            .max(1)
+    }
+
+    /// The room a writer that found the ring full waits for, to write `len` payload bytes:
+    /// the frame, and at least a quarter of the lane.
+    fn room_worth_waiting_for(&self, len: usize) -> u64 {
+        let capacity = self.lane.data().capacity();
+        frame_len(len as u64).max(capacity / 4).min(capacity)
+    }
+
+    /// Whether a writer spinning for room to write `len` payload bytes should try now
+    /// (re-loading the head): when a quarter of the lane is free, or when `len` fits and the
+    /// head has stopped moving ([`RoomGate::head_stopped`], see the module docs). `gate` carries
+    /// what one wait has seen from poll to poll.
+    pub(crate) fn room_settled(
+        &mut self,
+        len: usize,
+        gate: &mut RoomGate,
+    ) -> Result<bool, Corruption> {
+        self.refresh_head()?;
+        let capacity = self.lane.data().capacity();
+        let free = capacity - self.tail.wrapping_sub(self.cached_head);
+        if free >= self.room_worth_waiting_for(len) {
+            return Ok(true);
+        }
+        Ok(gate.head_stopped(self.cached_head))
     }
 
     /// Bytes committed and not yet published.

@@ -8,7 +8,7 @@ use super::lane::{Lane, LaneWriter, Slot};
 use super::layout::{ControlBlock, Layout};
 use super::ownership::PeerMonitor;
 use super::primitive::AtomicU64;
-use super::ring::{RingSide, SendRing};
+use super::ring::{RingSide, RoomGate, SendRing};
 use super::view::EventRef;
 use crate::error::Corruption;
 
@@ -124,6 +124,10 @@ impl<H: LaneHome> SendRing for LaneSender<H> {
 
     fn space_mark(&self, len: usize) -> u64 {
         self.lane.space_mark(len)
+    }
+
+    fn room_settled(&mut self, len: usize, gate: &mut RoomGate) -> Result<bool, Corruption> {
+        self.lane.room_settled(len, gate)
     }
 
     #[inline]

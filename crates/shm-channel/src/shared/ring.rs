@@ -88,6 +88,34 @@ pub(crate) fn notify_after_release(
     wake.then_ring(woke)
 }
 
+/// Polls (one `pause` apart, a few hundred ns in all) of a head that stands still, after
+/// which a sender waiting for room takes what there is ([`RoomGate::head_stopped`]).
+const STILL_POLLS: u32 = 16;
+
+/// What a sender spinning for room remembers between its polls of the readers' head:
+/// whether they keep releasing, or have stopped (`SendRing::room_settled`).
+#[derive(Debug, Default)]
+pub(crate) struct RoomGate {
+    /// The head at the last poll.
+    last_head: u64,
+    /// Polls since the head last moved.
+    still: u32,
+}
+
+impl RoomGate {
+    /// Records the head one poll found; whether it has now stood still for
+    /// [`STILL_POLLS`] polls in a row.
+    pub(crate) fn head_stopped(&mut self, head: u64) -> bool {
+        if head != self.last_head {
+            self.last_head = head;
+            self.still = 0;
+            return false;
+        }
+        self.still = self.still.saturating_add(1);
+        self.still >= STILL_POLLS
+    }
+}
+
 /// Why no further message can come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gone {
@@ -211,6 +239,14 @@ pub(crate) trait SendRing: RingSide {
     /// Committed bytes not yet published.
     fn unpublished(&self) -> u64;
 
+    /// Whether a sender spinning for room to send `len` bytes tries to reserve now, `gate`
+    /// carrying what its wait has seen so far: rings whose writer would otherwise chase its
+    /// reader frame by frame wait for more room while the reader keeps releasing (see
+    /// `lane::LaneWriter::room_settled`). Always, by default.
+    fn room_settled(&mut self, _len: usize, _gate: &mut RoomGate) -> Result<bool, Corruption> {
+        Ok(true)
+    }
+
     /// Whether the receiving side was closed by its owner (a cheap shared load).
     fn receivers_closed(&self) -> bool {
         self.layout().status().receiver_is_closed()
@@ -316,7 +352,19 @@ pub(crate) fn before(a: u64, b: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::before;
+    use super::{before, RoomGate, STILL_POLLS};
+
+    #[test]
+    fn a_gate_says_stopped_only_after_enough_polls_of_one_head() {
+        let mut gate = RoomGate::default();
+        assert!(!gate.head_stopped(64), "a head that moved");
+        for _ in 1..STILL_POLLS {
+            assert!(!gate.head_stopped(64));
+        }
+        assert!(gate.head_stopped(64));
+        assert!(gate.head_stopped(64), "stays stopped");
+        assert!(!gate.head_stopped(128), "moving again resets the count");
+    }
 
     #[test]
     fn positions_compare_across_the_wrap() {

@@ -104,7 +104,7 @@ impl Layout {
 }
 
 /// Region bytes an SPSC channel of `capacity` needs.
-#[cfg(all(test, loom))]
+#[cfg(test)]
 pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
     Layout::region_len(capacity, &Default::default())
 }

@@ -144,3 +144,83 @@ impl RecvRing for Reader {
         lane.lane().status().sender_gone(slow, peer)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+
+    use shm_core::notify::Handshake;
+    use shm_core::HeapRegion;
+
+    use super::{Reader, Writer};
+    use crate::shared::creation::Creation;
+    use crate::shared::ring::{RecvRing, RoomGate, SendRing};
+    use crate::spsc::layout::{region_len_for, Layout};
+
+    const CAPACITY: usize = 4096;
+    /// A payload whose frame (with its 8-byte header) is 64 bytes.
+    const PAYLOAD: usize = 56;
+
+    fn ring() -> (Writer, Reader) {
+        let heap = Arc::new(HeapRegion::new(region_len_for(CAPACITY).unwrap()).unwrap());
+        let creation = Creation {
+            doorbells: None,
+            capacity: CAPACITY,
+            options: (),
+            handshake: Handshake::SeqCst,
+        };
+        let layout = Layout::create(heap, &creation).unwrap();
+        (
+            Writer::new(layout.clone()).unwrap(),
+            Reader::new(layout).unwrap(),
+        )
+    }
+
+    fn fill(writer: &mut Writer) -> usize {
+        let mut sent = 0;
+        while let Some(slot) = writer.try_reserve(PAYLOAD).unwrap() {
+            writer.commit(slot, PAYLOAD);
+            sent += 1;
+        }
+        writer.publish();
+        sent
+    }
+
+    fn release(reader: &mut Reader, frames: usize) {
+        for _ in 0..frames {
+            let frame = reader.try_peek(false).unwrap().expect("a frame");
+            reader.release(frame);
+        }
+    }
+
+    #[test]
+    fn a_writer_waiting_for_room_waits_for_a_quarter_while_the_reader_releases() {
+        let (mut writer, mut reader) = ring();
+        assert_eq!(fill(&mut writer), CAPACITY / 64);
+        let mut gate = RoomGate::default();
+        // One frame freed: the reader is moving, so the writer waits on.
+        release(&mut reader, 1);
+        assert!(!writer.room_settled(PAYLOAD, &mut gate).unwrap());
+        release(&mut reader, 1);
+        assert!(!writer.room_settled(PAYLOAD, &mut gate).unwrap());
+        // A quarter of the ring freed: it goes at once.
+        release(&mut reader, CAPACITY / 4 / 64 - 2);
+        assert!(writer.room_settled(PAYLOAD, &mut gate).unwrap());
+    }
+
+    #[test]
+    fn a_writer_waiting_for_room_takes_one_frame_once_the_reader_stops() {
+        let (mut writer, mut reader) = ring();
+        fill(&mut writer);
+        release(&mut reader, 1);
+        let mut gate = RoomGate::default();
+        let polls = (1..=1000)
+            .find(|_| writer.room_settled(PAYLOAD, &mut gate).unwrap())
+            .expect("the writer never went");
+        assert!(
+            polls > 1,
+            "went at the first poll, with a reader still moving"
+        );
+        assert!(writer.try_reserve(PAYLOAD).unwrap().is_some());
+    }
+}
