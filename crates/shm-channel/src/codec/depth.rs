@@ -69,6 +69,7 @@ impl<'c> DepthBudget<'c> {
 
     /// A budget of `max` levels of nesting that also asks `lengths` before each string
     /// and byte buffer.
+    #[cfg(feature = "bincode")]
     pub(crate) fn with_length_check(max: usize, lengths: &'c dyn LengthCheck) -> Self {
         DepthBudget {
             lengths: Some(lengths),
