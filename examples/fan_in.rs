@@ -31,7 +31,7 @@ use std::time::Instant;
 use shm_channel::bulk;
 use shm_channel::codec::Plain;
 use shm_channel::mpsc::{self, Mpsc};
-use shm_core::notify::WaitStrategy;
+use shm_core::notify::{Handshake, WaitStrategy};
 use shm_fork::{fork, fork_with, Child};
 
 #[path = "support/mod.rs"]
@@ -110,14 +110,18 @@ fn reap(children: Vec<Child>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The MPSC channel of the shm variants: a lane per producer, 1 MiB of lanes in all, every
-/// process waiting as `WaitStrategy::for_processes` says, releases batched by an eighth of
-/// a lane.
+/// The MPSC channel of the shm variants: a lane per producer, 1 MiB of lanes in all, the
+/// wake handshake and every process's waiting as `Handshake::for_processes` and
+/// `WaitStrategy::for_processes` say, releases batched by an eighth of a lane.
 fn channel(producers: u64) -> Result<(mpsc::Sender, mpsc::Receiver), Failure> {
     let lanes = (producers as usize).next_power_of_two();
     let capacity = (1 << 20) / lanes;
-    let (mut tx, mut rx) = mpsc::Builder::new(capacity).max_senders(lanes).create()?;
-    let wait = WaitStrategy::for_processes(producers as usize + 1);
+    let processes = producers as usize + 1;
+    let (mut tx, mut rx) = mpsc::Builder::new(capacity)
+        .max_senders(lanes)
+        .handshake(Handshake::for_processes(processes))
+        .create()?;
+    let wait = WaitStrategy::for_processes(processes);
     tx.set_wait_strategy(wait);
     rx.set_wait_strategy(wait);
     rx.set_release_batch(capacity / 8);
@@ -197,7 +201,7 @@ fn run_shm_bulk(producers: u64, per: u64) -> Result<f64, Failure> {
     let mut next = vec![0u64; producers as usize];
     let mut batch = Vec::new();
     let mut received = 0;
-    while rx.drain_into(&mut batch, usize::MAX).is_ok() {
+    while rx.drain_into(&mut batch, RUN * 8).is_ok() {
         for m in &batch {
             check(&mut next, m);
         }

@@ -28,7 +28,7 @@ use std::time::Instant;
 use shm_channel::broadcast::{self, Broadcast, Policy};
 use shm_channel::bulk;
 use shm_channel::codec::Plain;
-use shm_core::notify::WaitStrategy;
+use shm_core::notify::{Handshake, WaitStrategy};
 use shm_fork::{fork, fork_with, Child};
 
 #[path = "support/mod.rs"]
@@ -94,7 +94,11 @@ fn fill(run: &mut Vec<[u8; MSG]>, seq: u64, total: u64) {
 }
 
 fn run_shm(total: u64, bulk_frames: bool) -> Result<f64, Failure> {
-    let (mut tx, first) = broadcast::channel(1 << 20, Policy::BackPressure)?;
+    // More processes than cores wait with the `SeqCst` handshake (`Handshake::for_processes`).
+    let (mut tx, first) = broadcast::Builder::new(1 << 20)
+        .policy(Policy::BackPressure)
+        .handshake(Handshake::for_processes(READERS + 1))
+        .create()?;
     let wait = WaitStrategy::for_processes(READERS + 1);
     tx.set_wait_strategy(wait);
     let mut receivers = vec![first];
@@ -111,7 +115,7 @@ fn run_shm(total: u64, bulk_frames: bool) -> Result<f64, Failure> {
                     let mut rx = bulk::Receiver::<[u8; MSG], Plain, Broadcast>::from_bytes(rx)
                         .expect("the channel carries these batches");
                     let mut batch = Vec::new();
-                    while rx.drain_into(&mut batch, usize::MAX).is_ok() {
+                    while rx.drain_into(&mut batch, RUN * 8).is_ok() {
                         batch.iter().for_each(|m| check(&mut next, m));
                         batch.clear();
                     }

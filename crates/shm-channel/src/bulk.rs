@@ -195,8 +195,10 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
     }
 
     /// Waits for a frame, then takes every further frame already in the ring, until `out`
-    /// grew by at least `max` items or the ring is empty: the batch a pipeline stage works
-    /// on. Returns how many items were appended (at least one frame's worth).
+    /// grew by at least `max` items, the ring is empty, or a ring's worth of frames was
+    /// taken (senders that keep the ring full cannot make one call take more and more):
+    /// the batch a pipeline stage works on. Returns how many items were appended (at least
+    /// one frame's worth).
     ///
     /// An error found after some frames were taken (a disconnect, a dead sender, a frame
     /// that does not decode) is returned by the next call; the items taken come first.
@@ -206,26 +208,32 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
         max: usize,
     ) -> Result<usize, RecvError<F::RecvError>> {
         let mut got = self.recv_into(out)?;
-        while got < max {
+        let ring = self.inner.capacity();
+        let mut taken = 0;
+        while got < max && taken < ring {
             match self.take_now(out) {
-                Some(n) => got += n,
+                Some((items, bytes)) => {
+                    got += items;
+                    taken += bytes;
+                }
                 None => break,
             }
         }
         Ok(got)
     }
 
-    /// One more frame if there is one now; `None` when the ring is empty or failed (the
-    /// failure is for the next call to find, or kept in `pending` if the frame was consumed).
-    fn take_now(&mut self, out: &mut Vec<T>) -> Option<usize> {
+    /// One more frame if there is one now: the items it appended and its length; `None`
+    /// when the ring is empty or failed (the failure is for the next call to find, or kept
+    /// in `pending` if the frame was consumed).
+    fn take_now(&mut self, out: &mut Vec<T>) -> Option<(usize, usize)> {
         let scratch = &mut self.scratch;
         let decoded = self
             .inner
             .recv_with::<TryRecvError<F::RecvError>, _>(Deadline::Now, |ptr, len| {
-                decode_frame::<T, C>(ptr, len, scratch, out)
+                decode_frame::<T, C>(ptr, len, scratch, out).map(|items| (items, len))
             });
         match decoded {
-            Ok(Ok(n)) => Some(n),
+            Ok(Ok(taken)) => Some(taken),
             Ok(Err(e)) => {
                 self.pending = Some(e);
                 None

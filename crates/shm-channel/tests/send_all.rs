@@ -168,6 +168,47 @@ fn bulk_slices_arrive_whole_over_every_flavor() {
     bulk_round_trip(tx, rx);
 }
 
+/// A drain takes at most about a ring's worth of frames, however fast the sender refills
+/// the ring: `drain_into(.., usize::MAX)` under a sender that never stops ends, and its
+/// batch stays bounded.
+fn drain_is_bounded_by_the_ring<F: Flavor>(
+    tx: shm_channel::Sender<F>,
+    rx: shm_channel::Receiver<F>,
+) {
+    const CAPACITY: usize = 4096;
+    let mut tx = bulk::Sender::<u64, Plain, F>::from_bytes(tx).unwrap();
+    let mut rx = bulk::Receiver::<u64, Plain, F>::from_bytes(rx).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Frames of 8 items (64 bytes and a count), sent until the receiver is done (a
+        // broadcast sender without receivers goes on sending: the flag stops it).
+        let done = &done;
+        s.spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && tx.send(&[7u64; 8]).is_ok() {}
+        });
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got.clear();
+            let n = rx.drain_into(&mut got, usize::MAX).unwrap();
+            assert_eq!(n, got.len());
+            // At most a ring's worth after the first frame, plus the frame that crossed it.
+            assert!(n * 8 <= 2 * CAPACITY + 2 * 80, "one drain took {n} items");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(rx);
+    });
+}
+
+#[test]
+fn a_drain_is_bounded_by_the_ring_over_every_flavor() {
+    let (tx, rx) = spsc::channel(4096).unwrap();
+    drain_is_bounded_by_the_ring(tx, rx);
+    let (tx, rx) = mpsc::channel(4096).unwrap();
+    drain_is_bounded_by_the_ring(tx, rx);
+    let (tx, rx) = broadcast::channel(4096, broadcast::Policy::BackPressure).unwrap();
+    drain_is_bounded_by_the_ring(tx, rx);
+}
+
 #[test]
 fn bulk_frame_that_does_not_decode_is_reported_after_the_items_before_it() {
     let (mut bytes_tx, rx) = spsc::channel(4096).unwrap();

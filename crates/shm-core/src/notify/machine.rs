@@ -12,13 +12,19 @@
 //! and asks to be woken in batches ([`WaitStrategy::Batched`]): a receiver once a quarter of
 //! its ring is filled, a sender once a quarter is free, as a pipe's reader is woken once
 //! per buffer. A waiter woken per message would make its peer pay a wake-up (and a context
-//! switch) for every message. Cores are those of the process's affinity mask
+//! switch) for every message. The wake handshake follows the same rule
+//! ([`Handshake::for_processes`]): with a core per process a sleeper is rare and its
+//! `membarrier` is worth the fences it saves every publisher; beyond, sleepers park every
+//! few hundred messages and each `membarrier` interrupts every other CPU (measured on the
+//! 2-core VM, 3 processes: 1 in 4 CPU cycles went to it), so the channel takes the `SeqCst`
+//! handshake, whose fence a batched publisher pays once per batch. Cores are those of the
+//! process's affinity mask
 //! (`sched_getaffinity`), not of the machine: a process pinned to two CPUs of a 64-CPU
 //! host has two.
 
 use std::time::Duration;
 
-use super::WaitStrategy;
+use super::{Handshake, WaitStrategy};
 
 /// The longest a waiter in a group of processes that outnumbers the cores sleeps before it
 /// looks again ([`WaitStrategy::Batched`]): what a message sent just before its sender went
@@ -73,6 +79,38 @@ impl WaitStrategy {
     }
 }
 
+impl Handshake {
+    /// The wake handshake for a channel between `processes` processes that wait on each
+    /// other, on this machine: [`Handshake::for_processes_on`] with [`available_cores`].
+    ///
+    /// ```
+    /// use shm_ipc::core::notify::Handshake;
+    /// assert_eq!(Handshake::for_processes(1), Handshake::preferred());
+    /// ```
+    pub fn for_processes(processes: usize) -> Handshake {
+        Handshake::for_processes_on(processes, available_cores())
+    }
+
+    /// The wake handshake for a channel between `processes` processes that wait on each
+    /// other, with `cores` cores to run on: the [`preferred`](Handshake::preferred) one
+    /// while there is a core per process; [`SeqCst`](Handshake::SeqCst) beyond (see the
+    /// module docs: the processes then sleep often, and a sleeper's `membarrier` costs
+    /// every other CPU an interrupt).
+    ///
+    /// ```
+    /// use shm_ipc::core::notify::Handshake;
+    /// assert_eq!(Handshake::for_processes_on(5, 2), Handshake::SeqCst);
+    /// assert_eq!(Handshake::for_processes_on(2, 2), Handshake::preferred());
+    /// ```
+    pub fn for_processes_on(processes: usize, cores: usize) -> Handshake {
+        if processes > cores.max(1) {
+            Handshake::SeqCst
+        } else {
+            Handshake::preferred()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +130,14 @@ mod tests {
             WaitStrategy::for_processes_on(4, 8),
             WaitStrategy::default()
         );
+    }
+
+    #[test]
+    fn more_processes_than_cores_take_the_seqcst_handshake() {
+        assert_eq!(Handshake::for_processes_on(3, 2), Handshake::SeqCst);
+        assert_eq!(Handshake::for_processes_on(2, 0), Handshake::SeqCst);
+        assert_eq!(Handshake::for_processes_on(2, 2), Handshake::preferred());
+        assert_eq!(Handshake::for_processes_on(4, 8), Handshake::preferred());
     }
 
     #[test]

@@ -62,7 +62,7 @@ use shm_channel::bulk;
 use shm_channel::codec::{BatchCodec, Plain};
 use shm_channel::typed::DefaultCodec;
 use shm_channel::{spsc, typed, ChannelError};
-use shm_core::notify::WaitStrategy;
+use shm_core::notify::{Handshake, WaitStrategy};
 
 use crate::child::{Child, ExitStatus};
 use crate::fork::{ChildOptions, ForkError};
@@ -132,6 +132,8 @@ pub enum PipelineError {
 struct Launch {
     capacity: usize,
     strategy: WaitStrategy,
+    /// The wake handshake of every channel: [`Handshake::for_processes`].
+    handshake: Handshake,
     options: ChildOptions,
     processes: Vec<Process>,
 }
@@ -144,6 +146,7 @@ impl Launch {
     fn channel<T, C: BatchCodec<T>>(&self) -> Result<Link<T, C>, PipelineError> {
         let (sender, receiver) = spsc::Builder::new(self.capacity)
             .wait_strategy(self.strategy)
+            .handshake(self.handshake)
             .create()?;
         let sender = bulk::Sender::from_bytes(sender).map_err(ChannelError::from)?;
         let receiver = bulk::Receiver::from_bytes(receiver).map_err(ChannelError::from)?;
@@ -358,6 +361,7 @@ impl<T: 'static, C: BatchCodec<T>> Pipeline<T, C> {
             strategy: self
                 .strategy
                 .unwrap_or_else(|| WaitStrategy::for_processes(processes)),
+            handshake: Handshake::for_processes(processes),
             options: ChildOptions::new(),
             processes: Vec::new(),
         };
