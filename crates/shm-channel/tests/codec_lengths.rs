@@ -78,29 +78,25 @@ fn named_frame(len_prefix: Vec<u8>) -> Vec<u8> {
     frame
 }
 
+/// bincode's own check of a borrowed string against the frame: the decoder asks for one
+/// (an owned string would first be allocated at the announced length).
+fn is_cut_short(message: &str) -> bool {
+    message.contains("UnexpectedEnd")
+}
+
 #[test]
 fn bincode_refuses_a_string_longer_than_the_frame_before_allocating_it() {
     for len in [5, 300, 70_000, 1 << 40, u64::MAX] {
         let message = decode_error(decode_frame::<Named, Bincode>(&named_frame(bincode_u64(
             len,
         ))));
-        assert!(
-            message.contains(&format!("{len} bytes, with 4 bytes left")),
-            "{len}: {message}"
-        );
+        assert!(is_cut_short(&message), "{len}: {message}");
     }
     // The narrower prefixes too: 251 (two bytes), 252 (four bytes).
-    let message = decode_error(decode_frame::<Named, Bincode>(&named_frame(vec![
-        251, 0x10, 0x27,
-    ])));
-    assert!(message.contains("10000 bytes"), "{message}");
-    let message = decode_error(decode_frame::<Named, Bincode>(&named_frame(vec![
-        252, 0, 0, 0, 0x40,
-    ])));
-    assert!(
-        message.contains(&format!("{} bytes", 1u64 << 30)),
-        "{message}"
-    );
+    for prefix in [vec![251, 0x10, 0x27], vec![252, 0, 0, 0, 0x40]] {
+        let message = decode_error(decode_frame::<Named, Bincode>(&named_frame(prefix)));
+        assert!(is_cut_short(&message), "{message}");
+    }
 }
 
 #[test]
@@ -116,11 +112,20 @@ fn postcard_refuses_a_string_longer_than_the_frame() {
 fn strings_nested_anywhere_are_checked() {
     // A string inside a sequence, an option and as a map key.
     let in_vec = [vec![1], bincode_u64(1 << 40), b"x".to_vec()].concat();
-    decode_error(decode_frame::<Vec<String>, Bincode>(&in_vec));
+    assert!(is_cut_short(&decode_error(decode_frame::<
+        Vec<String>,
+        Bincode,
+    >(&in_vec))));
     let in_option = [vec![1], bincode_u64(1 << 40), b"x".to_vec()].concat();
-    decode_error(decode_frame::<Option<String>, Bincode>(&in_option));
+    assert!(is_cut_short(&decode_error(decode_frame::<
+        Option<String>,
+        Bincode,
+    >(&in_option))));
     let as_key = [vec![1], bincode_u64(1 << 40), b"x".to_vec(), vec![0]].concat();
-    decode_error(decode_frame::<BTreeMap<String, u8>, Bincode>(&as_key));
+    assert!(is_cut_short(&decode_error(decode_frame::<
+        BTreeMap<String, u8>,
+        Bincode,
+    >(&as_key))));
 }
 
 #[test]

@@ -39,48 +39,20 @@ use crate::CodecError;
 /// use more stack. (serde_json's default recursion limit is 128 too.)
 pub const MAX_DECODE_DEPTH: usize = 128;
 
-/// What a format that allocates a string's or a byte buffer's length before reading its
-/// bytes (bincode does) checks first: that the length the frame announces fits in what is
-/// left of the frame. A hostile length then costs an error, not an allocation.
-pub(crate) trait LengthCheck {
-    /// Whether the string or byte buffer about to be decoded fits in the rest of the frame;
-    /// why not, if it does not.
-    fn next_length_fits(&self) -> Result<(), String>;
-}
-
-/// Shared by all the wrappers of one decode: the limit, whether it was hit (so the codec
-/// can say so even when the format's error type drops custom messages, as postcard's
-/// does), and the format's [`LengthCheck`], if it needs one.
-pub(crate) struct DepthBudget<'c> {
+/// Shared by all the wrappers of one decode: the limit, and whether it was hit (so the
+/// codec can say so even when the format's error type drops custom messages, as
+/// postcard's does).
+pub(crate) struct DepthBudget {
     max: usize,
     exceeded: Cell<bool>,
-    lengths: Option<&'c dyn LengthCheck>,
 }
 
-impl<'c> DepthBudget<'c> {
+impl DepthBudget {
     /// A budget of `max` levels of nesting.
     pub(crate) fn new(max: usize) -> Self {
         DepthBudget {
             max,
             exceeded: Cell::new(false),
-            lengths: None,
-        }
-    }
-
-    /// A budget of `max` levels of nesting that also asks `lengths` before each string
-    /// and byte buffer.
-    #[cfg(feature = "bincode")]
-    pub(crate) fn with_length_check(max: usize, lengths: &'c dyn LengthCheck) -> Self {
-        DepthBudget {
-            lengths: Some(lengths),
-            ..DepthBudget::new(max)
-        }
-    }
-
-    fn check_length<E: de::Error>(&self) -> Result<(), E> {
-        match self.lengths {
-            Some(lengths) => lengths.next_length_fits().map_err(E::custom),
-            None => Ok(()),
         }
     }
 
@@ -118,12 +90,12 @@ impl<'c> DepthBudget<'c> {
 pub(crate) struct DepthLimited<'b, D> {
     inner: D,
     depth: usize,
-    budget: &'b DepthBudget<'b>,
+    budget: &'b DepthBudget,
 }
 
 impl<'b, D> DepthLimited<'b, D> {
     /// Wraps the deserializer of a whole message (depth 0).
-    pub(crate) fn new(inner: D, budget: &'b DepthBudget<'b>) -> Self {
+    pub(crate) fn new(inner: D, budget: &'b DepthBudget) -> Self {
         DepthLimited {
             inner,
             depth: 0,
@@ -133,8 +105,12 @@ impl<'b, D> DepthLimited<'b, D> {
 }
 
 /// Forwards `deserialize_*` methods: `nesting` ones with the visitor wrapped, after
-/// checking the depth; `sized` ones (strings, byte buffers) after the budget's
-/// [`LengthCheck`]; `scalar` ones as they are. The formats behind the serde codecs are
+/// checking the depth; `borrowed` ones (owned strings and byte buffers) as their borrowed
+/// forms, which the codecs decode out of the frame's private copy after checking that the
+/// frame holds the length announced, and nothing else allocates (an owned `String` or byte
+/// buffer is then built by its visitor, of exactly that length: a hostile length costs an
+/// error, never an allocation of that size; bincode's owned forms allocate the announced
+/// length first); `scalar` ones as they are. The formats behind the serde codecs are
 /// not self-describing — the hint decides what they visit, a scalar for a scalar hint, and
 /// a scalar nests nothing — so scalars need no wrapping. (A self-describing format could
 /// answer a scalar hint with a sequence: this is sound only for `Bincode` and `Postcard`,
@@ -157,12 +133,11 @@ macro_rules! forward_deserialize {
             }
         )*
     };
-    (sized: $($method:ident();)*) => {
+    (borrowed: $($method:ident => $borrowed:ident;)*) => {
         $(
             #[inline]
             fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-                self.budget.check_length()?;
-                self.inner.$method(visitor)
+                self.inner.$borrowed(visitor)
             }
         )*
     };
@@ -198,11 +173,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
     }
 
     forward_deserialize! {
-        sized:
-        deserialize_str();
-        deserialize_string();
-        deserialize_bytes();
-        deserialize_byte_buf();
+        borrowed:
+        deserialize_string => deserialize_str;
+        deserialize_byte_buf => deserialize_bytes;
     }
 
     forward_deserialize! {
@@ -221,6 +194,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
         deserialize_f32();
         deserialize_f64();
         deserialize_char();
+        deserialize_str();
+        deserialize_bytes();
         deserialize_unit();
         deserialize_unit_struct(name: &'static str);
         deserialize_identifier();
@@ -231,15 +206,41 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
     }
 }
 
+/// The seed of a whole message (depth 0), for formats that decode through a seed (bincode).
+#[cfg(feature = "bincode")]
+pub(crate) struct MessageSeed<'b, T> {
+    budget: &'b DepthBudget,
+    _value: std::marker::PhantomData<fn() -> T>,
+}
+
+#[cfg(feature = "bincode")]
+impl<'b, T> MessageSeed<'b, T> {
+    pub(crate) fn new(budget: &'b DepthBudget) -> Self {
+        MessageSeed {
+            budget,
+            _value: std::marker::PhantomData,
+        }
+    }
+}
+
+#[cfg(feature = "bincode")]
+impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for MessageSeed<'_, T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::deserialize(DepthLimited::new(deserializer, self.budget))
+    }
+}
+
 /// A seed for a value nested one level inside a container at `depth`.
 struct DepthSeed<'b, S> {
     inner: S,
     depth: usize,
-    budget: &'b DepthBudget<'b>,
+    budget: &'b DepthBudget,
 }
 
 impl<'b, S> DepthSeed<'b, S> {
-    fn nested(inner: S, container_depth: usize, budget: &'b DepthBudget<'b>) -> Self {
+    fn nested(inner: S, container_depth: usize, budget: &'b DepthBudget) -> Self {
         DepthSeed {
             inner,
             depth: container_depth + 1,
@@ -266,7 +267,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for DepthSeed<'_, S> {
 struct DepthAccess<'b, A> {
     inner: A,
     depth: usize,
-    budget: &'b DepthBudget<'b>,
+    budget: &'b DepthBudget,
 }
 
 impl<'b, A> DepthAccess<'b, A> {
@@ -385,7 +386,7 @@ impl<'de, A: de::VariantAccess<'de>> de::VariantAccess<'de> for DepthAccess<'_, 
 struct DepthVisitor<'b, V> {
     inner: V,
     depth: usize,
-    budget: &'b DepthBudget<'b>,
+    budget: &'b DepthBudget,
 }
 
 impl<'b, V> DepthVisitor<'b, V> {
