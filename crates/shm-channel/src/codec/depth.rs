@@ -76,13 +76,21 @@ impl DepthBudget {
         })
     }
 
+    /// Whether a container may sit at `depth` (on every container of every message: the
+    /// refusal is out of line).
+    #[inline]
     fn enter<E: de::Error>(&self, depth: usize) -> Result<(), E> {
         if depth > self.max {
-            self.exceeded.set(true);
-            Err(E::custom(self.message()))
-        } else {
-            Ok(())
+            return Err(self.refuse());
         }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refuse<E: de::Error>(&self) -> E {
+        self.exceeded.set(true);
+        E::custom(self.message())
     }
 }
 
