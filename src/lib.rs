@@ -41,11 +41,11 @@ use std::fmt;
 /// what it means ("cannot fork safely: the process runs 3 threads …").
 ///
 /// ```should_panic
+/// // Prints "Error: No such file or directory (os error 2)" and exits with status 1.
 /// fn main() -> Result<(), shm_ipc::MainError> {
 ///     std::fs::File::open("/no/such/file")?;
 ///     Ok(())
 /// }
-/// # main().unwrap(); // prints "No such file or directory (os error 2)", then panics
 /// ```
 pub struct MainError(Box<dyn Error>);
 

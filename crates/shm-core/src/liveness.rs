@@ -22,7 +22,9 @@
 //! ```
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+#[cfg(not(miri))]
+use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::sys;
@@ -181,6 +183,8 @@ pub enum Liveness {
 /// `kill(pid, 0)` plus the start-time check.
 #[derive(Debug, Default)]
 pub struct PeerWatch {
+    // Under Miri (one process, no pidfds) `check` keeps nothing.
+    #[cfg_attr(miri, allow(dead_code))]
     watched: Option<(ProcessIdentity, Option<OwnedFd>)>,
 }
 

@@ -384,6 +384,7 @@ pub(crate) fn getpid() -> i32 {
 }
 
 /// `pidfd_open(pid, 0)`.
+#[cfg(not(miri))] // peer liveness under Miri is this process only
 pub(crate) fn pidfd_open(pid: i32) -> SysResult<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
@@ -393,6 +394,7 @@ pub(crate) fn pidfd_open(pid: i32) -> SysResult<OwnedFd> {
 
 /// Whether the process behind `pidfd` has exited: `poll(pidfd, POLLIN, 0)` reports readable
 /// once it has terminated (zombie or reaped).
+#[cfg(not(miri))]
 pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> SysResult<bool> {
     let mut pfd = libc::pollfd {
         fd: pidfd.as_raw_fd(),
@@ -413,6 +415,7 @@ pub(crate) fn pidfd_exited(pidfd: BorrowedFd<'_>) -> SysResult<bool> {
 }
 
 /// `kill(pid, 0)`: whether a process with this pid exists (used where pidfd is refused).
+#[cfg(not(miri))]
 pub(crate) fn process_exists(pid: i32) -> bool {
     // SAFETY: signal 0 performs only the permission and existence checks.
     let ret = unsafe { libc::kill(pid, 0) };
