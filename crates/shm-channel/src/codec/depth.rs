@@ -112,7 +112,8 @@ impl<'b, D> DepthLimited<'b, D> {
     }
 }
 
-/// Forwards `deserialize_*` methods: `nesting` ones with the visitor wrapped, after
+/// Forwards `deserialize_*` methods (and, `visit:`, a visitor's `visit_*` methods that carry
+/// no nested value): `nesting` ones with the visitor wrapped, after
 /// checking the depth; `borrowed` ones (owned strings and byte buffers) as their borrowed
 /// forms, which the codecs decode out of the frame's private copy after checking that the
 /// frame holds the length announced, and nothing else allocates (an owned `String` or byte
@@ -123,7 +124,7 @@ impl<'b, D> DepthLimited<'b, D> {
 /// a scalar nests nothing — so scalars need no wrapping. (A self-describing format could
 /// answer a scalar hint with a sequence: this is sound only for `Bincode` and `Postcard`,
 /// the deserializers this wraps.)
-macro_rules! forward_deserialize {
+macro_rules! forward {
     (nesting: $($method:ident($($arg:ident: $ty:ty),*);)*) => {
         $(
             fn $method<V: Visitor<'de>>(
@@ -161,12 +162,20 @@ macro_rules! forward_deserialize {
             }
         )*
     };
+    // `visit_*` methods of a visitor that carry no nested value.
+    (visit: $($method:ident($($arg:ident: $ty:ty)?);)*) => {
+        $(
+            fn $method<E: de::Error>(self, $($arg: $ty)?) -> Result<V::Value, E> {
+                self.inner.$method($($arg)?)
+            }
+        )*
+    };
 }
 
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
     type Error = D::Error;
 
-    forward_deserialize! {
+    forward! {
         nesting:
         deserialize_any();
         deserialize_option();
@@ -180,13 +189,13 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
         deserialize_ignored_any();
     }
 
-    forward_deserialize! {
+    forward! {
         borrowed:
         deserialize_string => deserialize_str;
         deserialize_byte_buf => deserialize_bytes;
     }
 
-    forward_deserialize! {
+    forward! {
         scalar:
         deserialize_bool();
         deserialize_i8();
@@ -415,17 +424,6 @@ impl<'b, V> DepthVisitor<'b, V> {
     }
 }
 
-/// Forwards `visit_*` methods that carry no nested value.
-macro_rules! forward_visit {
-    ($($method:ident($($arg:ident: $ty:ty)?);)*) => {
-        $(
-            fn $method<E: de::Error>(self, $($arg: $ty)?) -> Result<V::Value, E> {
-                self.inner.$method($($arg)?)
-            }
-        )*
-    };
-}
-
 impl<'de, V: Visitor<'de>> Visitor<'de> for DepthVisitor<'_, V> {
     type Value = V::Value;
 
@@ -433,7 +431,8 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for DepthVisitor<'_, V> {
         self.inner.expecting(formatter)
     }
 
-    forward_visit! {
+    forward! {
+        visit:
         visit_bool(v: bool);
         visit_i8(v: i8);
         visit_i16(v: i16);

@@ -1,0 +1,168 @@
+//! The reading side of a lane: peeking, releasing frames and storing the head (see the
+//! module docs of `lane` for the protocol).
+
+use std::sync::atomic::Ordering;
+
+use super::{Frame, Lane, Laps};
+use crate::error::Corruption;
+use crate::shared::frame::{frame_len, Word, FRAME_HEADER_LEN};
+use crate::shared::ring::{aligned_index, before, publish, queued_between};
+
+/// With batched releases ([`LaneReader::set_release_batch`]): frames the reader releases before
+/// it stores its head, at most (fewer when the batch's bytes are reached first).
+const RELEASE_FRAMES: u32 = 32;
+
+/// The reading side's private state.
+pub(crate) struct LaneReader<L: Lane> {
+    lane: L,
+    /// Next byte position to read.
+    head: u64,
+    /// The head last stored in shared memory.
+    published_head: u64,
+    /// Frames released since the head was last stored.
+    unstored_frames: u32,
+    /// Released bytes that may wait before the head is stored.
+    release_batch: u64,
+    mask: u64,
+    laps: Laps,
+    /// Wake syscalls made by `release` (for benchmarks).
+    wakes: u64,
+}
+
+impl<L: Lane> LaneReader<L> {
+    /// Takes over the reading side, starting from the head in shared memory.
+    pub(crate) fn new(lane: L) -> Result<LaneReader<L>, Corruption> {
+        // Acquire: pairs with our own earlier Release stores if this process read before.
+        let head_untrusted = lane.head().load(Ordering::Acquire);
+        let head = aligned_index(head_untrusted, "head not 8-byte aligned")?;
+        let capacity = lane.data().capacity();
+        Ok(LaneReader {
+            laps: Laps::of(capacity),
+            lane,
+            head,
+            published_head: head,
+            unstored_frames: 0,
+            release_batch: 0,
+            mask: capacity - 1,
+            wakes: 0,
+        })
+    }
+
+    /// The next complete frame, or `None` when nothing is published. Padding frames are
+    /// skipped (and released at once).
+    #[inline]
+    pub(crate) fn try_peek(&mut self) -> Result<Option<Frame>, Corruption> {
+        loop {
+            let offset = self.head & self.mask;
+            let to_end = self.lane.data().capacity() - offset;
+            // SYNC: frame committed (see `LaneWriter::publish`).
+            let header_untrusted = self.lane.data().load_word(offset, Ordering::Acquire);
+            let Some(word) = self.laps.frame(header_untrusted, self.head) else {
+                // Nothing published: whatever was released in a batch is handed back now,
+                // before the caller returns or waits (a writer may be waiting for it).
+                self.flush_releases();
+                return Ok(None);
+            };
+            match Word::decode(word) {
+                Some(Word::Pad { len }) if len == to_end => {
+                    self.head = self.head.wrapping_add(len);
+                    self.unstored_frames += 1;
+                }
+                Some(Word::Data { len }) if frame_len(len) <= to_end => {
+                    return Ok(Some(Frame {
+                        offset,
+                        len: len as usize,
+                        span: frame_len(len),
+                    }));
+                }
+                _ => {
+                    return Err(Corruption {
+                        what: "frame header",
+                        value: header_untrusted,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Where the payload of `frame` is: valid for `frame.len` bytes until release.
+    #[inline]
+    pub(crate) fn payload_ptr(&self, frame: &Frame) -> *const u8 {
+        // Arithmetic only: `try_peek` checked the frame lies inside the data area.
+        self.lane.data().ptr(frame.offset + FRAME_HEADER_LEN as u64)
+    }
+
+    /// Bytes published and not yet read, by the writer's recorded tail (an estimate: the
+    /// tail is recorded per publication).
+    pub(crate) fn queued(&self) -> u64 {
+        // Acquire: SYNC: tail recorded (see `LaneWriter::publish`).
+        let tail_untrusted = self.lane.tail().load(Ordering::Acquire);
+        queued_between(tail_untrusted, self.head, self.lane.data().capacity())
+    }
+
+    /// Wake syscalls made by `release`.
+    pub(crate) fn wakes(&self) -> u64 {
+        self.wakes
+    }
+
+    /// The lane's shared words.
+    pub(crate) fn lane(&self) -> &L {
+        &self.lane
+    }
+
+    /// Frees the frame returned by the last `try_peek` for the writer to reuse: stores the
+    /// head, or with batched releases, once per batch.
+    #[inline]
+    pub(crate) fn release(&mut self, frame: Frame) {
+        debug_assert_eq!(frame.offset, self.head & self.mask);
+        self.head = self.head.wrapping_add(frame.span);
+        if self.release_batch == 0 {
+            self.publish_head();
+            return;
+        }
+        self.unstored_frames += 1;
+        if self.unstored_frames >= RELEASE_FRAMES
+            || self.head.wrapping_sub(self.published_head) > self.release_batch
+        {
+            self.publish_head();
+        }
+    }
+
+    /// Lets up to `bytes` of released frames wait before the head is stored (`0`, the
+    /// default: store it on every release; at most half the ring). With a batch, the head
+    /// is also stored every [`RELEASE_FRAMES`] frames, whenever the ring is found empty,
+    /// and by [`flush_releases`](LaneReader::flush_releases).
+    pub(crate) fn set_release_batch(&mut self, bytes: u64) {
+        self.release_batch = bytes.min(self.lane.data().capacity() / 2);
+        self.flush_releases();
+    }
+
+    /// Stores the head if released frames wait in a batch.
+    pub(crate) fn flush_releases(&mut self) {
+        if self.head != self.published_head {
+            self.publish_head();
+        }
+    }
+
+    /// Stores the head and wakes a writer sleeping for room — one that asked to be woken
+    /// only once the head reaches its mark, once it does. (A writer never waits for more
+    /// room than the lane has: the release that empties the lane reaches every mark.)
+    #[inline]
+    fn publish_head(&mut self) {
+        self.published_head = self.head;
+        self.unstored_frames = 0;
+        let lane = &self.lane;
+        let (head, value) = (&lane.head(), self.head);
+        // SYNC: space released. The Release half pairs with the Acquire load of `head` in
+        // `LaneWriter::refresh_head`: our copies out of the released bytes happen before the
+        // writer overwrites them. Release or SeqCst by the handshake, for the fence-free
+        // waiter-flag check (SYNC: waiter flag; see `ring::publish`).
+        let woke = publish(
+            lane.handshake(),
+            |order| head.store(value, order),
+            lane.space_wake(),
+            |mark| !before(value, mark),
+        );
+        self.wakes += u64::from(woke);
+    }
+}
