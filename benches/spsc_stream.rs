@@ -173,7 +173,7 @@ fn hot_paths(c: &mut Criterion) {
         b.iter(|| {
             let mut grant = tx.reserve(MSG).unwrap();
             grant.write_at(0, black_box(&msg)).unwrap();
-            grant.commit(MSG);
+            grant.commit(MSG).unwrap();
             let frame = rx.read().unwrap();
             black_box(frame.copy_to(&mut buf));
         })

@@ -31,6 +31,7 @@ use std::time::Instant;
 use shm_channel::bulk;
 use shm_channel::codec::Plain;
 use shm_channel::mpsc::{self, Mpsc};
+use shm_channel::Endpoint as _;
 use shm_core::notify::{Handshake, WaitStrategy};
 use shm_fork::{fork, fork_with, Child};
 

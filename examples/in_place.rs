@@ -46,7 +46,9 @@ fn main() -> Result<(), shm_ipc::MainError> {
                 let at = pixels.offset(row * ROW).expect("inside the frame");
                 at.copy_from(&words[..]);
             }
-            grant.commit(FRAME);
+            if grant.commit(FRAME).is_err() {
+                return 1;
+            }
         }
         0
     })?;

@@ -24,6 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shm_channel::spsc;
+use shm_channel::Endpoint as _;
 use shm_core::notify::WaitStrategy;
 use shm_fork::rendezvous::{connect, Listener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -66,7 +66,7 @@ fn drive_attached(mut tx: Option<Sender>, mut rx: Option<Receiver>) {
             let _ = timed("send_timeout", || tx.send_timeout(b"attached", tiny));
             if let Ok(mut grant) = timed("try_reserve", || tx.try_reserve(24)) {
                 let _ = grant.write_at(0, &[7; 24]);
-                grant.commit(17);
+                assert!(grant.commit(17).is_ok(), "a commit within the grant");
             }
         }
         if let Some(rx) = rx.as_mut() {

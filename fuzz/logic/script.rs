@@ -377,7 +377,7 @@ pub fn run<F: Scripted>(data: &[u8], make: MakeMemory) {
                             assert!(grant.write_at(len, &[1]).is_err());
                             let committed = (op % 16 == 2).then(|| written % (len + 1));
                             if let Some(n) = committed {
-                                grant.commit(n);
+                                assert!(grant.commit(n).is_ok(), "a commit within the grant");
                             }
                             Ok(committed)
                         }

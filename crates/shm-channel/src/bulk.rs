@@ -91,25 +91,15 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
     /// that does not fit a frame by itself; [`SendError::Encode`] if the codec fails. Each
     /// carries how many items were sent before it.
     pub fn send(&mut self, items: &[T]) -> Result<(), SendError<usize>> {
-        let sent = self.send_frames(items, Publish::WhenPending);
+        let sent = self.send_frames(items);
         self.inner.flush();
         sent
     }
 
-    /// [`send`](Sender::send), but the last frames may stay unpublished until the next
-    /// [`flush`](Sender::flush) or send, when an eighth of the ring is pending, or when the
-    /// sender drops (see [`Sender::send_deferred`](crate::Sender::send_deferred)).
-    pub fn send_deferred(&mut self, items: &[T]) -> Result<(), SendError<usize>> {
-        self.send_frames(items, Publish::WhenPending)
-    }
-
-    /// Publishes every frame sent so far.
-    pub fn flush(&mut self) {
-        self.inner.flush();
-    }
-
-    fn send_frames(&mut self, items: &[T], publish: Publish) -> Result<(), SendError<usize>> {
-        let max = self.inner.max_message_len();
+    /// Sends `items` as frames published when an eighth of the ring is pending (the caller
+    /// flushes the rest).
+    fn send_frames(&mut self, items: &[T]) -> Result<(), SendError<usize>> {
+        let max = self.inner.max_payload();
         let budget = max.min(self.inner.capacity() / FRAME_SHARE);
         let guess = (budget / std::mem::size_of::<T>().max(1)).max(1);
         let mut sent = 0;
@@ -128,7 +118,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
                 let scaled = (count as u128 * budget as u128 / len as u128) as usize;
                 count = (count / 2).min(scaled).max(1);
             };
-            self.send_frame(&items[sent..sent + count], len, publish)
+            self.send_frame(&items[sent..sent + count], len)
                 .map_err(|failure| match failure {
                     Failure::Channel(fatal) => SendError::Send(fatal.with(sent)),
                     Failure::Encode(e) => SendError::Encode(sent, e),
@@ -139,11 +129,11 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
     }
 
     /// Encodes `items` into one frame of `len` bytes, waiting for room.
-    fn send_frame(&mut self, items: &[T], len: usize, publish: Publish) -> Result<(), Failure> {
+    fn send_frame(&mut self, items: &[T], len: usize) -> Result<(), Failure> {
         let slot = until_done(|| self.inner.reserve_slot(len, Deadline::Never))
             .map_err(Failure::Channel)?;
         self.inner
-            .fill_and_commit(slot, publish, |ptr, len| {
+            .fill_and_commit(slot, Publish::WhenPending, |ptr, len| {
                 // SAFETY: `fill_and_commit` hands a pointer valid for writes of `len` bytes
                 // until it commits, which is after this closure returns.
                 let mut out = unsafe { FrameWriter::new(ptr, len) };
@@ -277,11 +267,19 @@ impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
     }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        self.inner.parts_mut()
+    }
 }
 
 impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
+    }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        self.inner.parts_mut()
     }
 }
 

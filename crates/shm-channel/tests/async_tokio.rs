@@ -617,7 +617,7 @@ fn a_waiting_async_sender_holds_up_no_other_sender() {
         let task = tokio::spawn(async move {
             let mut grant = waiting.reserve_async(24).await.unwrap();
             grant.write_at(0, &[2; 24]).unwrap();
-            grant.commit(24);
+            grant.commit(24).unwrap();
         });
         for _ in 0..10 {
             tokio::task::yield_now().await;

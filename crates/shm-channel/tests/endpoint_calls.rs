@@ -11,6 +11,7 @@ use std::time::Duration;
 use shm_channel::broadcast::{Broadcast, Policy};
 use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
+use shm_channel::Endpoint as _;
 use shm_channel::{
     broadcast, Builder, Flavor, Receiver, RecvError, RecvIntoError, RecvTimeoutError, SendError,
     SendTimeoutError, Sender, TryRecvError, TrySendError,
@@ -83,7 +84,7 @@ fn grants_commit_what_was_written<F: Flavor>((mut tx, mut rx): (Sender<F>, Recei
     assert_eq!(grant.len(), 100);
     grant.write_at(0, b"abc").unwrap();
     assert!(grant.write_at(98, b"xyz").is_err());
-    grant.commit(3);
+    grant.commit(3).unwrap();
     {
         let mut dropped = tx.reserve(10).unwrap();
         dropped.write_at(0, b"discarded!").unwrap();
@@ -98,18 +99,18 @@ fn grants_commit_what_was_written<F: Flavor>((mut tx, mut rx): (Sender<F>, Recei
     assert_eq!(rx.recv().unwrap(), b"kept");
 }
 
-/// A commit longer than the grant is the caller's mistake: `try_commit` says so and
-/// publishes nothing, `commit` panics (never clamps).
+/// A commit longer than the grant is the caller's mistake: `commit` and `commit_deferred`
+/// say so and publish nothing (never clamp).
 fn commit_longer_than_the_grant_is_refused<F: Flavor>((mut tx, mut rx): (Sender<F>, Receiver<F>)) {
     let grant = tx.reserve(16).unwrap();
-    let err = grant.try_commit(17).unwrap_err();
+    let err = grant.commit(17).unwrap_err();
     assert_eq!((err.len, err.grant_len), (17, 16));
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
     let grant = tx.reserve(16).unwrap();
-    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| grant.commit(100)));
-    assert!(panicked.is_err());
+    assert!(grant.commit_deferred(100).is_err());
+    tx.flush();
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
-    tx.reserve(16).unwrap().try_commit(16).unwrap();
+    tx.reserve(16).unwrap().commit(16).unwrap();
     assert_eq!(rx.recv().unwrap().len(), 16);
 }
 

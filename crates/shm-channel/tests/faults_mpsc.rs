@@ -114,7 +114,7 @@ fn producers_killed_at_random_points_some_between_claim_and_commit() {
                     let half = buf.len() / 2;
                     grant.write_at(0, &buf[..half]).unwrap();
                     grant.write_at(half, &buf[half..]).unwrap();
-                    grant.commit(buf.len());
+                    grant.commit(buf.len()).unwrap();
                 } else if tx.send_timeout(&buf, PATIENCE).is_err() {
                     return 4;
                 }

@@ -359,7 +359,7 @@ fn producer_killed_at_random_points_of_a_stream() {
                     let half = buf.len() / 2;
                     grant.write_at(0, &buf[..half]).unwrap();
                     grant.write_at(half, &buf[half..]).unwrap();
-                    grant.commit(buf.len());
+                    grant.commit(buf.len()).unwrap();
                 } else if tx.send(&buf).is_err() {
                     return 1;
                 }

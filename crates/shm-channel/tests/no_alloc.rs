@@ -79,7 +79,7 @@ fn steady_state_paths_do_not_allocate() {
 
             let mut grant = tx.reserve(64).unwrap();
             grant.write_at(0, &i.to_le_bytes()).unwrap();
-            grant.commit(8);
+            grant.commit(8).unwrap();
             let frame = rx.read().unwrap();
             let mut word = [0u8; 8];
             frame.read_at(0, &mut word).unwrap();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use shm_channel::spsc::Builder;
+use shm_channel::Endpoint as _;
 use shm_channel::{TryRecvError, TrySendError};
 use shm_core::HeapRegion;
 

@@ -338,7 +338,7 @@ fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
     // Zero-copy sends: written in place, then committed.
     let mut grant = tx.try_reserve(5).unwrap();
     grant.write_at(0, b"grant").unwrap();
-    grant.commit(5);
+    grant.commit(5).unwrap();
     assert_eq!(rx.try_recv().unwrap(), b"grant");
     assert_eq!(late.try_recv().unwrap(), b"grant");
     assert_eq!(late.try_recv(), Err(TryRecvError::Empty));

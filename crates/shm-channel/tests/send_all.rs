@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use shm_channel::codec::{Bincode, Plain};
+use shm_channel::Endpoint as _;
 use shm_channel::{broadcast, bulk, mpsc, spsc, Flavor, SendError};
 
 /// Messages of different lengths (0 to 40 bytes), each starting with its index.

@@ -98,7 +98,7 @@ fn deferred_sends_and_grants_publish_on_flush() {
     }
     let mut grant = tx.reserve(4).unwrap();
     grant.write_at(0, b"last").unwrap();
-    grant.commit_deferred(4);
+    grant.commit_deferred(4).unwrap();
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     tx.flush();
     for i in 0..10u8 {

@@ -14,7 +14,7 @@ fn send_tagged(tx: &mut spsc::Sender, len: usize, tag: u8) -> usize {
     let ptr = grant.as_mut_ptr();
     // SAFETY: the grant's pointer is valid for writes of `len` bytes until commit.
     unsafe { std::ptr::write_bytes(ptr, tag, len) };
-    grant.commit(len);
+    grant.commit(len).unwrap();
     ptr as usize
 }
 

@@ -270,7 +270,9 @@ impl Endpoint for GrantEnd {
             };
             msg.write_to(&mut out);
         }
-        grant.commit(len);
+        grant
+            .commit(len)
+            .map_err(|e| TransportError::Failed(e.to_string()))?;
         Ok(())
     }
 
@@ -306,7 +308,9 @@ impl Endpoint for GrantEnd {
             // the grants are in two different rings, so the ranges do not overlap.
             unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
         }
-        outgoing.commit(len);
+        outgoing
+            .commit(len)
+            .map_err(|e| TransportError::Failed(e.to_string()))?;
         drop(incoming);
         Ok(())
     }

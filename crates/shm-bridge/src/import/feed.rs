@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm_channel::spsc;
+use shm_channel::{spsc, Endpoint as _};
 use shm_core::notify::WaitStrategy;
 use zenoh::{Session, Wait};
 

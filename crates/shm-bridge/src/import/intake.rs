@@ -22,7 +22,7 @@ use std::mem::Discriminant;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
-use shm_channel::{spsc, TrySendError};
+use shm_channel::{spsc, Endpoint as _, TrySendError};
 use zenoh::query::Query;
 use zenoh::sample::{Sample, SampleKind};
 use zenoh::Wait;

@@ -149,17 +149,7 @@ impl<'a> FrameReader<'a> {
         }
     }
 
-    /// Length of the whole frame.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the frame is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes not read yet.
+    /// Bytes not read yet (before the first read: the whole frame's length).
     pub fn remaining(&self) -> usize {
         self.len - self.pos
     }

@@ -27,10 +27,10 @@ impl<T: bytemuck::Pod> Codec<T> for Plain {
     }
 
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
-        if input.len() != std::mem::size_of::<T>() {
+        if input.remaining() != std::mem::size_of::<T>() {
             return Err(CodecError::Length {
                 expected: std::mem::size_of::<T>(),
-                found: input.len(),
+                found: input.remaining(),
             });
         }
         let mut value = T::zeroed();

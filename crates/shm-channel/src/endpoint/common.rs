@@ -145,6 +145,7 @@ pub trait Parts {
     fn owner_slot(&self) -> &AtomicU64;
     fn owner(&self) -> &OwnerCheck;
     fn strategy(&self) -> WaitStrategy;
+    fn set_strategy(&mut self, strategy: WaitStrategy);
     fn wakes(&self) -> u64;
     fn queued(&self) -> u64;
     fn min_frame(&self) -> u64;
@@ -167,6 +168,10 @@ impl<R: RingSide> Parts for Common<R> {
 
     fn strategy(&self) -> WaitStrategy {
         self.strategy
+    }
+
+    fn set_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
     }
 
     fn wakes(&self) -> u64 {
@@ -209,6 +214,10 @@ pub trait Endpoint {
     /// The endpoint's parts (the crate's own).
     #[doc(hidden)]
     fn parts(&self) -> &dyn Parts;
+
+    /// The same, to change them (the crate's own).
+    #[doc(hidden)]
+    fn parts_mut(&mut self) -> &mut dyn Parts;
 
     /// Capacity of the channel's ring in bytes (MPSC: of each sender's lane).
     fn capacity(&self) -> usize {
@@ -273,9 +282,39 @@ pub trait Endpoint {
         fingerprint::recorded(self.parts().type_line())
     }
 
+    /// The largest message the channel can carry: its capacity (MPSC: a lane's) less one
+    /// frame header. A typed end's limit is on the encoded value.
+    ///
+    /// ```
+    /// use shm_ipc::channel::Endpoint;
+    /// let (mut tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
+    /// assert_eq!(rx.max_message_len(), 4088);
+    /// assert!(tx.send(&[0; 4089]).is_err());
+    /// # Ok::<(), shm_ipc::channel::ChannelError>(())
+    /// ```
+    fn max_message_len(&self) -> usize {
+        let parts = self.parts();
+        crate::shared::frame::max_payload(parts.capacity(), parts.min_frame())
+    }
+
     /// How this endpoint waits when its ring is full (senders) or empty (receivers).
     fn wait_strategy(&self) -> WaitStrategy {
         self.parts().strategy()
+    }
+
+    /// Changes how this endpoint waits for room (senders) or messages (receivers).
+    ///
+    /// ```
+    /// use shm_ipc::channel::Endpoint;
+    /// use shm_ipc::core::notify::WaitStrategy;
+    /// let (tx, mut rx) = shm_ipc::channel::typed::channel::<u64>(4096)?;
+    /// rx.set_wait_strategy(WaitStrategy::Park);
+    /// assert_eq!(rx.wait_strategy(), WaitStrategy::Park);
+    /// # drop(tx);
+    /// # Ok::<(), shm_ipc::channel::ChannelError>(())
+    /// ```
+    fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.parts_mut().set_strategy(strategy);
     }
 
     /// Whether this endpoint's channel has doorbells in this process (see

@@ -38,7 +38,7 @@ impl<F: Flavor> Sender<F> {
     /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut grant = tx.reserve(64)?;
     /// grant.write_at(0, b"in place")?;
-    /// grant.commit(8);
+    /// grant.commit(8)?;
     /// assert_eq!(rx.recv()?, b"in place");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -197,7 +197,7 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     /// let bytes = grant.as_volatile_slice();
     /// bytes.write_obj(7u64, 0)?;
     /// bytes.copy_from(b"in place");
-    /// grant.commit(8);
+    /// grant.commit(8)?;
     /// assert_eq!(rx.recv()?, b"in place");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -212,32 +212,21 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
 
     /// Publishes the first `len` bytes as one message.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `len` is larger than the grant ([`len`](WriteGrant::len)): a caller's mistake,
-    /// never silently clamped (nothing is published then; [`try_commit`](WriteGrant::try_commit)
-    /// says so with an error instead).
-    pub fn commit(self, len: usize) {
-        if let Err(err) = self.try_commit(len) {
-            panic!("WriteGrant::commit: {err}");
-        }
-    }
-
-    /// [`commit`](WriteGrant::commit), with a `len` larger than the grant an error: the
-    /// grant is dropped then, and nothing is published.
+    /// [`GrantBounds`] if `len` is larger than the grant ([`len`](WriteGrant::len)): never
+    /// silently clamped; the grant is dropped then, and nothing is published.
     ///
     /// ```
     /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let grant = tx.reserve(8)?;
-    /// assert!(grant.try_commit(9).is_err());
+    /// assert!(grant.commit(9).is_err());
     /// assert!(rx.try_recv().is_err(), "nothing was sent");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn try_commit(self, len: usize) -> Result<(), GrantBounds> {
-        check_within(0, len, self.len)?;
+    pub fn commit(self, len: usize) -> Result<(), GrantBounds> {
         let publish = self.publish;
-        self.commit_as(len, publish);
-        Ok(())
+        self.commit_checked(len, publish)
     }
 
     /// Commits the first `len` bytes as one message but may leave it unpublished, as
@@ -248,21 +237,25 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
     /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
     /// let mut grant = tx.reserve(8)?;
     /// grant.write_at(0, b"deferred")?;
-    /// grant.commit_deferred(8);
+    /// grant.commit_deferred(8)?;
     /// assert!(rx.try_recv().is_err());
     /// tx.flush();
     /// assert_eq!(rx.try_recv()?, b"deferred");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// # Panics
+    /// # Errors
     ///
     /// As [`commit`](WriteGrant::commit), if `len` is larger than the grant.
-    pub fn commit_deferred(self, len: usize) {
-        if let Err(err) = check_within(0, len, self.len) {
-            panic!("WriteGrant::commit_deferred: {err}");
-        }
-        self.commit_as(len, Publish::WhenPending);
+    pub fn commit_deferred(self, len: usize) -> Result<(), GrantBounds> {
+        self.commit_checked(len, Publish::WhenPending)
+    }
+
+    /// Commits the first `len` bytes if the grant holds them, else drops it.
+    fn commit_checked(self, len: usize, publish: Publish) -> Result<(), GrantBounds> {
+        check_within(0, len, self.len)?;
+        self.commit_as(len, publish);
+        Ok(())
     }
 
     /// Commits the first `len <= self.len` bytes.

@@ -156,11 +156,6 @@ impl<F: Flavor> Receiver<F> {
         self.closed || self.common.ring.senders_closed()
     }
 
-    /// Changes how this endpoint waits for messages.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.common.strategy = strategy;
-    }
-
     /// Waits (until `deadline`) for the next message, hands `read` a pointer valid for its
     /// length, then releases it.
     pub(crate) fn recv_with<E: FromRecvFatal<Fault<F>>, R>(
@@ -374,6 +369,10 @@ impl<F: Flavor> Ready for Receiver<F> {
 impl<F: Flavor> Endpoint for Receiver<F> {
     fn parts(&self) -> &dyn Parts {
         &self.common
+    }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        &mut self.common
     }
 }
 

@@ -68,8 +68,10 @@ impl<F: Flavor> Sender<F> {
         &mut self.common.ring
     }
 
-    /// The largest message this channel can carry: the capacity less one frame header.
-    pub fn max_message_len(&self) -> usize {
+    /// The largest payload a frame can carry (what
+    /// [`Endpoint::max_message_len`] says, without its dynamic calls: for the hot paths).
+    #[inline]
+    pub(crate) fn max_payload(&self) -> usize {
         self.common.ring.max_payload()
     }
 
@@ -157,7 +159,7 @@ impl<F: Flavor> Sender<F> {
     ///
     /// As [`send`](Sender::send), carrying how many messages were sent before the failure;
     /// `TooLarge` (with 0: nothing is sent) if any message is longer than
-    /// [`max_message_len`](Sender::max_message_len).
+    /// [`max_message_len`](Endpoint::max_message_len).
     ///
     /// ```
     /// let (mut tx, mut rx) = shm_channel::mpsc::channel(4096)?;
@@ -185,11 +187,6 @@ impl<F: Flavor> Sender<F> {
     /// Publishes every message sent with [`send_deferred`](Sender::send_deferred) so far.
     pub fn flush(&mut self) {
         self.ring().publish_urgently();
-    }
-
-    /// Changes how this endpoint waits for room.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.common.strategy = strategy;
     }
 
     /// Reserves, copies `msg` in, commits and publishes as `publish` says.
@@ -395,6 +392,10 @@ fn corrupted(corruption: Corruption) -> SendFailure {
 impl<F: Flavor> Endpoint for Sender<F> {
     fn parts(&self) -> &dyn Parts {
         &self.common
+    }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        &mut self.common
     }
 }
 

@@ -49,7 +49,7 @@
 //! // Zero-copy: reserve, write in place, commit.
 //! let mut grant = tx.reserve(16)?;
 //! grant.write_at(0, b"in place")?;
-//! grant.commit(8);
+//! grant.commit(8)?;
 //! assert_eq!(rx.recv()?, b"in place");
 //!
 //! drop((tx, tx2));

@@ -61,7 +61,7 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// The fingerprint of values named `type_name` encoded by the codec named `codec`.
-    pub fn new(type_name: &'static str, codec: &'static str) -> Fingerprint {
+    pub(crate) fn new(type_name: &'static str, codec: &'static str) -> Fingerprint {
         Fingerprint {
             type_name: Cow::Borrowed(type_name),
             codec: Cow::Borrowed(codec),
@@ -75,13 +75,13 @@ impl Fingerprint {
 
     /// The same with the type's size and alignment, which the codec's wire format depends
     /// on (plain data).
-    pub fn with_layout(mut self, size: usize, align: usize) -> Fingerprint {
+    pub(crate) fn with_layout(mut self, size: usize, align: usize) -> Fingerprint {
         self.layout = Some((size as u64, align as u32));
         self.hashed()
     }
 
     /// The same with a schema id: it stands for the type's name from now on.
-    pub fn with_schema(mut self, schema: u64) -> Fingerprint {
+    pub(crate) fn with_schema(mut self, schema: u64) -> Fingerprint {
         self.schema = Some(schema);
         self.hashed()
     }

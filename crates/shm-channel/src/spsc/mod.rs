@@ -27,7 +27,7 @@
 //! // Zero-copy: write in place, then commit the length actually written.
 //! let mut grant = tx.reserve(64)?;
 //! grant.write_at(0, b"in place")?;
-//! grant.commit(8);
+//! grant.commit(8)?;
 //! let frame = rx.read()?;
 //! let mut buf = [0u8; 8];
 //! frame.copy_to(&mut buf);

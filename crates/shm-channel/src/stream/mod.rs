@@ -173,6 +173,10 @@ impl Endpoint for StreamWriter {
     fn parts(&self) -> &dyn Parts {
         self.tx.parts()
     }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        self.tx.parts_mut()
+    }
 }
 
 impl io::Write for StreamWriter {
@@ -321,6 +325,10 @@ impl StreamReader {
 impl Endpoint for StreamReader {
     fn parts(&self) -> &dyn Parts {
         self.rx.parts()
+    }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        self.rx.parts_mut()
     }
 }
 

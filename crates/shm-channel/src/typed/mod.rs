@@ -259,7 +259,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
             .last_len
             .saturating_mul(2)
             .max(MIN_GUESS)
-            .min(self.inner.max_message_len());
+            .min(self.inner.max_payload());
         match self.inner.reserve_in_place(guess) {
             Ok(slot) => match self.encode_into(slot, value, publish) {
                 Ok(written) => {
@@ -304,7 +304,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     /// Encodes `value` into `self.scratch`, growing it (to at most the largest message) until
     /// the value fits.
     fn encode_privately(&mut self, value: &T) -> Result<(), TypedFailure> {
-        let max = self.inner.max_message_len();
+        let max = self.inner.max_payload();
         let mut room = self.scratch.capacity().max(MIN_GUESS).min(max);
         loop {
             self.scratch.clear();
@@ -430,11 +430,19 @@ impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
     }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        self.inner.parts_mut()
+    }
 }
 
 impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
+    }
+
+    fn parts_mut(&mut self) -> &mut dyn Parts {
+        self.inner.parts_mut()
     }
 }
 

@@ -565,7 +565,7 @@ pub fn drive<F: Subject>(
         match check.call("try_reserve", || tx.try_reserve(100)) {
             Ok(mut grant) => {
                 grant.write_at(0, &[2; 100]).unwrap();
-                grant.commit(60);
+                grant.commit(60).unwrap();
                 kinds.count(Kind::Ok);
             }
             Err(error) => kinds.count(Kind::of(&error)),
