@@ -196,9 +196,8 @@ impl Classify for RecvError {
 impl Classify for shm_channel::broadcast::RecvError {
     fn classify(&self) -> Failure {
         match self {
-            Self::Disconnected => Failure::Disconnected,
             Self::Lagged(n) => Failure::Lagged(*n),
-            other => Failure::Other(format!("{other:?}")),
+            Self::Recv(e) => e.classify(),
         }
     }
 }

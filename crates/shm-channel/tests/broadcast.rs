@@ -45,7 +45,9 @@ fn every_receiver_sees_every_message_with_both_policies() {
         drop(tx);
         assert_eq!(
             rx1.recv_timeout(PATIENCE),
-            Err(RecvTimeoutError::Recv(broadcast::RecvError::Disconnected))
+            Err(RecvTimeoutError::Recv(broadcast::RecvError::Recv(
+                shm_channel::RecvError::Disconnected
+            )))
         );
     }
 }
@@ -128,14 +130,18 @@ fn garbage_tail_and_headers_are_corruption() {
     poke(&*heap, TAIL, 8);
     assert!(matches!(
         rx.try_recv(),
-        Err(TryRecvError::Recv(broadcast::RecvError::Corrupted(_)))
+        Err(TryRecvError::Recv(broadcast::RecvError::Recv(
+            shm_channel::RecvError::Corrupted(_)
+        )))
     ));
     let (mut tx2, mut rx2, heap2) = heap_channel(256, Policy::Overwrite);
     tx2.send(b"hello").unwrap();
     poke(&*heap2, DATA + 8, u64::MAX);
     assert!(matches!(
         rx2.try_recv(),
-        Err(TryRecvError::Recv(broadcast::RecvError::Corrupted(_)))
+        Err(TryRecvError::Recv(broadcast::RecvError::Recv(
+            shm_channel::RecvError::Corrupted(_)
+        )))
     ));
     // The sender validates the frames it overwrites.
     for _ in 0..7 {
@@ -171,7 +177,9 @@ fn read_all(rx: &mut Receiver, count: u64) -> i32 {
         }
     }
     match rx.recv_timeout(PATIENCE) {
-        Err(RecvTimeoutError::Recv(broadcast::RecvError::Disconnected)) => 0,
+        Err(RecvTimeoutError::Recv(broadcast::RecvError::Recv(
+            shm_channel::RecvError::Disconnected,
+        ))) => 0,
         _ => 2,
     }
 }
@@ -254,10 +262,12 @@ fn overwrite_to_three_reader_processes_accounts_for_every_message() {
                             }
                         }
                         Err(RecvTimeoutError::Recv(broadcast::RecvError::Lagged(n))) => lagged += n,
-                        Err(RecvTimeoutError::Recv(broadcast::RecvError::Disconnected)) => break,
-                        Err(RecvTimeoutError::Recv(broadcast::RecvError::Corrupted(_))) => {
-                            return 4
-                        }
+                        Err(RecvTimeoutError::Recv(broadcast::RecvError::Recv(
+                            shm_channel::RecvError::Disconnected,
+                        ))) => break,
+                        Err(RecvTimeoutError::Recv(broadcast::RecvError::Recv(
+                            shm_channel::RecvError::Corrupted(_),
+                        ))) => return 4,
                         Err(_) => return 3,
                     }
                 }

@@ -92,7 +92,9 @@ fn closed_broadcast_receiver_stops_holding_the_sender_back() {
     loop {
         match slow.try_recv() {
             Ok(_) | Err(TryRecvError::Recv(broadcast::RecvError::Lagged(_))) => got += 1,
-            Err(TryRecvError::Recv(broadcast::RecvError::Disconnected)) => break,
+            Err(TryRecvError::Recv(broadcast::RecvError::Recv(
+                shm_channel::RecvError::Disconnected,
+            ))) => break,
             Err(other) => panic!("{other:?}"),
         }
         assert!(got <= sent, "a closed receiver never ends");

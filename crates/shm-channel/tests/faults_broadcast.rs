@@ -35,7 +35,7 @@ fn readers_killed_at_random_points_of_a_stream() {
             return 1;
         }
         match rx.recv() {
-            Err(broadcast::RecvError::Disconnected) => 0,
+            Err(broadcast::RecvError::Recv(shm_channel::RecvError::Disconnected)) => 0,
             _ => 2,
         }
     });
@@ -112,7 +112,9 @@ fn sender_killed_at_random_points_of_its_stream() {
                         assert_eq!(verify(&msg, MAX).unwrap(), next[i], "receiver {i}");
                         next[i] += 1;
                     }
-                    Err(RecvTimeoutError::Recv(broadcast::RecvError::PeerDied)) => done[i] = true,
+                    Err(RecvTimeoutError::Recv(broadcast::RecvError::Recv(
+                        shm_channel::RecvError::PeerDied,
+                    ))) => done[i] = true,
                     Err(other) => panic!("receiver {i}: {other:?}"),
                 }
             }

@@ -5,9 +5,9 @@ use crate::endpoint::failure::{FromRecvFatal, RecvFatal};
 use crate::{CallError, Corruption};
 
 /// Why a broadcast `recv` (or `read`) failed: it fell behind an overwriting sender
-/// (`Lagged`, the receiver goes on), or no message can come any more. The non-blocking and
-/// timed receives return it inside [`TryRecvError`](crate::TryRecvError) and
-/// [`RecvTimeoutError`](crate::RecvTimeoutError).
+/// (`Lagged`, the receiver goes on), or no message can come any more (`Recv`: what a
+/// receive of any flavor says then). The non-blocking and timed receives return it inside
+/// [`TryRecvError`](crate::TryRecvError) and [`RecvTimeoutError`](crate::RecvTimeoutError).
 ///
 /// ```
 /// use shm_ipc::channel::broadcast::{self, Policy, RecvError};
@@ -17,6 +17,9 @@ use crate::{CallError, Corruption};
 /// }
 /// assert!(matches!(rx.recv(), Err(RecvError::Lagged(_))));
 /// assert!(rx.recv().is_ok()); // the oldest message still there
+/// drop(tx);
+/// while rx.try_recv().is_ok() {}
+/// assert_eq!(rx.recv(), Err(RecvError::Recv(shm_ipc::channel::RecvError::Disconnected)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,41 +28,36 @@ pub enum RecvError {
     /// next call continues from the oldest message still in the ring.
     #[error("the receiver fell behind and missed {0} messages")]
     Lagged(u64),
-    /// The sender was dropped, and every message still in the ring has been received.
-    #[error("receiving on a disconnected channel")]
-    Disconnected,
-    /// The process owning the sender died without dropping it.
-    #[error("the sending process died")]
-    PeerDied,
-    /// The shared state is corrupt.
+    /// No message can come any more: the sender was dropped and everything in the ring was
+    /// received, its process died, the ring is corrupt, or this process does not own the
+    /// receiver.
     #[error(transparent)]
-    Corrupted(#[from] Corruption),
-    /// This process does not own the endpoint.
-    #[error("this process does not own the receiving endpoint")]
-    NotOwner,
+    Recv(#[from] crate::RecvError),
+}
+
+impl From<Corruption> for RecvError {
+    fn from(corruption: Corruption) -> RecvError {
+        RecvError::Recv(corruption.into())
+    }
 }
 
 impl CallError for RecvError {
-    fn corruption(&self) -> Option<Corruption> {
+    fn blocking_error(&self) -> Option<&dyn CallError> {
         match self {
-            RecvError::Corrupted(c) => Some(*c),
-            _ => None,
+            RecvError::Lagged(_) => None,
+            RecvError::Recv(e) => Some(e),
         }
-    }
-
-    fn is_fatal(&self) -> bool {
-        !matches!(self, RecvError::Lagged(_))
     }
 }
 
 impl FromRecvFatal<Fault> for RecvError {
     fn from_fatal(fatal: RecvFatal<Fault>) -> RecvError {
         match fatal {
-            RecvFatal::Disconnected => RecvError::Disconnected,
-            RecvFatal::PeerDied => RecvError::PeerDied,
-            RecvFatal::NotOwner => RecvError::NotOwner,
-            RecvFatal::Ring(Fault::Corrupted(c)) => RecvError::Corrupted(c),
             RecvFatal::Ring(Fault::Lagged(n)) => RecvError::Lagged(n),
+            RecvFatal::Ring(Fault::Corrupted(c)) => RecvError::Recv(c.into()),
+            RecvFatal::Disconnected => RecvError::Recv(crate::RecvError::Disconnected),
+            RecvFatal::PeerDied => RecvError::Recv(crate::RecvError::PeerDied),
+            RecvFatal::NotOwner => RecvError::Recv(crate::RecvError::NotOwner),
         }
     }
 }

@@ -61,7 +61,9 @@ fn read_all(rx: &mut Receiver, count: u64) -> (u64, u64) {
                 missed += n;
             }
             Err(TryRecvError::Empty) => thread::yield_now(),
-            Err(TryRecvError::Recv(broadcast::RecvError::Disconnected)) => break,
+            Err(TryRecvError::Recv(broadcast::RecvError::Recv(crate::RecvError::Disconnected))) => {
+                break
+            }
             Err(other) => panic!("{other:?}"),
         }
     }

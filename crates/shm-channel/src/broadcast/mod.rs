@@ -45,7 +45,6 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::endpoint::sealed::Sealed;
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
 use crate::ChannelError;
@@ -118,8 +117,6 @@ impl crate::Receiver<Broadcast> {
         Ok(Receiver::from_ring(reader, self.common.strategy))
     }
 }
-
-impl Sealed for Broadcast {}
 
 impl Flavor for Broadcast {
     type RecvError = RecvError;

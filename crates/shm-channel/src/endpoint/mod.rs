@@ -100,19 +100,13 @@ impl Deadline {
     }
 }
 
-/// Seals [`Flavor`]: each flavor's module implements it for its marker type.
-pub(crate) mod sealed {
-    /// Implemented by the flavor marker types only.
-    pub trait Sealed {}
-}
-
 /// A ring flavor: which ring algorithm an endpoint drives, and the error its blocking
 /// receives return (broadcast's can say `Lagged`). Sealed: the flavors are this crate's
 /// three, [`Spsc`](crate::spsc::Spsc), [`Mpsc`](crate::mpsc::Mpsc) and
 /// [`Broadcast`](crate::broadcast::Broadcast).
-// `Rings` is the crate's side of the seal: nobody else can name it.
+// Sealed by `Rings`, which nobody outside the crate can name, so nobody else can implement.
 #[allow(private_bounds)]
-pub trait Flavor: sealed::Sealed + Rings + Sized + 'static {
+pub trait Flavor: Rings + Sized + 'static {
     /// The error of `recv` and `read`: [`RecvError`](crate::RecvError), or for broadcast
     /// [`broadcast::RecvError`](crate::broadcast::RecvError).
     type RecvError: FromRecvFatal<Fault<Self>>

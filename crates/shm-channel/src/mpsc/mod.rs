@@ -57,7 +57,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::sealed::Sealed;
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
 use crate::{ChannelError, RecvError};
@@ -163,8 +162,6 @@ impl crate::Receiver<Mpsc> {
         self.common.ring.sender_count()
     }
 }
-
-impl Sealed for Mpsc {}
 
 impl Flavor for Mpsc {
     type RecvError = RecvError;

@@ -39,7 +39,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::sealed::Sealed;
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
 use crate::{ChannelError, RecvError};
@@ -99,8 +98,6 @@ impl crate::Receiver<Spsc> {
         self.ring().set_release_batch(bytes as u64);
     }
 }
-
-impl Sealed for Spsc {}
 
 impl Flavor for Spsc {
     type RecvError = RecvError;

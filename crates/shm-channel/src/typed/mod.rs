@@ -167,16 +167,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
 
     /// Sends `value` if there is room now.
     pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T, SendError<T>>> {
-        match self.encode_and_commit(&value, Deadline::Now, Publish::Now) {
-            Ok(()) => Ok(()),
-            Err(TypedFailure::Channel(failure)) => Err(failure.call_error(
-                value,
-                TrySendError::Full,
-                TrySendError::Send,
-                channel_error,
-            )),
-            Err(TypedFailure::Encode(e)) => Err(TrySendError::Send(SendError::Encode(value, e))),
-        }
+        self.send_until(value, Deadline::Now, TrySendError::Full, TrySendError::Send)
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
@@ -185,17 +176,30 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         value: T,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<T, SendError<T>>> {
-        match self.encode_and_commit(&value, Deadline::after(timeout), Publish::Now) {
+        let deadline = Deadline::after(timeout);
+        self.send_until(
+            value,
+            deadline,
+            SendTimeoutError::Timeout,
+            SendTimeoutError::Send,
+        )
+    }
+
+    /// A send that gives up at `deadline`: `not_now(value)` then, `failed` of the typed
+    /// error if the channel or the codec refused the value.
+    fn send_until<W>(
+        &mut self,
+        value: T,
+        deadline: Deadline,
+        not_now: fn(T) -> W,
+        failed: fn(SendError<T>) -> W,
+    ) -> Result<(), W> {
+        match self.encode_and_commit(&value, deadline, Publish::Now) {
             Ok(()) => Ok(()),
-            Err(TypedFailure::Channel(failure)) => Err(failure.call_error(
-                value,
-                SendTimeoutError::Timeout,
-                SendTimeoutError::Send,
-                channel_error,
-            )),
-            Err(TypedFailure::Encode(e)) => {
-                Err(SendTimeoutError::Send(SendError::Encode(value, e)))
+            Err(TypedFailure::Channel(failure)) => {
+                Err(failure.call_error(value, not_now, failed, channel_error))
             }
+            Err(TypedFailure::Encode(e)) => Err(failed(SendError::Encode(value, e))),
         }
     }
 

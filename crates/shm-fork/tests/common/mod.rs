@@ -253,9 +253,9 @@ pub fn select_three((mut s, mut m, mut b): ThreeReceivers) -> Vec<u8> {
             1 => m.try_recv(),
             _ => b.try_recv().map_err(|e| match e {
                 TryRecvError::Empty => TryRecvError::Empty,
-                TryRecvError::Recv(shm_channel::broadcast::RecvError::Disconnected) => {
-                    TryRecvError::Recv(RecvError::Disconnected)
-                }
+                TryRecvError::Recv(shm_channel::broadcast::RecvError::Recv(
+                    shm_channel::RecvError::Disconnected,
+                )) => TryRecvError::Recv(RecvError::Disconnected),
                 TryRecvError::Recv(_) => TryRecvError::Recv(RecvError::PeerDied),
             }),
         };
