@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
+use shm_channel::codec::{BatchCodec, Bincode, Codec, Plain, Postcard};
 use shm_channel::spsc::Builder;
-use shm_channel::{typed, TryRecvError, TrySendError};
+use shm_channel::{bulk, typed, TryRecvError, TrySendError};
 use shm_testkit::layout::spsc::DATA;
 
 use super::heap_memory;
@@ -58,14 +58,15 @@ pub struct Sample {
     values: [u32; 4],
 }
 
-/// Decodes `data[1..]` as one frame with the codec and type `data[0]` picks; a decoded
-/// value must survive an encode/decode round trip through the channel.
+/// Decodes `data[1..]` as one frame with the codec and type `data[0]` picks (a value, or a
+/// bulk channel's batch); what decodes must survive an encode/decode round trip through the
+/// channel.
 pub fn codec(data: &[u8]) {
     let Some((&pick, frame)) = data.split_first() else {
         return;
     };
     let frame = &frame[..frame.len().min(8000)];
-    match pick % 11 {
+    match pick % 14 {
         0 => decode_one::<Reading, Bincode>(frame),
         1 => decode_one::<Command, Bincode>(frame),
         2 => decode_one::<(u32, String), Bincode>(frame),
@@ -76,8 +77,19 @@ pub fn codec(data: &[u8]) {
         7 => decode_one::<Vec<Vec<u8>>, Postcard>(frame),
         8 => decode_one::<Sample, Plain>(frame),
         9 => decode_one::<Tree, Bincode>(frame),
-        _ => decode_one::<Tree, Postcard>(frame),
+        10 => decode_one::<Tree, Postcard>(frame),
+        11 => decode_batch::<Reading, Bincode>(frame),
+        12 => decode_batch::<Command, Postcard>(frame),
+        _ => decode_batch::<Sample, Plain>(frame),
     }
+}
+
+/// The byte ends of an 8 KiB SPSC channel holding `frame`.
+fn holding(frame: &[u8]) -> (shm_channel::spsc::Sender, shm_channel::spsc::Receiver) {
+    let memory = heap_memory(DATA + 8192);
+    let (mut tx, rx) = Builder::new(8192).create_in(memory).unwrap();
+    tx.try_send(frame).unwrap();
+    (tx, rx)
 }
 
 fn decode_one<T, C>(frame: &[u8])
@@ -85,9 +97,7 @@ where
     T: Clone + PartialEq + std::fmt::Debug,
     C: Codec<T>,
 {
-    let memory = heap_memory(DATA + 8192);
-    let (mut tx, rx) = Builder::new(8192).create_in(memory).unwrap();
-    tx.try_send(frame).unwrap();
+    let (tx, rx) = holding(frame);
     let mut rx = typed::Receiver::<T, C>::from_bytes(rx).unwrap();
     match rx.try_recv() {
         Ok(value) => {
@@ -105,5 +115,42 @@ where
         }
         Err(TryRecvError::Recv(typed::RecvError::Decode(_))) => {}
         Err(err) => panic!("decoding {} bytes: {err:?}", frame.len()),
+    }
+}
+
+/// Decodes `frame` as a batch of `T`s onto an empty `Vec`: on success it holds what the
+/// frame holds, and the items sent again arrive the same; on a decode error it stays empty.
+fn decode_batch<T, C>(frame: &[u8])
+where
+    T: Clone + PartialEq + std::fmt::Debug,
+    C: BatchCodec<T>,
+{
+    let (tx, rx) = holding(frame);
+    let mut rx = bulk::Receiver::<T, C>::from_bytes(rx).unwrap();
+    let mut out = Vec::new();
+    match rx.recv_into(&mut out) {
+        Ok(count) => {
+            assert_eq!(out.len(), count);
+            let mut tx = bulk::Sender::<T, C>::from_bytes(tx).unwrap();
+            // Items decoded from a frame of at most 8000 bytes fit the ring again (an item
+            // may encode longer: then `TooLarge`, said rather than assumed away).
+            match tx.send(&out) {
+                Ok(()) => {
+                    let mut again = Vec::new();
+                    while again.len() < count {
+                        rx.recv_into(&mut again).unwrap();
+                    }
+                    assert_eq!(again, out, "batch round trip");
+                }
+                Err(bulk_error) => assert!(
+                    matches!(bulk_error, typed::SendError::Send(SendError::TooLarge(..))),
+                    "re-encoding a decoded batch: {bulk_error:?}"
+                ),
+            }
+        }
+        Err(typed::RecvError::Decode(_)) => {
+            assert!(out.is_empty(), "a refused batch appends nothing")
+        }
+        Err(err) => panic!("decoding a batch of {} bytes: {err:?}", frame.len()),
     }
 }

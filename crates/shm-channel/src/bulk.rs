@@ -42,6 +42,8 @@
 
 use std::marker::PhantomData;
 
+use crate::codec::batch::COUNT_LEN;
+use crate::codec::frame::{encode_growing, Grown};
 use crate::codec::{BatchCodec, FrameReader, FrameWriter};
 use crate::endpoint::failure::{until_done, FromRecvFatal, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
@@ -63,6 +65,10 @@ const FRAME_SHARE: usize = 8;
 /// The sending end of a bulk channel of flavor `F`.
 pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
     inner: crate::Sender<F>,
+    /// Bytes an item took in the last frame (rounded up): sizes the next frame's guess.
+    item_len: usize,
+    /// Where an item too large for a frame of the budget is encoded; reused.
+    scratch: Vec<u8>,
     _types: PhantomData<fn(T, C)>,
 }
 
@@ -78,12 +84,14 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
         check_batch_type::<T, C>(inner.parts())?;
         Ok(Sender {
             inner,
+            item_len: std::mem::size_of::<T>().max(1),
+            scratch: Vec::new(),
             _types: PhantomData,
         })
     }
 
     /// Sends every item of `items`, in order, waiting for room as long as it takes, and
-    /// publishes them.
+    /// publishes them. Each item is encoded once, straight into a frame.
     ///
     /// # Errors
     ///
@@ -96,51 +104,77 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
         sent
     }
 
-    /// Sends `items` as frames published when an eighth of the ring is pending (the caller
+    /// Sends `items` as frames of at most the budget (an item larger than that alone in a
+    /// frame of its size), published when an eighth of the ring is pending (the caller
     /// flushes the rest).
     fn send_frames(&mut self, items: &[T]) -> Result<(), SendError<usize>> {
         let max = self.inner.max_payload();
         let budget = max.min(self.inner.capacity() / FRAME_SHARE);
-        let guess = (budget / std::mem::size_of::<T>().max(1)).max(1);
         let mut sent = 0;
         while sent < items.len() {
-            let mut count = guess.min(items.len() - sent);
-            let len = loop {
-                let len = C::batch_len(&items[sent..sent + count])
-                    .map_err(|e| SendError::Encode(sent, e))?;
-                if len <= budget || (count == 1 && len <= max) {
-                    break len;
-                }
-                if count == 1 {
-                    return Err(SendError::Send(SendFatal::TooLarge(max).with(sent)));
-                }
-                // Scale down to the budget (codecs are roughly linear), at least halving.
-                let scaled = (count as u128 * budget as u128 / len as u128) as usize;
-                count = (count / 2).min(scaled).max(1);
-            };
-            self.send_frame(&items[sent..sent + count], len)
-                .map_err(|failure| match failure {
-                    Failure::Channel(fatal) => SendError::Send(fatal.with(sent)),
-                    Failure::Encode(e) => SendError::Encode(sent, e),
-                })?;
-            sent += count;
+            let rest = &items[sent..];
+            // What the rest takes at the last frame's bytes per item, and an eighth more.
+            let guess = rest.len().saturating_mul(self.item_len);
+            let guess = guess.saturating_add(guess / 8 + COUNT_LEN).min(budget);
+            let mut frame = self.send_frame(rest, guess);
+            if matches!(frame, Err(Failure::Overflow)) && guess < budget {
+                frame = self.send_frame(rest, budget);
+            }
+            if matches!(frame, Err(Failure::Overflow)) {
+                frame = self.send_alone(&rest[..1], max);
+            }
+            sent += frame.map_err(|failure| match failure {
+                Failure::Channel(fatal) => SendError::Send(fatal.with(sent)),
+                Failure::Encode(e) => SendError::Encode(sent, e),
+                Failure::Overflow => SendError::Send(SendFatal::TooLarge(max).with(sent)),
+            })?;
         }
         Ok(())
     }
 
-    /// Encodes `items` into one frame of `len` bytes, waiting for room.
-    fn send_frame(&mut self, items: &[T], len: usize) -> Result<(), Failure> {
+    /// Encodes the longest head of `items` that fits a frame of `len` bytes into one,
+    /// waiting for room; returns how many items it holds.
+    fn send_frame(&mut self, items: &[T], len: usize) -> Result<usize, Failure> {
         let slot = until_done(|| self.inner.reserve_slot(len, Deadline::Never))
             .map_err(Failure::Channel)?;
-        self.inner
+        let mut count = 0;
+        let written = self
+            .inner
             .fill_and_commit(slot, Publish::WhenPending, |ptr, len| {
                 // SAFETY: `fill_and_commit` hands a pointer valid for writes of `len` bytes
                 // until it commits, which is after this closure returns.
                 let mut out = unsafe { FrameWriter::new(ptr, len) };
-                C::encode_batch(items, &mut out).map(|()| out.written())
-            })
-            .map(drop)
-            .map_err(Failure::Encode)
+                match C::encode_batch(items, &mut out) {
+                    Ok(n) => {
+                        count = n;
+                        Ok(out.written())
+                    }
+                    Err(_) if out.overflowed() => Err(Failure::Overflow),
+                    Err(e) => Err(Failure::Encode(e)),
+                }
+            })?;
+        self.item_len = written
+            .saturating_sub(COUNT_LEN)
+            .div_ceil(count.max(1))
+            .max(1);
+        Ok(count)
+    }
+
+    /// Sends `item` (one) in a frame of its own size, up to `max` bytes, encoded privately
+    /// first: the way of an item larger than a frame of the budget.
+    fn send_alone(&mut self, item: &[T], max: usize) -> Result<usize, Failure> {
+        encode_growing(&mut self.scratch, 2 * COUNT_LEN, max, |out| {
+            C::encode_batch(item, out).map(drop)
+        })
+        .map_err(|grown| match grown {
+            Grown::TooLarge => Failure::Overflow,
+            Grown::Refused(e) => Failure::Encode(e),
+        })?;
+        let slot = until_done(|| self.inner.reserve_slot(self.scratch.len(), Deadline::Never))
+            .map_err(Failure::Channel)?;
+        self.inner
+            .write_and_commit(slot, &self.scratch, Publish::WhenPending);
+        Ok(1)
     }
 }
 
@@ -148,6 +182,8 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
 enum Failure {
     Channel(SendFatal),
     Encode(CodecError),
+    /// Not even the first item fits the frame.
+    Overflow,
 }
 
 /// The receiving end of a bulk channel of flavor `F`.

@@ -1,15 +1,14 @@
 //! Codecs that carry a whole slice of items in one frame ([`BatchCodec`]), for the
 //! [`bulk`](crate::bulk) channels and the pipelines built on them.
 //!
-//! - [`Plain`]: `bytemuck::Pod` items, copied as they are behind an 8-byte item count; no
-//!   encoding at all.
-//! - [`Bincode`](super::Bincode), [`Postcard`](super::Postcard): the slice serialised as
-//!   one serde sequence (the same bytes as a `Vec<T>`), decoded with the codec's limits.
+//! A batch is an 8-byte item count, then the items:
+//! - [`Plain`]: `bytemuck::Pod` items, copied as they are; no encoding at all.
+//! - [`Bincode`](super::Bincode), [`Postcard`](super::Postcard): each item as the codec
+//!   encodes a value, back to back, encoded once, straight into the frame; decoded in one
+//!   pass, straight onto the end of the receiver's `Vec`, with the codec's limits.
 
 use std::mem::MaybeUninit;
 
-#[cfg(any(feature = "bincode", feature = "postcard"))]
-use super::frame::Codec;
 use super::frame::{CodecId, FrameReader, FrameWriter};
 use super::plain::Plain;
 use crate::CodecError;
@@ -19,22 +18,52 @@ use crate::CodecError;
 ///
 /// ```
 /// use shm_ipc::channel::codec::{BatchCodec, Plain};
-/// assert_eq!(<Plain as BatchCodec<u32>>::batch_len(&[1, 2, 3])?, 8 + 12);
-/// # Ok::<(), shm_ipc::channel::CodecError>(())
+/// use shm_ipc::channel::bulk;
+/// let (tx, rx) = shm_ipc::channel::spsc::channel(4096)?;
+/// let mut tx = bulk::Sender::<u32, Plain>::from_bytes(tx)?;
+/// let mut rx = bulk::Receiver::<u32, Plain>::from_bytes(rx)?;
+/// tx.send(&[1, 2, 3])?;
+/// let mut got = Vec::new();
+/// assert_eq!(rx.recv_into(&mut got)?, 3);
+/// assert_eq!(got, [1, 2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait BatchCodec<T>: CodecId + 'static {
-    /// Bytes `items` take in a frame.
-    fn batch_len(items: &[T]) -> Result<usize, CodecError>;
-
-    /// Writes `items` into `out` (exactly [`batch_len`](BatchCodec::batch_len) bytes).
-    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<(), CodecError>;
+    /// Writes the longest head of `items` that fits `out` as one batch (at least its first
+    /// item); returns how many items it holds.
+    ///
+    /// # Errors
+    ///
+    /// The codec's refusal of an item; or, when not even the first item fits, the write's
+    /// error, with [`FrameWriter::overflowed`] set (the caller then tries a larger frame).
+    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<usize, CodecError>;
 
     /// Decodes a whole frame, appending its items to `out`; on error `out` is unchanged.
     fn decode_batch(input: &mut FrameReader<'_>, out: &mut Vec<T>) -> Result<(), CodecError>;
 }
 
-/// Bytes of the item count in front of a [`Plain`] batch.
-const COUNT_LEN: usize = 8;
+/// Bytes of the item count in front of every batch.
+pub(crate) const COUNT_LEN: usize = 8;
+
+/// Reads a batch's item count, refused unless `fits(count)` says the frame's remaining
+/// bytes can hold that many items.
+fn read_count(
+    input: &mut FrameReader<'_>,
+    fits: impl FnOnce(usize) -> bool,
+) -> Result<usize, CodecError> {
+    let mut count = [0u8; COUNT_LEN];
+    input.read(&mut count)?;
+    let count_untrusted = u64::from_le_bytes(count);
+    usize::try_from(count_untrusted)
+        .ok()
+        .filter(|&count| fits(count))
+        .ok_or_else(|| {
+            CodecError::Decode(format!(
+                "a batch of {} bytes cannot hold {count_untrusted} items",
+                input.remaining()
+            ))
+        })
+}
 
 /// Zero-sized items have no bytes to carry a count in: refused on both sides.
 fn check_sized<T>() -> Result<usize, CodecError> {
@@ -47,33 +76,21 @@ fn check_sized<T>() -> Result<usize, CodecError> {
 }
 
 impl<T: bytemuck::Pod> BatchCodec<T> for Plain {
-    fn batch_len(items: &[T]) -> Result<usize, CodecError> {
-        check_sized::<T>()?;
-        // A slice's byte length always fits `usize`.
-        Ok(COUNT_LEN + std::mem::size_of_val(items))
-    }
-
-    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
-        check_sized::<T>()?;
-        out.write(&(items.len() as u64).to_le_bytes())?;
-        out.write(bytemuck::cast_slice(items))
+    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<usize, CodecError> {
+        let size = check_sized::<T>()?;
+        let room = out.room().saturating_sub(COUNT_LEN) / size;
+        // At least one item: if it does not fit, the write says so (and `overflowed`).
+        let count = items.len().min(room.max(1));
+        out.write(&(count as u64).to_le_bytes())?;
+        out.write(bytemuck::cast_slice(&items[..count]))?;
+        Ok(count)
     }
 
     fn decode_batch(input: &mut FrameReader<'_>, out: &mut Vec<T>) -> Result<(), CodecError> {
         let size = check_sized::<T>()?;
-        let mut count = [0u8; COUNT_LEN];
-        input.read(&mut count)?;
-        let count_untrusted = u64::from_le_bytes(count);
         // The count must account for exactly the bytes that follow it.
-        let bytes = input.remaining();
-        let count = usize::try_from(count_untrusted)
-            .ok()
-            .filter(|count| count.checked_mul(size) == Some(bytes))
-            .ok_or_else(|| {
-                CodecError::Decode(format!(
-                    "a batch of {bytes} bytes cannot hold {count_untrusted} items of {size} bytes"
-                ))
-            })?;
+        let bytes = input.remaining().saturating_sub(COUNT_LEN);
+        let count = read_count(input, |count| count.checked_mul(size) == Some(bytes))?;
         out.reserve(count);
         // `reserve` made room for `count` items: `count * size == bytes` bytes.
         let spare = &mut out.spare_capacity_mut()[..count];
@@ -92,40 +109,135 @@ impl<T: bytemuck::Pod> BatchCodec<T> for Plain {
     }
 }
 
-/// A serde codec that writes a slice as one sequence (the same bytes as a `Vec<T>`).
+/// What a serde codec adds to its [`Codec`](super::Codec) for batches: decoding values
+/// that follow each other in `bytes` through `seed` (which pushes them onto a `Vec`).
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 pub(crate) trait SerdeSequence {
-    /// Bytes `items` take as one sequence.
-    fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError>;
-
-    /// Writes `items` into `out` as one sequence.
-    fn encode_sequence<T: serde::Serialize>(
-        items: &[T],
-        out: &mut FrameWriter<'_>,
-    ) -> Result<(), CodecError>;
+    /// Decodes through `seed` from the start of `bytes` (failures through `budget`'s
+    /// errors); returns the bytes the values took.
+    fn decode_values<T: serde::de::DeserializeOwned>(
+        bytes: &[u8],
+        seed: Appended<'_, '_, T>,
+        budget: &super::depth::DepthBudget,
+    ) -> Result<usize, CodecError>;
 }
 
-/// The serde codecs' batches: the slice is one sequence, decoded as the codec decodes a
-/// `Vec<T>` (with its limits).
+/// The serde codecs' batches: each item encoded as the codec encodes a value, in one pass
+/// straight into the frame, and decoded in one pass onto the end of the receiver's `Vec`
+/// (a tuple of `count` values to serde, under the codec's depth limit).
 // `SerdeSequence` is the crate's own: only its serde codecs get this impl.
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 #[allow(private_bounds)]
 impl<C, T> BatchCodec<T> for C
 where
-    C: SerdeSequence + Codec<Vec<T>> + 'static,
-    T: serde::Serialize,
+    C: SerdeSequence + super::frame::Codec<T> + 'static,
+    T: serde::de::DeserializeOwned,
 {
-    fn batch_len(items: &[T]) -> Result<usize, CodecError> {
-        C::sequence_len(items)
-    }
-
-    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
-        C::encode_sequence(items, out)
+    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<usize, CodecError> {
+        out.write(&[0; COUNT_LEN])?;
+        let mut count = 0;
+        for item in items {
+            let mark = out.written();
+            match C::encode(item, out) {
+                // Every item takes a byte at least, so a frame's count is bounded by its
+                // length (which `decode_batch` checks).
+                Ok(()) if out.written() == mark => {
+                    return Err(CodecError::Encode(
+                        "items that encode to no bytes cannot be batched".into(),
+                    ))
+                }
+                Ok(()) => count += 1,
+                Err(_) if out.overflowed() && count > 0 => {
+                    out.rewind(mark);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        out.patch(0, &(count as u64).to_le_bytes())?;
+        Ok(count)
     }
 
     fn decode_batch(input: &mut FrameReader<'_>, out: &mut Vec<T>) -> Result<(), CodecError> {
-        let mut items = C::decode(input)?;
-        out.append(&mut items);
+        let bytes = input.remaining().saturating_sub(COUNT_LEN);
+        let count = read_count(input, |count| count <= bytes)?;
+        let frame = input.rest_copied();
+        let before = out.len();
+        out.reserve(count);
+        let budget = super::depth::DepthBudget::new(super::depth::MAX_DECODE_DEPTH);
+        let seed = Appended::new(out, count, &budget);
+        let decoded =
+            C::decode_values(frame, seed, &budget).and_then(|read| match frame.len() - read {
+                0 => Ok(()),
+                left => Err(CodecError::Decode(format!(
+                    "{left} bytes left after the batch"
+                ))),
+            });
+        if decoded.is_err() {
+            out.truncate(before);
+        }
+        decoded
+    }
+}
+
+/// The seed that decodes `count` values onto the end of `out`, as a tuple (the formats
+/// read its elements back to back, with no length in front), through the depth limit.
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+pub(crate) struct Appended<'o, 'b, T> {
+    out: &'o mut Vec<T>,
+    count: usize,
+    budget: &'b super::depth::DepthBudget,
+}
+
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+impl<'o, 'b, T> Appended<'o, 'b, T> {
+    pub(crate) fn new(
+        out: &'o mut Vec<T>,
+        count: usize,
+        budget: &'b super::depth::DepthBudget,
+    ) -> Self {
+        Appended { out, count, budget }
+    }
+}
+
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for Appended<'_, '_, T> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        use serde::Deserializer as _;
+        let count = self.count;
+        super::depth::DepthLimited::new(deserializer, self.budget).deserialize_tuple(
+            count,
+            AppendVisitor {
+                out: self.out,
+                count,
+            },
+        )
+    }
+}
+
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+struct AppendVisitor<'o, T> {
+    out: &'o mut Vec<T>,
+    count: usize,
+}
+
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for AppendVisitor<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a batch of {} items", self.count)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        for got in 0..self.count {
+            match seq.next_element::<T>()? {
+                Some(value) => self.out.push(value),
+                None => return Err(serde::de::Error::invalid_length(got, &self)),
+            }
+        }
         Ok(())
     }
 }
@@ -134,19 +246,41 @@ where
 mod tests {
     use super::*;
 
-    fn round_trip<C: BatchCodec<T>, T: Clone + PartialEq + std::fmt::Debug>(items: &[T]) {
-        let len = C::batch_len(items).unwrap();
+    /// Encodes as much of `items` as a frame of `len` bytes takes; the frame's bytes and
+    /// how many items it holds.
+    fn encoded<C: BatchCodec<T>, T>(
+        items: &[T],
+        len: usize,
+    ) -> Result<(Vec<u8>, usize), CodecError> {
         let mut buf = vec![0u8; len];
         // SAFETY: `buf` is private memory valid for `len` bytes.
         let mut out = unsafe { FrameWriter::new(buf.as_mut_ptr(), len) };
-        C::encode_batch(items, &mut out).unwrap();
-        assert_eq!(out.written(), len);
+        let count = C::encode_batch(items, &mut out)?;
+        let written = out.written();
+        buf.truncate(written);
+        Ok((buf, count))
+    }
+
+    /// Decodes `frame` onto the end of `out`.
+    fn decoded<C: BatchCodec<T>, T>(frame: &[u8], out: &mut Vec<T>) -> Result<(), CodecError> {
         let mut scratch = Vec::new();
-        // SAFETY: as above, for reads.
-        let mut input = unsafe { FrameReader::new(buf.as_ptr(), len, &mut scratch) };
+        // SAFETY: `frame` is private memory valid for its length.
+        let mut input = unsafe { FrameReader::new(frame.as_ptr(), frame.len(), &mut scratch) };
+        C::decode_batch(&mut input, out)
+    }
+
+    fn round_trip<C: BatchCodec<T>, T: Clone + PartialEq + std::fmt::Debug>(items: &[T]) {
+        let (frame, count) = encoded::<C, T>(items, 1 << 16).unwrap();
+        assert_eq!(count, items.len());
         let mut got = vec![items[0].clone()];
-        C::decode_batch(&mut input, &mut got).unwrap();
+        decoded::<C, T>(&frame, &mut got).unwrap();
         assert_eq!(&got[1..], items);
+        // A frame of a tenth of the length holds a head of the items, whole.
+        let (frame, count) = encoded::<C, T>(items, frame.len() / 10).unwrap();
+        assert!(count > 0 && count < items.len(), "{count}");
+        let mut got = Vec::new();
+        decoded::<C, T>(&frame, &mut got).unwrap();
+        assert_eq!(got, items[..count]);
     }
 
     #[test]
@@ -157,29 +291,69 @@ mod tests {
         round_trip::<super::super::Bincode, u64>(&items);
         #[cfg(feature = "postcard")]
         round_trip::<super::super::Postcard, u64>(&items);
+        #[cfg(feature = "bincode")]
+        round_trip::<super::super::Bincode, String>(
+            &(0..150).map(|n| "s".repeat(n % 31)).collect::<Vec<_>>(),
+        );
     }
 
     #[test]
-    fn plain_batch_with_a_lying_count_is_a_decode_error() {
-        let mut buf = [0u8; 8 + 16];
-        buf[..8].copy_from_slice(&3u64.to_le_bytes());
-        for count in [3u64, u64::MAX, 1 << 61] {
-            buf[..8].copy_from_slice(&count.to_le_bytes());
-            let mut scratch = Vec::new();
-            // SAFETY: `buf` is private memory valid for its length.
-            let mut input = unsafe { FrameReader::new(buf.as_ptr(), buf.len(), &mut scratch) };
+    fn a_frame_too_small_for_the_first_item_overflows() {
+        let mut buf = [0u8; 12];
+        // SAFETY: `buf` is private memory valid for its length.
+        let mut out = unsafe { FrameWriter::new(buf.as_mut_ptr(), buf.len()) };
+        assert!(<Plain as BatchCodec<u64>>::encode_batch(&[1, 2], &mut out).is_err());
+        assert!(out.overflowed());
+        #[cfg(feature = "bincode")]
+        {
+            // SAFETY: as above.
+            let mut out = unsafe { FrameWriter::new(buf.as_mut_ptr(), buf.len()) };
+            let long = ["x".repeat(20)];
+            assert!(
+                <super::super::Bincode as BatchCodec<String>>::encode_batch(&long, &mut out)
+                    .is_err()
+            );
+            assert!(out.overflowed());
+        }
+    }
+
+    #[test]
+    fn a_batch_with_a_lying_count_is_a_decode_error() {
+        let mut plain = [0u8; COUNT_LEN + 16];
+        for count in [3u64, 1, u64::MAX, 1 << 61] {
+            plain[..COUNT_LEN].copy_from_slice(&count.to_le_bytes());
             let mut out: Vec<u64> = vec![9];
-            let err = <Plain as BatchCodec<u64>>::decode_batch(&mut input, &mut out);
+            let err = decoded::<Plain, u64>(&plain, &mut out);
             assert!(
                 matches!(err, Err(CodecError::Decode(_))),
                 "{count}: {err:?}"
             );
             assert_eq!(out, [9]);
         }
+        #[cfg(feature = "bincode")]
+        {
+            let (mut frame, count) = encoded::<super::super::Bincode, u64>(&[1, 2, 3], 64).unwrap();
+            assert_eq!(count, 3);
+            for count in [2u64, 4, 12, u64::MAX] {
+                frame[..COUNT_LEN].copy_from_slice(&count.to_le_bytes());
+                let mut out: Vec<u64> = vec![9];
+                let err = decoded::<super::super::Bincode, u64>(&frame, &mut out);
+                assert!(
+                    matches!(err, Err(CodecError::Decode(_))),
+                    "{count}: {err:?}"
+                );
+                assert_eq!(out, [9], "nothing appended for count {count}");
+            }
+        }
     }
 
     #[test]
-    fn zero_sized_items_are_refused() {
-        assert!(<Plain as BatchCodec<()>>::batch_len(&[(), ()]).is_err());
+    fn items_with_no_bytes_are_refused() {
+        assert!(encoded::<Plain, ()>(&[(), ()], 64).is_err());
+        #[cfg(feature = "bincode")]
+        assert!(matches!(
+            encoded::<super::super::Bincode, ()>(&[(), ()], 64),
+            Err(CodecError::Encode(_))
+        ));
     }
 }

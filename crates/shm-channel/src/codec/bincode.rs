@@ -1,5 +1,6 @@
 //! serde + bincode 2: the default codec.
 
+use super::batch::Appended;
 use super::depth::{DepthBudget, MessageSeed, MAX_DECODE_DEPTH};
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
@@ -48,16 +49,14 @@ fn counted<V: serde::Serialize + ?Sized>(value: &V) -> Result<usize, EncodeError
 }
 
 impl super::batch::SerdeSequence for Bincode {
-    fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError> {
-        counted(items).map_err(|e| CodecError::Encode(e.to_string()))
-    }
-
-    fn encode_sequence<T: serde::Serialize>(
-        items: &[T],
-        out: &mut FrameWriter<'_>,
-    ) -> Result<(), CodecError> {
-        bincode::serde::encode_into_writer(items, out, config())
-            .map_err(|e| CodecError::Encode(e.to_string()))
+    fn decode_values<T: serde::de::DeserializeOwned>(
+        bytes: &[u8],
+        seed: Appended<'_, '_, T>,
+        budget: &DepthBudget,
+    ) -> Result<usize, CodecError> {
+        bincode::serde::seed_decode_from_slice(seed, bytes, config())
+            .map(|((), read)| read)
+            .map_err(|e| budget.decode_error(e))
     }
 }
 

@@ -126,6 +126,69 @@ impl FrameWriter<'_> {
     pub fn overflowed(&self) -> bool {
         self.overflowed
     }
+
+    /// Bytes that can still be written.
+    pub(crate) fn room(&self) -> usize {
+        self.len - self.pos
+    }
+
+    /// Goes back to `mark` (a [`written`](FrameWriter::written) count): what was written
+    /// after it no longer counts, and the writer has not overflowed.
+    pub(crate) fn rewind(&mut self, mark: usize) {
+        self.pos = mark.min(self.pos);
+        self.overflowed = false;
+    }
+
+    /// Overwrites bytes already written, from `at` on; fails if they were not all written.
+    pub(crate) fn patch(&mut self, at: usize, bytes: &[u8]) -> Result<(), CodecError> {
+        let end = self.pos;
+        self.pos = at.min(end);
+        let patched = match at.checked_add(bytes.len()) {
+            Some(patch_end) if patch_end <= end => self.write(bytes),
+            _ => Err(CodecError::Encode("a patch beyond what was written".into())),
+        };
+        self.pos = end;
+        patched
+    }
+}
+
+/// Why [`encode_growing`] gave up.
+pub(crate) enum Grown {
+    /// The encoding does not fit even `max` bytes.
+    TooLarge,
+    /// The codec refused the value.
+    Refused(CodecError),
+}
+
+/// Encodes with `encode` into `scratch` (cleared first), growing it — from its capacity or
+/// `min`, doubling, to at most `max` bytes — while the encoding overflows: the private
+/// buffer a value goes through when it does not fit the frame reserved for it.
+pub(crate) fn encode_growing(
+    scratch: &mut Vec<u8>,
+    min: usize,
+    max: usize,
+    mut encode: impl FnMut(&mut FrameWriter<'_>) -> Result<(), CodecError>,
+) -> Result<(), Grown> {
+    let mut room = scratch.capacity().max(min).min(max);
+    loop {
+        scratch.clear();
+        scratch.reserve(room);
+        let spare = scratch.spare_capacity_mut();
+        // SAFETY: `spare` is valid for writes of `spare.len()` bytes while `scratch` is not
+        // touched, which is until `out` is dropped.
+        let mut out = unsafe { FrameWriter::new(spare.as_mut_ptr().cast(), spare.len()) };
+        match encode(&mut out) {
+            Ok(()) => {
+                let written = out.written();
+                // SAFETY: the writer initialised the first `written` bytes.
+                unsafe { scratch.set_len(written) };
+                return Ok(());
+            }
+            Err(_) if out.overflowed() && room < max => room = room.saturating_mul(2).min(max),
+            Err(_) if out.overflowed() => return Err(Grown::TooLarge),
+            Err(e) => return Err(Grown::Refused(e)),
+        }
+    }
 }
 
 /// A bounded cursor over a read grant: copies bytes out through a raw pointer.

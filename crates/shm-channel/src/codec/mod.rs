@@ -26,12 +26,12 @@
 //! and read from is in `frame.rs`, slices of items per frame in `batch.rs`, the nesting
 //! limit of the serde decoders in `depth.rs`.
 
-mod batch;
+pub(crate) mod batch;
 #[cfg(feature = "bincode")]
 mod bincode;
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 mod depth;
-mod frame;
+pub(crate) mod frame;
 mod plain;
 #[cfg(feature = "postcard")]
 mod postcard;

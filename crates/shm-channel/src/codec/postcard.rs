@@ -1,5 +1,6 @@
 //! serde + postcard: the maintained serde alternative to bincode.
 
+use super::batch::Appended;
 use super::depth::{DepthBudget, DepthLimited, MAX_DECODE_DEPTH};
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
@@ -56,17 +57,18 @@ impl Flavor for InPlace<'_, '_> {
 }
 
 impl super::batch::SerdeSequence for Postcard {
-    fn sequence_len<T: serde::Serialize>(items: &[T]) -> Result<usize, CodecError> {
-        postcard::serialize_with_flavor(items, Counter(0))
-            .map_err(|e| CodecError::Encode(e.to_string()))
-    }
-
-    fn encode_sequence<T: serde::Serialize>(
-        items: &[T],
-        out: &mut FrameWriter<'_>,
-    ) -> Result<(), CodecError> {
-        postcard::serialize_with_flavor(items, InPlace(out))
-            .map_err(|e| CodecError::Encode(e.to_string()))
+    fn decode_values<T: serde::de::DeserializeOwned>(
+        bytes: &[u8],
+        seed: Appended<'_, '_, T>,
+        budget: &DepthBudget,
+    ) -> Result<usize, CodecError> {
+        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+        serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
+            .map_err(|e| budget.decode_error(e))?;
+        let rest = deserializer
+            .finalize()
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
+        Ok(bytes.len() - rest.len())
     }
 }
 

@@ -52,11 +52,7 @@ impl<T, C: Codec<T>, const ID: u64> Codec<T> for Schema<C, ID> {
 }
 
 impl<T, C: BatchCodec<T>, const ID: u64> BatchCodec<T> for Schema<C, ID> {
-    fn batch_len(items: &[T]) -> Result<usize, CodecError> {
-        C::batch_len(items)
-    }
-
-    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<(), CodecError> {
+    fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<usize, CodecError> {
         C::encode_batch(items, out)
     }
 

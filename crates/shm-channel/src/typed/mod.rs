@@ -52,6 +52,7 @@ pub use error::{RecvError, SendError};
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::codec::frame::{encode_growing, Grown};
 use crate::codec::{Codec, FrameReader, FrameWriter};
 use crate::endpoint::failure::{FromRecvFatal, SendFailure, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
@@ -309,28 +310,13 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     /// the value fits.
     fn encode_privately(&mut self, value: &T) -> Result<(), TypedFailure> {
         let max = self.inner.max_payload();
-        let mut room = self.scratch.capacity().max(MIN_GUESS).min(max);
-        loop {
-            self.scratch.clear();
-            self.scratch.reserve(room);
-            let spare = self.scratch.spare_capacity_mut();
-            // SAFETY: `spare` is valid for writes of `spare.len()` bytes while `self.scratch`
-            // is not touched, which is until `out` is dropped.
-            let mut out = unsafe { FrameWriter::new(spare.as_mut_ptr().cast(), spare.len()) };
-            match C::encode(value, &mut out) {
-                Ok(()) => {
-                    let written = out.written();
-                    // SAFETY: the writer initialised the first `written` bytes.
-                    unsafe { self.scratch.set_len(written) };
-                    return Ok(());
-                }
-                Err(_) if out.overflowed() && room < max => room = room.saturating_mul(2).min(max),
-                Err(_) if out.overflowed() => {
-                    return Err(TypedFailure::Channel(SendFatal::TooLarge(max).into()))
-                }
-                Err(e) => return Err(TypedFailure::Encode(e)),
-            }
-        }
+        encode_growing(&mut self.scratch, MIN_GUESS, max, |out| {
+            C::encode(value, out)
+        })
+        .map_err(|grown| match grown {
+            Grown::TooLarge => TypedFailure::Channel(SendFatal::TooLarge(max).into()),
+            Grown::Refused(e) => TypedFailure::Encode(e),
+        })
     }
 }
 
