@@ -8,6 +8,7 @@ use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{Check, Event, Handshake, SpinBudget, Throttle, WaitStrategy, WaitTimeout};
 use shm_core::SharedMemory;
 
+use super::Deadline;
 use crate::shared::doorbells::End;
 use crate::shared::fingerprint::{self, Fingerprint};
 use crate::shared::lines::TypeLine;
@@ -80,6 +81,40 @@ impl<R: RingSide> Common<R> {
         self.owner.verify(self.ring.owner_slot())
     }
 
+    /// Waits on this endpoint's event, as [`wait_on`] does, until `poll` (handed the ring
+    /// side) returns `Some` or `deadline` passes, with the mark `mark` reads off the ring
+    /// side. `None` at once for [`Deadline::Now`] (no wait), and for a wait that ended by
+    /// its deadline.
+    pub(crate) fn wait<T>(
+        &mut self,
+        deadline: Deadline,
+        mark: impl FnOnce(&R) -> u64,
+        mut poll: impl FnMut(&mut R, Check) -> Option<T>,
+    ) -> Option<T> {
+        if deadline == Deadline::Now {
+            return None;
+        }
+        let Common {
+            ring,
+            event,
+            handshake,
+            strategy,
+            budget,
+            ..
+        } = self;
+        let mark = mark(ring);
+        wait_on(
+            event.get(),
+            *handshake,
+            strategy,
+            budget,
+            || mark,
+            deadline.instant(),
+            |check| poll(ring, check),
+        )
+        .ok()
+    }
+
     /// `Debug` output for the endpoint named `name` of flavor `flavor`.
     pub(crate) fn debug(
         &self,
@@ -110,7 +145,7 @@ impl<R: RingSide> Drop for Common<R> {
 /// (learning into `budget`); under [`WaitStrategy::Batched`], with `mark` set on the event
 /// for the wait's length, so that the other side wakes this waiter only once it reaches
 /// the mark (see [`Event::set_mark`]).
-pub(crate) fn wait_on<T>(
+fn wait_on<T>(
     event: &Event,
     handshake: Handshake,
     strategy: &WaitStrategy,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shm_core::notify::{Check, Handshake, WaitStrategy};
 
-use super::common::{slow_check_due, wait_on, Common, Endpoint, Parts};
+use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{FromRecvFatal, RecvFatal};
 use super::{Deadline, Fault, Flavor, Frame};
 use crate::shared::doorbells::Doorbells;
@@ -228,39 +228,20 @@ impl<F: Flavor> Receiver<F> {
         deadline: Deadline,
     ) -> Result<Option<Frame<F>>, RecvFatal<Fault<F>>> {
         let closed = self.closed;
-        let Common {
-            ring,
-            event: data,
-            handshake,
-            strategy,
-            budget,
-            throttle,
-            ..
-        } = &mut self.common;
-        let woken = match deadline {
-            Deadline::Now => None,
-            // The sleeper's half of the wake handshake (SYNC: waiter flag): the sender
-            // publishes with the matching notification.
-            _ => {
-                let mark = ring.data_mark();
-                wait_on(
-                    data.get(),
-                    *handshake,
-                    strategy,
-                    budget,
-                    || mark,
-                    deadline.instant(),
-                    |check| attempt(ring, check, closed),
-                )
-                .ok()
-            }
-        };
+        // The sleeper's half of the wake handshake (SYNC: waiter flag), on the data event:
+        // the sender publishes with the matching notification.
+        let woken = self.common.wait(
+            deadline,
+            |ring| ring.data_mark(),
+            |ring, check| attempt(ring, check, closed),
+        );
         match woken {
             Some(outcome) => outcome.map(Some),
             // No wait, or one that ended by its deadline (which may have made no slow
             // check: short timed waits in a loop): one more look, with a slow check paced
             // as non-blocking calls' are.
             None => {
+                let Common { ring, throttle, .. } = &mut self.common;
                 let check = if slow_check_due(throttle) {
                     Check::Slow
                 } else {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use shm_core::notify::{Check, Lookout, WaitStrategy};
 
-use super::common::{slow_check_due, wait_on, Common, Endpoint, Parts};
+use super::common::{slow_check_due, Common, Endpoint, Parts};
 use super::failure::{until_done, SendFailure, SendFatal};
 use super::{Deadline, Flavor, Slot};
 use crate::shared::doorbells::Doorbells;
@@ -313,46 +313,26 @@ impl<F: Flavor> Sender<F> {
         // Publish what deferred sends hold back, so the reader can make room (and wake it
         // whatever it waits for: we are about to wait for it).
         self.ring().publish_urgently();
-        let Common {
-            ring,
-            event: space,
-            handshake,
-            strategy,
-            budget,
-            throttle,
-            ..
-        } = &mut self.common;
-        let waited = match deadline {
-            Deadline::Now => None,
-            // The sleeper's half of the wake handshake (SYNC: waiter flag): the receiver
-            // publishes its head with the matching notification.
-            _ => {
-                let mark = ring.space_mark(len);
-                let mut gate = RoomGate::default();
-                wait_on(
-                    space.get(),
-                    *handshake,
-                    strategy,
-                    budget,
-                    || mark,
-                    deadline.instant(),
-                    |check| {
-                        // While spinning, wait for room worth resuming for (not the first
-                        // frame the reader frees); after a park or on a slow check, take
-                        // whatever fits.
-                        if check == Check::Fast {
-                            match ring.room_settled(len, &mut gate) {
-                                Ok(true) => {}
-                                Ok(false) => return None,
-                                Err(corruption) => return Some(Err(corrupted(corruption))),
-                            }
-                        }
-                        attempt(ring, len, check)
-                    },
-                )
-                .ok()
-            }
-        };
+        let mut gate = RoomGate::default();
+        // The sleeper's half of the wake handshake (SYNC: waiter flag), on the space event:
+        // the receiver publishes its head with the matching notification.
+        let waited = self.common.wait(
+            deadline,
+            |ring| ring.space_mark(len),
+            |ring, check| {
+                // While spinning, wait for room worth resuming for (not the first frame the
+                // reader frees); after a park or on a slow check, take whatever fits.
+                if check == Check::Fast {
+                    match ring.room_settled(len, &mut gate) {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(corruption) => return Some(Err(corrupted(corruption))),
+                    }
+                }
+                attempt(ring, len, check)
+            },
+        );
+        let Common { ring, throttle, .. } = &mut self.common;
         // No wait, or one that ended by its deadline (which may have made no slow check:
         // short timed waits in a loop): a slow check, paced as non-blocking calls' are.
         waited

@@ -22,6 +22,13 @@ fn channel(capacity: usize) -> (Sender, Receiver) {
     builder.create_in(heap).unwrap()
 }
 
+/// A channel of two lanes of `capacity` bytes on the heap, with a sender and its clone.
+fn two_senders(capacity: usize) -> (Sender, Sender, Receiver) {
+    let (tx, rx) = channel(capacity);
+    let tx2 = tx.try_clone().unwrap();
+    (tx, tx2, rx)
+}
+
 /// Sends `msg`, yielding while the lane is full.
 fn send(tx: &mut Sender, msg: &[u8]) {
     loop {
@@ -49,8 +56,7 @@ fn recv(rx: &mut Receiver, count: usize) -> Vec<Vec<u8>> {
 #[test]
 fn loom_two_senders_in_their_lanes_arrive_whole_and_in_order_each() {
     loom::model(|| {
-        let (mut tx, mut rx) = channel(32);
-        let mut tx2 = tx.try_clone().unwrap();
+        let (mut tx, mut tx2, mut rx) = two_senders(32);
         let first = thread::spawn(move || {
             send(&mut tx, &[1; 8]);
             send(&mut tx, &[2; 8]);
@@ -68,8 +74,7 @@ fn loom_two_senders_in_their_lanes_arrive_whole_and_in_order_each() {
 #[test]
 fn loom_a_sender_between_reserve_and_commit_holds_nobody_up() {
     loom::model(|| {
-        let (mut tx, mut rx) = channel(32);
-        let mut tx2 = tx.try_clone().unwrap();
+        let (mut tx, mut tx2, mut rx) = two_senders(32);
         let stalled = thread::spawn(move || {
             // Reserves and writes, then gives up without committing.
             let mut grant = tx.reserve(4).unwrap();

@@ -9,10 +9,11 @@ use super::layout::{Layout, MpscLane};
 use super::Mpsc;
 use crate::shared::lane::{self, LaneReader};
 use crate::shared::lane_sender::{LaneHome, LaneSender};
+use crate::shared::lines::StatusLine;
 use crate::shared::ownership;
 use crate::shared::primitive::AtomicU64;
 use crate::shared::ring::{check_slot, Gone, RecvRing, RingSide};
-use crate::shared::view::EventRef;
+use crate::shared::view::{EventRef, Wake};
 use crate::{ChannelError, Corruption};
 
 /// Frames the reader takes from one lane in a row while others have frames too: lanes
@@ -260,8 +261,12 @@ impl Reader {
         }
     }
 
-    /// Wakes the senders sleeping for room in any lane (the receiver is closing).
-    fn wake_all_senders(&self) {
+    /// What both of the receiver's closes do: flush releases, `mark` the receiver closed in
+    /// the status line (waking what waits on the space event), then wake the senders
+    /// sleeping for room in any lane.
+    fn close_as(&mut self, mark: fn(&StatusLine, Wake<'_>)) {
+        self.flush_releases();
+        mark(self.layout.status(), self.layout.space_wake());
         for index in 0..self.layout.lanes() {
             self.layout.slot_wake(index).notify();
         }
@@ -357,18 +362,10 @@ impl RecvRing for Reader {
     }
 
     fn close(&mut self) {
-        self.flush_releases();
-        self.layout
-            .status()
-            .close_receiver(self.layout.space_wake());
-        self.wake_all_senders();
+        self.close_as(StatusLine::close_receiver);
     }
 
     fn close_receiving(&mut self) {
-        self.flush_releases();
-        self.layout
-            .status()
-            .mark_receiver_closed(self.layout.space_wake());
-        self.wake_all_senders();
+        self.close_as(StatusLine::mark_receiver_closed);
     }
 }

@@ -12,6 +12,20 @@ use shm_core::notify::Event;
 
 use super::primitive::{AtomicU32, AtomicU64};
 
+/// Static checks of a layout: `Type { field: offset, ... }` for the offsets it documents (and
+/// tests poke), and, for a flavor's control block, `; data: n` for `DATA_OFFSET` (the size
+/// of `Control`). Not under loom, whose atomics are laid out otherwise.
+macro_rules! assert_offsets {
+    ($($ty:ident { $($field:ident: $offset:expr),* $(,)? }),* $(,)? $(; data: $data:expr)?) => {
+        #[cfg(not(loom))]
+        const _: () = {
+            $($(assert!(std::mem::offset_of!($ty, $field) == $offset);)*)*
+            $(assert!(DATA_OFFSET == $data);)?
+        };
+    };
+}
+pub(crate) use assert_offsets;
+
 /// Room for the shm-core header, on its own line.
 #[repr(C, align(128))]
 pub(crate) struct HeaderSlot([u64; 16]);
@@ -74,16 +88,16 @@ pub(crate) struct StatusLine {
     pub(crate) handshake: AtomicU32,
 }
 
-#[cfg(not(loom))]
-const _: () = {
-    use std::mem::offset_of;
-    assert!(offset_of!(StatusLine, receiver_owner) == 8);
-    assert!(offset_of!(StatusLine, sender_closed) == 16);
-    assert!(offset_of!(StatusLine, receiver_closed) == 20);
-    assert!(offset_of!(StatusLine, senders) == 24);
-    assert!(offset_of!(StatusLine, policy) == 28);
-    assert!(offset_of!(StatusLine, handshake) == 32);
-};
+assert_offsets! {
+    StatusLine {
+        receiver_owner: 8,
+        sender_closed: 16,
+        receiver_closed: 20,
+        senders: 24,
+        policy: 28,
+        handshake: 32,
+    },
+}
 
 // SAFETY: atomics only.
 unsafe impl Line for StatusLine {}
@@ -143,20 +157,22 @@ pub(crate) struct TypeLine {
     pub(crate) name: [AtomicU64; TYPE_NAME_BYTES / 8],
 }
 
+assert_offsets! {
+    TypeLine {
+        described: 8,
+        size: 16,
+        align: 24,
+        flags: 28,
+        schema: 32,
+        name_len: 40,
+        codec_len: 44,
+        codec: 48,
+        name: 64,
+    },
+}
+
 #[cfg(not(loom))]
-const _: () = {
-    use std::mem::offset_of;
-    assert!(offset_of!(TypeLine, described) == 8);
-    assert!(offset_of!(TypeLine, size) == 16);
-    assert!(offset_of!(TypeLine, align) == 24);
-    assert!(offset_of!(TypeLine, flags) == 28);
-    assert!(offset_of!(TypeLine, schema) == 32);
-    assert!(offset_of!(TypeLine, name_len) == 40);
-    assert!(offset_of!(TypeLine, codec_len) == 44);
-    assert!(offset_of!(TypeLine, codec) == 48);
-    assert!(offset_of!(TypeLine, name) == 64);
-    assert!(size_of::<TypeLine>() == 256);
-};
+const _: () = assert!(size_of::<TypeLine>() == 256);
 
 // SAFETY: atomics only.
 unsafe impl Line for TypeLine {}
@@ -189,16 +205,3 @@ pub(crate) const fn layout_spec(
         layout_hash: common ^ header::layout_hash(types).rotate_left(17),
     }
 }
-
-/// Static checks of a flavor's control block: `Type { field: offset, ... }` for the offsets
-/// the layout documents (and tests poke), and `DATA_OFFSET` (the size of `Control`).
-macro_rules! assert_offsets {
-    ($($ty:ident { $($field:ident: $offset:expr),* $(,)? }),* $(,)? ; data: $data:expr) => {
-        #[cfg(not(loom))]
-        const _: () = {
-            $($(assert!(std::mem::offset_of!($ty, $field) == $offset);)*)*
-            assert!(DATA_OFFSET == $data);
-        };
-    };
-}
-pub(crate) use assert_offsets;

@@ -4,6 +4,7 @@
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p shm-channel --release --lib loom`
 //! (`scripts/loom` does this in its own target directory).
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use loom::thread;
@@ -12,7 +13,7 @@ use shm_core::HeapRegion;
 
 use super::layout::{region_len_for, Layout};
 use super::ring::{Reader, Writer};
-use crate::shared::lane::Frame;
+use crate::shared::lane::{Frame, Slot};
 use crate::shared::ring::{RecvRing, RingSide, SendRing};
 use crate::spsc::Builder;
 use crate::{Endpoint, RecvError, TryRecvError};
@@ -85,20 +86,32 @@ fn loom_publish_then_consume_in_order() {
     loom::model(|| stream(64, 0, &[b"first!!!", b"second"]));
 }
 
-/// Streams `messages` from a writer thread to the reader on a ring of `capacity` bytes,
-/// whose reader releases in batches of `release_batch` bytes.
-fn stream(capacity: usize, release_batch: u64, messages: &'static [&'static [u8]]) {
-    let (mut writer, mut reader) = ring(capacity);
+/// Runs `write` with the writer of a ring of `capacity` bytes in a thread of its own, while
+/// the reader, releasing in batches of `release_batch` bytes, receives `expected` in order.
+fn read_while(
+    capacity: usize,
+    release_batch: u64,
+    write: impl FnOnce(Writer) + Send + 'static,
+    expected: &[&[u8]],
+) {
+    let (writer, mut reader) = ring(capacity);
     reader.set_release_batch(release_batch);
-    let producer = thread::spawn(move || {
-        for msg in messages {
-            send(&mut writer, msg);
-        }
-    });
-    for msg in messages {
+    let producer = thread::spawn(move || write(writer));
+    for msg in expected {
         assert_eq!(recv(&mut reader), *msg);
     }
     producer.join().unwrap();
+}
+
+/// Streams `messages` from a writer thread to the reader on a ring of `capacity` bytes,
+/// whose reader releases in batches of `release_batch` bytes.
+fn stream(capacity: usize, release_batch: u64, messages: &'static [&'static [u8]]) {
+    let write = move |mut writer: Writer| {
+        for msg in messages {
+            send(&mut writer, msg);
+        }
+    };
+    read_while(capacity, release_batch, write, messages);
 }
 
 #[test]
@@ -122,11 +135,7 @@ fn loom_uncommitted_frame_is_never_seen() {
         let producer = thread::spawn(move || {
             send(&mut writer, b"done");
             // Stops between reserve and commit: writes the payload, never commits.
-            let slot = writer.try_reserve(4).unwrap().unwrap();
-            // SAFETY: the slot is valid for 4 bytes.
-            unsafe {
-                std::ptr::copy_nonoverlapping(b"half".as_ptr(), writer.payload_ptr(&slot), 4)
-            };
+            write_uncommitted(&mut writer, b"half");
             writer.publish(); // publishes nothing new
         });
         let mut seen = Vec::new();
@@ -147,11 +156,18 @@ fn loom_uncommitted_frame_is_never_seen() {
     });
 }
 
-/// Writes `msg` into a reserved frame and commits it without publishing.
-fn commit(writer: &mut Writer, msg: &[u8]) {
+/// Reserves a frame for `msg` (the ring must have room) and writes its payload, without
+/// committing it: as a writer stopped between reserve and commit leaves it.
+fn write_uncommitted(writer: &mut Writer, msg: &[u8]) -> Slot {
     let slot = writer.try_reserve(msg.len()).unwrap().unwrap();
     // SAFETY: the slot's payload is valid for `msg.len()` bytes until commit.
     unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), writer.payload_ptr(&slot), msg.len()) };
+    slot
+}
+
+/// Writes `msg` into a reserved frame and commits it without publishing.
+fn commit(writer: &mut Writer, msg: &[u8]) {
+    let slot = write_uncommitted(writer, msg);
     writer.commit(slot, msg.len());
 }
 
@@ -184,27 +200,37 @@ fn loom_headers_of_earlier_laps_are_not_new_frames() {
     loom::model(|| stream(32, 0, &[&[1; 8], &[2; 8], &[3; 8], &[4; 8], &[5; 8]]));
 }
 
+/// A writer thread that does `before_dying` with its writer and then dies (drops it, doing
+/// nothing more), and a writer taking over the channel after it that sends `successor_sends`;
+/// meanwhile the reader must receive `expected`, in order.
+fn successor_continues(
+    before_dying: impl FnOnce(&mut Writer) + Send + 'static,
+    successor_sends: &'static [u8],
+    expected: &[&[u8]],
+) {
+    let write = move |mut writer: Writer| {
+        let layout = writer.layout().clone();
+        before_dying(&mut writer);
+        drop(writer); // dies here
+        let mut successor = Writer::new(layout).unwrap();
+        send(&mut successor, successor_sends);
+    };
+    read_while(64, 0, write, expected);
+}
+
 #[test]
 fn loom_writer_dying_before_its_commit_loses_only_that_frame() {
     // A writer dies with a frame's payload written and its header not: a writer taking over
     // continues there, and the reader never sees the half-written frame.
     loom::model(|| {
-        let (mut writer, mut reader) = ring(64);
-        let layout = writer.layout().clone();
-        let producer = thread::spawn(move || {
-            send(&mut writer, b"done");
-            let slot = writer.try_reserve(4).unwrap().unwrap();
-            // SAFETY: the slot is valid for 4 bytes.
-            unsafe {
-                std::ptr::copy_nonoverlapping(b"half".as_ptr(), writer.payload_ptr(&slot), 4)
-            };
-            drop(writer); // dies here
-            let mut successor = Writer::new(layout).unwrap();
-            send(&mut successor, b"next");
-        });
-        assert_eq!(recv(&mut reader), b"done");
-        assert_eq!(recv(&mut reader), b"next");
-        producer.join().unwrap();
+        successor_continues(
+            |writer| {
+                send(writer, b"done");
+                write_uncommitted(writer, b"half");
+            },
+            b"next",
+            &[b"done", b"next"],
+        )
     });
 }
 
@@ -213,28 +239,18 @@ fn loom_writer_dying_before_its_tail_store_is_recovered() {
     // A writer dies after publishing a frame and before recording its tail: the writer
     // taking over finds the frame and continues after it, while the reader reads.
     loom::model(|| {
-        let (mut writer, mut reader) = ring(64);
-        let layout = writer.layout().clone();
-        let producer = thread::spawn(move || {
-            send(&mut writer, b"one");
-            let recorded = layout
-                .producer()
-                .tail
-                .load(std::sync::atomic::Ordering::SeqCst);
-            send(&mut writer, b"two");
-            // As if the second publication's tail store never happened.
-            layout
-                .producer()
-                .tail
-                .store(recorded, std::sync::atomic::Ordering::SeqCst);
-            drop(writer);
-            let mut successor = Writer::new(layout).unwrap();
-            send(&mut successor, b"three");
-        });
-        assert_eq!(recv(&mut reader), b"one");
-        assert_eq!(recv(&mut reader), b"two");
-        assert_eq!(recv(&mut reader), b"three");
-        producer.join().unwrap();
+        successor_continues(
+            |writer| {
+                let layout = writer.layout().clone();
+                send(writer, b"one");
+                let recorded = layout.producer().tail.load(SeqCst);
+                send(writer, b"two");
+                // As if the second publication's tail store never happened.
+                layout.producer().tail.store(recorded, SeqCst);
+            },
+            b"three",
+            &[b"one", b"two", b"three"],
+        )
     });
 }
 
