@@ -134,12 +134,14 @@ impl FrameWriter<'_> {
 
     /// Goes back to `mark` (a [`written`](FrameWriter::written) count): what was written
     /// after it no longer counts, and the writer has not overflowed.
+    #[cfg(any(feature = "bincode", feature = "postcard"))]
     pub(crate) fn rewind(&mut self, mark: usize) {
         self.pos = mark.min(self.pos);
         self.overflowed = false;
     }
 
     /// Overwrites bytes already written, from `at` on; fails if they were not all written.
+    #[cfg(any(feature = "bincode", feature = "postcard"))]
     pub(crate) fn patch(&mut self, at: usize, bytes: &[u8]) -> Result<(), CodecError> {
         let end = self.pos;
         self.pos = at.min(end);
