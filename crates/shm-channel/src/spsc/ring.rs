@@ -154,7 +154,7 @@ mod tests {
 
     use super::{Reader, Writer};
     use crate::shared::creation::Creation;
-    use crate::shared::ring::{RecvRing, RoomGate, SendRing};
+    use crate::shared::ring::{RecvRing, RingSide, RoomGate, SendRing};
     use crate::spsc::layout::{region_len_for, Layout};
 
     const CAPACITY: usize = 4096;
@@ -222,5 +222,39 @@ mod tests {
             "went at the first poll, with a reader still moving"
         );
         assert!(writer.try_reserve(PAYLOAD).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_flush_wakes_a_reader_asleep_for_a_batch_once_per_publication() {
+        let (mut writer, _reader) = ring();
+        let layout = writer.layout().clone();
+        let event = layout.data_wake().event;
+        // A reader asleep until a quarter of the ring is filled (an async waiter stands for
+        // it: it counts as a waiter and is woken by the sequence number).
+        assert!(event.announce_async(Handshake::SeqCst));
+        let mark = CAPACITY as u64 / 4;
+        event.set_mark(mark);
+        let woken = |before: u32| event.sequence() != before;
+        // A publication below the mark leaves it asleep ...
+        let seq = event.sequence();
+        let slot = writer.try_reserve(PAYLOAD).unwrap().unwrap();
+        writer.commit(slot, PAYLOAD);
+        writer.publish();
+        assert!(!woken(seq), "woken below its mark");
+        // ... until the flush, which has nothing left to publish but must still ring.
+        writer.publish_urgently();
+        assert!(woken(seq), "the flush did not wake the reader");
+        // Asleep again, for more: a flush with nothing published since rings no more.
+        event.set_mark(mark);
+        let seq = event.sequence();
+        writer.publish_urgently();
+        assert!(!woken(seq), "an idle flush woke the reader for nothing new");
+        // A publication again, then a flush: it rings again.
+        let slot = writer.try_reserve(PAYLOAD).unwrap().unwrap();
+        writer.commit(slot, PAYLOAD);
+        writer.publish();
+        writer.publish_urgently();
+        assert!(woken(seq), "the second flush did not wake the reader");
+        event.withdraw_async();
     }
 }

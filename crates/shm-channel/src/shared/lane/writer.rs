@@ -28,6 +28,9 @@ pub(crate) struct LaneWriter<L: Lane> {
     laps: Laps,
     /// Wake syscalls made by `publish` (for benchmarks).
     wakes: u64,
+    /// Something was published since the last urgent wake check without waking a reader
+    /// that sleeps with a mark (see [`publish_urgently`](Self::publish_urgently)).
+    unchecked: bool,
 }
 
 impl<L: Lane> LaneWriter<L> {
@@ -48,6 +51,8 @@ impl<L: Lane> LaneWriter<L> {
             cached_head: 0,
             mask,
             wakes: 0,
+            // What a predecessor published may have left a reader asleep.
+            unchecked: true,
         };
         writer.recover_tail();
         // The head lies within a capacity behind the tail: start from the lowest it may be.
@@ -306,13 +311,19 @@ impl<L: Lane> LaneWriter<L> {
 
     /// Publishes whatever is committed and wakes a sleeping reader whatever its mark: the
     /// writer flushes, or is about to wait for room itself.
+    ///
+    /// With nothing to publish, the wake check is needed only if something was published
+    /// without one since the last (`unchecked`): a reader that went to sleep after that
+    /// check had seen everything published, and sleeps for more — waking it would find
+    /// nothing new. So a flush of an idle sender reads no shared memory.
     pub(crate) fn publish_urgently(&mut self) {
         if self.visible != self.tail {
             self.publish_as(true);
-        } else {
+        } else if self.unchecked {
             let lane = &self.lane;
             let woke = notify_after_release(lane.handshake(), lane.data_wake(), |_| true);
             self.wakes += u64::from(woke);
+            self.unchecked = false;
         }
     }
 
@@ -338,6 +349,7 @@ impl<L: Lane> LaneWriter<L> {
             |mark| urgent || unread(mark),
         );
         self.wakes += u64::from(woke);
+        self.unchecked = !urgent;
         self.visible = self.tail;
         // SYNC: tail recorded. Release: a writer taking over (`LaneWriter::new`) finds the
         // frames below it published. Nobody reads it on the data path.
