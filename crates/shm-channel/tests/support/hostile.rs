@@ -84,10 +84,15 @@ const KINDS: [Kind; 8] = [
 ];
 
 impl Kind {
-    /// The kind of a call error.
+    /// The kind of a call error: of the blocking call's error inside it, if that is why the
+    /// call failed (`TryRecvError::Recv(e)`, broadcast's `RecvError::Recv(e)`, …).
     pub fn of(error: &(impl CallError + fmt::Debug)) -> Kind {
         if error.corruption().is_some() {
             return Kind::Corrupted;
+        }
+        let mut error: &dyn CallError = error;
+        while let Some(inner) = error.blocking_error() {
+            error = inner;
         }
         let debug = format!("{error:?}");
         let name = debug.split(['(', ' ', '{']).next().unwrap_or("");
