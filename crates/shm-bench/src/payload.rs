@@ -48,15 +48,23 @@ impl Payload {
     #[inline(always)]
     fn write(&self, out: &mut MsgOut<'_>, seq: u64) {
         let len = out.len();
-        let head = seq.to_le_bytes();
-        if len < 8 {
-            out.write_at(0, &head[..len]);
-            return;
-        }
         // The template between the stamps (none in a message of 8 or 16 bytes).
         let between = 8..if len >= 16 { len - 8 } else { len };
         if !between.is_empty() {
             out.write_at(8, &self.template[between]);
+        }
+        self.write_stamps(out, seq);
+    }
+
+    /// Writes the stamps of message `seq` alone: all that differs between two messages of
+    /// one size, for a buffer that holds the template already.
+    #[inline(always)]
+    fn write_stamps(&self, out: &mut MsgOut<'_>, seq: u64) {
+        let len = out.len();
+        let head = seq.to_le_bytes();
+        if len < 8 {
+            out.write_at(0, &head[..len]);
+            return;
         }
         out.write_at(0, &head);
         if len >= 16 {
@@ -162,6 +170,14 @@ impl<'a> Outgoing<'a> {
         self.payload.write(out, self.seq);
     }
 
+    /// [`write_to`](Outgoing::write_to) into a buffer that holds an earlier message of the
+    /// same size, written by `write_to`: only the stamps change.
+    #[inline(always)]
+    pub(crate) fn rewrite_in(&self, out: &mut MsgOut<'_>) {
+        assert_eq!(out.len(), self.size, "a buffer of the message's size");
+        self.payload.write_stamps(out, self.seq);
+    }
+
     /// The typed value of this message.
     pub(crate) fn value<V: Value>(&self) -> V {
         V::make(self.seq)
@@ -265,6 +281,21 @@ mod tests {
             assert!(p.check_stamps(&m, 12345), "len {len}");
             assert!(p.check_every_byte(&m, 12345), "len {len}");
             assert!(!p.check_every_byte(&m, 12346), "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_rewrite_over_the_last_message_is_the_next_message() {
+        let p = Payload::new(4096);
+        for len in [1, 7, 8, 9, 15, 16, 17, 64, 4096] {
+            let mut out = Outgoing::first(&p, len);
+            let mut b = vec![0u8; len];
+            out.write_to(&mut MsgOut::private(&mut b));
+            for seq in 1..4 {
+                out.advance();
+                out.rewrite_in(&mut MsgOut::private(&mut b));
+                assert_eq!(b, message(&p, len, seq), "len {len}, message {seq}");
+            }
         }
     }
 

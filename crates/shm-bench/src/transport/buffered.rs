@@ -30,6 +30,9 @@ pub(crate) struct Buffered<L> {
     buf: Vec<u8>,
     /// The largest message the endpoint was built for.
     max: usize,
+    /// `buf` holds a message this side wrote, of its length: the next one differs only in
+    /// its stamps.
+    written: bool,
 }
 
 impl<L: ByteLink> Buffered<L> {
@@ -39,6 +42,7 @@ impl<L: ByteLink> Buffered<L> {
             link,
             buf: Vec::with_capacity(max_msg),
             max: max_msg,
+            written: false,
         }
     }
 
@@ -49,15 +53,23 @@ impl<L: ByteLink> Buffered<L> {
         if self.buf.len() != len {
             check_fits(len, self.max)?;
             self.buf.resize(len, 0);
+            self.written = false;
         }
         Ok(())
     }
 
-    /// Writes `msg` into the buffer and sends it.
+    /// Writes `msg` into the buffer (its stamps alone over the message this side wrote
+    /// before) and sends it.
     #[inline(always)]
     fn send_one(&mut self, msg: &Outgoing<'_>) -> Result<(), TransportError> {
         self.size_for(msg.size())?;
-        msg.write_to(&mut MsgOut::private(&mut self.buf));
+        let mut out = MsgOut::private(&mut self.buf);
+        if self.written {
+            msg.rewrite_in(&mut out);
+        } else {
+            msg.write_to(&mut out);
+            self.written = true;
+        }
         self.link.write_msg(&self.buf)
     }
 
@@ -65,6 +77,8 @@ impl<L: ByteLink> Buffered<L> {
     #[inline(always)]
     fn recv_checked(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
         self.size_for(check.size())?;
+        // What arrives replaces what this side wrote.
+        self.written = false;
         self.link.read_msg(&mut self.buf)?;
         check.check(&MsgIn::private(&self.buf));
         Ok(())
