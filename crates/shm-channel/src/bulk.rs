@@ -91,7 +91,9 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
     }
 
     /// Sends every item of `items`, in order, waiting for room as long as it takes, and
-    /// publishes them. Each item is encoded once, straight into a frame.
+    /// publishes them. Items are encoded straight into the frames (an item that does not
+    /// fit what is left of a frame is encoded again into the next; one larger than a
+    /// frame of an eighth of the ring goes alone, through a private buffer).
     ///
     /// # Errors
     ///
@@ -126,7 +128,10 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
             sent += frame.map_err(|failure| match failure {
                 Failure::Channel(fatal) => SendError::Send(fatal.with(sent)),
                 Failure::Encode(e) => SendError::Encode(sent, e),
-                Failure::Overflow => SendError::Send(SendFatal::TooLarge(max).with(sent)),
+                // The largest item a frame carries: the frame less the batch's count.
+                Failure::Overflow => {
+                    SendError::Send(SendFatal::TooLarge(max.saturating_sub(COUNT_LEN)).with(sent))
+                }
             })?;
         }
         Ok(())
@@ -145,8 +150,13 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
                 // until it commits, which is after this closure returns.
                 let mut out = unsafe { FrameWriter::new(ptr, len) };
                 match C::encode_batch(items, &mut out) {
+                    // A codec that takes no item would loop for ever: refused (an outside
+                    // codec's mistake; the crate's never do it).
+                    Ok(0) => Err(Failure::Encode(CodecError::Encode(
+                        "the codec put no item in the frame".into(),
+                    ))),
                     Ok(n) => {
-                        count = n;
+                        count = n.min(items.len());
                         Ok(out.written())
                     }
                     Err(_) if out.overflowed() => Err(Failure::Overflow),

@@ -30,20 +30,28 @@ use crate::CodecError;
 /// ```
 pub trait BatchCodec<T>: CodecId + 'static {
     /// Writes the longest head of `items` that fits `out` as one batch (at least its first
-    /// item); returns how many items it holds.
+    /// item, if there is one); returns how many items it holds. A frame ends before an item
+    /// the codec refuses, so that the next batch, starting with it, reports it.
     ///
     /// # Errors
     ///
-    /// The codec's refusal of an item; or, when not even the first item fits, the write's
-    /// error, with [`FrameWriter::overflowed`] set (the caller then tries a larger frame).
+    /// The codec's refusal of the first item; or, when not even the first item fits, the
+    /// write's error, with [`FrameWriter::overflowed`] set (the caller then tries a larger
+    /// frame).
     fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<usize, CodecError>;
 
-    /// Decodes a whole frame, appending its items to `out`; on error `out` is unchanged.
+    /// Decodes a whole frame, appending its items to `out`; on error `out` holds what it
+    /// held (its capacity may have grown).
     fn decode_batch(input: &mut FrameReader<'_>, out: &mut Vec<T>) -> Result<(), CodecError>;
 }
 
 /// Bytes of the item count in front of every batch.
 pub(crate) const COUNT_LEN: usize = 8;
+
+/// The most a serde batch's decode reserves up front, in bytes of items (serde's cautious
+/// size hint allows the same): the rest grows as items decode.
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+const CAUTIOUS_RESERVE: usize = 1 << 20;
 
 /// Reads a batch's item count, refused unless `fits(count)` says the frame's remaining
 /// bytes can hold that many items.
@@ -138,16 +146,19 @@ where
         let mut count = 0;
         for item in items {
             let mark = out.written();
-            match C::encode(item, out) {
+            let encoded = match C::encode(item, out) {
                 // Every item takes a byte at least, so a frame's count is bounded by its
                 // length (which `decode_batch` checks).
-                Ok(()) if out.written() == mark => {
-                    return Err(CodecError::Encode(
-                        "items that encode to no bytes cannot be batched".into(),
-                    ))
-                }
+                Ok(()) if out.written() == mark => Err(CodecError::Encode(
+                    "items that encode to no bytes cannot be batched".into(),
+                )),
+                encoded => encoded,
+            };
+            match encoded {
                 Ok(()) => count += 1,
-                Err(_) if out.overflowed() && count > 0 => {
+                // The frame ends before this item: it does not fit, or it fails, which the
+                // next frame, starting with it, then reports at its exact place.
+                Err(_) if count > 0 => {
                     out.rewind(mark);
                     break;
                 }
@@ -163,7 +174,9 @@ where
         let count = read_count(input, |count| count <= bytes)?;
         let frame = input.rest_copied();
         let before = out.len();
-        out.reserve(count);
+        // Cautiously, as serde's own sequences do: the count is the peer's word, and bounded
+        // by the frame's bytes, not by what its items take in memory.
+        out.reserve(count.min(CAUTIOUS_RESERVE / std::mem::size_of::<T>().max(1)));
         let budget = super::depth::DepthBudget::new(super::depth::MAX_DECODE_DEPTH);
         let seed = Appended::new(out, count, &budget);
         let decoded =
@@ -345,6 +358,53 @@ mod tests {
                 assert_eq!(out, [9], "nothing appended for count {count}");
             }
         }
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn a_hostile_count_reserves_only_cautiously() {
+        // 256 bytes in memory, 32 encoded (a zero byte per word): a frame of 64 KiB of
+        // zeros, claiming as many items as it has bytes, holds 2047 of them.
+        type Big = [u64; 32];
+        let mut frame = vec![0u8; 1 << 16];
+        let claimed = (frame.len() - COUNT_LEN) as u64;
+        frame[..COUNT_LEN].copy_from_slice(&claimed.to_le_bytes());
+        let mut out: Vec<Big> = Vec::new();
+        let err = decoded::<super::super::Bincode, Big>(&frame, &mut out);
+        assert!(matches!(err, Err(CodecError::Decode(_))), "{err:?}");
+        assert!(out.is_empty());
+        // Reserving the claimed count would have taken 16 MiB.
+        let cautious = CAUTIOUS_RESERVE / std::mem::size_of::<Big>();
+        assert!(
+            out.capacity() <= cautious,
+            "{} items reserved",
+            out.capacity()
+        );
+    }
+
+    /// A value bincode refuses to encode.
+    #[cfg(feature = "bincode")]
+    #[derive(Debug, serde::Deserialize)]
+    struct Picky(u32);
+
+    #[cfg(feature = "bincode")]
+    impl serde::Serialize for Picky {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                3 => Err(serde::ser::Error::custom("three is refused")),
+                n => s.serialize_u32(n),
+            }
+        }
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn a_refused_item_ends_the_frame_before_it_and_starts_the_next() {
+        let items = [1, 2, 3, 4].map(Picky);
+        let (_, count) = encoded::<super::super::Bincode, Picky>(&items, 64).unwrap();
+        assert_eq!(count, 2, "the frame ends before the refused item");
+        let refused = encoded::<super::super::Bincode, Picky>(&items[2..], 64);
+        assert!(matches!(refused, Err(CodecError::Encode(_))), "{refused:?}");
     }
 
     #[test]

@@ -28,8 +28,9 @@ pub(crate) struct LaneWriter<L: Lane> {
     laps: Laps,
     /// Wake syscalls made by `publish` (for benchmarks).
     wakes: u64,
-    /// Something was published since the last urgent wake check without waking a reader
-    /// that sleeps with a mark (see [`publish_urgently`](Self::publish_urgently)).
+    /// Something was published since the last urgent wake check, by a publication whose
+    /// wake check let a reader asleep below its mark sleep on (see
+    /// [`publish_urgently`](Self::publish_urgently)).
     unchecked: bool,
 }
 
