@@ -159,3 +159,35 @@ fn strings_of_every_prefix_width_round_trip_with_bincode() {
 fn strings_of_every_prefix_width_round_trip_with_postcard() {
     strings_of_every_prefix_width_round_trip::<Postcard>();
 }
+
+/// Decodes `frame` as a `T` on a thread of its own; the error's message, or a panic if no
+/// result came within 20 s (a decode that never ends must fail this test, not hang it).
+fn decode_error_in_time<T: std::fmt::Debug + Send + 'static, C: Codec<T>>(
+    frame: Vec<u8>,
+) -> String {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(decode_frame::<T, C>(&frame));
+    });
+    let decoded = result
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the decode did not end");
+    decode_error(decoded)
+}
+
+#[test]
+fn a_sequence_of_zero_sized_values_cannot_announce_more_than_the_frame_allows() {
+    // `()` takes no byte: only the element budget ends these.
+    let bincode_units = decode_error_in_time::<Vec<()>, Bincode>(bincode_u64(1 << 62));
+    let postcard_units = decode_error_in_time::<Vec<()>, Postcard>(postcard_u64(1 << 62));
+    // Nested: each inner sequence (200 units, one byte) stays within the budget, all of
+    // them together not.
+    let nested = [bincode_u64(1 << 20), vec![200; 64]].concat();
+    let bincode_nested = decode_error_in_time::<Vec<Vec<()>>, Bincode>(nested);
+    for message in [bincode_units, postcard_units, bincode_nested] {
+        assert!(message.contains("sequence elements"), "{message}");
+    }
+    // Within the budget, zero-sized values still decode.
+    round_trip::<Vec<()>, Bincode>(vec![(); 1000]);
+    round_trip::<Vec<()>, Postcard>(vec![(); 1000]);
+}

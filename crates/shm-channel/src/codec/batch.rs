@@ -177,7 +177,7 @@ where
         // Cautiously, as serde's own sequences do: the count is the peer's word, and bounded
         // by the frame's bytes, not by what its items take in memory.
         out.reserve(count.min(CAUTIOUS_RESERVE / std::mem::size_of::<T>().max(1)));
-        let budget = super::depth::DepthBudget::new(super::depth::MAX_DECODE_DEPTH);
+        let budget = super::depth::DepthBudget::new(super::depth::MAX_DECODE_DEPTH, frame.len());
         let seed = Appended::new(out, count, &budget);
         let decoded =
             C::decode_values(frame, seed, &budget).and_then(|read| match frame.len() - read {

@@ -78,7 +78,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {
     /// shared memory, then bincode's slice decoder), never from shared memory directly.
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
         let frame = input.rest_copied();
-        let budget = DepthBudget::new(MAX_DECODE_DEPTH);
+        let budget = DepthBudget::new(MAX_DECODE_DEPTH, frame.len());
         let (value, read) =
             bincode::serde::seed_decode_from_slice(MessageSeed::<T>::new(&budget), frame, config())
                 .map_err(|e| budget.decode_error(e))?;

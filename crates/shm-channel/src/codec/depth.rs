@@ -39,40 +39,69 @@ use crate::CodecError;
 /// use more stack. (serde_json's default recursion limit is 128 too.)
 pub const MAX_DECODE_DEPTH: usize = 128;
 
-/// Shared by all the wrappers of one decode: the limit, and whether it was hit (so the
-/// codec can say so even when the format's error type drops custom messages, as
-/// postcard's does).
+/// Sequence elements and map keys a decode may visit per byte of its frame, beyond
+/// [`ELEMENTS_FLOOR`]: every element of a real message but a zero-sized one (`()`, an empty
+/// struct, `PhantomData`) takes a byte at least, and the formats read a sequence's announced
+/// length without comparing it with the bytes left. Without this bound, a frame of a few
+/// bytes announcing 2^62 `()`s would keep the receiver decoding for ever.
+pub(crate) const ELEMENTS_PER_BYTE: u64 = 8;
+
+/// Sequence elements and map keys any decode may visit, whatever its frame's length.
+pub(crate) const ELEMENTS_FLOOR: u64 = 1024;
+
+/// Why a decode was refused by its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Depth,
+    Elements,
+}
+
+/// Shared by all the wrappers of one decode: the nesting limit, the elements it may still
+/// visit, and whether a limit was hit (so the codec can say so even when the format's error
+/// type drops custom messages, as postcard's does).
 pub(crate) struct DepthBudget {
     max: usize,
-    exceeded: Cell<bool>,
+    elements_left: Cell<u64>,
+    refused: Cell<Option<Refusal>>,
 }
 
 impl DepthBudget {
-    /// A budget of `max` levels of nesting.
-    pub(crate) fn new(max: usize) -> Self {
+    /// A budget of `max` levels of nesting, for a frame of `frame_len` bytes (which sets
+    /// how many sequence elements and map keys the decode may visit: see
+    /// [`ELEMENTS_PER_BYTE`]).
+    pub(crate) fn new(max: usize, frame_len: usize) -> Self {
+        let elements = (frame_len as u64)
+            .saturating_mul(ELEMENTS_PER_BYTE)
+            .saturating_add(ELEMENTS_FLOOR);
         DepthBudget {
             max,
-            exceeded: Cell::new(false),
+            elements_left: Cell::new(elements),
+            refused: Cell::new(None),
         }
     }
 
     /// Whether a decode through this budget failed because the value nested too deep.
+    #[cfg(test)]
     pub(crate) fn exceeded(&self) -> bool {
-        self.exceeded.get()
+        self.refused.get() == Some(Refusal::Depth)
     }
 
-    fn message(&self) -> String {
-        format!("the message nests deeper than {} levels", self.max)
+    fn message(&self, refusal: Refusal) -> String {
+        match refusal {
+            Refusal::Depth => format!("the message nests deeper than {} levels", self.max),
+            Refusal::Elements => format!(
+                "the message holds more sequence elements or map entries than {ELEMENTS_PER_BYTE} a byte"
+            ),
+        }
     }
 
     /// The [`CodecError`] for a decode through this budget that failed with `error`: the
-    /// depth limit if it was hit (whatever the format made of our custom error), else
+    /// limit that was hit, if one was (whatever the format made of our custom error), else
     /// `error` itself.
     pub(crate) fn decode_error(&self, error: impl fmt::Display) -> CodecError {
-        CodecError::Decode(if self.exceeded() {
-            self.message()
-        } else {
-            error.to_string()
+        CodecError::Decode(match self.refused.get() {
+            Some(refusal) => self.message(refusal),
+            None => error.to_string(),
         })
     }
 
@@ -81,16 +110,29 @@ impl DepthBudget {
     #[inline]
     fn enter<E: de::Error>(&self, depth: usize) -> Result<(), E> {
         if depth > self.max {
-            return Err(self.refuse());
+            return Err(self.refuse(Refusal::Depth));
         }
         Ok(())
     }
 
+    /// Counts one more sequence element or map key: refused once the frame's share is
+    /// spent.
+    #[inline]
+    fn element<E: de::Error>(&self) -> Result<(), E> {
+        match self.elements_left.get().checked_sub(1) {
+            Some(left) => {
+                self.elements_left.set(left);
+                Ok(())
+            }
+            None => Err(self.refuse(Refusal::Elements)),
+        }
+    }
+
     #[cold]
     #[inline(never)]
-    fn refuse<E: de::Error>(&self) -> E {
-        self.exceeded.set(true);
-        E::custom(self.message())
+    fn refuse<E: de::Error>(&self, refusal: Refusal) -> E {
+        self.refused.set(Some(refusal));
+        E::custom(self.message(refusal))
     }
 }
 
@@ -309,6 +351,7 @@ impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for DepthAccess<'_, A> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
+        self.budget.element()?;
         let seed = self.seed(seed);
         self.inner.next_element_seed(seed)
     }
@@ -325,6 +368,7 @@ impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for DepthAccess<'_, A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
+        self.budget.element()?;
         let seed = self.seed(seed);
         self.inner.next_key_seed(seed)
     }
@@ -496,7 +540,7 @@ mod tests {
         max: usize,
         deserializer: impl Deserializer<'static, Error = Error>,
     ) -> (Result<T, Error>, bool) {
-        let budget = DepthBudget::new(max);
+        let budget = DepthBudget::new(max, 1 << 20);
         let result = T::deserialize(DepthLimited::new(deserializer, &budget));
         (result, budget.exceeded())
     }
@@ -535,5 +579,23 @@ mod tests {
         let empty: Vec<u8> = Vec::new();
         let (value, _) = decode::<Vec<u8>>(0, empty.into_deserializer());
         assert!(value.unwrap().is_empty());
+    }
+
+    #[test]
+    fn sequence_elements_are_counted_against_the_frame() {
+        // A frame of 0 bytes may visit the floor's worth of elements, and no more.
+        let floor = ELEMENTS_FLOOR as usize;
+        let units = |n: usize| SeqDeserializer::<_, Error>::new(std::iter::repeat_n((), n));
+        let budget = DepthBudget::new(MAX_DECODE_DEPTH, 0);
+        let fits: Result<Vec<()>, Error> =
+            de::Deserialize::deserialize(DepthLimited::new(units(floor - 1), &budget));
+        assert_eq!(fits.unwrap().len(), floor - 1);
+        let budget = DepthBudget::new(MAX_DECODE_DEPTH, 0);
+        let refused: Result<Vec<()>, Error> =
+            de::Deserialize::deserialize(DepthLimited::new(units(floor + 1), &budget));
+        assert!(refused.is_err());
+        let message = budget.decode_error("ignored").to_string();
+        assert!(message.contains("sequence elements"), "{message}");
+        assert!(!budget.exceeded(), "not a depth refusal");
     }
 }

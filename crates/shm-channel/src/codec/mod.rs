@@ -19,7 +19,11 @@
 //! looks at them, and a frame that is not a valid `T` is a
 //! [`CodecError`](crate::CodecError), not a panic.
 //! The serde codecs also refuse values nested deeper than [`MAX_DECODE_DEPTH`], so a
-//! frame of deeply nested variants of a recursive type cannot overflow the receiver's stack.
+//! frame of deeply nested variants of a recursive type cannot overflow the receiver's stack;
+//! and a frame whose sequences and maps hold more than 8 elements (or entries) per byte of
+//! the frame, beyond the first 1024, so that a few bytes announcing 2^62 zero-sized values
+//! (`Vec<()>`: the formats visit the announced length, and `()` takes no byte) cannot keep
+//! the receiver decoding for ever.
 //!
 //! One file per codec: `plain.rs`, `bincode.rs`, `postcard.rs`, `schema.rs` (the schema
 //! adapter, and what a typed end's fingerprint is made of); what they all write into

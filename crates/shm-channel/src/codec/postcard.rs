@@ -89,7 +89,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
 
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
         let bytes = input.rest_copied();
-        let budget = DepthBudget::new(MAX_DECODE_DEPTH);
+        let budget = DepthBudget::new(MAX_DECODE_DEPTH, bytes.len());
         let mut deserializer = postcard::Deserializer::from_bytes(bytes);
         let decoded = T::deserialize(DepthLimited::new(&mut deserializer, &budget));
         // postcard's error drops custom messages: the budget names the depth limit.
