@@ -12,7 +12,9 @@
 //!
 //! Bulk ends check their type across processes as typed ends do (see
 //! [`typed::Fingerprint`](crate::typed::Fingerprint)); a bulk channel of `T` records `[T]`,
-//! so a typed end of `T` is refused by it, and the other way round.
+//! so a typed end of `T` is refused by it, and the other way round, and its codec with the
+//! batch format (`bincode2+batch2`), so an end that frames batches otherwise is refused
+//! too.
 //!
 //! ```
 //! use shm_ipc::channel::bulk;

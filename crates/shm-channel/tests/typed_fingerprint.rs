@@ -114,6 +114,9 @@ fn bulk_and_typed_ends_refuse_each_other() {
     let _tx = bulk::Sender::<u64, Plain>::from_bytes(tx).unwrap();
     let err = typed::Receiver::<u64, Plain>::from_bytes(rx).unwrap_err();
     assert_eq!(err.found().type_name(), "[u64]");
+    // The batch format is part of what a bulk end records: an end of a build that frames
+    // batches otherwise is refused, by name.
+    assert_eq!(err.found().codec(), "plain+batch2");
     let (tx, rx) = typed::channel::<u64>(4096).unwrap();
     let err = bulk::Receiver::<u64>::from_bytes(rx.into_bytes()).unwrap_err();
     assert_eq!(err.found().type_name(), "u64");

@@ -70,9 +70,10 @@ impl Fingerprint {
     }
 
     /// What a bulk end of `T` items through `C` records: named as the slice `[T]`, so it
-    /// refuses a typed end of `T`.
+    /// refuses a typed end of `T`, with the batch format beside the codec's name, so that
+    /// ends of builds that frame batches differently refuse each other.
     pub(crate) fn of_batch<T, C: CodecId>() -> Fingerprint {
-        Fingerprint::with_codec::<T, C>(std::any::type_name::<[T]>())
+        Fingerprint::with_codec::<T, C>(std::any::type_name::<[T]>()).for_batches()
     }
 
     fn with_codec<T, C: CodecId>(name: &'static str) -> Fingerprint {

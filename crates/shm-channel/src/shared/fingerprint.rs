@@ -19,6 +19,10 @@ use std::sync::atomic::Ordering;
 use super::lines::{TypeLine, CODEC_NAME_BYTES, TYPE_NAME_BYTES};
 use super::primitive::AtomicU64;
 
+/// The format of bulk frames (`codec::batch`): 2, an item count in front of the items, each
+/// encoded as the codec encodes a value (format 1, unnamed: one serde sequence).
+const BATCH_FORMAT: &str = "batch2";
+
 /// Bit of [`TypeLine::flags`]: size and alignment are recorded.
 const HAS_LAYOUT: u32 = 1;
 /// Bit of [`TypeLine::flags`]: a schema id is recorded.
@@ -83,6 +87,13 @@ impl Fingerprint {
     /// The same with a schema id: it stands for the type's name from now on.
     pub(crate) fn with_schema(mut self, schema: u64) -> Fingerprint {
         self.schema = Some(schema);
+        self.hashed()
+    }
+
+    /// The same for a bulk end's frames: the codec's name with the batch format's
+    /// (`bincode2+batch2`), so that ends that frame batches differently refuse each other.
+    pub(crate) fn for_batches(mut self) -> Fingerprint {
+        self.codec = Cow::Owned(format!("{}+{BATCH_FORMAT}", self.codec));
         self.hashed()
     }
 
