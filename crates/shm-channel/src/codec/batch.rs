@@ -126,7 +126,7 @@ pub(crate) trait SerdeSequence {
     fn decode_values<T: serde::de::DeserializeOwned>(
         bytes: &[u8],
         seed: Appended<'_, '_, T>,
-        budget: &super::depth::DepthBudget,
+        budget: &super::budget::DepthBudget,
     ) -> Result<usize, CodecError>;
 }
 
@@ -177,7 +177,7 @@ where
         // Cautiously, as serde's own sequences do: the count is the peer's word, and bounded
         // by the frame's bytes, not by what its items take in memory.
         out.reserve(count.min(CAUTIOUS_RESERVE / std::mem::size_of::<T>().max(1)));
-        let budget = super::depth::DepthBudget::new(super::depth::MAX_DECODE_DEPTH, frame.len());
+        let budget = super::budget::DepthBudget::new(super::budget::MAX_DECODE_DEPTH, frame.len());
         let seed = Appended::new(out, count, &budget);
         let decoded =
             C::decode_values(frame, seed, &budget).and_then(|read| match frame.len() - read {
@@ -199,7 +199,7 @@ where
 pub(crate) struct Appended<'o, 'b, T> {
     out: &'o mut Vec<T>,
     count: usize,
-    budget: &'b super::depth::DepthBudget,
+    budget: &'b super::budget::DepthBudget,
 }
 
 #[cfg(any(feature = "bincode", feature = "postcard"))]
@@ -207,7 +207,7 @@ impl<'o, 'b, T> Appended<'o, 'b, T> {
     pub(crate) fn new(
         out: &'o mut Vec<T>,
         count: usize,
-        budget: &'b super::depth::DepthBudget,
+        budget: &'b super::budget::DepthBudget,
     ) -> Self {
         Appended { out, count, budget }
     }

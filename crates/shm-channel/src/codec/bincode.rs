@@ -1,7 +1,8 @@
 //! serde + bincode 2: the default codec.
 
 use super::batch::Appended;
-use super::depth::{DepthBudget, MessageSeed, MAX_DECODE_DEPTH};
+use super::budget::{DepthBudget, MAX_DECODE_DEPTH};
+use super::depth::MessageSeed;
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use bincode::config::Configuration;

@@ -27,12 +27,15 @@
 //!
 //! One file per codec: `plain.rs`, `bincode.rs`, `postcard.rs`, `schema.rs` (the schema
 //! adapter, and what a typed end's fingerprint is made of); what they all write into
-//! and read from is in `frame.rs`, slices of items per frame in `batch.rs`, the nesting
-//! limit of the serde decoders in `depth.rs`.
+//! and read from is in `frame.rs`, slices of items per frame in `batch.rs`, the limits of
+//! the serde decoders in `budget.rs` (nesting depth, elements per byte) and the wrappers
+//! that apply them to the formats' deserializers in `depth.rs`.
 
 pub(crate) mod batch;
 #[cfg(feature = "bincode")]
 mod bincode;
+#[cfg(any(feature = "bincode", feature = "postcard"))]
+mod budget;
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 mod depth;
 pub(crate) mod frame;
@@ -45,7 +48,7 @@ pub use self::batch::BatchCodec;
 #[cfg(feature = "bincode")]
 pub use self::bincode::Bincode;
 #[cfg(any(feature = "bincode", feature = "postcard"))]
-pub use self::depth::MAX_DECODE_DEPTH;
+pub use self::budget::MAX_DECODE_DEPTH;
 pub use self::frame::{Codec, CodecId, FrameReader, FrameWriter};
 pub use self::plain::Plain;
 #[cfg(feature = "postcard")]

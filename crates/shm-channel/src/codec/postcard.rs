@@ -1,7 +1,8 @@
 //! serde + postcard: the maintained serde alternative to bincode.
 
 use super::batch::Appended;
-use super::depth::{DepthBudget, DepthLimited, MAX_DECODE_DEPTH};
+use super::budget::{DepthBudget, MAX_DECODE_DEPTH};
+use super::depth::DepthLimited;
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use postcard::ser_flavors::Flavor;
