@@ -184,6 +184,7 @@ fn drain_is_bounded_by_the_ring<F: Flavor>(
         // Frames of 8 items (64 bytes and a count), sent until the receiver is done (a
         // broadcast sender without receivers goes on sending: the flag stops it).
         let done = &done;
+        // Relaxed, both sides: a stop flag; it publishes nothing the other side reads.
         s.spawn(move || {
             while !done.load(std::sync::atomic::Ordering::Relaxed) && tx.send(&[7u64; 8]).is_ok() {}
         });
