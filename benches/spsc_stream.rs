@@ -89,7 +89,9 @@ fn bench(c: &mut Criterion) {
 
     group.bench_function("shm-typed-plain", |b| {
         b.iter_custom(|iters| {
-            let (mut tx, mut rx) = typed::channel_with::<[u64; 8], Plain>(RING_BYTES).unwrap();
+            let (mut tx, mut rx) =
+                typed::pair::<[u64; 8], Plain, _>(shm_channel::spsc::channel(RING_BYTES).unwrap())
+                    .unwrap();
             stream(
                 iters,
                 move |n| {
@@ -190,7 +192,8 @@ fn hot_paths(c: &mut Criterion) {
         })
     });
 
-    let (mut ptx, mut prx) = typed::channel_with::<[u64; 8], Plain>(RING_BYTES).unwrap();
+    let (mut ptx, mut prx) =
+        typed::pair::<[u64; 8], Plain, _>(shm_channel::spsc::channel(RING_BYTES).unwrap()).unwrap();
     group.bench_function("typed plain [u64; 8]", |b| {
         b.iter(|| {
             ptx.send(black_box([1; 8])).unwrap();

@@ -180,12 +180,12 @@ fn run_shm(producers: u64, per: u64) -> Result<f64, Failure> {
 fn run_shm_bulk(producers: u64, per: u64) -> Result<f64, Failure> {
     let (tx, rx) = channel(producers)?;
     let mut tx = Some(tx);
-    let mut rx = bulk::Receiver::<[u8; MSG], Plain, Mpsc>::from_bytes(rx)?;
+    let mut rx = bulk::Receiver::<[u8; MSG], Mpsc, Plain>::try_from(rx)?;
     let start = Instant::now();
     let children: Vec<Child> = (0..producers)
         .map(|p| {
             fork_with(sender_for(&mut tx, p, producers), move |tx| {
-                let mut tx = bulk::Sender::<[u8; MSG], Plain, Mpsc>::from_bytes(tx)
+                let mut tx = bulk::Sender::<[u8; MSG], Mpsc, Plain>::try_from(tx)
                     .expect("the channel carries these batches");
                 let mut run = Vec::with_capacity(RUN);
                 let mut seq = 0;

@@ -113,7 +113,7 @@ fn run_shm(total: u64, bulk_frames: bool) -> Result<f64, Failure> {
             fork_with(rx, move |rx| {
                 let mut next = 0u64;
                 if bulk_frames {
-                    let mut rx = bulk::Receiver::<[u8; MSG], Plain, Broadcast>::from_bytes(rx)
+                    let mut rx = bulk::Receiver::<[u8; MSG], Broadcast, Plain>::try_from(rx)
                         .expect("the channel carries these batches");
                     let mut batch = Vec::new();
                     while rx.drain_into(&mut batch, RUN * 8).is_ok() {
@@ -135,7 +135,7 @@ fn run_shm(total: u64, bulk_frames: bool) -> Result<f64, Failure> {
     let mut run = Vec::with_capacity(RUN);
     let mut seq = 0;
     if bulk_frames {
-        let mut tx = bulk::Sender::<[u8; MSG], Plain, Broadcast>::from_bytes(tx)?;
+        let mut tx = bulk::Sender::<[u8; MSG], Broadcast, Plain>::try_from(tx)?;
         while seq < total {
             fill(&mut run, seq, total);
             tx.send(&run)?;

@@ -98,10 +98,10 @@ where
     C: Codec<T>,
 {
     let (tx, rx) = holding(frame);
-    let mut rx = typed::Receiver::<T, C>::from_bytes(rx).unwrap();
+    let mut rx = typed::Receiver::<T, _, C>::try_from(rx).unwrap();
     match rx.try_recv() {
         Ok(value) => {
-            let mut tx = typed::Sender::<T, C>::from_bytes(tx).unwrap();
+            let mut tx = typed::Sender::<T, _, C>::try_from(tx).unwrap();
             match tx.try_send(value.clone()) {
                 Ok(()) => assert_eq!(rx.try_recv().unwrap(), value, "round trip"),
                 // A value decoded from <= 4 KiB may encode larger (never beyond the ring
@@ -126,12 +126,12 @@ where
     C: BatchCodec<T>,
 {
     let (tx, rx) = holding(frame);
-    let mut rx = bulk::Receiver::<T, C>::from_bytes(rx).unwrap();
+    let mut rx = bulk::Receiver::<T, _, C>::try_from(rx).unwrap();
     let mut out = Vec::new();
     match rx.recv_into(&mut out) {
         Ok(count) => {
             assert_eq!(out.len(), count);
-            let mut tx = bulk::Sender::<T, C>::from_bytes(tx).unwrap();
+            let mut tx = bulk::Sender::<T, _, C>::try_from(tx).unwrap();
             // Items decoded from a frame of at most 8000 bytes fit the ring again (an item
             // may encode longer: then `TooLarge`, said rather than assumed away).
             match tx.send(&out) {

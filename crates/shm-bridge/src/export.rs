@@ -156,7 +156,7 @@ struct Ending {
 }
 
 /// Forwards every frame read from `receiver` (a byte endpoint of any flavor; for a typed
-/// channel pass `typed_receiver.into_bytes()`: its packs carry the channel's type
+/// channel pass `spsc::Receiver::from(typed_receiver)`: its packs carry the channel's type
 /// fingerprint as their [`Layout`], which [`import_typed`](crate::import_typed) of another
 /// type refuses) to a zenoh
 /// publisher on `key`, packed into puts of up to [`ExportOptions::pack_size`] bytes behind

@@ -10,7 +10,7 @@
 //! - [`import`] returns an [`Importer`]: a local SPSC receiver fed by a zenoh subscriber,
 //!   which also says when the remote side has gone or ended its stream.
 //!
-//! Typed channels pass through as their encoded bytes: export `typed_rx.into_bytes()` and
+//! Typed channels pass through as their encoded bytes: export `spsc::Receiver::from(typed_rx)` and
 //! read with [`import_typed`]; the packs carry the channel's type fingerprint (the one typed
 //! ends record in shared memory) as their [`Layout`], so an importer of another type refuses
 //! them. Every put carries a 32-byte header (magic, format

@@ -149,7 +149,13 @@ fn a_typed_exporter_of_another_type_is_refused_by_its_fingerprint() {
     let mut right =
         import_typed::<String, Bincode>(&there, key, CAPACITY, ImportOptions::default()).unwrap();
     let (mut tx, rx) = typed::channel::<String>(CAPACITY).unwrap();
-    let _exporter = export(&here, rx.into_bytes(), key, ExportOptions::default()).unwrap();
+    let _exporter = export(
+        &here,
+        shm_channel::Receiver::from(rx),
+        key,
+        ExportOptions::default(),
+    )
+    .unwrap();
     tx.send("typed".to_string()).unwrap();
     match wrong.recv_timeout(PER_MESSAGE) {
         Err(ImportError::Refused {

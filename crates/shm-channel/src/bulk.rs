@@ -21,8 +21,8 @@
 //! use shm_ipc::channel::codec::Plain;
 //!
 //! let (tx, rx) = shm_ipc::channel::spsc::channel(1 << 16)?;
-//! let mut tx = bulk::Sender::<u64, Plain>::from_bytes(tx)?;
-//! let mut rx = bulk::Receiver::<u64, Plain>::from_bytes(rx)?;
+//! let mut tx = bulk::Sender::<u64, _, Plain>::try_from(tx)?;
+//! let mut rx = bulk::Receiver::<u64, _, Plain>::try_from(rx)?;
 //! // 40 KB: five frames (each at most an eighth of the ring), all in the ring at once.
 //! let items: Vec<u64> = (0..5_000).collect();
 //! tx.send(&items)?;
@@ -33,8 +33,8 @@
 //!
 //! // serde items, with the default codec
 //! let (tx, rx) = shm_ipc::channel::spsc::channel(1 << 12)?;
-//! let mut tx = bulk::Sender::<String>::from_bytes(tx)?;
-//! let mut rx = bulk::Receiver::<String>::from_bytes(rx)?;
+//! let mut tx = bulk::Sender::<String>::try_from(tx)?;
+//! let mut rx = bulk::Receiver::<String>::try_from(rx)?;
 //! tx.send(&["a".to_string(), "b".to_string()])?;
 //! let mut got = Vec::new();
 //! assert_eq!(rx.recv_into(&mut got)?, 2);
@@ -65,7 +65,7 @@ fn check_batch_type<T, C: BatchCodec<T>>(parts: &dyn Parts) -> Result<(), TypeMi
 const FRAME_SHARE: usize = 8;
 
 /// The sending end of a bulk channel of flavor `F`.
-pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
+pub struct Sender<T, F: Flavor = Spsc, C = DefaultCodec> {
     inner: crate::Sender<F>,
     /// Bytes an item took in the last frame (rounded up): sizes the next frame's guess.
     item_len: usize,
@@ -74,15 +74,16 @@ pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
     _types: PhantomData<fn(T, C)>,
 }
 
-impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
-    /// Wraps a byte sender: its frames will carry batches of `T`s encoded by `C`. The
-    /// channel's fingerprint (`[T]` through `C`) is recorded if it has none yet, else
-    /// checked.
-    ///
-    /// # Errors
-    ///
-    /// [`TypeMismatch`] if the channel carries something else; the byte sender is dropped.
-    pub fn from_bytes(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
+/// Wraps a byte sender: its frames will carry batches of `T`s encoded by `C`. The
+/// channel's fingerprint (`[T]` through `C`) is recorded if it has none yet, else checked.
+///
+/// # Errors
+///
+/// [`TypeMismatch`] if the channel carries something else; the byte sender is dropped.
+impl<T, C: BatchCodec<T>, F: Flavor> TryFrom<crate::Sender<F>> for Sender<T, F, C> {
+    type Error = TypeMismatch;
+
+    fn try_from(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
         check_batch_type::<T, C>(inner.parts())?;
         Ok(Sender {
             inner,
@@ -91,7 +92,9 @@ impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, C, F> {
             _types: PhantomData,
         })
     }
+}
 
+impl<T, C: BatchCodec<T>, F: Flavor> Sender<T, F, C> {
     /// Sends every item of `items`, in order, waiting for room as long as it takes, and
     /// publishes them. Items are encoded straight into the frames (an item that does not
     /// fit what is left of a frame is encoded again into the next; one larger than a
@@ -199,7 +202,7 @@ enum Failure {
 }
 
 /// The receiving end of a bulk channel of flavor `F`.
-pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
+pub struct Receiver<T, F: Flavor = Spsc, C = DefaultCodec> {
     inner: crate::Receiver<F>,
     /// Private copy of a frame, for codecs that decode from a slice; reused.
     scratch: Vec<u8>,
@@ -209,15 +212,16 @@ pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
     _types: PhantomData<fn() -> (T, C)>,
 }
 
-impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
-    /// Wraps a byte receiver whose frames carry batches of `T`s encoded by `C`. The
-    /// channel's fingerprint is recorded if it has none yet, else checked.
-    ///
-    /// # Errors
-    ///
-    /// [`TypeMismatch`] if the channel carries something else; the byte receiver is
-    /// dropped.
-    pub fn from_bytes(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
+/// Wraps a byte receiver whose frames carry batches of `T`s encoded by `C`. The channel's
+/// fingerprint is recorded if it has none yet, else checked.
+///
+/// # Errors
+///
+/// [`TypeMismatch`] if the channel carries something else; the byte receiver is dropped.
+impl<T, C: BatchCodec<T>, F: Flavor> TryFrom<crate::Receiver<F>> for Receiver<T, F, C> {
+    type Error = TypeMismatch;
+
+    fn try_from(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
         check_batch_type::<T, C>(inner.parts())?;
         Ok(Receiver {
             inner,
@@ -226,7 +230,9 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, C, F> {
             _types: PhantomData,
         })
     }
+}
 
+impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, F, C> {
     /// Waits for the next frame and appends its items to `out`; returns how many.
     pub fn recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, RecvError<F::RecvError>> {
         self.decode_next(Deadline::Never, out)
@@ -311,7 +317,7 @@ fn decode_frame<T, C: BatchCodec<T>>(
     Ok(out.len() - before)
 }
 
-impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
+impl<T, C, F: Flavor> Endpoint for Sender<T, F, C> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
     }
@@ -321,7 +327,7 @@ impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
     }
 }
 
-impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
+impl<T, C, F: Flavor> Endpoint for Receiver<T, F, C> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
     }
@@ -331,13 +337,13 @@ impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
     }
 }
 
-impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, C, F> {
+impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, F, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("bulk::Sender").field(&self.inner).finish()
     }
 }
 
-impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, C, F> {
+impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, F, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("bulk::Receiver").field(&self.inner).finish()
     }

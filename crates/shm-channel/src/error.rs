@@ -217,7 +217,7 @@ impl<T> SendError<T> {
     }
 
     /// The same error, carrying `f(value)` instead.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
         match self {
             SendError::Disconnected(v) => SendError::Disconnected(f(v)),
             SendError::PeerDied(v) => SendError::PeerDied(f(v)),

@@ -483,29 +483,29 @@ where
 }
 
 /// A typed sender travels as its byte sender.
-impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Sender<T, C, F>
+impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Sender<T, F, C>
 where
     Sender<F>: Send,
 {
     fn into_transfer(self) -> Result<Transfer, TransferError> {
-        self.into_bytes().into_transfer()
+        Sender::from(self).into_transfer()
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Ok(Self::from_bytes(Sender::from_fds(fds, ticket)?)?)
+        Ok(Self::try_from(Sender::from_fds(fds, ticket)?)?)
     }
 }
 
 /// A typed receiver travels as its byte receiver.
-impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Receiver<T, C, F>
+impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Receiver<T, F, C>
 where
     Receiver<F>: Send,
 {
     fn into_transfer(self) -> Result<Transfer, TransferError> {
-        self.into_bytes().into_transfer()
+        Receiver::from(self).into_transfer()
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Ok(Self::from_bytes(Receiver::from_fds(fds, ticket)?)?)
+        Ok(Self::try_from(Receiver::from_fds(fds, ticket)?)?)
     }
 }

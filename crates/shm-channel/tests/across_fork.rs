@@ -116,8 +116,10 @@ where
     T: Clone + PartialEq + std::fmt::Debug,
     C: Codec<T>,
 {
-    let (mut to_child, from_parent) = typed::channel_with::<T, C>(1 << 14).unwrap();
-    let (to_parent, mut from_child) = typed::channel_with::<T, C>(1 << 14).unwrap();
+    let (mut to_child, from_parent) =
+        typed::pair::<T, C, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap();
+    let (to_parent, mut from_child) =
+        typed::pair::<T, C, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap();
     let mut child_ends = Some((from_parent, to_parent));
     let lock = fork_lock();
     let n = items.len();

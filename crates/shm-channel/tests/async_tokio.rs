@@ -66,11 +66,11 @@ fn typed_values_through_mpsc_from_many_tasks() {
     const PER_SENDER: u64 = 50_000;
     let (tx, rx) = mpsc::Builder::new(1 << 12).create().unwrap();
     let mut rx =
-        typed::Receiver::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(rx).unwrap();
+        typed::Receiver::<(u64, u64), mpsc::Mpsc, typed::DefaultCodec>::try_from(rx).unwrap();
     runtime().block_on(async move {
         let mut producers = Vec::new();
         for id in 0..3u64 {
-            let mut tx = typed::Sender::<(u64, u64), typed::DefaultCodec, mpsc::Mpsc>::from_bytes(
+            let mut tx = typed::Sender::<(u64, u64), mpsc::Mpsc, typed::DefaultCodec>::try_from(
                 tx.try_clone().unwrap(),
             )
             .unwrap();

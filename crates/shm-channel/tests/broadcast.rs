@@ -370,8 +370,8 @@ fn lagged_since(lagged: &mut u64) -> u64 {
 
 #[test]
 fn typed_broadcast_reaches_every_reader_with_each_codec() {
-    use shm_channel::broadcast::typed;
     use shm_channel::codec::{Plain, Postcard};
+    use shm_channel::typed;
 
     #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
     struct Quote {
@@ -385,7 +385,10 @@ fn typed_broadcast_reaches_every_reader_with_each_codec() {
         sizes: (0..i % 4).collect(),
     };
 
-    let (mut tx, mut rx1) = typed::channel::<Quote>(4096, Policy::BackPressure).unwrap();
+    let (mut tx, mut rx1) = typed::pair::<Quote, typed::DefaultCodec, _>(
+        shm_channel::broadcast::channel(4096, Policy::BackPressure).unwrap(),
+    )
+    .unwrap();
     let mut rx2 = tx.subscribe().unwrap();
     for i in 0..50 {
         tx.send(quote(i)).unwrap();
@@ -395,24 +398,31 @@ fn typed_broadcast_reaches_every_reader_with_each_codec() {
         assert_eq!(rx2.recv().unwrap(), quote(i));
     }
 
-    let (mut tx, mut rx) =
-        typed::channel_with::<Quote, Postcard>(4096, Policy::BackPressure).unwrap();
+    let (mut tx, mut rx) = typed::pair::<Quote, Postcard, _>(
+        shm_channel::broadcast::channel(4096, Policy::BackPressure).unwrap(),
+    )
+    .unwrap();
     tx.send(quote(7)).unwrap();
     assert_eq!(rx.recv().unwrap(), quote(7));
 
-    let (mut tx, mut rx) =
-        typed::channel_with::<[u64; 4], Plain>(4096, Policy::BackPressure).unwrap();
+    let (mut tx, mut rx) = typed::pair::<[u64; 4], Plain, _>(
+        shm_channel::broadcast::channel(4096, Policy::BackPressure).unwrap(),
+    )
+    .unwrap();
     tx.send([1, 2, 3, 4]).unwrap();
     assert_eq!(rx.recv().unwrap(), [1, 2, 3, 4]);
 }
 
 #[test]
 fn typed_broadcast_reports_lag_then_continues() {
-    use shm_channel::broadcast::typed;
     use shm_channel::codec::Plain;
+    use shm_channel::typed;
 
     // 256 bytes hold a handful of 8-byte values; the reader falls behind by far more.
-    let (mut tx, mut rx) = typed::channel_with::<u64, Plain>(256, Policy::Overwrite).unwrap();
+    let (mut tx, mut rx) = typed::pair::<u64, Plain, _>(
+        shm_channel::broadcast::channel(256, Policy::Overwrite).unwrap(),
+    )
+    .unwrap();
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     for i in 0..100u64 {
         tx.send(i).unwrap();

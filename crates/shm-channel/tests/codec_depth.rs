@@ -24,14 +24,14 @@ fn heap_channel(capacity: usize) -> (spsc::Sender, spsc::Receiver) {
 fn decode_frame<T, C: Codec<T>>(frame: &[u8]) -> Result<T, TryRecvError<typed::RecvError>> {
     let (mut tx, rx) = heap_channel(CAPACITY);
     tx.send(frame).unwrap();
-    typed::Receiver::<T, C>::from_bytes(rx).unwrap().try_recv()
+    typed::Receiver::<T, _, C>::try_from(rx).unwrap().try_recv()
 }
 
 /// Sends `value` through a typed channel and decodes it with `C`.
 fn round_trip<T, C: Codec<T>>(value: T) -> Result<T, TryRecvError<typed::RecvError>> {
     let (tx, rx) = heap_channel(CAPACITY);
-    let mut tx = typed::Sender::<T, C>::from_bytes(tx).unwrap();
-    let mut rx = typed::Receiver::<T, C>::from_bytes(rx).unwrap();
+    let mut tx = typed::Sender::<T, _, C>::try_from(tx).unwrap();
+    let mut rx = typed::Receiver::<T, _, C>::try_from(rx).unwrap();
     tx.send(value).unwrap_or_else(|e| panic!("send: {e}"));
     rx.try_recv()
 }
@@ -110,7 +110,7 @@ fn decode_in_child<T, C: Codec<T>>(frame: &[u8]) -> i32 {
     let child = fork_child(&lock, || {
         let (mut tx, rx) = spsc::channel(1 << 20).unwrap();
         tx.send(frame).unwrap();
-        match typed::Receiver::<T, C>::from_bytes(rx).unwrap().try_recv() {
+        match typed::Receiver::<T, _, C>::try_from(rx).unwrap().try_recv() {
             Err(TryRecvError::Recv(typed::RecvError::Decode(_))) => DECODE_ERROR,
             Ok(_) => DECODED,
             Err(_) => OTHER_ERROR,
@@ -332,8 +332,8 @@ fn realistic_messages_round_trip_with_both_codecs() {
 #[test]
 fn many_messages_in_a_row_round_trip() {
     let (tx, rx) = heap_channel(CAPACITY);
-    let mut tx = typed::Sender::<Message, Postcard>::from_bytes(tx).unwrap();
-    let mut rx = typed::Receiver::<Message, Postcard>::from_bytes(rx).unwrap();
+    let mut tx = typed::Sender::<Message, _, Postcard>::try_from(tx).unwrap();
+    let mut rx = typed::Receiver::<Message, _, Postcard>::try_from(rx).unwrap();
     for round in 0..20u64 {
         let mut msg = message();
         msg.header.id = Id(round);

@@ -23,13 +23,13 @@ fn heap_channel() -> (spsc::Sender, spsc::Receiver) {
 fn decode_frame<T, C: Codec<T>>(frame: &[u8]) -> Result<T, TryRecvError<typed::RecvError>> {
     let (mut tx, rx) = heap_channel();
     tx.send(frame).unwrap();
-    typed::Receiver::<T, C>::from_bytes(rx).unwrap().try_recv()
+    typed::Receiver::<T, _, C>::try_from(rx).unwrap().try_recv()
 }
 
 fn round_trip<T: Clone + PartialEq + std::fmt::Debug, C: Codec<T>>(value: T) {
     let (tx, rx) = heap_channel();
-    let mut tx = typed::Sender::<T, C>::from_bytes(tx).unwrap();
-    let mut rx = typed::Receiver::<T, C>::from_bytes(rx).unwrap();
+    let mut tx = typed::Sender::<T, _, C>::try_from(tx).unwrap();
+    let mut rx = typed::Receiver::<T, _, C>::try_from(rx).unwrap();
     tx.send(value.clone())
         .unwrap_or_else(|e| panic!("send: {e}"));
     assert_eq!(rx.try_recv().unwrap(), value);

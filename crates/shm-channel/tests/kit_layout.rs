@@ -142,7 +142,7 @@ fn type_line_is_written_by_the_first_typed_end<F: Flavor>(
         "a byte channel is untyped"
     );
     let tx = Sender::<F>::attach(memory.clone()).unwrap();
-    let tx = typed::Sender::<[u32; 3], Plain, F>::from_bytes(tx).unwrap();
+    let tx = typed::Sender::<[u32; 3], F, Plain>::try_from(tx).unwrap();
     let recorded = tx.type_fingerprint().unwrap();
     assert_eq!(mem.load_u64(types + FINGERPRINT), recorded.id());
     assert_eq!(mem.load_u64(types + DESCRIBED), recorded.id());

@@ -307,7 +307,11 @@ fn attach_validates_the_header_and_adds_a_sender() {
 
 #[test]
 fn typed_mpsc_round_trips() {
-    let (tx, mut rx) = mpsc::typed::channel::<(u64, String)>(4096).unwrap();
+    let (tx, mut rx) =
+        shm_channel::typed::pair::<(u64, String), shm_channel::typed::DefaultCodec, _>(
+            shm_channel::mpsc::channel(4096).unwrap(),
+        )
+        .unwrap();
     let mut tx2 = tx.try_clone().unwrap();
     let mut tx = tx;
     tx.send((1, "one".into())).unwrap();

@@ -346,14 +346,17 @@ fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
 
 #[test]
 fn typed_mpsc_attaches_like_the_others() {
-    let (tx, mut rx) = mpsc::typed::channel::<(u32, String)>(4096).unwrap();
-    let mut other = mpsc::typed::Sender::<(u32, String)>::from_bytes(
+    let (tx, mut rx) = typed::pair::<(u32, String), shm_channel::typed::DefaultCodec, _>(
+        shm_channel::mpsc::channel(4096).unwrap(),
+    )
+    .unwrap();
+    let mut other = typed::Sender::<(u32, String), Mpsc>::try_from(
         mpsc::Sender::attach(tx.memory().clone()).unwrap(),
     )
     .unwrap();
     other.send((2, "two".into())).unwrap();
     assert_eq!(rx.recv().unwrap(), (2, "two".to_string()));
-    let _: &typed::Sender<(u32, String), typed::DefaultCodec, Mpsc> = &other;
+    let _: &typed::Sender<(u32, String), Mpsc, typed::DefaultCodec> = &other;
 }
 
 #[test]

@@ -128,7 +128,10 @@ fn a_select_asleep_on_many_channels_is_woken_by_a_send_to_any() {
 
 #[test]
 fn receivers_of_one_broadcast_channel_are_each_ready() {
-    let (mut tx, mut rx1) = broadcast::typed::channel::<u32>(CAP, Policy::BackPressure).unwrap();
+    let (mut tx, mut rx1) = typed::pair::<u32, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::broadcast::channel(CAP, Policy::BackPressure).unwrap(),
+    )
+    .unwrap();
     let mut rx2 = tx.subscribe().unwrap();
     let sleeper = std::thread::scope(|s| {
         let sleeper = s.spawn(|| {
@@ -168,7 +171,6 @@ fn nothing_ready_times_out_after_the_timeout() {
 #[test]
 fn an_empty_or_oversized_set_is_refused_by_waiting_selects_only() {
     let mut none = Select::new();
-    assert!(none.is_empty());
     assert_eq!(none.select(), Err(SelectError::NoReceivers));
     assert_eq!(
         none.select_timeout(PATIENCE),
@@ -184,7 +186,6 @@ fn an_empty_or_oversized_set_is_refused_by_waiting_selects_only() {
     for rx in &mut rxs {
         sel.recv(rx);
     }
-    assert_eq!(sel.len(), MAX_RECEIVERS + 1);
     let too_many = SelectError::TooManyReceivers {
         count: MAX_RECEIVERS + 1,
     };

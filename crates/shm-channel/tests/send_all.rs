@@ -145,8 +145,8 @@ fn mpsc_batched_releases_hand_room_back_when_the_ring_is_found_empty() {
 /// A bulk channel of `u64`s over byte endpoints of any flavor: a slice sent in several
 /// frames arrives whole.
 fn bulk_round_trip<F: Flavor>(tx: shm_channel::Sender<F>, rx: shm_channel::Receiver<F>) {
-    let mut tx = bulk::Sender::<u64, Plain, F>::from_bytes(tx).unwrap();
-    let mut rx = bulk::Receiver::<u64, Plain, F>::from_bytes(rx).unwrap();
+    let mut tx = bulk::Sender::<u64, F, Plain>::try_from(tx).unwrap();
+    let mut rx = bulk::Receiver::<u64, F, Plain>::try_from(rx).unwrap();
     let items: Vec<u64> = (0..3000).map(|n| n * 31).collect();
     std::thread::scope(|s| {
         let sent = &items;
@@ -177,8 +177,8 @@ fn drain_is_bounded_by_the_ring<F: Flavor>(
     rx: shm_channel::Receiver<F>,
 ) {
     const CAPACITY: usize = 4096;
-    let mut tx = bulk::Sender::<u64, Plain, F>::from_bytes(tx).unwrap();
-    let mut rx = bulk::Receiver::<u64, Plain, F>::from_bytes(rx).unwrap();
+    let mut tx = bulk::Sender::<u64, F, Plain>::try_from(tx).unwrap();
+    let mut rx = bulk::Receiver::<u64, F, Plain>::try_from(rx).unwrap();
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         // Frames of 8 items (64 bytes and a count), sent until the receiver is done (a
@@ -214,7 +214,7 @@ fn a_drain_is_bounded_by_the_ring_over_every_flavor() {
 #[test]
 fn bulk_frame_that_does_not_decode_is_reported_after_the_items_before_it() {
     let (mut bytes_tx, rx) = spsc::channel(4096).unwrap();
-    let mut rx = bulk::Receiver::<u64, Plain>::from_bytes(rx).unwrap();
+    let mut rx = bulk::Receiver::<u64, _, Plain>::try_from(rx).unwrap();
     let mut good = Vec::new();
     good.extend_from_slice(&2u64.to_le_bytes());
     good.extend_from_slice(&[1; 16]);
@@ -233,7 +233,7 @@ fn bulk_frame_that_does_not_decode_is_reported_after_the_items_before_it() {
 #[test]
 fn bulk_item_too_large_for_a_frame_is_refused_with_the_count_sent() {
     let (tx, _rx) = shm_channel::spsc::channel(256).unwrap();
-    let mut tx = bulk::Sender::<String, Bincode>::from_bytes(tx).unwrap();
+    let mut tx = bulk::Sender::<String, _, Bincode>::try_from(tx).unwrap();
     let items = ["ok".to_string(), "x".repeat(1000)];
     let err = tx.send(&items).unwrap_err();
     assert!(

@@ -22,11 +22,16 @@ use shm_testkit::layout::spsc::{DATA, FRAME_LAP_SHIFT, HEAD, TAIL};
 mod support;
 
 /// A typed channel over a heap region (so the test also runs under Miri).
-fn typed_heap<T, C: Codec<T>>(capacity: usize) -> (typed::Sender<T, C>, typed::Receiver<T, C>) {
+fn typed_heap<T, C: Codec<T>>(
+    capacity: usize,
+) -> (
+    typed::Sender<T, shm_channel::spsc::Spsc, C>,
+    typed::Receiver<T, shm_channel::spsc::Spsc, C>,
+) {
     let (tx, rx, _) = heap_channel(capacity);
     (
-        typed::Sender::from_bytes(tx).unwrap(),
-        typed::Receiver::from_bytes(rx).unwrap(),
+        typed::Sender::try_from(tx).unwrap(),
+        typed::Receiver::try_from(rx).unwrap(),
     )
 }
 
@@ -304,7 +309,7 @@ fn typed_errors_hand_the_value_back() {
 #[test]
 fn undecodable_frames_are_decode_errors() {
     let (mut tx, rx, _) = heap_channel(256);
-    let mut rx_plain = typed::Receiver::<u64, Plain>::from_bytes(rx).unwrap();
+    let mut rx_plain = typed::Receiver::<u64, _, Plain>::try_from(rx).unwrap();
     tx.send(&[1, 2, 3]).unwrap();
     assert_eq!(
         rx_plain.recv(),
@@ -315,7 +320,7 @@ fn undecodable_frames_are_decode_errors() {
     );
     // A channel's typed ends carry one type: each codec gets a channel of its own.
     let (mut tx, rx, _) = heap_channel(256);
-    let mut rx_bincode = typed::Receiver::<String, Bincode>::from_bytes(rx).unwrap();
+    let mut rx_bincode = typed::Receiver::<String, _, Bincode>::try_from(rx).unwrap();
     // A length prefix announcing 2^60 bytes: refused without allocating them.
     tx.send(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]).unwrap();
     assert!(matches!(
@@ -328,7 +333,7 @@ fn undecodable_frames_are_decode_errors() {
         Err(typed::RecvError::Decode(_))
     ));
     let (mut tx, rx, _) = heap_channel(256);
-    let mut rx_postcard = typed::Receiver::<String, Postcard>::from_bytes(rx).unwrap();
+    let mut rx_postcard = typed::Receiver::<String, _, Postcard>::try_from(rx).unwrap();
     tx.send(&[0xff, 0xff, 0xff, 0xff, 0x0f]).unwrap();
     assert!(matches!(
         rx_postcard.recv(),

@@ -22,7 +22,7 @@ use support::{heap_channel, Mem};
 
 /// The mismatch a typed receiver of `T` through `C` gets on `rx`.
 fn refused<T, C: shm_channel::codec::Codec<T>, F: Flavor>(rx: Receiver<F>) -> TypeMismatch {
-    match typed::Receiver::<T, C, F>::from_bytes(rx) {
+    match typed::Receiver::<T, F, C>::try_from(rx) {
         Ok(_) => panic!("{} taken as {}", F::NAME, std::any::type_name::<T>()),
         Err(mismatch) => mismatch,
     }
@@ -30,7 +30,7 @@ fn refused<T, C: shm_channel::codec::Codec<T>, F: Flavor>(rx: Receiver<F>) -> Ty
 
 fn string_channel_refuses_other_types<F: Flavor>(builder: Builder<F>) {
     let (tx, rx, _heap) = heap_channel(builder);
-    let mut tx = typed::Sender::<String, Bincode, F>::from_bytes(tx).unwrap();
+    let mut tx = typed::Sender::<String, F, Bincode>::try_from(tx).unwrap();
     let memory = rx.memory().clone();
     let err = refused::<u64, Bincode, F>(rx);
     assert_eq!(err.expected(), &Fingerprint::of::<u64, Bincode>());
@@ -47,7 +47,7 @@ fn string_channel_refuses_other_types<F: Flavor>(builder: Builder<F>) {
     let err = refused::<(u64, u64, u64), Bincode, F>(rx);
     assert_eq!(err.found().type_name(), "alloc::string::String");
     let rx = Receiver::<F>::attach(memory.clone()).unwrap();
-    let mut rx = typed::Receiver::<String, Bincode, F>::from_bytes(rx).unwrap();
+    let mut rx = typed::Receiver::<String, F, Bincode>::try_from(rx).unwrap();
     tx.send("hi".to_string()).unwrap();
     assert_eq!(rx.recv().unwrap(), "hi");
     // Byte ends stay untyped: they attach and read the frames as they are.
@@ -70,10 +70,10 @@ fn attached_typed_ends_are_checked() {
     drop(tx);
     let memory = rx.memory().clone();
     let sender = spsc::Sender::attach(memory.clone()).unwrap();
-    let err = typed::Sender::<u64>::from_bytes(sender).unwrap_err();
+    let err = typed::Sender::<u64>::try_from(sender).unwrap_err();
     assert_eq!(err.found().type_name(), "alloc::string::String");
     let sender = spsc::Sender::attach(memory).unwrap();
-    let mut tx = typed::Sender::<String>::from_bytes(sender).unwrap();
+    let mut tx = typed::Sender::<String>::try_from(sender).unwrap();
     tx.send("again".into()).unwrap();
     let mut rx = rx;
     assert_eq!(rx.recv().unwrap(), "again");
@@ -81,8 +81,9 @@ fn attached_typed_ends_are_checked() {
 
 #[test]
 fn codec_layout_and_schema_are_part_of_the_type() {
-    let (tx, rx) = typed::channel_with::<[u32; 2], Plain>(4096).unwrap();
-    let rx = rx.into_bytes();
+    let (tx, rx) =
+        typed::pair::<[u32; 2], Plain, _>(shm_channel::spsc::channel(4096).unwrap()).unwrap();
+    let rx = shm_channel::Receiver::from(rx);
     let memory = rx.memory().clone();
     // Same type, another codec.
     let err = refused::<[u32; 2], Postcard, _>(rx);
@@ -93,16 +94,22 @@ fn codec_layout_and_schema_are_part_of_the_type() {
     let rx = spsc::Receiver::attach(memory.clone()).unwrap();
     // A type of the same size under another name.
     let err = refused::<u64, Plain, _>(rx);
-    assert_eq!(err.expected().layout(), Some((8, 8)));
+    assert_eq!(
+        err.expected().to_string(),
+        "`u64` by plain (8 bytes, align 8)"
+    );
     drop(tx);
     // A schema id: another id is refused, another name with the same id is not.
-    let (tx, rx) = typed::channel_with::<(u32, String), Schema<Bincode, 3>>(4096).unwrap();
-    let rx = rx.into_bytes();
+    let (tx, rx) = typed::pair::<(u32, String), Schema<Bincode, 3>, _>(
+        shm_channel::spsc::channel(4096).unwrap(),
+    )
+    .unwrap();
+    let rx = shm_channel::Receiver::from(rx);
     let memory = rx.memory().clone();
     let err = refused::<(u32, String), Schema<Bincode, 4>, _>(rx);
     assert!(err.to_string().contains("schema 3"), "{err}");
     let rx = spsc::Receiver::attach(memory).unwrap();
-    let mut rx = typed::Receiver::<(u32, String), Schema<Bincode, 3>>::from_bytes(rx).unwrap();
+    let mut rx = typed::Receiver::<(u32, String), _, Schema<Bincode, 3>>::try_from(rx).unwrap();
     let mut tx = tx;
     tx.send((1, "one".into())).unwrap();
     assert_eq!(rx.recv().unwrap(), (1, "one".to_string()));
@@ -111,14 +118,14 @@ fn codec_layout_and_schema_are_part_of_the_type() {
 #[test]
 fn bulk_and_typed_ends_refuse_each_other() {
     let (tx, rx) = spsc::channel(4096).unwrap();
-    let _tx = bulk::Sender::<u64, Plain>::from_bytes(tx).unwrap();
-    let err = typed::Receiver::<u64, Plain>::from_bytes(rx).unwrap_err();
+    let _tx = bulk::Sender::<u64, _, Plain>::try_from(tx).unwrap();
+    let err = typed::Receiver::<u64, _, Plain>::try_from(rx).unwrap_err();
     assert_eq!(err.found().type_name(), "[u64]");
     // The batch format is part of what a bulk end records: an end of a build that frames
     // batches otherwise is refused, by name.
     assert_eq!(err.found().codec(), "plain+batch2");
     let (tx, rx) = typed::channel::<u64>(4096).unwrap();
-    let err = bulk::Receiver::<u64>::from_bytes(rx.into_bytes()).unwrap_err();
+    let err = bulk::Receiver::<u64>::try_from(shm_channel::Receiver::from(rx)).unwrap_err();
     assert_eq!(err.found().type_name(), "u64");
     drop(tx);
 }
@@ -142,7 +149,12 @@ fn a_typed_end_received_through_transfer_is_checked() {
         let ticket = transfer.ticket();
         (transfer, fds, ticket)
     }
-    let (mut tx, rx) = typed::memfd_channel::<String>(4096).unwrap();
+    let (mut tx, rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::spsc::Builder::new(4096)
+            .create_memfd()
+            .unwrap(),
+    )
+    .unwrap();
     let (_transfer, fds, ticket) = passed(rx);
     match typed::Receiver::<u64>::from_fds(fds, ticket) {
         Err(TransferError::Type(mismatch)) => {
@@ -157,7 +169,12 @@ fn a_typed_end_received_through_transfer_is_checked() {
             shm_channel::SendError::Disconnected(_)
         ))
     ));
-    let (mut tx, rx) = typed::memfd_channel::<String>(4096).unwrap();
+    let (mut tx, rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::spsc::Builder::new(4096)
+            .create_memfd()
+            .unwrap(),
+    )
+    .unwrap();
     let (_transfer, fds, ticket) = passed(rx);
     let mut rx = typed::Receiver::<String>::from_fds(fds, ticket).unwrap();
     tx.send("through a memfd".into()).unwrap();
@@ -168,9 +185,9 @@ fn a_typed_end_received_through_transfer_is_checked() {
 fn byte_ends_are_untyped_and_channel_errors_carry_the_mismatch() {
     let (tx, rx) = spsc::channel(4096).unwrap();
     assert_eq!(tx.type_fingerprint(), None);
-    let tx = typed::Sender::<u8>::from_bytes(tx).unwrap();
+    let tx = typed::Sender::<u8>::try_from(tx).unwrap();
     assert_eq!(rx.type_fingerprint().unwrap().type_name(), "u8");
-    let err = ChannelError::from(typed::Receiver::<i8>::from_bytes(rx).unwrap_err());
+    let err = ChannelError::from(typed::Receiver::<i8>::try_from(rx).unwrap_err());
     assert!(err.to_string().contains("not `i8`"), "{err}");
     drop(tx);
 }
@@ -195,7 +212,7 @@ fn garbage_in_the_type_line<F: Flavor>(builder: impl Fn() -> Builder<F>, types_a
             for garbage in values(4096) {
                 let (tx, rx, heap) = heap_channel(builder());
                 let tx = match typed_first {
-                    true => Some(typed::Sender::<String, Bincode, F>::from_bytes(tx).unwrap()),
+                    true => Some(typed::Sender::<String, F, Bincode>::try_from(tx).unwrap()),
                     false => {
                         drop(tx);
                         None
@@ -204,7 +221,7 @@ fn garbage_in_the_type_line<F: Flavor>(builder: impl Fn() -> Builder<F>, types_a
                 Mem(&*heap).poke(*word, garbage);
                 let said = rx.type_fingerprint().map(|f| f.to_string());
                 assert!(said.is_none_or(|s| s.len() < 1024), "{word:?} {garbage:?}");
-                match typed::Receiver::<String, Bincode, F>::from_bytes(rx) {
+                match typed::Receiver::<String, F, Bincode>::try_from(rx) {
                     Ok(_) => made += 1,
                     Err(mismatch) => {
                         assert!(mismatch.to_string().len() < 2048, "{word:?} {garbage:?}");
@@ -230,9 +247,12 @@ fn garbage_in_the_type_line_is_a_mismatch_or_a_match_never_a_panic() {
 
 #[test]
 fn sender_side_endpoints_check_too() {
-    let (tx, rx) = mpsc::typed::channel::<u32>(4096).unwrap();
+    let (tx, rx) = typed::pair::<u32, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::mpsc::channel(4096).unwrap(),
+    )
+    .unwrap();
     let other = Sender::<mpsc::Mpsc>::attach(rx.memory().clone()).unwrap();
-    let err = typed::Sender::<u64, Bincode, mpsc::Mpsc>::from_bytes(other).unwrap_err();
+    let err = typed::Sender::<u64, mpsc::Mpsc, Bincode>::try_from(other).unwrap_err();
     assert_eq!(err.found().type_name(), "u32");
     let clone = tx.try_clone().unwrap();
     assert_eq!(

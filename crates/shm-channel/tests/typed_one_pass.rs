@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shm_channel::broadcast::{self, Policy};
+use shm_channel::broadcast::Policy;
 use shm_channel::codec::{Bincode, Codec, Postcard};
 use shm_channel::SendError;
-use shm_channel::{mpsc, typed, Flavor, TrySendError};
+use shm_channel::{typed, Flavor, TrySendError};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Record {
@@ -29,7 +29,7 @@ fn record(i: usize) -> Record {
 }
 
 fn round_trip<C: Codec<Record>, F: Flavor>(
-    (mut tx, mut rx): (typed::Sender<Record, C, F>, typed::Receiver<Record, C, F>),
+    (mut tx, mut rx): (typed::Sender<Record, F, C>, typed::Receiver<Record, F, C>),
 ) {
     for i in 0..300 {
         let value = record(i);
@@ -42,12 +42,23 @@ fn round_trip<C: Codec<Record>, F: Flavor>(
 
 #[test]
 fn values_of_every_size_arrive_whole_with_both_serde_codecs_in_every_flavor() {
-    round_trip(typed::channel_with::<Record, Bincode>(1 << 14).unwrap());
-    round_trip(typed::channel_with::<Record, Postcard>(1 << 14).unwrap());
-    round_trip(mpsc::typed::channel_with::<Record, Bincode>(1 << 14).unwrap());
-    round_trip(mpsc::typed::channel_with::<Record, Postcard>(1 << 14).unwrap());
     round_trip(
-        broadcast::typed::channel_with::<Record, Bincode>(1 << 14, Policy::BackPressure).unwrap(),
+        typed::pair::<Record, Bincode, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap(),
+    );
+    round_trip(
+        typed::pair::<Record, Postcard, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap(),
+    );
+    round_trip(
+        typed::pair::<Record, Bincode, _>(shm_channel::mpsc::channel(1 << 14).unwrap()).unwrap(),
+    );
+    round_trip(
+        typed::pair::<Record, Postcard, _>(shm_channel::mpsc::channel(1 << 14).unwrap()).unwrap(),
+    );
+    round_trip(
+        typed::pair::<Record, Bincode, _>(
+            shm_channel::broadcast::channel(1 << 14, Policy::BackPressure).unwrap(),
+        )
+        .unwrap(),
     );
 }
 
@@ -99,8 +110,10 @@ fn a_value_larger_than_a_quarter_of_the_ring_takes_the_sized_path() {
 
 #[test]
 fn broadcast_overwrite_delivers_typed_values_whole() {
-    let (mut tx, mut rx) =
-        broadcast::typed::channel_with::<Record, Postcard>(1 << 14, Policy::Overwrite).unwrap();
+    let (mut tx, mut rx) = typed::pair::<Record, Postcard, _>(
+        shm_channel::broadcast::channel(1 << 14, Policy::Overwrite).unwrap(),
+    )
+    .unwrap();
     for i in 0..100 {
         tx.send(record(i)).unwrap();
         assert_eq!(rx.try_recv().ok(), Some(record(i)));

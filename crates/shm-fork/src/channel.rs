@@ -25,10 +25,10 @@ macro_rules! inherit_endpoint {
 
 inherit_endpoint!(Sender<F> where [F: Flavor]);
 inherit_endpoint!(Receiver<F> where [F: Flavor]);
-inherit_endpoint!(typed::Sender<T, C, F> where [T, C: Codec<T>, F: Flavor]);
-inherit_endpoint!(typed::Receiver<T, C, F> where [T, C: Codec<T>, F: Flavor]);
-inherit_endpoint!(bulk::Sender<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
-inherit_endpoint!(bulk::Receiver<T, C, F> where [T, C: BatchCodec<T>, F: Flavor]);
+inherit_endpoint!(typed::Sender<T, F, C> where [T, C: Codec<T>, F: Flavor]);
+inherit_endpoint!(typed::Receiver<T, F, C> where [T, C: Codec<T>, F: Flavor]);
+inherit_endpoint!(bulk::Sender<T, F, C> where [T, C: BatchCodec<T>, F: Flavor]);
+inherit_endpoint!(bulk::Receiver<T, F, C> where [T, C: BatchCodec<T>, F: Flavor]);
 inherit_endpoint!(StreamWriter where []);
 inherit_endpoint!(StreamReader where []);
 

@@ -103,14 +103,24 @@ fn me(role: &str) -> std::process::Command {
 }
 
 fn exec_takes_only_the_recorded_type() {
-    let (tx, rx) = typed::memfd_channel::<String>(4096).unwrap();
+    let (tx, rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::spsc::Builder::new(4096)
+            .create_memfd()
+            .unwrap(),
+    )
+    .unwrap();
     let mut command = Command::from(me("exec-wrong"));
     command.pass("tx", tx).unwrap();
     command.pass("rx", rx).unwrap();
     let mut child = command.spawn().unwrap();
     assert!(child.wait().unwrap().success(), "both ends refused by type");
 
-    let (tx, mut rx) = typed::memfd_channel::<String>(4096).unwrap();
+    let (tx, mut rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::spsc::Builder::new(4096)
+            .create_memfd()
+            .unwrap(),
+    )
+    .unwrap();
     let mut command = Command::from(me("exec-right"));
     command.pass("tx", tx).unwrap();
     let mut child = command.spawn().unwrap();
@@ -124,7 +134,12 @@ fn rendezvous_takes_only_the_recorded_type() {
 
     let mut client = me(&format!("rendezvous-wrong {name}")).spawn().unwrap();
     let connection = listener.accept_timeout(DEADLINE).unwrap();
-    let (tx, rx) = typed::memfd_channel::<String>(4096).unwrap();
+    let (tx, rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::spsc::Builder::new(4096)
+            .create_memfd()
+            .unwrap(),
+    )
+    .unwrap();
     connection.pass("tx", tx, DEADLINE).unwrap();
     connection.pass("rx", rx, DEADLINE).unwrap();
     assert!(
@@ -134,7 +149,12 @@ fn rendezvous_takes_only_the_recorded_type() {
 
     let mut client = me(&format!("rendezvous-right {name}")).spawn().unwrap();
     let connection = listener.accept_timeout(DEADLINE).unwrap();
-    let (tx, mut rx) = typed::memfd_channel::<String>(4096).unwrap();
+    let (tx, mut rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
+        shm_channel::spsc::Builder::new(4096)
+            .create_memfd()
+            .unwrap(),
+    )
+    .unwrap();
     connection.pass("tx", tx, DEADLINE).unwrap();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "taken as String");
     assert!(client.wait().unwrap().success());
@@ -145,8 +165,8 @@ fn fork_takes_only_the_recorded_type() {
     // types out of their bytes is refused just the same.
     let (tx, rx) = typed::channel::<String>(4096).unwrap();
     let mut child = shm_fork::fork_with((tx, rx), |(tx, rx)| {
-        let tx = typed::Sender::<u64>::from_bytes(tx.into_bytes());
-        let rx = typed::Receiver::<(u64, u64, u64)>::from_bytes(rx.into_bytes());
+        let tx = typed::Sender::<u64>::try_from(shm_channel::Sender::from(tx));
+        let rx = typed::Receiver::<(u64, u64, u64)>::try_from(shm_channel::Receiver::from(rx));
         let by_type = |found: Option<String>| found.as_deref() == Some("alloc::string::String");
         let tx = tx.err().map(|e| e.found().type_name().to_owned());
         let rx = rx.err().map(|e| e.found().type_name().to_owned());
@@ -159,8 +179,8 @@ fn fork_takes_only_the_recorded_type() {
     assert!(child.wait().unwrap().success(), "both ends refused by type");
 
     let (tx, mut rx) = typed::channel::<String>(4096).unwrap();
-    let mut child = shm_fork::fork_with(tx.into_bytes(), |tx| {
-        let mut tx = typed::Sender::<String>::from_bytes(tx).expect("the recorded type");
+    let mut child = shm_fork::fork_with(shm_channel::Sender::from(tx), |tx| {
+        let mut tx = typed::Sender::<String>::try_from(tx).expect("the recorded type");
         tx.send("taken as String".into()).expect("send");
         TAKEN_AS_STRING
     })

@@ -192,8 +192,9 @@ where
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let cap = ring_capacity(max_msg.max(64));
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
-        let down = typed::channel_with::<V, C>(cap).map_err(failed)?;
-        let up = typed::channel_with::<V, C>(cap).map_err(failed)?;
+        let typed_pair = || typed::pair::<V, C, _>(shm_channel::spsc::channel(cap)?);
+        let down = typed_pair().map_err(failed)?;
+        let up = typed_pair().map_err(failed)?;
         Ok(Pair::crosswise(down, up, |tx, rx| {
             Typed(RingValues { tx, rx })
         }))
@@ -202,8 +203,8 @@ where
 
 /// One side of a typed ring transport.
 struct RingValues<V, C> {
-    tx: typed::Sender<V, C>,
-    rx: typed::Receiver<V, C>,
+    tx: typed::Sender<V, shm_channel::spsc::Spsc, C>,
+    rx: typed::Receiver<V, shm_channel::spsc::Spsc, C>,
 }
 
 impl<V: Value, C: Codec<V>> ValueLink for RingValues<V, C> {

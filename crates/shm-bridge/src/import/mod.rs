@@ -105,7 +105,7 @@ impl LocalReceiver for spsc::Receiver {
     }
 }
 
-impl<T, C: Codec<T>> LocalReceiver for typed::Receiver<T, C, spsc::Spsc> {
+impl<T, C: Codec<T>> LocalReceiver for typed::Receiver<T, spsc::Spsc, C> {
     type Item = T;
 
     fn recv_for(&mut self, timeout: Duration) -> Result<Option<T>, ImportError> {
@@ -223,7 +223,7 @@ pub fn import(
 /// let here = Config::loopback_peer().connect(&endpoint)?.open()?;
 /// let mut importer = import_typed::<String, Bincode>(&there, "doc/text", 1 << 16, ImportOptions::default())?;
 /// let (mut tx, rx) = shm_ipc::channel::typed::channel::<String>(1 << 16)?;
-/// let _exporter = export(&here, rx.into_bytes(), "doc/text", ExportOptions::default())?;
+/// let _exporter = export(&here, shm_ipc::channel::Receiver::from(rx), "doc/text", ExportOptions::default())?;
 /// tx.send("typed, across hosts".to_string())?;
 /// assert_eq!(importer.recv_timeout(Duration::from_secs(10))?, "typed, across hosts");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -233,7 +233,7 @@ pub fn import_typed<T, C: Codec<T>>(
     key: &str,
     capacity: usize,
     options: ImportOptions,
-) -> Result<Importer<typed::Receiver<T, C, spsc::Spsc>>, BridgeError> {
+) -> Result<Importer<typed::Receiver<T, spsc::Spsc, C>>, BridgeError> {
     let options = ImportOptions {
         layout: match options.layout {
             Layout::BYTES => Layout::of::<T, C>(),
@@ -249,8 +249,8 @@ impl Importer {
     /// with: prefer [`import_typed`], which makes it `T`'s type fingerprint.
     pub fn typed<T, C: Codec<T>>(
         self,
-    ) -> Result<Importer<typed::Receiver<T, C, spsc::Spsc>>, BridgeError> {
-        let rx = typed::Receiver::from_bytes(self.rx).map_err(ChannelError::from)?;
+    ) -> Result<Importer<typed::Receiver<T, spsc::Spsc, C>>, BridgeError> {
+        let rx = typed::Receiver::try_from(self.rx).map_err(ChannelError::from)?;
         Ok(Importer {
             rx,
             feed: self.feed,

@@ -60,7 +60,6 @@ mod layout;
 mod loom;
 mod reader;
 mod ring;
-pub mod typed;
 mod writer;
 
 pub use error::RecvError;

@@ -118,12 +118,12 @@ impl FrameWriter<'_> {
     }
 
     /// Bytes written so far.
-    pub fn written(&self) -> usize {
+    pub(crate) fn written(&self) -> usize {
         self.pos
     }
 
     /// Whether a write did not fit: the value is larger than the frame.
-    pub fn overflowed(&self) -> bool {
+    pub(crate) fn overflowed(&self) -> bool {
         self.overflowed
     }
 

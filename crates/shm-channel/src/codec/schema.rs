@@ -18,9 +18,9 @@ use crate::CodecError;
 /// use shm_ipc::channel::codec::{Bincode, Schema};
 /// use shm_ipc::channel::typed;
 ///
-/// let (tx, rx) = typed::channel_with::<(u32, String), Schema<Bincode, 2>>(4096)?;
+/// let (tx, rx) = typed::pair::<(u32, String), Schema<Bincode, 2>, _>(shm_ipc::channel::spsc::channel(4096)?)?;
 /// // Version 3 of the message is refused by the channel of version 2.
-/// let old = typed::Receiver::<(u32, String), Schema<Bincode, 3>>::from_bytes(rx.into_bytes());
+/// let old = typed::Receiver::<(u32, String), _, Schema<Bincode, 3>>::try_from(shm_ipc::channel::Receiver::from(rx));
 /// assert!(old.is_err());
 /// # drop(tx);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

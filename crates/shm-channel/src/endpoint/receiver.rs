@@ -283,10 +283,9 @@ fn attempt<R: RecvRing>(
 }
 
 /// What a [`Select`](crate::select::Select) asks of a receiver of any flavor and layer:
-/// whether a receive would return now, and where to sleep until one might. Public in a
-/// private module: it seals [`Selectable`](crate::select::Selectable).
-#[allow(private_interfaces)]
-pub trait Ready {
+/// whether a receive would return now, and where to sleep until one might. Crate-private:
+/// it seals [`Selectable`](crate::select::Selectable).
+pub(crate) trait Ready {
     /// Whether a receive would return now — with a message, or with the error that ends
     /// the stream (disconnected, a dead peer, a ring fault, not owned here) — without
     /// taking anything: a frame stays in the ring, and an error found is kept for the next
@@ -301,7 +300,7 @@ pub trait Ready {
 
 /// How much [`Ready::poll_ready`] asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// The cheap shared state only (a wait's hot polls).
     Fast,
     /// Also the kernel, about the senders' processes (a wait's slow checks, every
@@ -312,8 +311,6 @@ pub enum Probe {
     Paced,
 }
 
-// `data_event` names a crate-private type: nobody else implements or calls `Ready`.
-#[allow(private_interfaces)]
 impl<F: Flavor> Ready for Receiver<F> {
     fn poll_ready(&mut self, probe: Probe) -> bool {
         if self.found.is_some() {

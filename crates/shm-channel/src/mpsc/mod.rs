@@ -70,7 +70,6 @@ mod layout;
 #[cfg(all(test, loom))]
 mod loom;
 mod sides;
-pub mod typed;
 
 pub use layout::{DEFAULT_MAX_SENDERS, MAX_SENDERS};
 

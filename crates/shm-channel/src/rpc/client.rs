@@ -5,14 +5,15 @@ use std::time::{Duration, Instant};
 use super::envelope::{Envelope, Tagged};
 use super::RpcError;
 use crate::codec::Codec;
+use crate::spsc::Spsc;
 use crate::typed::{self, DefaultCodec};
 use crate::{Endpoint, RecvTimeoutError, TryRecvError, TrySendError};
 
 /// The client end of a request/response pair (see [`rpc`](super)): sends requests of type
 /// `Req`, receives replies of type `Resp`, both encoded by `C`.
 pub struct Client<Req, Resp, C = DefaultCodec> {
-    pub(super) requests: typed::Sender<Envelope<Req>, Tagged<C>>,
-    pub(super) replies: typed::Receiver<Envelope<Resp>, Tagged<C>>,
+    pub(super) requests: typed::Sender<Envelope<Req>, Spsc, Tagged<C>>,
+    pub(super) replies: typed::Receiver<Envelope<Resp>, Spsc, Tagged<C>>,
     /// The id of the next request.
     next_id: u64,
 }
@@ -22,8 +23,8 @@ where
     C: Codec<Req> + Codec<Resp>,
 {
     pub(super) fn new(
-        requests: typed::Sender<Envelope<Req>, Tagged<C>>,
-        replies: typed::Receiver<Envelope<Resp>, Tagged<C>>,
+        requests: typed::Sender<Envelope<Req>, Spsc, Tagged<C>>,
+        replies: typed::Receiver<Envelope<Resp>, Spsc, Tagged<C>>,
     ) -> Self {
         Client {
             requests,

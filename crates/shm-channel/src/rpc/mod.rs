@@ -63,8 +63,9 @@ pub fn pair_with<Req, Resp, C>(capacity: usize) -> Result<Pair<Req, Resp, C>, Ch
 where
     C: Codec<Req> + Codec<Resp>,
 {
-    let (requests, incoming) = typed::memfd_channel_with::<Envelope<Req>, Tagged<C>>(capacity)?;
-    let (outgoing, replies) = typed::memfd_channel_with::<Envelope<Resp>, Tagged<C>>(capacity)?;
+    let memfd = || crate::spsc::Builder::new(capacity).create_memfd();
+    let (requests, incoming) = typed::pair::<Envelope<Req>, Tagged<C>, _>(memfd()?)?;
+    let (outgoing, replies) = typed::pair::<Envelope<Resp>, Tagged<C>, _>(memfd()?)?;
     Ok((
         Client::new(requests, replies),
         Server::new(incoming, outgoing),

@@ -3,6 +3,7 @@
 use super::envelope::{Envelope, Tagged};
 use super::RpcError;
 use crate::codec::Codec;
+use crate::spsc::Spsc;
 use crate::typed::{self, DefaultCodec};
 use crate::Endpoint;
 
@@ -10,8 +11,8 @@ use crate::Endpoint;
 /// type `Req`, answers with replies of type `Resp`, both encoded by `C`. It serves one
 /// client; serve many on a thread each.
 pub struct Server<Req, Resp, C = DefaultCodec> {
-    pub(super) requests: typed::Receiver<Envelope<Req>, Tagged<C>>,
-    pub(super) replies: typed::Sender<Envelope<Resp>, Tagged<C>>,
+    pub(super) requests: typed::Receiver<Envelope<Req>, Spsc, Tagged<C>>,
+    pub(super) replies: typed::Sender<Envelope<Resp>, Spsc, Tagged<C>>,
 }
 
 impl<Req, Resp, C> Server<Req, Resp, C>
@@ -19,8 +20,8 @@ where
     C: Codec<Req> + Codec<Resp>,
 {
     pub(super) fn new(
-        requests: typed::Receiver<Envelope<Req>, Tagged<C>>,
-        replies: typed::Sender<Envelope<Resp>, Tagged<C>>,
+        requests: typed::Receiver<Envelope<Req>, Spsc, Tagged<C>>,
+        replies: typed::Sender<Envelope<Resp>, Spsc, Tagged<C>>,
     ) -> Self {
         Server { requests, replies }
     }

@@ -14,10 +14,11 @@
 //! return. The [`select!`](crate::select!) macro writes this for you.
 //!
 //! ```
-//! use shm_channel::select::Select;
+//! use shm_channel::mpsc::{self, Mpsc};
+//! use shm_channel::{select::Select, spsc, typed};
 //!
-//! let (mut bytes_tx, mut bytes_rx) = shm_channel::spsc::channel(4096)?;
-//! let (mut typed_tx, mut typed_rx) = shm_channel::mpsc::typed::channel::<u64>(4096)?;
+//! let (mut bytes_tx, mut bytes_rx) = spsc::channel(4096)?;
+//! let (mut typed_tx, mut typed_rx): typed::Pair<u64, Mpsc> = typed::pair(mpsc::channel(4096)?)?;
 //! typed_tx.send(7)?;
 //!
 //! let mut sel = Select::new();
@@ -97,20 +98,24 @@ use crate::shared::view::EventRef;
 pub const MAX_RECEIVERS: usize = MAX_WAIT_ANY;
 
 /// A receiver a [`Select`] can watch: the byte [`Receiver`](crate::Receiver) and the
-/// [`typed::Receiver`](crate::typed::Receiver) of every flavor. Sealed.
+/// [`typed::Receiver`](crate::typed::Receiver) of every flavor. Sealed: its method names a
+/// crate-private trait.
+#[allow(private_interfaces)]
 pub trait Selectable {
     /// The receiver's side of a select (the crate's own).
     #[doc(hidden)]
     fn ready(&mut self) -> &mut dyn Ready;
 }
 
+#[allow(private_interfaces)]
 impl<F: Flavor> Selectable for crate::Receiver<F> {
     fn ready(&mut self) -> &mut dyn Ready {
         self
     }
 }
 
-impl<T, C, F: Flavor> Selectable for crate::typed::Receiver<T, C, F> {
+#[allow(private_interfaces)]
+impl<T, C, F: Flavor> Selectable for crate::typed::Receiver<T, F, C> {
     fn ready(&mut self) -> &mut dyn Ready {
         &mut self.inner
     }
@@ -186,16 +191,6 @@ impl<'a> Select<'a> {
     /// first added, then 1, 2, ...).
     pub fn recv<R: Selectable + ?Sized>(&mut self, receiver: &'a mut R) -> usize {
         self.receivers.push(receiver.ready())
-    }
-
-    /// How many receivers were added.
-    pub fn len(&self) -> usize {
-        self.receivers.len()
-    }
-
-    /// Whether no receiver was added.
-    pub fn is_empty(&self) -> bool {
-        self.receivers.len() == 0
     }
 
     /// Changes how this select waits before it sleeps (the default: adaptive

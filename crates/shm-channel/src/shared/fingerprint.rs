@@ -42,7 +42,7 @@ const HAS_SCHEMA: u32 = 2;
 /// assert_eq!(text.to_string(), "`alloc::string::String` by bincode2");
 /// assert_ne!(text, Fingerprint::of::<u64, Bincode>());
 /// let words = Fingerprint::of::<[u64; 2], Plain>();
-/// assert_eq!(words.layout(), Some((16, 8)));
+/// assert_eq!(words.to_string(), "`[u64; 2]` by plain (16 bytes, align 8)");
 /// // A schema id stands for the name.
 /// assert_eq!(Fingerprint::of::<u32, Schema<Bincode, 7>>(), Fingerprint::of::<i32, Schema<Bincode, 7>>());
 /// assert_ne!(Fingerprint::of::<u32, Schema<Bincode, 7>>(), Fingerprint::of::<u32, Schema<Bincode, 8>>());
@@ -106,17 +106,6 @@ impl Fingerprint {
     /// The codec's name.
     pub fn codec(&self) -> &str {
         &self.codec
-    }
-
-    /// The type's size and alignment, where the codec's wire format depends on them.
-    pub fn layout(&self) -> Option<(usize, usize)> {
-        self.layout
-            .map(|(size, align)| (size as usize, align as usize))
-    }
-
-    /// The schema id, if one was given.
-    pub fn schema(&self) -> Option<u64> {
-        self.schema
     }
 
     /// The 64-bit hash that stands for the fingerprint (never 0): FNV-1a over the schema
@@ -188,7 +177,7 @@ impl fmt::Display for Fingerprint {
 ///
 /// ```
 /// let (tx, rx) = shm_ipc::channel::typed::channel::<String>(4096)?;
-/// let err = shm_ipc::channel::typed::Receiver::<u64>::from_bytes(rx.into_bytes()).unwrap_err();
+/// let err = shm_ipc::channel::typed::Receiver::<u64>::try_from(shm_ipc::channel::Receiver::from(rx)).unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
 ///     "the channel carries `alloc::string::String` by bincode2, not `u64` by bincode2",

@@ -12,16 +12,16 @@ use crate::codec::{Codec, FrameReader};
 use crate::endpoint::async_wait::{cancel, poll_retry, retry, Awaitable, Waiting};
 use crate::endpoint::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use crate::endpoint::sink::{SendSink, SinkSender};
-use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor, Publish};
+use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor};
 use crate::CodecError;
 
-impl<T, C, F: Flavor> Awaitable for Sender<T, C, F> {
+impl<T, C, F: Flavor> Awaitable for Sender<T, F, C> {
     fn waiting(&mut self) -> &mut dyn Waiting {
         self.inner.waiting()
     }
 }
 
-impl<T, C, F: Flavor> Awaitable for Receiver<T, C, F> {
+impl<T, C, F: Flavor> Awaitable for Receiver<T, F, C> {
     fn waiting(&mut self) -> &mut dyn Waiting {
         self.inner.waiting()
     }
@@ -42,7 +42,7 @@ impl Failed {
     }
 }
 
-impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
+impl<T, C: Codec<T>, F: Flavor> Sender<T, F, C> {
     /// Sends `value`, waiting for room without blocking the thread (feature `tokio`).
     /// Dropping the future before it completes sends nothing.
     ///
@@ -62,7 +62,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
 
     /// One non-blocking send of `value` of an async call: `None` for "no room now".
     fn try_encode(&mut self, value: &T) -> Option<Result<(), Failed>> {
-        match self.encode_and_commit(value, Deadline::Now, Publish::Now) {
+        match self.encode_and_commit(value, Deadline::Now) {
             Ok(()) => Some(Ok(())),
             Err(TypedFailure::Channel(SendFailure::NotNow)) => None,
             Err(TypedFailure::Channel(SendFailure::Fatal(fatal))) => {
@@ -81,7 +81,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
 }
 
 /// A typed sender sinks values (see [`Sender::sink`]).
-impl<T, C: Codec<T>, F: Flavor> SinkSender<T> for Sender<T, C, F> {
+impl<T, C: Codec<T>, F: Flavor> SinkSender<T> for Sender<T, F, C> {
     type Error = SendError<T>;
     type Failure = Failed;
 
@@ -99,11 +99,12 @@ impl<T, C: Codec<T>, F: Flavor> SinkSender<T> for Sender<T, C, F> {
     }
 
     fn flush(&mut self) {
-        Sender::flush(self);
+        // Every typed send publishes at once; the byte flush is for what else is pending.
+        self.inner.flush();
     }
 }
 
-impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
+impl<T, C: Codec<T>, F: Flavor> Receiver<T, F, C> {
     /// Waits for the next value without blocking the thread (feature `tokio`). Dropping the
     /// future before it completes takes no value.
     pub async fn recv_async(&mut self) -> Result<T, RecvError<F::RecvError>> {
@@ -155,7 +156,7 @@ impl<Fault> Undecoded<Fault> {
 /// A typed receiver's values as a [`Stream`](futures_core::Stream) (see
 /// [`Receiver::stream`]).
 struct ValueStream<'a, T, C: Codec<T>, F: Flavor> {
-    receiver: &'a mut Receiver<T, C, F>,
+    receiver: &'a mut Receiver<T, F, C>,
 }
 
 impl<T, C: Codec<T>, F: Flavor> futures_core::Stream for ValueStream<'_, T, C, F> {

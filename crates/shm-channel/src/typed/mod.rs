@@ -1,8 +1,9 @@
 //! Typed channels: `T` values over a byte ring, encoded in place by a [`Codec`].
 //!
-//! [`Sender`] and [`Receiver`] wrap the byte endpoints of any flavor (the third type
-//! parameter: [`Spsc`] by default; [`mpsc::typed`](crate::mpsc::typed) and
-//! [`broadcast::typed`](crate::broadcast::typed) name the others): encoding goes straight
+//! [`Sender`] and [`Receiver`] wrap the byte endpoints of any flavor (the second type
+//! parameter: [`Spsc`] by default, `Sender<T, Mpsc>` for a typed MPSC sender; the third
+//! is the codec): [`channel`] makes a typed SPSC channel, [`pair`] turns the byte ends of
+//! any channel into typed ends, and so does one `TryFrom` per end. Encoding goes straight
 //! into the ring's write grant and decoding straight out of the received frame, the same
 //! code for every ring. Each call returns the byte call's error type around the typed
 //! layer's blocking error ([`SendError`], [`RecvError`]), which adds the codec's `Encode`
@@ -19,7 +20,7 @@
 //! ```
 //! use serde::{Deserialize, Serialize};
 //! use shm_ipc::channel::codec::{Plain, Postcard};
-//! use shm_ipc::channel::typed;
+//! use shm_ipc::channel::{spsc, typed};
 //!
 //! #[derive(Serialize, Deserialize, Debug, PartialEq)]
 //! struct Order { id: u64, item: String, qty: Vec<u16> }
@@ -30,12 +31,12 @@
 //! assert_eq!(rx.recv()?.item, "tea");
 //!
 //! // serde + postcard
-//! let (mut tx, mut rx) = typed::channel_with::<Order, Postcard>(1 << 12)?;
+//! let (mut tx, mut rx) = typed::pair::<Order, Postcard, _>(spsc::channel(1 << 12)?)?;
 //! tx.send(Order { id: 2, item: "milk".into(), qty: vec![] })?;
 //! assert_eq!(rx.recv()?.id, 2);
 //!
 //! // plain data: copied, no codec
-//! let (mut tx, mut rx) = typed::channel_with::<[u64; 4], Plain>(1 << 12)?;
+//! let (mut tx, mut rx) = typed::pair::<[u64; 4], Plain, _>(spsc::channel(1 << 12)?)?;
 //! tx.send([1, 2, 3, 4])?;
 //! assert_eq!(rx.recv()?, [1, 2, 3, 4]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -76,56 +77,54 @@ mod default_codec {
 }
 
 /// Both ends of a typed channel of flavor `F`.
-pub type Pair<T, C = DefaultCodec, F = Spsc> = (Sender<T, C, F>, Receiver<T, C, F>);
+pub type Pair<T, F = Spsc, C = DefaultCodec> = (Sender<T, F, C>, Receiver<T, F, C>);
 
 /// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with the default
-/// codec.
+/// codec. Any other typed channel is made with [`pair`].
 pub fn channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
 where
     DefaultCodec: Codec<T>,
 {
-    channel_with::<T, DefaultCodec>(capacity)
-}
-
-/// Creates a typed SPSC channel over a byte ring of `capacity` bytes, with codec `C`.
-pub fn channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
     pair(crate::spsc::channel(capacity)?)
 }
 
-/// Creates a typed SPSC channel of `capacity` bytes in a sealed memfd, with the default
-/// codec: its ends can also travel to a program started with `exec` or met through a
-/// rendezvous ([`transfer`](crate::transfer)), where they are taken as typed ends of the
-/// same type (any other is refused).
+/// Both ends of a byte channel of any flavor, made from any [`Builder`](crate::Builder),
+/// as typed ends of `T` through codec `C`: the first records the type in the channel, the
+/// second checks it. The flavor comes from the byte ends; `T` and `C` from the type asked
+/// for (one [`TryFrom`] per end does the same).
 ///
 /// ```
+/// use shm_ipc::channel::codec::Postcard;
+/// use shm_ipc::channel::mpsc::{self, Mpsc};
 /// use shm_ipc::channel::transfer::Portable;
-/// let (tx, rx) = shm_ipc::channel::typed::memfd_channel::<String>(4096)?;
+/// use shm_ipc::channel::{spsc, typed};
+///
+/// // Many senders, the default codec.
+/// let (tx, mut rx): typed::Pair<u64, Mpsc> = typed::pair(mpsc::channel(4096)?)?;
+/// let mut tx2 = tx.try_clone()?;
+/// tx2.send(7)?;
+/// assert_eq!(rx.recv()?, 7);
+///
+/// // In a sealed memfd, so that its ends can travel to a program started with `exec` or
+/// // met through a rendezvous, where they are taken as typed ends of the same type.
+/// let (tx, rx) = typed::pair::<String, Postcard, _>(spsc::Builder::new(4096).create_memfd()?)?;
 /// assert_eq!(rx.into_transfer()?.ticket().to_string(), "spsc.receiver.0");
 /// # drop(tx);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn memfd_channel<T>(capacity: usize) -> Result<Pair<T>, ChannelError>
-where
-    DefaultCodec: Codec<T>,
-{
-    memfd_channel_with::<T, DefaultCodec>(capacity)
-}
-
-/// [`memfd_channel`] with codec `C`.
-pub fn memfd_channel_with<T, C: Codec<T>>(capacity: usize) -> Result<Pair<T, C>, ChannelError> {
-    pair(crate::spsc::Builder::new(capacity).create_memfd()?)
-}
-
-/// Both byte ends of a channel, as typed ends (the first records the type, the second
-/// checks it).
-pub(crate) fn pair<T, C: Codec<T>, F: Flavor>(
+///
+/// # Errors
+///
+/// [`ChannelError::TypeMismatch`] if typed ends of the channel already carry another type,
+/// codec, layout or schema.
+pub fn pair<T, C: Codec<T>, F: Flavor>(
     (tx, rx): (crate::Sender<F>, crate::Receiver<F>),
-) -> Result<Pair<T, C, F>, ChannelError> {
-    Ok((Sender::from_bytes(tx)?, Receiver::from_bytes(rx)?))
+) -> Result<Pair<T, F, C>, ChannelError> {
+    Ok((Sender::try_from(tx)?, Receiver::try_from(rx)?))
 }
 
 /// The sending end of a typed channel of flavor `F`.
-pub struct Sender<T, C = DefaultCodec, F: Flavor = Spsc> {
+pub struct Sender<T, F: Flavor = Spsc, C = DefaultCodec> {
     pub(crate) inner: crate::Sender<F>,
     /// Length of the last value encoded: the next guess reserves twice as much.
     last_len: usize,
@@ -143,15 +142,17 @@ enum TypedFailure {
     Encode(CodecError),
 }
 
-impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
-    /// Wraps a byte sender: its frames will carry `T`s encoded by `C`. The channel's
-    /// [`Fingerprint`] is recorded if it has none yet, else checked.
-    ///
-    /// # Errors
-    ///
-    /// [`TypeMismatch`] if the channel's typed ends carry another type (or codec, layout,
-    /// schema); the byte sender is dropped then, which closes it as any drop does.
-    pub fn from_bytes(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
+/// Wraps a byte sender: its frames will carry `T`s encoded by `C`. The channel's
+/// [`Fingerprint`] is recorded if it has none yet, else checked.
+///
+/// # Errors
+///
+/// [`TypeMismatch`] if the channel's typed ends carry another type (or codec, layout,
+/// schema); the byte sender is dropped then, which closes it as any drop does.
+impl<T, C: Codec<T>, F: Flavor> TryFrom<crate::Sender<F>> for Sender<T, F, C> {
+    type Error = TypeMismatch;
+
+    fn try_from(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
         check_type::<T, C>(inner.parts())?;
         Ok(Sender {
             inner,
@@ -160,10 +161,12 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
             _types: PhantomData,
         })
     }
+}
 
+impl<T, C: Codec<T>, F: Flavor> Sender<T, F, C> {
     /// Sends `value`, waiting for room as long as it takes.
     pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_waiting(value, Publish::Now)
+        self.send_waiting(value)
     }
 
     /// Sends `value` if there is room now.
@@ -195,7 +198,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         not_now: fn(T) -> W,
         failed: fn(SendError<T>) -> W,
     ) -> Result<(), W> {
-        match self.encode_and_commit(&value, deadline, Publish::Now) {
+        match self.encode_and_commit(&value, deadline) {
             Ok(()) => Ok(()),
             Err(TypedFailure::Channel(failure)) => {
                 Err(failure.call_error(value, not_now, failed, channel_error))
@@ -204,17 +207,11 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         }
     }
 
-    /// Sends `value` but may leave it unpublished, for batched publishing of a stream: see
-    /// [`Sender::send_deferred`](crate::Sender::send_deferred).
-    pub fn send_deferred(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_waiting(value, Publish::WhenPending)
-    }
-
     /// A send without a deadline (it never reports `NotNow`; were it to, it would simply
     /// wait again).
-    fn send_waiting(&mut self, value: T, publish: Publish) -> Result<(), SendError<T>> {
+    fn send_waiting(&mut self, value: T) -> Result<(), SendError<T>> {
         loop {
-            match self.encode_and_commit(&value, Deadline::Never, publish) {
+            match self.encode_and_commit(&value, Deadline::Never) {
                 Ok(()) => return Ok(()),
                 Err(TypedFailure::Channel(SendFailure::NotNow)) => continue,
                 Err(TypedFailure::Channel(SendFailure::Fatal(f))) => {
@@ -223,11 +220,6 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
                 Err(TypedFailure::Encode(e)) => return Err(SendError::Encode(value, e)),
             }
         }
-    }
-
-    /// Publishes every value sent with [`send_deferred`](Sender::send_deferred) so far.
-    pub fn flush(&mut self) {
-        self.inner.flush();
     }
 
     /// Encodes `value` and commits it; nothing is delivered if encoding fails.
@@ -241,18 +233,13 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
     /// into a private buffer instead and copied into an exact frame, waiting until
     /// `deadline` as any send does. A guess given up costs the ring nothing: the exact
     /// frame has all the room it would have had.
-    fn encode_and_commit(
-        &mut self,
-        value: &T,
-        deadline: Deadline,
-        publish: Publish,
-    ) -> Result<(), TypedFailure> {
+    fn encode_and_commit(&mut self, value: &T, deadline: Deadline) -> Result<(), TypedFailure> {
         if let Some(len) = C::exact_len(value) {
             let slot = self
                 .inner
                 .reserve_slot(len, deadline)
                 .map_err(TypedFailure::Channel)?;
-            return match self.encode_into(slot, value, publish) {
+            return match self.encode_into(slot, value) {
                 Ok(_) => Ok(()),
                 Err(Overflow::No(e)) => Err(TypedFailure::Encode(e)),
                 Err(Overflow::Yes) => Err(TypedFailure::Encode(CodecError::Encode(
@@ -266,7 +253,7 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
             .max(MIN_GUESS)
             .min(self.inner.max_payload());
         match self.inner.reserve_in_place(guess) {
-            Ok(slot) => match self.encode_into(slot, value, publish) {
+            Ok(slot) => match self.encode_into(slot, value) {
                 Ok(written) => {
                     self.last_len = written;
                     return Ok(());
@@ -283,7 +270,8 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
             .inner
             .reserve_slot(self.scratch.len(), deadline)
             .map_err(TypedFailure::Channel)?;
-        self.inner.write_and_commit(slot, &self.scratch, publish);
+        self.inner
+            .write_and_commit(slot, &self.scratch, Publish::Now);
         Ok(())
     }
 
@@ -292,9 +280,8 @@ impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
         &mut self,
         slot: crate::endpoint::Slot<F>,
         value: &T,
-        publish: Publish,
     ) -> Result<usize, Overflow> {
-        self.inner.fill_and_commit(slot, publish, |ptr, len| {
+        self.inner.fill_and_commit(slot, Publish::Now, |ptr, len| {
             // SAFETY: `fill_and_commit` hands a pointer valid for writes of `len` bytes
             // until it commits, which is after this closure returns.
             let mut out = unsafe { FrameWriter::new(ptr, len) };
@@ -329,22 +316,24 @@ enum Overflow {
 }
 
 /// The receiving end of a typed channel of flavor `F`.
-pub struct Receiver<T, C = DefaultCodec, F: Flavor = Spsc> {
+pub struct Receiver<T, F: Flavor = Spsc, C = DefaultCodec> {
     pub(crate) inner: crate::Receiver<F>,
     /// Private copy of a frame, for codecs that decode from a slice; reused.
     scratch: Vec<u8>,
     _types: PhantomData<fn() -> (T, C)>,
 }
 
-impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
-    /// Wraps a byte receiver whose frames carry `T`s encoded by `C`. The channel's
-    /// [`Fingerprint`] is recorded if it has none yet, else checked.
-    ///
-    /// # Errors
-    ///
-    /// [`TypeMismatch`] if the channel's typed ends carry another type (or codec, layout,
-    /// schema); the byte receiver is dropped then, which closes it as any drop does.
-    pub fn from_bytes(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
+/// Wraps a byte receiver whose frames carry `T`s encoded by `C`. The channel's
+/// [`Fingerprint`] is recorded if it has none yet, else checked.
+///
+/// # Errors
+///
+/// [`TypeMismatch`] if the channel's typed ends carry another type (or codec, layout,
+/// schema); the byte receiver is dropped then, which closes it as any drop does.
+impl<T, C: Codec<T>, F: Flavor> TryFrom<crate::Receiver<F>> for Receiver<T, F, C> {
+    type Error = TypeMismatch;
+
+    fn try_from(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
         check_type::<T, C>(inner.parts())?;
         Ok(Receiver {
             inner,
@@ -352,7 +341,9 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
             _types: PhantomData,
         })
     }
+}
 
+impl<T, C: Codec<T>, F: Flavor> Receiver<T, F, C> {
     /// Waits for the next value.
     pub fn recv(&mut self) -> Result<T, RecvError<F::RecvError>> {
         self.decode_next(Deadline::Never)
@@ -402,21 +393,40 @@ fn channel_error<T>(fatal: SendFatal, value: T) -> SendError<T> {
     SendError::Send(fatal.with(value))
 }
 
-impl<T, C: Codec<T>, F: Flavor> Sender<T, C, F> {
-    /// The byte sender underneath.
-    pub fn into_bytes(self) -> crate::Sender<F> {
-        self.inner
+/// The byte sender underneath (to hand to code that moves frames, the bridge say).
+impl<T, C, F: Flavor> From<Sender<T, F, C>> for crate::Sender<F> {
+    fn from(typed: Sender<T, F, C>) -> crate::Sender<F> {
+        typed.inner
     }
 }
 
-impl<T, C: Codec<T>, F: Flavor> Receiver<T, C, F> {
-    /// The byte receiver underneath.
-    pub fn into_bytes(self) -> crate::Receiver<F> {
-        self.inner
+/// The byte receiver underneath.
+impl<T, C, F: Flavor> From<Receiver<T, F, C>> for crate::Receiver<F> {
+    fn from(typed: Receiver<T, F, C>) -> crate::Receiver<F> {
+        typed.inner
     }
 }
 
-impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
+impl<T, C: Codec<T>> Sender<T, crate::mpsc::Mpsc, C> {
+    /// Another sender in a new sender slot (see [`mpsc::Sender::try_clone`]).
+    ///
+    /// [`mpsc::Sender::try_clone`]: crate::Sender::try_clone
+    pub fn try_clone(&self) -> Result<Self, ChannelError> {
+        Ok(Sender::try_from(self.inner.try_clone()?)?)
+    }
+}
+
+impl<T, C: Codec<T>> Sender<T, crate::broadcast::Broadcast, C> {
+    /// A new receiver, starting at the next value sent (see
+    /// [`broadcast::Sender::subscribe`]).
+    ///
+    /// [`broadcast::Sender::subscribe`]: crate::Sender::subscribe
+    pub fn subscribe(&self) -> Result<Receiver<T, crate::broadcast::Broadcast, C>, ChannelError> {
+        Ok(Receiver::try_from(self.inner.subscribe()?)?)
+    }
+}
+
+impl<T, C, F: Flavor> Endpoint for Sender<T, F, C> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
     }
@@ -426,7 +436,7 @@ impl<T, C, F: Flavor> Endpoint for Sender<T, C, F> {
     }
 }
 
-impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
+impl<T, C, F: Flavor> Endpoint for Receiver<T, F, C> {
     fn parts(&self) -> &dyn Parts {
         self.inner.parts()
     }
@@ -436,13 +446,13 @@ impl<T, C, F: Flavor> Endpoint for Receiver<T, C, F> {
     }
 }
 
-impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, C, F> {
+impl<T, C, F: Flavor> std::fmt::Debug for Sender<T, F, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("typed::Sender").field(&self.inner).finish()
     }
 }
 
-impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, C, F> {
+impl<T, C, F: Flavor> std::fmt::Debug for Receiver<T, F, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("typed::Receiver").field(&self.inner).finish()
     }

@@ -46,8 +46,8 @@ pub type Tx = End<
     mpsc::Sender,
     broadcast::Sender,
     typed::Sender<u64>,
-    mpsc::typed::Sender<u64>,
-    broadcast::typed::Sender<u64>,
+    typed::Sender<u64, shm_channel::mpsc::Mpsc>,
+    typed::Sender<u64, shm_channel::broadcast::Broadcast>,
 >;
 
 /// A receiving end of any kind.
@@ -56,8 +56,8 @@ pub type Rx = End<
     mpsc::Receiver,
     broadcast::Receiver,
     typed::Receiver<u64>,
-    mpsc::typed::Receiver<u64>,
-    broadcast::typed::Receiver<u64>,
+    typed::Receiver<u64, shm_channel::mpsc::Mpsc>,
+    typed::Receiver<u64, shm_channel::broadcast::Broadcast>,
 >;
 
 /// `$body` with `$end` bound to what `$value` (an [`End`]) holds, whatever its kind.
@@ -122,11 +122,17 @@ pub fn channel(kind: Kind, capacity: usize) -> (Tx, Rx) {
             (End::TypedSpsc(tx), End::TypedSpsc(rx))
         }
         Kind::TypedMpsc => {
-            let (tx, rx) = mpsc::typed::channel::<u64>(capacity).unwrap();
+            let (tx, rx) = typed::pair::<u64, shm_channel::typed::DefaultCodec, _>(
+                shm_channel::mpsc::channel(capacity).unwrap(),
+            )
+            .unwrap();
             (End::TypedMpsc(tx), End::TypedMpsc(rx))
         }
         Kind::TypedBroadcast => {
-            let (tx, rx) = broadcast::typed::channel::<u64>(capacity, bp).unwrap();
+            let (tx, rx) = typed::pair::<u64, shm_channel::typed::DefaultCodec, _>(
+                shm_channel::broadcast::channel(capacity, bp).unwrap(),
+            )
+            .unwrap();
             (End::TypedBroadcast(tx), End::TypedBroadcast(rx))
         }
     }

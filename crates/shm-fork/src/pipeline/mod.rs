@@ -139,7 +139,10 @@ struct Launch {
 }
 
 /// The two ends of a channel between two processes of a pipeline.
-type Link<T, C> = (bulk::Sender<T, C>, bulk::Receiver<T, C>);
+type Link<T, C> = (
+    bulk::Sender<T, shm_channel::spsc::Spsc, C>,
+    bulk::Receiver<T, shm_channel::spsc::Spsc, C>,
+);
 
 impl Launch {
     /// A channel between two processes of the pipeline, both ends waiting as it says.
@@ -148,8 +151,8 @@ impl Launch {
             .wait_strategy(self.strategy)
             .handshake(self.handshake)
             .create()?;
-        let sender = bulk::Sender::from_bytes(sender).map_err(ChannelError::from)?;
-        let receiver = bulk::Receiver::from_bytes(receiver).map_err(ChannelError::from)?;
+        let sender = bulk::Sender::try_from(sender).map_err(ChannelError::from)?;
+        let receiver = bulk::Receiver::try_from(receiver).map_err(ChannelError::from)?;
         Ok((sender, receiver))
     }
 }
@@ -163,7 +166,9 @@ struct Process {
 }
 
 /// Starts the source and the stages so far; returns the last stage's output.
-type Launcher<T, C> = Box<dyn FnOnce(&mut Launch) -> Result<bulk::Receiver<T, C>, PipelineError>>;
+type Launcher<T, C> = Box<
+    dyn FnOnce(&mut Launch) -> Result<bulk::Receiver<T, shm_channel::spsc::Spsc, C>, PipelineError>,
+>;
 
 /// A pipeline not started yet, whose output is `T`, carried by codec `C` (plain data, or
 /// the default serde codec): a source and zero or more stages.

@@ -24,7 +24,7 @@ pub(super) fn items_in<T>(bytes: usize) -> usize {
 /// stream).
 pub(super) fn run_source<T, C, I, S>(
     source: S,
-    mut output: bulk::Sender<T, C>,
+    mut output: bulk::Sender<T, shm_channel::spsc::Spsc, C>,
     report: &Report,
 ) -> i32
 where
@@ -59,8 +59,8 @@ where
 /// A stage process: takes the batch its input holds, runs `process` on it, publishes the
 /// results, until its input ends or something fails.
 pub(super) fn run_stage<A, B, C, E: Display>(
-    mut input: bulk::Receiver<A, C>,
-    mut output: bulk::Sender<B, C>,
+    mut input: bulk::Receiver<A, shm_channel::spsc::Spsc, C>,
+    mut output: bulk::Sender<B, shm_channel::spsc::Spsc, C>,
     mut process: impl FnMut(&mut Vec<A>, &mut Vec<B>) -> Result<(), E>,
     report: &Report,
 ) -> i32
@@ -105,7 +105,7 @@ where
 /// Sends (and publishes) a batch downstream and empties it; on failure, the exit code to
 /// end with.
 fn forward<T, C: BatchCodec<T>>(
-    output: &mut bulk::Sender<T, C>,
+    output: &mut bulk::Sender<T, shm_channel::spsc::Spsc, C>,
     batch: &mut Vec<T>,
     report: &Report,
 ) -> Result<(), i32> {

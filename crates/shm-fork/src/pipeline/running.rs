@@ -24,7 +24,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RunningPipeline<T, C = DefaultCodec> {
     /// `None` once the output has ended (or failed).
-    output: Option<bulk::Receiver<T, C>>,
+    output: Option<bulk::Receiver<T, shm_channel::spsc::Spsc, C>>,
     /// Results received but not handed out yet by [`recv`](RunningPipeline::recv).
     ready: std::vec::IntoIter<T>,
     /// Source first, then the stages in order.
@@ -32,7 +32,10 @@ pub struct RunningPipeline<T, C = DefaultCodec> {
 }
 
 impl<T, C: BatchCodec<T>> RunningPipeline<T, C> {
-    pub(super) fn new(output: bulk::Receiver<T, C>, processes: Vec<Process>) -> Self {
+    pub(super) fn new(
+        output: bulk::Receiver<T, shm_channel::spsc::Spsc, C>,
+        processes: Vec<Process>,
+    ) -> Self {
         RunningPipeline {
             output: Some(output),
             ready: Vec::new().into_iter(),
