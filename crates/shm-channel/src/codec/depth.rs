@@ -222,6 +222,19 @@ impl<'b, A> DepthAccess<'b, A> {
         DepthSeed::nested(seed, self.depth, self.budget)
     }
 
+    /// The next element of a sequence or key of a map: counted against the budget first,
+    /// then decoded one level deeper by `next` (the inner accessor's call).
+    #[inline]
+    fn next_counted<S, R, E: de::Error>(
+        &mut self,
+        seed: S,
+        next: impl FnOnce(&mut A, DepthSeed<'b, S>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.budget.element()?;
+        let seed = self.seed(seed);
+        next(&mut self.inner, seed)
+    }
+
     fn visitor<V>(&self, visitor: V) -> DepthVisitor<'b, V> {
         DepthVisitor {
             inner: visitor,
@@ -239,9 +252,7 @@ impl<'de, A: de::SeqAccess<'de>> de::SeqAccess<'de> for DepthAccess<'_, A> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
-        self.budget.element()?;
-        let seed = self.seed(seed);
-        self.inner.next_element_seed(seed)
+        self.next_counted(seed, A::next_element_seed)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -256,9 +267,7 @@ impl<'de, A: de::MapAccess<'de>> de::MapAccess<'de> for DepthAccess<'_, A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        self.budget.element()?;
-        let seed = self.seed(seed);
-        self.inner.next_key_seed(seed)
+        self.next_counted(seed, A::next_key_seed)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
@@ -422,8 +431,9 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for DepthVisitor<'_, V> {
 mod tests {
     use super::*;
     use crate::codec::budget::{ELEMENTS_FLOOR, MAX_DECODE_DEPTH};
-    use serde::de::value::{Error, SeqDeserializer, U8Deserializer};
-    use serde::de::IntoDeserializer;
+    use serde::de::value::{Error, MapDeserializer, SeqDeserializer, U8Deserializer};
+    use serde::de::{Deserialize, IntoDeserializer};
+    use std::collections::BTreeMap;
 
     fn decode<T: de::DeserializeOwned>(
         max: usize,
@@ -470,21 +480,34 @@ mod tests {
         assert!(value.unwrap().is_empty());
     }
 
+    /// Elements a decode visits of a sequence (or keys of a map) of `n` under `budget`.
+    type Count = fn(usize, &DepthBudget) -> Result<usize, Error>;
+
+    fn sequence_of(n: usize, budget: &DepthBudget) -> Result<usize, Error> {
+        let units = SeqDeserializer::<_, Error>::new(std::iter::repeat_n((), n));
+        Vec::<()>::deserialize(DepthLimited::new(units, budget)).map(|units| units.len())
+    }
+
+    fn map_of(n: usize, budget: &DepthBudget) -> Result<usize, Error> {
+        let entries = MapDeserializer::<_, Error>::new((0..n as u64).map(|key| (key, ())));
+        BTreeMap::<u64, ()>::deserialize(DepthLimited::new(entries, budget)).map(|map| map.len())
+    }
+
     #[test]
-    fn sequence_elements_are_counted_against_the_frame() {
-        // A frame of 0 bytes may visit the floor's worth of elements, and no more.
+    fn sequence_elements_and_map_keys_are_counted_against_the_frame() {
+        // A frame of 0 bytes may visit the floor's worth of elements or keys, and no more.
         let floor = ELEMENTS_FLOOR as usize;
-        let units = |n: usize| SeqDeserializer::<_, Error>::new(std::iter::repeat_n((), n));
-        let budget = DepthBudget::new(MAX_DECODE_DEPTH, 0);
-        let fits: Result<Vec<()>, Error> =
-            de::Deserialize::deserialize(DepthLimited::new(units(floor - 1), &budget));
-        assert_eq!(fits.unwrap().len(), floor - 1);
-        let budget = DepthBudget::new(MAX_DECODE_DEPTH, 0);
-        let refused: Result<Vec<()>, Error> =
-            de::Deserialize::deserialize(DepthLimited::new(units(floor + 1), &budget));
-        assert!(refused.is_err());
-        let message = budget.decode_error("ignored").to_string();
-        assert!(message.contains("sequence elements"), "{message}");
-        assert!(!budget.exceeded(), "not a depth refusal");
+        for (container, count) in [("sequence", sequence_of as Count), ("map", map_of)] {
+            let budget = DepthBudget::new(MAX_DECODE_DEPTH, 0);
+            assert_eq!(count(floor - 1, &budget).unwrap(), floor - 1, "{container}");
+            let budget = DepthBudget::new(MAX_DECODE_DEPTH, 0);
+            assert!(count(floor + 1, &budget).is_err(), "{container}");
+            let message = budget.decode_error("ignored").to_string();
+            assert!(
+                message.contains("sequence elements"),
+                "{container}: {message}"
+            );
+            assert!(!budget.exceeded(), "{container}: not a depth refusal");
+        }
     }
 }

@@ -61,9 +61,13 @@
 //! out-of-bounds access. A word of another lap is "nothing yet": a peer that writes
 //! garbage of the wrong lap only makes the reader wait, as a peer that sends nothing does.
 
+use std::sync::atomic::Ordering;
+
 use super::frame::Word;
 use super::primitive::{AtomicU64, DataArea};
+use super::ring::aligned_index;
 use super::view::Wake;
+use crate::error::Corruption;
 use shm_core::notify::Handshake;
 
 mod reader;
@@ -114,17 +118,27 @@ pub(crate) struct Frame {
     span: u64,
 }
 
-/// The lap numbers of a ring: `position >> shift`, kept to the bits a header holds.
+/// What a side of a lane caches of its data area when it takes the side over (never re-read
+/// from shared memory): the offset of a position (`position & mask`) and its lap number
+/// (`position >> shift`, kept to the bits a header holds).
 #[derive(Debug, Clone, Copy)]
-struct Laps {
+struct Geometry {
+    mask: u64,
     shift: u32,
 }
 
-impl Laps {
-    fn of(capacity: u64) -> Laps {
-        Laps {
+impl Geometry {
+    fn of(capacity: u64) -> Geometry {
+        Geometry {
+            mask: capacity - 1,
             shift: capacity.trailing_zeros(),
         }
+    }
+
+    /// The offset in the data area of `position`.
+    #[inline]
+    fn offset(self, position: u64) -> u64 {
+        position & self.mask
     }
 
     /// The header that publishes `word` at `position`.
@@ -141,4 +155,13 @@ impl Laps {
         let word = header_untrusted & !(LAP_MASK << LAP_SHIFT);
         (lap_untrusted == (position >> self.shift) & LAP_MASK && word != 0).then_some(word)
     }
+}
+
+/// The position a side taking over a lane resumes from: its own `index` word (the reader's
+/// head, the writer's recorded tail) as that side last stored it, in this process or in a
+/// predecessor; `what` names the failed check of an index not 8-aligned.
+fn resumed_index(index: &AtomicU64, what: &'static str) -> Result<u64, Corruption> {
+    // Acquire: pairs with the side's own Release stores of `index` (SYNC: tail recorded,
+    // for the writer; SYNC: space released, for the reader).
+    aligned_index(index.load(Ordering::Acquire), what)
 }

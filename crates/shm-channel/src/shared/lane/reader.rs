@@ -3,10 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Frame, Lane, Laps};
+use super::{resumed_index, Frame, Geometry, Lane};
 use crate::error::Corruption;
 use crate::shared::frame::{frame_len, Word, FRAME_HEADER_LEN};
-use crate::shared::ring::{aligned_index, before, publish, queued_between};
+use crate::shared::ring::{before, publish, queued_between};
 
 /// With batched releases ([`LaneReader::set_release_batch`]): frames the reader releases before
 /// it stores its head, at most (fewer when the batch's bytes are reached first).
@@ -23,8 +23,7 @@ pub(crate) struct LaneReader<L: Lane> {
     unstored_frames: u32,
     /// Released bytes that may wait before the head is stored.
     release_batch: u64,
-    mask: u64,
-    laps: Laps,
+    geometry: Geometry,
     /// Wake syscalls made by `release` (for benchmarks).
     wakes: u64,
 }
@@ -32,18 +31,15 @@ pub(crate) struct LaneReader<L: Lane> {
 impl<L: Lane> LaneReader<L> {
     /// Takes over the reading side, starting from the head in shared memory.
     pub(crate) fn new(lane: L) -> Result<LaneReader<L>, Corruption> {
-        // Acquire: pairs with our own earlier Release stores if this process read before.
-        let head_untrusted = lane.head().load(Ordering::Acquire);
-        let head = aligned_index(head_untrusted, "head not 8-byte aligned")?;
-        let capacity = lane.data().capacity();
+        // SYNC: space released (see `publish_head`): our own, or a predecessor's.
+        let head = resumed_index(lane.head(), "head not 8-byte aligned")?;
         Ok(LaneReader {
-            laps: Laps::of(capacity),
+            geometry: Geometry::of(lane.data().capacity()),
             lane,
             head,
             published_head: head,
             unstored_frames: 0,
             release_batch: 0,
-            mask: capacity - 1,
             wakes: 0,
         })
     }
@@ -53,11 +49,11 @@ impl<L: Lane> LaneReader<L> {
     #[inline]
     pub(crate) fn try_peek(&mut self) -> Result<Option<Frame>, Corruption> {
         loop {
-            let offset = self.head & self.mask;
+            let offset = self.geometry.offset(self.head);
             let to_end = self.lane.data().capacity() - offset;
             // SYNC: frame committed (see `LaneWriter::publish`).
             let header_untrusted = self.lane.data().load_word(offset, Ordering::Acquire);
-            let Some(word) = self.laps.frame(header_untrusted, self.head) else {
+            let Some(word) = self.geometry.frame(header_untrusted, self.head) else {
                 // Nothing published: whatever was released in a batch is handed back now,
                 // before the caller returns or waits (a writer may be waiting for it).
                 self.flush_releases();
@@ -114,7 +110,7 @@ impl<L: Lane> LaneReader<L> {
     /// head, or with batched releases, once per batch.
     #[inline]
     pub(crate) fn release(&mut self, frame: Frame) {
-        debug_assert_eq!(frame.offset, self.head & self.mask);
+        debug_assert_eq!(frame.offset, self.geometry.offset(self.head));
         self.head = self.head.wrapping_add(frame.span);
         if self.release_batch == 0 {
             self.publish_head();
@@ -155,7 +151,8 @@ impl<L: Lane> LaneReader<L> {
         let (head, value) = (&lane.head(), self.head);
         // SYNC: space released. The Release half pairs with the Acquire load of `head` in
         // `LaneWriter::refresh_head`: our copies out of the released bytes happen before the
-        // writer overwrites them. Release or SeqCst by the handshake, for the fence-free
+        // writer overwrites them (and with the Acquire load of a reader taking over, in
+        // `resumed_index`). Release or SeqCst by the handshake, for the fence-free
         // waiter-flag check (SYNC: waiter flag; see `ring::publish`).
         let woke = publish(
             lane.handshake(),

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{Lane, Laps, Slot};
+use super::{resumed_index, Geometry, Lane, Slot};
 use crate::error::Corruption;
 use crate::shared::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::shared::ring::{aligned_index, notify_after_release, publish, queued_between, RoomGate};
@@ -24,8 +24,7 @@ pub(crate) struct LaneWriter<L: Lane> {
     held: u64,
     /// The reader's head as last loaded: a lower bound of the real one.
     cached_head: u64,
-    mask: u64,
-    laps: Laps,
+    geometry: Geometry,
     /// Wake syscalls made by `publish` (for benchmarks).
     wakes: u64,
     /// Something was published since the last urgent wake check, by a publication whose
@@ -38,26 +37,23 @@ impl<L: Lane> LaneWriter<L> {
     /// Takes over the writing side: continues after the last frame the ring holds (see
     /// [`LaneWriter::recover_tail`]).
     pub(crate) fn new(lane: L) -> Result<LaneWriter<L>, Corruption> {
-        // Acquire: SYNC: tail recorded (see `publish`): our own, or a predecessor's.
-        let recorded_untrusted = lane.tail().load(Ordering::Acquire);
-        let recorded = aligned_index(recorded_untrusted, "tail not 8-byte aligned")?;
+        // SYNC: tail recorded (see `publish`): our own, or a predecessor's.
+        let recorded = resumed_index(lane.tail(), "tail not 8-byte aligned")?;
         let capacity = lane.data().capacity();
-        let mask = capacity - 1;
         let mut writer = LaneWriter {
-            laps: Laps::of(capacity),
+            geometry: Geometry::of(capacity),
             lane,
             tail: recorded,
             visible: recorded,
             held: 0,
             cached_head: 0,
-            mask,
             wakes: 0,
             // What a predecessor published may have left a reader asleep.
             unchecked: true,
         };
         writer.recover_tail();
         // The head lies within a capacity behind the tail: start from the lowest it may be.
-        writer.cached_head = writer.tail.wrapping_sub(mask + 1);
+        writer.cached_head = writer.tail.wrapping_sub(capacity);
         writer.refresh_head()?;
         Ok(writer)
     }
@@ -70,10 +66,10 @@ impl<L: Lane> LaneWriter<L> {
         let capacity = self.lane.data().capacity();
         let start = self.tail;
         while self.tail.wrapping_sub(start) < capacity {
-            let offset = self.tail & self.mask;
+            let offset = self.geometry.offset(self.tail);
             // Acquire: SYNC: frame committed (a predecessor's headers).
             let header_untrusted = self.lane.data().load_word(offset, Ordering::Acquire);
-            let Some(word) = self.laps.frame(header_untrusted, self.tail) else {
+            let Some(word) = self.geometry.frame(header_untrusted, self.tail) else {
                 break;
             };
             let to_end = capacity - offset;
@@ -146,15 +142,15 @@ impl<L: Lane> LaneWriter<L> {
     /// next is cleared first (see the module docs).
     #[inline]
     fn commit_frame(&mut self, word: Word, span: u64) {
-        let offset = self.tail & self.mask;
-        let header = self.laps.header(word, self.tail);
+        let offset = self.geometry.offset(self.tail);
+        let header = self.geometry.header(word, self.tail);
         let end = self.tail.wrapping_add(span);
         let data = self.lane.data();
         if end.wrapping_sub(self.cached_head) < self.lane.data().capacity() {
             // The word at `end` lies in space the reader released (the ring is not exactly
             // full): it may hold a stale payload word of an earlier lap. Relaxed: published
             // with this frame's header (or the held one before it), stored with Release.
-            data.store_word(end & self.mask, 0, Ordering::Relaxed);
+            data.store_word(self.geometry.offset(end), 0, Ordering::Relaxed);
         }
         if self.visible == self.tail {
             // The first frame since the last publication: its header waits for `publish`.
@@ -180,7 +176,7 @@ impl<L: Lane> LaneWriter<L> {
     pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         debug_assert!(len <= max_payload(self.lane.data().capacity(), FRAME_HEADER_LEN as u64));
         let span = frame_len(len as u64);
-        let offset = self.tail & self.mask;
+        let offset = self.geometry.offset(self.tail);
         let to_end = self.lane.data().capacity() - offset;
         if span >= REWIND_MIN && span <= offset && self.is_empty()? {
             // A large frame into an empty ring starts over at the beginning of the data
@@ -213,7 +209,7 @@ impl<L: Lane> LaneWriter<L> {
     #[inline]
     pub(crate) fn try_reserve_in_place(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
         let span = frame_len(len as u64);
-        let offset = self.tail & self.mask;
+        let offset = self.geometry.offset(self.tail);
         if span > self.lane.data().capacity() - offset || !self.has_room(span)? {
             return Ok(None);
         }
@@ -235,7 +231,7 @@ impl<L: Lane> LaneWriter<L> {
     #[inline]
     pub(crate) fn commit(&mut self, slot: Slot, len: usize) {
         debug_assert!(len <= slot.max_len);
-        debug_assert_eq!(slot.offset, self.tail & self.mask);
+        debug_assert_eq!(slot.offset, self.geometry.offset(self.tail));
         let len = len.min(slot.max_len) as u64;
         self.commit_frame(Word::Data { len }, frame_len(len));
     }
@@ -336,7 +332,7 @@ impl<L: Lane> LaneWriter<L> {
         // a lower bound that would count everything since we last needed room). Acquire:
         // SYNC: space released; untrusted: garbage only wakes the reader early or late.
         let unread = |mark: u64| tail.wrapping_sub(lane.head().load(Ordering::Acquire)) >= mark;
-        let (data, offset, header) = (lane.data(), self.visible & self.mask, self.held);
+        let (data, offset, header) = (lane.data(), self.geometry.offset(self.visible), self.held);
         // SYNC: frame committed. The store's Release half pairs with the Acquire load of
         // the header in `LaneReader::try_peek`: the payloads, the later frames' headers and the
         // cleared word after the last frame, written before, are visible to a reader that
@@ -352,8 +348,9 @@ impl<L: Lane> LaneWriter<L> {
         self.wakes += u64::from(woke);
         self.unchecked = !urgent;
         self.visible = self.tail;
-        // SYNC: tail recorded. Release: a writer taking over (`LaneWriter::new`) finds the
-        // frames below it published. Nobody reads it on the data path.
+        // SYNC: tail recorded. Release: a writer taking over (`LaneWriter::new`, through
+        // `resumed_index`) finds the frames below it published. Nobody reads it on the data
+        // path.
         lane.tail().store(self.tail, Ordering::Release);
     }
 }
