@@ -20,6 +20,7 @@ use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize};
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
+use shm_channel::spsc::Spsc;
 use shm_channel::typed;
 use shm_channel::Endpoint as _;
 use shm_core::liveness::ProcessIdentity;
@@ -203,8 +204,8 @@ where
 
 /// One side of a typed ring transport.
 struct RingValues<V, C> {
-    tx: typed::Sender<V, shm_channel::spsc::Spsc, C>,
-    rx: typed::Receiver<V, shm_channel::spsc::Spsc, C>,
+    tx: typed::Sender<V, Spsc, C>,
+    rx: typed::Receiver<V, Spsc, C>,
 }
 
 impl<V: Value, C: Codec<V>> ValueLink for RingValues<V, C> {

@@ -60,6 +60,7 @@ use std::fmt::{self, Display};
 
 use shm_channel::bulk;
 use shm_channel::codec::{BatchCodec, Plain};
+use shm_channel::spsc::Spsc;
 use shm_channel::typed::DefaultCodec;
 use shm_channel::{spsc, typed, ChannelError};
 use shm_core::notify::{Handshake, WaitStrategy};
@@ -139,10 +140,7 @@ struct Launch {
 }
 
 /// The two ends of a channel between two processes of a pipeline.
-type Link<T, C> = (
-    bulk::Sender<T, shm_channel::spsc::Spsc, C>,
-    bulk::Receiver<T, shm_channel::spsc::Spsc, C>,
-);
+type Link<T, C> = (bulk::Sender<T, Spsc, C>, bulk::Receiver<T, Spsc, C>);
 
 impl Launch {
     /// A channel between two processes of the pipeline, both ends waiting as it says.
@@ -166,9 +164,8 @@ struct Process {
 }
 
 /// Starts the source and the stages so far; returns the last stage's output.
-type Launcher<T, C> = Box<
-    dyn FnOnce(&mut Launch) -> Result<bulk::Receiver<T, shm_channel::spsc::Spsc, C>, PipelineError>,
->;
+type Launcher<T, C> =
+    Box<dyn FnOnce(&mut Launch) -> Result<bulk::Receiver<T, Spsc, C>, PipelineError>>;
 
 /// A pipeline not started yet, whose output is `T`, carried by codec `C` (plain data, or
 /// the default serde codec): a source and zero or more stages.

@@ -6,6 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use shm_channel::bulk;
 use shm_channel::codec::BatchCodec;
+use shm_channel::spsc::Spsc;
 use shm_channel::{typed, Endpoint, RecvError, SendError};
 
 use crate::child::{
@@ -24,7 +25,7 @@ pub(super) fn items_in<T>(bytes: usize) -> usize {
 /// stream).
 pub(super) fn run_source<T, C, I, S>(
     source: S,
-    mut output: bulk::Sender<T, shm_channel::spsc::Spsc, C>,
+    mut output: bulk::Sender<T, Spsc, C>,
     report: &Report,
 ) -> i32
 where
@@ -59,8 +60,8 @@ where
 /// A stage process: takes the batch its input holds, runs `process` on it, publishes the
 /// results, until its input ends or something fails.
 pub(super) fn run_stage<A, B, C, E: Display>(
-    mut input: bulk::Receiver<A, shm_channel::spsc::Spsc, C>,
-    mut output: bulk::Sender<B, shm_channel::spsc::Spsc, C>,
+    mut input: bulk::Receiver<A, Spsc, C>,
+    mut output: bulk::Sender<B, Spsc, C>,
     mut process: impl FnMut(&mut Vec<A>, &mut Vec<B>) -> Result<(), E>,
     report: &Report,
 ) -> i32
@@ -105,7 +106,7 @@ where
 /// Sends (and publishes) a batch downstream and empties it; on failure, the exit code to
 /// end with.
 fn forward<T, C: BatchCodec<T>>(
-    output: &mut bulk::Sender<T, shm_channel::spsc::Spsc, C>,
+    output: &mut bulk::Sender<T, Spsc, C>,
     batch: &mut Vec<T>,
     report: &Report,
 ) -> Result<(), i32> {

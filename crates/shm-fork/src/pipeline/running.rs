@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use shm_channel::bulk;
 use shm_channel::codec::BatchCodec;
+use shm_channel::spsc::Spsc;
 use shm_channel::typed::DefaultCodec;
 use shm_channel::{typed, Endpoint, RecvError};
 
@@ -24,7 +25,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RunningPipeline<T, C = DefaultCodec> {
     /// `None` once the output has ended (or failed).
-    output: Option<bulk::Receiver<T, shm_channel::spsc::Spsc, C>>,
+    output: Option<bulk::Receiver<T, Spsc, C>>,
     /// Results received but not handed out yet by [`recv`](RunningPipeline::recv).
     ready: std::vec::IntoIter<T>,
     /// Source first, then the stages in order.
@@ -32,10 +33,7 @@ pub struct RunningPipeline<T, C = DefaultCodec> {
 }
 
 impl<T, C: BatchCodec<T>> RunningPipeline<T, C> {
-    pub(super) fn new(
-        output: bulk::Receiver<T, shm_channel::spsc::Spsc, C>,
-        processes: Vec<Process>,
-    ) -> Self {
+    pub(super) fn new(output: bulk::Receiver<T, Spsc, C>, processes: Vec<Process>) -> Self {
         RunningPipeline {
             output: Some(output),
             ready: Vec::new().into_iter(),
