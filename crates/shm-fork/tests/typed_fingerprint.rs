@@ -103,24 +103,14 @@ fn me(role: &str) -> std::process::Command {
 }
 
 fn exec_takes_only_the_recorded_type() {
-    let (tx, rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
-        shm_channel::spsc::Builder::new(4096)
-            .create_memfd()
-            .unwrap(),
-    )
-    .unwrap();
+    let (tx, rx) = memfd_pair::<String>(4096);
     let mut command = Command::from(me("exec-wrong"));
     command.pass("tx", tx).unwrap();
     command.pass("rx", rx).unwrap();
     let mut child = command.spawn().unwrap();
     assert!(child.wait().unwrap().success(), "both ends refused by type");
 
-    let (tx, mut rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
-        shm_channel::spsc::Builder::new(4096)
-            .create_memfd()
-            .unwrap(),
-    )
-    .unwrap();
+    let (tx, mut rx) = memfd_pair::<String>(4096);
     let mut command = Command::from(me("exec-right"));
     command.pass("tx", tx).unwrap();
     let mut child = command.spawn().unwrap();
@@ -134,12 +124,7 @@ fn rendezvous_takes_only_the_recorded_type() {
 
     let mut client = me(&format!("rendezvous-wrong {name}")).spawn().unwrap();
     let connection = listener.accept_timeout(DEADLINE).unwrap();
-    let (tx, rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
-        shm_channel::spsc::Builder::new(4096)
-            .create_memfd()
-            .unwrap(),
-    )
-    .unwrap();
+    let (tx, rx) = memfd_pair::<String>(4096);
     connection.pass("tx", tx, DEADLINE).unwrap();
     connection.pass("rx", rx, DEADLINE).unwrap();
     assert!(
@@ -149,12 +134,7 @@ fn rendezvous_takes_only_the_recorded_type() {
 
     let mut client = me(&format!("rendezvous-right {name}")).spawn().unwrap();
     let connection = listener.accept_timeout(DEADLINE).unwrap();
-    let (tx, mut rx) = typed::pair::<String, shm_channel::typed::DefaultCodec, _>(
-        shm_channel::spsc::Builder::new(4096)
-            .create_memfd()
-            .unwrap(),
-    )
-    .unwrap();
+    let (tx, mut rx) = memfd_pair::<String>(4096);
     connection.pass("tx", tx, DEADLINE).unwrap();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "taken as String");
     assert!(client.wait().unwrap().success());
@@ -187,4 +167,18 @@ fn fork_takes_only_the_recorded_type() {
     .unwrap();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "taken as String");
     assert!(child.wait().unwrap().success());
+}
+
+/// Typed ends of `T` (the default codec) over an SPSC channel of `capacity` bytes in a
+/// sealed memfd, so that they can travel.
+fn memfd_pair<T>(capacity: usize) -> typed::Pair<T>
+where
+    typed::DefaultCodec: shm_channel::codec::Codec<T>,
+{
+    typed::pair(
+        shm_channel::spsc::Builder::new(capacity)
+            .create_memfd()
+            .unwrap(),
+    )
+    .unwrap()
 }
