@@ -149,7 +149,8 @@ fn a_typed_end_received_through_transfer_is_checked() {
         let ticket = transfer.ticket();
         (transfer, fds, ticket)
     }
-    let (mut tx, rx) = memfd_pair::<String>(4096);
+    let (mut tx, rx): typed::Pair<String> =
+        typed::pair(spsc::Builder::new(4096).create_memfd().unwrap()).unwrap();
     let (_transfer, fds, ticket) = passed(rx);
     match typed::Receiver::<u64>::from_fds(fds, ticket) {
         Err(TransferError::Type(mismatch)) => {
@@ -164,7 +165,8 @@ fn a_typed_end_received_through_transfer_is_checked() {
             shm_channel::SendError::Disconnected(_)
         ))
     ));
-    let (mut tx, rx) = memfd_pair::<String>(4096);
+    let (mut tx, rx): typed::Pair<String> =
+        typed::pair(spsc::Builder::new(4096).create_memfd().unwrap()).unwrap();
     let (_transfer, fds, ticket) = passed(rx);
     let mut rx = typed::Receiver::<String>::from_fds(fds, ticket).unwrap();
     tx.send("through a memfd".into()).unwrap();
@@ -249,18 +251,4 @@ fn sender_side_endpoints_check_too() {
         clone.type_fingerprint(),
         Some(Fingerprint::of::<u32, Bincode>())
     );
-}
-
-/// Typed ends of `T` (the default codec) over an SPSC channel of `capacity` bytes in a
-/// sealed memfd, so that they can travel.
-fn memfd_pair<T>(capacity: usize) -> typed::Pair<T>
-where
-    typed::DefaultCodec: shm_channel::codec::Codec<T>,
-{
-    typed::pair(
-        shm_channel::spsc::Builder::new(capacity)
-            .create_memfd()
-            .unwrap(),
-    )
-    .unwrap()
 }
