@@ -36,8 +36,8 @@ pub trait BatchCodec<T>: CodecId + 'static {
     /// # Errors
     ///
     /// The codec's refusal of the first item; or, when not even the first item fits, the
-    /// write's error, with [`FrameWriter::overflowed`] set (the caller then tries a larger
-    /// frame).
+    /// error of the write that did not fit, returned as it is: the writer remembers the
+    /// overflow, and the caller then tries a larger frame.
     fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<usize, CodecError>;
 
     /// Decodes a whole frame, appending its items to `out`; on error `out` holds what it

@@ -41,8 +41,9 @@ pub trait Codec<T>: CodecId {
         None
     }
 
-    /// Writes `value` into `out`. A value that does not fit fails (and
-    /// [`FrameWriter::overflowed`] says so); nothing is delivered then.
+    /// Writes `value` into `out`. A value that does not fit fails with the error of the
+    /// write that did not fit (the writer remembers the overflow, so the caller tries a
+    /// larger frame); nothing is delivered then.
     fn encode(value: &T, out: &mut FrameWriter<'_>) -> Result<(), CodecError>;
 
     /// Reads a `T` from a frame.

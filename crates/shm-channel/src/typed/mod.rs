@@ -115,7 +115,7 @@ where
 ///
 /// # Errors
 ///
-/// [`ChannelError::TypeMismatch`] if typed ends of the channel already carry another type,
+/// [`ChannelError::Type`] if typed ends of the channel already carry another type,
 /// codec, layout or schema.
 pub fn pair<T, C: Codec<T>, F: Flavor>(
     (tx, rx): (crate::Sender<F>, crate::Receiver<F>),
