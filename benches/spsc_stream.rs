@@ -90,8 +90,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("shm-typed-plain", |b| {
         b.iter_custom(|iters| {
             let (mut tx, mut rx) =
-                typed::pair::<[u64; 8], Plain, _>(shm_channel::spsc::channel(RING_BYTES).unwrap())
-                    .unwrap();
+                typed::pair::<[u64; 8], _, Plain>(spsc::channel(RING_BYTES).unwrap()).unwrap();
             stream(
                 iters,
                 move |n| {
@@ -193,7 +192,7 @@ fn hot_paths(c: &mut Criterion) {
     });
 
     let (mut ptx, mut prx) =
-        typed::pair::<[u64; 8], Plain, _>(shm_channel::spsc::channel(RING_BYTES).unwrap()).unwrap();
+        typed::pair::<[u64; 8], _, Plain>(spsc::channel(RING_BYTES).unwrap()).unwrap();
     group.bench_function("typed plain [u64; 8]", |b| {
         b.iter(|| {
             ptx.send(black_box([1; 8])).unwrap();

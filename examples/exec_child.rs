@@ -39,7 +39,7 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 const FNV_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn parent(mebibytes: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let (mut bytes, child_bytes) = stream::pipe(1 << 20)?;
+    let (mut bytes, child_bytes) = stream::pipe_memfd(1 << 20)?;
     let (child_report, mut report) = spsc::Builder::new(4096).create_memfd()?;
 
     let mut command = Command::new(std::env::current_exe()?);

@@ -156,10 +156,10 @@ struct Ending {
 }
 
 /// Forwards every frame read from `receiver` (a byte endpoint of any flavor; for a typed
-/// channel pass `spsc::Receiver::from(typed_receiver)`: its packs carry the channel's type
-/// fingerprint as their [`Layout`], which [`import_typed`](crate::import_typed) of another
-/// type refuses) to a zenoh
-/// publisher on `key`, packed into puts of up to [`ExportOptions::pack_size`] bytes behind
+/// channel pass `shm_channel::Receiver::from(typed_receiver)`: its packs carry the
+/// channel's type fingerprint as their [`Layout`], which
+/// [`import_typed`](crate::import_typed) of another type refuses) to a zenoh publisher on
+/// `key`, packed into puts of up to [`ExportOptions::pack_size`] bytes behind
 /// the bridge header (magic, version, layout, publisher id, first sequence number; see
 /// [`header`](crate::header)).
 ///

@@ -10,9 +10,10 @@
 //! - [`import`] returns an [`Importer`]: a local SPSC receiver fed by a zenoh subscriber,
 //!   which also says when the remote side has gone or ended its stream.
 //!
-//! Typed channels pass through as their encoded bytes: export `spsc::Receiver::from(typed_rx)` and
-//! read with [`import_typed`]; the packs carry the channel's type fingerprint (the one typed
-//! ends record in shared memory) as their [`Layout`], so an importer of another type refuses
+//! Typed channels pass through as their encoded bytes: export
+//! `shm_channel::Receiver::from(typed_rx)` (or `typed_rx.into()`) and read with
+//! [`import_typed`]; the packs carry the channel's type fingerprint (the one typed ends
+//! record in shared memory) as their [`Layout`], so an importer of another type refuses
 //! them. Every put carries a 32-byte header (magic, format
 //! version, a [`Layout`] tag naming the codec/layout, a per-publisher id and the first
 //! frame's sequence number; see [`header`]) and then its frames, each behind its length, so

@@ -22,7 +22,7 @@
 //! | Rust values, one process to another | [`typed::channel`], or [`typed::pair`] over any channel | `send`, `try_send`, `send_timeout` | `recv`, `try_recv`, `recv_timeout`, `iter` |
 //! | byte messages | [`spsc::channel`], [`mpsc::channel`], [`broadcast::channel`] | the same, over `&[u8]` | the same, into a `Vec`, or [`recv_into`](Receiver::recv_into) your buffer |
 //! | large messages, no copy | the byte endpoints' grants | [`reserve`](Sender::reserve) → [`WriteGrant`] | [`read`](Receiver::read) → [`ReadGrant`] |
-//! | a stream of small messages | any sender | [`send_deferred`](Sender::send_deferred) + [`flush`](Sender::flush) (one publication per batch) | as usual |
+//! | a stream of small messages | any byte sender (typed values: [`bulk`]) | [`send_deferred`](Sender::send_deferred) + [`flush`](Sender::flush) (one publication per batch) | as usual |
 //! | many small values per frame | [`bulk`] | `send(&[T])` | `recv_into(&mut Vec<T>)` |
 //! | bytes, like a pipe | [`stream::pipe`] | `io::Write` | `io::Read` |
 //! | async code (feature `tokio`) | any endpoint | `send_async`, `reserve_async` | `recv_async`, `read_async`, `stream()` |

@@ -117,9 +117,9 @@ where
     C: Codec<T>,
 {
     let (mut to_child, from_parent) =
-        typed::pair::<T, C, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap();
+        typed::pair::<T, _, C>(spsc::channel(1 << 14).unwrap()).unwrap();
     let (to_parent, mut from_child) =
-        typed::pair::<T, C, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap();
+        typed::pair::<T, _, C>(spsc::channel(1 << 14).unwrap()).unwrap();
     let mut child_ends = Some((from_parent, to_parent));
     let lock = fork_lock();
     let n = items.len();

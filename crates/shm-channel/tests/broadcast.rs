@@ -385,8 +385,8 @@ fn typed_broadcast_reaches_every_reader_with_each_codec() {
         sizes: (0..i % 4).collect(),
     };
 
-    let (mut tx, mut rx1) = typed::pair::<Quote, typed::DefaultCodec, _>(
-        shm_channel::broadcast::channel(4096, Policy::BackPressure).unwrap(),
+    let (mut tx, mut rx1) = typed::pair::<Quote, _, typed::DefaultCodec>(
+        broadcast::channel(4096, Policy::BackPressure).unwrap(),
     )
     .unwrap();
     let mut rx2 = tx.subscribe().unwrap();
@@ -398,17 +398,15 @@ fn typed_broadcast_reaches_every_reader_with_each_codec() {
         assert_eq!(rx2.recv().unwrap(), quote(i));
     }
 
-    let (mut tx, mut rx) = typed::pair::<Quote, Postcard, _>(
-        shm_channel::broadcast::channel(4096, Policy::BackPressure).unwrap(),
-    )
-    .unwrap();
+    let (mut tx, mut rx) =
+        typed::pair::<Quote, _, Postcard>(broadcast::channel(4096, Policy::BackPressure).unwrap())
+            .unwrap();
     tx.send(quote(7)).unwrap();
     assert_eq!(rx.recv().unwrap(), quote(7));
 
-    let (mut tx, mut rx) = typed::pair::<[u64; 4], Plain, _>(
-        shm_channel::broadcast::channel(4096, Policy::BackPressure).unwrap(),
-    )
-    .unwrap();
+    let (mut tx, mut rx) =
+        typed::pair::<[u64; 4], _, Plain>(broadcast::channel(4096, Policy::BackPressure).unwrap())
+            .unwrap();
     tx.send([1, 2, 3, 4]).unwrap();
     assert_eq!(rx.recv().unwrap(), [1, 2, 3, 4]);
 }
@@ -419,10 +417,8 @@ fn typed_broadcast_reports_lag_then_continues() {
     use shm_channel::typed;
 
     // 256 bytes hold a handful of 8-byte values; the reader falls behind by far more.
-    let (mut tx, mut rx) = typed::pair::<u64, Plain, _>(
-        shm_channel::broadcast::channel(256, Policy::Overwrite).unwrap(),
-    )
-    .unwrap();
+    let (mut tx, mut rx) =
+        typed::pair::<u64, _, Plain>(broadcast::channel(256, Policy::Overwrite).unwrap()).unwrap();
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     for i in 0..100u64 {
         tx.send(i).unwrap();

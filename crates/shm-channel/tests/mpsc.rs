@@ -308,8 +308,8 @@ fn attach_validates_the_header_and_adds_a_sender() {
 #[test]
 fn typed_mpsc_round_trips() {
     let (tx, mut rx) =
-        shm_channel::typed::pair::<(u64, String), shm_channel::typed::DefaultCodec, _>(
-            shm_channel::mpsc::channel(4096).unwrap(),
+        shm_channel::typed::pair::<(u64, String), _, shm_channel::typed::DefaultCodec>(
+            mpsc::channel(4096).unwrap(),
         )
         .unwrap();
     let mut tx2 = tx.try_clone().unwrap();

@@ -59,7 +59,7 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 fn steady_state_paths_do_not_allocate() {
     let (mut tx, mut rx) = spsc::channel(1 << 12).unwrap();
     let (mut ptx, mut prx) =
-        typed::pair::<[u64; 4], Plain, _>(shm_channel::spsc::channel(1 << 12).unwrap()).unwrap();
+        typed::pair::<[u64; 4], _, Plain>(spsc::channel(1 << 12).unwrap()).unwrap();
     let msg = [5u8; 100];
     let mut buf = [0u8; 128];
     // Warm-up: identities, pidfds and anything lazily initialised are set up here —

@@ -346,10 +346,8 @@ fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
 
 #[test]
 fn typed_mpsc_attaches_like_the_others() {
-    let (tx, mut rx) = typed::pair::<(u32, String), shm_channel::typed::DefaultCodec, _>(
-        shm_channel::mpsc::channel(4096).unwrap(),
-    )
-    .unwrap();
+    let (tx, mut rx) =
+        typed::pair::<(u32, String), _, typed::DefaultCodec>(mpsc::channel(4096).unwrap()).unwrap();
     let mut other = typed::Sender::<(u32, String), Mpsc>::try_from(
         mpsc::Sender::attach(tx.memory().clone()).unwrap(),
     )

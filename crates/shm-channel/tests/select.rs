@@ -128,8 +128,8 @@ fn a_select_asleep_on_many_channels_is_woken_by_a_send_to_any() {
 
 #[test]
 fn receivers_of_one_broadcast_channel_are_each_ready() {
-    let (mut tx, mut rx1) = typed::pair::<u32, shm_channel::typed::DefaultCodec, _>(
-        shm_channel::broadcast::channel(CAP, Policy::BackPressure).unwrap(),
+    let (mut tx, mut rx1) = typed::pair::<u32, _, typed::DefaultCodec>(
+        broadcast::channel(CAP, Policy::BackPressure).unwrap(),
     )
     .unwrap();
     let mut rx2 = tx.subscribe().unwrap();

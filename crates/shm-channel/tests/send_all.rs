@@ -232,7 +232,7 @@ fn bulk_frame_that_does_not_decode_is_reported_after_the_items_before_it() {
 
 #[test]
 fn bulk_item_too_large_for_a_frame_is_refused_with_the_count_sent() {
-    let (tx, _rx) = shm_channel::spsc::channel(256).unwrap();
+    let (tx, _rx) = spsc::channel(256).unwrap();
     let mut tx = bulk::Sender::<String, _, Bincode>::try_from(tx).unwrap();
     let items = ["ok".to_string(), "x".repeat(1000)];
     let err = tx.send(&items).unwrap_err();

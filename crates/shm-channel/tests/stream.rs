@@ -5,7 +5,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;
 
-use shm_channel::stream::{is_peer_died, pipe, StreamError};
+use shm_channel::stream::{is_peer_died, pipe, pipe_memfd, StreamError};
 use shm_channel::Endpoint;
 use shm_testkit::Rng;
 
@@ -57,7 +57,7 @@ fn a_write_larger_than_the_ring_is_split() {
 
 #[test]
 fn end_of_stream_after_the_writer_is_dropped() {
-    let (mut writer, mut reader) = pipe(4096).unwrap();
+    let (mut writer, mut reader) = pipe_memfd(4096).unwrap();
     writer.write_all(b"last words").unwrap();
     drop(writer);
     let mut got = Vec::new();

@@ -81,8 +81,7 @@ fn attached_typed_ends_are_checked() {
 
 #[test]
 fn codec_layout_and_schema_are_part_of_the_type() {
-    let (tx, rx) =
-        typed::pair::<[u32; 2], Plain, _>(shm_channel::spsc::channel(4096).unwrap()).unwrap();
+    let (tx, rx) = typed::pair::<[u32; 2], _, Plain>(spsc::channel(4096).unwrap()).unwrap();
     let rx = shm_channel::Receiver::from(rx);
     let memory = rx.memory().clone();
     // Same type, another codec.
@@ -100,10 +99,8 @@ fn codec_layout_and_schema_are_part_of_the_type() {
     );
     drop(tx);
     // A schema id: another id is refused, another name with the same id is not.
-    let (tx, rx) = typed::pair::<(u32, String), Schema<Bincode, 3>, _>(
-        shm_channel::spsc::channel(4096).unwrap(),
-    )
-    .unwrap();
+    let (tx, rx) =
+        typed::pair::<(u32, String), _, Schema<Bincode, 3>>(spsc::channel(4096).unwrap()).unwrap();
     let rx = shm_channel::Receiver::from(rx);
     let memory = rx.memory().clone();
     let err = refused::<(u32, String), Schema<Bincode, 4>, _>(rx);
@@ -239,10 +236,8 @@ fn garbage_in_the_type_line_is_a_mismatch_or_a_match_never_a_panic() {
 
 #[test]
 fn sender_side_endpoints_check_too() {
-    let (tx, rx) = typed::pair::<u32, shm_channel::typed::DefaultCodec, _>(
-        shm_channel::mpsc::channel(4096).unwrap(),
-    )
-    .unwrap();
+    let (tx, rx) =
+        typed::pair::<u32, _, typed::DefaultCodec>(mpsc::channel(4096).unwrap()).unwrap();
     let other = Sender::<mpsc::Mpsc>::attach(rx.memory().clone()).unwrap();
     let err = typed::Sender::<u64, mpsc::Mpsc, Bincode>::try_from(other).unwrap_err();
     assert_eq!(err.found().type_name(), "u32");

@@ -42,24 +42,15 @@ fn round_trip<C: Codec<Record>, F: Flavor>(
 
 #[test]
 fn values_of_every_size_arrive_whole_with_both_serde_codecs_in_every_flavor() {
-    round_trip(
-        typed::pair::<Record, Bincode, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap(),
-    );
-    round_trip(
-        typed::pair::<Record, Postcard, _>(shm_channel::spsc::channel(1 << 14).unwrap()).unwrap(),
-    );
-    round_trip(
-        typed::pair::<Record, Bincode, _>(shm_channel::mpsc::channel(1 << 14).unwrap()).unwrap(),
-    );
-    round_trip(
-        typed::pair::<Record, Postcard, _>(shm_channel::mpsc::channel(1 << 14).unwrap()).unwrap(),
-    );
-    round_trip(
-        typed::pair::<Record, Bincode, _>(
-            shm_channel::broadcast::channel(1 << 14, Policy::BackPressure).unwrap(),
-        )
-        .unwrap(),
-    );
+    let spsc = || shm_channel::spsc::channel(1 << 14).unwrap();
+    let mpsc = || shm_channel::mpsc::channel(1 << 14).unwrap();
+    let broadcast = || shm_channel::broadcast::channel(1 << 14, Policy::BackPressure).unwrap();
+    round_trip(typed::pair::<Record, _, Bincode>(spsc()).unwrap());
+    round_trip(typed::pair::<Record, _, Postcard>(spsc()).unwrap());
+    round_trip(typed::pair::<Record, _, Bincode>(mpsc()).unwrap());
+    round_trip(typed::pair::<Record, _, Postcard>(mpsc()).unwrap());
+    round_trip(typed::pair::<Record, _, Bincode>(broadcast()).unwrap());
+    round_trip(typed::pair::<Record, _, Postcard>(broadcast()).unwrap());
 }
 
 #[test]
@@ -110,7 +101,7 @@ fn a_value_larger_than_a_quarter_of_the_ring_takes_the_sized_path() {
 
 #[test]
 fn broadcast_overwrite_delivers_typed_values_whole() {
-    let (mut tx, mut rx) = typed::pair::<Record, Postcard, _>(
+    let (mut tx, mut rx) = typed::pair::<Record, _, Postcard>(
         shm_channel::broadcast::channel(1 << 14, Policy::Overwrite).unwrap(),
     )
     .unwrap();

@@ -23,9 +23,9 @@ where
     C: Codec<T> + 'static,
 {
     let (mut request_tx, mut request_rx) =
-        typed::pair::<T, C, _>(shm_channel::spsc::channel(capacity).unwrap()).unwrap();
+        typed::pair::<T, _, C>(shm_channel::spsc::channel(capacity).unwrap()).unwrap();
     let (mut reply_tx, mut reply_rx) =
-        typed::pair::<T, C, _>(shm_channel::spsc::channel(capacity).unwrap()).unwrap();
+        typed::pair::<T, _, C>(shm_channel::spsc::channel(capacity).unwrap()).unwrap();
     let server = std::thread::spawn(move || {
         for _ in 0..rounds {
             let request = request_rx.recv_timeout(STALL).expect("the server stalled");
@@ -95,7 +95,8 @@ proptest! {
         let encoded = postcard::to_allocvec(&value).unwrap().len();
         let frame = 8 + encoded.next_multiple_of(8);
         prop_assume!(frame <= capacity);
-        let (mut tx, mut rx) = typed::pair::<Vec<u8>, Postcard, _>(shm_channel::spsc::channel(capacity).unwrap()).unwrap();
+        let bytes = shm_channel::spsc::channel(capacity).unwrap();
+        let (mut tx, mut rx) = typed::pair::<Vec<u8>, _, Postcard>(bytes).unwrap();
         let mut held = 0;
         for (sends, receives) in runs {
             for _ in 0..sends {

@@ -301,7 +301,7 @@ fn messages_intact_both_directions() {
 }
 
 fn byte_stream_to_exec_child_checksums_equal() {
-    let (mut writer, bytes) = shm_channel::stream::pipe(1 << 16).unwrap();
+    let (mut writer, bytes) = shm_channel::stream::pipe_memfd(1 << 16).unwrap();
     let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
     let mut command = command("stream-read");
     command.pass("bytes", bytes).unwrap();

@@ -180,7 +180,7 @@ fn endpoints_reach_a_separate_process_both_directions() {
 
 fn a_byte_stream_reaches_a_separate_process() {
     let (connection, mut child, _listener, _) = accepted("stream", "stream");
-    let (mut writer, bytes) = shm_channel::stream::pipe(1 << 16).unwrap();
+    let (mut writer, bytes) = shm_channel::stream::pipe_memfd(1 << 16).unwrap();
     let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
     connection.pass("bytes", bytes, DEADLINE).unwrap();
     connection.pass("results", results, DEADLINE).unwrap();

@@ -193,7 +193,7 @@ where
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let cap = ring_capacity(max_msg.max(64));
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
-        let typed_pair = || typed::pair::<V, C, _>(shm_channel::spsc::channel(cap)?);
+        let typed_pair = || typed::pair::<V, _, C>(shm_channel::spsc::channel(cap)?);
         let down = typed_pair().map_err(failed)?;
         let up = typed_pair().map_err(failed)?;
         Ok(Pair::crosswise(down, up, |tx, rx| {

@@ -223,7 +223,7 @@ pub fn import(
 /// let here = Config::loopback_peer().connect(&endpoint)?.open()?;
 /// let mut importer = import_typed::<String, Bincode>(&there, "doc/text", 1 << 16, ImportOptions::default())?;
 /// let (mut tx, rx) = shm_ipc::channel::typed::channel::<String>(1 << 16)?;
-/// let _exporter = export(&here, shm_ipc::channel::Receiver::from(rx), "doc/text", ExportOptions::default())?;
+/// let _exporter = export(&here, rx.into(), "doc/text", ExportOptions::default())?;
 /// tx.send("typed, across hosts".to_string())?;
 /// assert_eq!(importer.recv_timeout(Duration::from_secs(10))?, "typed, across hosts");
 /// # Ok::<(), Box<dyn std::error::Error>>(())

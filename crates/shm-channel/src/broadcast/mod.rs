@@ -21,6 +21,10 @@
 //! `recv_into`):
 //! torn data is never returned.
 //!
+//! Typed values: `typed::pair(broadcast::channel(capacity, policy)?)` makes the byte ends
+//! typed ends ([`typed::Pair<T, Broadcast>`](crate::typed::Pair)); the typed sender
+//! subscribes typed receivers.
+//!
 //! # Examples
 //!
 //! ```
@@ -45,9 +49,10 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::codec::Codec;
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
-use crate::ChannelError;
+use crate::{typed, ChannelError};
 
 use layout::Layout;
 use reader::Reader;
@@ -106,6 +111,26 @@ impl crate::Sender<Broadcast> {
     /// The channel's policy.
     pub fn policy(&self) -> Policy {
         self.common.ring.layout().policy()
+    }
+}
+
+impl<T, C: Codec<T>> typed::Sender<T, Broadcast, C> {
+    /// A new typed receiver, starting at the next value sent (see
+    /// [`Sender::subscribe`](crate::Sender::subscribe)).
+    ///
+    /// ```
+    /// use shm_ipc::channel::broadcast::{self, Broadcast, Policy};
+    /// use shm_ipc::channel::typed;
+    /// let (mut tx, mut rx1): typed::Pair<(u32, String), Broadcast> =
+    ///     typed::pair(broadcast::channel(4096, Policy::BackPressure)?)?;
+    /// let mut rx2 = tx.subscribe()?;
+    /// tx.send((1, "one".into()))?;
+    /// assert_eq!(rx1.recv()?, (1, "one".to_string()));
+    /// assert_eq!(rx2.recv()?, (1, "one".to_string()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe(&self) -> Result<typed::Receiver<T, Broadcast, C>, ChannelError> {
+        Ok(typed::Receiver::try_from(self.inner.subscribe()?)?)
     }
 }
 

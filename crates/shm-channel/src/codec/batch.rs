@@ -16,6 +16,12 @@ use crate::CodecError;
 /// A codec that encodes a slice of `T`s as one frame and decodes such a frame by appending
 /// its items to a `Vec<T>`.
 ///
+/// The crate's codecs implement it: [`Plain`], and every serde codec through the blanket
+/// impl over their value encoding. A codec of your own gets bulk channels only by
+/// implementing it with the public [`FrameWriter`], which can write but not take back a
+/// partly written item: enough for items of one known size, not for filling a frame with
+/// the longest head of values of varying lengths.
+///
 /// ```
 /// use shm_ipc::channel::codec::{BatchCodec, Plain};
 /// use shm_ipc::channel::bulk;

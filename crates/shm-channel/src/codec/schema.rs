@@ -16,11 +16,12 @@ use crate::CodecError;
 ///
 /// ```
 /// use shm_ipc::channel::codec::{Bincode, Schema};
-/// use shm_ipc::channel::typed;
+/// use shm_ipc::channel::{spsc, typed};
 ///
-/// let (tx, rx) = typed::pair::<(u32, String), Schema<Bincode, 2>, _>(shm_ipc::channel::spsc::channel(4096)?)?;
+/// let (tx, rx) = typed::pair::<(u32, String), _, Schema<Bincode, 2>>(spsc::channel(4096)?)?;
 /// // Version 3 of the message is refused by the channel of version 2.
-/// let old = typed::Receiver::<(u32, String), _, Schema<Bincode, 3>>::try_from(shm_ipc::channel::Receiver::from(rx));
+/// let bytes = spsc::Receiver::from(rx);
+/// let old = typed::Receiver::<(u32, String), _, Schema<Bincode, 3>>::try_from(bytes);
 /// assert!(old.is_err());
 /// # drop(tx);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -174,6 +174,9 @@ pub(crate) fn slow_check_due(throttle: &mut Throttle) -> bool {
 
 /// The parts of an endpoint that [`Endpoint`]'s methods read: a view of its channel, its
 /// owner slot and check, how it waits. Public in a private module: it seals [`Endpoint`].
+/// (Unlike `Ready`, which only `Selectable` names, it stays `pub`: each of the eight
+/// `Endpoint` impls names it, and a crate-private trait there would need an `allow` on
+/// each.)
 #[allow(private_interfaces)]
 pub trait Parts {
     fn view(&self) -> &View;

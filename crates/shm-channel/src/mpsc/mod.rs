@@ -54,12 +54,21 @@
 //!
 //! drop((tx, tx2));
 //! assert_eq!(rx.recv(), Err(shm_ipc::channel::RecvError::Disconnected));
+//!
+//! // Typed values: the byte ends of any channel made typed ends.
+//! use shm_ipc::channel::{mpsc::Mpsc, typed};
+//! let (tx, mut rx): typed::Pair<(u32, String), Mpsc> =
+//!     typed::pair(shm_ipc::channel::mpsc::channel(4096)?)?;
+//! let mut tx2 = tx.try_clone()?;
+//! tx2.send((2, "two".into()))?;
+//! assert_eq!(rx.recv()?, (2, "two".to_string()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::codec::Codec;
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
-use crate::{ChannelError, RecvError};
+use crate::{typed, ChannelError, RecvError};
 
 use layout::{Lanes, Layout};
 use sides::{Reader, Writer};
@@ -125,6 +134,14 @@ impl crate::Sender<Mpsc> {
     /// The sender slot (and lane) this sender owns (`0 .. max_senders`).
     pub fn slot(&self) -> usize {
         self.common.ring.slot()
+    }
+}
+
+impl<T, C: Codec<T>> typed::Sender<T, Mpsc, C> {
+    /// Another typed sender in a new sender slot (see
+    /// [`Sender::try_clone`](crate::Sender::try_clone)).
+    pub fn try_clone(&self) -> Result<Self, ChannelError> {
+        Ok(typed::Sender::try_from(self.inner.try_clone()?)?)
     }
 }
 

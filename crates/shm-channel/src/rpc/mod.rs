@@ -64,8 +64,8 @@ where
     C: Codec<Req> + Codec<Resp>,
 {
     let memfd = || crate::spsc::Builder::new(capacity).create_memfd();
-    let (requests, incoming) = typed::pair::<Envelope<Req>, Tagged<C>, _>(memfd()?)?;
-    let (outgoing, replies) = typed::pair::<Envelope<Resp>, Tagged<C>, _>(memfd()?)?;
+    let (requests, incoming) = typed::pair::<Envelope<Req>, _, Tagged<C>>(memfd()?)?;
+    let (outgoing, replies) = typed::pair::<Envelope<Resp>, _, Tagged<C>>(memfd()?)?;
     Ok((
         Client::new(requests, replies),
         Server::new(incoming, outgoing),

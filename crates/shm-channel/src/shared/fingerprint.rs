@@ -108,6 +108,12 @@ impl Fingerprint {
         &self.codec
     }
 
+    /// The schema id, if one was given ([`Schema`](crate::codec::Schema)): what a program
+    /// reads from a [`TypeMismatch`] to tell which version its peer speaks.
+    pub fn schema(&self) -> Option<u64> {
+        self.schema
+    }
+
     /// The 64-bit hash that stands for the fingerprint (never 0): FNV-1a over the schema
     /// id or else the type's name, the codec's name and the layout. Stable across builds,
     /// hosts and compiler versions as long as the names are.
@@ -176,8 +182,9 @@ impl fmt::Display for Fingerprint {
 /// type through another codec, layout or schema): nothing was sent or received.
 ///
 /// ```
-/// let (tx, rx) = shm_ipc::channel::typed::channel::<String>(4096)?;
-/// let err = shm_ipc::channel::typed::Receiver::<u64>::try_from(shm_ipc::channel::Receiver::from(rx)).unwrap_err();
+/// use shm_ipc::channel::{spsc, typed};
+/// let (tx, rx) = typed::channel::<String>(4096)?;
+/// let err = typed::Receiver::<u64>::try_from(spsc::Receiver::from(rx)).unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
 ///     "the channel carries `alloc::string::String` by bincode2, not `u64` by bincode2",

@@ -1,9 +1,9 @@
 //! A byte stream over an SPSC ring: a drop-in for a pipe where a program already speaks
 //! [`io::Read`] and [`io::Write`].
 //!
-//! [`pipe`] makes a [`StreamWriter`] and a [`StreamReader`] in a sealed memfd: they reach a
-//! child made by `fork`, and can also be passed to a program started with `exec`
-//! ([`Portable`], shm-fork's `exec::Command`) or through a rendezvous.
+//! [`pipe`] makes a [`StreamWriter`] and a [`StreamReader`] in anonymous memory (they reach
+//! a child made by `fork`); [`pipe_memfd`] makes them in a sealed memfd, so they can also
+//! be passed to a program started with `exec` ([`Portable`], shm-fork's `exec::Command`).
 //!
 //! Each `write` call sends its bytes as one frame of at most a quarter of the ring (so both
 //! sides stay busy), waiting for room for it; `read` returns everything at hand up to the
@@ -94,10 +94,15 @@ pub fn is_peer_died(error: &io::Error) -> bool {
         == Some(&StreamError::PeerDied)
 }
 
-/// A stream of `capacity` bytes of ring (a power of two, at least 64) in a sealed memfd:
-/// both ends, owned by the calling process (pass one to a forked child, or to an exec'd
-/// program as a [`Portable`]).
+/// A stream of `capacity` bytes of ring (a power of two, at least 64) in anonymous shared
+/// memory: both ends, owned by the calling process (pass one to a forked child).
 pub fn pipe(capacity: usize) -> Result<(StreamWriter, StreamReader), ChannelError> {
+    ends(Builder::new(capacity).create()?)
+}
+
+/// [`pipe`] in a sealed memfd: its ends can also travel to an exec'd program
+/// ([`Portable`]).
+pub fn pipe_memfd(capacity: usize) -> Result<(StreamWriter, StreamReader), ChannelError> {
     ends(Builder::new(capacity).create_memfd()?)
 }
 

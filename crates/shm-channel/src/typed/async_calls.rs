@@ -99,8 +99,7 @@ impl<T, C: Codec<T>, F: Flavor> SinkSender<T> for Sender<T, F, C> {
     }
 
     fn flush(&mut self) {
-        // Every typed send publishes at once; the byte flush is for what else is pending.
-        self.inner.flush();
+        // Nothing to do: every typed send publishes at once.
     }
 }
 

@@ -3,7 +3,9 @@
 //! [`Sender`] and [`Receiver`] wrap the byte endpoints of any flavor (the second type
 //! parameter: [`Spsc`] by default, `Sender<T, Mpsc>` for a typed MPSC sender; the third
 //! is the codec): [`channel`] makes a typed SPSC channel, [`pair`] turns the byte ends of
-//! any channel into typed ends, and so does one `TryFrom` per end. Encoding goes straight
+//! any channel into typed ends, and so does one `TryFrom` per end. What a flavor adds
+//! (the MPSC sender's `try_clone`, the broadcast sender's `subscribe`) is in the flavor's
+//! module. Encoding goes straight
 //! into the ring's write grant and decoding straight out of the received frame, the same
 //! code for every ring. Each call returns the byte call's error type around the typed
 //! layer's blocking error ([`SendError`], [`RecvError`]), which adds the codec's `Encode`
@@ -31,12 +33,12 @@
 //! assert_eq!(rx.recv()?.item, "tea");
 //!
 //! // serde + postcard
-//! let (mut tx, mut rx) = typed::pair::<Order, Postcard, _>(spsc::channel(1 << 12)?)?;
+//! let (mut tx, mut rx) = typed::pair::<Order, _, Postcard>(spsc::channel(1 << 12)?)?;
 //! tx.send(Order { id: 2, item: "milk".into(), qty: vec![] })?;
 //! assert_eq!(rx.recv()?.id, 2);
 //!
 //! // plain data: copied, no codec
-//! let (mut tx, mut rx) = typed::pair::<[u64; 4], Plain, _>(spsc::channel(1 << 12)?)?;
+//! let (mut tx, mut rx) = typed::pair::<[u64; 4], _, Plain>(spsc::channel(1 << 12)?)?;
 //! tx.send([1, 2, 3, 4])?;
 //! assert_eq!(rx.recv()?, [1, 2, 3, 4]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -107,7 +109,7 @@ where
 ///
 /// // In a sealed memfd, so that its ends can travel to a program started with `exec` or
 /// // met through a rendezvous, where they are taken as typed ends of the same type.
-/// let (tx, rx) = typed::pair::<String, Postcard, _>(spsc::Builder::new(4096).create_memfd()?)?;
+/// let (tx, rx) = typed::pair::<String, _, Postcard>(spsc::Builder::new(4096).create_memfd()?)?;
 /// assert_eq!(rx.into_transfer()?.ticket().to_string(), "spsc.receiver.0");
 /// # drop(tx);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -117,7 +119,7 @@ where
 ///
 /// [`ChannelError::Type`] if typed ends of the channel already carry another type,
 /// codec, layout or schema.
-pub fn pair<T, C: Codec<T>, F: Flavor>(
+pub fn pair<T, F: Flavor, C: Codec<T>>(
     (tx, rx): (crate::Sender<F>, crate::Receiver<F>),
 ) -> Result<Pair<T, F, C>, ChannelError> {
     Ok((Sender::try_from(tx)?, Receiver::try_from(rx)?))
@@ -404,25 +406,6 @@ impl<T, C, F: Flavor> From<Sender<T, F, C>> for crate::Sender<F> {
 impl<T, C, F: Flavor> From<Receiver<T, F, C>> for crate::Receiver<F> {
     fn from(typed: Receiver<T, F, C>) -> crate::Receiver<F> {
         typed.inner
-    }
-}
-
-impl<T, C: Codec<T>> Sender<T, crate::mpsc::Mpsc, C> {
-    /// Another sender in a new sender slot (see [`mpsc::Sender::try_clone`]).
-    ///
-    /// [`mpsc::Sender::try_clone`]: crate::Sender::try_clone
-    pub fn try_clone(&self) -> Result<Self, ChannelError> {
-        Ok(Sender::try_from(self.inner.try_clone()?)?)
-    }
-}
-
-impl<T, C: Codec<T>> Sender<T, crate::broadcast::Broadcast, C> {
-    /// A new receiver, starting at the next value sent (see
-    /// [`broadcast::Sender::subscribe`]).
-    ///
-    /// [`broadcast::Sender::subscribe`]: crate::Sender::subscribe
-    pub fn subscribe(&self) -> Result<Receiver<T, crate::broadcast::Broadcast, C>, ChannelError> {
-        Ok(Receiver::try_from(self.inner.subscribe()?)?)
     }
 }
 

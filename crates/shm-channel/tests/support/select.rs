@@ -122,15 +122,14 @@ pub fn channel(kind: Kind, capacity: usize) -> (Tx, Rx) {
             (End::TypedSpsc(tx), End::TypedSpsc(rx))
         }
         Kind::TypedMpsc => {
-            let (tx, rx) = typed::pair::<u64, shm_channel::typed::DefaultCodec, _>(
-                shm_channel::mpsc::channel(capacity).unwrap(),
-            )
-            .unwrap();
+            let (tx, rx) =
+                typed::pair::<u64, _, typed::DefaultCodec>(mpsc::channel(capacity).unwrap())
+                    .unwrap();
             (End::TypedMpsc(tx), End::TypedMpsc(rx))
         }
         Kind::TypedBroadcast => {
-            let (tx, rx) = typed::pair::<u64, shm_channel::typed::DefaultCodec, _>(
-                shm_channel::broadcast::channel(capacity, bp).unwrap(),
+            let (tx, rx) = typed::pair::<u64, _, typed::DefaultCodec>(
+                broadcast::channel(capacity, bp).unwrap(),
             )
             .unwrap();
             (End::TypedBroadcast(tx), End::TypedBroadcast(rx))
