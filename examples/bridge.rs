@@ -7,6 +7,11 @@
 //! cargo run --release --example bridge [-- --reps N] [-- --long]
 //! ```
 //!
+//! The zenoh sessions use [`Config::tuned_for_throughput`] (a deeper zenoh queue, larger
+//! socket buffers); `--zenoh-defaults` runs them on zenoh's defaults instead, to compare.
+//! For profiling one path (`perf record -e cpu-clock -g`): `--only zenoh|tcp|shm` measures
+//! only that transport, `--size 64|65536` only that size, `--no-rtt` no round trips.
+//!
 //! The parent spawns itself three times in a child mode (`--child shm|tcp|zenoh ...`); each
 //! child echoes what it is asked to echo and counts the rest. Streaming: the parent sends
 //! `n` frames and waits for the child's count. Round trip: one frame there and back, the
@@ -106,7 +111,12 @@ struct Zenoh {
 }
 
 impl Zenoh {
-    fn new(config: Config, out: &str, inbound: &str) -> Result<Zenoh> {
+    fn new(config: Config, tuned: bool, out: &str, inbound: &str) -> Result<Zenoh> {
+        let config = if tuned {
+            config.tuned_for_throughput()
+        } else {
+            config
+        };
         let session = config.open()?;
         let importer = import(&session, inbound, CAPACITY, ImportOptions::default())?;
         let (tx, rx) = spsc::channel(CAPACITY)?;
@@ -143,7 +153,34 @@ fn main() -> Result<(), shm_ipc::MainError> {
     } else {
         1
     };
-    Ok(parent(reps, scale)?)
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|at| args.get(at + 1))
+    };
+    let only = Only {
+        transport: value("--only").cloned(),
+        size: value("--size").map(|s| s.parse()).transpose()?,
+        rtt: !args.iter().any(|a| a == "--no-rtt"),
+        tuned: !args.iter().any(|a| a == "--zenoh-defaults"),
+    };
+    Ok(parent(reps, scale, &only)?)
+}
+
+/// What to measure (everything by default; the profiling flags narrow it).
+struct Only {
+    transport: Option<String>,
+    size: Option<usize>,
+    rtt: bool,
+    /// [`Config::tuned_for_throughput`] (not `--zenoh-defaults`).
+    tuned: bool,
+}
+
+impl Only {
+    fn wants(&self, transport: &str, size: usize) -> bool {
+        self.transport.as_deref().is_none_or(|t| t == transport)
+            && self.size.is_none_or(|s| s == size)
+    }
 }
 
 /// The child: connects its link, then serves frames until told to quit.
@@ -160,6 +197,7 @@ fn child(args: &[String]) -> Result<()> {
             let endpoint = args.get(1).ok_or("zenoh endpoint")?;
             Box::new(Zenoh::new(
                 Config::loopback_peer().connect(endpoint)?,
+                !args.iter().any(|a| a == "--zenoh-defaults"),
                 PONG,
                 PING,
             )?)
@@ -193,9 +231,9 @@ struct Runs {
     rtt: Vec<f64>,
 }
 
-fn parent(reps: usize, scale: u64) -> Result<()> {
+fn parent(reps: usize, scale: u64, only: &Only) -> Result<()> {
     let started = Instant::now();
-    let (mut links, mut children) = start_children()?;
+    let (mut links, mut children) = start_children(only)?;
     let mut runs: Vec<[Runs; 3]> = SIZES.iter().map(|_| Default::default()).collect();
     for _ in 0..reps {
         for (size_index, &size) in SIZES.iter().enumerate() {
@@ -205,9 +243,18 @@ fn parent(reps: usize, scale: u64) -> Result<()> {
                 (5_000 * scale, 500 * scale)
             };
             // Alternated: zenoh, TCP, shm, then again next run.
-            for (link, runs) in links.iter_mut().zip(runs[size_index].iter_mut()) {
+            for ((link, runs), name) in links
+                .iter_mut()
+                .zip(runs[size_index].iter_mut())
+                .zip(["zenoh", "tcp", "shm"])
+            {
+                if !only.wants(name, size) {
+                    continue;
+                }
                 runs.rate.push(stream(link.as_mut(), size, stream_n)?);
-                runs.rtt.push(round_trip(link.as_mut(), size, rtt_n)?);
+                if only.rtt {
+                    runs.rtt.push(round_trip(link.as_mut(), size, rtt_n)?);
+                }
             }
         }
     }
@@ -228,14 +275,22 @@ fn parent(reps: usize, scale: u64) -> Result<()> {
 
 /// Spawns the three children: links in the order zenoh, TCP, shm.
 #[allow(clippy::type_complexity)]
-fn start_children() -> Result<(Vec<Box<dyn Link>>, Vec<Box<dyn Wait>>)> {
+fn start_children(only: &Only) -> Result<(Vec<Box<dyn Link>>, Vec<Box<dyn Wait>>)> {
     let exe = std::env::current_exe()?;
 
     let endpoint = free_loopback_endpoint()?;
-    let zenoh = Zenoh::new(Config::loopback_peer().listen(&endpoint)?, PING, PONG)?;
-    let zenoh_child = Command::new(&exe)
-        .args(["--child", "zenoh", &endpoint])
-        .spawn()?;
+    let zenoh = Zenoh::new(
+        Config::loopback_peer().listen(&endpoint)?,
+        only.tuned,
+        PING,
+        PONG,
+    )?;
+    let mut zenoh_child = Command::new(&exe);
+    zenoh_child.args(["--child", "zenoh", &endpoint]);
+    if !only.tuned {
+        zenoh_child.arg("--zenoh-defaults");
+    }
+    let zenoh_child = zenoh_child.spawn()?;
     if !zenoh.importer.wait_for_exporter(Duration::from_secs(30)) {
         return Err("the zenoh child did not come up".into());
     }
@@ -259,7 +314,7 @@ fn start_children() -> Result<(Vec<Box<dyn Link>>, Vec<Box<dyn Wait>>)> {
         vec![Box::new(zenoh), Box::new(tcp), Box::new(Shm { tx, rx })];
     // Warm up every path (connections, allocations, page faults).
     for link in &mut links {
-        round_trip(link.as_mut(), 64 << 10, 10)?;
+        round_trip(link.as_mut(), only.size.unwrap_or(64 << 10), 10)?;
     }
     let children: Vec<Box<dyn Wait>> = vec![
         Box::new(zenoh_child),
@@ -326,8 +381,11 @@ fn round_trip(link: &mut dyn Link, size: usize, n: u64) -> Result<f64> {
     Ok(median(&mut trips).0)
 }
 
-/// Median, min and max.
+/// Median, min and max (NaN for a figure not measured).
 fn median(values: &mut [f64]) -> (f64, f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
     values.sort_by(f64::total_cmp);
     (
         values[values.len() / 2],

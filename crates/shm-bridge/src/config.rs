@@ -47,6 +47,36 @@ impl Config {
         config
     }
 
+    /// zenoh settings for streams that keep the link busy, with which the bridge's
+    /// throughput is measured (`examples/bridge.rs`, shm-bench's `zenoh-bridge`; figures in
+    /// `docs/benchmarks.md`): a data queue of [`THROUGHPUT_QUEUE_BATCHES`] batches instead
+    /// of zenoh's 2 (`transport/link/tx/queue/size/data`: up to 1 MiB in flight per link
+    /// before a put waits), and TCP socket buffers of [`THROUGHPUT_SOCKET_BUFFER`] bytes
+    /// (`transport/link/tcp/so_sndbuf`, `so_rcvbuf`), so that the exporter, zenoh's
+    /// threads and the importer are woken less often per megabyte. Back-pressure still
+    /// holds: a stalled importer stops the exporter once these buffers are full.
+    ///
+    /// The kernel caps socket buffers at `net.core.wmem_max` / `rmem_max`, and a fixed
+    /// size turns off its autotuning: on a host whose maxima are small (212,992 bytes on
+    /// many distributions) the buffers end up smaller than autotuning would make them —
+    /// measure there before adopting it.
+    ///
+    /// ```
+    /// use shm_bridge::Config;
+    /// let config = Config::loopback_peer().tuned_for_throughput();
+    /// let queue = config.as_zenoh().get_json("transport/link/tx/queue/size/data").map_err(|e| e.to_string())?;
+    /// assert_eq!(queue, shm_bridge::THROUGHPUT_QUEUE_BATCHES.to_string());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tuned_for_throughput(mut self) -> Config {
+        let batches = THROUGHPUT_QUEUE_BATCHES.to_string();
+        let buffer = THROUGHPUT_SOCKET_BUFFER.to_string();
+        self.set("transport/link/tx/queue/size/data", &batches);
+        self.set("transport/link/tcp/so_sndbuf", &buffer);
+        self.set("transport/link/tcp/so_rcvbuf", &buffer);
+        self
+    }
+
     /// Sets a key of the zenoh config to a JSON5 value this crate wrote itself (so it
     /// cannot fail on a correct build).
     fn set(&mut self, key: &str, value: &str) {
@@ -121,6 +151,16 @@ impl Config {
         zenoh::open(self.inner).wait().map_err(BridgeError::zenoh)
     }
 }
+
+/// The data queue of [`Config::tuned_for_throughput`], in zenoh batches (of up to 65,535
+/// bytes): 16, zenoh's largest (`QueueSizeConf::MAX`); its default is 2. Measured on the
+/// 2-core VM against the default (docs/benchmarks.md, 2026-12-07).
+pub const THROUGHPUT_QUEUE_BATCHES: usize = 16;
+
+/// The TCP socket buffers of [`Config::tuned_for_throughput`], in bytes: 4 MiB, the
+/// kernel's default ceiling for send-buffer autotuning (`net.ipv4.tcp_wmem`), so a full
+/// zenoh queue (16 batches) fits in it several times over.
+pub const THROUGHPUT_SOCKET_BUFFER: u32 = 4 << 20;
 
 impl Default for Config {
     /// [`Config::loopback_peer`].

@@ -133,7 +133,9 @@ pub mod header;
 mod import;
 mod liveness;
 
-pub use config::{free_loopback_endpoint, Config};
+pub use config::{
+    free_loopback_endpoint, Config, THROUGHPUT_QUEUE_BATCHES, THROUGHPUT_SOCKET_BUFFER,
+};
 pub use error::{BridgeError, ImportError};
 pub use export::{export, ExportOptions, ExportReport, Exporter, DEFAULT_PACK_SIZE};
 pub use header::{HeaderError, Layout};

@@ -8,9 +8,10 @@ mod common;
 use std::process::Child;
 
 use common::{
-    exits_cleanly, importer, listening_session, receive_in_order, receive_until, Ending, Spec,
+    exits_cleanly, importer, listening_session, listening_session_with, receive_in_order,
+    receive_until, Ending, Spec,
 };
-use shm_bridge::{ImportError, ImportStats, Importer};
+use shm_bridge::{Config, ImportError, ImportStats, Importer};
 
 /// Messages per exporter process.
 const COUNT: u64 = 200_000;
@@ -28,6 +29,10 @@ fn main() {
             an_exporter_that_joins_and_lingers_loses_nothing_20_times,
         ),
         (
+            "tuned_for_throughput_an_exporter_that_joins_and_exits_loses_nothing_20_times",
+            tuned_for_throughput_an_exporter_that_joins_and_exits_loses_nothing_20_times,
+        ),
+        (
             "an_exporter_that_exits_without_join_is_gone_and_its_loss_counted",
             an_exporter_that_exits_without_join_is_gone_and_its_loss_counted,
         ),
@@ -35,25 +40,38 @@ fn main() {
 }
 
 fn an_exporter_that_joins_and_exits_at_once_loses_nothing_20_times() {
-    clean_ends("test/clean-end/exit", Ending::JoinAndReturn);
+    clean_ends("test/clean-end/exit", Ending::JoinAndReturn, false);
+}
+
+/// Deeper zenoh queues and larger socket buffers (what the benchmarks use) hold more on
+/// the way at the end of a stream: still all of it arrives before `RemoteClosed`.
+fn tuned_for_throughput_an_exporter_that_joins_and_exits_loses_nothing_20_times() {
+    clean_ends("test/clean-end/tuned", Ending::JoinAndReturn, true);
 }
 
 fn an_exporter_that_joins_and_lingers_loses_nothing_20_times() {
     // Each lingers while the next runs: its token's withdrawal, seconds after its end
     // pack, must change nothing.
-    clean_ends("test/clean-end/linger", Ending::JoinAndLinger(2_000));
+    clean_ends("test/clean-end/linger", Ending::JoinAndLinger(2_000), false);
 }
 
 /// [`REPEAT`] exporter processes one after the other on one importer, each sending
 /// [`COUNT`] checked messages and ending as `ending` says: every message arrives, in
-/// order, then `RemoteClosed`, and nothing after it.
-fn clean_ends(key: &str, ending: Ending) {
-    let (session, endpoint) = listening_session();
+/// order, then `RemoteClosed`, and nothing after it. `tuned`: both sessions
+/// [`Config::tuned_for_throughput`].
+fn clean_ends(key: &str, ending: Ending, tuned: bool) {
+    let config = Config::loopback_peer();
+    let (session, endpoint) = listening_session_with(if tuned {
+        config.tuned_for_throughput()
+    } else {
+        config
+    });
     let mut importer = importer(&session, key);
     let mut lingering: Vec<Child> = Vec::new();
     for id in 1..=REPEAT {
         let mut child = Spec {
             ending,
+            tuned,
             ..Spec::new(&endpoint, key, id, COUNT)
         }
         .spawn();

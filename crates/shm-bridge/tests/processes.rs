@@ -8,12 +8,13 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{
-    connected_session, finish, importer, listening_session, receive_checked, receive_in_order,
-    time_until, Spec, CAPACITY, MAX_LEN, PER_MESSAGE,
+    connected_session, finish, importer, listening_session, listening_session_with,
+    receive_checked, receive_in_order, time_until, Spec, CAPACITY, MAX_LEN, PER_MESSAGE,
 };
+use shm_bridge::zenoh::Session;
 use shm_bridge::{
-    export, free_loopback_endpoint, import, import_typed, Delivery, ExportOptions, HeaderError,
-    ImportError, ImportOptions, Layout, RemoteStatus,
+    export, free_loopback_endpoint, import, import_typed, Config, Delivery, ExportOptions,
+    HeaderError, ImportError, ImportOptions, Layout, RemoteStatus,
 };
 use shm_channel::codec::Bincode;
 use shm_channel::typed;
@@ -48,6 +49,10 @@ fn main() {
         (
             "a_slow_consumer_slows_the_producer_and_loses_nothing",
             a_slow_consumer_slows_the_producer_and_loses_nothing,
+        ),
+        (
+            "a_slow_consumer_slows_the_producer_when_tuned_for_throughput",
+            a_slow_consumer_slows_the_producer_when_tuned_for_throughput,
         ),
     ]);
 }
@@ -320,13 +325,31 @@ fn drop_mode_counts_what_a_full_local_channel_drops() {
 fn a_slow_consumer_slows_the_producer_and_loses_nothing() {
     let (there, endpoint) = listening_session();
     let here = connected_session(&endpoint);
+    slow_consumer_slows_producer(&there, &here);
+}
+
+/// The same with the settings the benchmarks use: deeper zenoh queues and fixed 4 MiB
+/// socket buffers hold more on the way, and still not 50 MB.
+fn a_slow_consumer_slows_the_producer_when_tuned_for_throughput() {
+    let (there, endpoint) = listening_session_with(Config::loopback_peer().tuned_for_throughput());
+    let here = Config::loopback_peer()
+        .tuned_for_throughput()
+        .connect(&endpoint)
+        .unwrap()
+        .open()
+        .unwrap();
+    slow_consumer_slows_producer(&there, &here);
+}
+
+fn slow_consumer_slows_producer(there: &Session, here: &Session) {
     let key = "test/back-pressure";
     // 50,000 messages of 1 KiB on average: 50 MB, more than the local rings, zenoh's queues
-    // and loopback TCP's buffers (a few MB at most) hold together.
+    // (16 batches of 64 KB at most) and loopback TCP's buffers (a few MB; 2 x 8 MB with
+    // 4 MiB asked for) hold together.
     let (count, max_len) = (50_000u64, 2048);
-    let mut importer = import(&there, key, 1 << 14, ImportOptions::default()).unwrap();
+    let mut importer = import(there, key, 1 << 14, ImportOptions::default()).unwrap();
     let (mut tx, rx) = shm_channel::spsc::channel(1 << 14).unwrap();
-    let _exporter = export(&here, rx, key, ExportOptions::default()).unwrap();
+    let _exporter = export(here, rx, key, ExportOptions::default()).unwrap();
     // The producer on its own thread; the consumer does not read for a while.
     let producer = std::thread::spawn(move || {
         let mut buf = Vec::new();

@@ -12,7 +12,8 @@
 //! exporter of its own, as a user's process would. Each direction is the whole bridge —
 //! local ring, exporter thread, zenoh over TCP, the importer's callback, local ring — with
 //! nothing added on the way: the helper's subscription writes straight into the ring the
-//! parent reads.
+//! parent reads. Both sessions use `Config::tuned_for_throughput`, as `examples/bridge.rs`
+//! does.
 //!
 //! Ending: the parent dropping its endpoint ends the helper's exported stream (the child
 //! then sees its importer end: `Disconnected`); the helper also ends, dropping the ring the
@@ -123,7 +124,10 @@ impl Transport for ZenohBridge {
 /// The helper process: the parent's side of the bridge. Returns its exit code.
 fn helper(endpoint: &str, down_rx: spsc::Receiver, up_tx: spsc::Sender) -> i32 {
     let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let session = Config::loopback_peer().listen(endpoint)?.open()?;
+        let session = Config::loopback_peer()
+            .tuned_for_throughput()
+            .listen(endpoint)?
+            .open()?;
         let feed = import_into(&session, UP, up_tx, ImportOptions::default())?;
         let exporter = export(&session, down_rx, DOWN, ExportOptions::default())?;
         // Until the parent ends its stream (its endpoint dropped) or the child's stream
@@ -224,7 +228,10 @@ fn live<'a>(
 
 /// Opens the child's session (connecting to the helper), its importer and its exporter.
 fn start(endpoint: &str, capacity: usize) -> Result<Live, Box<dyn std::error::Error>> {
-    let session = Config::loopback_peer().connect(endpoint)?.open()?;
+    let session = Config::loopback_peer()
+        .tuned_for_throughput()
+        .connect(endpoint)?
+        .open()?;
     let importer = import(&session, DOWN, capacity, ImportOptions::default())?;
     let (tx, rx) = spsc::channel(capacity)?;
     let exporter = export(&session, rx, UP, ExportOptions::default())?;

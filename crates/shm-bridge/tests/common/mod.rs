@@ -112,6 +112,8 @@ pub struct Spec<'a> {
     pub ending: Ending,
     /// zenoh's link lease for the exporter's session (zenoh's default when `None`).
     pub lease: Option<Duration>,
+    /// The exporter's session is [`Config::tuned_for_throughput`].
+    pub tuned: bool,
 }
 
 impl<'a> Spec<'a> {
@@ -127,6 +129,7 @@ impl<'a> Spec<'a> {
             listens: false,
             ending: Ending::OnStdinClose,
             lease: None,
+            tuned: false,
         }
     }
 
@@ -148,6 +151,9 @@ impl<'a> Spec<'a> {
         if let Some(lease) = self.lease {
             command.env("SHM_BRIDGE_LEASE_MS", lease.as_millis().to_string());
         }
+        if self.tuned {
+            command.env("SHM_BRIDGE_TUNED", "1");
+        }
         command.spawn().unwrap()
     }
 }
@@ -166,6 +172,9 @@ fn exporter_role() {
         _ => Config::loopback_peer().connect(&endpoint),
     }
     .unwrap();
+    if std::env::var_os("SHM_BRIDGE_TUNED").is_some() {
+        config = config.tuned_for_throughput();
+    }
     if let Ok(ms) = std::env::var("SHM_BRIDGE_LEASE_MS") {
         config = config
             .lease(Duration::from_millis(ms.parse().unwrap()))
