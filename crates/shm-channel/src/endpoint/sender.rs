@@ -210,7 +210,7 @@ impl<F: Flavor> Sender<F> {
         // SAFETY: `dst` is valid for `slot_len(slot) == msg.len()` bytes of the data area
         // reserved for us (the reader does not read them before we commit); `msg` is
         // private memory, so the ranges do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) };
+        unsafe { crate::shared::frame::copy_payload(msg.as_ptr(), dst, msg.len()) };
         self.commit_slot(slot, msg.len(), publish);
     }
 
