@@ -310,7 +310,7 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
         let n = self.len.min(buf.len());
         // SAFETY: the frame's `len` bytes are readable until release (validated by the
         // ring's peek); `buf` is private memory, so no overlap.
-        unsafe { crate::shared::frame::copy_payload(self.as_ptr(), buf.as_mut_ptr(), n) };
+        unsafe { crate::shared::frame::copy_payload_out(self.as_ptr(), buf.as_mut_ptr(), n) };
         n
     }
 

@@ -368,7 +368,7 @@ pub(crate) fn copy_out(ptr: *const u8, len: usize) -> Vec<u8> {
     // private memory, so the ranges do not overlap; `set_len` follows the copy that
     // initialised them.
     unsafe {
-        crate::shared::frame::copy_payload(ptr, out.as_mut_ptr(), len);
+        crate::shared::frame::copy_payload_out(ptr, out.as_mut_ptr(), len);
         out.set_len(len);
     }
     out
