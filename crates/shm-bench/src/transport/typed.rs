@@ -20,7 +20,7 @@ use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize};
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
-use shm_channel::spsc::Spsc;
+use shm_channel::spsc::{self, Spsc};
 use shm_channel::typed;
 use shm_channel::Endpoint as _;
 use shm_core::liveness::ProcessIdentity;
@@ -193,7 +193,7 @@ where
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let cap = ring_capacity(max_msg.max(64));
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
-        let typed_pair = || typed::pair::<V, _, C>(shm_channel::spsc::channel(cap)?);
+        let typed_pair = || typed::pair::<V, _, C>(spsc::channel(cap)?);
         let down = typed_pair().map_err(failed)?;
         let up = typed_pair().map_err(failed)?;
         Ok(Pair::crosswise(down, up, |tx, rx| {
