@@ -2,8 +2,8 @@
 //! little-endian `u64` words) computed where the message lies, three ways, alternated in
 //! one run (A B C A B C …), each repetition timing every way over the same grant:
 //!
-//! - `raw`: the unsafe loop a user writes today over `ReadGrant::as_ptr` (unaligned `u64`
-//!   reads through a raw pointer);
+//! - `raw`: the unsafe loop over the raw pointer of the grant's volatile slice
+//!   (`ptr_guard().as_ptr()`; unaligned `u64` reads);
 //! - `volatile words`: `as_volatile_slice()` and vm-memory's `VolatileArrayRef<u64>`,
 //!   one volatile load per word — no `unsafe`;
 //! - `chunked copy`: `as_volatile_slice()`, copied 4 KiB at a time into a private buffer
@@ -31,11 +31,13 @@ const PASSES: u32 = 50;
 const CHUNK: usize = 4096;
 
 fn raw(grant: &ReadGrant<'_, Spsc>) -> u64 {
-    let ptr = grant.as_ptr();
+    let bytes = grant.as_volatile_slice();
+    let guard = bytes.ptr_guard();
+    let ptr = guard.as_ptr();
     let mut sum = 0u64;
     for i in 0..grant.len() / 8 {
         // SAFETY: `i * 8 + 8 <= len`: inside the grant's readable bytes; an unaligned read
-        // of plain bytes, no reference formed (the loop a user of `as_ptr` writes).
+        // of plain bytes, no reference formed (the loop a user of the raw pointer writes).
         sum = sum.wrapping_add(u64::from_le(unsafe {
             ptr.add(i * 8).cast::<u64>().read_unaligned()
         }));

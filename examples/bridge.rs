@@ -20,6 +20,7 @@
 //! bridge: local ring → exporter thread (frames packed into puts of up to 64,000 bytes) →
 //! zenoh → importer callback → local ring → the application, and back the same way.
 
+use shm_channel::{Builder, Receiver, Sender};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::Command;
@@ -55,8 +56,8 @@ trait Link {
 }
 
 struct Shm {
-    tx: spsc::Sender,
-    rx: spsc::Receiver,
+    tx: Sender<spsc::Spsc>,
+    rx: Receiver<spsc::Spsc>,
 }
 
 impl Link for Shm {
@@ -104,7 +105,7 @@ impl Link for Tcp {
 
 /// The bridge: a local channel exported on one key, another key imported.
 struct Zenoh {
-    tx: spsc::Sender,
+    tx: Sender<spsc::Spsc>,
     importer: shm_bridge::Importer,
     _exporter: shm_bridge::Exporter,
     _session: shm_bridge::zenoh::Session,
@@ -302,8 +303,8 @@ fn start_children(only: &Only) -> Result<(Vec<Box<dyn Link>>, Vec<Box<dyn Wait>>
         .spawn()?;
     let tcp = Tcp::new(listener.accept()?.0)?;
 
-    let (tx, child_ping) = spsc::Builder::new(CAPACITY).create_memfd()?;
-    let (child_pong, rx) = spsc::Builder::new(CAPACITY).create_memfd()?;
+    let (tx, child_ping) = Builder::<spsc::Spsc>::new(CAPACITY).create_memfd()?;
+    let (child_pong, rx) = Builder::<spsc::Spsc>::new(CAPACITY).create_memfd()?;
     let mut command = shm_fork::exec::Command::new(&exe);
     command.args(["--child", "shm"]);
     command.pass("ping", child_ping)?;

@@ -10,6 +10,7 @@
 //! started with `--child`, takes them by name with `shm_fork::exec::inherited`, reads the
 //! stream to its end, and sends back how many bytes it read and their checksum.
 
+use shm_channel::{Builder, Sender};
 use std::io::{Read, Write};
 
 use shm_channel::spsc;
@@ -40,7 +41,7 @@ const FNV_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn parent(mebibytes: u64) -> Result<(), Box<dyn std::error::Error>> {
     let (mut bytes, child_bytes) = stream::pipe_memfd(1 << 20)?;
-    let (child_report, mut report) = spsc::Builder::new(4096).create_memfd()?;
+    let (child_report, mut report) = Builder::<spsc::Spsc>::new(4096).create_memfd()?;
 
     let mut command = Command::new(std::env::current_exe()?);
     command.arg(CHILD);
@@ -83,7 +84,7 @@ fn parent(mebibytes: u64) -> Result<(), Box<dyn std::error::Error>> {
 
 fn child() -> Result<(), Box<dyn std::error::Error>> {
     let mut bytes: StreamReader = inherited("bytes")?;
-    let mut report: spsc::Sender = inherited("report")?;
+    let mut report: Sender<spsc::Spsc> = inherited("report")?;
     let mut buf = vec![0u8; 1 << 16];
     let (mut total, mut hash) = (0u64, FNV_SEED);
     loop {

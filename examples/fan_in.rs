@@ -23,6 +23,7 @@
 //! producer's messages arrive in order and that none is lost. Printed: M msg/s, median and
 //! min–max over the repetitions, and the ratio of each shm variant to buffered pipes.
 
+use shm_channel::{Builder, Receiver, Sender};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -30,7 +31,7 @@ use std::time::Instant;
 
 use shm_channel::bulk;
 use shm_channel::codec::Plain;
-use shm_channel::mpsc::{self, Mpsc};
+use shm_channel::mpsc::Mpsc;
 use shm_channel::Endpoint as _;
 use shm_core::notify::{Handshake, WaitStrategy};
 use shm_fork::{fork, fork_with, Child};
@@ -114,11 +115,11 @@ fn reap(children: Vec<Child>) -> Result<(), Failure> {
 /// The MPSC channel of the shm variants: a lane per producer, 1 MiB of lanes in all, the
 /// wake handshake and every process's waiting as `Handshake::for_processes` and
 /// `WaitStrategy::for_processes` say, releases batched by an eighth of a lane.
-fn channel(producers: u64) -> Result<(mpsc::Sender, mpsc::Receiver), Failure> {
+fn channel(producers: u64) -> Result<(Sender<Mpsc>, Receiver<Mpsc>), Failure> {
     let lanes = (producers as usize).next_power_of_two();
     let capacity = (1 << 20) / lanes;
     let processes = producers as usize + 1;
-    let (mut tx, mut rx) = mpsc::Builder::new(capacity)
+    let (mut tx, mut rx) = Builder::<Mpsc>::new(capacity)
         .max_senders(lanes)
         .handshake(Handshake::for_processes(processes))
         .create()?;
@@ -131,7 +132,7 @@ fn channel(producers: u64) -> Result<(mpsc::Sender, mpsc::Receiver), Failure> {
 
 /// The sender of producer `p` of `producers`: a clone, the last one the channel's own (so
 /// that the channel needs a lane per producer and no more).
-fn sender_for(tx: &mut Option<mpsc::Sender>, p: u64, producers: u64) -> mpsc::Sender {
+fn sender_for(tx: &mut Option<Sender<Mpsc>>, p: u64, producers: u64) -> Sender<Mpsc> {
     if p + 1 == producers {
         tx.take().expect("one sender per producer")
     } else {

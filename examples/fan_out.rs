@@ -22,10 +22,11 @@
 //! its sequence number; each reader checks that none is lost, duplicated or reordered.
 //! Every process waits as `WaitStrategy::for_processes` says for 3 processes.
 
+use shm_channel::Builder;
 use std::io::Write;
 use std::time::Instant;
 
-use shm_channel::broadcast::{self, Broadcast, Policy};
+use shm_channel::broadcast::{Broadcast, Policy};
 use shm_channel::bulk;
 use shm_channel::codec::Plain;
 use shm_channel::Endpoint as _;
@@ -96,7 +97,7 @@ fn fill(run: &mut Vec<[u8; MSG]>, seq: u64, total: u64) {
 
 fn run_shm(total: u64, bulk_frames: bool) -> Result<f64, Failure> {
     // More processes than cores wait with the `SeqCst` handshake (`Handshake::for_processes`).
-    let (mut tx, first) = broadcast::Builder::new(1 << 20)
+    let (mut tx, first) = Builder::<Broadcast>::new(1 << 20)
         .policy(Policy::BackPressure)
         .handshake(Handshake::for_processes(READERS + 1))
         .create()?;

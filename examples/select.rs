@@ -19,6 +19,7 @@
 //! second on 1, 8 and 64 channels against a plain `recv_timeout`; how long after a
 //! sender's `SIGKILL` a select over 64 channels wakes.
 
+use shm_channel::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use shm_channel::select::{Select, SelectTimeoutError, Selectable};
@@ -46,7 +47,7 @@ fn main() -> Result<(), Failure> {
 /// One worker's channel, as the parent receives from it.
 enum Results {
     Typed(typed::Receiver<(u32, u64)>),
-    Bytes(spsc::Receiver),
+    Bytes(Receiver<spsc::Spsc>),
 }
 
 fn tour() -> Result<(), Failure> {
@@ -221,7 +222,7 @@ fn ratio(what: &str, a: &[f64], b: &[f64]) {
 
 /// A producer process sending `count` messages round-robin over `senders` (channel `k`
 /// gets the 8-byte sequence numbers `0, 1, 2, …` of its own), then closing them.
-fn producer(senders: Vec<spsc::Sender>, count: u64) -> Result<Child, Failure> {
+fn producer(senders: Vec<Sender<spsc::Spsc>>, count: u64) -> Result<Child, Failure> {
     Ok(fork_with(senders, move |mut senders| {
         let n = senders.len() as u64;
         for i in 0..count {

@@ -10,6 +10,7 @@
 //! and the receiver of the client's own reply channel. Each client sends 1000 numbers and
 //! checks every reply is twice its number; the server answers until both clients are gone.
 
+use shm_channel::{Builder, Receiver, Sender};
 use std::process::Command;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ fn main() -> Result<(), shm_ipc::MainError> {
 fn server() -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("server-client-{}", std::process::id());
     let listener = Listener::bind(&name)?;
-    let (requests, mut incoming) = mpsc::Builder::new(1 << 16).create_memfd()?;
+    let (requests, mut incoming) = Builder::<mpsc::Mpsc>::new(1 << 16).create_memfd()?;
     let mut clients = Vec::new();
     let mut replies = Vec::new();
     for id in 0..CLIENTS {
@@ -42,7 +43,7 @@ fn server() -> Result<(), Box<dyn std::error::Error>> {
                 .spawn()?,
         );
         let connection = listener.accept_timeout(TIMEOUT)?;
-        let (reply_tx, reply_rx) = spsc::Builder::new(1 << 12).create_memfd()?;
+        let (reply_tx, reply_rx) = Builder::<spsc::Spsc>::new(1 << 12).create_memfd()?;
         connection.pass("requests", requests.try_clone()?, TIMEOUT)?;
         connection.pass("replies", reply_rx, TIMEOUT)?;
         replies.push(reply_tx);
@@ -76,8 +77,8 @@ fn server() -> Result<(), Box<dyn std::error::Error>> {
 
 fn client(name: &str, id: u8) -> Result<(), Box<dyn std::error::Error>> {
     let connection = connect(name, TIMEOUT)?;
-    let mut requests: mpsc::Sender = connection.take("requests", TIMEOUT)?;
-    let mut replies: spsc::Receiver = connection.take("replies", TIMEOUT)?;
+    let mut requests: Sender<mpsc::Mpsc> = connection.take("requests", TIMEOUT)?;
+    let mut replies: Receiver<spsc::Spsc> = connection.take("replies", TIMEOUT)?;
     for n in 0..REQUESTS {
         let mut request = vec![id];
         request.extend_from_slice(&n.to_le_bytes());

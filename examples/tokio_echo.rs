@@ -17,6 +17,7 @@
 //! the reactor path alone) — and then the same service over a tokio `UnixStream` per
 //! client. The server prints the medians and their ratios.
 
+use shm_channel::{Builder, Receiver, Sender};
 use std::io::{BufRead, BufReader};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr;
@@ -90,9 +91,12 @@ async fn shm_round(name: &str, park: bool) -> Result<Vec<f64>, Error> {
     .await??;
     let mut echoers = Vec::new();
     for connection in connections {
-        let (request_tx, mut requests) =
-            spsc::Builder::new(1 << 14).doorbells(true).create_memfd()?;
-        let (mut replies, reply_rx) = spsc::Builder::new(1 << 14).doorbells(true).create_memfd()?;
+        let (request_tx, mut requests) = Builder::<spsc::Spsc>::new(1 << 14)
+            .doorbells(true)
+            .create_memfd()?;
+        let (mut replies, reply_rx) = Builder::<spsc::Spsc>::new(1 << 14)
+            .doorbells(true)
+            .create_memfd()?;
         connection.pass("requests", request_tx, TIMEOUT)?;
         connection.pass("replies", reply_rx, TIMEOUT)?;
         requests.set_wait_strategy(strategy(park));
@@ -194,8 +198,8 @@ fn strategy(park: bool) -> WaitStrategy {
 
 async fn shm_client(name: &str, park: bool) -> Result<(), Error> {
     let connection = connect(name, TIMEOUT)?;
-    let mut requests: spsc::Sender = connection.take("requests", TIMEOUT)?;
-    let mut replies: spsc::Receiver = connection.take("replies", TIMEOUT)?;
+    let mut requests: Sender<spsc::Spsc> = connection.take("requests", TIMEOUT)?;
+    let mut replies: Receiver<spsc::Spsc> = connection.take("replies", TIMEOUT)?;
     requests.set_wait_strategy(strategy(park));
     replies.set_wait_strategy(strategy(park));
     let mut round_trips = Vec::with_capacity(ECHOES as usize);

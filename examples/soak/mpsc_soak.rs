@@ -8,6 +8,7 @@
 //! if it was killed between a send and its record), in order, intact, once (one
 //! redelivery allowed per consumer death, as for SPSC).
 
+use shm_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ const REDELIVERED: usize = 168;
 const UP: usize = 256;
 
 fn producer(
-    mut tx: mpsc::Sender,
+    mut tx: Sender<mpsc::Mpsc>,
     inc: u64,
     control: &ControlPage,
     table: &Table,
@@ -79,7 +80,12 @@ fn producer(
     0
 }
 
-fn consumer(mut rx: mpsc::Receiver, control: &ControlPage, table: &Table, max_len: usize) -> i32 {
+fn consumer(
+    mut rx: Receiver<mpsc::Mpsc>,
+    control: &ControlPage,
+    table: &Table,
+    max_len: usize,
+) -> i32 {
     control.set(UP, 1);
     let mut checker = Checker::new(max_len);
     let mut got = vec![0u8; max_len + PREFIX];
@@ -140,7 +146,7 @@ pub(super) fn run(options: &Options) -> i32 {
     let max_len = options.max_len.min(tx.max_message_len() - PREFIX);
     let mut incarnations = 0u64;
     let mut refused_attaches = 0u64;
-    let mut start_producer = |tx: Option<mpsc::Sender>| -> (Pid, u64) {
+    let mut start_producer = |tx: Option<Sender<mpsc::Mpsc>>| -> (Pid, u64) {
         let mut first = tx;
         loop {
             let inc = incarnations;
@@ -155,7 +161,7 @@ pub(super) fn run(options: &Options) -> i32 {
                         Ok(()) => tx,
                         Err(_) => return 3,
                     },
-                    None => match mpsc::Sender::attach(memory) {
+                    None => match Sender::<mpsc::Mpsc>::attach(memory) {
                         Ok(tx) => tx,
                         Err(_) => return 4,
                     },
@@ -191,7 +197,7 @@ pub(super) fn run(options: &Options) -> i32 {
         .map(|_| start_producer(Some(tx.try_clone().expect("clone"))))
         .collect();
     drop(tx);
-    let start_consumer = |rx: Option<mpsc::Receiver>| -> Pid {
+    let start_consumer = |rx: Option<Receiver<mpsc::Mpsc>>| -> Pid {
         control.set(UP, 0);
         let memory = Arc::clone(&memory);
         let mut slot = rx;
@@ -201,7 +207,7 @@ pub(super) fn run(options: &Options) -> i32 {
                     Ok(()) => rx,
                     Err(_) => return 3,
                 },
-                None => match mpsc::Receiver::attach(memory) {
+                None => match Receiver::<mpsc::Mpsc>::attach(memory) {
                     Ok(rx) => rx,
                     Err(_) => return 4,
                 },

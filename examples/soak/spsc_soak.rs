@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
-use shm_channel::spsc::{self, Receiver, Sender};
+use shm_channel::spsc::{self, Spsc};
+use shm_channel::{Receiver, Sender};
 use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::SharedMemory;
@@ -47,7 +48,7 @@ mod word {
     pub const TOTAL: usize = 528;
 }
 
-fn producer(mut tx: Sender, control: &ControlPage, max_len: usize) -> i32 {
+fn producer(mut tx: Sender<Spsc>, control: &ControlPage, max_len: usize) -> i32 {
     control.set(word::PRODUCER_UP, 1);
     let total = control.get(word::TOTAL);
     let mut buf = Vec::with_capacity(max_len + PREFIX);
@@ -68,7 +69,7 @@ fn producer(mut tx: Sender, control: &ControlPage, max_len: usize) -> i32 {
     0
 }
 
-fn consumer(mut rx: Receiver, control: &ControlPage, max_len: usize) -> i32 {
+fn consumer(mut rx: Receiver<Spsc>, control: &ControlPage, max_len: usize) -> i32 {
     control.set(word::CONSUMER_UP, 1);
     let total = control.get(word::TOTAL);
     let mut checker = Checker::new(max_len);
@@ -132,7 +133,7 @@ pub(crate) fn run(options: &Options) -> i32 {
     let memory: Arc<dyn SharedMemory> = Arc::clone(tx.memory());
     let max_len = options.max_len.min(tx.max_message_len() - PREFIX);
 
-    let start_producer = |tx: Option<Sender>| {
+    let start_producer = |tx: Option<Sender<Spsc>>| {
         control.set(word::PRODUCER_UP, 0);
         let memory = Arc::clone(&memory);
         let mut slot = tx;
@@ -144,7 +145,7 @@ pub(crate) fn run(options: &Options) -> i32 {
                     }
                     tx
                 }
-                None => match Sender::attach(memory) {
+                None => match Sender::<Spsc>::attach(memory) {
                     Ok(tx) => tx,
                     Err(_) => return 4,
                 },
@@ -161,7 +162,7 @@ pub(crate) fn run(options: &Options) -> i32 {
         );
         pid
     };
-    let start_consumer = |rx: Option<Receiver>| {
+    let start_consumer = |rx: Option<Receiver<Spsc>>| {
         control.set(word::CONSUMER_UP, 0);
         let memory = Arc::clone(&memory);
         let mut slot = rx;
@@ -173,7 +174,7 @@ pub(crate) fn run(options: &Options) -> i32 {
                     }
                     rx
                 }
-                None => match Receiver::attach(memory) {
+                None => match Receiver::<Spsc>::attach(memory) {
                     Ok(rx) => rx,
                     Err(_) => return 4,
                 },

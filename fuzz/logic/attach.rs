@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::spsc::Spsc;
 use shm_channel::ChannelError;
 use shm_channel::Endpoint;
+use shm_channel::{Builder, Receiver, Sender};
 use shm_core::SharedMemory;
 use shm_testkit::layout::spsc::DATA;
 
@@ -27,20 +28,32 @@ pub fn attach(data: &[u8], make: MakeMemory) {
             memory.write_bytes(0, &input.0[..n]).unwrap();
         }
         1 => {
-            drop(Builder::new(capacity).create_in(memory.clone()).unwrap());
+            drop(
+                Builder::<Spsc>::new(capacity)
+                    .create_in(memory.clone())
+                    .unwrap(),
+            );
             let n = input.0.len().min(memory.len() - 64);
             memory.write_bytes(64, &input.0[..n]).unwrap();
         }
         _ => {
-            drop(Builder::new(capacity).create_in(memory.clone()).unwrap());
+            drop(
+                Builder::<Spsc>::new(capacity)
+                    .create_in(memory.clone())
+                    .unwrap(),
+            );
             while !input.is_empty() {
                 let offset = usize::from(input.u16()) % memory.len();
                 poke_u64(&*memory, offset, input.u64());
             }
         }
     }
-    let tx = timed("Sender::attach", || Sender::attach(memory.clone()));
-    let rx = timed("Receiver::attach", || Receiver::attach(memory.clone()));
+    let tx = timed("Sender::<Spsc>::attach", || {
+        Sender::<Spsc>::attach(memory.clone())
+    });
+    let rx = timed("Receiver::<Spsc>::attach", || {
+        Receiver::<Spsc>::attach(memory.clone())
+    });
     check_attach(&tx, &*memory);
     check_attach(&rx, &*memory);
     drive_attached(tx.ok(), rx.ok());
@@ -56,7 +69,7 @@ fn check_attach<E: Endpoint>(result: &Result<E, ChannelError>, memory: &dyn Shar
 }
 
 /// A few operations on whatever attached.
-fn drive_attached(mut tx: Option<Sender>, mut rx: Option<Receiver>) {
+fn drive_attached(mut tx: Option<Sender<Spsc>>, mut rx: Option<Receiver<Spsc>>) {
     let tiny = Duration::from_micros(200);
     for round in 0..3usize {
         if let Some(tx) = tx.as_mut() {

@@ -5,7 +5,8 @@
 //! oldest it had not read. A re-attached sender keeps the back-pressure of unread messages
 //! (regression: tests/hostile_regressions.rs).
 
-use shm_channel::broadcast::{Broadcast, Builder, Policy, Receiver, MAX_READERS};
+use shm_channel::broadcast::{Broadcast, Policy, MAX_READERS};
+use shm_channel::{Builder, Receiver};
 use shm_testkit::layout::{broadcast as lay, header, Word};
 
 use super::script::{Opened, Script, Scripted, Side};
@@ -29,7 +30,7 @@ impl Scripted for Broadcast {
         } else {
             Policy::BackPressure
         };
-        let builder = Builder::new(capacity).policy(policy);
+        let builder = Builder::<Broadcast>::new(capacity).policy(policy);
         Opened::create(capacity, make, builder, policy == Policy::Overwrite)
     }
 
@@ -61,7 +62,9 @@ impl Scripted for Broadcast {
             1 if s.receivers.iter().any(Option::is_some) => timed("try_clone", || {
                 s.receivers.iter().flatten().next().unwrap().try_clone()
             }),
-            _ => timed("Receiver::attach", || Receiver::attach(s.memory.clone())),
+            _ => timed("Receiver::<Broadcast>::attach", || {
+                Receiver::<Broadcast>::attach(s.memory.clone())
+            }),
         };
         match result {
             Ok(rx) => s.joined(k, rx),

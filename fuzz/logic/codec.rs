@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use shm_channel::codec::{BatchCodec, Bincode, Codec, Plain, Postcard};
-use shm_channel::spsc::Builder;
+use shm_channel::spsc::Spsc;
+use shm_channel::Builder;
 use shm_channel::{bulk, typed, TryRecvError, TrySendError};
 use shm_testkit::layout::spsc::DATA;
 
@@ -85,9 +86,14 @@ pub fn codec(data: &[u8]) {
 }
 
 /// The byte ends of an 8 KiB SPSC channel holding `frame`.
-fn holding(frame: &[u8]) -> (shm_channel::spsc::Sender, shm_channel::spsc::Receiver) {
+fn holding(
+    frame: &[u8],
+) -> (
+    shm_channel::Sender<shm_channel::spsc::Spsc>,
+    shm_channel::Receiver<shm_channel::spsc::Spsc>,
+) {
     let memory = heap_memory(DATA + 8192);
-    let (mut tx, rx) = Builder::new(8192).create_in(memory).unwrap();
+    let (mut tx, rx) = Builder::<Spsc>::new(8192).create_in(memory).unwrap();
     tx.try_send(frame).unwrap();
     (tx, rx)
 }
@@ -128,7 +134,7 @@ where
     let (tx, rx) = holding(frame);
     let mut rx = bulk::Receiver::<T, _, C>::try_from(rx).unwrap();
     let mut out = Vec::new();
-    match rx.recv_into(&mut out) {
+    match rx.drain_into(&mut out, usize::MAX) {
         Ok(count) => {
             assert_eq!(out.len(), count);
             let mut tx = bulk::Sender::<T, _, C>::try_from(tx).unwrap();
@@ -138,7 +144,7 @@ where
                 Ok(()) => {
                     let mut again = Vec::new();
                     while again.len() < count {
-                        rx.recv_into(&mut again).unwrap();
+                        rx.drain_into(&mut again, usize::MAX).unwrap();
                     }
                     assert_eq!(again, out, "batch round trip");
                 }

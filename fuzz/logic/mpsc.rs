@@ -2,7 +2,8 @@
 //! MPSC channel, with up to four senders (clones, attaches, drops), each in a lane of its
 //! slot. Messages of one lane arrive in the order they were sent; lanes interleave.
 
-use shm_channel::mpsc::{Mpsc, Sender, DEFAULT_MAX_SENDERS};
+use shm_channel::mpsc::{Mpsc, DEFAULT_MAX_SENDERS};
+use shm_channel::Sender;
 use shm_testkit::layout::{header, mpsc as lay, Word};
 
 use super::script::{Script, Scripted, Side};
@@ -34,7 +35,7 @@ impl Scripted for Mpsc {
         }
     }
 
-    fn lane(tx: &Sender) -> usize {
+    fn lane(tx: &Sender<Mpsc>) -> usize {
         tx.slot()
     }
 
@@ -43,7 +44,9 @@ impl Scripted for Mpsc {
         let clean = s.clean();
         let result = match s.senders.iter().flatten().next() {
             Some(tx) if op & 0x10 == 0 => timed("try_clone", || tx.try_clone()),
-            _ => timed("Sender::attach", || Sender::attach(s.memory.clone())),
+            _ => timed("Sender::<Mpsc>::attach", || {
+                Sender::<Mpsc>::attach(s.memory.clone())
+            }),
         };
         match result {
             Ok(tx) if s.senders[k].is_none() => s.senders[k] = Some(tx),

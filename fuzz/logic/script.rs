@@ -411,7 +411,8 @@ pub fn run<F: Scripted>(data: &[u8], make: MakeMemory) {
                             let mut head = vec![0u8; grant.len().min(len)];
                             grant.read_at(0, &mut head).unwrap();
                             assert!(grant.read_at(grant.len(), &mut [0]).is_err());
-                            let all = grant.to_vec();
+                            let mut all = vec![0u8; grant.len()];
+                            assert_eq!(grant.copy_to(&mut all), all.len());
                             assert_eq!(&all[..head.len()], &head[..]);
                             all
                         })

@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::spsc::Spsc;
+use shm_channel::{Builder, Receiver, Sender};
 use shm_channel::{RecvError, RecvIntoError, SendError};
 use shm_core::notify::WaitStrategy;
 
@@ -77,8 +78,8 @@ pub(crate) fn measure(
 }
 
 /// A spinning SPSC ring, built as `shm-spin` builds its two.
-fn ring(size: usize) -> Result<(Sender, Receiver), BenchError> {
-    Builder::new(ring_capacity(size))
+fn ring(size: usize) -> Result<(Sender<Spsc>, Receiver<Spsc>), BenchError> {
+    Builder::<Spsc>::new(ring_capacity(size))
         .wait_strategy(WaitStrategy::Spin)
         .create()
         .map_err(|e| failed(&e.to_string()))

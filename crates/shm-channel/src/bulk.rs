@@ -37,7 +37,7 @@
 //! let mut rx = bulk::Receiver::<String>::try_from(rx)?;
 //! tx.send(&["a".to_string(), "b".to_string()])?;
 //! let mut got = Vec::new();
-//! assert_eq!(rx.recv_into(&mut got)?, 2);
+//! assert_eq!(rx.drain_into(&mut got, usize::MAX)?, 2);
 //! assert_eq!(got, ["a", "b"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -234,7 +234,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> TryFrom<crate::Receiver<F>> for Receiver<T,
 
 impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, F, C> {
     /// Waits for the next frame and appends its items to `out`; returns how many.
-    pub fn recv_into(&mut self, out: &mut Vec<T>) -> Result<usize, RecvError<F::RecvError>> {
+    fn recv_frame(&mut self, out: &mut Vec<T>) -> Result<usize, RecvError<F::RecvError>> {
         self.decode_next(Deadline::Never, out)
     }
 
@@ -251,7 +251,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, F, C> {
         out: &mut Vec<T>,
         max: usize,
     ) -> Result<usize, RecvError<F::RecvError>> {
-        let mut got = self.recv_into(out)?;
+        let mut got = self.recv_frame(out)?;
         let ring = self.inner.capacity();
         let mut taken = 0;
         while got < max && taken < ring {

@@ -23,7 +23,7 @@
 //! | byte messages | [`spsc::channel`], [`mpsc::channel`], [`broadcast::channel`] | the same, over `&[u8]` | the same, into a `Vec`, or [`recv_into`](Receiver::recv_into) your buffer |
 //! | large messages, no copy | the byte endpoints' grants | [`reserve`](Sender::reserve) → [`WriteGrant`] | [`read`](Receiver::read) → [`ReadGrant`] |
 //! | a stream of small messages | any byte sender (typed values: [`bulk`]) | [`send_deferred`](Sender::send_deferred) + [`flush`](Sender::flush) (one publication per batch) | as usual |
-//! | many small values per frame | [`bulk`] | `send(&[T])` | `recv_into(&mut Vec<T>)` |
+//! | many small values per frame | [`bulk`] | `send(&[T])` | `drain_into(&mut Vec<T>, max)` |
 //! | bytes, like a pipe | [`stream::pipe`] | `io::Write` | `io::Read` |
 //! | async code (feature `tokio`) | any endpoint | `send_async`, `reserve_async` | `recv_async`, `read_async`, `stream()` |
 //! | requests and replies, any two processes | [`rpc::pair`] | `Client::call` | `Server::serve` |

@@ -26,10 +26,11 @@
 //! endpoint closed, as when the endpoint itself is dropped.
 //!
 //! ```
-//! use shm_ipc::channel::spsc::{Builder, Receiver};
+//! use shm_ipc::channel::spsc::Spsc;
+//! use shm_ipc::channel::{Builder, Receiver};
 //! use shm_ipc::channel::transfer::{Portable, Ticket, TransferError};
 //!
-//! let (tx, rx) = Builder::new(4096).doorbells(true).create_memfd()?;
+//! let (tx, rx) = Builder::<Spsc>::new(4096).doorbells(true).create_memfd()?;
 //! let transfer = rx.into_transfer()?;
 //! // What travels: descriptors (close-on-exec until passed on purpose: the memfd, then the
 //! // two doorbells) and a short text.
@@ -37,10 +38,10 @@
 //! assert_eq!(transfer.ticket().to_string(), "spsc.receiver.0");
 //! let ticket: Ticket = "spsc.receiver.0".parse()?;
 //! assert_eq!(ticket, transfer.ticket());
-//! // The process it reaches rebuilds it with `Receiver::from_fds(fds, ticket)` (see
+//! // The process it reaches rebuilds it with `Receiver::<Spsc>::from_fds(fds, ticket)` (see
 //! // `shm_ipc::fork::exec` for a program started with `exec`); a sender cannot be made of it:
 //! let fds = transfer.fds().iter().map(|fd| fd.try_clone_to_owned()).collect::<Result<_, _>>()?;
-//! let wrong = shm_ipc::channel::spsc::Sender::from_fds(fds, ticket);
+//! let wrong = shm_ipc::channel::Sender::<shm_ipc::channel::spsc::Spsc>::from_fds(fds, ticket);
 //! assert!(matches!(wrong, Err(TransferError::WrongEndpoint { .. })));
 //! // Dropped without a hand-over, the transfer drops the receiver: the channel closes.
 //! drop(transfer);

@@ -1,6 +1,7 @@
 //! The channel across a real `fork`: a million checked messages, typed round trips with
 //! every codec, disconnects both ways, peer death and a peer writing garbage.
 
+use shm_channel::{Receiver, Sender};
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
@@ -172,8 +173,8 @@ fn typed_round_trips_across_fork_with_every_codec() {
 /// Forks a child that owns the sender of a new 1 KiB channel and runs `f` with it; the
 /// receiver, and the fork lock, stay with the test.
 fn fork_sender(
-    f: impl FnOnce(spsc::Sender) -> i32,
-) -> (TestChild, spsc::Receiver, MutexGuard<'static, ()>) {
+    f: impl FnOnce(Sender<spsc::Spsc>) -> i32,
+) -> (TestChild, Receiver<spsc::Spsc>, MutexGuard<'static, ()>) {
     let (tx, rx) = spsc::channel(1 << 10).unwrap();
     let lock = fork_lock();
     (fork_owner(&lock, tx, f), rx, lock)

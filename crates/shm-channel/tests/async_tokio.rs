@@ -3,6 +3,7 @@
 //! pending future, for every flavor; and the sync side paying nothing.
 #![cfg(feature = "tokio")]
 
+use shm_channel::{Builder, Sender};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -64,7 +65,7 @@ fn a_million_messages_between_tasks_arrive_in_order() {
 #[test]
 fn typed_values_through_mpsc_from_many_tasks() {
     const PER_SENDER: u64 = 50_000;
-    let (tx, rx) = mpsc::Builder::new(1 << 12).create().unwrap();
+    let (tx, rx) = Builder::<mpsc::Mpsc>::new(1 << 12).create().unwrap();
     let mut rx =
         typed::Receiver::<(u64, u64), mpsc::Mpsc, typed::DefaultCodec>::try_from(rx).unwrap();
     runtime().block_on(async move {
@@ -170,7 +171,9 @@ fn cancelled_sends_send_nothing() {
 
 #[test]
 fn broadcast_receivers_wait_asynchronously() {
-    let (mut tx, rx) = broadcast::Builder::new(1 << 12).create().unwrap();
+    let (mut tx, rx) = Builder::<broadcast::Broadcast>::new(1 << 12)
+        .create()
+        .unwrap();
     let second = rx.try_clone().unwrap();
     runtime().block_on(async move {
         let mut tasks = Vec::new();
@@ -238,7 +241,7 @@ fn a_pending_receive_is_woken_by_the_peer_dying() {
 
 #[test]
 fn a_pending_send_is_woken_by_the_peer_dying() {
-    let (mut tx, rx) = mpsc::Builder::new(64).create().unwrap();
+    let (mut tx, rx) = Builder::<mpsc::Mpsc>::new(64).create().unwrap();
     tx.try_send(&[1; 40]).unwrap(); // the ring is full now
     let outcome = outcome_when_the_peer_dies(rx, async move { tx.send_async(&[2; 40]).await });
     assert!(
@@ -249,7 +252,9 @@ fn a_pending_send_is_woken_by_the_peer_dying() {
 
 #[test]
 fn a_pending_broadcast_receive_is_woken_by_the_writer_dying() {
-    let (tx, mut rx) = broadcast::Builder::new(1 << 12).create().unwrap();
+    let (tx, mut rx) = Builder::<broadcast::Broadcast>::new(1 << 12)
+        .create()
+        .unwrap();
     let outcome = outcome_when_the_peer_dies(tx, async move { rx.recv_async().await });
     assert!(outcome.is_err(), "{outcome:?}");
 }
@@ -387,7 +392,7 @@ fn an_async_write_to_a_dropped_reader_is_a_broken_pipe() {
 fn parked_waits_are_woken_through_the_doorbell() {
     // `Park`: no polling at all, every wait sleeps in the reactor until the peer rings.
     const COUNT: u64 = 100_000;
-    let (mut tx, mut rx) = spsc::Builder::new(1 << 10)
+    let (mut tx, mut rx) = Builder::<spsc::Spsc>::new(1 << 10)
         .wait_strategy(shm_core::notify::WaitStrategy::Park)
         .create()
         .unwrap();
@@ -462,14 +467,14 @@ fn a_wait_moved_to_another_runtime_is_woken_there() {
 
 #[test]
 fn a_sender_without_doorbells_still_wakes_an_async_receiver() {
-    let builder = spsc::Builder::new(4096)
+    let builder = Builder::<spsc::Spsc>::new(4096)
         .doorbells(true)
         .wait_strategy(shm_core::notify::WaitStrategy::Park);
     let memory: std::sync::Arc<dyn shm_core::SharedMemory> =
         std::sync::Arc::new(shm_core::Region::anonymous(builder.region_len().unwrap()).unwrap());
     let mut rx = builder.create_receiver_in(memory.clone()).unwrap();
     // A sender attached to the memory alone: it has no doorbells, so it cannot ring.
-    let mut tx = spsc::Sender::attach(memory).unwrap();
+    let mut tx = Sender::<spsc::Spsc>::attach(memory).unwrap();
     assert!(!tx.has_doorbells() && rx.has_doorbells());
     let sender = std::thread::spawn(move || {
         for i in 0..20u8 {
@@ -554,7 +559,7 @@ impl std::task::Wake for Counting {
 /// (before, its registration kept the task's waker and every ring woke it).
 #[test]
 fn a_cancelled_async_wait_is_never_woken_again() {
-    let (mut first, mut rx) = mpsc::Builder::new(256).create().unwrap();
+    let (mut first, mut rx) = Builder::<mpsc::Mpsc>::new(256).create().unwrap();
     let mut second = first.try_clone().unwrap();
     // Straight to the reactor, no spinning: the cancelled wait is surely registered.
     first.set_wait_strategy(shm_core::notify::WaitStrategy::Park);
@@ -609,7 +614,7 @@ fn one_thread() -> tokio::runtime::Runtime {
 /// has taken from its lane.
 #[test]
 fn a_waiting_async_sender_holds_up_no_other_sender() {
-    let (tx, mut rx) = mpsc::Builder::new(256).create().unwrap();
+    let (tx, mut rx) = Builder::<mpsc::Mpsc>::new(256).create().unwrap();
     let mut waiting = tx.try_clone().unwrap();
     let mut other = tx;
     while waiting.try_send(&[1; 24]).is_ok() {}

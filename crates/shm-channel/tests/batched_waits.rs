@@ -10,7 +10,7 @@ use std::time::Duration;
 use shm_channel::broadcast::{Broadcast, Policy};
 use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
-use shm_channel::{broadcast, Builder, Endpoint, Flavor, Receiver, Sender};
+use shm_channel::{Builder, Endpoint, Flavor, Receiver, Sender};
 use shm_core::notify::WaitStrategy;
 
 const BATCHED: WaitStrategy = WaitStrategy::Batched {
@@ -68,14 +68,14 @@ fn batched_sender<F: Flavor>(builder: Builder<F>) {
 fn a_batched_receiver_is_woken_per_batch_in_every_flavor() {
     batched_receiver(Builder::<Spsc>::new(CAPACITY));
     batched_receiver(Builder::<Mpsc>::new(CAPACITY));
-    batched_receiver::<Broadcast>(broadcast::Builder::new(CAPACITY).policy(Policy::BackPressure));
+    batched_receiver::<Broadcast>(Builder::<Broadcast>::new(CAPACITY).policy(Policy::BackPressure));
 }
 
 #[test]
 fn a_batched_sender_is_woken_per_batch_in_every_flavor() {
     batched_sender(Builder::<Spsc>::new(CAPACITY));
     batched_sender(Builder::<Mpsc>::new(CAPACITY));
-    batched_sender::<Broadcast>(broadcast::Builder::new(CAPACITY).policy(Policy::BackPressure));
+    batched_sender::<Broadcast>(Builder::<Broadcast>::new(CAPACITY).policy(Policy::BackPressure));
 }
 
 fn lone_message_arrives<F: Flavor>(builder: Builder<F>) {
@@ -93,5 +93,5 @@ fn lone_message_arrives<F: Flavor>(builder: Builder<F>) {
 fn a_message_below_the_mark_still_arrives_in_every_flavor() {
     lone_message_arrives(Builder::<Spsc>::new(CAPACITY));
     lone_message_arrives(Builder::<Mpsc>::new(CAPACITY));
-    lone_message_arrives::<Broadcast>(broadcast::Builder::new(CAPACITY));
+    lone_message_arrives::<Broadcast>(Builder::<Broadcast>::new(CAPACITY));
 }

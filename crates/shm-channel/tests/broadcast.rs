@@ -4,11 +4,13 @@
 //! `hostile_broadcast.rs`, random kills in `faults_broadcast.rs`.
 #![cfg(not(loom))]
 
+use shm_channel::Builder;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use shm_channel::broadcast::{self, Policy, Receiver, Sender};
+use shm_channel::broadcast::{self, Broadcast, Policy};
+use shm_channel::{Receiver, Sender};
 use shm_channel::{RecvTimeoutError, TryRecvError};
 use shm_channel::{SendError, SendTimeoutError, TrySendError};
 use shm_core::liveness::ProcessIdentity;
@@ -22,8 +24,11 @@ use support::poke;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn heap_channel(capacity: usize, policy: Policy) -> (Sender, Receiver, Arc<HeapRegion>) {
-    support::heap_channel(broadcast::Builder::new(capacity).policy(policy))
+fn heap_channel(
+    capacity: usize,
+    policy: Policy,
+) -> (Sender<Broadcast>, Receiver<Broadcast>, Arc<HeapRegion>) {
+    support::heap_channel(Builder::<Broadcast>::new(capacity).policy(policy))
 }
 
 fn seq_of(m: &[u8]) -> u64 {
@@ -153,7 +158,14 @@ fn garbage_tail_and_headers_are_corruption() {
 
 /// What a test with reader processes starts from: the fork lock, a 4 KiB channel with
 /// `policy`, and a shared page for the children to report on.
-fn for_reader_processes(policy: Policy) -> (MutexGuard<'static, ()>, Sender, Receiver, Region) {
+fn for_reader_processes(
+    policy: Policy,
+) -> (
+    MutexGuard<'static, ()>,
+    Sender<Broadcast>,
+    Receiver<Broadcast>,
+    Region,
+) {
     let lock = fork_lock();
     let (tx, first) = broadcast::channel(4096, policy).unwrap();
     (lock, tx, first, Region::anonymous(4096).unwrap())
@@ -162,14 +174,14 @@ fn for_reader_processes(policy: Policy) -> (MutexGuard<'static, ()>, Sender, Rec
 /// Forks a child that takes `receiver` and runs `body` with it.
 fn fork_receiver(
     lock: &MutexGuard<'static, ()>,
-    receiver: Receiver,
-    body: impl FnOnce(&mut Receiver) -> i32,
+    receiver: Receiver<Broadcast>,
+    body: impl FnOnce(&mut Receiver<Broadcast>) -> i32,
 ) -> TestChild {
     fork_owner(lock, receiver, |mut rx| body(&mut rx))
 }
 
 /// A reader child: every message in order; 0 on success.
-fn read_all(rx: &mut Receiver, count: u64) -> i32 {
+fn read_all(rx: &mut Receiver<Broadcast>, count: u64) -> i32 {
     for i in 0..count {
         match rx.recv_timeout(PATIENCE) {
             Ok(m) if seq_of(&m) == i => {}

@@ -1,6 +1,7 @@
 //! The serde codecs limit nesting depth: a peer's small frame of deeply nested variants of a
 //! recursive type is a `RecvError::Decode`, never a stack overflow in the receiver (docs/safety.md); messages up to `MAX_DECODE_DEPTH` deep, and realistic ones, still decode.
 
+use shm_channel::{Builder, Receiver, Sender};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -15,9 +16,11 @@ const CAPACITY: usize = 4096;
 use shm_testkit::layout::spsc::DATA;
 
 /// A byte channel over a heap region: the test writes frames a hostile peer could write.
-fn heap_channel(capacity: usize) -> (spsc::Sender, spsc::Receiver) {
+fn heap_channel(capacity: usize) -> (Sender<spsc::Spsc>, Receiver<spsc::Spsc>) {
     let heap = Arc::new(HeapRegion::new(DATA + capacity).unwrap());
-    spsc::Builder::new(capacity).create_in(heap).unwrap()
+    Builder::<spsc::Spsc>::new(capacity)
+        .create_in(heap)
+        .unwrap()
 }
 
 /// Sends `frame` as it is and decodes it as a `T` with `C`.

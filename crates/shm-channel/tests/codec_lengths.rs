@@ -3,6 +3,7 @@
 //! allocation of that size (bincode allocates a string's announced length before reading
 //! it; docs/safety.md). Strings of every length prefix width still round-trip.
 
+use shm_channel::{Builder, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,9 +15,11 @@ use shm_testkit::layout::spsc::DATA;
 
 const CAPACITY: usize = 1 << 20;
 
-fn heap_channel() -> (spsc::Sender, spsc::Receiver) {
+fn heap_channel() -> (Sender<spsc::Spsc>, Receiver<spsc::Spsc>) {
     let heap = Arc::new(HeapRegion::new(DATA + CAPACITY).unwrap());
-    spsc::Builder::new(CAPACITY).create_in(heap).unwrap()
+    Builder::<spsc::Spsc>::new(CAPACITY)
+        .create_in(heap)
+        .unwrap()
 }
 
 /// Sends `frame` as it is and decodes it as a `T` with `C`.

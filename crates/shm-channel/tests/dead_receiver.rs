@@ -82,8 +82,8 @@ fn streaming_sender_notices<F: Flavor>(builder: Builder<F>, call: Call) {
 #[test]
 fn a_streaming_sender_notices_a_dead_receiver_before_the_ring_fills() {
     for call in [Call::Send, Call::TrySend] {
-        streaming_sender_notices(spsc::Builder::new(CAPACITY), call);
-        streaming_sender_notices(mpsc::Builder::new(CAPACITY), call);
+        streaming_sender_notices(Builder::<spsc::Spsc>::new(CAPACITY), call);
+        streaming_sender_notices(Builder::<mpsc::Mpsc>::new(CAPACITY), call);
     }
 }
 
@@ -124,7 +124,7 @@ fn slow_sender_notices<F: Flavor>(builder: Builder<F>, call: Call) {
 #[test]
 fn a_slow_sender_notices_a_dead_receiver_within_a_few_sends() {
     for call in [Call::Send, Call::TrySend] {
-        slow_sender_notices(spsc::Builder::new(4096), call);
-        slow_sender_notices(mpsc::Builder::new(4096), call);
+        slow_sender_notices(Builder::<spsc::Spsc>::new(4096), call);
+        slow_sender_notices(Builder::<mpsc::Mpsc>::new(4096), call);
     }
 }

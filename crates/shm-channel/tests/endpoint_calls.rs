@@ -13,7 +13,7 @@ use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
 use shm_channel::Endpoint as _;
 use shm_channel::{
-    broadcast, Builder, Flavor, Receiver, RecvError, RecvIntoError, RecvTimeoutError, SendError,
+    Builder, Flavor, Receiver, RecvError, RecvIntoError, RecvTimeoutError, SendError,
     SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 use shm_core::HeapRegion;
@@ -50,7 +50,7 @@ fn try_recv_on_empty_is_empty_and_try_send_on_full_is_full() {
     // 64 bytes / (8 header + 8 payload); broadcast: a 16-byte header.
     try_calls_on_empty_and_full(heap::<Spsc>(Builder::new(64)), 4);
     try_calls_on_empty_and_full(heap::<Mpsc>(Builder::new(64)), 4);
-    try_calls_on_empty_and_full(heap(broadcast::Builder::new(64)), 2);
+    try_calls_on_empty_and_full(heap(Builder::<Broadcast>::new(64)), 2);
 }
 
 /// A message larger than the ring is refused at once; the largest fits, even after a wrap:
@@ -118,14 +118,14 @@ fn commit_longer_than_the_grant_is_refused<F: Flavor>((mut tx, mut rx): (Sender<
 fn a_commit_longer_than_the_grant_is_an_error_not_clamped() {
     commit_longer_than_the_grant_is_refused(heap::<Spsc>(Builder::new(256)));
     commit_longer_than_the_grant_is_refused(heap::<Mpsc>(Builder::new(256)));
-    commit_longer_than_the_grant_is_refused(heap(broadcast::Builder::new(256)));
+    commit_longer_than_the_grant_is_refused(heap(Builder::<Broadcast>::new(256)));
 }
 
 #[test]
 fn write_grants_commit_only_what_was_written_and_a_dropped_grant_publishes_nothing() {
     grants_commit_what_was_written(heap::<Spsc>(Builder::new(256)));
     grants_commit_what_was_written(heap::<Mpsc>(Builder::new(256)));
-    grants_commit_what_was_written(heap(broadcast::Builder::new(256)));
+    grants_commit_what_was_written(heap(Builder::<Broadcast>::new(256)));
 }
 
 /// A buffer too small for the message keeps it in the ring.
@@ -145,7 +145,7 @@ fn short_buffer_keeps_the_message<F: Flavor>((mut tx, mut rx): (Sender<F>, Recei
 fn recv_into_a_short_buffer_keeps_the_message() {
     short_buffer_keeps_the_message(heap::<Spsc>(Builder::new(256)));
     short_buffer_keeps_the_message(heap::<Mpsc>(Builder::new(256)));
-    short_buffer_keeps_the_message(heap(broadcast::Builder::new(256)));
+    short_buffer_keeps_the_message(heap(Builder::<Broadcast>::new(256)));
 }
 
 /// Every message sent before the (last) sender is dropped arrives, then `Disconnected`.

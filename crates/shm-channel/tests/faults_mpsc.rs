@@ -5,6 +5,7 @@
 //!
 //! Nothing here asserts a timing: every wait has a generous deadline ([`PATIENCE`]).
 
+use shm_channel::Sender;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ fn producers_killed_at_random_points_some_between_claim_and_commit() {
         let up = ControlPage::new();
         let child_memory = Arc::clone(&memory);
         let mut victim = fork_child(&lock, || {
-            let mut tx = match mpsc::Sender::attach(child_memory) {
+            let mut tx = match Sender::<mpsc::Mpsc>::attach(child_memory) {
                 Ok(tx) => tx,
                 Err(err) => {
                     eprintln!("victim {k}: {err}");

@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use shm_channel::spsc::{self, Receiver, Sender};
+use shm_channel::spsc::{self, Spsc};
 use shm_channel::{
     Endpoint, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use shm_channel::{Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 use shm_testkit::message::{message, verify};
 use shm_testkit::{
@@ -45,8 +46,8 @@ use support::faults::{
 fn channel_and_lock(
     capacity: usize,
 ) -> (
-    spsc::Sender,
-    spsc::Receiver,
+    Sender<Spsc>,
+    Receiver<Spsc>,
     ControlPage,
     MutexGuard<'static, ()>,
 ) {
@@ -56,7 +57,7 @@ fn channel_and_lock(
 
 /// Sends the checked messages `seqs`, closes the channel (drops the sender) and waits for
 /// the consumer `child`, which must have received them all and exit 0.
-fn send_rest_and_close(mut tx: spsc::Sender, seqs: Range<u64>, max: usize, child: TestChild) {
+fn send_rest_and_close(mut tx: Sender<Spsc>, seqs: Range<u64>, max: usize, child: TestChild) {
     send_checked(&mut tx, seqs, max).unwrap();
     drop(tx);
     assert_eq!(child.wait(), 0);
@@ -185,7 +186,7 @@ fn consumer_killed_while_the_producer_is_blocked_in_send() {
     let total = seq + 100;
     control.set(STAGE, 0);
     let child = fork_child(&lock, || {
-        let Ok(mut rx) = Receiver::attach(memory) else {
+        let Ok(mut rx) = Receiver::<Spsc>::attach(memory) else {
             return 2;
         };
         control.set(STAGE, 1);
@@ -218,7 +219,7 @@ fn consumer_killed_holding_a_read_grant_gets_the_message_redelivered() {
     kill_and_reap(child);
     let memory = Arc::clone(tx.memory());
     let child = fork_child(&lock, || {
-        let Ok(mut rx) = Receiver::attach(memory) else {
+        let Ok(mut rx) = Receiver::<Spsc>::attach(memory) else {
             return 2;
         };
         // At least once: the message the dead consumer held is delivered again.
@@ -344,7 +345,7 @@ fn producer_killed_at_random_points_of_a_stream() {
                     tx.adopt().unwrap();
                     tx
                 }
-                None => match Sender::attach(child_memory) {
+                None => match Sender::<Spsc>::attach(child_memory) {
                     Ok(tx) => tx,
                     Err(_) => return 2,
                 },
@@ -401,13 +402,13 @@ fn consumer_killed_at_random_points_of_a_stream() {
     // message): a new consumer's first message is that one (if the dead consumer was
     // killed holding it) or the next, and after that every number follows in order.
     control.set(COUNT, 0);
-    let consumer = |rx: Option<Receiver>, last_round: bool| {
+    let consumer = |rx: Option<Receiver<Spsc>>, last_round: bool| {
         let mut rx = match rx {
             Some(rx) => {
                 rx.adopt().unwrap();
                 rx
             }
-            None => match Receiver::attach(Arc::clone(&memory)) {
+            None => match Receiver::<Spsc>::attach(Arc::clone(&memory)) {
                 Ok(rx) => rx,
                 Err(_) => return 2,
             },
@@ -421,7 +422,8 @@ fn consumer_killed_at_random_points_of_a_stream() {
                 Err(RecvError::Disconnected) if last_round => return 0,
                 Err(_) => return 3,
             };
-            let msg = grant.to_vec();
+            let mut msg = vec![0u8; grant.len()];
+            grant.copy_to(&mut msg);
             let seq = match verify(&msg, MAX) {
                 Ok(seq) => seq,
                 Err(_) => {

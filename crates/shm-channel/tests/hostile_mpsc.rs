@@ -13,7 +13,8 @@
 //! Every call ends in `Ok` or a typed error: never a panic, a fault, a call past its bound
 //! or a wait no live process can end (GUIDE §3 rule 13).
 
-use shm_channel::mpsc::{self, Mpsc};
+use shm_channel::mpsc::Mpsc;
+use shm_channel::{Receiver, Sender};
 use shm_testkit::layout::{header, mpsc as lay, Ring};
 
 mod support;
@@ -26,7 +27,7 @@ impl Subject for Mpsc {
     const FORKED_EXPECT: [Kind; 2] = [Kind::Corrupted, Kind::Disconnected];
 
     /// A second live sender.
-    fn others(tx: &mpsc::Sender, _rx: &mpsc::Receiver) -> Others<Mpsc> {
+    fn others(tx: &Sender<Mpsc>, _rx: &Receiver<Mpsc>) -> Others<Mpsc> {
         let tx2 = tx.try_clone().unwrap();
         assert_eq!((tx.slot(), tx2.slot()), (0, 1));
         Others::of(vec![tx2], Vec::new())
@@ -53,7 +54,7 @@ impl Subject for Mpsc {
         Target::list([&lay::WORDS[..], &slots, &more].concat(), &frames)
     }
 
-    fn own_calls(tx: &mut mpsc::Sender, rx: &mut mpsc::Receiver, calls: &mut Calls) {
+    fn own_calls(tx: &mut Sender<Mpsc>, rx: &mut Receiver<Mpsc>, calls: &mut Calls) {
         calls.join("try_clone", || tx.try_clone());
         let _ = (rx.sender_count(), rx.dead_senders());
     }

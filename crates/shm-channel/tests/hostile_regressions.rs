@@ -3,6 +3,7 @@
 //! in-process form of the failing case; the timed calls stand in for the calls without a
 //! deadline of the forked matrices (which hung): `Timeout` here was the hang there.
 
+use shm_channel::Builder;
 use std::time::Duration;
 
 use shm_channel::broadcast::{self, Policy};
@@ -31,7 +32,7 @@ fn blocked_send_returns<F: Flavor>(tx: &mut Sender<F>, what: &str) {
 /// overwritten message without a `Lagged`, and the next message reads as corrupt for ever.
 #[test]
 fn broadcast_overwrite_grant_dropped_after_announcing_an_overwrite_loses_nothing_silently() {
-    let (mut tx, mut rx) = broadcast::Builder::new(512)
+    let (mut tx, mut rx) = Builder::<broadcast::Broadcast>::new(512)
         .policy(Policy::Overwrite)
         .create()
         .unwrap();
@@ -53,7 +54,7 @@ fn broadcast_overwrite_grant_dropped_after_announcing_an_overwrite_loses_nothing
 #[test]
 fn mpsc_sender_blocked_on_a_full_ring_returns_when_the_receiver_goes_after_its_owner_word_was_zeroed(
 ) {
-    let (mut tx, rx, memory) = heap_channel(mpsc::Builder::new(1024));
+    let (mut tx, rx, memory) = heap_channel(Builder::<mpsc::Mpsc>::new(1024));
     while tx.try_send(&[5; 100]).is_ok() {}
     poke(&*memory, mlay::RECEIVER_OWNER, 0);
     drop(rx);
@@ -67,7 +68,7 @@ fn mpsc_sender_blocked_on_a_full_ring_returns_when_the_receiver_goes_after_its_o
 /// broadcast sender's owner word: a receiver blocked on the empty ring waits for ever.
 #[test]
 fn broadcast_receiver_blocked_returns_when_the_sender_goes_after_its_owner_word_was_zeroed() {
-    let (tx, mut rx, memory) = heap_channel(broadcast::Builder::new(1024));
+    let (tx, mut rx, memory) = heap_channel(Builder::<broadcast::Broadcast>::new(1024));
     poke(&*memory, blay::SENDER_OWNER, 0);
     drop(tx);
     let result = rx.recv_timeout(LONG);
@@ -84,7 +85,7 @@ fn broadcast_receiver_blocked_returns_when_the_sender_goes_after_its_owner_word_
 #[test]
 fn broadcast_reader_slot_owner_without_a_pid_does_not_hold_the_sender_back() {
     let (mut tx, rx, memory) =
-        heap_channel(broadcast::Builder::new(1024).policy(Policy::BackPressure));
+        heap_channel(Builder::<broadcast::Broadcast>::new(1024).policy(Policy::BackPressure));
     poke(&*memory, blay::reader(7) + blay::READER_OWNER, 1 << 63);
     drop(rx);
     // With no receiver left (the poked slot names none) the ring never fills: bounded.
@@ -109,7 +110,7 @@ fn broadcast_reattached_sender_respects_the_back_pressure_of_unread_messages() {
     let memory = tx.memory().clone();
     tx.try_send(&[1; 848]).unwrap();
     drop(tx);
-    let mut tx = broadcast::Sender::attach(memory).unwrap();
+    let mut tx = Sender::<broadcast::Broadcast>::attach(memory).unwrap();
     let _ = tx.try_send(&[2; 776]); // no room: Full
     assert_eq!(
         rx.try_recv().map(|m| m.len()),

@@ -7,7 +7,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::spsc::Spsc;
+use shm_channel::{Builder, Receiver, Sender};
 use shm_core::{HeapRegion, SharedMemory};
 
 use shm_testkit::layout::spsc::{DATA, HEAD, TAIL};
@@ -15,7 +16,7 @@ use shm_testkit::layout::spsc::{DATA, HEAD, TAIL};
 #[test]
 fn attaching_at_positions_near_u64_max_does_not_panic() {
     let memory: Arc<dyn SharedMemory> = Arc::new(HeapRegion::new(DATA + 256).unwrap());
-    let (tx, rx) = Builder::new(256).create_in(memory.clone()).unwrap();
+    let (tx, rx) = Builder::<Spsc>::new(256).create_in(memory.clone()).unwrap();
     drop((tx, rx)); // both owners released: anyone may attach
     let near_end = u64::MAX - 7;
     memory
@@ -26,8 +27,8 @@ fn attaching_at_positions_near_u64_max_does_not_panic() {
         .atomic_u64(HEAD)
         .unwrap()
         .store(near_end, Ordering::SeqCst);
-    let mut tx = Sender::attach(memory.clone()).unwrap();
-    let mut rx = Receiver::attach(memory.clone()).unwrap();
+    let mut tx = Sender::<Spsc>::attach(memory.clone()).unwrap();
+    let mut rx = Receiver::<Spsc>::attach(memory.clone()).unwrap();
     let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for i in 0..4u8 {
             let _ = tx.try_send(&[i; 16]);

@@ -3,6 +3,7 @@
 //! does what writes it. If a layout changes and the kit does not, this fails, instead of
 //! the hostile tests and fuzz targets silently poking the wrong words.
 
+use shm_channel::Builder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,10 +84,15 @@ fn check_header(mem: Mem, magic: &[u8; 8], version: u64, capacity: usize, len: u
 fn spsc_offsets_match_the_channel() {
     use layout::spsc::*;
     const CAP: usize = 256;
-    assert_eq!(spsc::Builder::new(CAP).region_len(), Some(region_len(CAP)));
+    assert_eq!(
+        Builder::<spsc::Spsc>::new(CAP).region_len(),
+        Some(region_len(CAP))
+    );
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
-    let (mut tx, mut rx) = spsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
+    let (mut tx, mut rx) = Builder::<spsc::Spsc>::new(CAP)
+        .create_in(memory.clone())
+        .unwrap();
     check_header(mem, b"SHMSPSC1", LAYOUT_VERSION, CAP, region_len(CAP));
     assert_eq!(mem.load_u64(SENDER_OWNER), me());
     assert_eq!(mem.load_u64(RECEIVER_OWNER), me());
@@ -173,12 +179,17 @@ fn type_line_is_written_by_the_first_typed_end<F: Flavor>(
 fn mpsc_offsets_match_the_channel() {
     use layout::mpsc::*;
     const CAP: usize = 256;
-    assert_eq!(mpsc::Builder::new(CAP).region_len(), Some(region_len(CAP)));
+    assert_eq!(
+        Builder::<mpsc::Mpsc>::new(CAP).region_len(),
+        Some(region_len(CAP))
+    );
     assert_eq!(mpsc::MAX_SENDERS, MAX_SENDERS);
     assert_eq!(mpsc::DEFAULT_MAX_SENDERS, DEFAULT_LANES);
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
-    let (mut tx, mut rx) = mpsc::Builder::new(CAP).create_in(memory.clone()).unwrap();
+    let (mut tx, mut rx) = Builder::<mpsc::Mpsc>::new(CAP)
+        .create_in(memory.clone())
+        .unwrap();
     // The header's capacity is the whole data area: every lane.
     check_header(
         mem,
@@ -228,13 +239,13 @@ fn broadcast_offsets_match_the_channel() {
     use layout::broadcast::*;
     const CAP: usize = 256;
     assert_eq!(
-        broadcast::Builder::new(CAP).region_len(),
+        Builder::<broadcast::Broadcast>::new(CAP).region_len(),
         Some(region_len(CAP))
     );
     assert_eq!(broadcast::MAX_READERS, MAX_READERS);
     let memory = heap(region_len(CAP));
     let mem = Mem(&*memory);
-    let (mut tx, mut rx) = broadcast::Builder::new(CAP)
+    let (mut tx, mut rx) = Builder::<broadcast::Broadcast>::new(CAP)
         .policy(broadcast::Policy::Overwrite)
         .create_in(memory.clone())
         .unwrap();

@@ -6,13 +6,15 @@
 //! kills in `faults_mpsc.rs`.
 #![cfg(not(loom))]
 
+use shm_channel::Builder;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use shm_channel::mpsc::{self, Receiver, Sender, MAX_SENDERS};
+use shm_channel::mpsc::{self, Mpsc, MAX_SENDERS};
 use shm_channel::{CallError, Endpoint, RecvError, RecvTimeoutError, SendError, TryRecvError};
+use shm_channel::{Receiver, Sender};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::{HeapRegion, Region, SharedMemory};
 use shm_testkit::layout::mpsc::{region_len, slot, DATA, LANES, SLOT_HEAD, SLOT_OWNER, SLOT_TAIL};
@@ -26,8 +28,8 @@ use support::poke;
 /// A generous deadline for every blocking call: never reached unless something hangs.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn heap_channel(capacity: usize) -> (Sender, Receiver, Arc<HeapRegion>) {
-    support::heap_channel(mpsc::Builder::new(capacity))
+fn heap_channel(capacity: usize) -> (Sender<Mpsc>, Receiver<Mpsc>, Arc<HeapRegion>) {
+    support::heap_channel(Builder::<Mpsc>::new(capacity))
 }
 
 /// An identity that names no live process: ours with another start time.
@@ -52,7 +54,7 @@ fn parse(m: &[u8]) -> (u64, u64) {
 
 /// Receives until an error, checking each producer's messages arrive in order (the first
 /// 16 bytes of each: producer and sequence number); the error that ended it.
-fn receive_in_order(rx: &mut Receiver, next: &mut HashMap<u64, u64>) -> RecvTimeoutError {
+fn receive_in_order(rx: &mut Receiver<Mpsc>, next: &mut HashMap<u64, u64>) -> RecvTimeoutError {
     loop {
         match rx.recv_timeout(PATIENCE) {
             Ok(m) => {
@@ -71,7 +73,7 @@ fn receive_in_order(rx: &mut Receiver, next: &mut HashMap<u64, u64>) -> RecvTime
 /// of `tx`.
 fn fork_producers(
     lock: &MutexGuard<'static, ()>,
-    tx: &Sender,
+    tx: &Sender<Mpsc>,
     producers: std::ops::Range<u64>,
     count: u64,
 ) -> Vec<TestChild> {
@@ -141,12 +143,12 @@ fn sender_slots_are_limited_and_reused() {
         (Some(3), 4),
         (Some(MAX_SENDERS), MAX_SENDERS),
     ] {
-        let mut builder = mpsc::Builder::new(256);
+        let mut builder = Builder::<Mpsc>::new(256);
         if let Some(senders) = senders {
             builder = builder.max_senders(senders);
         }
         let (tx, _rx, _) = support::heap_channel(builder);
-        let clones: Vec<Sender> = (1..slots).map(|_| tx.try_clone().unwrap()).collect();
+        let clones: Vec<Sender<Mpsc>> = (1..slots).map(|_| tx.try_clone().unwrap()).collect();
         assert!(
             matches!(tx.try_clone(), Err(shm_channel::ChannelError::NoFreeSlot { max, .. }) if max == slots),
             "{slots} slots"
@@ -279,11 +281,11 @@ fn garbage_frame_headers_are_corruption() {
 fn garbage_lane_count_is_refused_at_attach() {
     for bad in [0, 3, 128, 1 << 40] {
         let heap = Arc::new(HeapRegion::new(region_len(256)).unwrap());
-        let (_tx, _rx) = mpsc::Builder::new(256).create_in(heap.clone()).unwrap();
+        let (_tx, _rx) = Builder::<Mpsc>::new(256).create_in(heap.clone()).unwrap();
         poke(&*heap, LANES, bad);
         assert!(
             matches!(
-                Sender::attach(heap.clone()),
+                Sender::<Mpsc>::attach(heap.clone()),
                 Err(shm_channel::ChannelError::Corrupted(_))
             ),
             "lanes {bad}"
@@ -294,15 +296,15 @@ fn garbage_lane_count_is_refused_at_attach() {
 #[test]
 fn attach_validates_the_header_and_adds_a_sender() {
     let heap = Arc::new(HeapRegion::new(region_len(256)).unwrap());
-    let (_tx, mut rx) = mpsc::Builder::new(256).create_in(heap.clone()).unwrap();
-    let mut attached = Sender::attach(heap.clone()).unwrap();
+    let (_tx, mut rx) = Builder::<Mpsc>::new(256).create_in(heap.clone()).unwrap();
+    let mut attached = Sender::<Mpsc>::attach(heap.clone()).unwrap();
     attached.send(b"attached").unwrap();
     assert_eq!(rx.recv().unwrap(), b"attached");
     let spsc = Arc::new(HeapRegion::new(region_len(256)).unwrap());
-    shm_channel::spsc::Builder::new(256)
+    shm_channel::Builder::<shm_channel::spsc::Spsc>::new(256)
         .create_in(spsc.clone())
         .unwrap();
-    assert!(Sender::attach(spsc).is_err());
+    assert!(Sender::<Mpsc>::attach(spsc).is_err());
 }
 
 #[test]
@@ -446,7 +448,7 @@ fn slots_of_killed_senders_are_reclaimed_while_the_ring_stays_busy() {
         let up = Region::anonymous(4096).unwrap();
         let child_memory = Arc::clone(&memory);
         let mut victim = fork_child(&lock, || {
-            let Ok(_tx) = mpsc::Sender::attach(child_memory) else {
+            let Ok(_tx) = Sender::<Mpsc>::attach(child_memory) else {
                 return 2;
             };
             up.atomic_u64(0).unwrap().store(1, Ordering::SeqCst);

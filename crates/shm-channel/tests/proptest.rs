@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use shm_channel::spsc::Builder;
+use shm_channel::spsc::Spsc;
+use shm_channel::Builder;
 use shm_channel::Endpoint as _;
 use shm_channel::{TryRecvError, TrySendError};
 use shm_core::HeapRegion;
@@ -29,8 +30,8 @@ proptest! {
         fractions in proptest::collection::vec(0.0f64..=1.0, 1..200),
     ) {
         let capacity = 1usize << capacity_log2;
-        let heap = Arc::new(HeapRegion::new(Builder::new(capacity).region_len().unwrap()).unwrap());
-        let (mut tx, mut rx) = Builder::new(capacity).create_in(heap).unwrap();
+        let heap = Arc::new(HeapRegion::new(Builder::<Spsc>::new(capacity).region_len().unwrap()).unwrap());
+        let (mut tx, mut rx) = Builder::<Spsc>::new(capacity).create_in(heap).unwrap();
         let max = tx.max_message_len();
         let sizes: Vec<usize> = fractions.iter().map(|f| (f * max as f64) as usize).collect();
 

@@ -97,8 +97,8 @@ fn broadcast_try_send_recovers_from_a_dead_reader() {
 // ---------------------------------------------------------------------------------------
 
 /// An MPSC channel on the heap, with its memory.
-fn heap_mpsc(capacity: usize) -> (mpsc::Sender, mpsc::Receiver, Arc<HeapRegion>) {
-    let builder = mpsc::Builder::new(capacity);
+fn heap_mpsc(capacity: usize) -> (Sender<Mpsc>, Receiver<Mpsc>, Arc<HeapRegion>) {
+    let builder = Builder::<Mpsc>::new(capacity);
     let heap = Arc::new(HeapRegion::new(builder.region_len().unwrap()).unwrap());
     let (tx, rx) = builder.create_in(heap.clone()).unwrap();
     (tx, rx, heap)
@@ -106,7 +106,7 @@ fn heap_mpsc(capacity: usize) -> (mpsc::Sender, mpsc::Receiver, Arc<HeapRegion>)
 
 /// Runs a blocking `recv` on another thread; its result, or `None` if it did not return
 /// within the bound.
-fn blocking_recv(mut rx: mpsc::Receiver) -> Option<Result<Vec<u8>, RecvError>> {
+fn blocking_recv(mut rx: Receiver<Mpsc>) -> Option<Result<Vec<u8>, RecvError>> {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = done_tx.send(rx.recv());
@@ -162,7 +162,7 @@ fn mpsc_positions_near_u64_max_wrap_without_panicking() {
 #[test]
 fn broadcast_positions_near_u64_max_wrap_without_panicking() {
     let heap = Arc::new(HeapRegion::new(BCAST_DATA + 256).unwrap());
-    let (tx, rx) = broadcast::Builder::new(256)
+    let (tx, rx) = Builder::<Broadcast>::new(256)
         .create_in(heap.clone())
         .unwrap();
     drop((tx, rx));
@@ -284,7 +284,7 @@ fn running_out_of_slots_is_its_own_error() {
         "sender",
         mpsc::DEFAULT_MAX_SENDERS,
     ));
-    let (tx, _rx) = mpsc::Builder::new(256).max_senders(64).create().unwrap();
+    let (tx, _rx) = Builder::<Mpsc>::new(256).max_senders(64).create().unwrap();
     drop(join_until_no_slot(|| tx.try_clone(), "sender", 64));
     assert_eq!(mpsc::MAX_SENDERS, 64);
     let (tx, _rx) = broadcast::channel(256, Policy::Overwrite).unwrap();
@@ -298,7 +298,7 @@ fn running_out_of_slots_is_its_own_error() {
 #[test]
 fn attaching_a_second_endpoint_in_the_owning_process_says_so() {
     let (tx, rx) = spsc::channel(256).unwrap();
-    let again = spsc::Receiver::attach(rx.memory().clone());
+    let again = Receiver::<Spsc>::attach(rx.memory().clone());
     assert!(
         matches!(
             again,
@@ -306,7 +306,7 @@ fn attaching_a_second_endpoint_in_the_owning_process_says_so() {
         ),
         "{again:?}"
     );
-    let again = spsc::Sender::attach(tx.memory().clone());
+    let again = Sender::<Spsc>::attach(tx.memory().clone());
     assert!(matches!(
         again,
         Err(ChannelError::Ownership(OwnershipError::OwnedHere))
@@ -321,7 +321,7 @@ fn attaching_a_second_endpoint_in_the_owning_process_says_so() {
 fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
     let (mut tx, mut rx) = broadcast::channel(1024, Policy::BackPressure).unwrap();
     assert_eq!(tx.capacity(), 1024);
-    let mut late = broadcast::Receiver::attach(tx.memory().clone()).unwrap();
+    let mut late = Receiver::<Broadcast>::attach(tx.memory().clone()).unwrap();
     assert_eq!(tx.receiver_count(), 2);
     tx.send(b"twelve bytes").unwrap();
     let mut small = [0u8; 4];
@@ -333,7 +333,9 @@ fn broadcast_has_attach_capacity_memory_recv_into_and_read_grants() {
     assert_eq!(rx.recv_into(&mut buf), Ok(12));
     assert_eq!(&buf[..12], b"twelve bytes");
     let grant = late.try_read().unwrap();
-    assert_eq!(grant.to_vec(), b"twelve bytes");
+    let mut read = [0u8; 12];
+    assert_eq!(grant.copy_to(&mut read), 12);
+    assert_eq!(&read, b"twelve bytes");
     drop(grant);
     // Zero-copy sends: written in place, then committed.
     let mut grant = tx.try_reserve(5).unwrap();
@@ -349,7 +351,7 @@ fn typed_mpsc_attaches_like_the_others() {
     let (tx, mut rx) =
         typed::pair::<(u32, String), _, typed::DefaultCodec>(mpsc::channel(4096).unwrap()).unwrap();
     let mut other = typed::Sender::<(u32, String), Mpsc>::try_from(
-        mpsc::Sender::attach(tx.memory().clone()).unwrap(),
+        Sender::<Mpsc>::attach(tx.memory().clone()).unwrap(),
     )
     .unwrap();
     other.send((2, "two".into())).unwrap();

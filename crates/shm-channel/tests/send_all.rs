@@ -224,7 +224,7 @@ fn bulk_frame_that_does_not_decode_is_reported_after_the_items_before_it() {
     let mut got = Vec::new();
     assert_eq!(rx.drain_into(&mut got, usize::MAX), Ok(2));
     assert!(matches!(
-        rx.recv_into(&mut got),
+        rx.drain_into(&mut got, usize::MAX),
         Err(shm_channel::typed::RecvError::Decode(_))
     ));
     assert_eq!(got.len(), 2);

@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use shm_channel::codec::{Bincode, Codec, Plain, Postcard};
-use shm_channel::spsc::{self, Builder, Receiver, Sender};
+use shm_channel::spsc::{self, Spsc};
 use shm_channel::Endpoint as _;
 use shm_channel::{
     typed, ChannelError, CodecError, RecvError, SendError, TryRecvError, TrySendError,
 };
+use shm_channel::{Builder, Receiver, Sender};
 use shm_core::{HeapRegion, SharedMemory};
 
 // Offsets of the control block (the kit's, checked in `kit_layout.rs`).
@@ -35,8 +36,8 @@ fn typed_heap<T, C: Codec<T>>(
     )
 }
 
-fn heap_channel(capacity: usize) -> (Sender, Receiver, Arc<HeapRegion>) {
-    support::heap_channel(Builder::new(capacity))
+fn heap_channel(capacity: usize) -> (Sender<Spsc>, Receiver<Spsc>, Arc<HeapRegion>) {
+    support::heap_channel(Builder::<Spsc>::new(capacity))
 }
 
 #[test]
@@ -138,7 +139,7 @@ fn invalid_capacities_are_refused() {
         );
     }
     let small = Arc::new(HeapRegion::new(1024).unwrap());
-    let err = Builder::new(1024).create_in(small).unwrap_err();
+    let err = Builder::<Spsc>::new(1024).create_in(small).unwrap_err();
     assert!(matches!(
         err,
         ChannelError::RegionTooSmall {
@@ -151,15 +152,17 @@ fn invalid_capacities_are_refused() {
 #[test]
 fn attach_validates_the_header() {
     let heap = Arc::new(HeapRegion::new(DATA + 256).unwrap());
-    let err = Receiver::attach(heap.clone()).unwrap_err();
+    let err = Receiver::<Spsc>::attach(heap.clone()).unwrap_err();
     assert!(matches!(err, ChannelError::Header(_)), "{err}");
-    let mut tx = Builder::new(256).create_sender_in(heap.clone()).unwrap();
-    let mut rx = Receiver::attach(heap.clone()).unwrap();
+    let mut tx = Builder::<Spsc>::new(256)
+        .create_sender_in(heap.clone())
+        .unwrap();
+    let mut rx = Receiver::<Spsc>::attach(heap.clone()).unwrap();
     tx.send(b"attached").unwrap();
     assert_eq!(rx.recv().unwrap(), b"attached");
     // A second receiver while this (live) process owns it is refused.
     assert!(matches!(
-        Receiver::attach(heap.clone()),
+        Receiver::<Spsc>::attach(heap.clone()),
         Err(ChannelError::Ownership(_))
     ));
     // Corrupt capacity in the header: refused.
@@ -167,12 +170,12 @@ fn attach_validates_the_header() {
         .unwrap()
         .store(1 << 20, Ordering::SeqCst);
     assert!(matches!(
-        Sender::attach(heap.clone()),
+        Sender::<Spsc>::attach(heap.clone()),
         Err(ChannelError::RegionTooSmall { .. })
     ));
     heap.atomic_u64(16).unwrap().store(100, Ordering::SeqCst);
     assert!(matches!(
-        Sender::attach(heap),
+        Sender::<Spsc>::attach(heap),
         Err(ChannelError::InvalidCapacity { .. })
     ));
 }

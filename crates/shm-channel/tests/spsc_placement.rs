@@ -3,22 +3,23 @@
 //! the previous frame otherwise; either way every byte arrives intact.
 
 use shm_channel::spsc;
+use shm_channel::{Receiver, Sender};
 
 const CAPACITY: usize = 256 << 10;
 const LARGE: usize = 100 << 10;
 
 /// Reserves, fills with `tag` and commits a `len`-byte message; returns where its
 /// payload went.
-fn send_tagged(tx: &mut spsc::Sender, len: usize, tag: u8) -> usize {
+fn send_tagged(tx: &mut Sender<spsc::Spsc>, len: usize, tag: u8) -> usize {
     let mut grant = tx.reserve(len).expect("room");
-    let ptr = grant.as_mut_ptr();
-    // SAFETY: the grant's pointer is valid for writes of `len` bytes until commit.
+    let ptr = grant.as_volatile_slice().ptr_guard_mut().as_ptr();
+    // SAFETY: the grant's bytes are valid for writes of `len` bytes until commit.
     unsafe { std::ptr::write_bytes(ptr, tag, len) };
     grant.commit(len).unwrap();
     ptr as usize
 }
 
-fn recv_checked(rx: &mut spsc::Receiver, len: usize, tag: u8) {
+fn recv_checked(rx: &mut Receiver<spsc::Spsc>, len: usize, tag: u8) {
     let mut buf = vec![0u8; len];
     assert_eq!(rx.recv_into(&mut buf).expect("a message"), len);
     assert!(buf.iter().all(|&b| b == tag), "message {tag} corrupted");

@@ -10,9 +10,7 @@ use std::time::Duration;
 use shm_channel::broadcast::Broadcast;
 use shm_channel::mpsc::Mpsc;
 use shm_channel::spsc::Spsc;
-use shm_channel::{
-    broadcast, Builder, CallError, Flavor, RecvTimeoutError, SendError, SendTimeoutError,
-};
+use shm_channel::{Builder, CallError, Flavor, RecvTimeoutError, SendError, SendTimeoutError};
 use shm_core::notify::WaitStrategy;
 use shm_testkit::{fork_lock, TestChild};
 
@@ -83,7 +81,7 @@ fn sender_sees_its_receiver_die<F: Flavor>(builder: Builder<F>) {
 fn timed_receives_in_a_loop_notice_a_dead_sender_in_every_flavor() {
     receiver_sees_its_sender_die(Builder::<Spsc>::new(256));
     receiver_sees_its_sender_die(Builder::<Mpsc>::new(256));
-    receiver_sees_its_sender_die::<Broadcast>(broadcast::Builder::new(256));
+    receiver_sees_its_sender_die::<Broadcast>(Builder::<Broadcast>::new(256));
 }
 
 #[test]

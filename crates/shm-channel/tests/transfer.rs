@@ -1,6 +1,7 @@
 //! Rebuilding endpoints from a memfd and a ticket: every bad input is a typed error.
 //! (Across a real `exec`: shm-fork's `tests/exec.rs`.)
 
+use shm_channel::{Builder, Receiver, Sender};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
@@ -59,7 +60,9 @@ fn anonymous_channels_do_not_travel() {
 
 #[test]
 fn broadcast_receivers_travel_with_their_slot() {
-    let (tx, first) = broadcast::Builder::new(4096).create_memfd().unwrap();
+    let (tx, first) = Builder::<broadcast::Broadcast>::new(4096)
+        .create_memfd()
+        .unwrap();
     let second = first.try_clone().unwrap();
     let transfer = second.into_transfer().unwrap();
     assert_eq!(transfer.ticket().to_string(), "broadcast.receiver.1");
@@ -70,10 +73,15 @@ fn broadcast_receivers_travel_with_their_slot() {
 #[test]
 fn a_broadcast_receiver_slot_out_of_range_or_a_garbage_cursor_is_refused() {
     use shm_testkit::layout::broadcast::{reader, READER_CURSOR};
-    let (_tx, rx) = broadcast::Builder::new(4096).create_memfd().unwrap();
+    let (_tx, rx) = Builder::<broadcast::Broadcast>::new(4096)
+        .create_memfd()
+        .unwrap();
     let transfer = rx.into_transfer().unwrap();
     assert!(matches!(
-        broadcast::Receiver::from_parts(memfd(&transfer), ticket("broadcast.receiver.16")),
+        Receiver::<broadcast::Broadcast>::from_parts(
+            memfd(&transfer),
+            ticket("broadcast.receiver.16")
+        ),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
     ));
     let region = Region::options(0).attach_memfd(memfd(&transfer)).unwrap();
@@ -82,7 +90,7 @@ fn a_broadcast_receiver_slot_out_of_range_or_a_garbage_cursor_is_refused() {
         cursor.store(garbage, Ordering::SeqCst);
         assert!(
             matches!(
-                broadcast::Receiver::from_parts(memfd(&transfer), transfer.ticket()),
+                Receiver::<broadcast::Broadcast>::from_parts(memfd(&transfer), transfer.ticket()),
                 Err(TransferError::Channel(ChannelError::Corrupted(_)))
             ),
             "cursor {garbage:#x} accepted"
@@ -92,7 +100,7 @@ fn a_broadcast_receiver_slot_out_of_range_or_a_garbage_cursor_is_refused() {
 
 #[test]
 fn a_copy_handed_away_cannot_travel() {
-    let (tx, _rx) = spsc::Builder::new(4096).create_memfd().unwrap();
+    let (tx, _rx) = Builder::<spsc::Spsc>::new(4096).create_memfd().unwrap();
     // Hand it to a process that is not us (pid 1 is alive and never ours).
     let init = shm_core::liveness::ProcessIdentity::of_pid(1).unwrap();
     tx.hand_over(init).unwrap();
@@ -101,31 +109,31 @@ fn a_copy_handed_away_cannot_travel() {
 
 #[test]
 fn wrong_flavor_or_side_is_refused() {
-    let (tx, _rx) = spsc::Builder::new(4096).create_memfd().unwrap();
+    let (tx, _rx) = Builder::<spsc::Spsc>::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
     assert!(matches!(
-        spsc::Receiver::from_parts(memfd(&transfer), transfer.ticket()),
+        Receiver::<spsc::Spsc>::from_parts(memfd(&transfer), transfer.ticket()),
         Err(TransferError::WrongEndpoint { .. })
     ));
     // A ticket that lies about the flavor: the header says otherwise.
     assert!(matches!(
-        mpsc::Sender::from_parts(memfd(&transfer), ticket("mpsc.sender.0")),
+        Sender::<mpsc::Mpsc>::from_parts(memfd(&transfer), ticket("mpsc.sender.0")),
         Err(TransferError::Channel(ChannelError::Header(_)))
     ));
     // A slot the flavor does not have.
     assert!(matches!(
-        spsc::Sender::from_parts(memfd(&transfer), ticket("spsc.sender.1")),
+        Sender::<spsc::Spsc>::from_parts(memfd(&transfer), ticket("spsc.sender.1")),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
     ));
 }
 
 #[test]
 fn mpsc_slot_out_of_range_is_refused() {
-    let (tx, _rx) = mpsc::Builder::new(4096).create_memfd().unwrap();
+    let (tx, _rx) = Builder::<mpsc::Mpsc>::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
     let fd = memfd(&transfer);
     assert!(matches!(
-        mpsc::Sender::from_parts(fd, ticket("mpsc.sender.9999")),
+        Sender::<mpsc::Mpsc>::from_parts(fd, ticket("mpsc.sender.9999")),
         Err(TransferError::Channel(ChannelError::NoSuchSlot { .. }))
     ));
 }
@@ -134,7 +142,7 @@ fn mpsc_slot_out_of_range_is_refused() {
 fn descriptors_that_are_not_sealed_memfds_are_refused() {
     let file = std::fs::File::open("/proc/self/stat").unwrap();
     assert!(matches!(
-        spsc::Receiver::from_parts(file.into(), ticket("spsc.receiver.0")),
+        Receiver::<spsc::Spsc>::from_parts(file.into(), ticket("spsc.receiver.0")),
         Err(TransferError::Channel(ChannelError::Region(
             RegionError::Descriptor(_)
         )))
@@ -145,7 +153,7 @@ fn descriptors_that_are_not_sealed_memfds_are_refused() {
     // SAFETY: `raw` is a fresh descriptor nobody else owns.
     let unsealed = unsafe { OwnedFd::from_raw_fd(raw) };
     assert!(matches!(
-        spsc::Receiver::from_parts(unsealed, ticket("spsc.receiver.0")),
+        Receiver::<spsc::Spsc>::from_parts(unsealed, ticket("spsc.receiver.0")),
         Err(TransferError::Channel(ChannelError::Region(
             RegionError::NotSealed { .. }
         )))
@@ -154,7 +162,7 @@ fn descriptors_that_are_not_sealed_memfds_are_refused() {
 
 #[test]
 fn a_corrupt_header_is_refused() {
-    let (tx, _rx) = spsc::Builder::new(4096).create_memfd().unwrap();
+    let (tx, _rx) = Builder::<spsc::Spsc>::new(4096).create_memfd().unwrap();
     let transfer = tx.into_transfer().unwrap();
     let fd = memfd(&transfer);
     // Scribble over the magic through a second mapping of the same memfd.
@@ -164,7 +172,7 @@ fn a_corrupt_header_is_refused() {
         .unwrap()
         .store(0xdead_beef, Ordering::SeqCst);
     assert!(matches!(
-        spsc::Sender::from_parts(fd, transfer.ticket()),
+        Sender::<spsc::Spsc>::from_parts(fd, transfer.ticket()),
         Err(TransferError::Channel(ChannelError::Header(_)))
     ));
 }
@@ -186,7 +194,7 @@ fn a_memfd_of_random_bytes_is_refused() {
     }
     let fd = region.fd().unwrap().try_clone_to_owned().unwrap();
     assert!(matches!(
-        spsc::Receiver::from_parts(fd, ticket("spsc.receiver.0")),
+        Receiver::<spsc::Spsc>::from_parts(fd, ticket("spsc.receiver.0")),
         Err(TransferError::Channel(_))
     ));
 }

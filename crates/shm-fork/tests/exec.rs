@@ -8,11 +8,12 @@ use std::os::fd::AsRawFd;
 use std::process::Stdio;
 
 use common::DEADLINE;
-use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::spsc::Spsc;
 use shm_channel::stream::StreamReader;
 use shm_channel::RecvError;
 use shm_channel::SendError;
 use shm_channel::{broadcast, mpsc, RecvTimeoutError, SendTimeoutError};
+use shm_channel::{Builder, Receiver, Sender};
 use shm_fork::exec::{inherited, Command, InheritedError, ENDPOINTS_VAR};
 use shm_fork::ExitStatus;
 
@@ -96,15 +97,15 @@ fn error_code(err: &InheritedError) -> i32 {
 fn child(mode: &str) -> i32 {
     match mode {
         "echo" => {
-            let mut jobs: Receiver = inherited("jobs").expect("jobs");
-            let mut results: Sender = inherited("results").expect("results");
+            let mut jobs: Receiver<Spsc> = inherited("jobs").expect("jobs");
+            let mut results: Sender<Spsc> = inherited("results").expect("results");
             while let Ok(msg) = jobs.recv() {
                 results.send(&msg).expect("send back");
             }
             0
         }
         "mpsc-send" => {
-            let mut out: mpsc::Sender = inherited("out").expect("out");
+            let mut out: Sender<mpsc::Mpsc> = inherited("out").expect("out");
             for i in 0..1000u64 {
                 out.send(&message(i)).expect("send");
             }
@@ -112,7 +113,7 @@ fn child(mode: &str) -> i32 {
         }
         "stream-read" => {
             let mut bytes: StreamReader = inherited("bytes").expect("bytes");
-            let mut results: Sender = inherited("results").expect("results");
+            let mut results: Sender<Spsc> = inherited("results").expect("results");
             let (blocks, hash) = common::read_stream(&mut bytes).expect("read the stream");
             let mut report = blocks.to_le_bytes().to_vec();
             report.extend_from_slice(&hash.to_le_bytes());
@@ -120,8 +121,8 @@ fn child(mode: &str) -> i32 {
             0
         }
         "broadcast-read" => {
-            let mut news: broadcast::Receiver = inherited("news").expect("news");
-            let mut results: Sender = inherited("results").expect("results");
+            let mut news: Receiver<broadcast::Broadcast> = inherited("news").expect("news");
+            let mut results: Sender<Spsc> = inherited("results").expect("results");
             for i in 0..100 {
                 assert_eq!(news.recv().expect("news"), message(i));
             }
@@ -129,10 +130,10 @@ fn child(mode: &str) -> i32 {
             0
         }
         "select" => {
-            let spsc: Receiver = inherited("spsc").expect("spsc");
-            let mpsc: mpsc::Receiver = inherited("mpsc").expect("mpsc");
-            let news: broadcast::Receiver = inherited("broadcast").expect("broadcast");
-            let mut results: Sender = inherited("results").expect("results");
+            let spsc: Receiver<Spsc> = inherited("spsc").expect("spsc");
+            let mpsc: Receiver<mpsc::Mpsc> = inherited("mpsc").expect("mpsc");
+            let news: Receiver<broadcast::Broadcast> = inherited("broadcast").expect("broadcast");
+            let mut results: Sender<Spsc> = inherited("results").expect("results");
             let report = common::select_three((spsc, mpsc, news));
             results.send(&report).expect("report");
             0
@@ -140,8 +141,8 @@ fn child(mode: &str) -> i32 {
         "sleep" => common::block_forever(),
         "exit-unattached" => 7,
         "read-ten-then-sleep" => {
-            let mut jobs: Receiver = inherited("jobs").expect("jobs");
-            let mut results: Sender = inherited("results").expect("results");
+            let mut jobs: Receiver<Spsc> = inherited("jobs").expect("jobs");
+            let mut results: Sender<Spsc> = inherited("results").expect("results");
             for i in 0..10 {
                 assert_eq!(jobs.recv().expect("job"), message(i));
             }
@@ -151,7 +152,7 @@ fn child(mode: &str) -> i32 {
         "count-fds" => {
             // Before anything else opens a descriptor: what exec let through.
             let fds = open_fds();
-            let mut results: Sender = inherited("results").expect("results");
+            let mut results: Sender<Spsc> = inherited("results").expect("results");
             let list: Vec<u8> = fds.iter().flat_map(|fd| fd.to_le_bytes()).collect();
             results.send(&list).expect("send the list");
             // Every passed descriptor, taken ("results") or not ("jobs"), is close-on-exec
@@ -171,7 +172,7 @@ fn child(mode: &str) -> i32 {
                 .expect("send the count");
             0
         }
-        "take" => match inherited::<Receiver>("jobs") {
+        "take" => match inherited::<Receiver<Spsc>>("jobs") {
             Ok(_) => 0,
             Err(err) => {
                 eprintln!("{err}");
@@ -179,8 +180,8 @@ fn child(mode: &str) -> i32 {
             }
         },
         "take-twice" => {
-            let first = inherited::<Receiver>("jobs").map(drop);
-            let second = inherited::<Receiver>("jobs").map(drop);
+            let first = inherited::<Receiver<Spsc>>("jobs").map(drop);
+            let second = inherited::<Receiver<Spsc>>("jobs").map(drop);
             match (first, second) {
                 (Err(err), _) => error_code(&err),
                 (Ok(()), Err(err)) => 20 + error_code(&err),
@@ -210,9 +211,9 @@ fn command(mode: &str) -> Command {
 
 /// Spawns `mode` with a fresh "jobs" channel (we send) and "results" channel (we
 /// receive).
-fn spawn_with_jobs_and_results(mode: &str) -> (Sender, Receiver, shm_fork::Child) {
-    let (tx, jobs) = Builder::new(4096).create_memfd().unwrap();
-    let (results, rx) = Builder::new(4096).create_memfd().unwrap();
+fn spawn_with_jobs_and_results(mode: &str) -> (Sender<Spsc>, Receiver<Spsc>, shm_fork::Child) {
+    let (tx, jobs) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
+    let (results, rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let mut command = command(mode);
     command.pass("jobs", jobs).unwrap();
     command.pass("results", results).unwrap();
@@ -221,7 +222,7 @@ fn spawn_with_jobs_and_results(mode: &str) -> (Sender, Receiver, shm_fork::Child
 
 /// After the child was killed: both of our endpoints report `PeerDied` (within
 /// [`DEADLINE`], not `Timeout`), and the child's status is the kill.
-fn assert_peer_died(mut tx: Sender, mut rx: Receiver, mut child: shm_fork::Child) {
+fn assert_peer_died(mut tx: Sender<Spsc>, mut rx: Receiver<Spsc>, mut child: shm_fork::Child) {
     assert!(matches!(
         send_until_error(&mut tx),
         SendTimeoutError::Send(SendError::PeerDied(()))
@@ -279,7 +280,7 @@ fn inheritable_fds() -> BTreeSet<i32> {
 }
 
 /// Sends until the send fails; the error (never `Timeout` within [`DEADLINE`]).
-fn send_until_error(tx: &mut Sender) -> SendTimeoutError<()> {
+fn send_until_error(tx: &mut Sender<Spsc>) -> SendTimeoutError<()> {
     loop {
         if let Err(err) = tx.send_timeout(&[7; 64], DEADLINE) {
             return err;
@@ -302,7 +303,7 @@ fn messages_intact_both_directions() {
 
 fn byte_stream_to_exec_child_checksums_equal() {
     let (mut writer, bytes) = shm_channel::stream::pipe_memfd(1 << 16).unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let mut command = command("stream-read");
     command.pass("bytes", bytes).unwrap();
     command.pass("results", results).unwrap();
@@ -319,11 +320,13 @@ fn byte_stream_to_exec_child_checksums_equal() {
 }
 
 fn broadcast_receiver_travels_with_its_cursor() {
-    let (mut tx, mut first) = broadcast::Builder::new(1 << 16).create_memfd().unwrap();
+    let (mut tx, mut first) = Builder::<broadcast::Broadcast>::new(1 << 16)
+        .create_memfd()
+        .unwrap();
     let second = first.try_clone().unwrap();
     // Sent before the hand-over: the child must see it, from the cursor it inherits.
     tx.send(&message(0)).unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let mut command = command("broadcast-read");
     command.pass("news", second).unwrap();
     command.pass("results", results).unwrap();
@@ -339,7 +342,7 @@ fn broadcast_receiver_travels_with_its_cursor() {
 }
 
 fn mpsc_sender_travels_with_its_slot() {
-    let (first, mut rx) = mpsc::Builder::new(1 << 14).create_memfd().unwrap();
+    let (first, mut rx) = Builder::<mpsc::Mpsc>::new(1 << 14).create_memfd().unwrap();
     let second = first.try_clone().unwrap();
     assert_eq!(second.slot(), 1);
     let mut command = command("mpsc-send");
@@ -369,7 +372,7 @@ fn child_killed_mid_stream_is_peer_died() {
 }
 
 fn child_exiting_without_attaching_is_peer_died() {
-    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (mut tx, jobs) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let mut command = command("exit-unattached");
     command.pass("jobs", jobs).unwrap();
     let mut child = command.spawn().unwrap();
@@ -386,10 +389,19 @@ fn child_exiting_without_attaching_is_peer_died() {
 fn no_descriptor_leaks_into_the_child() {
     // Descriptors of ours that must not reach the child: a file, another memfd channel.
     let _file = std::fs::File::open("/proc/self/stat").unwrap();
-    let (_other_tx, _other_rx) = Builder::new(4096).doorbells(true).create_memfd().unwrap();
+    let (_other_tx, _other_rx) = Builder::<Spsc>::new(4096)
+        .doorbells(true)
+        .create_memfd()
+        .unwrap();
     // One endpoint travels with its doorbells (3 descriptors), one without (1).
-    let (_tx, jobs) = Builder::new(4096).doorbells(true).create_memfd().unwrap();
-    let (results, mut rx) = Builder::new(4096).doorbells(false).create_memfd().unwrap();
+    let (_tx, jobs) = Builder::<Spsc>::new(4096)
+        .doorbells(true)
+        .create_memfd()
+        .unwrap();
+    let (results, mut rx) = Builder::<Spsc>::new(4096)
+        .doorbells(false)
+        .create_memfd()
+        .unwrap();
     let mut command = command("count-fds");
     command.pass("jobs", jobs).unwrap();
     command.pass("results", results).unwrap();
@@ -477,7 +489,7 @@ fn garbage_variables_are_typed_errors() {
 
 fn wrong_endpoint_type_and_second_take_are_typed_errors() {
     // A sender passed where the child asks for a receiver.
-    let (tx, _rx) = Builder::new(4096).create_memfd().unwrap();
+    let (tx, _rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let mut take = command("take");
     take.stderr(Stdio::null());
     take.pass("jobs", tx).unwrap();
@@ -487,7 +499,7 @@ fn wrong_endpoint_type_and_second_take_are_typed_errors() {
         Some(ExitStatus::Exited(15))
     );
 
-    let (_tx, rx) = Builder::new(4096).create_memfd().unwrap();
+    let (_tx, rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let mut command = command("take-twice");
     command.pass("jobs", rx).unwrap();
     let mut child = command.spawn().unwrap();
@@ -498,7 +510,7 @@ fn wrong_endpoint_type_and_second_take_are_typed_errors() {
 }
 
 fn anonymous_channel_cannot_be_passed() {
-    let (_tx, rx) = Builder::new(4096).create().unwrap();
+    let (_tx, rx) = Builder::<Spsc>::new(4096).create().unwrap();
     let mut command = command("take");
     let err = command.pass("jobs", rx).unwrap_err();
     assert!(matches!(
@@ -508,7 +520,7 @@ fn anonymous_channel_cannot_be_passed() {
             ..
         }
     ));
-    let (_tx, rx) = Builder::new(4096).create_memfd().unwrap();
+    let (_tx, rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     assert!(matches!(
         command.pass("bad name", rx),
         Err(shm_fork::exec::ExecError::BadName(_))
@@ -519,7 +531,7 @@ fn anonymous_channel_cannot_be_passed() {
 /// mapping of each memfd, its own membarrier registration) is woken by our sends.
 fn a_select_in_an_exec_child_receives_from_three_flavors() {
     let (senders, (spsc, mpsc, news)) = common::three_channels();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let mut command = command("select");
     command.pass("spsc", spsc).unwrap();
     command.pass("mpsc", mpsc).unwrap();

@@ -7,10 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::DEADLINE;
-use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::spsc::Spsc;
 use shm_channel::stream::StreamReader;
 use shm_channel::RecvError;
 use shm_channel::SendError;
+use shm_channel::{Builder, Receiver, Sender};
 use shm_channel::{RecvTimeoutError, SendTimeoutError};
 use shm_fork::rendezvous::{
     connect, connect_path, connect_with, Connection, Listener, Policy, RendezvousError,
@@ -75,7 +76,7 @@ fn run_client(mode: &str, name: &str) -> i32 {
         "stream" => {
             let connection = connect(name, DEADLINE).expect("connect");
             let mut bytes: StreamReader = connection.take("bytes", DEADLINE).expect("bytes");
-            let mut results: Sender = connection.take("results", DEADLINE).expect("results");
+            let mut results: Sender<Spsc> = connection.take("results", DEADLINE).expect("results");
             let (blocks, hash) = common::read_stream(&mut bytes).expect("read the stream");
             let mut report = blocks.to_le_bytes().to_vec();
             report.extend_from_slice(&hash.to_le_bytes());
@@ -84,12 +85,12 @@ fn run_client(mode: &str, name: &str) -> i32 {
         }
         "select" => {
             let connection = connect(name, DEADLINE).expect("connect");
-            let spsc: Receiver = connection.take("spsc", DEADLINE).expect("spsc");
-            let mpsc: shm_channel::mpsc::Receiver =
+            let spsc: Receiver<Spsc> = connection.take("spsc", DEADLINE).expect("spsc");
+            let mpsc: shm_channel::Receiver<shm_channel::mpsc::Mpsc> =
                 connection.take("mpsc", DEADLINE).expect("mpsc");
-            let news: shm_channel::broadcast::Receiver =
+            let news: shm_channel::Receiver<shm_channel::broadcast::Broadcast> =
                 connection.take("broadcast", DEADLINE).expect("broadcast");
-            let mut results: Sender = connection.take("results", DEADLINE).expect("results");
+            let mut results: Sender<Spsc> = connection.take("results", DEADLINE).expect("results");
             let report = common::select_three((spsc, mpsc, news));
             results.send(&report).expect("report");
             0
@@ -106,7 +107,7 @@ fn run_client(mode: &str, name: &str) -> i32 {
         "refused" => {
             // This client accepts any listener; the listener refuses it.
             let connection = connect_with(name, Policy::AnyUser, DEADLINE).expect("connect");
-            match connection.take::<Receiver>("jobs", DEADLINE) {
+            match connection.take::<Receiver<Spsc>>("jobs", DEADLINE) {
                 Err(RendezvousError::PeerGone) => REFUSED_AS_EXPECTED,
                 _ => 1,
             }
@@ -117,8 +118,8 @@ fn run_client(mode: &str, name: &str) -> i32 {
 
 /// The echo client: takes `jobs` and `results`, sends every job back until `jobs` closes.
 fn echo_client(connection: &shm_fork::rendezvous::Connection) -> i32 {
-    let mut jobs: Receiver = connection.take("jobs", DEADLINE).expect("jobs");
-    let mut results: Sender = connection.take("results", DEADLINE).expect("results");
+    let mut jobs: Receiver<Spsc> = connection.take("jobs", DEADLINE).expect("jobs");
+    let mut results: Sender<Spsc> = connection.take("results", DEADLINE).expect("results");
     while let Ok(msg) = jobs.recv() {
         results.send(&msg).expect("send back");
     }
@@ -155,8 +156,8 @@ fn accepted(test: &str, mode: &str) -> (Connection, Child, Listener, String) {
 
 /// Serves an echo client on `connection`: 500 messages there and back, intact.
 fn serve_echo(connection: &shm_fork::rendezvous::Connection) {
-    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let (mut tx, jobs) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     connection.pass("jobs", jobs, DEADLINE).unwrap();
     connection.pass("results", results, DEADLINE).unwrap();
     for i in 0..500u32 {
@@ -181,7 +182,7 @@ fn endpoints_reach_a_separate_process_both_directions() {
 fn a_byte_stream_reaches_a_separate_process() {
     let (connection, mut child, _listener, _) = accepted("stream", "stream");
     let (mut writer, bytes) = shm_channel::stream::pipe_memfd(1 << 16).unwrap();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     connection.pass("bytes", bytes, DEADLINE).unwrap();
     connection.pass("results", results, DEADLINE).unwrap();
     let hash = common::write_stream(&mut writer, 8).unwrap();
@@ -195,7 +196,7 @@ fn a_byte_stream_reaches_a_separate_process() {
 fn a_stalled_client_does_not_block_the_next() {
     let (stalled_connection, mut stalled, listener, name) = accepted("stall", "stall");
     // The stalled client never takes what we pass: passing still returns.
-    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (mut tx, jobs) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     stalled_connection.pass("jobs", jobs, DEADLINE).unwrap();
     let mut good = spawn(&mut client("echo", &name));
     let connection = listener.accept_timeout(DEADLINE).unwrap();
@@ -211,7 +212,7 @@ fn a_stalled_client_does_not_block_the_next() {
     ));
 }
 
-fn send_until_error(tx: &mut Sender) -> SendTimeoutError<()> {
+fn send_until_error(tx: &mut Sender<Spsc>) -> SendTimeoutError<()> {
     loop {
         if let Err(err) = tx.send_timeout(&[3; 64], DEADLINE) {
             return err;
@@ -223,7 +224,7 @@ fn client_killed_mid_handshake_is_peer_died() {
     let (connection, mut child, listener, name) = accepted("killed", "stall");
     child.kill().unwrap();
     child.wait().unwrap();
-    let (mut tx, jobs) = Builder::new(4096).create_memfd().unwrap();
+    let (mut tx, jobs) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     // The peer is gone: passing fails, and the endpoint is the dead peer's.
     assert!(matches!(
         connection.pass("jobs", jobs, DEADLINE),
@@ -282,7 +283,7 @@ fn timeouts_and_absent_names() {
     // Connected, but the listener never passes anything.
     let connection = connect(&name, DEADLINE).unwrap();
     assert!(matches!(
-        connection.take::<Receiver>("jobs", Duration::from_millis(10)),
+        connection.take::<Receiver<Spsc>>("jobs", Duration::from_millis(10)),
         Err(RendezvousError::Timeout)
     ));
 }
@@ -345,7 +346,7 @@ fn garbage_from_a_peer_is_a_typed_error() {
     let listener = Listener::bind(&name).unwrap();
     let raw = raw_client(&name);
     let connection = listener.accept_timeout(DEADLINE).unwrap();
-    let take = || connection.take::<Receiver>("jobs", DEADLINE);
+    let take = || connection.take::<Receiver<Spsc>>("jobs", DEADLINE);
     // No descriptor.
     raw_send(&raw, b"jobs\tspsc.receiver.0", None);
     assert!(matches!(take(), Err(RendezvousError::Protocol(_))));
@@ -359,7 +360,7 @@ fn garbage_from_a_peer_is_a_typed_error() {
     raw_send(&raw, b"jobs\tspsc.receiver.0", Some(file.as_raw_fd()));
     assert!(matches!(take(), Err(RendezvousError::Transfer(_))));
     // Another name than the one asked for.
-    let (_tx, rx) = Builder::new(4096).create_memfd().unwrap();
+    let (_tx, rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     let transfer = shm_channel::transfer::Portable::into_transfer(rx).unwrap();
     raw_send(
         &raw,
@@ -432,7 +433,7 @@ fn a_socket_file_left_by_a_killed_listener_is_replaced() {
 fn a_select_in_a_separate_process_receives_from_three_flavors() {
     let (connection, mut child, _listener, _) = accepted("select", "select");
     let (senders, (spsc, mpsc, news)) = common::three_channels();
-    let (results, mut rx) = Builder::new(4096).create_memfd().unwrap();
+    let (results, mut rx) = Builder::<Spsc>::new(4096).create_memfd().unwrap();
     connection.pass("spsc", spsc, DEADLINE).unwrap();
     connection.pass("mpsc", mpsc, DEADLINE).unwrap();
     connection.pass("broadcast", news, DEADLINE).unwrap();

@@ -176,7 +176,7 @@ where
     typed::DefaultCodec: shm_channel::codec::Codec<T>,
 {
     typed::pair(
-        shm_channel::spsc::Builder::new(capacity)
+        shm_channel::Builder::<shm_channel::spsc::Spsc>::new(capacity)
             .create_memfd()
             .unwrap(),
     )

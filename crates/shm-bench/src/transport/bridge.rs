@@ -19,6 +19,7 @@
 //! then sees its importer end: `Disconnected`); the helper also ends, dropping the ring the
 //! parent reads (`Disconnected` there), when the child's stream ends or its exporter goes.
 
+use shm_channel::{Receiver, Sender};
 use std::mem::ManuallyDrop;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -122,7 +123,7 @@ impl Transport for ZenohBridge {
 }
 
 /// The helper process: the parent's side of the bridge. Returns its exit code.
-fn helper(endpoint: &str, down_rx: spsc::Receiver, up_tx: spsc::Sender) -> i32 {
+fn helper(endpoint: &str, down_rx: Receiver<spsc::Spsc>, up_tx: Sender<spsc::Spsc>) -> i32 {
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let session = Config::loopback_peer()
             .tuned_for_throughput()
@@ -156,8 +157,8 @@ fn helper(endpoint: &str, down_rx: spsc::Receiver, up_tx: spsc::Sender) -> i32 {
 
 /// The parent's side: local rings to and from the helper.
 struct ParentLink {
-    tx: spsc::Sender,
-    rx: spsc::Receiver,
+    tx: Sender<spsc::Spsc>,
+    rx: Receiver<spsc::Spsc>,
     /// Killed and reaped when the endpoint is dropped (after the rings above: its
     /// exported stream has ended by then).
     _helper: Helper,
@@ -207,7 +208,7 @@ struct ChildLink {
 /// the parent ends), then the exporter (it puts its end and waits for the helper to
 /// confirm), then the importer.
 struct Live {
-    tx: spsc::Sender,
+    tx: Sender<spsc::Spsc>,
     _exporter: Exporter,
     importer: Importer,
     _session: shm_bridge::zenoh::Session,

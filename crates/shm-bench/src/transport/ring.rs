@@ -34,8 +34,9 @@
 //! A peer killed without closing is reported by the ring as `PeerDied` within ~10 ms,
 //! mapped to [`TransportError::PeerDied`].
 
-use shm_channel::spsc::{Builder, Receiver, Sender};
+use shm_channel::spsc::Spsc;
 use shm_channel::Endpoint as _;
+use shm_channel::{Builder, Receiver, Sender};
 use shm_channel::{RecvError, RecvIntoError, SendError};
 use shm_core::liveness::ProcessIdentity;
 use shm_core::notify::{WaitStrategy, DEFAULT_MAX_SPIN, DEFAULT_SPIN};
@@ -127,20 +128,22 @@ impl Transport for Ring {
 
     fn connect(&self, max_msg: usize) -> Result<Pair, TransportError> {
         let capacity = ring_capacity(max_msg);
-        let builder = Builder::new(capacity).wait_strategy(self.strategy);
+        let builder = Builder::<Spsc>::new(capacity).wait_strategy(self.strategy);
         let failed = |e: shm_channel::ChannelError| TransportError::Failed(e.to_string());
         let down = builder.create().map_err(failed)?;
         let up = builder.create().map_err(failed)?;
         let mode = self.mode;
         Ok(match mode {
-            Mode::Copy | Mode::Batched => Pair::crosswise(down, up, |tx, mut rx: Receiver| {
-                let batched = mode == Mode::Batched;
-                if batched {
-                    // Releases batched too: the head stored once per eighth of the ring.
-                    rx.set_release_batch(capacity / 8);
-                }
-                Buffered::new(RingLink { tx, rx, batched }, max_msg)
-            }),
+            Mode::Copy | Mode::Batched => {
+                Pair::crosswise(down, up, |tx, mut rx: Receiver<Spsc>| {
+                    let batched = mode == Mode::Batched;
+                    if batched {
+                        // Releases batched too: the head stored once per eighth of the ring.
+                        rx.set_release_batch(capacity / 8);
+                    }
+                    Buffered::new(RingLink { tx, rx, batched }, max_msg)
+                })
+            }
             Mode::ZeroCopy | Mode::ZeroCopyStamps => Pair::crosswise(down, up, |tx, rx| GrantEnd {
                 tx,
                 rx,
@@ -170,8 +173,8 @@ pub(crate) fn recv_err(e: RecvError) -> TransportError {
 
 /// One side of a copying ring: a sender on one ring, a receiver on the other.
 struct RingLink {
-    tx: Sender,
-    rx: Receiver,
+    tx: Sender<Spsc>,
+    rx: Receiver<Spsc>,
     /// Sends deferred, flushed before each receive.
     batched: bool,
 }
@@ -212,14 +215,14 @@ impl Side for RingLink {
 }
 
 /// The wake-up system calls of a side's two rings.
-fn wakes(tx: &Sender, rx: &Receiver) -> u64 {
+fn wakes(tx: &Sender<Spsc>, rx: &Receiver<Spsc>) -> u64 {
     tx.stats().wake_syscalls + rx.stats().wake_syscalls
 }
 
 /// One side of a zero-copy ring: messages written and read in place through grants.
 struct GrantEnd {
-    tx: Sender,
-    rx: Receiver,
+    tx: Sender<Spsc>,
+    rx: Receiver<Spsc>,
     /// Only the two stamps of each message are written and read.
     stamps_only: bool,
 }
@@ -257,9 +260,9 @@ impl Endpoint for GrantEnd {
         let len = msg.size();
         let stamps_only = self.stamps_only;
         let mut grant = self.tx.reserve(len).map_err(send_err)?;
-        let ptr = grant.as_mut_ptr();
+        let ptr = grant.as_volatile_slice().ptr_guard_mut().as_ptr();
         {
-            // SAFETY: the grant's pointer is valid for writes of `len` bytes until it is
+            // SAFETY: the grant's bytes are valid for writes of `len` bytes until it is
             // committed, and `out` is dropped before that; no reference is formed over it.
             let mut out = unsafe {
                 if stamps_only {
@@ -280,9 +283,10 @@ impl Endpoint for GrantEnd {
         let len = check.size();
         let grant = self.rx.read().map_err(recv_err)?;
         check_exact(len, grant.len())?;
-        // SAFETY: the grant's pointer is valid for reads of `len` bytes while the grant
+        let ptr = grant.as_volatile_slice().ptr_guard().as_ptr();
+        // SAFETY: the grant's bytes are valid for reads of `len` bytes while the grant
         // lives, and the message is dropped before the grant; no reference is formed.
-        check.check(&unsafe { granted(self.stamps_only, grant.as_ptr(), len) });
+        check.check(&unsafe { granted(self.stamps_only, ptr, len) });
         // The message is not used past here: the grant (and its frame) is released.
         drop(grant);
         Ok(())
@@ -292,11 +296,11 @@ impl Endpoint for GrantEnd {
         let len = check.size();
         let incoming = self.rx.read().map_err(recv_err)?;
         check_exact(len, incoming.len())?;
-        let src = incoming.as_ptr();
+        let src = incoming.as_volatile_slice().ptr_guard().as_ptr();
         // SAFETY: as in `recv`: valid for `len` bytes while `incoming` lives.
         check.check(&unsafe { granted(self.stamps_only, src, len) });
         let mut outgoing = self.tx.reserve(len).map_err(send_err)?;
-        let dst = outgoing.as_mut_ptr();
+        let dst = outgoing.as_volatile_slice().ptr_guard_mut().as_ptr();
         if self.stamps_only {
             for (at, n) in stamp_ranges(len) {
                 // SAFETY: `at + n <= len`: inside both grants, which are in two different

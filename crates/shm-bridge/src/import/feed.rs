@@ -2,6 +2,7 @@
 //! made (an [`Importer`](crate::Importer) is a feed plus the receiving end of its own
 //! channel).
 
+use shm_channel::Sender;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,7 +78,7 @@ impl std::fmt::Debug for Feed {
 pub fn import_into(
     session: &Session,
     key: &str,
-    mut tx: spsc::Sender,
+    mut tx: Sender<spsc::Spsc>,
     options: ImportOptions,
 ) -> Result<Feed, BridgeError> {
     // zenoh's thread delivers into the local channel; waiting for room there (back-pressure)

@@ -17,6 +17,7 @@
 //! ([`ImportStats::late`](crate::ImportStats::late)) until its token comes back (the same
 //! exporter reconnecting resumes).
 
+use shm_channel::Sender;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::mem::Discriminant;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,7 +56,7 @@ impl Counters {
 /// The data path: the local channel's sending end and each publisher's next sequence
 /// number.
 pub(crate) struct DataPath {
-    tx: spsc::Sender,
+    tx: Sender<spsc::Spsc>,
     next_seq: HashMap<u64, u64>,
 }
 
@@ -117,7 +118,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(layout: Layout, delivery: Delivery, tx: spsc::Sender) -> Shared {
+    pub fn new(layout: Layout, delivery: Delivery, tx: Sender<spsc::Spsc>) -> Shared {
         Shared {
             layout,
             delivery,

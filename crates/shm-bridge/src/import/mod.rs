@@ -1,6 +1,7 @@
 //! [`import`]: a local receiver fed by a zenoh subscriber, and what it says when the remote
 //! side goes away.
 
+use shm_channel::Receiver;
 use std::time::{Duration, Instant};
 
 use shm_channel::codec::Codec;
@@ -83,7 +84,7 @@ pub struct ImportStats {
 }
 
 /// The local receiving end an [`Importer`] reads: its byte channel, or a typed view of it.
-/// Implemented for [`spsc::Receiver`] and [`typed::Receiver`] over SPSC.
+/// Implemented for [`Receiver<spsc::Spsc>`] and [`typed::Receiver`] over SPSC.
 pub trait LocalReceiver {
     /// What a receive returns.
     type Item;
@@ -93,7 +94,7 @@ pub trait LocalReceiver {
     fn try_take(&mut self) -> Result<Option<Self::Item>, ImportError>;
 }
 
-impl LocalReceiver for spsc::Receiver {
+impl LocalReceiver for Receiver<spsc::Spsc> {
     type Item = Vec<u8>;
 
     fn recv_for(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, ImportError> {
@@ -162,7 +163,7 @@ impl LocalError for typed::RecvError {
 /// [`ImportError::RemoteClosed`] while no exporter is alive (not final: once one comes
 /// back, receiving resumes), [`ImportError::Refused`] once per publisher sending frames
 /// this importer refuses.
-pub struct Importer<R = spsc::Receiver> {
+pub struct Importer<R = Receiver<spsc::Spsc>> {
     // Dropped first: a callback blocked on a full local channel then returns, and the
     // subscribers below can be undeclared.
     rx: R,

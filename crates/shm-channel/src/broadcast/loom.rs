@@ -16,23 +16,24 @@ use shm_core::HeapRegion;
 
 use super::layout::region_len_for;
 use super::Policy;
-use crate::broadcast::{self, Builder, Receiver, Sender};
+use crate::broadcast::{self, Broadcast};
 use crate::TryRecvError;
 use crate::TrySendError;
+use crate::{Builder, Receiver, Sender};
 
 /// 64 bytes: two frames of an 8-byte message.
 const CAPACITY: usize = 64;
 
-fn channel(policy: Policy) -> (Sender, Receiver) {
+fn channel(policy: Policy) -> (Sender<Broadcast>, Receiver<Broadcast>) {
     let heap = Arc::new(HeapRegion::new(region_len_for(CAPACITY).unwrap()).unwrap());
-    Builder::new(CAPACITY)
+    Builder::<Broadcast>::new(CAPACITY)
         .policy(policy)
         .create_in(heap)
         .unwrap()
 }
 
 /// Sends `0..count`, yielding while the ring is full (back-pressure).
-fn send_all(tx: &mut Sender, count: u64) {
+fn send_all(tx: &mut Sender<Broadcast>, count: u64) {
     for i in 0..count {
         loop {
             match tx.try_send(&i.to_le_bytes()) {
@@ -46,7 +47,7 @@ fn send_all(tx: &mut Sender, count: u64) {
 
 /// Reads until `Disconnected`: every message in order, and `Lagged` counts exactly the
 /// messages skipped; returns the messages received and the messages reported missed.
-fn read_all(rx: &mut Receiver, count: u64) -> (u64, u64) {
+fn read_all(rx: &mut Receiver<Broadcast>, count: u64) -> (u64, u64) {
     let (mut next, mut received, mut missed) = (0u64, 0u64, 0u64);
     loop {
         match rx.try_recv() {

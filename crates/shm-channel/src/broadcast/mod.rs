@@ -28,10 +28,10 @@
 //! # Examples
 //!
 //! ```
-//! use shm_ipc::channel::broadcast::{self, Policy, RecvError};
-//! use shm_ipc::channel::TryRecvError;
+//! use shm_ipc::channel::broadcast::{self, Broadcast, Policy, RecvError};
+//! use shm_ipc::channel::{Builder, TryRecvError};
 //!
-//! let (mut tx, mut rx1) = broadcast::Builder::new(256).policy(Policy::Overwrite).create()?;
+//! let (mut tx, mut rx1) = Builder::<Broadcast>::new(256).policy(Policy::Overwrite).create()?;
 //! let mut rx2 = tx.subscribe()?;
 //! assert_eq!(tx.receiver_count(), 2);
 //! tx.send(b"to everyone")?;
@@ -53,6 +53,7 @@ use crate::codec::Codec;
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
 use crate::{typed, ChannelError};
+use crate::{Builder, Receiver, Sender};
 
 use layout::Layout;
 use reader::Reader;
@@ -70,24 +71,21 @@ mod writer;
 pub use error::RecvError;
 pub use layout::{Policy, MAX_READERS};
 
-/// The broadcast flavor: a marker type (see [`Sender`], [`Receiver`]).
+/// The broadcast flavor: the marker type that makes [`Sender<Broadcast>`], [`Receiver<Broadcast>`] and
+/// [`Builder<Broadcast>`] the ends and the options of a broadcast channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Broadcast;
 
-/// The sending end of a broadcast channel.
-pub type Sender = crate::Sender<Broadcast>;
-/// A receiving end of a broadcast channel.
-pub type Receiver = crate::Receiver<Broadcast>;
-/// Options for creating a broadcast channel.
-pub type Builder = crate::Builder<Broadcast>;
-
 /// Creates a broadcast channel of `capacity` bytes (a power of two, at least 32) in a fresh
 /// anonymous shared region, with its sender and one receiver.
-pub fn channel(capacity: usize, policy: Policy) -> Result<(Sender, Receiver), ChannelError> {
-    Builder::new(capacity).policy(policy).create()
+pub fn channel(
+    capacity: usize,
+    policy: Policy,
+) -> Result<(Sender<Broadcast>, Receiver<Broadcast>), ChannelError> {
+    Builder::<Broadcast>::new(capacity).policy(policy).create()
 }
 
-impl crate::Builder<Broadcast> {
+impl Builder<Broadcast> {
     /// What the sender does when the slowest receiver has not read the oldest message yet
     /// (default: [`Policy::BackPressure`]).
     pub fn policy(mut self, policy: Policy) -> Self {
@@ -96,21 +94,19 @@ impl crate::Builder<Broadcast> {
     }
 }
 
-impl crate::Sender<Broadcast> {
+impl Sender<Broadcast> {
     /// A new receiver, starting at the current tail (it sees messages sent from now on).
-    pub fn subscribe(&self) -> Result<Receiver, ChannelError> {
+    pub fn subscribe(&self) -> Result<Receiver<Broadcast>, ChannelError> {
         let reader = Reader::join(self.common.ring.layout().clone())?;
-        Ok(Receiver::from_ring(reader, self.common.strategy))
+        Ok(Receiver::<Broadcast>::from_ring(
+            reader,
+            self.common.strategy,
+        ))
     }
 
     /// Receivers attached now (in any process).
     pub fn receiver_count(&self) -> usize {
         self.common.ring.receiver_count()
-    }
-
-    /// The channel's policy.
-    pub fn policy(&self) -> Policy {
-        self.common.ring.layout().policy()
     }
 }
 
@@ -134,11 +130,14 @@ impl<T, C: Codec<T>> typed::Sender<T, Broadcast, C> {
     }
 }
 
-impl crate::Receiver<Broadcast> {
+impl Receiver<Broadcast> {
     /// Another receiver of the same channel, starting at the current tail.
-    pub fn try_clone(&self) -> Result<Receiver, ChannelError> {
+    pub fn try_clone(&self) -> Result<Receiver<Broadcast>, ChannelError> {
         let reader = Reader::join(self.common.ring.layout().clone())?;
-        Ok(Receiver::from_ring(reader, self.common.strategy))
+        Ok(Receiver::<Broadcast>::from_ring(
+            reader,
+            self.common.strategy,
+        ))
     }
 }
 

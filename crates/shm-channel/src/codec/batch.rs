@@ -30,7 +30,7 @@ use crate::CodecError;
 /// let mut rx = bulk::Receiver::<u32, _, Plain>::try_from(rx)?;
 /// tx.send(&[1, 2, 3])?;
 /// let mut got = Vec::new();
-/// assert_eq!(rx.recv_into(&mut got)?, 3);
+/// assert_eq!(rx.drain_into(&mut got, usize::MAX)?, 3);
 /// assert_eq!(got, [1, 2, 3]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

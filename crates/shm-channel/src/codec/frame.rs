@@ -228,7 +228,10 @@ impl<'a> FrameReader<'a> {
 
     /// [`read`](FrameReader::read) into memory that need not be initialised (the spare
     /// capacity of a `Vec`, say); on success every byte of `buf` is written.
-    pub fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> Result<(), CodecError> {
+    pub(crate) fn read_uninit(
+        &mut self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Result<(), CodecError> {
         // SAFETY: `buf` is valid for writes of its length; `MaybeUninit<u8>` has the layout
         // of `u8`.
         unsafe { self.copy_out(buf.as_mut_ptr().cast::<u8>(), buf.len()) }
@@ -255,7 +258,7 @@ impl<'a> FrameReader<'a> {
     /// A reader over the bytes not read yet, as a frame of their own (for a codec that
     /// wraps another: the inner one decodes what follows the outer one's header). Reading
     /// it does not move this reader.
-    pub fn rest(&mut self) -> FrameReader<'_> {
+    pub(crate) fn rest(&mut self) -> FrameReader<'_> {
         FrameReader {
             // In bounds: `pos <= len`; the new reader reads only `len - pos` bytes from it.
             ptr: self.ptr.wrapping_add(self.pos),

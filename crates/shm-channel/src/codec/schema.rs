@@ -16,11 +16,11 @@ use crate::CodecError;
 ///
 /// ```
 /// use shm_ipc::channel::codec::{Bincode, Schema};
-/// use shm_ipc::channel::{spsc, typed};
+/// use shm_ipc::channel::{spsc, typed, Receiver};
 ///
 /// let (tx, rx) = typed::pair::<(u32, String), _, Schema<Bincode, 2>>(spsc::channel(4096)?)?;
 /// // Version 3 of the message is refused by the channel of version 2.
-/// let bytes = spsc::Receiver::from(rx);
+/// let bytes = Receiver::<spsc::Spsc>::from(rx);
 /// let old = typed::Receiver::<(u32, String), _, Schema<Bincode, 3>>::try_from(bytes);
 /// assert!(old.is_err());
 /// # drop(tx);

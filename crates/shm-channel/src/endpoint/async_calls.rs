@@ -77,7 +77,10 @@ impl<F: Flavor> Receiver<F> {
     /// Waits for the next message without blocking the thread (feature `tokio`), and copies
     /// it into a new `Vec`. Dropping the future before it completes takes no message.
     pub async fn recv_async(&mut self) -> Result<Vec<u8>, F::RecvError> {
-        Ok(self.read_async().await?.to_vec())
+        let grant = self.read_async().await?;
+        let mut message = vec![0u8; grant.len()];
+        grant.copy_to(&mut message);
+        Ok(message)
     }
 
     /// [`recv_into`](Receiver::recv_into), waiting without blocking the thread.

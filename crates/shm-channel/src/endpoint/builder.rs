@@ -20,13 +20,14 @@ const DOORBELLS_BY_DEFAULT: bool = cfg!(feature = "tokio") && !cfg!(loom);
 /// Options for creating a channel of flavor `F`.
 ///
 /// ```
-/// use shm_ipc::channel::spsc::Builder;
+/// use shm_ipc::channel::spsc::Spsc;
+/// use shm_ipc::channel::Builder;
 /// use shm_ipc::channel::Endpoint;
 /// use shm_ipc::core::notify::WaitStrategy;
-/// let (tx, rx) = Builder::new(1 << 16).wait_strategy(WaitStrategy::Park).create()?;
+/// let (tx, rx) = Builder::<Spsc>::new(1 << 16).wait_strategy(WaitStrategy::Park).create()?;
 /// assert_eq!(tx.capacity(), 1 << 16);
 /// // Refused before anything is mapped:
-/// assert!(Builder::new(1 << 40).create().is_err());
+/// assert!(Builder::<Spsc>::new(1 << 40).create().is_err());
 /// # Ok::<(), shm_ipc::channel::ChannelError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -71,10 +72,11 @@ impl<F: Flavor> Builder<F> {
     /// `SeqCst`: loom cannot model `membarrier`.)
     ///
     /// ```
-    /// use shm_ipc::channel::spsc::Builder;
+    /// use shm_ipc::channel::spsc::Spsc;
+    /// use shm_ipc::channel::Builder;
     /// use shm_ipc::channel::Endpoint;
     /// use shm_ipc::core::notify::Handshake;
-    /// let (tx, rx) = Builder::new(4096).handshake(Handshake::SeqCst).create()?;
+    /// let (tx, rx) = Builder::<Spsc>::new(4096).handshake(Handshake::SeqCst).create()?;
     /// assert_eq!(tx.handshake(), Handshake::SeqCst);
     /// assert_eq!(rx.handshake(), Handshake::SeqCst);
     /// # Ok::<(), shm_ipc::channel::ChannelError>(())
@@ -97,11 +99,12 @@ impl<F: Flavor> Builder<F> {
     /// program that makes many channels and never awaits them keeps its descriptors).
     ///
     /// ```
-    /// use shm_ipc::channel::spsc::Builder;
+    /// use shm_ipc::channel::spsc::Spsc;
+    /// use shm_ipc::channel::Builder;
     /// use shm_ipc::channel::Endpoint;
-    /// let (tx, rx) = Builder::new(4096).doorbells(true).create()?;
+    /// let (tx, rx) = Builder::<Spsc>::new(4096).doorbells(true).create()?;
     /// assert!(tx.has_doorbells() && rx.has_doorbells());
-    /// let (tx, _rx) = Builder::new(4096).doorbells(false).create()?;
+    /// let (tx, _rx) = Builder::<Spsc>::new(4096).doorbells(false).create()?;
     /// assert!(!tx.has_doorbells());
     /// # Ok::<(), shm_ipc::channel::ChannelError>(())
     /// ```
@@ -158,9 +161,10 @@ impl<F: Flavor> Builder<F> {
     /// endpoint) and rebuilt there.
     ///
     /// ```
-    /// use shm_ipc::channel::spsc::Builder;
+    /// use shm_ipc::channel::spsc::Spsc;
+    /// use shm_ipc::channel::Builder;
     /// use shm_ipc::channel::Endpoint;
-    /// let (tx, rx) = Builder::new(4096).create_memfd()?;
+    /// let (tx, rx) = Builder::<Spsc>::new(4096).create_memfd()?;
     /// assert!(tx.memory().fd().is_some());
     /// # drop(rx);
     /// # Ok::<(), shm_ipc::channel::ChannelError>(())

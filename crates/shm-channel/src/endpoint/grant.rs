@@ -176,19 +176,19 @@ impl<'a, F: Flavor> WriteGrant<'a, F> {
         write_within(self.as_mut_ptr(), self.len, offset, bytes)
     }
 
-    /// The reserved bytes, for writing in place (by an encoder, a `read(2)`, …): valid for
-    /// [`len`](WriteGrant::len) bytes until the grant is committed or dropped.
-    ///
-    /// This is shared memory: write through the pointer, never form a `&mut [u8]` over it
-    /// that a peer could see changing.
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+    /// The reserved bytes: valid for [`len`](WriteGrant::len) bytes until the grant is
+    /// committed or dropped. (Users reach them through
+    /// [`as_volatile_slice`](WriteGrant::as_volatile_slice).)
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
         self.sender.ring().payload_ptr(&self.slot)
     }
 
     /// The reserved bytes as a [`VolatileSlice`] of rust-vmm's `vm-memory` (re-exported as
     /// [`vm_memory`](crate::vm_memory)): write the message in place without `unsafe` —
     /// volatile writes at checked offsets, bulk copies — then
-    /// [`commit`](WriteGrant::commit).
+    /// [`commit`](WriteGrant::commit). Code that must write through a raw pointer (an
+    /// encoder of its own, a `read(2)` into the grant) takes it from the slice's
+    /// `ptr_guard_mut()`: it is shared memory, so never form a `&mut [u8]` over it.
     ///
     /// ```
     /// use vm_memory::Bytes;
@@ -319,13 +319,6 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
         read_within(self.as_ptr(), self.len, offset, buf)
     }
 
-    /// The message copied into a new `Vec`.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = vec![0u8; self.len];
-        self.copy_to(&mut out);
-        out
-    }
-
     /// The message as a [`VolatileSlice`] of rust-vmm's `vm-memory` (re-exported as
     /// [`vm_memory`](crate::vm_memory)): read it in place without `unsafe` — volatile reads
     /// at checked offsets, or copies through a small private buffer. For a message a peer
@@ -359,10 +352,11 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
     }
 
     /// The message's bytes, valid for [`len`](ReadGrant::len) bytes while the grant lives.
-    /// In the ring, a hostile peer could change them at any time: copy before you
-    /// validate, and never form a `&[u8]` over them.
+    /// (Users reach them through [`as_volatile_slice`](ReadGrant::as_volatile_slice), whose
+    /// `ptr_guard()` gives a raw pointer: in the ring, a hostile peer could change the bytes
+    /// at any time, so copy before you validate and never form a `&[u8]` over them.)
     #[inline]
-    pub fn as_ptr(&self) -> *const u8 {
+    pub(crate) fn as_ptr(&self) -> *const u8 {
         self.receiver.common.ring.payload_ptr(&self.frame)
     }
 

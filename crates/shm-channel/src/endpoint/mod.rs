@@ -5,7 +5,8 @@
 //! Waiting, deadlines, publishing, the liveness policy, ownership checks and `Drop` are
 //! written here once, over the ring contract of `crate::shared::ring`; each flavor's ring
 //! sides only reserve, commit, peek and release. A flavor's public module is a thin face:
-//! its marker type, its aliases, and the few operations that are really its own.
+//! its marker type, its `channel` function, and the few operations that are really its
+//! own. There is one `Sender`, one `Receiver` and one `Builder`: a flavor is their parameter.
 //!
 //! | module | what it holds |
 //! |---|---|

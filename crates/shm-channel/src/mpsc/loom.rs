@@ -11,26 +11,27 @@ use loom::thread;
 use shm_core::HeapRegion;
 
 use super::layout::region_len_for;
-use crate::mpsc::{Builder, Receiver, Sender};
+use crate::mpsc::Mpsc;
+use crate::{Builder, Receiver, Sender};
 use crate::{TryRecvError, TrySendError};
 
 /// A channel of two lanes of `capacity` bytes on the heap.
-fn channel(capacity: usize) -> (Sender, Receiver) {
-    let builder = Builder::new(capacity).max_senders(2);
+fn channel(capacity: usize) -> (Sender<Mpsc>, Receiver<Mpsc>) {
+    let builder = Builder::<Mpsc>::new(capacity).max_senders(2);
     let heap = Arc::new(HeapRegion::new(builder.region_len().unwrap()).unwrap());
     assert!(builder.region_len() <= region_len_for(capacity));
     builder.create_in(heap).unwrap()
 }
 
 /// A channel of two lanes of `capacity` bytes on the heap, with a sender and its clone.
-fn two_senders(capacity: usize) -> (Sender, Sender, Receiver) {
+fn two_senders(capacity: usize) -> (Sender<Mpsc>, Sender<Mpsc>, Receiver<Mpsc>) {
     let (tx, rx) = channel(capacity);
     let tx2 = tx.try_clone().unwrap();
     (tx, tx2, rx)
 }
 
 /// Sends `msg`, yielding while the lane is full.
-fn send(tx: &mut Sender, msg: &[u8]) {
+fn send(tx: &mut Sender<Mpsc>, msg: &[u8]) {
     loop {
         match tx.try_send(msg) {
             Ok(()) => return,
@@ -41,7 +42,7 @@ fn send(tx: &mut Sender, msg: &[u8]) {
 }
 
 /// Receives `count` messages, yielding while the channel is empty.
-fn recv(rx: &mut Receiver, count: usize) -> Vec<Vec<u8>> {
+fn recv(rx: &mut Receiver<Mpsc>, count: usize) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     while got.len() < count {
         match rx.try_recv() {

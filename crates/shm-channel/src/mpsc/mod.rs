@@ -69,6 +69,7 @@ use crate::codec::Codec;
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
 use crate::{typed, ChannelError, RecvError};
+use crate::{Builder, Receiver, Sender};
 
 use layout::{Lanes, Layout};
 use sides::{Reader, Writer};
@@ -82,37 +83,31 @@ mod sides;
 
 pub use layout::{DEFAULT_MAX_SENDERS, MAX_SENDERS};
 
-/// The MPSC flavor: a marker type (see [`Sender`], [`Receiver`]).
+/// The MPSC flavor: the marker type that makes [`Sender<Mpsc>`], [`Receiver<Mpsc>`] and
+/// [`Builder<Mpsc>`] the ends and the options of an MPSC channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mpsc;
-
-/// A sending end of an MPSC channel.
-pub type Sender = crate::Sender<Mpsc>;
-/// The receiving end of an MPSC channel.
-pub type Receiver = crate::Receiver<Mpsc>;
-/// Options for creating an MPSC channel.
-pub type Builder = crate::Builder<Mpsc>;
 
 /// Creates an MPSC byte channel with a lane of `capacity` bytes (a power of two, at least
 /// 16) for each of [`DEFAULT_MAX_SENDERS`] senders, in a fresh anonymous shared region;
 /// both endpoints are owned by the calling process.
-pub fn channel(capacity: usize) -> Result<(Sender, Receiver), ChannelError> {
+pub fn channel(capacity: usize) -> Result<(Sender<Mpsc>, Receiver<Mpsc>), ChannelError> {
     Builder::new(capacity).create()
 }
 
-impl crate::Builder<Mpsc> {
+impl Builder<Mpsc> {
     /// How many senders the channel can have at once (clones and attached senders
     /// included): its sender slots, one lane of `capacity` bytes each. Rounded up to a power
     /// of two, at most [`MAX_SENDERS`]; [`DEFAULT_MAX_SENDERS`] unless set.
     ///
     /// ```
-    /// use shm_channel::{mpsc, ChannelError};
-    /// let (tx, _rx) = mpsc::Builder::new(1024).max_senders(2).create()?;
+    /// use shm_channel::{mpsc, Builder, ChannelError};
+    /// let (tx, _rx) = Builder::<mpsc::Mpsc>::new(1024).max_senders(2).create()?;
     /// let _second = tx.try_clone()?;
     /// assert!(matches!(tx.try_clone(), Err(ChannelError::NoFreeSlot { .. })));
     /// # Ok::<(), ChannelError>(())
     /// ```
-    pub fn max_senders(mut self, senders: usize) -> crate::Builder<Mpsc> {
+    pub fn max_senders(mut self, senders: usize) -> Builder<Mpsc> {
         self.options = Lanes {
             count: senders.clamp(1, MAX_SENDERS).next_power_of_two(),
         };
@@ -120,12 +115,12 @@ impl crate::Builder<Mpsc> {
     }
 }
 
-impl crate::Sender<Mpsc> {
+impl Sender<Mpsc> {
     /// Another sender of the same channel, in a new sender slot owned by the calling
     /// process. Fails with [`ChannelError::NoFreeSlot`] when all the channel's slots are
     /// taken by live senders.
-    pub fn try_clone(&self) -> Result<Sender, ChannelError> {
-        Ok(Sender::from_ring(
+    pub fn try_clone(&self) -> Result<Sender<Mpsc>, ChannelError> {
+        Ok(Sender::<Mpsc>::from_ring(
             self.common.ring.try_clone()?,
             self.common.strategy,
         ))
@@ -145,9 +140,9 @@ impl<T, C: Codec<T>> typed::Sender<T, Mpsc, C> {
     }
 }
 
-impl crate::Receiver<Mpsc> {
+impl Receiver<Mpsc> {
     /// Releases frames in batches, lane by lane, as
-    /// [`spsc::Receiver::set_release_batch`](crate::Receiver::set_release_batch) does: up
+    /// [`Receiver::<spsc::Spsc>::set_release_batch`](crate::Receiver::set_release_batch) does: up
     /// to `bytes` (at most half a lane) of consumed frames of a lane may wait before its head
     /// is stored. `0` (the default) stores it on every release. The same caveat holds: a
     /// sender waiting for room in its lane sees the batch only when the receiver next finds

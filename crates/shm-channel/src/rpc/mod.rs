@@ -47,11 +47,11 @@ use crate::ChannelError;
 use envelope::{Envelope, Tagged};
 
 /// Both ends of a request/response pair.
-pub type Pair<Req, Resp, C = DefaultCodec> = (Client<Req, Resp, C>, Server<Req, Resp, C>);
+type Ends<Req, Resp, C = DefaultCodec> = (Client<Req, Resp, C>, Server<Req, Resp, C>);
 
 /// Creates a client and its server: two SPSC channels of `capacity` bytes each (requests,
 /// replies) in sealed memfds, with the default codec.
-pub fn pair<Req, Resp>(capacity: usize) -> Result<Pair<Req, Resp>, ChannelError>
+pub fn pair<Req, Resp>(capacity: usize) -> Result<Ends<Req, Resp>, ChannelError>
 where
     DefaultCodec: Codec<Req> + Codec<Resp>,
 {
@@ -59,11 +59,11 @@ where
 }
 
 /// [`pair`] with codec `C`.
-pub fn pair_with<Req, Resp, C>(capacity: usize) -> Result<Pair<Req, Resp, C>, ChannelError>
+pub fn pair_with<Req, Resp, C>(capacity: usize) -> Result<Ends<Req, Resp, C>, ChannelError>
 where
     C: Codec<Req> + Codec<Resp>,
 {
-    let memfd = || crate::spsc::Builder::new(capacity).create_memfd();
+    let memfd = || crate::Builder::<crate::spsc::Spsc>::new(capacity).create_memfd();
     let (requests, incoming) = typed::pair::<Envelope<Req>, _, Tagged<C>>(memfd()?)?;
     let (outgoing, replies) = typed::pair::<Envelope<Resp>, _, Tagged<C>>(memfd()?)?;
     Ok((

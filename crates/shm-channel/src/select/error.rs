@@ -25,8 +25,7 @@ pub enum SelectError {
 #[error("no receiver is ready")]
 pub struct TrySelectError;
 
-/// Why [`Select::select_timeout`](super::Select::select_timeout) (or
-/// [`select_deadline`](super::Select::select_deadline)) returned no index.
+/// Why [`Select::select_timeout`](super::Select::select_timeout) returned no index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SelectTimeoutError {
     /// No receiver became ready in time.

@@ -31,7 +31,7 @@ use shm_core::HeapRegion;
 
 use super::scan;
 use crate::endpoint::{Probe, Ready};
-use crate::{mpsc, spsc, Flavor, TryRecvError};
+use crate::{mpsc, spsc, Builder, Flavor, TryRecvError};
 
 const CAPACITY: usize = 64;
 
@@ -134,8 +134,8 @@ fn select(
 /// messages and both ends.
 fn model(fenced: bool) {
     loom::model(move || {
-        let spsc_builder = spsc::Builder::new(CAPACITY);
-        let mpsc_builder = mpsc::Builder::new(CAPACITY);
+        let spsc_builder = Builder::<spsc::Spsc>::new(CAPACITY);
+        let mpsc_builder = Builder::<mpsc::Mpsc>::new(CAPACITY);
         let (mut tx1, rx1) = spsc_builder.create_in(heap_for(&spsc_builder)).unwrap();
         let (mut tx2, rx2) = mpsc_builder.create_in(heap_for(&mpsc_builder)).unwrap();
         // What this thread holds of loom's objects is dropped only at the end of a run

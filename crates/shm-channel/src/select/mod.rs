@@ -5,7 +5,7 @@
 //! Add receivers with [`recv`](Select::recv) (each gets the next index, from 0), then ask
 //! which one is ready: [`select`](Select::select) waits as long as it takes,
 //! [`try_select`](Select::try_select) does not wait, [`select_timeout`](Select::select_timeout)
-//! and [`select_deadline`](Select::select_deadline) wait until a point. A receiver is
+//! waits at most a given time. A receiver is
 //! *ready* when a receive would return now: with a message, or with the error that ends
 //! its stream (disconnected, a dead sender, a corrupt ring, not owned here), as crossbeam
 //! counts a disconnected channel. The select only says which; receive from that receiver
@@ -85,7 +85,7 @@ mod loom;
 mod macros;
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shm_core::liveness::each_process_once;
 use shm_core::notify::{Check, Event, Handshake, SpinBudget, WaitStrategy, MAX_WAIT_ANY};
@@ -221,11 +221,6 @@ impl<'a> Select<'a> {
     /// Waits at most `timeout` for a receiver to be ready; its index.
     pub fn select_timeout(&mut self, timeout: Duration) -> Result<usize, SelectTimeoutError> {
         self.select_until(Deadline::after(timeout))
-    }
-
-    /// Waits until `deadline` (monotonic) at most for a receiver to be ready; its index.
-    pub fn select_deadline(&mut self, deadline: Instant) -> Result<usize, SelectTimeoutError> {
-        self.select_until(Deadline::At(deadline))
     }
 
     fn select_until(&mut self, deadline: Deadline) -> Result<usize, SelectTimeoutError> {

@@ -103,11 +103,6 @@ impl Fingerprint {
         &self.type_name
     }
 
-    /// The codec's name.
-    pub fn codec(&self) -> &str {
-        &self.codec
-    }
-
     /// The schema id, if one was given ([`Schema`](crate::codec::Schema)): what a program
     /// reads from a [`TypeMismatch`] to tell which version its peer speaks.
     pub fn schema(&self) -> Option<u64> {
@@ -182,9 +177,9 @@ impl fmt::Display for Fingerprint {
 /// type through another codec, layout or schema): nothing was sent or received.
 ///
 /// ```
-/// use shm_ipc::channel::{spsc, typed};
+/// use shm_ipc::channel::{spsc, typed, Receiver};
 /// let (tx, rx) = typed::channel::<String>(4096)?;
-/// let err = typed::Receiver::<u64>::try_from(spsc::Receiver::from(rx)).unwrap_err();
+/// let err = typed::Receiver::<u64>::try_from(Receiver::<spsc::Spsc>::from(rx)).unwrap_err();
 /// assert_eq!(
 ///     err.to_string(),
 ///     "the channel carries `alloc::string::String` by bincode2, not `u64` by bincode2",

@@ -15,7 +15,8 @@ use super::layout::{region_len_for, Layout};
 use super::ring::{Reader, Writer};
 use crate::shared::lane::{Frame, Slot};
 use crate::shared::ring::{RecvRing, RingSide, SendRing};
-use crate::spsc::Builder;
+use crate::spsc::Spsc;
+use crate::Builder;
 use crate::{Endpoint, RecvError, TryRecvError};
 
 fn ring(capacity: usize) -> (Writer, Reader) {
@@ -258,7 +259,7 @@ fn loom_writer_dying_before_its_tail_store_is_recovered() {
 fn loom_close_delivers_everything_before_disconnect() {
     loom::model(|| {
         let heap = Arc::new(HeapRegion::new(region_len_for(64).unwrap()).unwrap());
-        let (mut tx, mut rx) = Builder::new(64).create_in(heap).unwrap();
+        let (mut tx, mut rx) = Builder::<Spsc>::new(64).create_in(heap).unwrap();
         let producer = thread::spawn(move || {
             tx.try_send(b"a").unwrap();
             tx.try_send(b"b").unwrap();
@@ -282,7 +283,7 @@ fn loom_close_delivers_everything_before_disconnect() {
 fn loom_receiver_drop_disconnects_sender() {
     loom::model(|| {
         let heap = Arc::new(HeapRegion::new(region_len_for(32).unwrap()).unwrap());
-        let (mut tx, rx) = Builder::new(32).create_in(heap).unwrap();
+        let (mut tx, rx) = Builder::<Spsc>::new(32).create_in(heap).unwrap();
         let consumer = thread::spawn(move || drop(rx));
         // Fill, then keep trying: once the drop is visible, every send is Disconnected.
         let mut disconnected = false;
@@ -312,7 +313,7 @@ fn loom_channels_always_use_the_seqcst_handshake() {
     // still publishes with SeqCst stores, the protocol the models above check.
     loom::model(|| {
         let heap = Arc::new(HeapRegion::new(region_len_for(64).unwrap()).unwrap());
-        let (mut tx, mut rx) = Builder::new(64)
+        let (mut tx, mut rx) = Builder::<Spsc>::new(64)
             .handshake(Handshake::Membarrier)
             .create_in(heap.clone())
             .unwrap();

@@ -41,6 +41,7 @@
 
 use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
+use crate::{Builder, Receiver, Sender};
 use crate::{ChannelError, RecvError};
 
 use layout::Layout;
@@ -51,25 +52,19 @@ mod layout;
 mod loom;
 mod ring;
 
-/// The SPSC flavor: a marker type (see [`Sender`], [`Receiver`]).
+/// The SPSC flavor: the marker type that makes [`Sender<Spsc>`], [`Receiver<Spsc>`] and
+/// [`Builder<Spsc>`] the ends and the options of an SPSC channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spsc;
-
-/// The sending end of an SPSC channel.
-pub type Sender = crate::Sender<Spsc>;
-/// The receiving end of an SPSC channel.
-pub type Receiver = crate::Receiver<Spsc>;
-/// Options for creating an SPSC channel.
-pub type Builder = crate::Builder<Spsc>;
 
 /// Creates an SPSC channel of `capacity` bytes (a power of two, at least 16) in a fresh
 /// anonymous shared region. Both endpoints are owned by the calling process; after `fork`,
 /// hand one to the child (see `shm-fork`).
-pub fn channel(capacity: usize) -> Result<(Sender, Receiver), ChannelError> {
+pub fn channel(capacity: usize) -> Result<(Sender<Spsc>, Receiver<Spsc>), ChannelError> {
     Builder::new(capacity).create()
 }
 
-impl crate::Receiver<Spsc> {
+impl Receiver<Spsc> {
     /// Releases frames in batches: up to `bytes` (at most half the ring) of consumed frames
     /// may wait before the ring's head is stored, so that a sender kept waiting by a full
     /// ring reloads the head once per batch rather than once per message. The head is

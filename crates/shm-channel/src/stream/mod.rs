@@ -57,8 +57,9 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use crate::endpoint::{Endpoint, Parts, ReadGrant};
-use crate::spsc::{self, Builder, Spsc};
+use crate::spsc::Spsc;
 use crate::transfer::{Portable, Ticket, Transfer, TransferError};
+use crate::{Builder, Receiver, Sender};
 use crate::{
     ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
@@ -97,17 +98,17 @@ pub fn is_peer_died(error: &io::Error) -> bool {
 /// A stream of `capacity` bytes of ring (a power of two, at least 64) in anonymous shared
 /// memory: both ends, owned by the calling process (pass one to a forked child).
 pub fn pipe(capacity: usize) -> Result<(StreamWriter, StreamReader), ChannelError> {
-    ends(Builder::new(capacity).create()?)
+    ends(Builder::<Spsc>::new(capacity).create()?)
 }
 
 /// [`pipe`] in a sealed memfd: its ends can also travel to an exec'd program
 /// ([`Portable`]).
 pub fn pipe_memfd(capacity: usize) -> Result<(StreamWriter, StreamReader), ChannelError> {
-    ends(Builder::new(capacity).create_memfd()?)
+    ends(Builder::<Spsc>::new(capacity).create_memfd()?)
 }
 
 fn ends(
-    (tx, rx): (spsc::Sender, spsc::Receiver),
+    (tx, rx): (Sender<Spsc>, Receiver<Spsc>),
 ) -> Result<(StreamWriter, StreamReader), ChannelError> {
     if tx.capacity() < 64 {
         return Err(ChannelError::InvalidCapacity {
@@ -121,7 +122,7 @@ fn ends(
 /// The writing end of a stream ([`io::Write`]). Dropping it ends the stream.
 #[derive(Debug)]
 pub struct StreamWriter {
-    tx: spsc::Sender,
+    tx: Sender<Spsc>,
     /// The largest frame a write sends: a quarter of the ring.
     chunk: usize,
     timeout: Option<Duration>,
@@ -129,7 +130,7 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    fn new(tx: spsc::Sender) -> StreamWriter {
+    fn new(tx: Sender<Spsc>) -> StreamWriter {
         let chunk = (tx.capacity() / 4).min(tx.max_message_len()).max(1);
         StreamWriter {
             tx,
@@ -243,7 +244,7 @@ fn channel_error(err: RecvError) -> io::Error {
 /// The reading end of a stream ([`io::Read`]).
 #[derive(Debug)]
 pub struct StreamReader {
-    rx: spsc::Receiver,
+    rx: Receiver<Spsc>,
     /// Bytes of the last frame that did not fit the caller's buffer.
     leftover: Leftover,
     timeout: Option<Duration>,
@@ -287,7 +288,7 @@ impl Leftover {
 }
 
 impl StreamReader {
-    fn new(rx: spsc::Receiver) -> StreamReader {
+    fn new(rx: Receiver<Spsc>) -> StreamReader {
         StreamReader {
             rx,
             leftover: Leftover::default(),
@@ -368,7 +369,7 @@ impl Portable for StreamWriter {
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<StreamWriter, TransferError> {
-        Ok(StreamWriter::new(spsc::Sender::from_fds(fds, ticket)?))
+        Ok(StreamWriter::new(Sender::<Spsc>::from_fds(fds, ticket)?))
     }
 }
 
@@ -384,6 +385,6 @@ impl Portable for StreamReader {
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<StreamReader, TransferError> {
-        Ok(StreamReader::new(spsc::Receiver::from_fds(fds, ticket)?))
+        Ok(StreamReader::new(Receiver::<Spsc>::from_fds(fds, ticket)?))
     }
 }

@@ -99,7 +99,7 @@ where
 /// use shm_ipc::channel::codec::Postcard;
 /// use shm_ipc::channel::mpsc::{self, Mpsc};
 /// use shm_ipc::channel::transfer::Portable;
-/// use shm_ipc::channel::{spsc, typed};
+/// use shm_ipc::channel::{spsc, typed, Builder};
 ///
 /// // Many senders, the default codec.
 /// let (tx, mut rx): typed::Pair<u64, Mpsc> = typed::pair(mpsc::channel(4096)?)?;
@@ -109,7 +109,7 @@ where
 ///
 /// // In a sealed memfd, so that its ends can travel to a program started with `exec` or
 /// // met through a rendezvous, where they are taken as typed ends of the same type.
-/// let (tx, rx) = typed::pair::<String, _, Postcard>(spsc::Builder::new(4096).create_memfd()?)?;
+/// let (tx, rx) = typed::pair::<String, _, Postcard>(Builder::<spsc::Spsc>::new(4096).create_memfd()?)?;
 /// assert_eq!(rx.into_transfer()?.ticket().to_string(), "spsc.receiver.0");
 /// # drop(tx);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

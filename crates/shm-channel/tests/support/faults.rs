@@ -107,7 +107,7 @@ pub fn wait_stage(control: &ControlPage, offset: usize, value: u64) {
 /// from `next`. Returns the next expected sequence number and how long `PeerDied` took to
 /// come once the ring ran dry.
 pub fn drain_until_peer_died(
-    rx: &mut spsc::Receiver,
+    rx: &mut Receiver<spsc::Spsc>,
     mut next: u64,
     max_len: usize,
 ) -> (u64, Duration) {
@@ -129,7 +129,7 @@ pub fn drain_until_peer_died(
 /// `first`, and closes cleanly; the parent receives them all, then `Disconnected`.
 pub fn recover_sender(
     lock: &std::sync::MutexGuard<'static, ()>,
-    rx: &mut spsc::Receiver,
+    rx: &mut Receiver<spsc::Spsc>,
     first: u64,
     count: u64,
     max_len: usize,
@@ -137,7 +137,7 @@ pub fn recover_sender(
     let memory = Arc::clone(rx.memory());
     let control = ControlPage::new();
     let child = fork_child(lock, || {
-        let Ok(mut tx) = spsc::Sender::attach(memory) else {
+        let Ok(mut tx) = Sender::<spsc::Spsc>::attach(memory) else {
             return 2;
         };
         control.set(STAGE, 1);

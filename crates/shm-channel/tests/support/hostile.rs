@@ -596,7 +596,11 @@ pub fn drive<F: Subject>(
         count::<F, _, _>(
             kinds,
             check.call("read_timeout", || {
-                rx.read_timeout(TIMEOUT).map(|grant| grant.to_vec())
+                rx.read_timeout(TIMEOUT).map(|grant| {
+                    let mut msg = vec![0u8; grant.len()];
+                    grant.copy_to(&mut msg);
+                    msg
+                })
             }),
         );
     }

@@ -2,6 +2,7 @@
 //! typed (`u64`) channels of SPSC, MPSC and broadcast, their ends, and what a receive after
 //! a select found.
 
+use shm_channel::{Receiver, Sender};
 use std::fmt;
 
 use shm_channel::broadcast::Policy;
@@ -42,9 +43,9 @@ pub enum End<S, M, B, TS, TM, TB> {
 
 /// A sending end of any kind.
 pub type Tx = End<
-    spsc::Sender,
-    mpsc::Sender,
-    broadcast::Sender,
+    Sender<spsc::Spsc>,
+    Sender<mpsc::Mpsc>,
+    Sender<broadcast::Broadcast>,
     typed::Sender<u64>,
     typed::Sender<u64, shm_channel::mpsc::Mpsc>,
     typed::Sender<u64, shm_channel::broadcast::Broadcast>,
@@ -52,9 +53,9 @@ pub type Tx = End<
 
 /// A receiving end of any kind.
 pub type Rx = End<
-    spsc::Receiver,
-    mpsc::Receiver,
-    broadcast::Receiver,
+    Receiver<spsc::Spsc>,
+    Receiver<mpsc::Mpsc>,
+    Receiver<broadcast::Broadcast>,
     typed::Receiver<u64>,
     typed::Receiver<u64, shm_channel::mpsc::Mpsc>,
     typed::Receiver<u64, shm_channel::broadcast::Broadcast>,

@@ -101,7 +101,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry::Unread);
 ///
 /// ```
 /// // Not started by `Command::spawn`: nothing to take.
-/// let rx = shm_ipc::fork::exec::inherited::<shm_ipc::channel::spsc::Receiver>("jobs");
+/// let rx = shm_ipc::fork::exec::inherited::<shm_ipc::channel::Receiver<shm_ipc::channel::spsc::Spsc>>("jobs");
 /// assert!(rx.is_err());
 /// ```
 pub fn inherited<T: Portable>(name: &str) -> Result<T, InheritedError> {

@@ -22,10 +22,11 @@
 //! killed and reaped when dropped.
 //!
 //! ```no_run
-//! use shm_ipc::channel::spsc::{Builder, Receiver};
+//! use shm_ipc::channel::spsc::Spsc;
+//! use shm_ipc::channel::{Builder, Receiver};
 //!
 //! // Parent:
-//! let (mut tx, rx) = Builder::new(1 << 16).create_memfd()?;
+//! let (mut tx, rx) = Builder::<Spsc>::new(1 << 16).create_memfd()?;
 //! let mut command = shm_ipc::fork::exec::Command::new(std::env::current_exe()?);
 //! command.arg("--child");
 //! command.pass("jobs", rx)?;
@@ -35,7 +36,7 @@
 //! assert!(child.wait()?.success());
 //!
 //! // Child (the same program, started with --child):
-//! let mut jobs: Receiver = shm_ipc::fork::exec::inherited("jobs")?;
+//! let mut jobs: Receiver<Spsc> = shm_ipc::fork::exec::inherited("jobs")?;
 //! while let Ok(job) = jobs.recv() { /* ... */ }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -99,10 +100,11 @@ pub enum ExecError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use shm_ipc::channel::spsc::Builder;
+/// use shm_ipc::channel::spsc::Spsc;
+/// use shm_ipc::channel::Builder;
 /// use shm_ipc::channel::{SendError, SendTimeoutError};
 ///
-/// let (mut tx, rx) = Builder::new(4096).create_memfd()?;
+/// let (mut tx, rx) = Builder::<Spsc>::new(4096).create_memfd()?;
 /// // `true` never takes its endpoint; it owns it anyway from `spawn` on.
 /// let mut command = shm_ipc::fork::exec::Command::new("true");
 /// command.pass("jobs", rx)?;

@@ -62,7 +62,7 @@ use shm_channel::bulk;
 use shm_channel::codec::{BatchCodec, Plain};
 use shm_channel::spsc::Spsc;
 use shm_channel::typed::DefaultCodec;
-use shm_channel::{spsc, typed, ChannelError};
+use shm_channel::{typed, Builder, ChannelError};
 use shm_core::notify::{Handshake, WaitStrategy};
 
 use crate::child::{Child, ExitStatus};
@@ -145,7 +145,7 @@ type Link<T, C> = (bulk::Sender<T, Spsc, C>, bulk::Receiver<T, Spsc, C>);
 impl Launch {
     /// A channel between two processes of the pipeline, both ends waiting as it says.
     fn channel<T, C: BatchCodec<T>>(&self) -> Result<Link<T, C>, PipelineError> {
-        let (sender, receiver) = spsc::Builder::new(self.capacity)
+        let (sender, receiver) = Builder::<Spsc>::new(self.capacity)
             .wait_strategy(self.strategy)
             .handshake(self.handshake)
             .create()?;

@@ -46,7 +46,8 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use shm_ipc::channel::spsc::{Builder, Receiver};
+//! use shm_ipc::channel::spsc::Spsc;
+//! use shm_ipc::channel::{Builder, Receiver};
 //! use shm_ipc::fork::rendezvous::{connect, Listener};
 //! let timeout = Duration::from_secs(10);
 //!
@@ -58,7 +59,7 @@
 //!         Err(err) if err.is_per_connection() => continue, // one bad client, next one
 //!         Err(err) => return Err(err.into()),
 //!     };
-//!     let (mut tx, rx) = Builder::new(1 << 16).create_memfd()?;
+//!     let (mut tx, rx) = Builder::<Spsc>::new(1 << 16).create_memfd()?;
 //!     connection.pass("jobs", rx, timeout)?;
 //!     tx.send(b"job 1")?;
 //! #   break;
@@ -66,7 +67,7 @@
 //!
 //! // A client:
 //! let connection = connect("jobs-service", timeout)?;
-//! let mut jobs: Receiver = connection.take("jobs", timeout)?;
+//! let mut jobs: Receiver<Spsc> = connection.take("jobs", timeout)?;
 //! let job = jobs.recv()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

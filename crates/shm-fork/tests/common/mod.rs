@@ -186,25 +186,25 @@ pub const SELECT_MESSAGES: u64 = 300;
 /// The three channels of the select tests, created as memfds (to pass across `exec` or the
 /// rendezvous): one of each flavor; the senders, then the receivers.
 pub type ThreeSenders = (
-    shm_channel::spsc::Sender,
-    shm_channel::mpsc::Sender,
-    shm_channel::broadcast::Sender,
+    shm_channel::Sender<shm_channel::spsc::Spsc>,
+    shm_channel::Sender<shm_channel::mpsc::Mpsc>,
+    shm_channel::Sender<shm_channel::broadcast::Broadcast>,
 );
 pub type ThreeReceivers = (
-    shm_channel::spsc::Receiver,
-    shm_channel::mpsc::Receiver,
-    shm_channel::broadcast::Receiver,
+    shm_channel::Receiver<shm_channel::spsc::Spsc>,
+    shm_channel::Receiver<shm_channel::mpsc::Mpsc>,
+    shm_channel::Receiver<shm_channel::broadcast::Broadcast>,
 );
 
 /// Three fresh memfd channels, one of each flavor.
 pub fn three_channels() -> (ThreeSenders, ThreeReceivers) {
-    let (s, rs) = shm_channel::spsc::Builder::new(1024)
+    let (s, rs) = shm_channel::Builder::<shm_channel::spsc::Spsc>::new(1024)
         .create_memfd()
         .unwrap();
-    let (m, rm) = shm_channel::mpsc::Builder::new(1024)
+    let (m, rm) = shm_channel::Builder::<shm_channel::mpsc::Mpsc>::new(1024)
         .create_memfd()
         .unwrap();
-    let (b, rb) = shm_channel::broadcast::Builder::new(1024)
+    let (b, rb) = shm_channel::Builder::<shm_channel::broadcast::Broadcast>::new(1024)
         .create_memfd()
         .unwrap();
     ((s, m, b), (rs, rm, rb))
