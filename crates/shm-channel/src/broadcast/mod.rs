@@ -54,6 +54,7 @@ use crate::endpoint::{Flavor, Rings};
 use crate::shared::status::Claim;
 use crate::{typed, ChannelError};
 use crate::{Builder, Receiver, Sender};
+use shm_core::notify::WaitStrategy;
 
 use layout::Layout;
 use reader::Reader;
@@ -76,6 +77,11 @@ pub use layout::{Policy, MAX_READERS};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Broadcast;
 
+impl Flavor for Broadcast {
+    type RecvError = RecvError;
+    const NAME: &'static str = "broadcast";
+}
+
 /// Creates a broadcast channel of `capacity` bytes (a power of two, at least 32) in a fresh
 /// anonymous shared region, with its sender and one receiver.
 pub fn channel(
@@ -97,11 +103,7 @@ impl Builder<Broadcast> {
 impl Sender<Broadcast> {
     /// A new receiver, starting at the current tail (it sees messages sent from now on).
     pub fn subscribe(&self) -> Result<Receiver<Broadcast>, ChannelError> {
-        let reader = Reader::join(self.common.ring.layout().clone())?;
-        Ok(Receiver::<Broadcast>::from_ring(
-            reader,
-            self.common.strategy,
-        ))
+        join(self.common.ring.layout(), self.common.strategy)
     }
 
     /// Receivers attached now (in any process).
@@ -133,17 +135,15 @@ impl<T, C: Codec<T>> typed::Sender<T, Broadcast, C> {
 impl Receiver<Broadcast> {
     /// Another receiver of the same channel, starting at the current tail.
     pub fn try_clone(&self) -> Result<Receiver<Broadcast>, ChannelError> {
-        let reader = Reader::join(self.common.ring.layout().clone())?;
-        Ok(Receiver::<Broadcast>::from_ring(
-            reader,
-            self.common.strategy,
-        ))
+        join(self.common.ring.layout(), self.common.strategy)
     }
 }
 
-impl Flavor for Broadcast {
-    type RecvError = RecvError;
-    const NAME: &'static str = "broadcast";
+/// A new receiver of the channel laid out in `layout`, starting at its current tail and
+/// waiting as `strategy` says: what `subscribe` and `try_clone` make.
+fn join(layout: &Layout, strategy: WaitStrategy) -> Result<Receiver<Broadcast>, ChannelError> {
+    let reader = Reader::join(layout.clone())?;
+    Ok(Receiver::from_ring(reader, strategy))
 }
 
 impl Rings for Broadcast {

@@ -88,6 +88,11 @@ pub use layout::{DEFAULT_MAX_SENDERS, MAX_SENDERS};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mpsc;
 
+impl Flavor for Mpsc {
+    type RecvError = RecvError;
+    const NAME: &'static str = "mpsc";
+}
+
 /// Creates an MPSC byte channel with a lane of `capacity` bytes (a power of two, at least
 /// 16) for each of [`DEFAULT_MAX_SENDERS`] senders, in a fresh anonymous shared region;
 /// both endpoints are owned by the calling process.
@@ -172,11 +177,6 @@ impl Receiver<Mpsc> {
     pub fn sender_count(&self) -> u32 {
         self.common.ring.sender_count()
     }
-}
-
-impl Flavor for Mpsc {
-    type RecvError = RecvError;
-    const NAME: &'static str = "mpsc";
 }
 
 impl Rings for Mpsc {

@@ -57,6 +57,11 @@ mod ring;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spsc;
 
+impl Flavor for Spsc {
+    type RecvError = RecvError;
+    const NAME: &'static str = "spsc";
+}
+
 /// Creates an SPSC channel of `capacity` bytes (a power of two, at least 16) in a fresh
 /// anonymous shared region. Both endpoints are owned by the calling process; after `fork`,
 /// hand one to the child (see `shm-fork`).
@@ -92,11 +97,6 @@ impl Receiver<Spsc> {
     pub fn set_release_batch(&mut self, bytes: usize) {
         self.ring().set_release_batch(bytes as u64);
     }
-}
-
-impl Flavor for Spsc {
-    type RecvError = RecvError;
-    const NAME: &'static str = "spsc";
 }
 
 impl Rings for Spsc {
