@@ -8,7 +8,7 @@
 //! its lines, their offsets, what a fresh one holds, and the options it records.
 
 use std::fmt;
-use std::mem::{offset_of, size_of};
+use std::mem::offset_of;
 use std::sync::Arc;
 
 use shm_core::header::LayoutSpec;
@@ -35,13 +35,13 @@ pub(crate) trait ControlBlock: Sized + Send + Sync + 'static {
     /// The flavor's lines between the event line and the type line (`()`: none).
     type After;
     /// Offset of the data area: the size of the control block.
-    const DATA_OFFSET: usize = size_of::<Control<Self::Before, Self::After>>();
+    const DATA_OFFSET: usize = Control::<Self::Before, Self::After>::LEN;
     /// Offset of the [`EventLine`] in the control block.
-    const EVENTS: usize = offset_of!(Control<Self::Before, Self::After>, events);
+    const EVENTS: usize = Control::<Self::Before, Self::After>::EVENTS;
     /// Offset of the [`StatusLine`] in the control block.
-    const STATUS: usize = offset_of!(Control<Self::Before, Self::After>, status);
+    const STATUS: usize = Control::<Self::Before, Self::After>::STATUS;
     /// Offset of the [`TypeLine`] in the control block.
-    const TYPE: usize = offset_of!(Control<Self::Before, Self::After>, types);
+    const TYPE: usize = Control::<Self::Before, Self::After>::TYPE;
     /// Smallest capacity of the flavor.
     const MIN_CAPACITY: usize = MIN_CAPACITY;
 

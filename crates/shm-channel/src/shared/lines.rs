@@ -5,7 +5,7 @@
 //! line, last before the data area in every flavor, records what typed ends carry (see
 //! `super::fingerprint`).
 
-use std::mem::size_of;
+use std::mem::{offset_of, size_of};
 
 use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::notify::Event;
@@ -188,12 +188,23 @@ unsafe impl Line for TypeLine {}
 /// area (a flavor with no lines on one side has `()` there, which takes no room).
 #[repr(C)]
 pub(crate) struct Control<B, A> {
-    pub(crate) header: HeaderSlot,
+    header: HeaderSlot,
     pub(crate) before: B,
-    pub(crate) status: StatusLine,
-    pub(crate) events: EventLine,
+    status: StatusLine,
+    events: EventLine,
     pub(crate) after: A,
-    pub(crate) types: TypeLine,
+    types: TypeLine,
+}
+
+impl<B, A> Control<B, A> {
+    /// Offset of the data area: the size of the control block.
+    pub(crate) const LEN: usize = size_of::<Self>();
+    /// Offset of the [`StatusLine`].
+    pub(crate) const STATUS: usize = offset_of!(Self, status);
+    /// Offset of the [`EventLine`].
+    pub(crate) const EVENTS: usize = offset_of!(Self, events);
+    /// Offset of the [`TypeLine`].
+    pub(crate) const TYPE: usize = offset_of!(Self, types);
 }
 
 /// The layout spec of a flavor's region: its magic and version, and a hash over the sizes

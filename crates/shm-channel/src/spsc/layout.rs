@@ -41,10 +41,14 @@ pub(crate) struct Indices {
 type Control = lines::Control<Indices, ()>;
 
 assert_offsets! {
-    Control { before: 128, status: 384, events: 512, types: 640 },
+    Control { before: 128, after: 640 },
     Indices { consumer: 128 },
     ; data: 896
 }
+
+// The common lines' offsets, as the table above says.
+#[cfg(not(loom))]
+const _: () = assert!(Control::STATUS == 384 && Control::EVENTS == 512 && Control::TYPE == 640);
 
 /// A validated view of an SPSC channel's memory.
 pub(crate) type Layout = crate::shared::layout::Layout<Spsc>;
