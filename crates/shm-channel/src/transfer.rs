@@ -500,7 +500,6 @@ impl<T, C: Codec<T>, F: Flavor> TravelsAsBytes for crate::typed::Receiver<T, F, 
 }
 
 // `TravelsAsBytes` is the crate's own: only the typed ends get this impl.
-#[allow(private_bounds)]
 impl<W> Portable for W
 where
     W: TravelsAsBytes + Into<W::Bytes> + TryFrom<W::Bytes, Error = crate::typed::TypeMismatch>,
