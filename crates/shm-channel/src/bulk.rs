@@ -51,14 +51,9 @@ use crate::endpoint::failure::{until_done, FromRecvFatal, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 use crate::spsc::Spsc;
 use crate::typed::{
-    DefaultCodec, Fingerprint, FromDecodeError, RecvError, SendError, TypeMismatch,
+    wrap_checked, DefaultCodec, Fingerprint, FromDecodeError, RecvError, SendError, TypeMismatch,
 };
 use crate::{CodecError, TryRecvError};
-
-/// Records `[T]` through `C` as what the channel of `parts` carries, or checks it.
-fn check_batch_type<T, C: BatchCodec<T>>(parts: &dyn Parts) -> Result<(), TypeMismatch> {
-    crate::shared::fingerprint::record_or_check(parts.type_line(), &Fingerprint::of_batch::<T, C>())
-}
 
 /// The share of the ring one frame may take: an eighth, as deferred sends publish (so that
 /// the ring holds several frames and both sides keep busy).
@@ -84,8 +79,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> TryFrom<crate::Sender<F>> for Sender<T, F, 
     type Error = TypeMismatch;
 
     fn try_from(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
-        check_batch_type::<T, C>(inner.parts())?;
-        Ok(Sender {
+        wrap_checked(inner, &Fingerprint::of_batch::<T, C>(), |inner| Sender {
             inner,
             item_len: std::mem::size_of::<T>().max(1),
             scratch: Vec::new(),
@@ -222,8 +216,7 @@ impl<T, C: BatchCodec<T>, F: Flavor> TryFrom<crate::Receiver<F>> for Receiver<T,
     type Error = TypeMismatch;
 
     fn try_from(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
-        check_batch_type::<T, C>(inner.parts())?;
-        Ok(Receiver {
+        wrap_checked(inner, &Fingerprint::of_batch::<T, C>(), |inner| Receiver {
             inner,
             scratch: Vec::new(),
             pending: None,

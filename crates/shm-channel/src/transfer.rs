@@ -483,30 +483,34 @@ where
     }
 }
 
-/// A typed sender travels as its byte sender.
-impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Sender<T, F, C>
-where
-    Sender<F>: Send,
-{
-    fn into_transfer(self) -> Result<Transfer, TransferError> {
-        Sender::from(self).into_transfer()
-    }
+/// An end that travels as the byte end it wraps (the typed ends): unwrapped on the way
+/// out, wrapped again on the way in (which checks its type: [`TransferError::Type`]).
+pub(crate) trait TravelsAsBytes {
+    /// The byte end underneath.
+    type Bytes;
+}
 
-    fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Ok(Self::try_from(Sender::from_fds(fds, ticket)?)?)
-    }
+/// A typed sender travels as its byte sender.
+impl<T, C: Codec<T>, F: Flavor> TravelsAsBytes for crate::typed::Sender<T, F, C> {
+    type Bytes = Sender<F>;
 }
 
 /// A typed receiver travels as its byte receiver.
-impl<T, C: Codec<T>, F: Flavor> Portable for crate::typed::Receiver<T, F, C>
+impl<T, C: Codec<T>, F: Flavor> TravelsAsBytes for crate::typed::Receiver<T, F, C> {
+    type Bytes = Receiver<F>;
+}
+
+// `TravelsAsBytes` is the crate's own: only the typed ends get this impl.
+impl<W> Portable for W
 where
-    Receiver<F>: Send,
+    W: TravelsAsBytes + Into<W::Bytes> + TryFrom<W::Bytes, Error = crate::typed::TypeMismatch>,
+    W::Bytes: Portable,
 {
     fn into_transfer(self) -> Result<Transfer, TransferError> {
-        Receiver::from(self).into_transfer()
+        self.into().into_transfer()
     }
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
-        Ok(Self::try_from(Receiver::from_fds(fds, ticket)?)?)
+        Ok(Self::try_from(W::Bytes::from_fds(fds, ticket)?)?)
     }
 }

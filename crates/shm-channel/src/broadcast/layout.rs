@@ -23,9 +23,7 @@ use shm_core::header::LayoutSpec;
 use super::Broadcast;
 use crate::shared::creation::Creation;
 use crate::shared::layout::ControlBlock;
-use crate::shared::lines::{
-    assert_offsets, layout_spec, EventLine, HeaderSlot, Line, StatusLine, TypeLine,
-};
+use crate::shared::lines::{self, assert_offsets, layout_spec, Line, StatusLine};
 use crate::shared::primitive::AtomicU64;
 use crate::shared::view::View;
 use crate::{ChannelError, Corruption};
@@ -75,23 +73,19 @@ unsafe impl Line for WriterLine {}
 // SAFETY: atomics only.
 unsafe impl Line for ReaderSlot {}
 
-#[repr(C)]
-struct Control {
-    header: HeaderSlot,
-    writer: WriterLine,
-    status: StatusLine,
-    events: EventLine,
-    readers: [ReaderSlot; MAX_READERS],
-    types: TypeLine,
-}
-
-const DATA_OFFSET: usize = size_of::<Control>();
+/// The control block at offset 0 of the region: the writer line before the status line,
+/// the reader slots after the event line.
+type Control = lines::Control<WriterLine, [ReaderSlot; MAX_READERS]>;
 
 assert_offsets! {
-    Control { writer: 128, status: 256, events: 384, readers: 512, types: 2560 },
+    Control { before: 128, after: 512 },
     WriterLine { oldest: 8, next_seq: 16 },
     ; data: 512 + 16 * 128 + 256
 }
+
+// The common lines' offsets, as the table above says.
+#[cfg(not(loom))]
+const _: () = assert!(Control::STATUS == 256 && Control::EVENTS == 384 && Control::TYPE == 2560);
 
 const SLOT_LEN: usize = size_of::<ReaderSlot>();
 
@@ -111,6 +105,8 @@ pub(crate) type Layout = crate::shared::layout::Layout<Broadcast>;
 
 impl ControlBlock for Broadcast {
     type Options = Policy;
+    type Before = WriterLine;
+    type After = [ReaderSlot; MAX_READERS];
     // The layout this build speaks (bump the version on any incompatible change), hashed
     // with the sizes and alignments of the control block, the reader slots and the frame
     // header.
@@ -123,10 +119,6 @@ impl ControlBlock for Broadcast {
             (HEADER as usize, 8),
         ],
     );
-    const DATA_OFFSET: usize = DATA_OFFSET;
-    const EVENTS: usize = offset_of!(Control, events);
-    const STATUS: usize = offset_of!(Control, status);
-    const TYPE: usize = offset_of!(Control, types);
     /// Two frames of an 8-byte message.
     const MIN_CAPACITY: usize = 32;
 
@@ -134,13 +126,13 @@ impl ControlBlock for Broadcast {
         // SAFETY: the offsets are those of the writer line and of the reader slot array in
         // `Control`; the caller guarantees nobody uses the region yet.
         unsafe {
-            view.init_line::<WriterLine>(offset_of!(Control, writer));
+            view.init_line::<WriterLine>(offset_of!(Control, before));
             for i in 0..MAX_READERS {
                 view.init_line::<ReaderSlot>(reader_offset(i));
             }
         }
         // SAFETY: the offset of the status line in `Control`.
-        let status = unsafe { view.line::<StatusLine>(offset_of!(Control, status)) };
+        let status = unsafe { view.line::<StatusLine>(Control::STATUS) };
         // Relaxed: published by the header's magic, stored with Release after it.
         status.policy.store(
             u32::from(how.options == Policy::Overwrite),
@@ -151,7 +143,7 @@ impl ControlBlock for Broadcast {
     /// The policy word, checked.
     fn read_options(view: &View) -> Result<Policy, ChannelError> {
         // SAFETY: the offset of the status line in `Control`.
-        let status = unsafe { view.line::<StatusLine>(offset_of!(Control, status)) };
+        let status = unsafe { view.line::<StatusLine>(Control::STATUS) };
         // Relaxed: written before the header, whose magic `attach` loaded with Acquire.
         let policy_untrusted = status.policy.load(Ordering::Relaxed);
         match policy_untrusted {
@@ -174,7 +166,7 @@ impl Layout {
     /// The sender's line.
     pub(crate) fn writer(&self) -> &WriterLine {
         // SAFETY: the offset of the writer line in `Control`.
-        unsafe { self.line(offset_of!(Control, writer)) }
+        unsafe { self.line(offset_of!(Control, before)) }
     }
 
     /// Reader slot `index` (clamped below `MAX_READERS`).
@@ -195,5 +187,5 @@ impl Layout {
 }
 
 fn reader_offset(index: usize) -> usize {
-    offset_of!(Control, readers) + index.min(MAX_READERS - 1) * SLOT_LEN
+    offset_of!(Control, after) + index.min(MAX_READERS - 1) * SLOT_LEN
 }

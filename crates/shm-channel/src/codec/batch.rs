@@ -123,28 +123,15 @@ impl<T: bytemuck::Pod> BatchCodec<T> for Plain {
     }
 }
 
-/// What a serde codec adds to its [`Codec`](super::Codec) for batches: decoding values
-/// that follow each other in `bytes` through `seed` (which pushes them onto a `Vec`).
-#[cfg(any(feature = "bincode", feature = "postcard"))]
-pub(crate) trait SerdeSequence {
-    /// Decodes through `seed` from the start of `bytes` (failures through `budget`'s
-    /// errors); returns the bytes the values took.
-    fn decode_values<T: serde::de::DeserializeOwned>(
-        bytes: &[u8],
-        seed: Appended<'_, '_, T>,
-        budget: &super::budget::DepthBudget,
-    ) -> Result<usize, CodecError>;
-}
-
 /// The serde codecs' batches: each item encoded as the codec encodes a value, in one pass
 /// straight into the frame, and decoded in one pass onto the end of the receiver's `Vec`
 /// (a tuple of `count` values to serde, under the codec's depth limit).
-// `SerdeSequence` is the crate's own: only its serde codecs get this impl.
+// `SerdeFormat` is the crate's own: only its serde codecs get this impl.
 #[cfg(any(feature = "bincode", feature = "postcard"))]
 #[allow(private_bounds)]
 impl<C, T> BatchCodec<T> for C
 where
-    C: SerdeSequence + super::frame::Codec<T> + 'static,
+    C: super::depth::SerdeFormat + super::frame::Codec<T> + 'static,
     T: serde::de::DeserializeOwned,
 {
     fn encode_batch(items: &[T], out: &mut FrameWriter<'_>) -> Result<usize, CodecError> {
@@ -185,8 +172,9 @@ where
         out.reserve(count.min(CAUTIOUS_RESERVE / std::mem::size_of::<T>().max(1)));
         let budget = super::budget::DepthBudget::new(super::budget::MAX_DECODE_DEPTH, frame.len());
         let seed = Appended::new(out, count, &budget);
-        let decoded =
-            C::decode_values(frame, seed, &budget).and_then(|read| match frame.len() - read {
+        let decoded = C::decode_seed(frame, seed)
+            .map_err(|e| budget.decode_error(e))
+            .and_then(|((), read)| match frame.len() - read {
                 0 => Ok(()),
                 left => Err(CodecError::Decode(format!(
                     "{left} bytes left after the batch"

@@ -1,13 +1,11 @@
 //! serde + bincode 2: the default codec.
 
-use super::batch::Appended;
-use super::budget::{DepthBudget, MAX_DECODE_DEPTH};
-use super::depth::MessageSeed;
+use super::depth::{decode_message, SerdeFormat};
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use bincode::config::Configuration;
 use bincode::enc::write::Writer;
-use bincode::error::EncodeError;
+use bincode::error::{DecodeError, EncodeError};
 
 /// bincode's standard configuration (little-endian, varint), without a decode limit: the
 /// decoder reads strings and byte buffers as slices of the frame's private copy, refused
@@ -49,15 +47,14 @@ fn counted<V: serde::Serialize + ?Sized>(value: &V) -> Result<usize, EncodeError
     Ok(counter.0)
 }
 
-impl super::batch::SerdeSequence for Bincode {
-    fn decode_values<T: serde::de::DeserializeOwned>(
-        bytes: &[u8],
-        seed: Appended<'_, '_, T>,
-        budget: &DepthBudget,
-    ) -> Result<usize, CodecError> {
+impl SerdeFormat for Bincode {
+    type Error = DecodeError;
+
+    fn decode_seed<'de, S: serde::de::DeserializeSeed<'de>>(
+        bytes: &'de [u8],
+        seed: S,
+    ) -> Result<(S::Value, usize), DecodeError> {
         bincode::serde::seed_decode_from_slice(seed, bytes, config())
-            .map(|((), read)| read)
-            .map_err(|e| budget.decode_error(e))
     }
 }
 
@@ -78,17 +75,6 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {
     /// Decodes from one private copy of the frame (a single bounds-checked copy out of
     /// shared memory, then bincode's slice decoder), never from shared memory directly.
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
-        let frame = input.rest_copied();
-        let budget = DepthBudget::new(MAX_DECODE_DEPTH, frame.len());
-        let (value, read) =
-            bincode::serde::seed_decode_from_slice(MessageSeed::<T>::new(&budget), frame, config())
-                .map_err(|e| budget.decode_error(e))?;
-        let left = frame.len() - read;
-        if left != 0 {
-            return Err(CodecError::Decode(format!(
-                "{left} bytes left after the value"
-            )));
-        }
-        Ok(value)
+        decode_message::<Bincode, T>(input.rest_copied())
     }
 }

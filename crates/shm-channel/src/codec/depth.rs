@@ -22,7 +22,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 
-use super::budget::DepthBudget;
+use super::budget::{DepthBudget, MAX_DECODE_DEPTH};
+use crate::CodecError;
 
 /// A deserializer for a value at `depth`, failing if `depth` is past the budget.
 pub(crate) struct DepthLimited<'b, D> {
@@ -153,14 +154,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for DepthLimited<'_, D> {
     }
 }
 
-/// The seed of a whole message (depth 0), for formats that decode through a seed (bincode).
-#[cfg(feature = "bincode")]
+/// The seed of a whole message (depth 0).
 pub(crate) struct MessageSeed<'b, T> {
     budget: &'b DepthBudget,
     _value: std::marker::PhantomData<fn() -> T>,
 }
 
-#[cfg(feature = "bincode")]
 impl<'b, T> MessageSeed<'b, T> {
     pub(crate) fn new(budget: &'b DepthBudget) -> Self {
         MessageSeed {
@@ -170,12 +169,43 @@ impl<'b, T> MessageSeed<'b, T> {
     }
 }
 
-#[cfg(feature = "bincode")]
 impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for MessageSeed<'_, T> {
     type Value = T;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
         T::deserialize(DepthLimited::new(deserializer, self.budget))
+    }
+}
+
+/// A serde format behind a codec (bincode, postcard): how a seed decodes from the start of
+/// a private copy of a frame. The one piece each serde codec writes for decoding; the
+/// limits around it are [`decode_message`]'s and `batch.rs`'s, the same for both.
+pub(crate) trait SerdeFormat {
+    /// The format's decoding error.
+    type Error: fmt::Display;
+
+    /// Decodes through `seed` from the start of `bytes`: the value, and the bytes it took
+    /// (at most `bytes.len()`).
+    fn decode_seed<'de, S: DeserializeSeed<'de>>(
+        bytes: &'de [u8],
+        seed: S,
+    ) -> Result<(S::Value, usize), Self::Error>;
+}
+
+/// Decodes the message `T` that `bytes` (a private copy of a frame) holds through format
+/// `C`, under the depth and element limits (a failure names the limit it hit, if one); a
+/// frame with bytes left after the value is refused.
+pub(crate) fn decode_message<C: SerdeFormat, T: de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    let budget = DepthBudget::new(MAX_DECODE_DEPTH, bytes.len());
+    let (value, read) = C::decode_seed(bytes, MessageSeed::<T>::new(&budget))
+        .map_err(|e| budget.decode_error(e))?;
+    match bytes.len() - read {
+        0 => Ok(value),
+        left => Err(CodecError::Decode(format!(
+            "{left} bytes left after the value"
+        ))),
     }
 }
 

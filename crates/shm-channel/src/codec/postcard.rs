@@ -1,8 +1,6 @@
 //! serde + postcard: the maintained serde alternative to bincode.
 
-use super::batch::Appended;
-use super::budget::{DepthBudget, MAX_DECODE_DEPTH};
-use super::depth::DepthLimited;
+use super::depth::{decode_message, SerdeFormat};
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use postcard::ser_flavors::Flavor;
@@ -57,19 +55,17 @@ impl Flavor for InPlace<'_, '_> {
     }
 }
 
-impl super::batch::SerdeSequence for Postcard {
-    fn decode_values<T: serde::de::DeserializeOwned>(
-        bytes: &[u8],
-        seed: Appended<'_, '_, T>,
-        budget: &DepthBudget,
-    ) -> Result<usize, CodecError> {
+impl SerdeFormat for Postcard {
+    type Error = postcard::Error;
+
+    fn decode_seed<'de, S: serde::de::DeserializeSeed<'de>>(
+        bytes: &'de [u8],
+        seed: S,
+    ) -> postcard::Result<(S::Value, usize)> {
         let mut deserializer = postcard::Deserializer::from_bytes(bytes);
-        serde::de::DeserializeSeed::deserialize(seed, &mut deserializer)
-            .map_err(|e| budget.decode_error(e))?;
-        let rest = deserializer
-            .finalize()
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
-        Ok(bytes.len() - rest.len())
+        let value = seed.deserialize(&mut deserializer)?;
+        let rest = deserializer.finalize()?;
+        Ok((value, bytes.len() - rest.len()))
     }
 }
 
@@ -88,22 +84,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
             .map_err(|e| CodecError::Encode(e.to_string()))
     }
 
+    /// Decodes from one private copy of the frame (postcard decodes from a slice), never
+    /// from shared memory directly.
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
-        let bytes = input.rest_copied();
-        let budget = DepthBudget::new(MAX_DECODE_DEPTH, bytes.len());
-        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
-        let decoded = T::deserialize(DepthLimited::new(&mut deserializer, &budget));
-        // postcard's error drops custom messages: the budget names the depth limit.
-        let value = decoded.map_err(|e| budget.decode_error(e))?;
-        let rest = deserializer
-            .finalize()
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(CodecError::Decode(format!(
-                "{} bytes left after the value",
-                rest.len()
-            )));
-        }
-        Ok(value)
+        decode_message::<Postcard, T>(input.rest_copied())
     }
 }

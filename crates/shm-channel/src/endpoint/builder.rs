@@ -140,8 +140,7 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
     ) -> Result<Sender<F>, ChannelError> {
-        let writer = F::writer(self.create_shared(memory)?, Claim::Create)?;
-        Ok(Sender::from_ring(writer, self.strategy))
+        self.create_one(memory, F::writer, Sender::from_ring)
     }
 
     /// Creates the channel in a caller's region and returns only the receiver; a sender
@@ -150,8 +149,7 @@ impl<F: Flavor> Builder<F> {
         &self,
         memory: Arc<dyn SharedMemory>,
     ) -> Result<Receiver<F>, ChannelError> {
-        let reader = F::reader(self.create_shared(memory)?, Claim::Create)?;
-        Ok(Receiver::from_ring(reader, self.strategy))
+        self.create_one(memory, F::reader, Receiver::from_ring)
     }
 
     /// Creates the channel in a fresh sealed memfd ([`Region::memfd`]): both endpoints,
@@ -215,6 +213,18 @@ impl<F: Flavor> Builder<F> {
                 },
             },
         )
+    }
+
+    /// One end of a fresh channel in `memory`: the ring side `open` opens, made an endpoint
+    /// by `end`.
+    fn create_one<R, E>(
+        &self,
+        memory: Arc<dyn SharedMemory>,
+        open: fn(Layout<F>, Claim) -> Result<R, ChannelError>,
+        end: fn(R, WaitStrategy) -> E,
+    ) -> Result<E, ChannelError> {
+        let side = open(self.create_shared(memory)?, Claim::Create)?;
+        Ok(end(side, self.strategy))
     }
 
     fn create_both(

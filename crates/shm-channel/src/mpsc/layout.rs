@@ -30,10 +30,7 @@ use crate::shared::creation::Creation;
 use crate::shared::doorbells::Doorbells;
 use crate::shared::lane::Lane;
 use crate::shared::layout::ControlBlock;
-use crate::shared::lines::{
-    assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, Line, ProducerLine,
-    StatusLine, TypeLine,
-};
+use crate::shared::lines::{self, assert_offsets, layout_spec, ConsumerLine, Line, ProducerLine};
 use crate::shared::primitive::{AtomicU64, DataArea};
 use crate::shared::view::{EventRef, View, Wake, MIN_CAPACITY};
 use crate::{ChannelError, Corruption};
@@ -98,28 +95,29 @@ unsafe impl Line for SenderSlot {}
 // SAFETY: atomics only.
 unsafe impl Line for LanesLine {}
 
-/// The control block at offset 0 of the region; reached line by line, never as a whole.
+/// The MPSC lines after the event line: the lanes line, then each sender slot's lines.
 #[repr(C)]
-struct Control {
-    header: HeaderSlot,
-    status: StatusLine,
-    events: EventLine,
+pub(crate) struct Senders {
     lanes: LanesLine,
     slots: [SlotLines; MAX_SENDERS],
-    types: TypeLine,
 }
 
-/// Offset of the data area.
-const DATA_OFFSET: usize = size_of::<Control>();
+/// The control block at offset 0 of the region: no lines before the status line.
+type Control = lines::Control<(), Senders>;
 
 const SLOT_LINES: usize = size_of::<SlotLines>();
 
 assert_offsets! {
-    Control { status: 128, events: 256, lanes: 384, slots: 512, types: 25088 },
+    Control { before: 128, after: 384 },
+    Senders { slots: 128 },
     SlotLines { producer: 128, consumer: 256 },
     SenderSlot { space: 8 },
     ; data: 512 + 64 * 384 + 256
 }
+
+// The common lines' offsets, as the table above says.
+#[cfg(not(loom))]
+const _: () = assert!(Control::STATUS == 128 && Control::EVENTS == 256 && Control::TYPE == 25088);
 
 /// A validated view of an MPSC channel's memory.
 pub(crate) type Layout = crate::shared::layout::Layout<Mpsc>;
@@ -132,6 +130,8 @@ pub(crate) fn region_len_for(capacity: usize) -> Option<usize> {
 
 impl ControlBlock for Mpsc {
     type Options = Lanes;
+    type Before = ();
+    type After = Senders;
     // The layout this build speaks (bump the version on any incompatible change), hashed
     // with the sizes and alignments of the control block and of the slot lines.
     const SPEC: LayoutSpec = layout_spec(
@@ -142,10 +142,6 @@ impl ControlBlock for Mpsc {
             (SLOT_LINES, MAX_SENDERS),
         ],
     );
-    const DATA_OFFSET: usize = DATA_OFFSET;
-    const EVENTS: usize = offset_of!(Control, events);
-    const STATUS: usize = offset_of!(Control, status);
-    const TYPE: usize = offset_of!(Control, types);
 
     /// Records the lane count; clears the first word of every lane (its reader's first
     /// look: see `shared::lane`).
@@ -153,13 +149,13 @@ impl ControlBlock for Mpsc {
         // SAFETY: the offsets are those of the lines in `Control`; the caller guarantees
         // nobody uses the region yet.
         unsafe {
-            view.init_line::<LanesLine>(offset_of!(Control, lanes));
+            view.init_line::<LanesLine>(offset_of!(Control, after.lanes));
             for i in 0..MAX_SENDERS {
                 view.init_line::<SenderSlot>(slot_offset(i));
                 view.init_line::<ProducerLine>(slot_offset(i) + offset_of!(SlotLines, producer));
                 view.init_line::<ConsumerLine>(slot_offset(i) + offset_of!(SlotLines, consumer));
             }
-            let lanes = view.line::<LanesLine>(offset_of!(Control, lanes));
+            let lanes = view.line::<LanesLine>(offset_of!(Control, after.lanes));
             // Relaxed: published by the header's Release store.
             lanes
                 .lanes
@@ -176,7 +172,7 @@ impl ControlBlock for Mpsc {
 
     fn read_options(view: &View) -> Result<Lanes, ChannelError> {
         // SAFETY: the offset of the lanes line in `Control`.
-        let line = unsafe { view.line::<LanesLine>(offset_of!(Control, lanes)) };
+        let line = unsafe { view.line::<LanesLine>(offset_of!(Control, after.lanes)) };
         // Relaxed: written before the header, whose magic `attach` loaded with Acquire.
         let lanes_untrusted = line.lanes.load(Ordering::Relaxed);
         let fits = lanes_untrusted.is_power_of_two()
@@ -201,7 +197,7 @@ impl ControlBlock for Mpsc {
 /// Offset of sender slot `index`'s lines in the control block (`index` clamped below
 /// `MAX_SENDERS`).
 fn slot_offset(index: usize) -> usize {
-    offset_of!(Control, slots) + index.min(MAX_SENDERS - 1) * SLOT_LINES
+    offset_of!(Control, after.slots) + index.min(MAX_SENDERS - 1) * SLOT_LINES
 }
 
 impl Layout {
@@ -218,7 +214,7 @@ impl Layout {
     /// The lane count and the lanes ever used.
     pub(crate) fn lanes_line(&self) -> &LanesLine {
         // SAFETY: the offset of the lanes line in `Control`.
-        unsafe { self.line(offset_of!(Control, lanes)) }
+        unsafe { self.line(offset_of!(Control, after.lanes)) }
     }
 
     /// Sender slot `index` (clamped below `MAX_SENDERS`).

@@ -68,7 +68,10 @@ where
     let (outgoing, replies) = typed::pair::<Envelope<Resp>, _, Tagged<C>>(memfd()?)?;
     Ok((
         Client::new(requests, replies),
-        Server::new(incoming, outgoing),
+        Server {
+            requests: incoming,
+            replies: outgoing,
+        },
     ))
 }
 
@@ -170,6 +173,6 @@ impl<Req, Resp, C: Codec<Req> + Codec<Resp>> Portable for Server<Req, Resp, C> {
 
     fn from_fds(fds: Vec<OwnedFd>, ticket: Ticket) -> Result<Self, TransferError> {
         let (requests, replies) = arrive(fds, ticket, Side::Server, Side::Receiver)?;
-        Ok(Server::new(requests, replies))
+        Ok(Server { requests, replies })
     }
 }

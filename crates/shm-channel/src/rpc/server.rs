@@ -19,13 +19,6 @@ impl<Req, Resp, C> Server<Req, Resp, C>
 where
     C: Codec<Req> + Codec<Resp>,
 {
-    pub(super) fn new(
-        requests: typed::Receiver<Envelope<Req>, Spsc, Tagged<C>>,
-        replies: typed::Sender<Envelope<Resp>, Spsc, Tagged<C>>,
-    ) -> Self {
-        Server { requests, replies }
-    }
-
     /// Answers every request with `handler(request)`, in order, until the client is gone:
     /// `Ok` when it closed its end (dropped it), [`RpcError::PeerDied`] when its process
     /// died, another error if a request or reply did not go through.

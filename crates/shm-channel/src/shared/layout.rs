@@ -17,26 +17,31 @@ use shm_core::SharedMemory;
 
 use super::creation::Creation;
 use super::doorbells::Doorbells;
-use super::lines::{EventLine, Line, StatusLine, TypeLine};
+use super::lines::{Control, EventLine, Line, StatusLine, TypeLine};
 use super::primitive::DataArea;
 use super::view::{check_capacity, EventRef, View, Wake, MIN_CAPACITY};
 use crate::ChannelError;
 
-/// A flavor's control block: its spec, the offsets of its common lines and data area, and
-/// how a fresh one is written and an existing one's options are read.
+/// A flavor's control block ([`Control`] of its own lines): its spec, the offsets of its
+/// common lines and data area, and how a fresh one is written and an existing one's
+/// options are read.
 pub(crate) trait ControlBlock: Sized + Send + Sync + 'static {
     /// Creation options of the flavor (broadcast: its policy).
     type Options: Clone + Default + fmt::Debug + Send + Sync;
     /// Magic, version and layout hash of the flavor's region.
     const SPEC: LayoutSpec;
+    /// The flavor's lines between the header slot and the status line (`()`: none).
+    type Before;
+    /// The flavor's lines between the event line and the type line (`()`: none).
+    type After;
     /// Offset of the data area: the size of the control block.
-    const DATA_OFFSET: usize;
+    const DATA_OFFSET: usize = Control::<Self::Before, Self::After>::LEN;
     /// Offset of the [`EventLine`] in the control block.
-    const EVENTS: usize;
+    const EVENTS: usize = Control::<Self::Before, Self::After>::EVENTS;
     /// Offset of the [`StatusLine`] in the control block.
-    const STATUS: usize;
+    const STATUS: usize = Control::<Self::Before, Self::After>::STATUS;
     /// Offset of the [`TypeLine`] in the control block.
-    const TYPE: usize;
+    const TYPE: usize = Control::<Self::Before, Self::After>::TYPE;
     /// Smallest capacity of the flavor.
     const MIN_CAPACITY: usize = MIN_CAPACITY;
 

@@ -5,7 +5,7 @@
 //! line, last before the data area in every flavor, records what typed ends carry (see
 //! `super::fingerprint`).
 
-use std::mem::size_of;
+use std::mem::{offset_of, size_of};
 
 use shm_core::header::{self, LayoutHeader, LayoutSpec};
 use shm_core::notify::Event;
@@ -13,14 +13,15 @@ use shm_core::notify::Event;
 use super::primitive::{AtomicU32, AtomicU64};
 
 /// Static checks of a layout: `Type { field: offset, ... }` for the offsets it documents (and
-/// tests poke), and, for a flavor's control block, `; data: n` for `DATA_OFFSET` (the size
-/// of `Control`). Not under loom, whose atomics are laid out otherwise.
+/// tests poke), and, for a flavor's control block, `; data: n` for the offset of the data
+/// area (the size of the flavor's `Control`). Not under loom, whose atomics are laid out
+/// otherwise.
 macro_rules! assert_offsets {
     ($($ty:ident { $($field:ident: $offset:expr),* $(,)? }),* $(,)? $(; data: $data:expr)?) => {
         #[cfg(not(loom))]
         const _: () = {
             $($(assert!(std::mem::offset_of!($ty, $field) == $offset);)*)*
-            $(assert!(DATA_OFFSET == $data);)?
+            $(assert!(std::mem::size_of::<Control>() == $data);)?
         };
     };
 }
@@ -116,6 +117,10 @@ pub(crate) struct EventLine {
     pub(crate) space: Event,
 }
 
+assert_offsets! {
+    EventLine { space: 16 },
+}
+
 // SAFETY: two `Event`s, atomics only.
 unsafe impl Line for EventLine {}
 
@@ -176,6 +181,31 @@ const _: () = assert!(size_of::<TypeLine>() == 256);
 
 // SAFETY: atomics only.
 unsafe impl Line for TypeLine {}
+
+/// A flavor's control block, at offset 0 of its region; reached line by line, never as a
+/// whole. Every flavor's has this order: the header slot, the flavor's own lines `B`, the
+/// status and event lines, the flavor's own lines `A`, the type line last before the data
+/// area (a flavor with no lines on one side has `()` there, which takes no room).
+#[repr(C)]
+pub(crate) struct Control<B, A> {
+    header: HeaderSlot,
+    pub(crate) before: B,
+    status: StatusLine,
+    events: EventLine,
+    pub(crate) after: A,
+    types: TypeLine,
+}
+
+impl<B, A> Control<B, A> {
+    /// Offset of the data area: the size of the control block.
+    pub(crate) const LEN: usize = size_of::<Self>();
+    /// Offset of the [`StatusLine`].
+    pub(crate) const STATUS: usize = offset_of!(Self, status);
+    /// Offset of the [`EventLine`].
+    pub(crate) const EVENTS: usize = offset_of!(Self, events);
+    /// Offset of the [`TypeLine`].
+    pub(crate) const TYPE: usize = offset_of!(Self, types);
+}
 
 /// The layout spec of a flavor's region: its magic and version, and a hash over the sizes
 /// and alignments of the shared types every layout has (header, status, event and type

@@ -25,38 +25,38 @@ use shm_core::header::LayoutSpec;
 use super::Spsc;
 use crate::shared::creation::Creation;
 use crate::shared::layout::ControlBlock;
-use crate::shared::lines::{
-    assert_offsets, layout_spec, ConsumerLine, EventLine, HeaderSlot, ProducerLine, StatusLine,
-    TypeLine,
-};
+use crate::shared::lines::{self, assert_offsets, layout_spec, ConsumerLine, ProducerLine};
 use crate::shared::view::View;
 use crate::ChannelError;
 
-/// The control block at offset 0 of the region; reached line by line, never as a whole.
+/// The SPSC lines before the status line: the tail, then the head, each on a line of its
+/// own.
 #[repr(C)]
-struct Control {
-    header: HeaderSlot,
+pub(crate) struct Indices {
     producer: ProducerLine,
     consumer: ConsumerLine,
-    status: StatusLine,
-    events: EventLine,
-    types: TypeLine,
 }
 
-/// Offset of the data area: right after the control block.
-const DATA_OFFSET: usize = size_of::<Control>();
+/// The control block at offset 0 of the region: no lines after the event line.
+type Control = lines::Control<Indices, ()>;
 
 assert_offsets! {
-    Control { producer: 128, consumer: 256, status: 384, events: 512, types: 640 },
-    EventLine { space: 16 },
+    Control { before: 128, after: 640 },
+    Indices { consumer: 128 },
     ; data: 896
 }
+
+// The common lines' offsets, as the table above says.
+#[cfg(not(loom))]
+const _: () = assert!(Control::STATUS == 384 && Control::EVENTS == 512 && Control::TYPE == 640);
 
 /// A validated view of an SPSC channel's memory.
 pub(crate) type Layout = crate::shared::layout::Layout<Spsc>;
 
 impl ControlBlock for Spsc {
     type Options = ();
+    type Before = Indices;
+    type After = ();
     // The layout this build speaks (bump the version on any incompatible change), hashed
     // with the size and alignment of the control block.
     const SPEC: LayoutSpec = layout_spec(
@@ -64,10 +64,6 @@ impl ControlBlock for Spsc {
         5,
         &[(size_of::<Control>(), align_of::<Control>())],
     );
-    const DATA_OFFSET: usize = DATA_OFFSET;
-    const EVENTS: usize = offset_of!(Control, events);
-    const STATUS: usize = offset_of!(Control, status);
-    const TYPE: usize = offset_of!(Control, types);
 
     /// The first word of the data area is cleared: the reader's first look. Every other
     /// word it looks at is cleared by the writer before use (see `spsc::ring`), so reused
@@ -76,8 +72,8 @@ impl ControlBlock for Spsc {
         // SAFETY: the offsets are those of the lines in `Control`; the caller guarantees
         // nobody uses the region yet.
         unsafe {
-            view.init_line::<ProducerLine>(offset_of!(Control, producer));
-            view.init_line::<ConsumerLine>(offset_of!(Control, consumer));
+            view.init_line::<ProducerLine>(offset_of!(Control, before.producer));
+            view.init_line::<ConsumerLine>(offset_of!(Control, before.consumer));
         }
         // Relaxed: nobody else uses the region yet; the header's publication orders it.
         view.data()
@@ -93,13 +89,13 @@ impl Layout {
     /// The sender's line: the published tail.
     pub(crate) fn producer(&self) -> &ProducerLine {
         // SAFETY: the offset of the producer line in `Control`.
-        unsafe { self.line(offset_of!(Control, producer)) }
+        unsafe { self.line(offset_of!(Control, before.producer)) }
     }
 
     /// The receiver's line: the released head.
     pub(crate) fn consumer(&self) -> &ConsumerLine {
         // SAFETY: the offset of the consumer line in `Control`.
-        unsafe { self.line(offset_of!(Control, consumer)) }
+        unsafe { self.line(offset_of!(Control, before.consumer)) }
     }
 }
 

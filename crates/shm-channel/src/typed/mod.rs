@@ -155,8 +155,7 @@ impl<T, C: Codec<T>, F: Flavor> TryFrom<crate::Sender<F>> for Sender<T, F, C> {
     type Error = TypeMismatch;
 
     fn try_from(inner: crate::Sender<F>) -> Result<Self, TypeMismatch> {
-        check_type::<T, C>(inner.parts())?;
-        Ok(Sender {
+        wrap_checked(inner, &Fingerprint::of::<T, C>(), |inner| Sender {
             inner,
             last_len: 0,
             scratch: Vec::new(),
@@ -336,8 +335,7 @@ impl<T, C: Codec<T>, F: Flavor> TryFrom<crate::Receiver<F>> for Receiver<T, F, C
     type Error = TypeMismatch;
 
     fn try_from(inner: crate::Receiver<F>) -> Result<Self, TypeMismatch> {
-        check_type::<T, C>(inner.parts())?;
-        Ok(Receiver {
+        wrap_checked(inner, &Fingerprint::of::<T, C>(), |inner| Receiver {
             inner,
             scratch: Vec::new(),
             _types: PhantomData,
@@ -384,10 +382,16 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, F, C> {
     }
 }
 
-/// Records `T` through `C` as what the channel of `parts` carries, or checks it against
-/// what is recorded.
-fn check_type<T, C: Codec<T>>(parts: &dyn Parts) -> Result<(), TypeMismatch> {
-    crate::shared::fingerprint::record_or_check(parts.type_line(), &Fingerprint::of::<T, C>())
+/// The end `wrap` makes of byte end `inner` (a typed or bulk end), once `fingerprint` is
+/// recorded as what `inner`'s channel carries or, if the channel records something
+/// already, checked against it; `inner` is dropped on a mismatch.
+pub(crate) fn wrap_checked<E: Endpoint, W>(
+    inner: E,
+    fingerprint: &Fingerprint,
+    wrap: impl FnOnce(E) -> W,
+) -> Result<W, TypeMismatch> {
+    crate::shared::fingerprint::record_or_check(inner.parts().type_line(), fingerprint)?;
+    Ok(wrap(inner))
 }
 
 /// The typed error for a failure of the channel, handing `value` back.
