@@ -20,7 +20,7 @@ fn config() -> Configuration {
 }
 
 /// serde + bincode 2 (standard configuration: little-endian, varint). Decoding refuses
-/// values nested deeper than [`MAX_DECODE_DEPTH`].
+/// values nested deeper than [`MAX_DECODE_DEPTH`](super::MAX_DECODE_DEPTH).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bincode;
 

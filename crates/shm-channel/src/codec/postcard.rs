@@ -7,7 +7,7 @@ use postcard::ser_flavors::Flavor;
 
 /// serde + postcard. Decoding copies the frame into a reused private buffer first
 /// (postcard decodes from a slice); it never allocates more than the frame holds, and
-/// refuses values nested deeper than [`MAX_DECODE_DEPTH`].
+/// refuses values nested deeper than [`MAX_DECODE_DEPTH`](super::MAX_DECODE_DEPTH).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Postcard;
 
