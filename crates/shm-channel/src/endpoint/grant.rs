@@ -81,7 +81,7 @@ impl<F: Flavor> Sender<F> {
 impl<F: Flavor> Receiver<F> {
     /// Waits for the next message and returns a grant over it: copy or decode it, then drop
     /// the grant to free its space.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self) -> Result<ReadGrant<'_, F>, F::RecvError> {
         let frame = self.frame::<F::RecvError>(Deadline::Never)?;
         Ok(ReadGrant::new(self, frame))
@@ -305,7 +305,7 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
     }
 
     /// Copies the message's first `min(len, buf.len())` bytes into `buf`; returns how many.
-    #[inline]
+    #[inline(always)]
     pub fn copy_to(&self, buf: &mut [u8]) -> usize {
         let n = self.len.min(buf.len());
         // SAFETY: the frame's `len` bytes are readable until release (validated by the
@@ -362,6 +362,7 @@ impl<'a, F: Flavor> ReadGrant<'a, F> {
 
     /// Copies the whole message into `buf` and consumes it, or leaves it in the channel if
     /// `buf` is too short.
+    #[inline(always)]
     pub(crate) fn copy_whole_into<E>(mut self, buf: &mut [u8]) -> Result<usize, RecvIntoError<E>> {
         if self.len > buf.len() {
             self.keep = true;

@@ -302,7 +302,7 @@ impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
 
-    #[inline]
+    #[inline(always)]
     fn try_peek(&mut self, slow: bool) -> Result<Option<Frame>, Corruption> {
         // The lane read last, until it has given a burst in a row.
         let current = self.current;

@@ -115,7 +115,7 @@ impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Corruption;
 
-    #[inline]
+    #[inline(always)]
     fn try_peek(&mut self, _slow: bool) -> Result<Option<Frame>, Corruption> {
         self.lane.try_peek()
     }

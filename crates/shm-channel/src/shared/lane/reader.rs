@@ -46,7 +46,7 @@ impl<L: Lane> LaneReader<L> {
 
     /// The next complete frame, or `None` when nothing is published. Padding frames are
     /// skipped (and released at once).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_peek(&mut self) -> Result<Option<Frame>, Corruption> {
         loop {
             let offset = self.geometry.offset(self.head);
