@@ -212,3 +212,57 @@ fn timeouts_expire() {
         Builder::new(64).policy(Policy::BackPressure),
     ));
 }
+
+/// Batched releases: what the receiver released waits in the batch while the ring still
+/// holds messages, and is handed back when the receiver finds the ring empty, so that a
+/// sender blocked on a full ring is always let go.
+fn batched_releases<F: Flavor>((mut tx, mut rx): (Sender<F>, Receiver<F>)) {
+    rx.set_release_batch(1 << 20); // at most half the ring
+    let mut sent = 0u32;
+    while tx.try_send(&sent.to_le_bytes()).is_ok() {
+        sent += 1;
+    }
+    assert!(sent > 2, "{}", F::NAME);
+    assert_eq!(rx.recv().unwrap(), 0u32.to_le_bytes(), "{}", F::NAME);
+    assert!(
+        matches!(tx.try_send(&[0; 4]), Err(TrySendError::Full(()))),
+        "{}: the release waits in the batch",
+        F::NAME
+    );
+    for i in 1..sent {
+        assert_eq!(rx.recv().unwrap(), i.to_le_bytes(), "{}", F::NAME);
+    }
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    let mut refilled = 0u32;
+    while tx.try_send(&refilled.to_le_bytes()).is_ok() {
+        refilled += 1;
+    }
+    assert_eq!(
+        refilled,
+        sent,
+        "{}: found empty, the receiver handed every release back",
+        F::NAME
+    );
+    for i in 0..refilled {
+        assert_eq!(rx.recv().unwrap(), i.to_le_bytes(), "{}", F::NAME);
+    }
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for i in 0..2000u32 {
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+        });
+        for i in 0..2000u32 {
+            assert_eq!(rx.recv().unwrap(), i.to_le_bytes(), "{}", F::NAME);
+        }
+    });
+}
+
+#[test]
+fn batched_releases_wait_while_messages_are_queued_and_never_hold_back_a_blocked_sender() {
+    batched_releases(heap::<Spsc>(Builder::new(256)));
+    batched_releases(heap::<Mpsc>(Builder::new(256)));
+    batched_releases(heap::<Broadcast>(
+        Builder::new(256).policy(Policy::BackPressure),
+    ));
+}

@@ -10,6 +10,7 @@ use super::Broadcast;
 use crate::shared::frame::Word;
 use crate::shared::ownership::{self, PeerMonitor};
 use crate::shared::primitive::{fence, AtomicU64};
+use crate::shared::release::ReleaseBatch;
 use crate::shared::ring::{
     before, check_slot, notify_after_release, queued_between, Gone, RecvRing, RingSide,
 };
@@ -38,6 +39,8 @@ pub(crate) struct Reader {
     /// Closed (`Receiver::close`): the slot no longer holds the sender back, and the cursor
     /// moves privately.
     left: bool,
+    /// What was released (the cursor moved on) and not stored in the slot yet.
+    batch: ReleaseBatch,
     wakes: u64,
 }
 
@@ -79,6 +82,7 @@ impl Reader {
             next_seq,
             copy: Vec::new(),
             left: false,
+            batch: ReleaseBatch::new(cursor),
             wakes: 0,
         })
     }
@@ -111,6 +115,7 @@ impl Reader {
             cursor,
             copy: Vec::new(),
             left: false,
+            batch: ReleaseBatch::new(cursor),
             wakes: 0,
         })
     }
@@ -126,12 +131,16 @@ impl Reader {
 
     /// Reads the frame at the cursor into the private copy: `None` if nothing is
     /// published, `Some(None)` for a pad (skipped), `Some(Some(frame))` for a message.
+    #[inline(always)]
     fn read_frame(&mut self) -> Result<Option<Option<Frame>>, Fault> {
         let layout = &self.layout;
         let capacity = layout.capacity();
         // SYNC: frame published. Acquire pairs with the Release store in `Writer::publish`.
         let tail_untrusted = layout.writer().tail.load(Ordering::Acquire);
         if tail_untrusted == self.cursor {
+            // Nothing published: whatever was released in a batch is stored now, before
+            // the caller returns or waits (the sender may be waiting for it).
+            self.flush_releases();
             return Ok(None);
         }
         if tail_untrusted % 16 != 0 || before(tail_untrusted, self.cursor) {
@@ -195,12 +204,20 @@ impl Reader {
         }
     }
 
-    /// Moves the cursor `span` bytes on and publishes it.
+    /// Moves the cursor `span` bytes on and stores it (once per batch with batched
+    /// releases).
+    #[inline]
     fn advance(&mut self, span: u64) {
         self.cursor = self.cursor.wrapping_add(span);
-        if self.left {
-            return;
+        if !self.left && self.batch.released(self.cursor) {
+            self.store_cursor();
         }
+    }
+
+    /// Stores the cursor in the slot and wakes a sender waiting for the room, if it waits
+    /// for this much.
+    fn store_cursor(&mut self) {
+        self.batch.stored(self.cursor);
         // SYNC: space released. Release pairs with the Acquire load in `Writer::fits`.
         self.layout
             .reader(self.slot)
@@ -267,6 +284,7 @@ impl Reader {
             };
             self.cursor = oldest;
             self.next_seq = Some(first);
+            self.batch.stored(oldest);
             // Release: SYNC: space released.
             layout
                 .reader(self.slot)
@@ -309,6 +327,7 @@ impl RecvRing for Reader {
     type Frame = Frame;
     type Fault = Fault;
 
+    #[inline(always)]
     fn try_peek(&mut self, _slow: bool) -> Result<Option<Frame>, Fault> {
         // Bounded: each pad moves the cursor on by at least 16 bytes, and a ring of
         // `capacity` bytes holds at most `capacity / 16` frames before the tail.
@@ -342,7 +361,19 @@ impl RecvRing for Reader {
         self.layout.status().sender_gone(slow, &mut self.peer)
     }
 
+    fn flush_releases(&mut self) {
+        if !self.left && self.batch.pending(self.cursor) {
+            self.store_cursor();
+        }
+    }
+
+    fn set_release_batch(&mut self, bytes: u64) {
+        self.batch.set_bytes(bytes, self.layout.capacity() / 2);
+        self.flush_releases();
+    }
+
     fn close(&mut self) {
+        self.flush_releases();
         ownership::release(&self.layout.reader(self.slot).owner);
         self.layout.space_wake().notify();
     }

@@ -146,26 +146,6 @@ impl<T, C: Codec<T>> typed::Sender<T, Mpsc, C> {
 }
 
 impl Receiver<Mpsc> {
-    /// Releases frames in batches, lane by lane, as
-    /// [`Receiver::<spsc::Spsc>::set_release_batch`](crate::Receiver::set_release_batch) does: up
-    /// to `bytes` (at most half a lane) of consumed frames of a lane may wait before its head
-    /// is stored. `0` (the default) stores it on every release. The same caveat holds: a
-    /// sender waiting for room in its lane sees the batch only when the receiver next finds
-    /// that lane empty, fills the batch or closes.
-    ///
-    /// ```
-    /// let (mut tx, mut rx) = shm_ipc::channel::mpsc::channel(4096)?;
-    /// rx.set_release_batch(1024);
-    /// for i in 0..100u8 {
-    ///     tx.send(&[i; 8])?;
-    ///     assert_eq!(rx.recv()?, [i; 8]);
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn set_release_batch(&mut self, bytes: usize) {
-        self.ring().set_release_batch(bytes as u64);
-    }
-
     /// Senders found dead (killed without dropping their endpoint) and whose slots were
     /// recycled.
     pub fn dead_senders(&self) -> u64 {

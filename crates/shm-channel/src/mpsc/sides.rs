@@ -175,13 +175,6 @@ impl Reader {
         self.layout.status().senders.load(Ordering::Relaxed)
     }
 
-    /// Lets up to `bytes` of released frames of each lane wait before its head is stored.
-    pub(crate) fn set_release_batch(&mut self, bytes: u64) {
-        for lane in &mut self.lanes {
-            lane.set_release_batch(bytes);
-        }
-    }
-
     /// The next frame of the lanes in `used`, starting at `start`, taking turns.
     fn scan(&mut self, start: usize) -> Result<Option<Frame>, Corruption> {
         // A power of two: the lane count is one.
@@ -336,6 +329,13 @@ impl RecvRing for Reader {
     fn flush_releases(&mut self) {
         for lane in &mut self.lanes {
             lane.flush_releases();
+        }
+    }
+
+    /// Per lane: up to `bytes` of each lane's released frames wait.
+    fn set_release_batch(&mut self, bytes: u64) {
+        for lane in &mut self.lanes {
+            lane.set_release_batch(bytes);
         }
     }
 

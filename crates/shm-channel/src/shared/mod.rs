@@ -13,6 +13,7 @@
 //! | `lane_sender` | the sending side of a lane, for every flavor whose senders write lanes (`LaneHome`: where the lane lives) |
 //! | `layout` | the contract every flavor's layout meets |
 //! | `ring` | the contract every flavor's ring sides meet, and the publishing helpers they share |
+//! | `release` | batched releases: a reader's position stored once per batch of frames |
 //! | `ownership` | owner slots: who owns an endpoint, checked on use, released on drop |
 //! | `status` | the status line's behaviour: claim, close, peer gone |
 //! | `doorbells` | the socket pair that wakes async waiters |
@@ -30,6 +31,7 @@ pub(crate) mod layout;
 pub(crate) mod lines;
 pub(crate) mod ownership;
 pub(crate) mod primitive;
+pub(crate) mod release;
 pub(crate) mod ring;
 pub(crate) mod status;
 pub(crate) mod view;

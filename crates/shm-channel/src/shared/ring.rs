@@ -288,8 +288,12 @@ pub(crate) trait RecvRing: RingSide {
     /// Frees the frame returned by the last `try_peek`.
     fn release(&mut self, frame: Self::Frame);
 
-    /// Stores a head held back by batched releases.
-    fn flush_releases(&mut self) {}
+    /// Stores a position held back by batched releases (see `shared::release`).
+    fn flush_releases(&mut self);
+
+    /// Lets up to `bytes` of released frames wait before the reader's position is stored
+    /// (see `shared::release`; at most half the ring, or of a lane).
+    fn set_release_batch(&mut self, bytes: u64);
 
     /// The mark a receiver waiting for frames sets on its event in batched waits (see
     /// `WaitStrategy::Batched`): for the senders' notifications, a quarter of the ring.

@@ -69,36 +69,6 @@ pub fn channel(capacity: usize) -> Result<(Sender<Spsc>, Receiver<Spsc>), Channe
     Builder::new(capacity).create()
 }
 
-impl Receiver<Spsc> {
-    /// Releases frames in batches: up to `bytes` (at most half the ring) of consumed frames
-    /// may wait before the ring's head is stored, so that a sender kept waiting by a full
-    /// ring reloads the head once per batch rather than once per message. The head is
-    /// stored anyway every 32 messages, whenever the ring is found empty, and when the
-    /// receiver is dropped or closed. `0` (the default) stores it on every release.
-    ///
-    /// Use it only for a receiver that keeps receiving: room released in a batch stays
-    /// hidden from a sender waiting for it until the receiver next finds the ring empty,
-    /// fills the batch or closes. A receiver that stops receiving while messages are queued
-    /// (to wait for something its sender does after that send) would wait forever.
-    ///
-    /// The cost is also in crash recovery: if this process dies, a receiver that attaches in
-    /// its place starts again from the last stored head, so up to `bytes` of messages
-    /// already received are delivered again.
-    ///
-    /// ```
-    /// let (mut tx, mut rx) = shm_ipc::channel::spsc::channel(4096)?;
-    /// rx.set_release_batch(1024);
-    /// for i in 0..100u8 {
-    ///     tx.send(&[i; 8])?;
-    ///     assert_eq!(rx.recv()?, [i; 8]);
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn set_release_batch(&mut self, bytes: usize) {
-        self.ring().set_release_batch(bytes as u64);
-    }
-}
-
 impl Rings for Spsc {
     type Writer = Writer;
     type Reader = Reader;

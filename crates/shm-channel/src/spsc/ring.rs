@@ -84,11 +84,6 @@ impl Reader {
             lane: LaneReader::new(layout)?,
         })
     }
-
-    /// See [`LaneReader::set_release_batch`].
-    pub(crate) fn set_release_batch(&mut self, bytes: u64) {
-        self.lane.set_release_batch(bytes);
-    }
 }
 
 impl RingSide for Reader {
@@ -137,6 +132,10 @@ impl RecvRing for Reader {
 
     fn flush_releases(&mut self) {
         self.lane.flush_releases();
+    }
+
+    fn set_release_batch(&mut self, bytes: u64) {
+        self.lane.set_release_batch(bytes);
     }
 
     fn senders_gone(&mut self, slow: bool) -> Option<Gone> {

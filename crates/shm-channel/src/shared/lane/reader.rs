@@ -6,23 +6,16 @@ use std::sync::atomic::Ordering;
 use super::{resumed_index, Frame, Geometry, Lane};
 use crate::error::Corruption;
 use crate::shared::frame::{frame_len, Word, FRAME_HEADER_LEN};
+use crate::shared::release::ReleaseBatch;
 use crate::shared::ring::{before, publish, queued_between};
-
-/// With batched releases ([`LaneReader::set_release_batch`]): frames the reader releases before
-/// it stores its head, at most (fewer when the batch's bytes are reached first).
-const RELEASE_FRAMES: u32 = 32;
 
 /// The reading side's private state.
 pub(crate) struct LaneReader<L: Lane> {
     lane: L,
     /// Next byte position to read.
     head: u64,
-    /// The head last stored in shared memory.
-    published_head: u64,
-    /// Frames released since the head was last stored.
-    unstored_frames: u32,
-    /// Released bytes that may wait before the head is stored.
-    release_batch: u64,
+    /// What was released and not stored yet.
+    batch: ReleaseBatch,
     geometry: Geometry,
     /// Wake syscalls made by `release` (for benchmarks).
     wakes: u64,
@@ -37,9 +30,7 @@ impl<L: Lane> LaneReader<L> {
             geometry: Geometry::of(lane.data().capacity()),
             lane,
             head,
-            published_head: head,
-            unstored_frames: 0,
-            release_batch: 0,
+            batch: ReleaseBatch::new(head),
             wakes: 0,
         })
     }
@@ -62,7 +53,7 @@ impl<L: Lane> LaneReader<L> {
             match Word::decode(word) {
                 Some(Word::Pad { len }) if len == to_end => {
                     self.head = self.head.wrapping_add(len);
-                    self.unstored_frames += 1;
+                    self.batch.skipped();
                 }
                 Some(Word::Data { len }) if frame_len(len) <= to_end => {
                     return Ok(Some(Frame {
@@ -112,30 +103,23 @@ impl<L: Lane> LaneReader<L> {
     pub(crate) fn release(&mut self, frame: Frame) {
         debug_assert_eq!(frame.offset, self.geometry.offset(self.head));
         self.head = self.head.wrapping_add(frame.span);
-        if self.release_batch == 0 {
-            self.publish_head();
-            return;
-        }
-        self.unstored_frames += 1;
-        if self.unstored_frames >= RELEASE_FRAMES
-            || self.head.wrapping_sub(self.published_head) > self.release_batch
-        {
+        if self.batch.released(self.head) {
             self.publish_head();
         }
     }
 
     /// Lets up to `bytes` of released frames wait before the head is stored (`0`, the
     /// default: store it on every release; at most half the ring). With a batch, the head
-    /// is also stored every [`RELEASE_FRAMES`] frames, whenever the ring is found empty,
+    /// is also stored every [`RELEASE_FRAMES`](crate::shared::release::RELEASE_FRAMES) frames, whenever the ring is found empty,
     /// and by [`flush_releases`](LaneReader::flush_releases).
     pub(crate) fn set_release_batch(&mut self, bytes: u64) {
-        self.release_batch = bytes.min(self.lane.data().capacity() / 2);
+        self.batch.set_bytes(bytes, self.lane.data().capacity() / 2);
         self.flush_releases();
     }
 
     /// Stores the head if released frames wait in a batch.
     pub(crate) fn flush_releases(&mut self) {
-        if self.head != self.published_head {
+        if self.batch.pending(self.head) {
             self.publish_head();
         }
     }
@@ -145,8 +129,7 @@ impl<L: Lane> LaneReader<L> {
     /// room than the lane has: the release that empties the lane reaches every mark.)
     #[inline]
     fn publish_head(&mut self) {
-        self.published_head = self.head;
-        self.unstored_frames = 0;
+        self.batch.stored(self.head);
         let lane = &self.lane;
         let (head, value) = (&lane.head(), self.head);
         // SYNC: space released. The Release half pairs with the Acquire load of `head` in
