@@ -161,16 +161,18 @@ impl Reader {
         };
         if let Some(len) = data_len {
             self.copy.clear();
-            self.copy.resize(len, 0);
+            self.copy.reserve(len);
             // SAFETY: `offset + 16 + len <= capacity` (checked by `frame_span`: the frame
-            // does not cross the ring end); `copy` is private. A concurrent overwrite is
-            // detected below.
+            // does not cross the ring end); `copy` is private and has room for `len` bytes,
+            // which the copy initialises before `set_len` counts them (no zero-fill first).
+            // A concurrent overwrite is detected below.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     layout.payload_ptr(offset),
                     self.copy.as_mut_ptr(),
                     len,
-                )
+                );
+                self.copy.set_len(len);
             };
         }
         // SYNC: overwrite announced. Pairs with the Release fence in
