@@ -20,9 +20,9 @@
 //! at once): the best pipe variant, which the shm figure is compared with.
 //!
 //! The third argument sets how the shm pipeline's processes wait: `auto` (the default,
-//! `WaitStrategy::for_processes`: five processes on fewer than five cores never spin, they
-//! sleep at once and are woken in batches), `park`, or `spin-then-park` (a 50 µs spin, its
-//! first 5 µs busy, whatever the cores).
+//! `WaitStrategy::for_processes`: with two cores or more the five processes spin then
+//! park; on one core they sleep at once and are woken in batches), `park`, or
+//! `spin-then-park` (a 50 µs spin, its first 5 µs busy, whatever the cores).
 //!
 //! Each line prints the items per second (millions; median and min–max over the
 //! repetitions) of both, and the ratio shm / pipe (of the medians, and min–max of each shm

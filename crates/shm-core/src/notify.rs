@@ -99,7 +99,7 @@ pub enum WaitStrategy {
     /// free (or its frame fits), or sooner when the other side flushes, has to wait itself,
     /// or closes. The waiter re-checks at least every `latency` all the same, so a message
     /// sent just before its sender went idle waits at most that long. For processes that
-    /// outnumber their cores (see [`WaitStrategy::for_processes`]), where every wake-up
+    /// far outnumber their cores (see [`WaitStrategy::for_processes`]), where every wake-up
     /// costs a context switch: one per batch, as a pipe's reader gets one per buffer.
     Batched {
         /// The longest a waiter sleeps before it looks again.

@@ -199,7 +199,7 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "wake handshake: {} (SHM_IPC_HANDSHAKE=seqcst forces the SeqCst fallback); waiting, 2 processes on {} cores: {} (yield-then-park once processes outnumber cores)",
+        "wake handshake: {} (SHM_IPC_HANDSHAKE=seqcst forces the SeqCst fallback); waiting, 2 processes on {} cores: {} (batched once processes exceed two a core plus one)",
         m.handshake, m.affinity_cores, m.wait_rule,
     );
     let f = &report.floors;

@@ -51,10 +51,11 @@
 //!
 //! By default every process waits as [`WaitStrategy::for_processes`] says for the
 //! pipeline's process count (source, stages and the sink): the adaptive spin-then-park
-//! while every process has a core; when they outnumber the cores, never spin (a spinning
-//! stage takes the core of one that has work): sleep at once and be woken in batches
-//! ([`WaitStrategy::Batched`]: once a quarter of the ring is filled, or freed), so a stage
-//! costs its neighbours one wake-up per batch, not per frame.
+//! up to two processes a core plus one (its spin is short and mostly yields); when they
+//! outnumber the cores by more, never spin (a spinning stage takes the core of one that
+//! has work): sleep at once and be woken in batches ([`WaitStrategy::Batched`]: once a
+//! quarter of the ring is filled, or freed), so a stage costs its neighbours one wake-up
+//! per batch, not per frame.
 
 use std::fmt::{self, Display};
 
