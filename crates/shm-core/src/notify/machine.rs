@@ -130,28 +130,26 @@ mod tests {
 
     #[test]
     fn far_more_processes_than_cores_never_busy_spin() {
-        let short = WaitStrategy::Batched {
+        let batched = WaitStrategy::Batched {
             latency: OVERSUBSCRIBED_LATENCY,
         };
-        assert_eq!(WaitStrategy::for_processes_on(6, 2), short);
-        assert_eq!(WaitStrategy::for_processes_on(9, 2), short);
-        assert_eq!(WaitStrategy::for_processes_on(4, 0), short);
-        assert_eq!(
-            WaitStrategy::for_processes_on(5, 2),
-            WaitStrategy::default()
-        );
-        assert_eq!(
-            WaitStrategy::for_processes_on(3, 1),
-            WaitStrategy::default()
-        );
-        assert_eq!(
-            WaitStrategy::for_processes_on(1, 1),
-            WaitStrategy::default()
-        );
-        assert_eq!(
-            WaitStrategy::for_processes_on(4, 8),
-            WaitStrategy::default()
-        );
+        let spin_then_park = WaitStrategy::default();
+        let cases = [
+            ((6, 2), batched),
+            ((9, 2), batched),
+            ((4, 0), batched),
+            ((5, 2), spin_then_park),
+            ((3, 1), spin_then_park),
+            ((1, 1), spin_then_park),
+            ((4, 8), spin_then_park),
+        ];
+        for ((processes, cores), expected) in cases {
+            assert_eq!(
+                WaitStrategy::for_processes_on(processes, cores),
+                expected,
+                "{processes} processes on {cores} cores"
+            );
+        }
     }
 
     #[test]

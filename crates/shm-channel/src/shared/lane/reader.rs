@@ -110,8 +110,9 @@ impl<L: Lane> LaneReader<L> {
 
     /// Lets up to `bytes` of released frames wait before the head is stored (`0`, the
     /// default: store it on every release; at most half the ring). With a batch, the head
-    /// is also stored every [`RELEASE_FRAMES`](crate::shared::release::RELEASE_FRAMES) frames, whenever the ring is found empty,
-    /// and by [`flush_releases`](LaneReader::flush_releases).
+    /// is also stored every [`RELEASE_FRAMES`](crate::shared::release::RELEASE_FRAMES)
+    /// frames, whenever the ring is found empty, and by
+    /// [`flush_releases`](LaneReader::flush_releases).
     pub(crate) fn set_release_batch(&mut self, bytes: u64) {
         self.batch.set_bytes(bytes, self.lane.data().capacity() / 2);
         self.flush_releases();
