@@ -161,10 +161,41 @@ impl PeerMonitor {
         match ProcessIdentity::from_raw(owner) {
             Some(identity) => {
                 self.seen = true;
-                self.watch.check(identity) == Liveness::Dead
+                // An owner that closed its side and then exited is dead by the time the
+                // kernel is asked, though its slot was loaded before the release: the flag,
+                // stored before that release, is read again after the kernel's answer, so a
+                // close followed by an exit is never reported as a death.
+                self.watch.check(identity) == Liveness::Dead && !closed()
             }
             None => self.seen && !closed(),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The identity of a process that has exited (and been reaped).
+    fn exited_process() -> ProcessIdentity {
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let identity = ProcessIdentity::of_pid(child.id() as i32).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        identity
+    }
+
+    #[test]
+    fn a_dead_owner_is_gone_unless_its_side_was_closed_first() {
+        let slot = AtomicU64::new(exited_process().to_raw());
+        assert!(PeerMonitor::new(&slot).gone(&slot, || false), "died");
+        assert!(
+            !PeerMonitor::new(&slot).gone(&slot, || true),
+            "closed, then exited"
+        );
     }
 }
 
