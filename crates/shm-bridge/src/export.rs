@@ -6,7 +6,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shm_channel::{CallError, Endpoint as _, Flavor, ReadGrant, Receiver};
-use shm_core::notify::WaitStrategy;
 use zenoh::qos::CongestionControl;
 use zenoh::query::{ConsolidationMode, QueryTarget};
 use zenoh::{Session, Wait};
@@ -223,9 +222,7 @@ where
     let mut receiver = receiver;
     // The exporter's thread shares the cores with zenoh's threads and the local producer:
     // waiting for a frame, it yields rather than spins (see shm-core's `WaitStrategy`).
-    receiver.set_wait_strategy(WaitStrategy::YieldThenPark {
-        spin: shm_core::notify::DEFAULT_SPIN,
-    });
+    receiver.set_wait_strategy(crate::BRIDGE_WAIT);
     let exit = exit::register(options.linger + 2 * POLL);
     let counters = Arc::new(Counters::default());
     let mut pump = Pump {

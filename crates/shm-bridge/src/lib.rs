@@ -141,7 +141,7 @@ pub use export::{export, ExportOptions, ExportReport, Exporter, DEFAULT_PACK_SIZ
 pub use header::{HeaderError, Layout};
 pub use import::{
     import, import_into, import_typed, Feed, ImportOptions, ImportStats, Importer, LocalReceiver,
-    RemoteStatus, STATUS_POLL,
+    RemoteStatus, BRIDGE_WAIT, STATUS_POLL,
 };
 
 /// What the bridge does when the remote side cannot keep up (see the crate docs).

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shm_channel::{spsc, Endpoint as _};
-use shm_core::notify::WaitStrategy;
 use zenoh::{Session, Wait};
 
 use super::intake::Shared;
@@ -83,9 +82,7 @@ pub fn import_into(
 ) -> Result<Feed, BridgeError> {
     // zenoh's thread delivers into the local channel; waiting for room there (back-pressure)
     // it yields rather than spins, leaving the core to the consumer it waits for.
-    tx.set_wait_strategy(WaitStrategy::YieldThenPark {
-        spin: shm_core::notify::DEFAULT_SPIN,
-    });
+    tx.set_wait_strategy(crate::BRIDGE_WAIT);
     let shared = Arc::new(Shared::new(options.layout, options.delivery, tx));
     let on_token = Arc::clone(&shared);
     let tokens = session

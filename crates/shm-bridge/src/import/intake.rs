@@ -289,12 +289,19 @@ impl Shared {
         }
     }
 
-    /// The next refusal to report, if any.
+    /// The next refusal to report, if any (checked on every receive: inlined up to the
+    /// one load that finds none).
+    #[inline(always)]
     pub fn take_refusal(&self) -> Option<ImportError> {
         // Relaxed: see `queue_refusal`.
         if !self.refusals_pending.load(Ordering::Relaxed) {
             return None;
         }
+        self.pop_refusal()
+    }
+
+    #[cold]
+    fn pop_refusal(&self) -> Option<ImportError> {
         let mut presence = lock(&self.presence);
         let refusal = presence.refusals.pop_front();
         if presence.refusals.is_empty() {

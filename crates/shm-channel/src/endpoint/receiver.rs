@@ -99,16 +99,19 @@ impl<F: Flavor> Receiver<F> {
     }
 
     /// Waits for the next message and copies it into a new `Vec`.
+    #[inline]
     pub fn recv(&mut self) -> Result<Vec<u8>, F::RecvError> {
         self.recv_with(Deadline::Never, copy_out)
     }
 
     /// The next message, copied into a new `Vec`, if one is there now.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Vec<u8>, TryRecvError<F::RecvError>> {
         self.recv_with(Deadline::Now, copy_out)
     }
 
     /// Waits at most `timeout` for the next message, copied into a new `Vec`.
+    #[inline]
     pub fn recv_timeout(
         &mut self,
         timeout: Duration,
@@ -189,6 +192,7 @@ impl<F: Flavor> Receiver<F> {
 
     /// Waits (until `deadline`) for the next message, hands `read` a pointer valid for its
     /// length, then releases it.
+    #[inline(always)]
     pub(crate) fn recv_with<E: FromRecvFatal<Fault<F>>, R>(
         &mut self,
         deadline: Deadline,
@@ -407,6 +411,7 @@ impl<F: Flavor> std::fmt::Debug for Receiver<F> {
 }
 
 /// The bytes at `ptr`, copied out of the ring into a new `Vec`.
+#[inline]
 pub(crate) fn copy_out(ptr: *const u8, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     // SAFETY: the caller passes a frame's payload, valid for reads of `len` bytes until the
