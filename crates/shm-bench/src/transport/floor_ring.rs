@@ -41,8 +41,10 @@ use super::{
 use crate::config::Pattern;
 use crate::shm::{SharedMap, LINE};
 
-/// The bytes of message slots a ring holds, at least (the reference's 16384 slots of 64 B).
-const RING_BYTES: usize = 1 << 20;
+/// The bytes of message slots a ring holds, at least (the reference's 16384 slots of 64 B);
+/// also the least capacity of the library's rings in the harness (`ring::ring_capacity`),
+/// so that a stream row and the floor it is divided by buffer as much.
+pub(crate) const RING_BYTES: usize = 1 << 20;
 
 /// The fewest slots a ring has (for messages larger than a quarter of [`RING_BYTES`]).
 const MIN_SLOTS: usize = 4;
