@@ -35,7 +35,8 @@ pub struct ImportOptions {
     /// How the importer's receive calls wait for a frame (default
     /// [`BRIDGE_WAIT`]: poll, yielding the CPU, then sleep). The frames come from zenoh's
     /// threads in this process, which need a core to read the socket and fill the local
-    /// channel: a receive that spins takes it from them.
+    /// channel: a receive that spins takes it from them. [`import_into`] has no receiving
+    /// end of its own and ignores it: set the wait of the receiver you read with.
     pub wait: WaitStrategy,
 }
 
