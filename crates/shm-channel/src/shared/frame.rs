@@ -15,6 +15,8 @@
 //! skips to the start. Each ring accepts only the tags it writes; anything else is
 //! corruption.
 
+use std::sync::atomic::{compiler_fence, Ordering};
+
 /// Bytes of a frame header word.
 pub(crate) const FRAME_HEADER_LEN: usize = 8;
 
@@ -67,7 +69,20 @@ pub(crate) const fn frame_len(payload: u64) -> u64 {
 
 /// Copies a payload of `len` bytes from `src` to `dst`, into or out of a frame: up to 16
 /// bytes (the messages of a stream of tiny ones) with two overlapping word moves instead
-/// of a call to `memcpy`, which costs more than such a copy; longer ones with `memcpy`.
+/// of a call to `memcpy`, which costs more than such a copy; 33 to 64 bytes by loading
+/// words ([`load_words`]) and storing two overlapping 32-byte moves; the others with
+/// `memcpy`.
+///
+/// Why words for 33 to 64 bytes: a sender has usually just written its message (a
+/// sequence number, a length, a stamp: word-sized stores). A load that covers such a store
+/// only in part, as `memcpy`'s 32-byte loads do, cannot take its value from the store
+/// buffer: it waits until the store reaches the cache, behind every store before it, and
+/// those are the previous messages' stores into the ring, each waiting for its line to
+/// come back from the reader's core. A word load that matches the word stored is served at
+/// once. Measured on the 2-core VM, two processes, a sender writing 8 bytes at each end of
+/// its 64-byte message before each send: 47–53 M messages a second through `memcpy`,
+/// 94–114 M through words; a sender that writes nothing first, 100–114 M both ways. (At
+/// 17–32 bytes the same change cost that second sender a third, so those keep `memcpy`.)
 ///
 /// # Safety
 ///
@@ -97,9 +112,34 @@ pub(crate) unsafe fn copy_payload(src: *const u8, dst: *mut u8, len: usize) {
                     dst.add(i).write(src.add(i).read());
                 }
             }
+            33..=64 => {
+                let head = load_words(src);
+                let tail = load_words(src.add(len - 32));
+                dst.cast::<[u64; 4]>().write_unaligned(head);
+                dst.add(len - 32).cast::<[u64; 4]>().write_unaligned(tail);
+            }
             _ => std::ptr::copy_nonoverlapping(src, dst, len),
         }
     }
+}
+
+/// Loads the 32 bytes at `src` as four separate 8-byte loads (see [`copy_payload`] for
+/// why). A compiler fence after each keeps the compiler from merging them back into one
+/// wide load; it orders nothing at run time.
+///
+/// # Safety
+///
+/// `src` must be valid for reads of 32 bytes (any alignment).
+#[inline(always)]
+unsafe fn load_words(src: *const u8) -> [u64; 4] {
+    let mut words = [0u64; 4];
+    for (i, word) in words.iter_mut().enumerate() {
+        // SAFETY: `8 * i + 8 <= 32` bytes from `src`, which the caller vouches for;
+        // unaligned read, no reference formed.
+        *word = unsafe { src.add(8 * i).cast::<u64>().read_unaligned() };
+        compiler_fence(Ordering::SeqCst);
+    }
+    words
 }
 
 /// [`copy_payload`] out of a frame into private memory: also up to 64 bytes by two
