@@ -275,9 +275,11 @@ impl<'a> FrameReader<'a> {
         self.scratch.clear();
         self.scratch.reserve(remaining);
         // SAFETY: `pos .. len` is readable; the scratch vector has room for `remaining`
-        // bytes, which the copy initialises before `set_len` counts them.
+        // bytes, which the copy initialises before `set_len` counts them. (The ring's own
+        // copy out: inline moves for the small frames typed messages mostly are, instead
+        // of a `memcpy` call.)
         unsafe {
-            std::ptr::copy_nonoverlapping(
+            crate::shared::frame::copy_payload_out(
                 self.ptr.add(self.pos),
                 self.scratch.as_mut_ptr(),
                 remaining,
