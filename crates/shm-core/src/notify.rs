@@ -58,7 +58,7 @@ pub use handshake::{
     membarrier_available, membarrier_failures, register_process, Handshake, MembarrierError,
     UnknownHandshake, HANDSHAKE_ENV,
 };
-pub use machine::{available_cores, OVERSUBSCRIBED_LATENCY};
+pub use machine::{available_cores, OVERSUBSCRIBED_LATENCY, OVERSUBSCRIBED_MAX_SPIN};
 pub use many::WaitAnyError;
 pub use throttle::{Lookout, Throttle, LOOK_EVERY, MAX_STRIDE};
 

@@ -7,7 +7,9 @@
 //! source, stages and sink; a fan-in's producers and consumer) has a core of its own,
 //! spinning costs nobody anything and catches a peer's next message within nanoseconds:
 //! keep the default, adaptive spin-then-park. Its spin is short and mostly yields, so it
-//! stays the better choice while the processes outnumber the cores by a little. When they
+//! stays the better choice while the processes outnumber the cores by a little, with its
+//! learned spin capped at [`OVERSUBSCRIBED_MAX_SPIN`] instead of 1 ms: a waiter that has
+//! learned a long spin otherwise keeps a core its peers need. When they
 //! outnumber them by far (more than two processes a core, plus one), every microsecond a
 //! waiter spins or polls is taken from a process that has work, quite possibly the very one
 //! it waits for: then a waiter sleeps at once, and asks to be woken in batches
@@ -21,7 +23,13 @@
 //! messages a second; fan-out to 2 readers 20–24 against 12–21 M a reader; the pipeline's
 //! 256-byte records 5.5–5.8 against 3.9–4.4 M a second), 6 to 9 processes slower (fan-in of
 //! 5, 6 and 8 producers 35–36 against 38–45, 32–36 against 41–43, 33–35 against 35–41 M).
-//! The threshold for other core counts is an extrapolation of those two cores.
+//! The threshold for other core counts is an extrapolation of those two cores. The cap on
+//! the spin, measured the same way (2026-12-07, night; the spin budget learning from waits
+//! that parked for up to eight budgets, `notify/adaptive.rs`), three alternations each,
+//! against the uncapped 1 ms: fan-in of 2 producers 75.6–77.1 against 60.2–68.3 M messages
+//! a second (bulk frames 168–195 against 124–134 M); the pipeline's u64 134–148 against
+//! 133–134 M items a second, its serde row 55–66 against 56–60 M, its 256-byte records
+//! 4.8–5.0 against 4.7–4.8 M; fan-out to 2 readers 19–21 against 20 M a reader.
 //!
 //! The wake handshake follows its own rule
 //! ([`Handshake::for_processes`]): with a core per process a sleeper is rare and its
@@ -41,6 +49,11 @@ use super::{Handshake, WaitStrategy};
 /// looks again ([`WaitStrategy::Batched`]): what a message sent just before its sender went
 /// idle may wait.
 pub const OVERSUBSCRIBED_LATENCY: Duration = Duration::from_millis(1);
+
+/// The longest an adaptive waiter spins before it parks when the processes that wait on
+/// each other outnumber the cores by a little (up to two a core, plus one): the default's
+/// `max` there ([`WaitStrategy::for_processes_on`]).
+pub const OVERSUBSCRIBED_MAX_SPIN: Duration = Duration::from_micros(200);
 
 /// The cores the calling process may run on (its affinity mask); 1 if the kernel will not
 /// say.
@@ -66,16 +79,23 @@ impl WaitStrategy {
     }
 
     /// The strategy for each of `processes` processes that wait on each other, with `cores`
-    /// cores to run on: the default up to two processes a core plus one; beyond,
+    /// cores to run on: the default while there is a core per process; the default with its
+    /// learned spin capped at [`OVERSUBSCRIBED_MAX_SPIN`] up to two processes a core plus
+    /// one; beyond,
     /// [`WaitStrategy::Batched`] with [`OVERSUBSCRIBED_LATENCY`] (a waiter that spins there
     /// takes the core of a process that has work, quite possibly the one it waits for, and
     /// one woken per message costs its peer a wake-up per message). See the module docs for
     /// the measurements behind the threshold.
     ///
     /// ```
-    /// use shm_ipc::core::notify::{WaitStrategy, OVERSUBSCRIBED_LATENCY};
+    /// use shm_ipc::core::notify::{
+    ///     WaitStrategy, DEFAULT_SPIN, OVERSUBSCRIBED_LATENCY, OVERSUBSCRIBED_MAX_SPIN,
+    /// };
     /// assert_eq!(WaitStrategy::for_processes_on(2, 2), WaitStrategy::default());
-    /// assert_eq!(WaitStrategy::for_processes_on(5, 2), WaitStrategy::default());
+    /// assert_eq!(
+    ///     WaitStrategy::for_processes_on(5, 2),
+    ///     WaitStrategy::Adaptive { min: DEFAULT_SPIN, max: OVERSUBSCRIBED_MAX_SPIN }
+    /// );
     /// assert_eq!(
     ///     WaitStrategy::for_processes_on(6, 2),
     ///     WaitStrategy::Batched { latency: OVERSUBSCRIBED_LATENCY }
@@ -85,6 +105,11 @@ impl WaitStrategy {
         if processes > 2 * cores.max(1) + 1 {
             WaitStrategy::Batched {
                 latency: OVERSUBSCRIBED_LATENCY,
+            }
+        } else if processes > cores.max(1) {
+            WaitStrategy::Adaptive {
+                min: super::DEFAULT_SPIN,
+                max: OVERSUBSCRIBED_MAX_SPIN,
             }
         } else {
             WaitStrategy::default()
@@ -134,12 +159,18 @@ mod tests {
             latency: OVERSUBSCRIBED_LATENCY,
         };
         let spin_then_park = WaitStrategy::default();
+        let capped = WaitStrategy::Adaptive {
+            min: super::super::DEFAULT_SPIN,
+            max: OVERSUBSCRIBED_MAX_SPIN,
+        };
         let cases = [
             ((6, 2), batched),
             ((9, 2), batched),
             ((4, 0), batched),
-            ((5, 2), spin_then_park),
-            ((3, 1), spin_then_park),
+            ((5, 2), capped),
+            ((3, 2), capped),
+            ((3, 1), capped),
+            ((2, 2), spin_then_park),
             ((1, 1), spin_then_park),
             ((4, 8), spin_then_park),
         ];
