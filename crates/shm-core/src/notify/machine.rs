@@ -23,13 +23,18 @@
 //! messages a second; fan-out to 2 readers 20–24 against 12–21 M a reader; the pipeline's
 //! 256-byte records 5.5–5.8 against 3.9–4.4 M a second), 6 to 9 processes slower (fan-in of
 //! 5, 6 and 8 producers 35–36 against 38–45, 32–36 against 41–43, 33–35 against 35–41 M).
-//! The threshold for other core counts is an extrapolation of those two cores. The cap on
-//! the spin, measured the same way (2026-12-07, night; the spin budget learning from waits
-//! that parked for up to eight budgets, `notify/adaptive.rs`), three alternations each,
-//! against the uncapped 1 ms: fan-in of 2 producers 75.6–77.1 against 60.2–68.3 M messages
-//! a second (bulk frames 168–195 against 124–134 M); the pipeline's u64 134–148 against
-//! 133–134 M items a second, its serde row 55–66 against 56–60 M, its 256-byte records
-//! 4.8–5.0 against 4.7–4.8 M; fan-out to 2 readers 19–21 against 20 M a reader.
+//! The threshold for other core counts is an extrapolation of those two cores.
+//!
+//! The cap on the spin comes with the spin budget that learns from waits that parked for up
+//! to eight budgets (`notify/adaptive.rs`): without the cap, that budget cost the pipeline
+//! example a little (four alternations, 2026-12-07: u64 131–132 against 132–163 M items a
+//! second, serde 53–59 against 54–63 M). With it, against the uncapped 1 ms and the
+//! four-budget rule, alternated: the pipeline's u64 134–148 against 133–134 M items a
+//! second, serde 55–66 against 56–60 M, 256-byte records 4.8–5.0 against 4.7–4.8 M (three
+//! alternations); fan-out to 2 readers 19–21 against 20 M a reader (two); fan-in of 2
+//! producers 76–77 against 60–68 M messages a second in one sitting (two), 55–62 against
+//! 54–68 M in a later one on a slower host (three) — no gain that holds, and no loss. Caps of
+//! 50 and 100 µs did no better.
 //!
 //! The wake handshake follows its own rule
 //! ([`Handshake::for_processes`]): with a core per process a sleeper is rare and its
