@@ -80,8 +80,9 @@ pub(crate) const fn frame_len(payload: u64) -> u64 {
 /// those are the previous messages' stores into the ring, each waiting for its line to
 /// come back from the reader's core. A word load that matches the word stored is served at
 /// once. Measured on the 2-core VM, two processes, a sender writing 8 bytes at each end of
-/// its 64-byte message before each send: 47–53 M messages a second through `memcpy`,
-/// 94–114 M through words; a sender that writes nothing first, 100–114 M both ways. (At
+/// its 64-byte message before each send: 47–55 M messages a second through `memcpy`,
+/// 94–114 M through words; a sender that writes nothing first, 100–116 M both ways (the
+/// table in docs/benchmarks.md). (At
 /// 17–32 bytes the same change cost that second sender a third, so those keep `memcpy`.)
 ///
 /// # Safety
@@ -142,9 +143,11 @@ unsafe fn load_words(src: *const u8) -> [u64; 4] {
     words
 }
 
-/// [`copy_payload`] out of a frame into private memory: also up to 64 bytes by two
-/// overlapping moves of 16 or 32 bytes. (Into a frame, such moves cost more than `memcpy`
-/// when the reader is polling the line: each may lose the line to it again.)
+/// [`copy_payload`] out of a frame into private memory: also 17 to 64 bytes by two
+/// overlapping moves of 16 or 32 bytes, loaded whole (the ring's bytes were stored by the
+/// other process: nothing of ours waits in the store buffer). (Into a frame, 17–32 bytes
+/// keep `memcpy`: overlapping moves measured slower there while the reader polls the
+/// line; 33–64 bytes are loaded as words, see [`copy_payload`].)
 ///
 /// # Safety
 ///
