@@ -2,6 +2,8 @@
 //! process that ends its stream and exits at once, or lingers, loses nothing and is seen as
 //! `RemoteClosed` after its last frame, and never a frame after that (20 times each); one
 //! that exits without `join` is seen as `RemoteGone`, with what it left unsent counted.
+//! And in one process: a stream that ends right after its importer subscribed is confirmed
+//! by that importer, closed when `join` returns (50 times).
 
 mod common;
 
@@ -11,7 +13,11 @@ use common::{
     exits_cleanly, importer, listening_session, listening_session_with, receive_in_order,
     receive_until, Ending, Spec,
 };
-use shm_bridge::{Config, ImportError, ImportStats, Importer};
+use shm_bridge::{
+    export, import_into, Config, ExportOptions, ImportError, ImportOptions, ImportStats, Importer,
+    RemoteStatus,
+};
+use shm_ipc::channel::spsc;
 
 /// Messages per exporter process.
 const COUNT: u64 = 200_000;
@@ -35,6 +41,10 @@ fn main() {
         (
             "an_exporter_that_exits_without_join_is_gone_and_its_loss_counted",
             an_exporter_that_exits_without_join_is_gone_and_its_loss_counted,
+        ),
+        (
+            "a_stream_that_ends_at_once_is_confirmed_and_closed_when_join_returns_50_times",
+            a_stream_that_ends_at_once_is_confirmed_and_closed_when_join_returns_50_times,
         ),
     ]);
 }
@@ -134,4 +144,37 @@ fn assert_accounted(importer: &Importer, before: &ImportStats, received: u64) {
     assert_eq!(delivered, received, "{now:?}");
     assert_eq!(delivered + missed, COUNT, "{now:?}");
     assert_eq!((now.late, now.out_of_order, now.refused), (0, 0, 0));
+}
+
+/// An exporter that starts right after its importer subscribed and ends at once: `join`
+/// returns only after that importer confirmed the final pack, so the stream is closed
+/// then, not still alive (the importer's confirmation queryable must be known to the
+/// exporter by the time its subscriber is: it is declared first).
+fn a_stream_that_ends_at_once_is_confirmed_and_closed_when_join_returns_50_times() {
+    let (there, endpoint) = listening_session();
+    let here = Config::loopback_peer()
+        .connect(&endpoint)
+        .unwrap()
+        .open()
+        .unwrap();
+    for round in 0..50 {
+        let key = format!("test/clean-end/at-once/{round}");
+        let (into, mut rx) = spsc::channel(1 << 12).unwrap();
+        let feed = import_into(&there, &key, into, ImportOptions::default()).unwrap();
+        let (mut tx, out) = spsc::channel(1 << 12).unwrap();
+        let exporter = export(&here, out, &key, ExportOptions::default()).unwrap();
+        tx.send(b"the only frame").unwrap();
+        drop(tx);
+        let report = exporter.join().unwrap();
+        assert_eq!(
+            (report.confirmed_by, report.all_confirmed),
+            (1, true),
+            "round {round}: {report:?}"
+        );
+        assert_eq!(feed.status(), RemoteStatus::Closed, "round {round}");
+        assert_eq!(
+            rx.recv_timeout(common::PER_MESSAGE).unwrap(),
+            b"the only frame"
+        );
+    }
 }

@@ -92,16 +92,22 @@ pub fn import_into(
         .callback(move |sample| on_token.on_token(&sample))
         .wait()
         .map_err(BridgeError::zenoh)?;
-    let on_sample = Arc::clone(&shared);
-    let data = session
-        .declare_subscriber(key.to_string())
-        .callback(move |sample| on_sample.on_sample(&sample))
-        .wait()
-        .map_err(BridgeError::zenoh)?;
+    // The flush queryable before the data subscriber: declarations travel a link in
+    // order, so an exporter that has seen this importer's subscriber (its matching
+    // status, which it waits for) also knows the queryable, and the confirmation it asks
+    // for after its final pack reaches this importer. Declared the other way round, an
+    // exporter that ends at once could ask before the queryable is known, get no reply,
+    // and return from `join` before the final pack is handled here.
     let on_flush = Arc::clone(&shared);
     let flush = session
         .declare_queryable(liveness::flush_key(key))
         .callback(move |query| on_flush.on_flush(&query))
+        .wait()
+        .map_err(BridgeError::zenoh)?;
+    let on_sample = Arc::clone(&shared);
+    let data = session
+        .declare_subscriber(key.to_string())
+        .callback(move |sample| on_sample.on_sample(&sample))
         .wait()
         .map_err(BridgeError::zenoh)?;
     Ok(Feed {
