@@ -37,7 +37,7 @@ impl Subject for Mpsc {
     /// sender's and of a free one, the header's magic and capacity, the frame words at the
     /// head, after a 100-byte frame at the head, and before the tail.
     fn targets() -> Vec<Target> {
-        let [free_owner, _, _, free_tail, free_head, _] = lay::slot_words(5);
+        let [free_owner, _, _, free_tail, free_head, _, _] = lay::slot_words(5);
         let slots = [lay::slot_words(0), lay::slot_words(1)].concat();
         let more = [
             free_owner,

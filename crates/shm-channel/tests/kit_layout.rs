@@ -124,7 +124,10 @@ fn spsc_offsets_match_the_channel() {
     assert_eq!(mem.load_u64(RECEIVER_OWNER), 0);
     assert_eq!(
         WORDS.iter().map(|w| w.offset).collect::<Vec<_>>(),
-        [128, 256, 384, 392, 400, 404, 512, 516, 528, 532, 520, 536, 640, 648, 668, 680, 684]
+        [
+            128, 256, 384, 392, 400, 404, 512, 516, 528, 532, 520, 536, 420, 640, 648, 668, 680,
+            684
+        ]
     );
     assert_eq!((TYPES, DATA), (640, 896));
     type_line_is_written_by_the_first_typed_end::<spsc::Spsc>(memory, TYPES);
@@ -210,7 +213,7 @@ fn mpsc_offsets_match_the_channel() {
     drop(tx2);
     assert_eq!(mem.load(WORDS[1]), 1, "sender count");
     assert_eq!(mem.load(slot_words(1)[0]), 0, "slot 1 free again");
-    let [owner, _, _, tail, head, _] = slot_words(0);
+    let [owner, _, _, tail, head, _, _] = slot_words(0);
     assert_eq!(mem.load(owner), me());
     tx.send(b"hello").unwrap();
     assert_eq!(mem.load(tail), frame::frame_len(5));
@@ -275,4 +278,93 @@ fn broadcast_offsets_match_the_channel() {
     assert_eq!(mem.load_u64(SENDER_OWNER), 0);
     assert_eq!((SPACE_EVENT, TYPES, DATA), (400, 2560, 2816));
     type_line_is_written_by_the_first_typed_end::<broadcast::Broadcast>(memory, TYPES);
+}
+
+/// The line hint (SPSC: the status line's, MPSC: each sender slot's) turns the next
+/// frames into lined ones: the tag `frame::TAG_LINED`, each frame padded to the next
+/// 64-byte line, every message delivered; a lane smaller than 4 KiB never lines.
+fn lined_frames_follow_the_hint<F: Flavor>(
+    builder: impl Fn(usize) -> Builder<F>,
+    region_len: fn(usize) -> usize,
+    data: usize,
+    hint: layout::Word,
+    tail: layout::Word,
+) {
+    for (cap, lined) in [(4096, true), (2048, false)] {
+        let memory = heap(region_len(cap));
+        let mem = Mem(&*memory);
+        let (mut tx, mut rx) = builder(cap).create_in(memory.clone()).unwrap();
+        mem.store(hint, 1);
+        tx.send(b"hello").unwrap();
+        tx.send(&[7; 64]).unwrap();
+        if lined {
+            assert_eq!(mem.load_u64(data), frame::lined(5), "{cap}");
+            assert_eq!(mem.load_u64(data + 64), frame::lined(64), "{cap}");
+            assert_eq!(mem.load(tail), 64 + 128, "{cap}");
+        } else {
+            assert_eq!(mem.load_u64(data), frame::data(5, 0), "{cap}");
+            let second = data + frame::frame_len(5) as usize;
+            assert_eq!(mem.load_u64(second), frame::data(64, 0), "{cap}");
+        }
+        assert_eq!(rx.recv().unwrap(), b"hello");
+        assert_eq!(rx.recv().unwrap(), [7; 64]);
+        // Around the ring a few times, every size from 0 to 300 bytes, still lined.
+        for round in 0..40usize {
+            let msg = vec![round as u8; (round * 37) % 301];
+            tx.send(&msg).unwrap();
+            assert_eq!(rx.recv().unwrap(), msg, "{cap} round {round}");
+        }
+    }
+}
+
+#[test]
+fn spsc_frames_are_lined_while_the_hint_asks() {
+    use layout::spsc::*;
+    lined_frames_follow_the_hint(
+        Builder::<spsc::Spsc>::new,
+        region_len,
+        DATA,
+        layout::Word::u32("line hint", LINE_HINT),
+        WORDS[0],
+    );
+}
+
+#[test]
+fn mpsc_frames_are_lined_while_the_hint_asks() {
+    use layout::mpsc::*;
+    lined_frames_follow_the_hint(
+        Builder::<mpsc::Mpsc>::new,
+        region_len,
+        DATA,
+        slot_words(0)[6],
+        slot_words(0)[3],
+    );
+}
+
+/// A receiver that finds each frame at its first look, right behind the sender, asks for
+/// lined frames after 256 of them; one that finds nothing before each frame (a round
+/// trip's pattern) stops asking after 256 more.
+#[test]
+fn a_receiver_close_behind_its_sender_asks_for_lines_and_stops_when_it_waits() {
+    use layout::spsc::*;
+    const CAP: usize = 1 << 16;
+    let memory = heap(region_len(CAP));
+    let mem = Mem(&*memory);
+    let hint = layout::Word::u32("line hint", LINE_HINT);
+    let (mut tx, mut rx) = Builder::<spsc::Spsc>::new(CAP)
+        .create_in(memory.clone())
+        .unwrap();
+    for i in 0..256u32 {
+        assert_eq!(mem.load(hint), 0, "frame {i}");
+        tx.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(rx.recv().unwrap(), i.to_le_bytes());
+    }
+    assert_eq!(mem.load(hint), 1, "streaming close behind");
+    for i in 0..256u32 {
+        assert_eq!(mem.load(hint), 1, "frame {i}");
+        assert!(rx.try_recv().is_err());
+        tx.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(rx.recv().unwrap(), i.to_le_bytes());
+    }
+    assert_eq!(mem.load(hint), 0, "waiting before each frame");
 }

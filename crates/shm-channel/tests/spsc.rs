@@ -229,6 +229,8 @@ fn garbage_frame_header_is_corruption() {
         0xAD << 32 | 8,
         0x7f << 32 | 8,
         0xD1 << 32 | 1 << 40 | 8,
+        // A lined frame longer than the ring.
+        0xD3 << 32 | 250,
     ] {
         let (mut tx, mut rx, heap) = heap_channel(256);
         tx.send(&[0; 16]).unwrap();
@@ -241,6 +243,21 @@ fn garbage_frame_header_is_corruption() {
             "{garbage:#x}: {err}"
         );
     }
+}
+
+#[test]
+fn a_lined_frame_whose_padding_passes_the_ring_end_is_corruption() {
+    // In a 32-byte ring an 8-byte frame fits, but not the padding to the next 64-byte line.
+    let (mut tx, mut rx, heap) = heap_channel(32);
+    tx.send(&[0; 8]).unwrap();
+    heap.atomic_u64(DATA)
+        .unwrap()
+        .store(0xD3 << 32 | 8, Ordering::SeqCst);
+    let err = rx.try_recv().unwrap_err();
+    assert!(
+        matches!(err, TryRecvError::Recv(RecvError::Corrupted(_))),
+        "{err}"
+    );
 }
 
 #[test]

@@ -85,6 +85,8 @@ pub fn frame_extras(capacity: usize) -> Vec<Garbage> {
         Garbage::Value(frame::skip(cap)),
         Garbage::Value(frame::skip(8)),
         Garbage::Value(frame::data(8, 63)),
+        Garbage::Value(frame::lined(8)),
+        Garbage::Value(frame::lined(cap)),
         Garbage::Plus(1),
         Garbage::Plus(1u64.wrapping_neg()),
         Garbage::Plus(16),

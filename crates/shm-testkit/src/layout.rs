@@ -169,7 +169,7 @@ pub mod types {
 /// The SPSC control block (`shm-channel/src/spsc/layout.rs`).
 pub mod spsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 5;
+    pub const LAYOUT_VERSION: u64 = 6;
     use super::Word;
 
     /// Bytes ever published by the sender (u64); the receiver never reads it.
@@ -184,6 +184,8 @@ pub mod spsc {
     pub const SENDER_CLOSED: usize = 400;
     /// 1 once the receiver was dropped (u32).
     pub const RECEIVER_CLOSED: usize = 404;
+    /// Nonzero while the receiver asks for lined frames (u32, a hint).
+    pub const LINE_HINT: usize = 420;
     /// Data event: the receiver sleeps on it (seq u32, waiters u32).
     pub const DATA_EVENT: usize = 512;
     /// Space event: the sender sleeps on it (seq u32, waiters u32).
@@ -207,7 +209,7 @@ pub mod spsc {
     }
 
     /// Every word of the control block after the header (the type line's main ones last).
-    pub const WORDS: [Word; 17] = [
+    pub const WORDS: [Word; 18] = [
         Word::u64("tail", TAIL),
         Word::u64("head", HEAD),
         Word::u64("sender owner", SENDER_OWNER),
@@ -220,6 +222,7 @@ pub mod spsc {
         Word::u32("space event waiters", SPACE_EVENT + 4),
         Word::u64("data event mark", DATA_EVENT + 8),
         Word::u64("space event mark", SPACE_EVENT + 8),
+        Word::u32("line hint", LINE_HINT),
         super::types::words(TYPES)[0],
         super::types::words(TYPES)[1],
         super::types::words(TYPES)[2],
@@ -231,7 +234,7 @@ pub mod spsc {
 /// The MPSC control block (`shm-channel/src/mpsc/layout.rs`): a lane per sender slot.
 pub mod mpsc {
     /// Layout version of the header.
-    pub const LAYOUT_VERSION: u64 = 5;
+    pub const LAYOUT_VERSION: u64 = 6;
     use super::Word;
 
     /// Identity of the receiver's owner (u64).
@@ -260,6 +263,9 @@ pub mod mpsc {
     pub const SLOT_OWNER: usize = 0;
     /// In a slot: its space event (seq u32, waiters u32).
     pub const SLOT_SPACE_EVENT: usize = 8;
+    /// In a slot: nonzero while the receiver asks for lined frames in its lane (u32, a
+    /// hint).
+    pub const SLOT_LINE_HINT: usize = 24;
     /// In a slot: its lane's recorded tail (u64).
     pub const SLOT_TAIL: usize = 128;
     /// In a slot: its lane's head (u64).
@@ -312,9 +318,9 @@ pub mod mpsc {
         super::types::words(TYPES)[4],
     ];
 
-    /// The words of sender slot `index`: owner, space event (sequence, waiters), its
-    /// lane's tail and head, the space event's mark.
-    pub const fn slot_words(index: usize) -> [Word; 6] {
+    /// The words of sender slot `index`: owner, space event (sequence, waiters), line
+    /// hint, its lane's tail and head, the space event's mark.
+    pub const fn slot_words(index: usize) -> [Word; 7] {
         let base = slot(index);
         [
             Word::u64("slot owner", base + SLOT_OWNER),
@@ -323,6 +329,7 @@ pub mod mpsc {
             Word::u64("lane tail", base + SLOT_TAIL),
             Word::u64("lane head", base + SLOT_HEAD),
             Word::u64("slot space event mark", base + SLOT_SPACE_EVENT + 8),
+            Word::u32("slot line hint", base + SLOT_LINE_HINT),
         ]
     }
 }
@@ -416,6 +423,8 @@ pub mod broadcast {
 pub mod frame {
     /// Tag of a committed message.
     pub const TAG_DATA: u64 = 0xD1;
+    /// Tag of a committed message padded to the next 64-byte line of its lane.
+    pub const TAG_LINED: u64 = 0xD3;
     /// Tag of a pad up to the ring end.
     pub const TAG_PAD: u64 = 0xAD;
     /// Tag of a claimed, uncommitted frame (MPSC).
@@ -431,6 +440,11 @@ pub mod frame {
     /// A data frame word.
     pub const fn data(len: u64, slot: u64) -> u64 {
         word(TAG_DATA, len, slot)
+    }
+
+    /// A lined data frame word (a lane's).
+    pub const fn lined(len: u64) -> u64 {
+        word(TAG_LINED, len, 0)
     }
 
     /// A pad frame word of `len` bytes.

@@ -31,7 +31,7 @@ use crate::shared::doorbells::Doorbells;
 use crate::shared::lane::Lane;
 use crate::shared::layout::ControlBlock;
 use crate::shared::lines::{self, assert_offsets, layout_spec, ConsumerLine, Line, ProducerLine};
-use crate::shared::primitive::{AtomicU64, DataArea};
+use crate::shared::primitive::{AtomicU32, AtomicU64, DataArea};
 use crate::shared::view::{EventRef, View, Wake, MIN_CAPACITY};
 use crate::{ChannelError, Corruption};
 
@@ -68,6 +68,9 @@ pub(crate) struct SenderSlot {
     pub(crate) owner: AtomicU64,
     /// Space in the lane: the slot's sender sleeps on it, the receiver's releases notify it.
     pub(crate) space: Event,
+    /// Nonzero while the receiver asks for lined frames in this slot's lane (see
+    /// `crate::shared::lane`, "Lined frames"); a hint only: any value is safe.
+    pub(crate) line_hint: AtomicU32,
 }
 
 /// The lane count, and which lanes were ever used.
@@ -111,7 +114,7 @@ assert_offsets! {
     Control { before: 128, after: 384 },
     Senders { slots: 128 },
     SlotLines { producer: 128, consumer: 256 },
-    SenderSlot { space: 8 },
+    SenderSlot { space: 8, line_hint: 24 },
     ; data: 512 + 64 * 384 + 256
 }
 
@@ -136,7 +139,7 @@ impl ControlBlock for Mpsc {
     // with the sizes and alignments of the control block and of the slot lines.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMMPSC1",
-        5,
+        6,
         &[
             (size_of::<Control>(), align_of::<Control>()),
             (SLOT_LINES, MAX_SENDERS),
@@ -316,5 +319,10 @@ impl Lane for MpscLane {
     #[inline]
     fn space_wake(&self) -> Wake<'_> {
         self.layout.slot_wake(self.index)
+    }
+
+    #[inline]
+    fn line_hint(&self) -> &AtomicU32 {
+        &self.layout.slot(self.index).line_hint
     }
 }

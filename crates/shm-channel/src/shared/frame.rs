@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! bits  0..32  length: payload bytes (data) or bytes to the ring end (pad)
-//! bits 32..40  tag: 0xD1 data, 0xAD pad
+//! bits 32..40  tag: 0xD1 data, 0xD3 data padded to the next line (lanes only), 0xAD pad
 //! bits 40..48  zero
 //! bits 48..64  zero (a lane: the lap of the frame's position, checked and removed before
 //!              decoding)
@@ -12,7 +12,9 @@
 //!
 //! Frames start aligned (8 bytes; 16 in broadcast, whose header has a stamp word first) and
 //! are contiguous: a frame that would cross the end of the ring is preceded by a pad that
-//! skips to the start. Each ring accepts only the tags it writes; anything else is
+//! skips to the start. A *lined* frame (a lane's, see `crate::shared::lane`) is followed by
+//! padding up to the next [`LINE`] boundary of the data area, so that the frame after it
+//! starts on a line of its own. Each ring accepts only the tags it writes; anything else is
 //! corruption.
 
 use std::sync::atomic::{compiler_fence, Ordering};
@@ -23,7 +25,11 @@ pub(crate) const FRAME_HEADER_LEN: usize = 8;
 const TAG_SHIFT: u32 = 32;
 const LEN_MASK: u64 = u32::MAX as u64;
 const TAG_DATA: u64 = 0xD1;
+const TAG_LINED: u64 = 0xD3;
 const TAG_PAD: u64 = 0xAD;
+
+/// Bytes of a cache line, the unit a lined frame is padded to.
+pub(crate) const LINE: u64 = 64;
 
 /// A decoded frame header word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +38,9 @@ pub(crate) enum Word {
     Empty,
     /// A committed message of `len` payload bytes.
     Data { len: u64 },
+    /// A committed message of `len` payload bytes, padded to the next line
+    /// ([`lined_len`]).
+    Lined { len: u64 },
     /// Filler of `len` bytes (this header included) up to the end of the ring.
     Pad { len: u64 },
 }
@@ -42,6 +51,7 @@ impl Word {
         let (tag, len) = match self {
             Word::Empty => return 0,
             Word::Data { len } => (TAG_DATA, len),
+            Word::Lined { len } => (TAG_LINED, len),
             Word::Pad { len } => (TAG_PAD, len),
         };
         (len & LEN_MASK) | (tag << TAG_SHIFT)
@@ -55,6 +65,7 @@ impl Word {
         let len = word & LEN_MASK;
         match word >> TAG_SHIFT {
             TAG_DATA => Some(Word::Data { len }),
+            TAG_LINED => Some(Word::Lined { len }),
             TAG_PAD => Some(Word::Pad { len }),
             _ => None,
         }
@@ -65,6 +76,14 @@ impl Word {
 /// Never overflows for payloads below 2^32.
 pub(crate) const fn frame_len(payload: u64) -> u64 {
     FRAME_HEADER_LEN as u64 + payload.next_multiple_of(8)
+}
+
+/// Ring bytes a lined frame with `payload` bytes occupies at `offset` in the data area:
+/// the frame, then padding up to the next [`LINE`] boundary. Never overflows for offsets
+/// and payloads below 2^32.
+#[inline]
+pub(crate) const fn lined_len(offset: u64, payload: u64) -> u64 {
+    (offset + frame_len(payload)).next_multiple_of(LINE) - offset
 }
 
 /// Copies a payload of `len` bytes from `src` to `dst`, into or out of a frame: up to 16
@@ -195,9 +214,26 @@ mod tests {
             Word::Data {
                 len: u32::MAX as u64,
             },
+            Word::Lined { len: 72 },
             Word::Pad { len: 4096 },
         ] {
             assert_eq!(Word::decode(word.encode()), Some(word));
+        }
+    }
+
+    #[test]
+    fn a_lined_frame_ends_on_a_line_boundary() {
+        // 64 payload bytes: 72 bytes of frame, padded to 128 from a line start; from 56
+        // bytes into a line the frame ends exactly on the second boundary: no padding.
+        assert_eq!(lined_len(0, 64), 128);
+        assert_eq!(lined_len(56, 64), 72);
+        assert_eq!(lined_len(64, 8), 64);
+        for offset in (0..256).step_by(8) {
+            for payload in 0..200 {
+                let span = lined_len(offset, payload);
+                assert_eq!((offset + span) % LINE, 0);
+                assert!(span >= frame_len(payload) && span < frame_len(payload) + LINE);
+            }
         }
     }
 

@@ -87,6 +87,10 @@ pub(crate) struct StatusLine {
     /// the header's magic is published, read once by every process that attaches, never
     /// on a hot path. 0 (unwritten) and unknown values are refused at attach.
     pub(crate) handshake: AtomicU32,
+    /// SPSC: nonzero while the receiver asks for lined frames (see `crate::shared::lane`,
+    /// "Lined frames"); written by the receiver when its wish changes, read by the sender
+    /// at each reservation. A hint only: any value is safe.
+    pub(crate) line_hint: AtomicU32,
 }
 
 assert_offsets! {
@@ -97,6 +101,7 @@ assert_offsets! {
         senders: 24,
         policy: 28,
         handshake: 32,
+        line_hint: 36,
     },
 }
 

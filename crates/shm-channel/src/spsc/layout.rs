@@ -61,7 +61,7 @@ impl ControlBlock for Spsc {
     // with the size and alignment of the control block.
     const SPEC: LayoutSpec = layout_spec(
         b"SHMSPSC1",
-        5,
+        6,
         &[(size_of::<Control>(), align_of::<Control>())],
     );
 

@@ -20,6 +20,11 @@ use crate::Builder;
 use crate::{Endpoint, RecvError, TryRecvError};
 
 fn ring(capacity: usize) -> (Writer, Reader) {
+    ring_lined(capacity, false)
+}
+
+/// A ring whose reader asks for lined frames (`lined`) from the start.
+fn ring_lined(capacity: usize, lined: bool) -> (Writer, Reader) {
     let heap = Arc::new(HeapRegion::new(region_len_for(capacity).unwrap()).unwrap());
     // loom cannot model `membarrier`: the models run the SeqCst handshake (which is what
     // every channel uses under `cfg(loom)`, see `shared::creation::effective_handshake`).
@@ -33,6 +38,7 @@ fn ring(capacity: usize) -> (Writer, Reader) {
         },
     )
     .unwrap();
+    layout.status().line_hint.store(u32::from(lined), SeqCst);
     (
         Writer::new(layout.clone()).unwrap(),
         Reader::new(layout).unwrap(),
@@ -127,6 +133,26 @@ fn loom_wrap_around_at_tiny_capacity() {
     // 32 bytes: a 9-byte message takes 24, so the second must pad and wrap, and the third
     // reuses space the reader released.
     loom::model(|| stream(32, 0, &[&[1; 9], &[2; 9], &[3; 1]]));
+}
+
+#[test]
+fn loom_lined_frames_wrap_and_arrive_in_order() {
+    // 128 bytes of lined frames (loom lines lanes of 64 bytes and more): the first two
+    // messages take a line each, the third waits for the first line to be released and
+    // wraps into it.
+    loom::model(|| {
+        let messages: &[&[u8]] = &[&[1; 9], &[2; 40], &[3; 1]];
+        let (mut writer, mut reader) = ring_lined(128, true);
+        let producer = thread::spawn(move || {
+            for msg in messages {
+                send(&mut writer, msg);
+            }
+        });
+        for msg in messages {
+            assert_eq!(recv(&mut reader), *msg);
+        }
+        producer.join().unwrap();
+    });
 }
 
 #[test]

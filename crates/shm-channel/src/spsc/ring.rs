@@ -11,7 +11,7 @@ use crate::error::Corruption;
 use crate::shared::lane::{Frame, Lane, LaneReader};
 use crate::shared::lane_sender::{LaneHome, LaneSender};
 use crate::shared::ownership::PeerMonitor;
-use crate::shared::primitive::{AtomicU64, DataArea};
+use crate::shared::primitive::{AtomicU32, AtomicU64, DataArea};
 use crate::shared::ring::{Gone, RecvRing, RingSide};
 use crate::shared::view::{EventRef, Wake};
 
@@ -44,6 +44,11 @@ impl Lane for Layout {
     #[inline]
     fn space_wake(&self) -> Wake<'_> {
         crate::shared::layout::Layout::space_wake(self)
+    }
+
+    #[inline]
+    fn line_hint(&self) -> &AtomicU32 {
+        &self.status().line_hint
     }
 }
 

@@ -52,11 +52,34 @@
 //! full, and publishing is the one Release store of the held header — the reader cannot
 //! pass a frame it has not seen, so the whole batch appears at once.
 //!
+//! # Lined frames
+//!
+//! Frames are contiguous, so a frame's last line usually holds the start of the next one.
+//! A reader that keeps up with its writer reads that line as soon as the frame is
+//! published, and the writer, writing the next frame into it, must take it back: each
+//! line then crosses between the cores about twice per message instead of once, and the
+//! writer's stores wait for it (a 64-byte message stream ran at half the rate of the
+//! same stream with the reader lagging). So the reader asks for *lined* frames while it
+//! keeps up: a lined frame (tag `0xD3`, `crate::shared::frame::lined_len`) is followed by
+//! padding to the next 64-byte line, and no later frame shares its lines.
+//!
+//! Lining costs ring bytes and, while the reader lags, lines that a packed ring would not
+//! move, so it is asked for only while it pays: every 256 frames
+//! (`LaneReader::review_line_hint`) the reader asks for lines if it found a frame at most
+//! of its looks (it is streaming, not waiting for each message as a round trip does) and
+//! was then within 1 KiB of the writer's recorded tail, and it stops asking once it finds
+//! nothing at as many looks as it finds frames. It stores the lane's line hint
+//! ([`Lane::line_hint`]) only when its answer changes. The writer reads the hint every 64
+//! reservations and lines a frame only when it publishes it alone — the frames after the
+//! first of a deferred batch appear together, once their lines are written — and only in
+//! a lane of at least 4 KiB. The hint orders nothing (Relaxed both ways): either kind of
+//! frame is read the same way, the span taken from its header.
+//!
 //! # What a peer may write
 //!
 //! Every word loaded from shared memory is loaded once and validated before use: a frame
-//! of this lap must decode, and lie inside the data area (a padding frame must reach exactly
-//! the end); the reader's head, when the writer reloads it, must be 8-aligned, move forward
+//! of this lap must decode, and lie inside the data area with its padding (a padding frame
+//! must reach exactly the end); the reader's head, when the writer reloads it, must be 8-aligned, move forward
 //! and stay within a capacity behind the tail. A violation is a [`Corruption`](crate::Corruption), never an
 //! out-of-bounds access. A word of another lap is "nothing yet": a peer that writes
 //! garbage of the wrong lap only makes the reader wait, as a peer that sends nothing does.
@@ -64,7 +87,7 @@
 use std::sync::atomic::Ordering;
 
 use super::frame::Word;
-use super::primitive::{AtomicU64, DataArea};
+use super::primitive::{AtomicU32, AtomicU64, DataArea};
 use super::ring::aligned_index;
 use super::view::Wake;
 use crate::error::Corruption;
@@ -91,6 +114,9 @@ pub(crate) trait Lane: Send + 'static {
     fn data_wake(&self) -> Wake<'_>;
     /// What releasing frames wakes: this lane's writer.
     fn space_wake(&self) -> Wake<'_>;
+    /// Nonzero while the reader asks for lined frames (see "Lined frames" above): written
+    /// by the reader, read by the writer. A hint: any value is safe.
+    fn line_hint(&self) -> &AtomicU32;
 }
 
 /// Where a frame header keeps the lap of the position it was written at.

@@ -5,9 +5,16 @@ use std::sync::atomic::Ordering;
 
 use super::{resumed_index, Frame, Geometry, Lane};
 use crate::error::Corruption;
-use crate::shared::frame::{frame_len, Word, FRAME_HEADER_LEN};
+use crate::shared::frame::{frame_len, lined_len, Word, FRAME_HEADER_LEN};
 use crate::shared::release::ReleaseBatch;
 use crate::shared::ring::{before, publish, queued_between};
+
+/// Frames between two reviews of whether to ask for lined frames.
+const HINT_WINDOW: u32 = 256;
+
+/// A reader this close behind the writer's recorded tail (in bytes) reads lines the writer
+/// is still filling.
+const NEAR: u64 = 1024;
 
 /// The reading side's private state.
 pub(crate) struct LaneReader<L: Lane> {
@@ -19,6 +26,12 @@ pub(crate) struct LaneReader<L: Lane> {
     geometry: Geometry,
     /// Wake syscalls made by `release` (for benchmarks).
     wakes: u64,
+    /// What this reader last asked for in the line hint.
+    lined: bool,
+    /// Frames found since the last review of the line hint.
+    window_frames: u32,
+    /// Looks that found nothing since the last review.
+    window_empty: u32,
 }
 
 impl<L: Lane> LaneReader<L> {
@@ -26,12 +39,19 @@ impl<L: Lane> LaneReader<L> {
     pub(crate) fn new(lane: L) -> Result<LaneReader<L>, Corruption> {
         // SYNC: space released (see `publish_head`): our own, or a predecessor's.
         let head = resumed_index(lane.head(), "head not 8-byte aligned")?;
+        // Relaxed: a hint (see "Lined frames"); what a predecessor asked for, until the
+        // first review.
+        let hint_untrusted = lane.line_hint().load(Ordering::Relaxed);
+        let lined = hint_untrusted != 0;
         Ok(LaneReader {
             geometry: Geometry::of(lane.data().capacity()),
             lane,
             head,
             batch: ReleaseBatch::new(head),
             wakes: 0,
+            lined,
+            window_frames: 0,
+            window_empty: 0,
         })
     }
 
@@ -48,27 +68,55 @@ impl<L: Lane> LaneReader<L> {
                 // Nothing published: whatever was released in a batch is handed back now,
                 // before the caller returns or waits (a writer may be waiting for it).
                 self.flush_releases();
+                self.window_empty = self.window_empty.saturating_add(1);
                 return Ok(None);
             };
-            match Word::decode(word) {
+            let (len, span) = match Word::decode(word) {
                 Some(Word::Pad { len }) if len == to_end => {
                     self.head = self.head.wrapping_add(len);
                     self.batch.skipped();
+                    continue;
                 }
-                Some(Word::Data { len }) if frame_len(len) <= to_end => {
-                    return Ok(Some(Frame {
-                        offset,
-                        len: len as usize,
-                        span: frame_len(len),
-                    }));
+                Some(Word::Data { len }) => (len, frame_len(len)),
+                Some(Word::Lined { len }) => (len, lined_len(offset, len)),
+                _ => (0, u64::MAX),
+            };
+            if span <= to_end {
+                self.window_frames += 1;
+                if self.window_frames == HINT_WINDOW {
+                    self.review_line_hint();
                 }
-                _ => {
-                    return Err(Corruption {
-                        what: "frame header",
-                        value: header_untrusted,
-                    })
-                }
+                return Ok(Some(Frame {
+                    offset,
+                    len: len as usize,
+                    span,
+                }));
             }
+            return Err(Corruption {
+                what: "frame header",
+                value: header_untrusted,
+            });
+        }
+    }
+
+    /// Asks the writer for lined frames, or stops asking, by what the last
+    /// [`HINT_WINDOW`] frames showed (see "Lined frames" in the module docs): lined while
+    /// this reader finds a frame at most looks and stays within [`NEAR`] bytes of the
+    /// writer's recorded tail. Stores the hint only when the answer changes.
+    #[cold]
+    #[inline(never)]
+    fn review_line_hint(&mut self) {
+        let streaming = self.window_empty < self.window_frames;
+        self.window_frames = 0;
+        self.window_empty = 0;
+        // On once this reader streams close behind the writer; off once it stops streaming.
+        let want = streaming && (self.lined || self.queued() < NEAR);
+        if want != self.lined {
+            self.lined = want;
+            // Relaxed: a hint, read alone by the writer; it orders nothing.
+            self.lane
+                .line_hint()
+                .store(u32::from(want), Ordering::Relaxed);
         }
     }
 

@@ -5,12 +5,19 @@ use std::sync::atomic::Ordering;
 
 use super::{resumed_index, Geometry, Lane, Slot};
 use crate::error::Corruption;
-use crate::shared::frame::{frame_len, max_payload, Word, FRAME_HEADER_LEN};
+use crate::shared::frame::{frame_len, lined_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::shared::ring::{aligned_index, notify_after_release, publish, queued_between, RoomGate};
 
 /// Frames at least this long (header included) go to the start of the data area when
 /// they find the ring empty ([`LaneWriter::try_reserve`]).
 const REWIND_MIN: u64 = 64 << 10;
+
+/// Lanes smaller than this never line their frames: the padding would take too large a
+/// share of them. (Under loom, whose models run tiny rings, lanes of a line and more.)
+const LINED_MIN_CAPACITY: u64 = if cfg!(loom) { 64 } else { 4 << 10 };
+
+/// Reservations between two reads of the reader's line hint.
+const HINT_READ_EVERY: u32 = 64;
 
 /// The writing side's private state.
 pub(crate) struct LaneWriter<L: Lane> {
@@ -31,6 +38,12 @@ pub(crate) struct LaneWriter<L: Lane> {
     /// wake check let a reader asleep below its mark sleep on (see
     /// [`publish_urgently`](Self::publish_urgently)).
     unchecked: bool,
+    /// Frames are lined (the reader's hint as last read, in a lane large enough).
+    lined: bool,
+    /// The frame reserved last is lined.
+    slot_lined: bool,
+    /// Reservations until the hint is read again.
+    hint_countdown: u32,
 }
 
 impl<L: Lane> LaneWriter<L> {
@@ -50,6 +63,9 @@ impl<L: Lane> LaneWriter<L> {
             wakes: 0,
             // What a predecessor published may have left a reader asleep.
             unchecked: true,
+            lined: false,
+            slot_lined: false,
+            hint_countdown: 0,
         };
         writer.recover_tail();
         // The head lies within a capacity behind the tail: start from the lowest it may be.
@@ -75,6 +91,7 @@ impl<L: Lane> LaneWriter<L> {
             let to_end = capacity - offset;
             let span = match Word::decode(word) {
                 Some(Word::Data { len }) => frame_len(len),
+                Some(Word::Lined { len }) => lined_len(offset, len),
                 Some(Word::Pad { len }) => len,
                 _ => break,
             };
@@ -208,15 +225,39 @@ impl<L: Lane> LaneWriter<L> {
     /// padding, nothing written.
     #[inline]
     pub(crate) fn try_reserve_in_place(&mut self, len: usize) -> Result<Option<Slot>, Corruption> {
-        let span = frame_len(len as u64);
         let offset = self.geometry.offset(self.tail);
-        if span > self.lane.data().capacity() - offset || !self.has_room(span)? {
+        let capacity = self.lane.data().capacity();
+        if self.hint_countdown == 0 {
+            self.read_line_hint();
+        }
+        self.hint_countdown -= 1;
+        // Only a frame published on its own is lined: the frames of a deferred batch
+        // after its first appear together, when their lines are written.
+        self.slot_lined = self.lined && self.visible == self.tail;
+        let span = if self.slot_lined {
+            lined_len(offset, len as u64)
+        } else {
+            frame_len(len as u64)
+        };
+        if span > capacity - offset || !self.has_room(span)? {
             return Ok(None);
         }
         Ok(Some(Slot {
             offset,
             max_len: len,
         }))
+    }
+
+    /// Reads the reader's line hint: frames are lined from the next reservation while it
+    /// asks for them (in a lane of at least [`LINED_MIN_CAPACITY`] bytes).
+    #[cold]
+    #[inline(never)]
+    fn read_line_hint(&mut self) {
+        self.hint_countdown = HINT_READ_EVERY;
+        // Relaxed: a hint, read alone; it orders nothing (see "Lined frames"). Any value a
+        // peer writes only picks one of two valid layouts.
+        let hint_untrusted = self.lane.line_hint().load(Ordering::Relaxed);
+        self.lined = self.lane.data().capacity() >= LINED_MIN_CAPACITY && hint_untrusted != 0;
     }
 
     /// Where the payload of `slot` goes: valid for `slot.max_len` bytes until commit.
@@ -233,7 +274,11 @@ impl<L: Lane> LaneWriter<L> {
         debug_assert!(len <= slot.max_len);
         debug_assert_eq!(slot.offset, self.geometry.offset(self.tail));
         let len = len.min(slot.max_len) as u64;
-        self.commit_frame(Word::Data { len }, frame_len(len));
+        if self.slot_lined {
+            self.commit_frame(Word::Lined { len }, lined_len(slot.offset, len));
+        } else {
+            self.commit_frame(Word::Data { len }, frame_len(len));
+        }
     }
 
     /// The head a writer waiting for room to write `len` payload bytes asks the reader to
