@@ -108,6 +108,14 @@ trait ValueLink: Side {
 
     /// Receives the next value.
     fn recv_value(&mut self) -> Result<Self::Value, TransportError>;
+
+    /// Receives the next value and has `check` check it where it was received, as a
+    /// user's loop uses what `recv` returns (no further move of the value).
+    fn recv_checked(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        let v = self.recv_value()?;
+        check.check_value(&v);
+        Ok(())
+    }
 }
 
 /// The endpoint of a [`ValueLink`]: message `seq` is the value made from `seq`.
@@ -119,9 +127,7 @@ impl<L: ValueLink> Endpoint for Typed<L> {
     }
 
     fn recv(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
-        let v = self.0.recv_value()?;
-        check.check_value(&v);
-        Ok(())
+        self.0.recv_checked(check)
     }
 
     fn echo(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
@@ -219,10 +225,25 @@ impl<V: Value, C: Codec<V>> ValueLink for RingValues<V, C> {
     }
 
     fn recv_value(&mut self) -> Result<V, TransportError> {
-        self.rx.recv().map_err(|e| match e {
-            typed::RecvError::Recv(e) => recv_err(e),
-            other => TransportError::Failed(other.to_string()),
-        })
+        self.rx.recv().map_err(typed_recv_err)
+    }
+
+    fn recv_checked(&mut self, check: &mut Checker<'_>) -> Result<(), TransportError> {
+        match self.rx.recv() {
+            Ok(v) => {
+                check.check_value(&v);
+                Ok(())
+            }
+            Err(e) => Err(typed_recv_err(e)),
+        }
+    }
+}
+
+/// A typed receive error as the harness's.
+fn typed_recv_err(e: typed::RecvError<shm_channel::RecvError>) -> TransportError {
+    match e {
+        typed::RecvError::Recv(e) => recv_err(e),
+        other => TransportError::Failed(other.to_string()),
     }
 }
 
