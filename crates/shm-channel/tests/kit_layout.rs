@@ -308,6 +308,16 @@ fn lined_frames_follow_the_hint<F: Flavor>(
         }
         assert_eq!(rx.recv().unwrap(), b"hello");
         assert_eq!(rx.recv().unwrap(), [7; 64]);
+        // A grant given up, then one committed shorter than reserved: the frame's span
+        // follows what was committed.
+        drop(tx.reserve(200).unwrap());
+        let mut grant = tx.reserve(200).unwrap();
+        grant.write_at(0, b"short").unwrap();
+        grant.commit(5).unwrap();
+        if lined {
+            assert_eq!(mem.load_u64(data + 192), frame::lined(5), "{cap}");
+        }
+        assert_eq!(rx.recv().unwrap(), b"short");
         // Around the ring a few times, every size from 0 to 300 bytes, still lined.
         for round in 0..40usize {
             let msg = vec![round as u8; (round * 37) % 301];
