@@ -100,9 +100,11 @@ impl<L: Lane> LaneReader<L> {
     }
 
     /// Asks the writer for lined frames, or stops asking, by what the last
-    /// [`HINT_WINDOW`] frames showed (see "Lined frames" in the module docs): lined while
-    /// this reader finds a frame at most looks and stays within [`NEAR`] bytes of the
-    /// writer's recorded tail. Stores the hint only when the answer changes.
+    /// [`HINT_WINDOW`] frames showed (see "Lined frames" in the module docs): it starts
+    /// asking when this reader found a frame at more than half of its looks (it streams)
+    /// and is within [`NEAR`] bytes of the writer's recorded tail, and stops once it found
+    /// nothing at half of its looks or more (it waits for each frame, as a round trip's
+    /// reader does). Stores the hint only when the answer changes.
     #[cold]
     #[inline(never)]
     fn review_line_hint(&mut self) {
