@@ -89,7 +89,7 @@ pub(crate) struct StatusLine {
     pub(crate) handshake: AtomicU32,
     /// SPSC: nonzero while the receiver asks for lined frames (see `crate::shared::lane`,
     /// "Lined frames"); written by the receiver when its wish changes, read by the sender
-    /// at each reservation. A hint only: any value is safe.
+    /// every 64 reservations. A hint only: any value is safe.
     pub(crate) line_hint: AtomicU32,
 }
 

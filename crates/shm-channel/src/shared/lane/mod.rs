@@ -86,7 +86,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::frame::Word;
+use super::frame::{frame_len, lined_len, Word};
 use super::primitive::{AtomicU32, AtomicU64, DataArea};
 use super::ring::aligned_index;
 use super::view::Wake;
@@ -180,6 +180,18 @@ impl Geometry {
         let lap_untrusted = header_untrusted >> LAP_SHIFT;
         let word = header_untrusted & !(LAP_MASK << LAP_SHIFT);
         (lap_untrusted == (position >> self.shift) & LAP_MASK && word != 0).then_some(word)
+    }
+}
+
+/// Ring bytes the frame of `word` occupies at `offset` in a lane: header, payload and
+/// alignment, and a lined frame's padding to the next line; a pad's own length. (What
+/// the reader skips, the writer recovering its tail walks, and a commit adds to the tail.)
+fn span(word: Word, offset: u64) -> u64 {
+    match word {
+        Word::Empty => 0,
+        Word::Data { len } => frame_len(len),
+        Word::Lined { len } => lined_len(offset, len),
+        Word::Pad { len } => len,
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{resumed_index, Frame, Geometry, Lane};
+use super::{resumed_index, span, Frame, Geometry, Lane};
 use crate::error::Corruption;
-use crate::shared::frame::{frame_len, lined_len, Word, FRAME_HEADER_LEN};
+use crate::shared::frame::{Word, FRAME_HEADER_LEN};
 use crate::shared::release::ReleaseBatch;
 use crate::shared::ring::{before, publish, queued_between};
 
@@ -71,31 +71,31 @@ impl<L: Lane> LaneReader<L> {
                 self.window_empty = self.window_empty.saturating_add(1);
                 return Ok(None);
             };
-            let (len, span) = match Word::decode(word) {
+            match Word::decode(word) {
                 Some(Word::Pad { len }) if len == to_end => {
                     self.head = self.head.wrapping_add(len);
                     self.batch.skipped();
-                    continue;
                 }
-                Some(Word::Data { len }) => (len, frame_len(len)),
-                Some(Word::Lined { len }) => (len, lined_len(offset, len)),
-                _ => (0, u64::MAX),
-            };
-            if span <= to_end {
-                self.window_frames += 1;
-                if self.window_frames == HINT_WINDOW {
-                    self.review_line_hint();
+                Some(frame @ (Word::Data { len } | Word::Lined { len }))
+                    if span(frame, offset) <= to_end =>
+                {
+                    self.window_frames += 1;
+                    if self.window_frames == HINT_WINDOW {
+                        self.review_line_hint();
+                    }
+                    return Ok(Some(Frame {
+                        offset,
+                        len: len as usize,
+                        span: span(frame, offset),
+                    }));
                 }
-                return Ok(Some(Frame {
-                    offset,
-                    len: len as usize,
-                    span,
-                }));
+                _ => {
+                    return Err(Corruption {
+                        what: "frame header",
+                        value: header_untrusted,
+                    })
+                }
             }
-            return Err(Corruption {
-                what: "frame header",
-                value: header_untrusted,
-            });
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{resumed_index, Geometry, Lane, Slot};
+use super::{resumed_index, span, Geometry, Lane, Slot};
 use crate::error::Corruption;
 use crate::shared::frame::{frame_len, lined_len, max_payload, Word, FRAME_HEADER_LEN};
 use crate::shared::ring::{aligned_index, notify_after_release, publish, queued_between, RoomGate};
@@ -89,12 +89,10 @@ impl<L: Lane> LaneWriter<L> {
                 break;
             };
             let to_end = capacity - offset;
-            let span = match Word::decode(word) {
-                Some(Word::Data { len }) => frame_len(len),
-                Some(Word::Lined { len }) => lined_len(offset, len),
-                Some(Word::Pad { len }) => len,
-                _ => break,
+            let Some(frame) = Word::decode(word) else {
+                break;
             };
+            let span = span(frame, offset);
             if span > to_end
                 || span == 0
                 || self.tail.wrapping_add(span).wrapping_sub(start) > capacity
@@ -274,11 +272,12 @@ impl<L: Lane> LaneWriter<L> {
         debug_assert!(len <= slot.max_len);
         debug_assert_eq!(slot.offset, self.geometry.offset(self.tail));
         let len = len.min(slot.max_len) as u64;
-        if self.slot_lined {
-            self.commit_frame(Word::Lined { len }, lined_len(slot.offset, len));
+        let word = if self.slot_lined {
+            Word::Lined { len }
         } else {
-            self.commit_frame(Word::Data { len }, frame_len(len));
-        }
+            Word::Data { len }
+        };
+        self.commit_frame(word, span(word, slot.offset));
     }
 
     /// The head a writer waiting for room to write `len` payload bytes asks the reader to
