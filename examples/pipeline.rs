@@ -17,7 +17,12 @@
 //!
 //! The pipe pipeline is the same processes connected by pipes with 64 KiB buffers on both
 //! ends (`BufWriter` on the write end, 64 KiB per `read`, whole items handed to the stage
-//! at once): the best pipe variant, which the shm figure is compared with.
+//! at once): the best pipe variant, which the shm figure is compared with. The serde row
+//! is compared with the same pipeline carrying bincode over those pipes (each process
+//! encodes its batch of results with bincode's standard configuration, as the shm
+//! channels do, behind a 4-byte length, and decodes what it reads from one slice): the
+//! same codec work on both sides, so the ratio is the transport's. The plain pipes are
+//! shown beside it, as the cost of choosing serde over plain data.
 //!
 //! The third argument sets how the shm pipeline's processes wait: `auto` (the default,
 //! `WaitStrategy::for_processes`: with two cores or more the five processes spin then
@@ -50,7 +55,9 @@ struct Label {
 }
 
 /// A 256-byte record, for the variant where the copy cost matters.
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable, Serialize, Deserialize,
+)]
 #[repr(C)]
 struct Record {
     id: u64,
@@ -151,6 +158,7 @@ fn main() -> Result<(), shm_ipc::MainError> {
                     small_pipeline(Pipeline::source(move || 0..items), wait)
                 })
             },
+            &mut small_pipes(Mode::Bincode),
             &mut small_pipes(Mode::Blocks),
             &mut small_pipes(Mode::PerItem),
         ],
@@ -194,7 +202,12 @@ fn main() -> Result<(), shm_ipc::MainError> {
         &small[3],
     );
     support::row(&format!("{records} records of 256 B"), &large[0], &large[1]);
-    let (p, lo, hi) = support::summary(&small[4]);
+    support::row(
+        &format!("{items} u64, serde; pipes plain"),
+        &small[2],
+        &small[4],
+    );
+    let (p, lo, hi) = support::summary(&small[5]);
     println!(
         "reference: u64 over pipes buffered 64 KiB, one read_exact/write_all per item: \
          {p:.2} [{lo:.2}-{hi:.2}] M items/s; plain shm against it: {:.2}x",
@@ -257,6 +270,34 @@ enum Mode {
     Blocks,
     /// One `read_exact` and one `write_all` per item, through `BufReader`/`BufWriter`.
     PerItem,
+    /// Every run of items a process hands on, encoded with bincode (standard
+    /// configuration) behind its length in 4 bytes; read back whole and decoded from one
+    /// slice.
+    Bincode,
+}
+
+/// Items a pipe pipeline can carry in every [`Mode`].
+trait Item: bytemuck::Pod + Serialize + serde::de::DeserializeOwned {}
+impl<T: bytemuck::Pod + Serialize + serde::de::DeserializeOwned> Item for T {}
+
+/// Writes `items` to `out` as `mode` carries them (`scratch` holds a bincode encoding).
+fn write_items<T: Item>(
+    out: &mut impl Write,
+    items: &[T],
+    mode: Mode,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    match mode {
+        Mode::Blocks | Mode::PerItem => out.write_all(bytemuck::cast_slice(items)),
+        Mode::Bincode => {
+            scratch.clear();
+            bincode::serde::encode_into_std_write(items, scratch, bincode::config::standard())
+                .map_err(std::io::Error::other)?;
+            let len = u32::try_from(scratch.len()).map_err(std::io::Error::other)?;
+            out.write_all(&len.to_le_bytes())?;
+            out.write_all(scratch)
+        }
+    }
 }
 
 /// The pipe pipeline: a source of `0..items` as u64, three stages, the parent as sink.
@@ -266,26 +307,26 @@ fn pipe_pipeline<A, B, C>(
     mode: Mode,
 ) -> Result<Vec<C>, Failure>
 where
-    A: bytemuck::Pod,
-    B: bytemuck::Pod,
-    C: bytemuck::Pod,
+    A: Item,
+    B: Item,
+    C: Item,
 {
     let mut children = Vec::new();
     let (input, out) = support::pipe()?;
     children.push(shm_fork::fork(move || {
         let mut out = support::buffered(out);
-        // Blocks: 64 KiB of items per `write_all`; per item: one `write_all` each.
+        // Blocks and bincode: 64 KiB of items per write; per item: one `write_all` each.
         let per_write = match mode {
-            Mode::Blocks => (support::PIPE_BUFFER / 8) as u64,
+            Mode::Blocks | Mode::Bincode => (support::PIPE_BUFFER / 8) as u64,
             Mode::PerItem => 1,
         };
-        let mut chunk = Vec::new();
+        let (mut chunk, mut scratch) = (Vec::new(), Vec::new());
         let mut n = 0;
         while n < items {
             chunk.clear();
             chunk.extend(n..items.min(n + per_write));
             n += chunk.len() as u64;
-            out.write_all(bytemuck::cast_slice(&chunk)).unwrap();
+            write_items(&mut out, &chunk, mode, &mut scratch).unwrap();
         }
         out.flush().unwrap();
         0
@@ -306,7 +347,7 @@ where
 /// and writes the results to a new pipe, whose read end it returns. The write end moves
 /// into the stage (the parent's copy closes when `fork` returns), so the next process
 /// sees end-of-file when this one finishes.
-fn pipe_stage<A: bytemuck::Pod, B: bytemuck::Pod>(
+fn pipe_stage<A: Item, B: Item>(
     mut input: std::fs::File,
     children: &mut Vec<Child>,
     f: PipeStage<A, B>,
@@ -315,10 +356,10 @@ fn pipe_stage<A: bytemuck::Pod, B: bytemuck::Pod>(
     let (next, out) = support::pipe()?;
     children.push(shm_fork::fork(move || {
         let mut out = support::buffered(out);
-        let mut results = Vec::new();
+        let (mut results, mut scratch) = (Vec::new(), Vec::new());
         read::<A>(&mut input, mode, |batch| {
             f(batch, &mut results);
-            out.write_all(bytemuck::cast_slice(&results)).unwrap();
+            write_items(&mut out, &results, mode, &mut scratch).unwrap();
             results.clear();
         })
         .unwrap();
@@ -329,12 +370,29 @@ fn pipe_stage<A: bytemuck::Pod, B: bytemuck::Pod>(
 }
 
 /// Reads `A`s until end-of-file as `mode` says, handing them to `each`.
-fn read<A: bytemuck::Pod>(
+fn read<A: Item>(
     input: &mut std::fs::File,
     mode: Mode,
     mut each: impl FnMut(&[A]),
 ) -> std::io::Result<()> {
     match mode {
+        Mode::Bincode => {
+            let mut input = std::io::BufReader::with_capacity(support::PIPE_BUFFER, input);
+            let mut encoded = Vec::new();
+            loop {
+                let mut len = [0; 4];
+                match input.read_exact(&mut len) {
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                    read => read?,
+                }
+                encoded.resize(u32::from_le_bytes(len) as usize, 0);
+                input.read_exact(&mut encoded)?;
+                let (items, _): (Vec<A>, usize) =
+                    bincode::serde::decode_from_slice(&encoded, bincode::config::standard())
+                        .map_err(std::io::Error::other)?;
+                each(&items);
+            }
+        }
         Mode::Blocks => support::read_items(input, each),
         Mode::PerItem => {
             let mut input = std::io::BufReader::with_capacity(support::PIPE_BUFFER, input);
