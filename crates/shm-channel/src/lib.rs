@@ -19,7 +19,7 @@
 //!
 //! | you have | use | send | receive |
 //! |---|---|---|---|
-//! | Rust values, one process to another | [`typed::channel`], or [`typed::pair`] over any channel | `send`, `try_send`, `send_timeout` | `recv`, `try_recv`, `recv_timeout`, `iter` |
+//! | Rust values, one process to another | [`typed::channel`], or [`typed::pair`] over any channel | `send`, `try_send`, `send_timeout` | `recv`, `try_recv`, `recv_timeout`, `recv_into` (in place), `iter` |
 //! | byte messages | [`spsc::channel`], [`mpsc::channel`], [`broadcast::channel`] | the same, over `&[u8]` | the same, into a `Vec`, or [`recv_into`](Receiver::recv_into) your buffer |
 //! | large messages, no copy | the byte endpoints' grants | [`reserve`](Sender::reserve) → [`WriteGrant`] | [`read`](Receiver::read) → [`ReadGrant`] |
 //! | a stream of small messages | any byte sender (typed values: [`bulk`]) | [`send_deferred`](Sender::send_deferred) + [`flush`](Sender::flush) (one publication per batch) | as usual |

@@ -100,6 +100,53 @@ fn steady_state_paths_do_not_allocate() {
     assert_eq!(count, 0, "allocations on the steady-state path");
 }
 
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+struct Order {
+    seq: u64,
+    symbol: String,
+    fills: Vec<u32>,
+}
+
+fn order(seq: u64) -> Order {
+    Order {
+        seq,
+        symbol: format!("EURUSD-{}", seq % 10),
+        fills: vec![10, 20, 30, (seq % 50) as u32],
+    }
+}
+
+/// A serde value with a `String` and a `Vec`, received into one reused value: after the
+/// first, nothing is allocated on the receiving side (the values sent are built before the
+/// count starts; the sender's own encoding allocates nothing either).
+fn serde_receive_in_place_does_not_allocate<C: shm_channel::codec::Codec<Order>>() {
+    let (mut tx, mut rx) = typed::pair::<Order, _, C>(spsc::channel(1 << 12).unwrap()).unwrap();
+    let mut got = order(0);
+    // Warm-up with the longest encoding sent below: buffers sized once.
+    let warm = std::time::Instant::now();
+    while warm.elapsed() < std::time::Duration::from_millis(30) {
+        tx.send(order(9_999)).unwrap();
+        rx.recv_into(&mut got).unwrap();
+    }
+    let mut to_send: Vec<Order> = (0..10_000).map(order).rev().collect();
+    let count = allocations_during(|| {
+        for seq in 0..10_000u64 {
+            let value = to_send.pop().unwrap();
+            tx.send(value).unwrap();
+            rx.recv_into(&mut got).unwrap();
+            assert_eq!(got.seq, seq);
+            assert_eq!(got.fills[3], (seq % 50) as u32);
+        }
+    });
+    assert_eq!(got, order(9_999));
+    assert_eq!(count, 0, "allocations receiving {} in place", C::NAME);
+}
+
+#[test]
+fn serde_values_received_in_place_do_not_allocate() {
+    serde_receive_in_place_does_not_allocate::<shm_channel::codec::Bincode>();
+    serde_receive_in_place_does_not_allocate::<shm_channel::codec::Postcard>();
+}
+
 #[test]
 fn counting_allocator_counts() {
     // The harness itself is checked: a Vec allocation is seen.

@@ -18,6 +18,30 @@ struct Record {
     values: Vec<u32>,
 }
 
+/// A frame that does not decode is consumed and reported by `recv_into`, which leaves its
+/// value valid, and the next value is received into it whole; for both serde codecs.
+fn a_bad_frame_leaves_the_value_valid<C: Codec<Record>>() {
+    let (mut bytes_tx, rx) = shm_channel::spsc::channel(4096).unwrap();
+    let mut rx = typed::Receiver::<Record, _, C>::try_from(rx).unwrap();
+    // A record whose name announces far more bytes than the frame holds.
+    bytes_tx.send(&[1, 0xfb, 0xff, 0xff, 0xff, 0x7f]).unwrap();
+    let mut tx = typed::Sender::<Record, _, C>::try_from(bytes_tx).unwrap();
+    tx.send(record(5)).unwrap();
+    let mut value = record(700);
+    let bad = rx.recv_into(&mut value);
+    assert!(matches!(bad, Err(typed::RecvError::Decode(_))), "{bad:?}");
+    // Still a valid value: cloned and compared like any other.
+    assert_eq!(value.clone(), value);
+    rx.recv_into(&mut value).unwrap();
+    assert_eq!(value, record(5));
+}
+
+#[test]
+fn receiving_in_place_survives_a_frame_that_does_not_decode() {
+    a_bad_frame_leaves_the_value_valid::<Bincode>();
+    a_bad_frame_leaves_the_value_valid::<Postcard>();
+}
+
 fn record(i: usize) -> Record {
     Record {
         id: i as u64,
@@ -31,12 +55,20 @@ fn record(i: usize) -> Record {
 fn round_trip<C: Codec<Record>, F: Flavor>(
     (mut tx, mut rx): (typed::Sender<Record, F, C>, typed::Receiver<Record, F, C>),
 ) {
+    // Every other value is received into one reused value (in place), shrinking and
+    // growing its string and vector.
+    let mut reused = record(0);
     for i in 0..300 {
         let value = record(i);
         tx.send_timeout(value.clone(), Duration::from_secs(10))
             .unwrap();
-        let got = rx.recv_timeout(Duration::from_secs(10));
-        assert_eq!(got.ok(), Some(value), "value {i}");
+        if i % 2 == 0 {
+            let got = rx.recv_timeout(Duration::from_secs(10));
+            assert_eq!(got.ok(), Some(value), "value {i}");
+        } else {
+            rx.recv_into(&mut reused).unwrap();
+            assert_eq!(reused, value, "value {i}, received in place");
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! serde + bincode 2: the default codec.
 
-use super::depth::{decode_message, SerdeFormat};
+use super::depth::{decode_message, decode_message_into, SerdeFormat};
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use bincode::config::Configuration;
@@ -76,5 +76,11 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Bincode {
     /// shared memory, then bincode's slice decoder), never from shared memory directly.
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
         decode_message::<Bincode, T>(input.rest_copied())
+    }
+
+    /// Decodes in place (`Deserialize::deserialize_in_place`) from one private copy of the
+    /// frame.
+    fn decode_into(input: &mut FrameReader<'_>, place: &mut T) -> Result<(), CodecError> {
+        decode_message_into::<Bincode, T>(input.rest_copied(), place)
     }
 }

@@ -202,13 +202,54 @@ pub(crate) fn decode_message<C: SerdeFormat, T: de::DeserializeOwned>(
         budget: &budget,
         out: &mut out,
     };
+    decode_whole::<C, _>(bytes, &budget, seed)?;
+    out.ok_or_else(|| CodecError::Decode("the format decoded no value".into()))
+}
+
+/// [`decode_message`] into `place`, through `Deserialize::deserialize_in_place` (a
+/// `String` or `Vec` in `place` keeps its allocation); on error `place` holds a valid
+/// value, not necessarily the one before.
+pub(crate) fn decode_message_into<C: SerdeFormat, T: de::DeserializeOwned>(
+    bytes: &[u8],
+    place: &mut T,
+) -> Result<(), CodecError> {
+    let budget = DepthBudget::new(MAX_DECODE_DEPTH, bytes.len());
+    let seed = InPlaceSeed {
+        budget: &budget,
+        place,
+    };
+    decode_whole::<C, _>(bytes, &budget, seed)
+}
+
+/// Decodes through `seed` (a whole message's, which keeps its value itself) from the start
+/// of `bytes`: a failure names the limit of `budget` it hit, if one, and bytes left after
+/// the value are refused.
+fn decode_whole<'de, C: SerdeFormat, S: DeserializeSeed<'de, Value = ()>>(
+    bytes: &'de [u8],
+    budget: &DepthBudget,
+    seed: S,
+) -> Result<(), CodecError> {
     let ((), read) = C::decode_seed(bytes, seed).map_err(|e| budget.decode_error(e))?;
-    match (out, bytes.len() - read) {
-        (Some(value), 0) => Ok(value),
-        (None, _) => Err(CodecError::Decode("the format decoded no value".into())),
-        (Some(_), left) => Err(CodecError::Decode(format!(
+    match bytes.len() - read {
+        0 => Ok(()),
+        left => Err(CodecError::Decode(format!(
             "{left} bytes left after the value"
         ))),
+    }
+}
+
+/// The seed of a whole message (depth 0) decoded in place into `place`.
+struct InPlaceSeed<'b, 'p, T> {
+    budget: &'b DepthBudget,
+    place: &'p mut T,
+}
+
+impl<'de, T: de::Deserialize<'de>> DeserializeSeed<'de> for InPlaceSeed<'_, '_, T> {
+    type Value = ();
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        T::deserialize_in_place(DepthLimited::new(deserializer, self.budget), self.place)
     }
 }
 

@@ -48,6 +48,18 @@ pub trait Codec<T>: CodecId {
 
     /// Reads a `T` from a frame.
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError>;
+
+    /// Reads a `T` from a frame into `place`, reusing what `place` holds where the codec
+    /// can: the serde codecs decode through `Deserialize::deserialize_in_place`, so that a
+    /// `String` or `Vec` keeps its allocation (for types whose derive generates it: serde's
+    /// `deserialize_in_place` feature; other types are decoded anew and assigned), and
+    /// [`Plain`](super::Plain) copies the bytes straight into `place`. On error `place`
+    /// holds a valid value, not necessarily the one it held before. The default decodes a
+    /// new value and assigns it.
+    fn decode_into(input: &mut FrameReader<'_>, place: &mut T) -> Result<(), CodecError> {
+        *place = Self::decode(input)?;
+        Ok(())
+    }
 }
 
 /// Writes up to this long are copied inline by [`FrameWriter::write`].

@@ -27,14 +27,18 @@ impl<T: bytemuck::Pod> Codec<T> for Plain {
     }
 
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
+        let mut value = T::zeroed();
+        Self::decode_into(input, &mut value)?;
+        Ok(value)
+    }
+
+    fn decode_into(input: &mut FrameReader<'_>, place: &mut T) -> Result<(), CodecError> {
         if input.remaining() != std::mem::size_of::<T>() {
             return Err(CodecError::Length {
                 expected: std::mem::size_of::<T>(),
                 found: input.remaining(),
             });
         }
-        let mut value = T::zeroed();
-        input.read(bytemuck::bytes_of_mut(&mut value))?;
-        Ok(value)
+        input.read(bytemuck::bytes_of_mut(place))
     }
 }

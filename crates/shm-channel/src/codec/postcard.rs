@@ -1,6 +1,6 @@
 //! serde + postcard: the maintained serde alternative to bincode.
 
-use super::depth::{decode_message, SerdeFormat};
+use super::depth::{decode_message, decode_message_into, SerdeFormat};
 use super::frame::{Codec, CodecId, FrameReader, FrameWriter};
 use crate::CodecError;
 use postcard::ser_flavors::Flavor;
@@ -88,5 +88,11 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Codec<T> for Postcard {
     /// from shared memory directly.
     fn decode(input: &mut FrameReader<'_>) -> Result<T, CodecError> {
         decode_message::<Postcard, T>(input.rest_copied())
+    }
+
+    /// Decodes in place (`Deserialize::deserialize_in_place`) from one private copy of the
+    /// frame.
+    fn decode_into(input: &mut FrameReader<'_>, place: &mut T) -> Result<(), CodecError> {
+        decode_message_into::<Postcard, T>(input.rest_copied(), place)
     }
 }

@@ -346,12 +346,12 @@ impl<T, C: Codec<T>, F: Flavor> TryFrom<crate::Receiver<F>> for Receiver<T, F, C
 impl<T, C: Codec<T>, F: Flavor> Receiver<T, F, C> {
     /// Waits for the next value.
     pub fn recv(&mut self) -> Result<T, RecvError<F::RecvError>> {
-        self.decode_next(Deadline::Never)
+        self.decode_next(Deadline::Never, C::decode)
     }
 
     /// The next value, if one is there now.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError<RecvError<F::RecvError>>> {
-        self.decode_next(Deadline::Now)
+        self.decode_next(Deadline::Now, C::decode)
     }
 
     /// Waits at most `timeout` for the next value.
@@ -359,19 +359,45 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, F, C> {
         &mut self,
         timeout: Duration,
     ) -> Result<T, RecvTimeoutError<RecvError<F::RecvError>>> {
-        self.decode_next(Deadline::after(timeout))
+        self.decode_next(Deadline::after(timeout), C::decode)
     }
 
-    fn decode_next<E: FromRecvFatal<Fault<F>> + FromDecodeError>(
+    /// Waits for the next value and decodes it into `value`, reusing what `value` holds: a
+    /// loop that receives into one value allocates nothing per message where the codec
+    /// can decode in place ([`Codec::decode_into`]: for serde codecs, a `String` or `Vec`
+    /// field keeps its allocation when the type's derive generates
+    /// `Deserialize::deserialize_in_place`, serde_derive's `deserialize_in_place` feature).
+    /// On a decode error `value` holds a valid value, not necessarily the one before; on
+    /// any other error it is untouched.
+    ///
+    /// ```
+    /// use shm_ipc::channel::typed;
+    /// let (mut tx, mut rx) = typed::channel::<Vec<String>>(4096)?;
+    /// let mut got = Vec::new();
+    /// for n in 0..3 {
+    ///     tx.send(vec![n.to_string(); n])?;
+    ///     rx.recv_into(&mut got)?;
+    ///     assert_eq!(got, vec![n.to_string(); n]);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_into(&mut self, value: &mut T) -> Result<(), RecvError<F::RecvError>> {
+        self.decode_next(Deadline::Never, |input| C::decode_into(input, value))
+    }
+
+    /// Waits (until `deadline`) for the next frame and decodes it with `decode`, from a
+    /// reader over the frame.
+    fn decode_next<E: FromRecvFatal<Fault<F>> + FromDecodeError, R>(
         &mut self,
         deadline: Deadline,
-    ) -> Result<T, E> {
+        decode: impl FnOnce(&mut FrameReader<'_>) -> Result<R, CodecError>,
+    ) -> Result<R, E> {
         let scratch = &mut self.scratch;
         let value = self.inner.recv_with::<E, _>(deadline, |ptr, len| {
             // SAFETY: `recv_with` hands a pointer valid for reads of `len` bytes until the
             // frame is released, which is after this closure returns.
             let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
-            C::decode(&mut input)
+            decode(&mut input)
         })?;
         value.map_err(E::from_decode)
     }
