@@ -267,3 +267,40 @@ fn batched_releases_wait_while_messages_are_queued_and_never_hold_back_a_blocked
         Builder::new(256).policy(Policy::BackPressure),
     ));
 }
+
+/// A receiver that keeps up with its sender settles before it waits (lanes: see "Settling"
+/// in `shared/lane`): the sender streams single messages, bursts and pauses, and everything
+/// arrives, in order, whether the settles see a batch, one frame or nothing come.
+fn a_receiver_that_keeps_up_gets_everything_in_order<F: Flavor>(
+    (mut tx, mut rx): (Sender<F>, Receiver<F>),
+) {
+    let count: u32 = if cfg!(miri) { 300 } else { 20_000 };
+    let sender = std::thread::spawn(move || {
+        for i in 0..count {
+            tx.send_timeout(&i.to_le_bytes(), Duration::from_secs(20))
+                .unwrap();
+            match i % 1000 {
+                // A pause: the receiver's settles see nothing come.
+                999 => std::thread::sleep(Duration::from_millis(1)),
+                // Single messages, a few microseconds apart.
+                0..=99 => std::thread::sleep(Duration::from_micros(5)),
+                // Bursts.
+                _ => {}
+            }
+        }
+    });
+    for i in 0..count {
+        let got = rx.recv_timeout(Duration::from_secs(20)).ok();
+        assert_eq!(got, Some(i.to_le_bytes().to_vec()), "message {i}");
+    }
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_receiver_that_keeps_up_with_a_stream_of_bursts_and_pauses_gets_everything_in_order() {
+    a_receiver_that_keeps_up_gets_everything_in_order(heap::<Spsc>(Builder::new(4096)));
+    a_receiver_that_keeps_up_gets_everything_in_order(heap::<Mpsc>(Builder::new(4096)));
+    a_receiver_that_keeps_up_gets_everything_in_order(heap::<Broadcast>(
+        Builder::new(4096).policy(Policy::BackPressure),
+    ));
+}

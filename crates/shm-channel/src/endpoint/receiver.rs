@@ -250,7 +250,7 @@ impl<F: Flavor> Receiver<F> {
         if let Some(fatal) = self.found.take() {
             return Err(fatal);
         }
-        let mut waited = false;
+        let (mut waited, mut settled) = (false, false);
         loop {
             match self.ring().try_peek(false) {
                 Ok(Some(frame)) => return Ok(Some(frame)),
@@ -258,6 +258,12 @@ impl<F: Flavor> Receiver<F> {
                 // The wait saw a frame that is not there now: only a peer rewriting the
                 // ring can do that. As an empty ring (a blocking call waits again).
                 Ok(None) if waited => return Ok(None),
+                // Settled once: look again (and wait if it is still empty).
+                Ok(None) if !settled && self.settles(deadline) => {
+                    self.ring().settle();
+                    settled = true;
+                    continue;
+                }
                 Ok(None) => {}
             }
             if !self.wait_when_empty(deadline)? {
@@ -265,6 +271,20 @@ impl<F: Flavor> Receiver<F> {
             }
             waited = true;
         }
+    }
+
+    /// Whether a receive that found the ring empty settles before it waits: only one that
+    /// may wait, and whose wait starts by spinning (a sleeping strategy gives the writer
+    /// its core, and its batch, anyway).
+    #[inline]
+    fn settles(&self, deadline: Deadline) -> bool {
+        deadline != Deadline::Now
+            && matches!(
+                self.common.strategy,
+                WaitStrategy::Adaptive { .. }
+                    | WaitStrategy::Spin
+                    | WaitStrategy::SpinThenPark { .. }
+            )
     }
 
     /// Nothing to read: say why (disconnected, dead peer), or wait. `Ok(true)` when a frame

@@ -311,6 +311,11 @@ impl RecvRing for Reader {
         self.next_lane(slow)
     }
 
+    /// Settles on the lane read last: the sender most likely to be streaming.
+    fn settle(&mut self) {
+        self.lanes[self.current].settle();
+    }
+
     #[inline]
     fn frame_len(frame: &Frame) -> usize {
         frame.frame.len

@@ -279,6 +279,12 @@ pub(crate) trait RecvRing: RingSide {
     /// kernel about its producers (MPSC: frees the slots of dead ones).
     fn try_peek(&mut self, slow: bool) -> Result<Option<Self::Frame>, Self::Fault>;
 
+    /// The ring was just found empty by a receive that spins before it sleeps: lets the
+    /// writer get a batch ahead before the next look, for a ring whose reader would
+    /// otherwise read each frame the moment it is published (lanes: `LaneReader::settle`).
+    /// The default does nothing.
+    fn settle(&mut self) {}
+
     /// Payload bytes of `frame`.
     fn frame_len(frame: &Self::Frame) -> usize;
 

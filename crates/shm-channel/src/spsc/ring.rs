@@ -120,6 +120,10 @@ impl RecvRing for Reader {
         self.lane.try_peek()
     }
 
+    fn settle(&mut self) {
+        self.lane.settle();
+    }
+
     #[inline]
     fn frame_len(frame: &Frame) -> usize {
         frame.len
@@ -195,6 +199,53 @@ mod tests {
             let frame = reader.try_peek(false).unwrap().expect("a frame");
             reader.release(frame);
         }
+    }
+
+    #[test]
+    fn a_settle_that_sees_nothing_come_leaves_the_next_empty_looks_alone() {
+        let (_writer, mut reader) = ring();
+        assert!(reader.lane.settles_next());
+        reader.settle();
+        assert!(!reader.lane.settles_next(), "nothing came: back off");
+        for _ in 0..crate::shared::lane::SETTLE_BACKOFF {
+            reader.settle();
+        }
+        assert!(reader.lane.settles_next(), "the backoff ends");
+    }
+
+    #[test]
+    fn a_settle_that_sees_one_frame_come_backs_off_as_a_round_trip_reader() {
+        let (mut writer, mut reader) = ring();
+        let slot = writer.try_reserve(PAYLOAD).unwrap().unwrap();
+        writer.commit(slot, PAYLOAD);
+        writer.publish();
+        reader.settle();
+        assert!(!reader.lane.settles_next());
+        // The frame is read as ever.
+        release(&mut reader, 1);
+        assert!(reader.try_peek(false).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_settle_that_finds_a_batch_queued_keeps_settling() {
+        let (mut writer, mut reader) = ring();
+        assert_eq!(fill(&mut writer), CAPACITY / 64);
+        reader.settle();
+        assert!(reader.lane.settles_next());
+        release(&mut reader, CAPACITY / 64);
+    }
+
+    #[test]
+    fn a_reader_whose_last_look_found_a_run_does_not_settle() {
+        let (mut writer, mut reader) = ring();
+        fill(&mut writer);
+        release(&mut reader, CAPACITY / 64);
+        // Empty now, after a run of 64 frames: no settle, so no backoff either.
+        reader.settle();
+        assert!(reader.lane.settles_next());
+        // The next empty look, with no run before it, settles and sees nothing come.
+        reader.settle();
+        assert!(!reader.lane.settles_next());
     }
 
     #[test]

@@ -75,6 +75,31 @@
 //! a lane of at least 4 KiB. The hint orders nothing (Relaxed both ways): either kind of
 //! frame is read the same way, the span taken from its header.
 //!
+//! # Settling
+//!
+//! A receiver faster than its sender catches up with it and then reads each frame the
+//! moment it is published, from lines the writer is still filling. That slows the writer
+//! far more than it speeds the reader. In `scripts/experiments/keepup.c`, a sender that
+//! makes 32 private stores per message ran at 14–19 M messages a second with a receiver
+//! that keeps up, and at 53–62 M with one that is a few nanoseconds slower per message.
+//! In shm-bench, in-place typed receives made typed streams slower, not faster. It makes
+//! no difference whether the reader polls the commit word inside the frame or a separate
+//! index.
+//!
+//! So a receive that finds the ring empty, and may wait by spinning, first *settles*
+//! ([`LaneReader::settle`]). It looks only at the writer's recorded tail, three times, 64,
+//! 128 and 256 `pause`s apart, and stops once 4 KiB are queued, or once frames came and
+//! then stopped coming. Then it reads what is there as a run. Two cases skip the settle:
+//! - The last look found a run of 16 frames or more. The reader is behind anyway, or the
+//!   writer publishes in batches.
+//! - A recent settle saw at most one frame come. The writer waits for this reader, as in a
+//!   round trip, or sends rarely. Such a reader waits at once for its next 1,024 empty
+//!   looks: it pays one settle (a few µs) per thousand messages.
+//!
+//! A settle changes nothing about what is read or in which order, and orders no memory.
+//! The tail word it polls is the one [`LaneReader::queued`] already reads, so a garbage
+//! tail only ends a settle early or late. Under loom it does nothing.
+//!
 //! # What a peer may write
 //!
 //! Every word loaded from shared memory is loaded once and validated before use: a frame
@@ -97,6 +122,8 @@ mod reader;
 mod writer;
 
 pub(crate) use reader::LaneReader;
+#[cfg(test)]
+pub(crate) use reader::SETTLE_BACKOFF;
 pub(crate) use writer::LaneWriter;
 
 /// Where one lane's shared words are, and what its stores wake: an SPSC channel is one

@@ -16,6 +16,20 @@ const HINT_WINDOW: u32 = 256;
 /// is still filling.
 const NEAR: u64 = 1024;
 
+/// A settling reader (see "Settling" in the module docs) stops once this many bytes are
+/// queued (or a quarter of a smaller lane)...
+const SETTLE_BYTES: u64 = 4096;
+/// ...or after this many looks at the writer's recorded tail...
+const SETTLE_LOOKS: u32 = 3;
+/// ...the first after this many `pause`s, each later one after twice as many as the one
+/// before (448 in all: 5–7 µs on the reference machine).
+const SETTLE_FIRST_PAUSES: u32 = 64;
+/// A reader settles only if its last look found fewer frames than this in a row.
+const SETTLE_AFTER_FEWER: u32 = 16;
+/// Found empty this many times more, a reader whose last settle saw at most one frame come
+/// waits at once.
+pub(crate) const SETTLE_BACKOFF: u32 = 1024;
+
 /// The reading side's private state.
 pub(crate) struct LaneReader<L: Lane> {
     lane: L,
@@ -32,6 +46,10 @@ pub(crate) struct LaneReader<L: Lane> {
     window_frames: u32,
     /// Looks that found nothing since the last review.
     window_empty: u32,
+    /// Empty looks left before the next settle (see [`settle`](LaneReader::settle)).
+    settle_skip: u32,
+    /// Frames found since the ring was last found empty by a settling receive.
+    drained: u32,
 }
 
 impl<L: Lane> LaneReader<L> {
@@ -52,6 +70,8 @@ impl<L: Lane> LaneReader<L> {
             lined,
             window_frames: 0,
             window_empty: 0,
+            settle_skip: 0,
+            drained: 0,
         })
     }
 
@@ -80,6 +100,7 @@ impl<L: Lane> LaneReader<L> {
                     if span(frame, offset) <= to_end =>
                 {
                     self.window_frames += 1;
+                    self.drained = self.drained.saturating_add(1);
                     if self.window_frames == HINT_WINDOW {
                         self.review_line_hint();
                     }
@@ -119,6 +140,74 @@ impl<L: Lane> LaneReader<L> {
             self.lane
                 .line_hint()
                 .store(u32::from(want), Ordering::Relaxed);
+        }
+    }
+
+    /// The ring was found empty by a receive that may wait: let the writer get a batch
+    /// ahead before looking at the data again (see "Settling" in the module docs). Looks
+    /// at the writer's recorded tail a few times, a few hundred nanoseconds apart, and
+    /// stops once [`SETTLE_BYTES`] are queued, or once frames came and then stopped coming;
+    /// a settle during which nothing came (the writer waits for this reader, as in a round
+    /// trip, or is idle) leaves the next [`SETTLE_BACKOFF`] empty looks alone, so such a
+    /// reader pays it once per thousand messages.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn settle(&mut self) {
+        if cfg!(loom) {
+            // A bounded wait that orders nothing: no part of a model.
+            return;
+        }
+        if self.settle_skip > 0 {
+            self.settle_skip -= 1;
+            return;
+        }
+        if std::mem::take(&mut self.drained) >= SETTLE_AFTER_FEWER {
+            // The last look found a run of frames: this reader is behind its writer, or the
+            // writer publishes in batches. Either way it does not read on its heels.
+            return;
+        }
+        let enough = SETTLE_BYTES.min(self.lane.data().capacity() / 4);
+        let mut queued = 0;
+        for look in 0..SETTLE_LOOKS {
+            for _ in 0..(SETTLE_FIRST_PAUSES << look) {
+                std::hint::spin_loop();
+            }
+            let now = self.queued();
+            if now >= enough {
+                return;
+            }
+            if now > 0 && now == queued {
+                // Frames came, then stopped coming.
+                break;
+            }
+            queued = now;
+        }
+        if queued <= self.next_span() {
+            // One frame came at most: this writer sends one at a time (a round trip, a
+            // sparse stream), and nothing is gained by waiting for it.
+            self.settle_skip = SETTLE_BACKOFF;
+        }
+    }
+
+    /// Whether the next empty look settles (unless the look before found a run).
+    #[cfg(test)]
+    pub(crate) fn settles_next(&self) -> bool {
+        self.settle_skip == 0
+    }
+
+    /// Ring bytes of the frame at the head, if one is published there (0 if not, or if
+    /// its word is not a frame's: the next look reports that).
+    fn next_span(&self) -> u64 {
+        let offset = self.geometry.offset(self.head);
+        // SYNC: frame committed (see `LaneWriter::publish`).
+        let header_untrusted = self.lane.data().load_word(offset, Ordering::Acquire);
+        match self
+            .geometry
+            .frame(header_untrusted, self.head)
+            .and_then(Word::decode)
+        {
+            Some(word @ (Word::Data { .. } | Word::Lined { .. })) => span(word, offset),
+            _ => 0,
         }
     }
 
