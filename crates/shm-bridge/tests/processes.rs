@@ -35,6 +35,10 @@ fn main() {
             fan_in_from_three_exporter_processes_keeps_each_order,
         ),
         (
+            "frames_longer_than_a_zenoh_batch_arrive_whole_and_in_order",
+            frames_longer_than_a_zenoh_batch_arrive_whole_and_in_order,
+        ),
+        (
             "mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted",
             mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted,
         ),
@@ -174,6 +178,48 @@ fn a_typed_exporter_of_another_type_is_refused_by_its_fingerprint() {
     }
     assert_eq!(right.recv_timeout(PER_MESSAGE).unwrap(), "typed");
     assert_eq!(wrong.stats().delivered, 0);
+}
+
+/// Frames of up to 300 KiB, most longer than a zenoh batch (fragmented on the way, handed
+/// to the importer in pieces and copied from them into its local channel), the others
+/// packed whole, alternating at random: every one arrives intact and in order, nothing is
+/// refused or missed, and the stream ends closed.
+fn frames_longer_than_a_zenoh_batch_arrive_whole_and_in_order() {
+    const LARGE: usize = 300 << 10;
+    const COUNT: u64 = 300;
+    let (there, endpoint) = listening_session();
+    let here = connected_session(&endpoint);
+    let key = "test/large";
+    let mut importer = import(&there, key, 1 << 20, ImportOptions::default()).unwrap();
+    let (mut tx, rx) = shm_channel::spsc::channel(1 << 20).unwrap();
+    let exporter = export(&here, rx, key, ExportOptions::default()).unwrap();
+    assert!(importer.wait_for_exporter(PER_MESSAGE), "no exporter seen");
+    let sender = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        for seq in 0..COUNT {
+            message(tag(1, seq), LARGE, &mut buf);
+            tx.send_timeout(&buf, PER_MESSAGE).unwrap();
+        }
+    });
+    receive_checked(&mut importer, 1, 0, COUNT, LARGE);
+    sender.join().unwrap();
+    let report = exporter.join().unwrap();
+    assert_eq!(report.forwarded, COUNT);
+    assert_eq!(
+        importer.recv_timeout(PER_MESSAGE),
+        Err(ImportError::RemoteClosed)
+    );
+    let stats = importer.stats();
+    assert_eq!(
+        (
+            stats.delivered,
+            stats.refused,
+            stats.missed,
+            stats.oversized
+        ),
+        (COUNT, 0, 0, 0),
+        "{stats:?}"
+    );
 }
 
 fn mismatched_layout_old_version_and_garbage_packs_are_refused_and_counted() {

@@ -233,6 +233,65 @@ pub struct PackHeader {
     pub count: u32,
 }
 
+/// Bytes of a pack that [`PackHeader::of_lone_frame`] reads: the header and the first
+/// frame's length.
+pub(crate) const LONE_HEAD_LEN: usize = HEADER_LEN + FRAME_PREFIX_LEN;
+
+impl PackHeader {
+    /// Parses and checks the header in front of a pack (not the body behind it).
+    fn parse(head: &[u8; HEADER_LEN], expected: Layout) -> Result<PackHeader, HeaderError> {
+        let magic = word::<4>(head, 0);
+        if magic != MAGIC {
+            return Err(HeaderError::BadMagic { found: magic });
+        }
+        if head[4] != FORMAT_VERSION {
+            return Err(HeaderError::Version { found: head[4] });
+        }
+        let reserved = u16::from_le_bytes(word(head, 6));
+        let kind = match (head[5], reserved) {
+            (0, 0) => PackKind::Data,
+            (1, 0) => PackKind::End,
+            (2, 0) => PackKind::Stopped,
+            (kind, reserved) => return Err(HeaderError::Malformed { kind, reserved }),
+        };
+        let found = u32::from_le_bytes(word(head, 8));
+        if found != expected.tag() {
+            return Err(HeaderError::Layout {
+                expected: expected.tag(),
+                found,
+            });
+        }
+        Ok(PackHeader {
+            kind,
+            layout: expected,
+            count: u32::from_le_bytes(word(head, 12)),
+            publisher: u64::from_le_bytes(word(head, 16)),
+            seq: u64::from_le_bytes(word(head, 24)),
+        })
+    }
+
+    /// The header of a pack of `total` bytes that is a valid data pack of exactly one
+    /// frame, checked from its first [`LONE_HEAD_LEN`] bytes: the frame is bytes
+    /// `LONE_HEAD_LEN..total` of the pack. The importer uses it for a frame that arrived in
+    /// pieces (longer than a zenoh batch), to copy it into the local channel without first
+    /// joining the pieces. `None` for any other pack, valid or not: [`Pack::parse`] on the
+    /// whole pack then handles it (and gives the reason of a bad one).
+    pub(crate) fn of_lone_frame(
+        first: &[u8; LONE_HEAD_LEN],
+        total: usize,
+        expected: Layout,
+    ) -> Option<PackHeader> {
+        let (head, prefix) = first.split_first_chunk::<HEADER_LEN>()?;
+        let header = PackHeader::parse(head, expected).ok()?;
+        let len = usize::try_from(u32::from_le_bytes(prefix.try_into().ok()?)).ok()?;
+        let lone = header.kind == PackKind::Data
+            && header.count == 1
+            && check_count(&header).is_ok()
+            && total.checked_sub(LONE_HEAD_LEN) == Some(len);
+        lone.then_some(header)
+    }
+}
+
 /// A received pack whose header and frame lengths were all checked.
 ///
 /// ```
@@ -269,35 +328,8 @@ impl<'a> Pack<'a> {
         let Some((head, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(HeaderError::Truncated { len: bytes.len() });
         };
-        let magic = word::<4>(head, 0);
-        if magic != MAGIC {
-            return Err(HeaderError::BadMagic { found: magic });
-        }
-        if head[4] != FORMAT_VERSION {
-            return Err(HeaderError::Version { found: head[4] });
-        }
-        let reserved = u16::from_le_bytes(word(head, 6));
-        let kind = match (head[5], reserved) {
-            (0, 0) => PackKind::Data,
-            (1, 0) => PackKind::End,
-            (2, 0) => PackKind::Stopped,
-            (kind, reserved) => return Err(HeaderError::Malformed { kind, reserved }),
-        };
-        let found = u32::from_le_bytes(word(head, 8));
-        if found != expected.tag() {
-            return Err(HeaderError::Layout {
-                expected: expected.tag(),
-                found,
-            });
-        }
-        let header = PackHeader {
-            kind,
-            layout: expected,
-            count: u32::from_le_bytes(word(head, 12)),
-            publisher: u64::from_le_bytes(word(head, 16)),
-            seq: u64::from_le_bytes(word(head, 24)),
-        };
-        match kind {
+        let header = PackHeader::parse(head, expected)?;
+        match header.kind {
             PackKind::Data => check_frames(&header, body)?,
             PackKind::End | PackKind::Stopped => {
                 if header.count != 0 {
@@ -356,15 +388,21 @@ impl<'a> Pack<'a> {
     }
 }
 
+/// Checks that a data pack announces at least one frame, and sequence numbers that do not
+/// pass `u64::MAX`.
+fn check_count(header: &PackHeader) -> Result<(), HeaderError> {
+    if header.count == 0 || header.seq.checked_add(u64::from(header.count)).is_none() {
+        return Err(HeaderError::Count {
+            announced: header.count,
+            first_seq: header.seq,
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `count` frames fill a data pack's body exactly.
 fn check_frames(header: &PackHeader, body: &[u8]) -> Result<(), HeaderError> {
-    let count_error = HeaderError::Count {
-        announced: header.count,
-        first_seq: header.seq,
-    };
-    if header.count == 0 || header.seq.checked_add(u64::from(header.count)).is_none() {
-        return Err(count_error);
-    }
+    check_count(header)?;
     let mut rest = body;
     for _ in 0..header.count {
         let Some((prefix, after)) = rest.split_first_chunk::<FRAME_PREFIX_LEN>() else {
@@ -465,6 +503,39 @@ mod tests {
         );
         assert_eq!(parsed.abandoned(), 17);
         assert_eq!(parsed.frames().count(), 0);
+    }
+
+    #[test]
+    fn a_lone_frame_is_recognised_from_its_head_and_length_only() {
+        let lone = |bytes: &[u8], total: usize| {
+            let first: &[u8; LONE_HEAD_LEN] = bytes[..LONE_HEAD_LEN].try_into().unwrap();
+            PackHeader::of_lone_frame(first, total, Layout::new(7))
+        };
+        let bytes = pack(&[&[7u8; 100]]);
+        let header = PackHeader { count: 1, ..HEADER };
+        assert_eq!(lone(&bytes, bytes.len()), Some(header));
+        // A length other than the frame announces, another layout, two frames, a final
+        // pack, sequence numbers past the end: not a lone frame (parsed whole instead).
+        assert_eq!(lone(&bytes, bytes.len() + 1), None);
+        assert_eq!(lone(&bytes, bytes.len() - 1), None);
+        let first: &[u8; LONE_HEAD_LEN] = bytes[..LONE_HEAD_LEN].try_into().unwrap();
+        assert_eq!(
+            PackHeader::of_lone_frame(first, bytes.len(), Layout::new(8)),
+            None
+        );
+        let two = pack(&[b"ab", b"c"]);
+        assert_eq!(lone(&two, two.len()), None);
+        let end = PackWriter::final_pack(
+            &PackHeader {
+                kind: PackKind::End,
+                ..HEADER
+            },
+            0,
+        );
+        assert_eq!(lone(&end, end.len()), None);
+        let mut last = bytes.clone();
+        last[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(lone(&last, last.len()), None);
     }
 
     #[test]

@@ -19,16 +19,19 @@
 
 use shm_channel::Sender;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Read as _;
+use std::iter;
 use std::mem::Discriminant;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use shm_channel::{spsc, Endpoint as _, TrySendError};
+use zenoh::bytes::ZBytes;
 use zenoh::query::Query;
 use zenoh::sample::{Sample, SampleKind};
 use zenoh::Wait;
 
-use crate::header::{HeaderError, Pack, PackKind, FORMAT_VERSION};
+use crate::header::{HeaderError, Pack, PackHeader, PackKind, FORMAT_VERSION, LONE_HEAD_LEN};
 use crate::liveness::{self, TokenInfo};
 use crate::{Delivery, ImportError, Layout, RemoteStatus};
 
@@ -134,7 +137,13 @@ impl Shared {
 
     /// A sample of the data subscriber: one pack.
     pub fn on_sample(&self, sample: &Sample) {
-        let bytes = sample.payload().to_bytes();
+        let payload = sample.payload();
+        if let Some(header) = lone_frame(payload, self.layout) {
+            let frame = iter::once((header.seq, Payload::Pieces(payload)));
+            self.take(header, 0, |data, first| self.deliver(data, frame, first));
+            return;
+        }
+        let bytes = payload.to_bytes();
         let pack = match Pack::parse(&bytes, self.layout) {
             Ok(pack) => pack,
             Err(reason) => {
@@ -144,7 +153,18 @@ impl Shared {
                 return;
             }
         };
-        let header = pack.header();
+        let frames = pack
+            .frames()
+            .map(|(seq, bytes)| (seq, Payload::Whole(bytes)));
+        self.take(pack.header(), pack.abandoned(), |data, first| {
+            self.deliver(data, frames, first)
+        });
+    }
+
+    /// Takes in a checked pack: its publisher's state and sequence numbers, and its frames
+    /// through `deliver` (given the data path and the first sequence number not yet
+    /// delivered) if it is a data pack; `abandoned` is what a final pack says was left.
+    fn take(&self, header: PackHeader, abandoned: u64, deliver: impl FnOnce(&mut DataPath, u64)) {
         let mut data = lock(&self.data);
         {
             let presence = lock(&self.presence);
@@ -170,11 +190,11 @@ impl Shared {
             PackKind::Data => {
                 // Parsing checked that seq + count does not overflow.
                 *next = (*next).max(header.seq + u64::from(header.count));
-                self.deliver(&mut data, pack, first);
+                deliver(&mut data, first);
             }
             PackKind::End | PackKind::Stopped => {
                 *next = (*next).max(header.seq);
-                Counters::add(&self.counters.missed, pack.abandoned());
+                Counters::add(&self.counters.missed, abandoned);
                 let mut presence = lock(&self.presence);
                 let publisher = presence.publishers.entry(header.publisher).or_default();
                 publisher.ended = true;
@@ -183,11 +203,17 @@ impl Shared {
         }
     }
 
-    /// Puts the frames of `pack` numbered `first` and on into the local channel.
-    fn deliver(&self, data: &mut DataPath, pack: Pack<'_>, first: u64) {
+    /// Puts `frames` (sequence numbers and payloads, in order) numbered `first` and on into
+    /// the local channel.
+    fn deliver<'a>(
+        &self,
+        data: &mut DataPath,
+        frames: impl Iterator<Item = (u64, Payload<'a>)>,
+        first: u64,
+    ) {
         let max = data.tx.max_message_len();
         let (mut delivered, mut dropped, mut oversized, mut stale) = (0, 0, 0, 0);
-        for (seq, payload) in pack.frames() {
+        for (seq, payload) in frames {
             if seq < first {
                 // Never delivered twice or out of order (TCP links do not reorder; a
                 // restarted publisher takes a new id).
@@ -198,20 +224,11 @@ impl Shared {
                 oversized += 1;
                 continue;
             }
-            let sent = match self.delivery {
-                // Published at the latest after the pack (below), or when the ring fills.
-                Delivery::Block => data.tx.send_deferred(payload).map_err(|_| true),
-                Delivery::Drop => match data.tx.try_send(payload) {
-                    Ok(()) => Ok(()),
-                    Err(TrySendError::Full(())) => Err(false),
-                    Err(_) => Err(true),
-                },
-            };
-            match sent {
+            match payload.send(&mut data.tx, self.delivery) {
                 Ok(()) => delivered += 1,
-                Err(false) => dropped += 1,
+                Err(Unsent::Dropped) => dropped += 1,
                 // The importer was dropped while this pack waited: nobody to deliver to.
-                Err(true) => break,
+                Err(Unsent::Gone) => break,
             }
         }
         data.tx.flush();
@@ -347,6 +364,80 @@ impl Shared {
         drop(presence);
         drop(data);
         Ok(Decision::Over(over))
+    }
+}
+
+/// The header of `payload` if it is a data pack of one frame that arrived in several pieces
+/// (a frame longer than a zenoh batch is fragmented on the way, and zenoh hands over the
+/// fragments as they came): such a frame is copied from the pieces straight into the local
+/// channel, not joined into one buffer first. `None` for a pack in one piece, or any
+/// other: it is parsed whole.
+fn lone_frame(payload: &ZBytes, layout: Layout) -> Option<PackHeader> {
+    // In one piece: parsed whole, borrowed from zenoh's buffer.
+    payload.slices().nth(1)?;
+    let mut first = [0u8; LONE_HEAD_LEN];
+    payload.reader().read_exact(&mut first).ok()?;
+    PackHeader::of_lone_frame(&first, payload.len(), layout)
+}
+
+/// A frame's payload as it arrived.
+enum Payload<'a> {
+    /// In one piece.
+    Whole(&'a [u8]),
+    /// A lone frame's pack in pieces (see [`lone_frame`]): the payload is its bytes from
+    /// [`LONE_HEAD_LEN`] on.
+    Pieces(&'a ZBytes),
+}
+
+/// Why a frame was not put into the local channel.
+enum Unsent {
+    /// Its ring was full and the delivery drops.
+    Dropped,
+    /// The importer is gone.
+    Gone,
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Whole(bytes) => bytes.len(),
+            Payload::Pieces(pack) => pack.len() - LONE_HEAD_LEN,
+        }
+    }
+
+    /// Puts the payload into `tx` unpublished (the caller flushes), waiting for room or
+    /// dropping it when there is none, as `delivery` says.
+    fn send(&self, tx: &mut Sender<spsc::Spsc>, delivery: Delivery) -> Result<(), Unsent> {
+        let full = |e: TrySendError<()>| match e {
+            TrySendError::Full(()) => Unsent::Dropped,
+            _ => Unsent::Gone,
+        };
+        let pack = match *self {
+            Payload::Whole(bytes) => {
+                return match delivery {
+                    // Published at the latest after the pack, or when the ring fills.
+                    Delivery::Block => tx.send_deferred(bytes).map_err(|_| Unsent::Gone),
+                    Delivery::Drop => tx.try_send(bytes).map_err(full),
+                };
+            }
+            Payload::Pieces(pack) => pack,
+        };
+        let len = self.len();
+        let mut grant = match delivery {
+            Delivery::Block => tx.reserve(len).map_err(|_| Unsent::Gone)?,
+            Delivery::Drop => tx.try_reserve(len).map_err(full)?,
+        };
+        let mut skip = LONE_HEAD_LEN;
+        let mut at = 0;
+        for slice in pack.slices() {
+            let piece = slice.get(skip..).unwrap_or_default();
+            skip = skip.saturating_sub(slice.len());
+            // The pieces after the head add up to `len`, the grant's size: a write out
+            // of bounds cannot happen; if it did, the frame is dropped (and counted).
+            grant.write_at(at, piece).map_err(|_| Unsent::Dropped)?;
+            at += piece.len();
+        }
+        grant.commit_deferred(len).map_err(|_| Unsent::Dropped)
     }
 }
 
