@@ -51,7 +51,8 @@ use crate::endpoint::failure::{until_done, FromRecvFatal, SendFatal};
 use crate::endpoint::{Deadline, Endpoint, Fault, Flavor, Parts, Publish};
 use crate::spsc::Spsc;
 use crate::typed::{
-    wrap_checked, DefaultCodec, Fingerprint, FromDecodeError, RecvError, SendError, TypeMismatch,
+    recv_decoded, wrap_checked, DefaultCodec, Fingerprint, FromDecodeError, RecvError, SendError,
+    TypeMismatch,
 };
 use crate::{CodecError, TryRecvError};
 
@@ -263,12 +264,15 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, F, C> {
     /// when the ring is empty or failed (the failure is for the next call to find, or kept
     /// in `pending` if the frame was consumed).
     fn take_now(&mut self, out: &mut Vec<T>) -> Option<(usize, usize)> {
-        let scratch = &mut self.scratch;
-        let decoded = self
-            .inner
-            .recv_with::<TryRecvError<F::RecvError>, _>(Deadline::Now, |ptr, len| {
-                decode_frame::<T, C>(ptr, len, scratch, out).map(|items| (items, len))
-            });
+        let decoded = recv_decoded::<F, TryRecvError<F::RecvError>, _>(
+            &mut self.inner,
+            Deadline::Now,
+            &mut self.scratch,
+            |input| {
+                let len = input.remaining();
+                append_batch::<T, C>(input, out).map(|items| (items, len))
+            },
+        );
         match decoded {
             Ok(Ok(taken)) => Some(taken),
             Ok(Err(e)) => {
@@ -287,26 +291,20 @@ impl<T, C: BatchCodec<T>, F: Flavor> Receiver<T, F, C> {
         if let Some(e) = self.pending.take() {
             return Err(E::from_decode(e));
         }
-        let scratch = &mut self.scratch;
-        let decoded = self.inner.recv_with::<E, _>(deadline, |ptr, len| {
-            decode_frame::<T, C>(ptr, len, scratch, out)
-        })?;
-        decoded.map_err(E::from_decode)
+        recv_decoded(&mut self.inner, deadline, &mut self.scratch, |input| {
+            append_batch::<T, C>(input, out)
+        })?
+        .map_err(E::from_decode)
     }
 }
 
-/// Decodes the frame at `ptr` (`len` bytes) onto the end of `out`; how many items it held.
-fn decode_frame<T, C: BatchCodec<T>>(
-    ptr: *const u8,
-    len: usize,
-    scratch: &mut Vec<u8>,
+/// Decodes the frame `input` reads onto the end of `out`; how many items it held.
+fn append_batch<T, C: BatchCodec<T>>(
+    input: &mut FrameReader<'_>,
     out: &mut Vec<T>,
 ) -> Result<usize, CodecError> {
-    // SAFETY: the callers pass what `recv_with` hands them: a pointer valid for reads of
-    // `len` bytes until the frame is released, which is after this returns.
-    let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
     let before = out.len();
-    C::decode_batch(&mut input, out)?;
+    C::decode_batch(input, out)?;
     Ok(out.len() - before)
 }
 

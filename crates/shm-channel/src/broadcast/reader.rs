@@ -303,6 +303,7 @@ impl Reader {
 
 impl RingSide for Reader {
     type Control = Broadcast;
+    const SENDS: bool = false;
 
     fn layout(&self) -> &Layout {
         &self.layout

@@ -10,7 +10,7 @@ use super::ring::frame_span;
 use super::Broadcast;
 use crate::shared::frame::Word;
 use crate::shared::ownership;
-use crate::shared::primitive::{fence, AtomicU64};
+use crate::shared::primitive::fence;
 use crate::shared::ring::{before, notify_after_release, queued_between, RingSide, SendRing};
 use crate::Corruption;
 
@@ -196,13 +196,10 @@ impl Writer {
 
 impl RingSide for Writer {
     type Control = Broadcast;
+    const SENDS: bool = true;
 
     fn layout(&self) -> &Layout {
         &self.layout
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout.status().sender_owner
     }
 
     fn queued(&self) -> u64 {

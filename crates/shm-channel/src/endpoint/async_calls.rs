@@ -6,7 +6,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::async_wait::{cancel, poll_retry, retry, Awaitable, Waiting};
+use super::async_wait::{cancel, poll_retry, retry};
 use super::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use super::grant::{ReadGrant, WriteGrant};
 use super::receiver::copy_out;
@@ -14,18 +14,6 @@ use super::sender::Publish;
 use super::{Deadline, Fault, Flavor, Frame, Receiver, Sender, Slot};
 use crate::shared::ring::RecvRing;
 use crate::{RecvIntoError, SendError};
-
-impl<F: Flavor> Awaitable for Sender<F> {
-    fn waiting(&mut self) -> &mut dyn Waiting {
-        &mut self.common
-    }
-}
-
-impl<F: Flavor> Awaitable for Receiver<F> {
-    fn waiting(&mut self) -> &mut dyn Waiting {
-        &mut self.common
-    }
-}
 
 impl<F: Flavor> Sender<F> {
     /// Sends `msg`, waiting for room without blocking the thread (feature `tokio`).

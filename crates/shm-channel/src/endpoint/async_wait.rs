@@ -48,7 +48,7 @@ use std::os::fd::AsRawFd;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::common::Common;
+use super::common::{Common, Endpoint};
 use crate::shared::doorbells::{Doorbells, End};
 use crate::shared::ring::RingSide;
 use crate::shared::view::EventRef;
@@ -345,12 +345,6 @@ fn readable<T: AsRawFd>(fd: T) -> Option<AsyncFd<T>> {
     unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
 }
 
-/// An endpoint that can wait asynchronously: the byte endpoints, and the layers over them.
-pub(crate) trait Awaitable {
-    /// The state the endpoint's waits use.
-    fn waiting(&mut self) -> &mut dyn Waiting;
-}
-
 /// Where an endpoint's async wait lives, and how to make it.
 pub(crate) trait Waiting {
     /// The endpoint's wait, if it has waited before.
@@ -381,7 +375,7 @@ impl<R: RingSide> Waiting for Common<R> {
 
 /// One poll of `op` (the endpoint's non-blocking attempt: `None` for "not now"), waiting
 /// for the next chance when it is not ready.
-pub(crate) fn poll_retry<E: Awaitable, R>(
+pub(crate) fn poll_retry<E: Endpoint, R>(
     endpoint: &mut E,
     cx: &mut Context<'_>,
     mut op: impl FnMut(&mut E) -> Option<R>,
@@ -390,34 +384,34 @@ pub(crate) fn poll_retry<E: Awaitable, R>(
         stand_down(endpoint);
         return Poll::Ready(ready);
     }
-    let waiting = endpoint.waiting();
+    let waiting = endpoint.parts_mut().waiting();
     let mut wait = match waiting.async_wait().take() {
         Some(wait) => wait,
         None => Box::new(waiting.new_async_wait()),
     };
     let strategy = waiting.wait_strategy();
     let outcome = wait.poll(cx, strategy, || op(endpoint));
-    *endpoint.waiting().async_wait() = Some(wait);
+    *endpoint.parts_mut().waiting().async_wait() = Some(wait);
     outcome
 }
 
 /// Ends `endpoint`'s async wait, if one is under way (its operation completed).
-pub(crate) fn stand_down<E: Awaitable>(endpoint: &mut E) {
-    if let Some(wait) = endpoint.waiting().async_wait() {
+pub(crate) fn stand_down<E: Endpoint>(endpoint: &mut E) {
+    if let Some(wait) = endpoint.parts_mut().waiting().async_wait() {
         wait.stand_down();
     }
 }
 
 /// Ends `endpoint`'s async wait because its future (or stream, or sink) was dropped: a
 /// cancelled wait is never woken again (see [`AsyncWait::cancel`]).
-pub(crate) fn cancel<E: Awaitable>(endpoint: &mut E) {
-    if let Some(wait) = endpoint.waiting().async_wait() {
+pub(crate) fn cancel<E: Endpoint>(endpoint: &mut E) {
+    if let Some(wait) = endpoint.parts_mut().waiting().async_wait() {
         wait.cancel();
     }
 }
 
 /// Retries `op` until it is ready, as a future; dropping the future ends the wait.
-pub(crate) fn retry<'a, E: Awaitable, R: 'a>(
+pub(crate) fn retry<'a, E: Endpoint, R: 'a>(
     endpoint: &'a mut E,
     mut op: impl FnMut(&mut E) -> Option<R> + 'a,
 ) -> impl Future<Output = R> + 'a {
@@ -427,9 +421,9 @@ pub(crate) fn retry<'a, E: Awaitable, R: 'a>(
 
 /// Ends the wait of the endpoint it borrows when dropped (a no-op after completion, a
 /// cancel before).
-struct StandDown<'a, E: Awaitable>(&'a mut E);
+struct StandDown<'a, E: Endpoint>(&'a mut E);
 
-impl<E: Awaitable> Drop for StandDown<'_, E> {
+impl<E: Endpoint> Drop for StandDown<'_, E> {
     fn drop(&mut self) {
         cancel(self.0);
     }

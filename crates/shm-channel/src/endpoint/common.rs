@@ -189,6 +189,9 @@ pub trait Parts {
     fn min_frame(&self) -> u64;
     fn capacity(&self) -> u64;
     fn type_line(&self) -> &TypeLine;
+    /// The state the endpoint's async waits use.
+    #[cfg(feature = "tokio")]
+    fn waiting(&mut self) -> &mut dyn super::async_wait::Waiting;
 }
 
 impl<R: RingSide> Parts for Common<R> {
@@ -230,6 +233,11 @@ impl<R: RingSide> Parts for Common<R> {
 
     fn type_line(&self) -> &TypeLine {
         self.ring.layout().type_line()
+    }
+
+    #[cfg(feature = "tokio")]
+    fn waiting(&mut self) -> &mut dyn super::async_wait::Waiting {
+        self
     }
 }
 

@@ -7,14 +7,14 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::async_wait::{cancel, poll_retry, Awaitable};
+use super::async_wait::{cancel, poll_retry};
 use super::failure::SendFatal;
 use super::sender::Publish;
-use super::{Flavor, Sender};
+use super::{Endpoint, Flavor, Sender};
 use crate::SendError;
 
 /// A sender a [`SendSink`] drives: one non-blocking send of an item at a time.
-pub(crate) trait SinkSender<T>: Awaitable {
+pub(crate) trait SinkSender<T>: Endpoint {
     /// What a failed send returns, with the item back.
     type Error;
     /// Why a send failed, before the item is put back.
@@ -36,7 +36,7 @@ pub(crate) trait SinkSender<T>: Awaitable {
 /// A sender as a [`Sink`](futures_sink::Sink). An item taken by `start_send` is sent by
 /// the next `poll_ready`/`poll_flush`/`poll_close`; a sink dropped before that drops the
 /// item unsent (flush or close it first).
-pub(crate) struct SendSink<'a, S: Awaitable, T> {
+pub(crate) struct SendSink<'a, S: Endpoint, T> {
     sender: &'a mut S,
     /// The item `start_send` took, not sent yet.
     pending: Option<T>,
@@ -70,7 +70,7 @@ impl<'a, S: SinkSender<T>, T> SendSink<'a, S, T> {
 
 // The pending item is never pinned (no `Pin<&mut T>` is ever made of it): moving the sink
 // cannot break a pin guarantee, whatever `T` is.
-impl<S: Awaitable, T> Unpin for SendSink<'_, S, T> {}
+impl<S: Endpoint, T> Unpin for SendSink<'_, S, T> {}
 
 impl<S: SinkSender<T>, T> futures_sink::Sink<T> for SendSink<'_, S, T> {
     type Error = S::Error;
@@ -103,7 +103,7 @@ impl<S: SinkSender<T>, T> futures_sink::Sink<T> for SendSink<'_, S, T> {
     }
 }
 
-impl<S: Awaitable, T> Drop for SendSink<'_, S, T> {
+impl<S: Endpoint, T> Drop for SendSink<'_, S, T> {
     fn drop(&mut self) {
         cancel(self.sender);
     }

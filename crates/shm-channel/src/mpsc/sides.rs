@@ -268,13 +268,10 @@ impl Reader {
 
 impl RingSide for Reader {
     type Control = Mpsc;
+    const SENDS: bool = false;
 
     fn layout(&self) -> &Layout {
         &self.layout
-    }
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout.status().receiver_owner
     }
 
     #[inline]

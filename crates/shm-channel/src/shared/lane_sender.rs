@@ -20,8 +20,11 @@ pub(crate) trait LaneHome: Lane + Sized {
     /// The channel's region.
     fn layout(&self) -> &Layout<Self::Control>;
 
-    /// The owner slot of the writing endpoint.
-    fn owner_slot(&self) -> &AtomicU64;
+    /// The owner slot of the writing endpoint: the status line's sender owner, unless the
+    /// lane's sender has a slot of its own (MPSC).
+    fn owner_slot(&self) -> &AtomicU64 {
+        &self.layout().status().sender_owner
+    }
 
     /// The event the writing endpoint sleeps on while the lane is full.
     fn space_event(&self) -> EventRef;
@@ -54,6 +57,7 @@ impl<H: LaneHome> LaneSender<H> {
 
 impl<H: LaneHome> RingSide for LaneSender<H> {
     type Control = H::Control;
+    const SENDS: bool = true;
 
     fn layout(&self) -> &Layout<H::Control> {
         self.home().layout()

@@ -151,9 +151,19 @@ pub(crate) trait RingSide: Send + Sized {
         self.layout().view()
     }
 
-    /// The owner slot of this side's endpoint (MPSC senders and broadcast receivers have
-    /// one each; the other sides share the status line's).
-    fn owner_slot(&self) -> &AtomicU64;
+    /// Whether this is the ring's sending side (else its receiving side).
+    const SENDS: bool;
+
+    /// The owner slot of this side's endpoint: the status line's word for its side, unless
+    /// the side has slots of its own (MPSC senders and broadcast receivers have one each).
+    fn owner_slot(&self) -> &AtomicU64 {
+        let status = self.layout().status();
+        if Self::SENDS {
+            &status.sender_owner
+        } else {
+            &status.receiver_owner
+        }
+    }
 
     /// Bytes of the ring this side writes or reads: the data area (MPSC: one sender's
     /// lane).

@@ -59,10 +59,6 @@ impl LaneHome for Layout {
         self
     }
 
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.status().sender_owner
-    }
-
     fn space_event(&self) -> EventRef {
         crate::shared::layout::Layout::space_event(self)
     }
@@ -93,10 +89,7 @@ impl Reader {
 
 impl RingSide for Reader {
     type Control = Spsc;
-
-    fn owner_slot(&self) -> &AtomicU64 {
-        &self.layout().status().receiver_owner
-    }
+    const SENDS: bool = false;
 
     fn layout(&self) -> &Layout {
         self.lane.lane()

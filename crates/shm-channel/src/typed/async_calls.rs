@@ -9,23 +9,11 @@ use std::task::{Context, Poll};
 
 use super::{Receiver, RecvError, SendError, Sender, TypedFailure};
 use crate::codec::{Codec, FrameReader};
-use crate::endpoint::async_wait::{cancel, poll_retry, retry, Awaitable, Waiting};
+use crate::endpoint::async_wait::{cancel, poll_retry, retry};
 use crate::endpoint::failure::{FromRecvFatal, RecvFatal, SendFailure, SendFatal};
 use crate::endpoint::sink::{SendSink, SinkSender};
 use crate::endpoint::{end_at_disconnect, Deadline, Fault, Flavor};
 use crate::CodecError;
-
-impl<T, C, F: Flavor> Awaitable for Sender<T, F, C> {
-    fn waiting(&mut self) -> &mut dyn Waiting {
-        self.inner.waiting()
-    }
-}
-
-impl<T, C, F: Flavor> Awaitable for Receiver<T, F, C> {
-    fn waiting(&mut self) -> &mut dyn Waiting {
-        self.inner.waiting()
-    }
-}
 
 /// Why an async typed send failed, before the value is put back.
 pub(crate) enum Failed {

@@ -392,20 +392,32 @@ impl<T, C: Codec<T>, F: Flavor> Receiver<T, F, C> {
         deadline: Deadline,
         decode: impl FnOnce(&mut FrameReader<'_>) -> Result<R, CodecError>,
     ) -> Result<R, E> {
-        let scratch = &mut self.scratch;
-        let value = self.inner.recv_with::<E, _>(deadline, |ptr, len| {
-            // SAFETY: `recv_with` hands a pointer valid for reads of `len` bytes until the
-            // frame is released, which is after this closure returns.
-            let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
-            decode(&mut input)
-        })?;
-        value.map_err(E::from_decode)
+        recv_decoded(&mut self.inner, deadline, &mut self.scratch, decode)?.map_err(E::from_decode)
     }
 
     /// A blocking iterator over values; it ends when no value can come any more.
     pub fn iter(&mut self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv().ok())
     }
+}
+
+/// Waits (until `deadline`) for the next frame of `inner` and decodes it with `decode`, from
+/// a reader over the frame (which copies it into `scratch` for codecs that decode from a
+/// slice): the receive of the typed and bulk receivers. The outer error is the channel's,
+/// the inner one the codec's.
+#[inline]
+pub(crate) fn recv_decoded<F: Flavor, E: FromRecvFatal<Fault<F>>, R>(
+    inner: &mut crate::Receiver<F>,
+    deadline: Deadline,
+    scratch: &mut Vec<u8>,
+    decode: impl FnOnce(&mut FrameReader<'_>) -> Result<R, CodecError>,
+) -> Result<Result<R, CodecError>, E> {
+    inner.recv_with::<E, _>(deadline, |ptr, len| {
+        // SAFETY: `recv_with` hands a pointer valid for reads of `len` bytes until the
+        // frame is released, which is after this closure returns.
+        let mut input = unsafe { FrameReader::new(ptr, len, scratch) };
+        decode(&mut input)
+    })
 }
 
 /// The end `wrap` makes of byte end `inner` (a typed or bulk end), once `fingerprint` is
